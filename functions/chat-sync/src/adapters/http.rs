@@ -1,0 +1,88 @@
+//! What the HubSpot and Stream clients share: the HTTP client and the mapping of responses to `UpstreamError`.
+
+use crate::ports::UpstreamError;
+use reqwest::{header::HeaderMap, Response, StatusCode};
+use std::time::{Duration, Instant};
+
+/// Shortest time worth starting a request in.
+const MIN_ATTEMPT: Duration = Duration::from_millis(50);
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(2))
+        .pool_idle_timeout(Duration::from_secs(50))
+        .user_agent(concat!("chat-sync/", env!("CARGO_PKG_VERSION")))
+        .build()
+        // Building only fails if the TLS backend cannot initialise, which is a broken deployment, not input.
+        .unwrap_or_else(|_| reqwest::Client::new())
+}
+
+/// Time left for one attempt, capped at `per_attempt`; `None` if too little is left to try.
+pub fn attempt_timeout(deadline: Instant, per_attempt: Duration) -> Option<Duration> {
+    let remaining = deadline.saturating_duration_since(Instant::now());
+    (remaining >= MIN_ATTEMPT).then(|| remaining.min(per_attempt))
+}
+
+pub fn out_of_time(service: &'static str) -> UpstreamError {
+    UpstreamError::Timeout { service }
+}
+
+pub fn transport_error(service: &'static str, error: reqwest::Error) -> UpstreamError {
+    if error.is_timeout() {
+        UpstreamError::Timeout { service }
+    } else {
+        // Connect errors and resets: the request did not complete; safe to retry. No URL in the detail:
+        // query strings can carry keys.
+        UpstreamError::Unavailable {
+            service,
+            detail: error.without_url().to_string(),
+        }
+    }
+}
+
+/// Maps a non-success status to an error; `rate_limit` reads service-specific 429 details.
+pub async fn status_error(
+    service: &'static str,
+    response: Response,
+    rate_limit: impl Fn(&HeaderMap, &str) -> (Option<Duration>, bool),
+) -> UpstreamError {
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = response.text().await.unwrap_or_default();
+    let detail = summary(&body);
+    match status {
+        StatusCode::TOO_MANY_REQUESTS => {
+            let (hinted, daily) = rate_limit(&headers, &body);
+            let retry_after = retry_after_header(&headers).or(hinted);
+            UpstreamError::RateLimited {
+                service,
+                retry_after,
+                daily,
+            }
+        }
+        StatusCode::REQUEST_TIMEOUT | StatusCode::LOCKED => {
+            UpstreamError::Unavailable { service, detail }
+        }
+        s if s.is_server_error() => UpstreamError::Unavailable { service, detail },
+        s => UpstreamError::Rejected {
+            service,
+            status: s.as_u16(),
+            detail,
+        },
+    }
+}
+
+fn retry_after_header(headers: &HeaderMap) -> Option<Duration> {
+    let value = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
+    let seconds: u64 = value.trim().parse().ok()?;
+    Some(Duration::from_secs(seconds.min(60)))
+}
+
+/// The error's message, short, for logs and error responses.
+fn summary(body: &str) -> String {
+    let message = serde_json::from_str::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v.get("message").and_then(|m| m.as_str()).map(str::to_owned))
+        .unwrap_or_else(|| body.to_owned());
+    message.chars().take(300).collect()
+}

@@ -1,0 +1,7 @@
+//! Adapters: the HTTP clients and the DynamoDB store that implement the ports.
+
+pub mod backoff;
+pub mod dynamo;
+mod http;
+pub mod hubspot;
+pub mod stream;

@@ -1,0 +1,431 @@
+//! Configuration from the environment, checked once at cold start. Secrets come from the environment locally and
+//! from AWS Secrets Manager when deployed (`<NAME>_SECRET_ARN`); they are never logged.
+
+use crate::domain::{ChannelType, UserId};
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// A configuration problem, naming the variable.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration error: {variable} {problem}")]
+pub struct ConfigError {
+    pub variable: String,
+    pub problem: String,
+}
+
+impl ConfigError {
+    fn new(variable: &str, problem: impl Into<String>) -> Self {
+        Self {
+            variable: variable.to_owned(),
+            problem: problem.into(),
+        }
+    }
+}
+
+/// Where configuration values come from: a snapshot of the environment (tests pass their own map).
+#[derive(Debug, Clone, Default)]
+pub struct Env {
+    vars: HashMap<String, String>,
+}
+
+impl Env {
+    pub fn from_process() -> Self {
+        Self {
+            vars: std::env::vars().collect(),
+        }
+    }
+
+    pub fn from_pairs<I, K, V>(pairs: I) -> Self
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: Into<String>,
+        V: Into<String>,
+    {
+        Self {
+            vars: pairs
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        }
+    }
+
+    fn get(&self, name: &str) -> Option<&str> {
+        self.vars
+            .get(name)
+            .map(|v| v.trim())
+            .filter(|v| !v.is_empty())
+    }
+
+    pub fn required(&self, name: &str) -> Result<String, ConfigError> {
+        self.get(name)
+            .map(str::to_owned)
+            .ok_or_else(|| ConfigError::new(name, "is not set"))
+    }
+
+    pub fn optional(&self, name: &str, default: &str) -> String {
+        self.get(name).unwrap_or(default).to_owned()
+    }
+
+    /// A base URL: http(s), no trailing slash.
+    pub fn url(&self, name: &str, default: &str) -> Result<String, ConfigError> {
+        let value = self.optional(name, default);
+        if !(value.starts_with("https://") || value.starts_with("http://")) {
+            return Err(ConfigError::new(name, "must be an http(s) URL"));
+        }
+        Ok(value.trim_end_matches('/').to_owned())
+    }
+
+    pub fn seconds(
+        &self,
+        name: &str,
+        default: u64,
+        range: std::ops::RangeInclusive<u64>,
+    ) -> Result<Duration, ConfigError> {
+        self.number(name, default, range).map(Duration::from_secs)
+    }
+
+    pub fn millis(
+        &self,
+        name: &str,
+        default: u64,
+        range: std::ops::RangeInclusive<u64>,
+    ) -> Result<Duration, ConfigError> {
+        self.number(name, default, range).map(Duration::from_millis)
+    }
+
+    fn number(
+        &self,
+        name: &str,
+        default: u64,
+        range: std::ops::RangeInclusive<u64>,
+    ) -> Result<u64, ConfigError> {
+        let Some(raw) = self.get(name) else {
+            return Ok(default);
+        };
+        let value: u64 = raw
+            .parse()
+            .map_err(|_| ConfigError::new(name, format!("must be a whole number, got {raw:?}")))?;
+        if !range.contains(&value) {
+            return Err(ConfigError::new(
+                name,
+                format!("must be between {} and {}", range.start(), range.end()),
+            ));
+        }
+        Ok(value)
+    }
+
+    /// A secret: `NAME` itself (local), or the secret whose ARN is in `NAME_SECRET_ARN` (deployed).
+    pub async fn secret(
+        &self,
+        name: &str,
+        secrets: &dyn SecretSource,
+    ) -> Result<String, ConfigError> {
+        if let Some(value) = self.get(name) {
+            return Ok(value.to_owned());
+        }
+        let arn_variable = format!("{name}_SECRET_ARN");
+        let Some(arn) = self.get(&arn_variable) else {
+            return Err(ConfigError::new(
+                name,
+                format!("is not set (nor is {arn_variable})"),
+            ));
+        };
+        secrets
+            .secret_string(arn)
+            .await
+            .map(|v| v.trim().to_owned())
+            .map_err(|problem| ConfigError::new(&arn_variable, problem))
+    }
+}
+
+/// Reads a secret's value by ARN (AWS Secrets Manager when deployed).
+#[async_trait::async_trait]
+pub trait SecretSource: Send + Sync {
+    async fn secret_string(&self, arn: &str) -> Result<String, String>;
+}
+
+/// AWS Secrets Manager.
+pub struct SecretsManager(aws_sdk_secretsmanager::Client);
+
+impl SecretsManager {
+    pub fn new(config: &aws_config::SdkConfig) -> Self {
+        Self(aws_sdk_secretsmanager::Client::new(config))
+    }
+}
+
+#[async_trait::async_trait]
+impl SecretSource for SecretsManager {
+    async fn secret_string(&self, arn: &str) -> Result<String, String> {
+        let output = self
+            .0
+            .get_secret_value()
+            .secret_id(arn)
+            .send()
+            .await
+            .map_err(|e| {
+                use aws_sdk_secretsmanager::error::ProvideErrorMetadata;
+                format!(
+                    "could not be read from Secrets Manager ({})",
+                    e.code().unwrap_or("unreachable")
+                )
+            })?;
+        output
+            .secret_string
+            .filter(|v| !v.trim().is_empty())
+            .ok_or_else(|| "names a secret with no string value".to_owned())
+    }
+}
+
+/// The browser origins allowed to call the registration API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AllowedOrigins {
+    Any,
+    List(Vec<String>),
+}
+
+impl AllowedOrigins {
+    pub fn parse(raw: &str) -> Result<Self, ConfigError> {
+        let origins: Vec<String> = raw
+            .split(',')
+            .map(|o| o.trim().trim_end_matches('/').to_owned())
+            .filter(|o| !o.is_empty())
+            .collect();
+        if origins.iter().any(|o| o == "*") {
+            // `*` is honoured only alone, so nobody gets it by accident inside a list.
+            return if origins.len() == 1 {
+                Ok(AllowedOrigins::Any)
+            } else {
+                Err(ConfigError::new(
+                    "ALLOWED_ORIGINS",
+                    "may be * alone, not * within a list",
+                ))
+            };
+        }
+        for origin in &origins {
+            if !(origin.starts_with("https://") || origin.starts_with("http://")) {
+                return Err(ConfigError::new(
+                    "ALLOWED_ORIGINS",
+                    format!("has {origin:?}, which is not an http(s) origin"),
+                ));
+            }
+        }
+        Ok(AllowedOrigins::List(origins))
+    }
+
+    /// The value for `Access-Control-Allow-Origin`, if this origin may call us.
+    pub fn allow(&self, origin: &str) -> Option<String> {
+        match self {
+            AllowedOrigins::Any => Some("*".to_owned()),
+            AllowedOrigins::List(list) => list.iter().find(|o| o.as_str() == origin).cloned(),
+        }
+    }
+}
+
+pub struct HubSpotSettings {
+    pub base_url: String,
+    pub access_token: String,
+}
+
+impl HubSpotSettings {
+    pub async fn load(env: &Env, secrets: &dyn SecretSource) -> Result<Self, ConfigError> {
+        Ok(Self {
+            base_url: env.url(
+                "HUBSPOT_BASE_URL",
+                crate::adapters::hubspot::DEFAULT_BASE_URL,
+            )?,
+            access_token: env.secret("HUBSPOT_ACCESS_TOKEN", secrets).await?,
+        })
+    }
+}
+
+pub struct StreamSettings {
+    pub base_url: String,
+    pub api_key: String,
+    pub api_secret: String,
+}
+
+impl StreamSettings {
+    pub async fn load(env: &Env, secrets: &dyn SecretSource) -> Result<Self, ConfigError> {
+        Ok(Self {
+            base_url: env.url("STREAM_BASE_URL", crate::adapters::stream::DEFAULT_BASE_URL)?,
+            api_key: env.required("STREAM_API_KEY")?,
+            api_secret: env.secret("STREAM_API_SECRET", secrets).await?,
+        })
+    }
+}
+
+/// What the registration Lambda needs.
+pub struct RegistrationSettings {
+    pub channel_type: ChannelType,
+    pub support_agent_id: UserId,
+    pub support_agent_name: String,
+    pub visitor_token_ttl: Duration,
+    pub allowed_origins: AllowedOrigins,
+}
+
+impl RegistrationSettings {
+    pub fn load(env: &Env) -> Result<Self, ConfigError> {
+        let channel_type = ChannelType::parse(&env.optional("STREAM_CHANNEL_TYPE", "messaging"))
+            .map_err(|e| ConfigError::new("STREAM_CHANNEL_TYPE", e.reason))?;
+        let support_agent_id = UserId::parse(
+            "SUPPORT_AGENT_ID",
+            &env.optional("SUPPORT_AGENT_ID", "support-agent"),
+        )
+        .map_err(|e| ConfigError::new("SUPPORT_AGENT_ID", e.reason))?;
+        let support_agent_name = env.optional("SUPPORT_AGENT_NAME", "Support");
+        if support_agent_name.chars().count() > 100
+            || support_agent_name.chars().any(char::is_control)
+        {
+            return Err(ConfigError::new(
+                "SUPPORT_AGENT_NAME",
+                "must be at most 100 characters, no control characters",
+            ));
+        }
+        Ok(Self {
+            channel_type,
+            support_agent_id,
+            support_agent_name,
+            visitor_token_ttl: env.seconds(
+                "VISITOR_TOKEN_TTL_SECONDS",
+                86_400,
+                60..=30 * 86_400,
+            )?,
+            allowed_origins: AllowedOrigins::parse(&env.optional("ALLOWED_ORIGINS", ""))?,
+        })
+    }
+}
+
+/// How the transcript flusher spends its time (see `sync`).
+#[derive(Debug, Clone, Copy)]
+pub struct FlushSettings {
+    /// After this long a webhook starts no new HubSpot write: it answers Stream and leaves the rest to the next
+    /// webhook or the sweeper. A write already started may run for `write_timeout` more, so a webhook answers
+    /// within `webhook_budget + write_timeout` at worst (well inside Stream's 6 s).
+    pub webhook_budget: Duration,
+    /// How long a holder waits for more messages of a burst before rendering (group commit).
+    pub linger: Duration,
+    /// Lease length; renewed before every HubSpot write.
+    pub lease_ttl: Duration,
+    /// Longest single HubSpot write.
+    pub write_timeout: Duration,
+}
+
+impl FlushSettings {
+    pub fn load(env: &Env) -> Result<Self, ConfigError> {
+        let settings = Self {
+            webhook_budget: env.millis("WEBHOOK_FLUSH_BUDGET_MS", 1_000, 0..=3_000)?,
+            linger: env.millis("FLUSH_LINGER_MS", 150, 0..=1_000)?,
+            lease_ttl: env.seconds("LEASE_TTL_SECONDS", 15, 5..=300)?,
+            write_timeout: env.millis("HUBSPOT_WRITE_TIMEOUT_MS", 2_000, 100..=2_500)?,
+        };
+        if settings.write_timeout * 2 >= settings.lease_ttl {
+            return Err(ConfigError::new(
+                "LEASE_TTL_SECONDS",
+                "must be more than twice HUBSPOT_WRITE_TIMEOUT_MS, so a lease never expires under a write",
+            ));
+        }
+        Ok(settings)
+    }
+}
+
+impl Default for FlushSettings {
+    fn default() -> Self {
+        Self {
+            webhook_budget: Duration::from_millis(1_000),
+            linger: Duration::from_millis(150),
+            lease_ttl: Duration::from_secs(15),
+            write_timeout: Duration::from_secs(2),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct NoSecrets;
+
+    #[async_trait::async_trait]
+    impl SecretSource for NoSecrets {
+        async fn secret_string(&self, arn: &str) -> Result<String, String> {
+            if arn == "arn:good" {
+                Ok("from-secrets-manager\n".into())
+            } else {
+                Err("could not be read".into())
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn secrets_come_from_env_or_secret_arn() {
+        let env = Env::from_pairs([("HUBSPOT_ACCESS_TOKEN", "pat-1")]);
+        assert_eq!(
+            env.secret("HUBSPOT_ACCESS_TOKEN", &NoSecrets)
+                .await
+                .expect("set"),
+            "pat-1"
+        );
+        let env = Env::from_pairs([("HUBSPOT_ACCESS_TOKEN_SECRET_ARN", "arn:good")]);
+        assert_eq!(
+            env.secret("HUBSPOT_ACCESS_TOKEN", &NoSecrets)
+                .await
+                .expect("resolved"),
+            "from-secrets-manager"
+        );
+        let env = Env::from_pairs([("HUBSPOT_ACCESS_TOKEN_SECRET_ARN", "arn:bad")]);
+        let err = env
+            .secret("HUBSPOT_ACCESS_TOKEN", &NoSecrets)
+            .await
+            .expect_err("unreadable");
+        assert_eq!(err.variable, "HUBSPOT_ACCESS_TOKEN_SECRET_ARN");
+        let err = Env::default()
+            .secret("STREAM_API_SECRET", &NoSecrets)
+            .await
+            .expect_err("missing");
+        assert!(
+            err.to_string().contains("STREAM_API_SECRET is not set"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn malformed_values_name_the_variable() {
+        let env = Env::from_pairs([("VISITOR_TOKEN_TTL_SECONDS", "soon")]);
+        let err = RegistrationSettings::load(&env).err().expect("invalid");
+        assert_eq!(err.variable, "VISITOR_TOKEN_TTL_SECONDS");
+        let env = Env::from_pairs([("HUBSPOT_BASE_URL", "api.hubapi.com")]);
+        assert_eq!(
+            env.url("HUBSPOT_BASE_URL", "https://x")
+                .expect_err("no scheme")
+                .variable,
+            "HUBSPOT_BASE_URL"
+        );
+        let env = Env::from_pairs([("SUPPORT_AGENT_ID", "Support Agent")]);
+        assert_eq!(
+            RegistrationSettings::load(&env)
+                .err()
+                .expect("invalid")
+                .variable,
+            "SUPPORT_AGENT_ID"
+        );
+    }
+
+    #[test]
+    fn origins_star_only_when_alone() {
+        assert_eq!(AllowedOrigins::parse("*").expect("ok"), AllowedOrigins::Any);
+        assert!(AllowedOrigins::parse("https://a.example, *").is_err());
+        assert!(AllowedOrigins::parse("a.example").is_err());
+        let list = AllowedOrigins::parse("https://a.example/, https://b.example").expect("ok");
+        assert_eq!(
+            list.allow("https://a.example").as_deref(),
+            Some("https://a.example")
+        );
+        assert_eq!(list.allow("https://evil.example"), None);
+        assert_eq!(
+            AllowedOrigins::parse("")
+                .expect("empty")
+                .allow("https://a.example"),
+            None
+        );
+    }
+}

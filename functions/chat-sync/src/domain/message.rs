@@ -1,0 +1,153 @@
+//! Chat messages as the transcript sees them.
+
+use super::{ChannelRef, Invalid, MessageId};
+use std::fmt;
+use time::{
+    format_description::well_known::Rfc3339, macros::format_description, OffsetDateTime, UtcOffset,
+};
+
+/// A UTC instant with microsecond precision. Its `key()` form has a fixed width, so it sorts as text
+/// (DynamoDB sort keys) in time order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Timestamp(OffsetDateTime);
+
+impl Timestamp {
+    pub fn now() -> Self {
+        Self::from_datetime(OffsetDateTime::now_utc())
+    }
+
+    pub fn from_datetime(value: OffsetDateTime) -> Self {
+        let utc = value.to_offset(UtcOffset::UTC);
+        let micros = utc.microsecond();
+        Self(utc.replace_nanosecond(micros * 1_000).unwrap_or(utc))
+    }
+
+    pub fn from_unix_seconds(seconds: i64) -> Option<Self> {
+        OffsetDateTime::from_unix_timestamp(seconds)
+            .ok()
+            .map(Self::from_datetime)
+    }
+
+    pub fn parse(field: &'static str, raw: &str) -> Result<Self, Invalid> {
+        OffsetDateTime::parse(raw, &Rfc3339)
+            .map(Self::from_datetime)
+            .map_err(|_| Invalid::new(field, "must be an RFC 3339 timestamp"))
+    }
+
+    /// `2026-11-24T10:00:05.123000Z`: fixed width, sorts lexicographically.
+    pub fn key(&self) -> String {
+        let format = format_description!(
+            "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z"
+        );
+        self.0.format(&format).unwrap_or_default()
+    }
+
+    /// `2026-11-24 10:00:05 UTC`, the transcript's form.
+    pub fn human(&self) -> String {
+        let format = format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC");
+        self.0.format(&format).unwrap_or_default()
+    }
+
+    /// RFC 3339 with seconds precision, for API responses.
+    pub fn rfc3339(&self) -> String {
+        let format = format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
+        self.0.format(&format).unwrap_or_default()
+    }
+
+    pub fn unix_seconds(&self) -> i64 {
+        self.0.unix_timestamp()
+    }
+
+    pub fn unix_millis(&self) -> i64 {
+        (self.0.unix_timestamp_nanos() / 1_000_000) as i64
+    }
+}
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.key())
+    }
+}
+
+/// Who wrote a line: the registered visitor of the channel, or anyone else (the support side).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Visitor,
+    Agent,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Visitor => "visitor",
+            Role::Agent => "agent",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Self {
+        if raw == "visitor" {
+            Role::Visitor
+        } else {
+            Role::Agent
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Author {
+    /// Stream user id as sent (not trusted for anything but comparing with the channel's visitor).
+    pub id: String,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageKind {
+    New,
+    Updated,
+    Deleted,
+}
+
+/// One accepted webhook's worth of change to a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageChange {
+    pub kind: MessageKind,
+    pub channel: ChannelRef,
+    pub message_id: MessageId,
+    pub author: Author,
+    pub text: String,
+    pub attachments: Vec<String>,
+    pub created_at: Timestamp,
+    /// Version of this state of the message: `updated_at` (or `deleted_at`). Newer wins.
+    pub updated_at: Timestamp,
+    pub edited: bool,
+}
+
+/// A message as stored and rendered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredMessage {
+    pub message_id: MessageId,
+    pub cid: String,
+    pub author_name: String,
+    pub role: Role,
+    pub text: String,
+    pub attachments: Vec<String>,
+    pub created_at: Timestamp,
+    pub edited: bool,
+    pub deleted: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_normalise_to_sortable_keys() {
+        let a = Timestamp::parse("t", "2026-11-24T10:00:00.123Z").expect("valid");
+        let b = Timestamp::parse("t", "2026-11-24T11:00:00.000000001+01:00").expect("valid");
+        assert_eq!(a.key(), "2026-11-24T10:00:00.123000Z");
+        assert_eq!(b.key(), "2026-11-24T10:00:00.000000Z");
+        assert!(b.key() < a.key());
+        assert_eq!(a.human(), "2026-11-24 10:00:00 UTC");
+        assert!(Timestamp::parse("t", "yesterday").is_err());
+    }
+}

@@ -1,0 +1,355 @@
+//! Renders a contact's transcript from its stored messages. Pure: the same messages always give the same text,
+//! which is what makes rewriting the whole property idempotent.
+
+use super::{Role, StoredMessage, Timestamp};
+
+/// HubSpot's limit for a string property, counted in UTF-16 code units (what HubSpot's Java backend counts).
+pub const HUBSPOT_PROPERTY_LIMIT: usize = 65_536;
+
+/// One message line is capped so that the newest line always fits, whatever its size.
+pub const MAX_LINE: usize = 8_000;
+
+/// A conversation (one Stream channel) of the contact.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Conversation {
+    pub cid: String,
+    pub channel_id: String,
+    pub started_at: Timestamp,
+}
+
+/// Length as HubSpot counts it.
+pub fn text_len(text: &str) -> usize {
+    text.encode_utf16().count()
+}
+
+/// Renders every conversation that has messages, oldest first, messages in `created_at` order (message id as
+/// tiebreak). If the result would exceed `limit`, the newest lines are kept and a first line says how many earlier
+/// messages were left out.
+pub fn render(conversations: &[Conversation], messages: &[StoredMessage], limit: usize) -> String {
+    let mut ordered: Vec<&StoredMessage> = messages.iter().collect();
+    let started = |cid: &str| {
+        conversations
+            .iter()
+            .find(|c| c.cid == cid)
+            .map(|c| c.started_at)
+    };
+    // Conversations first (by start, then cid), then messages by time within each.
+    ordered.sort_by(|a, b| {
+        let key = |m: &StoredMessage| (started(&m.cid).unwrap_or(m.created_at), m.cid.clone());
+        key(a)
+            .cmp(&key(b))
+            .then_with(|| a.created_at.cmp(&b.created_at))
+            .then_with(|| a.message_id.cmp(&b.message_id))
+    });
+
+    let header = |message: &StoredMessage| {
+        let conversation = conversations.iter().find(|c| c.cid == message.cid);
+        let (name, at) = match conversation {
+            Some(c) => (c.channel_id.as_str(), c.started_at),
+            None => (message.cid.as_str(), message.created_at),
+        };
+        format!("=== Conversation {name} started {} ===", at.human())
+    };
+    let lines: Vec<String> = ordered.iter().map(|m| render_line(m)).collect();
+    let opens_group = |i: usize| i == 0 || ordered[i - 1].cid != ordered[i].cid;
+
+    // Keep the longest suffix that fits. Exact length of the output for a kept suffix: every line plus its
+    // newline, every kept group's header, a blank line between groups, and the notice line if anything was cut.
+    let n = ordered.len();
+    let mut start = n;
+    let mut used = 0usize;
+    for i in (0..n).rev() {
+        let mut add = text_len(&lines[i]) + 1;
+        let closes_group = i + 1 == n || ordered[i + 1].cid != ordered[i].cid;
+        if closes_group {
+            add += text_len(&header(ordered[i])) + if i + 1 == n { 0 } else { 2 };
+        }
+        let notice = if i > 0 { notice_len(i) } else { 0 };
+        // The newest line is always kept: MAX_LINE guarantees it fits any realistic limit.
+        if start < n && used + add + notice > limit {
+            break;
+        }
+        used += add;
+        start = i;
+    }
+
+    let mut out = String::new();
+    if start > 0 {
+        out.push_str(&notice(start));
+        out.push('\n');
+    }
+    for i in start..n {
+        if i == start || opens_group(i) {
+            if i != start {
+                out.push('\n');
+            }
+            out.push_str(&header(ordered[i]));
+            out.push('\n');
+        }
+        out.push_str(&lines[i]);
+        out.push('\n');
+    }
+    out.pop();
+    out
+}
+
+fn notice(omitted: usize) -> String {
+    let noun = if omitted == 1 { "message" } else { "messages" };
+    format!("[{omitted} earlier {noun} not shown]")
+}
+
+fn notice_len(omitted: usize) -> usize {
+    text_len(&notice(omitted)) + 1
+}
+
+/// `[2026-11-24 10:00:05 UTC] Ada Lovelace (visitor): text (edited)`.
+pub fn render_line(message: &StoredMessage) -> String {
+    let role = match message.role {
+        Role::Visitor => "visitor",
+        Role::Agent => "agent",
+    };
+    let mut body = if message.deleted {
+        "(message deleted)".to_owned()
+    } else {
+        let mut body = clean(&message.text);
+        for url in &message.attachments {
+            if !body.is_empty() {
+                body.push(' ');
+            }
+            body.push_str("[attachment: ");
+            body.push_str(&clean(url));
+            body.push(']');
+        }
+        if message.edited {
+            body.push_str(" (edited)");
+        }
+        body
+    };
+    let author = clean(&message.author_name);
+    let author = if author.is_empty() {
+        "Unknown"
+    } else {
+        author.as_str()
+    };
+    let prefix = format!("[{}] {author} ({role}): ", message.created_at.human());
+    let room = MAX_LINE.saturating_sub(text_len(&prefix));
+    if text_len(&body) > room {
+        body = truncate_utf16(&body, room.saturating_sub(1));
+        body.push('…');
+    }
+    prefix + &body
+}
+
+/// Keeps line breaks (indented so they read as part of the line), drops other control characters.
+fn clean(text: &str) -> String {
+    let normalised = text.replace("\r\n", "\n");
+    let mut out = String::with_capacity(normalised.len());
+    for c in normalised.trim().chars() {
+        match c {
+            '\n' => out.push_str("\n    "),
+            '\t' => out.push(' '),
+            c if c.is_control() => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn truncate_utf16(text: &str, max: usize) -> String {
+    let mut used = 0;
+    let mut out = String::new();
+    for c in text.chars() {
+        used += c.len_utf16();
+        if used > max {
+            break;
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::MessageId;
+
+    fn at(raw: &str) -> Timestamp {
+        Timestamp::parse("t", raw).expect("valid time")
+    }
+
+    fn message(id: &str, cid: &str, time: &str, role: Role, text: &str) -> StoredMessage {
+        StoredMessage {
+            message_id: MessageId::parse(id).expect("valid id"),
+            cid: cid.into(),
+            author_name: if role == Role::Visitor {
+                "Ada Lovelace"
+            } else {
+                "Support"
+            }
+            .into(),
+            role,
+            text: text.into(),
+            attachments: vec![],
+            created_at: at(time),
+            edited: false,
+            deleted: false,
+        }
+    }
+
+    fn conversation(id: &str, time: &str) -> Conversation {
+        Conversation {
+            cid: format!("messaging:{id}"),
+            channel_id: id.into(),
+            started_at: at(time),
+        }
+    }
+
+    #[test]
+    fn renders_conversations_in_order_with_markers() {
+        let conversations = [
+            conversation("chat-b", "2026-11-25T09:00:00Z"),
+            conversation("chat-a", "2026-11-24T10:00:00Z"),
+        ];
+        let mut edited = message(
+            "m3",
+            "messaging:chat-a",
+            "2026-11-24T10:00:09Z",
+            Role::Visitor,
+            "thanks!",
+        );
+        edited.edited = true;
+        let mut deleted = message(
+            "m4",
+            "messaging:chat-b",
+            "2026-11-25T09:00:01Z",
+            Role::Visitor,
+            "secret",
+        );
+        deleted.deleted = true;
+        let mut with_file = message(
+            "m2",
+            "messaging:chat-a",
+            "2026-11-24T10:00:07Z",
+            Role::Agent,
+            "see",
+        );
+        with_file.attachments = vec!["https://cdn.example.com/a.png".into()];
+        let messages = [
+            deleted,
+            edited,
+            message(
+                "m1",
+                "messaging:chat-a",
+                "2026-11-24T10:00:05Z",
+                Role::Visitor,
+                "hello\nthere",
+            ),
+            with_file,
+        ];
+        let text = render(&conversations, &messages, HUBSPOT_PROPERTY_LIMIT);
+        assert_eq!(
+            text,
+            "=== Conversation chat-a started 2026-11-24 10:00:00 UTC ===\n\
+             [2026-11-24 10:00:05 UTC] Ada Lovelace (visitor): hello\n    there\n\
+             [2026-11-24 10:00:07 UTC] Support (agent): see [attachment: https://cdn.example.com/a.png]\n\
+             [2026-11-24 10:00:09 UTC] Ada Lovelace (visitor): thanks! (edited)\n\
+             \n\
+             === Conversation chat-b started 2026-11-25 09:00:00 UTC ===\n\
+             [2026-11-25 09:00:01 UTC] Ada Lovelace (visitor): (message deleted)"
+        );
+    }
+
+    #[test]
+    fn same_instant_orders_by_message_id() {
+        let conversations = [conversation("c", "2026-11-24T10:00:00Z")];
+        let messages = [
+            message(
+                "b",
+                "messaging:c",
+                "2026-11-24T10:00:05Z",
+                Role::Visitor,
+                "second",
+            ),
+            message(
+                "a",
+                "messaging:c",
+                "2026-11-24T10:00:05Z",
+                Role::Visitor,
+                "first",
+            ),
+        ];
+        let text = render(&conversations, &messages, HUBSPOT_PROPERTY_LIMIT);
+        let first = text.find("first").expect("present");
+        let second = text.find("second").expect("present");
+        assert!(first < second);
+    }
+
+    #[test]
+    fn empty_transcript_is_empty() {
+        assert_eq!(
+            render(&[conversation("c", "2026-11-24T10:00:00Z")], &[], 100),
+            ""
+        );
+    }
+
+    #[test]
+    fn too_long_keeps_newest_lines_and_says_how_many_were_left_out() {
+        let conversations = [conversation("c", "2026-11-24T10:00:00Z")];
+        let messages: Vec<StoredMessage> = (0..2_000)
+            .map(|i| {
+                message(
+                    &format!("m{i:05}"),
+                    "messaging:c",
+                    &format!("2026-11-24T10:{:02}:{:02}Z", i / 60 % 60, i % 60),
+                    Role::Visitor,
+                    &format!("message number {i:05} {}", "x".repeat(40)),
+                )
+            })
+            .collect();
+        let text = render(&conversations, &messages, HUBSPOT_PROPERTY_LIMIT);
+        assert!(text_len(&text) <= HUBSPOT_PROPERTY_LIMIT);
+        assert!(text.ends_with(&format!("message number 01999 {}", "x".repeat(40))));
+        let first_line = text.lines().next().expect("not empty");
+        let omitted: usize = first_line
+            .trim_start_matches('[')
+            .split(' ')
+            .next()
+            .and_then(|n| n.parse().ok())
+            .expect("notice line first");
+        let kept = text
+            .lines()
+            .filter(|l| l.contains("message number"))
+            .count();
+        assert_eq!(omitted + kept, 2_000);
+        assert!(text
+            .lines()
+            .nth(1)
+            .expect("header")
+            .starts_with("=== Conversation c"));
+    }
+
+    #[test]
+    fn a_huge_message_is_capped_so_the_newest_line_always_fits() {
+        let conversations = [conversation("c", "2026-11-24T10:00:00Z")];
+        let messages = [
+            message(
+                "a",
+                "messaging:c",
+                "2026-11-24T10:00:01Z",
+                Role::Visitor,
+                "old",
+            ),
+            message(
+                "b",
+                "messaging:c",
+                "2026-11-24T10:00:02Z",
+                Role::Visitor,
+                &"😀".repeat(70_000),
+            ),
+        ];
+        let text = render(&conversations, &messages, HUBSPOT_PROPERTY_LIMIT);
+        assert!(text_len(&text) <= HUBSPOT_PROPERTY_LIMIT);
+        assert!(text.lines().last().expect("line").ends_with('…'));
+        assert!(text.contains("old"));
+    }
+}

@@ -1,0 +1,8 @@
+//! The Lambda handlers: plain async fns over `lambda_http::Request`, callable from tests and the dev server.
+
+pub mod registration;
+mod response;
+pub mod sweeper;
+pub mod webhook;
+
+pub use response::ApiError;

@@ -1,0 +1,249 @@
+//! `POST /registrations`: the chat widget's form. Creates or updates the HubSpot contact and, at the same time,
+//! the visitor, the agent and a fresh private channel in Stream; stores channel → contact; hands out a token.
+
+use super::response::{
+    body_bytes, check_json_content_type, check_size, header_str, json_response, method_not_allowed,
+    parse_json, ApiError,
+};
+use crate::adapters::stream::VisitorTokens;
+use crate::config::{AllowedOrigins, RegistrationSettings};
+use crate::domain::{ChannelId, ChannelRef, Email, Invalid, PersonName, Timestamp, UserId};
+use crate::ports::{
+    ChannelMapping, ChatService, ChatUser, ContactDetails, Crm, Store, UpstreamError,
+};
+use lambda_http::http::{header, HeaderValue, Method, StatusCode};
+use lambda_http::{Body, Request, Response};
+use serde_json::{json, Value};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Largest accepted form body.
+pub const MAX_BODY: usize = 16 * 1024;
+/// Everything upstream must be done by then (API Gateway's own limit is 30 s; a person is waiting).
+const BUDGET: Duration = Duration::from_secs(10);
+
+pub struct Registration {
+    crm: Arc<dyn Crm>,
+    chat: Arc<dyn ChatService>,
+    store: Arc<dyn Store>,
+    tokens: VisitorTokens,
+    settings: RegistrationSettings,
+}
+
+/// The validated form.
+#[derive(Debug)]
+pub struct RegistrationForm {
+    pub first_name: PersonName,
+    pub last_name: PersonName,
+    pub email: Email,
+}
+
+impl RegistrationForm {
+    /// Parses `{"firstName", "lastName", "email"}`; the error names the first bad field.
+    pub fn parse(body: &Value) -> Result<Self, Invalid> {
+        let object = body
+            .as_object()
+            .ok_or_else(|| Invalid::new("body", "must be a JSON object"))?;
+        let text = |field: &'static str| match object.get(field) {
+            None | Some(Value::Null) => Err(Invalid::new(field, "is required")),
+            Some(Value::String(s)) => Ok(s.as_str()),
+            Some(_) => Err(Invalid::new(field, "must be a string")),
+        };
+        Ok(Self {
+            first_name: PersonName::parse("firstName", text("firstName")?)?,
+            last_name: PersonName::parse("lastName", text("lastName")?)?,
+            email: Email::parse(text("email")?)?,
+        })
+    }
+}
+
+fn invalid_field(error: Invalid) -> ApiError {
+    let code = match error.field {
+        "email" => "invalid_email",
+        "firstName" => "invalid_first_name",
+        "lastName" => "invalid_last_name",
+        _ => "invalid_body",
+    };
+    ApiError::new(StatusCode::BAD_REQUEST, code, error.to_string()).with_field(error.field)
+}
+
+fn upstream_failed(error: &UpstreamError) -> ApiError {
+    tracing::error!(%error, "registration failed upstream");
+    let (code, message) = match error {
+        UpstreamError::RateLimited { .. } => (
+            "upstream_rate_limited",
+            "the CRM or chat service is busy; try again shortly",
+        ),
+        _ => (
+            "upstream_unavailable",
+            "the CRM or chat service could not complete the registration; try again",
+        ),
+    };
+    ApiError::new(StatusCode::BAD_GATEWAY, code, message)
+}
+
+impl Registration {
+    pub fn new(
+        crm: Arc<dyn Crm>,
+        chat: Arc<dyn ChatService>,
+        store: Arc<dyn Store>,
+        tokens: VisitorTokens,
+        settings: RegistrationSettings,
+    ) -> Self {
+        Self {
+            crm,
+            chat,
+            store,
+            tokens,
+            settings,
+        }
+    }
+
+    /// The Lambda handler. Never fails: every outcome is an HTTP response.
+    pub async fn handle(&self, request: Request) -> Response<Body> {
+        let origin = header_str(&request, "origin").map(str::to_owned);
+        let mut response = match *request.method() {
+            Method::OPTIONS => self.preflight(origin.as_deref()),
+            Method::POST => match self.register(&request).await {
+                Ok(response) => response,
+                Err(error) => error.into_response(),
+            },
+            _ => method_not_allowed("POST, OPTIONS"),
+        };
+        if let Some(allowed) = origin
+            .as_deref()
+            .and_then(|o| self.settings.allowed_origins.allow(o))
+        {
+            let headers = response.headers_mut();
+            if let Ok(value) = HeaderValue::from_str(&allowed) {
+                headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, value);
+            }
+            headers.insert(header::VARY, HeaderValue::from_static("Origin"));
+        }
+        response
+    }
+
+    fn preflight(&self, origin: Option<&str>) -> Response<Body> {
+        let allowed = origin.and_then(|o| self.settings.allowed_origins.allow(o));
+        if allowed.is_none() {
+            return ApiError::new(
+                StatusCode::FORBIDDEN,
+                "origin_not_allowed",
+                "this origin may not call the registration API (see ALLOWED_ORIGINS)",
+            )
+            .into_response();
+        }
+        let mut response = Response::new(Body::Empty);
+        *response.status_mut() = StatusCode::NO_CONTENT;
+        let headers = response.headers_mut();
+        headers.insert(
+            header::ACCESS_CONTROL_ALLOW_METHODS,
+            HeaderValue::from_static("POST, OPTIONS"),
+        );
+        headers.insert(
+            header::ACCESS_CONTROL_ALLOW_HEADERS,
+            HeaderValue::from_static("content-type"),
+        );
+        headers.insert(
+            header::ACCESS_CONTROL_MAX_AGE,
+            HeaderValue::from_static("600"),
+        );
+        response
+    }
+
+    async fn register(&self, request: &Request) -> Result<Response<Body>, ApiError> {
+        let bytes = body_bytes(request);
+        check_size(bytes, MAX_BODY)?;
+        check_json_content_type(request)?;
+        let form = RegistrationForm::parse(&parse_json(bytes)?).map_err(invalid_field)?;
+        let deadline = Instant::now() + BUDGET;
+
+        let visitor = ChatUser {
+            id: UserId::new_visitor(),
+            name: format!("{} {}", form.first_name, form.last_name),
+            role: "user",
+        };
+        let agent = ChatUser {
+            id: self.settings.support_agent_id.clone(),
+            name: self.settings.support_agent_name.clone(),
+            role: "user",
+        };
+        let channel = ChannelRef::new(self.settings.channel_type.clone(), ChannelId::new_random());
+        let details = ContactDetails {
+            email: form.email.clone(),
+            first_name: form.first_name,
+            last_name: form.last_name,
+        };
+
+        // HubSpot and Stream do not depend on each other: run them together, so the critical path is
+        // max(HubSpot, Stream users → channel) and then DynamoDB.
+        let chat = async {
+            self.chat
+                .upsert_users(&[visitor.clone(), agent.clone()], deadline)
+                .await?;
+            self.chat
+                .create_channel(
+                    &channel,
+                    &agent.id,
+                    &[visitor.id.clone(), agent.id.clone()],
+                    deadline,
+                )
+                .await
+        };
+        let (contact, chat) = tokio::join!(self.crm.upsert_contact(&details, deadline), chat);
+        let contact_id = contact.map_err(|e| upstream_failed(&e))?;
+        chat.map_err(|e| upstream_failed(&e))?;
+
+        let now = Timestamp::now();
+        let mapping = ChannelMapping {
+            channel: channel.clone(),
+            contact_id: contact_id.clone(),
+            email: details.email,
+            visitor_id: visitor.id.clone(),
+            visitor_name: visitor.name.clone(),
+            created_at: now,
+        };
+        // Only once the mapping is stored is a token handed out: no message can arrive for an unknown channel.
+        self.store.save_channel(&mapping).await.map_err(|error| {
+            tracing::error!(%error, "could not store the channel mapping");
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "storage_unavailable",
+                "the registration could not be saved; try again",
+            )
+        })?;
+        let (token, expires_at) = self
+            .tokens
+            .issue(&visitor.id, now, self.settings.visitor_token_ttl)
+            .map_err(|error| {
+                tracing::error!(%error, "could not sign the visitor token");
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal_error",
+                    "could not issue a chat token",
+                )
+            })?;
+        tracing::info!(
+            contact_id = %contact_id,
+            channel = %channel,
+            visitor_id = %visitor.id,
+            "registered visitor"
+        );
+        Ok(json_response(
+            StatusCode::OK,
+            &json!({
+                "apiKey": self.tokens.api_key(),
+                "customerId": visitor.id.as_str(),
+                "customerToken": token,
+                "channelId": channel.channel_id.as_str(),
+                "channelType": channel.channel_type.as_str(),
+                "expiresAt": expires_at.rfc3339(),
+            }),
+        ))
+    }
+
+    /// The CORS origins in force (the dev server serves the same API).
+    pub fn allowed_origins(&self) -> &AllowedOrigins {
+        &self.settings.allowed_origins
+    }
+}

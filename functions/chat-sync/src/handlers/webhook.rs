@@ -1,0 +1,332 @@
+//! Stream's webhook (a Lambda Function URL). Verifies the signature over the exact bytes, records the message
+//! idempotently, answers 2xx only once it is durably stored, and writes the transcript within a bounded budget.
+
+use super::response::{body_bytes, header_str, json_response, method_not_allowed, ApiError};
+use crate::adapters::stream::verify_signature;
+use crate::domain::{
+    Author, ChannelRef, Invalid, MessageChange, MessageId, MessageKind, Role, Timestamp,
+};
+use crate::ports::{Recorded, Store};
+use crate::sync::{FlushOutcome, TranscriptSync};
+use lambda_http::http::{Method, StatusCode};
+use lambda_http::{Body, Request, Response};
+use serde::Deserialize;
+use serde_json::json;
+use std::io::Read;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Largest accepted event, before and after gzip.
+pub const MAX_BODY: usize = 1024 * 1024;
+
+pub struct Webhook {
+    store: Arc<dyn Store>,
+    sync: TranscriptSync,
+    secret: String,
+}
+
+#[derive(Deserialize)]
+struct WireEvent {
+    #[serde(rename = "type")]
+    kind: String,
+    cid: Option<String>,
+    channel_type: Option<String>,
+    channel_id: Option<String>,
+    message: Option<WireMessage>,
+}
+
+#[derive(Deserialize)]
+struct WireMessage {
+    id: String,
+    #[serde(default)]
+    text: Option<String>,
+    #[serde(rename = "type", default)]
+    kind: Option<String>,
+    created_at: String,
+    #[serde(default)]
+    updated_at: Option<String>,
+    #[serde(default)]
+    deleted_at: Option<String>,
+    #[serde(default)]
+    user: Option<WireUser>,
+    #[serde(default)]
+    attachments: Vec<WireAttachment>,
+}
+
+#[derive(Deserialize)]
+struct WireUser {
+    id: String,
+    #[serde(default)]
+    name: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct WireAttachment {
+    #[serde(default)]
+    asset_url: Option<String>,
+    #[serde(default)]
+    image_url: Option<String>,
+    #[serde(default)]
+    title_link: Option<String>,
+    #[serde(default)]
+    og_scrape_url: Option<String>,
+}
+
+/// What an event means for the transcript.
+#[derive(Debug)]
+pub enum Parsed {
+    Change(MessageChange),
+    /// Not a transcript line (other event types, ephemeral/error/system messages).
+    Ignored(&'static str),
+}
+
+/// Parses a verified event body.
+pub fn parse_event(body: &[u8]) -> Result<Parsed, Invalid> {
+    let event: WireEvent = serde_json::from_slice(body)
+        .map_err(|e| Invalid::new("body", format!("is not a valid event: {e}")))?;
+    let kind = match event.kind.as_str() {
+        "message.new" => MessageKind::New,
+        "message.updated" => MessageKind::Updated,
+        "message.deleted" => MessageKind::Deleted,
+        _ => return Ok(Parsed::Ignored("event type")),
+    };
+    let message = event
+        .message
+        .ok_or_else(|| Invalid::new("message", "is required"))?;
+    if matches!(
+        message.kind.as_deref(),
+        Some("ephemeral" | "error" | "system")
+    ) {
+        return Ok(Parsed::Ignored("message type"));
+    }
+    let channel = match (&event.cid, &event.channel_type, &event.channel_id) {
+        (Some(cid), _, _) => ChannelRef::parse_cid(cid)?,
+        (None, Some(t), Some(id)) => ChannelRef::parse_cid(&format!("{t}:{id}"))?,
+        _ => return Err(Invalid::new("cid", "is required")),
+    };
+    let created_at = Timestamp::parse("message.created_at", &message.created_at)?;
+    let version_field = match kind {
+        MessageKind::Deleted => message
+            .deleted_at
+            .as_deref()
+            .or(message.updated_at.as_deref()),
+        _ => message.updated_at.as_deref(),
+    };
+    let updated_at = match version_field {
+        Some(raw) => Timestamp::parse("message.updated_at", raw)?,
+        None => created_at,
+    };
+    let user = message
+        .user
+        .ok_or_else(|| Invalid::new("message.user", "is required"))?;
+    let attachments = message
+        .attachments
+        .into_iter()
+        .filter_map(|a| {
+            a.asset_url
+                .or(a.image_url)
+                .or(a.title_link)
+                .or(a.og_scrape_url)
+        })
+        .filter(|url| !url.is_empty())
+        .collect();
+    Ok(Parsed::Change(MessageChange {
+        kind,
+        channel,
+        message_id: MessageId::parse(&message.id)?,
+        author: Author {
+            name: user
+                .name
+                .filter(|n| !n.trim().is_empty())
+                .unwrap_or_else(|| user.id.clone()),
+            id: user.id,
+        },
+        text: message.text.unwrap_or_default(),
+        attachments,
+        created_at,
+        updated_at,
+        edited: kind == MessageKind::Updated,
+    }))
+}
+
+/// Undoes `Content-Encoding: gzip`; the signature covers the uncompressed body.
+fn decode_body<'a>(
+    request: &Request,
+    bytes: &'a [u8],
+) -> Result<std::borrow::Cow<'a, [u8]>, ApiError> {
+    let gzip = header_str(request, "content-encoding")
+        .is_some_and(|e| e.trim().eq_ignore_ascii_case("gzip"));
+    if !gzip {
+        return Ok(std::borrow::Cow::Borrowed(bytes));
+    }
+    let mut decoded = Vec::new();
+    flate2::read::GzDecoder::new(bytes)
+        .take(MAX_BODY as u64 + 1)
+        .read_to_end(&mut decoded)
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_encoding",
+                "the body is not valid gzip",
+            )
+        })?;
+    if decoded.len() > MAX_BODY {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("the uncompressed body must be at most {MAX_BODY} bytes"),
+        ));
+    }
+    Ok(std::borrow::Cow::Owned(decoded))
+}
+
+fn ok(status: &str, reason: Option<&str>) -> Response<Body> {
+    let mut body = json!({ "status": status });
+    if let Some(reason) = reason {
+        body["reason"] = json!(reason);
+    }
+    json_response(StatusCode::OK, &body)
+}
+
+fn unavailable(error: &dyn std::fmt::Display) -> ApiError {
+    tracing::error!(%error, "could not record the event; Stream will retry");
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "storage_unavailable",
+        "the event could not be stored; retry later",
+    )
+}
+
+impl Webhook {
+    pub fn new(store: Arc<dyn Store>, sync: TranscriptSync, api_secret: &str) -> Self {
+        Self {
+            store,
+            sync,
+            secret: api_secret.to_owned(),
+        }
+    }
+
+    /// The Lambda handler. Never fails: every outcome is an HTTP response.
+    pub async fn handle(&self, request: Request) -> Response<Body> {
+        let received = Instant::now();
+        if request.method() != Method::POST {
+            return method_not_allowed("POST");
+        }
+        match self.process(&request, received).await {
+            Ok(response) => response,
+            Err(error) => error.into_response(),
+        }
+    }
+
+    async fn process(
+        &self,
+        request: &Request,
+        received: Instant,
+    ) -> Result<Response<Body>, ApiError> {
+        let raw = body_bytes(request);
+        if raw.len() > MAX_BODY {
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!("the body must be at most {MAX_BODY} bytes"),
+            ));
+        }
+        let body = decode_body(request, raw)?;
+        let signature = header_str(request, "x-signature").ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "missing_signature",
+                "the X-Signature header is required",
+            )
+        })?;
+        if !verify_signature(&self.secret, &body, signature) {
+            tracing::warn!("rejected a webhook with an invalid signature");
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_signature",
+                "X-Signature does not match the body",
+            ));
+        }
+        let webhook_id = header_str(request, "x-webhook-id")
+            .unwrap_or("-")
+            .to_owned();
+        let change = match parse_event(&body) {
+            Ok(Parsed::Change(change)) => change,
+            Ok(Parsed::Ignored(reason)) => return Ok(ok("ignored", Some(reason))),
+            Err(invalid) => {
+                let code = if serde_json::from_slice::<serde_json::Value>(&body).is_err() {
+                    "invalid_json"
+                } else {
+                    "invalid_event"
+                };
+                return Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    code,
+                    invalid.to_string(),
+                ));
+            }
+        };
+        let Some(mapping) = self
+            .store
+            .channel(&change.channel)
+            .await
+            .map_err(|e| unavailable(&e))?
+        else {
+            tracing::info!(channel = %change.channel, webhook_id, "event for a channel we did not register; ignored");
+            return Ok(ok("ignored", Some("unknown channel")));
+        };
+        let role = if change.author.id == mapping.visitor_id.as_str() {
+            Role::Visitor
+        } else {
+            Role::Agent
+        };
+        let contact = mapping.contact_id;
+        let recorded = self
+            .store
+            .record_change(&contact, &change, role)
+            .await
+            .map_err(|e| unavailable(&e))?;
+        // From here on the change is durable: we answer 2xx whatever happens with HubSpot.
+        let needs_flush = match recorded {
+            Recorded::Applied => true,
+            // A redelivery: its first delivery may have died before writing; flush only if something is pending.
+            Recorded::Unchanged => match self.store.sync_state(&contact).await {
+                Ok(state) => state.version != state.synced_version,
+                Err(_) => false,
+            },
+        };
+        let outcome = if needs_flush {
+            match self
+                .sync
+                .flush(&contact, received + self.sync.settings().webhook_budget)
+                .await
+            {
+                Ok(outcome) => Some(outcome),
+                Err(error) => {
+                    tracing::warn!(%error, contact_id = %contact, "transcript flush failed; the sweeper will retry");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        tracing::info!(
+            contact_id = %contact,
+            message_id = %change.message_id,
+            webhook_id,
+            recorded = ?recorded,
+            flush = ?outcome,
+            elapsed_ms = received.elapsed().as_millis() as u64,
+            "webhook processed"
+        );
+        let status = match recorded {
+            Recorded::Applied => "recorded",
+            Recorded::Unchanged => "duplicate",
+        };
+        let synced = matches!(outcome, Some(FlushOutcome::Synced { .. }));
+        Ok(json_response(
+            StatusCode::OK,
+            &json!({ "status": status, "synced": synced }),
+        ))
+    }
+}

@@ -1,0 +1,14 @@
+//! chat-sync: website chat conversations saved into HubSpot contacts.
+//!
+//! Hexagonal layout: `domain` holds the values and the pure transcript renderer, `ports` the traits the handlers
+//! need, `adapters` the HubSpot and Stream clients and the DynamoDB store, `handlers` the Lambda entry points
+//! (plain async fns), and `wiring` builds them from configuration for the thin `main.rs` of each Lambda.
+
+pub mod adapters;
+pub mod config;
+pub mod domain;
+pub mod handlers;
+pub mod ports;
+pub mod sync;
+pub mod telemetry;
+pub mod wiring;

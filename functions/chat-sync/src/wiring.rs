@@ -1,0 +1,104 @@
+//! Builds the handlers from configuration: what each Lambda's `main.rs` calls at cold start.
+
+use crate::adapters::dynamo::DynamoStore;
+use crate::adapters::hubspot::HubSpotClient;
+use crate::adapters::stream::StreamClient;
+use crate::config::{
+    ConfigError, Env, FlushSettings, HubSpotSettings, RegistrationSettings, SecretsManager,
+    StreamSettings,
+};
+use crate::handlers::registration::Registration;
+use crate::handlers::sweeper::Sweeper;
+use crate::handlers::webhook::Webhook;
+use crate::sync::TranscriptSync;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// AWS SDK configuration from the environment (`AWS_ENDPOINT_URL_DYNAMODB` points it at DynamoDB Local).
+pub async fn aws() -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .load()
+        .await
+}
+
+fn store(env: &Env, aws: &aws_config::SdkConfig) -> Result<Arc<DynamoStore>, ConfigError> {
+    let table = env.required("TABLE_NAME")?;
+    Ok(Arc::new(DynamoStore::new(
+        aws_sdk_dynamodb::Client::new(aws),
+        table,
+    )))
+}
+
+fn stream_client(settings: &StreamSettings) -> Result<StreamClient, ConfigError> {
+    StreamClient::new(&settings.base_url, &settings.api_key, &settings.api_secret).map_err(|e| {
+        ConfigError {
+            variable: "STREAM_API_SECRET".into(),
+            problem: e.to_string(),
+        }
+    })
+}
+
+fn transcript_sync(
+    env: &Env,
+    store: Arc<DynamoStore>,
+    hubspot: HubSpotSettings,
+) -> Result<TranscriptSync, ConfigError> {
+    let crm = Arc::new(HubSpotClient::new(&hubspot.base_url, &hubspot.access_token));
+    Ok(TranscriptSync::new(store, crm, FlushSettings::load(env)?))
+}
+
+pub async fn registration(env: &Env) -> Result<Registration, ConfigError> {
+    let settings = RegistrationSettings::load(env)?;
+    let aws = aws().await;
+    let secrets = SecretsManager::new(&aws);
+    let hubspot = HubSpotSettings::load(env, &secrets).await?;
+    let stream = StreamSettings::load(env, &secrets).await?;
+    let store = store(env, &aws)?;
+    let chat = stream_client(&stream)?;
+    let tokens = chat.tokens();
+    Ok(Registration::new(
+        Arc::new(HubSpotClient::new(&hubspot.base_url, &hubspot.access_token)),
+        Arc::new(chat),
+        store,
+        tokens,
+        settings,
+    ))
+}
+
+pub async fn webhook(env: &Env) -> Result<Webhook, ConfigError> {
+    let aws = aws().await;
+    let secrets = SecretsManager::new(&aws);
+    let hubspot = HubSpotSettings::load(env, &secrets).await?;
+    let api_secret = env.secret("STREAM_API_SECRET", &secrets).await?;
+    let store = store(env, &aws)?;
+    let sync = transcript_sync(env, store.clone(), hubspot)?;
+    Ok(Webhook::new(store, sync, &api_secret))
+}
+
+pub async fn sweeper(env: &Env) -> Result<Sweeper, ConfigError> {
+    let aws = aws().await;
+    let secrets = SecretsManager::new(&aws);
+    let hubspot = HubSpotSettings::load(env, &secrets).await?;
+    let store = store(env, &aws)?;
+    let sync = transcript_sync(env, store.clone(), hubspot)?;
+    let batch = env.millis("SWEEPER_BATCH", 200, 1..=1000)?.as_millis() as usize;
+    let budget = env.seconds("SWEEPER_BUDGET_SECONDS", 40, 1..=800)?;
+    Ok(Sweeper::new(
+        store,
+        sync,
+        batch,
+        budget.max(Duration::from_secs(1)),
+    ))
+}
+
+/// Ends a cold start that cannot work, with one line naming the variable (no panic, no backtrace).
+pub fn or_exit<T>(result: Result<T, ConfigError>) -> T {
+    match result {
+        Ok(value) => value,
+        Err(error) => {
+            tracing::error!(variable = %error.variable, "{error}");
+            eprintln!("{error}");
+            std::process::exit(1);
+        }
+    }
+}

@@ -1,0 +1,19 @@
+//! The registration Lambda (`POST /registrations` behind an API Gateway HTTP API): wiring only.
+
+use chat_sync::config::Env;
+use lambda_http::{service_fn, Error, Request};
+use std::convert::Infallible;
+use std::sync::Arc;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    chat_sync::telemetry::init();
+    let registration = Arc::new(chat_sync::wiring::or_exit(
+        chat_sync::wiring::registration(&Env::from_process()).await,
+    ));
+    lambda_http::run(service_fn(move |request: Request| {
+        let registration = registration.clone();
+        async move { Ok::<_, Infallible>(registration.handle(request).await) }
+    }))
+    .await
+}
