@@ -1,1 +1,1 @@
-
+//! Setup and local tooling for chat-sync: `setup`, `sign-events`, the `dev` server and the `bench` harness.

@@ -47,13 +47,12 @@ fn transcript_sync(
     Ok(TranscriptSync::new(store, crm, FlushSettings::load(env)?))
 }
 
-pub async fn registration(env: &Env) -> Result<Registration, ConfigError> {
+pub async fn registration(env: &Env, aws: &aws_config::SdkConfig) -> Result<Registration, ConfigError> {
     let settings = RegistrationSettings::load(env)?;
-    let aws = aws().await;
-    let secrets = SecretsManager::new(&aws);
+    let secrets = SecretsManager::new(aws);
     let hubspot = HubSpotSettings::load(env, &secrets).await?;
     let stream = StreamSettings::load(env, &secrets).await?;
-    let store = store(env, &aws)?;
+    let store = store(env, aws)?;
     let chat = stream_client(&stream)?;
     let tokens = chat.tokens();
     Ok(Registration::new(
@@ -65,21 +64,19 @@ pub async fn registration(env: &Env) -> Result<Registration, ConfigError> {
     ))
 }
 
-pub async fn webhook(env: &Env) -> Result<Webhook, ConfigError> {
-    let aws = aws().await;
-    let secrets = SecretsManager::new(&aws);
+pub async fn webhook(env: &Env, aws: &aws_config::SdkConfig) -> Result<Webhook, ConfigError> {
+    let secrets = SecretsManager::new(aws);
     let hubspot = HubSpotSettings::load(env, &secrets).await?;
     let api_secret = env.secret("STREAM_API_SECRET", &secrets).await?;
-    let store = store(env, &aws)?;
+    let store = store(env, aws)?;
     let sync = transcript_sync(env, store.clone(), hubspot)?;
     Ok(Webhook::new(store, sync, &api_secret))
 }
 
-pub async fn sweeper(env: &Env) -> Result<Sweeper, ConfigError> {
-    let aws = aws().await;
-    let secrets = SecretsManager::new(&aws);
+pub async fn sweeper(env: &Env, aws: &aws_config::SdkConfig) -> Result<Sweeper, ConfigError> {
+    let secrets = SecretsManager::new(aws);
     let hubspot = HubSpotSettings::load(env, &secrets).await?;
-    let store = store(env, &aws)?;
+    let store = store(env, aws)?;
     let sync = transcript_sync(env, store.clone(), hubspot)?;
     let batch = env.millis("SWEEPER_BATCH", 200, 1..=1000)?.as_millis() as usize;
     let budget = env.seconds("SWEEPER_BUDGET_SECONDS", 40, 1..=800)?;
@@ -101,4 +98,22 @@ pub fn or_exit<T>(result: Result<T, ConfigError>) -> T {
             std::process::exit(1);
         }
     }
+}
+
+/// A DynamoDB client for DynamoDB Local at `endpoint` (dev server, tests, benchmarks): fixed dummy credentials and
+/// region, because DynamoDB Local keeps one database per access key and region.
+pub async fn local_dynamodb(endpoint: &str) -> aws_sdk_dynamodb::Client {
+    aws_sdk_dynamodb::Client::new(&local_aws(endpoint).await)
+}
+
+/// AWS configuration for local runs: every AWS call goes to DynamoDB Local at `endpoint`.
+pub async fn local_aws(endpoint: &str) -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "local", "local", None, None, "dynamodb-local",
+        ))
+        .endpoint_url(endpoint)
+        .load()
+        .await
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 async fn main() -> Result<(), Error> {
     chat_sync::telemetry::init();
     let sweeper = Arc::new(chat_sync::wiring::or_exit(
-        chat_sync::wiring::sweeper(&Env::from_process()).await,
+        chat_sync::wiring::sweeper(&Env::from_process(), &chat_sync::wiring::aws().await).await,
     ));
     lambda_runtime::run(service_fn(move |_event: LambdaEvent<serde_json::Value>| {
         let sweeper = sweeper.clone();

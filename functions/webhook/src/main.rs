@@ -9,7 +9,7 @@ use std::sync::Arc;
 async fn main() -> Result<(), Error> {
     chat_sync::telemetry::init();
     let webhook = Arc::new(chat_sync::wiring::or_exit(
-        chat_sync::wiring::webhook(&Env::from_process()).await,
+        chat_sync::wiring::webhook(&Env::from_process(), &chat_sync::wiring::aws().await).await,
     ));
     lambda_http::run(service_fn(move |request: Request| {
         let webhook = webhook.clone();

@@ -81,6 +81,18 @@ impl HubSpotClient {
             })
     }
 
+    /// Reads the contact's transcript property (the dev page's CRM view; never used to write).
+    pub async fn read_transcript(&self, contact: &ContactId, deadline: Instant) -> Result<String, UpstreamError> {
+        let url = self.url(&format!("/objects/contacts/{}", contact.as_str()));
+        let request = self.http.get(&url).query(&[("properties", TRANSCRIPT_PROPERTY)]);
+        let contact = self.send(request, deadline).await?;
+        Ok(contact
+            .pointer(&format!("/properties/{TRANSCRIPT_PROPERTY}"))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned())
+    }
+
     /// Creates the transcript property; an existing one (409) is fine. Returns whether it was created.
     pub async fn ensure_transcript_property(
         &self,

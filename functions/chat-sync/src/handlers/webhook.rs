@@ -275,7 +275,11 @@ impl Webhook {
             tracing::info!(channel = %change.channel, webhook_id, "event for a channel we did not register; ignored");
             return Ok(ok("ignored", Some("unknown channel")));
         };
+        // The role comes from the registered visitor id, and a visitor's name from the registration: a visitor
+        // renaming themselves in the widget cannot pass as the agent in the CRM.
+        let mut change = change;
         let role = if change.author.id == mapping.visitor_id.as_str() {
+            change.author.name = mapping.visitor_name.clone();
             Role::Visitor
         } else {
             Role::Agent

@@ -1,0 +1,100 @@
+//! Faults: HubSpot failing for a while, a lease holder dying mid-write.
+
+mod support;
+
+use chat_sync::config::FlushSettings;
+use lambda_http::http::StatusCode;
+use sandbox::stream::message_event;
+use std::time::{Duration, Instant};
+use support::{json_body, message, register_visitor, signed_webhook, TestApp};
+
+fn new_message(channel: &str, visitor: &str, id: &str, text: &str, second: u32) -> serde_json::Value {
+    message_event(
+        "message.new",
+        "messaging",
+        channel,
+        &message(id, visitor, "Ada", text, &format!("2026-11-24T10:00:{second:02}.000Z")),
+    )
+}
+
+#[tokio::test]
+async fn hubspot_outage_then_sweeper_converges() {
+    let app = TestApp::start().await;
+    let (contact, visitor, channel) = register_visitor(&app, "Ada", "ada@example.com").await;
+    // HubSpot rate-limits every write until the outage ends.
+    app.hubspot.faults().fail_next("patch_contact", 10_000, 429);
+    let budget = support::test_flush_settings();
+    for i in 0..3 {
+        let started = Instant::now();
+        let response = app
+            .webhook
+            .handle(signed_webhook(&new_message(&channel, &visitor, &format!("m{i}"), &format!("during outage {i}"), i)))
+            .await;
+        // Durably recorded: acknowledged even though HubSpot is failing.
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(json_body(&response)["status"], "recorded");
+        assert_eq!(json_body(&response)["synced"], false);
+        let elapsed = started.elapsed();
+        assert!(elapsed < budget.webhook_budget + budget.write_timeout, "ack within budget ({elapsed:?})");
+    }
+    assert!(app.hubspot.call_count("patch_contact") >= 1, "writes were attempted");
+    assert_eq!(app.transcript(&contact), "", "nothing reached HubSpot during the outage");
+
+    let sweeper = app.sweeper();
+    let report = sweeper.sweep().await.expect("sweep");
+    assert_eq!(report.dirty, 1);
+    app.hubspot.faults().clear();
+    let report = sweeper.sweep().await.expect("sweep");
+    assert_eq!((report.synced, report.deferred), (1, 0), "{report:?}");
+    let transcript = app.transcript(&contact);
+    for i in 0..3 {
+        assert_eq!(transcript.matches(&format!("during outage {i}")).count(), 1, "{transcript}");
+    }
+    assert_eq!(sweeper.sweep().await.expect("sweep").dirty, 0, "clean afterwards");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_holder_killed_mid_write_loses_nothing() {
+    let settings = FlushSettings {
+        webhook_budget: Duration::from_millis(1_000),
+        linger: Duration::ZERO,
+        lease_ttl: Duration::from_secs(3),
+        write_timeout: Duration::from_millis(1_200),
+    };
+    let app = std::sync::Arc::new(TestApp::start_with(settings).await);
+    let (contact, visitor, channel) = register_visitor(&app, "Ada", "ada@example.com").await;
+    app.hubspot.faults().set_latency(Duration::from_millis(800));
+
+    // The first webhook records its message, takes the lease and dies while its HubSpot write is in flight.
+    let holder = {
+        let app = app.clone();
+        let event = new_message(&channel, &visitor, "m1", "first", 1);
+        tokio::spawn(async move { app.webhook.handle(signed_webhook(&event)).await })
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while app.hubspot.call_count("patch_contact") == 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    holder.abort();
+    assert!(holder.await.is_err(), "the holder was killed");
+    let killed_at = Instant::now();
+
+    // A second message arrives while the dead holder's lease is still valid: recorded, not written.
+    let response = app
+        .webhook
+        .handle(signed_webhook(&new_message(&channel, &visitor, "m2", "second", 2)))
+        .await;
+    assert_eq!(json_body(&response)["status"], "recorded");
+    assert_eq!(json_body(&response)["synced"], false, "the lease was still held");
+
+    // Once the lease expires, the next writer (here the sweeper) converges.
+    app.hubspot.faults().set_latency(Duration::ZERO);
+    tokio::time::sleep(Duration::from_secs(3).saturating_sub(killed_at.elapsed()) + Duration::from_millis(100)).await;
+    let report = app.sweeper().sweep().await.expect("sweep");
+    assert_eq!(report.synced, 1, "{report:?}");
+    let transcript = app.transcript(&contact);
+    assert_eq!(transcript.matches("first").count(), 1, "{transcript}");
+    assert_eq!(transcript.matches("second").count(), 1, "{transcript}");
+    assert!(transcript.find("first") < transcript.find("second"));
+    assert_eq!(app.hubspot.overlapping_patches(), Vec::<String>::new());
+}

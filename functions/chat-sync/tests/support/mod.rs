@@ -1,0 +1,182 @@
+//! The app under test, wired to DynamoDB Local and the HubSpot/Stream doubles over real HTTP.
+#![allow(dead_code)] // each test binary uses a different part
+
+use chat_sync::adapters::dynamo::DynamoStore;
+use chat_sync::adapters::hubspot::HubSpotClient;
+use chat_sync::adapters::stream::StreamClient;
+use chat_sync::config::{AllowedOrigins, FlushSettings, RegistrationSettings};
+use chat_sync::domain::{ChannelType, UserId};
+use chat_sync::handlers::registration::Registration;
+use chat_sync::handlers::sweeper::Sweeper;
+use chat_sync::handlers::webhook::Webhook;
+use chat_sync::sync::TranscriptSync;
+use lambda_http::{Body, Request, Response};
+use sandbox::{DynamoDbLocal, HubSpotDouble, StreamDouble};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub const HUBSPOT_TOKEN: &str = "pat-na1-test-token";
+pub const STREAM_KEY: &str = "local-api-key";
+/// The documented secret the files in `events/` are signed with.
+pub const STREAM_SECRET: &str = "local-stream-secret-for-events";
+pub const AGENT_ID: &str = "support-agent";
+
+pub struct TestApp {
+    pub hubspot: HubSpotDouble,
+    pub stream: StreamDouble,
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    pub store: Arc<DynamoStore>,
+    pub registration: Registration,
+    pub webhook: Arc<Webhook>,
+    pub sync: TranscriptSync,
+    pub crm: Arc<HubSpotClient>,
+}
+
+/// Flush settings for tests: short linger, small budgets, so fault tests run in seconds.
+pub fn test_flush_settings() -> FlushSettings {
+    FlushSettings {
+        webhook_budget: Duration::from_millis(1_000),
+        linger: Duration::from_millis(20),
+        lease_ttl: Duration::from_secs(5),
+        write_timeout: Duration::from_millis(1_500),
+    }
+}
+
+impl TestApp {
+    pub async fn start() -> Self {
+        Self::start_with(test_flush_settings()).await
+    }
+
+    pub async fn start_with(flush: FlushSettings) -> Self {
+        let hubspot = HubSpotDouble::start(HUBSPOT_TOKEN).await.expect("HubSpot double starts");
+        hubspot.define_property("chat_transcript");
+        let stream = StreamDouble::start(STREAM_KEY, STREAM_SECRET).await.expect("Stream double starts");
+        let dynamodb = chat_sync::wiring::local_dynamodb(&DynamoDbLocal::shared().endpoint()).await;
+        let table = format!("chat-test-{}", uuid::Uuid::new_v4().simple());
+        let store = Arc::new(DynamoStore::new(dynamodb.clone(), table));
+        store.create_table().await.expect("table created in DynamoDB Local");
+        let crm = Arc::new(HubSpotClient::new(&hubspot.base_url(), HUBSPOT_TOKEN));
+        let chat = StreamClient::new(&stream.base_url(), STREAM_KEY, STREAM_SECRET).expect("server token");
+        let settings = RegistrationSettings {
+            channel_type: ChannelType::parse("messaging").expect("valid"),
+            support_agent_id: UserId::parse("agent", AGENT_ID).expect("valid"),
+            support_agent_name: "Grace (Support)".into(),
+            visitor_token_ttl: Duration::from_secs(3_600),
+            allowed_origins: AllowedOrigins::parse("http://localhost:3000").expect("valid"),
+        };
+        let registration = Registration::new(crm.clone(), Arc::new(chat.clone()), store.clone(), chat.tokens(), settings);
+        let sync = TranscriptSync::new(store.clone(), crm.clone(), flush);
+        let webhook = Arc::new(Webhook::new(store.clone(), sync.clone(), STREAM_SECRET));
+        Self {
+            hubspot,
+            stream,
+            dynamodb,
+            store,
+            registration,
+            webhook,
+            sync,
+            crm,
+        }
+    }
+
+    pub fn sweeper(&self) -> Sweeper {
+        Sweeper::new(self.store.clone(), self.sync.clone(), 100, Duration::from_secs(10))
+    }
+
+    /// Every item in the table (to prove that bad input wrote nothing).
+    pub async fn item_count(&self) -> usize {
+        let output = self
+            .dynamodb
+            .scan()
+            .table_name(self.store.table())
+            .send()
+            .await
+            .expect("scan");
+        output.count() as usize
+    }
+
+    /// The contact's transcript property in the HubSpot double.
+    pub fn transcript(&self, contact_id: &str) -> String {
+        self.hubspot
+            .contact(contact_id)
+            .and_then(|c| c.properties.get("chat_transcript").cloned())
+            .unwrap_or_default()
+    }
+}
+
+/// Loads an API Gateway / Function URL event from `events/`.
+pub fn event(name: &str) -> Request {
+    let path = format!("{}/../../events/{name}", env!("CARGO_MANIFEST_DIR"));
+    let json = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    lambda_http::request::from_str(&json).unwrap_or_else(|e| panic!("{path} is not a Lambda HTTP event: {e}"))
+}
+
+/// A request as API Gateway would deliver it.
+pub fn http_request(method: &str, body: &str, headers: &[(&str, &str)]) -> Request {
+    let mut builder = lambda_http::http::Request::builder().method(method).uri("https://api.example.com/registrations");
+    for (name, value) in headers {
+        builder = builder.header(*name, *value);
+    }
+    builder
+        .body(if body.is_empty() { Body::Empty } else { Body::Text(body.to_owned()) })
+        .expect("valid request")
+}
+
+pub fn json_body(response: &Response<Body>) -> serde_json::Value {
+    let bytes: &[u8] = match response.body() {
+        Body::Text(text) => text.as_bytes(),
+        Body::Binary(bytes) => bytes,
+        _ => b"null",
+    };
+    serde_json::from_slice(bytes).unwrap_or(serde_json::Value::Null)
+}
+
+/// A webhook request as Stream sends it: JSON body signed with the app secret.
+pub fn signed_webhook(body: &serde_json::Value) -> Request {
+    let bytes = serde_json::to_vec(body).expect("serialisable");
+    let signature = sandbox::stream::sign_webhook(STREAM_SECRET, &bytes);
+    lambda_http::http::Request::builder()
+        .method("POST")
+        .uri("https://webhook.lambda-url.us-east-1.on.aws/")
+        .header("content-type", "application/json")
+        .header("x-signature", signature)
+        .header("x-api-key", STREAM_KEY)
+        .header("x-webhook-id", uuid::Uuid::new_v4().to_string())
+        .header("x-webhook-attempt", "1")
+        .body(Body::Binary(bytes))
+        .expect("valid request")
+}
+
+/// A Stream message payload.
+pub fn message(id: &str, user_id: &str, user_name: &str, text: &str, created_at: &str) -> serde_json::Value {
+    serde_json::json!({
+        "id": id,
+        "text": text,
+        "type": "regular",
+        "created_at": created_at,
+        "updated_at": created_at,
+        "user": { "id": user_id, "name": user_name, "role": "user" },
+        "attachments": [],
+    })
+}
+
+/// Registers a visitor through the handler; returns (contact id, visitor id, channel id).
+pub async fn register_visitor(app: &TestApp, first: &str, email: &str) -> (String, String, String) {
+    let body = format!(r#"{{"firstName":"{first}","lastName":"Tester","email":"{email}"}}"#);
+    let response = app
+        .registration
+        .handle(http_request("POST", &body, &[("content-type", "application/json")]))
+        .await;
+    let json = json_body(&response);
+    assert_eq!(response.status(), 200, "{json}");
+    let contact = app
+        .hubspot
+        .contact_by_email(email)
+        .expect("contact exists")
+        .id;
+    (
+        contact,
+        json["customerId"].as_str().expect("id").to_owned(),
+        json["channelId"].as_str().expect("id").to_owned(),
+    )
+}

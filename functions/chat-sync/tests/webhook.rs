@@ -1,0 +1,257 @@
+//! The webhook: signatures, event files, idempotent recording, and the transcript in HubSpot.
+
+mod support;
+
+use chat_sync::adapters::dynamo::DynamoStore;
+use chat_sync::domain::{ChannelId, ChannelRef, ChannelType, Email, PersonName, Timestamp, UserId};
+use chat_sync::handlers::webhook::Webhook;
+use chat_sync::ports::{ChannelMapping, ContactDetails, Crm, Store};
+use lambda_http::http::StatusCode;
+use lambda_http::Body;
+use sandbox::stream::message_event;
+use serde_json::json;
+use std::io::Write;
+use std::sync::Arc;
+use support::{event, json_body, message, register_visitor, signed_webhook, TestApp, STREAM_SECRET};
+
+/// The channel, contact and visitor the files in `events/` refer to.
+const EVENTS_CHANNEL: &str = "chat-0f8e5b9c2d7a4e6f9b1c3d5e7f9a1b2c";
+const EVENTS_VISITOR: &str = "visitor-5a0c9e3f7b1d4f2a8c6e0b9d7f5a3c1e";
+
+/// Maps the events' channel to a HubSpot contact; returns the contact id.
+async fn map_events_channel(app: &TestApp) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let details = ContactDetails {
+        email: Email::parse("ada.lovelace@example.com").expect("valid"),
+        first_name: PersonName::parse("firstName", "Ada").expect("valid"),
+        last_name: PersonName::parse("lastName", "Lovelace").expect("valid"),
+    };
+    let contact = app.crm.upsert_contact(&details, deadline).await.expect("contact upserted");
+    app.store
+        .save_channel(&ChannelMapping {
+            channel: ChannelRef::new(
+                ChannelType::parse("messaging").expect("valid"),
+                ChannelId::parse(EVENTS_CHANNEL).expect("valid"),
+            ),
+            contact_id: contact.clone(),
+            email: Email::parse("ada.lovelace@example.com").expect("valid"),
+            visitor_id: UserId::parse("visitor", EVENTS_VISITOR).expect("valid"),
+            visitor_name: "Ada Lovelace".into(),
+            created_at: Timestamp::parse("t", "2026-11-24T10:00:00Z").expect("valid"),
+        })
+        .await
+        .expect("mapping stored");
+    contact.as_str().to_owned()
+}
+
+#[tokio::test]
+async fn every_event_file_does_what_its_name_says() {
+    let app = TestApp::start().await;
+    let contact = map_events_channel(&app).await;
+
+    let response = app.webhook.handle(event("webhook-message-new.json")).await;
+    assert_eq!(response.status(), StatusCode::OK, "{}", json_body(&response));
+    assert_eq!(json_body(&response)["status"], "recorded");
+    let transcript = app.transcript(&contact);
+    assert!(
+        transcript.contains("Ada Lovelace (visitor): Hello! I have a question about my order."),
+        "{transcript}"
+    );
+    assert!(transcript.starts_with(&format!("=== Conversation {EVENTS_CHANNEL} started 2026-11-24 10:00:00 UTC ===")));
+
+    let response = app.webhook.handle(event("webhook-message-new.json")).await;
+    assert_eq!(json_body(&response)["status"], "duplicate", "redelivery is a no-op");
+
+    let response = app.webhook.handle(event("webhook-message-updated.json")).await;
+    assert_eq!(json_body(&response)["status"], "recorded");
+    let transcript = app.transcript(&contact);
+    assert!(transcript.contains("Hello! I have a question about order #1234. (edited)"), "{transcript}");
+
+    let response = app.webhook.handle(event("webhook-message-deleted.json")).await;
+    assert_eq!(json_body(&response)["status"], "recorded");
+    let transcript = app.transcript(&contact);
+    assert!(transcript.contains("Ada Lovelace (visitor): (message deleted)"), "{transcript}");
+    assert!(!transcript.contains("order #1234"), "deleted text is erased: {transcript}");
+    assert_eq!(transcript.lines().count(), 2, "{transcript}");
+
+    let items_before = app.item_count().await;
+    for (file, status, expected) in [
+        ("webhook-unknown-event.json", StatusCode::OK, "ignored"),
+        ("webhook-unknown-channel.json", StatusCode::OK, "ignored"),
+        ("webhook-bad-signature.json", StatusCode::UNAUTHORIZED, "invalid_signature"),
+    ] {
+        let response = app.webhook.handle(event(file)).await;
+        assert_eq!(response.status(), status, "{file}");
+        let body = json_body(&response);
+        assert!(body["status"] == expected || body["code"] == expected, "{file}: {body}");
+    }
+    assert_eq!(app.item_count().await, items_before, "ignored and rejected events store nothing");
+}
+
+#[tokio::test]
+async fn bad_signatures_are_401_and_store_nothing() {
+    let app = TestApp::start().await;
+    let (_, visitor, channel) = register_visitor(&app, "Ada", "ada@example.com").await;
+    let items = app.item_count().await;
+    let body = message_event(
+        "message.new",
+        "messaging",
+        &channel,
+        &message("m-1", &visitor, "Ada", "hi", "2026-11-24T10:00:01.000Z"),
+    );
+    let bytes = serde_json::to_vec(&body).expect("json");
+
+    // Tampered body: signature of the original, body changed by one byte.
+    let mut tampered = signed_webhook(&body);
+    let mut changed = bytes.clone();
+    if let Some(last) = changed.iter_mut().rev().find(|b| **b == b'i') {
+        *last = b'I';
+    }
+    *tampered.body_mut() = Body::Binary(changed);
+    // Missing header.
+    let mut missing = signed_webhook(&body);
+    missing.headers_mut().remove("x-signature");
+    // Signed with the wrong secret.
+    let mut wrong = signed_webhook(&body);
+    let other = sandbox::stream::sign_webhook("not-the-secret", &bytes);
+    wrong.headers_mut().insert("x-signature", other.parse().expect("header"));
+    // Upper-case hex of the right MAC is not what Stream sends, but it is the same MAC: accepted by hex decoding.
+    for (request, code) in [(tampered, "invalid_signature"), (missing, "missing_signature"), (wrong, "invalid_signature")] {
+        let response = app.webhook.handle(request).await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(json_body(&response)["code"], code);
+    }
+    assert_eq!(app.item_count().await, items, "nothing stored");
+    assert_eq!(app.hubspot.call_count("patch_contact"), 0);
+}
+
+#[tokio::test]
+async fn gzip_bodies_are_verified_after_decompression() {
+    let app = TestApp::start().await;
+    let (contact, visitor, channel) = register_visitor(&app, "Ada", "ada@example.com").await;
+    let body = message_event(
+        "message.new",
+        "messaging",
+        &channel,
+        &message("m-gz", &visitor, "Ada", "compressed hello", "2026-11-24T10:00:01.000Z"),
+    );
+    let mut request = signed_webhook(&body); // signature over the uncompressed bytes
+    let plain = serde_json::to_vec(&body).expect("json");
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(&plain).expect("gzip");
+    *request.body_mut() = Body::Binary(encoder.finish().expect("gzip"));
+    request.headers_mut().insert("content-encoding", "gzip".parse().expect("header"));
+    let response = app.webhook.handle(request).await;
+    assert_eq!(response.status(), StatusCode::OK, "{}", json_body(&response));
+    assert!(app.transcript(&contact).contains("compressed hello"));
+}
+
+#[tokio::test]
+async fn malformed_and_oversized_events_are_4xx() {
+    let app = TestApp::start().await;
+    let sign = |bytes: Vec<u8>| {
+        let mut request = signed_webhook(&json!({}));
+        let signature = sandbox::stream::sign_webhook(STREAM_SECRET, &bytes);
+        request.headers_mut().insert("x-signature", signature.parse().expect("header"));
+        *request.body_mut() = Body::Binary(bytes);
+        request
+    };
+    let response = app.webhook.handle(sign(b"{not json".to_vec())).await;
+    assert_eq!((response.status(), json_body(&response)["code"].clone()), (StatusCode::BAD_REQUEST, json!("invalid_json")));
+    let response = app
+        .webhook
+        .handle(sign(br#"{"type":"message.new","cid":"messaging:x","message":{"id":"m","created_at":"yesterday","user":{"id":"u"}}}"#.to_vec()))
+        .await;
+    assert_eq!((response.status(), json_body(&response)["code"].clone()), (StatusCode::BAD_REQUEST, json!("invalid_event")));
+    let response = app.webhook.handle(sign(vec![b' '; 1024 * 1024 + 1])).await;
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let mut get = signed_webhook(&json!({}));
+    *get.method_mut() = lambda_http::http::Method::GET;
+    assert_eq!(app.webhook.handle(get).await.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(app.item_count().await, 0);
+}
+
+#[tokio::test]
+async fn ephemeral_error_and_system_messages_are_not_transcript_lines() {
+    let app = TestApp::start().await;
+    let (contact, visitor, channel) = register_visitor(&app, "Ada", "ada@example.com").await;
+    for (i, kind) in ["ephemeral", "error", "system"].iter().enumerate() {
+        let mut m = message(&format!("m-{kind}"), &visitor, "Ada", "not a line", "2026-11-24T10:00:01.000Z");
+        m["type"] = json!(kind);
+        let response = app
+            .webhook
+            .handle(signed_webhook(&message_event("message.new", "messaging", &channel, &m)))
+            .await;
+        assert_eq!(json_body(&response)["status"], "ignored", "case {i}");
+    }
+    assert_eq!(app.transcript(&contact), "");
+    assert_eq!(app.hubspot.call_count("patch_contact"), 0);
+}
+
+#[tokio::test]
+async fn agent_lines_attachments_and_out_of_order_updates_converge() {
+    let app = TestApp::start().await;
+    let (contact, visitor, channel) = register_visitor(&app, "Ada", "ada@example.com").await;
+    let send = |kind: &'static str, m: serde_json::Value| {
+        let webhook = app.webhook.clone();
+        let channel = channel.clone();
+        async move {
+            let response = webhook.handle(signed_webhook(&message_event(kind, "messaging", &channel, &m))).await;
+            assert_eq!(response.status(), StatusCode::OK, "{}", json_body(&response));
+        }
+    };
+    let mut reply = message("m-2", "support-agent", "Grace (Support)", "Here is the invoice", "2026-11-24T10:00:02.000Z");
+    reply["attachments"] = json!([{ "type": "file", "asset_url": "https://cdn.example.com/invoice.pdf" }]);
+    // The update arrives before its message.new, and an older update after the newer one.
+    let mut newer = message("m-1", &visitor, "Ada", "final text", "2026-11-24T10:00:01.000Z");
+    newer["updated_at"] = json!("2026-11-24T10:05:00.000Z");
+    let mut older = message("m-1", &visitor, "Ada", "intermediate text", "2026-11-24T10:00:01.000Z");
+    older["updated_at"] = json!("2026-11-24T10:03:00.000Z");
+    send("message.updated", newer).await;
+    send("message.new", message("m-1", &visitor, "Ada", "first text", "2026-11-24T10:00:01.000Z")).await;
+    send("message.updated", older).await;
+    send("message.new", reply).await;
+    // A delete before its message.new, then an update after the delete: the line stays deleted.
+    let mut deleted = message("m-3", &visitor, "Ada", "oops", "2026-11-24T10:00:03.000Z");
+    deleted["deleted_at"] = json!("2026-11-24T10:06:00.000Z");
+    deleted["type"] = json!("deleted");
+    send("message.deleted", deleted).await;
+    send("message.new", message("m-3", &visitor, "Ada", "oops", "2026-11-24T10:00:03.000Z")).await;
+    let mut late_edit = message("m-3", &visitor, "Ada", "resurrected?", "2026-11-24T10:00:03.000Z");
+    late_edit["updated_at"] = json!("2026-11-24T10:07:00.000Z");
+    send("message.updated", late_edit).await;
+
+    let transcript = app.transcript(&contact);
+    let lines: Vec<&str> = transcript.lines().skip(1).collect();
+    assert_eq!(
+        lines,
+        vec![
+            "[2026-11-24 10:00:01 UTC] Ada Tester (visitor): final text (edited)",
+            "[2026-11-24 10:00:02 UTC] Grace (Support) (agent): Here is the invoice [attachment: https://cdn.example.com/invoice.pdf]",
+            "[2026-11-24 10:00:03 UTC] Ada Tester (visitor): (message deleted)",
+        ],
+        "{transcript}"
+    );
+}
+
+#[tokio::test]
+async fn storage_failure_is_a_5xx_so_stream_retries() {
+    let app = TestApp::start().await;
+    let (_, visitor, channel) = register_visitor(&app, "Ada", "ada@example.com").await;
+    // Same DynamoDB, but a table that does not exist: every storage call fails.
+    let broken_store = Arc::new(DynamoStore::new(app.dynamodb.clone(), "no-such-table"));
+    let sync = chat_sync::sync::TranscriptSync::new(broken_store.clone(), app.crm.clone(), support::test_flush_settings());
+    let webhook = Webhook::new(broken_store, sync, STREAM_SECRET);
+    let body = message_event(
+        "message.new",
+        "messaging",
+        &channel,
+        &message("m-1", &visitor, "Ada", "hello", "2026-11-24T10:00:01.000Z"),
+    );
+    let response = webhook.handle(signed_webhook(&body)).await;
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(json_body(&response)["code"], "storage_unavailable");
+    // Stream's retry against the healthy deployment records it.
+    let response = app.webhook.handle(signed_webhook(&body)).await;
+    assert_eq!(json_body(&response)["status"], "recorded");
+}
