@@ -1,1 +1,3 @@
 //! Setup and local tooling for chat-sync: `setup`, `sign-events`, the `dev` server and the `bench` harness.
+
+pub mod setup;

@@ -1,1 +1,16 @@
+//! Local HTTP test doubles of the HubSpot CRM and Stream Chat APIs, and a DynamoDB Local launcher.
+//!
+//! The doubles reproduce the behaviour the app depends on (auth, validation, error shapes, concurrency
+//! semantics, webhook signing and retries) so black-box tests, benchmarks and `make dev` exercise the
+//! real client code over real HTTP, with fault injection ([`faults::Faults`]) for the unhappy paths.
 
+pub mod dynamodb_local;
+pub mod faults;
+pub mod hubspot;
+pub mod stream;
+mod support;
+
+pub use dynamodb_local::DynamoDbLocal;
+pub use hubspot::HubSpotDouble;
+pub use stream::StreamDouble;
+pub use support::RecordedCall;

@@ -49,6 +49,16 @@ impl Env {
         }
     }
 
+    /// Overrides one variable (the dev server points the handlers at its sandboxes this way).
+    pub fn set(&mut self, name: &str, value: impl Into<String>) {
+        self.vars.insert(name.to_owned(), value.into());
+    }
+
+    /// Whether a variable is set to something non-blank.
+    pub fn is_set(&self, name: &str) -> bool {
+        self.get(name).is_some()
+    }
+
     fn get(&self, name: &str) -> Option<&str> {
         self.vars
             .get(name)

@@ -47,7 +47,10 @@ fn transcript_sync(
     Ok(TranscriptSync::new(store, crm, FlushSettings::load(env)?))
 }
 
-pub async fn registration(env: &Env, aws: &aws_config::SdkConfig) -> Result<Registration, ConfigError> {
+pub async fn registration(
+    env: &Env,
+    aws: &aws_config::SdkConfig,
+) -> Result<Registration, ConfigError> {
     let settings = RegistrationSettings::load(env)?;
     let secrets = SecretsManager::new(aws);
     let hubspot = HubSpotSettings::load(env, &secrets).await?;
@@ -111,7 +114,11 @@ pub async fn local_aws(endpoint: &str) -> aws_config::SdkConfig {
     aws_config::defaults(aws_config::BehaviorVersion::latest())
         .region(aws_config::Region::new("us-east-1"))
         .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-            "local", "local", None, None, "dynamodb-local",
+            "local",
+            "local",
+            None,
+            None,
+            "dynamodb-local",
         ))
         .endpoint_url(endpoint)
         .load()

@@ -29,7 +29,12 @@ struct Contact {
 }
 
 fn created_at(contact: usize, index: usize) -> String {
-    format!("2026-11-24T10:{:02}:{:02}.{:03}Z", index / 60, index % 60, contact)
+    format!(
+        "2026-11-24T10:{:02}:{:02}.{:03}Z",
+        index / 60,
+        index % 60,
+        contact
+    )
 }
 
 fn text(contact: usize, index: usize) -> String {
@@ -44,7 +49,8 @@ async fn every_message_exactly_once_in_order_under_concurrency() {
     let mut contacts = Vec::new();
     for c in 0..CONTACTS {
         let name = format!("Visitor{c}");
-        let (id, visitor, channel) = register_visitor(&app, &name, &format!("visitor{c}@example.com")).await;
+        let (id, visitor, channel) =
+            register_visitor(&app, &name, &format!("visitor{c}@example.com")).await;
         contacts.push(Contact {
             id,
             visitor,
@@ -61,9 +67,18 @@ async fn every_message_exactly_once_in_order_under_concurrency() {
             let (user, name) = if i % 3 == 2 {
                 (AGENT_ID.to_owned(), "Grace (Support)".to_owned())
             } else {
-                (contact.visitor.clone(), "whatever the widget says".to_owned())
+                (
+                    contact.visitor.clone(),
+                    "whatever the widget says".to_owned(),
+                )
             };
-            let m = message(&format!("c{c}-m{i:03}"), &user, &name, &text(c, i), &created_at(c, i));
+            let m = message(
+                &format!("c{c}-m{i:03}"),
+                &user,
+                &name,
+                &text(c, i),
+                &created_at(c, i),
+            );
             let event = message_event("message.new", "messaging", &contact.channel, &m);
             deliveries.push(event.clone());
             if rng.random_bool(DUPLICATE_RATE) {
@@ -81,7 +96,9 @@ async fn every_message_exactly_once_in_order_under_concurrency() {
             let (app, queue, latencies) = (app.clone(), queue.clone(), latencies.clone());
             tokio::spawn(async move {
                 loop {
-                    let Some(event) = queue.lock().expect("queue").pop_front() else { break };
+                    let Some(event) = queue.lock().expect("queue").pop_front() else {
+                        break;
+                    };
                     let started = Instant::now();
                     let response = app.webhook.handle(signed_webhook(&event)).await;
                     latencies.lock().expect("latencies").push(started.elapsed());
@@ -109,7 +126,11 @@ async fn every_message_exactly_once_in_order_under_concurrency() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
-    assert_eq!(app.hubspot.overlapping_patches(), Vec::<String>::new(), "two writes to one contact overlapped");
+    assert_eq!(
+        app.hubspot.overlapping_patches(),
+        Vec::<String>::new(),
+        "two writes to one contact overlapped"
+    );
     for (c, contact) in contacts.iter().enumerate() {
         let transcript = app.transcript(&contact.id);
         // Independent check: the message lines, in order, exactly once each.
@@ -118,7 +139,10 @@ async fn every_message_exactly_once_in_order_under_concurrency() {
             .filter_map(|line| line.find("contact ").map(|at| line[at..].to_owned()))
             .collect();
         let expected: Vec<String> = (0..MESSAGES_PER_CONTACT).map(|i| text(c, i)).collect();
-        assert_eq!(seen, expected, "contact {c}: every message exactly once, in order");
+        assert_eq!(
+            seen, expected,
+            "contact {c}: every message exactly once, in order"
+        );
         // And the whole property equals the rendering of the expected messages.
         let started_at = transcript
             .lines()
@@ -130,8 +154,16 @@ async fn every_message_exactly_once_in_order_under_concurrency() {
             .map(|i| StoredMessage {
                 message_id: MessageId::parse(&format!("c{c}-m{i:03}")).expect("id"),
                 cid: format!("messaging:{}", contact.channel),
-                author_name: if i % 3 == 2 { "Grace (Support)".into() } else { contact.name.clone() },
-                role: if i % 3 == 2 { Role::Agent } else { Role::Visitor },
+                author_name: if i % 3 == 2 {
+                    "Grace (Support)".into()
+                } else {
+                    contact.name.clone()
+                },
+                role: if i % 3 == 2 {
+                    Role::Agent
+                } else {
+                    Role::Visitor
+                },
                 text: text(c, i),
                 attachments: vec![],
                 created_at: Timestamp::parse("t", &created_at(c, i)).expect("time"),
@@ -150,7 +182,10 @@ async fn every_message_exactly_once_in_order_under_concurrency() {
             channel_id: contact.channel.clone(),
             started_at: Timestamp::from_datetime(started),
         };
-        assert_eq!(transcript, render(&[conversation], &messages, HUBSPOT_PROPERTY_LIMIT));
+        assert_eq!(
+            transcript,
+            render(&[conversation], &messages, HUBSPOT_PROPERTY_LIMIT)
+        );
     }
 
     let messages = CONTACTS * MESSAGES_PER_CONTACT;
@@ -166,5 +201,8 @@ async fn every_message_exactly_once_in_order_under_concurrency() {
         pct(0.99),
         pct(1.0)
     );
-    assert!(patches < messages, "group commit: fewer writes than messages ({patches} for {messages})");
+    assert!(
+        patches < messages,
+        "group commit: fewer writes than messages ({patches} for {messages})"
+    );
 }

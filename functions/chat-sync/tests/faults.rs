@@ -8,12 +8,24 @@ use sandbox::stream::message_event;
 use std::time::{Duration, Instant};
 use support::{json_body, message, register_visitor, signed_webhook, TestApp};
 
-fn new_message(channel: &str, visitor: &str, id: &str, text: &str, second: u32) -> serde_json::Value {
+fn new_message(
+    channel: &str,
+    visitor: &str,
+    id: &str,
+    text: &str,
+    second: u32,
+) -> serde_json::Value {
     message_event(
         "message.new",
         "messaging",
         channel,
-        &message(id, visitor, "Ada", text, &format!("2026-11-24T10:00:{second:02}.000Z")),
+        &message(
+            id,
+            visitor,
+            "Ada",
+            text,
+            &format!("2026-11-24T10:00:{second:02}.000Z"),
+        ),
     )
 }
 
@@ -28,17 +40,33 @@ async fn hubspot_outage_then_sweeper_converges() {
         let started = Instant::now();
         let response = app
             .webhook
-            .handle(signed_webhook(&new_message(&channel, &visitor, &format!("m{i}"), &format!("during outage {i}"), i)))
+            .handle(signed_webhook(&new_message(
+                &channel,
+                &visitor,
+                &format!("m{i}"),
+                &format!("during outage {i}"),
+                i,
+            )))
             .await;
         // Durably recorded: acknowledged even though HubSpot is failing.
         assert_eq!(response.status(), StatusCode::OK);
         assert_eq!(json_body(&response)["status"], "recorded");
         assert_eq!(json_body(&response)["synced"], false);
         let elapsed = started.elapsed();
-        assert!(elapsed < budget.webhook_budget + budget.write_timeout, "ack within budget ({elapsed:?})");
+        assert!(
+            elapsed < budget.webhook_budget + budget.write_timeout,
+            "ack within budget ({elapsed:?})"
+        );
     }
-    assert!(app.hubspot.call_count("patch_contact") >= 1, "writes were attempted");
-    assert_eq!(app.transcript(&contact), "", "nothing reached HubSpot during the outage");
+    assert!(
+        app.hubspot.call_count("patch_contact") >= 1,
+        "writes were attempted"
+    );
+    assert_eq!(
+        app.transcript(&contact),
+        "",
+        "nothing reached HubSpot during the outage"
+    );
 
     let sweeper = app.sweeper();
     let report = sweeper.sweep().await.expect("sweep");
@@ -48,9 +76,17 @@ async fn hubspot_outage_then_sweeper_converges() {
     assert_eq!((report.synced, report.deferred), (1, 0), "{report:?}");
     let transcript = app.transcript(&contact);
     for i in 0..3 {
-        assert_eq!(transcript.matches(&format!("during outage {i}")).count(), 1, "{transcript}");
+        assert_eq!(
+            transcript.matches(&format!("during outage {i}")).count(),
+            1,
+            "{transcript}"
+        );
     }
-    assert_eq!(sweeper.sweep().await.expect("sweep").dirty, 0, "clean afterwards");
+    assert_eq!(
+        sweeper.sweep().await.expect("sweep").dirty,
+        0,
+        "clean afterwards"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -82,14 +118,23 @@ async fn a_holder_killed_mid_write_loses_nothing() {
     // A second message arrives while the dead holder's lease is still valid: recorded, not written.
     let response = app
         .webhook
-        .handle(signed_webhook(&new_message(&channel, &visitor, "m2", "second", 2)))
+        .handle(signed_webhook(&new_message(
+            &channel, &visitor, "m2", "second", 2,
+        )))
         .await;
     assert_eq!(json_body(&response)["status"], "recorded");
-    assert_eq!(json_body(&response)["synced"], false, "the lease was still held");
+    assert_eq!(
+        json_body(&response)["synced"],
+        false,
+        "the lease was still held"
+    );
 
     // Once the lease expires, the next writer (here the sweeper) converges.
     app.hubspot.faults().set_latency(Duration::ZERO);
-    tokio::time::sleep(Duration::from_secs(3).saturating_sub(killed_at.elapsed()) + Duration::from_millis(100)).await;
+    tokio::time::sleep(
+        Duration::from_secs(3).saturating_sub(killed_at.elapsed()) + Duration::from_millis(100),
+    )
+    .await;
     let report = app.sweeper().sweep().await.expect("sweep");
     assert_eq!(report.synced, 1, "{report:?}");
     let transcript = app.transcript(&contact);
@@ -97,4 +142,113 @@ async fn a_holder_killed_mid_write_loses_nothing() {
     assert_eq!(transcript.matches("second").count(), 1, "{transcript}");
     assert!(transcript.find("first") < transcript.find("second"));
     assert_eq!(app.hubspot.overlapping_patches(), Vec::<String>::new());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_event_redelivered_three_times_lands_once() {
+    let app = std::sync::Arc::new(TestApp::start().await);
+    let (contact, visitor, channel) = register_visitor(&app, "Ada", "ada@example.com").await;
+    let mut deliveries = Vec::new();
+    for round in 0..3 {
+        for i in 0..20u32 {
+            deliveries.push((
+                round,
+                new_message(
+                    &channel,
+                    &visitor,
+                    &format!("m{i:02}"),
+                    &format!("line {i:02}"),
+                    i,
+                ),
+            ));
+        }
+    }
+    // Redeliveries interleave with first deliveries, four at a time.
+    use rand::seq::SliceRandom;
+    use rand::SeedableRng;
+    deliveries.shuffle(&mut rand::rngs::StdRng::seed_from_u64(7));
+    let mut statuses = Vec::new();
+    for chunk in deliveries.chunks(4) {
+        let handles: Vec<_> = chunk
+            .iter()
+            .map(|(_, event)| {
+                let (app, event) = (app.clone(), event.clone());
+                tokio::spawn(async move {
+                    json_body(&app.webhook.handle(signed_webhook(&event)).await)["status"].clone()
+                })
+            })
+            .collect();
+        for handle in handles {
+            statuses.push(handle.await.expect("delivered"));
+        }
+    }
+    assert_eq!(
+        statuses.iter().filter(|s| *s == "recorded").count(),
+        20,
+        "each message recorded once"
+    );
+    assert_eq!(statuses.iter().filter(|s| *s == "duplicate").count(), 40);
+    app.sweeper().sweep().await.expect("sweep");
+    let transcript = app.transcript(&contact);
+    let lines: Vec<&str> = transcript.lines().filter(|l| l.contains("line ")).collect();
+    assert_eq!(lines.len(), 20, "{transcript}");
+    for (i, line) in lines.iter().enumerate() {
+        assert!(line.ends_with(&format!("line {i:02}")), "{line}");
+    }
+}
+
+#[tokio::test]
+async fn dynamodb_outage_gets_5xx_and_retries_after_restart_converge() {
+    let dir = std::env::temp_dir().join(format!("chat-sync-ddb-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).expect("data dir");
+    let mut dynamodb = sandbox::DynamoDbLocal::start(None, Some(dir.clone()))
+        .await
+        .expect("DynamoDB Local starts");
+    let app = TestApp::start_on(&dynamodb.endpoint(), support::test_flush_settings()).await;
+    let (contact, visitor, channel) = register_visitor(&app, "Ada", "ada@example.com").await;
+    let events: Vec<_> = (0..6u32)
+        .map(|i| {
+            new_message(
+                &channel,
+                &visitor,
+                &format!("m{i}"),
+                &format!("message {i}"),
+                i,
+            )
+        })
+        .collect();
+    for event in &events[..3] {
+        assert_eq!(
+            app.webhook.handle(signed_webhook(event)).await.status(),
+            StatusCode::OK
+        );
+    }
+
+    dynamodb.stop().await.expect("stopped");
+    for event in &events[3..] {
+        let response = app.webhook.handle(signed_webhook(event)).await;
+        assert_eq!(
+            response.status(),
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Stream must retry"
+        );
+    }
+    dynamodb.restart().await.expect("restarted with its data");
+
+    // Stream's retries of the failed deliveries now succeed; earlier messages survived the restart.
+    for event in &events[3..] {
+        let response = app.webhook.handle(signed_webhook(event)).await;
+        assert_eq!(json_body(&response)["status"], "recorded");
+    }
+    app.sweeper().sweep().await.expect("sweep");
+    let transcript = app.transcript(&contact);
+    for i in 0..6 {
+        assert_eq!(
+            transcript.matches(&format!("message {i}")).count(),
+            1,
+            "{transcript}"
+        );
+    }
+    drop(dynamodb);
+    let _ = std::fs::remove_dir_all(dir);
 }

@@ -12,7 +12,9 @@ use sandbox::stream::message_event;
 use serde_json::json;
 use std::io::Write;
 use std::sync::Arc;
-use support::{event, json_body, message, register_visitor, signed_webhook, TestApp, STREAM_SECRET};
+use support::{
+    event, json_body, message, register_visitor, signed_webhook, TestApp, STREAM_SECRET,
+};
 
 /// The channel, contact and visitor the files in `events/` refer to.
 const EVENTS_CHANNEL: &str = "chat-0f8e5b9c2d7a4e6f9b1c3d5e7f9a1b2c";
@@ -26,7 +28,11 @@ async fn map_events_channel(app: &TestApp) -> String {
         first_name: PersonName::parse("firstName", "Ada").expect("valid"),
         last_name: PersonName::parse("lastName", "Lovelace").expect("valid"),
     };
-    let contact = app.crm.upsert_contact(&details, deadline).await.expect("contact upserted");
+    let contact = app
+        .crm
+        .upsert_contact(&details, deadline)
+        .await
+        .expect("contact upserted");
     app.store
         .save_channel(&ChannelMapping {
             channel: ChannelRef::new(
@@ -50,42 +56,79 @@ async fn every_event_file_does_what_its_name_says() {
     let contact = map_events_channel(&app).await;
 
     let response = app.webhook.handle(event("webhook-message-new.json")).await;
-    assert_eq!(response.status(), StatusCode::OK, "{}", json_body(&response));
+    assert_eq!(
+        response.status(),
+        StatusCode::OK,
+        "{}",
+        json_body(&response)
+    );
     assert_eq!(json_body(&response)["status"], "recorded");
     let transcript = app.transcript(&contact);
     assert!(
         transcript.contains("Ada Lovelace (visitor): Hello! I have a question about my order."),
         "{transcript}"
     );
-    assert!(transcript.starts_with(&format!("=== Conversation {EVENTS_CHANNEL} started 2026-11-24 10:00:00 UTC ===")));
+    assert!(transcript.starts_with(&format!(
+        "=== Conversation {EVENTS_CHANNEL} started 2026-11-24 10:00:00 UTC ==="
+    )));
 
     let response = app.webhook.handle(event("webhook-message-new.json")).await;
-    assert_eq!(json_body(&response)["status"], "duplicate", "redelivery is a no-op");
+    assert_eq!(
+        json_body(&response)["status"],
+        "duplicate",
+        "redelivery is a no-op"
+    );
 
-    let response = app.webhook.handle(event("webhook-message-updated.json")).await;
+    let response = app
+        .webhook
+        .handle(event("webhook-message-updated.json"))
+        .await;
     assert_eq!(json_body(&response)["status"], "recorded");
     let transcript = app.transcript(&contact);
-    assert!(transcript.contains("Hello! I have a question about order #1234. (edited)"), "{transcript}");
+    assert!(
+        transcript.contains("Hello! I have a question about order #1234. (edited)"),
+        "{transcript}"
+    );
 
-    let response = app.webhook.handle(event("webhook-message-deleted.json")).await;
+    let response = app
+        .webhook
+        .handle(event("webhook-message-deleted.json"))
+        .await;
     assert_eq!(json_body(&response)["status"], "recorded");
     let transcript = app.transcript(&contact);
-    assert!(transcript.contains("Ada Lovelace (visitor): (message deleted)"), "{transcript}");
-    assert!(!transcript.contains("order #1234"), "deleted text is erased: {transcript}");
+    assert!(
+        transcript.contains("Ada Lovelace (visitor): (message deleted)"),
+        "{transcript}"
+    );
+    assert!(
+        !transcript.contains("order #1234"),
+        "deleted text is erased: {transcript}"
+    );
     assert_eq!(transcript.lines().count(), 2, "{transcript}");
 
     let items_before = app.item_count().await;
     for (file, status, expected) in [
         ("webhook-unknown-event.json", StatusCode::OK, "ignored"),
         ("webhook-unknown-channel.json", StatusCode::OK, "ignored"),
-        ("webhook-bad-signature.json", StatusCode::UNAUTHORIZED, "invalid_signature"),
+        (
+            "webhook-bad-signature.json",
+            StatusCode::UNAUTHORIZED,
+            "invalid_signature",
+        ),
     ] {
         let response = app.webhook.handle(event(file)).await;
         assert_eq!(response.status(), status, "{file}");
         let body = json_body(&response);
-        assert!(body["status"] == expected || body["code"] == expected, "{file}: {body}");
+        assert!(
+            body["status"] == expected || body["code"] == expected,
+            "{file}: {body}"
+        );
     }
-    assert_eq!(app.item_count().await, items_before, "ignored and rejected events store nothing");
+    assert_eq!(
+        app.item_count().await,
+        items_before,
+        "ignored and rejected events store nothing"
+    );
 }
 
 #[tokio::test]
@@ -114,9 +157,15 @@ async fn bad_signatures_are_401_and_store_nothing() {
     // Signed with the wrong secret.
     let mut wrong = signed_webhook(&body);
     let other = sandbox::stream::sign_webhook("not-the-secret", &bytes);
-    wrong.headers_mut().insert("x-signature", other.parse().expect("header"));
+    wrong
+        .headers_mut()
+        .insert("x-signature", other.parse().expect("header"));
     // Upper-case hex of the right MAC is not what Stream sends, but it is the same MAC: accepted by hex decoding.
-    for (request, code) in [(tampered, "invalid_signature"), (missing, "missing_signature"), (wrong, "invalid_signature")] {
+    for (request, code) in [
+        (tampered, "invalid_signature"),
+        (missing, "missing_signature"),
+        (wrong, "invalid_signature"),
+    ] {
         let response = app.webhook.handle(request).await;
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
         assert_eq!(json_body(&response)["code"], code);
@@ -133,16 +182,29 @@ async fn gzip_bodies_are_verified_after_decompression() {
         "message.new",
         "messaging",
         &channel,
-        &message("m-gz", &visitor, "Ada", "compressed hello", "2026-11-24T10:00:01.000Z"),
+        &message(
+            "m-gz",
+            &visitor,
+            "Ada",
+            "compressed hello",
+            "2026-11-24T10:00:01.000Z",
+        ),
     );
     let mut request = signed_webhook(&body); // signature over the uncompressed bytes
     let plain = serde_json::to_vec(&body).expect("json");
     let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     encoder.write_all(&plain).expect("gzip");
     *request.body_mut() = Body::Binary(encoder.finish().expect("gzip"));
-    request.headers_mut().insert("content-encoding", "gzip".parse().expect("header"));
+    request
+        .headers_mut()
+        .insert("content-encoding", "gzip".parse().expect("header"));
     let response = app.webhook.handle(request).await;
-    assert_eq!(response.status(), StatusCode::OK, "{}", json_body(&response));
+    assert_eq!(
+        response.status(),
+        StatusCode::OK,
+        "{}",
+        json_body(&response)
+    );
     assert!(app.transcript(&contact).contains("compressed hello"));
 }
 
@@ -152,22 +214,33 @@ async fn malformed_and_oversized_events_are_4xx() {
     let sign = |bytes: Vec<u8>| {
         let mut request = signed_webhook(&json!({}));
         let signature = sandbox::stream::sign_webhook(STREAM_SECRET, &bytes);
-        request.headers_mut().insert("x-signature", signature.parse().expect("header"));
+        request
+            .headers_mut()
+            .insert("x-signature", signature.parse().expect("header"));
         *request.body_mut() = Body::Binary(bytes);
         request
     };
     let response = app.webhook.handle(sign(b"{not json".to_vec())).await;
-    assert_eq!((response.status(), json_body(&response)["code"].clone()), (StatusCode::BAD_REQUEST, json!("invalid_json")));
+    assert_eq!(
+        (response.status(), json_body(&response)["code"].clone()),
+        (StatusCode::BAD_REQUEST, json!("invalid_json"))
+    );
     let response = app
         .webhook
         .handle(sign(br#"{"type":"message.new","cid":"messaging:x","message":{"id":"m","created_at":"yesterday","user":{"id":"u"}}}"#.to_vec()))
         .await;
-    assert_eq!((response.status(), json_body(&response)["code"].clone()), (StatusCode::BAD_REQUEST, json!("invalid_event")));
+    assert_eq!(
+        (response.status(), json_body(&response)["code"].clone()),
+        (StatusCode::BAD_REQUEST, json!("invalid_event"))
+    );
     let response = app.webhook.handle(sign(vec![b' '; 1024 * 1024 + 1])).await;
     assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
     let mut get = signed_webhook(&json!({}));
     *get.method_mut() = lambda_http::http::Method::GET;
-    assert_eq!(app.webhook.handle(get).await.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(
+        app.webhook.handle(get).await.status(),
+        StatusCode::METHOD_NOT_ALLOWED
+    );
     assert_eq!(app.item_count().await, 0);
 }
 
@@ -176,11 +249,22 @@ async fn ephemeral_error_and_system_messages_are_not_transcript_lines() {
     let app = TestApp::start().await;
     let (contact, visitor, channel) = register_visitor(&app, "Ada", "ada@example.com").await;
     for (i, kind) in ["ephemeral", "error", "system"].iter().enumerate() {
-        let mut m = message(&format!("m-{kind}"), &visitor, "Ada", "not a line", "2026-11-24T10:00:01.000Z");
+        let mut m = message(
+            &format!("m-{kind}"),
+            &visitor,
+            "Ada",
+            "not a line",
+            "2026-11-24T10:00:01.000Z",
+        );
         m["type"] = json!(kind);
         let response = app
             .webhook
-            .handle(signed_webhook(&message_event("message.new", "messaging", &channel, &m)))
+            .handle(signed_webhook(&message_event(
+                "message.new",
+                "messaging",
+                &channel,
+                &m,
+            )))
             .await;
         assert_eq!(json_body(&response)["status"], "ignored", "case {i}");
     }
@@ -196,19 +280,60 @@ async fn agent_lines_attachments_and_out_of_order_updates_converge() {
         let webhook = app.webhook.clone();
         let channel = channel.clone();
         async move {
-            let response = webhook.handle(signed_webhook(&message_event(kind, "messaging", &channel, &m))).await;
-            assert_eq!(response.status(), StatusCode::OK, "{}", json_body(&response));
+            let response = webhook
+                .handle(signed_webhook(&message_event(
+                    kind,
+                    "messaging",
+                    &channel,
+                    &m,
+                )))
+                .await;
+            assert_eq!(
+                response.status(),
+                StatusCode::OK,
+                "{}",
+                json_body(&response)
+            );
         }
     };
-    let mut reply = message("m-2", "support-agent", "Grace (Support)", "Here is the invoice", "2026-11-24T10:00:02.000Z");
-    reply["attachments"] = json!([{ "type": "file", "asset_url": "https://cdn.example.com/invoice.pdf" }]);
+    let mut reply = message(
+        "m-2",
+        "support-agent",
+        "Grace (Support)",
+        "Here is the invoice",
+        "2026-11-24T10:00:02.000Z",
+    );
+    reply["attachments"] =
+        json!([{ "type": "file", "asset_url": "https://cdn.example.com/invoice.pdf" }]);
     // The update arrives before its message.new, and an older update after the newer one.
-    let mut newer = message("m-1", &visitor, "Ada", "final text", "2026-11-24T10:00:01.000Z");
+    let mut newer = message(
+        "m-1",
+        &visitor,
+        "Ada",
+        "final text",
+        "2026-11-24T10:00:01.000Z",
+    );
     newer["updated_at"] = json!("2026-11-24T10:05:00.000Z");
-    let mut older = message("m-1", &visitor, "Ada", "intermediate text", "2026-11-24T10:00:01.000Z");
+    let mut older = message(
+        "m-1",
+        &visitor,
+        "Ada",
+        "intermediate text",
+        "2026-11-24T10:00:01.000Z",
+    );
     older["updated_at"] = json!("2026-11-24T10:03:00.000Z");
     send("message.updated", newer).await;
-    send("message.new", message("m-1", &visitor, "Ada", "first text", "2026-11-24T10:00:01.000Z")).await;
+    send(
+        "message.new",
+        message(
+            "m-1",
+            &visitor,
+            "Ada",
+            "first text",
+            "2026-11-24T10:00:01.000Z",
+        ),
+    )
+    .await;
     send("message.updated", older).await;
     send("message.new", reply).await;
     // A delete before its message.new, then an update after the delete: the line stays deleted.
@@ -216,8 +341,18 @@ async fn agent_lines_attachments_and_out_of_order_updates_converge() {
     deleted["deleted_at"] = json!("2026-11-24T10:06:00.000Z");
     deleted["type"] = json!("deleted");
     send("message.deleted", deleted).await;
-    send("message.new", message("m-3", &visitor, "Ada", "oops", "2026-11-24T10:00:03.000Z")).await;
-    let mut late_edit = message("m-3", &visitor, "Ada", "resurrected?", "2026-11-24T10:00:03.000Z");
+    send(
+        "message.new",
+        message("m-3", &visitor, "Ada", "oops", "2026-11-24T10:00:03.000Z"),
+    )
+    .await;
+    let mut late_edit = message(
+        "m-3",
+        &visitor,
+        "Ada",
+        "resurrected?",
+        "2026-11-24T10:00:03.000Z",
+    );
     late_edit["updated_at"] = json!("2026-11-24T10:07:00.000Z");
     send("message.updated", late_edit).await;
 
@@ -240,7 +375,11 @@ async fn storage_failure_is_a_5xx_so_stream_retries() {
     let (_, visitor, channel) = register_visitor(&app, "Ada", "ada@example.com").await;
     // Same DynamoDB, but a table that does not exist: every storage call fails.
     let broken_store = Arc::new(DynamoStore::new(app.dynamodb.clone(), "no-such-table"));
-    let sync = chat_sync::sync::TranscriptSync::new(broken_store.clone(), app.crm.clone(), support::test_flush_settings());
+    let sync = chat_sync::sync::TranscriptSync::new(
+        broken_store.clone(),
+        app.crm.clone(),
+        support::test_flush_settings(),
+    );
     let webhook = Webhook::new(broken_store, sync, STREAM_SECRET);
     let body = message_event(
         "message.new",

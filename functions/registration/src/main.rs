@@ -9,7 +9,8 @@ use std::sync::Arc;
 async fn main() -> Result<(), Error> {
     chat_sync::telemetry::init();
     let registration = Arc::new(chat_sync::wiring::or_exit(
-        chat_sync::wiring::registration(&Env::from_process(), &chat_sync::wiring::aws().await).await,
+        chat_sync::wiring::registration(&Env::from_process(), &chat_sync::wiring::aws().await)
+            .await,
     ));
     lambda_http::run(service_fn(move |request: Request| {
         let registration = registration.clone();

@@ -18,7 +18,9 @@ fn main() -> ExitCode {
         match arg.as_str() {
             "--check" => check = true,
             "-h" | "--help" => {
-                println!("sign-events [--check] [DIR]: re-sign webhook-*.json in DIR (default: events/)");
+                println!(
+                    "sign-events [--check] [DIR]: re-sign webhook-*.json in DIR (default: events/)"
+                );
                 return ExitCode::SUCCESS;
             }
             other => dir = PathBuf::from(other),
@@ -27,7 +29,10 @@ fn main() -> ExitCode {
     let secret = std::env::var("STREAM_API_SECRET").unwrap_or_else(|_| TEST_SECRET.to_owned());
     match sign_all(&dir, &secret, check) {
         Ok(changed) if check && !changed.is_empty() => {
-            eprintln!("these events are not signed correctly: {}", changed.join(", "));
+            eprintln!(
+                "these events are not signed correctly: {}",
+                changed.join(", ")
+            );
             ExitCode::FAILURE
         }
         Ok(changed) => {
@@ -58,7 +63,11 @@ fn sign_all(dir: &PathBuf, secret: &str, check: bool) -> Result<Vec<String>, Str
         .collect();
     entries.sort();
     for path in entries {
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_owned();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+            .to_owned();
         let text = std::fs::read_to_string(&path).map_err(|e| format!("{name}: {e}"))?;
         let mut event: Value = serde_json::from_str(&text).map_err(|e| format!("{name}: {e}"))?;
         let body = event
@@ -66,7 +75,11 @@ fn sign_all(dir: &PathBuf, secret: &str, check: bool) -> Result<Vec<String>, Str
             .and_then(Value::as_str)
             .ok_or_else(|| format!("{name}: no string body"))?
             .to_owned();
-        let key = if name.contains("bad-signature") { "not-the-app-secret" } else { secret };
+        let key = if name.contains("bad-signature") {
+            "not-the-app-secret"
+        } else {
+            secret
+        };
         let signature = sign_body(key, body.as_bytes());
         let headers = event
             .get_mut("headers")
@@ -78,7 +91,8 @@ fn sign_all(dir: &PathBuf, secret: &str, check: bool) -> Result<Vec<String>, Str
         changed.push(name.clone());
         if !check {
             headers.insert("x-signature".into(), Value::String(signature));
-            let pretty = serde_json::to_string_pretty(&event).map_err(|e| format!("{name}: {e}"))?;
+            let pretty =
+                serde_json::to_string_pretty(&event).map_err(|e| format!("{name}: {e}"))?;
             std::fs::write(&path, pretty + "\n").map_err(|e| format!("{name}: {e}"))?;
         }
     }

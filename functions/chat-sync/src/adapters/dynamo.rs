@@ -35,7 +35,11 @@ pub mod schema {
     pub const DIRTY_INDEX: &str = "dirty-contacts";
     pub const DIRTY_INDEX_PARTITION_KEY: &str = "dirty";
     pub const DIRTY_INDEX_SORT_KEY: &str = "dirty_since";
+    /// The index projects only what the sweeper reads (`ProjectionType: INCLUDE`).
+    pub const DIRTY_INDEX_PROJECTION: &[&str] = &["contact_id"];
     pub const TTL_ATTRIBUTE: &str = "expires_at";
+    /// On-demand: traffic follows website chats, spiky and mostly idle.
+    pub const BILLING_MODE: &str = "PAY_PER_REQUEST";
 }
 
 /// Lease items outlive their lease by a day before TTL garbage-collects them; correctness never depends on TTL
@@ -201,7 +205,12 @@ impl DynamoStore {
             .projection(
                 Projection::builder()
                     .projection_type(ProjectionType::Include)
-                    .non_key_attributes("contact_id")
+                    .set_non_key_attributes(Some(
+                        schema::DIRTY_INDEX_PROJECTION
+                            .iter()
+                            .map(|name| (*name).to_owned())
+                            .collect(),
+                    ))
                     .build(),
             )
             .build()
@@ -210,7 +219,7 @@ impl DynamoStore {
             .client
             .create_table()
             .table_name(&self.table)
-            .billing_mode(BillingMode::PayPerRequest)
+            .billing_mode(BillingMode::from(schema::BILLING_MODE))
             .attribute_definitions(attribute(schema::PARTITION_KEY)?)
             .attribute_definitions(attribute(schema::SORT_KEY)?)
             .attribute_definitions(attribute(schema::DIRTY_INDEX_PARTITION_KEY)?)
@@ -670,5 +679,19 @@ impl Store for DynamoStore {
             .iter()
             .map(|item| ContactId::parse(get_s(item, "contact_id")?).map_err(corrupt))
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schema_billing_mode_is_one_the_sdk_knows() {
+        // A typo would become `BillingMode::Unknown` and fail only at CreateTable.
+        assert_eq!(
+            BillingMode::from(schema::BILLING_MODE),
+            BillingMode::PayPerRequest
+        );
     }
 }

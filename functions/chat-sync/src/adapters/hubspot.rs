@@ -82,15 +82,36 @@ impl HubSpotClient {
     }
 
     /// Reads the contact's transcript property (the dev page's CRM view; never used to write).
-    pub async fn read_transcript(&self, contact: &ContactId, deadline: Instant) -> Result<String, UpstreamError> {
+    pub async fn read_transcript(
+        &self,
+        contact: &ContactId,
+        deadline: Instant,
+    ) -> Result<String, UpstreamError> {
         let url = self.url(&format!("/objects/contacts/{}", contact.as_str()));
-        let request = self.http.get(&url).query(&[("properties", TRANSCRIPT_PROPERTY)]);
+        let request = self
+            .http
+            .get(&url)
+            .query(&[("properties", TRANSCRIPT_PROPERTY)]);
         let contact = self.send(request, deadline).await?;
         Ok(contact
             .pointer(&format!("/properties/{TRANSCRIPT_PROPERTY}"))
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_owned())
+    }
+
+    /// Whether the transcript property exists (a read-only check: `infra setup --dry-run`).
+    pub async fn transcript_property_exists(
+        &self,
+        deadline: Instant,
+    ) -> Result<bool, UpstreamError> {
+        let url = self.url(&format!("/properties/contacts/{TRANSCRIPT_PROPERTY}"));
+        let attempt = |_| self.send(self.http.get(&url), deadline);
+        match self.backoff.retry(deadline, attempt).await {
+            Ok(_) => Ok(true),
+            Err(UpstreamError::Rejected { status: 404, .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     /// Creates the transcript property; an existing one (409) is fine. Returns whether it was created.

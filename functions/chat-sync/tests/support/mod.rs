@@ -48,15 +48,28 @@ impl TestApp {
     }
 
     pub async fn start_with(flush: FlushSettings) -> Self {
-        let hubspot = HubSpotDouble::start(HUBSPOT_TOKEN).await.expect("HubSpot double starts");
+        Self::start_on(&DynamoDbLocal::shared().endpoint(), flush).await
+    }
+
+    /// The app on a given DynamoDB endpoint (a test that stops and restarts its own DynamoDB Local).
+    pub async fn start_on(dynamodb_endpoint: &str, flush: FlushSettings) -> Self {
+        let hubspot = HubSpotDouble::start(HUBSPOT_TOKEN)
+            .await
+            .expect("HubSpot double starts");
         hubspot.define_property("chat_transcript");
-        let stream = StreamDouble::start(STREAM_KEY, STREAM_SECRET).await.expect("Stream double starts");
-        let dynamodb = chat_sync::wiring::local_dynamodb(&DynamoDbLocal::shared().endpoint()).await;
+        let stream = StreamDouble::start(STREAM_KEY, STREAM_SECRET)
+            .await
+            .expect("Stream double starts");
+        let dynamodb = chat_sync::wiring::local_dynamodb(dynamodb_endpoint).await;
         let table = format!("chat-test-{}", uuid::Uuid::new_v4().simple());
         let store = Arc::new(DynamoStore::new(dynamodb.clone(), table));
-        store.create_table().await.expect("table created in DynamoDB Local");
+        store
+            .create_table()
+            .await
+            .expect("table created in DynamoDB Local");
         let crm = Arc::new(HubSpotClient::new(&hubspot.base_url(), HUBSPOT_TOKEN));
-        let chat = StreamClient::new(&stream.base_url(), STREAM_KEY, STREAM_SECRET).expect("server token");
+        let chat =
+            StreamClient::new(&stream.base_url(), STREAM_KEY, STREAM_SECRET).expect("server token");
         let settings = RegistrationSettings {
             channel_type: ChannelType::parse("messaging").expect("valid"),
             support_agent_id: UserId::parse("agent", AGENT_ID).expect("valid"),
@@ -64,7 +77,13 @@ impl TestApp {
             visitor_token_ttl: Duration::from_secs(3_600),
             allowed_origins: AllowedOrigins::parse("http://localhost:3000").expect("valid"),
         };
-        let registration = Registration::new(crm.clone(), Arc::new(chat.clone()), store.clone(), chat.tokens(), settings);
+        let registration = Registration::new(
+            crm.clone(),
+            Arc::new(chat.clone()),
+            store.clone(),
+            chat.tokens(),
+            settings,
+        );
         let sync = TranscriptSync::new(store.clone(), crm.clone(), flush);
         let webhook = Arc::new(Webhook::new(store.clone(), sync.clone(), STREAM_SECRET));
         Self {
@@ -80,7 +99,12 @@ impl TestApp {
     }
 
     pub fn sweeper(&self) -> Sweeper {
-        Sweeper::new(self.store.clone(), self.sync.clone(), 100, Duration::from_secs(10))
+        Sweeper::new(
+            self.store.clone(),
+            self.sync.clone(),
+            100,
+            Duration::from_secs(10),
+        )
     }
 
     /// Every item in the table (to prove that bad input wrote nothing).
@@ -108,17 +132,24 @@ impl TestApp {
 pub fn event(name: &str) -> Request {
     let path = format!("{}/../../events/{name}", env!("CARGO_MANIFEST_DIR"));
     let json = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    lambda_http::request::from_str(&json).unwrap_or_else(|e| panic!("{path} is not a Lambda HTTP event: {e}"))
+    lambda_http::request::from_str(&json)
+        .unwrap_or_else(|e| panic!("{path} is not a Lambda HTTP event: {e}"))
 }
 
 /// A request as API Gateway would deliver it.
 pub fn http_request(method: &str, body: &str, headers: &[(&str, &str)]) -> Request {
-    let mut builder = lambda_http::http::Request::builder().method(method).uri("https://api.example.com/registrations");
+    let mut builder = lambda_http::http::Request::builder()
+        .method(method)
+        .uri("https://api.example.com/registrations");
     for (name, value) in headers {
         builder = builder.header(*name, *value);
     }
     builder
-        .body(if body.is_empty() { Body::Empty } else { Body::Text(body.to_owned()) })
+        .body(if body.is_empty() {
+            Body::Empty
+        } else {
+            Body::Text(body.to_owned())
+        })
         .expect("valid request")
 }
 
@@ -148,7 +179,13 @@ pub fn signed_webhook(body: &serde_json::Value) -> Request {
 }
 
 /// A Stream message payload.
-pub fn message(id: &str, user_id: &str, user_name: &str, text: &str, created_at: &str) -> serde_json::Value {
+pub fn message(
+    id: &str,
+    user_id: &str,
+    user_name: &str,
+    text: &str,
+    created_at: &str,
+) -> serde_json::Value {
     serde_json::json!({
         "id": id,
         "text": text,
@@ -165,7 +202,11 @@ pub async fn register_visitor(app: &TestApp, first: &str, email: &str) -> (Strin
     let body = format!(r#"{{"firstName":"{first}","lastName":"Tester","email":"{email}"}}"#);
     let response = app
         .registration
-        .handle(http_request("POST", &body, &[("content-type", "application/json")]))
+        .handle(http_request(
+            "POST",
+            &body,
+            &[("content-type", "application/json")],
+        ))
         .await;
     let json = json_body(&response);
     assert_eq!(response.status(), 200, "{json}");

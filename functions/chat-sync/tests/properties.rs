@@ -1,0 +1,124 @@
+//! Property tests: the renderer's limits and order, parsers that never panic, signatures that catch any change.
+
+use chat_sync::adapters::stream::{sign_body, verify_signature};
+use chat_sync::domain::transcript::{render, text_len, Conversation, HUBSPOT_PROPERTY_LIMIT};
+use chat_sync::domain::{Email, MessageId, PersonName, Role, StoredMessage, Timestamp};
+use chat_sync::handlers::registration::RegistrationForm;
+use chat_sync::handlers::webhook::parse_event;
+use proptest::prelude::*;
+
+const SECRET: &str = "porewqKAFDSAKZssecretsercretfads";
+
+fn arb_message(index: usize) -> impl Strategy<Value = StoredMessage> {
+    (
+        0usize..3,
+        "\\PC{0,3000}",
+        prop::bool::ANY,
+        prop::bool::ANY,
+        0i64..100_000,
+        prop::bool::ANY,
+    )
+        .prop_map(
+            move |(conversation, text, edited, deleted, offset, agent)| StoredMessage {
+                message_id: MessageId::parse(&format!("m{index:05}")).expect("valid id"),
+                cid: format!("messaging:c{conversation}"),
+                author_name: if agent { "Grace" } else { "Ada 😀" }.into(),
+                role: if agent { Role::Agent } else { Role::Visitor },
+                text,
+                attachments: vec![],
+                created_at: Timestamp::from_unix_seconds(1_795_687_200 + offset).expect("in range"),
+                edited,
+                deleted,
+            },
+        )
+}
+
+fn arb_messages() -> impl Strategy<Value = Vec<StoredMessage>> {
+    (1usize..120).prop_flat_map(|n| (0..n).map(arb_message).collect::<Vec<_>>())
+}
+
+fn conversations() -> Vec<Conversation> {
+    (0..3)
+        .map(|c| Conversation {
+            cid: format!("messaging:c{c}"),
+            channel_id: format!("c{c}"),
+            started_at: Timestamp::from_unix_seconds(1_795_687_000 + c * 50_000).expect("in range"),
+        })
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn transcript_fits_keeps_newest_and_preserves_order(messages in arb_messages()) {
+        let conversations = conversations();
+        let text = render(&conversations, &messages, HUBSPOT_PROPERTY_LIMIT);
+        prop_assert!(text_len(&text) <= HUBSPOT_PROPERTY_LIMIT);
+        // The newest line (in transcript order) is always there.
+        let full = render(&conversations, &messages, usize::MAX);
+        let last_full = full.lines().last().unwrap_or_default();
+        prop_assert!(text.ends_with(last_full));
+        // What is kept is a suffix of the full rendering, in the same order.
+        let kept: Vec<&str> = text.lines().filter(|l| l.starts_with('[') && !l.ends_with("not shown]")).collect();
+        let all: Vec<&str> = full.lines().filter(|l| l.starts_with('[')).collect();
+        prop_assert!(all.ends_with(&kept));
+    }
+
+    #[test]
+    fn webhook_parsing_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..2048)) {
+        let _ = parse_event(&bytes);
+    }
+
+    #[test]
+    fn webhook_parsing_never_panics_on_near_valid_json(
+        kind in prop::sample::select(vec!["message.new", "message.updated", "message.deleted", "x"]),
+        cid in "\\PC{0,80}",
+        id in "\\PC{0,300}",
+        created in "\\PC{0,40}",
+        user in "\\PC{0,40}",
+    ) {
+        let body = serde_json::json!({
+            "type": kind, "cid": cid,
+            "message": { "id": id, "created_at": created, "user": { "id": user }, "text": "t" }
+        });
+        let _ = parse_event(body.to_string().as_bytes());
+    }
+
+    #[test]
+    fn registration_parsing_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..1024)) {
+        if let Ok(value) = serde_json::from_slice::<serde_json::Value>(&bytes) {
+            let _ = RegistrationForm::parse(&value);
+        }
+    }
+
+    #[test]
+    fn field_parsers_never_panic(raw in "\\PC{0,400}", ctl in "[\\x00-\\x1f]{0,3}") {
+        let input = format!("{raw}{ctl}");
+        let _ = Email::parse(&input);
+        if let Ok(name) = PersonName::parse("firstName", &input) {
+            prop_assert!(!name.as_str().chars().any(char::is_control));
+            prop_assert!(name.as_str().chars().count() <= 100);
+        }
+    }
+
+    #[test]
+    fn every_mutation_of_a_signed_body_is_rejected(
+        body in prop::collection::vec(any::<u8>(), 1..512),
+        position in any::<prop::sample::Index>(),
+        flip in 1u8..=255,
+    ) {
+        let signature = sign_body(SECRET, &body);
+        prop_assert!(verify_signature(SECRET, &body, &signature));
+        let mut mutated = body.clone();
+        let i = position.index(mutated.len());
+        mutated[i] ^= flip;
+        prop_assert!(!verify_signature(SECRET, &mutated, &signature));
+        let mut truncated = body.clone();
+        truncated.pop();
+        prop_assert!(!verify_signature(SECRET, &truncated, &signature));
+        let mut extended = body;
+        extended.push(b' ');
+        prop_assert!(!verify_signature(SECRET, &extended, &signature));
+    }
+}

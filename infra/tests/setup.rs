@@ -1,0 +1,333 @@
+//! `setup` against the HubSpot and Stream doubles and DynamoDB Local: idempotent, keeps what it does not own,
+//! changes nothing in a dry run, and names the variable to fix when credentials are missing or wrong.
+
+use chat_sync::adapters::dynamo::schema;
+use chat_sync::adapters::stream::StreamClient;
+use chat_sync::config::Env;
+use infra::setup::{self, HookMode, Options, Outcome, SetupError};
+use sandbox::{DynamoDbLocal, HubSpotDouble, StreamDouble};
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+
+const TOKEN: &str = "pat-na1-setup-test-token";
+const KEY: &str = "setup-test-key";
+const SECRET: &str = "setup-test-secret-that-is-long-enough";
+const WEBHOOK: &str = "https://abc123.lambda-url.eu-west-1.on.aws/";
+
+fn env(hubspot: &HubSpotDouble, stream: &StreamDouble, token: &str, secret: &str) -> Env {
+    Env::from_pairs([
+        ("HUBSPOT_BASE_URL", hubspot.base_url()),
+        ("HUBSPOT_ACCESS_TOKEN", token.to_owned()),
+        ("STREAM_BASE_URL", stream.base_url()),
+        ("STREAM_API_KEY", KEY.to_owned()),
+        ("STREAM_API_SECRET", secret.to_owned()),
+    ])
+}
+
+async fn doubles() -> (HubSpotDouble, StreamDouble) {
+    let hubspot = HubSpotDouble::start(TOKEN)
+        .await
+        .expect("HubSpot double starts");
+    let stream = StreamDouble::start(KEY, SECRET)
+        .await
+        .expect("Stream double starts");
+    (hubspot, stream)
+}
+
+async fn run(options: &Options, env: &Env) -> Result<Vec<Outcome>, SetupError> {
+    let mut outcomes = Vec::new();
+    setup::run(options, env, &mut |outcome| outcomes.push(outcome.clone()))
+        .await
+        .map(|()| outcomes)
+}
+
+/// A table name no other test (or earlier run against a shared DynamoDB Local) uses.
+fn unique_table(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    format!("{prefix}-{}-{nanos}", std::process::id())
+}
+
+fn stream_client(stream: &StreamDouble) -> StreamClient {
+    StreamClient::new(&stream.base_url(), KEY, SECRET).expect("server token")
+}
+
+fn deadline() -> Instant {
+    Instant::now() + Duration::from_secs(10)
+}
+
+#[tokio::test]
+async fn hubspot_property_is_created_once() {
+    let (hubspot, stream) = doubles().await;
+    let env = env(&hubspot, &stream, TOKEN, SECRET);
+    let options = Options {
+        hubspot: true,
+        ..Options::default()
+    };
+    assert_eq!(
+        run(&options, &env).await.expect("first run"),
+        [Outcome::PropertyCreated]
+    );
+    assert_eq!(
+        run(&options, &env).await.expect("second run"),
+        [Outcome::PropertyAlreadyThere],
+        "the second create gets 409, which is fine"
+    );
+    assert_eq!(hubspot.call_count("create_property"), 2);
+    assert_eq!(hubspot.call_count("get_property"), 0);
+}
+
+#[tokio::test]
+async fn stream_webhook_is_added_and_other_hooks_and_settings_are_kept() {
+    let (hubspot, stream) = doubles().await;
+    let client = stream_client(&stream);
+    let sqs = json!({"hook_type": "sqs", "enabled": true, "sqs_queue_url": "https://sqs.example/q",
+                     "event_types": ["user.updated"]});
+    let elsewhere = json!({"hook_type": "webhook", "enabled": true, "webhook_url": "https://moderation.example/hook",
+                           "event_types": []});
+    client
+        .update_app_settings(&json!({ "event_hooks": [sqs, elsewhere] }), deadline())
+        .await
+        .expect("seed the app's hooks");
+    let before = client.app_settings(deadline()).await.expect("GET /app")["app"].clone();
+    stream.clear_calls();
+
+    let options = Options {
+        stream_webhook: Some(WEBHOOK.into()),
+        ..Options::default()
+    };
+    let env = env(&hubspot, &stream, TOKEN, SECRET);
+    let outcomes = run(&options, &env).await.expect("setup");
+    assert_eq!(
+        outcomes.last(),
+        Some(&Outcome::WebhookSet {
+            url: WEBHOOK.into(),
+            mode: HookMode::EventHooks
+        })
+    );
+    assert!(
+        matches!(&outcomes[0], Outcome::Note(note) if note.contains("1 other webhook")),
+        "{outcomes:?}"
+    );
+    assert_eq!(stream.call_count("get_app"), 1);
+    assert_eq!(stream.call_count("update_app"), 1);
+
+    let after = client.app_settings(deadline()).await.expect("GET /app")["app"].clone();
+    let hooks = after["event_hooks"].as_array().expect("event_hooks");
+    let old_hooks = before["event_hooks"].as_array().expect("event_hooks");
+    assert_eq!(hooks.len(), 3);
+    for (old, kept) in old_hooks.iter().zip(hooks) {
+        assert_eq!(old["id"], kept["id"], "existing hooks keep their ids");
+        assert_eq!(old["hook_type"], kept["hook_type"]);
+        assert_eq!(old["event_types"], kept["event_types"]);
+    }
+    let ours = &hooks[2];
+    assert_eq!(ours["webhook_url"], WEBHOOK);
+    assert_eq!(ours["enabled"], true);
+    assert_eq!(
+        ours["event_types"],
+        json!(["message.new", "message.updated", "message.deleted"])
+    );
+    // Nothing else in the app changed.
+    let without_hooks = |app: &Value| {
+        let mut app = app.as_object().expect("app object").clone();
+        app.remove("event_hooks");
+        app
+    };
+    assert_eq!(without_hooks(&after), without_hooks(&before));
+
+    // Again: already configured, no PATCH.
+    let outcomes = run(&options, &env).await.expect("second run");
+    assert_eq!(
+        outcomes.last(),
+        Some(&Outcome::WebhookAlreadyConfigured {
+            url: WEBHOOK.into()
+        })
+    );
+    assert_eq!(stream.call_count("update_app"), 1);
+}
+
+#[tokio::test]
+async fn dry_run_makes_no_changing_call() {
+    let (hubspot, stream) = doubles().await;
+    let endpoint = DynamoDbLocal::shared().endpoint();
+    let table = unique_table("setup-dry-run");
+    let options = Options {
+        hubspot: true,
+        stream_webhook: Some(WEBHOOK.into()),
+        local_table: Some(table.clone()),
+        dynamodb_endpoint: endpoint.clone(),
+        dry_run: true,
+    };
+    let env = env(&hubspot, &stream, TOKEN, SECRET);
+    let app_before = stream.app_settings();
+    let outcomes = run(&options, &env).await.expect("dry run");
+    assert_eq!(
+        outcomes,
+        [
+            Outcome::PropertyWouldBeCreated,
+            Outcome::WebhookWouldBeSet {
+                url: WEBHOOK.into(),
+                mode: HookMode::EventHooks
+            },
+            Outcome::TableWouldBeCreated {
+                table: table.clone()
+            },
+        ]
+    );
+    for call in hubspot.calls().iter().chain(stream.calls().iter()) {
+        assert_eq!(
+            call.method, "GET",
+            "dry run sent {} {}",
+            call.method, call.path
+        );
+    }
+    assert_eq!(hubspot.call_count("get_property"), 1);
+    assert_eq!(stream.app_settings(), app_before);
+    let dynamodb = chat_sync::wiring::local_dynamodb(&endpoint).await;
+    let described = dynamodb.describe_table().table_name(&table).send().await;
+    assert!(described.is_err(), "the dry run created table {table}");
+
+    // Once the property exists, the dry run says so.
+    hubspot.define_property(chat_sync::adapters::hubspot::TRANSCRIPT_PROPERTY);
+    let options = Options {
+        hubspot: true,
+        dry_run: true,
+        ..Options::default()
+    };
+    assert_eq!(
+        run(&options, &env).await.expect("dry run"),
+        [Outcome::PropertyAlreadyThere]
+    );
+}
+
+#[tokio::test]
+async fn wrong_or_missing_credentials_are_named_and_never_printed() {
+    let (hubspot, stream) = doubles().await;
+    let options = Options {
+        hubspot: true,
+        ..Options::default()
+    };
+    let wrong_token = "pat-na1-not-the-right-token";
+    let error = run(&options, &env(&hubspot, &stream, wrong_token, SECRET))
+        .await
+        .expect_err("wrong token");
+    let message = error.to_string();
+    assert!(
+        message.starts_with("HubSpot rejected the access token (401): check HUBSPOT_ACCESS_TOKEN"),
+        "{message}"
+    );
+    assert!(message.contains("crm.schemas.contacts.write"), "{message}");
+    assert!(!message.contains(wrong_token), "{message}");
+
+    let options = Options {
+        stream_webhook: Some(WEBHOOK.into()),
+        ..Options::default()
+    };
+    let wrong_secret = "not-the-app-secret-at-all-0123456789";
+    let error = run(&options, &env(&hubspot, &stream, TOKEN, wrong_secret))
+        .await
+        .expect_err("wrong secret");
+    let message = error.to_string();
+    assert!(
+        matches!(error, SetupError::StreamCredentials { status: 401 }),
+        "{message}"
+    );
+    assert!(message.contains("STREAM_API_SECRET"), "{message}");
+    assert!(!message.contains(wrong_secret), "{message}");
+    assert_eq!(stream.call_count("update_app"), 0);
+
+    // A missing credential stops setup before any step: the HubSpot property is not created either.
+    let options = Options {
+        hubspot: true,
+        stream_webhook: Some(WEBHOOK.into()),
+        ..Options::default()
+    };
+    let env = Env::from_pairs([
+        ("HUBSPOT_BASE_URL", hubspot.base_url()),
+        ("HUBSPOT_ACCESS_TOKEN", TOKEN.to_owned()),
+        ("STREAM_BASE_URL", stream.base_url()),
+        ("STREAM_API_KEY", KEY.to_owned()),
+    ]);
+    hubspot.clear_calls();
+    let error = run(&options, &env).await.expect_err("no secret");
+    assert!(
+        error.to_string().contains("STREAM_API_SECRET is not set"),
+        "{error}"
+    );
+    assert!(hubspot.calls().is_empty());
+}
+
+#[tokio::test]
+async fn local_table_has_the_code_schema_and_is_created_once() {
+    let endpoint = DynamoDbLocal::shared().endpoint();
+    let table = unique_table("setup-table");
+    let options = Options {
+        local_table: Some(table.clone()),
+        dynamodb_endpoint: endpoint.clone(),
+        ..Options::default()
+    };
+    let env = Env::default();
+    assert_eq!(
+        run(&options, &env).await.expect("create"),
+        [Outcome::TableCreated {
+            table: table.clone()
+        }]
+    );
+    assert_eq!(
+        run(&options, &env).await.expect("again"),
+        [Outcome::TableAlreadyThere {
+            table: table.clone()
+        }]
+    );
+
+    let dynamodb = chat_sync::wiring::local_dynamodb(&endpoint).await;
+    let description = dynamodb
+        .describe_table()
+        .table_name(&table)
+        .send()
+        .await
+        .expect("describe")
+        .table
+        .expect("table");
+    let keys: Vec<(String, String)> = description
+        .key_schema()
+        .iter()
+        .map(|k| {
+            (
+                k.attribute_name().to_owned(),
+                k.key_type().as_str().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            (schema::PARTITION_KEY.to_owned(), "HASH".to_owned()),
+            (schema::SORT_KEY.to_owned(), "RANGE".to_owned())
+        ]
+    );
+    let index = &description.global_secondary_indexes()[0];
+    assert_eq!(index.index_name(), Some(schema::DIRTY_INDEX));
+    let ttl = dynamodb
+        .describe_time_to_live()
+        .table_name(&table)
+        .send()
+        .await
+        .expect("describe TTL")
+        .time_to_live_description
+        .expect("TTL description");
+    assert_eq!(ttl.attribute_name(), Some(schema::TTL_ATTRIBUTE));
+
+    // The dry run sees the existing table too.
+    let dry = Options {
+        dry_run: true,
+        ..options
+    };
+    assert_eq!(
+        run(&dry, &env).await.expect("dry run"),
+        [Outcome::TableAlreadyThere { table }]
+    );
+}

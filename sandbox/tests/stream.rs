@@ -1,0 +1,570 @@
+//! The Stream double behaves like the real API where the app depends on it, and sends webhooks like Stream.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::routing::post;
+use axum::Router;
+use http::{HeaderMap, StatusCode};
+use sandbox::stream::{server_token, sign_webhook, user_token};
+use sandbox::StreamDouble;
+use serde_json::{json, Value};
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+const KEY: &str = "sandbox-key";
+const SECRET: &str = "sandbox-secret";
+
+struct Client {
+    http: reqwest::Client,
+    base: String,
+    token: String,
+}
+
+impl Client {
+    fn server(double: &StreamDouble) -> Self {
+        Self::with_token(double, server_token(SECRET).expect("token"))
+    }
+
+    fn with_token(double: &StreamDouble, token: String) -> Self {
+        Self {
+            http: reqwest::Client::new(),
+            base: double.base_url(),
+            token,
+        }
+    }
+
+    async fn send(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let separator = if path.contains('?') { '&' } else { '?' };
+        let mut request = self
+            .http
+            .request(
+                method,
+                format!("{}{path}{separator}api_key={KEY}", self.base),
+            )
+            .header("Authorization", &self.token)
+            .header("Stream-Auth-Type", "jwt");
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("request sent");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn upsert_users(&self, ids: &[&str]) -> (u16, Value) {
+        let users: serde_json::Map<String, Value> = ids
+            .iter()
+            .map(|id| {
+                (
+                    (*id).to_owned(),
+                    json!({"id": id, "name": format!("User {id}"), "role": "user"}),
+                )
+            })
+            .collect();
+        self.send("POST", "/users", Some(json!({ "users": users })))
+            .await
+    }
+
+    async fn query_channel(&self, id: &str, data: Value) -> (u16, Value) {
+        let body = json!({"data": data, "state": false, "watch": false, "presence": false});
+        self.send(
+            "POST",
+            &format!("/channels/messaging/{id}/query"),
+            Some(body),
+        )
+        .await
+    }
+}
+
+#[tokio::test]
+async fn auth_requires_api_key_and_a_raw_server_jwt() {
+    let double = StreamDouble::start(KEY, SECRET).await.expect("starts");
+    let http = reqwest::Client::new();
+    let token = server_token(SECRET).expect("token");
+    let app = |key: &str| format!("{}/app?api_key={key}", double.base_url());
+    let status_and_code = |response: reqwest::Response| async move {
+        let status = response.status().as_u16();
+        let body: Value = response.json().await.expect("json");
+        assert_eq!(body["StatusCode"], status, "{body}");
+        (status, body["code"].as_i64().expect("code"))
+    };
+
+    let no_token = http
+        .get(app(KEY))
+        .header("Stream-Auth-Type", "jwt")
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(status_and_code(no_token).await, (401, 5));
+    let bearer = http
+        .get(app(KEY))
+        .header("Authorization", format!("Bearer {token}"))
+        .header("Stream-Auth-Type", "jwt")
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(
+        status_and_code(bearer).await,
+        (401, 5),
+        "a Bearer prefix is rejected"
+    );
+    let forged = http
+        .get(app(KEY))
+        .header(
+            "Authorization",
+            server_token("other-secret").expect("token"),
+        )
+        .header("Stream-Auth-Type", "jwt")
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(status_and_code(forged).await, (401, 5));
+    let wrong_key = http
+        .get(app("other-key"))
+        .header("Authorization", &token)
+        .header("Stream-Auth-Type", "jwt")
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(status_and_code(wrong_key).await, (401, 2));
+    let no_key = http
+        .get(format!("{}/app", double.base_url()))
+        .header("Authorization", &token)
+        .header("Stream-Auth-Type", "jwt")
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(status_and_code(no_key).await, (401, 2));
+    let user = Client::with_token(&double, user_token(SECRET, "ada", None).expect("token"));
+    assert_eq!(
+        user.send("GET", "/app", None).await.0,
+        403,
+        "user tokens cannot read app settings"
+    );
+
+    let (status, body) = Client::server(&double).send("GET", "/app", None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(double.call_count("get_app"), 7);
+}
+
+#[tokio::test]
+async fn users_upsert_validates_ids() {
+    let double = StreamDouble::start(KEY, SECRET).await.expect("starts");
+    let client = Client::server(&double);
+    let (status, body) = client
+        .upsert_users(&["visitor-1", "agent@support_team"])
+        .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["users"]["visitor-1"]["name"], "User visitor-1");
+    for bad in ["Visitor", "has space", "x:y", ""] {
+        let (status, body) = client.upsert_users(&[bad]).await;
+        assert_eq!(
+            (status, body["code"].as_i64()),
+            (400, Some(4)),
+            "{bad:?}: {body}"
+        );
+    }
+    let ids: Vec<String> = (0..101).map(|i| format!("u{i}")).collect();
+    let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+    assert_eq!(
+        client.upsert_users(&ids).await.0,
+        400,
+        "more than 100 users"
+    );
+    let users = double.users();
+    assert_eq!(
+        users.iter().map(|u| u.id.as_str()).collect::<Vec<_>>(),
+        ["agent@support_team", "visitor-1"]
+    );
+    assert_eq!(users[1].role, "user");
+}
+
+#[tokio::test]
+async fn channel_query_requires_creator_and_existing_members_and_is_idempotent() {
+    let double = StreamDouble::start(KEY, SECRET).await.expect("starts");
+    let client = Client::server(&double);
+    client.upsert_users(&["agent", "visitor-1"]).await;
+
+    let (status, body) = client
+        .query_channel("support-1", json!({"members": ["agent", "visitor-1"]}))
+        .await;
+    assert_eq!((status, body["code"].as_i64()), (400, Some(4)), "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("created_by")),
+        "{body}"
+    );
+
+    let (status, body) = client
+        .query_channel(
+            "support-1",
+            json!({"created_by_id": "agent", "members": ["agent", "ghost"]}),
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert!(
+        body["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("ghost")),
+        "{body}"
+    );
+
+    let (status, body) = client
+        .query_channel("bad:id", json!({"created_by_id": "agent"}))
+        .await;
+    assert_eq!((status, body["code"].as_i64()), (400, Some(4)), "{body}");
+
+    let data = json!({"created_by_id": "agent", "members": ["agent", "visitor-1"]});
+    let (status, created) = client.query_channel("support-1", data.clone()).await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["channel"]["cid"], "messaging:support-1");
+    assert_eq!(created["channel"]["created_by"]["id"], "agent");
+    assert_eq!(created["channel"]["member_count"], 2);
+    let (status, again) = client.query_channel("support-1", data).await;
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(
+        again["channel"]["created_at"],
+        created["channel"]["created_at"]
+    );
+    let channels = double.channels();
+    assert_eq!(channels.len(), 1);
+    assert_eq!(channels[0].created_by_id, "agent");
+    assert_eq!(channels[0].members, ["agent", "visitor-1"]);
+}
+
+#[tokio::test]
+async fn patch_app_merges_settings() {
+    let double = StreamDouble::start(KEY, SECRET).await.expect("starts");
+    let client = Client::server(&double);
+    let (status, body) = client
+        .send(
+            "PATCH",
+            "/app",
+            Some(json!({"webhook_url": "https://example.com/hook"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let hooks = json!({"event_hooks": [{"hook_type": "sqs", "enabled": true, "sqs_queue_url": "https://sqs.example/q"}]});
+    assert_eq!(client.send("PATCH", "/app", Some(hooks)).await.0, 201);
+    assert_eq!(
+        client
+            .send("PATCH", "/app", Some(json!({"webhook_url": "ftp://x"})))
+            .await
+            .0,
+        400
+    );
+
+    let (_, app) = client.send("GET", "/app", None).await;
+    assert_eq!(
+        app["app"]["webhook_url"], "https://example.com/hook",
+        "not wiped by the second PATCH"
+    );
+    assert_eq!(app["app"]["event_hooks"][0]["hook_type"], "sqs");
+    assert!(app["app"]["event_hooks"][0]["id"].is_string());
+    assert_eq!(app["app"]["name"], "sandbox");
+}
+
+/// A webhook receiver that answers with scripted statuses (then 200) and keeps what it received.
+#[derive(Clone, Default)]
+struct Receiver {
+    statuses: Arc<Mutex<VecDeque<u16>>>,
+    received: Arc<Mutex<Vec<(HeaderMap, Bytes)>>>,
+}
+
+impl Receiver {
+    async fn start(statuses: &[u16]) -> (Self, String) {
+        let receiver = Receiver::default();
+        receiver.statuses.lock().expect("lock").extend(statuses);
+        let router = Router::new()
+            .route("/hook", post(receive))
+            .with_state(receiver.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        (receiver, url)
+    }
+
+    fn received(&self) -> Vec<(HeaderMap, Bytes)> {
+        self.received.lock().expect("lock").clone()
+    }
+}
+
+async fn receive(State(receiver): State<Receiver>, headers: HeaderMap, body: Bytes) -> StatusCode {
+    receiver
+        .received
+        .lock()
+        .expect("lock")
+        .push((headers, body));
+    let status = receiver
+        .statuses
+        .lock()
+        .expect("lock")
+        .pop_front()
+        .unwrap_or(200);
+    StatusCode::from_u16(status).expect("status")
+}
+
+async fn chat(double: &StreamDouble) {
+    let client = Client::server(double);
+    client
+        .upsert_users(&["agent", "visitor-1", "outsider"])
+        .await;
+    let (status, body) = client
+        .query_channel(
+            "support-1",
+            json!({"created_by_id": "agent", "members": ["agent", "visitor-1"]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> &'a str {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn send_message_delivers_a_signed_webhook() {
+    let double = StreamDouble::start(KEY, SECRET).await.expect("starts");
+    chat(&double).await;
+    let (receiver, url) = Receiver::start(&[]).await;
+    double.set_webhook_url(Some(url));
+
+    let message = double
+        .send_message("messaging", "support-1", "visitor-1", "Hello!")
+        .await
+        .expect("sent");
+    assert_eq!(message["user"]["id"], "visitor-1");
+    assert_eq!(message["type"], "regular");
+    assert!(
+        double
+            .send_message("messaging", "support-1", "outsider", "hi")
+            .await
+            .is_err(),
+        "not a member"
+    );
+
+    let deliveries = double.wait_for_deliveries(1, Duration::from_secs(5)).await;
+    assert_eq!(deliveries.len(), 1);
+    assert_eq!(deliveries[0].status, Some(200));
+    let received = receiver.received();
+    let (headers, body) = &received[0];
+    assert_eq!(header(headers, "x-signature"), sign_webhook(SECRET, body));
+    assert_eq!(header(headers, "x-api-key"), KEY);
+    assert_eq!(header(headers, "x-webhook-attempt"), "1");
+    assert_eq!(header(headers, "content-type"), "application/json");
+    assert!(!header(headers, "x-webhook-id").is_empty());
+    let event: Value = serde_json::from_slice(body).expect("json");
+    assert_eq!(event["type"], "message.new");
+    assert_eq!(event["cid"], "messaging:support-1");
+    assert_eq!(event["channel_type"], "messaging");
+    assert_eq!(event["channel_id"], "support-1");
+    assert_eq!(event["message"]["id"], message["id"]);
+    assert_eq!(event["message"]["text"], "Hello!");
+    assert_eq!(event["user"]["id"], "visitor-1");
+
+    // Edits and deletes follow, in order, with their own event shapes.
+    let id = message["id"].as_str().expect("id");
+    let updated = double
+        .update_message(id, "Hello again")
+        .await
+        .expect("updated");
+    assert!(updated["updated_at"].as_str() > message["updated_at"].as_str());
+    double.delete_message(id, true).await.expect("deleted");
+    double.wait_for_deliveries(3, Duration::from_secs(5)).await;
+    let events: Vec<Value> = receiver
+        .received()
+        .iter()
+        .map(|(_, body)| serde_json::from_slice(body).expect("json"))
+        .collect();
+    assert_eq!(
+        events
+            .iter()
+            .map(|e| e["type"].as_str().unwrap_or_default())
+            .collect::<Vec<_>>(),
+        ["message.new", "message.updated", "message.deleted"]
+    );
+    assert_eq!(events[1]["message"]["text"], "Hello again");
+    assert_eq!(events[2]["hard_delete"], true);
+    assert_eq!(events[2]["message"]["type"], "deleted");
+    assert!(events[2]["message"]["deleted_at"].is_string());
+    assert!(
+        double.messages("messaging", "support-1").is_empty(),
+        "hard-deleted"
+    );
+}
+
+#[tokio::test]
+async fn webhooks_are_retried_on_500_with_the_same_id() {
+    let double = StreamDouble::start(KEY, SECRET).await.expect("starts");
+    chat(&double).await;
+    let (receiver, url) = Receiver::start(&[500, 500, 500]).await;
+    let client = Client::server(&double);
+    let hook =
+        json!({"event_hooks": [{"hook_type": "webhook", "enabled": true, "webhook_url": url}]});
+    assert_eq!(client.send("PATCH", "/app", Some(hook)).await.0, 201);
+
+    // Over HTTP with a user token: the message's user is the token's user.
+    let visitor = Client::with_token(
+        &double,
+        user_token(SECRET, "visitor-1", Some(Duration::from_secs(60))).expect("t"),
+    );
+    let (status, body) = visitor
+        .send(
+            "POST",
+            "/channels/messaging/support-1/message",
+            Some(json!({"message": {"text": "hi"}})),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["message"]["user"]["id"], "visitor-1");
+
+    let deliveries = double.wait_for_deliveries(3, Duration::from_secs(5)).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(double.deliveries().len(), 3, "3 attempts, no more");
+    assert_eq!(
+        deliveries.iter().map(|d| d.attempt).collect::<Vec<_>>(),
+        [1, 2, 3]
+    );
+    assert!(deliveries.iter().all(|d| d.status == Some(500)));
+    let received = receiver.received();
+    assert_eq!(received.len(), 3);
+    let ids: Vec<&str> = received
+        .iter()
+        .map(|(h, _)| header(h, "x-webhook-id"))
+        .collect();
+    assert!(
+        ids.iter().all(|id| *id == ids[0] && !id.is_empty()),
+        "{ids:?}"
+    );
+    let attempts: Vec<&str> = received
+        .iter()
+        .map(|(h, _)| header(h, "x-webhook-attempt"))
+        .collect();
+    assert_eq!(attempts, ["1", "2", "3"]);
+    assert!(
+        received.iter().all(|(_, body)| body == &received[0].1),
+        "the same body each time"
+    );
+
+    // A 4xx is not retried; a network error is tried twice.
+    receiver.statuses.lock().expect("lock").push_back(400);
+    double
+        .send_message("messaging", "support-1", "agent", "ok")
+        .await
+        .expect("sent");
+    double.wait_for_deliveries(4, Duration::from_secs(5)).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(double.deliveries().len(), 4);
+    double.set_webhook_url(Some("http://127.0.0.1:9/unreachable".to_owned()));
+    let unreachable = json!({"event_hooks": []});
+    assert_eq!(client.send("PATCH", "/app", Some(unreachable)).await.0, 201);
+    double
+        .send_message("messaging", "support-1", "agent", "lost")
+        .await
+        .expect("sent");
+    let deliveries = double.wait_for_deliveries(6, Duration::from_secs(5)).await;
+    assert_eq!(deliveries.len(), 6);
+    assert!(deliveries[4..]
+        .iter()
+        .all(|d| d.status.is_none() && d.error.is_some()));
+}
+
+#[tokio::test]
+async fn message_routes_check_auth_membership_and_faults() {
+    let double = StreamDouble::start(KEY, SECRET).await.expect("starts");
+    chat(&double).await;
+    let server = Client::server(&double);
+    let path = "/channels/messaging/support-1/message";
+
+    let (status, body) = server
+        .send("POST", path, Some(json!({"message": {"text": "x"}})))
+        .await;
+    assert_eq!(
+        (status, body["code"].as_i64()),
+        (400, Some(4)),
+        "server token needs message.user_id"
+    );
+    let (status, body) = server
+        .send(
+            "POST",
+            path,
+            Some(json!({"message": {"text": "x", "user_id": "outsider"}})),
+        )
+        .await;
+    assert_eq!((status, body["code"].as_i64()), (403, Some(17)), "{body}");
+    let (status, body) = server
+        .send(
+            "POST",
+            path,
+            Some(json!({"message": {"id": "m-1", "text": "x", "user": {"id": "agent"}}})),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["message"]["id"], "m-1");
+
+    let expired = user_token(SECRET, "visitor-1", Some(Duration::ZERO)).expect("token");
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let (status, body) = Client::with_token(&double, expired)
+        .send("POST", path, Some(json!({"message": {"text": "x"}})))
+        .await;
+    assert_eq!(status, 401, "{body}");
+
+    let visitor = Client::with_token(
+        &double,
+        user_token(SECRET, "visitor-1", None).expect("token"),
+    );
+    let (status, _) = visitor
+        .send(
+            "POST",
+            "/messages/m-1",
+            Some(json!({"message": {"text": "not mine"}})),
+        )
+        .await;
+    assert_eq!(status, 403, "users may only edit their own messages");
+    let (status, body) = server
+        .send(
+            "POST",
+            "/messages/m-1",
+            Some(json!({"message": {"text": "edited"}})),
+        )
+        .await;
+    assert_eq!(
+        (status, body["message"]["text"].as_str()),
+        (201, Some("edited"))
+    );
+    let (status, body) = server
+        .send("DELETE", "/messages/m-1?hard=false", None)
+        .await;
+    assert_eq!(
+        (status, body["message"]["type"].as_str()),
+        (200, Some("deleted"))
+    );
+    assert_eq!(
+        double.messages("messaging", "support-1").len(),
+        1,
+        "soft-deleted messages stay"
+    );
+
+    double.faults().fail_next("send_message", 1, 429);
+    let (status, body) = server
+        .send(
+            "POST",
+            path,
+            Some(json!({"message": {"text": "x", "user_id": "agent"}})),
+        )
+        .await;
+    assert_eq!((status, body["code"].as_i64()), (429, Some(9)));
+    assert_eq!(
+        double.messages("messaging", "support-1").len(),
+        1,
+        "a failed call writes nothing"
+    );
+}
