@@ -7,7 +7,8 @@
 
 use crate::faults::Faults;
 pub use crate::support::RecordedCall;
-use crate::support::{any_local_port, lock, now_rfc3339, uuid, CallGuard, Recorder, Req, Server};
+use crate::support::{any_local_port, lock, now_rfc3339, uuid, Recorder, Req, Server};
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -182,7 +183,7 @@ impl HubState {
     }
 
     /// Auth, then fault decision (and the optional real rate limit). Latency is applied later by [`Self::settle`].
-    fn check(&self, route: &str, req: &Req) -> Result<Option<u16>, Response> {
+    fn check(&self, route: &str, req: &Req) -> Result<Option<u16>, HsError> {
         if req.query().contains_key("hapikey") {
             return Err(error(
                 StatusCode::UNAUTHORIZED,
@@ -228,7 +229,7 @@ impl HubState {
     }
 
     /// Sleeps the configured latency (every response pays it), then turns a refusal into its response.
-    async fn settle(&self, verdict: Result<Option<u16>, Response>) -> Result<(), Response> {
+    async fn settle(&self, verdict: Result<Option<u16>, HsError>) -> Result<(), HsError> {
         self.faults.delay().await;
         match verdict? {
             Some(status) => Err(injected(status)),
@@ -318,7 +319,7 @@ impl Crm {
     }
 
     /// Real HubSpot validates every value and reports all problems at once.
-    fn validate(&self, updates: &Updates) -> Result<(), Response> {
+    fn validate(&self, updates: &Updates) -> Result<(), HsError> {
         let mut problems = Vec::new();
         for (name, value) in updates {
             if !self.properties.contains_key(name) {
@@ -353,7 +354,7 @@ impl Crm {
     }
 
     /// Keeps the email index in step with a write that changes `email`; refuses to steal another contact's.
-    fn reindex_email(&mut self, id: u64, updates: &Updates) -> Result<(), Response> {
+    fn reindex_email(&mut self, id: u64, updates: &Updates) -> Result<(), HsError> {
         let Some(new_email) = updates.get("email") else {
             return Ok(());
         };
@@ -429,72 +430,79 @@ fn build_router(state: Arc<HubState>) -> Router {
 }
 
 type St = State<Arc<HubState>>;
+type PathParam = Result<Path<String>, PathRejection>;
+type Outcome = Result<(StatusCode, Value), HsError>;
 
-/// Runs a handler body between recording, auth/faults/latency and response recording.
+/// Runs a handler body between call recording, auth/faults/latency, and rendering.
 async fn guarded(
     s: &HubState,
     route: &'static str,
     req: &Req,
-    logic: impl FnOnce() -> Response,
+    logic: impl FnOnce() -> Outcome,
 ) -> Response {
-    let call: CallGuard = s.recorder.begin(route, req);
+    let call = s.recorder.begin(route, req);
     let verdict = s.check(route, req);
-    let response = match s.settle(verdict).await {
+    let outcome = match s.settle(verdict).await {
         Ok(()) => logic(),
-        Err(response) => response,
+        Err(e) => Err(e),
     };
-    call.finish(response)
+    call.finish(render(outcome))
+}
+
+fn render(outcome: Outcome) -> Response {
+    match outcome {
+        Ok((status, body)) => (status, Json(body)).into_response(),
+        Err(e) => e.into_response(),
+    }
 }
 
 async fn upsert(State(s): St, req: Req) -> Response {
     guarded(&s, "upsert", &req, || do_upsert(&s, &req)).await
 }
 
-fn do_upsert(s: &HubState, req: &Req) -> Response {
-    let body = match parse_json(req) {
-        Ok(body) => body,
-        Err(response) => return response,
-    };
+fn do_upsert(s: &HubState, req: &Req) -> Outcome {
+    let body = parse_json(req)?;
     let Some(inputs) = body.get("inputs").and_then(Value::as_array) else {
-        return validation("Invalid input JSON: \"inputs\" must be an array");
+        return Err(validation(
+            "Invalid input JSON: \"inputs\" must be an array",
+        ));
     };
     if inputs.is_empty() || inputs.len() > MAX_BATCH_INPUTS {
-        return validation(&format!(
+        return Err(validation(&format!(
             "The number of inputs must be between 1 and {MAX_BATCH_INPUTS}; got {}",
             inputs.len()
-        ));
+        )));
     }
-    let mut batch = Vec::with_capacity(inputs.len());
+    let mut batch: Vec<(String, Updates)> = Vec::with_capacity(inputs.len());
     for (index, input) in inputs.iter().enumerate() {
         let Some(id) = input.get("id").and_then(Value::as_str) else {
-            return validation(&format!("inputs[{index}].id is required"));
+            return Err(validation(&format!("inputs[{index}].id is required")));
         };
         match input.get("idProperty").and_then(Value::as_str) {
             Some("email") => {}
             other => {
-                return validation(&format!(
+                return Err(validation(&format!(
                     "inputs[{index}].idProperty must be \"email\" (the only unique property supported here); got {}",
                     other.map_or("nothing".to_owned(), |o| format!("\"{o}\""))
-                ))
+                )))
             }
         }
         let email = id.trim().to_lowercase();
         if !valid_email(&email) {
-            return property_errors(vec![problem(
+            let problem = problem(
                 "email",
                 "INVALID_EMAIL",
                 format!("Email address {id} is invalid"),
-            )]);
+            );
+            return Err(property_errors(vec![problem]));
         }
         if batch.iter().any(|(e, _)| *e == email) {
-            return validation(&format!("Duplicate IDs found in batch input: [{email}]"));
+            return Err(validation(&format!(
+                "Duplicate IDs found in batch input: [{email}]"
+            )));
         }
-        let mut updates = match updates_from(input.get("properties").unwrap_or(&Value::Null), true)
-        {
-            Ok(updates) => updates,
-            Err(response) => return response,
-        };
-        // The email is the input's id; a conflicting `properties.email` is ignored, as HubSpot does.
+        let mut updates = updates_from(input.get("properties").unwrap_or(&Value::Null), true)?;
+        // The email is the input's id; a conflicting `properties.email` is ignored.
         updates.remove("email");
         batch.push((email, updates));
     }
@@ -502,9 +510,7 @@ fn do_upsert(s: &HubState, req: &Req) -> Response {
     // One lock for the whole batch: concurrent upserts of one email serialize, so exactly one creates it.
     let mut crm = lock(&s.crm);
     for (_, updates) in &batch {
-        if let Err(response) = crm.validate(updates) {
-            return response;
-        }
+        crm.validate(updates)?;
     }
     let results: Vec<Value> = batch
         .iter()
@@ -522,36 +528,26 @@ fn do_upsert(s: &HubState, req: &Req) -> Response {
         "startedAt": started_at,
         "completedAt": now_rfc3339(),
     });
-    (StatusCode::OK, Json(body)).into_response()
+    Ok((StatusCode::OK, body))
 }
 
 async fn create_contact(State(s): St, req: Req) -> Response {
     guarded(&s, "create_contact", &req, || {
-        let body = match parse_json(&req) {
-            Ok(body) => body,
-            Err(response) => return response,
-        };
-        let updates = match updates_from(body.get("properties").unwrap_or(&Value::Null), false) {
-            Ok(updates) => updates,
-            Err(response) => return response,
-        };
+        let body = parse_json(&req)?;
+        let updates = updates_from(body.get("properties").unwrap_or(&Value::Null), false)?;
         let mut crm = lock(&s.crm);
-        if let Err(response) = crm.validate(&updates) {
-            return response;
-        }
+        crm.validate(&updates)?;
         let email = updates
             .get("email")
             .cloned()
             .flatten()
             .map(|e| e.trim().to_lowercase());
-        if let Some(email) = &email {
-            if let Some(existing) = crm.by_email.get(email) {
-                return error(
-                    StatusCode::CONFLICT,
-                    "CONFLICT",
-                    &format!("Contact already exists. Existing ID: {existing}"),
-                );
-            }
+        if let Some(existing) = email.as_ref().and_then(|e| crm.by_email.get(e)) {
+            return Err(error(
+                StatusCode::CONFLICT,
+                "CONFLICT",
+                &format!("Contact already exists. Existing ID: {existing}"),
+            ));
         }
         let now = now_rfc3339();
         let id = crm.next_id;
@@ -567,70 +563,49 @@ async fn create_contact(State(s): St, req: Req) -> Response {
             crm.by_email.insert(email, id);
         }
         crm.contacts.insert(id, contact.clone());
-        (StatusCode::CREATED, Json(contact_json(&contact, None))).into_response()
+        Ok((StatusCode::CREATED, contact_json(&contact, None)))
     })
     .await
 }
 
-async fn patch_contact(
-    State(s): St,
-    path: Result<Path<String>, axum::extract::rejection::PathRejection>,
-    req: Req,
-) -> Response {
+async fn patch_contact(State(s): St, path: PathParam, req: Req) -> Response {
     const ROUTE: &str = "patch_contact";
     let call = s.recorder.begin(ROUTE, &req);
     let Ok(Path(key)) = path else {
-        return call.finish(not_found_contact());
+        return call.finish(not_found_contact().into_response());
     };
     let by_email = req.query().get("idProperty").is_some_and(|p| p == "email");
     let verdict = s.check(ROUTE, &req);
-    // Track by contact id when it resolves, so `/{id}` and `/{email}?idProperty=email` count as the same contact.
+    // Track by contact id when it resolves, so `/{id}` and `/{email}?idProperty=email` count as one contact.
     let track_key = lock(&s.crm)
         .resolve(&key, by_email)
         .map_or_else(|| key.clone(), |id| id.to_string());
     let _in_flight = verdict.is_ok().then(|| s.track_patch(track_key));
-    if let Err(response) = s.settle(verdict).await {
-        return call.finish(response);
-    }
-    // The write lands at the end of the request, like a slow real PATCH: an overlapping one would race it.
-    call.finish(do_patch(&s, &req, &key, by_email))
+    let outcome = match s.settle(verdict).await {
+        // The write lands at the end of the request, like a slow real PATCH: an overlapping one would race it.
+        Ok(()) => do_patch(&s, &req, &key, by_email),
+        Err(e) => Err(e),
+    };
+    call.finish(render(outcome))
 }
 
-fn do_patch(s: &HubState, req: &Req, key: &str, by_email: bool) -> Response {
-    let body = match parse_json(req) {
-        Ok(body) => body,
-        Err(response) => return response,
-    };
-    let updates = match updates_from(body.get("properties").unwrap_or(&Value::Null), false) {
-        Ok(updates) => updates,
-        Err(response) => return response,
-    };
+fn do_patch(s: &HubState, req: &Req, key: &str, by_email: bool) -> Outcome {
+    let body = parse_json(req)?;
+    let updates = updates_from(body.get("properties").unwrap_or(&Value::Null), false)?;
     let mut crm = lock(&s.crm);
-    let Some(id) = crm.resolve(key, by_email) else {
-        return not_found_contact();
-    };
-    if let Err(response) = crm.validate(&updates) {
-        return response;
-    }
-    if let Err(response) = crm.reindex_email(id, &updates) {
-        return response;
-    }
+    let id = crm.resolve(key, by_email).ok_or_else(not_found_contact)?;
+    crm.validate(&updates)?;
+    crm.reindex_email(id, &updates)?;
     let now = now_rfc3339();
-    let Some(contact) = crm.contacts.get_mut(&id) else {
-        return not_found_contact();
-    };
+    let contact = crm.contacts.get_mut(&id).ok_or_else(not_found_contact)?;
     apply(contact, &updates, &now);
-    (StatusCode::OK, Json(contact_json(contact, None))).into_response()
+    Ok((StatusCode::OK, contact_json(contact, None)))
 }
 
-async fn get_contact(
-    State(s): St,
-    path: Result<Path<String>, axum::extract::rejection::PathRejection>,
-    req: Req,
-) -> Response {
+async fn get_contact(State(s): St, path: PathParam, req: Req) -> Response {
     guarded(&s, "get_contact", &req, || {
         let Ok(Path(key)) = path else {
-            return not_found_contact();
+            return Err(not_found_contact());
         };
         let query = req.query();
         let by_email = query.get("idProperty").is_some_and(|p| p == "email");
@@ -644,18 +619,16 @@ async fn get_contact(
             None => DEFAULT_PROPERTIES.iter().map(|p| (*p).to_owned()).collect(),
         };
         let crm = lock(&s.crm);
-        let Some(contact) = crm
+        let contact = crm
             .resolve(&key, by_email)
             .and_then(|id| crm.contacts.get(&id))
-        else {
-            return not_found_contact();
-        };
-        // Like HubSpot: requested properties that exist but have no value come back as null; unknown ones are omitted.
+            .ok_or_else(not_found_contact)?;
+        // Like HubSpot: requested properties without a value come back as null; unknown ones are omitted.
         let wanted: Vec<String> = wanted
             .into_iter()
             .filter(|p| crm.properties.contains_key(p))
             .collect();
-        (StatusCode::OK, Json(contact_json(contact, Some(&wanted)))).into_response()
+        Ok((StatusCode::OK, contact_json(contact, Some(&wanted))))
     })
     .await
 }
@@ -667,9 +640,9 @@ async fn list_contacts(State(s): St, req: Req) -> Response {
             None => 10,
             Some(Ok(limit)) if (1..=MAX_BATCH_INPUTS).contains(&limit) => limit,
             Some(_) => {
-                return validation(&format!(
+                return Err(validation(&format!(
                     "limit must be a number between 1 and {MAX_BATCH_INPUTS}"
-                ))
+                )))
             }
         };
         let after: u64 = query.get("after").and_then(|a| a.parse().ok()).unwrap_or(0);
@@ -684,18 +657,20 @@ async fn list_contacts(State(s): St, req: Req) -> Response {
         if let Some((next, _)) = page.next() {
             body["paging"] = json!({ "next": { "after": (next - 1).to_string() } });
         }
-        (StatusCode::OK, Json(body)).into_response()
+        Ok((StatusCode::OK, body))
     })
     .await
 }
 
 async fn create_property(State(s): St, req: Req) -> Response {
     guarded(&s, "create_property", &req, || {
-        let body = match parse_json(&req) {
-            Ok(body) => body,
-            Err(response) => return response,
+        let body = parse_json(&req)?;
+        let field = |name: &str| {
+            body.get(name)
+                .and_then(Value::as_str)
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
         };
-        let field = |name: &str| body.get(name).and_then(Value::as_str).map(str::trim).filter(|v| !v.is_empty());
         let (Some(name), Some(label), Some(kind), Some(field_type), Some(group)) = (
             field("name"),
             field("label"),
@@ -703,42 +678,45 @@ async fn create_property(State(s): St, req: Req) -> Response {
             field("fieldType"),
             field("groupName"),
         ) else {
-            return validation("name, label, type, fieldType and groupName are required");
+            return Err(validation("name, label, type, fieldType and groupName are required"));
         };
         let valid_name = name.starts_with(|c: char| c.is_ascii_lowercase())
-            && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+            && name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
         if !valid_name {
-            return validation(&format!(
+            return Err(validation(&format!(
                 "Property name '{name}' is invalid: use lowercase letters, digits and underscores, starting with a letter"
-            ));
+            )));
         }
         if !["string", "number", "date", "datetime", "enumeration", "bool"].contains(&kind) {
-            return validation(&format!("Unknown property type '{kind}'"));
+            return Err(validation(&format!("Unknown property type '{kind}'")));
         }
         let mut crm = lock(&s.crm);
         if crm.properties.contains_key(name) {
-            return error(
+            return Err(error(
                 StatusCode::CONFLICT,
                 "OBJECT_ALREADY_EXISTS",
                 &format!("Property named '{name}' already exists."),
-            );
+            ));
         }
         let definition = property_definition(name, label, kind, field_type, group);
         crm.properties.insert(name.to_owned(), definition.clone());
-        (StatusCode::CREATED, Json(definition)).into_response()
+        Ok((StatusCode::CREATED, definition))
     })
     .await
 }
 
-async fn get_property(State(s): St, Path(name): Path<String>, req: Req) -> Response {
+async fn get_property(State(s): St, path: PathParam, req: Req) -> Response {
     guarded(&s, "get_property", &req, || {
+        let name = path.map(|Path(name)| name).unwrap_or_default();
         match lock(&s.crm).properties.get(&name) {
-            Some(definition) => (StatusCode::OK, Json(definition.clone())).into_response(),
-            None => error(
+            Some(definition) => Ok((StatusCode::OK, definition.clone())),
+            None => Err(error(
                 StatusCode::NOT_FOUND,
                 "OBJECT_NOT_FOUND",
                 &format!("Unable to find property named '{name}' for object type contacts"),
-            ),
+            )),
         }
     })
     .await
@@ -746,20 +724,14 @@ async fn get_property(State(s): St, Path(name): Path<String>, req: Req) -> Respo
 
 async fn not_found(State(s): St, req: Req) -> Response {
     let call = s.recorder.begin("not_found", &req);
-    call.finish(error(
-        StatusCode::NOT_FOUND,
-        "OBJECT_NOT_FOUND",
-        &format!("No route for {} {}", req.method, req.uri.path()),
-    ))
+    let message = format!("No route for {} {}", req.method, req.uri.path());
+    call.finish(error(StatusCode::NOT_FOUND, "OBJECT_NOT_FOUND", &message).into_response())
 }
 
 async fn method_not_allowed(State(s): St, req: Req) -> Response {
     let call = s.recorder.begin("method_not_allowed", &req);
-    call.finish(error(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "VALIDATION_ERROR",
-        &format!("Method {} is not allowed on {}", req.method, req.uri.path()),
-    ))
+    let message = format!("Method {} is not allowed on {}", req.method, req.uri.path());
+    call.finish(error(StatusCode::METHOD_NOT_ALLOWED, "VALIDATION_ERROR", &message).into_response())
 }
 
 fn property_definition(
@@ -829,7 +801,7 @@ fn contact_json(contact: &Contact, wanted: Option<&[String]>) -> Value {
 }
 
 /// Reads a `properties` object: strings, numbers and booleans are stored as strings; `null`/`""` clear a value.
-fn updates_from(value: &Value, allow_missing: bool) -> Result<Updates, Response> {
+fn updates_from(value: &Value, allow_missing: bool) -> Result<Updates, HsError> {
     let object = match value {
         Value::Object(object) => object,
         Value::Null if allow_missing => return Ok(Updates::new()),
@@ -839,27 +811,26 @@ fn updates_from(value: &Value, allow_missing: bool) -> Result<Updates, Response>
             ))
         }
     };
-    object
-        .iter()
-        .map(|(name, value)| {
-            let value = match value {
-                Value::String(s) if s.is_empty() => None,
-                Value::String(s) => Some(s.clone()),
-                Value::Number(n) => Some(n.to_string()),
-                Value::Bool(b) => Some(b.to_string()),
-                Value::Null => None,
-                _ => {
-                    return Err(validation(&format!(
-                        "Invalid input JSON: the value of property \"{name}\" must be a string"
-                    )))
-                }
-            };
-            Ok((name.clone(), value))
-        })
-        .collect()
+    let mut updates = Updates::new();
+    for (name, value) in object {
+        let value = match value {
+            Value::String(s) if s.is_empty() => None,
+            Value::String(s) => Some(s.clone()),
+            Value::Number(n) => Some(n.to_string()),
+            Value::Bool(b) => Some(b.to_string()),
+            Value::Null => None,
+            _ => {
+                return Err(validation(&format!(
+                    "Invalid input JSON: the value of property \"{name}\" must be a string"
+                )))
+            }
+        };
+        updates.insert(name.clone(), value);
+    }
+    Ok(updates)
 }
 
-fn parse_json(req: &Req) -> Result<Value, Response> {
+fn parse_json(req: &Req) -> Result<Value, HsError> {
     serde_json::from_slice(&req.body)
         .map_err(|e| validation(&format!("Invalid input JSON on line {}: {e}", e.line())))
 }
@@ -869,16 +840,16 @@ fn problem(name: &str, code: &str, message: String) -> Value {
     json!({ "isValid": false, "message": message, "error": code, "name": name, "localizedErrorMessage": message })
 }
 
-fn property_errors(problems: Vec<Value>) -> Response {
+fn property_errors(problems: Vec<Value>) -> HsError {
     let list = Value::Array(problems).to_string();
     validation(&format!("Property values were not valid: {list}"))
 }
 
-fn validation(message: &str) -> Response {
+fn validation(message: &str) -> HsError {
     error(StatusCode::BAD_REQUEST, "VALIDATION_ERROR", message)
 }
 
-fn not_found_contact() -> Response {
+fn not_found_contact() -> HsError {
     error(
         StatusCode::NOT_FOUND,
         "OBJECT_NOT_FOUND",
@@ -886,30 +857,18 @@ fn not_found_contact() -> Response {
     )
 }
 
-/// HubSpot's error body: `{"status":"error","message","correlationId","category"}`.
-fn error(status: StatusCode, category: &str, message: &str) -> Response {
-    let body = json!({
-        "status": "error",
-        "message": message,
-        "correlationId": uuid(),
-        "category": category,
-    });
-    (status, Json(body)).into_response()
+/// A HubSpot error response: `{"status":"error","message","correlationId","category"}` (plus rate-limit headers
+/// for a 429). Kept small so `Result`s carrying it stay cheap.
+struct HsError {
+    status: StatusCode,
+    body: Value,
+    rate_limited: bool,
 }
 
-/// An injected failure in HubSpot's shape for that status (429 with its rate-limit headers, no Retry-After).
-fn injected(status: u16) -> Response {
-    let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    match status {
-        429 => {
-            let body = json!({
-                "status": "error",
-                "message": "You have reached your ten_secondly_rolling limit.",
-                "errorType": "RATE_LIMIT",
-                "correlationId": uuid(),
-                "policyName": "TEN_SECONDLY_ROLLING",
-            });
-            let mut response = (code, Json(body)).into_response();
+impl IntoResponse for HsError {
+    fn into_response(self) -> Response {
+        let mut response = (self.status, Json(self.body)).into_response();
+        if self.rate_limited {
             let headers = response.headers_mut();
             headers.insert("X-HubSpot-RateLimit-Max", HeaderValue::from_static("100"));
             headers.insert(
@@ -920,8 +879,40 @@ fn injected(status: u16) -> Response {
                 "X-HubSpot-RateLimit-Interval-Milliseconds",
                 HeaderValue::from_static("10000"),
             );
-            response
         }
+        response
+    }
+}
+
+fn error(status: StatusCode, category: &str, message: &str) -> HsError {
+    let body = json!({
+        "status": "error",
+        "message": message,
+        "correlationId": uuid(),
+        "category": category,
+    });
+    HsError {
+        status,
+        body,
+        rate_limited: false,
+    }
+}
+
+/// An injected failure in HubSpot's shape for that status (429 with its rate-limit headers, no Retry-After).
+fn injected(status: u16) -> HsError {
+    let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    match status {
+        429 => HsError {
+            status: code,
+            body: json!({
+                "status": "error",
+                "message": "You have reached your ten_secondly_rolling limit.",
+                "errorType": "RATE_LIMIT",
+                "correlationId": uuid(),
+                "policyName": "TEN_SECONDLY_ROLLING",
+            }),
+            rate_limited: true,
+        },
         400 => error(code, "VALIDATION_ERROR", "Invalid input (injected fault)"),
         401 => error(
             code,

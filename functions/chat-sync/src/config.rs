@@ -323,7 +323,7 @@ pub struct FlushSettings {
 impl FlushSettings {
     pub fn load(env: &Env) -> Result<Self, ConfigError> {
         let settings = Self {
-            webhook_budget: env.millis("WEBHOOK_FLUSH_BUDGET_MS", 1_000, 0..=3_000)?,
+            webhook_budget: env.millis("WEBHOOK_FLUSH_BUDGET_MS", 600, 0..=3_000)?,
             linger: env.millis("FLUSH_LINGER_MS", 150, 0..=1_000)?,
             lease_ttl: env.seconds("LEASE_TTL_SECONDS", 15, 5..=300)?,
             write_timeout: env.millis("HUBSPOT_WRITE_TIMEOUT_MS", 2_000, 100..=2_500)?,
@@ -341,7 +341,7 @@ impl FlushSettings {
 impl Default for FlushSettings {
     fn default() -> Self {
         Self {
-            webhook_budget: Duration::from_millis(1_000),
+            webhook_budget: Duration::from_millis(600),
             linger: Duration::from_millis(150),
             lease_ttl: Duration::from_secs(15),
             write_timeout: Duration::from_secs(2),

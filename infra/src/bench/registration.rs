@@ -1,0 +1,107 @@
+//! Registration latency with every upstream call slowed down: the critical path is HubSpot ∥ (Stream users →
+//! channel), then DynamoDB — not the sum of all calls.
+
+use super::world::{World, AGENT_ID};
+use super::{ms, percentile};
+use chat_sync::domain::{ChannelId, ChannelRef, ChannelType, Email, PersonName, Timestamp, UserId};
+use chat_sync::ports::{ChannelMapping, ChatService, ChatUser, ContactDetails, Crm, Store};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone)]
+pub struct RegistrationReport {
+    pub injected: Duration,
+    pub samples: usize,
+    /// One upstream round trip (a single HubSpot upsert), median.
+    pub round_trip: Duration,
+    /// The same four calls made one after another, median.
+    pub sequential: Duration,
+    pub p50: Duration,
+    pub p99: Duration,
+}
+
+pub async fn run(world: &World, injected: Duration, samples: usize) -> Result<RegistrationReport, String> {
+    world.hubspot.faults().set_latency(injected);
+    world.stream.faults().set_latency(injected);
+    // Warm the connection pools, as a warm Lambda would have them.
+    world.register(1_000_000).await?;
+
+    let mut ours = Vec::new();
+    for n in 0..samples {
+        let started = Instant::now();
+        world.register(n).await?;
+        ours.push(started.elapsed());
+    }
+
+    let deadline = || Instant::now() + Duration::from_secs(10);
+    let agent = UserId::parse("agent", AGENT_ID).map_err(|e| e.to_string())?;
+    let mut round_trips = Vec::new();
+    let mut sequential = Vec::new();
+    for n in 0..samples {
+        let details = ContactDetails {
+            email: Email::parse(&format!("sequential{n}@bench.example.com")).map_err(|e| e.to_string())?,
+            first_name: PersonName::parse("firstName", "Seq").map_err(|e| e.to_string())?,
+            last_name: PersonName::parse("lastName", "Ential").map_err(|e| e.to_string())?,
+        };
+        let visitor = UserId::new_visitor();
+        let channel = ChannelRef::new(
+            ChannelType::parse("messaging").map_err(|e| e.to_string())?,
+            ChannelId::new_random(),
+        );
+        let users = [
+            ChatUser { id: visitor.clone(), name: "Seq Ential".into(), role: "user" },
+            ChatUser { id: agent.clone(), name: "Support".into(), role: "user" },
+        ];
+        let started = Instant::now();
+        let contact = world.crm.upsert_contact(&details, deadline()).await.map_err(|e| e.to_string())?;
+        round_trips.push(started.elapsed());
+        world.chat.upsert_users(&users, deadline()).await.map_err(|e| e.to_string())?;
+        world
+            .chat
+            .create_channel(&channel, &agent, &[visitor.clone(), agent.clone()], deadline())
+            .await
+            .map_err(|e| e.to_string())?;
+        let mapping = ChannelMapping {
+            channel,
+            contact_id: contact,
+            email: details.email,
+            visitor_id: visitor,
+            visitor_name: "Seq Ential".into(),
+            created_at: Timestamp::now(),
+        };
+        world.store.save_channel(&mapping).await.map_err(|e| e.to_string())?;
+        sequential.push(started.elapsed());
+    }
+    world.hubspot.faults().clear();
+    world.stream.faults().clear();
+    for list in [&mut ours, &mut round_trips, &mut sequential] {
+        list.sort();
+    }
+    Ok(RegistrationReport {
+        injected,
+        samples,
+        round_trip: percentile(&round_trips, 0.5),
+        sequential: percentile(&sequential, 0.5),
+        p50: percentile(&ours, 0.5),
+        p99: percentile(&ours, 0.99),
+    })
+}
+
+pub fn table(report: &RegistrationReport) -> String {
+    let ratio = |d: Duration| d.as_secs_f64() / report.round_trip.as_secs_f64().max(f64::EPSILON);
+    format!(
+        "| registration ({} injected per upstream call, {} samples) | latency | × one round trip |\n|---|---|---|\n\
+         | one upstream round trip (median) | {} | 1.00 |\n\
+         | chat-sync registration p50 | {} | {:.2} |\n\
+         | chat-sync registration p99 | {} | {:.2} |\n\
+         | the same calls one after another (median) | {} | {:.2} |\n",
+        ms(report.injected),
+        report.samples,
+        ms(report.round_trip),
+        ms(report.p50),
+        ratio(report.p50),
+        ms(report.p99),
+        ratio(report.p99),
+        ms(report.sequential),
+        ratio(report.sequential),
+    )
+}

@@ -1,0 +1,77 @@
+//! Serves the Lambda handlers over plain HTTP (the dev server and the benchmarks): the same handler fns the
+//! Lambdas run, behind a small axum ↔ `lambda_http` adapter instead of API Gateway / Function URLs.
+
+use axum::body::{to_bytes, Body as AxumBody};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use lambda_http::Body;
+use std::sync::Arc;
+
+/// Largest body the adapter passes on (the handlers enforce their own, smaller limits).
+pub const MAX_BODY: usize = 2 * 1024 * 1024;
+
+/// Converts an HTTP request into what a Lambda handler receives. Over `MAX_BODY` → `Err(413 response)`.
+pub async fn to_lambda(request: axum::extract::Request) -> Result<lambda_http::Request, Response> {
+    let (parts, body) = request.into_parts();
+    let bytes = to_bytes(body, MAX_BODY).await.map_err(|_| {
+        let body = serde_json::json!({
+            "error": format!("the request body must be at most {MAX_BODY} bytes"),
+            "code": "payload_too_large",
+        });
+        (StatusCode::PAYLOAD_TOO_LARGE, axum::Json(body)).into_response()
+    })?;
+    let body = if bytes.is_empty() {
+        Body::Empty
+    } else {
+        match String::from_utf8(bytes.to_vec()) {
+            Ok(text) => Body::Text(text),
+            Err(e) => Body::Binary(e.into_bytes()),
+        }
+    };
+    Ok(lambda_http::Request::from_parts(parts, body))
+}
+
+/// Converts a Lambda handler's response back into an HTTP response.
+pub fn from_lambda(response: lambda_http::Response<Body>) -> Response {
+    let (parts, body) = response.into_parts();
+    let body = match body {
+        Body::Empty => AxumBody::empty(),
+        Body::Text(text) => AxumBody::from(text),
+        Body::Binary(bytes) => AxumBody::from(bytes),
+        _ => AxumBody::empty(),
+    };
+    Response::from_parts(parts, body)
+}
+
+/// A Lambda HTTP handler: what the registration and webhook handlers are.
+#[async_trait::async_trait]
+pub trait HttpHandler: Send + Sync + 'static {
+    async fn call(&self, request: lambda_http::Request) -> lambda_http::Response<Body>;
+}
+
+#[async_trait::async_trait]
+impl HttpHandler for chat_sync::handlers::registration::Registration {
+    async fn call(&self, request: lambda_http::Request) -> lambda_http::Response<Body> {
+        self.handle(request).await
+    }
+}
+
+#[async_trait::async_trait]
+impl HttpHandler for chat_sync::handlers::webhook::Webhook {
+    async fn call(&self, request: lambda_http::Request) -> lambda_http::Response<Body> {
+        self.handle(request).await
+    }
+}
+
+/// An axum route (any method: the handlers answer 405 themselves) that runs `handler`.
+pub fn route(handler: Arc<dyn HttpHandler>) -> axum::routing::MethodRouter {
+    axum::routing::any(move |request: axum::extract::Request| {
+        let handler = handler.clone();
+        async move {
+            match to_lambda(request).await {
+                Ok(request) => from_lambda(handler.call(request).await),
+                Err(response) => response,
+            }
+        }
+    })
+}
