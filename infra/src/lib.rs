@@ -1,6 +1,6 @@
 //! Setup and local tooling for chat-sync: `setup`, `sign-events`, the `dev` server and the `bench` harness.
 
-pub mod setup;
+pub mod bench;
 pub mod runtime_api;
 pub mod serve;
-pub mod bench;
+pub mod setup;

@@ -45,7 +45,10 @@ impl RuntimeApi {
         });
         let app = Router::new()
             .route("/2018-06-01/runtime/invocation/next", get(next))
-            .route("/2018-06-01/runtime/invocation/{id}/response", post(response))
+            .route(
+                "/2018-06-01/runtime/invocation/{id}/response",
+                post(response),
+            )
             .route("/2018-06-01/runtime/invocation/{id}/error", post(error))
             .route("/2018-06-01/runtime/init/error", post(init_error))
             .with_state(shared);
@@ -68,7 +71,10 @@ impl RuntimeApi {
 
     /// Waits for the function's answer.
     pub async fn answer(self, timeout: Duration) -> Option<Invocation> {
-        let result = tokio::time::timeout(timeout, self.answer).await.ok().and_then(Result::ok);
+        let result = tokio::time::timeout(timeout, self.answer)
+            .await
+            .ok()
+            .and_then(Result::ok);
         self.server.abort();
         result
     }
@@ -93,7 +99,10 @@ async fn next(State(shared): State<Arc<Shared>>) -> Response {
             "lambda-runtime-invoked-function-arn",
             "arn:aws:lambda:us-east-1:123456789012:function:local".to_owned(),
         ),
-        ("lambda-runtime-trace-id", "Root=1-5759e988-bd862e3fe1be46a994272793".to_owned()),
+        (
+            "lambda-runtime-trace-id",
+            "Root=1-5759e988-bd862e3fe1be46a994272793".to_owned(),
+        ),
         ("content-type", "application/json".to_owned()),
     ];
     for (name, value) in pairs {
@@ -116,11 +125,19 @@ fn finish(shared: &Shared, outcome: &'static str, body: String) -> StatusCode {
     StatusCode::ACCEPTED
 }
 
-async fn response(State(shared): State<Arc<Shared>>, Path(_id): Path<String>, body: String) -> StatusCode {
+async fn response(
+    State(shared): State<Arc<Shared>>,
+    Path(_id): Path<String>,
+    body: String,
+) -> StatusCode {
     finish(&shared, "response", body)
 }
 
-async fn error(State(shared): State<Arc<Shared>>, Path(_id): Path<String>, body: String) -> StatusCode {
+async fn error(
+    State(shared): State<Arc<Shared>>,
+    Path(_id): Path<String>,
+    body: String,
+) -> StatusCode {
     finish(&shared, "error", body)
 }
 

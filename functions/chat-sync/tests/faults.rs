@@ -252,3 +252,37 @@ async fn dynamodb_outage_gets_5xx_and_retries_after_restart_converge() {
     drop(dynamodb);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[tokio::test]
+async fn the_schedule_event_file_runs_a_sweep_that_flushes_dirty_contacts() {
+    let app = TestApp::start().await;
+    let (contact, visitor, channel) = register_visitor(&app, "Ada", "ada@example.com").await;
+    app.hubspot.faults().fail_next("patch_contact", 10_000, 503);
+    let response = app
+        .webhook
+        .handle(signed_webhook(&new_message(
+            &channel,
+            &visitor,
+            "m1",
+            "left dirty",
+            1,
+        )))
+        .await;
+    assert_eq!(json_body(&response)["synced"], false);
+    app.hubspot.faults().clear();
+
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../events/sweeper-schedule.json"
+    );
+    let event: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).expect("event file")).expect("JSON");
+    assert_eq!(event["detail-type"], "Scheduled Event");
+    let report = app.sweeper().handle(event).await.expect("sweep");
+    assert_eq!(
+        (report.dirty, report.synced, report.writes),
+        (1, 1, 1),
+        "{report:?}"
+    );
+    assert!(app.transcript(&contact).contains("left dirty"));
+}

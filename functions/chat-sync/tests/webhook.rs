@@ -394,3 +394,44 @@ async fn storage_failure_is_a_5xx_so_stream_retries() {
     let response = app.webhook.handle(signed_webhook(&body)).await;
     assert_eq!(json_body(&response)["status"], "recorded");
 }
+
+#[tokio::test]
+async fn base64_encoded_function_url_bodies_are_decoded_before_verification() {
+    use base64::Engine;
+    let app = TestApp::start().await;
+    let (contact, visitor, channel) = register_visitor(&app, "Ada", "ada@example.com").await;
+    let body = serde_json::to_vec(&message_event(
+        "message.new",
+        "messaging",
+        &channel,
+        &message(
+            "m-b64",
+            &visitor,
+            "Ada",
+            "base64 hello",
+            "2026-11-24T10:00:01.000Z",
+        ),
+    ))
+    .expect("json");
+    // The Function URL event format, as Lambda delivers a binary body.
+    let mut event: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../events/webhook-message-new.json"
+        ))
+        .expect("event file"),
+    )
+    .expect("JSON");
+    event["body"] = json!(base64::engine::general_purpose::STANDARD.encode(&body));
+    event["isBase64Encoded"] = json!(true);
+    event["headers"]["x-signature"] = json!(sandbox::stream::sign_webhook(STREAM_SECRET, &body));
+    let request = lambda_http::request::from_str(&event.to_string()).expect("Lambda event");
+    let response = app.webhook.handle(request).await;
+    assert_eq!(
+        response.status(),
+        StatusCode::OK,
+        "{}",
+        json_body(&response)
+    );
+    assert!(app.transcript(&contact).contains("base64 hello"));
+}

@@ -10,9 +10,9 @@ async fn main() -> Result<(), Error> {
     let sweeper = Arc::new(chat_sync::wiring::or_exit(
         chat_sync::wiring::sweeper(&Env::from_process(), &chat_sync::wiring::aws().await).await,
     ));
-    lambda_runtime::run(service_fn(move |_event: LambdaEvent<serde_json::Value>| {
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| {
         let sweeper = sweeper.clone();
-        async move { Ok::<_, Error>(serde_json::to_value(sweeper.sweep().await?)?) }
+        async move { Ok::<_, Error>(serde_json::to_value(sweeper.handle(event.payload).await?)?) }
     }))
     .await
 }

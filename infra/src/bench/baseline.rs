@@ -42,7 +42,10 @@ impl Baseline {
             .await
             .map_err(|_| StatusCode::SERVICE_UNAVAILABLE)?
             .ok_or(StatusCode::OK)?;
-        let url = format!("{}{API_PREFIX}/objects/contacts/{}", self.hubspot_url, mapping.contact_id);
+        let url = format!(
+            "{}{API_PREFIX}/objects/contacts/{}",
+            self.hubspot_url, mapping.contact_id
+        );
         let current: serde_json::Value = self
             .http
             .get(&url)
@@ -56,8 +59,15 @@ impl Baseline {
             .json()
             .await
             .map_err(|_| StatusCode::BAD_GATEWAY)?;
-        let mut transcript = current["properties"][TRANSCRIPT_PROPERTY].as_str().unwrap_or_default().to_owned();
-        let role = if change.author.id == mapping.visitor_id.as_str() { Role::Visitor } else { Role::Agent };
+        let mut transcript = current["properties"][TRANSCRIPT_PROPERTY]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let role = if change.author.id == mapping.visitor_id.as_str() {
+            Role::Visitor
+        } else {
+            Role::Agent
+        };
         let line = render_line(&StoredMessage {
             message_id: change.message_id,
             cid: change.channel.cid(),

@@ -66,7 +66,11 @@ fn token(contact: usize, index: usize) -> String {
 }
 
 /// The events to deliver (with duplicates, shuffled) and the expected tokens per contact, in order.
-pub fn events(visitors: &[Visitor], workload: &Workload, seed: u64) -> (Vec<Value>, Vec<Vec<String>>) {
+pub fn events(
+    visitors: &[Visitor],
+    workload: &Workload,
+    seed: u64,
+) -> (Vec<Value>, Vec<Vec<String>>) {
     let mut rng = StdRng::seed_from_u64(seed);
     let mut deliveries = Vec::new();
     let mut expected = vec![Vec::new(); visitors.len()];
@@ -74,8 +78,18 @@ pub fn events(visitors: &[Visitor], workload: &Workload, seed: u64) -> (Vec<Valu
         let c = n % visitors.len();
         let i = n / visitors.len();
         let visitor = &visitors[c];
-        let (user, name) = if i % 2 == 0 { (visitor.visitor_id.as_str(), "Visitor") } else { (AGENT_ID, "Support") };
-        let created_at = format!("2026-11-24T{:02}:{:02}:{:02}.{:03}Z", 10 + i / 3600, i / 60 % 60, i % 60, c % 1000);
+        let (user, name) = if i % 2 == 0 {
+            (visitor.visitor_id.as_str(), "Visitor")
+        } else {
+            (AGENT_ID, "Support")
+        };
+        let created_at = format!(
+            "2026-11-24T{:02}:{:02}:{:02}.{:03}Z",
+            10 + i / 3600,
+            i / 60 % 60,
+            i % 60,
+            c % 1000
+        );
         let message = json!({
             "id": format!("bench-{c}-{i}"),
             "text": format!("{} hello from the burst", token(c, i)),
@@ -96,7 +110,11 @@ pub fn events(visitors: &[Visitor], workload: &Workload, seed: u64) -> (Vec<Valu
 }
 
 /// Lost, duplicated and out-of-order messages across all contacts.
-pub fn check(world: &World, visitors: &[Visitor], expected: &[Vec<String>]) -> (usize, usize, usize) {
+pub fn check(
+    world: &World,
+    visitors: &[Visitor],
+    expected: &[Vec<String>],
+) -> (usize, usize, usize) {
     let (mut lost, mut duplicated, mut out_of_order) = (0, 0, 0);
     for (visitor, tokens) in visitors.iter().zip(expected) {
         let transcript = world.transcript(&visitor.contact_id);
@@ -121,12 +139,25 @@ pub fn check(world: &World, visitors: &[Visitor], expected: &[Vec<String>]) -> (
 /// Delivers like Stream: `concurrency` at a time, signed, 6 s timeout, up to 3 attempts on 408/429/5xx/timeouts.
 /// Returns every attempt's latency.
 pub async fn deliver(url: &str, events: Vec<Value>, concurrency: usize) -> Vec<Duration> {
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(6)).build().unwrap_or_default();
-    let queue = Arc::new(Mutex::new(events.into_iter().map(|e| (e, 1u32)).collect::<VecDeque<_>>()));
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(6))
+        .build()
+        .unwrap_or_default();
+    let queue = Arc::new(Mutex::new(
+        events
+            .into_iter()
+            .map(|e| (e, 1u32))
+            .collect::<VecDeque<_>>(),
+    ));
     let latencies = Arc::new(Mutex::new(Vec::new()));
     let workers: Vec<_> = (0..concurrency)
         .map(|_| {
-            let (http, queue, latencies, url) = (http.clone(), queue.clone(), latencies.clone(), url.to_owned());
+            let (http, queue, latencies, url) = (
+                http.clone(),
+                queue.clone(),
+                latencies.clone(),
+                url.to_owned(),
+            );
             tokio::spawn(async move {
                 loop {
                     let next = queue.lock().ok().and_then(|mut q| q.pop_front());
@@ -183,7 +214,11 @@ pub async fn run(
     world.hubspot.faults().set_latency(workload.hubspot_latency);
     let statuses = vec![429, 500, 502, 503];
     for route in ["patch_contact", "get_contact"] {
-        world.hubspot.faults().set_failure_rate(route, workload.hubspot_failure_rate, statuses.clone());
+        world.hubspot.faults().set_failure_rate(
+            route,
+            workload.hubspot_failure_rate,
+            statuses.clone(),
+        );
     }
     let calls_before = world.hubspot.calls().len();
     let started = Instant::now();
@@ -225,17 +260,59 @@ pub async fn run(
 pub fn table(ours: &BurstReport, baseline: &BurstReport) -> String {
     let final_after = |r: &BurstReport| r.final_after.map(ms).unwrap_or_else(|| "never".into());
     let rows = [
-        ("messages (deliveries incl. duplicates)", format!("{} ({})", ours.messages, ours.deliveries), format!("{} ({})", baseline.messages, baseline.deliveries)),
-        ("HubSpot calls per message", format!("{:.3}", ours.calls_per_message()), format!("{:.3}", baseline.calls_per_message())),
-        ("webhook ack p50 / p99 / max", format!("{} / {} / {}", ms(ours.p50), ms(ours.p99), ms(ours.max)), format!("{} / {} / {}", ms(baseline.p50), ms(baseline.p99), ms(baseline.max))),
-        ("all deliveries answered after", ms(ours.delivered_in), ms(baseline.delivered_in)),
-        ("every transcript final after", final_after(ours), final_after(baseline)),
-        ("lost lines", ours.lost.to_string(), baseline.lost.to_string()),
-        ("duplicated lines", ours.duplicated.to_string(), baseline.duplicated.to_string()),
-        ("lines out of order", ours.out_of_order.to_string(), baseline.out_of_order.to_string()),
-        ("overlapping writes to one contact", ours.overlapping_writes.to_string(), baseline.overlapping_writes.to_string()),
+        (
+            "messages (deliveries incl. duplicates)",
+            format!("{} ({})", ours.messages, ours.deliveries),
+            format!("{} ({})", baseline.messages, baseline.deliveries),
+        ),
+        (
+            "HubSpot calls per message",
+            format!("{:.3}", ours.calls_per_message()),
+            format!("{:.3}", baseline.calls_per_message()),
+        ),
+        (
+            "webhook ack p50 / p99 / max",
+            format!("{} / {} / {}", ms(ours.p50), ms(ours.p99), ms(ours.max)),
+            format!(
+                "{} / {} / {}",
+                ms(baseline.p50),
+                ms(baseline.p99),
+                ms(baseline.max)
+            ),
+        ),
+        (
+            "all deliveries answered after",
+            ms(ours.delivered_in),
+            ms(baseline.delivered_in),
+        ),
+        (
+            "every transcript final after",
+            final_after(ours),
+            final_after(baseline),
+        ),
+        (
+            "lost lines",
+            ours.lost.to_string(),
+            baseline.lost.to_string(),
+        ),
+        (
+            "duplicated lines",
+            ours.duplicated.to_string(),
+            baseline.duplicated.to_string(),
+        ),
+        (
+            "lines out of order",
+            ours.out_of_order.to_string(),
+            baseline.out_of_order.to_string(),
+        ),
+        (
+            "overlapping writes to one contact",
+            ours.overlapping_writes.to_string(),
+            baseline.overlapping_writes.to_string(),
+        ),
     ];
-    let mut out = String::from("| burst | chat-sync | baseline (GET, append, PATCH) |\n|---|---|---|\n");
+    let mut out =
+        String::from("| burst | chat-sync | baseline (GET, append, PATCH) |\n|---|---|---|\n");
     for (name, a, b) in rows {
         out.push_str(&format!("| {name} | {a} | {b} |\n"));
     }

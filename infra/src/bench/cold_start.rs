@@ -26,23 +26,39 @@ pub const BINARIES: [(&str, &str); 3] = [
 
 /// Where the release binaries are: next to this bench binary (same target dir and profile).
 pub fn binary_dir() -> Option<PathBuf> {
-    std::env::current_exe().ok()?.parent().map(Path::to_path_buf)
+    std::env::current_exe()
+        .ok()?
+        .parent()
+        .map(Path::to_path_buf)
 }
 
-pub async fn run(world: &World, dynamodb_endpoint: &str, table: &str, runs: usize) -> Result<Vec<ColdStart>, String> {
+pub async fn run(
+    world: &World,
+    dynamodb_endpoint: &str,
+    table: &str,
+    runs: usize,
+) -> Result<Vec<ColdStart>, String> {
     let dir = binary_dir().ok_or("cannot locate the binaries")?;
     let events = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../events"));
     let mut results = Vec::new();
     for (binary, event_file) in BINARIES {
         let path = dir.join(binary);
         let size_bytes = std::fs::metadata(&path)
-            .map_err(|_| format!("{} is missing: build it first (make bench does)", path.display()))?
+            .map_err(|_| {
+                format!(
+                    "{} is missing: build it first (make bench does)",
+                    path.display()
+                )
+            })?
             .len();
-        let event = std::fs::read_to_string(events.join(event_file)).map_err(|e| format!("{event_file}: {e}"))?;
+        let event = std::fs::read_to_string(events.join(event_file))
+            .map_err(|e| format!("{event_file}: {e}"))?;
         let mut times = Vec::new();
         let mut outcome = String::new();
         for _ in 0..runs {
-            let api = RuntimeApi::start(event.clone()).await.map_err(|e| e.to_string())?;
+            let api = RuntimeApi::start(event.clone())
+                .await
+                .map_err(|e| e.to_string())?;
             let started = Instant::now();
             let mut child = tokio::process::Command::new(&path)
                 .env_clear()
@@ -71,7 +87,8 @@ pub async fn run(world: &World, dynamodb_endpoint: &str, table: &str, runs: usiz
                 .map_err(|e| format!("{binary}: {e}"))?;
             let answer = api.answer(Duration::from_secs(30)).await;
             let _ = child.kill().await;
-            let answer = answer.ok_or_else(|| format!("{binary} did not answer its first invocation"))?;
+            let answer =
+                answer.ok_or_else(|| format!("{binary} did not answer its first invocation"))?;
             times.push(answer.answered_at.duration_since(started));
             outcome = summarize(answer.outcome, &answer.body);
         }

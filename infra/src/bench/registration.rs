@@ -19,7 +19,11 @@ pub struct RegistrationReport {
     pub p99: Duration,
 }
 
-pub async fn run(world: &World, injected: Duration, samples: usize) -> Result<RegistrationReport, String> {
+pub async fn run(
+    world: &World,
+    injected: Duration,
+    samples: usize,
+) -> Result<RegistrationReport, String> {
     world.hubspot.faults().set_latency(injected);
     world.stream.faults().set_latency(injected);
     // Warm the connection pools, as a warm Lambda would have them.
@@ -38,7 +42,8 @@ pub async fn run(world: &World, injected: Duration, samples: usize) -> Result<Re
     let mut sequential = Vec::new();
     for n in 0..samples {
         let details = ContactDetails {
-            email: Email::parse(&format!("sequential{n}@bench.example.com")).map_err(|e| e.to_string())?,
+            email: Email::parse(&format!("sequential{n}@bench.example.com"))
+                .map_err(|e| e.to_string())?,
             first_name: PersonName::parse("firstName", "Seq").map_err(|e| e.to_string())?,
             last_name: PersonName::parse("lastName", "Ential").map_err(|e| e.to_string())?,
         };
@@ -48,16 +53,37 @@ pub async fn run(world: &World, injected: Duration, samples: usize) -> Result<Re
             ChannelId::new_random(),
         );
         let users = [
-            ChatUser { id: visitor.clone(), name: "Seq Ential".into(), role: "user" },
-            ChatUser { id: agent.clone(), name: "Support".into(), role: "user" },
+            ChatUser {
+                id: visitor.clone(),
+                name: "Seq Ential".into(),
+                role: "user",
+            },
+            ChatUser {
+                id: agent.clone(),
+                name: "Support".into(),
+                role: "user",
+            },
         ];
         let started = Instant::now();
-        let contact = world.crm.upsert_contact(&details, deadline()).await.map_err(|e| e.to_string())?;
+        let contact = world
+            .crm
+            .upsert_contact(&details, deadline())
+            .await
+            .map_err(|e| e.to_string())?;
         round_trips.push(started.elapsed());
-        world.chat.upsert_users(&users, deadline()).await.map_err(|e| e.to_string())?;
         world
             .chat
-            .create_channel(&channel, &agent, &[visitor.clone(), agent.clone()], deadline())
+            .upsert_users(&users, deadline())
+            .await
+            .map_err(|e| e.to_string())?;
+        world
+            .chat
+            .create_channel(
+                &channel,
+                &agent,
+                &[visitor.clone(), agent.clone()],
+                deadline(),
+            )
             .await
             .map_err(|e| e.to_string())?;
         let mapping = ChannelMapping {
@@ -68,7 +94,11 @@ pub async fn run(world: &World, injected: Duration, samples: usize) -> Result<Re
             visitor_name: "Seq Ential".into(),
             created_at: Timestamp::now(),
         };
-        world.store.save_channel(&mapping).await.map_err(|e| e.to_string())?;
+        world
+            .store
+            .save_channel(&mapping)
+            .await
+            .map_err(|e| e.to_string())?;
         sequential.push(started.elapsed());
     }
     world.hubspot.faults().clear();

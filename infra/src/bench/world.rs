@@ -33,7 +33,9 @@ pub struct World {
 
 impl World {
     pub async fn start(dynamodb_endpoint: &str) -> Result<Self, String> {
-        let hubspot = HubSpotDouble::start(HUBSPOT_TOKEN).await.map_err(|e| format!("HubSpot double: {e}"))?;
+        let hubspot = HubSpotDouble::start(HUBSPOT_TOKEN)
+            .await
+            .map_err(|e| format!("HubSpot double: {e}"))?;
         hubspot.define_property("chat_transcript");
         let stream = StreamDouble::start(STREAM_KEY, STREAM_SECRET)
             .await
@@ -41,9 +43,13 @@ impl World {
         let client = chat_sync::wiring::local_dynamodb(dynamodb_endpoint).await;
         let table = format!("bench-{}", uuid::Uuid::new_v4().simple());
         let store = Arc::new(DynamoStore::new(client, table));
-        store.create_table().await.map_err(|e| format!("create table: {e}"))?;
+        store
+            .create_table()
+            .await
+            .map_err(|e| format!("create table: {e}"))?;
         let crm = Arc::new(HubSpotClient::new(&hubspot.base_url(), HUBSPOT_TOKEN));
-        let chat = StreamClient::new(&stream.base_url(), STREAM_KEY, STREAM_SECRET).map_err(|e| e.to_string())?;
+        let chat = StreamClient::new(&stream.base_url(), STREAM_KEY, STREAM_SECRET)
+            .map_err(|e| e.to_string())?;
         let settings = RegistrationSettings {
             channel_type: ChannelType::parse("messaging").map_err(|e| e.to_string())?,
             support_agent_id: UserId::parse("agent", AGENT_ID).map_err(|e| e.to_string())?,
@@ -71,7 +77,8 @@ impl World {
     /// Registers a visitor through the registration handler.
     pub async fn register(&self, n: usize) -> Result<Visitor, String> {
         let email = format!("visitor{n}@bench.example.com");
-        let body = format!(r#"{{"firstName":"Visitor","lastName":"Number {n}","email":"{email}"}}"#);
+        let body =
+            format!(r#"{{"firstName":"Visitor","lastName":"Number {n}","email":"{email}"}}"#);
         let request = lambda_http::http::Request::builder()
             .method("POST")
             .uri("/registrations")
@@ -80,7 +87,9 @@ impl World {
             .map_err(|e| e.to_string())?;
         let response = self.registration.handle(request).await;
         let json: serde_json::Value = match response.body() {
-            lambda_http::Body::Text(text) => serde_json::from_str(text).map_err(|e| e.to_string())?,
+            lambda_http::Body::Text(text) => {
+                serde_json::from_str(text).map_err(|e| e.to_string())?
+            }
             _ => serde_json::Value::Null,
         };
         if !response.status().is_success() {
@@ -107,7 +116,9 @@ impl World {
 
 /// Serves `router` on a loopback port; returns its base URL and the server task.
 pub async fn serve(router: axum::Router) -> Result<(String, tokio::task::JoinHandle<()>), String> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(|e| e.to_string())?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| e.to_string())?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let task = tokio::spawn(async move {
         let _ = axum::serve(listener, router).await;

@@ -7,8 +7,8 @@ use chat_sync::config::FlushSettings;
 use chat_sync::handlers::sweeper::Sweeper;
 use chat_sync::handlers::webhook::Webhook;
 use chat_sync::sync::TranscriptSync;
-use infra::bench::{baseline::Baseline, burst, cold_start, registration, world::World};
 use infra::bench::world::{HUBSPOT_TOKEN, STREAM_SECRET};
+use infra::bench::{baseline::Baseline, burst, cold_start, registration, world::World};
 use infra::serve::route;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -45,7 +45,9 @@ async fn run() -> Result<(), String> {
         ..defaults
     };
     let skip_cold_start = std::env::args().any(|a| a == "--skip-cold-start");
-    let dynamodb = sandbox::DynamoDbLocal::start(None, None).await.map_err(|e| format!("DynamoDB Local: {e}"))?;
+    let dynamodb = sandbox::DynamoDbLocal::start(None, None)
+        .await
+        .map_err(|e| format!("DynamoDB Local: {e}"))?;
     let endpoint = dynamodb.endpoint();
     println!(
         "workload: {} messages over {} contacts, {} concurrent deliveries, {:.0}% duplicates, shuffled; \
@@ -65,8 +67,16 @@ async fn run() -> Result<(), String> {
         visitors.push(ours_world.register(n).await?);
     }
     ours_world.hubspot.clear_calls();
-    let sync = TranscriptSync::new(ours_world.store.clone(), ours_world.crm.clone(), FlushSettings::default());
-    let webhook = Arc::new(Webhook::new(ours_world.store.clone(), sync.clone(), STREAM_SECRET));
+    let sync = TranscriptSync::new(
+        ours_world.store.clone(),
+        ours_world.crm.clone(),
+        FlushSettings::default(),
+    );
+    let webhook = Arc::new(Webhook::new(
+        ours_world.store.clone(),
+        sync.clone(),
+        STREAM_SECRET,
+    ));
     let sweeper = Sweeper::new(ours_world.store.clone(), sync, 500, Duration::from_secs(20));
     let sweeping = tokio::spawn(async move {
         loop {
@@ -75,7 +85,14 @@ async fn run() -> Result<(), String> {
         }
     });
     let router = axum::Router::new().route("/webhooks", route(webhook));
-    let ours = burst::run(&ours_world, &visitors, router, &workload, Duration::from_secs(60)).await?;
+    let ours = burst::run(
+        &ours_world,
+        &visitors,
+        router,
+        &workload,
+        Duration::from_secs(60),
+    )
+    .await?;
     sweeping.abort();
 
     // Baseline: the same workload through read-append-write.
@@ -92,7 +109,14 @@ async fn run() -> Result<(), String> {
         token: HUBSPOT_TOKEN.to_owned(),
     });
     let router = axum::Router::new().route("/webhooks", route(baseline));
-    let base = burst::run(&base_world, &base_visitors, router, &workload, Duration::from_secs(2)).await?;
+    let base = burst::run(
+        &base_world,
+        &base_visitors,
+        router,
+        &workload,
+        Duration::from_secs(2),
+    )
+    .await?;
     println!("{}", burst::table(&ours, &base));
 
     let reg_world = World::start(&endpoint).await?;

@@ -44,6 +44,19 @@ impl Sweeper {
         }
     }
 
+    /// The Lambda handler: a scheduled event (its content does not matter) triggers one sweep.
+    pub async fn handle(
+        &self,
+        event: serde_json::Value,
+    ) -> Result<SweepReport, crate::ports::StoreError> {
+        let scheduled_for = event
+            .get("time")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or("-");
+        tracing::info!(scheduled_for, "sweep started");
+        self.sweep().await
+    }
+
     /// One sweep over the dirty contacts.
     pub async fn sweep(&self) -> Result<SweepReport, crate::ports::StoreError> {
         let start_by = Instant::now() + self.budget;
