@@ -219,6 +219,9 @@ pub trait Store: Send + Sync {
         contact: &ContactId,
         owner: &LeaseOwner,
     ) -> Result<(), StoreError>;
-    /// Contacts with changes not yet written to the CRM, oldest first.
+    /// Moves a dirty contact to the back of the sweeper's queue (after a failed write), so contacts the CRM keeps
+    /// rejecting cannot starve the others.
+    async fn requeue_dirty(&self, contact: &ContactId) -> Result<(), StoreError>;
+    /// Contacts with changes not yet written to the CRM, longest waiting first.
     async fn dirty_contacts(&self, limit: usize) -> Result<Vec<ContactId>, StoreError>;
 }

@@ -164,6 +164,7 @@ impl TranscriptSync {
                         None => {
                             tracing::warn!(contact_id = %contact, %error, "transcript write failed; leaving the contact for the sweeper");
                             self.store.release_lease(contact, owner).await?;
+                            self.store.requeue_dirty(contact).await?;
                             return Ok(FlushOutcome::Deferred { writes: *writes });
                         }
                     }

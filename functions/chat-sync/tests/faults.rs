@@ -286,3 +286,53 @@ async fn the_schedule_event_file_runs_a_sweep_that_flushes_dirty_contacts() {
     );
     assert!(app.transcript(&contact).contains("left dirty"));
 }
+
+#[tokio::test]
+async fn a_contact_hubspot_keeps_rejecting_does_not_starve_the_others() {
+    let app = TestApp::start().await;
+    let (broken, broken_visitor, broken_channel) =
+        register_visitor(&app, "Bo", "bo@example.com").await;
+    let (healthy, visitor, channel) = register_visitor(&app, "Ada", "ada@example.com").await;
+    // HubSpot is down while both write: both are left dirty, the broken one first in the sweeper's queue.
+    app.hubspot.faults().fail_next("patch_contact", 1_000, 503);
+    for (channel, visitor, id) in [
+        (&broken_channel, &broken_visitor, "b1"),
+        (&channel, &visitor, "h1"),
+    ] {
+        let response = app
+            .webhook
+            .handle(signed_webhook(&new_message(channel, visitor, id, id, 1)))
+            .await;
+        assert_eq!(json_body(&response)["synced"], false);
+    }
+    app.hubspot.faults().clear();
+    let queue = |app: &TestApp| {
+        let store = app.store.clone();
+        async move {
+            use chat_sync::ports::Store;
+            let dirty = store.dirty_contacts(10).await.expect("dirty contacts");
+            dirty
+                .iter()
+                .map(|c| c.as_str().to_owned())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(queue(&app).await, vec![broken.clone(), healthy.clone()]);
+
+    // One contact per sweep. HubSpot rejects the broken contact's write: it goes to the back of the queue...
+    let sweeper = chat_sync::handlers::sweeper::Sweeper::new(
+        app.store.clone(),
+        app.sync.clone(),
+        1,
+        Duration::from_secs(5),
+    );
+    app.hubspot.faults().fail_next("patch_contact", 1, 400);
+    let report = sweeper.sweep().await.expect("sweep");
+    assert_eq!((report.synced, report.deferred), (0, 1), "{report:?}");
+    assert_eq!(queue(&app).await, vec![healthy.clone(), broken.clone()]);
+    // ...so the next sweep reaches the healthy one.
+    let report = sweeper.sweep().await.expect("sweep");
+    assert_eq!(report.synced, 1, "{report:?}");
+    assert!(app.transcript(&healthy).contains("h1"));
+    assert_eq!(queue(&app).await, vec![broken]);
+}

@@ -662,6 +662,30 @@ impl Store for DynamoStore {
         }
     }
 
+    async fn requeue_dirty(&self, contact: &ContactId) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(contact_pk(contact), "SYNC")))
+            .update_expression("SET dirty_since = :now")
+            .condition_expression("attribute_exists(dirty)")
+            .expression_attribute_values(":now", s(Timestamp::now().key()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            // Clean already: nothing to requeue.
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
     async fn dirty_contacts(&self, limit: usize) -> Result<Vec<ContactId>, StoreError> {
         let output = self
             .client
