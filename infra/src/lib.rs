@@ -1,6 +1,7 @@
 //! Setup and local tooling for chat-sync: `setup`, `sign-events`, the `dev` server and the `bench` harness.
 
 pub mod bench;
+pub mod dev;
 pub mod runtime_api;
 pub mod serve;
 pub mod setup;

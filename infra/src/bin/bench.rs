@@ -3,7 +3,7 @@
 //!
 //! Options: `--messages N --contacts N --concurrency N --skip-cold-start`.
 
-use chat_sync::config::FlushSettings;
+use chat_sync::config::{Env, FlushSettings};
 use chat_sync::handlers::sweeper::Sweeper;
 use chat_sync::handlers::webhook::Webhook;
 use chat_sync::sync::TranscriptSync;
@@ -67,10 +67,13 @@ async fn run() -> Result<(), String> {
         visitors.push(ours_world.register(n).await?);
     }
     ours_world.hubspot.clear_calls();
+    // Production defaults; the same variables as the Lambdas tune them (FLUSH_LINGER_MS, ...).
+    let flush = FlushSettings::load(&Env::from_process()).map_err(|e| e.to_string())?;
+    println!("flush settings: {flush:?}\n");
     let sync = TranscriptSync::new(
         ours_world.store.clone(),
         ours_world.crm.clone(),
-        FlushSettings::default(),
+        flush,
     );
     let webhook = Arc::new(Webhook::new(
         ours_world.store.clone(),

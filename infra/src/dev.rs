@@ -1,0 +1,367 @@
+//! `make dev`: the whole system on one machine, with no accounts.
+//!
+//! DynamoDB Local, the HubSpot and Stream doubles (or the real services when their credentials are set), the
+//! three handlers built by the same `wiring` functions the Lambdas call at cold start, served by axum at the
+//! deployed paths next to a demo page, and the sweeper on a timer instead of EventBridge.
+
+mod api;
+mod backends;
+mod mode;
+
+pub use backends::{SANDBOX_HUBSPOT_TOKEN, SANDBOX_STREAM_KEY, SANDBOX_STREAM_SECRET};
+pub use mode::{Mode, PartialCredentials, CREDENTIALS};
+
+use api::DevApi;
+use backends::{Database, Sandbox};
+use chat_sync::adapters::dynamo::DynamoStore;
+use chat_sync::adapters::hubspot::HubSpotClient;
+use chat_sync::adapters::stream::StreamClient;
+use chat_sync::config::{ConfigError, Env, HubSpotSettings, SecretsManager, StreamSettings};
+use chat_sync::domain::UserId;
+use chat_sync::handlers::sweeper::Sweeper;
+use chat_sync::ports::StoreError;
+use chat_sync::wiring;
+use std::future::{Future, IntoFuture};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Log filter when `RUST_LOG` is unset: the sweeper's own per-run line would repeat every few seconds, so the dev
+/// server logs sweeps itself, and only those that found work.
+pub const DEFAULT_LOG_FILTER: &str = "info,chat_sync::handlers::sweeper=warn";
+
+/// How long open requests may take to finish after Ctrl-C before the server stops anyway.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The dev server's own settings (everything else is the handlers' configuration, see the README).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DevConfig {
+    pub port: u16,
+    pub table: String,
+    pub sweep_interval: Duration,
+}
+
+impl DevConfig {
+    pub fn load(env: &Env) -> Result<Self, ConfigError> {
+        let raw_port = env.optional("PORT", "3000");
+        let port = raw_port
+            .parse::<u16>()
+            .ok()
+            .filter(|port| *port != 0)
+            .ok_or_else(|| ConfigError {
+                variable: "PORT".into(),
+                problem: format!("must be a port number (1-65535), got {raw_port:?}"),
+            })?;
+        Ok(Self {
+            port,
+            table: env.optional("TABLE_NAME", "chat-sync-dev"),
+            sweep_interval: env.seconds("SWEEP_INTERVAL_SECONDS", 5, 1..=3_600)?,
+        })
+    }
+
+    pub fn address(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    /// What a browser on this machine uses; both spellings, since people type either.
+    pub fn origins(&self) -> [String; 2] {
+        [
+            format!("http://127.0.0.1:{}", self.port),
+            format!("http://localhost:{}", self.port),
+        ]
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DevError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Credentials(#[from] PartialCredentials),
+    #[error("cannot listen on {address}: {source} (set PORT to use another port)")]
+    Bind {
+        address: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("DynamoDB Local could not start: {0}")]
+    DynamoDb(std::io::Error),
+    #[error("the {service} double could not start: {source}")]
+    Sandbox {
+        service: &'static str,
+        source: std::io::Error,
+    },
+    #[error("could not create the table {table}: {source}")]
+    Table { table: String, source: StoreError },
+    #[error("the HTTP server failed: {0}")]
+    Serve(std::io::Error),
+}
+
+/// Starts everything, serves until `shutdown` resolves, then stops everything it started.
+pub async fn run(env: Env, shutdown: impl Future<Output = ()> + Send) -> Result<(), DevError> {
+    let config = DevConfig::load(&env)?;
+    let mode = Mode::detect(&env)?;
+    // Bind first: a taken port should fail in milliseconds, not after DynamoDB Local has started.
+    let listener = tokio::net::TcpListener::bind(config.address())
+        .await
+        .map_err(|source| DevError::Bind {
+            address: config.address(),
+            source,
+        })?;
+    let database = Database::start(&env).await?;
+    let outcome = async {
+        let app = App::start(env, &config, mode, &database).await?;
+        let sweeping = tokio::spawn(sweep_forever(app.sweeper, config.sweep_interval));
+        print_banner(&config, &app.env, &database, app.sandbox.as_ref());
+        let served = serve(listener, app.router, shutdown).await;
+        sweeping.abort();
+        served
+    }
+    .await;
+    // Also after a failed start: the JVM must not outlive us, and its port must be free when we exit.
+    if let Err(error) = database.stop().await {
+        tracing::warn!(%error, "DynamoDB Local did not stop cleanly");
+    }
+    tracing::info!("stopped");
+    outcome
+}
+
+/// The handlers and dev endpoints, wired to the database and to the doubles or the real services.
+struct App {
+    router: axum::Router,
+    sweeper: Sweeper,
+    /// Held for the doubles' lifetime: dropping it stops them.
+    sandbox: Option<Sandbox>,
+    /// The configuration the handlers were built from.
+    env: Env,
+}
+
+impl App {
+    async fn start(
+        mut env: Env,
+        config: &DevConfig,
+        mode: Mode,
+        database: &Database,
+    ) -> Result<Self, DevError> {
+        let aws = wiring::local_aws(database.endpoint()).await;
+        let store = Arc::new(DynamoStore::new(
+            wiring::local_dynamodb(database.endpoint()).await,
+            config.table.clone(),
+        ));
+        store
+            .create_table()
+            .await
+            .map_err(|source| DevError::Table {
+                table: config.table.clone(),
+                source,
+            })?;
+        let sandbox = match mode {
+            Mode::Sandbox => {
+                let webhook_url = format!("http://{}/webhooks", config.address());
+                let sandbox = Sandbox::start(webhook_url).await?;
+                sandbox.configure(&mut env);
+                Some(sandbox)
+            }
+            Mode::Live => None,
+        };
+        env.set("TABLE_NAME", config.table.clone());
+        if !env.is_set("ALLOWED_ORIGINS") {
+            env.set("ALLOWED_ORIGINS", config.origins().join(","));
+        }
+        // The same constructors the Lambdas' main.rs call at cold start.
+        let registration = Arc::new(wiring::registration(&env, &aws).await?);
+        let webhook = Arc::new(wiring::webhook(&env, &aws).await?);
+        let sweeper = wiring::sweeper(&env, &aws).await?;
+        let api = Arc::new(dev_api(&env, &aws, mode, store, database.endpoint()).await?);
+        Ok(Self {
+            router: api::router(registration, webhook, api),
+            sweeper,
+            sandbox,
+            env,
+        })
+    }
+}
+
+/// Serves until `shutdown`, then lets open requests finish for up to `DRAIN_TIMEOUT`.
+async fn serve(
+    listener: tokio::net::TcpListener,
+    router: axum::Router,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), DevError> {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let mut server = tokio::spawn(
+        axum::serve(listener, router)
+            .with_graceful_shutdown(async move {
+                stopped.await.ok();
+            })
+            .into_future(),
+    );
+    let ended = tokio::select! {
+        result = &mut server => result,
+        () = shutdown => {
+            tracing::info!("shutting down");
+            stop.send(()).ok();
+            match tokio::time::timeout(DRAIN_TIMEOUT, &mut server).await {
+                Ok(result) => result,
+                Err(_) => {
+                    tracing::warn!("requests still open after {DRAIN_TIMEOUT:?}; closing them");
+                    server.abort();
+                    Ok(Ok(()))
+                }
+            }
+        }
+    };
+    match ended {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(error)) => Err(DevError::Serve(error)),
+        Err(join) => Err(DevError::Serve(std::io::Error::other(join))),
+    }
+}
+
+/// Clients for the dev endpoints, from the same settings the handlers read.
+async fn dev_api(
+    env: &Env,
+    aws: &aws_config::SdkConfig,
+    mode: Mode,
+    store: Arc<DynamoStore>,
+    dynamodb_endpoint: &str,
+) -> Result<DevApi, ConfigError> {
+    let secrets = SecretsManager::new(aws);
+    let hubspot = HubSpotSettings::load(env, &secrets).await?;
+    let stream = StreamSettings::load(env, &secrets).await?;
+    let chat =
+        StreamClient::new(&stream.base_url, &stream.api_key, &stream.api_secret).map_err(|e| {
+            ConfigError {
+                variable: "STREAM_API_SECRET".into(),
+                problem: e.to_string(),
+            }
+        })?;
+    let agent_id = UserId::parse(
+        "SUPPORT_AGENT_ID",
+        &env.optional("SUPPORT_AGENT_ID", "support-agent"),
+    )
+    .map_err(|e| ConfigError {
+        variable: "SUPPORT_AGENT_ID".into(),
+        problem: e.reason,
+    })?;
+    Ok(DevApi {
+        mode,
+        agent_id,
+        chat,
+        crm: HubSpotClient::new(&hubspot.base_url, &hubspot.access_token),
+        store,
+        dynamodb_endpoint: dynamodb_endpoint.to_owned(),
+    })
+}
+
+/// The EventBridge schedule, locally: one sweep per interval, each finishing before the next starts.
+async fn sweep_forever(sweeper: Sweeper, every: Duration) {
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        match sweeper.sweep().await {
+            Ok(report) if report.dirty > 0 => {
+                tracing::info!(?report, "sweeper flushed dirty contacts")
+            }
+            Ok(report) => tracing::debug!(?report, "sweep: nothing dirty"),
+            Err(error) => tracing::warn!(%error, "sweep failed; trying again in {every:?}"),
+        }
+    }
+}
+
+fn print_banner(config: &DevConfig, env: &Env, database: &Database, sandbox: Option<&Sandbox>) {
+    let url = format!("http://{}/", config.address());
+    let mode =
+        match sandbox {
+            Some(sandbox) => sandbox.describe(),
+            None => format!(
+            "live: HubSpot {}, Stream {}; Stream posts webhooks to the URL set in its dashboard \
+             (reach {url}webhooks through a tunnel to sync messages)",
+            env.optional("HUBSPOT_BASE_URL", chat_sync::adapters::hubspot::DEFAULT_BASE_URL),
+            env.optional("STREAM_BASE_URL", chat_sync::adapters::stream::DEFAULT_BASE_URL),
+        ),
+        };
+    println!(
+        "\nchat-sync dev server\n  \
+           open      {url}\n  \
+           mode      {mode}\n  \
+           DynamoDB  {}, table {}\n  \
+           sweeper   every {}s\n  \
+           stop      Ctrl-C\n",
+        database.describe(),
+        config.table,
+        config.sweep_interval.as_secs(),
+    );
+}
+
+/// Ctrl-C or SIGTERM. Installed only once startup is done: until then the default action ends the process at
+/// once, and DynamoDB Local's launcher still kills its JVM (it watches a pipe that closes with us).
+pub async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let terminate = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut signal) => {
+                    signal.recv().await;
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "cannot listen for SIGTERM; use Ctrl-C");
+                    std::future::pending::<()>().await;
+                }
+            }
+        };
+        tokio::select! {
+            _ = interrupt => {},
+            () = terminate => {},
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        interrupt.await.ok();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_overrides() {
+        let config = DevConfig::load(&Env::default()).expect("defaults");
+        assert_eq!(
+            config,
+            DevConfig {
+                port: 3000,
+                table: "chat-sync-dev".into(),
+                sweep_interval: Duration::from_secs(5),
+            }
+        );
+        assert_eq!(
+            config.origins(),
+            ["http://127.0.0.1:3000", "http://localhost:3000"]
+        );
+        let env = Env::from_pairs([
+            ("PORT", "8080"),
+            ("TABLE_NAME", "mine"),
+            ("SWEEP_INTERVAL_SECONDS", "30"),
+        ]);
+        let config = DevConfig::load(&env).expect("overrides");
+        assert_eq!(config.address().to_string(), "127.0.0.1:8080");
+        assert_eq!(config.table, "mine");
+        assert_eq!(config.sweep_interval, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        for port in ["0", "65536", "http"] {
+            let env = Env::from_pairs([("PORT", port)]);
+            assert_eq!(DevConfig::load(&env).expect_err(port).variable, "PORT");
+        }
+        let env = Env::from_pairs([("SWEEP_INTERVAL_SECONDS", "0")]);
+        assert_eq!(
+            DevConfig::load(&env).expect_err("zero").variable,
+            "SWEEP_INTERVAL_SECONDS"
+        );
+    }
+}

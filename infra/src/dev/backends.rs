@@ -1,0 +1,106 @@
+//! What the handlers talk to locally: DynamoDB Local, and in sandbox mode the HubSpot and Stream doubles.
+
+use super::DevError;
+use chat_sync::adapters::hubspot::TRANSCRIPT_PROPERTY;
+use chat_sync::config::Env;
+use sandbox::{DynamoDbLocal, HubSpotDouble, StreamDouble};
+
+/// Credentials the doubles accept; they only guard loopback ports, so they need not be secret.
+pub const SANDBOX_HUBSPOT_TOKEN: &str = "sandbox-hubspot-token";
+pub const SANDBOX_STREAM_KEY: &str = "sandbox-api-key";
+pub const SANDBOX_STREAM_SECRET: &str = "sandbox-api-secret";
+
+/// DynamoDB Local: the one at `DYNAMODB_LOCAL_ENDPOINT`, or a JVM started (and stopped) by the dev server.
+pub struct Database {
+    endpoint: String,
+    owned: Option<DynamoDbLocal>,
+}
+
+impl Database {
+    pub async fn start(env: &Env) -> Result<Self, DevError> {
+        if env.is_set("DYNAMODB_LOCAL_ENDPOINT") {
+            let endpoint = env.url("DYNAMODB_LOCAL_ENDPOINT", "")?;
+            return Ok(Self {
+                endpoint,
+                owned: None,
+            });
+        }
+        let local = DynamoDbLocal::start(None, None)
+            .await
+            .map_err(DevError::DynamoDb)?;
+        Ok(Self {
+            endpoint: local.endpoint(),
+            owned: Some(local),
+        })
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// One line for the banner.
+    pub fn describe(&self) -> String {
+        match self.owned {
+            Some(_) => format!(
+                "{} (DynamoDB Local started for this run, in memory; stopped on exit)",
+                self.endpoint
+            ),
+            None => format!("{} (DYNAMODB_LOCAL_ENDPOINT)", self.endpoint),
+        }
+    }
+
+    /// Stops the JVM we started and waits until it has exited, so its port is free when we return.
+    pub async fn stop(self) -> std::io::Result<()> {
+        match self.owned {
+            Some(mut local) => local.stop().await,
+            None => Ok(()),
+        }
+    }
+}
+
+/// The HubSpot and Stream doubles on loopback ports, standing in for the real services.
+pub struct Sandbox {
+    hubspot: HubSpotDouble,
+    stream: StreamDouble,
+}
+
+impl Sandbox {
+    /// Starts both doubles; the Stream double delivers signed webhooks to `webhook_url`, as Stream would.
+    pub async fn start(webhook_url: String) -> Result<Self, DevError> {
+        let hubspot = HubSpotDouble::start(SANDBOX_HUBSPOT_TOKEN)
+            .await
+            .map_err(|source| DevError::Sandbox {
+                service: "HubSpot",
+                source,
+            })?;
+        // What `infra setup` creates in a real portal.
+        hubspot.define_property(TRANSCRIPT_PROPERTY);
+        let stream = StreamDouble::start(SANDBOX_STREAM_KEY, SANDBOX_STREAM_SECRET)
+            .await
+            .map_err(|source| DevError::Sandbox {
+                service: "Stream",
+                source,
+            })?;
+        stream.set_webhook_url(Some(webhook_url));
+        Ok(Self { hubspot, stream })
+    }
+
+    /// Points the handlers at the doubles, exactly as the variables would point them at the real services.
+    pub fn configure(&self, env: &mut Env) {
+        env.set("HUBSPOT_BASE_URL", self.hubspot.base_url());
+        env.set("HUBSPOT_ACCESS_TOKEN", SANDBOX_HUBSPOT_TOKEN);
+        env.set("STREAM_BASE_URL", self.stream.base_url());
+        env.set("STREAM_API_KEY", SANDBOX_STREAM_KEY);
+        env.set("STREAM_API_SECRET", SANDBOX_STREAM_SECRET);
+    }
+
+    /// One line for the banner.
+    pub fn describe(&self) -> String {
+        format!(
+            "sandbox: HubSpot double {}, Stream double {} (no accounts; nothing leaves this machine)",
+            self.hubspot.base_url(),
+            self.stream.base_url()
+        )
+    }
+}
