@@ -56,10 +56,16 @@ impl HttpHandler for chat_sync::handlers::registration::Registration {
     }
 }
 
+/// A long-lived server answers first and flushes the transcript in a spawned task, as the Lambda does with its
+/// internal extension.
 #[async_trait::async_trait]
 impl HttpHandler for chat_sync::handlers::webhook::Webhook {
     async fn call(&self, request: lambda_http::Request) -> lambda_http::Response<Body> {
-        self.handle(request).await
+        let (response, flush) = self.receive(request).await;
+        if let Some(flush) = flush {
+            tokio::spawn(flush.run());
+        }
+        response
     }
 }
 

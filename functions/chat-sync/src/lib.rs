@@ -8,6 +8,7 @@ pub mod adapters;
 pub mod config;
 pub mod domain;
 pub mod handlers;
+pub mod lambda;
 pub mod ports;
 pub mod sync;
 pub mod telemetry;

@@ -15,6 +15,39 @@ use crate::ports::{Crm, LeaseOwner, Release, Store, StoreError, UpstreamError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// A webhook's flush, run after its response has been sent: on Lambda by an internal extension (the environment
+/// is frozen only once it is done), in a long-lived server by a spawned task, in tests inline.
+pub struct PendingFlush {
+    sync: TranscriptSync,
+    contact: ContactId,
+    start_by: Instant,
+}
+
+impl PendingFlush {
+    pub fn contact(&self) -> &ContactId {
+        &self.contact
+    }
+
+    /// Runs the flush; failures are logged (the contact stays dirty for the next writer or the sweeper).
+    pub async fn run(self) -> Option<FlushOutcome> {
+        let linger = self.sync.settings.linger;
+        match self
+            .sync
+            .flush_with(&self.contact, self.start_by, linger)
+            .await
+        {
+            Ok(outcome) => {
+                tracing::debug!(contact_id = %self.contact, ?outcome, "flush finished");
+                Some(outcome)
+            }
+            Err(error) => {
+                tracing::warn!(%error, contact_id = %self.contact, "transcript flush failed; the sweeper will retry");
+                None
+            }
+        }
+    }
+}
+
 /// What a flush did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FlushOutcome {
@@ -50,12 +83,30 @@ impl TranscriptSync {
         &self.settings
     }
 
-    /// Brings the contact's CRM transcript up to date if we can get its lease. No new write starts after
-    /// `start_by`; a started write ends within `write_timeout`.
+    /// A flush for a webhook to run once it has answered: it lingers to gather the rest of a burst.
+    pub fn after_response(&self, contact: ContactId, received: Instant) -> PendingFlush {
+        PendingFlush {
+            sync: self.clone(),
+            contact,
+            start_by: received + self.settings.webhook_budget,
+        }
+    }
+
+    /// Brings the contact's CRM transcript up to date if we can get its lease, without lingering (the sweeper).
+    /// No new write starts after `start_by`; a started write ends within `write_timeout`.
     pub async fn flush(
         &self,
         contact: &ContactId,
         start_by: Instant,
+    ) -> Result<FlushOutcome, StoreError> {
+        self.flush_with(contact, start_by, Duration::ZERO).await
+    }
+
+    async fn flush_with(
+        &self,
+        contact: &ContactId,
+        start_by: Instant,
+        linger: Duration,
     ) -> Result<FlushOutcome, StoreError> {
         let owner = LeaseOwner::random();
         if !self
@@ -67,7 +118,7 @@ impl TranscriptSync {
         }
         let mut writes = 0;
         let result = self
-            .flush_holding(contact, &owner, start_by, &mut writes)
+            .flush_holding(contact, &owner, start_by, linger, &mut writes)
             .await;
         if result.is_err() {
             // Storage failed mid-flush: try to hand the lease back so the next writer need not wait for expiry.
@@ -83,12 +134,12 @@ impl TranscriptSync {
         contact: &ContactId,
         owner: &LeaseOwner,
         start_by: Instant,
+        linger: Duration,
         writes: &mut u32,
     ) -> Result<FlushOutcome, StoreError> {
         let mut failures = 0;
         loop {
             // Let the rest of a burst land first: many messages, one write.
-            let linger = self.settings.linger;
             if !linger.is_zero() && Instant::now() + linger < start_by {
                 tokio::time::sleep(linger).await;
             }

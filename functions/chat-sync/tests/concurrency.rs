@@ -90,18 +90,31 @@ async fn every_message_exactly_once_in_order_under_concurrency() {
     let total_deliveries = deliveries.len();
     let queue = Arc::new(Mutex::new(VecDeque::from(deliveries)));
     let latencies = Arc::new(Mutex::new(Vec::new()));
+    let flushes = Arc::new(Mutex::new(Vec::new()));
 
     let workers: Vec<_> = (0..WORKERS)
         .map(|_| {
-            let (app, queue, latencies) = (app.clone(), queue.clone(), latencies.clone());
+            let (app, queue, latencies, flushes) = (
+                app.clone(),
+                queue.clone(),
+                latencies.clone(),
+                flushes.clone(),
+            );
             tokio::spawn(async move {
                 loop {
                     let Some(event) = queue.lock().expect("queue").pop_front() else {
                         break;
                     };
                     let started = Instant::now();
-                    let response = app.webhook.handle(signed_webhook(&event)).await;
+                    // As in production: answer first, flush after the response (here a spawned task).
+                    let (response, flush) = app.webhook.receive(signed_webhook(&event)).await;
                     latencies.lock().expect("latencies").push(started.elapsed());
+                    if let Some(flush) = flush {
+                        flushes
+                            .lock()
+                            .expect("flushes")
+                            .push(tokio::spawn(flush.run()));
+                    }
                     if response.status().is_server_error() {
                         // Stream retries 5xx: put it back.
                         queue.lock().expect("queue").push_back(event);
@@ -114,6 +127,11 @@ async fn every_message_exactly_once_in_order_under_concurrency() {
         .collect();
     for worker in workers {
         worker.await.expect("worker finished");
+    }
+
+    let flushes: Vec<_> = std::mem::take(&mut *flushes.lock().expect("flushes"));
+    for flush in flushes {
+        flush.await.expect("flush task");
     }
 
     // Whatever a holder deferred, the sweeper finishes.

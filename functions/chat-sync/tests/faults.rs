@@ -3,10 +3,11 @@
 mod support;
 
 use chat_sync::config::FlushSettings;
+use chat_sync::sync::FlushOutcome;
 use lambda_http::http::StatusCode;
 use sandbox::stream::message_event;
 use std::time::{Duration, Instant};
-use support::{json_body, message, register_visitor, signed_webhook, TestApp};
+use support::{deliver, json_body, message, register_visitor, signed_webhook, TestApp};
 
 fn new_message(
     channel: &str,
@@ -38,24 +39,32 @@ async fn hubspot_outage_then_sweeper_converges() {
     let budget = support::test_flush_settings();
     for i in 0..3 {
         let started = Instant::now();
-        let response = app
-            .webhook
-            .handle(signed_webhook(&new_message(
-                &channel,
-                &visitor,
-                &format!("m{i}"),
-                &format!("during outage {i}"),
-                i,
-            )))
-            .await;
-        // Durably recorded: acknowledged even though HubSpot is failing.
-        assert_eq!(response.status(), StatusCode::OK);
-        assert_eq!(json_body(&response)["status"], "recorded");
-        assert_eq!(json_body(&response)["synced"], false);
+        let event = new_message(
+            &channel,
+            &visitor,
+            &format!("m{i}"),
+            &format!("during outage {i}"),
+            i,
+        );
+        let (status, body, ack, outcome) = deliver(&app, &event).await;
+        // Durably recorded and acknowledged at once, although HubSpot is failing...
+        assert_eq!(
+            (status, body["status"].as_str()),
+            (StatusCode::OK, Some("recorded"))
+        );
+        assert!(
+            ack < Duration::from_secs(1),
+            "ack is not held up by HubSpot ({ack:?})"
+        );
+        // ...and the flush after it gives up within its budget, leaving the contact for the sweeper.
+        assert!(
+            matches!(outcome, Some(FlushOutcome::Deferred { .. })),
+            "{outcome:?}"
+        );
         let elapsed = started.elapsed();
         assert!(
             elapsed < budget.webhook_budget + budget.write_timeout,
-            "ack within budget ({elapsed:?})"
+            "flush within budget ({elapsed:?})"
         );
     }
     assert!(
@@ -116,16 +125,12 @@ async fn a_holder_killed_mid_write_loses_nothing() {
     let killed_at = Instant::now();
 
     // A second message arrives while the dead holder's lease is still valid: recorded, not written.
-    let response = app
-        .webhook
-        .handle(signed_webhook(&new_message(
-            &channel, &visitor, "m2", "second", 2,
-        )))
-        .await;
-    assert_eq!(json_body(&response)["status"], "recorded");
+    let (_, body, _, outcome) =
+        deliver(&app, &new_message(&channel, &visitor, "m2", "second", 2)).await;
+    assert_eq!(body["status"], "recorded");
     assert_eq!(
-        json_body(&response)["synced"],
-        false,
+        outcome,
+        Some(FlushOutcome::Busy),
         "the lease was still held"
     );
 
@@ -268,7 +273,8 @@ async fn the_schedule_event_file_runs_a_sweep_that_flushes_dirty_contacts() {
             1,
         )))
         .await;
-    assert_eq!(json_body(&response)["synced"], false);
+    assert_eq!(json_body(&response)["status"], "recorded");
+    assert_eq!(app.transcript(&contact), "", "HubSpot refused the write");
     app.hubspot.faults().clear();
 
     let path = concat!(
@@ -299,11 +305,11 @@ async fn a_contact_hubspot_keeps_rejecting_does_not_starve_the_others() {
         (&broken_channel, &broken_visitor, "b1"),
         (&channel, &visitor, "h1"),
     ] {
-        let response = app
-            .webhook
-            .handle(signed_webhook(&new_message(channel, visitor, id, id, 1)))
-            .await;
-        assert_eq!(json_body(&response)["synced"], false);
+        let (_, _, _, outcome) = deliver(&app, &new_message(channel, visitor, id, id, 1)).await;
+        assert!(
+            matches!(outcome, Some(FlushOutcome::Deferred { .. })),
+            "{outcome:?}"
+        );
     }
     app.hubspot.faults().clear();
     let queue = |app: &TestApp| {

@@ -1,8 +1,7 @@
 //! The webhook Lambda (Stream's webhook, a Lambda Function URL): wiring only.
 
 use chat_sync::config::Env;
-use lambda_http::{service_fn, Error, Request};
-use std::convert::Infallible;
+use lambda_http::Error;
 use std::sync::Arc;
 
 #[tokio::main]
@@ -11,9 +10,5 @@ async fn main() -> Result<(), Error> {
     let webhook = Arc::new(chat_sync::wiring::or_exit(
         chat_sync::wiring::webhook(&Env::from_process(), &chat_sync::wiring::aws().await).await,
     ));
-    lambda_http::run(service_fn(move |request: Request| {
-        let webhook = webhook.clone();
-        async move { Ok::<_, Infallible>(webhook.handle(request).await) }
-    }))
-    .await
+    chat_sync::lambda::run_webhook(webhook).await
 }

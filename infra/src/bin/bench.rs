@@ -70,11 +70,7 @@ async fn run() -> Result<(), String> {
     // Production defaults; the same variables as the Lambdas tune them (FLUSH_LINGER_MS, ...).
     let flush = FlushSettings::load(&Env::from_process()).map_err(|e| e.to_string())?;
     println!("flush settings: {flush:?}\n");
-    let sync = TranscriptSync::new(
-        ours_world.store.clone(),
-        ours_world.crm.clone(),
-        flush,
-    );
+    let sync = TranscriptSync::new(ours_world.store.clone(), ours_world.crm.clone(), flush);
     let webhook = Arc::new(Webhook::new(
         ours_world.store.clone(),
         sync.clone(),

@@ -7,7 +7,7 @@ use crate::domain::{
     Author, ChannelRef, Invalid, MessageChange, MessageId, MessageKind, Role, Timestamp,
 };
 use crate::ports::{Recorded, Store};
-use crate::sync::{FlushOutcome, TranscriptSync};
+use crate::sync::{PendingFlush, TranscriptSync};
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
@@ -206,15 +206,27 @@ impl Webhook {
         }
     }
 
-    /// The Lambda handler. Never fails: every outcome is an HTTP response.
+    /// Handles one delivery and runs its transcript flush before returning (tests, and runtimes that cannot run
+    /// work after answering).
     pub async fn handle(&self, request: Request) -> Response<Body> {
+        let (response, flush) = self.receive(request).await;
+        if let Some(flush) = flush {
+            flush.run().await;
+        }
+        response
+    }
+
+    /// Handles one delivery: answers as soon as the change is durably stored, and returns the transcript flush to
+    /// run after the response is sent, so HubSpot is never on the ack's path. Never fails: every outcome is an
+    /// HTTP response.
+    pub async fn receive(&self, request: Request) -> (Response<Body>, Option<PendingFlush>) {
         let received = Instant::now();
         if request.method() != Method::POST {
-            return method_not_allowed("POST");
+            return (method_not_allowed("POST"), None);
         }
         match self.process(&request, received).await {
-            Ok(response) => response,
-            Err(error) => error.into_response(),
+            Ok(result) => result,
+            Err(error) => (error.into_response(), None),
         }
     }
 
@@ -222,7 +234,7 @@ impl Webhook {
         &self,
         request: &Request,
         received: Instant,
-    ) -> Result<Response<Body>, ApiError> {
+    ) -> Result<(Response<Body>, Option<PendingFlush>), ApiError> {
         let raw = body_bytes(request);
         if raw.len() > MAX_BODY {
             return Err(ApiError::new(
@@ -252,7 +264,7 @@ impl Webhook {
             .to_owned();
         let change = match parse_event(&body) {
             Ok(Parsed::Change(change)) => change,
-            Ok(Parsed::Ignored(reason)) => return Ok(ok("ignored", Some(reason))),
+            Ok(Parsed::Ignored(reason)) => return Ok((ok("ignored", Some(reason)), None)),
             Err(invalid) => {
                 let code = if serde_json::from_slice::<serde_json::Value>(&body).is_err() {
                     "invalid_json"
@@ -273,7 +285,7 @@ impl Webhook {
             .map_err(|e| unavailable(&e))?
         else {
             tracing::info!(channel = %change.channel, webhook_id, "event for a channel we did not register; ignored");
-            return Ok(ok("ignored", Some("unknown channel")));
+            return Ok((ok("ignored", Some("unknown channel")), None));
         };
         // The role comes from the registered visitor id, and a visitor's name from the registration: a visitor
         // renaming themselves in the widget cannot pass as the agent in the CRM.
@@ -299,38 +311,19 @@ impl Webhook {
                 Err(_) => false,
             },
         };
-        let outcome = if needs_flush {
-            match self
-                .sync
-                .flush(&contact, received + self.sync.settings().webhook_budget)
-                .await
-            {
-                Ok(outcome) => Some(outcome),
-                Err(error) => {
-                    tracing::warn!(%error, contact_id = %contact, "transcript flush failed; the sweeper will retry");
-                    None
-                }
-            }
-        } else {
-            None
-        };
         tracing::info!(
             contact_id = %contact,
             message_id = %change.message_id,
             webhook_id,
             recorded = ?recorded,
-            flush = ?outcome,
             elapsed_ms = received.elapsed().as_millis() as u64,
-            "webhook processed"
+            "webhook recorded"
         );
         let status = match recorded {
             Recorded::Applied => "recorded",
             Recorded::Unchanged => "duplicate",
         };
-        let synced = matches!(outcome, Some(FlushOutcome::Synced { .. }));
-        Ok(json_response(
-            StatusCode::OK,
-            &json!({ "status": status, "synced": synced }),
-        ))
+        let flush = needs_flush.then(|| self.sync.after_response(contact, received));
+        Ok((ok(status, None), flush))
     }
 }

@@ -221,3 +221,23 @@ pub async fn register_visitor(app: &TestApp, first: &str, email: &str) -> (Strin
         json["channelId"].as_str().expect("id").to_owned(),
     )
 }
+
+/// Delivers one signed event: the ack (status, JSON body, how long it took), then the flush that runs after it.
+pub async fn deliver(
+    app: &TestApp,
+    event: &serde_json::Value,
+) -> (
+    lambda_http::http::StatusCode,
+    serde_json::Value,
+    Duration,
+    Option<chat_sync::sync::FlushOutcome>,
+) {
+    let started = std::time::Instant::now();
+    let (response, flush) = app.webhook.receive(signed_webhook(event)).await;
+    let ack = started.elapsed();
+    let outcome = match flush {
+        Some(flush) => flush.run().await,
+        None => None,
+    };
+    (response.status(), json_body(&response), ack, outcome)
+}
