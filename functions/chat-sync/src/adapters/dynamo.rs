@@ -20,9 +20,9 @@ use crate::ports::{
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, Delete, GlobalSecondaryIndex,
+    AttributeDefinition, AttributeValue, BillingMode, Delete, Get, GlobalSecondaryIndex,
     KeySchemaElement, KeyType, Projection, ProjectionType, Put, ScalarAttributeType,
-    TimeToLiveSpecification, TransactWriteItem, Update,
+    TimeToLiveSpecification, TransactGetItem, TransactWriteItem, Update,
 };
 use aws_sdk_dynamodb::Client;
 use std::collections::HashMap;
@@ -464,20 +464,43 @@ impl Store for DynamoStore {
     }
 
     async fn sync_state(&self, contact: &ContactId) -> Result<SyncState, StoreError> {
-        let output = self
-            .client
-            .get_item()
+        // Read transactionally: a plain read is only read-committed per item, so it could see a change's version
+        // bump before its message item; a transactional read is serialized after the whole change, so the
+        // messages read next include every change up to this version.
+        let get = Get::builder()
             .table_name(&self.table)
             .set_key(Some(key(contact_pk(contact), "SYNC")))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(unavailable)?;
+            .build()
+            .map_err(build_error)?;
+        let mut attempt = 0;
+        let output = loop {
+            attempt += 1;
+            match self
+                .client
+                .transact_get_items()
+                .transact_items(TransactGetItem::builder().get(get.clone()).build())
+                .send()
+                .await
+            {
+                Ok(output) => break output,
+                // A change to this contact is committing right now: read again once it has.
+                Err(e)
+                    if attempt < CONFLICT_RETRIES
+                        && e.as_service_error()
+                            .is_some_and(|s| s.is_transaction_canceled_exception()) =>
+                {
+                    tokio::time::sleep(Duration::from_millis(5 * u64::from(attempt))).await;
+                }
+                Err(e) => return Err(unavailable(e)),
+            }
+        };
         Ok(output
-            .item
+            .responses()
+            .first()
+            .and_then(|response| response.item())
             .map(|item| SyncState {
-                version: get_n(&item, "change_version"),
-                synced_version: get_n(&item, "synced_version"),
+                version: get_n(item, "change_version"),
+                synced_version: get_n(item, "synced_version"),
             })
             .unwrap_or_default())
     }
