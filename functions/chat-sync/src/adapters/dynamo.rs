@@ -98,6 +98,22 @@ fn unavailable<E: std::fmt::Debug + ProvideErrorMetadata>(error: SdkError<E>) ->
     StoreError::Unavailable(detail)
 }
 
+/// A conditional write's outcome: `true` if written, `false` if its condition failed.
+fn conditional<O, E: std::fmt::Debug + ProvideErrorMetadata>(
+    result: Result<O, SdkError<E>>,
+) -> Result<bool, StoreError> {
+    match result {
+        Ok(_) => Ok(true),
+        Err(e)
+            if e.as_service_error().and_then(|s| s.code())
+                == Some("ConditionalCheckFailedException") =>
+        {
+            Ok(false)
+        }
+        Err(e) => Err(unavailable(e)),
+    }
+}
+
 fn build_error(error: aws_sdk_dynamodb::error::BuildError) -> StoreError {
     StoreError::Unavailable(format!("invalid request: {error}"))
 }
@@ -578,16 +594,7 @@ impl Store for DynamoStore {
             .expression_attribute_values(":now", n(now))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(unavailable(e)),
-        }
+        conditional(result)
     }
 
     async fn renew_lease(
@@ -613,16 +620,7 @@ impl Store for DynamoStore {
             .expression_attribute_values(":owner", s(owner.as_str()))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(unavailable(e)),
-        }
+        conditional(result)
     }
 
     async fn release_if_current(
@@ -673,16 +671,7 @@ impl Store for DynamoStore {
             .expression_attribute_values(":owner", s(owner.as_str()))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(unavailable(e)),
-        }
+        conditional(result).map(|_| ())
     }
 
     async fn requeue_dirty(&self, contact: &ContactId) -> Result<(), StoreError> {
@@ -696,17 +685,8 @@ impl Store for DynamoStore {
             .expression_attribute_values(":now", s(Timestamp::now().key()))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            // Clean already: nothing to requeue.
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(unavailable(e)),
-        }
+        // A failed condition means clean already: nothing to requeue.
+        conditional(result).map(|_| ())
     }
 
     async fn dirty_contacts(&self, limit: usize) -> Result<Vec<ContactId>, StoreError> {

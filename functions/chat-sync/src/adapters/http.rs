@@ -18,16 +18,16 @@ pub fn client() -> reqwest::Client {
 }
 
 /// Time left for one attempt, capped at `per_attempt`; `None` if too little is left to try.
-pub fn attempt_timeout(deadline: Instant, per_attempt: Duration) -> Option<Duration> {
+fn attempt_timeout(deadline: Instant, per_attempt: Duration) -> Option<Duration> {
     let remaining = deadline.saturating_duration_since(Instant::now());
     (remaining >= MIN_ATTEMPT).then(|| remaining.min(per_attempt))
 }
 
-pub fn out_of_time(service: &'static str) -> UpstreamError {
+fn out_of_time(service: &'static str) -> UpstreamError {
     UpstreamError::Timeout { service }
 }
 
-pub fn transport_error(service: &'static str, error: reqwest::Error) -> UpstreamError {
+fn transport_error(service: &'static str, error: reqwest::Error) -> UpstreamError {
     if error.is_timeout() {
         UpstreamError::Timeout { service }
     } else {
@@ -40,8 +40,35 @@ pub fn transport_error(service: &'static str, error: reqwest::Error) -> Upstream
     }
 }
 
+/// Sends one request (already authenticated by the caller) with the time left before `deadline`, capped at
+/// `per_attempt`, and returns the JSON body of a success or the classified error.
+pub async fn send_json(
+    service: &'static str,
+    request: reqwest::RequestBuilder,
+    deadline: Instant,
+    per_attempt: Duration,
+    rate_limit: impl Fn(&HeaderMap, &str) -> (Option<Duration>, bool),
+) -> Result<serde_json::Value, UpstreamError> {
+    let timeout = attempt_timeout(deadline, per_attempt).ok_or(out_of_time(service))?;
+    let response = request
+        .timeout(timeout)
+        .send()
+        .await
+        .map_err(|e| transport_error(service, e))?;
+    if !response.status().is_success() {
+        return Err(status_error(service, response, rate_limit).await);
+    }
+    response
+        .json::<serde_json::Value>()
+        .await
+        .map_err(|e| UpstreamError::Protocol {
+            service,
+            detail: e.without_url().to_string(),
+        })
+}
+
 /// Maps a non-success status to an error; `rate_limit` reads service-specific 429 details.
-pub async fn status_error(
+async fn status_error(
     service: &'static str,
     response: Response,
     rate_limit: impl Fn(&HeaderMap, &str) -> (Option<Duration>, bool),

@@ -1,7 +1,7 @@
 //! HubSpot CRM v3 client: private-app Bearer token, contact upsert by e-mail, transcript property writes.
 
 use super::backoff::Backoff;
-use super::http::{attempt_timeout, client, out_of_time, status_error, transport_error};
+use super::http::{client, send_json};
 use crate::domain::ContactId;
 use crate::ports::{ContactDetails, Crm, UpstreamError};
 use async_trait::async_trait;
@@ -62,23 +62,8 @@ impl HubSpotClient {
         request: reqwest::RequestBuilder,
         deadline: Instant,
     ) -> Result<Value, UpstreamError> {
-        let timeout = attempt_timeout(deadline, self.per_attempt).ok_or(out_of_time(SERVICE))?;
-        let response = request
-            .bearer_auth(&self.token)
-            .timeout(timeout)
-            .send()
-            .await
-            .map_err(|e| transport_error(SERVICE, e))?;
-        if !response.status().is_success() {
-            return Err(status_error(SERVICE, response, rate_limit).await);
-        }
-        response
-            .json::<Value>()
-            .await
-            .map_err(|e| UpstreamError::Protocol {
-                service: SERVICE,
-                detail: e.without_url().to_string(),
-            })
+        let request = request.bearer_auth(&self.token);
+        send_json(SERVICE, request, deadline, self.per_attempt, rate_limit).await
     }
 
     /// Reads the contact's transcript property (the dev page's CRM view; never used to write).

@@ -1,7 +1,7 @@
 //! Stream Chat server-side client (server JWT, users, channels), visitor tokens and webhook signatures.
 
 use super::backoff::Backoff;
-use super::http::{attempt_timeout, client, out_of_time, status_error, transport_error};
+use super::http::{client, send_json};
 use crate::domain::{ChannelRef, Timestamp, UserId};
 use crate::ports::{ChatService, ChatUser, UpstreamError};
 use async_trait::async_trait;
@@ -85,25 +85,11 @@ impl StreamClient {
         request: reqwest::RequestBuilder,
         deadline: Instant,
     ) -> Result<Value, UpstreamError> {
-        let timeout = attempt_timeout(deadline, self.per_attempt).ok_or(out_of_time(SERVICE))?;
-        let response = request
+        let request = request
             .query(&[("api_key", self.api_key.as_str())])
             .header(reqwest::header::AUTHORIZATION, &self.server_token)
-            .header("stream-auth-type", "jwt")
-            .timeout(timeout)
-            .send()
-            .await
-            .map_err(|e| transport_error(SERVICE, e))?;
-        if !response.status().is_success() {
-            return Err(status_error(SERVICE, response, rate_limit).await);
-        }
-        response
-            .json::<Value>()
-            .await
-            .map_err(|e| UpstreamError::Protocol {
-                service: SERVICE,
-                detail: e.without_url().to_string(),
-            })
+            .header("stream-auth-type", "jwt");
+        send_json(SERVICE, request, deadline, self.per_attempt, rate_limit).await
     }
 
     async fn call(
