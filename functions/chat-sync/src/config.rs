@@ -308,11 +308,12 @@ impl RegistrationSettings {
 /// How the transcript flusher spends its time (see `sync`).
 #[derive(Debug, Clone, Copy)]
 pub struct FlushSettings {
-    /// After this long a webhook starts no new HubSpot write: it answers Stream and leaves the rest to the next
-    /// webhook or the sweeper. A write already started may run for `write_timeout` more, so a webhook answers
-    /// within `webhook_budget + write_timeout` at worst (well inside Stream's 6 s).
+    /// A webhook's flush (which runs after its response) starts no new HubSpot write after this long; what is left
+    /// goes to the next webhook or the sweeper. A started write may run `write_timeout` more: the webhook Lambda's
+    /// timeout covers both.
     pub webhook_budget: Duration,
-    /// How long a holder waits for more messages of a burst before rendering (group commit).
+    /// How long a webhook's flush first waits for more messages before rendering (group commit); doubled on each
+    /// further round while changes keep coming. After the response, so it delays the CRM, never Stream's ack.
     pub linger: Duration,
     /// Lease length; renewed before every HubSpot write.
     pub lease_ttl: Duration,
@@ -323,8 +324,8 @@ pub struct FlushSettings {
 impl FlushSettings {
     pub fn load(env: &Env) -> Result<Self, ConfigError> {
         let settings = Self {
-            webhook_budget: env.millis("WEBHOOK_FLUSH_BUDGET_MS", 600, 0..=3_000)?,
-            linger: env.millis("FLUSH_LINGER_MS", 150, 0..=1_000)?,
+            webhook_budget: env.millis("WEBHOOK_FLUSH_BUDGET_MS", 5_000, 0..=20_000)?,
+            linger: env.millis("FLUSH_LINGER_MS", 1_000, 0..=5_000)?,
             lease_ttl: env.seconds("LEASE_TTL_SECONDS", 15, 5..=300)?,
             write_timeout: env.millis("HUBSPOT_WRITE_TIMEOUT_MS", 2_000, 100..=2_500)?,
         };
@@ -341,8 +342,8 @@ impl FlushSettings {
 impl Default for FlushSettings {
     fn default() -> Self {
         Self {
-            webhook_budget: Duration::from_millis(600),
-            linger: Duration::from_millis(150),
+            webhook_budget: Duration::from_millis(5_000),
+            linger: Duration::from_millis(1_000),
             lease_ttl: Duration::from_secs(15),
             write_timeout: Duration::from_secs(2),
         }

@@ -15,6 +15,9 @@ use crate::ports::{Crm, LeaseOwner, Release, Store, StoreError, UpstreamError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// Time kept free at the end of a linger for reading, rendering and starting the write.
+const LINGER_MARGIN: Duration = Duration::from_millis(50);
+
 /// A webhook's flush, run after its response has been sent: on Lambda by an internal extension (the environment
 /// is frozen only once it is done), in a long-lived server by a spawned task, in tests inline.
 pub struct PendingFlush {
@@ -138,10 +141,15 @@ impl TranscriptSync {
         writes: &mut u32,
     ) -> Result<FlushOutcome, StoreError> {
         let mut failures = 0;
+        let mut linger = linger;
         loop {
-            // Let the rest of a burst land first: many messages, one write.
-            if !linger.is_zero() && Instant::now() + linger < start_by {
-                tokio::time::sleep(linger).await;
+            // Let the rest of a burst land first: many messages, one write. Never linger past the point where the
+            // write could still start.
+            let room = start_by
+                .saturating_duration_since(Instant::now())
+                .saturating_sub(LINGER_MARGIN);
+            if !linger.is_zero() && !room.is_zero() {
+                tokio::time::sleep(linger.min(room)).await;
             }
             // The version is read before the messages, so the messages include at least that version.
             let state = self.store.sync_state(contact).await?;
@@ -195,7 +203,12 @@ impl TranscriptSync {
                         .await?
                     {
                         Release::Released => return Ok(FlushOutcome::Synced { writes: *writes }),
-                        Release::Changed => continue,
+                        Release::Changed => {
+                            // Still busy: a sustained burst gets longer windows, so its writes thin out
+                            // exponentially while a short exchange still shows up within one linger.
+                            linger = linger.saturating_mul(2);
+                            continue;
+                        }
                         Release::Lost => return Ok(FlushOutcome::LostLease { writes: *writes }),
                     }
                 }
