@@ -109,7 +109,7 @@ fn summarize(outcome: &str, body: &str) -> String {
     let value: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
     match value.get("statusCode") {
         Some(code) => format!("{outcome}, HTTP {code}"),
-        None => format!("{outcome}, {}", body.chars().take(60).collect::<String>()),
+        None => format!("{outcome}, {}", body.chars().take(120).collect::<String>()),
     }
 }
 
