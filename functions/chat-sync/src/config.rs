@@ -339,17 +339,6 @@ impl FlushSettings {
     }
 }
 
-impl Default for FlushSettings {
-    fn default() -> Self {
-        Self {
-            webhook_budget: Duration::from_millis(5_000),
-            linger: Duration::from_millis(1_000),
-            lease_ttl: Duration::from_secs(15),
-            write_timeout: Duration::from_secs(2),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

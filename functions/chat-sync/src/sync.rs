@@ -82,10 +82,6 @@ impl TranscriptSync {
         }
     }
 
-    pub fn settings(&self) -> &FlushSettings {
-        &self.settings
-    }
-
     /// A flush for a webhook to run once it has answered: it lingers to gather the rest of a burst.
     pub fn after_response(&self, contact: ContactId, received: Instant) -> PendingFlush {
         PendingFlush {
