@@ -113,11 +113,20 @@ async fn ids_are_random_per_registration_and_not_derived_from_the_person() {
     for body in [&first, &second] {
         let visitor = body["customerId"].as_str().expect("id");
         let channel = body["channelId"].as_str().expect("id");
-        for id in [visitor, channel] {
-            assert!(
-                !id.contains("ada") && !id.contains("lovelace"),
-                "{id} reveals the person"
-            );
+        // Nothing of the name or the e-mail: a prefix and 128 random bits in hex. (Hex digits can spell "ada" by
+        // chance, so the check is on the whole shape.)
+        let contact_id = app
+            .hubspot
+            .contact_by_email("ada.lovelace@example.com")
+            .expect("contact")
+            .id;
+        for (id, prefix) in [(visitor, "visitor-"), (channel, "chat-")] {
+            let random = id
+                .strip_prefix(prefix)
+                .unwrap_or_else(|| panic!("{id} has the {prefix} prefix"));
+            assert_eq!(random.len(), 32, "{id}");
+            assert!(random.bytes().all(|b| b.is_ascii_hexdigit()), "{id}");
+            assert!(!id.contains("lovelace") && !id.contains("example"), "{id}");
         }
     }
 }
