@@ -21,10 +21,25 @@ pub async fn aws() -> aws_config::SdkConfig {
         .await
 }
 
+/// The longest one DynamoDB request may take before the SDK gives up on it and retries (its own retry policy):
+/// our requests take milliseconds, and without a cut-off a stalled connection would hold a flush or a sweep until
+/// the Lambda times out. The webhook's ack has its own, shorter budget over all its requests.
+const DYNAMODB_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
+
 fn store(env: &Env, aws: &aws_config::SdkConfig) -> Result<Arc<DynamoStore>, ConfigError> {
     let table = env.required("TABLE_NAME")?;
+    // Keep the defaults (e.g. the connect timeout) and add the attempt timeout.
+    let timeouts = aws
+        .timeout_config()
+        .map(|t| t.to_builder())
+        .unwrap_or_default()
+        .operation_attempt_timeout(DYNAMODB_ATTEMPT_TIMEOUT)
+        .build();
+    let config = aws_sdk_dynamodb::config::Builder::from(aws)
+        .timeout_config(timeouts)
+        .build();
     Ok(Arc::new(DynamoStore::new(
-        aws_sdk_dynamodb::Client::new(aws),
+        aws_sdk_dynamodb::Client::from_conf(config),
         table,
     )))
 }

@@ -396,6 +396,60 @@ async fn storage_failure_is_a_5xx_so_stream_retries() {
 }
 
 #[tokio::test]
+async fn a_stalled_dynamodb_gets_a_5xx_within_the_ack_budget() {
+    use chat_sync::handlers::webhook::ACK_BUDGET;
+    let app = TestApp::start().await;
+    let (_, visitor, channel) = register_visitor(&app, "Ada", "ada@example.com").await;
+    // A DynamoDB that accepts connections and never answers: without a budget the delivery would hang past
+    // Stream's 6 s timeout.
+    let stalled = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("listener");
+    let endpoint = format!("http://{}", stalled.local_addr().expect("address"));
+    let hold = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((socket, _)) = stalled.accept().await {
+            open.push(socket);
+        }
+    });
+    let stalled_store = Arc::new(DynamoStore::new(
+        chat_sync::wiring::local_dynamodb(&endpoint).await,
+        "chat",
+    ));
+    let sync = chat_sync::sync::TranscriptSync::new(
+        stalled_store.clone(),
+        app.crm.clone(),
+        support::test_flush_settings(),
+    );
+    let webhook = Webhook::new(stalled_store, sync, STREAM_SECRET);
+    let body = message_event(
+        "message.new",
+        "messaging",
+        &channel,
+        &message("m-1", &visitor, "Ada", "hello", "2026-11-24T10:00:01.000Z"),
+    );
+    let started = std::time::Instant::now();
+    let (response, flush) = tokio::time::timeout(
+        ACK_BUDGET + std::time::Duration::from_secs(2),
+        webhook.receive(signed_webhook(&body)),
+    )
+    .await
+    .expect("the webhook answers even when DynamoDB does not");
+    let elapsed = started.elapsed();
+    hold.abort();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(json_body(&response)["code"], "storage_unavailable");
+    assert!(flush.is_none(), "nothing stored, nothing to flush");
+    assert!(
+        elapsed >= ACK_BUDGET && elapsed < ACK_BUDGET + std::time::Duration::from_millis(500),
+        "answered after {elapsed:?}, budget {ACK_BUDGET:?}"
+    );
+    // Stream's retry against a healthy DynamoDB records it.
+    let response = app.webhook.handle(signed_webhook(&body)).await;
+    assert_eq!(json_body(&response)["status"], "recorded");
+}
+
+#[tokio::test]
 async fn base64_encoded_function_url_bodies_are_decoded_before_verification() {
     use base64::Engine;
     let app = TestApp::start().await;

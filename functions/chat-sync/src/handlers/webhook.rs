@@ -4,9 +4,9 @@
 use super::response::{body_bytes, header_str, json_response, method_not_allowed, ApiError};
 use crate::adapters::stream::verify_signature;
 use crate::domain::{
-    Author, ChannelRef, Invalid, MessageChange, MessageId, MessageKind, Role, Timestamp,
+    Author, ChannelRef, ContactId, Invalid, MessageChange, MessageId, MessageKind, Role, Timestamp,
 };
-use crate::ports::{Recorded, Store};
+use crate::ports::{Recorded, Store, StoreError};
 use crate::sync::{PendingFlush, TranscriptSync};
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
@@ -14,10 +14,15 @@ use serde::Deserialize;
 use serde_json::json;
 use std::io::Read;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Largest accepted event, before and after gzip.
 pub const MAX_BODY: usize = 1024 * 1024;
+
+/// The longest a delivery waits for storage before answering 503. Stream gives up after 6 s; answering well before
+/// that turns a slow DynamoDB into a clean retry instead of a timeout. A change that commits after the cut-off is
+/// harmless: the retry finds it already recorded.
+pub const ACK_BUDGET: Duration = Duration::from_secs(3);
 
 pub struct Webhook {
     store: Arc<dyn Store>,
@@ -278,18 +283,50 @@ impl Webhook {
                 ));
             }
         };
-        let Some(mapping) = self
-            .store
-            .channel(&change.channel)
-            .await
-            .map_err(|e| unavailable(&e))?
-        else {
+        let message_id = change.message_id.clone();
+        let budget = ACK_BUDGET.saturating_sub(received.elapsed());
+        let stored = match tokio::time::timeout(budget, self.record(change, &webhook_id)).await {
+            Ok(Ok(Some(stored))) => stored,
+            Ok(Ok(None)) => return Ok((ok("ignored", Some("unknown channel")), None)),
+            Ok(Err(error)) => return Err(unavailable(&error)),
+            Err(_) => {
+                return Err(unavailable(&format_args!(
+                    "storage did not answer within the {} ms ack budget",
+                    ACK_BUDGET.as_millis()
+                )))
+            }
+        };
+        // From here on the change is durable: we answer 2xx whatever happens with HubSpot.
+        tracing::info!(
+            contact_id = %stored.contact,
+            %message_id,
+            webhook_id,
+            recorded = ?stored.recorded,
+            elapsed_ms = received.elapsed().as_millis() as u64,
+            "webhook recorded"
+        );
+        let status = match stored.recorded {
+            Recorded::Applied => "recorded",
+            Recorded::Unchanged => "duplicate",
+        };
+        let flush = stored
+            .needs_flush
+            .then(|| self.sync.after_response(stored.contact, received));
+        Ok((ok(status, None), flush))
+    }
+
+    /// Stores a change under its channel's contact; `None` if the channel is not one we registered.
+    async fn record(
+        &self,
+        mut change: MessageChange,
+        webhook_id: &str,
+    ) -> Result<Option<Stored>, StoreError> {
+        let Some(mapping) = self.store.channel(&change.channel).await? else {
             tracing::info!(channel = %change.channel, webhook_id, "event for a channel we did not register; ignored");
-            return Ok((ok("ignored", Some("unknown channel")), None));
+            return Ok(None);
         };
         // The role comes from the registered visitor id, and a visitor's name from the registration: a visitor
         // renaming themselves in the widget cannot pass as the agent in the CRM.
-        let mut change = change;
         let role = if change.author.id == mapping.visitor_id.as_str() {
             change.author.name = mapping.visitor_name.clone();
             Role::Visitor
@@ -297,12 +334,7 @@ impl Webhook {
             Role::Agent
         };
         let contact = mapping.contact_id;
-        let recorded = self
-            .store
-            .record_change(&contact, &change, role)
-            .await
-            .map_err(|e| unavailable(&e))?;
-        // From here on the change is durable: we answer 2xx whatever happens with HubSpot.
+        let recorded = self.store.record_change(&contact, &change, role).await?;
         let needs_flush = match recorded {
             Recorded::Applied => true,
             // A redelivery: its first delivery may have died before writing; flush only if something is pending.
@@ -311,19 +343,17 @@ impl Webhook {
                 Err(_) => false,
             },
         };
-        tracing::info!(
-            contact_id = %contact,
-            message_id = %change.message_id,
-            webhook_id,
-            recorded = ?recorded,
-            elapsed_ms = received.elapsed().as_millis() as u64,
-            "webhook recorded"
-        );
-        let status = match recorded {
-            Recorded::Applied => "recorded",
-            Recorded::Unchanged => "duplicate",
-        };
-        let flush = needs_flush.then(|| self.sync.after_response(contact, received));
-        Ok((ok(status, None), flush))
+        Ok(Some(Stored {
+            contact,
+            recorded,
+            needs_flush,
+        }))
     }
+}
+
+/// A change that is durably stored.
+struct Stored {
+    contact: ContactId,
+    recorded: Recorded,
+    needs_flush: bool,
 }
