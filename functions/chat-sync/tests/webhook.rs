@@ -4,7 +4,6 @@ mod support;
 
 use chat_sync::adapters::dynamo::DynamoStore;
 use chat_sync::domain::{ChannelId, ChannelRef, ChannelType, Email, PersonName, Timestamp, UserId};
-use chat_sync::handlers::webhook::Webhook;
 use chat_sync::ports::{ChannelMapping, ContactDetails, Crm, Store};
 use lambda_http::http::StatusCode;
 use lambda_http::Body;
@@ -374,13 +373,10 @@ async fn storage_failure_is_a_5xx_so_stream_retries() {
     let app = TestApp::start().await;
     let (_, visitor, channel) = register_visitor(&app, "Ada", "ada@example.com").await;
     // Same DynamoDB, but a table that does not exist: every storage call fails.
-    let broken_store = Arc::new(DynamoStore::new(app.dynamodb.clone(), "no-such-table"));
-    let sync = chat_sync::sync::TranscriptSync::new(
-        broken_store.clone(),
-        app.crm.clone(),
-        support::test_flush_settings(),
-    );
-    let webhook = Webhook::new(broken_store, sync, STREAM_SECRET);
+    let webhook = app.webhook_on(Arc::new(DynamoStore::new(
+        app.dynamodb.clone(),
+        "no-such-table",
+    )));
     let body = message_event(
         "message.new",
         "messaging",
@@ -412,16 +408,10 @@ async fn a_stalled_dynamodb_gets_a_5xx_within_the_ack_budget() {
             open.push(socket);
         }
     });
-    let stalled_store = Arc::new(DynamoStore::new(
+    let webhook = app.webhook_on(Arc::new(DynamoStore::new(
         chat_sync::wiring::local_dynamodb(&endpoint).await,
         "chat",
-    ));
-    let sync = chat_sync::sync::TranscriptSync::new(
-        stalled_store.clone(),
-        app.crm.clone(),
-        support::test_flush_settings(),
-    );
-    let webhook = Webhook::new(stalled_store, sync, STREAM_SECRET);
+    )));
     let body = message_event(
         "message.new",
         "messaging",

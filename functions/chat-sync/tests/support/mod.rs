@@ -98,6 +98,12 @@ impl TestApp {
         }
     }
 
+    /// A webhook like the app's, on another store (a broken or stalled DynamoDB), writing to the same HubSpot.
+    pub fn webhook_on(&self, store: Arc<DynamoStore>) -> Webhook {
+        let sync = TranscriptSync::new(store.clone(), self.crm.clone(), test_flush_settings());
+        Webhook::new(store, sync, STREAM_SECRET)
+    }
+
     pub fn sweeper(&self) -> Sweeper {
         Sweeper::new(
             self.store.clone(),
