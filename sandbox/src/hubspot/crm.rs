@@ -1,0 +1,373 @@
+//! The CRM the double keeps: contacts, their e-mail index and the property definitions, with HubSpot's
+//! validation rules and JSON shapes.
+//!
+//! Invariant: `by_email` maps every lowercased e-mail that resolves to a contact to that contact's id, and only to
+//! ids present in `contacts` (a merge repoints both e-mails to the new id; a deletion drops them).
+
+use super::errors::{conflict, problem, property_errors, validation, HsError};
+use super::MAX_PROPERTY_CHARS;
+use crate::support::now_rfc3339;
+use serde::Serialize;
+use serde_json::{json, Map, Value};
+use std::collections::{BTreeMap, HashMap};
+
+const FIRST_CONTACT_ID: u64 = 1001;
+/// What a GET returns when no `properties` are asked for; also the properties every portal has.
+pub(super) const DEFAULT_PROPERTIES: [&str; 3] = ["email", "firstname", "lastname"];
+
+/// A contact as stored by the double.
+#[derive(Clone, Debug, Serialize)]
+pub struct Contact {
+    pub id: String,
+    pub properties: BTreeMap<String, String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// Property updates: `None` clears the value (JSON `null` or `""`).
+pub(super) type Updates = BTreeMap<String, Option<String>>;
+
+pub(super) struct Crm {
+    pub(super) contacts: BTreeMap<u64, Contact>,
+    pub(super) by_email: HashMap<String, u64>,
+    next_id: u64,
+    pub(super) properties: BTreeMap<String, Value>,
+}
+
+impl Crm {
+    pub(super) fn new() -> Self {
+        let properties = DEFAULT_PROPERTIES
+            .iter()
+            .map(|name| {
+                let def = property_definition(name, name, "string", "text", "contactinformation");
+                ((*name).to_owned(), def)
+            })
+            .collect();
+        Self {
+            contacts: BTreeMap::new(),
+            by_email: HashMap::new(),
+            next_id: FIRST_CONTACT_ID,
+            properties,
+        }
+    }
+
+    fn allocate_id(&mut self) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        id
+    }
+
+    pub(super) fn get(&self, id: &str) -> Option<&Contact> {
+        id.parse().ok().and_then(|id| self.contacts.get(&id))
+    }
+
+    /// Creates the contact for `email` (already lowercased) or updates it; returns it and whether it is new.
+    pub(super) fn upsert_by_email(&mut self, email: &str, updates: &Updates) -> (Contact, bool) {
+        let now = now_rfc3339();
+        let (id, new) = match self.by_email.get(email) {
+            Some(&id) => (id, false),
+            None => {
+                let id = self.allocate_id();
+                self.by_email.insert(email.to_owned(), id);
+                (id, true)
+            }
+        };
+        let contact = self.contacts.entry(id).or_insert_with(|| Contact {
+            id: id.to_string(),
+            properties: BTreeMap::new(),
+            created_at: now.clone(),
+            updated_at: now.clone(),
+        });
+        apply(contact, updates, &now);
+        contact
+            .properties
+            .insert("email".to_owned(), email.to_owned());
+        (contact.clone(), new)
+    }
+
+    /// Creates a contact with a fresh id; the caller has validated `updates` and checked the e-mail is free.
+    pub(super) fn create(&mut self, email: Option<String>, updates: &Updates) -> Contact {
+        let now = now_rfc3339();
+        let id = self.allocate_id();
+        let mut contact = Contact {
+            id: id.to_string(),
+            properties: BTreeMap::new(),
+            created_at: now.clone(),
+            updated_at: now.clone(),
+        };
+        apply(&mut contact, updates, &now);
+        if let Some(email) = email {
+            self.by_email.insert(email, id);
+        }
+        self.contacts.insert(id, contact.clone());
+        contact
+    }
+
+    /// Resolves an id as a client gives it: a numeric contact id, or an email when `idProperty=email`.
+    pub(super) fn resolve(&self, key: &str, by_email: bool) -> Option<u64> {
+        if by_email {
+            self.by_email.get(&key.trim().to_lowercase()).copied()
+        } else {
+            key.trim()
+                .parse()
+                .ok()
+                .filter(|id| self.contacts.contains_key(id))
+        }
+    }
+
+    /// Real HubSpot validates every value and reports all problems at once.
+    pub(super) fn validate(&self, updates: &Updates) -> Result<(), HsError> {
+        let problems = self.problems(updates);
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(property_errors(problems))
+        }
+    }
+
+    /// Every invalid value in `updates`, as entries of HubSpot's "Property values were not valid" list.
+    pub(super) fn problems(&self, updates: &Updates) -> Vec<Value> {
+        let mut problems = Vec::new();
+        for (name, value) in updates {
+            if !self.properties.contains_key(name) {
+                problems.push(problem(
+                    name,
+                    "PROPERTY_DOESNT_EXIST",
+                    format!("Property \"{name}\" does not exist"),
+                ));
+            } else if let Some(value) = value {
+                let len = value.encode_utf16().count();
+                if len > MAX_PROPERTY_CHARS {
+                    problems.push(problem(
+                        name,
+                        "INVALID_LENGTH",
+                        format!("Property \"{name}\" has a value of {len} characters; the limit is {MAX_PROPERTY_CHARS}"),
+                    ));
+                }
+                if name == "email" && !value.is_empty() && !valid_email(value) {
+                    problems.push(problem(
+                        name,
+                        "INVALID_EMAIL",
+                        format!("Email address {value} is invalid"),
+                    ));
+                }
+            }
+        }
+        problems
+    }
+
+    /// Refuses a write that would give contact `id` an e-mail another contact already has.
+    pub(super) fn check_email_change(&self, id: u64, updates: &Updates) -> Result<(), HsError> {
+        match new_email(updates).flatten() {
+            Some(email) => match self.by_email.get(&email) {
+                Some(&other) if other != id => Err(conflict(other)),
+                _ => Ok(()),
+            },
+            None => Ok(()),
+        }
+    }
+
+    /// Writes `updates` to contact `id`, keeping the e-mail index in step; the caller has validated them and run
+    /// [`Self::check_email_change`]. Only the contact's current e-mail is re-pointed: a merged contact keeps
+    /// resolving by the other e-mail it absorbed.
+    pub(super) fn update(&mut self, id: u64, updates: &Updates) -> Option<Contact> {
+        let contact = self.contacts.get_mut(&id)?;
+        if let Some(email) = new_email(updates) {
+            if let Some(old) = contact.properties.get("email") {
+                if self.by_email.get(old) == Some(&id) {
+                    self.by_email.remove(old);
+                }
+            }
+            if let Some(email) = email {
+                self.by_email.insert(email, id);
+            }
+        }
+        apply(contact, updates, &now_rfc3339());
+        Some(contact.clone())
+    }
+
+    /// HubSpot's merge since 2025: a new contact replaces both; the primary's values win, the secondary's fill the
+    /// gaps; both e-mails resolve to the new id and both old ids are gone. `None` if either id is unknown.
+    pub(super) fn merge(&mut self, primary_id: &str, secondary_id: &str) -> Option<String> {
+        let primary_id: u64 = primary_id.trim().parse().ok()?;
+        let secondary_id: u64 = secondary_id.trim().parse().ok()?;
+        if primary_id == secondary_id
+            || !self.contacts.contains_key(&primary_id)
+            || !self.contacts.contains_key(&secondary_id)
+        {
+            return None;
+        }
+        let primary = self.contacts.remove(&primary_id)?;
+        let secondary = self.contacts.remove(&secondary_id)?;
+        let id = self.allocate_id();
+        let mut properties = secondary.properties;
+        properties.extend(primary.properties);
+        let merged = Contact {
+            id: id.to_string(),
+            properties,
+            // The record's history starts with the older of the two.
+            created_at: primary.created_at.min(secondary.created_at),
+            updated_at: now_rfc3339(),
+        };
+        for owner in self.by_email.values_mut() {
+            if *owner == primary_id || *owner == secondary_id {
+                *owner = id;
+            }
+        }
+        self.contacts.insert(id, merged);
+        Some(id.to_string())
+    }
+
+    /// Removes a contact and its e-mails from the index; `false` if there was no such contact.
+    pub(super) fn delete(&mut self, id: &str) -> bool {
+        let Some(id) = id.trim().parse::<u64>().ok() else {
+            return false;
+        };
+        if self.contacts.remove(&id).is_none() {
+            return false;
+        }
+        self.by_email.retain(|_, owner| *owner != id);
+        true
+    }
+}
+
+/// The normalised e-mail a write sets: `None` if it leaves `email` alone, `Some(None)` if it clears it.
+pub(super) fn new_email(updates: &Updates) -> Option<Option<String>> {
+    updates
+        .get("email")
+        .map(|email| email.as_deref().map(|e| e.trim().to_lowercase()))
+}
+
+fn apply(contact: &mut Contact, updates: &Updates, now: &str) {
+    for (name, value) in updates {
+        match value {
+            Some(value) if name == "email" => {
+                contact
+                    .properties
+                    .insert(name.clone(), value.trim().to_lowercase());
+            }
+            Some(value) => {
+                contact.properties.insert(name.clone(), value.clone());
+            }
+            None => {
+                contact.properties.remove(name);
+            }
+        }
+    }
+    contact.updated_at = now.to_owned();
+}
+
+pub(super) fn valid_email(email: &str) -> bool {
+    match email.split_once('@') {
+        Some((local, domain)) => {
+            !local.is_empty()
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+                && !domain.contains('@')
+                && !email.chars().any(char::is_whitespace)
+        }
+        None => false,
+    }
+}
+
+pub(super) fn property_definition(
+    name: &str,
+    label: &str,
+    kind: &str,
+    field_type: &str,
+    group: &str,
+) -> Value {
+    let now = now_rfc3339();
+    json!({
+        "name": name,
+        "label": label,
+        "type": kind,
+        "fieldType": field_type,
+        "groupName": group,
+        "description": "",
+        "options": [],
+        "displayOrder": -1,
+        "hidden": false,
+        "formField": false,
+        "calculated": false,
+        "externalOptions": false,
+        "hasUniqueValue": name == "email",
+        "archived": false,
+        "createdAt": now,
+        "updatedAt": now,
+        "modificationMetadata": {"archivable": true, "readOnlyDefinition": false, "readOnlyValue": false},
+    })
+}
+
+/// The contact as HubSpot returns it, with its system properties; `wanted` limits properties (missing ones → null).
+pub(super) fn contact_json(contact: &Contact, wanted: Option<&[String]>) -> Value {
+    let mut properties = Map::new();
+    match wanted {
+        Some(wanted) => {
+            for name in wanted {
+                let value = contact
+                    .properties
+                    .get(name)
+                    .map_or(Value::Null, |v| Value::String(v.clone()));
+                properties.insert(name.clone(), value);
+            }
+        }
+        None => {
+            for (name, value) in &contact.properties {
+                properties.insert(name.clone(), Value::String(value.clone()));
+            }
+        }
+    }
+    properties.insert("hs_object_id".to_owned(), Value::String(contact.id.clone()));
+    properties.insert(
+        "createdate".to_owned(),
+        Value::String(contact.created_at.clone()),
+    );
+    properties.insert(
+        "lastmodifieddate".to_owned(),
+        Value::String(contact.updated_at.clone()),
+    );
+    json!({
+        "id": contact.id,
+        "properties": properties,
+        "createdAt": contact.created_at,
+        "updatedAt": contact.updated_at,
+        "archived": false,
+    })
+}
+
+/// Reads a `properties` object: strings, numbers and booleans are stored as strings; `null`/`""` clear a value.
+pub(super) fn updates_from(value: &Value, allow_missing: bool) -> Result<Updates, HsError> {
+    let object = match value {
+        Value::Object(object) => object,
+        Value::Null if allow_missing => return Ok(Updates::new()),
+        _ => {
+            return Err(validation(
+                "Invalid input JSON: \"properties\" must be an object",
+            ))
+        }
+    };
+    let mut updates = Updates::new();
+    for (name, value) in object {
+        let value = match value {
+            Value::String(s) if s.is_empty() => None,
+            Value::String(s) => Some(s.clone()),
+            Value::Number(n) => Some(n.to_string()),
+            Value::Bool(b) => Some(b.to_string()),
+            Value::Null => None,
+            _ => {
+                return Err(validation(&format!(
+                    "Invalid input JSON: the value of property \"{name}\" must be a string"
+                )))
+            }
+        };
+        updates.insert(name.clone(), value);
+    }
+    Ok(updates)
+}
+
+pub(super) fn parse_json(body: &[u8]) -> Result<Value, HsError> {
+    serde_json::from_slice(body)
+        .map_err(|e| validation(&format!("Invalid input JSON on line {}: {e}", e.line())))
+}

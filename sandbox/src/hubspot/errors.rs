@@ -1,0 +1,136 @@
+//! HubSpot's error answers: `{"status":"error","message","correlationId","category"}`, and the rate-limit 429s,
+//! whose body has a different shape (`errorType`, `policyName`, `groupName`, no `category`).
+
+use super::limits::Policy;
+use crate::support::uuid;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use http::{HeaderValue, StatusCode};
+use serde_json::{json, Value};
+
+/// An error answer. Kept small so `Result`s carrying it stay cheap; `Send` so a late write can carry one.
+#[derive(Debug)]
+pub(super) struct HsError {
+    status: StatusCode,
+    body: Value,
+    /// An injected 429 carries fixed rate-limit headers, as if an unseen limit had been hit (see [`injected`]).
+    fixed_rate_headers: bool,
+}
+
+impl IntoResponse for HsError {
+    fn into_response(self) -> Response {
+        let mut response = (self.status, Json(self.body)).into_response();
+        if self.fixed_rate_headers {
+            let headers = response.headers_mut();
+            headers.insert("x-hubspot-ratelimit-max", HeaderValue::from_static("100"));
+            headers.insert(
+                "x-hubspot-ratelimit-remaining",
+                HeaderValue::from_static("0"),
+            );
+            headers.insert(
+                "x-hubspot-ratelimit-interval-milliseconds",
+                HeaderValue::from_static("10000"),
+            );
+        }
+        response
+    }
+}
+
+pub(super) fn error(status: StatusCode, category: &str, message: &str) -> HsError {
+    let body = json!({
+        "status": "error",
+        "message": message,
+        "correlationId": uuid(),
+        "category": category,
+    });
+    HsError {
+        status,
+        body,
+        fixed_rate_headers: false,
+    }
+}
+
+pub(super) fn validation(message: &str) -> HsError {
+    error(StatusCode::BAD_REQUEST, "VALIDATION_ERROR", message)
+}
+
+pub(super) fn not_found_contact() -> HsError {
+    error(
+        StatusCode::NOT_FOUND,
+        "OBJECT_NOT_FOUND",
+        "resource not found",
+    )
+}
+
+pub(super) fn conflict(existing_id: u64) -> HsError {
+    error(
+        StatusCode::CONFLICT,
+        "CONFLICT",
+        &format!("Contact already exists. Existing ID: {existing_id}"),
+    )
+}
+
+/// The same contact named twice in one batch (HubSpot refuses the whole call).
+pub(super) fn duplicate_ids(ids: &[String]) -> HsError {
+    validation(&format!(
+        "Duplicate IDs found in batch input: [{}]",
+        ids.join(", ")
+    ))
+}
+
+/// One entry of HubSpot's "Property values were not valid" list.
+pub(super) fn problem(name: &str, code: &str, message: String) -> Value {
+    json!({ "isValid": false, "message": message, "error": code, "name": name, "localizedErrorMessage": message })
+}
+
+pub(super) fn property_errors(problems: Vec<Value>) -> HsError {
+    let list = Value::Array(problems).to_string();
+    validation(&format!("Property values were not valid: {list}"))
+}
+
+/// The gateway's answer when the backend did not reply in time; the write may still land (see late writes).
+pub(super) fn bad_gateway() -> HsError {
+    error(StatusCode::BAD_GATEWAY, "INTERNAL_ERROR", "Bad Gateway")
+}
+
+/// HubSpot's own limiter refusing a request. Its rate-limit headers are added by the caller, which knows the counts.
+pub(super) fn rate_limited(policy: Policy) -> HsError {
+    HsError {
+        status: StatusCode::TOO_MANY_REQUESTS,
+        body: json!({
+            "status": "error",
+            "message": policy.message(),
+            "errorType": "RATE_LIMIT",
+            "correlationId": uuid(),
+            "policyName": policy.name(),
+            "groupName": policy.group_name(),
+        }),
+        fixed_rate_headers: false,
+    }
+}
+
+/// An injected failure in HubSpot's shape for that status (429 with its rate-limit headers, no Retry-After).
+pub(super) fn injected(status: u16) -> HsError {
+    let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    match status {
+        429 => HsError {
+            fixed_rate_headers: true,
+            ..rate_limited(Policy::TenSecondlyRolling)
+        },
+        400 => error(code, "VALIDATION_ERROR", "Invalid input (injected fault)"),
+        401 => error(
+            code,
+            "INVALID_AUTHENTICATION",
+            "Authentication credentials not found.",
+        ),
+        403 => error(
+            code,
+            "MISSING_SCOPES",
+            "This app hasn't been granted all required scopes to make this call.",
+        ),
+        404 => not_found_contact(),
+        409 => error(code, "CONFLICT", "Conflict (injected fault)"),
+        423 => error(code, "LOCKED", "The resource is locked; retry later."),
+        _ => error(code, "INTERNAL_ERROR", "internal error"),
+    }
+}

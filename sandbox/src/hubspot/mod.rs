@@ -1,0 +1,351 @@
+//! A local double of the HubSpot CRM v3 contacts API (the subset this project calls).
+//!
+//! It reproduces what the app's correctness depends on, including the unfriendly parts:
+//! * bearer-token auth (API keys refused) and HubSpot's error shapes;
+//! * per-app rate limits (`limits.rs`): a rolling ten-second window and a daily cap that count every request,
+//!   refused ones too, with HubSpot's headers and 429 bodies;
+//! * batch upsert by email, atomic under concurrency; batch update with per-input `OBJECT_NOT_FOUND` (207);
+//!   the 65,536-character property limit and unknown-property errors (`crm.rs`);
+//! * because HubSpot has no conditional writes, detection of two writes to one contact in flight at once, and
+//!   writes that answer 502 but land later (`writes.rs`);
+//! * merges that give the merged contact a new id, and deletions.
+//!
+//! Every request goes through one pipeline: record the call, [`HubState::admit`] it (auth, then the limiter, then
+//! fault injection), sleep the configured latency, run the route's logic, and stamp the rate-limit headers.
+
+mod crm;
+mod errors;
+mod limits;
+mod routes;
+mod writes;
+
+pub use crate::support::RecordedCall;
+pub use crm::Contact;
+
+use crate::faults::Faults;
+use crate::support::{any_local_port, lock, Recorder, Req, Server};
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use crm::{property_definition, Crm};
+use errors::{error, injected, rate_limited, HsError};
+use http::{HeaderValue, StatusCode};
+use limits::Limits;
+use serde_json::Value;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use writes::Writes;
+
+/// HubSpot's limit for a string property value, in characters (UTF-16 code units, as the JVM counts them).
+pub const MAX_PROPERTY_CHARS: usize = 65_536;
+/// HubSpot's limit on inputs per batch call.
+pub const MAX_BATCH_INPUTS: usize = 100;
+
+/// A running HubSpot double on a loopback port; dropping it stops the server.
+pub struct HubSpotDouble {
+    state: Arc<HubState>,
+    server: Server,
+}
+
+impl HubSpotDouble {
+    /// Starts on `127.0.0.1` with an OS-chosen port; requests must carry `Authorization: Bearer <access_token>`.
+    pub async fn start(access_token: &str) -> std::io::Result<Self> {
+        Self::start_on(any_local_port(), access_token).await
+    }
+
+    /// Starts on a fixed address (the dev server uses a well-known port).
+    pub async fn start_on(addr: SocketAddr, access_token: &str) -> std::io::Result<Self> {
+        let state = Arc::new(HubState::new(access_token));
+        let server = Server::start(addr, build_router(state.clone()), "hubspot").await?;
+        Ok(Self { state, server })
+    }
+
+    /// `http://127.0.0.1:PORT`, no trailing slash.
+    pub fn base_url(&self) -> String {
+        self.server.base_url()
+    }
+
+    pub fn faults(&self) -> &Faults {
+        &self.state.faults
+    }
+
+    /// Every request, in arrival order (in-flight ones have `status` 0).
+    pub fn calls(&self) -> Vec<RecordedCall> {
+        self.state.recorder.calls()
+    }
+
+    /// Requests to one route (`"upsert"`, `"batch_update"`, `"patch_contact"`, `"get_contact"`,
+    /// `"create_property"`, ...).
+    pub fn call_count(&self, route: &str) -> usize {
+        self.state.recorder.count(route)
+    }
+
+    /// All contacts, sorted by (numeric) id.
+    pub fn contacts(&self) -> Vec<Contact> {
+        lock(&self.state.crm).contacts.values().cloned().collect()
+    }
+
+    pub fn contact(&self, id: &str) -> Option<Contact> {
+        lock(&self.state.crm).get(id).cloned()
+    }
+
+    /// Looks a contact up by email, case-insensitively (as HubSpot does).
+    pub fn contact_by_email(&self, email: &str) -> Option<Contact> {
+        let crm = lock(&self.state.crm);
+        crm.resolve(email, true)
+            .and_then(|id| crm.contacts.get(&id).cloned())
+    }
+
+    /// One description per violation: a write (PATCH or batch-update input) to a contact that started while
+    /// another write to it was in flight — including a late write that answered 502 but has not landed yet.
+    pub fn overlapping_patches(&self) -> Vec<String> {
+        self.state.writes.overlaps()
+    }
+
+    /// The same routes, for mounting in a dev server; shares this double's state.
+    pub fn router(&self) -> Router {
+        build_router(self.state.clone())
+    }
+
+    /// Defines a contact property (as if created in the HubSpot UI), so tests can skip the create call.
+    pub fn define_property(&self, name: &str) {
+        lock(&self.state.crm)
+            .properties
+            .entry(name.to_owned())
+            .or_insert_with(|| {
+                property_definition(name, name, "string", "textarea", "contactinformation")
+            });
+    }
+
+    /// Creates or updates a contact directly (test setup without HTTP traffic); properties are not validated.
+    pub fn seed_contact(&self, email: &str, properties: &[(&str, &str)]) -> Contact {
+        let mut crm = lock(&self.state.crm);
+        let values = properties
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), Some((*v).to_owned())))
+            .collect();
+        crm.upsert_by_email(&email.trim().to_lowercase(), &values).0
+    }
+
+    /// Merges two contacts as HubSpot has since 2025: a new contact (new id) holds the primary's values, with
+    /// the secondary's filling properties the primary lacks; both e-mails resolve to it, and both old ids are gone
+    /// (404, and unknown in batch updates). Returns the new id; `None` if either id is unknown or they are equal.
+    pub fn merge_contacts(&self, primary_id: &str, secondary_id: &str) -> Option<String> {
+        lock(&self.state.crm).merge(primary_id, secondary_id)
+    }
+
+    /// Deletes a contact: its id answers 404 and its e-mail no longer resolves. `false` if there was none.
+    pub fn delete_contact(&self, id: &str) -> bool {
+        lock(&self.state.crm).delete(id)
+    }
+
+    /// Forgets recorded calls, overlap violations and the counters below (peak, refusals, late writes injected).
+    /// The limiter keeps its window and daily count, and pending late writes still land.
+    pub fn clear_calls(&self) {
+        self.state.recorder.clear();
+        self.state.writes.forget();
+        lock(&self.state.limits).forget();
+    }
+
+    /// Enforces HubSpot's rolling limit (e.g. `Some(100)` per 10 s for Free/Starter apps) and sends its headers on
+    /// every answer; `None` (default) = an unlimited account, no headers. Setting it starts an empty window.
+    pub fn set_rate_limit(&self, max_per_ten_seconds: Option<u32>) {
+        lock(&self.state.limits).set_rolling(max_per_ten_seconds);
+    }
+
+    /// Enforces a daily cap counted from now (`X-HubSpot-RateLimit-Daily[-Remaining]` on every answer while set);
+    /// over it, a 429 with `policyName` `DAILY`. `None` (default) = off.
+    pub fn set_daily_limit(&self, max_per_day: Option<u32>) {
+        lock(&self.state.limits).set_daily(max_per_day);
+    }
+
+    /// The most authenticated requests (refused ones included) that arrived within any rolling 10 s window since
+    /// start or [`Self::clear_calls`], whether a limit is set or not: proves a client paced itself.
+    pub fn peak_requests_in_window(&self) -> usize {
+        lock(&self.state.limits).peak()
+    }
+
+    /// Requests refused by the rolling or daily limit (not by injected faults) since start or `clear_calls`.
+    pub fn rate_limited(&self) -> usize {
+        lock(&self.state.limits).refused()
+    }
+
+    /// Each write (`patch_contact`, `batch_update`) the gateway lets through is, with probability `rate`, answered
+    /// 502 after the usual latency yet applied `delay` later anyway (ids and values checked then). Until it has
+    /// landed its contacts count as in flight, so writing them again before then shows in
+    /// [`Self::overlapping_patches`]. `rate` 0 turns it off.
+    pub fn set_late_writes(&self, rate: f64, delay: Duration) {
+        self.state.writes.set_late(rate, delay);
+    }
+
+    /// Late writes injected since start or `clear_calls`.
+    pub fn late_writes(&self) -> usize {
+        self.state.writes.late_injected()
+    }
+
+    /// Late writes answered 502 that have not landed yet.
+    pub fn late_writes_pending(&self) -> usize {
+        self.state.writes.late_pending()
+    }
+}
+
+struct HubState {
+    token: String,
+    faults: Faults,
+    recorder: Recorder,
+    crm: Mutex<Crm>,
+    limits: Mutex<Limits>,
+    writes: Writes,
+}
+
+impl HubState {
+    fn new(token: &str) -> Self {
+        Self {
+            token: token.to_owned(),
+            faults: Faults::default(),
+            recorder: Recorder::default(),
+            crm: Mutex::new(Crm::new()),
+            limits: Mutex::default(),
+            writes: Writes::default(),
+        }
+    }
+
+    fn authenticate(&self, req: &Req) -> Result<(), HsError> {
+        if req.query().contains_key("hapikey") {
+            return Err(error(
+                StatusCode::UNAUTHORIZED,
+                "INVALID_AUTHENTICATION",
+                "API keys (hapikey) were sunset on November 30, 2022. Use a private app access token.",
+            ));
+        }
+        let token = req
+            .header("authorization")
+            .and_then(|v| v.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token.trim());
+        if token != Some(self.token.as_str()) {
+            return Err(error(
+                StatusCode::UNAUTHORIZED,
+                "INVALID_AUTHENTICATION",
+                "Authentication credentials not found. This API supports OAuth 2.0 authentication and you can find \
+                 more details at https://developers.hubspot.com/docs/methods/auth/oauth-overview",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Auth, then the limiter (which counts the request whatever happens next), then fault injection. A 401 is
+    /// not counted: a request without the app's token is not the app's. The limiter stands in front of the
+    /// backend, so a request it refuses never consumes a scripted fault.
+    fn admit(&self, route: &str, req: &Req) -> Gate {
+        if let Err(refusal) = self.authenticate(req) {
+            return Gate {
+                refusal: Some(refusal),
+                headers: Vec::new(),
+            };
+        }
+        let admission = lock(&self.limits).admit(Instant::now());
+        let refusal = match admission.refused {
+            Some(policy) => Some(rate_limited(policy)),
+            None => self.faults.decide(route).map(injected),
+        };
+        Gate {
+            refusal,
+            headers: admission.headers,
+        }
+    }
+
+    /// For unknown routes and methods, which answer even without a token (as before): counted and limited only
+    /// when the app's token is present; never faulted.
+    fn admit_unrouted(&self, req: &Req) -> Gate {
+        if self.authenticate(req).is_err() {
+            return Gate {
+                refusal: None,
+                headers: Vec::new(),
+            };
+        }
+        let admission = lock(&self.limits).admit(Instant::now());
+        Gate {
+            refusal: admission.refused.map(rate_limited),
+            headers: admission.headers,
+        }
+    }
+}
+
+/// A request's admission: why it is refused, if it is, and the rate-limit headers its answer carries either way.
+struct Gate {
+    refusal: Option<HsError>,
+    headers: Vec<(&'static str, u64)>,
+}
+
+impl Gate {
+    fn admitted(&self) -> bool {
+        self.refusal.is_none()
+    }
+
+    /// The refusal if there is one, else what `logic` decides; stamped with the rate-limit headers.
+    fn answer(self, logic: impl FnOnce() -> Outcome) -> Response {
+        let outcome = match self.refusal {
+            Some(refusal) => Err(refusal),
+            None => logic(),
+        };
+        let mut response = match outcome {
+            Ok((status, body)) => (status, Json(body)).into_response(),
+            Err(e) => e.into_response(),
+        };
+        // The real counts replace the fixed headers an injected 429 carries.
+        let headers = response.headers_mut();
+        for (name, value) in self.headers {
+            headers.insert(name, HeaderValue::from(value));
+        }
+        response
+    }
+}
+
+fn build_router(state: Arc<HubState>) -> Router {
+    Router::new()
+        .route(
+            "/crm/v3/objects/contacts/batch/upsert",
+            post(routes::upsert),
+        )
+        .route(
+            "/crm/v3/objects/contacts/batch/update",
+            post(writes::batch_update),
+        )
+        .route(
+            "/crm/v3/objects/contacts",
+            get(routes::list_contacts).post(routes::create_contact),
+        )
+        .route(
+            "/crm/v3/objects/contacts/{id}",
+            get(routes::get_contact).patch(writes::patch_contact),
+        )
+        .route("/crm/v3/properties/contacts", post(routes::create_property))
+        .route(
+            "/crm/v3/properties/contacts/{name}",
+            get(routes::get_property),
+        )
+        .fallback(routes::not_found)
+        .method_not_allowed_fallback(routes::method_not_allowed)
+        .with_state(state)
+}
+
+type St = State<Arc<HubState>>;
+type PathParam = Result<Path<String>, PathRejection>;
+type Outcome = Result<(StatusCode, Value), HsError>;
+
+/// Runs a handler body between call recording, admission, latency (every answer pays it) and rendering.
+async fn guarded(
+    s: &HubState,
+    route: &'static str,
+    req: &Req,
+    logic: impl FnOnce() -> Outcome,
+) -> Response {
+    let call = s.recorder.begin(route, req);
+    let gate = s.admit(route, req);
+    s.faults.delay().await;
+    call.finish(gate.answer(logic))
+}
