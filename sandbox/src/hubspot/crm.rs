@@ -5,7 +5,7 @@
 //! ids present in `contacts` (a merge repoints both e-mails to the new id; a deletion drops them).
 
 use super::errors::{conflict, problem, property_errors, validation, HsError};
-use super::MAX_PROPERTY_CHARS;
+use super::{MAX_BATCH_INPUTS, MAX_PROPERTY_CHARS};
 use crate::support::now_rfc3339;
 use serde::Serialize;
 use serde_json::{json, Map, Value};
@@ -365,6 +365,23 @@ pub(super) fn updates_from(value: &Value, allow_missing: bool) -> Result<Updates
         updates.insert(name.clone(), value);
     }
     Ok(updates)
+}
+
+/// The `inputs` of a batch call: an array of 1 to [`MAX_BATCH_INPUTS`] entries. (Without the wrapper HubSpot
+/// silently does nothing; the double refuses, so a client that forgets it finds out in tests.)
+pub(super) fn batch_inputs(body: &Value) -> Result<&[Value], HsError> {
+    let Some(inputs) = body.get("inputs").and_then(Value::as_array) else {
+        return Err(validation(
+            "Invalid input JSON: \"inputs\" must be an array",
+        ));
+    };
+    if inputs.is_empty() || inputs.len() > MAX_BATCH_INPUTS {
+        return Err(validation(&format!(
+            "The number of inputs must be between 1 and {MAX_BATCH_INPUTS}; got {}",
+            inputs.len()
+        )));
+    }
+    Ok(inputs)
 }
 
 pub(super) fn parse_json(body: &[u8]) -> Result<Value, HsError> {

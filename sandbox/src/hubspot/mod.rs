@@ -10,8 +10,8 @@
 //!   writes that answer 502 but land later (`writes.rs`);
 //! * merges that give the merged contact a new id, and deletions.
 //!
-//! Every request goes through one pipeline: record the call, [`HubState::admit`] it (auth, then the limiter, then
-//! fault injection), sleep the configured latency, run the route's logic, and stamp the rate-limit headers.
+//! Every request goes through one pipeline: record the call, admit it (`HubState::admit`: auth, then the limiter,
+//! then fault injection), sleep the configured latency, run the route's logic, and stamp the rate-limit headers.
 
 mod crm;
 mod errors;

@@ -2,8 +2,8 @@
 //! race each other (PATCH, batch update) live in `writes.rs`.
 
 use super::crm::{
-    contact_json, parse_json, property_definition, updates_from, valid_email, Updates,
-    DEFAULT_PROPERTIES,
+    batch_inputs, contact_json, parse_json, property_definition, updates_from, valid_email,
+    Updates, DEFAULT_PROPERTIES,
 };
 use super::errors::{conflict, error, not_found_contact, problem, property_errors, validation};
 use super::{guarded, HubState, Outcome, PathParam, St, MAX_BATCH_INPUTS};
@@ -19,17 +19,7 @@ pub(super) async fn upsert(State(s): St, req: Req) -> Response {
 
 fn do_upsert(s: &HubState, req: &Req) -> Outcome {
     let body = parse_json(&req.body)?;
-    let Some(inputs) = body.get("inputs").and_then(Value::as_array) else {
-        return Err(validation(
-            "Invalid input JSON: \"inputs\" must be an array",
-        ));
-    };
-    if inputs.is_empty() || inputs.len() > MAX_BATCH_INPUTS {
-        return Err(validation(&format!(
-            "The number of inputs must be between 1 and {MAX_BATCH_INPUTS}; got {}",
-            inputs.len()
-        )));
-    }
+    let inputs = batch_inputs(&body)?;
     let mut batch: Vec<(String, Updates)> = Vec::with_capacity(inputs.len());
     for (index, input) in inputs.iter().enumerate() {
         let Some(id) = input.get("id").and_then(Value::as_str) else {

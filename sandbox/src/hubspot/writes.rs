@@ -7,11 +7,11 @@
 //! * A gateway can answer 502 while the backend still applies the write later (a "late write"). Such a write
 //!   stays in flight until it has landed, so a client that writes the contact again before then is caught.
 
-use super::crm::{contact_json, new_email, parse_json, updates_from, Crm, Updates};
+use super::crm::{batch_inputs, contact_json, new_email, parse_json, updates_from, Crm, Updates};
 use super::errors::{
     bad_gateway, duplicate_ids, not_found_contact, property_errors, validation, HsError,
 };
-use super::{HubState, Outcome, PathParam, St, MAX_BATCH_INPUTS};
+use super::{HubState, Outcome, PathParam, St};
 use crate::support::{lock, now_rfc3339, Req};
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
@@ -261,17 +261,7 @@ fn land_later(
 /// Checks a batch update's shape; its ids and property values are checked when it lands.
 fn parse_batch(body: &[u8]) -> Result<Vec<BatchInput>, HsError> {
     let body = parse_json(body)?;
-    let Some(inputs) = body.get("inputs").and_then(Value::as_array) else {
-        return Err(validation(
-            "Invalid input JSON: \"inputs\" must be an array",
-        ));
-    };
-    if inputs.is_empty() || inputs.len() > MAX_BATCH_INPUTS {
-        return Err(validation(&format!(
-            "The number of inputs must be between 1 and {MAX_BATCH_INPUTS}; got {}",
-            inputs.len()
-        )));
-    }
+    let inputs = batch_inputs(&body)?;
     let mut batch: Vec<BatchInput> = Vec::with_capacity(inputs.len());
     let mut duplicates = Vec::new();
     for (index, input) in inputs.iter().enumerate() {
