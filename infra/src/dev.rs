@@ -14,7 +14,6 @@ pub use mode::{Mode, PartialCredentials, CREDENTIALS};
 use api::DevApi;
 use backends::{Database, Sandbox};
 use chat_sync::adapters::dynamo::DynamoStore;
-use chat_sync::adapters::hubspot::HubSpotClient;
 use chat_sync::adapters::stream::StreamClient;
 use chat_sync::config::{ConfigError, Env, HubSpotSettings, SecretsManager, StreamSettings};
 use chat_sync::domain::UserId;
@@ -247,7 +246,7 @@ async fn dev_api(
         mode,
         agent_id,
         chat,
-        crm: HubSpotClient::new(&hubspot.base_url, &hubspot.access_token),
+        crm: chat_sync::wiring::hubspot(&store, &hubspot).0,
         store,
         dynamodb_endpoint: dynamodb_endpoint.to_owned(),
     })
@@ -260,10 +259,10 @@ async fn sweep_forever(sweeper: Sweeper, every: Duration) {
     loop {
         ticks.tick().await;
         match sweeper.sweep().await {
-            Ok(report) if report.dirty > 0 => {
-                tracing::info!(?report, "sweeper flushed dirty contacts")
+            Ok(report) if report.flush.rounds > 0 => {
+                tracing::info!(?report, "sweeper flushed waiting contacts")
             }
-            Ok(report) => tracing::debug!(?report, "sweep: nothing dirty"),
+            Ok(report) => tracing::debug!(?report, "sweep: nothing waiting"),
             Err(error) => tracing::warn!(%error, "sweep failed; trying again in {every:?}"),
         }
     }

@@ -518,7 +518,13 @@ impl Setup {
         let hubspot = if options.hubspot {
             let settings = HubSpotSettings::load(env, secrets).await?;
             Some(HubSpotStep {
-                client: HubSpotClient::new(&settings.base_url, &settings.access_token),
+                // A command run by hand makes a handful of requests and may run before any table exists: it keeps
+                // its own budget on the same plan.
+                client: HubSpotClient::new(
+                    &settings.base_url,
+                    &settings.access_token,
+                    std::sync::Arc::new(chat_sync::budget::ProcessBudget::new(settings.rate_limit)),
+                ),
                 base_url: settings.base_url,
             })
         } else {

@@ -234,6 +234,8 @@ impl AllowedOrigins {
 pub struct HubSpotSettings {
     pub base_url: String,
     pub access_token: String,
+    /// The app's rate limit (`HUBSPOT_RATE_LIMIT`), shared by every function through the budget.
+    pub rate_limit: crate::budget::RateLimit,
 }
 
 impl HubSpotSettings {
@@ -244,6 +246,10 @@ impl HubSpotSettings {
                 crate::adapters::hubspot::DEFAULT_BASE_URL,
             )?,
             access_token: env.secret("HUBSPOT_ACCESS_TOKEN", secrets).await?,
+            rate_limit: crate::budget::RateLimit::parse(
+                &env.optional("HUBSPOT_RATE_LIMIT", "100/10"),
+            )
+            .map_err(|problem| ConfigError::new("HUBSPOT_RATE_LIMIT", problem))?,
         })
     }
 }
@@ -319,6 +325,9 @@ pub struct FlushSettings {
     pub lease_ttl: Duration,
     /// Longest single HubSpot write.
     pub write_timeout: Duration,
+    /// How long after an ambiguous answer (timeout, 5xx) a write may still land at HubSpot: no newer write starts
+    /// before then (see `sync`, fencing).
+    pub late_write_window: Duration,
 }
 
 impl FlushSettings {
@@ -328,14 +337,23 @@ impl FlushSettings {
             linger: env.millis("FLUSH_LINGER_MS", 1_000, 0..=5_000)?,
             lease_ttl: env.seconds("LEASE_TTL_SECONDS", 15, 5..=300)?,
             write_timeout: env.millis("HUBSPOT_WRITE_TIMEOUT_MS", 2_000, 100..=2_500)?,
+            late_write_window: env.seconds("HUBSPOT_LATE_WRITE_SECONDS", 10, 1..=120)?,
         };
-        if settings.write_timeout * 2 >= settings.lease_ttl {
+        settings.check()?;
+        Ok(settings)
+    }
+
+    /// A write is sent only while its lease outlives it and the late-write window (plus a second of clock skew),
+    /// and the lease is renewed right before a write if need be: so the lease must be longer than that.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        if self.write_timeout + self.late_write_window + Duration::from_secs(1) >= self.lease_ttl {
             return Err(ConfigError::new(
                 "LEASE_TTL_SECONDS",
-                "must be more than twice HUBSPOT_WRITE_TIMEOUT_MS, so a lease never expires under a write",
+                "must be more than HUBSPOT_WRITE_TIMEOUT_MS + HUBSPOT_LATE_WRITE_SECONDS + 1 s, so a lease outlives \
+                 any write that may still land",
             ));
         }
-        Ok(settings)
+        Ok(())
     }
 }
 

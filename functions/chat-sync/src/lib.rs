@@ -5,6 +5,7 @@
 //! (plain async fns), and `wiring` builds them from configuration for the thin `main.rs` of each Lambda.
 
 pub mod adapters;
+pub mod budget;
 pub mod config;
 pub mod domain;
 pub mod handlers;

@@ -10,15 +10,15 @@ use std::time::{Duration, Instant};
 /// Why a call to HubSpot or Stream failed, classified by what the caller can do about it.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum UpstreamError {
-    /// Rate limited (429): `retry_after` is the wait the service asked for, if it said. `daily` means the daily quota is
-    /// gone and retrying today is pointless.
+    /// Rate limited (429), or our shared rate budget had no permit in time (then nothing was sent): `retry_after`
+    /// is the wait, if known. `daily` means the daily quota is gone and retrying today is pointless.
     #[error("{service} rate limited the request")]
     RateLimited {
         service: &'static str,
         retry_after: Option<Duration>,
         daily: bool,
     },
-    /// 408, 423, 5xx or a connection failure: worth retrying.
+    /// 408, 423, no connection, or no time left to send: the request was not applied. Worth retrying.
     #[error("{service} is unavailable: {detail}")]
     Unavailable {
         service: &'static str,
@@ -27,6 +27,13 @@ pub enum UpstreamError {
     /// The request was sent but no answer came in time: it may or may not have been applied.
     #[error("{service} did not answer in time")]
     Timeout { service: &'static str },
+    /// A 5xx, or the connection broke after the request was sent: it may or may not have been applied, now or
+    /// later (a gateway error can hide a write still in flight).
+    #[error("{service} failed: {detail}")]
+    Indeterminate {
+        service: &'static str,
+        detail: String,
+    },
     /// A 4xx that retrying will not fix (bad token, invalid data, ...).
     #[error("{service} rejected the request with {status}: {detail}")]
     Rejected {
@@ -46,8 +53,23 @@ impl UpstreamError {
     pub fn is_retryable(&self) -> bool {
         match self {
             UpstreamError::RateLimited { daily, .. } => !daily,
-            UpstreamError::Unavailable { .. } | UpstreamError::Timeout { .. } => true,
+            UpstreamError::Unavailable { .. }
+            | UpstreamError::Timeout { .. }
+            | UpstreamError::Indeterminate { .. } => true,
             UpstreamError::Rejected { .. } | UpstreamError::Protocol { .. } => false,
+        }
+    }
+
+    /// Whether the request may have been applied although it did not succeed: a write with this outcome can
+    /// still land later, so nothing written after it may be trusted until it no longer can (see `sync`).
+    pub fn may_have_landed(&self) -> bool {
+        match self {
+            UpstreamError::Timeout { .. }
+            | UpstreamError::Indeterminate { .. }
+            | UpstreamError::Protocol { .. } => true,
+            UpstreamError::RateLimited { .. }
+            | UpstreamError::Unavailable { .. }
+            | UpstreamError::Rejected { .. } => false,
         }
     }
 
@@ -68,21 +90,104 @@ pub struct ContactDetails {
     pub last_name: PersonName,
 }
 
+/// One contact's transcript, to be written in a batch.
+#[derive(Debug, Clone)]
+pub struct TranscriptWrite {
+    /// The HubSpot record to write (after a merge, not necessarily the id the contact was registered with).
+    pub contact: ContactId,
+    pub transcript: String,
+}
+
+/// What HubSpot did with one input of a batch write that was answered (200 or 207).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteResult {
+    Written,
+    /// No such record: deleted, or merged into another (which has a new id).
+    NotFound,
+    /// Refused for this input, with HubSpot's reason: retrying the same write will not help.
+    Rejected(String),
+    /// The answer names this input neither as written nor as refused: it may have been applied.
+    Unconfirmed,
+}
+
 #[async_trait]
 pub trait Crm: Send + Sync {
-    /// Creates or updates the contact keyed by e-mail, in one call; returns its id.
+    /// Links to the contact keyed by e-mail, creating it if needed, in one call; returns its id.
     async fn upsert_contact(
         &self,
         details: &ContactDetails,
         deadline: Instant,
     ) -> Result<ContactId, UpstreamError>;
-    /// Replaces the contact's transcript property. One attempt, answered or abandoned by `deadline`.
-    async fn write_transcript(
+    /// Replaces the transcripts of up to [`MAX_BATCH`] distinct contacts in one request, sent under `permit` (the
+    /// caller waits for it before preparing the batch) and answered or abandoned by `deadline`. `Ok` holds one
+    /// result per input, in input order.
+    async fn write_transcripts(
         &self,
-        contact: &ContactId,
-        transcript: &str,
+        writes: &[TranscriptWrite],
+        permit: Permit,
         deadline: Instant,
-    ) -> Result<(), UpstreamError>;
+    ) -> Result<Vec<WriteResult>, UpstreamError>;
+    /// The contact's current id, looked up by e-mail (after a merge it has a new one); `None` if there is none.
+    async fn find_contact(
+        &self,
+        email: &Email,
+        deadline: Instant,
+    ) -> Result<Option<ContactId>, UpstreamError>;
+}
+
+/// HubSpot's limit on inputs per batch call.
+pub const MAX_BATCH: usize = 100;
+
+/// Who is asking for a HubSpot request: the shared rate budget keeps room for visitors waiting on a registration,
+/// and caps registrations so that a flood of them cannot starve transcript writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Caller {
+    Registration,
+    /// Transcript writes and everything else done in the background (sweeper, operator commands).
+    Background,
+}
+
+/// What a HubSpot answer said about the app's rate limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RateSignal {
+    /// `X-HubSpot-RateLimit-Remaining` / `-Max` / `-Interval-Milliseconds` on an answer.
+    Remaining {
+        remaining: u32,
+        max: u32,
+        interval: Duration,
+    },
+    /// A 429 for the rolling window (`TEN_SECONDLY_ROLLING`): nothing more until the window has passed.
+    WindowExhausted { interval: Duration },
+    /// A 429 for the daily quota (`DAILY`): nothing more until the quota resets.
+    DailyExhausted,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BudgetError {
+    /// No permit before the caller's deadline: the next one is due after `wait`.
+    #[error("no HubSpot request permit before the deadline (next in {wait:?})")]
+    Exhausted { wait: Duration, daily: bool },
+    #[error(transparent)]
+    Storage(#[from] StoreError),
+}
+
+/// The budget's leave to send one HubSpot request. Only a budget makes one; a request consumes it.
+#[derive(Debug)]
+pub struct Permit(());
+
+impl Permit {
+    pub(crate) fn granted() -> Self {
+        Self(())
+    }
+}
+
+/// One rate budget for the HubSpot app, shared by every running Lambda (see `budget`).
+#[async_trait]
+pub trait RateBudget: Send + Sync {
+    /// Waits for a permit to send one request, until `deadline` at most.
+    async fn acquire(&self, caller: Caller, deadline: Instant) -> Result<Permit, BudgetError>;
+    /// Tightens the budget with what HubSpot said.
+    async fn observe(&self, signal: RateSignal);
 }
 
 #[derive(Debug, Clone)]
@@ -129,12 +234,35 @@ pub enum Recorded {
     Unchanged,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct SyncState {
     /// Bumped by every accepted change.
     pub version: u64,
     /// The version last written to the CRM and confirmed.
     pub synced_version: u64,
+    /// Messages stored for the contact (what the transcript's "earlier messages not shown" line counts).
+    pub messages: u64,
+    /// Where the contact lives in HubSpot now, if not under the id it was registered with (a merge gave it a new id).
+    pub crm_contact: Option<ContactId>,
+    /// Why the contact was taken out of the queue for good (HubSpot deleted it, or refuses its writes).
+    pub parked: Option<String>,
+}
+
+impl SyncState {
+    /// The HubSpot record the transcript goes to.
+    pub fn crm_target(&self, contact: &ContactId) -> ContactId {
+        self.crm_contact.clone().unwrap_or_else(|| contact.clone())
+    }
+}
+
+/// A contact whose transcript is not in HubSpot: behind (waiting in the queue) or parked (taken out of it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BacklogEntry {
+    pub contact: ContactId,
+    /// Since when it has been waiting, or since when it has been parked.
+    pub since: Timestamp,
+    /// `None` while waiting; why, once parked.
+    pub parked: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -171,7 +299,7 @@ pub enum StoreError {
     Corrupt(String),
 }
 
-/// Everything needed to render a contact's transcript.
+/// What a transcript is rendered from: the newest messages (oldest first) and their conversations.
 #[derive(Debug, Clone, Default)]
 pub struct TranscriptSource {
     pub conversations: Vec<Conversation>,
@@ -183,15 +311,26 @@ pub trait Store: Send + Sync {
     /// Stores the channel mapping and the contact's conversation header; never overwrites an existing channel.
     async fn save_channel(&self, mapping: &ChannelMapping) -> Result<(), StoreError>;
     async fn channel(&self, channel: &ChannelRef) -> Result<Option<ChannelMapping>, StoreError>;
-    /// Records a message change idempotently and, atomically with it, bumps the contact's version.
+    /// Records a message change idempotently and, atomically with it, bumps the contact's version and queues it.
     async fn record_change(
         &self,
         contact: &ContactId,
         change: &MessageChange,
         role: Role,
     ) -> Result<Recorded, StoreError>;
+    /// The contact's sync record. Serialized after whole changes: messages read next include every change up to
+    /// its version.
     async fn sync_state(&self, contact: &ContactId) -> Result<SyncState, StoreError>;
-    async fn transcript_source(&self, contact: &ContactId) -> Result<TranscriptSource, StoreError>;
+    /// The newest messages whose lines fill at least `limit` characters (or all of them), and the conversations
+    /// they belong to. Reads only that much, however long the contact's history.
+    async fn recent_transcript(
+        &self,
+        contact: &ContactId,
+        limit: usize,
+    ) -> Result<TranscriptSource, StoreError>;
+    /// The e-mail the contact registered with (to find it again after a merge).
+    async fn contact_email(&self, contact: &ContactId) -> Result<Option<Email>, StoreError>;
+
     /// Takes the contact's lease if it is free or expired.
     async fn acquire_lease(
         &self,
@@ -213,15 +352,45 @@ pub trait Store: Send + Sync {
         owner: &LeaseOwner,
         version: u64,
     ) -> Result<Release, StoreError>;
-    /// Releases our lease whatever the version (the contact stays dirty for the sweeper).
+    /// Releases our lease whatever the version (the contact stays queued).
     async fn release_lease(
         &self,
         contact: &ContactId,
         owner: &LeaseOwner,
     ) -> Result<(), StoreError>;
-    /// Moves a dirty contact to the back of the sweeper's queue (after a failed write), so contacts the CRM keeps
-    /// rejecting cannot starve the others.
-    async fn requeue_dirty(&self, contact: &ContactId) -> Result<(), StoreError>;
-    /// Contacts with changes not yet written to the CRM, longest waiting first.
+    /// Points the contact's writes at another HubSpot record (the survivor of a merge).
+    async fn redirect_contact(
+        &self,
+        contact: &ContactId,
+        crm_contact: &ContactId,
+    ) -> Result<(), StoreError>;
+    /// Takes the contact out of the queue for good, recording why, and releases our lease.
+    async fn park_contact(
+        &self,
+        contact: &ContactId,
+        owner: &LeaseOwner,
+        reason: &str,
+    ) -> Result<(), StoreError>;
+    /// Puts a parked or waiting contact (back) at the front of the queue; false if it has no sync record.
+    async fn requeue(&self, contact: &ContactId) -> Result<bool, StoreError>;
+    /// Contacts with changes not yet written to the CRM, longest waiting first, across every shard of the queue.
     async fn dirty_contacts(&self, limit: usize) -> Result<Vec<ContactId>, StoreError>;
+    /// Waiting and parked contacts, for operators.
+    async fn backlog(&self, limit: usize) -> Result<Vec<BacklogEntry>, StoreError>;
+
+    /// Takes the flusher's lease (one flusher writes batches at a time) if it is free or expired.
+    async fn acquire_flusher(&self, owner: &LeaseOwner, ttl: Duration) -> Result<bool, StoreError>;
+    /// Asks the flusher that holds the lease now to take this contact; false if no flusher holds it.
+    async fn wake_flusher(&self, contact: &ContactId) -> Result<bool, StoreError>;
+    /// Extends our flusher lease and returns the contacts woken for it; `None` if the lease is no longer ours.
+    async fn renew_flusher(
+        &self,
+        owner: &LeaseOwner,
+        ttl: Duration,
+    ) -> Result<Option<Vec<ContactId>>, StoreError>;
+    /// Forgets these wake-ups (the flusher has taken them).
+    async fn clear_wakes(&self, contacts: &[ContactId]) -> Result<(), StoreError>;
+    /// Releases our flusher lease. With `if_idle`, only if no contact was woken meanwhile (false: keep flushing);
+    /// without, pending wake-ups stay for the next flusher.
+    async fn release_flusher(&self, owner: &LeaseOwner, if_idle: bool) -> Result<bool, StoreError>;
 }

@@ -3,6 +3,7 @@
 use crate::adapters::dynamo::DynamoStore;
 use crate::adapters::hubspot::HubSpotClient;
 use crate::adapters::stream::StreamClient;
+use crate::budget::BudgetPlan;
 use crate::config::{
     ConfigError, Env, FlushSettings, HubSpotSettings, RegistrationSettings, SecretsManager,
     StreamSettings,
@@ -10,6 +11,7 @@ use crate::config::{
 use crate::handlers::registration::Registration;
 use crate::handlers::sweeper::Sweeper;
 use crate::handlers::webhook::Webhook;
+use crate::ports::RateBudget;
 use crate::sync::TranscriptSync;
 use std::sync::Arc;
 use std::time::Duration;
@@ -53,13 +55,28 @@ fn stream_client(settings: &StreamSettings) -> Result<StreamClient, ConfigError>
     })
 }
 
+/// The HubSpot client and the rate budget it shares with every other function, kept in the table.
+pub fn hubspot(
+    store: &DynamoStore,
+    settings: &HubSpotSettings,
+) -> (Arc<HubSpotClient>, Arc<dyn RateBudget>) {
+    let budget: Arc<dyn RateBudget> = Arc::new(store.budget(BudgetPlan::new(settings.rate_limit)));
+    let client = HubSpotClient::new(&settings.base_url, &settings.access_token, budget.clone());
+    (Arc::new(client), budget)
+}
+
 fn transcript_sync(
     env: &Env,
     store: Arc<DynamoStore>,
-    hubspot: HubSpotSettings,
+    settings: HubSpotSettings,
 ) -> Result<TranscriptSync, ConfigError> {
-    let crm = Arc::new(HubSpotClient::new(&hubspot.base_url, &hubspot.access_token));
-    Ok(TranscriptSync::new(store, crm, FlushSettings::load(env)?))
+    let (crm, budget) = hubspot(&store, &settings);
+    Ok(TranscriptSync::new(
+        store,
+        crm,
+        budget,
+        FlushSettings::load(env)?,
+    ))
 }
 
 pub async fn registration(
@@ -73,8 +90,9 @@ pub async fn registration(
     let store = store(env, aws)?;
     let chat = stream_client(&stream)?;
     let tokens = chat.tokens();
+    let (crm, _) = self::hubspot(&store, &hubspot);
     Ok(Registration::new(
-        Arc::new(HubSpotClient::new(&hubspot.base_url, &hubspot.access_token)),
+        crm,
         Arc::new(chat),
         store,
         tokens,
@@ -96,14 +114,8 @@ pub async fn sweeper(env: &Env, aws: &aws_config::SdkConfig) -> Result<Sweeper, 
     let hubspot = HubSpotSettings::load(env, &secrets).await?;
     let store = store(env, aws)?;
     let sync = transcript_sync(env, store.clone(), hubspot)?;
-    let batch = env.millis("SWEEPER_BATCH", 200, 1..=1000)?.as_millis() as usize;
     let budget = env.seconds("SWEEPER_BUDGET_SECONDS", 40, 1..=800)?;
-    Ok(Sweeper::new(
-        store,
-        sync,
-        batch,
-        budget.max(Duration::from_secs(1)),
-    ))
+    Ok(Sweeper::new(store, sync, budget))
 }
 
 /// Ends a cold start that cannot work, with one line naming the variable (no panic, no backtrace).

@@ -1,7 +1,9 @@
 //! Property tests: the renderer's limits and order, parsers that never panic, signatures that catch any change.
 
 use chat_sync::adapters::stream::{sign_body, verify_signature};
-use chat_sync::domain::transcript::{render, text_len, Conversation, HUBSPOT_PROPERTY_LIMIT};
+use chat_sync::domain::transcript::{
+    render, render_line, text_len, Conversation, Filling, HUBSPOT_PROPERTY_LIMIT,
+};
 use chat_sync::domain::{Email, MessageId, PersonName, Role, StoredMessage, Timestamp};
 use chat_sync::handlers::registration::RegistrationForm;
 use chat_sync::handlers::webhook::parse_event;
@@ -51,18 +53,49 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 
     #[test]
-    fn transcript_fits_keeps_newest_and_preserves_order(messages in arb_messages()) {
+    fn transcript_fits_and_keeps_the_newest_messages(messages in arb_messages()) {
         let conversations = conversations();
-        let text = render(&conversations, &messages, HUBSPOT_PROPERTY_LIMIT);
+        let total = messages.len() as u64;
+        let text = render(&conversations, &messages, HUBSPOT_PROPERTY_LIMIT, total);
         prop_assert!(text_len(&text) <= HUBSPOT_PROPERTY_LIMIT);
-        // The newest line (in transcript order) is always there.
-        let full = render(&conversations, &messages, usize::MAX);
-        let last_full = full.lines().last().unwrap_or_default();
-        prop_assert!(text.ends_with(last_full));
-        // What is kept is a suffix of the full rendering, in the same order.
-        let kept: Vec<&str> = text.lines().filter(|l| l.starts_with('[') && !l.ends_with("not shown]")).collect();
-        let all: Vec<&str> = full.lines().filter(|l| l.starts_with('[')).collect();
-        prop_assert!(all.ends_with(&kept));
+        // The lines shown are exactly those of the newest messages (by time, then id), however many fit...
+        let shown: Vec<&str> = text.lines().filter(|l| l.starts_with('[') && !l.ends_with("not shown]")).collect();
+        prop_assert!(!shown.is_empty(), "the newest line is always shown");
+        let mut by_time: Vec<&StoredMessage> = messages.iter().collect();
+        by_time.sort_by(|a, b| a.created_at.cmp(&b.created_at).then_with(|| a.message_id.cmp(&b.message_id)));
+        let mut newest: Vec<String> = by_time[by_time.len() - shown.len()..].iter().map(|m| render_line(m)).collect();
+        let mut shown_sorted: Vec<String> = shown.iter().map(|l| (*l).to_owned()).collect();
+        newest.sort();
+        shown_sorted.sort();
+        prop_assert_eq!(newest, shown_sorted);
+        // ...and the first line says how many are not.
+        let omitted = messages.len() - shown.len();
+        if omitted > 0 {
+            prop_assert!(text.starts_with(&format!("[{omitted} earlier ")), "{}", text.lines().next().unwrap_or_default());
+        }
+    }
+
+    /// The flusher reads only the newest messages, newest first, until their lines overflow the limit: what it
+    /// renders from them is what the whole history renders.
+    #[test]
+    fn reading_only_the_newest_renders_the_same(messages in arb_messages(), limit in 200usize..20_000) {
+        let conversations = conversations();
+        let total = messages.len() as u64;
+        let mut newest_first: Vec<StoredMessage> = messages.clone();
+        newest_first.sort_by(|a, b| b.created_at.cmp(&a.created_at).then_with(|| b.message_id.cmp(&a.message_id)));
+        let mut filling = Filling::new(limit);
+        let mut read = Vec::new();
+        for message in newest_first {
+            filling.add(&message);
+            read.push(message);
+            if filling.is_full() {
+                break;
+            }
+        }
+        prop_assert_eq!(
+            render(&conversations, &read, limit, total),
+            render(&conversations, &messages, limit, total)
+        );
     }
 
     #[test]

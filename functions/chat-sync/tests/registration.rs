@@ -10,6 +10,7 @@ use lambda_http::http::StatusCode;
 use support::{event, http_request, json_body, TestApp, AGENT_ID, STREAM_KEY, STREAM_SECRET};
 
 const ADA: &str = r#"{"firstName":"Ada","lastName":"Lovelace","email":"Ada.Lovelace@Example.com"}"#;
+const GRACE: &str = r#"{"firstName":"Grace","lastName":"Hopper","email":"grace@example.com"}"#;
 const JSON: (&str, &str) = ("content-type", "application/json");
 
 async fn register(app: &TestApp, body: &str) -> (StatusCode, serde_json::Value) {
@@ -302,13 +303,24 @@ async fn hubspot_failure_is_a_502_and_stores_no_mapping() {
 }
 
 #[tokio::test]
-async fn rate_limit_then_success_is_retried() {
+async fn a_rolling_window_429_is_not_hammered() {
     let app = TestApp::start().await;
     app.hubspot.faults().fail_next("upsert", 1, 429);
     let (status, body) = register(&app, ADA).await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(app.hubspot.call_count("upsert"), 2);
-    assert_eq!(app.hubspot.contacts().len(), 1);
+    // HubSpot's TEN_SECONDLY_ROLLING 429 means "wait for the window": longer than a visitor should wait, so the
+    // registration fails at once instead of retrying into the same window...
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
+    assert_eq!(body["code"], "upstream_rate_limited");
+    assert_eq!(app.hubspot.call_count("upsert"), 1, "not retried");
+    // ...and the shared budget holds every caller back until the window has passed.
+    let (status, _) = register(&app, GRACE).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY);
+    assert_eq!(
+        app.hubspot.call_count("upsert"),
+        1,
+        "nothing sent meanwhile"
+    );
+    assert!(app.hubspot.contacts().is_empty());
 }
 
 #[tokio::test]

@@ -3,9 +3,11 @@
 use chat_sync::adapters::dynamo::DynamoStore;
 use chat_sync::adapters::hubspot::HubSpotClient;
 use chat_sync::adapters::stream::StreamClient;
+use chat_sync::budget::{BudgetPlan, RateLimit};
 use chat_sync::config::{AllowedOrigins, RegistrationSettings};
 use chat_sync::domain::{ChannelType, UserId};
 use chat_sync::handlers::registration::Registration;
+use chat_sync::ports::RateBudget;
 use sandbox::{HubSpotDouble, StreamDouble};
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,6 +29,8 @@ pub struct World {
     pub stream: StreamDouble,
     pub store: Arc<DynamoStore>,
     pub crm: Arc<HubSpotClient>,
+    /// The shared HubSpot budget `crm` draws from (100 requests / 10 s, HubSpot's Free/Starter limit).
+    pub budget: Arc<dyn RateBudget>,
     pub chat: StreamClient,
     pub registration: Arc<Registration>,
 }
@@ -47,7 +51,13 @@ impl World {
             .create_table()
             .await
             .map_err(|e| format!("create table: {e}"))?;
-        let crm = Arc::new(HubSpotClient::new(&hubspot.base_url(), HUBSPOT_TOKEN));
+        let budget: Arc<dyn RateBudget> =
+            Arc::new(store.budget(BudgetPlan::new(RateLimit::HUBSPOT_DEFAULT)));
+        let crm = Arc::new(HubSpotClient::new(
+            &hubspot.base_url(),
+            HUBSPOT_TOKEN,
+            budget.clone(),
+        ));
         let chat = StreamClient::new(&stream.base_url(), STREAM_KEY, STREAM_SECRET)
             .map_err(|e| e.to_string())?;
         let settings = RegistrationSettings {
@@ -69,6 +79,7 @@ impl World {
             stream,
             store,
             crm,
+            budget,
             chat,
             registration,
         })

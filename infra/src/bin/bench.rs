@@ -70,13 +70,18 @@ async fn run() -> Result<(), String> {
     // Production defaults; the same variables as the Lambdas tune them (FLUSH_LINGER_MS, ...).
     let flush = FlushSettings::load(&Env::from_process()).map_err(|e| e.to_string())?;
     println!("flush settings: {flush:?}\n");
-    let sync = TranscriptSync::new(ours_world.store.clone(), ours_world.crm.clone(), flush);
+    let sync = TranscriptSync::new(
+        ours_world.store.clone(),
+        ours_world.crm.clone(),
+        ours_world.budget.clone(),
+        flush,
+    );
     let webhook = Arc::new(Webhook::new(
         ours_world.store.clone(),
         sync.clone(),
         STREAM_SECRET,
     ));
-    let sweeper = Sweeper::new(ours_world.store.clone(), sync, 500, Duration::from_secs(20));
+    let sweeper = Sweeper::new(ours_world.store.clone(), sync, Duration::from_secs(20));
     // The sweeper runs every 5 s here (every minute when deployed); what it writes is reported separately.
     let sweeper_writes = Arc::new(std::sync::atomic::AtomicU32::new(0));
     let sweeping = {
@@ -85,7 +90,8 @@ async fn run() -> Result<(), String> {
             loop {
                 tokio::time::sleep(Duration::from_secs(5)).await;
                 if let Ok(report) = sweeper.sweep().await {
-                    sweeper_writes.fetch_add(report.writes, std::sync::atomic::Ordering::Relaxed);
+                    sweeper_writes
+                        .fetch_add(report.flush.calls, std::sync::atomic::Ordering::Relaxed);
                 }
             }
         })

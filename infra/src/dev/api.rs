@@ -40,7 +40,7 @@ pub struct DevApi {
     pub mode: Mode,
     pub agent_id: UserId,
     pub chat: StreamClient,
-    pub crm: HubSpotClient,
+    pub crm: std::sync::Arc<HubSpotClient>,
     pub store: Arc<dyn Store>,
     pub dynamodb_endpoint: String,
 }

@@ -24,20 +24,31 @@ fn attempt_timeout(deadline: Instant, per_attempt: Duration) -> Option<Duration>
 }
 
 fn out_of_time(service: &'static str) -> UpstreamError {
-    UpstreamError::Timeout { service }
+    UpstreamError::Unavailable {
+        service,
+        detail: "no time left to send the request".into(),
+    }
 }
 
 fn transport_error(service: &'static str, error: reqwest::Error) -> UpstreamError {
-    if error.is_timeout() {
+    let (connect, timeout) = (error.is_connect(), error.is_timeout());
+    // No URL in the detail: query strings can carry keys.
+    let detail = error.without_url().to_string();
+    if connect {
+        // Never connected: nothing was sent.
+        UpstreamError::Unavailable { service, detail }
+    } else if timeout {
         UpstreamError::Timeout { service }
     } else {
-        // Connect errors and resets: the request did not complete; safe to retry. No URL in the detail:
-        // query strings can carry keys.
-        UpstreamError::Unavailable {
-            service,
-            detail: error.without_url().to_string(),
-        }
+        // The connection broke after the request went out: it may have been applied.
+        UpstreamError::Indeterminate { service, detail }
     }
+}
+
+/// One answered (or failed) request: the result, and the answer's headers when there was an answer.
+pub struct Exchange {
+    pub headers: Option<HeaderMap>,
+    pub result: Result<serde_json::Value, UpstreamError>,
 }
 
 /// Sends one request (already authenticated by the caller) with the time left before `deadline`, capped at
@@ -49,22 +60,54 @@ pub async fn send_json(
     per_attempt: Duration,
     rate_limit: impl Fn(&HeaderMap, &str) -> (Option<Duration>, bool),
 ) -> Result<serde_json::Value, UpstreamError> {
-    let timeout = attempt_timeout(deadline, per_attempt).ok_or(out_of_time(service))?;
-    let response = request
-        .timeout(timeout)
-        .send()
+    exchange(service, request, deadline, per_attempt, rate_limit)
         .await
-        .map_err(|e| transport_error(service, e))?;
-    if !response.status().is_success() {
-        return Err(status_error(service, response, rate_limit).await);
-    }
-    response
-        .json::<serde_json::Value>()
-        .await
-        .map_err(|e| UpstreamError::Protocol {
-            service,
-            detail: e.without_url().to_string(),
+        .result
+}
+
+/// [`send_json`], keeping the answer's headers (HubSpot's rate-limit headers come on every answer).
+pub async fn exchange(
+    service: &'static str,
+    request: reqwest::RequestBuilder,
+    deadline: Instant,
+    per_attempt: Duration,
+    rate_limit: impl Fn(&HeaderMap, &str) -> (Option<Duration>, bool),
+) -> Exchange {
+    let Some(timeout) = attempt_timeout(deadline, per_attempt) else {
+        return Exchange {
+            headers: None,
+            result: Err(out_of_time(service)),
+        };
+    };
+    let response = match request.timeout(timeout).send().await {
+        Ok(response) => response,
+        Err(e) => {
+            return Exchange {
+                headers: None,
+                result: Err(transport_error(service, e)),
+            }
+        }
+    };
+    let headers = response.headers().clone();
+    let result = if response.status().is_success() {
+        response.json::<serde_json::Value>().await.map_err(|e| {
+            if e.is_decode() {
+                UpstreamError::Protocol {
+                    service,
+                    detail: e.without_url().to_string(),
+                }
+            } else {
+                // The body did not arrive whole: the request was processed, its answer is unknown.
+                transport_error(service, e)
+            }
         })
+    } else {
+        Err(status_error(service, response, rate_limit).await)
+    };
+    Exchange {
+        headers: Some(headers),
+        result,
+    }
 }
 
 /// Maps a non-success status to an error; `rate_limit` reads service-specific 429 details.
@@ -87,10 +130,12 @@ async fn status_error(
                 daily,
             }
         }
+        // Refused before any processing: nothing was applied.
         StatusCode::REQUEST_TIMEOUT | StatusCode::LOCKED => {
             UpstreamError::Unavailable { service, detail }
         }
-        s if s.is_server_error() => UpstreamError::Unavailable { service, detail },
+        // A gateway or server error can hide a write that was applied, or is still on its way.
+        s if s.is_server_error() => UpstreamError::Indeterminate { service, detail },
         s => UpstreamError::Rejected {
             service,
             status: s.as_u16(),

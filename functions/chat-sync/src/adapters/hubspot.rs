@@ -1,12 +1,18 @@
-//! HubSpot CRM v3 client: private-app Bearer token, contact upsert by e-mail, transcript property writes.
+//! HubSpot CRM v3 client: private-app Bearer token, contact upsert by e-mail, batched transcript writes. Every
+//! request first takes a permit from the app's shared rate budget and reports what HubSpot said about the limit.
 
 use super::backoff::Backoff;
-use super::http::{client, send_json};
-use crate::domain::ContactId;
-use crate::ports::{ContactDetails, Crm, UpstreamError};
+use super::http::{client, exchange};
+use crate::domain::{ContactId, Email};
+use crate::ports::{
+    BudgetError, Caller, ContactDetails, Crm, Permit, RateBudget, RateSignal, TranscriptWrite,
+    UpstreamError, WriteResult, MAX_BATCH,
+};
 use async_trait::async_trait;
 use reqwest::header::HeaderMap;
 use serde_json::{json, Value};
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const SERVICE: &str = "HubSpot";
@@ -19,6 +25,9 @@ pub const TRANSCRIPT_PROPERTY: &str = "chat_transcript";
 
 pub const DEFAULT_BASE_URL: &str = "https://api.hubapi.com";
 
+/// HubSpot's rolling window when an answer does not say.
+const DEFAULT_WINDOW: Duration = Duration::from_secs(10);
+
 #[derive(Clone)]
 pub struct HubSpotClient {
     http: reqwest::Client,
@@ -26,6 +35,7 @@ pub struct HubSpotClient {
     token: String,
     per_attempt: Duration,
     backoff: Backoff,
+    budget: Arc<dyn RateBudget>,
 }
 
 impl std::fmt::Debug for HubSpotClient {
@@ -37,13 +47,15 @@ impl std::fmt::Debug for HubSpotClient {
 }
 
 impl HubSpotClient {
-    pub fn new(base_url: &str, access_token: &str) -> Self {
+    /// A client whose every request takes a permit from `budget` first.
+    pub fn new(base_url: &str, access_token: &str, budget: Arc<dyn RateBudget>) -> Self {
         Self {
             http: client(),
             base_url: base_url.trim_end_matches('/').to_owned(),
             token: access_token.to_owned(),
             per_attempt: Duration::from_secs(3),
             backoff: Backoff::new(4, Duration::from_millis(250), Duration::from_secs(2)),
+            budget,
         }
     }
 
@@ -56,14 +68,34 @@ impl HubSpotClient {
         format!("{}{API_PREFIX}{path}", self.base_url)
     }
 
-    /// Sends one request with the time left before `deadline`, and maps failures.
+    /// Sends one request with the time left before `deadline`, once the budget grants a permit, and maps failures.
     async fn send(
         &self,
+        request: reqwest::RequestBuilder,
+        caller: Caller,
+        deadline: Instant,
+    ) -> Result<Value, UpstreamError> {
+        let permit = self
+            .budget
+            .acquire(caller, deadline)
+            .await
+            .map_err(budget_error)?;
+        self.send_with(permit, request, deadline).await
+    }
+
+    /// Sends one request under a permit already granted.
+    async fn send_with(
+        &self,
+        _permit: Permit,
         request: reqwest::RequestBuilder,
         deadline: Instant,
     ) -> Result<Value, UpstreamError> {
         let request = request.bearer_auth(&self.token);
-        send_json(SERVICE, request, deadline, self.per_attempt, rate_limit).await
+        let answer = exchange(SERVICE, request, deadline, self.per_attempt, rate_limit).await;
+        if let Some(signal) = signal(answer.headers.as_ref(), &answer.result) {
+            self.budget.observe(signal).await;
+        }
+        answer.result
     }
 
     /// Reads the contact's transcript property (the dev page's CRM view; never used to write).
@@ -77,7 +109,7 @@ impl HubSpotClient {
             .http
             .get(&url)
             .query(&[("properties", TRANSCRIPT_PROPERTY)]);
-        let contact = self.send(request, deadline).await?;
+        let contact = self.send(request, Caller::Background, deadline).await?;
         Ok(contact
             .pointer(&format!("/properties/{TRANSCRIPT_PROPERTY}"))
             .and_then(Value::as_str)
@@ -91,7 +123,7 @@ impl HubSpotClient {
         deadline: Instant,
     ) -> Result<bool, UpstreamError> {
         let url = self.url(&format!("/properties/contacts/{TRANSCRIPT_PROPERTY}"));
-        let attempt = |_| self.send(self.http.get(&url), deadline);
+        let attempt = |_| self.send(self.http.get(&url), Caller::Background, deadline);
         match self.backoff.retry(deadline, attempt).await {
             Ok(_) => Ok(true),
             Err(UpstreamError::Rejected { status: 404, .. }) => Ok(false),
@@ -113,7 +145,13 @@ impl HubSpotClient {
             "description": "Website chat conversations, written by chat-sync.",
         });
         let url = self.url("/properties/contacts");
-        let attempt = |_| self.send(self.http.post(&url).json(&body), deadline);
+        let attempt = |_| {
+            self.send(
+                self.http.post(&url).json(&body),
+                Caller::Background,
+                deadline,
+            )
+        };
         match self.backoff.retry(deadline, attempt).await {
             Ok(_) => Ok(true),
             Err(UpstreamError::Rejected { status: 409, .. }) => Ok(false),
@@ -122,8 +160,35 @@ impl HubSpotClient {
     }
 }
 
-/// HubSpot's 429: `policyName` says which window was hit. The ten-second window frees up within a second or two
-/// for one caller; the daily one does not free up today.
+/// No permit: to the caller, the same as a 429 (nothing was sent).
+pub fn budget_error(error: BudgetError) -> UpstreamError {
+    match error {
+        BudgetError::Exhausted { wait, daily } => UpstreamError::RateLimited {
+            service: SERVICE,
+            retry_after: Some(wait),
+            daily,
+        },
+        BudgetError::Storage(error) => UpstreamError::Unavailable {
+            service: SERVICE,
+            detail: format!("the rate budget could not be read: {error}"),
+        },
+    }
+}
+
+fn header_number(headers: &HeaderMap, name: &str) -> Option<u64> {
+    headers.get(name)?.to_str().ok()?.trim().parse().ok()
+}
+
+fn window(headers: Option<&HeaderMap>) -> Duration {
+    headers
+        .and_then(|h| header_number(h, "x-hubspot-ratelimit-interval-milliseconds"))
+        .filter(|ms| (1_000..=86_400_000).contains(ms))
+        .map_or(DEFAULT_WINDOW, Duration::from_millis)
+}
+
+/// HubSpot's 429: `policyName` says which limit was hit. The rolling window frees up only once it has passed (the
+/// official client waits the whole window too); the daily quota does not free up today. Other policies (the search
+/// API's per-second limit) free up within a second.
 fn rate_limit(headers: &HeaderMap, body: &str) -> (Option<Duration>, bool) {
     let policy = serde_json::from_str::<Value>(body)
         .ok()
@@ -133,14 +198,86 @@ fn rate_limit(headers: &HeaderMap, body: &str) -> (Option<Duration>, bool) {
                 .map(str::to_owned)
         })
         .unwrap_or_default();
-    let daily = policy == "DAILY";
-    let remaining_zero = headers
-        .get("x-hubspot-ratelimit-remaining")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.trim() == "0");
-    // The interval header is the window length (10 s), not the wait; back off by the schedule unless told.
-    let hint = (remaining_zero && !daily).then_some(Duration::from_millis(500));
-    (hint, daily)
+    match policy.as_str() {
+        "DAILY" => (None, true),
+        "TEN_SECONDLY_ROLLING" | "" => (Some(window(Some(headers))), false),
+        _ => (Some(Duration::from_secs(1)), false),
+    }
+}
+
+/// What an answer tells the shared budget.
+fn signal(
+    headers: Option<&HeaderMap>,
+    result: &Result<Value, UpstreamError>,
+) -> Option<RateSignal> {
+    match result {
+        Err(UpstreamError::RateLimited { daily: true, .. }) => Some(RateSignal::DailyExhausted),
+        Err(UpstreamError::RateLimited { .. }) => Some(RateSignal::WindowExhausted {
+            interval: window(headers),
+        }),
+        _ => {
+            let headers = headers?;
+            let remaining = header_number(headers, "x-hubspot-ratelimit-remaining")?;
+            Some(RateSignal::Remaining {
+                remaining: u32::try_from(remaining).unwrap_or(u32::MAX),
+                max: header_number(headers, "x-hubspot-ratelimit-max")
+                    .and_then(|m| u32::try_from(m).ok())
+                    .unwrap_or(0),
+                interval: window(Some(headers)),
+            })
+        }
+    }
+}
+
+/// Reads a batch answer (200 or 207): which inputs were written, which ids HubSpot does not know, which inputs
+/// it refused and why.
+fn batch_results(writes: &[TranscriptWrite], answer: &Value) -> Vec<WriteResult> {
+    let written: HashSet<&str> = answer
+        .get("results")
+        .and_then(Value::as_array)
+        .map(|results| {
+            results
+                .iter()
+                .filter_map(|r| r.get("id").and_then(Value::as_str))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut failed: HashMap<&str, WriteResult> = HashMap::new();
+    for error in answer
+        .get("errors")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let category = error.get("category").and_then(Value::as_str).unwrap_or("");
+        let message = error.get("message").and_then(Value::as_str).unwrap_or("");
+        let result = if category == "OBJECT_NOT_FOUND" {
+            WriteResult::NotFound
+        } else {
+            WriteResult::Rejected(format!(
+                "{category}: {}",
+                message.chars().take(300).collect::<String>()
+            ))
+        };
+        let ids = error.pointer("/context/ids").and_then(Value::as_array);
+        for id in ids.into_iter().flatten().filter_map(Value::as_str) {
+            failed.insert(id, result.clone());
+        }
+    }
+    writes
+        .iter()
+        .map(|write| {
+            let id = write.contact.as_str();
+            if let Some(result) = failed.get(id) {
+                result.clone()
+            } else if written.contains(id) {
+                WriteResult::Written
+            } else {
+                // Neither written nor refused by name: it may have been applied.
+                WriteResult::Unconfirmed
+            }
+        })
+        .collect()
 }
 
 #[async_trait]
@@ -162,7 +299,13 @@ impl Crm for HubSpotClient {
             }]
         });
         let url = self.url("/objects/contacts/batch/upsert");
-        let attempt = |_| self.send(self.http.post(&url).json(&body), deadline);
+        let attempt = |_| {
+            self.send(
+                self.http.post(&url).json(&body),
+                Caller::Registration,
+                deadline,
+            )
+        };
         let response = self.backoff.retry(deadline, attempt).await?;
         let id = response
             .get("results")
@@ -179,17 +322,57 @@ impl Crm for HubSpotClient {
         })
     }
 
-    async fn write_transcript(
+    async fn write_transcripts(
         &self,
-        contact: &ContactId,
-        transcript: &str,
+        writes: &[TranscriptWrite],
+        permit: Permit,
         deadline: Instant,
-    ) -> Result<(), UpstreamError> {
-        let body = json!({ "properties": { TRANSCRIPT_PROPERTY: transcript } });
+    ) -> Result<Vec<WriteResult>, UpstreamError> {
+        if writes.is_empty() {
+            return Ok(Vec::new());
+        }
+        if writes.len() > MAX_BATCH {
+            return Err(UpstreamError::Protocol {
+                service: SERVICE,
+                detail: format!("a batch holds at most {MAX_BATCH} inputs"),
+            });
+        }
+        let inputs: Vec<Value> = writes
+            .iter()
+            .map(|w| json!({ "id": w.contact.as_str(), "properties": { TRANSCRIPT_PROPERTY: w.transcript } }))
+            .collect();
         let request = self
             .http
-            .patch(self.url(&format!("/objects/contacts/{}", contact.as_str())))
-            .json(&body);
-        self.send(request, deadline).await.map(|_| ())
+            .post(self.url("/objects/contacts/batch/update"))
+            .json(&json!({ "inputs": inputs }));
+        let answer = self.send_with(permit, request, deadline).await?;
+        Ok(batch_results(writes, &answer))
+    }
+
+    async fn find_contact(
+        &self,
+        email: &Email,
+        deadline: Instant,
+    ) -> Result<Option<ContactId>, UpstreamError> {
+        let request = self
+            .http
+            .get(self.url(&format!("/objects/contacts/{}", email.as_str())))
+            .query(&[("idProperty", "email"), ("properties", "email")]);
+        match self.send(request, Caller::Background, deadline).await {
+            Ok(contact) => {
+                let id = contact
+                    .get("id")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                ContactId::parse(id)
+                    .map(Some)
+                    .map_err(|e| UpstreamError::Protocol {
+                        service: SERVICE,
+                        detail: e.to_string(),
+                    })
+            }
+            Err(UpstreamError::Rejected { status: 404, .. }) => Ok(None),
+            Err(error) => Err(error),
+        }
     }
 }

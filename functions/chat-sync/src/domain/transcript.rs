@@ -22,83 +22,130 @@ pub fn text_len(text: &str) -> usize {
     text.encode_utf16().count()
 }
 
-/// Renders every conversation that has messages, oldest first, messages in `created_at` order (message id as
-/// tiebreak). If the result would exceed `limit`, the newest lines are kept and a first line says how many earlier
-/// messages were left out.
-pub fn render(conversations: &[Conversation], messages: &[StoredMessage], limit: usize) -> String {
-    let mut ordered: Vec<&StoredMessage> = messages.iter().collect();
-    let started = |cid: &str| {
-        conversations
-            .iter()
-            .find(|c| c.cid == cid)
-            .map(|c| c.started_at)
-    };
-    // Conversations first (by start, then cid), then messages by time within each.
-    ordered.sort_by(|a, b| {
-        let key = |m: &StoredMessage| (started(&m.cid).unwrap_or(m.created_at), m.cid.clone());
-        key(a)
-            .cmp(&key(b))
-            .then_with(|| a.created_at.cmp(&b.created_at))
+/// Renders the newest messages that fit in `limit`, grouped by conversation (oldest conversation first, messages in
+/// `created_at` order, message id as tiebreak). `total` is how many messages the contact has in all (at least
+/// `messages.len()`): if some are not shown, a first line says how many.
+///
+/// The lines kept are the newest by `created_at`, so a caller may pass only the newest messages as long as their
+/// lines (see [`Filling`]) exceed `limit`: the result is the same as for the whole history.
+pub fn render(
+    conversations: &[Conversation],
+    messages: &[StoredMessage],
+    limit: usize,
+    total: u64,
+) -> String {
+    let mut by_time: Vec<&StoredMessage> = messages.iter().collect();
+    by_time.sort_by(|a, b| {
+        a.created_at
+            .cmp(&b.created_at)
             .then_with(|| a.message_id.cmp(&b.message_id))
     });
-
-    let header = |message: &StoredMessage| {
-        let conversation = conversations.iter().find(|c| c.cid == message.cid);
-        let (name, at) = match conversation {
+    let total = total.max(messages.len() as u64);
+    let conversation = |cid: &str| conversations.iter().find(|c| c.cid == cid);
+    // A conversation's header; without a stored conversation, the earliest of its messages stands in.
+    let header = |cid: &str, first: &StoredMessage| {
+        let (name, at) = match conversation(cid) {
             Some(c) => (c.channel_id.as_str(), c.started_at),
-            None => (message.cid.as_str(), message.created_at),
+            None => (cid, first.created_at),
         };
         format!("=== Conversation {name} started {} ===", at.human())
     };
-    let lines: Vec<String> = ordered.iter().map(|m| render_line(m)).collect();
-    let opens_group = |i: usize| i == 0 || ordered[i - 1].cid != ordered[i].cid;
+    let lines: Vec<String> = by_time.iter().map(|m| render_line(m)).collect();
 
-    // Keep the longest suffix that fits. Exact length of the output for a kept suffix: every line plus its
-    // newline, every kept group's header, a blank line between groups, and the notice line if anything was cut.
-    let n = ordered.len();
+    // Keep the longest suffix (in time) that fits. Exact length of the output for a kept suffix: every line and
+    // every kept conversation's header plus a newline each, a blank line between conversations, the notice line if
+    // anything was cut, less the final newline.
+    let n = by_time.len();
     let mut start = n;
     let mut used = 0usize;
+    let mut groups: Vec<&str> = Vec::new();
     for i in (0..n).rev() {
+        let cid = by_time[i].cid.as_str();
         let mut add = text_len(&lines[i]) + 1;
-        let closes_group = i + 1 == n || ordered[i + 1].cid != ordered[i].cid;
-        if closes_group {
-            add += text_len(&header(ordered[i])) + if i + 1 == n { 0 } else { 2 };
+        let new_group = !groups.contains(&cid);
+        if new_group {
+            // Any message of the conversation gives the same header length (the time has a fixed width).
+            add += text_len(&header(cid, by_time[i])) + 1 + usize::from(!groups.is_empty());
         }
-        let notice = if i > 0 { notice_len(i) } else { 0 };
+        let omitted = total - (n - i) as u64;
+        let notice = if omitted > 0 { notice_len(omitted) } else { 0 };
         // The newest line is always kept: MAX_LINE guarantees it fits any realistic limit.
-        if start < n && used + add + notice > limit {
+        if start < n && used + add + notice > limit + 1 {
             break;
         }
         used += add;
         start = i;
+        if new_group {
+            groups.push(cid);
+        }
     }
 
+    // Group the kept lines by conversation: conversations by start (then cid), lines by time within each.
+    let kept: Vec<usize> = (start..n).collect();
+    let started = |cid: &str, first: &StoredMessage| {
+        conversation(cid).map_or(first.created_at, |c| c.started_at)
+    };
+    let mut order: Vec<(&str, usize)> = Vec::new(); // (cid, first kept index)
+    for &i in &kept {
+        let cid = by_time[i].cid.as_str();
+        if !order.iter().any(|(c, _)| *c == cid) {
+            order.push((cid, i));
+        }
+    }
+    order.sort_by(|(a, ai), (b, bi)| {
+        (started(a, by_time[*ai]), *a).cmp(&(started(b, by_time[*bi]), *b))
+    });
+
     let mut out = String::new();
-    if start > 0 {
-        out.push_str(&notice(start));
+    let omitted = total - kept.len() as u64;
+    if omitted > 0 {
+        out.push_str(&notice(omitted));
         out.push('\n');
     }
-    for i in start..n {
-        if i == start || opens_group(i) {
-            if i != start {
-                out.push('\n');
-            }
-            out.push_str(&header(ordered[i]));
+    for (g, (cid, first)) in order.iter().enumerate() {
+        if g > 0 {
             out.push('\n');
         }
-        out.push_str(&lines[i]);
+        out.push_str(&header(cid, by_time[*first]));
         out.push('\n');
+        for &i in kept.iter().filter(|&&i| by_time[i].cid == *cid) {
+            out.push_str(&lines[i]);
+            out.push('\n');
+        }
     }
     out.pop();
     out
 }
 
-fn notice(omitted: usize) -> String {
+/// What the newest messages take, counted newest first, so a reader knows when it has read enough: once
+/// [`Filling::is_full`], every line [`render`] would keep is among the messages counted.
+#[derive(Debug, Clone)]
+pub struct Filling {
+    limit: usize,
+    used: usize,
+}
+
+impl Filling {
+    pub fn new(limit: usize) -> Self {
+        Self { limit, used: 0 }
+    }
+
+    pub fn add(&mut self, message: &StoredMessage) {
+        self.used += text_len(&render_line(message)) + 1;
+    }
+
+    /// The lines counted alone overflow the limit: older messages cannot be shown.
+    pub fn is_full(&self) -> bool {
+        self.used > self.limit + 1
+    }
+}
+
+fn notice(omitted: u64) -> String {
     let noun = if omitted == 1 { "message" } else { "messages" };
     format!("[{omitted} earlier {noun} not shown]")
 }
 
-fn notice_len(omitted: usize) -> usize {
+fn notice_len(omitted: u64) -> usize {
     text_len(&notice(omitted)) + 1
 }
 
@@ -246,7 +293,7 @@ mod tests {
             ),
             with_file,
         ];
-        let text = render(&conversations, &messages, HUBSPOT_PROPERTY_LIMIT);
+        let text = render(&conversations, &messages, HUBSPOT_PROPERTY_LIMIT, 0);
         assert_eq!(
             text,
             "=== Conversation chat-a started 2026-11-24 10:00:00 UTC ===\n\
@@ -278,7 +325,7 @@ mod tests {
                 "first",
             ),
         ];
-        let text = render(&conversations, &messages, HUBSPOT_PROPERTY_LIMIT);
+        let text = render(&conversations, &messages, HUBSPOT_PROPERTY_LIMIT, 0);
         let first = text.find("first").expect("present");
         let second = text.find("second").expect("present");
         assert!(first < second);
@@ -287,7 +334,7 @@ mod tests {
     #[test]
     fn empty_transcript_is_empty() {
         assert_eq!(
-            render(&[conversation("c", "2026-11-24T10:00:00Z")], &[], 100),
+            render(&[conversation("c", "2026-11-24T10:00:00Z")], &[], 100, 0),
             ""
         );
     }
@@ -306,7 +353,7 @@ mod tests {
                 )
             })
             .collect();
-        let text = render(&conversations, &messages, HUBSPOT_PROPERTY_LIMIT);
+        let text = render(&conversations, &messages, HUBSPOT_PROPERTY_LIMIT, 0);
         assert!(text_len(&text) <= HUBSPOT_PROPERTY_LIMIT);
         assert!(text.ends_with(&format!("message number 01999 {}", "x".repeat(40))));
         let first_line = text.lines().next().expect("not empty");
@@ -347,7 +394,7 @@ mod tests {
                 &"😀".repeat(70_000),
             ),
         ];
-        let text = render(&conversations, &messages, HUBSPOT_PROPERTY_LIMIT);
+        let text = render(&conversations, &messages, HUBSPOT_PROPERTY_LIMIT, 0);
         assert!(text_len(&text) <= HUBSPOT_PROPERTY_LIMIT);
         assert!(text.lines().last().expect("line").ends_with('…'));
         assert!(text.contains("old"));

@@ -4,11 +4,13 @@
 use chat_sync::adapters::dynamo::DynamoStore;
 use chat_sync::adapters::hubspot::HubSpotClient;
 use chat_sync::adapters::stream::StreamClient;
+use chat_sync::budget::{BudgetPlan, RateLimit};
 use chat_sync::config::{AllowedOrigins, FlushSettings, RegistrationSettings};
 use chat_sync::domain::{ChannelType, UserId};
 use chat_sync::handlers::registration::Registration;
 use chat_sync::handlers::sweeper::Sweeper;
 use chat_sync::handlers::webhook::Webhook;
+use chat_sync::ports::RateBudget;
 use chat_sync::sync::TranscriptSync;
 use lambda_http::{Body, Request, Response};
 use sandbox::{DynamoDbLocal, HubSpotDouble, StreamDouble};
@@ -30,6 +32,7 @@ pub struct TestApp {
     pub webhook: Arc<Webhook>,
     pub sync: TranscriptSync,
     pub crm: Arc<HubSpotClient>,
+    pub budget: Arc<dyn RateBudget>,
 }
 
 /// Flush settings for tests: short linger, small budgets, so fault tests run in seconds.
@@ -39,6 +42,7 @@ pub fn test_flush_settings() -> FlushSettings {
         linger: Duration::from_millis(20),
         lease_ttl: Duration::from_secs(5),
         write_timeout: Duration::from_millis(1_500),
+        late_write_window: Duration::from_secs(2),
     }
 }
 
@@ -67,7 +71,14 @@ impl TestApp {
             .create_table()
             .await
             .expect("table created in DynamoDB Local");
-        let crm = Arc::new(HubSpotClient::new(&hubspot.base_url(), HUBSPOT_TOKEN));
+        // The app's shared budget, in the table, at HubSpot's Free/Starter limit.
+        let budget: Arc<dyn RateBudget> =
+            Arc::new(store.budget(BudgetPlan::new(RateLimit::HUBSPOT_DEFAULT)));
+        let crm = Arc::new(HubSpotClient::new(
+            &hubspot.base_url(),
+            HUBSPOT_TOKEN,
+            budget.clone(),
+        ));
         let chat =
             StreamClient::new(&stream.base_url(), STREAM_KEY, STREAM_SECRET).expect("server token");
         let settings = RegistrationSettings {
@@ -84,7 +95,8 @@ impl TestApp {
             chat.tokens(),
             settings,
         );
-        let sync = TranscriptSync::new(store.clone(), crm.clone(), flush);
+        flush.check().expect("consistent flush settings");
+        let sync = TranscriptSync::new(store.clone(), crm.clone(), budget.clone(), flush);
         let webhook = Arc::new(Webhook::new(store.clone(), sync.clone(), STREAM_SECRET));
         Self {
             hubspot,
@@ -95,12 +107,18 @@ impl TestApp {
             webhook,
             sync,
             crm,
+            budget,
         }
     }
 
     /// A webhook like the app's, on another store (a broken or stalled DynamoDB), writing to the same HubSpot.
     pub fn webhook_on(&self, store: Arc<DynamoStore>) -> Webhook {
-        let sync = TranscriptSync::new(store.clone(), self.crm.clone(), test_flush_settings());
+        let sync = TranscriptSync::new(
+            store.clone(),
+            self.crm.clone(),
+            self.budget.clone(),
+            test_flush_settings(),
+        );
         Webhook::new(store, sync, STREAM_SECRET)
     }
 
@@ -108,17 +126,22 @@ impl TestApp {
         Sweeper::new(
             self.store.clone(),
             self.sync.clone(),
-            100,
             Duration::from_secs(10),
         )
     }
 
-    /// Every item in the table (to prove that bad input wrote nothing).
+    /// Every data item in the table (to prove that bad input wrote nothing); the HubSpot rate budget's items,
+    /// written whenever HubSpot is called, are not data.
     pub async fn item_count(&self) -> usize {
         let output = self
             .dynamodb
             .scan()
             .table_name(self.store.table())
+            .filter_expression("NOT begins_with(pk, :budget)")
+            .expression_attribute_values(
+                ":budget",
+                aws_sdk_dynamodb::types::AttributeValue::S("BUDGET#".into()),
+            )
             .send()
             .await
             .expect("scan");

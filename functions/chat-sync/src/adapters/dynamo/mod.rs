@@ -1,0 +1,439 @@
+//! The DynamoDB store: one table, single-table design. Item shapes (pk / sk):
+//!
+//! | item | pk | sk | attributes |
+//! |---|---|---|---|
+//! | channel mapping | `CHANNEL#<type>:<id>` | `CHANNEL` | contact_id, email, visitor_id, visitor_name, channel_type, channel_id, created_at |
+//! | conversation | `CONTACT#<contact>` | `CONV#<type>:<id>` | cid, channel_id, started_at |
+//! | message | `CONTACT#<contact>` | `MSG#<created_at>#<message id>` | message_id, cid, author_id, author_name, role, body, attachments, created_at, updated_at, edited, deleted |
+//! | sync record | `CONTACT#<contact>` | `SYNC` | contact_id, change_version, synced_version, message_count, crm_contact_id, parked_reason, dirty, dirty_since |
+//! | lease | `CONTACT#<contact>` | `LEASE` | lease_owner, lease_until_ms, expires_at (TTL) |
+//! | flusher | `FLUSHER` | `FLUSHER` | lease_owner, lease_until_ms, wake (set of contact ids) |
+//! | rate budget | `BUDGET#hubspot` | `SHARED` / `REGISTRATIONS` | tat_ms, daily_until_ms |
+//!
+//! The sparse index `dirty-contacts` (dirty, dirty_since) is the queue of contacts whose newest changes are not
+//! yet in HubSpot: `dirty` is the contact's shard (`0`..`7`, so no single index partition is hot), or `parked` for
+//! contacts taken out of the queue for good.
+
+mod budget;
+mod store;
+
+pub use budget::DynamoBudget;
+
+use crate::domain::{ChannelRef, ContactId, MessageId, Timestamp};
+use crate::ports::StoreError;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, ConsumedCapacity, GlobalSecondaryIndex,
+    KeySchemaElement, KeyType, Projection, ProjectionType, Put, ReturnConsumedCapacity,
+    ScalarAttributeType, TimeToLiveSpecification, TransactWriteItem,
+};
+use aws_sdk_dynamodb::Client;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The table's key schema, the one source of truth (template.yaml is checked against it by a test).
+pub mod schema {
+    pub const PARTITION_KEY: &str = "pk";
+    pub const SORT_KEY: &str = "sk";
+    pub const DIRTY_INDEX: &str = "dirty-contacts";
+    pub const DIRTY_INDEX_PARTITION_KEY: &str = "dirty";
+    pub const DIRTY_INDEX_SORT_KEY: &str = "dirty_since";
+    /// Partition-key values of the queue: a contact's shard is fixed by its id. Raising this later is safe (the
+    /// sweeper reads every shard up to it); lowering it would hide the upper shards.
+    pub const DIRTY_SHARDS: u32 = 8;
+    /// The index partition of contacts taken out of the queue for good.
+    pub const PARKED: &str = "parked";
+    /// The index projects only what the sweeper reads (`ProjectionType: INCLUDE`).
+    pub const DIRTY_INDEX_PROJECTION: &[&str] = &["contact_id"];
+    pub const TTL_ATTRIBUTE: &str = "expires_at";
+    /// On-demand: traffic follows website chats, spiky and mostly idle.
+    pub const BILLING_MODE: &str = "PAY_PER_REQUEST";
+}
+
+/// Lease items outlive their lease by a day before TTL garbage-collects them; correctness never depends on TTL
+/// (it deletes lazily), only on `lease_until_ms`.
+const LEASE_GARBAGE_AFTER: Duration = Duration::from_secs(86_400);
+/// Transactions touching one contact's sync record can conflict; they are retried this many times.
+const CONFLICT_RETRIES: u32 = 8;
+
+type Item = HashMap<String, AttributeValue>;
+
+#[derive(Debug, Clone)]
+pub struct DynamoStore {
+    client: Client,
+    table: String,
+    consumed: Arc<Consumed>,
+}
+
+/// Capacity units every request of this store consumed (DynamoDB reports them with `ReturnConsumedCapacity`;
+/// DynamoDB Local too), so benchmarks can show what a flush costs.
+#[derive(Debug, Default)]
+pub struct Consumed {
+    /// Thousandths of a unit, so half units add up exactly.
+    read_milli: AtomicU64,
+    write_milli: AtomicU64,
+}
+
+/// Read and write capacity units.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Units {
+    pub read: f64,
+    pub write: f64,
+}
+
+impl std::ops::Sub for Units {
+    type Output = Units;
+    fn sub(self, other: Units) -> Units {
+        Units {
+            read: self.read - other.read,
+            write: self.write - other.write,
+        }
+    }
+}
+
+impl Consumed {
+    fn add(&self, capacity: Option<&ConsumedCapacity>) {
+        let Some(capacity) = capacity else { return };
+        let milli = |units: Option<f64>| (units.unwrap_or(0.0) * 1000.0).round() as u64;
+        // A request reports read and write units, or (older emulators) only their total as one kind.
+        let (read, write) = match (
+            capacity.read_capacity_units(),
+            capacity.write_capacity_units(),
+        ) {
+            (None, None) => (capacity.capacity_units(), None),
+            (read, write) => (read, write),
+        };
+        self.read_milli.fetch_add(milli(read), Ordering::Relaxed);
+        self.write_milli.fetch_add(milli(write), Ordering::Relaxed);
+    }
+
+    fn add_all(&self, capacities: &[ConsumedCapacity]) {
+        for capacity in capacities {
+            self.add(Some(capacity));
+        }
+    }
+
+    fn units(&self) -> Units {
+        Units {
+            read: self.read_milli.load(Ordering::Relaxed) as f64 / 1000.0,
+            write: self.write_milli.load(Ordering::Relaxed) as f64 / 1000.0,
+        }
+    }
+}
+
+fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+fn n(value: impl ToString) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+fn key(pk: String, sk: &str) -> Item {
+    HashMap::from([
+        (schema::PARTITION_KEY.to_owned(), s(pk)),
+        (schema::SORT_KEY.to_owned(), s(sk)),
+    ])
+}
+
+fn contact_pk(contact: &ContactId) -> String {
+    format!("CONTACT#{contact}")
+}
+
+/// The queue shard of a contact: FNV-1a of its id, so it is the same in every process and release.
+fn shard(contact: &ContactId) -> String {
+    let hash = contact
+        .as_str()
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+            (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
+        });
+    (hash % u64::from(schema::DIRTY_SHARDS)).to_string()
+}
+
+fn channel_pk(channel: &ChannelRef) -> String {
+    format!("CHANNEL#{}", channel.cid())
+}
+
+fn message_sk(created_at: &Timestamp, message_id: &MessageId) -> String {
+    format!("MSG#{}#{}", created_at.key(), message_id)
+}
+
+fn unavailable<E: std::fmt::Debug + ProvideErrorMetadata>(error: SdkError<E>) -> StoreError {
+    // The SDK's Display hides the cause; the code and message say what went wrong, with no secrets.
+    let detail = match error.as_service_error() {
+        Some(service) => format!(
+            "{}: {}",
+            service.code().unwrap_or("ServiceError"),
+            service.message().unwrap_or_default()
+        ),
+        None => format!("{error:?}").chars().take(300).collect(),
+    };
+    StoreError::Unavailable(detail)
+}
+
+/// A conditional write's outcome: `true` if written, `false` if its condition failed.
+fn conditional<O, E: std::fmt::Debug + ProvideErrorMetadata>(
+    result: Result<O, SdkError<E>>,
+) -> Result<bool, StoreError> {
+    match result {
+        Ok(_) => Ok(true),
+        Err(e)
+            if e.as_service_error().and_then(|s| s.code())
+                == Some("ConditionalCheckFailedException") =>
+        {
+            Ok(false)
+        }
+        Err(e) => Err(unavailable(e)),
+    }
+}
+
+fn build_error(error: aws_sdk_dynamodb::error::BuildError) -> StoreError {
+    StoreError::Unavailable(format!("invalid request: {error}"))
+}
+
+fn get_s<'a>(item: &'a Item, name: &str) -> Result<&'a str, StoreError> {
+    item.get(name)
+        .and_then(|v| v.as_s().ok())
+        .map(String::as_str)
+        .ok_or_else(|| StoreError::Corrupt(format!("attribute {name} missing or not a string")))
+}
+
+fn get_n(item: &Item, name: &str) -> u64 {
+    item.get(name)
+        .and_then(|v| v.as_n().ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+fn get_bool(item: &Item, name: &str) -> bool {
+    item.get(name)
+        .and_then(|v| v.as_bool().ok())
+        .copied()
+        .unwrap_or(false)
+}
+
+fn corrupt(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(e.to_string())
+}
+
+/// What a cancelled transaction's reasons say.
+enum Cancelled {
+    /// The condition of the item at this index failed.
+    Condition(usize),
+    /// Another transaction touched the same items: retry.
+    Conflict,
+    Other(String),
+}
+
+fn cancelled(
+    error: &aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError,
+) -> Cancelled {
+    use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError as E;
+    match error {
+        E::TransactionCanceledException(e) => {
+            let reasons = e.cancellation_reasons();
+            if let Some(index) = reasons
+                .iter()
+                .position(|r| r.code() == Some("ConditionalCheckFailed"))
+            {
+                Cancelled::Condition(index)
+            } else if reasons
+                .iter()
+                .any(|r| r.code() == Some("TransactionConflict"))
+            {
+                Cancelled::Conflict
+            } else {
+                Cancelled::Other(e.message().unwrap_or("transaction cancelled").to_owned())
+            }
+        }
+        E::TransactionInProgressException(_) => Cancelled::Conflict,
+        other => Cancelled::Other(format!(
+            "{}: {}",
+            other.code().unwrap_or("TransactWriteItems"),
+            other.message().unwrap_or_default()
+        )),
+    }
+}
+
+impl DynamoStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+            consumed: Arc::default(),
+        }
+    }
+
+    /// Capacity units consumed by this store's requests so far.
+    pub fn consumed(&self) -> Units {
+        self.consumed.units()
+    }
+
+    /// The rate budget kept in this table.
+    pub fn budget(&self, plan: crate::budget::BudgetPlan) -> DynamoBudget {
+        DynamoBudget::new(self.client.clone(), self.table.clone(), plan)
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// Creates the table with the schema above (on-demand, TTL on leases). Used by local setup and tests;
+    /// deployed tables come from template.yaml. An existing table is left as it is.
+    pub async fn create_table(&self) -> Result<bool, StoreError> {
+        let attribute = |name: &str| {
+            AttributeDefinition::builder()
+                .attribute_name(name)
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .map_err(build_error)
+        };
+        let key_element = |name: &str, key_type: KeyType| {
+            KeySchemaElement::builder()
+                .attribute_name(name)
+                .key_type(key_type)
+                .build()
+                .map_err(build_error)
+        };
+        let index = GlobalSecondaryIndex::builder()
+            .index_name(schema::DIRTY_INDEX)
+            .key_schema(key_element(
+                schema::DIRTY_INDEX_PARTITION_KEY,
+                KeyType::Hash,
+            )?)
+            .key_schema(key_element(schema::DIRTY_INDEX_SORT_KEY, KeyType::Range)?)
+            .projection(
+                Projection::builder()
+                    .projection_type(ProjectionType::Include)
+                    .set_non_key_attributes(Some(
+                        schema::DIRTY_INDEX_PROJECTION
+                            .iter()
+                            .map(|name| (*name).to_owned())
+                            .collect(),
+                    ))
+                    .build(),
+            )
+            .build()
+            .map_err(build_error)?;
+        let result = self
+            .client
+            .create_table()
+            .table_name(&self.table)
+            .billing_mode(BillingMode::from(schema::BILLING_MODE))
+            .attribute_definitions(attribute(schema::PARTITION_KEY)?)
+            .attribute_definitions(attribute(schema::SORT_KEY)?)
+            .attribute_definitions(attribute(schema::DIRTY_INDEX_PARTITION_KEY)?)
+            .attribute_definitions(attribute(schema::DIRTY_INDEX_SORT_KEY)?)
+            .key_schema(key_element(schema::PARTITION_KEY, KeyType::Hash)?)
+            .key_schema(key_element(schema::SORT_KEY, KeyType::Range)?)
+            .global_secondary_indexes(index)
+            .send()
+            .await;
+        match result {
+            Ok(_) => {}
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_resource_in_use_exception()) =>
+            {
+                return Ok(false)
+            }
+            Err(e) => return Err(unavailable(e)),
+        }
+        let ttl = TimeToLiveSpecification::builder()
+            .enabled(true)
+            .attribute_name(schema::TTL_ATTRIBUTE)
+            .build()
+            .map_err(build_error)?;
+        self.client
+            .update_time_to_live()
+            .table_name(&self.table)
+            .time_to_live_specification(ttl)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(true)
+    }
+
+    /// Runs a transaction, retrying conflicts with other transactions on the same items.
+    async fn transact(
+        &self,
+        items: Vec<TransactWriteItem>,
+    ) -> Result<Result<(), usize>, StoreError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let result = self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(items.clone()))
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .send()
+                .await;
+            let error = match result {
+                Ok(output) => {
+                    self.consumed.add_all(output.consumed_capacity());
+                    return Ok(Ok(()));
+                }
+                Err(error) => error,
+            };
+            match error.as_service_error().map(cancelled) {
+                Some(Cancelled::Condition(index)) => return Ok(Err(index)),
+                Some(Cancelled::Conflict) if attempt < CONFLICT_RETRIES => {
+                    let jitter = rand::random::<u64>() % 20;
+                    tokio::time::sleep(Duration::from_millis(5 * u64::from(attempt) + jitter))
+                        .await;
+                }
+                Some(Cancelled::Conflict) => {
+                    return Err(StoreError::Unavailable(
+                        "transaction kept conflicting".into(),
+                    ))
+                }
+                Some(Cancelled::Other(detail)) => return Err(StoreError::Unavailable(detail)),
+                None => return Err(unavailable(error)),
+            }
+        }
+    }
+
+    fn put(
+        &self,
+        item: Item,
+        condition: &str,
+        names: &[(&str, &str)],
+        values: Item,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let mut put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression(condition);
+        for (k, v) in names {
+            put = put.expression_attribute_names(*k, *v);
+        }
+        if !values.is_empty() {
+            put = put.set_expression_attribute_values(Some(values));
+        }
+        Ok(TransactWriteItem::builder()
+            .put(put.build().map_err(build_error)?)
+            .build())
+    }
+
+    fn lease_key(contact: &ContactId) -> Item {
+        key(contact_pk(contact), "LEASE")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schema_billing_mode_is_one_the_sdk_knows() {
+        // A typo would become `BillingMode::Unknown` and fail only at CreateTable.
+        assert_eq!(
+            BillingMode::from(schema::BILLING_MODE),
+            BillingMode::PayPerRequest
+        );
+    }
+}

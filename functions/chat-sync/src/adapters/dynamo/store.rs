@@ -1,0 +1,817 @@
+//! `Store` on DynamoDB: conversations and messages, the sync record and its queue, leases, the flusher.
+
+use super::{
+    build_error, channel_pk, conditional, contact_pk, corrupt, get_bool, get_n, get_s, key,
+    message_sk, n, s, schema, shard, unavailable, DynamoStore, Item, CONFLICT_RETRIES,
+    LEASE_GARBAGE_AFTER,
+};
+use crate::domain::transcript::{Conversation, Filling};
+use crate::domain::{
+    ChannelId, ChannelRef, ChannelType, ContactId, Email, MessageChange, MessageId, MessageKind,
+    Role, StoredMessage, Timestamp, UserId,
+};
+use crate::ports::{
+    BacklogEntry, ChannelMapping, LeaseOwner, Recorded, Release, Store, StoreError, SyncState,
+    TranscriptSource,
+};
+use async_trait::async_trait;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, Delete, Get, KeysAndAttributes, ReturnConsumedCapacity, ReturnValue,
+    TransactGetItem, TransactWriteItem, Update,
+};
+use std::collections::HashMap;
+use std::time::Duration;
+
+const SYNC: &str = "SYNC";
+const FLUSHER_PK: &str = "FLUSHER";
+/// Messages read per page of a newest-first read: a page is about what one transcript line costs to fill.
+const MESSAGE_PAGE: i32 = 100;
+
+fn flusher_key() -> Item {
+    key(FLUSHER_PK.to_owned(), FLUSHER_PK)
+}
+
+fn string_set(contacts: &[ContactId]) -> AttributeValue {
+    AttributeValue::Ss(contacts.iter().map(|c| c.as_str().to_owned()).collect())
+}
+
+fn parse_message(item: &Item) -> Result<StoredMessage, StoreError> {
+    let attachments = item
+        .get("attachments")
+        .and_then(|v| v.as_l().ok())
+        .map(|list| list.iter().filter_map(|v| v.as_s().ok().cloned()).collect())
+        .unwrap_or_default();
+    Ok(StoredMessage {
+        message_id: MessageId::parse(get_s(item, "message_id")?).map_err(corrupt)?,
+        cid: get_s(item, "cid")?.to_owned(),
+        author_name: get_s(item, "author_name")?.to_owned(),
+        role: Role::parse(get_s(item, "role")?),
+        text: get_s(item, "body")?.to_owned(),
+        attachments,
+        created_at: Timestamp::parse("created_at", get_s(item, "created_at")?).map_err(corrupt)?,
+        edited: get_bool(item, "edited"),
+        deleted: get_bool(item, "deleted"),
+    })
+}
+
+fn parse_conversation(item: &Item) -> Result<Conversation, StoreError> {
+    Ok(Conversation {
+        cid: get_s(item, "cid")?.to_owned(),
+        channel_id: get_s(item, "channel_id")?.to_owned(),
+        started_at: Timestamp::parse("started_at", get_s(item, "started_at")?).map_err(corrupt)?,
+    })
+}
+
+impl DynamoStore {
+    /// The sync record's part of a recorded change: a new version, one more message if the change created one,
+    /// and the contact queued in its shard (unless it is parked: a contact HubSpot no longer has stays parked).
+    fn bump_version(
+        &self,
+        contact: &ContactId,
+        new_message: bool,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(contact_pk(contact), SYNC)))
+            .update_expression(
+                "ADD change_version :one, message_count :added SET contact_id = :contact, \
+                 dirty = if_not_exists(dirty, :shard), dirty_since = if_not_exists(dirty_since, :now)",
+            )
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":added", n(u8::from(new_message)))
+            .expression_attribute_values(":contact", s(contact.as_str()))
+            .expression_attribute_values(":shard", s(shard(contact)))
+            .expression_attribute_values(":now", s(Timestamp::now().key()))
+            .build()
+            .map_err(build_error)?;
+        Ok(TransactWriteItem::builder().update(update).build())
+    }
+
+    fn message_item(&self, contact: &ContactId, change: &MessageChange, role: Role) -> Item {
+        let deleted = change.kind == MessageKind::Deleted;
+        let mut item = key(
+            contact_pk(contact),
+            &message_sk(&change.created_at, &change.message_id),
+        );
+        let attachments = if deleted {
+            vec![]
+        } else {
+            change.attachments.iter().map(s).collect()
+        };
+        item.extend([
+            ("message_id".to_owned(), s(change.message_id.as_str())),
+            ("cid".to_owned(), s(change.channel.cid())),
+            ("author_id".to_owned(), s(&change.author.id)),
+            ("author_name".to_owned(), s(&change.author.name)),
+            ("role".to_owned(), s(role.as_str())),
+            // Deleting erases the text (privacy) but keeps the line's place.
+            (
+                "body".to_owned(),
+                s(if deleted { "" } else { change.text.as_str() }),
+            ),
+            ("attachments".to_owned(), AttributeValue::L(attachments)),
+            ("created_at".to_owned(), s(change.created_at.key())),
+            ("updated_at".to_owned(), s(change.updated_at.key())),
+            ("edited".to_owned(), AttributeValue::Bool(change.edited)),
+            ("deleted".to_owned(), AttributeValue::Bool(deleted)),
+        ]);
+        item
+    }
+
+    /// Puts `item` under `condition` together with the version bump; true if it was applied.
+    async fn put_with_bump(
+        &self,
+        contact: &ContactId,
+        item: Item,
+        condition: &str,
+        values: Item,
+        new_message: bool,
+    ) -> Result<bool, StoreError> {
+        let items = vec![
+            self.put(item, condition, &[("#pk", schema::PARTITION_KEY)], values)?,
+            self.bump_version(contact, new_message)?,
+        ];
+        Ok(self.transact(items).await?.is_ok())
+    }
+
+    async fn query_shard(
+        &self,
+        partition: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, ContactId)>, StoreError> {
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(schema::DIRTY_INDEX)
+            .key_condition_expression("#queue = :queue")
+            .expression_attribute_names("#queue", schema::DIRTY_INDEX_PARTITION_KEY)
+            .expression_attribute_values(":queue", s(partition))
+            .limit(limit.clamp(1, 1000) as i32)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        self.consumed.add(output.consumed_capacity());
+        output
+            .items()
+            .iter()
+            .map(|item| {
+                let since = get_s(item, schema::DIRTY_INDEX_SORT_KEY)?.to_owned();
+                let contact = ContactId::parse(get_s(item, "contact_id")?).map_err(corrupt)?;
+                Ok((since, contact))
+            })
+            .collect()
+    }
+
+    /// Every shard's oldest entries, merged oldest first.
+    async fn queued(&self, limit: usize) -> Result<Vec<(String, ContactId)>, StoreError> {
+        let shards = (0..schema::DIRTY_SHARDS).map(|shard| shard.to_string());
+        let pages = futures::future::try_join_all(
+            shards.map(|p| async move { self.query_shard(&p, limit).await }),
+        )
+        .await?;
+        let mut all: Vec<(String, ContactId)> = pages.into_iter().flatten().collect();
+        all.sort();
+        all.truncate(limit);
+        Ok(all)
+    }
+
+    /// The conversations named, read in one request.
+    async fn conversations(
+        &self,
+        contact: &ContactId,
+        cids: &[&str],
+    ) -> Result<Vec<Conversation>, StoreError> {
+        if cids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut keys = KeysAndAttributes::builder().consistent_read(true);
+        for cid in cids {
+            keys = keys.keys(key(contact_pk(contact), &format!("CONV#{cid}")));
+        }
+        let output = self
+            .client
+            .batch_get_item()
+            .request_items(&self.table, keys.build().map_err(build_error)?)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        self.consumed.add_all(output.consumed_capacity());
+        // A handful of small items never leaves keys unprocessed short of throttling; a missing conversation only
+        // changes a header to its fallback, and the next flush reads it again.
+        output
+            .responses()
+            .and_then(|r| r.get(&self.table))
+            .map(|items| items.iter().map(parse_conversation).collect())
+            .unwrap_or_else(|| Ok(Vec::new()))
+    }
+
+    async fn update_sync(
+        &self,
+        contact: &ContactId,
+        expression: &str,
+        values: &[(&str, AttributeValue)],
+    ) -> Result<bool, StoreError> {
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(contact_pk(contact), SYNC)))
+            .update_expression(expression)
+            .condition_expression("attribute_exists(#pk)")
+            .expression_attribute_names("#pk", schema::PARTITION_KEY)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total);
+        for (name, value) in values {
+            update = update.expression_attribute_values(*name, value.clone());
+        }
+        let result = update.send().await;
+        if let Ok(output) = &result {
+            self.consumed.add(output.consumed_capacity());
+        }
+        conditional(result)
+    }
+}
+
+#[async_trait]
+impl Store for DynamoStore {
+    async fn save_channel(&self, mapping: &ChannelMapping) -> Result<(), StoreError> {
+        let cid = mapping.channel.cid();
+        let mut channel_item = key(channel_pk(&mapping.channel), "CHANNEL");
+        channel_item.extend([
+            ("contact_id".to_owned(), s(mapping.contact_id.as_str())),
+            ("email".to_owned(), s(mapping.email.as_str())),
+            ("visitor_id".to_owned(), s(mapping.visitor_id.as_str())),
+            ("visitor_name".to_owned(), s(&mapping.visitor_name)),
+            (
+                "channel_type".to_owned(),
+                s(mapping.channel.channel_type.as_str()),
+            ),
+            (
+                "channel_id".to_owned(),
+                s(mapping.channel.channel_id.as_str()),
+            ),
+            ("created_at".to_owned(), s(mapping.created_at.key())),
+        ]);
+        let mut conversation = key(contact_pk(&mapping.contact_id), &format!("CONV#{cid}"));
+        conversation.extend([
+            ("cid".to_owned(), s(&cid)),
+            (
+                "channel_id".to_owned(),
+                s(mapping.channel.channel_id.as_str()),
+            ),
+            ("started_at".to_owned(), s(mapping.created_at.key())),
+        ]);
+        let not_exists = "attribute_not_exists(#pk)";
+        let names = [("#pk", schema::PARTITION_KEY)];
+        let items = vec![
+            self.put(channel_item, not_exists, &names, Item::new())?,
+            self.put(conversation, not_exists, &names, Item::new())?,
+        ];
+        match self.transact(items).await? {
+            Ok(()) => Ok(()),
+            Err(_) => Err(StoreError::AlreadyExists),
+        }
+    }
+
+    async fn channel(&self, channel: &ChannelRef) -> Result<Option<ChannelMapping>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(channel_pk(channel), "CHANNEL")))
+            .consistent_read(true)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        self.consumed.add(output.consumed_capacity());
+        let Some(item) = output.item else {
+            return Ok(None);
+        };
+        Ok(Some(ChannelMapping {
+            channel: ChannelRef::new(
+                ChannelType::parse(get_s(&item, "channel_type")?).map_err(corrupt)?,
+                ChannelId::parse(get_s(&item, "channel_id")?).map_err(corrupt)?,
+            ),
+            contact_id: ContactId::parse(get_s(&item, "contact_id")?).map_err(corrupt)?,
+            email: Email::parse(get_s(&item, "email")?).map_err(corrupt)?,
+            visitor_id: UserId::parse("visitor_id", get_s(&item, "visitor_id")?)
+                .map_err(corrupt)?,
+            visitor_name: get_s(&item, "visitor_name")?.to_owned(),
+            created_at: Timestamp::parse("created_at", get_s(&item, "created_at")?)
+                .map_err(corrupt)?,
+        }))
+    }
+
+    async fn record_change(
+        &self,
+        contact: &ContactId,
+        change: &MessageChange,
+        role: Role,
+    ) -> Result<Recorded, StoreError> {
+        let item = self.message_item(contact, change, role);
+        let absent = "attribute_not_exists(#pk)";
+        // Newer state wins, deletion is final, and anything already known is a no-op: so duplicates and any
+        // delivery order converge to the same item. An update or deletion that arrives before its message creates
+        // the message (and counts it); otherwise it replaces the stored one (already counted).
+        let replace: Option<(&str, Item)> = match change.kind {
+            MessageKind::New => None,
+            MessageKind::Updated => Some((
+                "attribute_exists(#pk) AND deleted = :false AND updated_at < :updated AND body <> :body",
+                HashMap::from([
+                    (":false".to_owned(), AttributeValue::Bool(false)),
+                    (":updated".to_owned(), s(change.updated_at.key())),
+                    (":body".to_owned(), s(&change.text)),
+                ]),
+            )),
+            MessageKind::Deleted => Some((
+                "attribute_exists(#pk) AND deleted = :false",
+                HashMap::from([(":false".to_owned(), AttributeValue::Bool(false))]),
+            )),
+        };
+        if let Some((condition, values)) = replace {
+            if self
+                .put_with_bump(contact, item.clone(), condition, values, false)
+                .await?
+            {
+                return Ok(Recorded::Applied);
+            }
+        }
+        Ok(
+            if self
+                .put_with_bump(contact, item, absent, Item::new(), true)
+                .await?
+            {
+                Recorded::Applied
+            } else {
+                Recorded::Unchanged
+            },
+        )
+    }
+
+    async fn sync_state(&self, contact: &ContactId) -> Result<SyncState, StoreError> {
+        // Read transactionally: a plain read is only read-committed per item, so it could see a change's version
+        // bump before its message item; a transactional read is serialized after the whole change, so the
+        // messages read next include every change up to this version.
+        let get = Get::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(contact_pk(contact), SYNC)))
+            .build()
+            .map_err(build_error)?;
+        let mut attempt = 0;
+        let output = loop {
+            attempt += 1;
+            match self
+                .client
+                .transact_get_items()
+                .transact_items(TransactGetItem::builder().get(get.clone()).build())
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .send()
+                .await
+            {
+                Ok(output) => break output,
+                // A change to this contact is committing right now: read again once it has.
+                Err(e)
+                    if attempt < CONFLICT_RETRIES
+                        && e.as_service_error()
+                            .is_some_and(|s| s.is_transaction_canceled_exception()) =>
+                {
+                    tokio::time::sleep(Duration::from_millis(5 * u64::from(attempt))).await;
+                }
+                Err(e) => return Err(unavailable(e)),
+            }
+        };
+        self.consumed.add_all(output.consumed_capacity());
+        let Some(item) = output.responses().first().and_then(|r| r.item()) else {
+            return Ok(SyncState::default());
+        };
+        let crm_contact = match item.get("crm_contact_id").and_then(|v| v.as_s().ok()) {
+            Some(id) => Some(ContactId::parse(id).map_err(corrupt)?),
+            None => None,
+        };
+        Ok(SyncState {
+            version: get_n(item, "change_version"),
+            synced_version: get_n(item, "synced_version"),
+            messages: get_n(item, "message_count"),
+            crm_contact,
+            parked: item
+                .get("parked_reason")
+                .and_then(|v| v.as_s().ok())
+                .cloned(),
+        })
+    }
+
+    async fn recent_transcript(
+        &self,
+        contact: &ContactId,
+        limit: usize,
+    ) -> Result<TranscriptSource, StoreError> {
+        // Newest first, page by page, until the lines read overflow the limit: older lines cannot be shown, so a
+        // long history costs no more than a short one.
+        let mut messages = Vec::new();
+        let mut filling = Filling::new(limit);
+        let mut start: Option<Item> = None;
+        loop {
+            let output = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("#pk = :pk AND begins_with(#sk, :msg)")
+                .expression_attribute_names("#pk", schema::PARTITION_KEY)
+                .expression_attribute_names("#sk", schema::SORT_KEY)
+                .expression_attribute_values(":pk", s(contact_pk(contact)))
+                .expression_attribute_values(":msg", s("MSG#"))
+                .scan_index_forward(false)
+                .consistent_read(true)
+                .limit(MESSAGE_PAGE)
+                .set_exclusive_start_key(start.take())
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .send()
+                .await
+                .map_err(unavailable)?;
+            self.consumed.add(output.consumed_capacity());
+            for item in output.items() {
+                let message = parse_message(item)?;
+                filling.add(&message);
+                messages.push(message);
+            }
+            start = output.last_evaluated_key().cloned();
+            if filling.is_full() || start.is_none() {
+                break;
+            }
+        }
+        messages.reverse();
+        let mut cids: Vec<&str> = messages.iter().map(|m| m.cid.as_str()).collect();
+        cids.sort_unstable();
+        cids.dedup();
+        let conversations = self.conversations(contact, &cids).await?;
+        Ok(TranscriptSource {
+            conversations,
+            messages,
+        })
+    }
+
+    async fn contact_email(&self, contact: &ContactId) -> Result<Option<Email>, StoreError> {
+        // Through a conversation's channel mapping: the e-mail is stored once, with the registration.
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("#pk = :pk AND begins_with(#sk, :conv)")
+            .expression_attribute_names("#pk", schema::PARTITION_KEY)
+            .expression_attribute_names("#sk", schema::SORT_KEY)
+            .expression_attribute_values(":pk", s(contact_pk(contact)))
+            .expression_attribute_values(":conv", s("CONV#"))
+            .limit(1)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        let Some(conversation) = output.items().first() else {
+            return Ok(None);
+        };
+        let channel = ChannelRef::parse_cid(get_s(conversation, "cid")?).map_err(corrupt)?;
+        Ok(self.channel(&channel).await?.map(|mapping| mapping.email))
+    }
+
+    async fn acquire_lease(
+        &self,
+        contact: &ContactId,
+        owner: &LeaseOwner,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        let now = Timestamp::now().unix_millis();
+        let until = now + ttl.as_millis() as i64;
+        let mut item = Self::lease_key(contact);
+        item.extend([
+            ("lease_owner".to_owned(), s(owner.as_str())),
+            ("lease_until_ms".to_owned(), n(until)),
+            (
+                schema::TTL_ATTRIBUTE.to_owned(),
+                n(until / 1000 + LEASE_GARBAGE_AFTER.as_secs() as i64),
+            ),
+        ]);
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(#pk) OR lease_until_ms < :now")
+            .expression_attribute_names("#pk", schema::PARTITION_KEY)
+            .expression_attribute_values(":now", n(now))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await;
+        if let Ok(output) = &result {
+            self.consumed.add(output.consumed_capacity());
+        }
+        conditional(result)
+    }
+
+    async fn renew_lease(
+        &self,
+        contact: &ContactId,
+        owner: &LeaseOwner,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        let until = Timestamp::now().unix_millis() + ttl.as_millis() as i64;
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::lease_key(contact)))
+            .update_expression("SET lease_until_ms = :until, #ttl = :ttl")
+            .condition_expression("lease_owner = :owner")
+            .expression_attribute_names("#ttl", schema::TTL_ATTRIBUTE)
+            .expression_attribute_values(":until", n(until))
+            .expression_attribute_values(
+                ":ttl",
+                n(until / 1000 + LEASE_GARBAGE_AFTER.as_secs() as i64),
+            )
+            .expression_attribute_values(":owner", s(owner.as_str()))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await;
+        if let Ok(output) = &result {
+            self.consumed.add(output.consumed_capacity());
+        }
+        conditional(result)
+    }
+
+    async fn release_if_current(
+        &self,
+        contact: &ContactId,
+        owner: &LeaseOwner,
+        version: u64,
+    ) -> Result<Release, StoreError> {
+        // One transaction: the lease goes away only together with the check that nothing changed. A change that
+        // lands first makes the check fail, so its writer (who could not get the lease) is never stranded.
+        let delete = Delete::builder()
+            .table_name(&self.table)
+            .set_key(Some(Self::lease_key(contact)))
+            .condition_expression("lease_owner = :owner")
+            .expression_attribute_values(":owner", s(owner.as_str()))
+            .build()
+            .map_err(build_error)?;
+        let mark_synced = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(contact_pk(contact), SYNC)))
+            .update_expression("SET synced_version = :version REMOVE dirty, dirty_since")
+            .condition_expression("change_version = :version")
+            .expression_attribute_values(":version", n(version))
+            .build()
+            .map_err(build_error)?;
+        let items = vec![
+            TransactWriteItem::builder().delete(delete).build(),
+            TransactWriteItem::builder().update(mark_synced).build(),
+        ];
+        Ok(match self.transact(items).await? {
+            Ok(()) => Release::Released,
+            Err(0) => Release::Lost,
+            Err(_) => Release::Changed,
+        })
+    }
+
+    async fn release_lease(
+        &self,
+        contact: &ContactId,
+        owner: &LeaseOwner,
+    ) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::lease_key(contact)))
+            .condition_expression("lease_owner = :owner")
+            .expression_attribute_values(":owner", s(owner.as_str()))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await;
+        if let Ok(output) = &result {
+            self.consumed.add(output.consumed_capacity());
+        }
+        conditional(result).map(|_| ())
+    }
+
+    async fn redirect_contact(
+        &self,
+        contact: &ContactId,
+        crm_contact: &ContactId,
+    ) -> Result<(), StoreError> {
+        self.update_sync(
+            contact,
+            "SET crm_contact_id = :crm",
+            &[(":crm", s(crm_contact.as_str()))],
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn park_contact(
+        &self,
+        contact: &ContactId,
+        owner: &LeaseOwner,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        // Parked in the same transaction as the lease goes: nobody writes the contact again until an operator
+        // re-queues it.
+        let delete = Delete::builder()
+            .table_name(&self.table)
+            .set_key(Some(Self::lease_key(contact)))
+            .condition_expression("lease_owner = :owner")
+            .expression_attribute_values(":owner", s(owner.as_str()))
+            .build()
+            .map_err(build_error)?;
+        let park = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(contact_pk(contact), SYNC)))
+            .update_expression("SET dirty = :parked, dirty_since = :now, parked_reason = :why")
+            .expression_attribute_values(":parked", s(schema::PARKED))
+            .expression_attribute_values(":now", s(Timestamp::now().key()))
+            .expression_attribute_values(":why", s(reason.chars().take(500).collect::<String>()))
+            .build()
+            .map_err(build_error)?;
+        let items = vec![
+            TransactWriteItem::builder().delete(delete).build(),
+            TransactWriteItem::builder().update(park).build(),
+        ];
+        match self.transact(items).await? {
+            Ok(()) => Ok(()),
+            // Our lease expired: whoever holds it now decides; the contact is still queued.
+            Err(_) => Ok(()),
+        }
+    }
+
+    async fn requeue(&self, contact: &ContactId) -> Result<bool, StoreError> {
+        self.update_sync(
+            contact,
+            "SET dirty = :shard, dirty_since = :now REMOVE parked_reason",
+            &[
+                (":shard", s(shard(contact))),
+                (":now", s(Timestamp::now().key())),
+            ],
+        )
+        .await
+    }
+
+    async fn dirty_contacts(&self, limit: usize) -> Result<Vec<ContactId>, StoreError> {
+        Ok(self
+            .queued(limit)
+            .await?
+            .into_iter()
+            .map(|(_, contact)| contact)
+            .collect())
+    }
+
+    async fn backlog(&self, limit: usize) -> Result<Vec<BacklogEntry>, StoreError> {
+        let since = |raw: &str| Timestamp::parse("dirty_since", raw).map_err(corrupt);
+        let mut entries = Vec::new();
+        for (at, contact) in self.queued(limit).await? {
+            entries.push(BacklogEntry {
+                contact,
+                since: since(&at)?,
+                parked: None,
+            });
+        }
+        // The index projects only the contact id: the reason comes from each parked contact's sync record.
+        for (at, contact) in self.query_shard(schema::PARKED, limit).await? {
+            let reason = self
+                .sync_state(&contact)
+                .await?
+                .parked
+                .unwrap_or_else(|| "unknown".to_owned());
+            entries.push(BacklogEntry {
+                contact,
+                since: since(&at)?,
+                parked: Some(reason),
+            });
+        }
+        Ok(entries)
+    }
+
+    async fn acquire_flusher(&self, owner: &LeaseOwner, ttl: Duration) -> Result<bool, StoreError> {
+        let now = Timestamp::now().unix_millis();
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(flusher_key()))
+            .update_expression("SET lease_owner = :owner, lease_until_ms = :until")
+            .condition_expression("attribute_not_exists(lease_until_ms) OR lease_until_ms < :now")
+            .expression_attribute_values(":owner", s(owner.as_str()))
+            .expression_attribute_values(":until", n(now + ttl.as_millis() as i64))
+            .expression_attribute_values(":now", n(now))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await;
+        if let Ok(output) = &result {
+            self.consumed.add(output.consumed_capacity());
+        }
+        conditional(result)
+    }
+
+    async fn wake_flusher(&self, contact: &ContactId) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(flusher_key()))
+            .update_expression("ADD wake :contact")
+            .condition_expression("lease_until_ms >= :now")
+            .expression_attribute_values(":contact", string_set(std::slice::from_ref(contact)))
+            .expression_attribute_values(":now", n(Timestamp::now().unix_millis()))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await;
+        if let Ok(output) = &result {
+            self.consumed.add(output.consumed_capacity());
+        }
+        conditional(result)
+    }
+
+    async fn renew_flusher(
+        &self,
+        owner: &LeaseOwner,
+        ttl: Duration,
+    ) -> Result<Option<Vec<ContactId>>, StoreError> {
+        // Renewing even an expired lease is safe: the condition is that nobody took it since.
+        let until = Timestamp::now().unix_millis() + ttl.as_millis() as i64;
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(flusher_key()))
+            .update_expression("SET lease_until_ms = :until")
+            .condition_expression("lease_owner = :owner")
+            .expression_attribute_values(":until", n(until))
+            .expression_attribute_values(":owner", s(owner.as_str()))
+            .return_values(ReturnValue::AllNew)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await;
+        let output = match result {
+            Ok(output) => output,
+            Err(e) => {
+                return match conditional(Err::<(), _>(e)) {
+                    Ok(_) => Ok(None),
+                    Err(error) => Err(error),
+                }
+            }
+        };
+        self.consumed.add(output.consumed_capacity());
+        let woken = output
+            .attributes()
+            .and_then(|item| item.get("wake"))
+            .and_then(|v| v.as_ss().ok())
+            .map(|ids| {
+                ids.iter()
+                    .filter_map(|id| ContactId::parse(id).ok())
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(Some(woken))
+    }
+
+    async fn clear_wakes(&self, contacts: &[ContactId]) -> Result<(), StoreError> {
+        if contacts.is_empty() {
+            return Ok(());
+        }
+        let output = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(flusher_key()))
+            .update_expression("DELETE wake :taken")
+            .expression_attribute_values(":taken", string_set(contacts))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        self.consumed.add(output.consumed_capacity());
+        Ok(())
+    }
+
+    async fn release_flusher(&self, owner: &LeaseOwner, if_idle: bool) -> Result<bool, StoreError> {
+        let condition = if if_idle {
+            "lease_owner = :owner AND attribute_not_exists(wake)"
+        } else {
+            "lease_owner = :owner"
+        };
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(flusher_key()))
+            .update_expression("REMOVE lease_owner, lease_until_ms")
+            .condition_expression(condition)
+            .expression_attribute_values(":owner", s(owner.as_str()))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await;
+        if let Ok(output) = &result {
+            self.consumed.add(output.consumed_capacity());
+        }
+        conditional(result)
+    }
+}
