@@ -1,5 +1,6 @@
 //! Setup and local tooling for chat-sync: `setup`, `sign-events`, the `dev` server and the `bench` harness.
 
+pub mod backlog;
 pub mod bench;
 pub mod dev;
 pub mod runtime_api;

@@ -471,8 +471,18 @@ impl TranscriptSync {
             report.calls += 1;
             match self.crm.write_transcripts(&writes, permit, deadline).await {
                 Ok(results) => {
-                    for (claim, result) in batch.iter().zip(results) {
-                        self.settle(claim, result, report).await?;
+                    let settled: Vec<Result<FlushReport, StoreError>> =
+                        stream::iter(batch.into_iter().zip(results))
+                            .map(|(claim, result)| async move {
+                                let mut settled = FlushReport::default();
+                                self.settle(&claim, result, &mut settled).await?;
+                                Ok(settled)
+                            })
+                            .buffer_unordered(CLAIM_CONCURRENCY)
+                            .collect()
+                            .await;
+                    for one in settled {
+                        report.add(one?);
                     }
                 }
                 Err(error) if error.may_have_landed() => {

@@ -7,6 +7,8 @@ use sandbox::{DynamoDbLocal, HubSpotDouble, StreamDouble};
 
 /// Credentials the doubles accept; they only guard loopback ports, so they need not be secret.
 pub const SANDBOX_HUBSPOT_TOKEN: &str = "sandbox-hubspot-token";
+/// Requests per rolling 10 s the sandbox HubSpot allows, as HubSpot does on Free/Starter.
+pub const SANDBOX_RATE_LIMIT: u32 = 100;
 pub const SANDBOX_STREAM_KEY: &str = "sandbox-api-key";
 pub const SANDBOX_STREAM_SECRET: &str = "sandbox-api-secret";
 
@@ -76,6 +78,9 @@ impl Sandbox {
             })?;
         // What `infra setup` creates in a real portal.
         hubspot.define_property(TRANSCRIPT_PROPERTY);
+        // HubSpot's Free/Starter limit, enforced like HubSpot (refused requests count too): what a user sees locally
+        // is what a real portal does.
+        hubspot.set_rate_limit(Some(SANDBOX_RATE_LIMIT));
         let stream = StreamDouble::start(SANDBOX_STREAM_KEY, SANDBOX_STREAM_SECRET)
             .await
             .map_err(|source| DevError::Sandbox {
@@ -98,7 +103,8 @@ impl Sandbox {
     /// One line for the banner.
     pub fn describe(&self) -> String {
         format!(
-            "sandbox: HubSpot double {}, Stream double {} (no accounts; nothing leaves this machine)",
+            "sandbox: HubSpot double {} ({SANDBOX_RATE_LIMIT} requests / 10 s, like Free/Starter), Stream double {} \
+             (no accounts; nothing leaves this machine)",
             self.hubspot.base_url(),
             self.stream.base_url()
         )
