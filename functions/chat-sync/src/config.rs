@@ -311,6 +311,32 @@ impl RegistrationSettings {
     }
 }
 
+/// The Stream user ids whose lines read `(agent)`: `SUPPORT_AGENT_ID` and the comma-separated `AGENT_IDS`. Anyone
+/// else who is not the channel's visitor is shown with their Stream role.
+pub fn agent_ids(env: &Env) -> Result<Vec<String>, ConfigError> {
+    let mut ids = vec![env.optional(
+        "SUPPORT_AGENT_ID",
+        crate::handlers::webhook::DEFAULT_AGENT_ID,
+    )];
+    ids.extend(
+        env.optional("AGENT_IDS", "")
+            .split(',')
+            .map(str::trim)
+            .filter(|id| !id.is_empty())
+            .map(str::to_owned),
+    );
+    for id in &ids {
+        UserId::parse("AGENT_IDS", id).map_err(|e| {
+            ConfigError::new(
+                "AGENT_IDS",
+                format!("has {id:?}, which is not a Stream user id: {}", e.reason),
+            )
+        })?;
+    }
+    ids.dedup();
+    Ok(ids)
+}
+
 /// How the transcript flusher spends its time (see `sync`).
 #[derive(Debug, Clone, Copy)]
 pub struct FlushSettings {

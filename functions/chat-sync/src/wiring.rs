@@ -105,8 +105,9 @@ pub async fn webhook(env: &Env, aws: &aws_config::SdkConfig) -> Result<Webhook, 
     let hubspot = HubSpotSettings::load(env, &secrets).await?;
     let api_secret = env.secret("STREAM_API_SECRET", &secrets).await?;
     let store = store(env, aws)?;
+    let agents = crate::config::agent_ids(env)?;
     let sync = transcript_sync(env, store.clone(), hubspot)?;
-    Ok(Webhook::new(store, sync, &api_secret))
+    Ok(Webhook::new(store, sync, &api_secret).with_agents(agents))
 }
 
 pub async fn sweeper(env: &Env, aws: &aws_config::SdkConfig) -> Result<Sweeper, ConfigError> {

@@ -1,12 +1,14 @@
 //! Property tests: the renderer's limits and order, parsers that never panic, signatures that catch any change.
 
+use chat_sync::adapters::dynamo::DynamoStore;
 use chat_sync::adapters::stream::{sign_body, verify_signature};
 use chat_sync::domain::transcript::{
     render, render_line, text_len, Conversation, Filling, HUBSPOT_PROPERTY_LIMIT,
 };
-use chat_sync::domain::{Email, MessageId, PersonName, Role, StoredMessage, Timestamp};
+use chat_sync::domain::{ContactId, Email, MessageId, PersonName, Role, StoredMessage, Timestamp};
 use chat_sync::handlers::registration::RegistrationForm;
-use chat_sync::handlers::webhook::parse_event;
+use chat_sync::handlers::webhook::{parse_event, Parsed};
+use chat_sync::ports::Store;
 use proptest::prelude::*;
 
 const SECRET: &str = "porewqKAFDSAKZssecretsercretfads";
@@ -153,5 +155,171 @@ proptest! {
         let mut extended = body;
         extended.push(b' ');
         prop_assert!(!verify_signature(SECRET, &extended, &signature));
+    }
+}
+
+/// One message's life as Stream may report it: created, edited at increasing times (text and attachments), maybe
+/// soft-deleted, maybe hard-deleted.
+#[derive(Debug, Clone)]
+struct Life {
+    edits: Vec<(String, bool)>,
+    soft_delete: bool,
+    hard_delete: bool,
+}
+
+fn arb_life() -> impl Strategy<Value = Life> {
+    (
+        prop::collection::vec(
+            (
+                prop::sample::select(vec!["Hi", "Hi!", "Hello"]),
+                any::<bool>(),
+            ),
+            0..4,
+        ),
+        any::<bool>(),
+        prop::bool::weighted(0.2),
+    )
+        .prop_map(|(edits, soft_delete, hard_delete)| Life {
+            edits: edits.into_iter().map(|(t, a)| (t.to_owned(), a)).collect(),
+            soft_delete,
+            hard_delete,
+        })
+}
+
+/// Every event of these lives, in causal order.
+fn events(lives: &[Life]) -> Vec<serde_json::Value> {
+    let mut out = Vec::new();
+    for (i, life) in lives.iter().enumerate() {
+        let id = format!("m{i}");
+        let created = format!("2026-11-24T10:00:0{i}.000Z");
+        let body = |text: &str, updated: &str, attachment: bool| {
+            let mut m = serde_json::json!({
+                "id": id, "text": text, "type": "regular", "created_at": created, "updated_at": updated,
+                "user": {"id": "visitor-1", "name": "Ada", "role": "user"},
+            });
+            if attachment {
+                m["attachments"] = serde_json::json!([{"type": "file", "asset_url": format!("https://cdn.example.com/{id}")}]);
+            }
+            m
+        };
+        let event = |kind: &str, message: serde_json::Value, extra: serde_json::Value| {
+            let mut e =
+                serde_json::json!({"type": kind, "cid": "messaging:chat-1", "message": message});
+            if let (Some(e), Some(extra)) = (e.as_object_mut(), extra.as_object()) {
+                e.extend(extra.clone());
+            }
+            e
+        };
+        out.push(event(
+            "message.new",
+            body("Hi", &created, false),
+            serde_json::json!({}),
+        ));
+        for (n, (text, attachment)) in life.edits.iter().enumerate() {
+            let at = format!("2026-11-24T10:1{n}:00.000Z");
+            out.push(event(
+                "message.updated",
+                body(text, &at, *attachment),
+                serde_json::json!({}),
+            ));
+        }
+        let mut deleted = body("", "2026-11-24T10:30:00.000Z", false);
+        deleted["deleted_at"] = serde_json::json!("2026-11-24T10:30:00.000Z");
+        if life.soft_delete {
+            out.push(event(
+                "message.deleted",
+                deleted.clone(),
+                serde_json::json!({}),
+            ));
+        }
+        if life.hard_delete {
+            deleted["deleted_at"] = serde_json::json!("2026-11-24T10:40:00.000Z");
+            out.push(event(
+                "message.deleted",
+                deleted,
+                serde_json::json!({"hard_delete": true}),
+            ));
+        }
+    }
+    out
+}
+
+fn runtime() -> &'static tokio::runtime::Runtime {
+    static RUNTIME: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+    })
+}
+
+fn store() -> &'static DynamoStore {
+    static STORE: std::sync::OnceLock<DynamoStore> = std::sync::OnceLock::new();
+    STORE.get_or_init(|| {
+        runtime().block_on(async {
+            let endpoint = sandbox::DynamoDbLocal::shared().endpoint();
+            let table = format!("props-{}", uuid::Uuid::new_v4().simple());
+            let store = DynamoStore::new(chat_sync::wiring::local_dynamodb(&endpoint).await, table);
+            store.create_table().await.expect("table");
+            store
+        })
+    })
+}
+
+/// Records `events` for a fresh contact, in the given order, and renders what the flusher would write.
+fn record_and_render(events: &[serde_json::Value]) -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    let contact = ContactId::parse(
+        &NEXT
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            .to_string(),
+    )
+    .expect("id");
+    let store = store();
+    runtime().block_on(async {
+        for event in events {
+            if let Ok(Parsed::Change(change)) = parse_event(event.to_string().as_bytes()) {
+                store
+                    .record_change(&contact, &change, Role::Visitor)
+                    .await
+                    .expect("recorded");
+            }
+        }
+        let state = store.sync_state(&contact).await.expect("state");
+        let source = store
+            .recent_transcript(&contact, HUBSPOT_PROPERTY_LIMIT)
+            .await
+            .expect("read");
+        render(
+            &source.conversations,
+            &source.messages,
+            HUBSPOT_PROPERTY_LIMIT,
+            state.messages,
+        )
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    /// Any order and duplication of a conversation's `new` / `updated` / `deleted` events stores the same messages
+    /// as the causal order: the newest edit wins whatever its text, deletion is final, a hard delete removes the
+    /// line, and the count of lines shown (the notice's) agrees.
+    #[test]
+    fn any_delivery_order_converges_to_the_causal_one(
+        lives in prop::collection::vec(arb_life(), 1..4),
+        seed in any::<u64>(),
+        duplicates in prop::collection::vec(any::<prop::sample::Index>(), 0..4),
+    ) {
+        use rand::seq::SliceRandom;
+        use rand::SeedableRng;
+        let in_order = events(&lives);
+        let mut delivered = in_order.clone();
+        for index in &duplicates {
+            delivered.push(index.get(&in_order).clone());
+        }
+        delivered.shuffle(&mut rand::rngs::StdRng::seed_from_u64(seed));
+        prop_assert_eq!(record_and_render(&delivered), record_and_render(&in_order));
     }
 }

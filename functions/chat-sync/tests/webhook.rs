@@ -170,7 +170,7 @@ async fn bad_signatures_are_401_and_store_nothing() {
         assert_eq!(json_body(&response)["code"], code);
     }
     assert_eq!(app.item_count().await, items, "nothing stored");
-    assert_eq!(app.hubspot.call_count("patch_contact"), 0);
+    assert_eq!(app.hubspot.call_count("batch_update"), 0);
 }
 
 #[tokio::test]
@@ -268,7 +268,7 @@ async fn ephemeral_error_and_system_messages_are_not_transcript_lines() {
         assert_eq!(json_body(&response)["status"], "ignored", "case {i}");
     }
     assert_eq!(app.transcript(&contact), "");
-    assert_eq!(app.hubspot.call_count("patch_contact"), 0);
+    assert_eq!(app.hubspot.call_count("batch_update"), 0);
 }
 
 #[tokio::test]
@@ -478,4 +478,137 @@ async fn base64_encoded_function_url_bodies_are_decoded_before_verification() {
         json_body(&response)
     );
     assert!(app.transcript(&contact).contains("base64 hello"));
+}
+
+#[tokio::test]
+async fn the_newest_edit_wins_whatever_its_text_and_roles_come_from_configuration() {
+    let app = TestApp::start().await;
+    let (contact, visitor, channel) = register_visitor(&app, "Ada", "ada@example.com").await;
+    let send = |kind: &'static str, m: serde_json::Value, extra: serde_json::Value| {
+        let webhook = app.webhook.clone();
+        let mut event = message_event(kind, "messaging", &channel, &m);
+        if let (Some(event), Some(extra)) = (event.as_object_mut(), extra.as_object()) {
+            event.extend(extra.clone());
+        }
+        async move {
+            let response = webhook.handle(signed_webhook(&event)).await;
+            assert_eq!(
+                response.status(),
+                StatusCode::OK,
+                "{}",
+                json_body(&response)
+            );
+        }
+    };
+    let at = |id: &str, text: &str, updated: &str| {
+        let mut m = message(id, &visitor, "Ada", text, "2026-11-24T10:00:01.000Z");
+        m["updated_at"] = json!(updated);
+        m
+    };
+    // "Hi" (t0), edited back to "Hi" (t2), and the edit to "Hi!" (t1) arriving last: the final text is "Hi".
+    send(
+        "message.new",
+        at("m-1", "Hi", "2026-11-24T10:00:01.000Z"),
+        json!({}),
+    )
+    .await;
+    send(
+        "message.updated",
+        at("m-1", "Hi", "2026-11-24T10:00:30.000Z"),
+        json!({}),
+    )
+    .await;
+    send(
+        "message.updated",
+        at("m-1", "Hi!", "2026-11-24T10:00:20.000Z"),
+        json!({}),
+    )
+    .await;
+    // An edit that only adds an attachment applies.
+    let mut photo = message(
+        "m-2",
+        &visitor,
+        "Ada",
+        "see photo",
+        "2026-11-24T10:00:02.000Z",
+    );
+    send("message.new", photo.clone(), json!({})).await;
+    photo["updated_at"] = json!("2026-11-24T10:00:40.000Z");
+    photo["attachments"] =
+        json!([{ "type": "image", "image_url": "https://cdn.example.com/p.png" }]);
+    send("message.updated", photo, json!({})).await;
+    // Deleted for one user only: everyone else still sees it.
+    let mine = message(
+        "m-3",
+        &visitor,
+        "Ada",
+        "still here",
+        "2026-11-24T10:00:03.000Z",
+    );
+    send("message.new", mine.clone(), json!({})).await;
+    send("message.deleted", mine, json!({ "deleted_for_me": true })).await;
+    // Hard-deleted: gone from Stream, so gone from the transcript (even if its message.new comes after).
+    let gone = message("m-4", &visitor, "Ada", "secret", "2026-11-24T10:00:04.000Z");
+    send(
+        "message.deleted",
+        gone.clone(),
+        json!({ "hard_delete": true }),
+    )
+    .await;
+    send("message.new", gone, json!({})).await;
+    // Someone who is neither the visitor nor a configured agent keeps their Stream role.
+    let mut moderator = message(
+        "m-5",
+        "mod-7",
+        "Max",
+        "moderated",
+        "2026-11-24T10:00:05.000Z",
+    );
+    moderator["user"]["role"] = json!("moderator");
+    send("message.new", moderator, json!({})).await;
+
+    let transcript = app.transcript(&contact);
+    let lines: Vec<&str> = transcript.lines().skip(1).collect();
+    assert_eq!(
+        lines,
+        vec![
+            "[2026-11-24 10:00:01 UTC] Ada Tester (visitor): Hi (edited)",
+            "[2026-11-24 10:00:02 UTC] Ada Tester (visitor): see photo [attachment: https://cdn.example.com/p.png] (edited)",
+            "[2026-11-24 10:00:03 UTC] Ada Tester (visitor): still here",
+            "[2026-11-24 10:00:05 UTC] Max (moderator): moderated",
+        ],
+        "{transcript}"
+    );
+}
+
+#[tokio::test]
+async fn gzip_is_recognised_by_its_magic_bytes_when_a_proxy_dropped_the_header() {
+    let app = TestApp::start().await;
+    let (contact, visitor, channel) = register_visitor(&app, "Ada", "ada@example.com").await;
+    let body = message_event(
+        "message.new",
+        "messaging",
+        &channel,
+        &message(
+            "m-gz",
+            &visitor,
+            "Ada",
+            "no header",
+            "2026-11-24T10:00:01.000Z",
+        ),
+    );
+    let mut request = signed_webhook(&body);
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder
+        .write_all(&serde_json::to_vec(&body).expect("json"))
+        .expect("gzip");
+    *request.body_mut() = Body::Binary(encoder.finish().expect("gzip"));
+    let response = app.webhook.handle(request).await;
+    assert_eq!(
+        response.status(),
+        StatusCode::OK,
+        "{}",
+        json_body(&response)
+    );
+    assert!(app.transcript(&contact).contains("no header"));
 }

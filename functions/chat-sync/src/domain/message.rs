@@ -69,42 +69,67 @@ impl fmt::Display for Timestamp {
     }
 }
 
-/// Who wrote a line: the registered visitor of the channel, or anyone else (the support side).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Who wrote a line, as the transcript says it: the channel's registered visitor, one of the configured support
+/// agents, or anyone else under their Stream role (never silently passed off as an agent).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Role {
     Visitor,
     Agent,
+    /// A Stream role such as `moderator` or `user` (letters, digits, `_` and `-`; anything else reads `member`).
+    Other(String),
 }
 
 impl Role {
-    pub fn as_str(self) -> &'static str {
+    pub fn as_str(&self) -> &str {
         match self {
             Role::Visitor => "visitor",
             Role::Agent => "agent",
+            Role::Other(role) => role,
         }
     }
 
     pub fn parse(raw: &str) -> Self {
-        if raw == "visitor" {
-            Role::Visitor
-        } else {
-            Role::Agent
+        match raw {
+            "visitor" => Role::Visitor,
+            "agent" => Role::Agent,
+            other => Role::other(other),
         }
+    }
+
+    /// Someone who is neither the visitor nor a configured agent, by the role Stream gave them.
+    pub fn other(stream_role: &str) -> Self {
+        let valid = !stream_role.is_empty()
+            && stream_role.len() <= 32
+            && stream_role
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        Role::Other(
+            if valid && stream_role != "visitor" && stream_role != "agent" {
+                stream_role.to_ascii_lowercase()
+            } else {
+                "member".to_owned()
+            },
+        )
     }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Author {
-    /// Stream user id as sent (not trusted for anything but comparing with the channel's visitor).
+    /// Stream user id as sent (not trusted for anything but comparing with the channel's visitor and the agents).
     pub id: String,
     pub name: String,
+    /// The role Stream reports for the user (`user` if it says none).
+    pub role: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MessageKind {
     New,
     Updated,
+    /// Soft-deleted: Stream shows "message deleted" in its place.
     Deleted,
+    /// Hard-deleted: gone from Stream, so its line goes too.
+    Removed,
 }
 
 /// One accepted webhook's worth of change to a message.

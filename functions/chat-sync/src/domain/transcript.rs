@@ -1,7 +1,7 @@
 //! Renders a contact's transcript from its stored messages. Pure: the same messages always give the same text,
 //! which is what makes rewriting the whole property idempotent.
 
-use super::{Role, StoredMessage, Timestamp};
+use super::{StoredMessage, Timestamp};
 
 /// HubSpot's limit for a string property, counted in UTF-16 code units (what HubSpot's Java backend counts).
 pub const HUBSPOT_PROPERTY_LIMIT: usize = 65_536;
@@ -151,10 +151,7 @@ fn notice_len(omitted: u64) -> usize {
 
 /// `[2026-11-24 10:00:05 UTC] Ada Lovelace (visitor): text (edited)`.
 pub fn render_line(message: &StoredMessage) -> String {
-    let role = match message.role {
-        Role::Visitor => "visitor",
-        Role::Agent => "agent",
-    };
+    let role = message.role.as_str();
     let mut body = if message.deleted {
         "(message deleted)".to_owned()
     } else {
@@ -218,7 +215,7 @@ fn truncate_utf16(text: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::MessageId;
+    use crate::domain::{MessageId, Role};
 
     fn at(raw: &str) -> Timestamp {
         Timestamp::parse("t", raw).expect("valid time")

@@ -28,7 +28,12 @@ pub struct Webhook {
     store: Arc<dyn Store>,
     sync: TranscriptSync,
     secret: String,
+    /// Stream user ids shown as `(agent)`.
+    agents: Vec<String>,
 }
+
+/// The agent id when none is configured (`SUPPORT_AGENT_ID`'s default).
+pub const DEFAULT_AGENT_ID: &str = "support-agent";
 
 #[derive(Deserialize)]
 struct WireEvent {
@@ -38,6 +43,12 @@ struct WireEvent {
     channel_type: Option<String>,
     channel_id: Option<String>,
     message: Option<WireMessage>,
+    /// `message.deleted` for the deleting user only: everyone else still sees the message.
+    #[serde(default)]
+    deleted_for_me: Option<bool>,
+    /// `message.deleted` that removes the message everywhere (not a "message deleted" placeholder).
+    #[serde(default)]
+    hard_delete: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -63,6 +74,8 @@ struct WireUser {
     id: String,
     #[serde(default)]
     name: Option<String>,
+    #[serde(default)]
+    role: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -92,6 +105,10 @@ pub fn parse_event(body: &[u8]) -> Result<Parsed, Invalid> {
     let kind = match event.kind.as_str() {
         "message.new" => MessageKind::New,
         "message.updated" => MessageKind::Updated,
+        "message.deleted" if event.deleted_for_me == Some(true) => {
+            return Ok(Parsed::Ignored("deleted for one user only"))
+        }
+        "message.deleted" if event.hard_delete == Some(true) => MessageKind::Removed,
         "message.deleted" => MessageKind::Deleted,
         _ => return Ok(Parsed::Ignored("event type")),
     };
@@ -111,7 +128,7 @@ pub fn parse_event(body: &[u8]) -> Result<Parsed, Invalid> {
     };
     let created_at = Timestamp::parse("message.created_at", &message.created_at)?;
     let version_field = match kind {
-        MessageKind::Deleted => message
+        MessageKind::Deleted | MessageKind::Removed => message
             .deleted_at
             .as_deref()
             .or(message.updated_at.as_deref()),
@@ -145,6 +162,7 @@ pub fn parse_event(body: &[u8]) -> Result<Parsed, Invalid> {
                 .filter(|n| !n.trim().is_empty())
                 .unwrap_or_else(|| user.id.clone()),
             id: user.id,
+            role: user.role.unwrap_or_else(|| "user".to_owned()),
         },
         text: message.text.unwrap_or_default(),
         attachments,
@@ -154,13 +172,18 @@ pub fn parse_event(body: &[u8]) -> Result<Parsed, Invalid> {
     }))
 }
 
-/// Undoes `Content-Encoding: gzip`; the signature covers the uncompressed body.
+/// gzip's magic bytes. No JSON body starts with them.
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+
+/// Undoes gzip, said by `Content-Encoding` or seen in the magic bytes (a proxy may strip the header, and Stream's
+/// own SDK detects gzip the same way); the signature covers the uncompressed body.
 fn decode_body<'a>(
     request: &Request,
     bytes: &'a [u8],
 ) -> Result<std::borrow::Cow<'a, [u8]>, ApiError> {
     let gzip = header_str(request, "content-encoding")
-        .is_some_and(|e| e.trim().eq_ignore_ascii_case("gzip"));
+        .is_some_and(|e| e.trim().eq_ignore_ascii_case("gzip"))
+        || bytes.starts_with(&GZIP_MAGIC);
     if !gzip {
         return Ok(std::borrow::Cow::Borrowed(bytes));
     }
@@ -208,7 +231,14 @@ impl Webhook {
             store,
             sync,
             secret: api_secret.to_owned(),
+            agents: vec![DEFAULT_AGENT_ID.to_owned()],
         }
+    }
+
+    /// The Stream user ids of the support team (`SUPPORT_AGENT_ID` and `AGENT_IDS`).
+    pub fn with_agents(mut self, agents: Vec<String>) -> Self {
+        self.agents = agents;
+        self
     }
 
     /// Handles one delivery and runs its transcript flush before returning (tests, and runtimes that cannot run
@@ -325,13 +355,16 @@ impl Webhook {
             tracing::info!(channel = %change.channel, webhook_id, "event for a channel we did not register; ignored");
             return Ok(None);
         };
-        // The role comes from the registered visitor id, and a visitor's name from the registration: a visitor
-        // renaming themselves in the widget cannot pass as the agent in the CRM.
+        // The role comes from the registered visitor id and the configured agent ids, and a visitor's name from the
+        // registration: a visitor renaming themselves in the widget cannot pass as the agent in the CRM, and
+        // nobody else is passed off as one either.
         let role = if change.author.id == mapping.visitor_id.as_str() {
             change.author.name = mapping.visitor_name.clone();
             Role::Visitor
-        } else {
+        } else if self.agents.iter().any(|agent| *agent == change.author.id) {
             Role::Agent
+        } else {
+            Role::other(&change.author.role)
         };
         let contact = mapping.contact_id;
         let recorded = self.store.record_change(&contact, &change, role).await?;

@@ -63,12 +63,12 @@ fn parse_conversation(item: &Item) -> Result<Conversation, StoreError> {
 }
 
 impl DynamoStore {
-    /// The sync record's part of a recorded change: a new version, one more message if the change created one,
-    /// and the contact queued in its shard (unless it is parked: a contact HubSpot no longer has stays parked).
+    /// The sync record's part of a recorded change: a new version, `shown` more (or fewer) lines to show, and the
+    /// contact queued in its shard (unless it is parked: a contact HubSpot no longer has stays parked).
     fn bump_version(
         &self,
         contact: &ContactId,
-        new_message: bool,
+        shown: i8,
     ) -> Result<TransactWriteItem, StoreError> {
         let update = Update::builder()
             .table_name(&self.table)
@@ -78,7 +78,7 @@ impl DynamoStore {
                  dirty = if_not_exists(dirty, :shard), dirty_since = if_not_exists(dirty_since, :now)",
             )
             .expression_attribute_values(":one", n(1))
-            .expression_attribute_values(":added", n(u8::from(new_message)))
+            .expression_attribute_values(":added", n(shown))
             .expression_attribute_values(":contact", s(contact.as_str()))
             .expression_attribute_values(":shard", s(shard(contact)))
             .expression_attribute_values(":now", s(Timestamp::now().key()))
@@ -87,8 +87,9 @@ impl DynamoStore {
         Ok(TransactWriteItem::builder().update(update).build())
     }
 
-    fn message_item(&self, contact: &ContactId, change: &MessageChange, role: Role) -> Item {
-        let deleted = change.kind == MessageKind::Deleted;
+    fn message_item(&self, contact: &ContactId, change: &MessageChange, role: &Role) -> Item {
+        let removed = change.kind == MessageKind::Removed;
+        let deleted = removed || change.kind == MessageKind::Deleted;
         let mut item = key(
             contact_pk(contact),
             &message_sk(&change.created_at, &change.message_id),
@@ -114,6 +115,7 @@ impl DynamoStore {
             ("updated_at".to_owned(), s(change.updated_at.key())),
             ("edited".to_owned(), AttributeValue::Bool(change.edited)),
             ("deleted".to_owned(), AttributeValue::Bool(deleted)),
+            ("removed".to_owned(), AttributeValue::Bool(removed)),
         ]);
         item
     }
@@ -125,11 +127,11 @@ impl DynamoStore {
         item: Item,
         condition: &str,
         values: Item,
-        new_message: bool,
+        shown: i8,
     ) -> Result<bool, StoreError> {
         let items = vec![
             self.put(item, condition, &[("#pk", schema::PARTITION_KEY)], values)?,
-            self.bump_version(contact, new_message)?,
+            self.bump_version(contact, shown)?,
         ];
         Ok(self.transact(items).await?.is_ok())
     }
@@ -311,29 +313,39 @@ impl Store for DynamoStore {
         change: &MessageChange,
         role: Role,
     ) -> Result<Recorded, StoreError> {
-        let item = self.message_item(contact, change, role);
+        let item = self.message_item(contact, change, &role);
         let absent = "attribute_not_exists(#pk)";
-        // Newer state wins, deletion is final, and anything already known is a no-op: so duplicates and any
-        // delivery order converge to the same item. An update or deletion that arrives before its message creates
-        // the message (and counts it); otherwise it replaces the stored one (already counted).
-        let replace: Option<(&str, Item)> = match change.kind {
-            MessageKind::New => None,
-            MessageKind::Updated => Some((
-                "attribute_exists(#pk) AND deleted = :false AND updated_at < :updated AND body <> :body",
-                HashMap::from([
-                    (":false".to_owned(), AttributeValue::Bool(false)),
-                    (":updated".to_owned(), s(change.updated_at.key())),
-                    (":body".to_owned(), s(&change.text)),
-                ]),
-            )),
-            MessageKind::Deleted => Some((
-                "attribute_exists(#pk) AND deleted = :false",
-                HashMap::from([(":false".to_owned(), AttributeValue::Bool(false))]),
-            )),
-        };
+        let not_removed =
+            "attribute_exists(#pk) AND (attribute_not_exists(removed) OR removed = :false)";
+        let falsy = || HashMap::from([(":false".to_owned(), AttributeValue::Bool(false))]);
+        // Each message moves one way: shown (and edited, newest `updated_at` winning whatever the text, attachments
+        // included) → soft-deleted ("message deleted") → removed (hard delete: no line). A change that arrives
+        // before its message creates it in that state; one that is older than what is stored, or a duplicate, is a
+        // no-op. So any delivery order converges to the same item. `shown` keeps the count of lines to show.
+        let (replace, shown_if_replaced, shown_if_created): (Option<(&str, Item)>, i8, i8) =
+            match change.kind {
+                MessageKind::New => (None, 0, 1),
+                MessageKind::Updated => (
+                    Some((
+                        "attribute_exists(#pk) AND deleted = :false AND updated_at < :updated",
+                        HashMap::from([
+                            (":false".to_owned(), AttributeValue::Bool(false)),
+                            (":updated".to_owned(), s(change.updated_at.key())),
+                        ]),
+                    )),
+                    0,
+                    1,
+                ),
+                MessageKind::Deleted => (
+                    Some(("attribute_exists(#pk) AND deleted = :false", falsy())),
+                    0,
+                    1,
+                ),
+                MessageKind::Removed => (Some((not_removed, falsy())), -1, 0),
+            };
         if let Some((condition, values)) = replace {
             if self
-                .put_with_bump(contact, item.clone(), condition, values, false)
+                .put_with_bump(contact, item.clone(), condition, values, shown_if_replaced)
                 .await?
             {
                 return Ok(Recorded::Applied);
@@ -341,7 +353,7 @@ impl Store for DynamoStore {
         }
         Ok(
             if self
-                .put_with_bump(contact, item, absent, Item::new(), true)
+                .put_with_bump(contact, item, absent, Item::new(), shown_if_created)
                 .await?
             {
                 Recorded::Applied
@@ -433,6 +445,10 @@ impl Store for DynamoStore {
                 .map_err(unavailable)?;
             self.consumed.add(output.consumed_capacity());
             for item in output.items() {
+                // A hard-deleted message is kept only so that no late delivery brings it back: it has no line.
+                if get_bool(item, "removed") {
+                    continue;
+                }
                 let message = parse_message(item)?;
                 filling.add(&message);
                 messages.push(message);
