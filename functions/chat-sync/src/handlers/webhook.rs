@@ -92,6 +92,8 @@ struct WireAttachment {
 
 /// What an event means for the transcript.
 #[derive(Debug)]
+// One value per request, consumed at once: boxing the large variant would buy nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Parsed {
     Change(MessageChange),
     /// Not a transcript line (other event types, ephemeral/error/system messages).
@@ -361,7 +363,7 @@ impl Webhook {
         let role = if change.author.id == mapping.visitor_id.as_str() {
             change.author.name = mapping.visitor_name.clone();
             Role::Visitor
-        } else if self.agents.iter().any(|agent| *agent == change.author.id) {
+        } else if self.agents.contains(&change.author.id) {
             Role::Agent
         } else {
             Role::other(&change.author.role)
