@@ -982,3 +982,650 @@ async fn a_deleted_contact_is_gone_everywhere() {
     assert_eq!(body["results"][0]["new"], true);
     assert_ne!(body["results"][0]["id"], id.as_str());
 }
+
+const NOTES: &str = "/crm/v3/objects/notes";
+const NOTES_BATCH_CREATE: &str = "/crm/v3/objects/notes/batch/create";
+const NOTES_BATCH_UPDATE: &str = "/crm/v3/objects/notes/batch/update";
+const NOTES_BATCH_READ: &str = "/crm/v3/objects/notes/batch/read";
+
+/// A note input as the app sends it: body, timestamp and one association to a contact (note → contact, 202).
+fn note(contact: &str, body: &str, timestamp: &str) -> Value {
+    json!({
+        "properties": {"hs_note_body": body, "hs_timestamp": timestamp},
+        "associations": [{
+            "to": {"id": contact},
+            "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 202}],
+        }],
+    })
+}
+
+fn contact_notes_path(contact: &str) -> String {
+    format!("/crm/v4/objects/contacts/{contact}/associations/notes")
+}
+
+/// The note ids a v4 association listing names, and checks each row's shape.
+fn listed_note_ids(listing: &Value) -> Vec<u64> {
+    listing["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .map(|row| {
+            assert_eq!(
+                row["associationTypes"],
+                json!([{"category": "HUBSPOT_DEFINED", "typeId": 201, "label": null}]),
+                "{row}"
+            );
+            row["toObjectId"].as_u64().expect("a numeric toObjectId")
+        })
+        .collect()
+}
+
+fn ids_of(notes: &[sandbox::hubspot::Note]) -> Vec<&str> {
+    notes.iter().map(|n| n.id.as_str()).collect()
+}
+
+#[tokio::test]
+async fn a_note_is_created_on_a_contact_read_back_and_listed_under_it() {
+    let double = HubSpotDouble::start(TOKEN).await.expect("starts");
+    let ada = double.seed_contact("ada@example.com", &[]).id;
+    let client = Client::new(&double);
+
+    let body = note(&ada, "<p>Hello</p>", "2026-11-24T10:00:00Z");
+    let (status, _, created) = client.send("POST", NOTES, Some(body)).await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_str().expect("id").to_owned();
+    assert!(id.parse::<u64>().is_ok(), "a numeric id: {id}");
+    assert_eq!(created["archived"], false);
+    assert!(created["createdAt"].is_string() && created["updatedAt"].is_string());
+    let properties = &created["properties"];
+    assert_eq!(properties["hs_note_body"], "<p>Hello</p>");
+    assert_eq!(properties["hs_timestamp"], "2026-11-24T10:00:00.000Z");
+    assert_eq!(properties["hs_object_id"], id.as_str());
+    assert_eq!(properties["hs_createdate"], created["createdAt"]);
+    assert_eq!(properties["hs_lastmodifieddate"], created["updatedAt"]);
+
+    // Read back: the properties asked for (an undefined one is left out), and the system ones always.
+    let path = format!("{NOTES}/{id}?properties=hs_note_body,hubspot_owner_id,no_such_thing");
+    let (status, _, got) = client.send("GET", &path, None).await;
+    assert_eq!(status, 200, "{got}");
+    assert_eq!(got["id"], id.as_str());
+    assert_eq!(got["properties"]["hs_note_body"], "<p>Hello</p>");
+    assert_eq!(got["properties"]["hubspot_owner_id"], Value::Null);
+    assert!(got["properties"].get("no_such_thing").is_none(), "{got}");
+    assert!(got["properties"].get("hs_timestamp").is_none(), "{got}");
+    assert_eq!(got["properties"]["hs_object_id"], id.as_str());
+    let (status, _, bare) = client.send("GET", &format!("{NOTES}/{id}"), None).await;
+    assert_eq!(status, 200);
+    let mut names: Vec<&String> = bare["properties"]
+        .as_object()
+        .expect("properties")
+        .keys()
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["hs_createdate", "hs_lastmodifieddate", "hs_object_id"],
+        "HubSpot names only the system properties when none are asked for"
+    );
+    let (status, _, missing) = client.send("GET", &format!("{NOTES}/999"), None).await;
+    assert_eq!(
+        (status, missing["category"].as_str()),
+        (404, Some("OBJECT_NOT_FOUND"))
+    );
+
+    // The contact's notes, seen from the contact: association types are one-way, so contact → note is 201.
+    let (status, _, listing) = client.send("GET", &contact_notes_path(&ada), None).await;
+    assert_eq!(status, 200, "{listing}");
+    let id_number: u64 = id.parse().expect("numeric");
+    assert_eq!(listed_note_ids(&listing), [id_number]);
+    assert!(listing.get("paging").is_none(), "{listing}");
+    let (status, _, _) = client
+        .send("GET", &contact_notes_path("999999"), None)
+        .await;
+    assert_eq!(status, 404, "an unknown contact");
+
+    // A second, earlier note (epoch millis), then paging through the listing one at a time.
+    let earlier = note(&ada, "first chat", "1764000000000");
+    let (status, _, second) = client.send("POST", NOTES, Some(earlier)).await;
+    assert_eq!(status, 201, "{second}");
+    assert_eq!(
+        second["properties"]["hs_timestamp"], "2025-11-24T16:00:00.000Z",
+        "stored as HubSpot answers it"
+    );
+    let second_id = second["id"].as_str().expect("id").to_owned();
+    let (_, _, page) = client
+        .send(
+            "GET",
+            &format!("{}?limit=1", contact_notes_path(&ada)),
+            None,
+        )
+        .await;
+    assert_eq!(listed_note_ids(&page), [id_number]);
+    let after = page["paging"]["next"]["after"]
+        .as_str()
+        .expect("a next page");
+    let (_, _, rest) = client
+        .send(
+            "GET",
+            &format!("{}?limit=1&after={after}", contact_notes_path(&ada)),
+            None,
+        )
+        .await;
+    assert_eq!(
+        listed_note_ids(&rest),
+        [second_id.parse::<u64>().expect("numeric")]
+    );
+    assert!(rest.get("paging").is_none(), "{rest}");
+    let (status, _, _) = client
+        .send(
+            "GET",
+            &format!("{}?limit=0", contact_notes_path(&ada)),
+            None,
+        )
+        .await;
+    assert_eq!(status, 400);
+
+    // The timeline runs by hs_timestamp, not by creation.
+    assert_eq!(
+        ids_of(&double.notes_of_contact(&ada)),
+        [second_id.as_str(), id.as_str()]
+    );
+    assert_eq!(ids_of(&double.notes()), [id.as_str(), second_id.as_str()]);
+    let stored = double.note(&id).expect("stored");
+    assert_eq!(stored.contacts, [ada.as_str()]);
+    assert_eq!(stored.properties["hs_note_body"], "<p>Hello</p>");
+
+    // PATCH: 200 with the note, 404 for an unknown one.
+    let update = json!({"properties": {"hs_note_body": "<p>Hello again</p>"}});
+    let (status, _, patched) = client
+        .send("PATCH", &format!("{NOTES}/{id}"), Some(update.clone()))
+        .await;
+    assert_eq!(status, 200, "{patched}");
+    assert_eq!(patched["properties"]["hs_note_body"], "<p>Hello again</p>");
+    assert_eq!(
+        patched["properties"]["hs_timestamp"],
+        "2026-11-24T10:00:00.000Z"
+    );
+    let (status, _, _) = client
+        .send("PATCH", &format!("{NOTES}/999"), Some(update))
+        .await;
+    assert_eq!(status, 404);
+    let (status, _, _) = client
+        .send(
+            "PATCH",
+            &format!("{NOTES}/{id}"),
+            Some(json!({"properties": {"hs_timestamp": ""}})),
+        )
+        .await;
+    assert_eq!(status, 400, "a note keeps its place on the timeline");
+    assert_eq!(
+        (
+            double.call_count("notes_create"),
+            double.call_count("notes_get"),
+            double.call_count("contact_notes"),
+            double.call_count("notes_update"),
+        ),
+        (2, 3, 5, 3)
+    );
+}
+
+#[tokio::test]
+async fn batch_create_makes_every_note_or_none() {
+    let double = HubSpotDouble::start(TOKEN).await.expect("starts");
+    let ada = double.seed_contact("ada@example.com", &[]).id;
+    let grace = double.seed_contact("grace@example.com", &[]).id;
+    let client = Client::new(&double);
+
+    let inputs = json!({"inputs": [
+        note(&grace, "one", "2026-11-24T10:00:00Z"),
+        note(&ada, "two", "2026-11-24T09:00:00Z"),
+        note(&grace, "three", "2026-11-24T08:00:00Z"),
+    ]});
+    let (status, _, created) = client.send("POST", NOTES_BATCH_CREATE, Some(inputs)).await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["status"], "COMPLETE");
+    assert!(created["startedAt"].is_string() && created["completedAt"].is_string());
+    let results = created["results"].as_array().expect("results");
+    let bodies: Vec<&str> = results
+        .iter()
+        .filter_map(|r| r["properties"]["hs_note_body"].as_str())
+        .collect();
+    assert_eq!(bodies, ["one", "two", "three"], "results in input order");
+    let ids: Vec<&str> = results.iter().filter_map(|r| r["id"].as_str()).collect();
+    assert_eq!(ids_of(&double.notes_of_contact(&grace)), [ids[2], ids[0]]);
+    assert_eq!(ids_of(&double.notes_of_contact(&ada)), [ids[1]]);
+
+    let wrong_type = {
+        let mut input = note(&ada, "x", "2026-11-24T10:00:00Z");
+        input["associations"][0]["types"][0]["associationTypeId"] = json!(190);
+        input
+    };
+    let user_defined = {
+        let mut input = note(&ada, "x", "2026-11-24T10:00:00Z");
+        input["associations"][0]["types"][0]["associationCategory"] = json!("USER_DEFINED");
+        input
+    };
+    let fine = || note(&ada, "fine", "2026-11-24T10:00:00Z");
+    let refused = [
+        (
+            "an unknown contact",
+            vec![fine(), note("999999", "x", "2026-11-24T10:00:00Z")],
+        ),
+        (
+            "no hs_timestamp",
+            vec![fine(), json!({"properties": {"hs_note_body": "when?"}})],
+        ),
+        (
+            "a timestamp that is none",
+            vec![fine(), note(&ada, "x", "tomorrow")],
+        ),
+        (
+            "a body over 65,536 characters",
+            vec![
+                fine(),
+                note(&ada, &"x".repeat(65_537), "2026-11-24T10:00:00Z"),
+            ],
+        ),
+        (
+            "a body over 65,536 UTF-16 units",
+            vec![note(&ada, &"😀".repeat(32_769), "2026-11-24T10:00:00Z")],
+        ),
+        ("a company association type", vec![fine(), wrong_type]),
+        ("a user-defined association", vec![user_defined]),
+        (
+            "an undefined property",
+            vec![json!({"properties": {"hs_timestamp": "1", "mood": "sunny"}})],
+        ),
+        (
+            "a read-only property",
+            vec![json!({"properties": {"hs_timestamp": "1", "hs_object_id": "7"}})],
+        ),
+        ("no inputs", vec![]),
+        ("too many inputs", (0..101).map(|_| fine()).collect()),
+    ];
+    for (what, inputs) in refused {
+        let (status, _, body) = client
+            .send(
+                "POST",
+                NOTES_BATCH_CREATE,
+                Some(json!({ "inputs": inputs })),
+            )
+            .await;
+        assert_eq!(
+            (status, body["category"].as_str()),
+            (400, Some("VALIDATION_ERROR")),
+            "{what}: {body}"
+        );
+    }
+    assert_eq!(double.notes().len(), 3, "no refused batch created anything");
+
+    // HubSpot's answers for the two the app is likeliest to meet.
+    let missing = json!({"inputs": [{"properties": {"hs_note_body": "when?"}}]});
+    let (_, _, body) = client.send("POST", NOTES_BATCH_CREATE, Some(missing)).await;
+    assert_eq!(
+        body["message"],
+        "Error creating NOTE. Some required properties were not set."
+    );
+    assert_eq!(body["context"]["properties"], json!(["hs_timestamp"]));
+    let too_long = json!({"inputs": [note(&ada, &"x".repeat(65_537), "2026-11-24T10:00:00Z")]});
+    let (_, _, body) = client
+        .send("POST", NOTES_BATCH_CREATE, Some(too_long))
+        .await;
+    assert!(
+        body["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("INVALID_LENGTH") && m.contains("hs_note_body")),
+        "{body}"
+    );
+
+    // At the limit is fine, and a custom property works once defined.
+    double.define_note_property("chat_id");
+    let mut at_limit = note(&ada, &"x".repeat(65_536), "2026-11-24T10:00:00Z");
+    at_limit["properties"]["chat_id"] = json!("c-1");
+    let (status, _, body) = client
+        .send(
+            "POST",
+            NOTES_BATCH_CREATE,
+            Some(json!({"inputs": [at_limit]})),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["results"][0]["properties"]["chat_id"], "c-1");
+    assert_eq!(double.call_count("notes_batch_create"), 15);
+}
+
+#[tokio::test]
+async fn batch_update_and_read_of_notes_report_unknown_ids() {
+    let double = HubSpotDouble::start(TOKEN).await.expect("starts");
+    let ada = double.seed_contact("ada@example.com", &[]).id;
+    let client = Client::new(&double);
+    let inputs = json!({"inputs": [
+        note(&ada, "one", "2026-11-24T10:00:00Z"),
+        note(&ada, "two", "2026-11-24T11:00:00Z"),
+    ]});
+    let (_, _, created) = client.send("POST", NOTES_BATCH_CREATE, Some(inputs)).await;
+    let first = created["results"][0]["id"].as_str().expect("id").to_owned();
+    let second = created["results"][1]["id"].as_str().expect("id").to_owned();
+    let body_of = |id: &str| {
+        double
+            .note(id)
+            .and_then(|n| n.properties.get("hs_note_body").cloned())
+    };
+    let update = |id: &str, text: &str| json!({"id": id, "properties": {"hs_note_body": text}});
+
+    let (status, _, answer) = client
+        .send(
+            "POST",
+            NOTES_BATCH_UPDATE,
+            Some(json!({"inputs": [update(&first, "1"), update(&second, "2")]})),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["status"], "COMPLETE");
+    assert!(answer.get("errors").is_none(), "{answer}");
+    assert_eq!(answer["results"].as_array().map(Vec::len), Some(2));
+    assert_eq!(
+        (body_of(&first).as_deref(), body_of(&second).as_deref()),
+        (Some("1"), Some("2"))
+    );
+
+    let (status, _, answer) = client
+        .send(
+            "POST",
+            NOTES_BATCH_UPDATE,
+            Some(json!({"inputs": [update(&first, "one again"), update("999", "lost")]})),
+        )
+        .await;
+    assert_eq!(status, 207, "{answer}");
+    assert_eq!(answer["results"].as_array().map(Vec::len), Some(1));
+    assert_eq!(answer["results"][0]["id"], first.as_str());
+    assert_eq!(answer["numErrors"], 1);
+    let error = &answer["errors"][0];
+    assert_eq!(error["status"], "error");
+    assert_eq!(error["category"], "OBJECT_NOT_FOUND");
+    assert_eq!(error["context"]["ids"], json!(["999"]));
+    assert!(
+        error["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("NOTE objects")),
+        "{error}"
+    );
+    assert_eq!(body_of(&first).as_deref(), Some("one again"));
+
+    let refused = [
+        json!({"inputs": [update(&first, "a"), update(&first, "b")]}),
+        json!({"inputs": [update(&first, "a"), {"id": second, "properties": {"hs_note_body": "x".repeat(65_537)}}]}),
+        json!({"inputs": [{"id": "ada@example.com", "idProperty": "email", "properties": {}}]}),
+    ];
+    for body in refused {
+        let (status, _, answer) = client.send("POST", NOTES_BATCH_UPDATE, Some(body)).await;
+        assert_eq!(status, 400, "{answer}");
+    }
+    assert_eq!(
+        body_of(&first).as_deref(),
+        Some("one again"),
+        "nothing written"
+    );
+
+    let read = json!({"properties": ["hs_note_body"], "inputs": [{"id": first}, {"id": second}]});
+    let (status, _, answer) = client.send("POST", NOTES_BATCH_READ, Some(read)).await;
+    assert_eq!(status, 200, "{answer}");
+    let bodies: Vec<&str> = answer["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .filter_map(|r| r["properties"]["hs_note_body"].as_str())
+        .collect();
+    assert_eq!(bodies, ["one again", "2"]);
+    let read = json!({"properties": ["hs_note_body"], "inputs": [{"id": first}, {"id": "999"}]});
+    let (status, _, answer) = client.send("POST", NOTES_BATCH_READ, Some(read)).await;
+    assert_eq!(status, 207, "{answer}");
+    assert_eq!(answer["results"][0]["id"], first.as_str());
+    assert_eq!(answer["errors"][0]["category"], "OBJECT_NOT_FOUND");
+    assert_eq!(answer["errors"][0]["context"]["ids"], json!(["999"]));
+    assert_eq!(
+        (
+            double.call_count("notes_batch_update"),
+            double.call_count("notes_batch_read")
+        ),
+        (5, 2)
+    );
+}
+
+#[tokio::test]
+async fn a_late_note_update_overlaps_a_second_update_of_that_note() {
+    let double = HubSpotDouble::start(TOKEN).await.expect("starts");
+    let ada = double.seed_contact("ada@example.com", &[]).id;
+    let client = Client::new(&double);
+    let inputs = json!({"inputs": [
+        note(&ada, "one", "2026-11-24T10:00:00Z"),
+        note(&ada, "other", "2026-11-24T11:00:00Z"),
+    ]});
+    let (_, _, created) = client.send("POST", NOTES_BATCH_CREATE, Some(inputs)).await;
+    let id = created["results"][0]["id"].as_str().expect("id").to_owned();
+    let other = created["results"][1]["id"].as_str().expect("id").to_owned();
+    let body_of = |id: &str| {
+        double
+            .note(id)
+            .and_then(|n| n.properties.get("hs_note_body").cloned())
+    };
+
+    double.set_late_writes(1.0, Duration::from_millis(300));
+    let late = json!({"inputs": [{"id": id, "properties": {"hs_note_body": "late"}}]});
+    let (status, _, answer) = client.send("POST", NOTES_BATCH_UPDATE, Some(late)).await;
+    assert_eq!(
+        (status, answer["message"].as_str()),
+        (502, Some("Bad Gateway"))
+    );
+    assert_eq!(double.late_writes_pending(), 1);
+    assert_eq!(body_of(&id).as_deref(), Some("one"), "not landed yet");
+
+    // Another note is not in flight; the same one is, until the late write has landed.
+    double.set_late_writes(0.0, Duration::ZERO);
+    let patch = |text: &str| json!({"properties": {"hs_note_body": text}});
+    let (status, _, _) = client
+        .send("PATCH", &format!("{NOTES}/{other}"), Some(patch("fine")))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(double.overlapping_patches(), Vec::<String>::new());
+    let (status, _, _) = client
+        .send("PATCH", &format!("{NOTES}/{id}"), Some(patch("retry")))
+        .await;
+    assert_eq!(status, 200);
+    let overlaps = double.overlapping_patches();
+    assert_eq!(overlaps.len(), 1, "{overlaps:?}");
+    assert!(
+        overlaps[0].starts_with(&format!("notes_update to note {id} ")),
+        "{overlaps:?}"
+    );
+    wait_for_late_writes(&double).await;
+    assert_eq!(
+        body_of(&id).as_deref(),
+        Some("late"),
+        "the late write landed last"
+    );
+
+    // A late create lands too: the client saw a 502, yet the note is there.
+    double.clear_calls();
+    double.set_late_writes(1.0, Duration::from_millis(50));
+    let (status, _, _) = client
+        .send(
+            "POST",
+            NOTES,
+            Some(note(&ada, "ghost", "2026-11-24T12:00:00Z")),
+        )
+        .await;
+    assert_eq!(status, 502);
+    assert_eq!(double.late_writes(), 1);
+    wait_for_late_writes(&double).await;
+    assert_eq!(double.notes_of_contact(&ada).len(), 3);
+    assert_eq!(double.overlapping_patches(), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn a_merge_keeps_both_timelines_and_a_deletion_keeps_the_notes() {
+    let double = HubSpotDouble::start(TOKEN).await.expect("starts");
+    let ada = double.seed_contact("ada@example.com", &[]).id;
+    let augusta = double.seed_contact("augusta@example.com", &[]).id;
+    let client = Client::new(&double);
+    let inputs = json!({"inputs": [
+        note(&ada, "ada's chat", "2026-11-24T12:00:00Z"),
+        note(&augusta, "augusta's chat", "2026-11-24T11:00:00Z"),
+    ]});
+    let (status, _, created) = client.send("POST", NOTES_BATCH_CREATE, Some(inputs)).await;
+    assert_eq!(status, 201, "{created}");
+    let ada_note = created["results"][0]["id"].as_str().expect("id").to_owned();
+    let augusta_note = created["results"][1]["id"].as_str().expect("id").to_owned();
+
+    let merged = double.merge_contacts(&ada, &augusta).expect("merged");
+    assert_eq!(
+        ids_of(&double.notes_of_contact(&merged)),
+        [augusta_note.as_str(), ada_note.as_str()],
+        "both timelines, by hs_timestamp"
+    );
+    assert!(double.notes_of_contact(&ada).is_empty());
+    let (status, _, listing) = client.send("GET", &contact_notes_path(&merged), None).await;
+    assert_eq!(status, 200, "{listing}");
+    let numeric = |id: &str| id.parse::<u64>().expect("numeric");
+    assert_eq!(
+        listed_note_ids(&listing),
+        [numeric(&ada_note), numeric(&augusta_note)]
+    );
+    let (status, _, _) = client.send("GET", &contact_notes_path(&ada), None).await;
+    assert_eq!(status, 404, "the old id is gone");
+    assert_eq!(
+        double.note(&ada_note).expect("note").contacts,
+        [merged.as_str()]
+    );
+
+    assert!(double.delete_contact(&merged));
+    let kept = double.note(&ada_note).expect("the note stays");
+    assert!(kept.contacts.is_empty(), "{kept:?}");
+    assert_eq!(double.notes().len(), 2);
+    let (status, _, _) = client
+        .send("GET", &format!("{NOTES}/{ada_note}"), None)
+        .await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn a_call_without_its_scope_answers_403_missing_scopes() {
+    let double = HubSpotDouble::start(TOKEN).await.expect("starts");
+    let ada = double.seed_contact("ada@example.com", &[]).id;
+    let client = Client::new(&double);
+    let (status, _, created) = client
+        .send(
+            "POST",
+            NOTES,
+            Some(note(&ada, "hi", "2026-11-24T10:00:00Z")),
+        )
+        .await;
+    assert_eq!(status, 201, "everything is granted by default");
+    let id = created["id"].as_str().expect("id").to_owned();
+
+    double.set_scopes(Some(vec!["crm.objects.contacts.read".to_owned()]));
+    double.set_rate_limit(Some(100));
+    double.faults().fail_next("notes_create", 1, 500);
+    let (status, headers, body) = client
+        .send(
+            "POST",
+            NOTES,
+            Some(note(&ada, "hi", "2026-11-24T10:00:00Z")),
+        )
+        .await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["status"], "error");
+    assert_eq!(body["category"], "MISSING_SCOPES");
+    assert_eq!(
+        body["message"],
+        "This app hasn't been granted all required scopes to make this call. Read more about required scopes \
+         here: https://developers.hubspot.com/scopes."
+    );
+    assert!(body["correlationId"].is_string());
+    assert_eq!(
+        body["errors"],
+        json!([{
+            "message": "One or more of the following scopes are required.",
+            "context": {"requiredGranularScopes": ["crm.objects.contacts.write"]},
+        }])
+    );
+    assert_eq!(
+        body["links"]["scopes"],
+        "https://developers.hubspot.com/scopes"
+    );
+    assert_eq!(
+        header(&headers, "x-hubspot-ratelimit-remaining").as_deref(),
+        Some("99"),
+        "a refused call counts"
+    );
+
+    // Reads need only the read scope.
+    let reads = [
+        format!("{NOTES}/{id}"),
+        contact_notes_path(&ada),
+        format!("/crm/v3/objects/contacts/{ada}"),
+        "/crm/v3/objects/contacts".to_owned(),
+    ];
+    for path in &reads {
+        let (status, _, body) = client.send("GET", path, None).await;
+        assert_eq!(status, 200, "{path}: {body}");
+    }
+    let read = json!({"inputs": [{"id": id}]});
+    let (status, _, _) = client.send("POST", NOTES_BATCH_READ, Some(read)).await;
+    assert_eq!(status, 200);
+    let (status, _, body) = client
+        .send("GET", "/crm/v3/properties/contacts/email", None)
+        .await;
+    assert_eq!(status, 403);
+    assert_eq!(
+        body["errors"][0]["context"]["requiredGranularScopes"],
+        json!(["crm.schemas.contacts.read"])
+    );
+    let (status, _, _) = client
+        .send(
+            "PATCH",
+            &format!("{NOTES}/{id}"),
+            Some(json!({"properties": {"hs_note_body": "x"}})),
+        )
+        .await;
+    assert_eq!(status, 403);
+    assert_eq!(double.late_writes(), 0);
+
+    // The 403 stood in front of the backend: the scripted fault is still there once the scope is granted.
+    double.set_scopes(None);
+    let (status, _, _) = client
+        .send(
+            "POST",
+            NOTES,
+            Some(note(&ada, "hi", "2026-11-24T10:00:00Z")),
+        )
+        .await;
+    assert_eq!(status, 500);
+    assert_eq!(double.notes().len(), 1, "nothing written by a refused call");
+    assert_eq!(double.call_count("notes_create"), 3);
+}
+
+#[tokio::test]
+async fn contacts_batch_read_by_id_and_email() {
+    let double = HubSpotDouble::start(TOKEN).await.expect("starts");
+    let ada = double
+        .seed_contact("ada@example.com", &[("firstname", "Ada")])
+        .id;
+    let client = Client::new(&double);
+    let path = "/crm/v3/objects/contacts/batch/read";
+
+    let read = json!({"properties": ["firstname"], "inputs": [{"id": ada}, {"id": "999999"}]});
+    let (status, _, answer) = client.send("POST", path, Some(read)).await;
+    assert_eq!(status, 207, "{answer}");
+    assert_eq!(answer["results"][0]["properties"]["firstname"], "Ada");
+    assert_eq!(answer["errors"][0]["context"]["ids"], json!(["999999"]));
+    let read = json!({"idProperty": "email", "inputs": [{"id": "ADA@example.com"}]});
+    let (status, _, answer) = client.send("POST", path, Some(read)).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["results"][0]["id"], ada.as_str());
+    assert_eq!(
+        answer["results"][0]["properties"]["email"],
+        "ada@example.com"
+    );
+    assert_eq!(double.call_count("batch_read"), 2);
+}

@@ -1,15 +1,20 @@
 //! The CRM the double keeps: contacts, their e-mail index and the property definitions, with HubSpot's
-//! validation rules and JSON shapes.
+//! validation rules and JSON shapes; and the notes on the contacts' timelines (`notes.rs`).
 //!
-//! Invariant: `by_email` maps every lowercased e-mail that resolves to a contact to that contact's id, and only to
-//! ids present in `contacts` (a merge repoints both e-mails to the new id; a deletion drops them).
+//! Invariants: `by_email` maps every lowercased e-mail that resolves to a contact to that contact's id, and only to
+//! ids present in `contacts` (a merge repoints both e-mails to the new id; a deletion drops them). Notes are
+//! associated only with contacts present in `contacts` (a merge moves both contacts' notes to the new id; a
+//! deletion drops the contact's associations and keeps the notes).
 
 use super::errors::{conflict, problem, property_errors, validation, HsError};
+use super::notes::Notes;
 use super::{MAX_BATCH_INPUTS, MAX_PROPERTY_CHARS};
 use crate::support::now_rfc3339;
+use http::StatusCode;
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, HashMap};
+use std::fmt;
 
 const FIRST_CONTACT_ID: u64 = 1001;
 /// What a GET returns when no `properties` are asked for; also the properties every portal has.
@@ -27,11 +32,38 @@ pub struct Contact {
 /// Property updates: `None` clears the value (JSON `null` or `""`).
 pub(super) type Updates = BTreeMap<String, Option<String>>;
 
+/// The CRM object types the double keeps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(super) enum Object {
+    Contact,
+    Note,
+}
+
+impl Object {
+    /// The name HubSpot uses in its messages (`Could not get some CONTACT objects`).
+    pub(super) fn hubspot_name(self) -> &'static str {
+        match self {
+            Self::Contact => "CONTACT",
+            Self::Note => "NOTE",
+        }
+    }
+}
+
+impl fmt::Display for Object {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Contact => "contact",
+            Self::Note => "note",
+        })
+    }
+}
+
 pub(super) struct Crm {
     pub(super) contacts: BTreeMap<u64, Contact>,
     pub(super) by_email: HashMap<String, u64>,
     next_id: u64,
     pub(super) properties: BTreeMap<String, Value>,
+    pub(super) notes: Notes,
 }
 
 impl Crm {
@@ -48,6 +80,7 @@ impl Crm {
             by_email: HashMap::new(),
             next_id: FIRST_CONTACT_ID,
             properties,
+            notes: Notes::new(),
         }
     }
 
@@ -130,20 +163,9 @@ impl Crm {
         let mut problems = Vec::new();
         for (name, value) in updates {
             if !self.properties.contains_key(name) {
-                problems.push(problem(
-                    name,
-                    "PROPERTY_DOESNT_EXIST",
-                    format!("Property \"{name}\" does not exist"),
-                ));
+                problems.push(unknown_property(name));
             } else if let Some(value) = value {
-                let len = value.encode_utf16().count();
-                if len > MAX_PROPERTY_CHARS {
-                    problems.push(problem(
-                        name,
-                        "INVALID_LENGTH",
-                        format!("Property \"{name}\" has a value of {len} characters; the limit is {MAX_PROPERTY_CHARS}"),
-                    ));
-                }
+                problems.extend(too_long(name, value));
                 if name == "email" && !value.is_empty() && !valid_email(value) {
                     problems.push(problem(
                         name,
@@ -215,6 +237,7 @@ impl Crm {
             }
         }
         self.contacts.insert(id, merged);
+        self.notes.reassociate(&[primary_id, secondary_id], id);
         Some(id.to_string())
     }
 
@@ -227,6 +250,7 @@ impl Crm {
             return false;
         }
         self.by_email.retain(|_, owner| *owner != id);
+        self.notes.dissociate(id);
         true
     }
 }
@@ -255,6 +279,27 @@ fn apply(contact: &mut Contact, updates: &Updates, now: &str) {
         }
     }
     contact.updated_at = now.to_owned();
+}
+
+/// A value for a property the object type does not have.
+pub(super) fn unknown_property(name: &str) -> Value {
+    problem(
+        name,
+        "PROPERTY_DOESNT_EXIST",
+        format!("Property \"{name}\" does not exist"),
+    )
+}
+
+/// A value over HubSpot's string limit, counted in UTF-16 units as HubSpot (a JVM) counts characters.
+pub(super) fn too_long(name: &str, value: &str) -> Option<Value> {
+    let len = value.encode_utf16().count();
+    (len > MAX_PROPERTY_CHARS).then(|| {
+        problem(
+            name,
+            "INVALID_LENGTH",
+            format!("Property \"{name}\" has a value of {len} characters; the limit is {MAX_PROPERTY_CHARS}"),
+        )
+    })
 }
 
 pub(super) fn valid_email(email: &str) -> bool {
@@ -300,25 +345,31 @@ pub(super) fn property_definition(
     })
 }
 
-/// The contact as HubSpot returns it, with its system properties; `wanted` limits properties (missing ones → null).
-pub(super) fn contact_json(contact: &Contact, wanted: Option<&[String]>) -> Value {
-    let mut properties = Map::new();
+/// An object's `properties` as HubSpot returns them: all of them, or the `wanted` ones (unset → null).
+pub(super) fn properties_json(
+    values: &BTreeMap<String, String>,
+    wanted: Option<&[String]>,
+) -> Map<String, Value> {
     match wanted {
-        Some(wanted) => {
-            for name in wanted {
-                let value = contact
-                    .properties
+        Some(wanted) => wanted
+            .iter()
+            .map(|name| {
+                let value = values
                     .get(name)
                     .map_or(Value::Null, |v| Value::String(v.clone()));
-                properties.insert(name.clone(), value);
-            }
-        }
-        None => {
-            for (name, value) in &contact.properties {
-                properties.insert(name.clone(), Value::String(value.clone()));
-            }
-        }
+                (name.clone(), value)
+            })
+            .collect(),
+        None => values
+            .iter()
+            .map(|(name, value)| (name.clone(), Value::String(value.clone())))
+            .collect(),
     }
+}
+
+/// The contact as HubSpot returns it, with its system properties; `wanted` limits properties (missing ones → null).
+pub(super) fn contact_json(contact: &Contact, wanted: Option<&[String]>) -> Value {
+    let mut properties = properties_json(&contact.properties, wanted);
     properties.insert("hs_object_id".to_owned(), Value::String(contact.id.clone()));
     properties.insert(
         "createdate".to_owned(),
@@ -382,6 +433,76 @@ pub(super) fn batch_inputs(body: &Value) -> Result<&[Value], HsError> {
         )));
     }
     Ok(inputs)
+}
+
+/// The body of a batch call that went through.
+pub(super) fn batch_complete(started_at: String, results: Vec<Value>) -> Value {
+    json!({
+        "status": "COMPLETE",
+        "results": results,
+        "startedAt": started_at,
+        "completedAt": now_rfc3339(),
+    })
+}
+
+/// A batch call's answer: 200 with every result, or 207 when some ids named no object. HubSpot groups those ids
+/// into one `OBJECT_NOT_FOUND` error, and `numErrors` counts error entries, not inputs.
+pub(super) fn batch_answer(
+    started_at: String,
+    results: Vec<Value>,
+    unknown: Vec<String>,
+    object: Object,
+) -> (StatusCode, Value) {
+    let mut body = batch_complete(started_at, results);
+    if unknown.is_empty() {
+        return (StatusCode::OK, body);
+    }
+    let object = object.hubspot_name();
+    body["errors"] = json!([{
+        "status": "error",
+        "category": "OBJECT_NOT_FOUND",
+        "message": format!("Could not get some {object} objects, they may be deleted or not exist. Check that ids are valid."),
+        "context": { "ids": unknown },
+    }]);
+    body["numErrors"] = json!(1);
+    (StatusCode::MULTI_STATUS, body)
+}
+
+/// A batch input's `id`: a non-empty string (trimmed) or a number.
+pub(super) fn input_id(input: &Value, index: usize) -> Result<String, HsError> {
+    match input.get("id") {
+        Some(Value::String(id)) if !id.trim().is_empty() => Ok(id.trim().to_owned()),
+        Some(Value::Number(id)) => Ok(id.to_string()),
+        _ => Err(validation(&format!("inputs[{index}].id is required"))),
+    }
+}
+
+/// Whether an `idProperty` (`at` locates it for messages) names objects by e-mail, which only contacts can be;
+/// otherwise ids are object ids.
+pub(super) fn by_email(
+    id_property: Option<&Value>,
+    object: Object,
+    at: &str,
+) -> Result<bool, HsError> {
+    match id_property {
+        None | Some(Value::Null) => Ok(false),
+        Some(Value::String(p)) if p == "hs_object_id" => Ok(false),
+        Some(Value::String(p)) if p == "email" && object == Object::Contact => Ok(true),
+        Some(other) => Err(validation(&format!(
+            "{at}idProperty {other} is not a unique identifier property of {object}s"
+        ))),
+    }
+}
+
+/// The `properties` a read asks for (`?properties=a,b`): `None` when it names none.
+pub(super) fn wanted_properties(list: Option<&String>) -> Option<Vec<String>> {
+    list.map(|list| {
+        list.split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(str::to_owned)
+            .collect()
+    })
 }
 
 pub(super) fn parse_json(body: &[u8]) -> Result<Value, HsError> {

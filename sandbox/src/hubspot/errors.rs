@@ -54,7 +54,7 @@ pub(super) fn validation(message: &str) -> HsError {
     error(StatusCode::BAD_REQUEST, "VALIDATION_ERROR", message)
 }
 
-pub(super) fn not_found_contact() -> HsError {
+pub(super) fn object_not_found() -> HsError {
     error(
         StatusCode::NOT_FOUND,
         "OBJECT_NOT_FOUND",
@@ -70,7 +70,42 @@ pub(super) fn conflict(existing_id: u64) -> HsError {
     )
 }
 
-/// The same contact named twice in one batch (HubSpot refuses the whole call).
+/// HubSpot's 403 for an app without the scopes a call needs; `requiredGranularScopes` names them.
+pub(super) fn missing_scopes(required: &[&str]) -> HsError {
+    HsError {
+        status: StatusCode::FORBIDDEN,
+        body: json!({
+            "status": "error",
+            "message": "This app hasn't been granted all required scopes to make this call. Read more about required \
+                        scopes here: https://developers.hubspot.com/scopes.",
+            "correlationId": uuid(),
+            "errors": [{
+                "message": "One or more of the following scopes are required.",
+                "context": { "requiredGranularScopes": required },
+            }],
+            "links": { "scopes": "https://developers.hubspot.com/scopes" },
+            "category": "MISSING_SCOPES",
+        }),
+        fixed_rate_headers: false,
+    }
+}
+
+/// A create without a property the object type requires (`object` as HubSpot names it, e.g. `NOTE`).
+pub(super) fn required_properties(object: &str, names: &[&str]) -> HsError {
+    HsError {
+        status: StatusCode::BAD_REQUEST,
+        body: json!({
+            "status": "error",
+            "message": format!("Error creating {object}. Some required properties were not set."),
+            "correlationId": uuid(),
+            "context": { "properties": names },
+            "category": "VALIDATION_ERROR",
+        }),
+        fixed_rate_headers: false,
+    }
+}
+
+/// The same object named twice in one batch (HubSpot refuses the whole call).
 pub(super) fn duplicate_ids(ids: &[String]) -> HsError {
     validation(&format!(
         "Duplicate IDs found in batch input: [{}]",
@@ -128,7 +163,7 @@ pub(super) fn injected(status: u16) -> HsError {
             "MISSING_SCOPES",
             "This app hasn't been granted all required scopes to make this call.",
         ),
-        404 => not_found_contact(),
+        404 => object_not_found(),
         409 => error(code, "CONFLICT", "Conflict (injected fault)"),
         423 => error(code, "LOCKED", "The resource is locked; retry later."),
         _ => error(code, "INTERNAL_ERROR", "internal error"),

@@ -1,26 +1,34 @@
-//! A local double of the HubSpot CRM v3 contacts API (the subset this project calls).
+//! A local double of the HubSpot CRM v3 contacts and notes APIs and the v4 contact → notes associations (the subset
+//! this project calls).
 //!
 //! It reproduces what the app's correctness depends on, including the unfriendly parts:
-//! * bearer-token auth (API keys refused) and HubSpot's error shapes;
+//! * bearer-token auth (API keys refused), the app's scopes (`scopes.rs`: which route needs which) and HubSpot's
+//!   error shapes;
 //! * per-app rate limits (`limits.rs`): a rolling ten-second window and a daily cap that count every request,
 //!   refused ones too, with HubSpot's headers and 429 bodies;
 //! * batch upsert by email, atomic under concurrency; batch update with per-input `OBJECT_NOT_FOUND` (207);
 //!   the 65,536-character property limit and unknown-property errors (`crm.rs`);
-//! * because HubSpot has no conditional writes, detection of two writes to one contact in flight at once, and
-//!   writes that answer 502 but land later (`writes.rs`);
-//! * merges that give the merged contact a new id, and deletions.
+//! * notes on contacts' timelines (`notes.rs`): `hs_timestamp` required, the same length limit, batch create all
+//!   or nothing (201), batch update and read per input (207);
+//! * because HubSpot has no conditional writes, detection of two writes to one contact or note in flight at once,
+//!   and writes that answer 502 but land later (`writes.rs`);
+//! * merges that give the merged contact a new id and keep both contacts' notes, and deletions.
 //!
 //! Every request goes through one pipeline: record the call, admit it (`HubState::admit`: auth, then the limiter,
-//! then fault injection), sleep the configured latency, run the route's logic, and stamp the rate-limit headers.
+//! then the scopes, then fault injection), sleep the configured latency, run the route's logic, and stamp the
+//! rate-limit headers.
 
 mod crm;
 mod errors;
 mod limits;
+mod notes;
 mod routes;
+mod scopes;
 mod writes;
 
 pub use crate::support::RecordedCall;
 pub use crm::Contact;
+pub use notes::Note;
 
 use crate::faults::Faults;
 use crate::support::{any_local_port, lock, Recorder, Req, Server};
@@ -33,6 +41,7 @@ use crm::{property_definition, Crm};
 use errors::{error, injected, rate_limited, HsError};
 use http::{HeaderValue, StatusCode};
 use limits::Limits;
+use scopes::{Grant, Route};
 use serde_json::Value;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -77,8 +86,10 @@ impl HubSpotDouble {
         self.state.recorder.calls()
     }
 
-    /// Requests to one route (`"upsert"`, `"batch_update"`, `"patch_contact"`, `"get_contact"`,
-    /// `"create_property"`, ...).
+    /// Requests to one route: `"upsert"`, `"create_contact"`, `"get_contact"`, `"list_contacts"`,
+    /// `"patch_contact"`, `"batch_update"`, `"batch_read"`, `"create_property"`, `"get_property"`, `"notes_create"`,
+    /// `"notes_update"`, `"notes_get"`, `"notes_batch_create"`, `"notes_batch_update"`, `"notes_batch_read"`,
+    /// `"contact_notes"` (and `"not_found"`, `"method_not_allowed"` for the rest).
     pub fn call_count(&self, route: &str) -> usize {
         self.state.recorder.count(route)
     }
@@ -99,8 +110,9 @@ impl HubSpotDouble {
             .and_then(|id| crm.contacts.get(&id).cloned())
     }
 
-    /// One description per violation: a write (PATCH or batch-update input) to a contact that started while
-    /// another write to it was in flight — including a late write that answered 502 but has not landed yet.
+    /// One description per violation: a write (PATCH or batch-update input) to a contact or note that started while
+    /// another write to it was in flight — including a late write that answered 502 but has not landed yet. Each
+    /// names the route, the object type and its id (`notes_update to note 5000001 started while ...`).
     pub fn overlapping_patches(&self) -> Vec<String> {
         self.state.writes.overlaps()
     }
@@ -120,6 +132,36 @@ impl HubSpotDouble {
             });
     }
 
+    /// Defines a custom note property, so notes may carry it (`hs_note_body`, `hs_timestamp`, `hubspot_owner_id`
+    /// and `hs_attachment_ids` always exist).
+    pub fn define_note_property(&self, name: &str) {
+        lock(&self.state.crm).notes.define_property(name);
+    }
+
+    /// All notes, sorted by (numeric) id.
+    pub fn notes(&self) -> Vec<Note> {
+        lock(&self.state.crm).notes.all()
+    }
+
+    pub fn note(&self, id: &str) -> Option<Note> {
+        lock(&self.state.crm).notes.get(id)
+    }
+
+    /// The notes on a contact's timeline, sorted by `hs_timestamp` (stored as ISO 8601 UTC), then id; empty for an
+    /// unknown contact.
+    pub fn notes_of_contact(&self, contact_id: &str) -> Vec<Note> {
+        let crm = lock(&self.state.crm);
+        crm.resolve(contact_id, false)
+            .map(|id| crm.notes.timeline(id))
+            .unwrap_or_default()
+    }
+
+    /// Grants the app only `scopes`: a call to a route that needs one it lacks answers HubSpot's 403
+    /// `MISSING_SCOPES` (after the limiter has counted it). `None` (default) grants every scope.
+    pub fn set_scopes(&self, scopes: Option<Vec<String>>) {
+        self.state.scopes.set(scopes);
+    }
+
     /// Creates or updates a contact directly (test setup without HTTP traffic); properties are not validated.
     pub fn seed_contact(&self, email: &str, properties: &[(&str, &str)]) -> Contact {
         let mut crm = lock(&self.state.crm);
@@ -132,12 +174,14 @@ impl HubSpotDouble {
 
     /// Merges two contacts as HubSpot has since 2025: a new contact (new id) holds the primary's values, with
     /// the secondary's filling properties the primary lacks; both e-mails resolve to it, and both old ids are gone
-    /// (404, and unknown in batch updates). Returns the new id; `None` if either id is unknown or they are equal.
+    /// (404, and unknown in batch updates). The timeline is kept: both contacts' notes are the new contact's.
+    /// Returns the new id; `None` if either id is unknown or they are equal.
     pub fn merge_contacts(&self, primary_id: &str, secondary_id: &str) -> Option<String> {
         lock(&self.state.crm).merge(primary_id, secondary_id)
     }
 
-    /// Deletes a contact: its id answers 404 and its e-mail no longer resolves. `false` if there was none.
+    /// Deletes a contact: its id answers 404 and its e-mail no longer resolves. Its notes stay, no longer
+    /// associated with it. `false` if there was none.
     pub fn delete_contact(&self, id: &str) -> bool {
         lock(&self.state.crm).delete(id)
     }
@@ -173,9 +217,10 @@ impl HubSpotDouble {
         lock(&self.state.limits).refused()
     }
 
-    /// Each write (`patch_contact`, `batch_update`) the gateway lets through is, with probability `rate`, answered
-    /// 502 after the usual latency yet applied `delay` later anyway (ids and values checked then). Until it has
-    /// landed its contacts count as in flight, so writing them again before then shows in
+    /// Each write (`patch_contact`, `batch_update`, `notes_create`, `notes_update`, `notes_batch_create`,
+    /// `notes_batch_update`) the gateway lets through is, with probability `rate`, answered 502 after the usual
+    /// latency yet applied `delay` later anyway (ids and values checked then). Until it has landed the contacts or
+    /// notes it updates count as in flight, so writing them again before then shows in
     /// [`Self::overlapping_patches`]. `rate` 0 turns it off.
     pub fn set_late_writes(&self, rate: f64, delay: Duration) {
         self.state.writes.set_late(rate, delay);
@@ -198,6 +243,7 @@ struct HubState {
     recorder: Recorder,
     crm: Mutex<Crm>,
     limits: Mutex<Limits>,
+    scopes: Grant,
     writes: Writes,
 }
 
@@ -209,6 +255,7 @@ impl HubState {
             recorder: Recorder::default(),
             crm: Mutex::new(Crm::new()),
             limits: Mutex::default(),
+            scopes: Grant::default(),
             writes: Writes::default(),
         }
     }
@@ -237,10 +284,10 @@ impl HubState {
         Ok(())
     }
 
-    /// Auth, then the limiter (which counts the request whatever happens next), then fault injection. A 401 is
-    /// not counted: a request without the app's token is not the app's. The limiter stands in front of the
-    /// backend, so a request it refuses never consumes a scripted fault.
-    fn admit(&self, route: &str, req: &Req) -> Gate {
+    /// Auth, then the limiter (which counts the request whatever happens next), then the app's scopes, then fault
+    /// injection. A 401 is not counted: a request without the app's token is not the app's. The limiter and the
+    /// scope check stand in front of the backend, so a request they refuse never consumes a scripted fault.
+    fn admit(&self, route: Route, req: &Req) -> Gate {
         if let Err(refusal) = self.authenticate(req) {
             return Gate {
                 refusal: Some(refusal),
@@ -250,7 +297,10 @@ impl HubState {
         let admission = lock(&self.limits).admit(Instant::now());
         let refusal = match admission.refused {
             Some(policy) => Some(rate_limited(policy)),
-            None => self.faults.decide(route).map(injected),
+            None => match self.scopes.check(route) {
+                Err(missing) => Some(missing),
+                Ok(()) => self.faults.decide(route.name()).map(injected),
+            },
         };
         Gate {
             refusal,
@@ -323,10 +373,35 @@ fn build_router(state: Arc<HubState>) -> Router {
             "/crm/v3/objects/contacts/{id}",
             get(routes::get_contact).patch(writes::patch_contact),
         )
+        .route(
+            "/crm/v3/objects/contacts/batch/read",
+            post(routes::batch_read_contacts),
+        )
         .route("/crm/v3/properties/contacts", post(routes::create_property))
         .route(
             "/crm/v3/properties/contacts/{name}",
             get(routes::get_property),
+        )
+        .route("/crm/v3/objects/notes", post(writes::create_note))
+        .route(
+            "/crm/v3/objects/notes/{id}",
+            get(routes::get_note).patch(writes::patch_note),
+        )
+        .route(
+            "/crm/v3/objects/notes/batch/create",
+            post(writes::batch_create_notes),
+        )
+        .route(
+            "/crm/v3/objects/notes/batch/update",
+            post(writes::batch_update_notes),
+        )
+        .route(
+            "/crm/v3/objects/notes/batch/read",
+            post(routes::batch_read_notes),
+        )
+        .route(
+            "/crm/v4/objects/contacts/{id}/associations/notes",
+            get(routes::contact_notes),
         )
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed)
@@ -340,11 +415,11 @@ type Outcome = Result<(StatusCode, Value), HsError>;
 /// Runs a handler body between call recording, admission, latency (every answer pays it) and rendering.
 async fn guarded(
     s: &HubState,
-    route: &'static str,
+    route: Route,
     req: &Req,
     logic: impl FnOnce() -> Outcome,
 ) -> Response {
-    let call = s.recorder.begin(route, req);
+    let call = s.recorder.begin(route.name(), req);
     let gate = s.admit(route, req);
     s.faults.delay().await;
     call.finish(gate.answer(logic))

@@ -1,23 +1,31 @@
-//! Contact writes — `PATCH` of one contact and batch update of many — and the two hazards they model.
+//! CRM writes — PATCH and batch update of contacts; create, PATCH, batch create and batch update of notes — and the
+//! two hazards they model.
 //!
-//! * HubSpot has no conditional write, so two writes to one contact in flight at once can lose an update. Every
-//!   write the gateway lets through marks its contacts in flight from arrival until its values land; one that
-//!   starts while another write to the same contact is in flight is recorded as an overlap (the race the app's
-//!   per-contact fencing must prevent). PATCH and batch writes count against each other.
+//! * HubSpot has no conditional write, so two writes to one object in flight at once can lose an update. Every
+//!   write the gateway lets through marks the objects it updates in flight from arrival until its values land; one
+//!   that starts while another write to the same object is in flight is recorded as an overlap (the race the app's
+//!   per-contact fencing must prevent). Single and batch writes count against each other. A create updates no
+//!   existing object, so it marks none.
 //! * A gateway can answer 502 while the backend still applies the write later (a "late write"). Such a write
-//!   stays in flight until it has landed, so a client that writes the contact again before then is caught.
+//!   stays in flight until it has landed, so a client that writes the object again before then is caught. A late
+//!   create lands too: a client that retries it blindly makes the note twice.
 
-use super::crm::{batch_inputs, contact_json, new_email, parse_json, updates_from, Crm, Updates};
-use super::errors::{
-    bad_gateway, duplicate_ids, not_found_contact, property_errors, validation, HsError,
+use super::crm::{
+    batch_answer, batch_complete, batch_inputs, by_email, contact_json, input_id, new_email,
+    parse_json, updates_from, Crm, Object, Updates,
 };
+use super::errors::{
+    bad_gateway, duplicate_ids, object_not_found, property_errors, validation, HsError,
+};
+use super::notes::{create_notes, note_input, update_note, NoteInput};
+use super::scopes::Route;
 use super::{HubState, Outcome, PathParam, St};
 use crate::support::{lock, now_rfc3339, Req};
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use http::StatusCode;
 use rand::Rng;
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -26,8 +34,8 @@ use std::time::Duration;
 /// The write bookkeeping of one double: what is in flight, the overlaps seen, and the late-write setting.
 #[derive(Default)]
 pub(super) struct Writes {
-    /// Writes in flight per contact (its id, or the key the client sent when it resolved to no contact).
-    in_flight: Arc<Mutex<HashMap<String, usize>>>,
+    /// Writes in flight per object.
+    in_flight: Arc<Mutex<HashMap<Target, usize>>>,
     overlaps: Mutex<Vec<String>>,
     late: Mutex<LateWrites>,
     /// Late writes injected since start or [`Writes::forget`].
@@ -40,6 +48,13 @@ pub(super) struct Writes {
 struct LateWrites {
     rate: f64,
     delay: Duration,
+}
+
+/// An object a write updates: its id, or the key the client sent when that names no object.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+struct Target {
+    object: Object,
+    key: String,
 }
 
 impl Writes {
@@ -78,43 +93,46 @@ impl Writes {
         Some((late.delay, Pending(self.pending.clone())))
     }
 
-    /// Marks a write by `route` to each of `contacts` (deduplicated) in flight, recording an overlap for each
-    /// contact another write is already in flight to.
-    fn track(&self, route: &str, contacts: Vec<String>) -> Vec<InFlight> {
+    /// Marks a write by `route` to each of `targets` (deduplicated) in flight, recording an overlap for each
+    /// object another write is already in flight to.
+    fn track(&self, route: Route, targets: Vec<Target>) -> Vec<InFlight> {
         let mut in_flight = lock(&self.in_flight);
-        contacts
+        targets
             .into_iter()
-            .map(|key| {
-                let count = in_flight.entry(key.clone()).or_insert(0);
+            .map(|target| {
+                let count = in_flight.entry(target.clone()).or_insert(0);
                 if *count > 0 {
                     lock(&self.overlaps).push(format!(
-                        "{route} to contact {key} started while {count} other write(s) to it were in flight"
+                        "{} to {} {} started while {count} other write(s) to it were in flight",
+                        route.name(),
+                        target.object,
+                        target.key,
                     ));
                 }
                 *count += 1;
                 InFlight {
                     in_flight: self.in_flight.clone(),
-                    key,
+                    target,
                 }
             })
             .collect()
     }
 }
 
-/// Decrements a contact's in-flight count on drop, so a write abandoned by its client (hyper drops the handler
+/// Decrements an object's in-flight count on drop, so a write abandoned by its client (hyper drops the handler
 /// future on disconnect) stops counting as in flight.
 struct InFlight {
-    in_flight: Arc<Mutex<HashMap<String, usize>>>,
-    key: String,
+    in_flight: Arc<Mutex<HashMap<Target, usize>>>,
+    target: Target,
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
         let mut in_flight = lock(&self.in_flight);
-        if let Some(count) = in_flight.get_mut(&self.key) {
+        if let Some(count) = in_flight.get_mut(&self.target) {
             *count = count.saturating_sub(1);
             if *count == 0 {
-                in_flight.remove(&self.key);
+                in_flight.remove(&self.target);
             }
         }
     }
@@ -132,86 +150,178 @@ impl Drop for Pending {
 
 /// A write as parsed on arrival; whether it applies (ids, validation) is decided when it lands.
 enum Write {
-    Patch {
+    ContactPatch {
         key: String,
         by_email: bool,
         updates: Result<Updates, HsError>,
     },
-    Batch(Result<Vec<BatchInput>, HsError>),
+    ContactBatch(Result<Vec<BatchInput>, HsError>),
+    NoteCreate(Result<NoteInput, HsError>),
+    NoteBatchCreate(Result<Vec<NoteInput>, HsError>),
+    NotePatch {
+        id: String,
+        updates: Result<Updates, HsError>,
+    },
+    NoteBatch(Result<Vec<BatchInput>, HsError>),
 }
 
+/// One input of a batch update.
 struct BatchInput {
-    /// A contact id, or a lowercased e-mail when `by_email`.
+    /// An object id, or a lowercased e-mail when `by_email` (contacts only).
     id: String,
     by_email: bool,
     updates: Updates,
 }
 
 impl Write {
-    /// The contacts this write touches, as in-flight keys: the contact id when the key resolves, so `/{id}` and
+    /// The objects this write updates, as in-flight keys: the object's id when the key resolves, so `/{id}` and
     /// `/{email}?idProperty=email` count as one contact.
-    fn targets(&self, crm: &Crm) -> Vec<String> {
-        let key = |id: &str, by_email: bool| {
-            crm.resolve(id, by_email)
-                .map_or_else(|| id.to_owned(), |id| id.to_string())
+    fn targets(&self, crm: &Crm) -> Vec<Target> {
+        let contact = |id: &str, by_email: bool| Target {
+            object: Object::Contact,
+            key: crm
+                .resolve(id, by_email)
+                .map_or_else(|| id.to_owned(), |id| id.to_string()),
         };
-        let mut keys: Vec<String> = match self {
-            Self::Patch {
-                key: id, by_email, ..
-            } => vec![key(id, *by_email)],
-            Self::Batch(Ok(inputs)) => inputs.iter().map(|i| key(&i.id, i.by_email)).collect(),
-            Self::Batch(Err(_)) => Vec::new(),
+        let note = |id: &str| Target {
+            object: Object::Note,
+            key: crm
+                .notes
+                .resolve(id)
+                .map_or_else(|| id.to_owned(), |id| id.to_string()),
         };
-        keys.sort();
-        keys.dedup();
-        keys
+        let mut targets: Vec<Target> = match self {
+            Self::ContactPatch { key, by_email, .. } => vec![contact(key, *by_email)],
+            Self::ContactBatch(Ok(inputs)) => {
+                inputs.iter().map(|i| contact(&i.id, i.by_email)).collect()
+            }
+            Self::NotePatch { id, .. } => vec![note(id)],
+            Self::NoteBatch(Ok(inputs)) => inputs.iter().map(|i| note(&i.id)).collect(),
+            Self::ContactBatch(Err(_))
+            | Self::NoteBatch(Err(_))
+            | Self::NoteCreate(_)
+            | Self::NoteBatchCreate(_) => Vec::new(),
+        };
+        targets.sort();
+        targets.dedup();
+        targets
     }
 
     fn apply(self, crm: &mut Crm) -> Outcome {
         match self {
-            Self::Patch {
+            Self::ContactPatch {
                 key,
                 by_email,
                 updates,
             } => {
                 let updates = updates?;
-                let id = crm.resolve(&key, by_email).ok_or_else(not_found_contact)?;
+                let id = crm.resolve(&key, by_email).ok_or_else(object_not_found)?;
                 crm.validate(&updates)?;
                 crm.check_email_change(id, &updates)?;
-                let contact = crm.update(id, &updates).ok_or_else(not_found_contact)?;
+                let contact = crm.update(id, &updates).ok_or_else(object_not_found)?;
                 Ok((StatusCode::OK, contact_json(&contact, None)))
             }
-            Self::Batch(inputs) => apply_batch(&inputs?, crm),
+            Self::ContactBatch(inputs) => apply_contact_batch(&inputs?, crm),
+            Self::NoteCreate(input) => {
+                let note = create_notes(crm, &[input?])?
+                    .pop()
+                    .ok_or_else(object_not_found)?;
+                Ok((StatusCode::CREATED, crm.notes.json(&note, None)))
+            }
+            Self::NoteBatchCreate(inputs) => {
+                let started_at = now_rfc3339();
+                let notes = create_notes(crm, &inputs?)?;
+                let results = notes.iter().map(|n| crm.notes.json(n, None)).collect();
+                Ok((StatusCode::CREATED, batch_complete(started_at, results)))
+            }
+            Self::NotePatch { id, updates } => {
+                let note = update_note(crm, &id, &updates?)?;
+                Ok((StatusCode::OK, crm.notes.json(&note, None)))
+            }
+            Self::NoteBatch(inputs) => apply_note_batch(&inputs?, crm),
         }
     }
 }
 
 pub(super) async fn patch_contact(State(s): St, path: PathParam, req: Req) -> Response {
-    const ROUTE: &str = "patch_contact";
-    let call = s.recorder.begin(ROUTE, &req);
+    const ROUTE: Route = Route::PatchContact;
     let Ok(Path(key)) = path else {
-        return call.finish(not_found_contact().into_response());
+        return unroutable(&s, ROUTE, &req);
     };
     let by_email = req.query().get("idProperty").is_some_and(|p| p == "email");
-    let updates = parse_json(&req.body)
-        .and_then(|body| updates_from(body.get("properties").unwrap_or(&Value::Null), false));
-    let write = Write::Patch {
+    let write = Write::ContactPatch {
         key,
         by_email,
-        updates,
+        updates: properties_of(&req.body),
     };
-    call.finish(run(&s, ROUTE, &req, write).await)
+    serve(&s, ROUTE, &req, write).await
 }
 
 pub(super) async fn batch_update(State(s): St, req: Req) -> Response {
-    const ROUTE: &str = "batch_update";
-    let call = s.recorder.begin(ROUTE, &req);
-    let write = Write::Batch(parse_batch(&req.body));
-    call.finish(run(&s, ROUTE, &req, write).await)
+    let write = Write::ContactBatch(parse_batch(&req.body, Object::Contact));
+    serve(&s, Route::BatchUpdate, &req, write).await
+}
+
+pub(super) async fn create_note(State(s): St, req: Req) -> Response {
+    let input = parse_json(&req.body).and_then(|body| note_input(&body, ""));
+    serve(&s, Route::NotesCreate, &req, Write::NoteCreate(input)).await
+}
+
+pub(super) async fn patch_note(State(s): St, path: PathParam, req: Req) -> Response {
+    const ROUTE: Route = Route::NotesUpdate;
+    let Ok(Path(id)) = path else {
+        return unroutable(&s, ROUTE, &req);
+    };
+    let write = Write::NotePatch {
+        id,
+        updates: properties_of(&req.body),
+    };
+    serve(&s, ROUTE, &req, write).await
+}
+
+pub(super) async fn batch_create_notes(State(s): St, req: Req) -> Response {
+    let inputs = parse_json(&req.body).and_then(|body| {
+        batch_inputs(&body)?
+            .iter()
+            .enumerate()
+            .map(|(index, input)| note_input(input, &format!("inputs[{index}].")))
+            .collect()
+    });
+    serve(
+        &s,
+        Route::NotesBatchCreate,
+        &req,
+        Write::NoteBatchCreate(inputs),
+    )
+    .await
+}
+
+pub(super) async fn batch_update_notes(State(s): St, req: Req) -> Response {
+    let write = Write::NoteBatch(parse_batch(&req.body, Object::Note));
+    serve(&s, Route::NotesBatchUpdate, &req, write).await
+}
+
+/// A path axum could not extract (not UTF-8): 404, recorded but not admitted.
+fn unroutable(s: &HubState, route: Route, req: &Req) -> Response {
+    s.recorder
+        .begin(route.name(), req)
+        .finish(object_not_found().into_response())
+}
+
+/// The `properties` of a single-object write.
+fn properties_of(body: &[u8]) -> Result<Updates, HsError> {
+    parse_json(body)
+        .and_then(|body| updates_from(body.get("properties").unwrap_or(&Value::Null), false))
+}
+
+/// Records the call and runs the write.
+async fn serve(s: &Arc<HubState>, route: Route, req: &Req, write: Write) -> Response {
+    let call = s.recorder.begin(route.name(), req);
+    call.finish(run(s, route, req, write).await)
 }
 
 /// Admission, in-flight tracking, latency, then the write — now, or (a late write) after its 502.
-async fn run(s: &Arc<HubState>, route: &'static str, req: &Req, write: Write) -> Response {
+async fn run(s: &Arc<HubState>, route: Route, req: &Req, write: Write) -> Response {
     let gate = s.admit(route, req);
     // Only a request the gateway let through reaches the CRM, so only it can race another write.
     let in_flight = if gate.admitted() {
@@ -239,7 +349,7 @@ async fn run(s: &Arc<HubState>, route: &'static str, req: &Req, write: Write) ->
 }
 
 /// Applies a write `after` from now on its own task, so a client hanging up does not cancel it (the backend has
-/// the request already), keeping its contacts in flight until it has landed.
+/// the request already), keeping its objects in flight until it has landed.
 fn land_later(
     s: Arc<HubState>,
     write: Write,
@@ -258,28 +368,20 @@ fn land_later(
     });
 }
 
-/// Checks a batch update's shape; its ids and property values are checked when it lands.
-fn parse_batch(body: &[u8]) -> Result<Vec<BatchInput>, HsError> {
+/// Checks a batch update's shape; its ids and property values are checked when it lands. Only contacts can be
+/// named by e-mail (`idProperty: email`).
+fn parse_batch(body: &[u8], object: Object) -> Result<Vec<BatchInput>, HsError> {
     let body = parse_json(body)?;
     let inputs = batch_inputs(&body)?;
     let mut batch: Vec<BatchInput> = Vec::with_capacity(inputs.len());
     let mut duplicates = Vec::new();
     for (index, input) in inputs.iter().enumerate() {
-        let id = match input.get("id") {
-            Some(Value::String(id)) if !id.trim().is_empty() => id.trim().to_owned(),
-            Some(Value::Number(id)) => id.to_string(),
-            _ => return Err(validation(&format!("inputs[{index}].id is required"))),
-        };
-        let by_email = match input.get("idProperty") {
-            None | Some(Value::Null) => false,
-            Some(Value::String(p)) if p == "hs_object_id" => false,
-            Some(Value::String(p)) if p == "email" => true,
-            Some(other) => {
-                return Err(validation(&format!(
-                    "inputs[{index}].idProperty {other} is not a unique identifier property of contacts"
-                )))
-            }
-        };
+        let id = input_id(input, index)?;
+        let by_email = by_email(
+            input.get("idProperty"),
+            object,
+            &format!("inputs[{index}]."),
+        )?;
         let id = if by_email { id.to_lowercase() } else { id };
         let seen = batch.iter().any(|b| b.by_email == by_email && b.id == id);
         if seen && !duplicates.contains(&id) {
@@ -298,8 +400,38 @@ fn parse_batch(body: &[u8]) -> Result<Vec<BatchInput>, HsError> {
     Ok(batch)
 }
 
+/// A batch update split by whether its ids name an object.
+struct Split<'a> {
+    known: Vec<(u64, &'a Updates)>,
+    /// The ids as sent.
+    unknown: Vec<String>,
+}
+
+/// Splits a batch update into the objects its ids name and the ids that name none. The same object twice (a
+/// contact by its id and by its e-mail) refuses the batch, as HubSpot does.
+fn split_known(
+    inputs: &[BatchInput],
+    resolve: impl Fn(&BatchInput) -> Option<u64>,
+) -> Result<Split<'_>, HsError> {
+    let mut known: Vec<(u64, &Updates)> = Vec::new();
+    let mut unknown = Vec::new();
+    let mut duplicates = Vec::new();
+    for input in inputs {
+        match resolve(input) {
+            Some(id) if known.iter().any(|(k, _)| *k == id) => duplicates.push(id.to_string()),
+            Some(id) => known.push((id, &input.updates)),
+            None => unknown.push(input.id.clone()),
+        }
+    }
+    if duplicates.is_empty() {
+        Ok(Split { known, unknown })
+    } else {
+        Err(duplicate_ids(&duplicates))
+    }
+}
+
 /// All or nothing for invalid values (400, nothing written); per input for unknown ids (207, the rest written).
-fn apply_batch(inputs: &[BatchInput], crm: &mut Crm) -> Outcome {
+fn apply_contact_batch(inputs: &[BatchInput], crm: &mut Crm) -> Outcome {
     let started_at = now_rfc3339();
     let problems: Vec<Value> = inputs
         .iter()
@@ -308,20 +440,8 @@ fn apply_batch(inputs: &[BatchInput], crm: &mut Crm) -> Outcome {
     if !problems.is_empty() {
         return Err(property_errors(problems));
     }
-    let mut known: Vec<(u64, &Updates)> = Vec::new();
-    let mut unknown = Vec::new();
-    let mut duplicates = Vec::new();
-    for input in inputs {
-        match crm.resolve(&input.id, input.by_email) {
-            // Two spellings of one contact (its id and its e-mail): HubSpot refuses those as duplicates too.
-            Some(id) if known.iter().any(|(k, _)| *k == id) => duplicates.push(id.to_string()),
-            Some(id) => known.push((id, &input.updates)),
-            None => unknown.push(input.id.clone()),
-        }
-    }
-    if !duplicates.is_empty() {
-        return Err(duplicate_ids(&duplicates));
-    }
+    let Split { known, unknown } =
+        split_known(inputs, |input| crm.resolve(&input.id, input.by_email))?;
     let mut claimed = HashSet::new();
     for (id, updates) in &known {
         crm.check_email_change(*id, updates)?;
@@ -338,22 +458,19 @@ fn apply_batch(inputs: &[BatchInput], crm: &mut Crm) -> Outcome {
         .filter_map(|(id, updates)| crm.update(*id, updates))
         .map(|contact| contact_json(&contact, None))
         .collect();
-    let mut body = json!({
-        "status": "COMPLETE",
-        "results": results,
-        "startedAt": started_at,
-        "completedAt": now_rfc3339(),
-    });
-    if unknown.is_empty() {
-        return Ok((StatusCode::OK, body));
-    }
-    // HubSpot groups the unknown ids into one error; `numErrors` counts error entries, not inputs.
-    body["errors"] = json!([{
-        "status": "error",
-        "category": "OBJECT_NOT_FOUND",
-        "message": "Could not get some CONTACT objects, they may be deleted or not exist. Check that ids are valid.",
-        "context": { "ids": unknown },
-    }]);
-    body["numErrors"] = json!(1);
-    Ok((StatusCode::MULTI_STATUS, body))
+    Ok(batch_answer(started_at, results, unknown, Object::Contact))
+}
+
+/// As [`apply_contact_batch`], for notes.
+fn apply_note_batch(inputs: &[BatchInput], crm: &mut Crm) -> Outcome {
+    let started_at = now_rfc3339();
+    crm.notes
+        .validate(inputs.iter().map(|input| &input.updates))?;
+    let Split { known, unknown } = split_known(inputs, |input| crm.notes.resolve(&input.id))?;
+    let notes: Vec<_> = known
+        .iter()
+        .filter_map(|(id, updates)| crm.notes.update(*id, updates))
+        .collect();
+    let results = notes.iter().map(|n| crm.notes.json(n, None)).collect();
+    Ok(batch_answer(started_at, results, unknown, Object::Note))
 }
