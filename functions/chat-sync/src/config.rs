@@ -354,6 +354,50 @@ pub struct FlushSettings {
     /// How long after an ambiguous answer (timeout, 5xx) a write may still land at HubSpot: no newer write starts
     /// before then (see `sync`, fencing).
     pub late_write_window: Duration,
+    /// Where transcripts go (`TRANSCRIPT_TARGETS`).
+    pub targets: Targets,
+}
+
+/// Where transcripts are written: one timeline note per conversation, the `chat_transcript` contact property, or
+/// both (`TRANSCRIPT_TARGETS` = `notes`, `property` or `notes,property`; default both).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Targets {
+    pub notes: bool,
+    pub property: bool,
+}
+
+impl Targets {
+    pub const BOTH: Targets = Targets {
+        notes: true,
+        property: true,
+    };
+
+    pub fn parse(raw: &str) -> Result<Self, ConfigError> {
+        let mut targets = Targets {
+            notes: false,
+            property: false,
+        };
+        for target in raw.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+            match target {
+                "notes" => targets.notes = true,
+                "property" => targets.property = true,
+                "both" => targets = Targets::BOTH,
+                other => {
+                    return Err(ConfigError::new(
+                        "TRANSCRIPT_TARGETS",
+                        format!("has {other:?}; use notes, property or both"),
+                    ))
+                }
+            }
+        }
+        if !(targets.notes || targets.property) {
+            return Err(ConfigError::new(
+                "TRANSCRIPT_TARGETS",
+                "names no target; use notes, property or both",
+            ));
+        }
+        Ok(targets)
+    }
 }
 
 impl FlushSettings {
@@ -364,6 +408,7 @@ impl FlushSettings {
             lease_ttl: env.seconds("LEASE_TTL_SECONDS", 15, 5..=300)?,
             write_timeout: env.millis("HUBSPOT_WRITE_TIMEOUT_MS", 2_000, 100..=2_500)?,
             late_write_window: env.seconds("HUBSPOT_LATE_WRITE_SECONDS", 10, 1..=120)?,
+            targets: Targets::parse(&env.optional("TRANSCRIPT_TARGETS", "both"))?,
         };
         settings.check()?;
         Ok(settings)

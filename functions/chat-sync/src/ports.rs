@@ -1,8 +1,8 @@
 //! The ports: what the handlers need from the CRM, the chat service and storage. Adapters implement them.
 
 use crate::domain::{
-    transcript::Conversation, ChannelRef, ContactId, Email, MessageChange, PersonName, Role,
-    StoredMessage, Timestamp, UserId,
+    transcript::Conversation, ChannelRef, ContactId, Email, MessageChange, NoteId, PersonName,
+    Role, StoredMessage, Timestamp, UserId,
 };
 use async_trait::async_trait;
 use std::time::{Duration, Instant};
@@ -133,10 +133,45 @@ pub trait Crm: Send + Sync {
         email: &Email,
         deadline: Instant,
     ) -> Result<Option<ContactId>, UpstreamError>;
+    /// Creates up to [`MAX_BATCH`] notes in one request; their ids in input order.
+    async fn create_notes(
+        &self,
+        notes: &[NewNote],
+        permit: Permit,
+        deadline: Instant,
+    ) -> Result<Vec<NoteId>, UpstreamError>;
+    /// Rewrites up to [`MAX_BATCH`] distinct notes in one request; one result per input, in input order.
+    async fn update_notes(
+        &self,
+        notes: &[NoteUpdate],
+        permit: Permit,
+        deadline: Instant,
+    ) -> Result<Vec<WriteResult>, UpstreamError>;
+    /// The notes on a contact's timeline, with their bodies (to adopt a note whose creation went unanswered).
+    async fn contact_notes(
+        &self,
+        contact: &ContactId,
+        deadline: Instant,
+    ) -> Result<Vec<(NoteId, String)>, UpstreamError>;
 }
 
 /// HubSpot's limit on inputs per batch call.
 pub const MAX_BATCH: usize = 100;
+
+/// A note to create on a contact's timeline (associated with it, type 202).
+#[derive(Debug, Clone)]
+pub struct NewNote {
+    pub contact: ContactId,
+    pub body: String,
+    pub timestamp: Timestamp,
+}
+
+/// A note to rewrite in place.
+#[derive(Debug, Clone)]
+pub struct NoteUpdate {
+    pub note: NoteId,
+    pub body: String,
+}
 
 /// Who is asking for a HubSpot request: the shared rate budget keeps room for visitors waiting on a registration,
 /// and caps registrations so that a flood of them cannot starve transcript writes.
@@ -246,6 +281,8 @@ pub struct SyncState {
     pub crm_contact: Option<ContactId>,
     /// Why the contact was taken out of the queue for good (HubSpot deleted it, or refuses its writes).
     pub parked: Option<String>,
+    /// Conversations (cids) changed since the contact was last synced: their notes need rewriting.
+    pub pending_notes: Vec<String>,
 }
 
 impl SyncState {
@@ -299,6 +336,16 @@ pub enum StoreError {
     Corrupt(String),
 }
 
+/// A conversation and the notes on the contact's timeline that hold it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConversationNotes {
+    pub conversation: Conversation,
+    /// Part 1 first; empty before the first flush.
+    pub notes: Vec<NoteId>,
+    /// A note was being created when the last writer lost track of it (see [`Store::creating_note`]).
+    pub creating: bool,
+}
+
 /// What a transcript is rendered from: the newest messages (oldest first) and their conversations.
 #[derive(Debug, Clone, Default)]
 pub struct TranscriptSource {
@@ -330,6 +377,28 @@ pub trait Store: Send + Sync {
     ) -> Result<TranscriptSource, StoreError>;
     /// The e-mail the contact registered with (to find it again after a merge).
     async fn contact_email(&self, contact: &ContactId) -> Result<Option<Email>, StoreError>;
+    /// These conversations of the contact, with the notes that hold them.
+    async fn conversation_notes(
+        &self,
+        contact: &ContactId,
+        cids: &[String],
+    ) -> Result<Vec<ConversationNotes>, StoreError>;
+    /// Every message of one conversation to show (oldest first).
+    async fn conversation_messages(
+        &self,
+        contact: &ContactId,
+        conversation: &Conversation,
+    ) -> Result<Vec<StoredMessage>, StoreError>;
+    /// Marks that a note of the conversation is being created: if the answer never comes, the next writer looks
+    /// for it on the contact's timeline before creating another.
+    async fn creating_note(&self, contact: &ContactId, cid: &str) -> Result<(), StoreError>;
+    /// The notes that hold the conversation now (part 1 first); clears the mark of a note being created.
+    async fn save_notes(
+        &self,
+        contact: &ContactId,
+        cid: &str,
+        notes: &[NoteId],
+    ) -> Result<(), StoreError>;
 
     /// Takes the contact's lease if it is free or expired.
     async fn acquire_lease(

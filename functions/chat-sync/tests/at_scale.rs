@@ -377,13 +377,18 @@ async fn writes_that_land_late_never_leave_a_stale_transcript() {
     }
     // Fenced contacts are finished once their leases expire.
     let sweeper = app.sweeper();
-    let deadline = Instant::now() + Duration::from_secs(40);
+    let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let report = sweeper.sweep().await.expect("sweep");
-        if report.waiting == 0 && app.hubspot.late_writes_pending() == 0 {
+        let pending = app.hubspot.late_writes_pending();
+        if report.waiting == 0 && pending == 0 {
             break;
         }
-        assert!(Instant::now() < deadline, "did not converge: {report:?}");
+        assert!(
+            Instant::now() < deadline,
+            "did not converge: {report:?}, {pending} late writes pending, backlog {:?}",
+            app.store.backlog(10).await
+        );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     assert!(

@@ -121,6 +121,7 @@ async fn a_holder_killed_mid_write_loses_nothing() {
         lease_ttl: Duration::from_secs(3),
         write_timeout: Duration::from_millis(1_200),
         late_write_window: Duration::from_millis(500),
+        ..support::test_flush_settings()
     };
     let app = std::sync::Arc::new(TestApp::start_with(settings).await);
     let (contact, visitor, channel) = register_visitor(&app, "Ada", "ada@example.com").await;

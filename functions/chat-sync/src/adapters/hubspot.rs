@@ -3,10 +3,10 @@
 
 use super::backoff::Backoff;
 use super::http::{client, exchange};
-use crate::domain::{ContactId, Email};
+use crate::domain::{ContactId, Email, NoteId};
 use crate::ports::{
-    BudgetError, Caller, ContactDetails, Crm, Permit, RateBudget, RateSignal, TranscriptWrite,
-    UpstreamError, WriteResult, MAX_BATCH,
+    BudgetError, Caller, ContactDetails, Crm, NewNote, NoteUpdate, Permit, RateBudget, RateSignal,
+    TranscriptWrite, UpstreamError, WriteResult, MAX_BATCH,
 };
 use async_trait::async_trait;
 use reqwest::header::HeaderMap;
@@ -19,6 +19,10 @@ const SERVICE: &str = "HubSpot";
 
 /// The one place the API version lives: `/crm/v3` is retired in Sept 2027 for date-versioned paths.
 pub const API_PREFIX: &str = "/crm/v3";
+/// Associations are read through v4 (v3 associations are legacy).
+pub const ASSOCIATIONS_PREFIX: &str = "/crm/v4";
+/// HubSpot's association type "note to contact".
+pub const NOTE_TO_CONTACT: u32 = 202;
 
 /// The contact property that holds the transcript (created by `infra setup`).
 pub const TRANSCRIPT_PROPERTY: &str = "chat_transcript";
@@ -231,7 +235,7 @@ fn signal(
 
 /// Reads a batch answer (200 or 207): which inputs were written, which ids HubSpot does not know, which inputs
 /// it refused and why.
-fn batch_results(writes: &[TranscriptWrite], answer: &Value) -> Vec<WriteResult> {
+fn batch_results<'a>(ids: impl Iterator<Item = &'a str>, answer: &Value) -> Vec<WriteResult> {
     let written: HashSet<&str> = answer
         .get("results")
         .and_then(Value::as_array)
@@ -264,20 +268,17 @@ fn batch_results(writes: &[TranscriptWrite], answer: &Value) -> Vec<WriteResult>
             failed.insert(id, result.clone());
         }
     }
-    writes
-        .iter()
-        .map(|write| {
-            let id = write.contact.as_str();
-            if let Some(result) = failed.get(id) {
-                result.clone()
-            } else if written.contains(id) {
-                WriteResult::Written
-            } else {
-                // Neither written nor refused by name: it may have been applied.
-                WriteResult::Unconfirmed
-            }
-        })
-        .collect()
+    ids.map(|id| {
+        if let Some(result) = failed.get(id) {
+            result.clone()
+        } else if written.contains(id) {
+            WriteResult::Written
+        } else {
+            // Neither written nor refused by name: it may have been applied.
+            WriteResult::Unconfirmed
+        }
+    })
+    .collect()
 }
 
 #[async_trait]
@@ -346,7 +347,10 @@ impl Crm for HubSpotClient {
             .post(self.url("/objects/contacts/batch/update"))
             .json(&json!({ "inputs": inputs }));
         let answer = self.send_with(permit, request, deadline).await?;
-        Ok(batch_results(writes, &answer))
+        Ok(batch_results(
+            writes.iter().map(|w| w.contact.as_str()),
+            &answer,
+        ))
     }
 
     async fn find_contact(
@@ -374,5 +378,166 @@ impl Crm for HubSpotClient {
             Err(UpstreamError::Rejected { status: 404, .. }) => Ok(None),
             Err(error) => Err(error),
         }
+    }
+
+    async fn create_notes(
+        &self,
+        notes: &[NewNote],
+        permit: Permit,
+        deadline: Instant,
+    ) -> Result<Vec<NoteId>, UpstreamError> {
+        if notes.is_empty() || notes.len() > MAX_BATCH {
+            return Err(UpstreamError::Protocol {
+                service: SERVICE,
+                detail: format!("a batch holds 1 to {MAX_BATCH} inputs"),
+            });
+        }
+        let inputs: Vec<Value> = notes
+            .iter()
+            .map(|note| {
+                json!({
+                    "properties": {
+                        "hs_note_body": note.body,
+                        "hs_timestamp": note.timestamp.rfc3339(),
+                    },
+                    "associations": [{
+                        "to": { "id": note.contact.as_str() },
+                        "types": [{ "associationCategory": "HUBSPOT_DEFINED", "associationTypeId": NOTE_TO_CONTACT }],
+                    }],
+                })
+            })
+            .collect();
+        let request = self
+            .http
+            .post(self.url("/objects/notes/batch/create"))
+            .json(&json!({ "inputs": inputs }));
+        let answer = self.send_with(permit, request, deadline).await?;
+        let results = answer
+            .get("results")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let protocol = |detail: String| UpstreamError::Protocol {
+            service: SERVICE,
+            detail,
+        };
+        if results.len() != notes.len() {
+            return Err(protocol(format!(
+                "{} notes created for {} inputs",
+                results.len(),
+                notes.len()
+            )));
+        }
+        // HubSpot does not promise results in input order: match each created note by its body (each carries its
+        // conversation's marker), in input order when the answer has no bodies.
+        let mut ids = Vec::with_capacity(notes.len());
+        for (index, note) in notes.iter().enumerate() {
+            let by_body = results.iter().find(|r| {
+                r.pointer("/properties/hs_note_body")
+                    .and_then(Value::as_str)
+                    == Some(note.body.as_str())
+            });
+            let result = by_body.unwrap_or(&results[index]);
+            let id = result.get("id").and_then(Value::as_str).unwrap_or_default();
+            ids.push(NoteId::parse(id).map_err(|e| protocol(e.to_string()))?);
+        }
+        Ok(ids)
+    }
+
+    async fn update_notes(
+        &self,
+        notes: &[NoteUpdate],
+        permit: Permit,
+        deadline: Instant,
+    ) -> Result<Vec<WriteResult>, UpstreamError> {
+        if notes.is_empty() || notes.len() > MAX_BATCH {
+            return Err(UpstreamError::Protocol {
+                service: SERVICE,
+                detail: format!("a batch holds 1 to {MAX_BATCH} inputs"),
+            });
+        }
+        let inputs: Vec<Value> = notes
+            .iter()
+            .map(|n| json!({ "id": n.note.as_str(), "properties": { "hs_note_body": n.body } }))
+            .collect();
+        let request = self
+            .http
+            .post(self.url("/objects/notes/batch/update"))
+            .json(&json!({ "inputs": inputs }));
+        let answer = self.send_with(permit, request, deadline).await?;
+        Ok(batch_results(
+            notes.iter().map(|n| n.note.as_str()),
+            &answer,
+        ))
+    }
+
+    async fn contact_notes(
+        &self,
+        contact: &ContactId,
+        deadline: Instant,
+    ) -> Result<Vec<(NoteId, String)>, UpstreamError> {
+        let protocol = |detail: String| UpstreamError::Protocol {
+            service: SERVICE,
+            detail,
+        };
+        let mut ids: Vec<String> = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let url = format!(
+                "{}{ASSOCIATIONS_PREFIX}/objects/contacts/{}/associations/notes",
+                self.base_url,
+                contact.as_str()
+            );
+            let mut request = self.http.get(&url).query(&[("limit", "500")]);
+            if let Some(after) = &after {
+                request = request.query(&[("after", after.as_str())]);
+            }
+            let page = self.send(request, Caller::Background, deadline).await?;
+            for result in page
+                .get("results")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                match result.get("toObjectId") {
+                    Some(Value::Number(id)) => ids.push(id.to_string()),
+                    Some(Value::String(id)) => ids.push(id.clone()),
+                    _ => {}
+                }
+            }
+            after = page
+                .pointer("/paging/next/after")
+                .and_then(Value::as_str)
+                .map(str::to_owned);
+            if after.is_none() {
+                break;
+            }
+        }
+        let mut notes = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(MAX_BATCH) {
+            let inputs: Vec<Value> = chunk.iter().map(|id| json!({ "id": id })).collect();
+            let request = self
+                .http
+                .post(self.url("/objects/notes/batch/read"))
+                .json(&json!({ "properties": ["hs_note_body"], "inputs": inputs }));
+            let page = self.send(request, Caller::Background, deadline).await?;
+            for result in page
+                .get("results")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                let id = result.get("id").and_then(Value::as_str).unwrap_or_default();
+                let body = result
+                    .pointer("/properties/hs_note_body")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                notes.push((
+                    NoteId::parse(id).map_err(|e| protocol(e.to_string()))?,
+                    body.to_owned(),
+                ));
+            }
+        }
+        Ok(notes)
     }
 }

@@ -172,6 +172,23 @@ impl MessageId {
     }
 }
 
+/// A HubSpot note (engagement) id.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct NoteId(String);
+string_newtype!(NoteId);
+
+impl NoteId {
+    pub fn parse(raw: &str) -> Result<Self, Invalid> {
+        if raw.is_empty() || raw.len() > 32 || !raw.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(Invalid::new(
+                "noteId",
+                "must be a HubSpot numeric record id",
+            ));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -58,6 +58,15 @@ impl Timestamp {
         self.0.unix_timestamp()
     }
 
+    /// This instant, `by` earlier (saturating at the earliest representable time).
+    pub fn earlier_by(&self, by: std::time::Duration) -> Self {
+        Self(
+            self.0
+                .checked_sub(time::Duration::try_from(by).unwrap_or(time::Duration::ZERO))
+                .unwrap_or(self.0),
+        )
+    }
+
     pub fn unix_millis(&self) -> i64 {
         (self.0.unix_timestamp_nanos() / 1_000_000) as i64
     }

@@ -3,10 +3,11 @@
 mod contact;
 mod ids;
 pub mod message;
+pub mod note;
 pub mod transcript;
 
 pub use contact::{Email, PersonName};
-pub use ids::{ChannelId, ChannelRef, ChannelType, ContactId, MessageId, UserId};
+pub use ids::{ChannelId, ChannelRef, ChannelType, ContactId, MessageId, NoteId, UserId};
 pub use message::{Author, MessageChange, MessageKind, Role, StoredMessage, Timestamp};
 
 /// Why a value was rejected; `field` names the input so the API can say which one.

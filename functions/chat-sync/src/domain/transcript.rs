@@ -149,33 +149,84 @@ fn notice_len(omitted: u64) -> usize {
     text_len(&notice(omitted)) + 1
 }
 
-/// `[2026-11-24 10:00:05 UTC] Ada Lovelace (visitor): text (edited)`.
-pub fn render_line(message: &StoredMessage) -> String {
-    let role = message.role.as_str();
-    let mut body = if message.deleted {
-        "(message deleted)".to_owned()
-    } else {
-        let mut body = clean(&message.text);
-        for url in &message.attachments {
-            if !body.is_empty() {
-                body.push(' ');
-            }
-            body.push_str("[attachment: ");
-            body.push_str(&clean(url));
-            body.push(']');
-        }
-        if message.edited {
-            body.push_str(" (edited)");
-        }
-        body
-    };
+/// What a line says, cleaned, before it is formatted as text (the property) or HTML (notes).
+pub(crate) struct LineParts<'a> {
+    pub author: String,
+    pub role: &'a str,
+    pub body: LineBody,
+}
+
+pub(crate) enum LineBody {
+    Deleted,
+    Said {
+        text: String,
+        attachments: Vec<String>,
+        edited: bool,
+    },
+}
+
+/// The line's author, role and body, with control characters dropped and line breaks indented; the body capped so
+/// that the whole line stays within [`MAX_LINE`].
+pub(crate) fn line_parts(message: &StoredMessage) -> LineParts<'_> {
     let author = clean(&message.author_name);
     let author = if author.is_empty() {
-        "Unknown"
+        "Unknown".to_owned()
     } else {
-        author.as_str()
+        author
     };
-    let prefix = format!("[{}] {author} ({role}): ", message.created_at.human());
+    let body = if message.deleted {
+        LineBody::Deleted
+    } else {
+        let room = MAX_LINE.saturating_sub(text_len(&author) + 64);
+        let mut text = clean(&message.text);
+        if text_len(&text) > room {
+            text = truncate_utf16(&text, room.saturating_sub(1));
+            text.push('…');
+        }
+        LineBody::Said {
+            text,
+            attachments: message.attachments.iter().map(|url| clean(url)).collect(),
+            edited: message.edited,
+        }
+    };
+    LineParts {
+        author,
+        role: message.role.as_str(),
+        body,
+    }
+}
+
+/// `[2026-11-24 10:00:05 UTC] Ada Lovelace (visitor): text (edited)`.
+pub fn render_line(message: &StoredMessage) -> String {
+    let parts = line_parts(message);
+    let mut body = match parts.body {
+        LineBody::Deleted => "(message deleted)".to_owned(),
+        LineBody::Said {
+            text,
+            attachments,
+            edited,
+        } => {
+            let mut body = text;
+            for url in attachments {
+                if !body.is_empty() {
+                    body.push(' ');
+                }
+                body.push_str("[attachment: ");
+                body.push_str(&url);
+                body.push(']');
+            }
+            if edited {
+                body.push_str(" (edited)");
+            }
+            body
+        }
+    };
+    let prefix = format!(
+        "[{}] {} ({}): ",
+        message.created_at.human(),
+        parts.author,
+        parts.role
+    );
     let room = MAX_LINE.saturating_sub(text_len(&prefix));
     if text_len(&body) > room {
         body = truncate_utf16(&body, room.saturating_sub(1));

@@ -5,7 +5,7 @@ use chat_sync::adapters::dynamo::DynamoStore;
 use chat_sync::adapters::hubspot::HubSpotClient;
 use chat_sync::adapters::stream::StreamClient;
 use chat_sync::budget::{BudgetPlan, RateLimit};
-use chat_sync::config::{AllowedOrigins, FlushSettings, RegistrationSettings};
+use chat_sync::config::{AllowedOrigins, FlushSettings, RegistrationSettings, Targets};
 use chat_sync::domain::{ChannelType, UserId};
 use chat_sync::handlers::registration::Registration;
 use chat_sync::handlers::sweeper::Sweeper;
@@ -43,6 +43,11 @@ pub fn test_flush_settings() -> FlushSettings {
         lease_ttl: Duration::from_secs(5),
         write_timeout: Duration::from_millis(1_500),
         late_write_window: Duration::from_secs(2),
+        // The property alone, so tests count one write call per batch; the notes' own tests turn notes on.
+        targets: Targets {
+            notes: false,
+            property: true,
+        },
     }
 }
 

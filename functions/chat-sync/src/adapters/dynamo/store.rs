@@ -8,11 +8,11 @@ use super::{
 use crate::domain::transcript::{Conversation, Filling};
 use crate::domain::{
     ChannelId, ChannelRef, ChannelType, ContactId, Email, MessageChange, MessageId, MessageKind,
-    Role, StoredMessage, Timestamp, UserId,
+    NoteId, Role, StoredMessage, Timestamp, UserId,
 };
 use crate::ports::{
-    BacklogEntry, ChannelMapping, LeaseOwner, Recorded, Release, Store, StoreError, SyncState,
-    TranscriptSource,
+    BacklogEntry, ChannelMapping, ConversationNotes, LeaseOwner, Recorded, Release, Store,
+    StoreError, SyncState, TranscriptSource,
 };
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{
@@ -24,6 +24,8 @@ use std::time::Duration;
 
 const SYNC: &str = "SYNC";
 const FLUSHER_PK: &str = "FLUSHER";
+/// How far Stream's message times may run behind the conversation start we recorded.
+const CLOCK_SKEW: std::time::Duration = std::time::Duration::from_secs(86_400);
 /// Messages read per page of a newest-first read: a page is about what one transcript line costs to fill.
 const MESSAGE_PAGE: i32 = 100;
 
@@ -68,15 +70,19 @@ impl DynamoStore {
     fn bump_version(
         &self,
         contact: &ContactId,
+        cid: &str,
         shown: i8,
     ) -> Result<TransactWriteItem, StoreError> {
+        // `pending_notes` names the conversations whose notes need rewriting; it is cleared only together with
+        // marking the contact synced at the version written (`release_if_current`).
         let update = Update::builder()
             .table_name(&self.table)
             .set_key(Some(key(contact_pk(contact), SYNC)))
             .update_expression(
-                "ADD change_version :one, message_count :added SET contact_id = :contact, \
+                "ADD change_version :one, message_count :added, pending_notes :cid SET contact_id = :contact, \
                  dirty = if_not_exists(dirty, :shard), dirty_since = if_not_exists(dirty_since, :now)",
             )
+            .expression_attribute_values(":cid", AttributeValue::Ss(vec![cid.to_owned()]))
             .expression_attribute_values(":one", n(1))
             .expression_attribute_values(":added", n(shown))
             .expression_attribute_values(":contact", s(contact.as_str()))
@@ -129,9 +135,10 @@ impl DynamoStore {
         values: Item,
         shown: i8,
     ) -> Result<bool, StoreError> {
+        let cid = get_s(&item, "cid")?.to_owned();
         let items = vec![
             self.put(item, condition, &[("#pk", schema::PARTITION_KEY)], values)?,
-            self.bump_version(contact, shown)?,
+            self.bump_version(contact, &cid, shown)?,
         ];
         Ok(self.transact(items).await?.is_ok())
     }
@@ -179,12 +186,12 @@ impl DynamoStore {
         Ok(all)
     }
 
-    /// The conversations named, read in one request.
-    async fn conversations(
+    /// The conversation items named, read in one request.
+    async fn conversation_items(
         &self,
         contact: &ContactId,
         cids: &[&str],
-    ) -> Result<Vec<Conversation>, StoreError> {
+    ) -> Result<Vec<Item>, StoreError> {
         if cids.is_empty() {
             return Ok(Vec::new());
         }
@@ -203,11 +210,45 @@ impl DynamoStore {
         self.consumed.add_all(output.consumed_capacity());
         // A handful of small items never leaves keys unprocessed short of throttling; a missing conversation only
         // changes a header to its fallback, and the next flush reads it again.
-        output
+        Ok(output
             .responses()
             .and_then(|r| r.get(&self.table))
-            .map(|items| items.iter().map(parse_conversation).collect())
-            .unwrap_or_else(|| Ok(Vec::new()))
+            .cloned()
+            .unwrap_or_default())
+    }
+
+    async fn conversations(
+        &self,
+        contact: &ContactId,
+        cids: &[&str],
+    ) -> Result<Vec<Conversation>, StoreError> {
+        self.conversation_items(contact, cids)
+            .await?
+            .iter()
+            .map(parse_conversation)
+            .collect()
+    }
+
+    async fn update_conversation(
+        &self,
+        contact: &ContactId,
+        cid: &str,
+        expression: &str,
+        values: Vec<(&str, AttributeValue)>,
+    ) -> Result<(), StoreError> {
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(contact_pk(contact), &format!("CONV#{cid}"))))
+            .update_expression(expression)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total);
+        for (name, value) in values {
+            update = update.expression_attribute_values(name, value);
+        }
+        let output = update.send().await.map_err(unavailable)?;
+        self.consumed.add(output.consumed_capacity());
+        Ok(())
     }
 
     async fn update_sync(
@@ -412,6 +453,11 @@ impl Store for DynamoStore {
                 .get("parked_reason")
                 .and_then(|v| v.as_s().ok())
                 .cloned(),
+            pending_notes: item
+                .get("pending_notes")
+                .and_then(|v| v.as_ss().ok())
+                .cloned()
+                .unwrap_or_default(),
         })
     }
 
@@ -489,6 +535,111 @@ impl Store for DynamoStore {
         };
         let channel = ChannelRef::parse_cid(get_s(conversation, "cid")?).map_err(corrupt)?;
         Ok(self.channel(&channel).await?.map(|mapping| mapping.email))
+    }
+
+    async fn conversation_notes(
+        &self,
+        contact: &ContactId,
+        cids: &[String],
+    ) -> Result<Vec<ConversationNotes>, StoreError> {
+        let cids: Vec<&str> = cids.iter().map(String::as_str).collect();
+        let mut found = Vec::new();
+        for chunk in cids.chunks(100) {
+            for item in self.conversation_items(contact, chunk).await? {
+                let notes = item
+                    .get("note_ids")
+                    .and_then(|v| v.as_l().ok())
+                    .map(|ids| {
+                        ids.iter()
+                            .filter_map(|id| id.as_s().ok())
+                            .map(|id| NoteId::parse(id).map_err(corrupt))
+                            .collect::<Result<Vec<_>, _>>()
+                    })
+                    .transpose()?
+                    .unwrap_or_default();
+                found.push(ConversationNotes {
+                    conversation: parse_conversation(&item)?,
+                    notes,
+                    creating: get_bool(&item, "creating_note"),
+                });
+            }
+        }
+        found.sort_by(|a, b| a.conversation.cid.cmp(&b.conversation.cid));
+        Ok(found)
+    }
+
+    async fn conversation_messages(
+        &self,
+        contact: &ContactId,
+        conversation: &Conversation,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
+        // A conversation's messages were all created after it started (by Stream's clock, which agrees with ours
+        // within seconds; a day's allowance covers any skew): read from there, keeping only its own (a contact
+        // rarely has two conversations at once).
+        let mut messages = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let output = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("#pk = :pk AND #sk BETWEEN :from AND :to")
+                .filter_expression("cid = :cid")
+                .expression_attribute_names("#pk", schema::PARTITION_KEY)
+                .expression_attribute_names("#sk", schema::SORT_KEY)
+                .expression_attribute_values(":pk", s(contact_pk(contact)))
+                .expression_attribute_values(
+                    ":from",
+                    s(format!(
+                        "MSG#{}",
+                        conversation.started_at.earlier_by(CLOCK_SKEW).key()
+                    )),
+                )
+                .expression_attribute_values(":to", s("MSG#~"))
+                .expression_attribute_values(":cid", s(&conversation.cid))
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .send()
+                .await
+                .map_err(unavailable)?;
+            self.consumed.add(output.consumed_capacity());
+            for item in output.items() {
+                if !get_bool(item, "removed") {
+                    messages.push(parse_message(item)?);
+                }
+            }
+            start = output.last_evaluated_key().cloned();
+            if start.is_none() {
+                return Ok(messages);
+            }
+        }
+    }
+
+    async fn creating_note(&self, contact: &ContactId, cid: &str) -> Result<(), StoreError> {
+        self.update_conversation(
+            contact,
+            cid,
+            "SET creating_note = :true",
+            vec![(":true", AttributeValue::Bool(true))],
+        )
+        .await
+    }
+
+    async fn save_notes(
+        &self,
+        contact: &ContactId,
+        cid: &str,
+        notes: &[NoteId],
+    ) -> Result<(), StoreError> {
+        let ids = notes.iter().map(|id| s(id.as_str())).collect();
+        self.update_conversation(
+            contact,
+            cid,
+            "SET note_ids = :ids REMOVE creating_note",
+            vec![(":ids", AttributeValue::L(ids))],
+        )
+        .await
     }
 
     async fn acquire_lease(
@@ -573,7 +724,9 @@ impl Store for DynamoStore {
         let mark_synced = Update::builder()
             .table_name(&self.table)
             .set_key(Some(key(contact_pk(contact), SYNC)))
-            .update_expression("SET synced_version = :version REMOVE dirty, dirty_since")
+            .update_expression(
+                "SET synced_version = :version REMOVE dirty, dirty_since, pending_notes",
+            )
             .condition_expression("change_version = :version")
             .expression_attribute_values(":version", n(version))
             .build()

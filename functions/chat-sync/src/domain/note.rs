@@ -1,0 +1,252 @@
+//! A conversation as HubSpot timeline Notes: one note per conversation, continued in "part 2", "part 3" … when it
+//! outgrows a note. Pure: the same messages always give the same notes, so rewriting them is idempotent.
+//!
+//! `hs_note_body` is HTML, and every character of a message is the visitor's: everything is escaped, line breaks
+//! become `<br>`, and only `http(s)` attachment URLs become links. Each note ends with a marker naming the
+//! conversation and part, so a note whose creation timed out can be found and adopted instead of created twice.
+
+use super::transcript::{line_parts, text_len, Conversation, LineBody};
+use super::{StoredMessage, Timestamp};
+
+/// HubSpot's limit for `hs_note_body`, in UTF-16 code units.
+pub const NOTE_BODY_LIMIT: usize = 65_536;
+
+/// One note of a conversation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotePart {
+    /// 1 for the first note of the conversation.
+    pub number: usize,
+    pub body: String,
+    /// Where the note sits on the timeline: the conversation's start (part 1), the part's first message (later).
+    pub timestamp: Timestamp,
+}
+
+/// The marker a note of `cid`'s part `number` carries (and is recognised by).
+pub fn marker(cid: &str, number: usize) -> String {
+    format!("chat-sync conversation {} part {number}", escape(cid))
+}
+
+/// Renders the conversation's shown messages (in `created_at` order, message id as tiebreak) into notes that each
+/// fit `limit`. A conversation without messages has no note.
+pub fn render_notes(
+    conversation: &Conversation,
+    messages: &[StoredMessage],
+    limit: usize,
+) -> Vec<NotePart> {
+    let mut ordered: Vec<&StoredMessage> = messages
+        .iter()
+        .filter(|m| m.cid == conversation.cid)
+        .collect();
+    ordered.sort_by(|a, b| {
+        a.created_at
+            .cmp(&b.created_at)
+            .then_with(|| a.message_id.cmp(&b.message_id))
+    });
+    let mut parts: Vec<NotePart> = Vec::new();
+    let mut lines: Vec<String> = Vec::new();
+    let mut first_at = conversation.started_at;
+    let close = |number: usize, lines: &[String], at: Timestamp| NotePart {
+        number,
+        body: format!(
+            "{}{}{}",
+            header(conversation, number),
+            lines.concat(),
+            footer(&conversation.cid, number)
+        ),
+        timestamp: at,
+    };
+    for message in ordered {
+        let line = html_line(message);
+        let number = parts.len() + 1;
+        let frame =
+            text_len(&header(conversation, number)) + text_len(&footer(&conversation.cid, number));
+        let used: usize = lines.iter().map(|l| text_len(l)).sum();
+        if !lines.is_empty() && frame + used + text_len(&line) > limit {
+            parts.push(close(number, &lines, first_at));
+            lines.clear();
+            first_at = message.created_at;
+        }
+        lines.push(line);
+    }
+    if !lines.is_empty() {
+        parts.push(close(parts.len() + 1, &lines, first_at));
+    }
+    parts
+}
+
+/// The body a note of part `number` gets once the conversation no longer reaches it (messages were removed).
+pub fn emptied_note(conversation: &Conversation, number: usize) -> String {
+    format!(
+        "{}<p><em>(no messages left in this part)</em></p>{}",
+        header(conversation, number),
+        footer(&conversation.cid, number)
+    )
+}
+
+fn header(conversation: &Conversation, number: usize) -> String {
+    let part = if number > 1 {
+        format!(" (part {number})")
+    } else {
+        String::new()
+    };
+    format!(
+        "<p><strong>Website chat</strong> · conversation {} · started {}{part}</p>",
+        escape(&conversation.channel_id),
+        conversation.started_at.human()
+    )
+}
+
+fn footer(cid: &str, number: usize) -> String {
+    format!("<p><small>{}</small></p>", marker(cid, number))
+}
+
+/// `<p>[time] <strong>Ada</strong> (visitor): Hello<br>there (edited)</p>`.
+pub fn html_line(message: &StoredMessage) -> String {
+    let parts = line_parts(message);
+    let body = match parts.body {
+        LineBody::Deleted => "<em>(message deleted)</em>".to_owned(),
+        LineBody::Said {
+            text,
+            attachments,
+            edited,
+        } => {
+            let mut body = escape(&text).replace('\n', "<br>");
+            for url in attachments {
+                if !body.is_empty() {
+                    body.push(' ');
+                }
+                body.push_str(&link(&url));
+            }
+            if edited {
+                body.push_str(" <em>(edited)</em>");
+            }
+            body
+        }
+    };
+    format!(
+        "<p>[{}] <strong>{}</strong> ({}): {body}</p>",
+        message.created_at.human(),
+        escape(&parts.author),
+        escape(parts.role)
+    )
+}
+
+/// An attachment: a link only for `http(s)` URLs (never `javascript:` or `data:`), its text escaped either way.
+fn link(url: &str) -> String {
+    let lower = url.trim().to_ascii_lowercase();
+    if lower.starts_with("https://") || lower.starts_with("http://") {
+        format!("<a href=\"{}\">attachment</a>", escape(url.trim()))
+    } else {
+        format!("[attachment: {}]", escape(url))
+    }
+}
+
+/// Escapes text for HTML element content and attribute values.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{MessageId, Role};
+
+    fn at(raw: &str) -> Timestamp {
+        Timestamp::parse("t", raw).expect("valid time")
+    }
+
+    fn conversation() -> Conversation {
+        Conversation {
+            cid: "messaging:chat-a".into(),
+            channel_id: "chat-a".into(),
+            started_at: at("2026-11-24T10:00:00Z"),
+        }
+    }
+
+    fn message(id: &str, second: u32, text: &str) -> StoredMessage {
+        StoredMessage {
+            message_id: MessageId::parse(id).expect("id"),
+            cid: "messaging:chat-a".into(),
+            author_name: "Ada <Lovelace>".into(),
+            role: Role::Visitor,
+            text: text.into(),
+            attachments: vec![],
+            created_at: at(&format!(
+                "2026-11-24T10:{:02}:{:02}Z",
+                second / 60,
+                second % 60
+            )),
+            edited: false,
+            deleted: false,
+        }
+    }
+
+    #[test]
+    fn one_note_with_escaped_lines_and_the_marker() {
+        let mut edited = message("m2", 2, "<img src=x onerror=alert(1)>");
+        edited.edited = true;
+        let mut file = message("m3", 3, "");
+        file.attachments = vec![
+            "https://cdn.example.com/a.pdf?x=1&y=\"2\"".into(),
+            "javascript:alert(1)".into(),
+        ];
+        let mut gone = message("m4", 4, "secret");
+        gone.deleted = true;
+        let notes = render_notes(
+            &conversation(),
+            &[gone, file, edited, message("m1", 1, "Hi\nthere")],
+            NOTE_BODY_LIMIT,
+        );
+        assert_eq!(notes.len(), 1);
+        assert_eq!(notes[0].timestamp, at("2026-11-24T10:00:00Z"));
+        assert_eq!(
+            notes[0].body,
+            "<p><strong>Website chat</strong> · conversation chat-a · started 2026-11-24 10:00:00 UTC</p>\
+             <p>[2026-11-24 10:00:01 UTC] <strong>Ada &lt;Lovelace&gt;</strong> (visitor): Hi<br>    there</p>\
+             <p>[2026-11-24 10:00:02 UTC] <strong>Ada &lt;Lovelace&gt;</strong> (visitor): &lt;img src=x onerror=alert(1)&gt; <em>(edited)</em></p>\
+             <p>[2026-11-24 10:00:03 UTC] <strong>Ada &lt;Lovelace&gt;</strong> (visitor): <a href=\"https://cdn.example.com/a.pdf?x=1&amp;y=&quot;2&quot;\">attachment</a> [attachment: javascript:alert(1)]</p>\
+             <p>[2026-11-24 10:00:04 UTC] <strong>Ada &lt;Lovelace&gt;</strong> (visitor): <em>(message deleted)</em></p>\
+             <p><small>chat-sync conversation messaging:chat-a part 1</small></p>"
+        );
+    }
+
+    #[test]
+    fn a_long_conversation_continues_in_further_parts_without_losing_a_line() {
+        let messages: Vec<StoredMessage> = (0..600)
+            .map(|i| {
+                message(
+                    &format!("m{i:04}"),
+                    i,
+                    &format!("line {i:04} {}", "x".repeat(200)),
+                )
+            })
+            .collect();
+        let notes = render_notes(&conversation(), &messages, NOTE_BODY_LIMIT);
+        assert!(notes.len() >= 2, "{} parts", notes.len());
+        for (i, note) in notes.iter().enumerate() {
+            assert_eq!(note.number, i + 1);
+            assert!(text_len(&note.body) <= NOTE_BODY_LIMIT);
+            assert!(note.body.contains(&marker("messaging:chat-a", i + 1)));
+        }
+        assert!(notes[1].body.contains("(part 2)"));
+        assert_eq!(
+            notes[1].timestamp,
+            messages[notes[0].body.matches("<p>[").count()].created_at
+        );
+        let all: String = notes.iter().map(|n| n.body.as_str()).collect();
+        for i in 0..600 {
+            assert_eq!(all.matches(&format!("line {i:04} ")).count(), 1, "line {i}");
+        }
+    }
+}

@@ -1,0 +1,308 @@
+//! Writing transcripts to HubSpot: batched, within one shared rate budget, never overtaken by a late write.
+//! Transcripts go to one timeline note per conversation and/or the `chat_transcript` contact property
+//! (`TRANSCRIPT_TARGETS`).
+//!
+//! **Who writes.** One *flusher* at a time (a lease on the `FLUSHER` item, a DynamoDB conditional write) takes the
+//! contacts waiting in the queue, claims each one's own lease, renders what each needs from the stored messages and
+//! writes them all in a few batch calls (contacts `batch/update` for the property, notes `batch/update` and
+//! `batch/create`): a burst over many contacts becomes a few calls, not one per contact.
+//! A webhook, once it has answered Stream, either becomes the flusher or *wakes* the running one by adding its
+//! contact to the flusher item's wake set (a conditional update that succeeds only while a flusher holds the
+//! lease). The flusher releases its lease only if no contact was woken since its last look (the same conditional
+//! write), so a change is never stranded between "flusher finished" and "newcomer gave up": group commit across
+//! contacts, as the per-contact release (below) is within one.
+//!
+//! **Per contact.** The per-contact lease is what promises no lost update: only its holder writes the contact. The
+//! holder releases it in a transaction that marks the contact synced only if no change arrived since the version it
+//! rendered; otherwise the contact stays queued, and its webhook has woken the flusher for the next round.
+//!
+//! **Fencing.** HubSpot has no conditional write, and an ambiguous outcome (timeout, 5xx, a connection lost after
+//! sending) may still land later, over a newer transcript. So after one, the holder keeps the contact's lease until
+//! it expires: a write is only sent while the lease has at least `write_timeout + late_write_window` left, so it
+//! expires no earlier than `late_write_window` after the ambiguous answer, and every later write *starts after*
+//! the ambiguous one could still land. That later write renders everything again, so it carries every change.
+//!
+//! **Notes.** Each conversation changed since the contact was last synced (`pending_notes`, cleared only with the
+//! synced mark) has its notes rewritten in place; a part with no note yet gets one, created with the conversation
+//! marked first, so a creation whose answer never came is found on the contact's timeline by its marker and adopted
+//! instead of repeated (fencing holds that writer back until such a creation could still land).
+//!
+//! **Bounded.** A flusher started by a webhook starts no new round after its budget and hands the queue over (the
+//! wake set stays for the next flusher; the sweeper takes over if no webhook comes). Each round reads only the
+//! newest messages each transcript can show. Contacts HubSpot no longer has (404, even by e-mail) or refuses (400)
+//! are parked with the reason, out of the queue, until an operator re-queues them.
+
+mod batch;
+mod round;
+
+use crate::config::FlushSettings;
+use crate::domain::ContactId;
+use crate::ports::{
+    BudgetError, Caller, Crm, LeaseOwner, RateBudget, Store, StoreError, MAX_BATCH,
+};
+use serde::Serialize;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Claims (lease, sync record, messages) made at once in a round.
+const CLAIM_CONCURRENCY: usize = 16;
+/// Time kept free at the end of a linger for claiming, rendering and starting the write.
+const LINGER_MARGIN: Duration = Duration::from_millis(50);
+/// Clock skew allowed between Lambdas comparing lease expiry times.
+const CLOCK_MARGIN: Duration = Duration::from_secs(1);
+/// How often a webhook tries to become the flusher or wake it when the lease changes hands under it.
+const WAKE_ATTEMPTS: usize = 3;
+
+/// A webhook's share of the flushing, run after its response has been sent: on Lambda by an internal extension
+/// (the environment is frozen only once it is done), in a long-lived server by a spawned task, in tests inline.
+pub struct PendingFlush {
+    sync: TranscriptSync,
+    contact: ContactId,
+    start_by: Instant,
+}
+
+impl PendingFlush {
+    pub fn contact(&self) -> &ContactId {
+        &self.contact
+    }
+
+    /// Becomes the flusher, or hands the contact to the one running. Failures are logged: the contact stays
+    /// queued for the next flusher or the sweeper.
+    pub async fn run(self) -> Option<FlushOutcome> {
+        match self.sync.flush_for(&self.contact, self.start_by).await {
+            Ok(outcome) => {
+                tracing::debug!(contact_id = %self.contact, ?outcome, "flush finished");
+                Some(outcome)
+            }
+            Err(error) => {
+                tracing::warn!(%error, contact_id = %self.contact, "transcript flush failed; the sweeper will retry");
+                None
+            }
+        }
+    }
+}
+
+/// What a webhook's flush did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlushOutcome {
+    /// It was the flusher for a while.
+    Flushed(FlushReport),
+    /// The running flusher took the contact.
+    Handed,
+    /// The flusher lease kept changing hands: the contact waits in the queue.
+    Queued,
+}
+
+/// What one flusher did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct FlushReport {
+    /// Rounds run (each claims a batch of waiting contacts).
+    pub rounds: u32,
+    /// HubSpot batch writes sent.
+    pub calls: u32,
+    /// Contacts whose newest transcript is now in HubSpot.
+    pub synced: u32,
+    /// Contacts written whose newer changes wait for the next round.
+    pub behind: u32,
+    /// Contacts whose write may still land: their lease is left to expire before anyone writes them again.
+    pub fenced: u32,
+    /// Contacts left queued after a refused or failed write (rate limit, HubSpot down), or for lack of time.
+    pub deferred: u32,
+    /// Contacts HubSpot merged into another record: written there from now on.
+    pub redirected: u32,
+    /// Contacts taken out of the queue for good (see the backlog command).
+    pub parked: u32,
+    /// Batches not applied: HubSpot refused them as a whole (rate limit, unavailable, token), or no permit was left.
+    /// The flusher stops for now rather than hammer it; the contacts stay queued.
+    pub refused: u32,
+    /// Whether the flusher lease was held by someone else (nothing done).
+    pub busy: bool,
+}
+
+impl FlushReport {
+    fn add(&mut self, other: FlushReport) {
+        self.rounds += other.rounds;
+        self.calls += other.calls;
+        self.synced += other.synced;
+        self.behind += other.behind;
+        self.fenced += other.fenced;
+        self.deferred += other.deferred;
+        self.redirected += other.redirected;
+        self.parked += other.parked;
+        self.refused += other.refused;
+    }
+}
+
+#[derive(Clone)]
+pub struct TranscriptSync {
+    store: Arc<dyn Store>,
+    crm: Arc<dyn Crm>,
+    budget: Arc<dyn RateBudget>,
+    settings: FlushSettings,
+}
+
+impl TranscriptSync {
+    pub fn new(
+        store: Arc<dyn Store>,
+        crm: Arc<dyn Crm>,
+        budget: Arc<dyn RateBudget>,
+        settings: FlushSettings,
+    ) -> Self {
+        Self {
+            store,
+            crm,
+            budget,
+            settings,
+        }
+    }
+
+    /// A flush for a webhook to run once it has answered.
+    pub fn after_response(&self, contact: ContactId, received: Instant) -> PendingFlush {
+        PendingFlush {
+            sync: self.clone(),
+            contact,
+            start_by: received + self.settings.webhook_budget,
+        }
+    }
+
+    async fn flush_for(
+        &self,
+        contact: &ContactId,
+        start_by: Instant,
+    ) -> Result<FlushOutcome, StoreError> {
+        for _ in 0..WAKE_ATTEMPTS {
+            let owner = LeaseOwner::random();
+            if self
+                .store
+                .acquire_flusher(&owner, self.settings.lease_ttl)
+                .await?
+            {
+                let report = self.hold(&owner, start_by, self.settings.linger).await?;
+                return Ok(FlushOutcome::Flushed(report));
+            }
+            if self.store.wake_flusher(contact).await? {
+                return Ok(FlushOutcome::Handed);
+            }
+            // The lease expired or was released between the two: try again.
+        }
+        Ok(FlushOutcome::Queued)
+    }
+
+    /// Runs the flusher if nobody does (the sweeper): no linger, rounds until the queue is empty or `start_by`.
+    pub async fn sweep(&self, start_by: Instant) -> Result<FlushReport, StoreError> {
+        let owner = LeaseOwner::random();
+        if !self
+            .store
+            .acquire_flusher(&owner, self.settings.lease_ttl)
+            .await?
+        {
+            return Ok(FlushReport {
+                busy: true,
+                ..FlushReport::default()
+            });
+        }
+        self.hold(&owner, start_by, Duration::ZERO).await
+    }
+
+    /// Rounds under the flusher lease, until nothing waits or the time is up.
+    async fn hold(
+        &self,
+        owner: &LeaseOwner,
+        start_by: Instant,
+        linger: Duration,
+    ) -> Result<FlushReport, StoreError> {
+        let mut report = FlushReport::default();
+        let result = self.rounds(owner, start_by, linger, &mut report).await;
+        if result.is_err() {
+            // Storage failed mid-flush: hand the lease back so the next flusher need not wait for it to expire.
+            if let Err(error) = self.store.release_flusher(owner, false).await {
+                tracing::warn!(%error, "could not release the flusher lease; it will expire");
+            }
+        }
+        result.map(|()| report)
+    }
+
+    async fn rounds(
+        &self,
+        owner: &LeaseOwner,
+        start_by: Instant,
+        linger: Duration,
+        report: &mut FlushReport,
+    ) -> Result<(), StoreError> {
+        let mut wait = linger;
+        loop {
+            // Let the rest of a burst land first: many messages, many contacts, one write.
+            let room = start_by
+                .saturating_duration_since(Instant::now())
+                .saturating_sub(LINGER_MARGIN);
+            if !wait.is_zero() && !room.is_zero() {
+                tokio::time::sleep(wait.min(room)).await;
+            }
+            if Instant::now() >= start_by {
+                // Out of time: hand over. Woken contacts stay in the wake set for the next flusher.
+                self.store.release_flusher(owner, false).await?;
+                return Ok(());
+            }
+            let Some(woken) = self
+                .store
+                .renew_flusher(owner, self.settings.lease_ttl)
+                .await?
+            else {
+                tracing::warn!("the flusher lease was taken over; stopping");
+                return Ok(());
+            };
+            // Oldest first, then the contacts woken since the last look (the index may not show them yet).
+            let mut candidates = self.store.dirty_contacts(MAX_BATCH).await?;
+            for contact in &woken {
+                if !candidates.contains(contact) {
+                    candidates.push(contact.clone());
+                }
+            }
+            self.store.clear_wakes(&woken).await?;
+            if candidates.is_empty() {
+                if self.store.release_flusher(owner, true).await? {
+                    return Ok(());
+                }
+                wait = Duration::ZERO;
+                continue;
+            }
+            candidates.truncate(MAX_BATCH);
+            // Wait for a permit before claiming: no contact's lease is held while the budget is empty.
+            let permit = match self.budget.acquire(Caller::Background, start_by).await {
+                Ok(permit) => permit,
+                Err(BudgetError::Exhausted { wait, daily }) => {
+                    tracing::info!(
+                        wait_ms = wait.as_millis() as u64,
+                        daily,
+                        waiting = candidates.len(),
+                        "no HubSpot permit before the flush budget ends; handing over"
+                    );
+                    report.deferred += candidates.len() as u32;
+                    self.store.release_flusher(owner, false).await?;
+                    return Ok(());
+                }
+                Err(BudgetError::Storage(error)) => return Err(error),
+            };
+            let round = self.round(candidates, permit, start_by).await?;
+            let full = round.synced + round.behind + round.fenced >= MAX_BATCH as u32;
+            report.add(round);
+            report.rounds += 1;
+            if round.refused > 0 {
+                // HubSpot is refusing writes: stop here; the next webhook or sweep tries again.
+                self.store.release_flusher(owner, false).await?;
+                return Ok(());
+            }
+            // Nothing written (every candidate busy or fenced) and nobody woke us: nothing to do now. The queue keeps
+            // them for the next flusher or the sweeper.
+            if round.calls == 0 && woken.is_empty() {
+                if self.store.release_flusher(owner, true).await? {
+                    return Ok(());
+                }
+                wait = Duration::ZERO;
+                continue;
+            }
+            // A full batch means a backlog: no linger before the next.
+            wait = if full { Duration::ZERO } else { linger };
+        }
+    }
+}

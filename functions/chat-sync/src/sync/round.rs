@@ -1,0 +1,573 @@
+//! One round of the flusher: claim a batch of queued contacts, render what each needs (the property transcript,
+//! the notes of its changed conversations), write it all in a few batch calls, then settle each contact.
+
+use super::batch::Sent;
+use super::{FlushReport, TranscriptSync, CLAIM_CONCURRENCY, CLOCK_MARGIN};
+use crate::domain::note::{emptied_note, marker, render_notes, NotePart, NOTE_BODY_LIMIT};
+use crate::domain::transcript::{render, HUBSPOT_PROPERTY_LIMIT};
+use crate::domain::{ContactId, NoteId};
+use crate::ports::{
+    LeaseOwner, NewNote, NoteUpdate, Permit, Release, StoreError, TranscriptWrite, WriteResult,
+};
+use futures::stream::{self, StreamExt};
+use std::time::Instant;
+
+/// A contact claimed for this round: its lease is ours and what it needs is rendered.
+pub(super) struct Claim {
+    contact: ContactId,
+    owner: LeaseOwner,
+    version: u64,
+    /// When our lease on it ends, by our clock (counted from before it was taken).
+    lease_until: Instant,
+    /// The HubSpot record written (after a merge, not the id the contact was registered with).
+    target: ContactId,
+    /// The property's transcript, when the property is a target.
+    property: Option<String>,
+    /// The conversations whose notes need writing, when notes are a target.
+    conversations: Vec<ConversationWrite>,
+    outcome: Outcome,
+}
+
+/// One conversation's notes: the parts rendered now, and the notes that hold it so far (part 1 first).
+struct ConversationWrite {
+    cid: String,
+    parts: Vec<NotePart>,
+    notes: Vec<NoteId>,
+    /// A note's creation went unanswered last time: look for it before creating one.
+    creating: bool,
+    /// The notes changed this round (saved at settling).
+    changed: bool,
+    /// Bodies for notes of parts that no longer exist (the conversation shrank).
+    surplus: Vec<String>,
+}
+
+/// What happened to a claim's writes this round.
+#[derive(Debug, Default)]
+struct Outcome {
+    /// A write may still land: the lease is left to expire.
+    ambiguous: bool,
+    /// Not applied (rate limit, HubSpot unavailable, no permit): queued for the next round.
+    refused: bool,
+    /// HubSpot has no such contact (404): look it up by e-mail.
+    gone: bool,
+    /// HubSpot refuses a write of this contact, with its reason: parked.
+    rejected: Option<String>,
+    /// Written, but not all of it (a note deleted in HubSpot is created again next round).
+    incomplete: bool,
+    /// The lease could not be kept: someone else carries on.
+    lost: bool,
+}
+
+impl Outcome {
+    /// Nothing has gone wrong yet: further writes of this round go ahead.
+    fn clear(&self) -> bool {
+        !(self.ambiguous || self.refused || self.gone || self.lost) && self.rejected.is_none()
+    }
+}
+
+impl TranscriptSync {
+    /// One round: claim the candidates, write what they need in a few batches, settle each.
+    pub(super) async fn round(
+        &self,
+        candidates: Vec<ContactId>,
+        permit: Permit,
+        start_by: Instant,
+    ) -> Result<FlushReport, StoreError> {
+        let mut report = FlushReport::default();
+        let claimed: Vec<Result<Option<Claim>, StoreError>> = stream::iter(candidates)
+            .map(|contact| async move { self.claim(contact).await })
+            .buffer_unordered(CLAIM_CONCURRENCY)
+            .collect()
+            .await;
+        let mut claims: Vec<Claim> = Vec::new();
+        let mut failure = None;
+        for claim in claimed {
+            match claim {
+                // Two contacts merged into one HubSpot record: one write per record per call.
+                Ok(Some(claim)) if claims.iter().any(|c| c.target == claim.target) => {
+                    self.let_go(&claim).await;
+                    report.deferred += 1;
+                }
+                Ok(Some(claim)) => claims.push(claim),
+                Ok(None) => {}
+                Err(error) => failure = Some(error),
+            }
+        }
+        if let Some(error) = failure {
+            for claim in &claims {
+                self.let_go(claim).await;
+            }
+            return Err(error);
+        }
+        if claims.is_empty() {
+            return Ok(report);
+        }
+        if Instant::now() >= start_by {
+            report.deferred += claims.len() as u32;
+            for claim in &claims {
+                self.let_go(claim).await;
+            }
+            return Ok(report);
+        }
+        let mut permit = Some(permit);
+        self.adopt_notes(&mut claims).await;
+        self.write_properties(&mut claims, &mut permit, start_by, &mut report)
+            .await?;
+        self.update_notes(&mut claims, &mut permit, start_by, &mut report)
+            .await?;
+        self.create_notes(&mut claims, &mut permit, start_by, &mut report)
+            .await?;
+        let settled: Vec<Result<FlushReport, StoreError>> = stream::iter(claims)
+            .map(|claim| async move {
+                let mut settled = FlushReport::default();
+                self.settle(claim, &mut settled).await?;
+                Ok(settled)
+            })
+            .buffer_unordered(CLAIM_CONCURRENCY)
+            .collect()
+            .await;
+        for one in settled {
+            report.add(one?);
+        }
+        Ok(report)
+    }
+
+    /// Takes the contact's lease and renders what it needs; `None` if it is busy, parked or already synced.
+    async fn claim(&self, contact: ContactId) -> Result<Option<Claim>, StoreError> {
+        let owner = LeaseOwner::random();
+        let taken_at = Instant::now();
+        if !self
+            .store
+            .acquire_lease(&contact, &owner, self.settings.lease_ttl)
+            .await?
+        {
+            return Ok(None);
+        }
+        let result = self.prepare(&contact, &owner, taken_at).await;
+        if !matches!(result, Ok(Some(_))) {
+            if let Err(error) = self.store.release_lease(&contact, &owner).await {
+                tracing::warn!(%error, contact_id = %contact, "could not release a lease; it will expire");
+            }
+        }
+        result
+    }
+
+    async fn prepare(
+        &self,
+        contact: &ContactId,
+        owner: &LeaseOwner,
+        taken_at: Instant,
+    ) -> Result<Option<Claim>, StoreError> {
+        // The version is read first (transactionally), so everything read next includes every change up to it.
+        let state = self.store.sync_state(contact).await?;
+        if state.parked.is_some() || state.version == 0 {
+            return Ok(None);
+        }
+        if state.version == state.synced_version {
+            // Written by someone else already (the queue may lag): take it out of the queue.
+            let _ = self
+                .store
+                .release_if_current(contact, owner, state.version)
+                .await?;
+            return Ok(None);
+        }
+        let property = if self.settings.targets.property {
+            let source = self
+                .store
+                .recent_transcript(contact, HUBSPOT_PROPERTY_LIMIT)
+                .await?;
+            Some(render(
+                &source.conversations,
+                &source.messages,
+                HUBSPOT_PROPERTY_LIMIT,
+                state.messages,
+            ))
+        } else {
+            None
+        };
+        let mut conversations = Vec::new();
+        if self.settings.targets.notes && !state.pending_notes.is_empty() {
+            for held in self
+                .store
+                .conversation_notes(contact, &state.pending_notes)
+                .await?
+            {
+                let messages = self
+                    .store
+                    .conversation_messages(contact, &held.conversation)
+                    .await?;
+                let parts = render_notes(&held.conversation, &messages, NOTE_BODY_LIMIT);
+                let surplus = (parts.len()..held.notes.len())
+                    .map(|i| emptied_note(&held.conversation, i + 1))
+                    .collect();
+                conversations.push(ConversationWrite {
+                    cid: held.conversation.cid,
+                    parts,
+                    notes: held.notes,
+                    creating: held.creating,
+                    changed: false,
+                    surplus,
+                });
+            }
+        }
+        Ok(Some(Claim {
+            target: state.crm_target(contact),
+            contact: contact.clone(),
+            owner: owner.clone(),
+            version: state.version,
+            lease_until: taken_at + self.settings.lease_ttl,
+            property,
+            conversations,
+            outcome: Outcome::default(),
+        }))
+    }
+
+    /// Hands a claimed contact back unwritten (it stays queued).
+    async fn let_go(&self, claim: &Claim) {
+        if let Err(error) = self.store.release_lease(&claim.contact, &claim.owner).await {
+            tracing::warn!(%error, contact_id = %claim.contact, "could not release a lease; it will expire");
+        }
+    }
+
+    /// Before a write: every lease it goes out under must outlive the write and then the late-write window, so it
+    /// is renewed if need be; a claim whose lease is gone is dropped from the round.
+    async fn keep_leases(
+        &self,
+        claims: &mut [Claim],
+        wanted: impl Fn(&Claim) -> bool,
+    ) -> Result<(), StoreError> {
+        let needed = self.settings.write_timeout + self.settings.late_write_window + CLOCK_MARGIN;
+        for claim in claims.iter_mut().filter(|c| c.outcome.clear() && wanted(c)) {
+            if claim.lease_until.saturating_duration_since(Instant::now()) >= needed {
+                continue;
+            }
+            let renewed_at = Instant::now();
+            if self
+                .store
+                .renew_lease(&claim.contact, &claim.owner, self.settings.lease_ttl)
+                .await?
+            {
+                claim.lease_until = renewed_at + self.settings.lease_ttl;
+            } else {
+                claim.outcome.lost = true;
+            }
+        }
+        Ok(())
+    }
+
+    /// Conversations whose note creation went unanswered: the note may exist. Find it on the contact's timeline by
+    /// its marker and adopt it, rather than create a second one.
+    async fn adopt_notes(&self, claims: &mut [Claim]) {
+        for claim in claims.iter_mut() {
+            if !claim.conversations.iter().any(|c| c.creating) {
+                continue;
+            }
+            let deadline = Instant::now() + self.settings.write_timeout;
+            let timeline = match self.crm.contact_notes(&claim.target, deadline).await {
+                Ok(timeline) => timeline,
+                Err(error) => {
+                    tracing::warn!(%error, contact_id = %claim.contact, "could not read the contact's notes; trying again later");
+                    claim.outcome.refused = true;
+                    continue;
+                }
+            };
+            for conversation in claim.conversations.iter_mut().filter(|c| c.creating) {
+                for number in conversation.notes.len() + 1..=conversation.parts.len() {
+                    let wanted = marker(&conversation.cid, number);
+                    match timeline.iter().find(|(_, body)| body.contains(&wanted)) {
+                        Some((id, _)) => {
+                            tracing::info!(contact_id = %claim.contact, note_id = %id, part = number, "adopted a note whose creation went unanswered");
+                            conversation.notes.push(id.clone());
+                            conversation.changed = true;
+                        }
+                        None => break,
+                    }
+                }
+            }
+        }
+    }
+
+    async fn write_properties(
+        &self,
+        claims: &mut [Claim],
+        permit: &mut Option<Permit>,
+        start_by: Instant,
+        report: &mut FlushReport,
+    ) -> Result<(), StoreError> {
+        self.keep_leases(claims, |c| c.property.is_some()).await?;
+        let mut writes = Vec::new();
+        let mut owners = Vec::new();
+        for (index, claim) in claims.iter().enumerate() {
+            if let (true, Some(transcript)) = (claim.outcome.clear(), &claim.property) {
+                writes.push(TranscriptWrite {
+                    contact: claim.target.clone(),
+                    transcript: transcript.clone(),
+                });
+                owners.push(index);
+            }
+        }
+        if writes.is_empty() {
+            return Ok(());
+        }
+        let crm = &self.crm;
+        let results = self
+            .send_batches(
+                writes,
+                permit,
+                start_by,
+                report,
+                |batch, permit, deadline| async move {
+                    crm.write_transcripts(&batch, permit, deadline).await
+                },
+            )
+            .await;
+        for (index, result) in owners.into_iter().zip(results) {
+            let outcome = &mut claims[index].outcome;
+            match result {
+                Sent::Done(WriteResult::Written) => {}
+                Sent::Done(WriteResult::NotFound) => outcome.gone = true,
+                Sent::Done(WriteResult::Rejected(reason)) | Sent::Rejected(reason) => {
+                    outcome.rejected = Some(format!("HubSpot refused the transcript: {reason}"))
+                }
+                Sent::Done(WriteResult::Unconfirmed) | Sent::Ambiguous => outcome.ambiguous = true,
+                Sent::Refused => outcome.refused = true,
+            }
+        }
+        Ok(())
+    }
+
+    /// Rewrites the notes that exist: the parts rendered now, and an "emptied" body for parts that no longer exist.
+    async fn update_notes(
+        &self,
+        claims: &mut [Claim],
+        permit: &mut Option<Permit>,
+        start_by: Instant,
+        report: &mut FlushReport,
+    ) -> Result<(), StoreError> {
+        self.keep_leases(claims, |c| {
+            c.conversations.iter().any(|v| !v.notes.is_empty())
+        })
+        .await?;
+        let mut updates = Vec::new();
+        let mut owners = Vec::new(); // (claim, conversation, note index)
+        for (c, claim) in claims.iter().enumerate().filter(|(_, c)| c.outcome.clear()) {
+            for (v, conversation) in claim.conversations.iter().enumerate() {
+                for (i, note) in conversation.notes.iter().enumerate() {
+                    let body = match conversation.parts.get(i) {
+                        Some(part) => part.body.clone(),
+                        None => conversation.surplus[i - conversation.parts.len()].clone(),
+                    };
+                    updates.push(NoteUpdate {
+                        note: note.clone(),
+                        body,
+                    });
+                    owners.push((c, v, i));
+                }
+            }
+        }
+        if updates.is_empty() {
+            return Ok(());
+        }
+        let crm = &self.crm;
+        let results = self
+            .send_batches(
+                updates,
+                permit,
+                start_by,
+                report,
+                |batch, permit, deadline| async move {
+                    crm.update_notes(&batch, permit, deadline).await
+                },
+            )
+            .await;
+        let mut missing: Vec<(usize, usize, usize)> = Vec::new();
+        for ((c, v, i), result) in owners.into_iter().zip(results) {
+            let outcome = &mut claims[c].outcome;
+            match result {
+                Sent::Done(WriteResult::Written) => {}
+                // Deleted in HubSpot by someone: created again from that part on, next round.
+                Sent::Done(WriteResult::NotFound) => missing.push((c, v, i)),
+                Sent::Done(WriteResult::Rejected(reason)) | Sent::Rejected(reason) => {
+                    outcome.rejected = Some(format!("HubSpot refused a note: {reason}"))
+                }
+                Sent::Done(WriteResult::Unconfirmed) | Sent::Ambiguous => outcome.ambiguous = true,
+                Sent::Refused => outcome.refused = true,
+            }
+        }
+        for (c, v, i) in missing {
+            let claim = &mut claims[c];
+            tracing::warn!(contact_id = %claim.contact, part = i + 1, "a note was deleted in HubSpot; it is written again");
+            let conversation = &mut claim.conversations[v];
+            conversation.notes.truncate(i.min(conversation.notes.len()));
+            conversation.surplus.clear();
+            conversation.changed = true;
+            claim.outcome.incomplete = true;
+        }
+        Ok(())
+    }
+
+    /// Creates the notes of parts that have none yet, marking each conversation first so that an unanswered
+    /// creation is looked for, not repeated.
+    async fn create_notes(
+        &self,
+        claims: &mut [Claim],
+        permit: &mut Option<Permit>,
+        start_by: Instant,
+        report: &mut FlushReport,
+    ) -> Result<(), StoreError> {
+        self.keep_leases(claims, |c| {
+            c.conversations
+                .iter()
+                .any(|v| v.parts.len() > v.notes.len())
+        })
+        .await?;
+        let mut notes = Vec::new();
+        let mut owners = Vec::new(); // (claim, conversation, part index)
+        for (c, claim) in claims.iter().enumerate().filter(|(_, c)| c.outcome.clear()) {
+            for (v, conversation) in claim.conversations.iter().enumerate() {
+                if conversation.parts.len() <= conversation.notes.len() {
+                    continue;
+                }
+                self.store
+                    .creating_note(&claim.contact, &conversation.cid)
+                    .await?;
+                for part in &conversation.parts[conversation.notes.len()..] {
+                    notes.push(NewNote {
+                        contact: claim.target.clone(),
+                        body: part.body.clone(),
+                        timestamp: part.timestamp,
+                    });
+                    owners.push((c, v, part.number - 1));
+                }
+            }
+        }
+        if notes.is_empty() {
+            return Ok(());
+        }
+        let crm = &self.crm;
+        let results = self
+            .send_batches(
+                notes,
+                permit,
+                start_by,
+                report,
+                |batch, permit, deadline| async move {
+                    crm.create_notes(&batch, permit, deadline).await
+                },
+            )
+            .await;
+        let mut created: Vec<(usize, usize, usize, NoteId)> = Vec::new();
+        for ((c, v, i), result) in owners.into_iter().zip(results) {
+            let outcome = &mut claims[c].outcome;
+            match result {
+                Sent::Done(id) => created.push((c, v, i, id)),
+                Sent::Rejected(reason) => {
+                    outcome.rejected = Some(format!("HubSpot refused a note: {reason}"))
+                }
+                Sent::Ambiguous => outcome.ambiguous = true,
+                Sent::Refused => outcome.refused = true,
+            }
+        }
+        // Parts in order: a part's note is kept only if every earlier part has one.
+        created.sort_by_key(|(c, v, i, _)| (*c, *v, *i));
+        for (c, v, i, id) in created {
+            let conversation = &mut claims[c].conversations[v];
+            if conversation.notes.len() == i {
+                conversation.notes.push(id);
+                conversation.changed = true;
+            } else {
+                claims[c].outcome.incomplete = true;
+            }
+        }
+        Ok(())
+    }
+
+    /// Records what the round did for one contact and releases, fences, parks or re-queues it.
+    async fn settle(&self, claim: Claim, report: &mut FlushReport) -> Result<(), StoreError> {
+        let contact = &claim.contact;
+        for conversation in claim.conversations.iter().filter(|c| c.changed) {
+            self.store
+                .save_notes(contact, &conversation.cid, &conversation.notes)
+                .await?;
+        }
+        let outcome = &claim.outcome;
+        if outcome.lost {
+            report.deferred += 1;
+        } else if outcome.ambiguous {
+            // Fencing: leave the lease to expire (see the module header).
+            report.fenced += 1;
+        } else if let Some(reason) = &outcome.rejected {
+            self.park(&claim, reason, report).await?;
+        } else if outcome.gone {
+            self.find_again(&claim, report).await?;
+        } else if outcome.refused || outcome.incomplete {
+            self.let_go(&claim).await;
+            report.deferred += 1;
+        } else {
+            tracing::info!(contact_id = %contact, version = claim.version, notes = claim.conversations.len(), "transcript written");
+            match self
+                .store
+                .release_if_current(contact, &claim.owner, claim.version)
+                .await?
+            {
+                Release::Released => report.synced += 1,
+                Release::Changed => {
+                    // Newer changes arrived during the write: their webhooks woke the flusher.
+                    self.let_go(&claim).await;
+                    report.behind += 1;
+                }
+                Release::Lost => report.behind += 1,
+            }
+        }
+        Ok(())
+    }
+
+    /// A 404: HubSpot merges contacts into a record with a new id, so look the contact up by e-mail before giving
+    /// up on it.
+    async fn find_again(&self, claim: &Claim, report: &mut FlushReport) -> Result<(), StoreError> {
+        let contact = &claim.contact;
+        let gone = &claim.target;
+        let Some(email) = self.store.contact_email(contact).await? else {
+            let reason = format!(
+                "HubSpot has no contact {gone} (404) and no e-mail is stored to find it by"
+            );
+            return self.park(claim, &reason, report).await;
+        };
+        let deadline = Instant::now() + self.settings.write_timeout;
+        match self.crm.find_contact(&email, deadline).await {
+            Ok(Some(found)) if found != *gone => {
+                tracing::info!(contact_id = %contact, from = %gone, to = %found, "contact was merged in HubSpot; writing to the surviving record");
+                self.store.redirect_contact(contact, &found).await?;
+                self.let_go(claim).await;
+                report.redirected += 1;
+                Ok(())
+            }
+            Ok(_) => {
+                let reason = format!(
+                    "HubSpot has no contact {gone} (404) and none with the registered e-mail: deleted in HubSpot"
+                );
+                self.park(claim, &reason, report).await
+            }
+            Err(error) => {
+                tracing::warn!(%error, contact_id = %contact, "could not look the contact up by e-mail; it stays queued");
+                self.let_go(claim).await;
+                report.deferred += 1;
+                Ok(())
+            }
+        }
+    }
+
+    async fn park(
+        &self,
+        claim: &Claim,
+        reason: &str,
+        report: &mut FlushReport,
+    ) -> Result<(), StoreError> {
+        tracing::error!(contact_id = %claim.contact, reason, "contact parked: its transcript is no longer written; re-queue it with `backlog requeue` once fixed");
+        self.store
+            .park_contact(&claim.contact, &claim.owner, reason)
+            .await?;
+        report.parked += 1;
+        Ok(())
+    }
+}
