@@ -1,8 +1,9 @@
 //! The ports: what the handlers need from the CRM, the chat service and storage. Adapters implement them.
 
 use crate::domain::{
-    transcript::Conversation, ChannelRef, ContactId, Email, MessageChange, NoteId, PersonName,
-    Role, StoredMessage, Timestamp, UserId,
+    transcript::{Cleared, Conversation},
+    ChannelRef, ContactId, Email, MessageChange, NoteId, PersonName, Role, StoredMessage,
+    Timestamp, UserId,
 };
 use async_trait::async_trait;
 use std::time::{Duration, Instant};
@@ -259,6 +260,8 @@ pub struct ChannelMapping {
     pub visitor_id: UserId,
     pub visitor_name: String,
     pub created_at: Timestamp,
+    /// What Stream erased of the conversation: later deliveries of erased messages store nothing.
+    pub cleared: Option<Cleared>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -389,6 +392,22 @@ pub trait Store: Send + Sync {
         contact: &ContactId,
         conversation: &Conversation,
     ) -> Result<Vec<StoredMessage>, StoreError>;
+    /// Records that Stream erased (part of) a conversation and erases the same messages here: their text and the
+    /// lines. Idempotent; `Unchanged` if it was already erased at least this far.
+    async fn clear_conversation(
+        &self,
+        mapping: &ChannelMapping,
+        cleared: Cleared,
+    ) -> Result<Recorded, StoreError>;
+    /// The channels a visitor was registered with.
+    async fn visitor_channels(&self, visitor: &UserId) -> Result<Vec<ChannelRef>, StoreError>;
+    /// Erases one author's messages in a conversation (soft: "message deleted"; `remove`: no line).
+    async fn erase_author(
+        &self,
+        mapping: &ChannelMapping,
+        author: &UserId,
+        remove: bool,
+    ) -> Result<Recorded, StoreError>;
     /// Marks that a note of the conversation is being created: if the answer never comes, the next writer looks
     /// for it on the contact's timeline before creating another.
     async fn creating_note(&self, contact: &ContactId, cid: &str) -> Result<(), StoreError>;

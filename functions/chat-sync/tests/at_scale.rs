@@ -119,21 +119,25 @@ async fn registrations_and_transcript_writes_cannot_starve_each_other() {
     for writer in writers {
         writer.await.expect("writer");
     }
-    // A flood of registrations: transcript writes still get about half the permits (registrations are capped).
+    // A flood of registrations: transcript writes still get a good share (registrations are capped at half the
+    // sustained rate). Shares, not counts, so a loaded machine does not change the verdict.
     let until = Instant::now() + Duration::from_secs(4);
     let registrations: Vec<_> = (0..6).map(|_| flood(Caller::Registration, until)).collect();
-    let writes = flood(Caller::Background, until).await.expect("writer");
-    let mut registered = 0;
+    let writers: Vec<_> = (0..4).map(|_| flood(Caller::Background, until)).collect();
+    let (mut registered, mut writes) = (0, 0);
     for registration in registrations {
         registered += registration.await.expect("registration");
     }
+    for writer in writers {
+        writes += writer.await.expect("writer");
+    }
+    // Registrations never get more than their cap: a burst, then half the sustained rate...
+    let cap = plan.burst as usize + (4_000 / plan.registration_emission_ms) as usize + 1;
+    assert!(registered <= cap, "{registered} registrations, cap {cap}");
+    // ...so transcript writes keep a share of the budget however many registrations there are.
     assert!(
-        writes >= 8,
+        writes * 5 >= registered + writes,
         "{writes} writes vs {registered} registrations in 4 s"
-    );
-    assert!(
-        registered <= 30,
-        "registrations capped at half the rate: {registered}"
     );
 }
 
@@ -150,6 +154,7 @@ async fn hubspots_signals_hold_the_whole_budget_back() {
             interval: Duration::from_secs(10),
         })
         .await;
+    let told = Instant::now();
     let mut granted = 0;
     while budget
         .acquire(
@@ -160,9 +165,14 @@ async fn hubspots_signals_hold_the_whole_budget_back() {
         .is_ok()
     {
         granted += 1;
-        assert!(granted < 10, "the budget ignored HubSpot's Remaining");
+        assert!(granted < 20, "the budget ignored HubSpot's Remaining");
     }
-    assert!(granted <= 3, "{granted} permits with 3 left");
+    // Three, plus what the sustained rate added while these requests took their time.
+    let replenished = told.elapsed().as_millis() as i64 / plan.emission_ms;
+    assert!(
+        granted as i64 <= 3 + replenished,
+        "{granted} permits with 3 left ({replenished} replenished)"
+    );
     // A rolling-window 429: nobody sends before the window has passed.
     budget
         .observe(RateSignal::WindowExhausted {

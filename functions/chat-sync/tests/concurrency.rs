@@ -199,6 +199,7 @@ async fn every_message_exactly_once_in_order_under_concurrency() {
             cid: format!("messaging:{}", contact.channel),
             channel_id: contact.channel.clone(),
             started_at: Timestamp::from_datetime(started),
+            cleared: None,
         };
         assert_eq!(
             transcript,

@@ -47,6 +47,7 @@ fn conversations() -> Vec<Conversation> {
             cid: format!("messaging:c{c}"),
             channel_id: format!("c{c}"),
             started_at: Timestamp::from_unix_seconds(1_795_687_000 + c * 50_000).expect("in range"),
+            cleared: None,
         })
         .collect()
 }

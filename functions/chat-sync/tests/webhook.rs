@@ -12,7 +12,7 @@ use serde_json::json;
 use std::io::Write;
 use std::sync::Arc;
 use support::{
-    event, json_body, message, register_visitor, signed_webhook, TestApp, STREAM_SECRET,
+    event, json_body, message, register_visitor, signed_webhook, TestApp, AGENT_ID, STREAM_SECRET,
 };
 
 /// The channel, contact and visitor the files in `events/` refer to.
@@ -43,6 +43,7 @@ async fn map_events_channel(app: &TestApp) -> String {
             visitor_id: UserId::parse("visitor", EVENTS_VISITOR).expect("valid"),
             visitor_name: "Ada Lovelace".into(),
             created_at: Timestamp::parse("t", "2026-11-24T10:00:00Z").expect("valid"),
+            cleared: None,
         })
         .await
         .expect("mapping stored");
@@ -611,4 +612,122 @@ async fn gzip_is_recognised_by_its_magic_bytes_when_a_proxy_dropped_the_header()
         json_body(&response)
     );
     assert!(app.transcript(&contact).contains("no header"));
+}
+
+/// A signed event of any type for the channel.
+async fn deliver_event(app: &TestApp, event: serde_json::Value) -> serde_json::Value {
+    let response = app.webhook.handle(signed_webhook(&event)).await;
+    assert_eq!(
+        response.status(),
+        StatusCode::OK,
+        "{}",
+        json_body(&response)
+    );
+    json_body(&response)
+}
+
+#[tokio::test]
+async fn truncation_and_deletion_erase_what_stream_erased_in_any_order() {
+    let app = TestApp::start().await;
+    let (contact, visitor, channel) = register_visitor(&app, "Ada", "ada@example.com").await;
+    let say = |id: &str, text: &str, second: u32| {
+        message_event(
+            "message.new",
+            "messaging",
+            &channel,
+            &message(
+                id,
+                &visitor,
+                "Ada",
+                text,
+                &format!("2026-11-24T10:00:{second:02}.000Z"),
+            ),
+        )
+    };
+    deliver_event(&app, say("m1", "old secret", 1)).await;
+    deliver_event(&app, say("m2", "older secret", 2)).await;
+    let truncated = json!({
+        "type": "channel.truncated", "cid": format!("messaging:{channel}"),
+        "channel": { "truncated_at": "2026-11-24T10:00:05.000Z" },
+        "created_at": "2026-11-24T10:00:05.000Z",
+    });
+    assert_eq!(
+        deliver_event(&app, truncated.clone()).await["status"],
+        "recorded"
+    );
+    assert_eq!(deliver_event(&app, truncated).await["status"], "duplicate");
+    // A message from before the truncation arriving late stores nothing; a newer one shows.
+    deliver_event(&app, say("m3", "late old secret", 3)).await;
+    deliver_event(&app, say("m6", "after the truncation", 6)).await;
+    let transcript = app.transcript(&contact);
+    assert!(!transcript.contains("secret"), "{transcript}");
+    assert!(transcript.contains("after the truncation"), "{transcript}");
+    assert!(
+        transcript.contains("(messages before 2026-11-24 10:00:05 UTC removed in chat)"),
+        "{transcript}"
+    );
+    // Nothing of the erased text is kept here either.
+    let scan = app
+        .dynamodb
+        .scan()
+        .table_name(app.store.table())
+        .send()
+        .await
+        .expect("scan");
+    assert!(
+        !format!("{:?}", scan.items()).contains("secret"),
+        "erased from DynamoDB"
+    );
+
+    // The channel deleted: the conversation leaves the transcript.
+    let deleted = json!({ "type": "channel.deleted", "cid": format!("messaging:{channel}"), "created_at": "2026-11-24T10:01:00.000Z" });
+    deliver_event(&app, deleted).await;
+    deliver_event(&app, say("m7", "too late", 7)).await;
+    assert_eq!(app.transcript(&contact), "");
+}
+
+#[tokio::test]
+async fn a_visitors_erased_messages_are_erased_here() {
+    let app = TestApp::start().await;
+    let (contact, visitor, channel) = register_visitor(&app, "Ada", "ada@example.com").await;
+    let say = |id: &str, user: &str, text: &str, second: u32| {
+        message_event(
+            "message.new",
+            "messaging",
+            &channel,
+            &message(
+                id,
+                user,
+                "Ada",
+                text,
+                &format!("2026-11-24T10:00:{second:02}.000Z"),
+            ),
+        )
+    };
+    deliver_event(&app, say("m1", &visitor, "my address is 1 Main St", 1)).await;
+    deliver_event(&app, say("m2", AGENT_ID, "thanks, noted", 2)).await;
+    // Soft: the visitor's lines read "message deleted".
+    let soft =
+        json!({ "type": "user.messages.deleted", "user": { "id": visitor }, "hard_delete": false });
+    assert_eq!(deliver_event(&app, soft).await["status"], "recorded");
+    let transcript = app.transcript(&contact);
+    assert!(!transcript.contains("1 Main St"), "{transcript}");
+    assert!(
+        transcript.contains("Ada Tester (visitor): (message deleted)"),
+        "{transcript}"
+    );
+    assert!(
+        transcript.contains("thanks, noted"),
+        "the agent's line stays"
+    );
+    // Hard (user.deleted with its messages): the lines go.
+    let hard = json!({ "type": "user.deleted", "user": { "id": visitor }, "hard_delete": true, "mark_messages_deleted": true });
+    deliver_event(&app, hard).await;
+    let transcript = app.transcript(&contact);
+    assert!(!transcript.contains("(visitor)"), "{transcript}");
+    assert!(transcript.contains("thanks, noted"));
+    // Someone who is not a registered visitor: nothing to do here.
+    let agent =
+        json!({ "type": "user.messages.deleted", "user": { "id": AGENT_ID }, "hard_delete": true });
+    assert_eq!(deliver_event(&app, agent).await["status"], "ignored");
 }

@@ -5,7 +5,7 @@
 //! become `<br>`, and only `http(s)` attachment URLs become links. Each note ends with a marker naming the
 //! conversation and part, so a note whose creation timed out can be found and adopted instead of created twice.
 
-use super::transcript::{line_parts, text_len, Conversation, LineBody};
+use super::transcript::{line_parts, text_len, Cleared, Conversation, LineBody};
 use super::{StoredMessage, Timestamp};
 
 /// HubSpot's limit for `hs_note_body`, in UTF-16 code units.
@@ -35,7 +35,7 @@ pub fn render_notes(
 ) -> Vec<NotePart> {
     let mut ordered: Vec<&StoredMessage> = messages
         .iter()
-        .filter(|m| m.cid == conversation.cid)
+        .filter(|m| m.cid == conversation.cid && conversation.shows(m))
         .collect();
     ordered.sort_by(|a, b| {
         a.created_at
@@ -74,10 +74,15 @@ pub fn render_notes(
     parts
 }
 
-/// The body a note of part `number` gets once the conversation no longer reaches it (messages were removed).
+/// The body a note of part `number` gets once the conversation no longer reaches it: Stream deleted the
+/// conversation, or removed messages.
 pub fn emptied_note(conversation: &Conversation, number: usize) -> String {
+    let why = match conversation.cleared {
+        Some(Cleared::Deleted) => "(conversation deleted in chat)",
+        _ => "(no messages left in this part)",
+    };
     format!(
-        "{}<p><em>(no messages left in this part)</em></p>{}",
+        "{}<p><em>{why}</em></p>{}",
         header(conversation, number),
         footer(&conversation.cid, number)
     )
@@ -90,9 +95,10 @@ fn header(conversation: &Conversation, number: usize) -> String {
         String::new()
     };
     format!(
-        "<p><strong>Website chat</strong> · conversation {} · started {}{part}</p>",
+        "<p><strong>Website chat</strong> · conversation {} · started {}{}{part}</p>",
         escape(&conversation.channel_id),
-        conversation.started_at.human()
+        conversation.started_at.human(),
+        escape(&conversation.truncation_note())
     )
 }
 
@@ -171,6 +177,7 @@ mod tests {
             cid: "messaging:chat-a".into(),
             channel_id: "chat-a".into(),
             started_at: at("2026-11-24T10:00:00Z"),
+            cleared: None,
         }
     }
 

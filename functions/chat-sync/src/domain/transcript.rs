@@ -15,6 +15,53 @@ pub struct Conversation {
     pub cid: String,
     pub channel_id: String,
     pub started_at: Timestamp,
+    /// What Stream erased of it, if anything.
+    pub cleared: Option<Cleared>,
+}
+
+/// What Stream erased of a conversation (`channel.truncated`, `channel.deleted`): the CRM copy erases it too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cleared {
+    /// Messages created before this instant are gone.
+    Truncated(Timestamp),
+    /// The whole conversation is gone.
+    Deleted,
+}
+
+impl Cleared {
+    /// Whether a message created at `created_at` survives.
+    pub fn keeps(&self, created_at: Timestamp) -> bool {
+        match self {
+            Cleared::Truncated(until) => created_at >= *until,
+            Cleared::Deleted => false,
+        }
+    }
+
+    /// The wider of two clearings (they only ever grow).
+    pub fn max(self, other: Cleared) -> Cleared {
+        match (self, other) {
+            (Cleared::Deleted, _) | (_, Cleared::Deleted) => Cleared::Deleted,
+            (Cleared::Truncated(a), Cleared::Truncated(b)) => Cleared::Truncated(a.max(b)),
+        }
+    }
+}
+
+impl Conversation {
+    /// Whether the message is still shown (not erased by a truncation or deletion of the conversation).
+    pub fn shows(&self, message: &StoredMessage) -> bool {
+        self.cleared
+            .is_none_or(|cleared| cleared.keeps(message.created_at))
+    }
+
+    /// How the conversation's header says it was truncated, if it was.
+    pub fn truncation_note(&self) -> String {
+        match self.cleared {
+            Some(Cleared::Truncated(until)) => {
+                format!(" (messages before {} removed in chat)", until.human())
+            }
+            _ => String::new(),
+        }
+    }
 }
 
 /// Length as HubSpot counts it.
@@ -34,21 +81,28 @@ pub fn render(
     limit: usize,
     total: u64,
 ) -> String {
-    let mut by_time: Vec<&StoredMessage> = messages.iter().collect();
+    let conversation = |cid: &str| conversations.iter().find(|c| c.cid == cid);
+    // What Stream erased is not shown.
+    let mut by_time: Vec<&StoredMessage> = messages
+        .iter()
+        .filter(|m| conversation(&m.cid).is_none_or(|c| c.shows(m)))
+        .collect();
     by_time.sort_by(|a, b| {
         a.created_at
             .cmp(&b.created_at)
             .then_with(|| a.message_id.cmp(&b.message_id))
     });
-    let total = total.max(messages.len() as u64);
-    let conversation = |cid: &str| conversations.iter().find(|c| c.cid == cid);
+    let total = total.max(by_time.len() as u64);
     // A conversation's header; without a stored conversation, the earliest of its messages stands in.
     let header = |cid: &str, first: &StoredMessage| {
-        let (name, at) = match conversation(cid) {
-            Some(c) => (c.channel_id.as_str(), c.started_at),
-            None => (cid, first.created_at),
+        let (name, at, truncated) = match conversation(cid) {
+            Some(c) => (c.channel_id.as_str(), c.started_at, c.truncation_note()),
+            None => (cid, first.created_at, String::new()),
         };
-        format!("=== Conversation {name} started {} ===", at.human())
+        format!(
+            "=== Conversation {name} started {}{truncated} ===",
+            at.human()
+        )
     };
     let lines: Vec<String> = by_time.iter().map(|m| render_line(m)).collect();
 
@@ -296,6 +350,7 @@ mod tests {
             cid: format!("messaging:{id}"),
             channel_id: id.into(),
             started_at: at(time),
+            cleared: None,
         }
     }
 

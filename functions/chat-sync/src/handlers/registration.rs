@@ -202,6 +202,7 @@ impl Registration {
             visitor_id: visitor.id.clone(),
             visitor_name: visitor.name.clone(),
             created_at: now,
+            cleared: None,
         };
         // Only once the mapping is stored is a token handed out: no message can arrive for an unknown channel.
         self.store.save_channel(&mapping).await.map_err(|error| {

@@ -3,10 +3,12 @@
 
 use super::response::{body_bytes, header_str, json_response, method_not_allowed, ApiError};
 use crate::adapters::stream::verify_signature;
+use crate::domain::transcript::Cleared;
 use crate::domain::{
     Author, ChannelRef, ContactId, Invalid, MessageChange, MessageId, MessageKind, Role, Timestamp,
+    UserId,
 };
-use crate::ports::{Recorded, Store, StoreError};
+use crate::ports::{ChannelMapping, Recorded, Store, StoreError};
 use crate::sync::{PendingFlush, TranscriptSync};
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
@@ -46,9 +48,26 @@ struct WireEvent {
     /// `message.deleted` for the deleting user only: everyone else still sees the message.
     #[serde(default)]
     deleted_for_me: Option<bool>,
-    /// `message.deleted` that removes the message everywhere (not a "message deleted" placeholder).
+    /// `message.deleted`, `user.deleted`, `user.messages.deleted` that remove messages everywhere (not a "message
+    /// deleted" placeholder).
     #[serde(default)]
     hard_delete: Option<bool>,
+    /// `user.deleted`: whether the user's messages go too.
+    #[serde(default)]
+    mark_messages_deleted: Option<bool>,
+    #[serde(default)]
+    channel: Option<WireChannel>,
+    #[serde(default)]
+    user: Option<WireUser>,
+    /// When the event happened.
+    #[serde(default)]
+    created_at: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct WireChannel {
+    #[serde(default)]
+    truncated_at: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -96,6 +115,16 @@ struct WireAttachment {
 #[allow(clippy::large_enum_variant)]
 pub enum Parsed {
     Change(MessageChange),
+    /// `channel.truncated` / `channel.deleted`: Stream erased (part of) the conversation.
+    Cleared {
+        channel: ChannelRef,
+        cleared: Cleared,
+    },
+    /// `user.deleted` (with its messages) / `user.messages.deleted`: Stream erased a user's messages.
+    UserErased {
+        user: UserId,
+        remove: bool,
+    },
     /// Not a transcript line (other event types, ephemeral/error/system messages).
     Ignored(&'static str),
 }
@@ -104,7 +133,43 @@ pub enum Parsed {
 pub fn parse_event(body: &[u8]) -> Result<Parsed, Invalid> {
     let event: WireEvent = serde_json::from_slice(body)
         .map_err(|e| Invalid::new("body", format!("is not a valid event: {e}")))?;
+    let channel = || match (&event.cid, &event.channel_type, &event.channel_id) {
+        (Some(cid), _, _) => ChannelRef::parse_cid(cid),
+        (None, Some(t), Some(id)) => ChannelRef::parse_cid(&format!("{t}:{id}")),
+        _ => Err(Invalid::new("cid", "is required")),
+    };
     let kind = match event.kind.as_str() {
+        "channel.truncated" => {
+            let at = event
+                .channel
+                .as_ref()
+                .and_then(|c| c.truncated_at.as_deref())
+                .or(event.created_at.as_deref())
+                .ok_or_else(|| Invalid::new("channel.truncated_at", "is required"))?;
+            return Ok(Parsed::Cleared {
+                channel: channel()?,
+                cleared: Cleared::Truncated(Timestamp::parse("channel.truncated_at", at)?),
+            });
+        }
+        "channel.deleted" => {
+            return Ok(Parsed::Cleared {
+                channel: channel()?,
+                cleared: Cleared::Deleted,
+            })
+        }
+        "user.deleted" if event.mark_messages_deleted != Some(true) => {
+            return Ok(Parsed::Ignored("user deleted without their messages"))
+        }
+        "user.deleted" | "user.messages.deleted" => {
+            let user = event
+                .user
+                .as_ref()
+                .ok_or_else(|| Invalid::new("user", "is required"))?;
+            return Ok(Parsed::UserErased {
+                user: UserId::parse("user.id", &user.id)?,
+                remove: event.hard_delete == Some(true),
+            });
+        }
         "message.new" => MessageKind::New,
         "message.updated" => MessageKind::Updated,
         "message.deleted" if event.deleted_for_me == Some(true) => {
@@ -123,11 +188,7 @@ pub fn parse_event(body: &[u8]) -> Result<Parsed, Invalid> {
     ) {
         return Ok(Parsed::Ignored("message type"));
     }
-    let channel = match (&event.cid, &event.channel_type, &event.channel_id) {
-        (Some(cid), _, _) => ChannelRef::parse_cid(cid)?,
-        (None, Some(t), Some(id)) => ChannelRef::parse_cid(&format!("{t}:{id}"))?,
-        _ => return Err(Invalid::new("cid", "is required")),
-    };
+    let channel = channel()?;
     let created_at = Timestamp::parse("message.created_at", &message.created_at)?;
     let version_field = match kind {
         MessageKind::Deleted | MessageKind::Removed => message
@@ -299,9 +360,9 @@ impl Webhook {
         let webhook_id = header_str(request, "x-webhook-id")
             .unwrap_or("-")
             .to_owned();
-        let change = match parse_event(&body) {
-            Ok(Parsed::Change(change)) => change,
+        let event = match parse_event(&body) {
             Ok(Parsed::Ignored(reason)) => return Ok((ok("ignored", Some(reason)), None)),
+            Ok(event) => event,
             Err(invalid) => {
                 let code = if serde_json::from_slice::<serde_json::Value>(&body).is_err() {
                     "invalid_json"
@@ -315,11 +376,10 @@ impl Webhook {
                 ));
             }
         };
-        let message_id = change.message_id.clone();
         let budget = ACK_BUDGET.saturating_sub(received.elapsed());
-        let stored = match tokio::time::timeout(budget, self.record(change, &webhook_id)).await {
+        let stored = match tokio::time::timeout(budget, self.record(event, &webhook_id)).await {
             Ok(Ok(Some(stored))) => stored,
-            Ok(Ok(None)) => return Ok((ok("ignored", Some("unknown channel")), None)),
+            Ok(Ok(None)) => return Ok((ok("ignored", Some("unknown channel or user")), None)),
             Ok(Err(error)) => return Err(unavailable(&error)),
             Err(_) => {
                 return Err(unavailable(&format_args!(
@@ -331,7 +391,6 @@ impl Webhook {
         // From here on the change is durable: we answer 2xx whatever happens with HubSpot.
         tracing::info!(
             contact_id = %stored.contact,
-            %message_id,
             webhook_id,
             recorded = ?stored.recorded,
             elapsed_ms = received.elapsed().as_millis() as u64,
@@ -347,29 +406,57 @@ impl Webhook {
         Ok((ok(status, None), flush))
     }
 
-    /// Stores a change under its channel's contact; `None` if the channel is not one we registered.
-    async fn record(
-        &self,
-        mut change: MessageChange,
-        webhook_id: &str,
-    ) -> Result<Option<Stored>, StoreError> {
-        let Some(mapping) = self.store.channel(&change.channel).await? else {
-            tracing::info!(channel = %change.channel, webhook_id, "event for a channel we did not register; ignored");
-            return Ok(None);
+    /// Stores an event under its channel's contact; `None` if the channel (or user) is not one we registered.
+    async fn record(&self, event: Parsed, webhook_id: &str) -> Result<Option<Stored>, StoreError> {
+        let (contact, recorded) = match event {
+            Parsed::Change(change) => {
+                let Some(mapping) = self.mapping(&change.channel, webhook_id).await? else {
+                    return Ok(None);
+                };
+                let contact = mapping.contact_id.clone();
+                let recorded = self.record_change(mapping, change).await?;
+                (contact, recorded)
+            }
+            Parsed::Cleared { channel, cleared } => {
+                let Some(mapping) = self.mapping(&channel, webhook_id).await? else {
+                    return Ok(None);
+                };
+                let recorded = self.store.clear_conversation(&mapping, cleared).await?;
+                tracing::info!(contact_id = %mapping.contact_id, channel = %channel, ?cleared, "conversation erased as in Stream");
+                (mapping.contact_id, recorded)
+            }
+            Parsed::UserErased { user, remove } => {
+                // Only a registered visitor's messages can be found (an agent's span every contact).
+                let mut last = None;
+                for channel in self.store.visitor_channels(&user).await? {
+                    if let Some(mapping) = self.store.channel(&channel).await? {
+                        let recorded = self.store.erase_author(&mapping, &user, remove).await?;
+                        tracing::info!(contact_id = %mapping.contact_id, channel = %channel, remove, "visitor's messages erased as in Stream");
+                        let applied = matches!(last, Some((_, Recorded::Applied)))
+                            || recorded == Recorded::Applied;
+                        last = Some((
+                            mapping.contact_id,
+                            if applied {
+                                Recorded::Applied
+                            } else {
+                                Recorded::Unchanged
+                            },
+                        ));
+                    }
+                }
+                match last {
+                    Some(found) => found,
+                    None => {
+                        tracing::info!(
+                            webhook_id,
+                            "messages of a user who is not a registered visitor; ignored"
+                        );
+                        return Ok(None);
+                    }
+                }
+            }
+            Parsed::Ignored(_) => return Ok(None),
         };
-        // The role comes from the registered visitor id and the configured agent ids, and a visitor's name from the
-        // registration: a visitor renaming themselves in the widget cannot pass as the agent in the CRM, and
-        // nobody else is passed off as one either.
-        let role = if change.author.id == mapping.visitor_id.as_str() {
-            change.author.name = mapping.visitor_name.clone();
-            Role::Visitor
-        } else if self.agents.contains(&change.author.id) {
-            Role::Agent
-        } else {
-            Role::other(&change.author.role)
-        };
-        let contact = mapping.contact_id;
-        let recorded = self.store.record_change(&contact, &change, role).await?;
         let needs_flush = match recorded {
             Recorded::Applied => true,
             // A redelivery: its first delivery may have died before writing; flush only if something is pending.
@@ -383,6 +470,46 @@ impl Webhook {
             recorded,
             needs_flush,
         }))
+    }
+
+    async fn mapping(
+        &self,
+        channel: &ChannelRef,
+        webhook_id: &str,
+    ) -> Result<Option<ChannelMapping>, StoreError> {
+        let mapping = self.store.channel(channel).await?;
+        if mapping.is_none() {
+            tracing::info!(channel = %channel, webhook_id, "event for a channel we did not register; ignored");
+        }
+        Ok(mapping)
+    }
+
+    async fn record_change(
+        &self,
+        mapping: ChannelMapping,
+        mut change: MessageChange,
+    ) -> Result<Recorded, StoreError> {
+        // The role comes from the registered visitor id and the configured agent ids, and a visitor's name from the
+        // registration: a visitor renaming themselves in the widget cannot pass as the agent in the CRM, and
+        // nobody else is passed off as one either.
+        let role = if change.author.id == mapping.visitor_id.as_str() {
+            change.author.name = mapping.visitor_name.clone();
+            Role::Visitor
+        } else if self.agents.contains(&change.author.id) {
+            Role::Agent
+        } else {
+            Role::other(&change.author.role)
+        };
+        // A late delivery of a message Stream has since erased with its conversation: keep nothing of it.
+        if mapping
+            .cleared
+            .is_some_and(|cleared| !cleared.keeps(change.created_at))
+        {
+            change.kind = MessageKind::Removed;
+        }
+        self.store
+            .record_change(&mapping.contact_id, &change, role)
+            .await
     }
 }
 

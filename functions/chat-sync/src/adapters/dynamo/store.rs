@@ -5,7 +5,7 @@ use super::{
     message_sk, n, s, schema, shard, unavailable, DynamoStore, Item, CONFLICT_RETRIES,
     LEASE_GARBAGE_AFTER,
 };
-use crate::domain::transcript::{Conversation, Filling};
+use crate::domain::transcript::{Cleared, Conversation, Filling};
 use crate::domain::{
     ChannelId, ChannelRef, ChannelType, ContactId, Email, MessageChange, MessageId, MessageKind,
     NoteId, Role, StoredMessage, Timestamp, UserId,
@@ -24,6 +24,11 @@ use std::time::Duration;
 
 const SYNC: &str = "SYNC";
 const FLUSHER_PK: &str = "FLUSHER";
+/// The attribute of the sync record that holds a conversation's first delivered message time.
+fn first_at(cid: &str) -> String {
+    format!("first_at:{cid}")
+}
+
 /// How far Stream's message times may run behind the conversation start we recorded.
 const CLOCK_SKEW: std::time::Duration = std::time::Duration::from_secs(86_400);
 /// Messages read per page of a newest-first read: a page is about what one transcript line costs to fill.
@@ -61,7 +66,37 @@ fn parse_conversation(item: &Item) -> Result<Conversation, StoreError> {
         cid: get_s(item, "cid")?.to_owned(),
         channel_id: get_s(item, "channel_id")?.to_owned(),
         started_at: Timestamp::parse("started_at", get_s(item, "started_at")?).map_err(corrupt)?,
+        cleared: parse_cleared(item)?,
     })
+}
+
+/// What Stream erased of a conversation, as kept on its channel mapping and conversation items.
+fn parse_cleared(item: &Item) -> Result<Option<Cleared>, StoreError> {
+    if get_bool(item, "cleared_deleted") {
+        return Ok(Some(Cleared::Deleted));
+    }
+    match item.get("cleared_until").and_then(|v| v.as_s().ok()) {
+        Some(until) => Ok(Some(Cleared::Truncated(
+            Timestamp::parse("cleared_until", until).map_err(corrupt)?,
+        ))),
+        None => Ok(None),
+    }
+}
+
+/// The condition and values that apply `cleared` only if it erases more than what is recorded.
+fn clearing(cleared: Cleared) -> (&'static str, &'static str, Item) {
+    match cleared {
+        Cleared::Deleted => (
+            "SET cleared_deleted = :true",
+            "attribute_not_exists(cleared_deleted)",
+            HashMap::from([(":true".to_owned(), AttributeValue::Bool(true))]),
+        ),
+        Cleared::Truncated(until) => (
+            "SET cleared_until = :until",
+            "attribute_not_exists(cleared_deleted) AND (attribute_not_exists(cleared_until) OR cleared_until < :until)",
+            HashMap::from([(":until".to_owned(), s(until.key()))]),
+        ),
+    }
 }
 
 impl DynamoStore {
@@ -71,23 +106,32 @@ impl DynamoStore {
         &self,
         contact: &ContactId,
         cid: &str,
-        shown: i8,
+        shown: i64,
+        created_at: Option<&Timestamp>,
     ) -> Result<TransactWriteItem, StoreError> {
         // `pending_notes` names the conversations whose notes need rewriting; it is cleared only together with
-        // marking the contact synced at the version written (`release_if_current`).
-        let update = Update::builder()
+        // marking the contact synced at the version written (`release_if_current`). `first_at:<cid>` keeps the
+        // creation time of the first message delivered in each conversation, where reading one starts.
+        let mut expression = "ADD change_version :one, message_count :added, pending_notes :cid SET contact_id = :contact, \
+             dirty = if_not_exists(dirty, :shard), dirty_since = if_not_exists(dirty_since, :now)"
+            .to_owned();
+        let mut update = Update::builder()
             .table_name(&self.table)
             .set_key(Some(key(contact_pk(contact), SYNC)))
-            .update_expression(
-                "ADD change_version :one, message_count :added, pending_notes :cid SET contact_id = :contact, \
-                 dirty = if_not_exists(dirty, :shard), dirty_since = if_not_exists(dirty_since, :now)",
-            )
             .expression_attribute_values(":cid", AttributeValue::Ss(vec![cid.to_owned()]))
             .expression_attribute_values(":one", n(1))
             .expression_attribute_values(":added", n(shown))
             .expression_attribute_values(":contact", s(contact.as_str()))
             .expression_attribute_values(":shard", s(shard(contact)))
-            .expression_attribute_values(":now", s(Timestamp::now().key()))
+            .expression_attribute_values(":now", s(Timestamp::now().key()));
+        if let Some(created_at) = created_at {
+            expression.push_str(", #first = if_not_exists(#first, :created)");
+            update = update
+                .expression_attribute_names("#first", first_at(cid))
+                .expression_attribute_values(":created", s(created_at.key()));
+        }
+        let update = update
+            .update_expression(expression)
             .build()
             .map_err(build_error)?;
         Ok(TransactWriteItem::builder().update(update).build())
@@ -133,12 +177,14 @@ impl DynamoStore {
         item: Item,
         condition: &str,
         values: Item,
-        shown: i8,
+        shown: i64,
     ) -> Result<bool, StoreError> {
         let cid = get_s(&item, "cid")?.to_owned();
+        let created_at =
+            Timestamp::parse("created_at", get_s(&item, "created_at")?).map_err(corrupt)?;
         let items = vec![
             self.put(item, condition, &[("#pk", schema::PARTITION_KEY)], values)?,
-            self.bump_version(contact, &cid, shown)?,
+            self.bump_version(contact, &cid, shown, Some(&created_at))?,
         ];
         Ok(self.transact(items).await?.is_ok())
     }
@@ -251,6 +297,140 @@ impl DynamoStore {
         Ok(())
     }
 
+    /// Erases the stored messages of a conversation that `erase` picks (their text and attachments go; the line
+    /// goes too when `remove`, else it reads "message deleted"), and takes the lines no longer shown off the
+    /// contact's count. Each message is erased with its own conditional write, so a repeated erasure counts none
+    /// twice.
+    async fn erase_messages(
+        &self,
+        contact: &ContactId,
+        conversation: &Conversation,
+        remove: bool,
+        mut erase: impl FnMut(&StoredMessage, &Item) -> bool,
+    ) -> Result<u64, StoreError> {
+        let everything = Conversation {
+            cleared: None,
+            ..conversation.clone()
+        };
+        let mut removed = 0u64;
+        for item in self.conversation_items_raw(contact, &everything).await? {
+            let message = parse_message(&item)?;
+            if !erase(&message, &item) {
+                continue;
+            }
+            let (expression, condition) = if remove {
+                (
+                    "SET removed = :true, deleted = :true, body = :empty, attachments = :none",
+                    "attribute_not_exists(removed) OR removed = :false",
+                )
+            } else {
+                (
+                    "SET deleted = :true, body = :empty, attachments = :none",
+                    "deleted = :false",
+                )
+            };
+            let result = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(key(
+                    contact_pk(contact),
+                    get_s(&item, schema::SORT_KEY)?,
+                )))
+                .update_expression(expression)
+                .condition_expression(condition)
+                .expression_attribute_values(":true", AttributeValue::Bool(true))
+                .expression_attribute_values(":false", AttributeValue::Bool(false))
+                .expression_attribute_values(":empty", s(""))
+                .expression_attribute_values(":none", AttributeValue::L(vec![]))
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .send()
+                .await;
+            if let Ok(output) = &result {
+                self.consumed.add(output.consumed_capacity());
+            }
+            if conditional(result)? && remove {
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Every message item of a conversation, erased ones included. Its messages were created after the earlier of
+    /// its start and its first delivered message (Stream's clock agrees with ours within seconds, and deliveries
+    /// come out of order by seconds; a day's allowance covers both): the read starts there.
+    async fn conversation_items_raw(
+        &self,
+        contact: &ContactId,
+        conversation: &Conversation,
+    ) -> Result<Vec<Item>, StoreError> {
+        let sync = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(contact_pk(contact), SYNC)))
+            .projection_expression("#first")
+            .expression_attribute_names("#first", first_at(&conversation.cid))
+            .consistent_read(true)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        self.consumed.add(sync.consumed_capacity());
+        let first = sync
+            .item()
+            .and_then(|item| item.get(&first_at(&conversation.cid)))
+            .and_then(|v| v.as_s().ok())
+            .and_then(|raw| Timestamp::parse("first_at", raw).ok());
+        let since = first
+            .map_or(conversation.started_at, |first| {
+                first.min(conversation.started_at)
+            })
+            .earlier_by(CLOCK_SKEW);
+        let mut items = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let output = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("#pk = :pk AND #sk BETWEEN :from AND :to")
+                .filter_expression("cid = :cid")
+                .expression_attribute_names("#pk", schema::PARTITION_KEY)
+                .expression_attribute_names("#sk", schema::SORT_KEY)
+                .expression_attribute_values(":pk", s(contact_pk(contact)))
+                .expression_attribute_values(":from", s(format!("MSG#{}", since.key())))
+                .expression_attribute_values(":to", s("MSG#~"))
+                .expression_attribute_values(":cid", s(&conversation.cid))
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .send()
+                .await
+                .map_err(unavailable)?;
+            self.consumed.add(output.consumed_capacity());
+            items.extend(output.items().iter().cloned());
+            start = output.last_evaluated_key().cloned();
+            if start.is_none() {
+                return Ok(items);
+            }
+        }
+    }
+
+    /// A change that is not a message (an erasure): bumps the version, queues the contact, marks the
+    /// conversation's notes for rewriting and takes `removed` lines off the count, in one update.
+    async fn record_erasure(
+        &self,
+        contact: &ContactId,
+        cid: &str,
+        removed: u64,
+    ) -> Result<(), StoreError> {
+        let bump = self.bump_version(contact, cid, -(removed.min(i64::MAX as u64) as i64), None)?;
+        self.transact(vec![bump]).await?.map_err(|_| {
+            StoreError::Unavailable("the contact's sync record could not be bumped".into())
+        })
+    }
+
     async fn update_sync(
         &self,
         contact: &ContactId,
@@ -306,11 +486,21 @@ impl Store for DynamoStore {
             ),
             ("started_at".to_owned(), s(mapping.created_at.key())),
         ]);
+        // The visitor's channels, so that Stream erasing the visitor's messages can be followed here.
+        let mut visitor = key(
+            format!("USER#{}", mapping.visitor_id.as_str()),
+            &format!("CHANNEL#{cid}"),
+        );
+        visitor.extend([
+            ("contact_id".to_owned(), s(mapping.contact_id.as_str())),
+            ("cid".to_owned(), s(&cid)),
+        ]);
         let not_exists = "attribute_not_exists(#pk)";
         let names = [("#pk", schema::PARTITION_KEY)];
         let items = vec![
             self.put(channel_item, not_exists, &names, Item::new())?,
             self.put(conversation, not_exists, &names, Item::new())?,
+            self.put(visitor, not_exists, &names, Item::new())?,
         ];
         match self.transact(items).await? {
             Ok(()) => Ok(()),
@@ -345,6 +535,7 @@ impl Store for DynamoStore {
             visitor_name: get_s(&item, "visitor_name")?.to_owned(),
             created_at: Timestamp::parse("created_at", get_s(&item, "created_at")?)
                 .map_err(corrupt)?,
+            cleared: parse_cleared(&item)?,
         }))
     }
 
@@ -363,7 +554,7 @@ impl Store for DynamoStore {
         // included) → soft-deleted ("message deleted") → removed (hard delete: no line). A change that arrives
         // before its message creates it in that state; one that is older than what is stored, or a duplicate, is a
         // no-op. So any delivery order converges to the same item. `shown` keeps the count of lines to show.
-        let (replace, shown_if_replaced, shown_if_created): (Option<(&str, Item)>, i8, i8) =
+        let (replace, shown_if_replaced, shown_if_created): (Option<(&str, Item)>, i64, i64) =
             match change.kind {
                 MessageKind::New => (None, 0, 1),
                 MessageKind::Updated => (
@@ -573,47 +764,113 @@ impl Store for DynamoStore {
         contact: &ContactId,
         conversation: &Conversation,
     ) -> Result<Vec<StoredMessage>, StoreError> {
-        // A conversation's messages were all created after it started (by Stream's clock, which agrees with ours
-        // within seconds; a day's allowance covers any skew): read from there, keeping only its own (a contact
-        // rarely has two conversations at once).
-        let mut messages = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let output = self
-                .client
-                .query()
+        self.conversation_items_raw(contact, conversation)
+            .await?
+            .iter()
+            .filter(|item| !get_bool(item, "removed"))
+            .map(parse_message)
+            .collect()
+    }
+
+    async fn clear_conversation(
+        &self,
+        mapping: &ChannelMapping,
+        cleared: Cleared,
+    ) -> Result<Recorded, StoreError> {
+        let cid = mapping.channel.cid();
+        let contact = &mapping.contact_id;
+        let (expression, condition, values) = clearing(cleared);
+        let update = |pk: String, sk: String| {
+            Update::builder()
                 .table_name(&self.table)
-                .key_condition_expression("#pk = :pk AND #sk BETWEEN :from AND :to")
-                .filter_expression("cid = :cid")
-                .expression_attribute_names("#pk", schema::PARTITION_KEY)
-                .expression_attribute_names("#sk", schema::SORT_KEY)
-                .expression_attribute_values(":pk", s(contact_pk(contact)))
-                .expression_attribute_values(
-                    ":from",
-                    s(format!(
-                        "MSG#{}",
-                        conversation.started_at.earlier_by(CLOCK_SKEW).key()
-                    )),
-                )
-                .expression_attribute_values(":to", s("MSG#~"))
-                .expression_attribute_values(":cid", s(&conversation.cid))
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .return_consumed_capacity(ReturnConsumedCapacity::Total)
-                .send()
-                .await
-                .map_err(unavailable)?;
-            self.consumed.add(output.consumed_capacity());
-            for item in output.items() {
-                if !get_bool(item, "removed") {
-                    messages.push(parse_message(item)?);
-                }
-            }
-            start = output.last_evaluated_key().cloned();
-            if start.is_none() {
-                return Ok(messages);
-            }
+                .set_key(Some(key(pk, &sk)))
+                .update_expression(expression)
+                .condition_expression(condition)
+                .set_expression_attribute_values(Some(values.clone()))
+                .build()
+                .map_err(build_error)
+        };
+        // The channel mapping (so later deliveries of erased messages store nothing) and the conversation (so
+        // the flusher renders without them) record it together with the contact's version bump.
+        let items = vec![
+            TransactWriteItem::builder()
+                .update(update(channel_pk(&mapping.channel), "CHANNEL".into())?)
+                .build(),
+            TransactWriteItem::builder()
+                .update(update(contact_pk(contact), format!("CONV#{cid}"))?)
+                .build(),
+            self.bump_version(contact, &cid, 0, None)?,
+        ];
+        if self.transact(items).await?.is_err() {
+            // Already erased at least this far: a redelivery.
+            return Ok(Recorded::Unchanged);
         }
+        let conversation = Conversation {
+            cid: cid.clone(),
+            channel_id: mapping.channel.channel_id.as_str().to_owned(),
+            started_at: mapping.created_at,
+            cleared: Some(cleared),
+        };
+        let removed = self
+            .erase_messages(contact, &conversation, true, |m, _| {
+                !cleared.keeps(m.created_at)
+            })
+            .await?;
+        self.record_erasure(contact, &cid, removed).await?;
+        Ok(Recorded::Applied)
+    }
+
+    async fn visitor_channels(&self, visitor: &UserId) -> Result<Vec<ChannelRef>, StoreError> {
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("#pk = :pk")
+            .expression_attribute_names("#pk", schema::PARTITION_KEY)
+            .expression_attribute_values(":pk", s(format!("USER#{}", visitor.as_str())))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        output
+            .items()
+            .iter()
+            .map(|item| ChannelRef::parse_cid(get_s(item, "cid")?).map_err(corrupt))
+            .collect()
+    }
+
+    async fn erase_author(
+        &self,
+        mapping: &ChannelMapping,
+        author: &UserId,
+        remove: bool,
+    ) -> Result<Recorded, StoreError> {
+        let cid = mapping.channel.cid();
+        let conversation = Conversation {
+            cid: cid.clone(),
+            channel_id: mapping.channel.channel_id.as_str().to_owned(),
+            started_at: mapping.created_at,
+            cleared: None,
+        };
+        let author_id = author.as_str().to_owned();
+        let mut touched = false;
+        let removed = self
+            .erase_messages(&mapping.contact_id, &conversation, remove, |_, item| {
+                let theirs = item
+                    .get("author_id")
+                    .and_then(|v| v.as_s().ok())
+                    .is_some_and(|id| *id == author_id);
+                touched |= theirs;
+                theirs
+            })
+            .await;
+        let removed = removed?;
+        if !touched {
+            return Ok(Recorded::Unchanged);
+        }
+        self.record_erasure(&mapping.contact_id, &cid, removed)
+            .await?;
+        Ok(Recorded::Applied)
     }
 
     async fn creating_note(&self, contact: &ContactId, cid: &str) -> Result<(), StoreError> {
