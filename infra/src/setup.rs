@@ -24,7 +24,8 @@ pub const USAGE: &str = "\
 Usage: setup [--dry-run] [--hubspot] [--stream-webhook URL] [--local-table NAME [--dynamodb-endpoint URL]]
 
 Steps (any combination, at least one):
-  --hubspot                 create the chat_transcript contact property in HubSpot
+  --hubspot                 create the chat_transcript contact property in HubSpot and check the private app's
+                            scopes (contacts and notes); names any that are missing
   --stream-webhook URL      point Stream's webhook at URL (the stack's WebhookFunctionUrl output);
                             other hooks and settings are kept
   --local-table NAME        create the table in DynamoDB Local
@@ -197,6 +198,12 @@ pub enum SetupError {
         at: String,
         source: UpstreamError,
     },
+    #[error(
+        "the HubSpot private app lacks the scopes chat-sync needs: {}. Add them in the app's settings (Scopes) and \
+         run setup again; notes are written with the contact scopes, and TRANSCRIPT_TARGETS=property writes no notes",
+        .0.join(", ")
+    )]
+    MissingScopes(Vec<String>),
     #[error("Stream's app settings are not what setup expects: {0}")]
     UnexpectedSettings(String),
     #[error("DynamoDB at {endpoint} failed ({detail}): is DynamoDB Local running there?")]
@@ -252,6 +259,8 @@ impl fmt::Display for HookMode {
 /// What one step found or did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
+    /// The token has every scope the transcripts (property and notes) need.
+    ScopesPresent,
     PropertyCreated,
     PropertyAlreadyThere,
     PropertyWouldBeCreated,
@@ -282,6 +291,10 @@ pub enum Outcome {
 impl fmt::Display for Outcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Outcome::ScopesPresent => write!(
+                f,
+                "HubSpot: the private app has the scopes contacts, notes and their associations need"
+            ),
             Outcome::PropertyCreated => write!(
                 f,
                 "HubSpot: created the contact property {TRANSCRIPT_PROPERTY}"
@@ -562,6 +575,7 @@ impl Setup {
     pub async fn run(&self, report: &mut dyn FnMut(&Outcome)) -> Result<(), SetupError> {
         if let Some(hubspot) = &self.hubspot {
             report(&self.transcript_property(hubspot).await?);
+            report(&self.scopes(hubspot).await?);
         }
         if let Some(stream) = &self.stream {
             for outcome in self.stream_webhook(stream).await? {
@@ -572,6 +586,21 @@ impl Setup {
             report(&self.local_table(table).await?);
         }
         Ok(())
+    }
+
+    /// Checks the token's scopes with requests that change nothing (so also in a dry run).
+    async fn scopes(&self, hubspot: &HubSpotStep) -> Result<Outcome, SetupError> {
+        const STEP: &str = "checking the HubSpot app's scopes";
+        let missing = hubspot
+            .client
+            .missing_scopes(Instant::now() + STEP_BUDGET)
+            .await
+            .map_err(|e| hubspot_error(STEP, &hubspot.base_url, e))?;
+        if missing.is_empty() {
+            Ok(Outcome::ScopesPresent)
+        } else {
+            Err(SetupError::MissingScopes(missing))
+        }
     }
 
     async fn transcript_property(&self, hubspot: &HubSpotStep) -> Result<Outcome, SetupError> {

@@ -68,11 +68,11 @@ async fn hubspot_property_is_created_once() {
     };
     assert_eq!(
         run(&options, &env).await.expect("first run"),
-        [Outcome::PropertyCreated]
+        [Outcome::PropertyCreated, Outcome::ScopesPresent]
     );
     assert_eq!(
         run(&options, &env).await.expect("second run"),
-        [Outcome::PropertyAlreadyThere],
+        [Outcome::PropertyAlreadyThere, Outcome::ScopesPresent],
         "the second create gets 409, which is fine"
     );
     assert_eq!(hubspot.call_count("create_property"), 2);
@@ -168,6 +168,7 @@ async fn dry_run_makes_no_changing_call() {
         outcomes,
         [
             Outcome::PropertyWouldBeCreated,
+            Outcome::ScopesPresent,
             Outcome::WebhookWouldBeSet {
                 url: WEBHOOK.into(),
                 mode: HookMode::EventHooks
@@ -177,11 +178,14 @@ async fn dry_run_makes_no_changing_call() {
             },
         ]
     );
+    // Reads only; the scope check's batch writes carry no inputs, so HubSpot refuses them and changes nothing.
     for call in hubspot.calls().iter().chain(stream.calls().iter()) {
-        assert_eq!(
-            call.method, "GET",
+        let probe = call.method == "POST" && call.body == r#"{"inputs":[]}"#;
+        assert!(
+            call.method == "GET" || probe,
             "dry run sent {} {}",
-            call.method, call.path
+            call.method,
+            call.path
         );
     }
     assert_eq!(hubspot.call_count("get_property"), 1);
@@ -199,8 +203,35 @@ async fn dry_run_makes_no_changing_call() {
     };
     assert_eq!(
         run(&options, &env).await.expect("dry run"),
-        [Outcome::PropertyAlreadyThere]
+        [Outcome::PropertyAlreadyThere, Outcome::ScopesPresent]
     );
+}
+
+#[tokio::test]
+async fn missing_scopes_are_named() {
+    let (hubspot, stream) = doubles().await;
+    hubspot.define_property(chat_sync::adapters::hubspot::TRANSCRIPT_PROPERTY);
+    // A private app that can read contacts but not write them (nor, so, notes).
+    hubspot.set_scopes(Some(vec![
+        "crm.objects.contacts.read".into(),
+        "crm.schemas.contacts.read".into(),
+        "crm.schemas.contacts.write".into(),
+    ]));
+    let env = env(&hubspot, &stream, TOKEN, SECRET);
+    let options = Options {
+        hubspot: true,
+        ..Options::default()
+    };
+    let error = run(&options, &env).await.expect_err("scopes are missing");
+    assert!(
+        matches!(&error, SetupError::MissingScopes(missing) if missing == &["crm.objects.contacts.write".to_owned()]),
+        "{error}"
+    );
+    assert!(
+        error.to_string().contains("crm.objects.contacts.write"),
+        "{error}"
+    );
+    assert!(hubspot.notes().is_empty(), "the check wrote nothing");
 }
 
 #[tokio::test]

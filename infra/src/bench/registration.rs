@@ -93,6 +93,7 @@ pub async fn run(
             visitor_id: visitor,
             visitor_name: "Seq Ential".into(),
             created_at: Timestamp::now(),
+            cleared: None,
         };
         world
             .store

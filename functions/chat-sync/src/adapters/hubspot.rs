@@ -162,6 +162,76 @@ impl HubSpotClient {
             Err(e) => Err(e),
         }
     }
+    /// The scopes the private app lacks for what chat-sync does (contacts read/write, notes and their
+    /// associations), found with requests HubSpot answers without changing anything: reads, and batch writes with
+    /// no inputs (refused as invalid when the scope is there, 403 naming the scope when it is not).
+    pub async fn missing_scopes(&self, deadline: Instant) -> Result<Vec<String>, UpstreamError> {
+        let associations = format!(
+            "{}{ASSOCIATIONS_PREFIX}/objects/contacts/0/associations/notes",
+            self.base_url
+        );
+        let empty = json!({ "inputs": [] });
+        let probes = [
+            self.http.get(self.url("/objects/contacts")).query(&[("limit", "1")]),
+            self.http
+                .post(self.url("/objects/contacts/batch/update"))
+                .json(&empty),
+            self.http.get(self.url("/objects/notes/0")),
+            self.http
+                .post(self.url("/objects/notes/batch/create"))
+                .json(&empty),
+            self.http.get(associations),
+        ];
+        let mut missing: Vec<String> = Vec::new();
+        for probe in probes {
+            let _permit = self
+                .budget
+                .acquire(Caller::Background, deadline)
+                .await
+                .map_err(budget_error)?;
+            let timeout = deadline.saturating_duration_since(Instant::now());
+            let response = probe
+                .bearer_auth(&self.token)
+                .timeout(timeout)
+                .send()
+                .await
+                .map_err(|e| UpstreamError::Unavailable {
+                    service: SERVICE,
+                    detail: e.without_url().to_string(),
+                })?;
+            match response.status().as_u16() {
+                401 => {
+                    return Err(UpstreamError::Rejected {
+                        service: SERVICE,
+                        status: 401,
+                        detail: "the access token is not valid".into(),
+                    })
+                }
+                403 => {
+                    let body: Value = response.json().await.unwrap_or(Value::Null);
+                    let named = body
+                        .get("errors")
+                        .and_then(Value::as_array)
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|e| e.pointer("/context/requiredGranularScopes"))
+                        .filter_map(Value::as_array)
+                        .flatten()
+                        .filter_map(Value::as_str)
+                        .map(str::to_owned)
+                        .collect::<Vec<_>>();
+                    if named.is_empty() {
+                        missing.push("(a scope HubSpot did not name)".into());
+                    }
+                    missing.extend(named);
+                }
+                _ => {}
+            }
+        }
+        missing.sort();
+        missing.dedup();
+        Ok(missing)
+    }
 }
 
 /// No permit: to the caller, the same as a 429 (nothing was sent).
