@@ -89,6 +89,16 @@ async function run(page) {
   await waitForTranscript(page, `(agent): ${answer}`);
   log('the agent message reached the CRM view');
 
+  // The conversation's timeline note holds both lines. Its sandboxed frame is another origin to this page, so
+  // the check reads the HTML the frame was given.
+  await page.waitForFunction(
+    (expected) => [...document.querySelectorAll('#notes iframe')]
+      .some((frame) => expected.every((text) => (frame.getAttribute('srcdoc') ?? '').includes(text))),
+    [question, answer],
+    { timeout: STEP_TIMEOUT_MS },
+  );
+  log('the timeline note shows the conversation');
+
   const logged = await page.locator('#conversation li').count();
   if (logged !== 2) throw new Error(`the conversation log shows ${logged} messages, expected 2`);
   const chatError = await page.locator('#chat-status[data-state="error"]').count();

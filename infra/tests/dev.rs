@@ -297,6 +297,16 @@ async fn dev_server_syncs_a_conversation_into_the_crm_and_stops_on_ctrl_c() {
                 transcript.starts_with(&format!("=== Conversation {channel_id} started ")),
                 "{transcript}"
             );
+            // The same round wrote the conversation's timeline note.
+            let notes = contact["notes"].as_array().cloned().unwrap_or_default();
+            assert_eq!(notes.len(), 1, "{contact}");
+            let body = text(&notes[0], "body");
+            assert!(
+                body.contains(&format!(
+                    "chat-sync conversation {channel_type}:{channel_id} part 1"
+                )),
+                "{body}"
+            );
             break;
         }
         assert!(

@@ -16,6 +16,7 @@ use chat_sync::domain::{ChannelId, ChannelRef, ChannelType, Invalid, UserId};
 use chat_sync::handlers::registration::Registration;
 use chat_sync::handlers::webhook::Webhook;
 use chat_sync::handlers::ApiError;
+use chat_sync::ports::Crm;
 use chat_sync::ports::{ChannelMapping, Store, UpstreamError};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -202,15 +203,26 @@ impl DevApi {
             query.channel_id.as_deref().unwrap_or_default(),
         )?;
         let mapping = self.mapping(&channel).await?;
+        let deadline = Instant::now() + UPSTREAM_BUDGET;
         let transcript = self
             .crm
-            .read_transcript(&mapping.contact_id, Instant::now() + UPSTREAM_BUDGET)
+            .read_transcript(&mapping.contact_id, deadline)
             .await
             .map_err(upstream_failed)?;
+        // The contact's timeline notes, as HubSpot shows them beside the property.
+        let notes: Vec<Value> = self
+            .crm
+            .contact_notes(&mapping.contact_id, deadline)
+            .await
+            .map_err(upstream_failed)?
+            .into_iter()
+            .map(|(id, body)| json!({ "id": id.as_str(), "body": body }))
+            .collect();
         Ok(json!({
             "contactId": mapping.contact_id.as_str(),
             "email": mapping.email.as_str(),
             "transcript": transcript,
+            "notes": notes,
         }))
     }
 
