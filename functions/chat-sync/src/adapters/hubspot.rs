@@ -172,7 +172,9 @@ impl HubSpotClient {
         );
         let empty = json!({ "inputs": [] });
         let probes = [
-            self.http.get(self.url("/objects/contacts")).query(&[("limit", "1")]),
+            self.http
+                .get(self.url("/objects/contacts"))
+                .query(&[("limit", "1")]),
             self.http
                 .post(self.url("/objects/contacts/batch/update"))
                 .json(&empty),
@@ -231,6 +233,18 @@ impl HubSpotClient {
         missing.sort();
         missing.dedup();
         Ok(missing)
+    }
+}
+
+/// HubSpot takes 1 to [`MAX_BATCH`] inputs per batch call: more is a bug in the caller, not HubSpot's answer.
+fn check_batch(inputs: usize) -> Result<(), UpstreamError> {
+    if (1..=MAX_BATCH).contains(&inputs) {
+        Ok(())
+    } else {
+        Err(UpstreamError::Protocol {
+            service: SERVICE,
+            detail: format!("a batch holds 1 to {MAX_BATCH} inputs, not {inputs}"),
+        })
     }
 }
 
@@ -399,15 +413,7 @@ impl Crm for HubSpotClient {
         permit: Permit,
         deadline: Instant,
     ) -> Result<Vec<WriteResult>, UpstreamError> {
-        if writes.is_empty() {
-            return Ok(Vec::new());
-        }
-        if writes.len() > MAX_BATCH {
-            return Err(UpstreamError::Protocol {
-                service: SERVICE,
-                detail: format!("a batch holds at most {MAX_BATCH} inputs"),
-            });
-        }
+        check_batch(writes.len())?;
         let inputs: Vec<Value> = writes
             .iter()
             .map(|w| json!({ "id": w.contact.as_str(), "properties": { TRANSCRIPT_PROPERTY: w.transcript } }))
@@ -456,12 +462,7 @@ impl Crm for HubSpotClient {
         permit: Permit,
         deadline: Instant,
     ) -> Result<Vec<NoteId>, UpstreamError> {
-        if notes.is_empty() || notes.len() > MAX_BATCH {
-            return Err(UpstreamError::Protocol {
-                service: SERVICE,
-                detail: format!("a batch holds 1 to {MAX_BATCH} inputs"),
-            });
-        }
+        check_batch(notes.len())?;
         let inputs: Vec<Value> = notes
             .iter()
             .map(|note| {
@@ -520,12 +521,7 @@ impl Crm for HubSpotClient {
         permit: Permit,
         deadline: Instant,
     ) -> Result<Vec<WriteResult>, UpstreamError> {
-        if notes.is_empty() || notes.len() > MAX_BATCH {
-            return Err(UpstreamError::Protocol {
-                service: SERVICE,
-                detail: format!("a batch holds 1 to {MAX_BATCH} inputs"),
-            });
-        }
+        check_batch(notes.len())?;
         let inputs: Vec<Value> = notes
             .iter()
             .map(|n| json!({ "id": n.note.as_str(), "properties": { "hs_note_body": n.body } }))

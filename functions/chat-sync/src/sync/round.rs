@@ -59,6 +59,20 @@ struct Outcome {
 }
 
 impl Outcome {
+    /// Records what became of one write of `what`; true if HubSpot answered that the record does not exist.
+    fn note(&mut self, result: Sent<WriteResult>, what: &str) -> bool {
+        match result {
+            Sent::Done(WriteResult::Written) => {}
+            Sent::Done(WriteResult::NotFound) => return true,
+            Sent::Done(WriteResult::Rejected(reason)) | Sent::Rejected(reason) => {
+                self.rejected = Some(format!("HubSpot refused {what}: {reason}"))
+            }
+            Sent::Done(WriteResult::Unconfirmed) | Sent::Ambiguous => self.ambiguous = true,
+            Sent::Refused => self.refused = true,
+        }
+        false
+    }
+
     /// Nothing has gone wrong yet: further writes of this round go ahead.
     fn clear(&self) -> bool {
         !(self.ambiguous || self.refused || self.gone || self.lost) && self.rejected.is_none()
@@ -323,14 +337,8 @@ impl TranscriptSync {
             .await;
         for (index, result) in owners.into_iter().zip(results) {
             let outcome = &mut claims[index].outcome;
-            match result {
-                Sent::Done(WriteResult::Written) => {}
-                Sent::Done(WriteResult::NotFound) => outcome.gone = true,
-                Sent::Done(WriteResult::Rejected(reason)) | Sent::Rejected(reason) => {
-                    outcome.rejected = Some(format!("HubSpot refused the transcript: {reason}"))
-                }
-                Sent::Done(WriteResult::Unconfirmed) | Sent::Ambiguous => outcome.ambiguous = true,
-                Sent::Refused => outcome.refused = true,
+            if outcome.note(result, "the transcript") {
+                outcome.gone = true;
             }
         }
         Ok(())
@@ -382,16 +390,9 @@ impl TranscriptSync {
             .await;
         let mut missing: Vec<(usize, usize, usize)> = Vec::new();
         for ((c, v, i), result) in owners.into_iter().zip(results) {
-            let outcome = &mut claims[c].outcome;
-            match result {
-                Sent::Done(WriteResult::Written) => {}
-                // Deleted in HubSpot by someone: created again from that part on, next round.
-                Sent::Done(WriteResult::NotFound) => missing.push((c, v, i)),
-                Sent::Done(WriteResult::Rejected(reason)) | Sent::Rejected(reason) => {
-                    outcome.rejected = Some(format!("HubSpot refused a note: {reason}"))
-                }
-                Sent::Done(WriteResult::Unconfirmed) | Sent::Ambiguous => outcome.ambiguous = true,
-                Sent::Refused => outcome.refused = true,
+            // Not found: deleted in HubSpot by someone; created again from that part on, next round.
+            if claims[c].outcome.note(result, "a note") {
+                missing.push((c, v, i));
             }
         }
         for (c, v, i) in missing {
