@@ -1,13 +1,22 @@
-//! Benchmarks against DynamoDB Local and the HubSpot/Stream doubles over real HTTP on loopback: the webhook burst
-//! (ours vs. the original tutorial's read-append-write), registration latency, and cold starts of the release
-//! binaries. Figures are printed as a Markdown table for the README.
+//! Benchmarks against DynamoDB Local and the HubSpot/Stream doubles over real HTTP on loopback: a busy support desk
+//! (sync lag under HubSpot's rate limit), the webhook burst and late writes (chat-sync vs. the previous design vs.
+//! the original tutorial's read-append-write), what a flush costs as history grows, registration latency, and cold
+//! starts of the release binaries. Figures are printed as Markdown tables for the README.
 
 pub mod baseline;
 pub mod burst;
+pub mod busy_desk;
 pub mod cold_start;
+pub mod design;
+pub mod flush_cost;
+pub mod late_writes;
+pub mod meter;
+pub mod previous;
+pub mod probe;
 pub mod registration;
 pub mod world;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// Percentile of sorted durations (nearest rank).
@@ -21,4 +30,51 @@ pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 pub fn ms(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1_000.0)
+}
+
+pub fn secs(d: Duration) -> String {
+    format!("{:.2} s", d.as_secs_f64())
+}
+
+/// A Markdown table: a header row, then one row per entry.
+pub fn markdown(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut out = format!(
+        "| {} |\n|{}\n",
+        header.join(" | "),
+        "---|".repeat(header.len())
+    );
+    for row in rows {
+        out.push_str(&format!("| {} |\n", row.join(" | ")));
+    }
+    out
+}
+
+/// Invocations of one function and the time they kept it busy (for Lambda, what is billed: the handler and any
+/// work after the response), summed.
+#[derive(Debug, Default)]
+pub struct Invocations {
+    count: AtomicU64,
+    micros: AtomicU64,
+}
+
+impl Invocations {
+    pub fn record(&self, busy: Duration) {
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.micros
+            .fetch_add(busy.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    pub fn count(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
+    }
+
+    pub fn busy(&self) -> Duration {
+        Duration::from_micros(self.micros.load(Ordering::Relaxed))
+    }
+
+    pub fn mean(&self) -> Duration {
+        self.busy()
+            .checked_div(self.count().max(1) as u32)
+            .unwrap_or_default()
+    }
 }

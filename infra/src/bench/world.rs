@@ -1,13 +1,15 @@
 //! A local world for one benchmark: DynamoDB table, HubSpot and Stream doubles, registered visitors.
 
+use super::meter::{metered, Meter};
 use chat_sync::adapters::dynamo::DynamoStore;
 use chat_sync::adapters::hubspot::HubSpotClient;
 use chat_sync::adapters::stream::StreamClient;
-use chat_sync::budget::{BudgetPlan, RateLimit};
+use chat_sync::budget::{BudgetPlan, ProcessBudget, RateLimit};
 use chat_sync::config::{AllowedOrigins, RegistrationSettings};
 use chat_sync::domain::{ChannelType, UserId};
 use chat_sync::handlers::registration::Registration;
 use chat_sync::ports::RateBudget;
+use futures::stream::{self, StreamExt, TryStreamExt};
 use sandbox::{HubSpotDouble, StreamDouble};
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,6 +28,9 @@ pub struct Visitor {
 
 pub struct World {
     pub hubspot: HubSpotDouble,
+    /// Every DynamoDB request of the world (store and rate budget), metered by operation.
+    pub meter: Arc<Meter>,
+    pub dynamodb_endpoint: String,
     pub stream: StreamDouble,
     pub store: Arc<DynamoStore>,
     pub crm: Arc<HubSpotClient>,
@@ -33,7 +38,13 @@ pub struct World {
     pub budget: Arc<dyn RateBudget>,
     pub chat: StreamClient,
     pub registration: Arc<Registration>,
+    /// The same handler on a HubSpot client with a budget of its own, far above HubSpot's limit: registers the
+    /// visitors a benchmark needs without spending the shared budget it measures (see [`World::setup_visitors`]).
+    setup_registration: Arc<Registration>,
 }
+
+/// Registrations run at once while setting a benchmark up.
+const SETUP_CONCURRENCY: usize = 8;
 
 impl World {
     pub async fn start(dynamodb_endpoint: &str) -> Result<Self, String> {
@@ -44,7 +55,11 @@ impl World {
         let stream = StreamDouble::start(STREAM_KEY, STREAM_SECRET)
             .await
             .map_err(|e| format!("Stream double: {e}"))?;
-        let client = chat_sync::wiring::local_dynamodb(dynamodb_endpoint).await;
+        let meter = Arc::new(Meter::default());
+        let client = metered(
+            chat_sync::wiring::local_dynamodb(dynamodb_endpoint).await,
+            meter.clone(),
+        );
         let table = format!("bench-{}", uuid::Uuid::new_v4().simple());
         let store = Arc::new(DynamoStore::new(client, table));
         store
@@ -60,33 +75,72 @@ impl World {
         ));
         let chat = StreamClient::new(&stream.base_url(), STREAM_KEY, STREAM_SECRET)
             .map_err(|e| e.to_string())?;
-        let settings = RegistrationSettings {
-            channel_type: ChannelType::parse("messaging").map_err(|e| e.to_string())?,
-            support_agent_id: UserId::parse("agent", AGENT_ID).map_err(|e| e.to_string())?,
-            support_agent_name: "Support".into(),
-            visitor_token_ttl: Duration::from_secs(3_600),
-            allowed_origins: AllowedOrigins::List(vec![]),
+        let setup_crm = Arc::new(HubSpotClient::new(
+            &hubspot.base_url(),
+            HUBSPOT_TOKEN,
+            Arc::new(ProcessBudget::new(RateLimit::parse("100000/10")?)),
+        ));
+        let settings = || -> Result<RegistrationSettings, String> {
+            Ok(RegistrationSettings {
+                channel_type: ChannelType::parse("messaging").map_err(|e| e.to_string())?,
+                support_agent_id: UserId::parse("agent", AGENT_ID).map_err(|e| e.to_string())?,
+                support_agent_name: "Support".into(),
+                visitor_token_ttl: Duration::from_secs(3_600),
+                allowed_origins: AllowedOrigins::List(vec![]),
+            })
         };
         let registration = Arc::new(Registration::new(
             crm.clone(),
             Arc::new(chat.clone()),
             store.clone(),
             chat.tokens(),
-            settings,
+            settings()?,
+        ));
+        let setup_registration = Arc::new(Registration::new(
+            setup_crm,
+            Arc::new(chat.clone()),
+            store.clone(),
+            chat.tokens(),
+            settings()?,
         ));
         Ok(Self {
             hubspot,
+            meter,
+            dynamodb_endpoint: dynamodb_endpoint.to_owned(),
             stream,
             store,
             crm,
             budget,
             chat,
             registration,
+            setup_registration,
         })
     }
 
-    /// Registers a visitor through the registration handler.
+    /// Registers visitors `0..count` for a benchmark's setup, a few at a time, outside the shared HubSpot budget;
+    /// then turns on HubSpot's rolling limit (100 requests / 10 s, from an empty window) and forgets the setup's
+    /// calls, so what follows is measured alone.
+    pub async fn setup_visitors(&self, count: usize) -> Result<Vec<Visitor>, String> {
+        let visitors = stream::iter(0..count)
+            .map(|n| self.register_with(&self.setup_registration, n))
+            .buffered(SETUP_CONCURRENCY)
+            .try_collect()
+            .await?;
+        self.hubspot.set_rate_limit(Some(100));
+        self.hubspot.clear_calls();
+        Ok(visitors)
+    }
+
+    /// Registers a visitor through the registration handler, drawing on the shared HubSpot budget.
     pub async fn register(&self, n: usize) -> Result<Visitor, String> {
+        self.register_with(&self.registration, n).await
+    }
+
+    async fn register_with(
+        &self,
+        registration: &Registration,
+        n: usize,
+    ) -> Result<Visitor, String> {
         let email = format!("visitor{n}@bench.example.com");
         let body =
             format!(r#"{{"firstName":"Visitor","lastName":"Number {n}","email":"{email}"}}"#);
@@ -96,7 +150,7 @@ impl World {
             .header("content-type", "application/json")
             .body(lambda_http::Body::Text(body))
             .map_err(|e| e.to_string())?;
-        let response = self.registration.handle(request).await;
+        let response = registration.handle(request).await;
         let json: serde_json::Value = match response.body() {
             lambda_http::Body::Text(text) => {
                 serde_json::from_str(text).map_err(|e| e.to_string())?

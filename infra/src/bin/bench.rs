@@ -1,18 +1,34 @@
-//! `make bench`: the webhook burst (chat-sync vs. the tutorial's read-append-write), registration latency and
-//! cold starts, against DynamoDB Local and the HubSpot/Stream doubles over loopback HTTP. Prints Markdown.
+//! `make bench`: a busy support desk (sync lag, HubSpot's rate limit, cost per message), the webhook burst and late
+//! writes (chat-sync vs. the previous design vs. the tutorial's read-append-write), flush cost as history grows,
+//! registration latency and cold starts, against DynamoDB Local and the HubSpot/Stream doubles over loopback HTTP.
+//! Prints Markdown.
 //!
-//! Options: `--messages N --contacts N --concurrency N --skip-cold-start`.
+//! Options: `--only <section>[,<section>...]` (busy-desk, burst, late-writes, flush-cost, registration,
+//! cold-start), `--skip-cold-start`, and for the burst `--messages N --contacts N --concurrency N`. With `RUST_LOG`
+//! set, the handlers' logs are printed too.
 
 use chat_sync::config::{Env, FlushSettings};
-use chat_sync::handlers::sweeper::Sweeper;
-use chat_sync::handlers::webhook::Webhook;
-use chat_sync::sync::TranscriptSync;
-use infra::bench::world::{HUBSPOT_TOKEN, STREAM_SECRET};
-use infra::bench::{baseline::Baseline, burst, cold_start, registration, world::World};
-use infra::serve::route;
+use infra::bench::burst::{self, BurstReport, Workload};
+use infra::bench::busy_desk::{self, Desk};
+use infra::bench::design::{deploy, Design};
+use infra::bench::late_writes::{self, LateRun};
+use infra::bench::world::World;
+use infra::bench::{cold_start, flush_cost, registration};
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+/// The late-write run at a busy desk's pace: fewer messages, so it takes about as long as the burst's settling.
+const PACED_MESSAGES: usize = 600;
+const PACE: f64 = 25.0;
+
+const SECTIONS: [&str; 6] = [
+    "busy-desk",
+    "burst",
+    "late-writes",
+    "flush-cost",
+    "registration",
+    "cold-start",
+];
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -36,111 +52,146 @@ fn arg(name: &str, default: usize) -> Result<usize, String> {
     }
 }
 
+/// The sections to run: all of them, or those named by `--only`.
+fn sections() -> Result<Vec<&'static str>, String> {
+    let args: Vec<String> = std::env::args().collect();
+    let mut chosen: Vec<&'static str> = Vec::new();
+    for (i, a) in args.iter().enumerate() {
+        if a != "--only" {
+            continue;
+        }
+        let names = args
+            .get(i + 1)
+            .ok_or_else(|| format!("--only needs one of {}", SECTIONS.join(", ")))?;
+        for name in names.split(',') {
+            let section = SECTIONS
+                .iter()
+                .find(|s| **s == name.trim())
+                .ok_or_else(|| {
+                    format!("unknown section {name:?}: one of {}", SECTIONS.join(", "))
+                })?;
+            chosen.push(section);
+        }
+    }
+    if chosen.is_empty() {
+        chosen = SECTIONS.to_vec();
+    }
+    if std::env::args().any(|a| a == "--skip-cold-start") {
+        chosen.retain(|s| *s != "cold-start");
+    }
+    Ok(chosen)
+}
+
+/// The burst for each design, each on a fresh world.
+async fn bursts(
+    endpoint: &str,
+    workload: &Workload,
+    designs: &[Design],
+    settle: Duration,
+) -> Result<Vec<(Design, BurstReport)>, String> {
+    let mut runs = Vec::new();
+    for &design in designs {
+        let world = World::start(endpoint).await?;
+        let visitors = world.setup_visitors(workload.contacts).await?;
+        let deployment = deploy(design, &world)?;
+        // The baseline never converges: waiting for it would only pad the run.
+        let settle = if design == Design::Baseline {
+            Duration::from_secs(5)
+        } else {
+            settle
+        };
+        let report = burst::run(&world, &visitors, &deployment, workload, settle).await?;
+        eprintln!("bench: {} {report:?}", design.name());
+        runs.push((design, report));
+    }
+    Ok(runs)
+}
+
 async fn run() -> Result<(), String> {
-    let defaults = burst::Workload::default();
-    let workload = burst::Workload {
+    let sections = sections()?;
+    // Logs of the handlers under test, on request only: they would drown the tables.
+    if std::env::var_os("RUST_LOG").is_some() {
+        chat_sync::telemetry::init();
+    }
+    let defaults = Workload::default();
+    let workload = Workload {
         messages: arg("--messages", defaults.messages)?,
         contacts: arg("--contacts", defaults.contacts)?,
         concurrency: arg("--concurrency", defaults.concurrency)?,
         ..defaults
     };
-    let skip_cold_start = std::env::args().any(|a| a == "--skip-cold-start");
     let dynamodb = sandbox::DynamoDbLocal::start(None, None)
         .await
         .map_err(|e| format!("DynamoDB Local: {e}"))?;
     let endpoint = dynamodb.endpoint();
-    println!(
-        "workload: {} messages over {} contacts, {} concurrent deliveries, {:.0}% duplicates, shuffled; \
-         HubSpot double {} ms latency, {:.0}% 429/5xx\n",
-        workload.messages,
-        workload.contacts,
-        workload.concurrency,
-        workload.duplicate_rate * 100.0,
-        workload.hubspot_latency.as_millis(),
-        workload.hubspot_failure_rate * 100.0
-    );
-
-    // chat-sync: the webhook handler with production settings, and the sweeper every second.
-    let ours_world = World::start(&endpoint).await?;
-    let mut visitors = Vec::new();
-    for n in 0..workload.contacts {
-        visitors.push(ours_world.register(n).await?);
-    }
-    ours_world.hubspot.clear_calls();
-    // Production defaults; the same variables as the Lambdas tune them (FLUSH_LINGER_MS, ...).
     let flush = FlushSettings::load(&Env::from_process()).map_err(|e| e.to_string())?;
-    println!("flush settings: {flush:?}\n");
-    let sync = TranscriptSync::new(
-        ours_world.store.clone(),
-        ours_world.crm.clone(),
-        ours_world.budget.clone(),
-        flush,
-    );
-    let webhook = Arc::new(Webhook::new(
-        ours_world.store.clone(),
-        sync.clone(),
-        STREAM_SECRET,
-    ));
-    let sweeper = Sweeper::new(ours_world.store.clone(), sync, Duration::from_secs(20));
-    // The sweeper runs every 5 s here (every minute when deployed); what it writes is reported separately.
-    let sweeper_writes = Arc::new(std::sync::atomic::AtomicU32::new(0));
-    let sweeping = {
-        let sweeper_writes = sweeper_writes.clone();
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(Duration::from_secs(5)).await;
-                if let Ok(report) = sweeper.sweep().await {
-                    sweeper_writes
-                        .fetch_add(report.flush.calls, std::sync::atomic::Ordering::Relaxed);
-                }
-            }
-        })
-    };
-    let router = axum::Router::new().route("/webhooks", route(webhook));
-    let ours = burst::run(
-        &ours_world,
-        &visitors,
-        router,
-        &workload,
-        Duration::from_secs(60),
-    )
-    .await?;
-    sweeping.abort();
-    let sweeper_writes = sweeper_writes.load(std::sync::atomic::Ordering::Relaxed);
+    println!("chat-sync flush settings: {flush:?}\n");
+    let started = Instant::now();
 
-    // Baseline: the same workload through read-append-write.
-    let base_world = World::start(&endpoint).await?;
-    let mut base_visitors = Vec::new();
-    for n in 0..workload.contacts {
-        base_visitors.push(base_world.register(n).await?);
+    if sections.contains(&"busy-desk") {
+        let desk = Desk::default();
+        let mut runs = Vec::new();
+        for design in [Design::ChatSync, Design::Previous] {
+            let world = World::start(&endpoint).await?;
+            let visitors = world.setup_visitors(desk.conversations).await?;
+            let deployment = deploy(design, &world)?;
+            let report = busy_desk::run(&world, &visitors, &deployment, design, &desk).await?;
+            eprintln!(
+                "bench: busy desk, {} done after {:.0} s",
+                design.name(),
+                started.elapsed().as_secs_f64()
+            );
+            runs.push(report);
+        }
+        println!("{}", busy_desk::table(&desk, &runs));
+        println!("{}", busy_desk::cost(&runs));
     }
-    base_world.hubspot.clear_calls();
-    let baseline = Arc::new(Baseline {
-        store: base_world.store.clone(),
-        http: reqwest::Client::new(),
-        hubspot_url: base_world.hubspot.base_url(),
-        token: HUBSPOT_TOKEN.to_owned(),
-    });
-    let router = axum::Router::new().route("/webhooks", route(baseline));
-    let base = burst::run(
-        &base_world,
-        &base_visitors,
-        router,
-        &workload,
-        Duration::from_secs(2),
-    )
-    .await?;
-    println!("{}", burst::table(&ours, &base));
-    println!("(of chat-sync's HubSpot calls, {sweeper_writes} were the sweeper's)\n");
+
+    if sections.contains(&"burst") {
+        let designs = [Design::ChatSync, Design::Previous, Design::Baseline];
+        let runs = bursts(&endpoint, &workload, &designs, Duration::from_secs(90)).await?;
+        println!("{}", burst::table(&workload, &runs));
+    }
+
+    if sections.contains(&"late-writes") {
+        let burst = workload.with_late_writes();
+        let paced = burst.paced(PACED_MESSAGES, PACE);
+        let designs = [Design::ChatSync, Design::Previous];
+        let mut runs = Vec::new();
+        for (load, workload) in [("burst", burst), ("paced", paced)] {
+            for (design, report) in
+                bursts(&endpoint, &workload, &designs, Duration::from_secs(90)).await?
+            {
+                runs.push(LateRun {
+                    design,
+                    load,
+                    workload,
+                    report,
+                });
+            }
+        }
+        println!("{}", late_writes::table(&runs));
+    }
+
+    if sections.contains(&"flush-cost") {
+        let world = World::start(&endpoint).await?;
+        let results = flush_cost::run(&world, &endpoint).await?;
+        println!("{}", flush_cost::table(&results));
+    }
 
     let reg_world = World::start(&endpoint).await?;
-    let reg = registration::run(&reg_world, Duration::from_millis(50), 30).await?;
-    println!("{}", registration::table(&reg));
-
-    if !skip_cold_start {
+    if sections.contains(&"registration") {
+        let reg = registration::run(&reg_world, Duration::from_millis(50), 30).await?;
+        println!("{}", registration::table(&reg));
+    }
+    if sections.contains(&"cold-start") {
         let table = reg_world.store.table().to_owned();
         let cold = cold_start::run(&reg_world, &endpoint, &table, 5).await?;
         println!("{}", cold_start::table(&cold));
     }
+    eprintln!(
+        "bench: finished in {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
     Ok(())
 }

@@ -1,0 +1,169 @@
+//! The designs a benchmark compares, each deployed on its own world: the webhook served at `/webhooks` over HTTP
+//! and, where the design has one, its sweeper every 5 s (every minute when deployed: here the benchmarks are short).
+
+use super::baseline::Baseline;
+use super::previous::Previous;
+use super::world::{World, HUBSPOT_TOKEN, STREAM_SECRET};
+use super::Invocations;
+use crate::serve::{route, HttpHandler};
+use chat_sync::config::{Env, FlushSettings};
+use chat_sync::handlers::sweeper::Sweeper;
+use chat_sync::handlers::webhook::Webhook;
+use chat_sync::sync::TranscriptSync;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const SWEEP_EVERY: Duration = Duration::from_secs(5);
+/// The sweeper's budget: no new round after it.
+const SWEEP_BUDGET: Duration = Duration::from_secs(20);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Design {
+    /// chat-sync as it is: one flusher, batched writes, the shared rate budget, fencing.
+    ChatSync,
+    /// The previous design (see `previous`).
+    Previous,
+    /// The original tutorial: GET, append, PATCH on every webhook.
+    Baseline,
+}
+
+impl Design {
+    pub fn name(self) -> &'static str {
+        match self {
+            Design::ChatSync => "chat-sync",
+            Design::Previous => "previous design",
+            Design::Baseline => "baseline (tutorial)",
+        }
+    }
+}
+
+/// A design running against a world. Dropping it stops its sweeper.
+pub struct Deployment {
+    pub router: axum::Router,
+    /// Webhook invocations, each until its work after the response ended.
+    pub webhooks: Arc<Invocations>,
+    /// Sweeper runs and how long each took.
+    pub sweeps: Arc<Invocations>,
+    /// HubSpot writes the sweeper sent.
+    pub sweeper_writes: Arc<AtomicU32>,
+    sweeper: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Deployment {
+    fn drop(&mut self) {
+        if let Some(sweeper) = self.sweeper.take() {
+            sweeper.abort();
+        }
+    }
+}
+
+/// chat-sync's webhook as `serve` runs it (answer, then flush in a task), timing each invocation to the end of
+/// its flush: on Lambda the internal extension keeps the environment, and the bill, running until then.
+struct TimedWebhook {
+    webhook: Webhook,
+    invocations: Arc<Invocations>,
+}
+
+#[async_trait::async_trait]
+impl HttpHandler for TimedWebhook {
+    async fn call(
+        &self,
+        request: lambda_http::Request,
+    ) -> lambda_http::Response<lambda_http::Body> {
+        let received = Instant::now();
+        let (response, flush) = self.webhook.receive(request).await;
+        match flush {
+            Some(flush) => {
+                let invocations = self.invocations.clone();
+                tokio::spawn(async move {
+                    flush.run().await;
+                    invocations.record(received.elapsed());
+                });
+            }
+            None => self.invocations.record(received.elapsed()),
+        }
+        response
+    }
+}
+
+/// Runs `sweep` every [`SWEEP_EVERY`], one at a time, timing each.
+fn every_five_seconds<F, Fut>(sweeps: Arc<Invocations>, sweep: F) -> tokio::task::JoinHandle<()>
+where
+    F: Fn() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(SWEEP_EVERY).await;
+            let started = Instant::now();
+            sweep().await;
+            sweeps.record(started.elapsed());
+        }
+    })
+}
+
+pub fn deploy(design: Design, world: &World) -> Result<Deployment, String> {
+    let webhooks = Arc::new(Invocations::default());
+    let sweeps = Arc::new(Invocations::default());
+    let sweeper_writes = Arc::new(AtomicU32::new(0));
+    let (handler, sweeper): (Arc<dyn HttpHandler>, _) = match design {
+        Design::ChatSync => {
+            // Production defaults; the same variables as the Lambdas tune them (FLUSH_LINGER_MS, ...).
+            let flush = FlushSettings::load(&Env::from_process()).map_err(|e| e.to_string())?;
+            let sync = TranscriptSync::new(
+                world.store.clone(),
+                world.crm.clone(),
+                world.budget.clone(),
+                flush,
+            );
+            let webhook = Webhook::new(world.store.clone(), sync.clone(), STREAM_SECRET);
+            let sweeper = Arc::new(Sweeper::new(world.store.clone(), sync, SWEEP_BUDGET));
+            let writes = sweeper_writes.clone();
+            let sweeping = every_five_seconds(sweeps.clone(), move || {
+                let (sweeper, writes) = (sweeper.clone(), writes.clone());
+                async move {
+                    if let Ok(report) = sweeper.sweep().await {
+                        writes.fetch_add(report.flush.calls, Ordering::Relaxed);
+                    }
+                }
+            });
+            let handler = TimedWebhook {
+                webhook,
+                invocations: webhooks.clone(),
+            };
+            (Arc::new(handler) as Arc<dyn HttpHandler>, Some(sweeping))
+        }
+        Design::Previous => {
+            let previous = Arc::new(Previous::new(
+                world.store.clone(),
+                world.hubspot.base_url(),
+                (HUBSPOT_TOKEN, STREAM_SECRET),
+                webhooks.clone(),
+                sweeper_writes.clone(),
+            ));
+            let sweeper = previous.clone();
+            let sweeping = every_five_seconds(sweeps.clone(), move || {
+                let sweeper = sweeper.clone();
+                async move { sweeper.sweep().await }
+            });
+            (Arc::new(previous) as Arc<dyn HttpHandler>, Some(sweeping))
+        }
+        Design::Baseline => {
+            let baseline = Baseline {
+                store: world.store.clone(),
+                http: reqwest::Client::new(),
+                hubspot_url: world.hubspot.base_url(),
+                token: HUBSPOT_TOKEN.to_owned(),
+            };
+            (Arc::new(baseline) as Arc<dyn HttpHandler>, None)
+        }
+    };
+    Ok(Deployment {
+        router: axum::Router::new().route("/webhooks", route(handler)),
+        webhooks,
+        sweeps,
+        sweeper_writes,
+        sweeper,
+    })
+}

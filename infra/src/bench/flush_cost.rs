@@ -1,0 +1,269 @@
+//! What one flush costs in DynamoDB as a contact's history grows. chat-sync reads only the newest messages a
+//! transcript can show (HubSpot keeps 65,536 characters), so its cost levels off; the previous design read the
+//! contact's whole history on every flush. The ack path (look the channel up, record the message) is per message.
+
+use super::markdown;
+use super::meter::Metered;
+use super::world::{World, AGENT_ID};
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity};
+use chat_sync::config::{Env, FlushSettings, Targets};
+use chat_sync::domain::transcript::HUBSPOT_PROPERTY_LIMIT;
+use chat_sync::domain::{ChannelRef, ContactId, MessageChange, Role, Timestamp};
+use chat_sync::handlers::sweeper::Sweeper;
+use chat_sync::handlers::webhook::{parse_event, Parsed};
+use chat_sync::ports::Store;
+use chat_sync::sync::TranscriptSync;
+use futures::stream::{self, StreamExt, TryStreamExt};
+use sandbox::stream::message_event;
+use serde_json::json;
+use std::time::Duration;
+
+/// Histories measured.
+pub const SIZES: [usize; 3] = [100, 1_000, 20_000];
+/// Messages recorded at once while seeding.
+const SEED_CONCURRENCY: usize = 32;
+/// About 60 characters, as a chat line is.
+const TEXT: &str = "could you check where my order is? it said two days ago.";
+
+#[derive(Debug, Clone, Copy)]
+pub struct FlushCost {
+    pub messages: usize,
+    /// One sweep that flushes the contact after one new message, as configured by default (timeline notes and the
+    /// property): flusher lease, queue, permit, claim, reads, writes, release.
+    pub flush: Metered,
+    /// The HubSpot requests of that sweep and the bytes they sent.
+    pub hubspot_calls: usize,
+    pub hubspot_bytes: usize,
+    /// The same after one more message, with `TRANSCRIPT_TARGETS=property` (no notes).
+    pub property_only: Metered,
+    /// The newest-messages read (`recent_transcript`) alone.
+    pub message_read: Metered,
+    /// The previous design's read: the contact's whole partition.
+    pub whole_history: Metered,
+    /// Channel lookup and `record_change` of one message.
+    pub ack: Metered,
+    pub seeded_in: Duration,
+}
+
+/// Message `n` of the channel, as the webhook would have parsed it from Stream's event.
+fn change(channel: &ChannelRef, n: usize, created_at: Timestamp) -> Result<MessageChange, String> {
+    let at = created_at.key();
+    let message = json!({
+        "id": format!("seed-{n:06}"),
+        "text": format!("{n:06} {TEXT}"),
+        "type": "regular",
+        "created_at": at,
+        "updated_at": at,
+        "user": { "id": AGENT_ID, "name": "Support", "role": "user" },
+    });
+    let event = message_event(
+        "message.new",
+        channel.channel_type.as_str(),
+        channel.channel_id.as_str(),
+        &message,
+    );
+    match parse_event(event.to_string().as_bytes()) {
+        Ok(Parsed::Change(change)) => Ok(change),
+        other => Err(format!("seed message {n} did not parse: {other:?}")),
+    }
+}
+
+/// The previous design's read: every item of the contact, consistent, page by page.
+async fn whole_history(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    contact: &ContactId,
+) -> Result<Metered, String> {
+    let mut units = Metered::default();
+    let mut start = None;
+    loop {
+        let output = client
+            .query()
+            .table_name(table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", AttributeValue::S(format!("CONTACT#{contact}")))
+            .consistent_read(true)
+            .set_exclusive_start_key(start.take())
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .map_err(|e| format!("query: {e:?}"))?;
+        units.requests += 1;
+        units.read += output
+            .consumed_capacity()
+            .and_then(|c| c.capacity_units())
+            .unwrap_or(0.0);
+        start = output.last_evaluated_key().cloned();
+        if start.is_none() {
+            return Ok(units);
+        }
+    }
+}
+
+/// Records message `n` (the webhook's ack path), then runs one sweep; returns the units of each and the HubSpot
+/// calls and bytes the sweep sent.
+async fn one_message(
+    world: &World,
+    sweeper: &Sweeper,
+    (contact, channel): (&ContactId, &ChannelRef),
+    n: usize,
+) -> Result<(Metered, Metered, usize, usize), String> {
+    let (meter, store) = (&world.meter, &world.store);
+    let calls_before = world.hubspot.calls().len();
+    let before = meter.units();
+    store
+        .channel(channel)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or("channel missing")?;
+    store
+        .record_change(contact, &change(channel, n, Timestamp::now())?, Role::Agent)
+        .await
+        .map_err(|e| e.to_string())?;
+    let acked = meter.units();
+    let report = sweeper.sweep().await.map_err(|e| e.to_string())?;
+    let flushed = meter.units();
+    if report.flush.synced != 1 {
+        return Err(format!(
+            "the measured sweep did not sync the contact: {report:?}"
+        ));
+    }
+    let calls = world.hubspot.calls();
+    let calls = &calls[calls_before.min(calls.len())..];
+    let bytes = calls.iter().map(|c| c.body.len()).sum();
+    Ok((acked - before, flushed - acked, calls.len(), bytes))
+}
+
+pub async fn run(world: &World, dynamodb_endpoint: &str) -> Result<Vec<FlushCost>, String> {
+    let visitors = world.setup_visitors(SIZES.len()).await?;
+    let flush = FlushSettings::load(&Env::from_process()).map_err(|e| e.to_string())?;
+    let sweeper = |flush: FlushSettings| {
+        let sync = TranscriptSync::new(
+            world.store.clone(),
+            world.crm.clone(),
+            world.budget.clone(),
+            flush,
+        );
+        Sweeper::new(world.store.clone(), sync, Duration::from_secs(20))
+    };
+    let configured = sweeper(flush);
+    let property_only = sweeper(FlushSettings {
+        targets: Targets {
+            notes: false,
+            property: true,
+        },
+        ..flush
+    });
+    let client = chat_sync::wiring::local_dynamodb(dynamodb_endpoint).await;
+    let store = &world.store;
+    let base = Timestamp::now().unix_seconds() - 86_400 * 30;
+    let mut results = Vec::new();
+    for (size, visitor) in SIZES.into_iter().zip(&visitors) {
+        let contact = ContactId::parse(&visitor.contact_id).map_err(|e| e.to_string())?;
+        let channel = ChannelRef::parse_cid(&format!("messaging:{}", visitor.channel_id))
+            .map_err(|e| e.to_string())?;
+        // Seed the history (a month ago, a second apart) and sync it, so the flushes below write one new message.
+        let started = std::time::Instant::now();
+        stream::iter(0..size)
+            .map(|n| {
+                let (contact, channel) = (&contact, &channel);
+                async move {
+                    let at = Timestamp::from_unix_seconds(base + n as i64)
+                        .ok_or("timestamp out of range")?;
+                    let change = change(channel, n, at)?;
+                    // A conflict that outlasts the store's own retries: try again.
+                    for _ in 0..10 {
+                        if store
+                            .record_change(contact, &change, Role::Agent)
+                            .await
+                            .is_ok()
+                        {
+                            return Ok(());
+                        }
+                    }
+                    Err(format!("could not seed message {n}"))
+                }
+            })
+            .buffer_unordered(SEED_CONCURRENCY)
+            .try_collect::<Vec<()>>()
+            .await?;
+        let seeded_in = started.elapsed();
+        configured.sweep().await.map_err(|e| e.to_string())?;
+
+        let (ack, flush, hubspot_calls, hubspot_bytes) =
+            one_message(world, &configured, (&contact, &channel), size).await?;
+        let (_, property_flush, _, _) =
+            one_message(world, &property_only, (&contact, &channel), size + 1).await?;
+        let before = world.meter.units();
+        store
+            .recent_transcript(&contact, HUBSPOT_PROPERTY_LIMIT)
+            .await
+            .map_err(|e| e.to_string())?;
+        results.push(FlushCost {
+            messages: size + 1,
+            flush,
+            hubspot_calls,
+            hubspot_bytes,
+            property_only: property_flush,
+            message_read: world.meter.units() - before,
+            whole_history: whole_history(&client, store.table(), &contact).await?,
+            ack,
+            seeded_in,
+        });
+    }
+    Ok(results)
+}
+
+pub fn table(results: &[FlushCost]) -> String {
+    let units = |u: Metered| format!("{:.1} / {:.1}", u.read, u.write);
+    let rows: Vec<Vec<String>> = results
+        .iter()
+        .map(|r| {
+            vec![
+                format!("{}", r.messages),
+                units(r.flush),
+                format!(
+                    "{} / {:.0} KB",
+                    r.hubspot_calls,
+                    r.hubspot_bytes as f64 / 1024.0
+                ),
+                units(r.property_only),
+                format!("{:.1}", r.message_read.read),
+                format!("{:.1}", r.whole_history.read),
+                units(r.ack),
+            ]
+        })
+        .collect();
+    format!(
+        "Flush cost vs history: one contact, one conversation, ~60-character messages. DynamoDB capacity units as \
+         DynamoDB Local reports them, metered per request (reads: Get/Query/BatchGet/TransactGet; writes: the rest, \
+         the rate budget's included). chat-sync's flush is one sweep after one new message: flusher lease, queue \
+         shards, permit, claim, version, messages, HubSpot writes, release — as configured by default \
+         (`TRANSCRIPT_TARGETS` notes and property: the changed conversation's notes are rendered from all of its \
+         messages) and with the property alone (the newest messages only). The previous design read the whole \
+         partition on every flush (consistent, paginated; its lease and version reads came on top). Seeding {} took \
+         {}.\n\n{}",
+        results
+            .iter()
+            .map(|r| r.messages.to_string())
+            .collect::<Vec<_>>()
+            .join(" / "),
+        results
+            .iter()
+            .map(|r| format!("{:.1} s", r.seeded_in.as_secs_f64()))
+            .collect::<Vec<_>>()
+            .join(" / "),
+        markdown(
+            &[
+                "stored messages",
+                "chat-sync RCU / WCU per flush (notes + property)",
+                "its HubSpot requests / bytes sent",
+                "chat-sync RCU / WCU per flush (property only)",
+                "of it, the newest-messages read (RCU)",
+                "previous design RCU per flush (whole history)",
+                "RCU / WCU per message (ack: channel lookup + record)",
+            ],
+            &rows,
+        )
+    )
+}

@@ -1,0 +1,182 @@
+//! Meters a world's DynamoDB traffic at the SDK client, by operation: read units (GetItem, Query, BatchGetItem,
+//! TransactGetItems) and write units (PutItem, UpdateItem, DeleteItem, TransactWriteItems, BatchWriteItem), for every
+//! request of the world's store *and* of the rate budget it shares the client with. Every request is made to return
+//! its consumed capacity (the budget's do not ask for it). DynamoDB Local reports one total per request, so the
+//! store's own `consumed()` cannot tell reads from writes; the operation can.
+//!
+//! A conditional write whose condition fails returns no capacity but is billed: each is counted as one write unit
+//! (the items are under 1 KB), a lower bound.
+
+use aws_sdk_dynamodb::config::interceptors::{
+    AfterDeserializationInterceptorContextRef, BeforeSerializationInterceptorContextMut,
+};
+use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_sdk_dynamodb::operation::{
+    batch_get_item::{BatchGetItemInput, BatchGetItemOutput},
+    batch_write_item::{BatchWriteItemInput, BatchWriteItemOutput},
+    delete_item::{DeleteItemInput, DeleteItemOutput},
+    get_item::{GetItemInput, GetItemOutput},
+    put_item::{PutItemInput, PutItemOutput},
+    query::{QueryInput, QueryOutput},
+    transact_get_items::{TransactGetItemsInput, TransactGetItemsOutput},
+    transact_write_items::{TransactWriteItemsInput, TransactWriteItemsOutput},
+    update_item::{UpdateItemInput, UpdateItemOutput},
+};
+use aws_sdk_dynamodb::types::{ConsumedCapacity, ReturnConsumedCapacity};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Capacity units and requests, as metered.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Metered {
+    pub read: f64,
+    /// Including one unit per refused conditional write.
+    pub write: f64,
+    pub requests: u64,
+}
+
+impl std::ops::Sub for Metered {
+    type Output = Metered;
+    fn sub(self, other: Metered) -> Metered {
+        Metered {
+            read: self.read - other.read,
+            write: self.write - other.write,
+            requests: self.requests.saturating_sub(other.requests),
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct Meter {
+    /// Thousandths of a unit.
+    read_milli: AtomicU64,
+    write_milli: AtomicU64,
+    refused: AtomicU64,
+    requests: AtomicU64,
+}
+
+impl Meter {
+    pub fn units(&self) -> Metered {
+        let units = |milli: &AtomicU64| milli.load(Ordering::Relaxed) as f64 / 1000.0;
+        Metered {
+            read: units(&self.read_milli),
+            write: units(&self.write_milli) + self.refused.load(Ordering::Relaxed) as f64,
+            requests: self.requests.load(Ordering::Relaxed),
+        }
+    }
+
+    fn add(&self, milli: &AtomicU64, capacities: &[&ConsumedCapacity]) {
+        let total: f64 = capacities
+            .iter()
+            .map(|c| c.capacity_units().unwrap_or(0.0))
+            .sum();
+        milli.fetch_add((total * 1000.0).round() as u64, Ordering::Relaxed);
+    }
+}
+
+/// `client` with every request metered into `meter`.
+pub fn metered(client: aws_sdk_dynamodb::Client, meter: Arc<Meter>) -> aws_sdk_dynamodb::Client {
+    let config = client
+        .config()
+        .to_builder()
+        .interceptor(MeterInterceptor(meter))
+        .build();
+    aws_sdk_dynamodb::Client::from_conf(config)
+}
+
+#[derive(Debug)]
+struct MeterInterceptor(Arc<Meter>);
+
+/// Sets `ReturnConsumedCapacity: TOTAL` on inputs of these types that do not ask for it.
+macro_rules! ask_for_capacity {
+    ($input:expr, $($ty:ty),+) => {
+        $(
+            if let Some(input) = $input.downcast_mut::<$ty>() {
+                input.return_consumed_capacity.get_or_insert(ReturnConsumedCapacity::Total);
+            }
+        )+
+    };
+}
+
+impl Intercept for MeterInterceptor {
+    fn name(&self) -> &'static str {
+        "bench-capacity-meter"
+    }
+
+    fn modify_before_serialization(
+        &self,
+        context: &mut BeforeSerializationInterceptorContextMut<'_>,
+        _components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let input = context.input_mut();
+        ask_for_capacity!(
+            input,
+            GetItemInput,
+            QueryInput,
+            BatchGetItemInput,
+            TransactGetItemsInput,
+            PutItemInput,
+            UpdateItemInput,
+            DeleteItemInput,
+            TransactWriteItemsInput,
+            BatchWriteItemInput
+        );
+        Ok(())
+    }
+
+    fn read_after_deserialization(
+        &self,
+        context: &AfterDeserializationInterceptorContextRef<'_>,
+        _components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let meter = &self.0;
+        meter.requests.fetch_add(1, Ordering::Relaxed);
+        let output = match context.output_or_error() {
+            Ok(output) => output,
+            Err(_) => {
+                let body = context.response().body().bytes().unwrap_or_default();
+                let body = String::from_utf8_lossy(body);
+                // A transaction cancelled by a conflict is retried by the store; only a failed condition is billed.
+                if body.contains("ConditionalCheckFailed") && !body.contains("TransactionConflict")
+                {
+                    meter.refused.fetch_add(1, Ordering::Relaxed);
+                }
+                return Ok(());
+            }
+        };
+        let (read, write) = (&meter.read_milli, &meter.write_milli);
+        if let Some(o) = output.downcast_ref::<GetItemOutput>() {
+            meter.add(read, &o.consumed_capacity().into_iter().collect::<Vec<_>>());
+        } else if let Some(o) = output.downcast_ref::<QueryOutput>() {
+            meter.add(read, &o.consumed_capacity().into_iter().collect::<Vec<_>>());
+        } else if let Some(o) = output.downcast_ref::<BatchGetItemOutput>() {
+            meter.add(read, &o.consumed_capacity().iter().collect::<Vec<_>>());
+        } else if let Some(o) = output.downcast_ref::<TransactGetItemsOutput>() {
+            meter.add(read, &o.consumed_capacity().iter().collect::<Vec<_>>());
+        } else if let Some(o) = output.downcast_ref::<PutItemOutput>() {
+            meter.add(
+                write,
+                &o.consumed_capacity().into_iter().collect::<Vec<_>>(),
+            );
+        } else if let Some(o) = output.downcast_ref::<UpdateItemOutput>() {
+            meter.add(
+                write,
+                &o.consumed_capacity().into_iter().collect::<Vec<_>>(),
+            );
+        } else if let Some(o) = output.downcast_ref::<DeleteItemOutput>() {
+            meter.add(
+                write,
+                &o.consumed_capacity().into_iter().collect::<Vec<_>>(),
+            );
+        } else if let Some(o) = output.downcast_ref::<TransactWriteItemsOutput>() {
+            meter.add(write, &o.consumed_capacity().iter().collect::<Vec<_>>());
+        } else if let Some(o) = output.downcast_ref::<BatchWriteItemOutput>() {
+            meter.add(write, &o.consumed_capacity().iter().collect::<Vec<_>>());
+        }
+        Ok(())
+    }
+}
