@@ -39,11 +39,12 @@ check-events:
 dev: deps
 	PORT=$(PORT) cargo run -p infra --bin dev
 
-# Release builds of the Lambdas first: the bench measures their cold starts.
+# Release builds of the Lambdas first: the bench measures their cold starts. BENCH_ARGS="--only busy-desk" runs one
+# section (busy-desk, burst, late-writes, flush-cost, registration, cold-start; comma-separated for several).
 bench: deps
 	cargo build --release --locked -p registration -p webhook -p sweeper
 	cargo build --release --locked -p infra --bin bench
-	cargo run --release --locked -p infra --bin bench
+	cargo run --release --locked -p infra --bin bench -- $(BENCH_ARGS)
 
 # The three Lambda binaries for provided.al2023 (x86_64 here; add --arm64 for Graviton, as template.yaml defaults to).
 build-lambdas:
