@@ -11,7 +11,7 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use sandbox::stream::{message_event, sign_webhook};
 use serde_json::{json, Value};
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -109,11 +109,15 @@ pub struct BurstReport {
     pub lost: usize,
     pub duplicated: usize,
     pub out_of_order: usize,
-    /// Contacts whose final transcript fails the checker.
+    /// Contacts whose final transcript (property, or notes when the design writes them) fails the checker.
     pub stale: usize,
+    /// The same check of the timeline notes, for a design that writes them.
+    pub notes: Option<Check>,
     pub overlapping_writes: usize,
     /// Late writes the double injected.
     pub late_writes: usize,
+    /// Calls to other routes (reads), per route.
+    pub other_calls: BTreeMap<&'static str, usize>,
     /// Write calls answered 5xx (injected failures and late writes).
     pub server_errors: usize,
     /// Times a transcript lost a line it had shown (polled every 100 ms from the first delivery on).
@@ -226,7 +230,7 @@ impl Check {
     }
 }
 
-/// Each contact's check.
+/// Each contact's check of its `chat_transcript` property.
 pub fn check_each(world: &World, visitors: &[Visitor], expected: &[Vec<String>]) -> Vec<Check> {
     visitors
         .iter()
@@ -235,13 +239,31 @@ pub fn check_each(world: &World, visitors: &[Visitor], expected: &[Vec<String>])
         .collect()
 }
 
-/// Lost, duplicated and out-of-order lines across all contacts.
-pub fn check(world: &World, visitors: &[Visitor], expected: &[Vec<String>]) -> Check {
+/// Each contact's check of its timeline notes.
+pub fn check_notes_each(
+    world: &World,
+    visitors: &[Visitor],
+    expected: &[Vec<String>],
+) -> Vec<Check> {
+    visitors
+        .iter()
+        .zip(expected)
+        .map(|(visitor, tokens)| Check::of(&world.notes_text(&visitor.contact_id), tokens))
+        .collect()
+}
+
+/// The sum of some checks.
+pub fn total(checks: &[Check]) -> Check {
     let mut total = Check::default();
-    for one in check_each(world, visitors, expected) {
-        total.add(one);
+    for one in checks {
+        total.add(*one);
     }
     total
+}
+
+/// Lost, duplicated and out-of-order lines across all contacts' properties.
+pub fn check(world: &World, visitors: &[Visitor], expected: &[Vec<String>]) -> Check {
+    total(&check_each(world, visitors, expected))
 }
 
 /// Delivers like Stream: `concurrency` at a time (starting `pace` per second at most), signed, 6 s timeout, up to 3
@@ -328,14 +350,13 @@ pub async fn deliver(
     latencies
 }
 
-/// Polls every transcript every 100 ms from the first delivery on: counts lines that vanish from a transcript that
-/// showed them, and once the deliveries are done, stops when every transcript is final (and no late write is
-/// pending) or `settle` has passed. Returns when it was final, from `started`.
+/// Polls every transcript every 100 ms from the first delivery on: counts lines that vanish from a property that
+/// showed them, and once the deliveries are done, stops when every transcript is final (the notes too, with
+/// `notes`; and no late write pending) or `settle` has passed. Returns when it was final, from `started`.
 async fn watch(
     world: &World,
-    visitors: &[Visitor],
-    expected: &[Vec<String>],
-    delivered: &OnceLock<Instant>,
+    (visitors, expected): (&[Visitor], &[Vec<String>]),
+    (delivered, notes): (&OnceLock<Instant>, bool),
     (started, settle): (Instant, Duration),
     went_backwards: &mut usize,
 ) -> Option<Duration> {
@@ -357,6 +378,9 @@ async fn watch(
         let Some(delivered) = delivered.get() else {
             continue;
         };
+        if notes && clean {
+            clean = total(&check_notes_each(world, visitors, expected)).is_clean();
+        }
         if clean && world.hubspot.late_writes_pending() == 0 {
             return Some(started.elapsed());
         }
@@ -405,9 +429,8 @@ pub async fn run(
         delivering,
         watch(
             world,
-            visitors,
-            &expected,
-            &delivered,
+            (visitors, &expected),
+            (&delivered, deployment.notes),
             (started, settle),
             &mut went_backwards
         )
@@ -427,16 +450,31 @@ pub async fn run(
     }
     let dynamodb_latency = probe.finish();
     let each = check_each(world, visitors, &expected);
-    let mut total = Check::default();
-    for one in &each {
-        total.add(*one);
-    }
+    let notes = deployment
+        .notes
+        .then(|| check_notes_each(world, visitors, &expected));
+    let stale = each
+        .iter()
+        .enumerate()
+        .filter(|(i, c)| {
+            !c.is_clean()
+                || notes
+                    .as_ref()
+                    .and_then(|n| n.get(*i))
+                    .is_some_and(|n| !n.is_clean())
+        })
+        .count();
+    let property = total(&each);
     server.abort();
     hubspot.faults().clear();
     hubspot.set_late_writes(0.0, Duration::ZERO);
     let calls = hubspot.calls();
     let calls = &calls[calls_before.min(calls.len())..];
     let writes = || calls.iter().filter(|c| is_write(c.route));
+    let mut other_calls = BTreeMap::new();
+    for call in calls.iter().filter(|c| !is_write(c.route)) {
+        *other_calls.entry(call.route).or_insert(0) += 1;
+    }
     Ok(BurstReport {
         messages: workload.messages,
         deliveries,
@@ -451,17 +489,40 @@ pub async fn run(
         max: latencies.last().copied().unwrap_or_default(),
         delivered_in,
         final_after,
-        lost: total.lost,
-        duplicated: total.duplicated,
-        out_of_order: total.out_of_order,
-        stale: each.iter().filter(|c| !c.is_clean()).count(),
+        lost: property.lost,
+        duplicated: property.duplicated,
+        out_of_order: property.out_of_order,
+        stale,
+        notes: notes.as_deref().map(total),
         overlapping_writes: hubspot.overlapping_patches().len(),
         late_writes: hubspot.late_writes(),
         server_errors: writes().filter(|c| c.status >= 500).count(),
+        other_calls,
         went_backwards,
         dynamodb_requests: (world.meter.units() - dynamodb_before).requests,
         dynamodb_latency,
     })
+}
+
+/// `0 / 0 / 0`, or `—` for a design that writes no notes.
+pub fn notes_check(report: &BurstReport) -> String {
+    report.notes.map_or_else(
+        || "—".into(),
+        |n| format!("{} / {} / {}", n.lost, n.duplicated, n.out_of_order),
+    )
+}
+
+/// `contact_notes 50, get_contact 3`, or `none`.
+pub fn other_calls(report: &BurstReport) -> String {
+    if report.other_calls.is_empty() {
+        return "none".into();
+    }
+    report
+        .other_calls
+        .iter()
+        .map(|(route, n)| format!("{route} {n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// `12 (3.4 %)`.
@@ -502,6 +563,7 @@ pub fn table(workload: &Workload, runs: &[(Design, BurstReport)]) -> String {
         row("all HubSpot calls per message", &|r| {
             format!("{:.3}", r.calls_per_message())
         }),
+        row("other HubSpot requests, by route", &|r| other_calls(r)),
         row("of the write calls, the sweeper's", &|r| {
             r.sweeper_writes.to_string()
         }),
@@ -523,13 +585,17 @@ pub fn table(workload: &Workload, runs: &[(Design, BurstReport)]) -> String {
         }),
         row("all deliveries answered after", &|r| secs(r.delivered_in)),
         row("every transcript final after", &|r| final_after(r)),
-        row("lost / duplicated / out-of-order lines", &|r| {
+        row("lost / duplicated / out-of-order lines (property)", &|r| {
             format!("{} / {} / {}", r.lost, r.duplicated, r.out_of_order)
         }),
+        row(
+            "lost / duplicated / out-of-order lines (timeline notes)",
+            &|r| notes_check(r),
+        ),
         row("overlapping writes to one contact", &|r| {
             r.overlapping_writes.to_string()
         }),
-        row("times a transcript lost a line it had shown", &|r| {
+        row("times a property lost a line it had shown", &|r| {
             r.went_backwards.to_string()
         }),
         row("DynamoDB requests per delivery", &|r| {

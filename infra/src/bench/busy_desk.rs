@@ -5,7 +5,7 @@
 //!
 //! The same run gives what the design costs per message (DynamoDB units, HubSpot calls, Lambda time).
 
-use super::burst::{check, is_write, share, token, Check, NOTE_ROUTES};
+use super::burst::{check, check_notes_each, is_write, share, token, total, Check, NOTE_ROUTES};
 use super::design::{Deployment, Design};
 use super::meter::Metered;
 use super::probe::{Latency, Probe};
@@ -92,6 +92,8 @@ pub struct DeskReport {
     pub sweeper_writes: u32,
     pub peak_in_window: usize,
     pub check: Check,
+    /// The same check of the timeline notes, for a design that writes them.
+    pub notes: Option<Check>,
     pub overlapping_writes: usize,
     /// DynamoDB capacity units the world consumed during the run (store and rate budget).
     pub units: Metered,
@@ -322,6 +324,9 @@ pub async fn run(
         .map(|tokens| tokens.iter().map(|t| t.token.clone()).collect())
         .collect();
     let check = check(world, visitors, &expected);
+    let notes = deployment
+        .notes
+        .then(|| total(&check_notes_each(world, visitors, &expected)));
     let calls = world.hubspot.calls();
     let calls = &calls[calls_before.min(calls.len())..];
     let ended = load_ended.get().copied();
@@ -348,6 +353,7 @@ pub async fn run(
         sweeper_writes: deployment.sweeper_writes.load(Ordering::Relaxed) - sweeper_writes_before,
         peak_in_window: world.hubspot.peak_requests_in_window(),
         check,
+        notes,
         overlapping_writes: world.hubspot.overlapping_patches().len(),
         units: world.meter.units() - units_before,
         webhook_invocations: deployment.webhooks.count() - webhooks_before,
@@ -431,7 +437,7 @@ pub fn table(desk: &Desk, runs: &[DeskReport]) -> String {
             &|r| r.peak_in_window.to_string(),
         ),
         row(
-            "missing (not synced yet) / duplicated / out-of-order lines at the end",
+            "missing (not synced yet) / duplicated / out-of-order lines at the end (property)",
             &|r| {
                 format!(
                     "{} / {} / {}",
@@ -439,6 +445,12 @@ pub fn table(desk: &Desk, runs: &[DeskReport]) -> String {
                 )
             },
         ),
+        row("the same in the timeline notes", &|r| {
+            r.notes.map_or_else(
+                || "—".into(),
+                |n| format!("{} / {} / {}", n.lost, n.duplicated, n.out_of_order),
+            )
+        }),
         row("overlapping writes to one contact", &|r| {
             r.overlapping_writes.to_string()
         }),

@@ -47,6 +47,8 @@ pub struct Deployment {
     pub sweeps: Arc<Invocations>,
     /// HubSpot writes the sweeper sent.
     pub sweeper_writes: Arc<AtomicU32>,
+    /// Whether the design writes timeline notes too (then they are checked like the property).
+    pub notes: bool,
     sweeper: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -107,10 +109,12 @@ pub fn deploy(design: Design, world: &World) -> Result<Deployment, String> {
     let webhooks = Arc::new(Invocations::default());
     let sweeps = Arc::new(Invocations::default());
     let sweeper_writes = Arc::new(AtomicU32::new(0));
+    let mut notes = false;
     let (handler, sweeper): (Arc<dyn HttpHandler>, _) = match design {
         Design::ChatSync => {
             // Production defaults; the same variables as the Lambdas tune them (FLUSH_LINGER_MS, ...).
             let flush = FlushSettings::load(&Env::from_process()).map_err(|e| e.to_string())?;
+            notes = flush.targets.notes;
             let sync = TranscriptSync::new(
                 world.store.clone(),
                 world.crm.clone(),
@@ -164,6 +168,7 @@ pub fn deploy(design: Design, world: &World) -> Result<Deployment, String> {
         webhooks,
         sweeps,
         sweeper_writes,
+        notes,
         sweeper,
     })
 }

@@ -3,7 +3,7 @@
 //! (all at once), and the same kind of messages at a busy desk's pace, where chat-sync writes often enough for late
 //! writes to hit it. The transcripts are judged once every late write has landed.
 
-use super::burst::{final_after, BurstReport, Workload};
+use super::burst::{final_after, notes_check, other_calls, BurstReport, Workload};
 use super::design::Design;
 use super::markdown;
 
@@ -42,12 +42,21 @@ pub fn table(runs: &[LateRun]) -> String {
                 )
             },
         ),
-        row("lost lines at the end", &|run| run.report.lost.to_string()),
+        row("other HubSpot requests, by route", &|run| {
+            other_calls(&run.report)
+        }),
+        row("lost lines at the end (property)", &|run| {
+            run.report.lost.to_string()
+        }),
         row(
-            "stale transcripts at the end (contacts failing the checker)",
+            "lost / duplicated / out-of-order lines at the end (timeline notes)",
+            &|run| notes_check(&run.report),
+        ),
+        row(
+            "stale transcripts at the end (contacts failing the checker: property or notes)",
             &|run| format!("{} of {}", run.report.stale, run.workload.contacts),
         ),
-        row("times a transcript lost a line it had shown", &|run| {
+        row("times a property lost a line it had shown", &|run| {
             run.report.went_backwards.to_string()
         }),
         row(

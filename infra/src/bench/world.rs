@@ -171,6 +171,16 @@ impl World {
         })
     }
 
+    /// The contact's timeline notes, their bodies one after another in timeline order.
+    pub fn notes_text(&self, contact_id: &str) -> String {
+        self.hubspot
+            .notes_of_contact(contact_id)
+            .iter()
+            .filter_map(|note| note.properties.get("hs_note_body").cloned())
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
     pub fn transcript(&self, contact_id: &str) -> String {
         self.hubspot
             .contact(contact_id)
