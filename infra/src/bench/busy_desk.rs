@@ -54,6 +54,8 @@ impl Desk {
 const ATTEMPTS: u32 = 3;
 const STREAM_TIMEOUT: Duration = Duration::from_secs(6);
 const RETRY_PAUSE: Duration = Duration::from_millis(500);
+/// How long after the property the timeline notes may take before they are judged.
+const NOTES_GRACE: Duration = Duration::from_secs(30);
 /// How often the transcripts are read to see which messages have arrived.
 const POLL: Duration = Duration::from_millis(100);
 /// About 60 characters of text after the token, as a chat line is.
@@ -92,8 +94,10 @@ pub struct DeskReport {
     pub sweeper_writes: u32,
     pub peak_in_window: usize,
     pub check: Check,
-    /// The same check of the timeline notes, for a design that writes them.
+    /// The same check of the timeline notes, for a design that writes them, and when they were complete (from the
+    /// end of the load).
     pub notes: Option<Check>,
+    pub notes_after: Option<Duration>,
     pub overlapping_writes: usize,
     /// DynamoDB capacity units the world consumed during the run (store and rate budget).
     pub units: Metered,
@@ -324,12 +328,27 @@ pub async fn run(
         .map(|tokens| tokens.iter().map(|t| t.token.clone()).collect())
         .collect();
     let check = check(world, visitors, &expected);
-    let notes = deployment
-        .notes
-        .then(|| total(&check_notes_each(world, visitors, &expected)));
+    // The notes are written after the property, in the same round or a later one: judge them once complete, or
+    // after a grace period.
+    let ended = load_ended.get().copied();
+    let mut notes_after = None;
+    let notes = if deployment.notes {
+        let give_up = Instant::now() + NOTES_GRACE;
+        loop {
+            let notes = total(&check_notes_each(world, visitors, &expected));
+            if notes.is_clean() {
+                notes_after = ended.map(|e| e.elapsed());
+            }
+            if notes.is_clean() || Instant::now() >= give_up {
+                break Some(notes);
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    } else {
+        None
+    };
     let calls = world.hubspot.calls();
     let calls = &calls[calls_before.min(calls.len())..];
-    let ended = load_ended.get().copied();
     Ok(DeskReport {
         design,
         messages: expected.iter().map(Vec::len).sum(),
@@ -354,6 +373,7 @@ pub async fn run(
         peak_in_window: world.hubspot.peak_requests_in_window(),
         check,
         notes,
+        notes_after,
         overlapping_writes: world.hubspot.overlapping_patches().len(),
         units: world.meter.units() - units_before,
         webhook_invocations: deployment.webhooks.count() - webhooks_before,
@@ -445,12 +465,23 @@ pub fn table(desk: &Desk, runs: &[DeskReport]) -> String {
                 )
             },
         ),
-        row("the same in the timeline notes", &|r| {
-            r.notes.map_or_else(
-                || "—".into(),
-                |n| format!("{} / {} / {}", n.lost, n.duplicated, n.out_of_order),
-            )
-        }),
+        row(
+            "the same in the timeline notes (judged once complete, or 30 s after the property)",
+            &|r| {
+                r.notes.map_or_else(
+                    || "—".into(),
+                    |n| format!("{} / {} / {}", n.lost, n.duplicated, n.out_of_order),
+                )
+            },
+        ),
+        row(
+            "timeline notes complete, after the load ended",
+            &|r| match (r.notes, r.notes_after) {
+                (None, _) => "—".into(),
+                (Some(_), Some(after)) => secs(after),
+                (Some(_), None) => "not within the grace period".into(),
+            },
+        ),
         row("overlapping writes to one contact", &|r| {
             r.overlapping_writes.to_string()
         }),
