@@ -117,6 +117,11 @@ impl TranscriptSync {
             return Ok(report);
         }
         if Instant::now() >= start_by {
+            // Claiming took the whole budget (storage is slow): say so, or the queue seems to stall silently.
+            tracing::warn!(
+                contacts = claims.len(),
+                "the flush budget ran out while claiming; the contacts stay queued"
+            );
             report.deferred += claims.len() as u32;
             for claim in &claims {
                 self.let_go(claim).await;
