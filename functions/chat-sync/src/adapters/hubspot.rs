@@ -162,6 +162,27 @@ impl HubSpotClient {
             Err(e) => Err(e),
         }
     }
+    /// `POST /objects/{object}/batch/update` of (id, properties) inputs under `permit`: one result per input, in
+    /// input order (200, or 207 with per-input errors).
+    async fn batch_update<'a>(
+        &self,
+        object: &str,
+        inputs: impl Iterator<Item = (&'a str, Value)>,
+        permit: Permit,
+        deadline: Instant,
+    ) -> Result<Vec<WriteResult>, UpstreamError> {
+        let (ids, inputs): (Vec<&str>, Vec<Value>) = inputs
+            .map(|(id, properties)| (id, json!({ "id": id, "properties": properties })))
+            .unzip();
+        check_batch(inputs.len())?;
+        let request = self
+            .http
+            .post(self.url(&format!("/objects/{object}/batch/update")))
+            .json(&json!({ "inputs": inputs }));
+        let answer = self.send_with(permit, request, deadline).await?;
+        Ok(batch_results(ids.into_iter(), &answer))
+    }
+
     /// The scopes the private app lacks for what chat-sync does (contacts read/write, notes and their
     /// associations), found with requests HubSpot answers without changing anything: reads, and batch writes with
     /// no inputs (refused as invalid when the scope is there, 403 naming the scope when it is not).
@@ -413,20 +434,14 @@ impl Crm for HubSpotClient {
         permit: Permit,
         deadline: Instant,
     ) -> Result<Vec<WriteResult>, UpstreamError> {
-        check_batch(writes.len())?;
-        let inputs: Vec<Value> = writes
-            .iter()
-            .map(|w| json!({ "id": w.contact.as_str(), "properties": { TRANSCRIPT_PROPERTY: w.transcript } }))
-            .collect();
-        let request = self
-            .http
-            .post(self.url("/objects/contacts/batch/update"))
-            .json(&json!({ "inputs": inputs }));
-        let answer = self.send_with(permit, request, deadline).await?;
-        Ok(batch_results(
-            writes.iter().map(|w| w.contact.as_str()),
-            &answer,
-        ))
+        let inputs = writes.iter().map(|w| {
+            (
+                w.contact.as_str(),
+                json!({ TRANSCRIPT_PROPERTY: w.transcript }),
+            )
+        });
+        self.batch_update("contacts", inputs, permit, deadline)
+            .await
     }
 
     async fn find_contact(
@@ -521,20 +536,10 @@ impl Crm for HubSpotClient {
         permit: Permit,
         deadline: Instant,
     ) -> Result<Vec<WriteResult>, UpstreamError> {
-        check_batch(notes.len())?;
-        let inputs: Vec<Value> = notes
+        let inputs = notes
             .iter()
-            .map(|n| json!({ "id": n.note.as_str(), "properties": { "hs_note_body": n.body } }))
-            .collect();
-        let request = self
-            .http
-            .post(self.url("/objects/notes/batch/update"))
-            .json(&json!({ "inputs": inputs }));
-        let answer = self.send_with(permit, request, deadline).await?;
-        Ok(batch_results(
-            notes.iter().map(|n| n.note.as_str()),
-            &answer,
-        ))
+            .map(|n| (n.note.as_str(), json!({ "hs_note_body": n.body })));
+        self.batch_update("notes", inputs, permit, deadline).await
     }
 
     async fn contact_notes(
