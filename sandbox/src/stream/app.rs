@@ -1,0 +1,100 @@
+//! App settings: `GET /app` and `PATCH /app`, which merges (settings not given keep their values).
+
+use super::errors::StreamError;
+use super::StreamState;
+use crate::support::{lock, now_rfc3339, uuid};
+use serde_json::{json, Map, Value};
+
+/// A new app's settings, as `GET /app` shows them.
+pub(crate) fn default_settings() -> Map<String, Value> {
+    let app = json!({
+        "name": "sandbox",
+        "organization": "sandbox",
+        "webhook_url": "",
+        "webhook_events": [],
+        "event_hooks": [],
+        "sqs_url": "",
+        "sns_topic_arn": "",
+        "disable_auth_checks": false,
+        "disable_permissions_checks": false,
+        "multi_tenant_enabled": false,
+        "permission_version": "v2",
+        "enforce_unique_usernames": "no",
+        "custom_action_handler_url": "",
+        "before_message_send_hook_url": "",
+    });
+    match app {
+        Value::Object(app) => app,
+        _ => Map::new(),
+    }
+}
+
+impl StreamState {
+    pub(crate) fn update_app(&self, body: &Value) -> Result<Value, StreamError> {
+        const EP: &str = "UpdateApp";
+        let Some(fields) = body.as_object() else {
+            return Err(StreamError::input(
+                EP,
+                "the request body must be a JSON object",
+            ));
+        };
+        let mut fields = fields.clone();
+        if let Some(url) = fields.get("webhook_url") {
+            let Some(url) = url.as_str() else {
+                return Err(StreamError::input(EP, "webhook_url must be a string"));
+            };
+            if !url.is_empty() && !valid_url(url) {
+                return Err(StreamError::input(
+                    EP,
+                    format!("webhook_url {url:?} is not a valid http(s) URL"),
+                ));
+            }
+        }
+        if let Some(hooks) = fields.get_mut("event_hooks") {
+            let Some(hooks) = hooks.as_array_mut() else {
+                return Err(StreamError::input(EP, "event_hooks must be an array"));
+            };
+            let now = now_rfc3339();
+            for hook in hooks.iter_mut() {
+                let Some(hook) = hook.as_object_mut() else {
+                    return Err(StreamError::input(EP, "each event hook must be an object"));
+                };
+                let kind = hook
+                    .get("hook_type")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                if !["webhook", "sqs", "sns", "pending_message"].contains(&kind) {
+                    return Err(StreamError::input(
+                        EP,
+                        format!("hook_type {kind:?} is not valid"),
+                    ));
+                }
+                if kind == "webhook" {
+                    let url = hook
+                        .get("webhook_url")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default();
+                    if !valid_url(url) {
+                        return Err(StreamError::input(
+                            EP,
+                            format!("webhook_url {url:?} is not a valid http(s) URL"),
+                        ));
+                    }
+                }
+                // Stream assigns ids and timestamps to hooks it has not seen.
+                hook.entry("id").or_insert_with(|| Value::String(uuid()));
+                hook.entry("created_at")
+                    .or_insert_with(|| Value::String(now.clone()));
+                hook.insert("updated_at".to_owned(), Value::String(now.clone()));
+            }
+        }
+        lock(&self.data).app.extend(fields);
+        Ok(json!({}))
+    }
+}
+
+fn valid_url(url: &str) -> bool {
+    url.parse::<http::Uri>().is_ok_and(|u| {
+        matches!(u.scheme_str(), Some("http" | "https")) && u.host().is_some_and(|h| !h.is_empty())
+    })
+}

@@ -1,0 +1,231 @@
+//! A local double of the Stream Chat API (the subset this project and the browser SDK call) and of Stream's
+//! webhooks, in one file per concern, each reading like the part of Stream it stands in for:
+//!
+//! * `auth.rs`: `api_key` + raw-JWT auth, server and user tokens, expiry and revocation;
+//! * `rest.rs`: the routes and the request pipeline (record, authenticate, faults, latency, logic);
+//! * `users.rs`, `channels.rs`, `messages.rs`, `app.rs`: what each endpoint does, over the stored `state.rs`;
+//! * `webhooks.rs`: signed delivery with Stream's retries, duplicates and reordering on request.
+//!
+//! It enforces what real Stream enforces and the app must get right: id charsets, server-side `created_by_id`,
+//! existing members, get-or-create idempotency, app-settings merges.
+
+mod app;
+mod auth;
+mod channels;
+mod errors;
+mod messages;
+mod rest;
+mod state;
+mod users;
+mod webhooks;
+
+pub use crate::support::RecordedCall;
+pub use auth::{server_token, user_token};
+pub use errors::StreamError;
+pub use state::{Channel, User, MAX_MESSAGE_LENGTH};
+pub use users::MAX_USERS_PER_CALL;
+pub use webhooks::{message_event, sign_webhook, Delivery};
+
+use crate::faults::Faults;
+use crate::support::{any_local_port, lock, now_rfc3339, Recorder, Server};
+use auth::Actor;
+use axum::Router;
+use serde_json::{json, Map, Value};
+use state::{Data, UserRecord};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use webhooks::Webhooks;
+
+/// A running Stream double on a loopback port; dropping it stops the server.
+pub struct StreamDouble {
+    state: Arc<StreamState>,
+    server: Server,
+}
+
+impl StreamDouble {
+    /// Starts on `127.0.0.1` with an OS-chosen port.
+    pub async fn start(api_key: &str, api_secret: &str) -> std::io::Result<Self> {
+        Self::start_on(any_local_port(), api_key, api_secret).await
+    }
+
+    /// Starts on a fixed address (the dev server uses a well-known port).
+    pub async fn start_on(
+        addr: SocketAddr,
+        api_key: &str,
+        api_secret: &str,
+    ) -> std::io::Result<Self> {
+        let state = Arc::new(StreamState::new(api_key, api_secret)?);
+        let server = Server::start(addr, rest::router(state.clone()), "stream").await?;
+        Ok(Self { state, server })
+    }
+
+    /// `http://127.0.0.1:PORT`, no trailing slash.
+    pub fn base_url(&self) -> String {
+        self.server.base_url()
+    }
+
+    pub fn faults(&self) -> &Faults {
+        &self.state.faults
+    }
+
+    /// Every request, in arrival order (in-flight ones have `status` 0).
+    pub fn calls(&self) -> Vec<RecordedCall> {
+        self.state.recorder.calls()
+    }
+
+    /// Requests to one route (`"upsert_users"`, `"query_channel"`, `"get_app"`, `"update_app"`, `"send_message"`, ...).
+    pub fn call_count(&self, route: &str) -> usize {
+        self.state.recorder.count(route)
+    }
+
+    /// Forgets recorded calls and webhook deliveries (e.g. after test setup).
+    pub fn clear_calls(&self) {
+        self.state.recorder.clear();
+        self.state.webhooks.forget_deliveries();
+    }
+
+    /// All users, sorted by id.
+    pub fn users(&self) -> Vec<User> {
+        lock(&self.state.data)
+            .users
+            .values()
+            .map(|u| u.user.clone())
+            .collect()
+    }
+
+    /// All channels, sorted by cid.
+    pub fn channels(&self) -> Vec<Channel> {
+        lock(&self.state.data).channels.values().cloned().collect()
+    }
+
+    /// A channel's messages in creation order (soft-deleted ones included, hard-deleted ones gone).
+    pub fn messages(&self, channel_type: &str, channel_id: &str) -> Vec<Value> {
+        lock(&self.state.data).channel_messages(&format!("{channel_type}:{channel_id}"))
+    }
+
+    /// Sets (or with `None` clears) the legacy app-level `webhook_url`, as `PATCH /app` would.
+    pub fn set_webhook_url(&self, url: Option<String>) {
+        lock(&self.state.data).app.insert(
+            "webhook_url".to_owned(),
+            Value::String(url.unwrap_or_default()),
+        );
+    }
+
+    /// The app settings as `GET /app` returns them.
+    pub fn app_settings(&self) -> Value {
+        Value::Object(lock(&self.state.data).app.clone())
+    }
+
+    /// Every webhook delivery attempt so far, in completion order.
+    pub fn deliveries(&self) -> Vec<Delivery> {
+        self.state.webhooks.deliveries()
+    }
+
+    /// Waits until at least `count` delivery attempts finished (or `timeout` passed); returns them all.
+    pub async fn wait_for_deliveries(&self, count: usize, timeout: Duration) -> Vec<Delivery> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let deliveries = self.deliveries();
+            if deliveries.len() >= count || Instant::now() >= deadline {
+                return deliveries;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// At-least-once chaos, as real Stream: each event is delivered a second time with probability `rate`.
+    pub fn set_duplicate_rate(&self, rate: f64) {
+        self.state.webhooks.set_duplicate_rate(rate);
+    }
+
+    /// When `true`, deliveries are no longer queued per channel: each goes out after a random 0–50 ms delay,
+    /// so events can arrive out of order (Stream does not guarantee order).
+    pub fn set_unordered_delivery(&self, unordered: bool) {
+        self.state.webhooks.set_unordered(unordered);
+    }
+
+    /// The same routes, for mounting in a dev server; shares this double's state.
+    pub fn router(&self) -> Router {
+        rest::router(self.state.clone())
+    }
+
+    /// Creates a user directly (test setup without HTTP traffic).
+    pub fn seed_user(&self, id: &str, name: &str, role: &str) {
+        let mut data = lock(&self.state.data);
+        let now = now_rfc3339();
+        let created_at = data
+            .users
+            .get(id)
+            .map_or_else(|| now.clone(), |u| u.created_at.clone());
+        let user = User {
+            id: id.to_owned(),
+            name: name.to_owned(),
+            role: role.to_owned(),
+        };
+        data.users.insert(
+            id.to_owned(),
+            UserRecord {
+                user,
+                extra: Map::new(),
+                created_at,
+                updated_at: now,
+            },
+        );
+    }
+
+    /// Chats as `user_id` (a member of the channel): stores the message and delivers a signed `message.new`
+    /// webhook. Returns the message object.
+    pub async fn send_message(
+        &self,
+        channel_type: &str,
+        channel_id: &str,
+        user_id: &str,
+        text: &str,
+    ) -> Result<Value, StreamError> {
+        let actor = Actor::User(user_id.to_owned());
+        let message = json!({ "text": text });
+        self.state
+            .create_message(channel_type, channel_id, &actor, &message)
+    }
+
+    /// Edits a message's text and delivers `message.updated`. Returns the message object.
+    pub async fn update_message(&self, message_id: &str, text: &str) -> Result<Value, StreamError> {
+        self.state
+            .update_message(message_id, &Actor::Server, &json!({ "text": text }))
+    }
+
+    /// Deletes a message (soft: kept with `type: "deleted"`; hard: removed) and delivers `message.deleted`.
+    pub async fn delete_message(&self, message_id: &str, hard: bool) -> Result<Value, StreamError> {
+        self.state.delete_message(message_id, hard, &Actor::Server)
+    }
+}
+
+/// Everything the routes share.
+struct StreamState {
+    api_key: String,
+    secret: String,
+    faults: Faults,
+    recorder: Recorder,
+    data: Mutex<Data>,
+    webhooks: Webhooks,
+}
+
+impl StreamState {
+    fn new(api_key: &str, secret: &str) -> std::io::Result<Self> {
+        Ok(Self {
+            api_key: api_key.to_owned(),
+            secret: secret.to_owned(),
+            faults: Faults::default(),
+            recorder: Recorder::default(),
+            data: Mutex::new(Data::new(app::default_settings())),
+            webhooks: Webhooks::new(api_key, secret)?,
+        })
+    }
+
+    /// Sends an event wherever Stream sends it. Called with the data lock held, so events leave in the order the
+    /// changes were made.
+    fn publish(&self, data: &Data, event: &Value) {
+        self.webhooks.enqueue(data, event);
+    }
+}

@@ -1,0 +1,207 @@
+//! The REST routes, as a client (server SDK or browser SDK) calls them. Every request goes through one pipeline
+//! ([`guarded`]): record the call, authenticate, decide injected faults, sleep the configured latency, then run the
+//! route's logic and render Stream's answer.
+
+use super::auth::Actor;
+use super::errors::{injected, StreamError};
+use super::StreamState;
+use crate::support::{lock, Req};
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use http::StatusCode;
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+type St = State<Arc<StreamState>>;
+type Outcome = Result<(StatusCode, Value), StreamError>;
+
+pub(crate) fn router(state: Arc<StreamState>) -> Router {
+    Router::new()
+        .route("/users", post(upsert_users))
+        .route("/channels/{type}/{id}/query", post(query_channel))
+        .route("/channels/{type}/{id}/message", post(send_message))
+        .route(
+            "/messages/{id}",
+            get(get_message).post(update_message).delete(delete_message),
+        )
+        .route("/app", get(get_app).patch(update_app))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
+}
+
+/// Records the call, authenticates, applies faults and latency, then runs `logic` and renders its outcome.
+async fn guarded(
+    s: &StreamState,
+    route: &'static str,
+    req: &Req,
+    allow_user: bool,
+    logic: impl FnOnce(Actor) -> Outcome,
+) -> Response {
+    let call = s.recorder.begin(route, req);
+    let verdict = s
+        .authenticate(req, allow_user)
+        .map(|actor| (actor, s.faults.decide(route)));
+    s.faults.delay().await;
+    let response = match verdict {
+        Err(e) => e.into_response(),
+        Ok((_, Some(status))) => injected(status),
+        Ok((actor, None)) => match logic(actor) {
+            Ok((status, mut body)) => {
+                if let Some(object) = body.as_object_mut() {
+                    object.insert("duration".to_owned(), Value::String("1.00ms".to_owned()));
+                }
+                (status, Json(body)).into_response()
+            }
+            Err(e) => e.into_response(),
+        },
+    };
+    call.finish(response)
+}
+
+fn parse_json(endpoint: &str, req: &Req) -> Result<Value, StreamError> {
+    if req.body.is_empty() {
+        return Ok(json!({}));
+    }
+    serde_json::from_slice(&req.body)
+        .map_err(|e| StreamError::input(endpoint, format!("invalid JSON body: {e}")))
+}
+
+fn path_or_404<T>(path: Result<Path<T>, PathRejection>) -> Result<T, StreamError> {
+    path.map(|Path(p)| p)
+        .map_err(|e| StreamError::not_found("Route", format!("invalid path: {e}")))
+}
+
+async fn upsert_users(State(s): St, req: Req) -> Response {
+    guarded(&s, "upsert_users", &req, false, |_| {
+        let body = parse_json("UpdateUsers", &req)?;
+        Ok((StatusCode::CREATED, s.upsert_users(&body)?))
+    })
+    .await
+}
+
+async fn query_channel(
+    State(s): St,
+    path: Result<Path<(String, String)>, PathRejection>,
+    req: Req,
+) -> Response {
+    guarded(&s, "query_channel", &req, true, |actor| {
+        let (kind, id) = path_or_404(path)?;
+        let body = parse_json("GetOrCreateChannel", &req)?;
+        let (created, state) = s.query_channel(&kind, &id, &actor, &body)?;
+        let status = if created {
+            StatusCode::CREATED
+        } else {
+            StatusCode::OK
+        };
+        Ok((status, state))
+    })
+    .await
+}
+
+async fn get_app(State(s): St, req: Req) -> Response {
+    guarded(&s, "get_app", &req, false, |_| {
+        let app = Value::Object(lock(&s.data).app.clone());
+        Ok((StatusCode::OK, json!({ "app": app })))
+    })
+    .await
+}
+
+async fn update_app(State(s): St, req: Req) -> Response {
+    guarded(&s, "update_app", &req, false, |_| {
+        let body = parse_json("UpdateApp", &req)?;
+        Ok((StatusCode::CREATED, s.update_app(&body)?))
+    })
+    .await
+}
+
+async fn send_message(
+    State(s): St,
+    path: Result<Path<(String, String)>, PathRejection>,
+    req: Req,
+) -> Response {
+    guarded(&s, "send_message", &req, true, |actor| {
+        let (kind, id) = path_or_404(path)?;
+        let body = parse_json("SendMessage", &req)?;
+        let message = body.get("message").cloned().unwrap_or(Value::Null);
+        let stored = s.create_message(&kind, &id, &actor, &message)?;
+        Ok((StatusCode::CREATED, json!({ "message": stored })))
+    })
+    .await
+}
+
+async fn update_message(
+    State(s): St,
+    path: Result<Path<String>, PathRejection>,
+    req: Req,
+) -> Response {
+    guarded(&s, "update_message", &req, true, |actor| {
+        let id = path_or_404(path)?;
+        let body = parse_json("UpdateMessage", &req)?;
+        let message = body.get("message").cloned().unwrap_or(Value::Null);
+        let stored = s.update_message(&id, &actor, &message)?;
+        Ok((StatusCode::CREATED, json!({ "message": stored })))
+    })
+    .await
+}
+
+async fn delete_message(
+    State(s): St,
+    path: Result<Path<String>, PathRejection>,
+    req: Req,
+) -> Response {
+    guarded(&s, "delete_message", &req, true, |actor| {
+        let id = path_or_404(path)?;
+        let hard = flag("DeleteMessage", &req, "hard")?;
+        let stored = s.delete_message(&id, hard, &actor)?;
+        Ok((StatusCode::OK, json!({ "message": stored })))
+    })
+    .await
+}
+
+async fn get_message(
+    State(s): St,
+    path: Result<Path<String>, PathRejection>,
+    req: Req,
+) -> Response {
+    guarded(&s, "get_message", &req, true, |_| {
+        let id = path_or_404(path)?;
+        Ok((StatusCode::OK, json!({ "message": s.get_message(&id)? })))
+    })
+    .await
+}
+
+/// A boolean query parameter (`true`/`1`, `false`/`0`, absent = false); anything else is refused.
+fn flag(endpoint: &str, req: &Req, name: &str) -> Result<bool, StreamError> {
+    match req.query().get(name).map(String::as_str) {
+        None | Some("false") | Some("0") => Ok(false),
+        Some("true") | Some("1") => Ok(true),
+        Some(other) => Err(StreamError::input(
+            endpoint,
+            format!("{name} must be a boolean, got {other}"),
+        )),
+    }
+}
+
+async fn not_found(State(s): St, req: Req) -> Response {
+    let call = s.recorder.begin("not_found", &req);
+    let error = StreamError::not_found(
+        "Route",
+        format!("no route for {} {}", req.method, req.uri.path()),
+    );
+    call.finish(error.into_response())
+}
+
+async fn method_not_allowed(State(s): St, req: Req) -> Response {
+    let call = s.recorder.begin("method_not_allowed", &req);
+    let error = StreamError::new(
+        405,
+        4,
+        "Route",
+        format!("method {} is not allowed on {}", req.method, req.uri.path()),
+    );
+    call.finish(error.into_response())
+}

@@ -1,0 +1,217 @@
+//! What the double stores: users, channels, messages and app settings, and the rules for their ids.
+
+use super::errors::StreamError;
+use crate::support::format_millis;
+use serde::Serialize;
+use serde_json::{json, Map, Value};
+use std::collections::{BTreeMap, HashMap};
+use time::OffsetDateTime;
+
+/// Stream's default maximum message length.
+pub const MAX_MESSAGE_LENGTH: usize = 5_000;
+pub(crate) const ROLES: [&str; 5] = ["user", "admin", "moderator", "guest", "anonymous"];
+
+/// A user as stored by the double.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct User {
+    pub id: String,
+    pub name: String,
+    pub role: String,
+}
+
+/// A channel as stored by the double.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct Channel {
+    pub channel_type: String,
+    pub id: String,
+    pub created_by_id: String,
+    pub members: Vec<String>,
+    pub created_at: String,
+}
+
+impl Channel {
+    pub fn cid(&self) -> String {
+        format!("{}:{}", self.channel_type, self.id)
+    }
+}
+
+pub(crate) struct UserRecord {
+    pub(crate) user: User,
+    /// Custom fields (`image`, anything else): kept by partial updates, replaced by `POST /users`.
+    pub(crate) extra: Map<String, Value>,
+    pub(crate) created_at: String,
+    pub(crate) updated_at: String,
+}
+
+pub(crate) struct Data {
+    pub(crate) users: BTreeMap<String, UserRecord>,
+    pub(crate) channels: BTreeMap<String, Channel>,
+    /// Message id → message JSON (with `cid`).
+    pub(crate) messages: HashMap<String, Value>,
+    /// cid → message ids in creation order.
+    pub(crate) order: HashMap<String, Vec<String>>,
+    pub(crate) app: Map<String, Value>,
+    /// User id → unix seconds: tokens issued before are refused (`revoke_tokens_issued_before`, or deletion).
+    pub(crate) revocations: HashMap<String, i64>,
+    /// Last message timestamp handed out: message times are strictly increasing, as Stream's microsecond
+    /// timestamps effectively are, so `created_at` orders messages and `updated_at` always moves forward.
+    pub(crate) clock: OffsetDateTime,
+}
+
+impl Data {
+    pub(crate) fn new(app: Map<String, Value>) -> Self {
+        Self {
+            users: BTreeMap::new(),
+            channels: BTreeMap::new(),
+            messages: HashMap::new(),
+            order: HashMap::new(),
+            app,
+            revocations: HashMap::new(),
+            clock: OffsetDateTime::UNIX_EPOCH,
+        }
+    }
+
+    pub(crate) fn tick(&mut self) -> String {
+        let now = OffsetDateTime::now_utc();
+        // Millisecond precision, as the reference documents.
+        let now = now
+            .replace_nanosecond(u32::from(now.millisecond()) * 1_000_000)
+            .unwrap_or(now);
+        let min = self.clock + time::Duration::milliseconds(1);
+        self.clock = if now < min { min } else { now };
+        format_millis(self.clock)
+    }
+
+    pub(crate) fn user_json(&self, id: &str) -> Value {
+        match self.users.get(id) {
+            Some(record) => user_json(record),
+            None => json!({ "id": id }),
+        }
+    }
+
+    /// A channel's messages in creation order.
+    pub(crate) fn channel_messages(&self, cid: &str) -> Vec<Value> {
+        self.order
+            .get(cid)
+            .map(|ids| {
+                ids.iter()
+                    .filter_map(|id| self.messages.get(id).cloned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+pub(crate) fn user_json(record: &UserRecord) -> Value {
+    let mut user = record.extra.clone();
+    user.insert("id".to_owned(), Value::String(record.user.id.clone()));
+    user.insert("name".to_owned(), Value::String(record.user.name.clone()));
+    user.insert("role".to_owned(), Value::String(record.user.role.clone()));
+    user.insert(
+        "created_at".to_owned(),
+        Value::String(record.created_at.clone()),
+    );
+    user.insert(
+        "updated_at".to_owned(),
+        Value::String(record.updated_at.clone()),
+    );
+    user.insert("banned".to_owned(), Value::Bool(false));
+    user.insert("online".to_owned(), Value::Bool(false));
+    Value::Object(user)
+}
+
+/// `^[a-z0-9@_-]{1,255}$`, the charset the reference documents.
+pub(crate) fn valid_user_id(id: &str) -> bool {
+    (1..=255).contains(&id.len())
+        && id.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'@' | b'_' | b'-')
+        })
+}
+
+/// Type `^[a-z0-9_-]{1,64}$`, id `^[\w-]{1,64}$`.
+pub(crate) fn validate_channel(endpoint: &str, kind: &str, id: &str) -> Result<(), StreamError> {
+    validate_channel_type_name(endpoint, kind)?;
+    let id_ok = (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'));
+    if !id_ok {
+        return Err(StreamError::input(
+            endpoint,
+            format!(
+                "channel id {id:?} is not valid: use 1-64 characters from a-z, A-Z, 0-9, _ and -"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+pub(crate) fn validate_channel_type_name(endpoint: &str, kind: &str) -> Result<(), StreamError> {
+    let type_ok = (1..=64).contains(&kind.len())
+        && kind
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'-'));
+    if type_ok {
+        Ok(())
+    } else {
+        Err(StreamError::input(
+            endpoint,
+            format!("channel type {kind:?} is not valid"),
+        ))
+    }
+}
+
+/// `(type, id)` of a stored message's `cid`.
+pub(crate) fn split_cid(message: &Value) -> (String, String) {
+    let cid = message
+        .get("cid")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let (kind, id) = cid.split_once(':').unwrap_or(("", cid));
+    (kind.to_owned(), id.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_ids_follow_the_documented_charset() {
+        assert!(valid_user_id("visitor-1"));
+        assert!(valid_user_id("a@b_c-d"));
+        assert!(!valid_user_id(""));
+        assert!(!valid_user_id("Upper"));
+        assert!(!valid_user_id("has space"));
+        assert!(!valid_user_id(&"a".repeat(256)));
+    }
+
+    #[test]
+    fn channel_ids_and_types_are_validated() {
+        assert!(validate_channel("X", "messaging", "Abc_1-2").is_ok());
+        assert_eq!(
+            validate_channel("X", "messaging", "a:b").map_err(|e| e.code),
+            Err(4)
+        );
+        assert_eq!(
+            validate_channel("X", "messaging", &"a".repeat(65)).map_err(|e| e.code),
+            Err(4)
+        );
+        assert_eq!(
+            validate_channel("X", "Messaging", "a").map_err(|e| e.code),
+            Err(4)
+        );
+    }
+
+    #[test]
+    fn message_clock_is_strictly_increasing_with_millis() {
+        let mut data = Data::new(Map::new());
+        let stamps: Vec<String> = (0..50).map(|_| data.tick()).collect();
+        assert!(stamps.windows(2).all(|w| w[0] < w[1]), "{stamps:?}");
+        assert!(
+            stamps
+                .iter()
+                .all(|s| s.len() == "2026-11-24T10:00:00.123Z".len()),
+            "{stamps:?}"
+        );
+    }
+}
