@@ -44,6 +44,11 @@ async fn new_visitor_gets_contact_users_channel_mapping_and_token() {
     );
     let body = json_body(&response);
     assert_eq!(body["apiKey"], STREAM_KEY);
+    // Not Stream's default URL: the widget's SDK must be told where this Stream is.
+    assert_eq!(
+        body["streamBaseUrl"],
+        app.stream.base_url().trim_end_matches('/')
+    );
     assert_eq!(body["channelType"], "messaging");
     let visitor = body["customerId"].as_str().expect("customerId");
     let channel_id = body["channelId"].as_str().expect("channelId");

@@ -76,6 +76,8 @@ impl StreamClient {
         VisitorTokens {
             api_key: self.api_key.clone(),
             secret: self.secret.clone(),
+            // The SDK defaults to Stream's own URL; any other (a regional edge, the sandbox) must reach the widget.
+            base_url: (self.base_url != DEFAULT_BASE_URL).then(|| self.base_url.clone()),
         }
     }
 
@@ -149,19 +151,27 @@ impl StreamClient {
 pub struct VisitorTokens {
     api_key: String,
     secret: String,
+    base_url: Option<String>,
 }
 
 impl VisitorTokens {
+    /// Tokens for an app on Stream's default base URL.
     pub fn new(api_key: &str, secret: &str) -> Self {
         Self {
             api_key: api_key.to_owned(),
             secret: secret.to_owned(),
+            base_url: None,
         }
     }
 
     /// The public api key the widget connects with.
     pub fn api_key(&self) -> &str {
         &self.api_key
+    }
+
+    /// The base URL the widget's SDK must use, when it is not the SDK's default (`DEFAULT_BASE_URL`).
+    pub fn base_url(&self) -> Option<&str> {
+        self.base_url.as_deref()
     }
 
     /// A token for `user`, valid from `now` for `ttl`. Returns the token and its expiry.
@@ -286,6 +296,21 @@ mod tests {
     fn reference_test_vector() {
         assert_eq!(sign_body(SECRET, br#"{"a":1}"#), VECTOR);
         assert!(verify_signature(SECRET, br#"{"a":1}"#, VECTOR));
+    }
+
+    #[test]
+    fn only_a_base_url_other_than_streams_default_is_handed_to_the_widget() {
+        let tokens = |base_url| {
+            StreamClient::new(base_url, "key", SECRET)
+                .expect("client")
+                .tokens()
+        };
+        assert_eq!(tokens(DEFAULT_BASE_URL).base_url(), None);
+        assert_eq!(tokens("https://chat.stream-io-api.com/").base_url(), None);
+        assert_eq!(
+            tokens("http://127.0.0.1:4100/").base_url(),
+            Some("http://127.0.0.1:4100")
+        );
     }
 
     #[test]

@@ -230,17 +230,18 @@ impl Registration {
             visitor_id = %visitor.id,
             "registered visitor"
         );
-        Ok(json_response(
-            StatusCode::OK,
-            &json!({
-                "apiKey": self.tokens.api_key(),
-                "customerId": visitor.id.as_str(),
-                "customerToken": token,
-                "channelId": channel.channel_id.as_str(),
-                "channelType": channel.channel_type.as_str(),
-                "expiresAt": expires_at.rfc3339(),
-            }),
-        ))
+        let mut answer = json!({
+            "apiKey": self.tokens.api_key(),
+            "customerId": visitor.id.as_str(),
+            "customerToken": token,
+            "channelId": channel.channel_id.as_str(),
+            "channelType": channel.channel_type.as_str(),
+            "expiresAt": expires_at.rfc3339(),
+        });
+        if let Some(base_url) = self.tokens.base_url() {
+            answer["streamBaseUrl"] = json!(base_url);
+        }
+        Ok(json_response(StatusCode::OK, &answer))
     }
 
     /// The CORS origins in force (the dev server serves the same API).
