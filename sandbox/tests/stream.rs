@@ -568,3 +568,298 @@ async fn message_routes_check_auth_membership_and_faults() {
         "a failed call writes nothing"
     );
 }
+
+/// A websocket client speaking the SDK's side of `/connect`.
+struct Socket {
+    ws: tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+}
+
+impl Socket {
+    /// Connects as the SDK does; `token` is the raw JWT.
+    async fn connect(double: &StreamDouble, user_id: &str, token: &str) -> Self {
+        let payload =
+            json!({"user_id": user_id, "user_details": {"id": user_id}, "client_request_id": "r1"});
+        let url = reqwest::Url::parse_with_params(
+            &format!("{}/connect", double.base_url().replace("http", "ws")),
+            [
+                ("json", payload.to_string().as_str()),
+                ("api_key", KEY),
+                ("authorization", token),
+                ("stream-auth-type", "jwt"),
+            ],
+        )
+        .expect("url");
+        let (ws, _) = tokio_tungstenite::connect_async(url.as_str())
+            .await
+            .expect("the upgrade is accepted");
+        Self { ws }
+    }
+
+    /// The next text frame as JSON (within 2 s), or `None` if the socket closed first.
+    async fn next(&mut self) -> Option<Value> {
+        self.next_frame().await.ok().flatten()
+    }
+
+    /// `Ok(Some(json))` for a text frame, `Ok(None)` once closed, `Err` after 2 s of silence; close frames are
+    /// returned as `{"close": code, "reason": ...}`.
+    async fn next_frame(&mut self) -> Result<Option<Value>, ()> {
+        use futures::StreamExt;
+        use tokio_tungstenite::tungstenite::Message;
+        loop {
+            let frame = tokio::time::timeout(Duration::from_secs(2), self.ws.next())
+                .await
+                .map_err(|_| ())?;
+            match frame {
+                Some(Ok(Message::Text(text))) => {
+                    return Ok(Some(serde_json::from_str(&text).expect("a JSON frame")))
+                }
+                Some(Ok(Message::Close(close))) => {
+                    let (code, reason) = close
+                        .map(|c| (u16::from(c.code), c.reason.to_string()))
+                        .unwrap_or_default();
+                    return Ok(Some(json!({"close": code, "reason": reason})));
+                }
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => return Ok(None),
+            }
+        }
+    }
+
+    async fn send(&mut self, frame: Value) {
+        use futures::SinkExt;
+        self.ws
+            .send(tokio_tungstenite::tungstenite::Message::Text(
+                frame.to_string().into(),
+            ))
+            .await
+            .expect("sent");
+    }
+
+    /// The first event of `kind` within 2 s, skipping others (health checks).
+    async fn expect(&mut self, kind: &str) -> Value {
+        loop {
+            match self.next_frame().await {
+                Ok(Some(frame)) if frame["type"] == kind => return frame,
+                Ok(Some(_)) => continue,
+                other => panic!("expected a {kind} frame, got {other:?}"),
+            }
+        }
+    }
+
+    /// Asserts that nothing but health checks arrives for 300 ms.
+    async fn expect_silence(&mut self) {
+        use futures::StreamExt;
+        let quiet = tokio::time::timeout(Duration::from_millis(300), async {
+            while let Some(Ok(frame)) = self.ws.next().await {
+                if let tokio_tungstenite::tungstenite::Message::Text(text) = frame {
+                    if !text.contains("health.check") {
+                        return text.to_string();
+                    }
+                }
+            }
+            String::new()
+        })
+        .await;
+        if let Ok(frame) = quiet {
+            panic!("expected no event, got {frame:?}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn connect_answers_health_check_with_me_then_pings_and_periodic_checks() {
+    let double = StreamDouble::start(KEY, SECRET).await.expect("starts");
+    double.seed_user("visitor-1", "Ada", "user");
+    double.set_health_check_interval(Duration::from_millis(200));
+    let token = user_token(SECRET, "visitor-1", Some(Duration::from_secs(60))).expect("token");
+    let mut socket = Socket::connect(&double, "visitor-1", &token).await;
+
+    let first = socket.next().await.expect("a first frame");
+    assert_eq!(first["type"], "health.check", "{first}");
+    assert!(
+        first["connection_id"]
+            .as_str()
+            .is_some_and(|id| !id.is_empty()),
+        "{first}"
+    );
+    assert_eq!(first["me"]["id"], "visitor-1");
+    assert_eq!(first["me"]["name"], "Ada", "me is the stored user");
+    assert_eq!(first["me"]["role"], "user");
+    assert_eq!(double.connected_users(), ["visitor-1"]);
+
+    socket
+        .send(json!([{"type": "health.check", "client_id": "visitor-1--x"}]))
+        .await;
+    let pong = socket.expect("health.check").await;
+    assert_eq!(pong["connection_id"], first["connection_id"]);
+    let unprompted = socket.expect("health.check").await;
+    assert_eq!(unprompted["connection_id"], first["connection_id"]);
+
+    assert_eq!(double.drop_connections(), 1);
+    assert_eq!(socket.next().await, None, "cut without a close frame");
+    assert!(double.connected_users().is_empty());
+}
+
+#[tokio::test]
+async fn connect_refuses_bad_tokens_with_an_error_frame_and_close_1000() {
+    let double = StreamDouble::start(KEY, SECRET).await.expect("starts");
+    double.seed_user("visitor-1", "Ada", "user");
+    let expired = {
+        // Issued two minutes ago, expired one minute ago.
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        jsonwebtoken::encode(
+            &jsonwebtoken::Header::default(),
+            &json!({"user_id": "visitor-1", "iat": now - 120, "exp": now - 60}),
+            &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
+        )
+        .expect("token")
+    };
+    let cases = [
+        (
+            user_token("other-secret", "visitor-1", None).expect("token"),
+            5,
+            "signature is not valid",
+        ),
+        (expired, 40, "token is expired"),
+        (
+            user_token(SECRET, "visitor-2", None).expect("token"),
+            5,
+            "does not match",
+        ),
+        (server_token(SECRET).expect("token"), 5, "user token"),
+    ];
+    for (token, code, says) in cases {
+        let mut socket = Socket::connect(&double, "visitor-1", &token).await;
+        let error = socket.next().await.expect("an error frame");
+        assert_eq!(error["error"]["code"], code, "{error}");
+        assert_eq!(error["error"]["StatusCode"], 401, "{error}");
+        assert!(
+            error["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains(says)),
+            "{error}"
+        );
+        let close = socket.next().await.expect("a close frame");
+        assert_eq!(close["close"], 1000, "{close}");
+    }
+    assert!(double.connected_users().is_empty());
+
+    let plain = reqwest::get(format!("{}/connect?api_key={KEY}", double.base_url()))
+        .await
+        .expect("sent");
+    assert_eq!(plain.status(), 400, "not a websocket upgrade");
+    let body: Value = plain.json().await.expect("Stream's error body");
+    assert_eq!(body["code"], 4);
+}
+
+#[tokio::test]
+async fn watchers_get_their_channels_events_and_nobody_elses() {
+    let double = StreamDouble::start(KEY, SECRET).await.expect("starts");
+    chat(&double).await;
+    let server = Client::server(&double);
+    let (status, body) = server
+        .query_channel(
+            "support-2",
+            json!({"created_by_id": "agent", "members": ["agent", "outsider"]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+
+    let visitor_token = user_token(SECRET, "visitor-1", None).expect("token");
+    let mut visitor = Socket::connect(&double, "visitor-1", &visitor_token).await;
+    let connection_id = visitor.next().await.expect("health.check")["connection_id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let outsider_token = user_token(SECRET, "outsider", None).expect("token");
+    let mut outsider = Socket::connect(&double, "outsider", &outsider_token).await;
+    let outsider_connection = outsider.next().await.expect("health.check")["connection_id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+
+    let as_visitor = Client::with_token(&double, visitor_token);
+    let watch = json!({"state": true, "watch": true, "presence": false});
+    let (status, body) = as_visitor
+        .send(
+            "POST",
+            "/channels/messaging/support-1/query",
+            Some(watch.clone()),
+        )
+        .await;
+    assert_eq!(
+        (status, body["code"].as_i64()),
+        (400, Some(4)),
+        "watch needs a connection_id: {body}"
+    );
+    let (status, body) = as_visitor
+        .send(
+            "POST",
+            &format!("/channels/messaging/support-1/query?connection_id={outsider_connection}"),
+            Some(watch.clone()),
+        )
+        .await;
+    assert_eq!(status, 400, "someone else's connection: {body}");
+    let (status, body) = as_visitor
+        .send(
+            "POST",
+            &format!("/channels/messaging/support-1/query?connection_id={connection_id}"),
+            Some(watch.clone()),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["watcher_count"], 1);
+    let as_outsider = Client::with_token(&double, outsider_token);
+    let (status, _) = as_outsider
+        .send(
+            "POST",
+            &format!("/channels/messaging/support-2/query?connection_id={outsider_connection}"),
+            Some(watch),
+        )
+        .await;
+    assert_eq!(status, 200);
+
+    let message = double
+        .send_message("messaging", "support-1", "agent", "Hello Ada")
+        .await
+        .expect("sent");
+    let event = visitor.expect("message.new").await;
+    assert_eq!(event["message"]["id"], message["id"]);
+    assert_eq!(event["cid"], "messaging:support-1");
+    assert_eq!(event["channel_type"], "messaging");
+    assert_eq!(event["channel_id"], "support-1");
+    assert_eq!(event["user"]["id"], "agent");
+    assert_eq!(event["watcher_count"], 1);
+    assert!(event["created_at"].is_string());
+    outsider.expect_silence().await;
+
+    let id = message["id"].as_str().expect("id");
+    double
+        .update_message(id, "Hello again")
+        .await
+        .expect("updated");
+    assert_eq!(
+        visitor.expect("message.updated").await["message"]["text"],
+        "Hello again"
+    );
+    double.delete_message(id, false).await.expect("deleted");
+    let deleted = visitor.expect("message.deleted").await;
+    assert_eq!(deleted["message"]["type"], "deleted");
+    assert_eq!(deleted["hard_delete"], false);
+
+    let (status, _) = as_visitor
+        .send(
+            "POST",
+            &format!("/channels/messaging/support-1/stop-watching?connection_id={connection_id}"),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(status, 201);
+    double
+        .send_message("messaging", "support-1", "agent", "Anyone there?")
+        .await
+        .expect("sent");
+    visitor.expect_silence().await;
+}

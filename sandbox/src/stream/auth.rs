@@ -137,8 +137,8 @@ impl StreamState {
             ));
         };
         // A token without `iat` cannot prove it came after a revocation, so a revocation refuses it too.
-        if let Some(before) = lock(&self.data).revocations.get(user) {
-            if iat.is_none_or(|iat| iat < *before) {
+        if let Some(before_ms) = lock(&self.data).revocations.get(user) {
+            if iat.is_none_or(|iat| iat.saturating_mul(1000) < *before_ms) {
                 return Err(StreamError::auth(
                     40,
                     "This token has been revoked, please generate a new token",

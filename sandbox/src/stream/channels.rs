@@ -2,6 +2,7 @@
 
 use super::auth::Actor;
 use super::errors::StreamError;
+use super::filter;
 use super::state::{validate_channel, Channel, Data, MAX_MESSAGE_LENGTH};
 use super::StreamState;
 use crate::support::{lock, now_rfc3339};
@@ -12,14 +13,30 @@ const CHANNEL_TYPES: [&str; 5] = ["messaging", "livestream", "team", "gaming", "
 /// Messages a channel query returns by default (Stream's default page).
 const MESSAGES_PAGE: usize = 25;
 
+/// What a channel query asks for beyond the state: to watch (with the caller's websocket connection).
+pub(crate) struct Watch<'a> {
+    pub(crate) watch: bool,
+    pub(crate) connection_id: Option<&'a str>,
+}
+
+impl Watch<'_> {
+    pub(crate) fn from_body<'a>(body: &Value, connection_id: Option<&'a str>) -> Watch<'a> {
+        Watch {
+            watch: body.get("watch").and_then(Value::as_bool) == Some(true),
+            connection_id,
+        }
+    }
+}
+
 impl StreamState {
-    /// Get-or-create: `(created, state)`.
+    /// Get-or-create: `(created, state)`. With `watch`, a user's connection starts receiving the channel's events.
     pub(crate) fn query_channel(
         &self,
         kind: &str,
         id: &str,
         actor: &Actor,
         body: &Value,
+        watch: &Watch<'_>,
     ) -> Result<(bool, Value), StreamError> {
         const EP: &str = "GetOrCreateChannel";
         validate_channel(EP, kind, id)?;
@@ -37,45 +54,298 @@ impl StreamState {
             Some(_) => return Err(StreamError::input(EP, "data must be an object")),
         };
         let mut data = lock(&self.data);
-        if let Some(channel) = data.channels.get(&cid) {
-            if let Actor::User(user) = actor {
-                if !channel.members.contains(user) {
-                    return Err(StreamError::not_allowed(
-                        EP,
-                        format!("User '{user}' with role 'user' is not allowed to perform action ReadChannel in scope '{kind}'"),
-                    ));
+        let created = match data.channels.get(&cid) {
+            Some(channel) => {
+                if let Actor::User(user) = actor {
+                    if !channel.members.contains(user) {
+                        return Err(StreamError::not_allowed(
+                            EP,
+                            format!("User '{user}' with role 'user' is not allowed to perform action ReadChannel in scope '{kind}'"),
+                        ));
+                    }
                 }
+                // Get-or-create: an existing channel is returned as is; `data` is only used on creation.
+                false
             }
-            // Get-or-create: an existing channel is returned as is; `data` is only used on creation.
-            let channel = channel.clone();
-            return Ok((false, channel_state(&data, &channel)));
+            None => {
+                let channel = new_channel(EP, &data, kind, id, actor, spec)?;
+                data.channels.insert(cid.clone(), channel);
+                true
+            }
+        };
+        if let (true, Actor::User(user)) = (watch.watch, actor) {
+            self.hub.watch(EP, watch.connection_id, user, &cid)?;
         }
-        let creator = creator(EP, actor, spec)?;
-        let members = parse_members(EP, spec.get("members"))?;
-        let mut missing: Vec<&str> = std::iter::once(creator.as_str())
-            .chain(members.iter().map(String::as_str))
-            .filter(|u| !data.users.contains_key(*u))
-            .collect();
-        missing.dedup();
-        if !missing.is_empty() {
-            return Err(StreamError::input(
+        let channel = data.channels.get(&cid).cloned();
+        let state = channel
+            .map(|c| self.channel_state(&data, &c))
+            .unwrap_or_default();
+        Ok((created, state))
+    }
+
+    /// `POST /channels` (the SDK's `queryChannels`): the channels matching `filter_conditions` that the caller may
+    /// read, newest message first, paged by `limit` (default 10, at most 30) and `offset`; `watch` watches them all.
+    pub(crate) fn query_channels(
+        &self,
+        actor: &Actor,
+        body: &Value,
+        connection_id: Option<&str>,
+    ) -> Result<Value, StreamError> {
+        const EP: &str = "QueryChannels";
+        let filter = match body.get("filter_conditions") {
+            None | Some(Value::Null) => Value::Object(Map::new()),
+            Some(filter @ Value::Object(_)) => filter.clone(),
+            Some(_) => {
+                return Err(StreamError::input(
+                    EP,
+                    "filter_conditions must be an object",
+                ))
+            }
+        };
+        let limit = page_number(EP, body, "limit", 10)?;
+        if limit > 30 {
+            return Err(StreamError::input(EP, "limit must be 30 or less"));
+        }
+        let offset = page_number(EP, body, "offset", 0)?;
+        let data = lock(&self.data);
+        let mut matching = Vec::new();
+        for channel in data.channels.values() {
+            if !filter::matches(EP, &filter, channel)? {
+                continue;
+            }
+            let readable = match actor {
+                Actor::Server => true,
+                Actor::User(user) => channel.members.contains(user),
+            };
+            if readable {
+                matching.push(channel.clone());
+            }
+        }
+        // Newest activity first, as the SDK's default `last_message_at: -1` asks.
+        matching.sort_by_key(|c| std::cmp::Reverse(last_activity(&data, c)));
+        let page: Vec<Channel> = matching.into_iter().skip(offset).take(limit).collect();
+        let watch = Watch::from_body(body, connection_id);
+        if let (true, Actor::User(user)) = (watch.watch, actor) {
+            for channel in &page {
+                self.hub
+                    .watch(EP, watch.connection_id, user, &channel.cid())?;
+            }
+        }
+        let channels: Vec<Value> = page.iter().map(|c| self.channel_state(&data, c)).collect();
+        Ok(json!({ "channels": channels }))
+    }
+
+    pub(crate) fn stop_watching(
+        &self,
+        kind: &str,
+        id: &str,
+        connection_id: Option<&str>,
+    ) -> Result<Value, StreamError> {
+        validate_channel("StopWatchingChannel", kind, id)?;
+        self.hub
+            .stop_watching(connection_id, &format!("{kind}:{id}"));
+        Ok(json!({}))
+    }
+
+    /// `POST /channels/{type}/{id}/read`: the member has read up to `message_id` (default: the newest message).
+    pub(crate) fn mark_read(
+        &self,
+        kind: &str,
+        id: &str,
+        actor: &Actor,
+        body: &Value,
+    ) -> Result<Value, StreamError> {
+        const EP: &str = "MarkRead";
+        let cid = format!("{kind}:{id}");
+        let mut data = lock(&self.data);
+        let Some(channel) = data.channels.get(&cid) else {
+            return Err(StreamError::not_found(
                 EP,
-                format!(
-                    "The following users are involved in channel create operation, but don't exist: [{}]. Please create \
-                     the user objects before setting up the channel.",
-                    missing.join(", ")
-                ),
+                format!("channel \"{cid}\" does not exist"),
+            ));
+        };
+        let user = match actor {
+            Actor::User(user) => user.clone(),
+            Actor::Server => match body.get("user_id").and_then(Value::as_str) {
+                Some(user) => user.to_owned(),
+                None => {
+                    return Err(StreamError::input(
+                        EP,
+                        "user_id is a required field when using server side auth",
+                    ))
+                }
+            },
+        };
+        if !channel.members.contains(&user) {
+            return Err(StreamError::not_allowed(
+                EP,
+                format!("User '{user}' with role 'user' is not allowed to perform action ReadChannel in scope '{kind}'"),
             ));
         }
-        let channel = Channel {
-            channel_type: kind.to_owned(),
-            id: id.to_owned(),
-            created_by_id: creator,
-            members,
-            created_at: now_rfc3339(),
+        let last = match body.get("message_id").and_then(Value::as_str) {
+            Some(message) => Some(message.to_owned()),
+            None => data.order.get(&cid).and_then(|ids| ids.last().cloned()),
         };
-        data.channels.insert(cid, channel.clone());
-        Ok((true, channel_state(&data, &channel)))
+        let now = now_rfc3339();
+        let read = json!({
+            "user": data.user_json(&user),
+            "last_read": now,
+            "unread_messages": 0,
+            "last_read_message_id": last,
+        });
+        data.reads
+            .entry(cid.clone())
+            .or_default()
+            .insert(user.clone(), read);
+        let event = json!({
+            "type": "message.read",
+            "cid": cid,
+            "channel_type": kind,
+            "channel_id": id,
+            "user": data.user_json(&user),
+            "last_read_message_id": last,
+            "created_at": now,
+        });
+        self.publish(&data, &event);
+        Ok(json!({ "event": event }))
+    }
+
+    /// What a channel query returns: `channel`, `members`, `messages` (the newest page), `read`, `watcher_count`.
+    pub(crate) fn channel_state(&self, data: &Data, channel: &Channel) -> Value {
+        let cid = channel.cid();
+        let members: Vec<Value> = channel
+            .members
+            .iter()
+            .map(|m| {
+                json!({
+                    "user_id": m,
+                    "user": data.user_json(m),
+                    "channel_role": if *m == channel.created_by_id { "channel_moderator" } else { "channel_member" },
+                    "created_at": channel.created_at,
+                    "updated_at": channel.created_at,
+                })
+            })
+            .collect();
+        let ids = data.order.get(&cid).map(Vec::as_slice).unwrap_or_default();
+        let messages: Vec<Value> = ids
+            .iter()
+            .rev()
+            .take(MESSAGES_PAGE)
+            .rev()
+            .filter_map(|id| data.messages.get(id).cloned())
+            .collect();
+        let read: Vec<Value> = data
+            .reads
+            .get(&cid)
+            .map(|reads| reads.values().cloned().collect())
+            .unwrap_or_default();
+        let last_message_at = ids
+            .last()
+            .and_then(|id| data.messages.get(id))
+            .and_then(|m| m.get("created_at").cloned());
+        json!({
+            "channel": {
+                "id": channel.id,
+                "type": channel.channel_type,
+                "cid": cid,
+                "created_by": data.user_json(&channel.created_by_id),
+                "created_at": channel.created_at,
+                "updated_at": channel.created_at,
+                "last_message_at": last_message_at,
+                "member_count": channel.members.len(),
+                "frozen": false,
+                "disabled": false,
+                "config": channel_config(&channel.channel_type),
+            },
+            "members": members,
+            "messages": messages,
+            "pinned_messages": [],
+            "read": read,
+            "watcher_count": self.hub.watcher_count(&cid),
+        })
+    }
+}
+
+/// The channel type's configuration as a channel query shows it (Stream's `messaging` defaults).
+fn channel_config(kind: &str) -> Value {
+    json!({
+        "name": kind,
+        "typing_events": true,
+        "read_events": true,
+        "connect_events": true,
+        "search": true,
+        "reactions": true,
+        "replies": true,
+        "uploads": true,
+        "url_enrichment": true,
+        "mutes": true,
+        "message_retention": "infinite",
+        "max_message_length": MAX_MESSAGE_LENGTH,
+        "automod": "disabled",
+        "commands": [],
+    })
+}
+
+fn new_channel(
+    endpoint: &str,
+    data: &Data,
+    kind: &str,
+    id: &str,
+    actor: &Actor,
+    spec: &Map<String, Value>,
+) -> Result<Channel, StreamError> {
+    let creator = creator(endpoint, actor, spec)?;
+    let members = parse_members(endpoint, spec.get("members"))?;
+    let mut missing: Vec<&str> = std::iter::once(creator.as_str())
+        .chain(members.iter().map(String::as_str))
+        .filter(|u| !data.users.contains_key(*u))
+        .collect();
+    missing.dedup();
+    if !missing.is_empty() {
+        return Err(StreamError::input(
+            endpoint,
+            format!(
+                "The following users are involved in channel create operation, but don't exist: [{}]. Please create \
+                 the user objects before setting up the channel.",
+                missing.join(", ")
+            ),
+        ));
+    }
+    Ok(Channel {
+        channel_type: kind.to_owned(),
+        id: id.to_owned(),
+        created_by_id: creator,
+        members,
+        created_at: now_rfc3339(),
+    })
+}
+
+/// The newest message's time, else the channel's creation.
+fn last_activity(data: &Data, channel: &Channel) -> String {
+    data.order
+        .get(&channel.cid())
+        .and_then(|ids| ids.last())
+        .and_then(|id| data.messages.get(id))
+        .and_then(|m| m.get("created_at"))
+        .and_then(Value::as_str)
+        .unwrap_or(&channel.created_at)
+        .to_owned()
+}
+
+fn page_number(
+    endpoint: &str,
+    body: &Value,
+    name: &str,
+    default: usize,
+) -> Result<usize, StreamError> {
+    match body.get(name) {
+        None | Some(Value::Null) => Ok(default),
+        Some(value) => value
+            .as_u64()
+            .and_then(|n| usize::try_from(n).ok())
+            .ok_or_else(|| {
+                StreamError::input(endpoint, format!("{name} must be a non-negative integer"))
+            }),
     }
 }
 
@@ -127,49 +397,4 @@ pub(crate) fn parse_members(
         }
     }
     Ok(parsed)
-}
-
-/// What a channel query returns: `channel`, `members`, `messages` (the newest page), `read`, `watcher_count`.
-pub(crate) fn channel_state(data: &Data, channel: &Channel) -> Value {
-    let cid = channel.cid();
-    let members: Vec<Value> = channel
-        .members
-        .iter()
-        .map(|m| {
-            json!({
-                "user_id": m,
-                "user": data.user_json(m),
-                "channel_role": if *m == channel.created_by_id { "channel_moderator" } else { "channel_member" },
-                "created_at": channel.created_at,
-                "updated_at": channel.created_at,
-            })
-        })
-        .collect();
-    let ids = data.order.get(&cid).map(Vec::as_slice).unwrap_or_default();
-    let messages: Vec<Value> = ids
-        .iter()
-        .rev()
-        .take(MESSAGES_PAGE)
-        .rev()
-        .filter_map(|id| data.messages.get(id).cloned())
-        .collect();
-    json!({
-        "channel": {
-            "id": channel.id,
-            "type": channel.channel_type,
-            "cid": cid,
-            "created_by": data.user_json(&channel.created_by_id),
-            "created_at": channel.created_at,
-            "updated_at": channel.created_at,
-            "member_count": channel.members.len(),
-            "frozen": false,
-            "disabled": false,
-            "config": { "name": channel.channel_type, "max_message_length": MAX_MESSAGE_LENGTH },
-        },
-        "members": members,
-        "messages": messages,
-        "pinned_messages": [],
-        "read": [],
-        "watcher_count": 0,
-    })
 }

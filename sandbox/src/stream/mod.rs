@@ -4,6 +4,7 @@
 //! * `auth.rs`: `api_key` + raw-JWT auth, server and user tokens, expiry and revocation;
 //! * `rest.rs`: the routes and the request pipeline (record, authenticate, faults, latency, logic);
 //! * `users.rs`, `channels.rs`, `messages.rs`, `app.rs`: what each endpoint does, over the stored `state.rs`;
+//! * `websocket.rs`: the SDK's `/connect`: `health.check`, pings, events to the connections watching a channel;
 //! * `webhooks.rs`: signed delivery with Stream's retries, duplicates and reordering on request.
 //!
 //! It enforces what real Stream enforces and the app must get right: id charsets, server-side `created_by_id`,
@@ -13,11 +14,13 @@ mod app;
 mod auth;
 mod channels;
 mod errors;
+mod filter;
 mod messages;
 mod rest;
 mod state;
 mod users;
 mod webhooks;
+mod websocket;
 
 pub use crate::support::RecordedCall;
 pub use auth::{server_token, user_token};
@@ -36,6 +39,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use webhooks::Webhooks;
+use websocket::Hub;
 
 /// A running Stream double on a loopback port; dropping it stops the server.
 pub struct StreamDouble {
@@ -145,6 +149,22 @@ impl StreamDouble {
         self.state.webhooks.set_unordered(unordered);
     }
 
+    /// How often an open websocket gets an unprompted `health.check` (Stream: about every 30 s).
+    pub fn set_health_check_interval(&self, interval: Duration) {
+        self.state.hub.set_health_interval(interval);
+    }
+
+    /// Cuts every open websocket without a close frame, as a lost network does (the SDK reconnects and
+    /// recovers its channels). Returns how many were open.
+    pub fn drop_connections(&self) -> usize {
+        self.state.hub.drop_all()
+    }
+
+    /// The user of each open websocket connection (one entry per connection).
+    pub fn connected_users(&self) -> Vec<String> {
+        self.state.hub.connected_users()
+    }
+
     /// The same routes, for mounting in a dev server; shares this double's state.
     pub fn router(&self) -> Router {
         rest::router(self.state.clone())
@@ -209,6 +229,7 @@ struct StreamState {
     recorder: Recorder,
     data: Mutex<Data>,
     webhooks: Webhooks,
+    hub: Hub,
 }
 
 impl StreamState {
@@ -220,12 +241,14 @@ impl StreamState {
             recorder: Recorder::default(),
             data: Mutex::new(Data::new(app::default_settings())),
             webhooks: Webhooks::new(api_key, secret)?,
+            hub: Hub::default(),
         })
     }
 
     /// Sends an event wherever Stream sends it. Called with the data lock held, so events leave in the order the
     /// changes were made.
     fn publish(&self, data: &Data, event: &Value) {
+        self.hub.broadcast(event);
         self.webhooks.enqueue(data, event);
     }
 }

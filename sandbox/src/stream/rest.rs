@@ -3,6 +3,7 @@
 //! route's logic and render Stream's answer.
 
 use super::auth::Actor;
+use super::channels::Watch;
 use super::errors::{injected, StreamError};
 use super::StreamState;
 use crate::support::{lock, Req};
@@ -20,8 +21,12 @@ type Outcome = Result<(StatusCode, Value), StreamError>;
 
 pub(crate) fn router(state: Arc<StreamState>) -> Router {
     Router::new()
-        .route("/users", post(upsert_users))
+        .route("/users", post(upsert_users).patch(partial_update_users))
+        .route("/connect", get(super::websocket::connect))
+        .route("/channels", post(query_channels))
         .route("/channels/{type}/{id}/query", post(query_channel))
+        .route("/channels/{type}/{id}/stop-watching", post(stop_watching))
+        .route("/channels/{type}/{id}/read", post(mark_read))
         .route("/channels/{type}/{id}/message", post(send_message))
         .route(
             "/messages/{id}",
@@ -83,6 +88,14 @@ async fn upsert_users(State(s): St, req: Req) -> Response {
     .await
 }
 
+async fn partial_update_users(State(s): St, req: Req) -> Response {
+    guarded(&s, "partial_update_users", &req, true, |actor| {
+        let body = parse_json("UpdateUsersPartial", &req)?;
+        Ok((StatusCode::OK, s.partial_update_users(&actor, &body)?))
+    })
+    .await
+}
+
 async fn query_channel(
     State(s): St,
     path: Result<Path<(String, String)>, PathRejection>,
@@ -91,13 +104,58 @@ async fn query_channel(
     guarded(&s, "query_channel", &req, true, |actor| {
         let (kind, id) = path_or_404(path)?;
         let body = parse_json("GetOrCreateChannel", &req)?;
-        let (created, state) = s.query_channel(&kind, &id, &actor, &body)?;
+        let query = req.query();
+        let watch = Watch::from_body(&body, query.get("connection_id").map(String::as_str));
+        let (created, state) = s.query_channel(&kind, &id, &actor, &body, &watch)?;
         let status = if created {
             StatusCode::CREATED
         } else {
             StatusCode::OK
         };
         Ok((status, state))
+    })
+    .await
+}
+
+async fn query_channels(State(s): St, req: Req) -> Response {
+    guarded(&s, "query_channels", &req, true, |actor| {
+        let body = parse_json("QueryChannels", &req)?;
+        let query = req.query();
+        let connection_id = query.get("connection_id").map(String::as_str);
+        Ok((
+            StatusCode::CREATED,
+            s.query_channels(&actor, &body, connection_id)?,
+        ))
+    })
+    .await
+}
+
+async fn stop_watching(
+    State(s): St,
+    path: Result<Path<(String, String)>, PathRejection>,
+    req: Req,
+) -> Response {
+    guarded(&s, "stop_watching", &req, true, |_| {
+        let (kind, id) = path_or_404(path)?;
+        let query = req.query();
+        let connection_id = query.get("connection_id").map(String::as_str);
+        Ok((
+            StatusCode::CREATED,
+            s.stop_watching(&kind, &id, connection_id)?,
+        ))
+    })
+    .await
+}
+
+async fn mark_read(
+    State(s): St,
+    path: Result<Path<(String, String)>, PathRejection>,
+    req: Req,
+) -> Response {
+    guarded(&s, "mark_read", &req, true, |actor| {
+        let (kind, id) = path_or_404(path)?;
+        let body = parse_json("MarkRead", &req)?;
+        Ok((StatusCode::CREATED, s.mark_read(&kind, &id, &actor, &body)?))
     })
     .await
 }

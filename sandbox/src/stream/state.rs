@@ -51,8 +51,10 @@ pub(crate) struct Data {
     /// cid → message ids in creation order.
     pub(crate) order: HashMap<String, Vec<String>>,
     pub(crate) app: Map<String, Value>,
-    /// User id → unix seconds: tokens issued before are refused (`revoke_tokens_issued_before`, or deletion).
+    /// User id → unix milliseconds: tokens issued before are refused (`revoke_tokens_issued_before`, or deletion).
     pub(crate) revocations: HashMap<String, i64>,
+    /// cid → user id → the member's read state (`user`, `last_read`, `unread_messages`, `last_read_message_id`).
+    pub(crate) reads: HashMap<String, BTreeMap<String, Value>>,
     /// Last message timestamp handed out: message times are strictly increasing, as Stream's microsecond
     /// timestamps effectively are, so `created_at` orders messages and `updated_at` always moves forward.
     pub(crate) clock: OffsetDateTime,
@@ -67,6 +69,7 @@ impl Data {
             order: HashMap::new(),
             app,
             revocations: HashMap::new(),
+            reads: HashMap::new(),
             clock: OffsetDateTime::UNIX_EPOCH,
         }
     }

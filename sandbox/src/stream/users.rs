@@ -1,5 +1,7 @@
-//! Users: `POST /users` replaces whole users, as Stream's UpdateUsers does.
+//! Users: `POST /users` replaces whole users, as Stream's UpdateUsers does; `PATCH /users` sets and unsets the
+//! fields it names and keeps every other (role and custom fields included), as Stream's UpdateUsersPartial does.
 
+use super::auth::Actor;
 use super::errors::StreamError;
 use super::state::{user_json, valid_user_id, User, UserRecord, ROLES};
 use super::StreamState;
@@ -78,6 +80,161 @@ impl StreamState {
         }
         Ok(json!({ "users": out }))
     }
+}
+
+impl StreamState {
+    /// `PATCH /users` `{"users": [{"id", "set": {...}, "unset": [...]}]}`. A user token may update only its own
+    /// user, and never its role or token revocation.
+    pub(crate) fn partial_update_users(
+        &self,
+        actor: &Actor,
+        body: &Value,
+    ) -> Result<Value, StreamError> {
+        const EP: &str = "UpdateUsersPartial";
+        let Some(updates) = body.get("users").and_then(Value::as_array) else {
+            return Err(StreamError::input(EP, "users is a required field"));
+        };
+        if updates.is_empty() || updates.len() > MAX_USERS_PER_CALL {
+            return Err(StreamError::input(
+                EP,
+                format!("users must contain between 1 and {MAX_USERS_PER_CALL} updates"),
+            ));
+        }
+        let parsed = updates
+            .iter()
+            .map(|update| PartialUpdate::parse(EP, actor, update))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut data = lock(&self.data);
+        if let Some(missing) = parsed.iter().find(|u| !data.users.contains_key(&u.id)) {
+            return Err(StreamError::input(
+                EP,
+                format!("user with id {:?} does not exist", missing.id),
+            ));
+        }
+        let now = now_rfc3339();
+        let mut out = Map::new();
+        for update in parsed {
+            if let Some(before) = &update.revoke_before {
+                match before {
+                    Some(millis) => data.revocations.insert(update.id.clone(), *millis),
+                    None => data.revocations.remove(&update.id),
+                };
+            }
+            let Some(record) = data.users.get_mut(&update.id) else {
+                continue;
+            };
+            for (key, value) in update.set {
+                match key.as_str() {
+                    "name" => record.user.name = value.as_str().unwrap_or_default().to_owned(),
+                    "role" => record.user.role = value.as_str().unwrap_or("user").to_owned(),
+                    _ => {
+                        record.extra.insert(key, value);
+                    }
+                }
+            }
+            for key in update.unset {
+                if key == "name" {
+                    record.user.name.clear();
+                } else {
+                    record.extra.remove(&key);
+                }
+            }
+            record.updated_at = now.clone();
+            out.insert(update.id.clone(), user_json(record));
+        }
+        Ok(json!({ "users": out }))
+    }
+}
+
+/// One entry of a partial update, checked before anything is applied (a bad entry changes no user).
+struct PartialUpdate {
+    id: String,
+    set: Map<String, Value>,
+    unset: Vec<String>,
+    /// `Some(Some(ms))` revokes tokens issued before that instant, `Some(None)` lifts a revocation.
+    revoke_before: Option<Option<i64>>,
+}
+
+impl PartialUpdate {
+    fn parse(endpoint: &str, actor: &Actor, update: &Value) -> Result<Self, StreamError> {
+        let Some(id) = update.get("id").and_then(Value::as_str) else {
+            return Err(StreamError::input(
+                endpoint,
+                "users[].id is a required field",
+            ));
+        };
+        let set = match update.get("set") {
+            None | Some(Value::Null) => Map::new(),
+            Some(Value::Object(set)) => set.clone(),
+            Some(_) => return Err(StreamError::input(endpoint, "set must be an object")),
+        };
+        let unset = match update.get("unset") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Array(keys)) => keys
+                .iter()
+                .map(|k| k.as_str().map(str::to_owned))
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| {
+                    StreamError::input(endpoint, "unset must be an array of field names")
+                })?,
+            Some(_) => return Err(StreamError::input(endpoint, "unset must be an array")),
+        };
+        if set.is_empty() && unset.is_empty() {
+            return Err(StreamError::input(endpoint, "set or unset is required"));
+        }
+        for key in set.keys().chain(unset.iter()) {
+            if ["id", "created_at", "updated_at"].contains(&key.as_str())
+                || (key == "role" && unset.contains(key))
+            {
+                return Err(StreamError::input(
+                    endpoint,
+                    format!("{key} cannot be changed"),
+                ));
+            }
+        }
+        if set.contains_key("role") {
+            parse_role(endpoint, set.get("role"))?;
+        }
+        if let Some(name) = set.get("name") {
+            if !name.is_string() {
+                return Err(StreamError::input(endpoint, "name must be a string"));
+            }
+        }
+        let revoke_before = match set.get("revoke_tokens_issued_before") {
+            None => None,
+            Some(Value::Null) => Some(None),
+            Some(Value::String(at)) => Some(Some(parse_millis(endpoint, at)?)),
+            Some(_) => {
+                return Err(StreamError::input(
+                    endpoint,
+                    "revoke_tokens_issued_before must be an RFC 3339 time or null",
+                ))
+            }
+        };
+        if let Actor::User(caller) = actor {
+            if caller != id || set.contains_key("role") || revoke_before.is_some() {
+                return Err(StreamError::not_allowed(
+                    endpoint,
+                    format!("User '{caller}' is not allowed to perform action UpdateUser in scope '.app'"),
+                ));
+            }
+        }
+        Ok(Self {
+            id: id.to_owned(),
+            set,
+            unset,
+            revoke_before,
+        })
+    }
+}
+
+fn parse_millis(endpoint: &str, at: &str) -> Result<i64, StreamError> {
+    let parsed = time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339)
+        .map_err(|e| {
+            StreamError::input(endpoint, format!("{at:?} is not an RFC 3339 time: {e}"))
+        })?;
+    i64::try_from(parsed.unix_timestamp_nanos() / 1_000_000)
+        .map_err(|_| StreamError::input(endpoint, format!("{at:?} is out of range")))
 }
 
 /// `None` when absent or null; an unknown role is refused.

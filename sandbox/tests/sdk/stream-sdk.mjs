@@ -1,0 +1,193 @@
+// Stream's official JavaScript SDK (`stream-chat`, from node_modules) against the sandbox Stream double: what a
+// browser widget and a backend do, checked step by step. Driven by `sandbox/tests/stream_sdk.rs`, which starts the
+// double and passes STREAM_BASE_URL, STREAM_API_KEY and STREAM_API_SECRET (the test secret); exits non-zero on the
+// first failed check, naming it.
+import assert from 'node:assert/strict';
+import { StreamChat } from 'stream-chat';
+
+const baseURL = process.env.STREAM_BASE_URL;
+const key = process.env.STREAM_API_KEY;
+const secret = process.env.STREAM_API_SECRET;
+assert.ok(baseURL && key && secret, 'STREAM_BASE_URL, STREAM_API_KEY and STREAM_API_SECRET are required');
+
+const server = new StreamChat(key, secret, { baseURL });
+const now = () => Math.floor(Date.now() / 1000);
+const token = (userId, ttlSeconds = 3600) => server.createToken(userId, now() + ttlSeconds, now());
+const clients = [];
+
+/** A browser-side client (no secret); Node needs allowServerSideConnect to stay quiet about it. */
+function browser() {
+  const client = new StreamChat(key, { baseURL, allowServerSideConnect: true });
+  clients.push(client);
+  return client;
+}
+
+/** The first event of `type` on `target` (a client or a channel) that satisfies `accept`, within 5 s. */
+function nextEvent(target, type, accept = () => true) {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      subscription.unsubscribe();
+      reject(new Error(`no ${type} event within 5 s`));
+    }, 5000);
+    const subscription = target.on(type, (event) => {
+      if (!accept(event)) return;
+      clearTimeout(timer);
+      subscription.unsubscribe();
+      resolve(event);
+    });
+  });
+}
+
+/** connectUser's rejection, parsed: the SDK throws an Error whose message is JSON `{code, StatusCode, message}`. */
+async function refusal(promise) {
+  try {
+    await promise;
+  } catch (error) {
+    try {
+      return JSON.parse(error.message);
+    } catch {
+      return { message: error.message, code: error.code };
+    }
+  }
+  assert.fail('expected connectUser to be refused');
+}
+
+async function step(name, body) {
+  const started = performance.now();
+  try {
+    await body();
+    console.log(`ok - ${name} (${Math.round(performance.now() - started)} ms)`);
+  } catch (error) {
+    console.error(`not ok - ${name}`);
+    throw error;
+  }
+}
+
+async function main() {
+  await step('the server client creates users and their channels', async () => {
+    await server.upsertUsers([
+      { id: 'visitor-a', name: 'Ada', role: 'user' },
+      { id: 'visitor-b', name: 'Bob', role: 'user' },
+      { id: 'agent', name: 'Support', role: 'admin', image: 'https://cdn.example.com/agent.png', team: 'emea' },
+    ]);
+    for (const [id, visitor] of [['chat-a', 'visitor-a'], ['chat-b', 'visitor-b']]) {
+      await server.channel('messaging', id, { created_by_id: 'agent', members: [visitor, 'agent'] }).create();
+    }
+    await server.channel('messaging', 'chat-a').sendMessage({ text: 'Welcome, Ada', user_id: 'agent' });
+  });
+
+  const visitor = browser();
+  const agent = browser();
+  let visitorChannel;
+  let agentChannel;
+
+  await step('connectUser opens the websocket: health.check carries connection_id and me', async () => {
+    const opened = await visitor.connectUser({ id: 'visitor-a' }, token('visitor-a'));
+    assert.equal(opened.me.id, 'visitor-a');
+    assert.equal(opened.me.name, 'Ada', 'me is the stored user');
+    assert.ok(opened.connection_id, 'a connection id');
+    assert.equal(visitor.wsConnection.isHealthy, true);
+    await agent.connectUser({ id: 'agent' }, token('agent'));
+  });
+
+  await step('watch returns the channel, its members and the history', async () => {
+    visitorChannel = visitor.channel('messaging', 'chat-a');
+    const state = await visitorChannel.watch();
+    assert.equal(state.channel.cid, 'messaging:chat-a');
+    assert.deepEqual(state.members.map((m) => m.user_id).sort(), ['agent', 'visitor-a']);
+    assert.deepEqual(state.messages.map((m) => m.text), ['Welcome, Ada']);
+    assert.equal(visitorChannel.state.messages.length, 1, 'the SDK took the history into its state');
+    agentChannel = agent.channel('messaging', 'chat-a');
+    await agentChannel.watch();
+    assert.equal(agentChannel.state.watcher_count, 2, 'both connections watch');
+  });
+
+  await step('a message sent by another user arrives live as message.new', async () => {
+    const arrival = nextEvent(visitorChannel, 'message.new');
+    const sent = await agentChannel.sendMessage({ text: 'How can I help?' });
+    const event = await arrival;
+    assert.equal(event.message.id, sent.message.id);
+    assert.equal(event.message.text, 'How can I help?');
+    assert.equal(event.user.id, 'agent');
+    assert.equal(event.cid, 'messaging:chat-a');
+    assert.equal(event.channel_type, 'messaging');
+    assert.equal(event.channel_id, 'chat-a');
+    assert.equal(event.watcher_count, 2);
+    assert.ok(visitorChannel.state.messages.some((m) => m.id === sent.message.id), 'in the SDK state');
+  });
+
+  await step('a message sent server-side arrives live too', async () => {
+    const arrival = nextEvent(visitorChannel, 'message.new', (e) => e.message.text === 'From the backend');
+    await server.channel('messaging', 'chat-a').sendMessage({ text: 'From the backend', user_id: 'agent' });
+    await arrival;
+  });
+
+  await step("the visitor's own message reaches the agent; edits and deletes arrive", async () => {
+    const arrival = nextEvent(agentChannel, 'message.new', (e) => e.user.id === 'visitor-a');
+    const { message } = await visitorChannel.sendMessage({ text: 'My order is late' });
+    await arrival;
+    const updated = nextEvent(agentChannel, 'message.updated');
+    await visitor.updateMessage({ id: message.id, text: 'My order #1234 is late' });
+    assert.equal((await updated).message.text, 'My order #1234 is late');
+    const deleted = nextEvent(agentChannel, 'message.deleted');
+    await visitor.deleteMessage(message.id);
+    const event = await deleted;
+    assert.equal(event.message.id, message.id);
+    assert.equal(event.message.type, 'deleted');
+  });
+
+  await step('markRead is accepted and the read state comes back on the next query', async () => {
+    await visitorChannel.markRead();
+    const state = await server.channel('messaging', 'chat-a').query({ state: true });
+    assert.ok(state.read.some((r) => r.user.id === 'visitor-a'), JSON.stringify(state.read));
+  });
+
+  await step('queryChannels finds the own channels and watches them', async () => {
+    const channels = await visitor.queryChannels({ type: 'messaging', members: { $in: ['visitor-a'] } });
+    assert.deepEqual(channels.map((c) => c.cid), ['messaging:chat-a']);
+  });
+
+  await step('stopWatching ends the live events', async () => {
+    await visitorChannel.stopWatching();
+    const state = await server.channel('messaging', 'chat-a').query({ state: true });
+    assert.equal(state.watcher_count, 1, 'only the agent still watches');
+  });
+
+  await step('an expired token: connectUser rejects with code 40', async () => {
+    const late = browser();
+    const error = await refusal(late.connectUser({ id: 'visitor-b' }, token('visitor-b', -60)));
+    assert.equal(error.code, 40, JSON.stringify(error));
+    assert.match(error.message, /token is expired/);
+  });
+
+  await step('a token for someone else: connectUser rejects', async () => {
+    const impostor = browser();
+    const error = await refusal(impostor.connectUser({ id: 'visitor-b' }, 'x' + token('visitor-b').slice(1)));
+    assert.equal(error.code, 5, JSON.stringify(error));
+  });
+
+  await step('a revoked token (revoke_tokens_issued_before): connectUser rejects', async () => {
+    const issued = server.createToken('visitor-b', now() + 3600, now() - 10);
+    await server.revokeUserToken('visitor-b', new Date());
+    const revoked = browser();
+    const error = await refusal(revoked.connectUser({ id: 'visitor-b' }, issued));
+    assert.equal(error.code, 40, JSON.stringify(error));
+    assert.match(error.message, /revoked/);
+    const fresh = browser();
+    const opened = await fresh.connectUser({ id: 'visitor-b' }, server.createToken('visitor-b', now() + 3600, now() + 1));
+    assert.equal(opened.me.id, 'visitor-b', 'a token issued after the revocation connects');
+  });
+}
+
+const started = performance.now();
+let failure = null;
+try {
+  await main();
+} catch (error) {
+  failure = error;
+  console.error(error);
+}
+await Promise.allSettled(clients.map((c) => c.disconnectUser()));
+console.log(`${failure ? 'failed' : 'passed'} in ${Math.round(performance.now() - started)} ms`);
+// The SDK leaves a 15 s timer behind each connectUser (the race in StableWSConnection._waitForHealthy): exit now.
+process.exit(failure ? 1 : 0);
