@@ -227,12 +227,10 @@ async fn dev_api(
     let secrets = SecretsManager::new(aws);
     let hubspot = HubSpotSettings::load(env, &secrets).await?;
     let stream = StreamSettings::load(env, &secrets).await?;
-    let chat =
-        StreamClient::new(&stream.base_url, &stream.api_key, &stream.api_secret).map_err(|e| {
-            ConfigError {
-                variable: "STREAM_API_SECRET".into(),
-                problem: e.to_string(),
-            }
+    let chat = StreamClient::new(&stream.base_url, &stream.api_key, stream.api_secret.clone())
+        .map_err(|e| ConfigError {
+            variable: "STREAM_API_SECRET".into(),
+            problem: e.to_string(),
         })?;
     let agent_id = UserId::parse(
         "SUPPORT_AGENT_ID",

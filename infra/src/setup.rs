@@ -493,7 +493,7 @@ impl SecretSource for LazySecretsManager {
 }
 
 /// The selected steps, with their clients built and credentials resolved. (`Debug` shows no credential: the
-/// clients' own `Debug` leaves them out.)
+/// clients keep them as `SecretString`.)
 #[derive(Debug)]
 pub struct Setup {
     hubspot: Option<HubSpotStep>,
@@ -535,7 +535,7 @@ impl Setup {
                 // its own budget on the same plan.
                 client: HubSpotClient::new(
                     &settings.base_url,
-                    &settings.access_token,
+                    settings.access_token.clone(),
                     std::sync::Arc::new(chat_sync::budget::ProcessBudget::new(settings.rate_limit)),
                 ),
                 base_url: settings.base_url,
@@ -546,12 +546,15 @@ impl Setup {
         let stream = match &options.stream_webhook {
             Some(url) => {
                 let settings = StreamSettings::load(env, secrets).await?;
-                let client =
-                    StreamClient::new(&settings.base_url, &settings.api_key, &settings.api_secret)
-                        .map_err(|e| ConfigError {
-                            variable: "STREAM_API_SECRET".into(),
-                            problem: e.to_string(),
-                        })?;
+                let client = StreamClient::new(
+                    &settings.base_url,
+                    &settings.api_key,
+                    settings.api_secret.clone(),
+                )
+                .map_err(|e| ConfigError {
+                    variable: "STREAM_API_SECRET".into(),
+                    problem: e.to_string(),
+                })?;
                 Some(StreamStep {
                     client,
                     base_url: settings.base_url,

@@ -51,7 +51,7 @@ fn unique_table(prefix: &str) -> String {
 }
 
 fn stream_client(stream: &StreamDouble) -> StreamClient {
-    StreamClient::new(&stream.base_url(), KEY, SECRET).expect("server token")
+    StreamClient::new(&stream.base_url(), KEY, SECRET.into()).expect("server token")
 }
 
 fn deadline() -> Instant {

@@ -52,6 +52,15 @@ fn reference(value: &Value) -> Option<&str> {
     match value {
         Value::Tagged(tagged) if tagged.tag == "Ref" => tagged.value.as_str(),
         Value::Mapping(map) if map.len() == 1 => map.get("Ref").and_then(Value::as_str),
+        // `!If [Condition, !Ref X, !Ref AWS::NoValue]`: an optional parameter, X when it is set.
+        Value::Tagged(tagged) if tagged.tag == "If" => match tagged.value.as_sequence() {
+            Some(branches)
+                if branches.len() == 3 && reference(&branches[2]) == Some("AWS::NoValue") =>
+            {
+                reference(&branches[1])
+            }
+            _ => None,
+        },
         _ => None,
     }
 }
@@ -176,7 +185,8 @@ fn every_function_builds_a_workspace_binary() {
     assert_eq!(globals["Handler"].as_str(), Some("bootstrap"));
 }
 
-/// The names the code reads with `Env::secret`, found in its source so a new secret is checked too.
+/// The names the code reads with `Env::secret` or `Env::optional_secret`, found in its source so a new secret is
+/// checked too.
 fn secret_names_in_code() -> BTreeSet<String> {
     let mut names = BTreeSet::new();
     let mut dirs = vec![repo_root().join("functions/chat-sync/src")];
@@ -191,8 +201,11 @@ fn secret_names_in_code() -> BTreeSet<String> {
                 continue;
             }
             let text = std::fs::read_to_string(&path).expect("source is readable");
-            for (offset, _) in text.match_indices(".secret(") {
-                let rest = text[offset + ".secret(".len()..].trim_start();
+            let calls = [".secret(", ".optional_secret("]
+                .into_iter()
+                .flat_map(|call| text.match_indices(call).map(move |(at, _)| at + call.len()));
+            for start in calls {
+                let rest = text[start..].trim_start();
                 if let Some(quoted) = rest.strip_prefix('"') {
                     if let Some(end) = quoted.find('"') {
                         names.insert(quoted[..end].to_owned());
@@ -223,7 +236,9 @@ fn no_secret_is_in_the_environment() {
     let template = template();
     let secrets = secret_names_in_code();
     assert!(
-        secrets.contains("HUBSPOT_ACCESS_TOKEN") && secrets.contains("STREAM_API_SECRET"),
+        secrets.contains("HUBSPOT_ACCESS_TOKEN")
+            && secrets.contains("STREAM_API_SECRET")
+            && secrets.contains("IDENTITY_SECRET"),
         "the scan of the code found {secrets:?}"
     );
     let parameters = template["Parameters"].as_mapping().expect("Parameters");

@@ -168,6 +168,7 @@ pub fn next_midnight_ms(now_ms: i64) -> i64 {
 
 /// A budget held by this process alone, on the same plan: for operator commands run by hand (`setup`), which
 /// make a handful of requests and may run where there is no table to share a budget through.
+#[derive(Debug)]
 pub struct ProcessBudget {
     plan: BudgetPlan,
     tat: std::sync::Mutex<Option<i64>>,

@@ -1,7 +1,9 @@
 //! Configuration from the environment, checked once at cold start. Secrets come from the environment locally and
 //! from AWS Secrets Manager when deployed (`<NAME>_SECRET_ARN`); they are never logged.
 
+use crate::domain::identity::{IdentityPolicy, IdentityVerifier};
 use crate::domain::{ChannelType, UserId};
+use secrecy::SecretString;
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -22,8 +24,9 @@ impl ConfigError {
     }
 }
 
-/// Where configuration values come from: a snapshot of the environment (tests pass their own map).
-#[derive(Debug, Clone, Default)]
+/// Where configuration values come from: a snapshot of the environment (tests pass their own map). Not `Debug`:
+/// locally it holds secrets.
+#[derive(Clone, Default)]
 pub struct Env {
     vars: HashMap<String, String>,
 }
@@ -129,22 +132,43 @@ impl Env {
         &self,
         name: &str,
         secrets: &dyn SecretSource,
-    ) -> Result<String, ConfigError> {
+    ) -> Result<SecretString, ConfigError> {
+        self.optional_secret(name, secrets)
+            .await?
+            .ok_or_else(|| ConfigError::new(name, format!("is not set (nor is {name}_SECRET_ARN)")))
+    }
+
+    /// [`Self::secret`] for a secret that may be absent: `None` when neither variable is set.
+    pub async fn optional_secret(
+        &self,
+        name: &str,
+        secrets: &dyn SecretSource,
+    ) -> Result<Option<SecretString>, ConfigError> {
         if let Some(value) = self.get(name) {
-            return Ok(value.to_owned());
+            return Ok(Some(SecretString::from(value.to_owned())));
         }
         let arn_variable = format!("{name}_SECRET_ARN");
         let Some(arn) = self.get(&arn_variable) else {
-            return Err(ConfigError::new(
-                name,
-                format!("is not set (nor is {arn_variable})"),
-            ));
+            return Ok(None);
         };
         secrets
             .secret_string(arn)
             .await
-            .map(|v| v.trim().to_owned())
+            .map(|v| Some(SecretString::from(v.trim().to_owned())))
             .map_err(|problem| ConfigError::new(&arn_variable, problem))
+    }
+
+    /// `true` or `false` (default `default`).
+    pub fn flag(&self, name: &str, default: bool) -> Result<bool, ConfigError> {
+        match self.get(name).map(str::to_ascii_lowercase).as_deref() {
+            None => Ok(default),
+            Some("true") => Ok(true),
+            Some("false") => Ok(false),
+            Some(other) => Err(ConfigError::new(
+                name,
+                format!("must be true or false, got {other:?}"),
+            )),
+        }
     }
 }
 
@@ -233,7 +257,7 @@ impl AllowedOrigins {
 
 pub struct HubSpotSettings {
     pub base_url: String,
-    pub access_token: String,
+    pub access_token: SecretString,
     /// The app's rate limit (`HUBSPOT_RATE_LIMIT`), shared by every function through the budget.
     pub rate_limit: crate::budget::RateLimit,
 }
@@ -257,7 +281,7 @@ impl HubSpotSettings {
 pub struct StreamSettings {
     pub base_url: String,
     pub api_key: String,
-    pub api_secret: String,
+    pub api_secret: SecretString,
 }
 
 impl StreamSettings {
@@ -277,10 +301,48 @@ pub struct RegistrationSettings {
     pub support_agent_name: String,
     pub visitor_token_ttl: Duration,
     pub allowed_origins: AllowedOrigins,
+    /// `IDENTITY_SECRET` and `REQUIRE_IDENTITY` (see `domain::identity`).
+    pub identity: IdentityPolicy,
+}
+
+/// Shortest `IDENTITY_SECRET` accepted: a short one could be guessed from a token and its e-mail, and then anyone
+/// could pass for any customer.
+const MIN_IDENTITY_SECRET_CHARS: usize = 32;
+
+/// `IDENTITY_SECRET` (or `IDENTITY_SECRET_SECRET_ARN`), optional, and `REQUIRE_IDENTITY` (default `false`), which
+/// needs it.
+pub async fn identity_policy(
+    env: &Env,
+    secrets: &dyn SecretSource,
+) -> Result<IdentityPolicy, ConfigError> {
+    use secrecy::ExposeSecret;
+    let secret = env.optional_secret("IDENTITY_SECRET", secrets).await?;
+    if secret
+        .as_ref()
+        .is_some_and(|s| s.expose_secret().chars().count() < MIN_IDENTITY_SECRET_CHARS)
+    {
+        return Err(ConfigError::new(
+            "IDENTITY_SECRET",
+            format!(
+                "must be at least {MIN_IDENTITY_SECRET_CHARS} characters (e.g. the output of openssl rand -hex 32)"
+            ),
+        ));
+    }
+    let required = env.flag("REQUIRE_IDENTITY", false)?;
+    if required && secret.is_none() {
+        return Err(ConfigError::new(
+            "REQUIRE_IDENTITY",
+            "is true, but IDENTITY_SECRET (or IDENTITY_SECRET_SECRET_ARN) is not set: no registration could be verified",
+        ));
+    }
+    Ok(IdentityPolicy::new(
+        secret.map(IdentityVerifier::new),
+        required,
+    ))
 }
 
 impl RegistrationSettings {
-    pub fn load(env: &Env) -> Result<Self, ConfigError> {
+    pub async fn load(env: &Env, secrets: &dyn SecretSource) -> Result<Self, ConfigError> {
         let channel_type = ChannelType::parse(&env.optional("STREAM_CHANNEL_TYPE", "messaging"))
             .map_err(|e| ConfigError::new("STREAM_CHANNEL_TYPE", e.reason))?;
         let support_agent_id = UserId::parse(
@@ -307,6 +369,7 @@ impl RegistrationSettings {
                 60..=30 * 86_400,
             )?,
             allowed_origins: AllowedOrigins::parse(&env.optional("ALLOWED_ORIGINS", ""))?,
+            identity: identity_policy(env, secrets).await?,
         })
     }
 }
@@ -431,6 +494,7 @@ impl FlushSettings {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use secrecy::ExposeSecret;
 
     struct NoSecrets;
 
@@ -451,14 +515,16 @@ mod tests {
         assert_eq!(
             env.secret("HUBSPOT_ACCESS_TOKEN", &NoSecrets)
                 .await
-                .expect("set"),
+                .expect("set")
+                .expose_secret(),
             "pat-1"
         );
         let env = Env::from_pairs([("HUBSPOT_ACCESS_TOKEN_SECRET_ARN", "arn:good")]);
         assert_eq!(
             env.secret("HUBSPOT_ACCESS_TOKEN", &NoSecrets)
                 .await
-                .expect("resolved"),
+                .expect("resolved")
+                .expose_secret(),
             "from-secrets-manager"
         );
         let env = Env::from_pairs([("HUBSPOT_ACCESS_TOKEN_SECRET_ARN", "arn:bad")]);
@@ -475,12 +541,70 @@ mod tests {
             err.to_string().contains("STREAM_API_SECRET is not set"),
             "{err}"
         );
+        // A secret's Debug form never shows it.
+        let secret = Env::from_pairs([("STREAM_API_SECRET", "s3cr3t-value")])
+            .secret("STREAM_API_SECRET", &NoSecrets)
+            .await
+            .expect("set");
+        assert!(!format!("{secret:?}").contains("s3cr3t"));
     }
 
-    #[test]
-    fn malformed_values_name_the_variable() {
+    #[tokio::test]
+    async fn identity_settings_are_checked_at_cold_start() {
+        let long = "k".repeat(MIN_IDENTITY_SECRET_CHARS);
+        let policy = identity_policy(&Env::default(), &NoSecrets)
+            .await
+            .expect("optional");
+        assert!(!policy.requires_verification());
+        let err = identity_policy(&Env::from_pairs([("REQUIRE_IDENTITY", "true")]), &NoSecrets)
+            .await
+            .err()
+            .expect("required without a secret");
+        assert_eq!(err.variable, "REQUIRE_IDENTITY");
+        let err = identity_policy(&Env::from_pairs([("IDENTITY_SECRET", "short")]), &NoSecrets)
+            .await
+            .err()
+            .expect("too short");
+        assert_eq!(err.variable, "IDENTITY_SECRET");
+        assert!(!err.to_string().contains("short\""), "{err}");
+        let err = identity_policy(
+            &Env::from_pairs([
+                ("IDENTITY_SECRET", long.as_str()),
+                ("REQUIRE_IDENTITY", "yes"),
+            ]),
+            &NoSecrets,
+        )
+        .await
+        .err()
+        .expect("not a boolean");
+        assert_eq!(err.variable, "REQUIRE_IDENTITY");
+        let policy = identity_policy(
+            &Env::from_pairs([
+                ("IDENTITY_SECRET", long.as_str()),
+                ("REQUIRE_IDENTITY", "TRUE"),
+            ]),
+            &NoSecrets,
+        )
+        .await
+        .expect("valid");
+        assert!(policy.requires_verification());
+        let err = identity_policy(
+            &Env::from_pairs([("IDENTITY_SECRET_SECRET_ARN", "arn:bad")]),
+            &NoSecrets,
+        )
+        .await
+        .err()
+        .expect("unreadable");
+        assert_eq!(err.variable, "IDENTITY_SECRET_SECRET_ARN");
+    }
+
+    #[tokio::test]
+    async fn malformed_values_name_the_variable() {
         let env = Env::from_pairs([("VISITOR_TOKEN_TTL_SECONDS", "soon")]);
-        let err = RegistrationSettings::load(&env).err().expect("invalid");
+        let err = RegistrationSettings::load(&env, &NoSecrets)
+            .await
+            .err()
+            .expect("invalid");
         assert_eq!(err.variable, "VISITOR_TOKEN_TTL_SECONDS");
         let env = Env::from_pairs([("HUBSPOT_BASE_URL", "api.hubapi.com")]);
         assert_eq!(
@@ -491,7 +615,8 @@ mod tests {
         );
         let env = Env::from_pairs([("SUPPORT_AGENT_ID", "Support Agent")]);
         assert_eq!(
-            RegistrationSettings::load(&env)
+            RegistrationSettings::load(&env, &NoSecrets)
+                .await
                 .err()
                 .expect("invalid")
                 .variable,

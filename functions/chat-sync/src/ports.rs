@@ -2,7 +2,7 @@
 
 use crate::domain::{
     transcript::{Cleared, Conversation},
-    ChannelRef, ContactId, Email, MessageChange, NoteId, PersonName, Role, StoredMessage,
+    ChannelRef, ContactId, Email, Identity, MessageChange, NoteId, PersonName, Role, StoredMessage,
     Timestamp, UserId,
 };
 use async_trait::async_trait;
@@ -83,7 +83,8 @@ impl UpstreamError {
     }
 }
 
-/// The contact fields a registration sets.
+/// The contact fields a registration gives: set on a new contact; on an existing one only when the visitor's
+/// identity is verified.
 #[derive(Debug, Clone)]
 pub struct ContactDetails {
     pub email: Email,
@@ -113,10 +114,12 @@ pub enum WriteResult {
 
 #[async_trait]
 pub trait Crm: Send + Sync {
-    /// Links to the contact keyed by e-mail, creating it if needed, in one call; returns its id.
-    async fn upsert_contact(
+    /// The contact with this e-mail, in one request: created with the names if there is none. An existing contact
+    /// is left untouched unless `identity` is verified, when the names are written to it too. Returns its id.
+    async fn link_contact(
         &self,
         details: &ContactDetails,
+        identity: Identity,
         deadline: Instant,
     ) -> Result<ContactId, UpstreamError>;
     /// Replaces the transcripts of up to [`MAX_BATCH`] distinct contacts in one request, sent under `permit` (the
@@ -219,7 +222,7 @@ impl Permit {
 
 /// One rate budget for the HubSpot app, shared by every running Lambda (see `budget`).
 #[async_trait]
-pub trait RateBudget: Send + Sync {
+pub trait RateBudget: Send + Sync + std::fmt::Debug {
     /// Waits for a permit to send one request, until `deadline` at most.
     async fn acquire(&self, caller: Caller, deadline: Instant) -> Result<Permit, BudgetError>;
     /// Tightens the budget with what HubSpot said.
@@ -259,6 +262,8 @@ pub struct ChannelMapping {
     pub email: Email,
     pub visitor_id: UserId,
     pub visitor_name: String,
+    /// How the visitor was identified at registration.
+    pub identity: Identity,
     pub created_at: Timestamp,
     /// What Stream erased of the conversation: later deliveries of erased messages store nothing.
     pub cleared: Option<Cleared>,

@@ -47,11 +47,14 @@ fn store(env: &Env, aws: &aws_config::SdkConfig) -> Result<Arc<DynamoStore>, Con
 }
 
 fn stream_client(settings: &StreamSettings) -> Result<StreamClient, ConfigError> {
-    StreamClient::new(&settings.base_url, &settings.api_key, &settings.api_secret).map_err(|e| {
-        ConfigError {
-            variable: "STREAM_API_SECRET".into(),
-            problem: e.to_string(),
-        }
+    StreamClient::new(
+        &settings.base_url,
+        &settings.api_key,
+        settings.api_secret.clone(),
+    )
+    .map_err(|e| ConfigError {
+        variable: "STREAM_API_SECRET".into(),
+        problem: e.to_string(),
     })
 }
 
@@ -61,7 +64,11 @@ pub fn hubspot(
     settings: &HubSpotSettings,
 ) -> (Arc<HubSpotClient>, Arc<dyn RateBudget>) {
     let budget: Arc<dyn RateBudget> = Arc::new(store.budget(BudgetPlan::new(settings.rate_limit)));
-    let client = HubSpotClient::new(&settings.base_url, &settings.access_token, budget.clone());
+    let client = HubSpotClient::new(
+        &settings.base_url,
+        settings.access_token.clone(),
+        budget.clone(),
+    );
     (Arc::new(client), budget)
 }
 
@@ -83,8 +90,8 @@ pub async fn registration(
     env: &Env,
     aws: &aws_config::SdkConfig,
 ) -> Result<Registration, ConfigError> {
-    let settings = RegistrationSettings::load(env)?;
     let secrets = SecretsManager::new(aws);
+    let settings = RegistrationSettings::load(env, &secrets).await?;
     let hubspot = HubSpotSettings::load(env, &secrets).await?;
     let stream = StreamSettings::load(env, &secrets).await?;
     let store = store(env, aws)?;
@@ -107,7 +114,7 @@ pub async fn webhook(env: &Env, aws: &aws_config::SdkConfig) -> Result<Webhook, 
     let store = store(env, aws)?;
     let agents = crate::config::agent_ids(env)?;
     let sync = transcript_sync(env, store.clone(), hubspot)?;
-    Ok(Webhook::new(store, sync, &api_secret).with_agents(agents))
+    Ok(Webhook::new(store, sync, api_secret).with_agents(agents))
 }
 
 pub async fn sweeper(env: &Env, aws: &aws_config::SdkConfig) -> Result<Sweeper, ConfigError> {

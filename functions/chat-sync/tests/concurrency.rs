@@ -5,7 +5,7 @@
 mod support;
 
 use chat_sync::domain::transcript::{render, Conversation, HUBSPOT_PROPERTY_LIMIT};
-use chat_sync::domain::{MessageId, Role, StoredMessage, Timestamp};
+use chat_sync::domain::{Identity, MessageId, Role, StoredMessage, Timestamp};
 use lambda_http::http::StatusCode;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -166,7 +166,8 @@ async fn every_message_exactly_once_in_order_under_concurrency() {
             .lines()
             .next()
             .and_then(|h| h.split(" started ").nth(1))
-            .map(|s| s.trim_end_matches(" ===").to_owned())
+            .and_then(|s| s.split(" · ").next())
+            .map(str::to_owned)
             .expect("header line");
         let messages: Vec<StoredMessage> = (0..MESSAGES_PER_CONTACT)
             .map(|i| StoredMessage {
@@ -199,6 +200,7 @@ async fn every_message_exactly_once_in_order_under_concurrency() {
             cid: format!("messaging:{}", contact.channel),
             channel_id: contact.channel.clone(),
             started_at: Timestamp::from_datetime(started),
+            identity: Identity::Unverified,
             cleared: None,
         };
         assert_eq!(

@@ -5,7 +5,9 @@ use chat_sync::adapters::stream::{sign_body, verify_signature};
 use chat_sync::domain::transcript::{
     render, render_line, text_len, Conversation, Filling, HUBSPOT_PROPERTY_LIMIT,
 };
-use chat_sync::domain::{ContactId, Email, MessageId, PersonName, Role, StoredMessage, Timestamp};
+use chat_sync::domain::{
+    ContactId, Email, Identity, MessageId, PersonName, Role, StoredMessage, Timestamp,
+};
 use chat_sync::handlers::registration::RegistrationForm;
 use chat_sync::handlers::webhook::{parse_event, Parsed};
 use chat_sync::ports::Store;
@@ -47,6 +49,7 @@ fn conversations() -> Vec<Conversation> {
             cid: format!("messaging:c{c}"),
             channel_id: format!("c{c}"),
             started_at: Timestamp::from_unix_seconds(1_795_687_000 + c * 50_000).expect("in range"),
+            identity: Identity::Unverified,
             cleared: None,
         })
         .collect()

@@ -3,11 +3,16 @@
 
 mod support;
 
-use chat_sync::domain::{ChannelId, ChannelRef, ChannelType};
+use chat_sync::domain::identity::{IdentityPolicy, IdentityVerifier};
+use chat_sync::domain::{ChannelId, ChannelRef, ChannelType, Email, Identity};
 use chat_sync::ports::Store;
 use jsonwebtoken::{decode, Algorithm, DecodingKey, Validation};
 use lambda_http::http::StatusCode;
-use support::{event, http_request, json_body, TestApp, AGENT_ID, STREAM_KEY, STREAM_SECRET};
+use sandbox::stream::message_event;
+use support::{
+    deliver, event, http_request, json_body, message, register_visitor, TestApp, AGENT_ID,
+    IDENTITY_SECRET, STREAM_KEY, STREAM_SECRET,
+};
 
 const ADA: &str = r#"{"firstName":"Ada","lastName":"Lovelace","email":"Ada.Lovelace@Example.com"}"#;
 const GRACE: &str = r#"{"firstName":"Grace","lastName":"Hopper","email":"grace@example.com"}"#;
@@ -19,6 +24,19 @@ async fn register(app: &TestApp, body: &str) -> (StatusCode, serde_json::Value) 
         .handle(http_request("POST", body, &[JSON]))
         .await;
     (response.status(), json_body(&response))
+}
+
+/// The token a site's backend computes for `email` with the test app's `IDENTITY_SECRET`.
+fn identity_token(email: &str) -> String {
+    IdentityVerifier::new(IDENTITY_SECRET.into()).token_for(&Email::parse(email).expect("valid"))
+}
+
+/// The channel a registration's answer names.
+fn channel_ref(body: &serde_json::Value) -> ChannelRef {
+    ChannelRef::new(
+        ChannelType::parse(body["channelType"].as_str().expect("channelType")).expect("valid"),
+        ChannelId::parse(body["channelId"].as_str().expect("channelId")).expect("valid"),
+    )
 }
 
 fn assert_no_upstream_calls(app: &TestApp) {
@@ -53,7 +71,7 @@ async fn new_visitor_gets_contact_users_channel_mapping_and_token() {
     let visitor = body["customerId"].as_str().expect("customerId");
     let channel_id = body["channelId"].as_str().expect("channelId");
 
-    // HubSpot: one contact, e-mail lowercased, names set, created by a single upsert call.
+    // HubSpot: one contact, e-mail lowercased, names set, created by a single create call.
     let contact = app
         .hubspot
         .contact_by_email("ada.lovelace@example.com")
@@ -66,7 +84,7 @@ async fn new_visitor_gets_contact_users_channel_mapping_and_token() {
         contact.properties.get("lastname").map(String::as_str),
         Some("Lovelace")
     );
-    assert_eq!(app.hubspot.call_count("upsert"), 1);
+    assert_eq!(app.hubspot.call_count("create_contact"), 1);
     assert_eq!(
         app.hubspot.calls().len(),
         1,
@@ -133,26 +151,219 @@ async fn ids_are_random_per_registration_and_not_derived_from_the_person() {
 }
 
 #[tokio::test]
-async fn existing_contact_keeps_its_id_and_is_not_duplicated() {
+async fn an_existing_email_with_other_names_links_to_the_contact_and_leaves_it_untouched() {
     let app = TestApp::start().await;
-    register(&app, ADA).await;
-    let first_id = app
-        .hubspot
-        .contact_by_email("ada.lovelace@example.com")
-        .expect("created")
-        .id;
+    let existing = app.hubspot.seed_contact(
+        "ada.lovelace@example.com",
+        &[("firstname", "Ada"), ("lastname", "Lovelace")],
+    );
+    let writes_before = app.hubspot.property_writes(&existing.id);
+    // Anyone who knows the e-mail can type it with other names: that must not rename the customer.
+    let (status, body) = register(
+        &app,
+        r#"{"firstName":"Mallory","lastName":"Intruder","email":"ADA.LOVELACE@example.com"}"#,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        app.hubspot.property_writes(&existing.id),
+        writes_before,
+        "no property of the existing contact was written"
+    );
+    let contacts = app.hubspot.contacts();
+    assert_eq!(contacts.len(), 1, "no duplicate contact");
+    assert_eq!(
+        contacts[0].properties.get("firstname").map(String::as_str),
+        Some("Ada")
+    );
+    // One HubSpot request on the way: the create, answered 409 with the existing id.
+    assert_eq!(app.hubspot.calls().len(), 1, "{:?}", app.hubspot.calls());
+    assert_eq!(app.hubspot.calls()[0].status, 409);
+    // The channel is linked to the existing contact, and says the e-mail was not verified.
+    let mapping = app
+        .store
+        .channel(&channel_ref(&body))
+        .await
+        .expect("read")
+        .expect("stored");
+    assert_eq!(mapping.contact_id.as_str(), existing.id);
+    assert_eq!(mapping.identity, Identity::Unverified);
+}
+
+#[tokio::test]
+async fn a_verified_visitor_may_update_the_names_in_one_request() {
+    let app = TestApp::start().await;
+    let existing = app.hubspot.seed_contact(
+        "ada.lovelace@example.com",
+        &[("firstname", "Ada"), ("lastname", "Lovelace")],
+    );
+    let token = identity_token("Ada.Lovelace@Example.com");
+    let (status, body) = register(
+        &app,
+        &format!(
+            r#"{{"firstName":"Augusta Ada","lastName":"King","email":"Ada.Lovelace@Example.com","identityToken":"{token}"}}"#
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let contact = app.hubspot.contact(&existing.id).expect("same contact");
+    assert_eq!(
+        contact.properties.get("firstname").map(String::as_str),
+        Some("Augusta Ada")
+    );
+    assert_eq!(app.hubspot.calls().len(), 1, "one HubSpot request");
+    assert_eq!(app.hubspot.call_count("upsert"), 1);
+    let mapping = app
+        .store
+        .channel(&channel_ref(&body))
+        .await
+        .expect("read")
+        .expect("stored");
+    assert_eq!(mapping.identity, Identity::Verified);
+
+    // A new verified visitor gets a new contact with the names.
+    let token = identity_token("grace@example.com");
     let (status, _) = register(
         &app,
-        r#"{"firstName":"Augusta Ada","lastName":"King","email":"ADA.LOVELACE@example.com"}"#,
+        &format!(
+            r#"{{"firstName":"Grace","lastName":"Hopper","email":"grace@example.com","identityToken":"{token}"}}"#
+        ),
     )
     .await;
     assert_eq!(status, StatusCode::OK);
-    let contacts = app.hubspot.contacts();
-    assert_eq!(contacts.len(), 1, "no duplicate contact");
-    assert_eq!(contacts[0].id, first_id);
+    let grace = app
+        .hubspot
+        .contact_by_email("grace@example.com")
+        .expect("created");
     assert_eq!(
-        contacts[0].properties.get("firstname").map(String::as_str),
-        Some("Augusta Ada")
+        grace.properties.get("lastname").map(String::as_str),
+        Some("Hopper")
+    );
+}
+
+#[tokio::test]
+async fn a_wrong_identity_token_is_a_401_that_changes_nothing() {
+    let app = TestApp::start().await;
+    let cases = [
+        // Grace's token presented with Ada's e-mail.
+        identity_token("grace@example.com"),
+        // Ada's token, one digit changed.
+        {
+            let mut token = identity_token("ada.lovelace@example.com");
+            let last = if token.ends_with('0') { "1" } else { "0" };
+            token.replace_range(63.., last);
+            token
+        },
+        "not-hex".to_owned(),
+        String::new(),
+    ];
+    for token in cases {
+        let (status, body) = register(
+            &app,
+            &format!(
+                r#"{{"firstName":"Ada","lastName":"Lovelace","email":"ada.lovelace@example.com","identityToken":"{token}"}}"#
+            ),
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{token}: {body}");
+        assert_eq!(body["code"], "identity_not_verified");
+        assert_eq!(body["field"], "identityToken");
+    }
+    let (status, body) = register(
+        &app,
+        r#"{"firstName":"Ada","lastName":"Lovelace","email":"ada@example.com","identityToken":42}"#,
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["code"], "invalid_identity_token");
+    assert_no_upstream_calls(&app);
+    assert_eq!(app.item_count().await, 0, "nothing stored");
+}
+
+#[tokio::test]
+async fn require_identity_refuses_unverified_registrations() {
+    let app = TestApp::start().await;
+    let mut settings = support::registration_settings();
+    settings.identity =
+        IdentityPolicy::new(Some(IdentityVerifier::new(IDENTITY_SECRET.into())), true);
+    let registration = app.registration_with(settings);
+    let response = registration
+        .handle(http_request("POST", ADA, &[JSON]))
+        .await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    let body = json_body(&response);
+    assert_eq!(body["code"], "identity_required", "{body}");
+    assert_no_upstream_calls(&app);
+    assert_eq!(app.item_count().await, 0);
+
+    let token = identity_token("ada.lovelace@example.com");
+    let verified = format!(
+        r#"{{"firstName":"Ada","lastName":"Lovelace","email":"ada.lovelace@example.com","identityToken":"{token}"}}"#
+    );
+    let response = registration
+        .handle(http_request("POST", &verified, &[JSON]))
+        .await;
+    assert_eq!(
+        response.status(),
+        StatusCode::OK,
+        "{}",
+        json_body(&response)
+    );
+}
+
+#[tokio::test]
+async fn the_conversation_header_says_how_the_visitor_was_identified() {
+    let app = TestApp::start().await;
+    let (contact, visitor, channel) = register_visitor(&app, "Ada", "ada@example.com").await;
+    let token = identity_token("grace@example.com");
+    let (status, body) = register(
+        &app,
+        &format!(
+            r#"{{"firstName":"Grace","lastName":"Hopper","email":"grace@example.com","identityToken":"{token}"}}"#
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let grace = app
+        .hubspot
+        .contact_by_email("grace@example.com")
+        .expect("created")
+        .id;
+    let grace_visitor = body["customerId"].as_str().expect("id").to_owned();
+    let grace_channel = body["channelId"].as_str().expect("id").to_owned();
+    for (visitor, channel) in [(&visitor, &channel), (&grace_visitor, &grace_channel)] {
+        let event = message_event(
+            "message.new",
+            "messaging",
+            channel,
+            &message(
+                "m-1",
+                visitor,
+                "Visitor",
+                "hello",
+                "2026-11-24T10:00:01.000Z",
+            ),
+        );
+        let (status, _, _, _) = deliver(&app, &event).await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    app.sweeper().sweep().await.expect("sweep");
+    let header = |contact: &str| {
+        app.transcript(contact)
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert!(
+        header(&contact).ends_with("· e-mail as typed, not verified ==="),
+        "{}",
+        header(&contact)
+    );
+    assert!(
+        header(&grace).ends_with("· e-mail verified by the site ==="),
+        "{}",
+        header(&grace)
     );
 }
 
@@ -298,30 +509,36 @@ async fn event_files_for_bad_input_and_preflight() {
 #[tokio::test]
 async fn hubspot_failure_is_a_502_and_stores_no_mapping() {
     let app = TestApp::start().await;
-    app.hubspot.faults().fail_next("upsert", 10, 500);
+    app.hubspot.faults().fail_next("create_contact", 10, 500);
     let (status, body) = register(&app, ADA).await;
     assert_eq!(status, StatusCode::BAD_GATEWAY);
     assert_eq!(body["code"], "upstream_unavailable");
-    assert!(app.hubspot.call_count("upsert") > 1, "5xx is retried");
-    assert!(app.hubspot.call_count("upsert") <= 4, "retries are bounded");
+    assert!(
+        app.hubspot.call_count("create_contact") > 1,
+        "5xx is retried"
+    );
+    assert!(
+        app.hubspot.call_count("create_contact") <= 4,
+        "retries are bounded"
+    );
     assert_eq!(app.item_count().await, 0, "no mapping stored");
 }
 
 #[tokio::test]
 async fn a_rolling_window_429_is_not_hammered() {
     let app = TestApp::start().await;
-    app.hubspot.faults().fail_next("upsert", 1, 429);
+    app.hubspot.faults().fail_next("create_contact", 1, 429);
     let (status, body) = register(&app, ADA).await;
     // HubSpot's TEN_SECONDLY_ROLLING 429 means "wait for the window": longer than a visitor should wait, so the
     // registration fails at once instead of retrying into the same window...
     assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
     assert_eq!(body["code"], "upstream_rate_limited");
-    assert_eq!(app.hubspot.call_count("upsert"), 1, "not retried");
+    assert_eq!(app.hubspot.call_count("create_contact"), 1, "not retried");
     // ...and the shared budget holds every caller back until the window has passed.
     let (status, _) = register(&app, GRACE).await;
     assert_eq!(status, StatusCode::BAD_GATEWAY);
     assert_eq!(
-        app.hubspot.call_count("upsert"),
+        app.hubspot.call_count("create_contact"),
         1,
         "nothing sent meanwhile"
     );
@@ -361,7 +578,35 @@ async fn concurrent_registrations_with_one_email_make_one_contact() {
         results.iter().all(|(status, _)| *status == StatusCode::OK),
         "{results:?}"
     );
-    assert_eq!(app.hubspot.contacts().len(), 1);
+    let contacts = app.hubspot.contacts();
+    assert_eq!(contacts.len(), 1, "one contact");
+    // Exactly one create went through; every other registration was told the existing id (409) and wrote nothing.
+    let writes = app.hubspot.property_writes(&contacts[0].id);
+    assert_eq!(
+        writes.iter().filter(|w| w.property == "lastname").count(),
+        1,
+        "{writes:?}"
+    );
+    let created = app
+        .hubspot
+        .calls()
+        .iter()
+        .filter(|c| c.route == "create_contact" && c.status == 201)
+        .count();
+    assert_eq!(created, 1);
+    for (_, body) in &results {
+        let mapping = app
+            .store
+            .channel(&channel_ref(body))
+            .await
+            .expect("read")
+            .expect("stored");
+        assert_eq!(
+            mapping.contact_id.as_str(),
+            contacts[0].id,
+            "every channel maps to it"
+        );
+    }
     let channels: std::collections::HashSet<_> = results
         .iter()
         .map(|(_, b)| b["channelId"].to_string())

@@ -3,7 +3,9 @@
 mod support;
 
 use chat_sync::adapters::dynamo::DynamoStore;
-use chat_sync::domain::{ChannelId, ChannelRef, ChannelType, Email, PersonName, Timestamp, UserId};
+use chat_sync::domain::{
+    ChannelId, ChannelRef, ChannelType, Email, Identity, PersonName, Timestamp, UserId,
+};
 use chat_sync::ports::{ChannelMapping, ContactDetails, Crm, Store};
 use lambda_http::http::StatusCode;
 use lambda_http::Body;
@@ -29,9 +31,9 @@ async fn map_events_channel(app: &TestApp) -> String {
     };
     let contact = app
         .crm
-        .upsert_contact(&details, deadline)
+        .link_contact(&details, Identity::Unverified, deadline)
         .await
-        .expect("contact upserted");
+        .expect("contact linked");
     app.store
         .save_channel(&ChannelMapping {
             channel: ChannelRef::new(
@@ -42,6 +44,7 @@ async fn map_events_channel(app: &TestApp) -> String {
             email: Email::parse("ada.lovelace@example.com").expect("valid"),
             visitor_id: UserId::parse("visitor", EVENTS_VISITOR).expect("valid"),
             visitor_name: "Ada Lovelace".into(),
+            identity: Identity::Unverified,
             created_at: Timestamp::parse("t", "2026-11-24T10:00:00Z").expect("valid"),
             cleared: None,
         })
@@ -69,7 +72,7 @@ async fn every_event_file_does_what_its_name_says() {
         "{transcript}"
     );
     assert!(transcript.starts_with(&format!(
-        "=== Conversation {EVENTS_CHANNEL} started 2026-11-24 10:00:00 UTC ==="
+        "=== Conversation {EVENTS_CHANNEL} started 2026-11-24 10:00:00 UTC · e-mail as typed, not verified ==="
     )));
 
     let response = app.webhook.handle(event("webhook-message-new.json")).await;

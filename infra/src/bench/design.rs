@@ -121,7 +121,7 @@ pub fn deploy(design: Design, world: &World) -> Result<Deployment, String> {
                 world.budget.clone(),
                 flush,
             );
-            let webhook = Webhook::new(world.store.clone(), sync.clone(), STREAM_SECRET);
+            let webhook = Webhook::new(world.store.clone(), sync.clone(), STREAM_SECRET.into());
             let sweeper = Arc::new(Sweeper::new(world.store.clone(), sync, SWEEP_BUDGET));
             let writes = sweeper_writes.clone();
             let sweeping = every_five_seconds(sweeps.clone(), move || {

@@ -3,7 +3,9 @@
 
 use super::world::{World, AGENT_ID};
 use super::{ms, percentile};
-use chat_sync::domain::{ChannelId, ChannelRef, ChannelType, Email, PersonName, Timestamp, UserId};
+use chat_sync::domain::{
+    ChannelId, ChannelRef, ChannelType, Email, Identity, PersonName, Timestamp, UserId,
+};
 use chat_sync::ports::{ChannelMapping, ChatService, ChatUser, ContactDetails, Crm, Store};
 use std::time::{Duration, Instant};
 
@@ -11,7 +13,7 @@ use std::time::{Duration, Instant};
 pub struct RegistrationReport {
     pub injected: Duration,
     pub samples: usize,
-    /// One upstream round trip (a single HubSpot upsert), median.
+    /// One upstream round trip (a single HubSpot contact create), median.
     pub round_trip: Duration,
     /// The same four calls made one after another, median.
     pub sequential: Duration,
@@ -74,7 +76,7 @@ pub async fn run(
         let started = Instant::now();
         let contact = world
             .crm
-            .upsert_contact(&details, deadline())
+            .link_contact(&details, Identity::Unverified, deadline())
             .await
             .map_err(|e| e.to_string())?;
         round_trips.push(started.elapsed());
@@ -99,6 +101,7 @@ pub async fn run(
             email: details.email,
             visitor_id: visitor,
             visitor_name: "Seq Ential".into(),
+            identity: Identity::Unverified,
             created_at: Timestamp::now(),
             cleared: None,
         };

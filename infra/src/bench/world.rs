@@ -6,6 +6,7 @@ use chat_sync::adapters::hubspot::HubSpotClient;
 use chat_sync::adapters::stream::StreamClient;
 use chat_sync::budget::{BudgetPlan, ProcessBudget, RateLimit};
 use chat_sync::config::{AllowedOrigins, RegistrationSettings};
+use chat_sync::domain::identity::IdentityPolicy;
 use chat_sync::domain::{ChannelType, UserId};
 use chat_sync::handlers::registration::Registration;
 use chat_sync::ports::RateBudget;
@@ -70,14 +71,14 @@ impl World {
             Arc::new(store.budget(BudgetPlan::new(RateLimit::HUBSPOT_DEFAULT)));
         let crm = Arc::new(HubSpotClient::new(
             &hubspot.base_url(),
-            HUBSPOT_TOKEN,
+            HUBSPOT_TOKEN.into(),
             budget.clone(),
         ));
-        let chat = StreamClient::new(&stream.base_url(), STREAM_KEY, STREAM_SECRET)
+        let chat = StreamClient::new(&stream.base_url(), STREAM_KEY, STREAM_SECRET.into())
             .map_err(|e| e.to_string())?;
         let setup_crm = Arc::new(HubSpotClient::new(
             &hubspot.base_url(),
-            HUBSPOT_TOKEN,
+            HUBSPOT_TOKEN.into(),
             Arc::new(ProcessBudget::new(RateLimit::parse("100000/10")?)),
         ));
         let settings = || -> Result<RegistrationSettings, String> {
@@ -87,6 +88,7 @@ impl World {
                 support_agent_name: "Support".into(),
                 visitor_token_ttl: Duration::from_secs(3_600),
                 allowed_origins: AllowedOrigins::List(vec![]),
+                identity: IdentityPolicy::default(),
             })
         };
         let registration = Arc::new(Registration::new(

@@ -29,6 +29,16 @@ pub struct Contact {
     pub updated_at: String,
 }
 
+/// One property value written to a contact, by any route (create, upsert, PATCH, batch update): a test proves a
+/// contact was left untouched by finding no write to it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PropertyWrite {
+    pub contact_id: String,
+    pub property: String,
+    /// `None`: the value was cleared.
+    pub value: Option<String>,
+}
+
 /// Property updates: `None` clears the value (JSON `null` or `""`).
 pub(super) type Updates = BTreeMap<String, Option<String>>;
 
@@ -64,6 +74,8 @@ pub(super) struct Crm {
     next_id: u64,
     pub(super) properties: BTreeMap<String, Value>,
     pub(super) notes: Notes,
+    /// Every property value written to a contact, in order.
+    pub(super) written: Vec<PropertyWrite>,
 }
 
 impl Crm {
@@ -81,7 +93,17 @@ impl Crm {
             next_id: FIRST_CONTACT_ID,
             properties,
             notes: Notes::new(),
+            written: Vec::new(),
         }
+    }
+
+    fn record_writes(&mut self, id: u64, updates: &Updates) {
+        self.written
+            .extend(updates.iter().map(|(property, value)| PropertyWrite {
+                contact_id: id.to_string(),
+                property: property.clone(),
+                value: value.clone(),
+            }));
     }
 
     fn allocate_id(&mut self) -> u64 {
@@ -115,7 +137,13 @@ impl Crm {
         contact
             .properties
             .insert("email".to_owned(), email.to_owned());
-        (contact.clone(), new)
+        let contact = contact.clone();
+        if new {
+            let email = Updates::from([("email".to_owned(), Some(email.to_owned()))]);
+            self.record_writes(id, &email);
+        }
+        self.record_writes(id, updates);
+        (contact, new)
     }
 
     /// Creates a contact with a fresh id; the caller has validated `updates` and checked the e-mail is free.
@@ -133,6 +161,7 @@ impl Crm {
             self.by_email.insert(email, id);
         }
         self.contacts.insert(id, contact.clone());
+        self.record_writes(id, updates);
         contact
     }
 
@@ -205,7 +234,9 @@ impl Crm {
             }
         }
         apply(contact, updates, &now_rfc3339());
-        Some(contact.clone())
+        let contact = contact.clone();
+        self.record_writes(id, updates);
+        Some(contact)
     }
 
     /// HubSpot's merge since 2025: a new contact replaces both; the primary's values win, the secondary's fill the

@@ -6,7 +6,9 @@
 //!   error shapes;
 //! * per-app rate limits (`limits.rs`): a rolling ten-second window and a daily cap that count every request,
 //!   refused ones too, with HubSpot's headers and 429 bodies;
-//! * batch upsert by email, atomic under concurrency; batch update with per-input `OBJECT_NOT_FOUND` (207);
+//! * contact create with e-mails unique (409 `CONFLICT` naming the existing id, like HubSpot) and batch upsert by
+//!   email, both atomic under concurrency; batch update with per-input `OBJECT_NOT_FOUND` (207); a record of every
+//!   property value written to a contact, so a test can prove one was left untouched;
 //!   the 65,536-character property limit and unknown-property errors (`crm.rs`);
 //! * notes on contacts' timelines (`notes.rs`): `hs_timestamp` required, the same length limit, batch create all
 //!   or nothing (201), batch update and read per input (207);
@@ -27,7 +29,7 @@ mod scopes;
 mod writes;
 
 pub use crate::support::RecordedCall;
-pub use crm::Contact;
+pub use crm::{Contact, PropertyWrite};
 pub use notes::Note;
 
 use crate::faults::Faults;
@@ -101,6 +103,17 @@ impl HubSpotDouble {
 
     pub fn contact(&self, id: &str) -> Option<Contact> {
         lock(&self.state.crm).get(id).cloned()
+    }
+
+    /// Every property value written to this contact through the API (create, upsert, PATCH, batch update) or by
+    /// [`Self::seed_contact`], oldest first, under the id it was written to.
+    pub fn property_writes(&self, contact_id: &str) -> Vec<PropertyWrite> {
+        lock(&self.state.crm)
+            .written
+            .iter()
+            .filter(|w| w.contact_id == contact_id)
+            .cloned()
+            .collect()
     }
 
     /// Looks a contact up by email, case-insensitively (as HubSpot does).

@@ -1,15 +1,16 @@
-//! HubSpot CRM v3 client: private-app Bearer token, contact upsert by e-mail, batched transcript writes. Every
+//! HubSpot CRM v3 client: private-app Bearer token, contacts linked by e-mail, batched transcript writes. Every
 //! request first takes a permit from the app's shared rate budget and reports what HubSpot said about the limit.
 
 use super::backoff::Backoff;
 use super::http::{client, exchange};
-use crate::domain::{ContactId, Email, NoteId};
+use crate::domain::{ContactId, Email, Identity, NoteId};
 use crate::ports::{
     BudgetError, Caller, ContactDetails, Crm, NewNote, NoteUpdate, Permit, RateBudget, RateSignal,
     TranscriptWrite, UpstreamError, WriteResult, MAX_BATCH,
 };
 use async_trait::async_trait;
 use reqwest::header::HeaderMap;
+use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -32,31 +33,23 @@ pub const DEFAULT_BASE_URL: &str = "https://api.hubapi.com";
 /// HubSpot's rolling window when an answer does not say.
 const DEFAULT_WINDOW: Duration = Duration::from_secs(10);
 
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct HubSpotClient {
     http: reqwest::Client,
     base_url: String,
-    token: String,
+    token: SecretString,
     per_attempt: Duration,
     backoff: Backoff,
     budget: Arc<dyn RateBudget>,
 }
 
-impl std::fmt::Debug for HubSpotClient {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HubSpotClient")
-            .field("base_url", &self.base_url)
-            .finish_non_exhaustive()
-    }
-}
-
 impl HubSpotClient {
     /// A client whose every request takes a permit from `budget` first.
-    pub fn new(base_url: &str, access_token: &str, budget: Arc<dyn RateBudget>) -> Self {
+    pub fn new(base_url: &str, access_token: SecretString, budget: Arc<dyn RateBudget>) -> Self {
         Self {
             http: client(),
             base_url: base_url.trim_end_matches('/').to_owned(),
-            token: access_token.to_owned(),
+            token: access_token,
             per_attempt: Duration::from_secs(3),
             backoff: Backoff::new(4, Duration::from_millis(250), Duration::from_secs(2)),
             budget,
@@ -94,7 +87,7 @@ impl HubSpotClient {
         request: reqwest::RequestBuilder,
         deadline: Instant,
     ) -> Result<Value, UpstreamError> {
-        let request = request.bearer_auth(&self.token);
+        let request = request.bearer_auth(self.token.expose_secret());
         let answer = exchange(SERVICE, request, deadline, self.per_attempt, rate_limit).await;
         if let Some(signal) = signal(answer.headers.as_ref(), &answer.result) {
             self.budget.observe(signal).await;
@@ -214,7 +207,7 @@ impl HubSpotClient {
                 .map_err(budget_error)?;
             let timeout = deadline.saturating_duration_since(Instant::now());
             let response = probe
-                .bearer_auth(&self.token)
+                .bearer_auth(self.token.expose_secret())
                 .timeout(timeout)
                 .send()
                 .await
@@ -282,6 +275,33 @@ pub fn budget_error(error: BudgetError) -> UpstreamError {
             detail: format!("the rate budget could not be read: {error}"),
         },
     }
+}
+
+/// A contact id as HubSpot sends it (a string of digits).
+fn contact_id(id: Option<&Value>) -> Result<ContactId, UpstreamError> {
+    let id = id.and_then(Value::as_str).unwrap_or_default();
+    ContactId::parse(id).map_err(|e| UpstreamError::Protocol {
+        service: SERVICE,
+        detail: format!("the answer names no contact id: {e}"),
+    })
+}
+
+/// The contact a 409 names: HubSpot answers a create for a taken e-mail with `category` `CONFLICT` and the message
+/// `Contact already exists. Existing ID: 123` (the id is in no other field).
+fn existing_contact(message: &str) -> Result<ContactId, UpstreamError> {
+    let id = message
+        .split_once("Existing ID:")
+        .map(|(_, rest)| {
+            rest.trim_start()
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .collect::<String>()
+        })
+        .unwrap_or_default();
+    ContactId::parse(&id).map_err(|_| UpstreamError::Protocol {
+        service: SERVICE,
+        detail: "a 409 for the contact's e-mail that names no existing contact id".into(),
+    })
 }
 
 fn header_number(headers: &HeaderMap, name: &str) -> Option<u64> {
@@ -388,44 +408,62 @@ fn batch_results<'a>(ids: impl Iterator<Item = &'a str>, answer: &Value) -> Vec<
 
 #[async_trait]
 impl Crm for HubSpotClient {
-    async fn upsert_contact(
+    async fn link_contact(
         &self,
         details: &ContactDetails,
+        identity: Identity,
         deadline: Instant,
     ) -> Result<ContactId, UpstreamError> {
-        let body = json!({
-            "inputs": [{
-                "id": details.email.as_str(),
-                "idProperty": "email",
-                "properties": {
-                    "email": details.email.as_str(),
-                    "firstname": details.first_name.as_str(),
-                    "lastname": details.last_name.as_str(),
-                },
-            }]
+        let properties = json!({
+            "email": details.email.as_str(),
+            "firstname": details.first_name.as_str(),
+            "lastname": details.last_name.as_str(),
         });
-        let url = self.url("/objects/contacts/batch/upsert");
-        let attempt = |_| {
-            self.send(
-                self.http.post(&url).json(&body),
-                Caller::Registration,
-                deadline,
-            )
-        };
-        let response = self.backoff.retry(deadline, attempt).await?;
-        let id = response
-            .get("results")
-            .and_then(|r| r.get(0))
-            .and_then(|r| r.get("id"))
-            .and_then(Value::as_str)
-            .ok_or_else(|| UpstreamError::Protocol {
-                service: SERVICE,
-                detail: "upsert response has no results[0].id".into(),
-            })?;
-        ContactId::parse(id).map_err(|e| UpstreamError::Protocol {
-            service: SERVICE,
-            detail: e.to_string(),
-        })
+        match identity {
+            // The site vouched for the e-mail: its owner may update the names (upsert, race-free at HubSpot).
+            Identity::Verified => {
+                let body = json!({
+                    "inputs": [{
+                        "id": details.email.as_str(),
+                        "idProperty": "email",
+                        "properties": properties,
+                    }]
+                });
+                let url = self.url("/objects/contacts/batch/upsert");
+                let attempt = |_| {
+                    self.send(
+                        self.http.post(&url).json(&body),
+                        Caller::Registration,
+                        deadline,
+                    )
+                };
+                let response = self.backoff.retry(deadline, attempt).await?;
+                contact_id(response.pointer("/results/0/id"))
+            }
+            // Anyone could have typed the e-mail: create the contact, or link to the one that has it without writing
+            // to it. HubSpot keeps e-mails unique, so concurrent creates of one e-mail end with one contact and 409s
+            // naming it.
+            Identity::Unverified => {
+                let body = json!({ "properties": properties });
+                let url = self.url("/objects/contacts");
+                let attempt = |_| {
+                    self.send(
+                        self.http.post(&url).json(&body),
+                        Caller::Registration,
+                        deadline,
+                    )
+                };
+                match self.backoff.retry(deadline, attempt).await {
+                    Ok(created) => contact_id(created.get("id")),
+                    Err(UpstreamError::Rejected {
+                        status: 409,
+                        detail,
+                        ..
+                    }) => existing_contact(&detail),
+                    Err(error) => Err(error),
+                }
+            }
+        }
     }
 
     async fn write_transcripts(
@@ -610,5 +648,31 @@ impl Crm for HubSpotClient {
             }
         }
         Ok(notes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_409_names_the_existing_contact() {
+        let id =
+            existing_contact("Contact already exists. Existing ID: 37765128953").expect("named");
+        assert_eq!(id.as_str(), "37765128953");
+        for unnamed in [
+            "Contact already exists.",
+            "Existing ID: ",
+            "Existing ID: abc",
+            "",
+        ] {
+            assert!(
+                matches!(
+                    existing_contact(unnamed),
+                    Err(UpstreamError::Protocol { .. })
+                ),
+                "{unnamed:?}"
+            );
+        }
     }
 }

@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use hmac::{Hmac, Mac};
 use jsonwebtoken::{encode, EncodingKey, Header};
 use reqwest::header::HeaderMap;
+use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 use sha2::Sha256;
@@ -17,24 +18,16 @@ const SERVICE: &str = "Stream";
 
 pub const DEFAULT_BASE_URL: &str = "https://chat.stream-io-api.com";
 
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct StreamClient {
     http: reqwest::Client,
     base_url: String,
     api_key: String,
-    secret: String,
-    server_token: String,
+    secret: SecretString,
+    /// A server token is as good as the secret: kept secret too.
+    server_token: SecretString,
     per_attempt: Duration,
     backoff: Backoff,
-}
-
-impl std::fmt::Debug for StreamClient {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StreamClient")
-            .field("base_url", &self.base_url)
-            .field("api_key", &self.api_key)
-            .finish_non_exhaustive()
-    }
 }
 
 #[derive(Serialize)]
@@ -54,13 +47,13 @@ struct UserClaims<'a> {
 pub struct TokenError(String);
 
 impl StreamClient {
-    pub fn new(base_url: &str, api_key: &str, secret: &str) -> Result<Self, TokenError> {
-        let server_token = sign(&ServerClaims { server: true }, secret)?;
+    pub fn new(base_url: &str, api_key: &str, secret: SecretString) -> Result<Self, TokenError> {
+        let server_token = SecretString::from(sign(&ServerClaims { server: true }, &secret)?);
         Ok(Self {
             http: client(),
             base_url: base_url.trim_end_matches('/').to_owned(),
             api_key: api_key.to_owned(),
-            secret: secret.to_owned(),
+            secret,
             server_token,
             per_attempt: Duration::from_secs(3),
             backoff: Backoff::new(3, Duration::from_millis(200), Duration::from_secs(1)),
@@ -89,7 +82,10 @@ impl StreamClient {
     ) -> Result<Value, UpstreamError> {
         let request = request
             .query(&[("api_key", self.api_key.as_str())])
-            .header(reqwest::header::AUTHORIZATION, &self.server_token)
+            .header(
+                reqwest::header::AUTHORIZATION,
+                self.server_token.expose_secret(),
+            )
             .header("stream-auth-type", "jwt");
         send_json(SERVICE, request, deadline, self.per_attempt, rate_limit).await
     }
@@ -150,16 +146,16 @@ impl StreamClient {
 #[derive(Clone)]
 pub struct VisitorTokens {
     api_key: String,
-    secret: String,
+    secret: SecretString,
     base_url: Option<String>,
 }
 
 impl VisitorTokens {
     /// Tokens for an app on Stream's default base URL.
-    pub fn new(api_key: &str, secret: &str) -> Self {
+    pub fn new(api_key: &str, secret: SecretString) -> Self {
         Self {
             api_key: api_key.to_owned(),
-            secret: secret.to_owned(),
+            secret,
             base_url: None,
         }
     }
@@ -193,11 +189,11 @@ impl VisitorTokens {
     }
 }
 
-fn sign<T: Serialize>(claims: &T, secret: &str) -> Result<String, TokenError> {
+fn sign<T: Serialize>(claims: &T, secret: &SecretString) -> Result<String, TokenError> {
     encode(
         &Header::default(),
         claims,
-        &EncodingKey::from_secret(secret.as_bytes()),
+        &EncodingKey::from_secret(secret.expose_secret().as_bytes()),
     )
     .map_err(|e| TokenError(e.to_string()))
 }
@@ -301,7 +297,7 @@ mod tests {
     #[test]
     fn only_a_base_url_other_than_streams_default_is_handed_to_the_widget() {
         let tokens = |base_url| {
-            StreamClient::new(base_url, "key", SECRET)
+            StreamClient::new(base_url, "key", SECRET.into())
                 .expect("client")
                 .tokens()
         };

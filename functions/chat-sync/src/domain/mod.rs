@@ -1,12 +1,14 @@
 //! The domain: values that can only hold valid data, and the pure transcript renderer.
 
 mod contact;
+pub mod identity;
 mod ids;
 pub mod message;
 pub mod note;
 pub mod transcript;
 
 pub use contact::{Email, PersonName};
+pub use identity::Identity;
 pub use ids::{ChannelId, ChannelRef, ChannelType, ContactId, MessageId, NoteId, UserId};
 pub use message::{Author, MessageChange, MessageKind, Role, StoredMessage, Timestamp};
 

@@ -95,9 +95,10 @@ fn header(conversation: &Conversation, number: usize) -> String {
         String::new()
     };
     format!(
-        "<p><strong>Website chat</strong> · conversation {} · started {}{}{part}</p>",
+        "<p><strong>Website chat</strong> · conversation {} · started {} · {}{}{part}</p>",
         escape(&conversation.channel_id),
         conversation.started_at.human(),
+        conversation.identity.describe(),
         escape(&conversation.truncation_note())
     )
 }
@@ -166,7 +167,7 @@ pub fn escape(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{MessageId, Role};
+    use crate::domain::{Identity, MessageId, Role};
 
     fn at(raw: &str) -> Timestamp {
         Timestamp::parse("t", raw).expect("valid time")
@@ -177,6 +178,7 @@ mod tests {
             cid: "messaging:chat-a".into(),
             channel_id: "chat-a".into(),
             started_at: at("2026-11-24T10:00:00Z"),
+            identity: Identity::Unverified,
             cleared: None,
         }
     }
@@ -219,7 +221,7 @@ mod tests {
         assert_eq!(notes[0].timestamp, at("2026-11-24T10:00:00Z"));
         assert_eq!(
             notes[0].body,
-            "<p><strong>Website chat</strong> · conversation chat-a · started 2026-11-24 10:00:00 UTC</p>\
+            "<p><strong>Website chat</strong> · conversation chat-a · started 2026-11-24 10:00:00 UTC · e-mail as typed, not verified</p>\
              <p>[2026-11-24 10:00:01 UTC] <strong>Ada &lt;Lovelace&gt;</strong> (visitor): Hi<br>    there</p>\
              <p>[2026-11-24 10:00:02 UTC] <strong>Ada &lt;Lovelace&gt;</strong> (visitor): &lt;img src=x onerror=alert(1)&gt; <em>(edited)</em></p>\
              <p>[2026-11-24 10:00:03 UTC] <strong>Ada &lt;Lovelace&gt;</strong> (visitor): <a href=\"https://cdn.example.com/a.pdf?x=1&amp;y=&quot;2&quot;\">attachment</a> [attachment: javascript:alert(1)]</p>\

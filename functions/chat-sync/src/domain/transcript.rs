@@ -1,7 +1,7 @@
 //! Renders a contact's transcript from its stored messages. Pure: the same messages always give the same text,
 //! which is what makes rewriting the whole property idempotent.
 
-use super::{StoredMessage, Timestamp};
+use super::{Identity, StoredMessage, Timestamp};
 
 /// HubSpot's limit for a string property, counted in UTF-16 code units (what HubSpot's Java backend counts).
 pub const HUBSPOT_PROPERTY_LIMIT: usize = 65_536;
@@ -15,6 +15,8 @@ pub struct Conversation {
     pub cid: String,
     pub channel_id: String,
     pub started_at: Timestamp,
+    /// How the visitor was identified when the conversation began (its header says so).
+    pub identity: Identity,
     /// What Stream erased of it, if anything.
     pub cleared: Option<Cleared>,
 }
@@ -93,16 +95,20 @@ pub fn render(
             .then_with(|| a.message_id.cmp(&b.message_id))
     });
     let total = total.max(by_time.len() as u64);
-    // A conversation's header; without a stored conversation, the earliest of its messages stands in.
-    let header = |cid: &str, first: &StoredMessage| {
-        let (name, at, truncated) = match conversation(cid) {
-            Some(c) => (c.channel_id.as_str(), c.started_at, c.truncation_note()),
-            None => (cid, first.created_at, String::new()),
-        };
-        format!(
-            "=== Conversation {name} started {}{truncated} ===",
-            at.human()
-        )
+    // A conversation's header; without a stored conversation, the earliest of its messages stands in (and nothing
+    // is claimed about the visitor's identity).
+    let header = |cid: &str, first: &StoredMessage| match conversation(cid) {
+        Some(c) => format!(
+            "=== Conversation {} started {} · {}{} ===",
+            c.channel_id,
+            c.started_at.human(),
+            c.identity.describe(),
+            c.truncation_note()
+        ),
+        None => format!(
+            "=== Conversation {cid} started {} ===",
+            first.created_at.human()
+        ),
     };
     let lines: Vec<String> = by_time.iter().map(|m| render_line(m)).collect();
 
@@ -350,6 +356,7 @@ mod tests {
             cid: format!("messaging:{id}"),
             channel_id: id.into(),
             started_at: at(time),
+            identity: Identity::Unverified,
             cleared: None,
         }
     }
@@ -357,7 +364,10 @@ mod tests {
     #[test]
     fn renders_conversations_in_order_with_markers() {
         let conversations = [
-            conversation("chat-b", "2026-11-25T09:00:00Z"),
+            Conversation {
+                identity: Identity::Verified,
+                ..conversation("chat-b", "2026-11-25T09:00:00Z")
+            },
             conversation("chat-a", "2026-11-24T10:00:00Z"),
         ];
         let mut edited = message(
@@ -399,12 +409,12 @@ mod tests {
         let text = render(&conversations, &messages, HUBSPOT_PROPERTY_LIMIT, 0);
         assert_eq!(
             text,
-            "=== Conversation chat-a started 2026-11-24 10:00:00 UTC ===\n\
+            "=== Conversation chat-a started 2026-11-24 10:00:00 UTC · e-mail as typed, not verified ===\n\
              [2026-11-24 10:00:05 UTC] Ada Lovelace (visitor): hello\n    there\n\
              [2026-11-24 10:00:07 UTC] Support (agent): see [attachment: https://cdn.example.com/a.png]\n\
              [2026-11-24 10:00:09 UTC] Ada Lovelace (visitor): thanks! (edited)\n\
              \n\
-             === Conversation chat-b started 2026-11-25 09:00:00 UTC ===\n\
+             === Conversation chat-b started 2026-11-25 09:00:00 UTC · e-mail verified by the site ===\n\
              [2026-11-25 09:00:01 UTC] Ada Lovelace (visitor): (message deleted)"
         );
     }

@@ -1,5 +1,6 @@
-//! `POST /registrations`: the chat widget's form. Creates or updates the HubSpot contact and, at the same time,
-//! the visitor, the agent and a fresh private channel in Stream; stores channel → contact; hands out a token.
+//! `POST /registrations`: the chat widget's form. Links the visitor to the HubSpot contact with their e-mail
+//! (creating it if there is none; never changing an existing one unless the site verified the e-mail) and, at the
+//! same time, creates the visitor and a fresh private channel in Stream; stores channel → contact; hands out a token.
 
 use super::response::{
     body_bytes, check_json_content_type, check_size, header_str, json_response, method_not_allowed,
@@ -7,6 +8,7 @@ use super::response::{
 };
 use crate::adapters::stream::VisitorTokens;
 use crate::config::{AllowedOrigins, RegistrationSettings};
+use crate::domain::identity::{IdentityRefusal, IdentityToken};
 use crate::domain::{ChannelId, ChannelRef, Email, Invalid, PersonName, Timestamp, UserId};
 use crate::ports::{
     ChannelMapping, ChatService, ChatUser, ContactDetails, Crm, Store, UpstreamError,
@@ -31,15 +33,16 @@ pub struct Registration {
 }
 
 /// The validated form.
-#[derive(Debug)]
 pub struct RegistrationForm {
     pub first_name: PersonName,
     pub last_name: PersonName,
     pub email: Email,
+    /// The site's proof that the e-mail is the visitor's, if it sent one (see `domain::identity`).
+    pub identity_token: Option<IdentityToken>,
 }
 
 impl RegistrationForm {
-    /// Parses `{"firstName", "lastName", "email"}`; the error names the first bad field.
+    /// Parses `{"firstName", "lastName", "email", "identityToken"?}`; the error names the first bad field.
     pub fn parse(body: &Value) -> Result<Self, Invalid> {
         let object = body
             .as_object()
@@ -49,10 +52,16 @@ impl RegistrationForm {
             Some(Value::String(s)) => Ok(s.as_str()),
             Some(_) => Err(Invalid::new(field, "must be a string")),
         };
+        let identity_token = match object.get("identityToken") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(token)) => Some(IdentityToken::new(token)),
+            Some(_) => return Err(Invalid::new("identityToken", "must be a string")),
+        };
         Ok(Self {
             first_name: PersonName::parse("firstName", text("firstName")?)?,
             last_name: PersonName::parse("lastName", text("lastName")?)?,
             email: Email::parse(text("email")?)?,
+            identity_token,
         })
     }
 }
@@ -62,9 +71,24 @@ fn invalid_field(error: Invalid) -> ApiError {
         "email" => "invalid_email",
         "firstName" => "invalid_first_name",
         "lastName" => "invalid_last_name",
+        "identityToken" => "invalid_identity_token",
         _ => "invalid_body",
     };
     ApiError::new(StatusCode::BAD_REQUEST, code, error.to_string()).with_field(error.field)
+}
+
+fn identity_refused(refusal: IdentityRefusal) -> ApiError {
+    let (code, message) = match refusal {
+        IdentityRefusal::WrongToken => (
+            "identity_not_verified",
+            "the identityToken does not match this e-mail",
+        ),
+        IdentityRefusal::Required => (
+            "identity_required",
+            "this site accepts only visitors it has signed in: an identityToken is required",
+        ),
+    };
+    ApiError::new(StatusCode::UNAUTHORIZED, code, message).with_field("identityToken")
 }
 
 fn upstream_failed(error: &UpstreamError) -> ApiError {
@@ -156,6 +180,11 @@ impl Registration {
         check_size(bytes, MAX_BODY)?;
         check_json_content_type(request)?;
         let form = RegistrationForm::parse(&parse_json(bytes)?).map_err(invalid_field)?;
+        let identity = self
+            .settings
+            .identity
+            .identify(&form.email, form.identity_token.as_ref())
+            .map_err(identity_refused)?;
         let deadline = Instant::now() + BUDGET;
 
         let visitor = ChatUser {
@@ -190,7 +219,8 @@ impl Registration {
                 )
                 .await
         };
-        let (contact, chat) = tokio::join!(self.crm.upsert_contact(&details, deadline), chat);
+        let (contact, chat) =
+            tokio::join!(self.crm.link_contact(&details, identity, deadline), chat);
         let contact_id = contact.map_err(|e| upstream_failed(&e))?;
         chat.map_err(|e| upstream_failed(&e))?;
 
@@ -201,6 +231,7 @@ impl Registration {
             email: details.email,
             visitor_id: visitor.id.clone(),
             visitor_name: visitor.name.clone(),
+            identity,
             created_at: now,
             cleared: None,
         };
@@ -228,6 +259,7 @@ impl Registration {
             contact_id = %contact_id,
             channel = %channel,
             visitor_id = %visitor.id,
+            identity = identity.as_str(),
             "registered visitor"
         );
         let mut answer = json!({

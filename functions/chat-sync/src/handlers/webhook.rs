@@ -12,6 +12,7 @@ use crate::ports::{ChannelMapping, Recorded, Store, StoreError};
 use crate::sync::{PendingFlush, TranscriptSync};
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::json;
 use std::io::Read;
@@ -29,7 +30,7 @@ pub const ACK_BUDGET: Duration = Duration::from_secs(3);
 pub struct Webhook {
     store: Arc<dyn Store>,
     sync: TranscriptSync,
-    secret: String,
+    secret: SecretString,
     /// Stream user ids shown as `(agent)`.
     agents: Vec<String>,
 }
@@ -289,11 +290,11 @@ fn unavailable(error: &dyn std::fmt::Display) -> ApiError {
 }
 
 impl Webhook {
-    pub fn new(store: Arc<dyn Store>, sync: TranscriptSync, api_secret: &str) -> Self {
+    pub fn new(store: Arc<dyn Store>, sync: TranscriptSync, api_secret: SecretString) -> Self {
         Self {
             store,
             sync,
-            secret: api_secret.to_owned(),
+            secret: api_secret,
             agents: vec![DEFAULT_AGENT_ID.to_owned()],
         }
     }
@@ -349,7 +350,7 @@ impl Webhook {
                 "the X-Signature header is required",
             )
         })?;
-        if !verify_signature(&self.secret, &body, signature) {
+        if !verify_signature(self.secret.expose_secret(), &body, signature) {
             tracing::warn!("rejected a webhook with an invalid signature");
             return Err(ApiError::new(
                 StatusCode::UNAUTHORIZED,

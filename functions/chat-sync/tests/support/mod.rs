@@ -6,6 +6,7 @@ use chat_sync::adapters::hubspot::HubSpotClient;
 use chat_sync::adapters::stream::StreamClient;
 use chat_sync::budget::{BudgetPlan, RateLimit};
 use chat_sync::config::{AllowedOrigins, FlushSettings, RegistrationSettings, Targets};
+use chat_sync::domain::identity::{IdentityPolicy, IdentityVerifier};
 use chat_sync::domain::{ChannelType, UserId};
 use chat_sync::handlers::registration::Registration;
 use chat_sync::handlers::sweeper::Sweeper;
@@ -22,6 +23,8 @@ pub const STREAM_KEY: &str = "local-api-key";
 /// The documented secret the files in `events/` are signed with.
 pub const STREAM_SECRET: &str = "local-stream-secret-for-events";
 pub const AGENT_ID: &str = "support-agent";
+/// The site's identity-verification secret (`IDENTITY_SECRET`) the test app checks `identityToken`s with.
+pub const IDENTITY_SECRET: &str = "test-identity-secret-0123456789abcdef";
 
 pub struct TestApp {
     pub hubspot: HubSpotDouble,
@@ -32,7 +35,20 @@ pub struct TestApp {
     pub webhook: Arc<Webhook>,
     pub sync: TranscriptSync,
     pub crm: Arc<HubSpotClient>,
+    pub chat: StreamClient,
     pub budget: Arc<dyn RateBudget>,
+}
+
+/// The registration settings of the test app: identity verification available (`IDENTITY_SECRET`), not required.
+pub fn registration_settings() -> RegistrationSettings {
+    RegistrationSettings {
+        channel_type: ChannelType::parse("messaging").expect("valid"),
+        support_agent_id: UserId::parse("agent", AGENT_ID).expect("valid"),
+        support_agent_name: "Grace (Support)".into(),
+        visitor_token_ttl: Duration::from_secs(3_600),
+        allowed_origins: AllowedOrigins::parse("http://localhost:3000").expect("valid"),
+        identity: IdentityPolicy::new(Some(IdentityVerifier::new(IDENTITY_SECRET.into())), false),
+    }
 }
 
 /// Flush settings for tests: short linger, small budgets, so fault tests run in seconds.
@@ -81,28 +97,25 @@ impl TestApp {
             Arc::new(store.budget(BudgetPlan::new(RateLimit::HUBSPOT_DEFAULT)));
         let crm = Arc::new(HubSpotClient::new(
             &hubspot.base_url(),
-            HUBSPOT_TOKEN,
+            HUBSPOT_TOKEN.into(),
             budget.clone(),
         ));
-        let chat =
-            StreamClient::new(&stream.base_url(), STREAM_KEY, STREAM_SECRET).expect("server token");
-        let settings = RegistrationSettings {
-            channel_type: ChannelType::parse("messaging").expect("valid"),
-            support_agent_id: UserId::parse("agent", AGENT_ID).expect("valid"),
-            support_agent_name: "Grace (Support)".into(),
-            visitor_token_ttl: Duration::from_secs(3_600),
-            allowed_origins: AllowedOrigins::parse("http://localhost:3000").expect("valid"),
-        };
+        let chat = StreamClient::new(&stream.base_url(), STREAM_KEY, STREAM_SECRET.into())
+            .expect("server token");
         let registration = Registration::new(
             crm.clone(),
             Arc::new(chat.clone()),
             store.clone(),
             chat.tokens(),
-            settings,
+            registration_settings(),
         );
         flush.check().expect("consistent flush settings");
         let sync = TranscriptSync::new(store.clone(), crm.clone(), budget.clone(), flush);
-        let webhook = Arc::new(Webhook::new(store.clone(), sync.clone(), STREAM_SECRET));
+        let webhook = Arc::new(Webhook::new(
+            store.clone(),
+            sync.clone(),
+            STREAM_SECRET.into(),
+        ));
         Self {
             hubspot,
             stream,
@@ -112,8 +125,20 @@ impl TestApp {
             webhook,
             sync,
             crm,
+            chat,
             budget,
         }
+    }
+
+    /// A registration handler like the app's, with other settings, on the same doubles and table.
+    pub fn registration_with(&self, settings: RegistrationSettings) -> Registration {
+        Registration::new(
+            self.crm.clone(),
+            Arc::new(self.chat.clone()),
+            self.store.clone(),
+            self.chat.tokens(),
+            settings,
+        )
     }
 
     /// A webhook like the app's, on another store (a broken or stalled DynamoDB), writing to the same HubSpot.
@@ -124,7 +149,7 @@ impl TestApp {
             self.budget.clone(),
             test_flush_settings(),
         );
-        Webhook::new(store, sync, STREAM_SECRET)
+        Webhook::new(store, sync, STREAM_SECRET.into())
     }
 
     pub fn sweeper(&self) -> Sweeper {

@@ -2,8 +2,8 @@
 //!
 //! | item | pk | sk | attributes |
 //! |---|---|---|---|
-//! | channel mapping | `CHANNEL#<type>:<id>` | `CHANNEL` | contact_id, email, visitor_id, visitor_name, channel_type, channel_id, created_at |
-//! | conversation | `CONTACT#<contact>` | `CONV#<type>:<id>` | cid, channel_id, started_at |
+//! | channel mapping | `CHANNEL#<type>:<id>` | `CHANNEL` | contact_id, email, visitor_id, visitor_name, identity (`verified` / `unverified`), channel_type, channel_id, created_at |
+//! | conversation | `CONTACT#<contact>` | `CONV#<type>:<id>` | cid, channel_id, started_at, identity |
 //! | message | `CONTACT#<contact>` | `MSG#<created_at>#<message id>` | message_id, cid, author_id, author_name, role, body, attachments, created_at, updated_at, edited, deleted |
 //! | sync record | `CONTACT#<contact>` | `SYNC` | contact_id, change_version, synced_version, message_count, crm_contact_id, parked_reason, dirty, dirty_since |
 //! | lease | `CONTACT#<contact>` | `LEASE` | lease_owner, lease_until_ms, expires_at (TTL) |

@@ -7,8 +7,8 @@ use super::{
 };
 use crate::domain::transcript::{Cleared, Conversation, Filling};
 use crate::domain::{
-    ChannelId, ChannelRef, ChannelType, ContactId, Email, MessageChange, MessageId, MessageKind,
-    NoteId, Role, StoredMessage, Timestamp, UserId,
+    ChannelId, ChannelRef, ChannelType, ContactId, Email, Identity, MessageChange, MessageId,
+    MessageKind, NoteId, Role, StoredMessage, Timestamp, UserId,
 };
 use crate::ports::{
     BacklogEntry, ChannelMapping, ConversationNotes, LeaseOwner, Recorded, Release, Store,
@@ -66,7 +66,16 @@ fn parse_conversation(item: &Item) -> Result<Conversation, StoreError> {
         cid: get_s(item, "cid")?.to_owned(),
         channel_id: get_s(item, "channel_id")?.to_owned(),
         started_at: Timestamp::parse("started_at", get_s(item, "started_at")?).map_err(corrupt)?,
+        identity: parse_identity(item)?,
         cleared: parse_cleared(item)?,
+    })
+}
+
+/// How the visitor was identified, as kept on the channel mapping and conversation items.
+fn parse_identity(item: &Item) -> Result<Identity, StoreError> {
+    let stored = item.get("identity").and_then(|v| v.as_s().ok());
+    Identity::parse(stored.map(String::as_str)).ok_or_else(|| {
+        StoreError::Corrupt(format!("identity {stored:?} is not a known identification"))
     })
 }
 
@@ -467,6 +476,7 @@ impl Store for DynamoStore {
             ("email".to_owned(), s(mapping.email.as_str())),
             ("visitor_id".to_owned(), s(mapping.visitor_id.as_str())),
             ("visitor_name".to_owned(), s(&mapping.visitor_name)),
+            ("identity".to_owned(), s(mapping.identity.as_str())),
             (
                 "channel_type".to_owned(),
                 s(mapping.channel.channel_type.as_str()),
@@ -485,6 +495,7 @@ impl Store for DynamoStore {
                 s(mapping.channel.channel_id.as_str()),
             ),
             ("started_at".to_owned(), s(mapping.created_at.key())),
+            ("identity".to_owned(), s(mapping.identity.as_str())),
         ]);
         // The visitor's channels, so that Stream erasing the visitor's messages can be followed here.
         let mut visitor = key(
@@ -533,6 +544,7 @@ impl Store for DynamoStore {
             visitor_id: UserId::parse("visitor_id", get_s(&item, "visitor_id")?)
                 .map_err(corrupt)?,
             visitor_name: get_s(&item, "visitor_name")?.to_owned(),
+            identity: parse_identity(&item)?,
             created_at: Timestamp::parse("created_at", get_s(&item, "created_at")?)
                 .map_err(corrupt)?,
             cleared: parse_cleared(&item)?,
@@ -809,6 +821,7 @@ impl Store for DynamoStore {
             cid: cid.clone(),
             channel_id: mapping.channel.channel_id.as_str().to_owned(),
             started_at: mapping.created_at,
+            identity: mapping.identity,
             cleared: Some(cleared),
         };
         let removed = self
@@ -850,6 +863,7 @@ impl Store for DynamoStore {
             cid: cid.clone(),
             channel_id: mapping.channel.channel_id.as_str().to_owned(),
             started_at: mapping.created_at,
+            identity: mapping.identity,
             cleared: None,
         };
         let author_id = author.as_str().to_owned();
