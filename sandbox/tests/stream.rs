@@ -863,3 +863,487 @@ async fn watchers_get_their_channels_events_and_nobody_elses() {
         .expect("sent");
     visitor.expect_silence().await;
 }
+
+/// The least-privilege grants a setup would configure for visitors.
+fn visitor_grants() -> Value {
+    json!({"grants": {
+        "user": [],
+        "channel_member": ["read-channel", "create-message", "update-message-owner", "delete-message-owner"],
+    }})
+}
+
+#[tokio::test]
+async fn user_tokens_are_held_to_the_channel_types_grants_and_the_server_is_not() {
+    let double = StreamDouble::start(KEY, SECRET).await.expect("starts");
+    chat(&double).await;
+    let server = Client::server(&double);
+    let (status, body) = server
+        .query_channel(
+            "support-2",
+            json!({"created_by_id": "agent", "members": ["agent", "outsider"]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let visitor = Client::with_token(
+        &double,
+        user_token(SECRET, "visitor-1", None).expect("token"),
+    );
+    let not_allowed = |(status, body): (u16, Value), action: &str| {
+        assert_eq!((status, body["code"].as_i64()), (403, Some(17)), "{body}");
+        let message = body["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains(&format!("User 'visitor-1' with role 'user' is not allowed to perform action {action} in scope 'messaging'")),
+            "{body}"
+        );
+    };
+
+    // Stream's defaults: only members read; a user creates channels and manages the ones it created.
+    not_allowed(
+        visitor.query_channel("support-2", json!({})).await,
+        "ReadChannel",
+    );
+    let (status, body) = visitor
+        .query_channel("visitor-room", json!({"members": ["visitor-1"]}))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let add = json!({"add_members": ["outsider"]});
+    let (status, body) = visitor
+        .send(
+            "POST",
+            "/channels/messaging/visitor-room",
+            Some(add.clone()),
+        )
+        .await;
+    assert_eq!(status, 201, "the owner adds members: {body}");
+    not_allowed(
+        visitor
+            .send("POST", "/channels/messaging/support-1", Some(add.clone()))
+            .await,
+        "UpdateChannelMembers",
+    );
+
+    let (status, body) = server
+        .send("PUT", "/channeltypes/messaging", Some(visitor_grants()))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["grants"]["user"], json!([]));
+    not_allowed(
+        visitor
+            .query_channel("visitor-room-2", json!({"members": ["visitor-1"]}))
+            .await,
+        "CreateChannel",
+    );
+    not_allowed(
+        visitor
+            .send(
+                "POST",
+                "/channels/messaging/visitor-room",
+                Some(json!({"add_members": ["agent"]})),
+            )
+            .await,
+        "UpdateChannelMembers",
+    );
+    not_allowed(
+        visitor
+            .send("DELETE", "/channels/messaging/visitor-room", None)
+            .await,
+        "DeleteChannel",
+    );
+    let (status, body) = visitor.query_channel("support-1", json!({})).await;
+    assert_eq!(status, 200, "a member still reads its channel: {body}");
+    let (status, body) = visitor
+        .send(
+            "POST",
+            "/channels/messaging/support-1/message",
+            Some(json!({"message": {"text": "hi"}})),
+        )
+        .await;
+    assert_eq!(status, 201, "and writes in it: {body}");
+    let (status, body) = visitor
+        .send(
+            "POST",
+            "/channels",
+            Some(json!({"filter_conditions": {"type": "messaging"}})),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let cids: Vec<&str> = body["channels"]
+        .as_array()
+        .expect("channels")
+        .iter()
+        .filter_map(|c| c["channel"]["cid"].as_str())
+        .collect();
+    assert_eq!(
+        cids,
+        ["messaging:support-1", "messaging:visitor-room"],
+        "only channels it may read"
+    );
+
+    // The server token bypasses every grant.
+    let (status, body) = server
+        .send("POST", "/channels/messaging/support-1", Some(add))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["members"].as_array().map(Vec::len), Some(3));
+}
+
+#[tokio::test]
+async fn channel_types_replace_only_the_named_roles_grants() {
+    let double = StreamDouble::start(KEY, SECRET).await.expect("starts");
+    let server = Client::server(&double);
+    let before = double.channel_type_grants("messaging").expect("built in");
+    let (status, body) = server
+        .send(
+            "PUT",
+            "/channeltypes/messaging",
+            Some(json!({"grants": {"user": ["create-channel"]}, "typing_events": false})),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let after = double.channel_type_grants("messaging").expect("built in");
+    assert_eq!(after["user"], ["create-channel"]);
+    assert_eq!(
+        after["channel_member"], before["channel_member"],
+        "other roles kept"
+    );
+    let (status, body) = server.send("GET", "/channeltypes/messaging", None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["typing_events"], false);
+    assert_eq!(body["read_events"], true, "other settings kept");
+
+    for (bad, why) in [
+        (
+            json!({"grants": {"user": ["fly-to-the-moon"]}}),
+            "unknown permission",
+        ),
+        (json!({"grants": {"wizard": []}}), "unknown role"),
+        (json!({"grants": ["create-channel"]}), "not an object"),
+        (json!({"typing_events": "yes"}), "wrong type"),
+        (json!({"colour": "blue"}), "not a setting"),
+    ] {
+        let (status, body) = server
+            .send("PUT", "/channeltypes/messaging", Some(bad))
+            .await;
+        assert_eq!(
+            (status, body["code"].as_i64()),
+            (400, Some(4)),
+            "{why}: {body}"
+        );
+    }
+    assert_eq!(
+        double.channel_type_grants("messaging").expect("type")["user"],
+        ["create-channel"],
+        "a refused PUT changes nothing"
+    );
+    assert_eq!(
+        server
+            .send("PUT", "/channeltypes/nope", Some(json!({})))
+            .await
+            .0,
+        404
+    );
+    let (status, body) = server
+        .send(
+            "POST",
+            "/channeltypes",
+            Some(json!({"name": "support", "grants": {"user": []}})),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["grants"]["user"], json!([]));
+    assert!(
+        body["grants"]["channel_member"]
+            .as_array()
+            .is_some_and(|g| !g.is_empty()),
+        "Stream's defaults otherwise"
+    );
+    assert_eq!(
+        server
+            .send("POST", "/channeltypes", Some(json!({"name": "support"})))
+            .await
+            .0,
+        400,
+        "exists"
+    );
+    let visitor = Client::with_token(
+        &double,
+        user_token(SECRET, "visitor-1", None).expect("token"),
+    );
+    assert_eq!(
+        visitor
+            .send("PUT", "/channeltypes/messaging", Some(json!({})))
+            .await
+            .0,
+        403
+    );
+}
+
+#[tokio::test]
+async fn partial_user_updates_keep_what_they_do_not_name_and_queries_respect_grants() {
+    let double = StreamDouble::start(KEY, SECRET).await.expect("starts");
+    let server = Client::server(&double);
+    let users = json!({"users": {"agent": {"id": "agent", "name": "Support", "role": "admin", "image": "https://x/a.png", "team": "emea"}}});
+    assert_eq!(server.send("POST", "/users", Some(users)).await.0, 201);
+    let (status, body) = server
+        .send("PATCH", "/users", Some(json!({"users": [{"id": "agent", "set": {"name": "Support team"}, "unset": ["team"]}]})))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let agent = double.user_json("agent").expect("agent");
+    assert_eq!(agent["name"], "Support team");
+    assert_eq!(agent["role"], "admin", "role kept");
+    assert_eq!(agent["image"], "https://x/a.png", "custom field kept");
+    assert!(agent.get("team").is_none(), "unset removes");
+    for bad in [
+        json!({"users": [{"id": "ghost", "set": {"name": "x"}}]}),
+        json!({"users": [{"id": "agent", "set": {"role": "wizard"}}]}),
+        json!({"users": [{"id": "agent"}]}),
+        json!({"users": [{"id": "agent", "unset": ["role"]}]}),
+    ] {
+        let (status, body) = server.send("PATCH", "/users", Some(bad.clone())).await;
+        assert_eq!(status, 400, "{bad}: {body}");
+    }
+    assert_eq!(double.user_json("agent").expect("agent")["role"], "admin");
+
+    client_upsert(&server, &["visitor-1", "visitor-2"]).await;
+    let visitor = Client::with_token(
+        &double,
+        user_token(SECRET, "visitor-1", None).expect("token"),
+    );
+    let (status, body) = visitor
+        .send(
+            "PATCH",
+            "/users",
+            Some(json!({"users": [{"id": "visitor-1", "set": {"role": "admin"}}]})),
+        )
+        .await;
+    assert_eq!(
+        (status, body["code"].as_i64()),
+        (403, Some(17)),
+        "no self-promotion: {body}"
+    );
+    let query = |filter: Value| {
+        format!(
+            "/users?payload={}",
+            urlencode(&json!({"filter_conditions": filter}).to_string())
+        )
+    };
+    let (status, body) = visitor
+        .send(
+            "GET",
+            &query(json!({"id": {"$in": ["visitor-2", "agent"]}})),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "search-user by default: {body}");
+    assert_eq!(body["users"].as_array().map(Vec::len), Some(2));
+    let (status, body) = server
+        .send(
+            "PATCH",
+            "/app",
+            Some(json!({"grants": {"user": ["update-user-owner"]}})),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = visitor
+        .send("GET", &query(json!({"id": "visitor-2"})), None)
+        .await;
+    assert_eq!((status, body["code"].as_i64()), (403, Some(17)), "{body}");
+    let (status, body) = server
+        .send("GET", &query(json!({"role": "admin"})), None)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["users"][0]["id"], "agent");
+    let (status, _) = server
+        .send("GET", &query(json!({"id": {"$gt": 1}})), None)
+        .await;
+    assert_eq!(
+        status, 400,
+        "unsupported operators are refused, not ignored"
+    );
+}
+
+async fn client_upsert(server: &Client, ids: &[&str]) {
+    let (status, body) = server.upsert_users(ids).await;
+    assert_eq!(status, 201, "{body}");
+}
+
+fn urlencode(text: &str) -> String {
+    reqwest::Url::parse_with_params("http://x/", [("p", text)])
+        .expect("url")
+        .query()
+        .unwrap_or_default()
+        .trim_start_matches("p=")
+        .to_owned()
+}
+
+#[tokio::test]
+async fn deleting_users_erases_their_messages_and_conversations_and_tells_the_webhook() {
+    let double = StreamDouble::start(KEY, SECRET).await.expect("starts");
+    chat(&double).await;
+    let server = Client::server(&double);
+    client_upsert(&server, &["visitor-2"]).await;
+    let (status, _) = server
+        .query_channel(
+            "support-2",
+            json!({"created_by_id": "agent", "members": ["agent", "visitor-2"]}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let (status, _) = server
+        .query_channel(
+            "group",
+            json!({"created_by_id": "agent", "members": ["agent", "visitor-1", "visitor-2"]}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    for (channel, user) in [
+        ("support-1", "visitor-1"),
+        ("group", "visitor-1"),
+        ("support-1", "agent"),
+        ("support-2", "visitor-2"),
+    ] {
+        double
+            .send_message("messaging", channel, user, "hello")
+            .await
+            .expect("sent");
+    }
+    let (receiver, url) = Receiver::start(&[]).await;
+    double.set_webhook_url(Some(url));
+    let old_token = user_token(SECRET, "visitor-1", None).expect("token");
+
+    let (status, body) = server
+        .send(
+            "DELETE",
+            "/users/visitor-1?hard_delete=true&mark_messages_deleted=true&delete_conversation_channels=true",
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body["user"]["deleted_at"].is_string());
+    assert_eq!(
+        double.user_deletions(),
+        [sandbox::stream::UserDeletion {
+            user_id: "visitor-1".to_owned(),
+            user: sandbox::stream::Erasure::Hard,
+            messages: Some(sandbox::stream::Erasure::Hard),
+            conversations: vec!["messaging:support-1".to_owned()],
+        }]
+    );
+    assert!(double.users().iter().all(|u| u.id != "visitor-1"));
+    assert!(
+        double.messages("messaging", "support-1").is_empty(),
+        "the conversation went with its messages"
+    );
+    assert!(
+        double.messages("messaging", "group").is_empty(),
+        "the user's messages elsewhere went too"
+    );
+    assert_eq!(
+        double.messages("messaging", "support-2").len(),
+        1,
+        "others' untouched"
+    );
+    assert_eq!(
+        double
+            .channels()
+            .iter()
+            .map(|c| c.cid())
+            .collect::<Vec<_>>(),
+        ["messaging:group", "messaging:support-2"]
+    );
+    let (status, body) = Client::with_token(&double, old_token)
+        .send("POST", "/channels/messaging/group/query", Some(json!({})))
+        .await;
+    assert_eq!(
+        (status, body["code"].as_i64()),
+        (401, Some(40)),
+        "its tokens stop: {body}"
+    );
+
+    double.wait_for_deliveries(2, Duration::from_secs(5)).await;
+    let events: Vec<Value> = receiver
+        .received()
+        .iter()
+        .map(|(_, body)| serde_json::from_slice(body).expect("json"))
+        .collect();
+    let deleted_channel = events
+        .iter()
+        .find(|e| e["type"] == "channel.deleted")
+        .expect("channel.deleted sent");
+    assert_eq!(deleted_channel["cid"], "messaging:support-1");
+    let deleted_user = events
+        .iter()
+        .find(|e| e["type"] == "user.deleted")
+        .expect("user.deleted sent");
+    assert_eq!(deleted_user["user"]["id"], "visitor-1");
+    assert_eq!(deleted_user["hard_delete"], true);
+    assert_eq!(deleted_user["mark_messages_deleted"], true);
+
+    // The batch endpoint is a task: nothing happens until it has run.
+    let (status, body) = server
+        .send(
+            "POST",
+            "/users/delete",
+            Some(json!({"user_ids": ["visitor-2"], "user": "soft", "messages": "soft"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let task_id = body["task_id"].as_str().expect("task id").to_owned();
+    let (_, task) = server.send("GET", &format!("/tasks/{task_id}"), None).await;
+    assert_eq!(task["status"], "pending");
+    assert_eq!(double.user_deletions().len(), 1, "not applied yet");
+    let mut task = task;
+    for _ in 0..50 {
+        if task["status"] == "completed" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        task = server
+            .send("GET", &format!("/tasks/{task_id}"), None)
+            .await
+            .1;
+    }
+    assert_eq!(task["status"], "completed", "{task}");
+    let last = double.user_deletions().pop().expect("applied");
+    assert_eq!(
+        (last.user, last.messages),
+        (
+            sandbox::stream::Erasure::Soft,
+            Some(sandbox::stream::Erasure::Soft)
+        )
+    );
+    assert!(
+        double.users().iter().any(|u| u.id == "visitor-2"),
+        "soft: the user stays, marked deleted"
+    );
+    assert_eq!(
+        double.messages("messaging", "support-2")[0]["type"],
+        "deleted"
+    );
+    for bad in [
+        json!({"user_ids": ["x"]}),
+        json!({"user_ids": [], "user": "hard"}),
+        json!({"user_ids": ["x"], "user": "gone"}),
+    ] {
+        assert_eq!(server.send("POST", "/users/delete", Some(bad)).await.0, 400);
+    }
+
+    let (status, body) = server
+        .send("DELETE", "/channels/messaging/group?hard_delete=true", None)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        double.channel_deletions().last(),
+        Some(&sandbox::stream::ChannelDeletion {
+            cid: "messaging:group".to_owned(),
+            hard: true
+        })
+    );
+    assert_eq!(
+        server
+            .send("DELETE", "/users/visitor-1?hard_delete=true", None)
+            .await
+            .0,
+        404
+    );
+}

@@ -1,6 +1,7 @@
 //! App settings: `GET /app` and `PATCH /app`, which merges (settings not given keep their values).
 
 use super::errors::StreamError;
+use super::permissions::{check_new_type_name, grants_json, merge_app_grants, ChannelType};
 use super::StreamState;
 use crate::support::{lock, now_rfc3339, uuid};
 use serde_json::{json, Map, Value};
@@ -88,8 +89,78 @@ impl StreamState {
                 hook.insert("updated_at".to_owned(), Value::String(now.clone()));
             }
         }
-        lock(&self.data).app.extend(fields);
+        let mut data = lock(&self.data);
+        if let Some(grants) = fields.remove("grants") {
+            let mut merged = data.app_grants.clone();
+            merge_app_grants(EP, &mut merged, &grants)?;
+            data.app_grants = merged;
+        }
+        data.app.extend(fields);
         Ok(json!({}))
+    }
+
+    /// `GET /app`: the settings and the `.app` scope's grants.
+    pub(crate) fn app(&self) -> Value {
+        let data = lock(&self.data);
+        let mut app = data.app.clone();
+        app.insert("grants".to_owned(), grants_json(&data.app_grants));
+        Value::Object(app)
+    }
+
+    pub(crate) fn channel_type(&self, name: &str) -> Result<Value, StreamError> {
+        let data = lock(&self.data);
+        match data.channel_types.get(name) {
+            Some(kind) => Ok(kind.to_json()),
+            None => Err(StreamError::not_found(
+                "GetChannelType",
+                format!("Channel type '{name}' does not exist"),
+            )),
+        }
+    }
+
+    /// `PUT /channeltypes/{name}`: the grants of each named role replaced, settings changed, the rest kept.
+    pub(crate) fn update_channel_type(
+        &self,
+        name: &str,
+        body: &Value,
+    ) -> Result<Value, StreamError> {
+        const EP: &str = "UpdateChannelType";
+        let Some(body) = body.as_object() else {
+            return Err(StreamError::input(
+                EP,
+                "the request body must be a JSON object",
+            ));
+        };
+        let mut data = lock(&self.data);
+        let Some(kind) = data.channel_types.get_mut(name) else {
+            return Err(StreamError::not_found(
+                EP,
+                format!("Channel type '{name}' does not exist"),
+            ));
+        };
+        kind.apply(EP, body)?;
+        Ok(kind.to_json())
+    }
+
+    /// `POST /channeltypes` `{"name", ...settings, "grants"?}`: a new type with Stream's default grants unless given.
+    pub(crate) fn create_channel_type(&self, body: &Value) -> Result<Value, StreamError> {
+        const EP: &str = "CreateChannelType";
+        let Some(body) = body.as_object() else {
+            return Err(StreamError::input(
+                EP,
+                "the request body must be a JSON object",
+            ));
+        };
+        let Some(name) = body.get("name").and_then(Value::as_str) else {
+            return Err(StreamError::input(EP, "name is a required field"));
+        };
+        let mut data = lock(&self.data);
+        check_new_type_name(EP, &data, name)?;
+        let mut kind = ChannelType::built_in(name);
+        kind.apply(EP, body)?;
+        let answer = kind.to_json();
+        data.channel_types.insert(name.to_owned(), kind);
+        Ok(answer)
     }
 }
 

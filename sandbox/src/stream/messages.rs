@@ -2,7 +2,8 @@
 
 use super::auth::Actor;
 use super::errors::StreamError;
-use super::state::{split_cid, MAX_MESSAGE_LENGTH};
+use super::permissions::{Action, Resource};
+use super::state::{split_cid, Data, MAX_MESSAGE_LENGTH};
 use super::webhooks::message_event;
 use super::StreamState;
 use crate::support::{lock, uuid};
@@ -53,6 +54,16 @@ impl StreamState {
                 format!("user \"{user_id}\" does not exist"),
             ));
         }
+        if let Actor::User(user) = actor {
+            data.permit(
+                EP,
+                user,
+                kind,
+                Action::CreateMessage,
+                Resource::Channel(channel),
+            )?;
+        }
+        // Even the server sends only as a member.
         if !channel.members.contains(&user_id) {
             return Err(StreamError::not_allowed(
                 EP,
@@ -136,6 +147,7 @@ impl StreamState {
             check_length(EP, text)?;
         }
         let mut data = lock(&self.data);
+        data.permit_on_message(EP, message_id, actor, Action::UpdateMessage)?;
         let now = data.tick();
         let Some(stored) = data.messages.get_mut(message_id) else {
             return Err(StreamError::not_found(
@@ -143,7 +155,6 @@ impl StreamState {
                 format!("message with id {message_id} doesn't exist"),
             ));
         };
-        check_author(EP, stored, actor)?;
         if stored.get("type").and_then(Value::as_str) == Some("deleted") {
             return Err(StreamError::input(EP, "cannot update a deleted message"));
         }
@@ -169,6 +180,7 @@ impl StreamState {
     ) -> Result<Value, StreamError> {
         const EP: &str = "DeleteMessage";
         let mut data = lock(&self.data);
+        data.permit_on_message(EP, message_id, actor, Action::DeleteMessage)?;
         let now = data.tick();
         let Some(stored) = data.messages.get_mut(message_id) else {
             return Err(StreamError::not_found(
@@ -176,7 +188,6 @@ impl StreamState {
                 format!("message with id {message_id} doesn't exist"),
             ));
         };
-        check_author(EP, stored, actor)?;
         let already_deleted = stored.get("type").and_then(Value::as_str) == Some("deleted");
         if already_deleted && !hard {
             // Soft-deleting twice changes nothing and sends no second event.
@@ -225,19 +236,37 @@ fn check_length(endpoint: &str, text: &str) -> Result<(), StreamError> {
     Ok(())
 }
 
-/// A user may only edit or delete their own messages; the server may touch any.
-fn check_author(endpoint: &str, message: &Value, actor: &Actor) -> Result<(), StreamError> {
-    if let Actor::User(user) = actor {
+impl Data {
+    /// A user may change a message if the channel type's grants allow it (by default: their own messages only);
+    /// the server may change any. An unknown message is the caller's 404, found later.
+    fn permit_on_message(
+        &self,
+        endpoint: &str,
+        message_id: &str,
+        actor: &Actor,
+        action: Action,
+    ) -> Result<(), StreamError> {
+        let Actor::User(user) = actor else {
+            return Ok(());
+        };
+        let Some(message) = self.messages.get(message_id) else {
+            return Ok(());
+        };
+        let (kind, id) = split_cid(message);
         let author = message
             .get("user")
             .and_then(|u| u.get("id"))
-            .and_then(Value::as_str);
-        if author != Some(user.as_str()) {
-            return Err(StreamError::not_allowed(
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        match self.channels.get(&format!("{kind}:{id}")) {
+            Some(channel) => self.permit(
                 endpoint,
-                format!("User '{user}' is not allowed to change another user's message"),
-            ));
+                user,
+                &kind,
+                action,
+                Resource::Message { channel, author },
+            ),
+            None => Ok(()),
         }
     }
-    Ok(())
 }

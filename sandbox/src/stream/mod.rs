@@ -4,6 +4,9 @@
 //! * `auth.rs`: `api_key` + raw-JWT auth, server and user tokens, expiry and revocation;
 //! * `rest.rs`: the routes and the request pipeline (record, authenticate, faults, latency, logic);
 //! * `users.rs`, `channels.rs`, `messages.rs`, `app.rs`: what each endpoint does, over the stored `state.rs`;
+//! * `permissions.rs`: channel types and their grants, enforced on user tokens as Stream's permissions v2 does;
+//! * `deletions.rs`: user and channel erasure (hard/soft, async tasks), recorded for tests;
+//! * `filter.rs`: the query filters of `queryChannels` and `queryUsers`;
 //! * `websocket.rs`: the SDK's `/connect`: `health.check`, pings, events to the connections watching a channel;
 //! * `webhooks.rs`: signed delivery with Stream's retries, duplicates and reordering on request.
 //!
@@ -13,9 +16,11 @@
 mod app;
 mod auth;
 mod channels;
+mod deletions;
 mod errors;
 mod filter;
 mod messages;
+mod permissions;
 mod rest;
 mod state;
 mod users;
@@ -24,6 +29,7 @@ mod websocket;
 
 pub use crate::support::RecordedCall;
 pub use auth::{server_token, user_token};
+pub use deletions::{ChannelDeletion, Erasure, UserDeletion};
 pub use errors::StreamError;
 pub use state::{Channel, User, MAX_MESSAGE_LENGTH};
 pub use users::MAX_USERS_PER_CALL;
@@ -35,6 +41,7 @@ use auth::Actor;
 use axum::Router;
 use serde_json::{json, Map, Value};
 use state::{Data, UserRecord};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -108,6 +115,32 @@ impl StreamDouble {
         lock(&self.state.data).channel_messages(&format!("{channel_type}:{channel_id}"))
     }
 
+    /// Every user deletion applied so far, in order (a `POST /users/delete` task's only once it ran).
+    pub fn user_deletions(&self) -> Vec<UserDeletion> {
+        lock(&self.state.data).user_deletions.clone()
+    }
+
+    /// Every channel deletion applied so far, in order (deleted users' conversations included).
+    pub fn channel_deletions(&self) -> Vec<ChannelDeletion> {
+        lock(&self.state.data).channel_deletions.clone()
+    }
+
+    /// A channel type's grants (role → permission ids, sorted), as `PUT /channeltypes/{name}` left them;
+    /// `None` for an unknown type.
+    pub fn channel_type_grants(&self, name: &str) -> Option<BTreeMap<String, Vec<String>>> {
+        lock(&self.state.data).channel_types.get(name).map(|kind| {
+            kind.grants
+                .iter()
+                .map(|(role, ids)| (role.clone(), ids.iter().cloned().collect()))
+                .collect()
+        })
+    }
+
+    /// A user as `GET /users` shows it (custom fields included), if it exists.
+    pub fn user_json(&self, id: &str) -> Option<Value> {
+        lock(&self.state.data).users.get(id).map(state::user_json)
+    }
+
     /// Sets (or with `None` clears) the legacy app-level `webhook_url`, as `PATCH /app` would.
     pub fn set_webhook_url(&self, url: Option<String>) {
         lock(&self.state.data).app.insert(
@@ -118,7 +151,7 @@ impl StreamDouble {
 
     /// The app settings as `GET /app` returns them.
     pub fn app_settings(&self) -> Value {
-        Value::Object(lock(&self.state.data).app.clone())
+        self.state.app()
     }
 
     /// Every webhook delivery attempt so far, in completion order.

@@ -6,11 +6,11 @@ use super::auth::Actor;
 use super::channels::Watch;
 use super::errors::{injected, StreamError};
 use super::StreamState;
-use crate::support::{lock, Req};
+use crate::support::Req;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use http::StatusCode;
 use serde_json::{json, Value};
@@ -21,7 +21,24 @@ type Outcome = Result<(StatusCode, Value), StreamError>;
 
 pub(crate) fn router(state: Arc<StreamState>) -> Router {
     Router::new()
-        .route("/users", post(upsert_users).patch(partial_update_users))
+        .route(
+            "/users",
+            post(upsert_users)
+                .patch(partial_update_users)
+                .get(query_users),
+        )
+        .route("/users/delete", post(delete_users))
+        .route("/users/{id}", delete(delete_user))
+        .route("/tasks/{id}", get(get_task))
+        .route("/channeltypes", post(create_channel_type))
+        .route(
+            "/channeltypes/{name}",
+            get(get_channel_type).put(update_channel_type),
+        )
+        .route(
+            "/channels/{type}/{id}",
+            post(update_channel).delete(delete_channel),
+        )
         .route("/connect", get(super::websocket::connect))
         .route("/channels", post(query_channels))
         .route("/channels/{type}/{id}/query", post(query_channel))
@@ -96,6 +113,105 @@ async fn partial_update_users(State(s): St, req: Req) -> Response {
     .await
 }
 
+async fn query_users(State(s): St, req: Req) -> Response {
+    guarded(&s, "query_users", &req, true, |actor| {
+        let query = req.query();
+        let users = s.query_users(&actor, query.get("payload").map(String::as_str))?;
+        Ok((StatusCode::OK, users))
+    })
+    .await
+}
+
+async fn delete_user(
+    State(s): St,
+    path: Result<Path<String>, PathRejection>,
+    req: Req,
+) -> Response {
+    guarded(&s, "delete_user", &req, false, |_| {
+        let id = path_or_404(path)?;
+        Ok((StatusCode::OK, s.delete_user(&id, &req.query())?))
+    })
+    .await
+}
+
+async fn delete_users(State(s): St, req: Req) -> Response {
+    guarded(&s, "delete_users", &req, false, |_| {
+        let body = parse_json("DeleteUsers", &req)?;
+        Ok((StatusCode::CREATED, s.delete_users(&body)?))
+    })
+    .await
+}
+
+async fn get_task(State(s): St, path: Result<Path<String>, PathRejection>, req: Req) -> Response {
+    guarded(&s, "get_task", &req, false, |_| {
+        let id = path_or_404(path)?;
+        Ok((StatusCode::OK, s.task(&id)?))
+    })
+    .await
+}
+
+async fn get_channel_type(
+    State(s): St,
+    path: Result<Path<String>, PathRejection>,
+    req: Req,
+) -> Response {
+    guarded(&s, "get_channel_type", &req, false, |_| {
+        let name = path_or_404(path)?;
+        Ok((StatusCode::OK, s.channel_type(&name)?))
+    })
+    .await
+}
+
+async fn update_channel_type(
+    State(s): St,
+    path: Result<Path<String>, PathRejection>,
+    req: Req,
+) -> Response {
+    guarded(&s, "update_channel_type", &req, false, |_| {
+        let name = path_or_404(path)?;
+        let body = parse_json("UpdateChannelType", &req)?;
+        Ok((StatusCode::CREATED, s.update_channel_type(&name, &body)?))
+    })
+    .await
+}
+
+async fn create_channel_type(State(s): St, req: Req) -> Response {
+    guarded(&s, "create_channel_type", &req, false, |_| {
+        let body = parse_json("CreateChannelType", &req)?;
+        Ok((StatusCode::CREATED, s.create_channel_type(&body)?))
+    })
+    .await
+}
+
+async fn update_channel(
+    State(s): St,
+    path: Result<Path<(String, String)>, PathRejection>,
+    req: Req,
+) -> Response {
+    guarded(&s, "update_channel", &req, true, |actor| {
+        let (kind, id) = path_or_404(path)?;
+        let body = parse_json("UpdateChannel", &req)?;
+        Ok((
+            StatusCode::CREATED,
+            s.update_channel(&kind, &id, &actor, &body)?,
+        ))
+    })
+    .await
+}
+
+async fn delete_channel(
+    State(s): St,
+    path: Result<Path<(String, String)>, PathRejection>,
+    req: Req,
+) -> Response {
+    guarded(&s, "delete_channel", &req, true, |actor| {
+        let (kind, id) = path_or_404(path)?;
+        let hard = flag("DeleteChannel", &req, "hard_delete")?;
+        Ok((StatusCode::OK, s.delete_channel(&kind, &id, &actor, hard)?))
+    })
+    .await
+}
+
 async fn query_channel(
     State(s): St,
     path: Result<Path<(String, String)>, PathRejection>,
@@ -162,8 +278,7 @@ async fn mark_read(
 
 async fn get_app(State(s): St, req: Req) -> Response {
     guarded(&s, "get_app", &req, false, |_| {
-        let app = Value::Object(lock(&s.data).app.clone());
-        Ok((StatusCode::OK, json!({ "app": app })))
+        Ok((StatusCode::OK, json!({ "app": s.app() })))
     })
     .await
 }

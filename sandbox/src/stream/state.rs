@@ -1,6 +1,8 @@
 //! What the double stores: users, channels, messages and app settings, and the rules for their ids.
 
+use super::deletions::{ChannelDeletion, UserDeletion};
 use super::errors::StreamError;
+use super::permissions::{default_app_grants, ChannelType, Grants, BUILT_IN_TYPES};
 use crate::support::format_millis;
 use serde::Serialize;
 use serde_json::{json, Map, Value};
@@ -55,6 +57,15 @@ pub(crate) struct Data {
     pub(crate) revocations: HashMap<String, i64>,
     /// cid → user id → the member's read state (`user`, `last_read`, `unread_messages`, `last_read_message_id`).
     pub(crate) reads: HashMap<String, BTreeMap<String, Value>>,
+    /// Channel types by name, with their grants (`permissions.rs`).
+    pub(crate) channel_types: BTreeMap<String, ChannelType>,
+    /// The `.app` scope's grants.
+    pub(crate) app_grants: Grants,
+    /// Deletions, in order, so tests can assert what was erased.
+    pub(crate) user_deletions: Vec<UserDeletion>,
+    pub(crate) channel_deletions: Vec<ChannelDeletion>,
+    /// Async tasks (`POST /users/delete`) by id, as `GET /tasks/{id}` shows them.
+    pub(crate) tasks: HashMap<String, Value>,
     /// Last message timestamp handed out: message times are strictly increasing, as Stream's microsecond
     /// timestamps effectively are, so `created_at` orders messages and `updated_at` always moves forward.
     pub(crate) clock: OffsetDateTime,
@@ -70,6 +81,14 @@ impl Data {
             app,
             revocations: HashMap::new(),
             reads: HashMap::new(),
+            channel_types: BUILT_IN_TYPES
+                .iter()
+                .map(|name| ((*name).to_owned(), ChannelType::built_in(name)))
+                .collect(),
+            app_grants: default_app_grants(),
+            user_deletions: Vec::new(),
+            channel_deletions: Vec::new(),
+            tasks: HashMap::new(),
             clock: OffsetDateTime::UNIX_EPOCH,
         }
     }

@@ -3,6 +3,8 @@
 
 use super::auth::Actor;
 use super::errors::StreamError;
+use super::filter;
+use super::permissions::{Action, Resource};
 use super::state::{user_json, valid_user_id, User, UserRecord, ROLES};
 use super::StreamState;
 use crate::support::{lock, now_rfc3339};
@@ -82,7 +84,74 @@ impl StreamState {
     }
 }
 
+/// Users a query returns by default and at most.
+const QUERY_LIMIT: (usize, usize) = (30, 100);
+
+impl filter::Fields for UserRecord {
+    fn field(&self, name: &str) -> Option<Vec<Value>> {
+        match name {
+            "id" => Some(vec![Value::String(self.user.id.clone())]),
+            "name" => Some(vec![Value::String(self.user.name.clone())]),
+            "role" => Some(vec![Value::String(self.user.role.clone())]),
+            // Custom fields can be filtered on; a user without the field matches no value.
+            custom => Some(self.extra.get(custom).cloned().into_iter().collect()),
+        }
+    }
+}
+
 impl StreamState {
+    /// `GET /users?payload={"filter_conditions", "sort", "limit", "offset"}`: users by id. A user token needs the
+    /// `.app` permission `search-user`.
+    pub(crate) fn query_users(
+        &self,
+        actor: &Actor,
+        payload: Option<&str>,
+    ) -> Result<Value, StreamError> {
+        const EP: &str = "QueryUsers";
+        let Some(payload) = payload else {
+            return Err(StreamError::input(EP, "payload is a required parameter"));
+        };
+        let payload: Value = serde_json::from_str(payload)
+            .map_err(|e| StreamError::input(EP, format!("payload is not valid JSON: {e}")))?;
+        let Some(filter) = payload.get("filter_conditions").filter(|f| f.is_object()) else {
+            return Err(StreamError::input(
+                EP,
+                "filter_conditions is a required object",
+            ));
+        };
+        let number = |name: &str, default: usize| -> Result<usize, StreamError> {
+            match payload.get(name) {
+                None | Some(Value::Null) => Ok(default),
+                Some(v) => v
+                    .as_u64()
+                    .and_then(|n| usize::try_from(n).ok())
+                    .ok_or_else(|| {
+                        StreamError::input(EP, format!("{name} must be a non-negative integer"))
+                    }),
+            }
+        };
+        let limit = number("limit", QUERY_LIMIT.0)?;
+        if limit > QUERY_LIMIT.1 {
+            return Err(StreamError::input(
+                EP,
+                format!("limit must be {} or less", QUERY_LIMIT.1),
+            ));
+        }
+        let offset = number("offset", 0)?;
+        let data = lock(&self.data);
+        if let Actor::User(user) = actor {
+            data.permit(EP, user, "", Action::SearchUser, Resource::App)?;
+        }
+        let mut users = Vec::new();
+        for record in data.users.values() {
+            if filter::matches(EP, filter, record)? {
+                users.push(user_json(record));
+            }
+        }
+        let users: Vec<Value> = users.into_iter().skip(offset).take(limit).collect();
+        Ok(json!({ "users": users }))
+    }
+
     /// `PATCH /users` `{"users": [{"id", "set": {...}, "unset": [...]}]}`. A user token may update only its own
     /// user, and never its role or token revocation.
     pub(crate) fn partial_update_users(

@@ -133,6 +133,15 @@ impl Hub {
         }
     }
 
+    /// Sends a user-level event (`user.deleted`) to that user's connections.
+    pub(crate) fn send_to_user(&self, user_id: &str, event: &Value) {
+        for connection in lock(&self.connections).values() {
+            if connection.user_id == user_id {
+                connection.frames.send(Frame::Event(event.clone())).ok();
+            }
+        }
+    }
+
     /// Cuts every open connection (no close frame), as a network loss would; clients reconnect.
     pub(crate) fn drop_all(&self) -> usize {
         let mut connections = lock(&self.connections);

@@ -177,6 +177,108 @@ async function main() {
     const opened = await fresh.connectUser({ id: 'visitor-b' }, server.createToken('visitor-b', now() + 3600, now() + 1));
     assert.equal(opened.me.id, 'visitor-b', 'a token issued after the revocation connects');
   });
+
+  /** A REST refusal as the SDK reports it: ErrorFromResponse with Stream's code and HTTP status. */
+  async function refused(promise) {
+    try {
+      await promise;
+    } catch (error) {
+      return { code: error.code, status: error.status, message: error.message };
+    }
+    assert.fail('expected Stream to refuse');
+  }
+
+  await step("partialUpdateUser changes the name and keeps the agent's role and custom fields", async () => {
+    const { users } = await server.partialUpdateUser({ id: 'agent', set: { name: 'Support team' } });
+    assert.equal(users.agent.name, 'Support team');
+    const found = await server.queryUsers({ id: { $in: ['agent'] } });
+    assert.equal(found.users.length, 1);
+    const [agentUser] = found.users;
+    assert.equal(agentUser.role, 'admin');
+    assert.equal(agentUser.image, 'https://cdn.example.com/agent.png');
+    assert.equal(agentUser.team, 'emea');
+    assert.equal(agentUser.name, 'Support team');
+  });
+
+  await step('with default grants a user may create a channel and add members to it', async () => {
+    const own = visitor.channel('messaging', 'ada-own-room', { members: ['visitor-a'] });
+    await own.create();
+    const updated = await own.addMembers(['visitor-b', 'agent']);
+    assert.deepEqual(updated.members.map((m) => m.user_id).sort(), ['agent', 'visitor-a', 'visitor-b']);
+    const users = await visitor.queryUsers({ id: { $in: ['visitor-b'] } });
+    assert.equal(users.users.length, 1, 'search-user is granted by default');
+  });
+
+  await step('least-privilege grants (PUT /channeltypes, PATCH /app) restrict what a visitor token can do', async () => {
+    await server.updateChannelType('messaging', {
+      grants: {
+        user: [],
+        channel_member: ['read-channel', 'create-message', 'update-message-owner', 'delete-message-owner'],
+      },
+    });
+    await server.updateAppSettings({ grants: { user: ['update-user-owner'] } });
+    const type = await server.getChannelType('messaging');
+    assert.deepEqual(type.grants.user, []);
+    assert.deepEqual(type.grants.channel_member.sort(), [
+      'create-message',
+      'delete-message-owner',
+      'read-channel',
+      'update-message-owner',
+    ]);
+    assert.ok(type.grants.admin.includes('update-channel-members'), 'other roles kept');
+    assert.equal(type.typing_events, true, 'other settings kept');
+
+    const other = await refused(visitor.channel('messaging', 'chat-b').watch());
+    assert.equal(other.code, 17, JSON.stringify(other));
+    assert.equal(other.status, 403);
+    assert.match(other.message, /not allowed to perform action ReadChannel in scope 'messaging'/);
+    const add = await refused(visitorChannel.addMembers(['visitor-b']));
+    assert.equal(add.code, 17, JSON.stringify(add));
+    assert.match(add.message, /UpdateChannelMembers/);
+    const create = await refused(visitor.channel('messaging', 'ada-second-room', { members: ['visitor-a'] }).create());
+    assert.equal(create.code, 17, JSON.stringify(create));
+    assert.match(create.message, /CreateChannel/);
+    const search = await refused(visitor.queryUsers({ id: { $in: ['visitor-b'] } }));
+    assert.equal(search.code, 17, JSON.stringify(search));
+
+    const { message } = await visitorChannel.sendMessage({ text: 'Still here' });
+    assert.equal(message.text, 'Still here', 'members still write in their own channel');
+    const found = await visitor.queryChannels({ type: 'messaging' });
+    assert.deepEqual(
+      found.map((c) => c.cid).sort(),
+      ['messaging:ada-own-room', 'messaging:chat-a'],
+      'queries list only the channels the visitor is a member of',
+    );
+  });
+
+  await step('deleteUsers (hard) removes the users, their messages and conversations; their tokens stop', async () => {
+    const bob = browser();
+    await server.revokeUserToken('visitor-b', null); // lifts the earlier revocation
+    const bobToken = token('visitor-b');
+    await bob.connectUser({ id: 'visitor-b' }, bobToken);
+    await bob.channel('messaging', 'chat-b').sendMessage({ text: 'Please forget me' });
+    await bob.channel('messaging', 'ada-own-room').sendMessage({ text: 'Me too' });
+    await bob.disconnectUser();
+    const { task_id } = await server.deleteUsers(['visitor-b'], { user: 'hard', messages: 'hard', conversations: 'hard' });
+    assert.ok(task_id, 'an async task');
+    let task = await server.getTask(task_id);
+    for (let i = 0; i < 50 && task.status !== 'completed'; i += 1) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      task = await server.getTask(task_id);
+    }
+    assert.equal(task.status, 'completed');
+    const users = await server.queryUsers({ id: { $in: ['visitor-b'] } });
+    assert.equal(users.users.length, 0, 'the user is gone');
+    const channels = await server.queryChannels({ cid: { $in: ['messaging:chat-b'] } });
+    assert.equal(channels.length, 0, 'the conversation channel is gone');
+    const [room] = await server.queryChannels({ cid: { $in: ['messaging:ada-own-room'] } });
+    assert.ok(room, 'a group channel is not a conversation: it stays');
+    assert.deepEqual(room.state.messages.map((m) => m.text), [], "the user's messages are gone");
+    assert.deepEqual(Object.keys(room.state.members).sort(), ['agent', 'visitor-a'], 'and the user is no member');
+    const again = browser();
+    const error = await refusal(again.connectUser({ id: 'visitor-b' }, bobToken));
+    assert.equal(error.code, 40, JSON.stringify(error));
+  });
 }
 
 const started = performance.now();

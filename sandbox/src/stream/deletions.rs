@@ -1,0 +1,339 @@
+//! Erasure as Stream does it, recorded so tests can assert what was erased:
+//!
+//! * `DELETE /users/{id}?hard_delete=&mark_messages_deleted=&delete_conversation_channels=` (synchronous);
+//! * `POST /users/delete` `{"user_ids", "user": "soft|hard", "messages": "soft|hard", "conversations": "hard"}`:
+//!   an async task (`{"task_id"}`), applied shortly after the answer; `GET /tasks/{id}` shows `pending`, then
+//!   `completed` — a client that does not wait for it sees the users still there;
+//! * `DELETE /channels/{type}/{id}?hard_delete=true`.
+//!
+//! A deleted user's tokens stop working (a revocation at the deletion time). Hard: the user is gone. Its messages:
+//! soft → `type: "deleted"`, hard → gone. Conversation channels (exactly two members, the user one of them) are
+//! deleted with their messages. Each deletion sends what Stream sends: `user.deleted` (`hard_delete`,
+//! `mark_messages_deleted`, `delete_conversation_channels`) and `channel.deleted`, to the webhook and to the
+//! connections concerned.
+
+use super::auth::Actor;
+use super::channels::check_type;
+use super::errors::StreamError;
+use super::permissions::{Action, Resource};
+use super::state::{user_json, validate_channel, Data};
+use super::StreamState;
+use crate::support::{lock, now_rfc3339, uuid};
+use serde_json::{json, Value};
+use std::sync::Arc;
+use std::time::Duration;
+use time::OffsetDateTime;
+
+/// How `POST /users/delete` tasks wait before they run: long enough that a client must poll `GET /tasks/{id}`.
+const TASK_DELAY: Duration = Duration::from_millis(100);
+/// Stream's limit of users per `POST /users/delete`.
+const MAX_USERS_PER_DELETE: usize = 100;
+
+/// Soft (marked deleted) or hard (gone).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Erasure {
+    Soft,
+    Hard,
+}
+
+/// One user deletion the double applied.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UserDeletion {
+    pub user_id: String,
+    pub user: Erasure,
+    /// `None`: the user's messages were kept.
+    pub messages: Option<Erasure>,
+    /// The conversation channels deleted with the user (cids).
+    pub conversations: Vec<String>,
+}
+
+/// One channel deletion the double applied (directly, or as a deleted user's conversation).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChannelDeletion {
+    pub cid: String,
+    pub hard: bool,
+}
+
+/// What to erase with a user.
+#[derive(Clone, Copy)]
+struct Plan {
+    user: Erasure,
+    messages: Option<Erasure>,
+    conversations: bool,
+}
+
+impl StreamState {
+    /// `DELETE /users/{id}`: applied at once; answers the deleted user.
+    pub(crate) fn delete_user(
+        &self,
+        user_id: &str,
+        query: &std::collections::HashMap<String, String>,
+    ) -> Result<Value, StreamError> {
+        const EP: &str = "DeleteUser";
+        let flag = |name: &str| -> Result<bool, StreamError> {
+            match query.get(name).map(String::as_str) {
+                None | Some("false") => Ok(false),
+                Some("true") => Ok(true),
+                Some(other) => Err(StreamError::input(
+                    EP,
+                    format!("{name} must be true or false, got {other}"),
+                )),
+            }
+        };
+        let hard = flag("hard_delete")?;
+        let plan = Plan {
+            user: if hard { Erasure::Hard } else { Erasure::Soft },
+            messages: flag("mark_messages_deleted")?.then_some(if hard {
+                Erasure::Hard
+            } else {
+                Erasure::Soft
+            }),
+            conversations: flag("delete_conversation_channels")?,
+        };
+        let mut data = lock(&self.data);
+        let Some(record) = data.users.get(user_id) else {
+            return Err(StreamError::not_found(
+                EP,
+                format!("user {user_id:?} does not exist"),
+            ));
+        };
+        let mut user = user_json(record);
+        self.erase_user(&mut data, user_id, plan);
+        user["deleted_at"] = json!(now_rfc3339());
+        Ok(json!({ "user": user }))
+    }
+
+    /// `POST /users/delete`: checks the request, answers a task id, erases after [`TASK_DELAY`].
+    pub(crate) fn delete_users(self: &Arc<Self>, body: &Value) -> Result<Value, StreamError> {
+        const EP: &str = "DeleteUsers";
+        let Some(ids) = body.get("user_ids").and_then(Value::as_array) else {
+            return Err(StreamError::input(EP, "user_ids is a required field"));
+        };
+        let ids = ids
+            .iter()
+            .map(|id| id.as_str().map(str::to_owned))
+            .collect::<Option<Vec<String>>>()
+            .ok_or_else(|| StreamError::input(EP, "user_ids must be strings"))?;
+        if ids.is_empty() || ids.len() > MAX_USERS_PER_DELETE {
+            return Err(StreamError::input(
+                EP,
+                format!("user_ids must contain between 1 and {MAX_USERS_PER_DELETE} ids"),
+            ));
+        }
+        let erasure = |name: &str| -> Result<Option<Erasure>, StreamError> {
+            match body.get(name) {
+                None | Some(Value::Null) => Ok(None),
+                Some(v) if v == "soft" => Ok(Some(Erasure::Soft)),
+                Some(v) if v == "hard" => Ok(Some(Erasure::Hard)),
+                Some(other) => Err(StreamError::input(
+                    EP,
+                    format!("{name} must be soft or hard, got {other}"),
+                )),
+            }
+        };
+        let Some(user) = erasure("user")? else {
+            return Err(StreamError::input(
+                EP,
+                "user is a required field (soft or hard)",
+            ));
+        };
+        let plan = Plan {
+            user,
+            messages: erasure("messages")?,
+            conversations: match erasure("conversations")? {
+                None => false,
+                Some(Erasure::Hard) => true,
+                Some(Erasure::Soft) => {
+                    return Err(StreamError::input(
+                        EP,
+                        "the sandbox deletes conversations hard only",
+                    ))
+                }
+            },
+        };
+        let task_id = uuid();
+        let now = now_rfc3339();
+        lock(&self.data).tasks.insert(
+            task_id.clone(),
+            json!({"id": task_id, "status": "pending", "created_at": now, "updated_at": now}),
+        );
+        let state = Arc::clone(self);
+        let task = task_id.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(TASK_DELAY).await;
+            let mut data = lock(&state.data);
+            let mut deleted = Vec::new();
+            for id in &ids {
+                if data.users.contains_key(id) {
+                    state.erase_user(&mut data, id, plan);
+                    deleted.push(id.clone());
+                }
+            }
+            if let Some(task) = data.tasks.get_mut(&task) {
+                task["status"] = json!("completed");
+                task["updated_at"] = json!(now_rfc3339());
+                task["result"] = json!({ "deleted_user_ids": deleted });
+            }
+        });
+        Ok(json!({ "task_id": task_id }))
+    }
+
+    pub(crate) fn task(&self, id: &str) -> Result<Value, StreamError> {
+        lock(&self.data)
+            .tasks
+            .get(id)
+            .cloned()
+            .ok_or_else(|| StreamError::not_found("GetTask", format!("task {id:?} does not exist")))
+    }
+
+    /// `DELETE /channels/{type}/{id}`: the channel and its messages go (soft and hard alike here: a soft-deleted
+    /// channel is invisible to queries as well); `channel.deleted` goes out.
+    pub(crate) fn delete_channel(
+        &self,
+        kind: &str,
+        id: &str,
+        actor: &Actor,
+        hard: bool,
+    ) -> Result<Value, StreamError> {
+        const EP: &str = "DeleteChannel";
+        validate_channel(EP, kind, id)?;
+        let cid = format!("{kind}:{id}");
+        let mut data = lock(&self.data);
+        check_type(EP, &data, kind)?;
+        let Some(channel) = data.channels.get(&cid) else {
+            return Err(StreamError::not_found(
+                EP,
+                format!("channel \"{cid}\" does not exist"),
+            ));
+        };
+        if let Actor::User(user) = actor {
+            data.permit(
+                EP,
+                user,
+                kind,
+                Action::DeleteChannel,
+                Resource::Channel(channel),
+            )?;
+        }
+        let mut state = self.channel_state(&data, channel)["channel"].clone();
+        state["deleted_at"] = json!(now_rfc3339());
+        self.erase_channel(&mut data, &cid, hard);
+        Ok(json!({ "channel": state }))
+    }
+
+    fn erase_channel(&self, data: &mut Data, cid: &str, hard: bool) {
+        let Some(channel) = data.channels.remove(cid) else {
+            return;
+        };
+        for message in data.order.remove(cid).unwrap_or_default() {
+            data.messages.remove(&message);
+        }
+        data.reads.remove(cid);
+        data.channel_deletions.push(ChannelDeletion {
+            cid: cid.to_owned(),
+            hard,
+        });
+        let event = json!({
+            "type": "channel.deleted",
+            "cid": cid,
+            "channel_type": channel.channel_type,
+            "channel_id": channel.id,
+            "channel": {"id": channel.id, "type": channel.channel_type, "cid": cid, "deleted_at": now_rfc3339()},
+            "hard_delete": hard,
+            "created_at": now_rfc3339(),
+        });
+        self.publish(data, &event);
+    }
+
+    fn erase_user(&self, data: &mut Data, user_id: &str, plan: Plan) {
+        let Some(record) = data.users.get(user_id) else {
+            return;
+        };
+        let mut user = user_json(record);
+        let now = OffsetDateTime::now_utc();
+        // Tokens issued until now stop working; a token issued later may recreate the id, as on Stream.
+        let now_ms = i64::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX);
+        data.revocations.insert(user_id.to_owned(), now_ms);
+        let conversations: Vec<String> = if plan.conversations {
+            data.channels
+                .values()
+                .filter(|c| c.members.len() == 2 && c.members.iter().any(|m| m == user_id))
+                .map(|c| c.cid())
+                .collect()
+        } else {
+            Vec::new()
+        };
+        for cid in &conversations {
+            self.erase_channel(data, cid, true);
+        }
+        if let Some(erasure) = plan.messages {
+            erase_messages(data, user_id, erasure);
+        }
+        match plan.user {
+            Erasure::Hard => {
+                data.users.remove(user_id);
+                for channel in data.channels.values_mut() {
+                    channel.members.retain(|m| m != user_id);
+                }
+            }
+            Erasure::Soft => {
+                if let Some(record) = data.users.get_mut(user_id) {
+                    record
+                        .extra
+                        .insert("deleted_at".to_owned(), json!(now_rfc3339()));
+                }
+            }
+        }
+        user["deleted_at"] = json!(now_rfc3339());
+        data.user_deletions.push(UserDeletion {
+            user_id: user_id.to_owned(),
+            user: plan.user,
+            messages: plan.messages,
+            conversations: conversations.clone(),
+        });
+        let event = json!({
+            "type": "user.deleted",
+            "user": user,
+            "hard_delete": plan.user == Erasure::Hard,
+            "mark_messages_deleted": plan.messages.is_some(),
+            "delete_conversation_channels": plan.conversations,
+            "created_at": now_rfc3339(),
+        });
+        self.hub.send_to_user(user_id, &event);
+        self.webhooks.enqueue(data, &event);
+    }
+}
+
+/// Soft: each message becomes `type: "deleted"` with its text kept for nobody; hard: gone.
+fn erase_messages(data: &mut Data, user_id: &str, erasure: Erasure) {
+    let by_user: Vec<String> = data
+        .messages
+        .iter()
+        .filter(|(_, m)| {
+            m.get("user")
+                .and_then(|u| u.get("id"))
+                .and_then(Value::as_str)
+                == Some(user_id)
+        })
+        .map(|(id, _)| id.clone())
+        .collect();
+    let now = data.tick();
+    for id in by_user {
+        match erasure {
+            Erasure::Hard => {
+                data.messages.remove(&id);
+                for order in data.order.values_mut() {
+                    order.retain(|m| *m != id);
+                }
+            }
+            Erasure::Soft => {
+                if let Some(message) = data.messages.get_mut(&id) {
+                    message["type"] = json!("deleted");
+                    message["text"] = json!("");
+                    message["deleted_at"] = json!(now);
+                    message["updated_at"] = json!(now);
+                }
+            }
+        }
+    }
+}
