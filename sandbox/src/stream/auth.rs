@@ -25,6 +25,26 @@ pub(crate) enum Actor {
     User(String),
 }
 
+impl Actor {
+    /// Whom a call acts as: the calling user, or for the server the user the request names in `field` (required,
+    /// as Stream requires it server-side).
+    pub(crate) fn acting_user(
+        &self,
+        endpoint: &str,
+        given: Option<&str>,
+        field: &str,
+    ) -> Result<String, StreamError> {
+        match (self, given) {
+            (Self::User(user), _) => Ok(user.clone()),
+            (Self::Server, Some(user)) if !user.is_empty() => Ok(user.to_owned()),
+            (Self::Server, _) => Err(StreamError::input(
+                endpoint,
+                format!("{field} is a required field when using server side auth"),
+            )),
+        }
+    }
+}
+
 /// A server-side token (`{"server": true}`, HS256), as the real server SDKs create.
 pub fn server_token(secret: &str) -> Result<String, jsonwebtoken::errors::Error> {
     encode(

@@ -2,7 +2,7 @@
 
 use super::auth::Actor;
 use super::errors::StreamError;
-use super::filter;
+use super::filter::{self, Page};
 use super::permissions::{channel_role, Action, ChannelType, Resource};
 use super::state::{validate_channel, Channel, Data};
 use super::StreamState;
@@ -47,7 +47,7 @@ impl StreamState {
             Some(_) => return Err(StreamError::input(EP, "data must be an object")),
         };
         let mut data = lock(&self.data);
-        check_type(EP, &data, kind)?;
+        data.check_type(EP, kind)?;
         let created = match data.channels.get(&cid) {
             Some(channel) => {
                 if let Actor::User(user) = actor {
@@ -100,11 +100,7 @@ impl StreamState {
                 ))
             }
         };
-        let limit = page_number(EP, body, "limit", 10)?;
-        if limit > 30 {
-            return Err(StreamError::input(EP, "limit must be 30 or less"));
-        }
-        let offset = page_number(EP, body, "offset", 0)?;
+        let page = Page::parse(EP, body, 10, 30)?;
         let data = lock(&self.data);
         let mut matching = Vec::new();
         for channel in data.channels.values() {
@@ -129,7 +125,7 @@ impl StreamState {
         }
         // Newest activity first, as the SDK's default `last_message_at: -1` asks.
         matching.sort_by_key(|c| std::cmp::Reverse(last_activity(&data, c)));
-        let page: Vec<Channel> = matching.into_iter().skip(offset).take(limit).collect();
+        let page: Vec<Channel> = page.of(matching);
         let watch = Watch::from_body(body, connection_id);
         if let (true, Actor::User(user)) = (watch.watch, actor) {
             for channel in &page {
@@ -152,16 +148,9 @@ impl StreamState {
         body: &Value,
     ) -> Result<Value, StreamError> {
         const EP: &str = "UpdateChannel";
-        validate_channel(EP, kind, id)?;
         let cid = format!("{kind}:{id}");
         let mut data = lock(&self.data);
-        check_type(EP, &data, kind)?;
-        let Some(channel) = data.channels.get(&cid) else {
-            return Err(StreamError::not_found(
-                EP,
-                format!("channel \"{cid}\" does not exist"),
-            ));
-        };
+        let channel = data.existing_channel(EP, kind, id)?;
         let add = parse_members(EP, body.get("add_members"))?;
         let remove = parse_members(EP, body.get("remove_members"))?;
         let other: Vec<&String> = body
@@ -264,24 +253,8 @@ impl StreamState {
         const EP: &str = "MarkRead";
         let cid = format!("{kind}:{id}");
         let mut data = lock(&self.data);
-        let Some(channel) = data.channels.get(&cid) else {
-            return Err(StreamError::not_found(
-                EP,
-                format!("channel \"{cid}\" does not exist"),
-            ));
-        };
-        let user = match actor {
-            Actor::User(user) => user.clone(),
-            Actor::Server => match body.get("user_id").and_then(Value::as_str) {
-                Some(user) => user.to_owned(),
-                None => {
-                    return Err(StreamError::input(
-                        EP,
-                        "user_id is a required field when using server side auth",
-                    ))
-                }
-            },
-        };
+        let channel = data.existing_channel(EP, kind, id)?;
+        let user = actor.acting_user(EP, body.get("user_id").and_then(Value::as_str), "user_id")?;
         if !channel.members.contains(&user) {
             return Err(StreamError::input(
                 EP,
@@ -387,15 +360,32 @@ impl StreamState {
     }
 }
 
-/// A channel type must exist (Stream answers 404 for an unknown one).
-pub(crate) fn check_type(endpoint: &str, data: &Data, kind: &str) -> Result<(), StreamError> {
-    if data.channel_types.contains_key(kind) {
-        Ok(())
-    } else {
-        Err(StreamError::not_found(
-            endpoint,
-            format!("Channel type '{kind}' does not exist"),
-        ))
+impl Data {
+    /// A channel type must exist (Stream answers 404 for an unknown one).
+    pub(crate) fn check_type(&self, endpoint: &str, kind: &str) -> Result<(), StreamError> {
+        if self.channel_types.contains_key(kind) {
+            Ok(())
+        } else {
+            Err(StreamError::not_found(
+                endpoint,
+                format!("Channel type '{kind}' does not exist"),
+            ))
+        }
+    }
+
+    /// The channel `{kind}:{id}`: valid ids, a known type, and the channel itself, or Stream's 400/404.
+    pub(crate) fn existing_channel(
+        &self,
+        endpoint: &str,
+        kind: &str,
+        id: &str,
+    ) -> Result<&Channel, StreamError> {
+        validate_channel(endpoint, kind, id)?;
+        self.check_type(endpoint, kind)?;
+        let cid = format!("{kind}:{id}");
+        self.channels.get(&cid).ok_or_else(|| {
+            StreamError::not_found(endpoint, format!("channel \"{cid}\" does not exist"))
+        })
     }
 }
 
@@ -445,46 +435,22 @@ fn last_activity(data: &Data, channel: &Channel) -> String {
         .to_owned()
 }
 
-fn page_number(
-    endpoint: &str,
-    body: &Value,
-    name: &str,
-    default: usize,
-) -> Result<usize, StreamError> {
-    match body.get(name) {
-        None | Some(Value::Null) => Ok(default),
-        Some(value) => value
-            .as_u64()
-            .and_then(|n| usize::try_from(n).ok())
-            .ok_or_else(|| {
-                StreamError::input(endpoint, format!("{name} must be a non-negative integer"))
-            }),
-    }
-}
-
 /// The creator: the calling user, or for the server `data.created_by_id` / `data.created_by.id` (required).
 fn creator(
     endpoint: &str,
     actor: &Actor,
     spec: &Map<String, Value>,
 ) -> Result<String, StreamError> {
-    match actor {
-        Actor::User(user) => Ok(user.clone()),
-        Actor::Server => {
-            let by_id = spec.get("created_by_id").and_then(Value::as_str);
-            let by_obj = spec
-                .get("created_by")
-                .and_then(|c| c.get("id"))
-                .and_then(Value::as_str);
-            match by_id.or(by_obj) {
-                Some(creator) if !creator.is_empty() => Ok(creator.to_owned()),
-                _ => Err(StreamError::input(
-                    endpoint,
-                    "When using server side auth, data.created_by or data.created_by_id is a required field",
-                )),
-            }
-        }
-    }
+    let by_id = spec.get("created_by_id").and_then(Value::as_str);
+    let by_obj = spec
+        .get("created_by")
+        .and_then(|c| c.get("id"))
+        .and_then(Value::as_str);
+    actor.acting_user(
+        endpoint,
+        by_id.or(by_obj),
+        "data.created_by or data.created_by_id",
+    )
 }
 
 /// Members as user ids or `{"user_id"}` objects, deduplicated in order.

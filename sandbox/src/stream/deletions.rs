@@ -13,10 +13,9 @@
 //! connections concerned.
 
 use super::auth::Actor;
-use super::channels::check_type;
 use super::errors::StreamError;
 use super::permissions::{Action, Resource};
-use super::state::{user_json, validate_channel, Data};
+use super::state::{user_json, Data};
 use super::StreamState;
 use crate::support::{lock, now_rfc3339, uuid};
 use serde_json::{json, Value};
@@ -196,16 +195,9 @@ impl StreamState {
         hard: bool,
     ) -> Result<Value, StreamError> {
         const EP: &str = "DeleteChannel";
-        validate_channel(EP, kind, id)?;
         let cid = format!("{kind}:{id}");
         let mut data = lock(&self.data);
-        check_type(EP, &data, kind)?;
-        let Some(channel) = data.channels.get(&cid) else {
-            return Err(StreamError::not_found(
-                EP,
-                format!("channel \"{cid}\" does not exist"),
-            ));
-        };
+        let channel = data.existing_channel(EP, kind, id)?;
         if let Actor::User(user) = actor {
             data.permit(
                 EP,

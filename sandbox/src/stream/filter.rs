@@ -1,7 +1,8 @@
 //! Stream's query filters (`filter_conditions`), the subset the SDKs send: a field equals a value (`"f": v` or
 //! `{"$eq": v}`), is one of several (`{"$in": [...]}`), and `$and` / `$or` of filters. A field with several values
 //! (a channel's `members`) matches when any value does. An operator or field the double does not know is refused
-//! with Stream's 400, so a test never passes on a filter that was silently ignored.
+//! with Stream's 400, so a test never passes on a filter that was silently ignored. Results are paged by `limit`
+//! and `offset` ([`Page`]).
 
 use super::errors::StreamError;
 use super::state::Channel;
@@ -102,6 +103,50 @@ fn field_matches(
         }
     }
     Ok(true)
+}
+
+/// `limit` and `offset` of a query, checked against the endpoint's default and maximum.
+pub(crate) struct Page {
+    limit: usize,
+    offset: usize,
+}
+
+impl Page {
+    pub(crate) fn parse(
+        endpoint: &str,
+        query: &Value,
+        default_limit: usize,
+        max_limit: usize,
+    ) -> Result<Self, StreamError> {
+        let number = |name: &str, default: usize| match query.get(name) {
+            None | Some(Value::Null) => Ok(default),
+            Some(value) => value
+                .as_u64()
+                .and_then(|n| usize::try_from(n).ok())
+                .ok_or_else(|| {
+                    StreamError::input(endpoint, format!("{name} must be a non-negative integer"))
+                }),
+        };
+        let limit = number("limit", default_limit)?;
+        if limit > max_limit {
+            return Err(StreamError::input(
+                endpoint,
+                format!("limit must be {max_limit} or less"),
+            ));
+        }
+        Ok(Self {
+            limit,
+            offset: number("offset", 0)?,
+        })
+    }
+
+    pub(crate) fn of<T>(&self, items: Vec<T>) -> Vec<T> {
+        items
+            .into_iter()
+            .skip(self.offset)
+            .take(self.limit)
+            .collect()
+    }
 }
 
 #[cfg(test)]

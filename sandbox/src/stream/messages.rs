@@ -23,31 +23,13 @@ impl StreamState {
         };
         let cid = format!("{kind}:{id}");
         let mut data = lock(&self.data);
-        let Some(channel) = data.channels.get(&cid) else {
-            return Err(StreamError::not_found(
-                EP,
-                format!("channel \"{cid}\" does not exist"),
-            ));
-        };
-        let user_id = match actor {
-            Actor::User(user) => user.clone(),
-            Actor::Server => {
-                let by_id = message.get("user_id").and_then(Value::as_str);
-                let by_obj = message
-                    .get("user")
-                    .and_then(|u| u.get("id"))
-                    .and_then(Value::as_str);
-                match by_id.or(by_obj) {
-                    Some(user) => user.to_owned(),
-                    None => {
-                        return Err(StreamError::input(
-                            EP,
-                            "message.user or message.user_id is a required field when using server side auth",
-                        ))
-                    }
-                }
-            }
-        };
+        let channel = data.existing_channel(EP, kind, id)?;
+        let by_id = message.get("user_id").and_then(Value::as_str);
+        let by_obj = message
+            .get("user")
+            .and_then(|u| u.get("id"))
+            .and_then(Value::as_str);
+        let user_id = actor.acting_user(EP, by_id.or(by_obj), "message.user or message.user_id")?;
         if !data.users.contains_key(&user_id) {
             return Err(StreamError::input(
                 EP,

@@ -3,7 +3,7 @@
 
 use super::auth::Actor;
 use super::errors::StreamError;
-use super::filter;
+use super::filter::{self, Page};
 use super::permissions::{Action, Resource};
 use super::state::{user_json, valid_user_id, User, UserRecord, ROLES};
 use super::StreamState;
@@ -119,25 +119,7 @@ impl StreamState {
                 "filter_conditions is a required object",
             ));
         };
-        let number = |name: &str, default: usize| -> Result<usize, StreamError> {
-            match payload.get(name) {
-                None | Some(Value::Null) => Ok(default),
-                Some(v) => v
-                    .as_u64()
-                    .and_then(|n| usize::try_from(n).ok())
-                    .ok_or_else(|| {
-                        StreamError::input(EP, format!("{name} must be a non-negative integer"))
-                    }),
-            }
-        };
-        let limit = number("limit", QUERY_LIMIT.0)?;
-        if limit > QUERY_LIMIT.1 {
-            return Err(StreamError::input(
-                EP,
-                format!("limit must be {} or less", QUERY_LIMIT.1),
-            ));
-        }
-        let offset = number("offset", 0)?;
+        let page = Page::parse(EP, &payload, QUERY_LIMIT.0, QUERY_LIMIT.1)?;
         let data = lock(&self.data);
         if let Actor::User(user) = actor {
             data.permit(EP, user, "", Action::SearchUser, Resource::App)?;
@@ -148,7 +130,7 @@ impl StreamState {
                 users.push(user_json(record));
             }
         }
-        let users: Vec<Value> = users.into_iter().skip(offset).take(limit).collect();
+        let users = page.of(users);
         Ok(json!({ "users": users }))
     }
 
