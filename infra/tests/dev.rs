@@ -1,7 +1,12 @@
 //! `make dev` as a person uses it: the dev binary started on a machine with no accounts, driven over HTTP and in
-//! a headless browser, then stopped with Ctrl-C (SIGINT), which must also stop the DynamoDB Local it started.
+//! a headless browser, then stopped with Ctrl-C (SIGINT), which must also stop the DynamoDB Local it started. The
+//! widget's bundle (`make widget`) is served from `widget/dist/` and held to its size budget.
 
+use flate2::write::GzEncoder;
+use flate2::Compression;
+use infra::dev::SANDBOX_STREAM_SECRET;
 use serde_json::{json, Value};
+use std::io::Write;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -11,7 +16,9 @@ use std::time::{Duration, Instant};
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
 const SYNC_TIMEOUT: Duration = Duration::from_secs(20);
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
-const BROWSER_TIMEOUT: Duration = Duration::from_secs(120);
+const BROWSER_TIMEOUT: Duration = Duration::from_secs(240);
+/// The widget's budget, SDK included, gzipped (issue 12).
+const WIDGET_BUDGET_GZIPPED: usize = 120 * 1024;
 
 /// Variables that would switch the server to live mode, another DynamoDB Local or other settings.
 const CLEARED: [&str; 12] = [
@@ -159,6 +166,45 @@ async fn json_of(response: reqwest::Response) -> (u16, Value) {
     (status, body)
 }
 
+/// The built widget (`make widget`); the tests say how to build it rather than fail obscurely.
+fn widget_bundle() -> Vec<u8> {
+    let path = workspace_root().join("widget/dist/chat-sync-widget.js");
+    std::fs::read(&path)
+        .unwrap_or_else(|e| panic!("{} ({e}): run `make widget` first", path.display()))
+}
+
+fn workspace_root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the workspace root")
+}
+
+/// Sends `text` into the channel the way Stream's SDK does for a signed-in user: the user's own token, client-side
+/// REST. Stream then calls the webhook, exactly as when a person types in the widget.
+async fn send_as(
+    http: &reqwest::Client,
+    stream: &str,
+    api_key: &str,
+    token: &str,
+    channel: (&str, &str),
+    text: &str,
+) -> Value {
+    let response = http
+        .post(format!(
+            "{stream}/channels/{}/{}/message?api_key={api_key}",
+            channel.0, channel.1
+        ))
+        .header("authorization", token)
+        .header("stream-auth-type", "jwt")
+        .json(&json!({"message": {"text": text}}))
+        .send()
+        .await
+        .expect("send a message to the sandbox Stream");
+    let (status, body) = json_of(response).await;
+    assert!((200..300).contains(&status), "{status}: {body}");
+    body
+}
+
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|listener| listener.local_addr())
@@ -194,39 +240,75 @@ fn text<'a>(value: &'a Value, field: &str) -> &'a str {
         .unwrap_or_else(|| panic!("{field} missing in {value}"))
 }
 
+fn header<'a>(response: &'a reqwest::Response, name: &str) -> &'a str {
+    response
+        .headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+}
+
 #[tokio::test]
 async fn dev_server_syncs_a_conversation_into_the_crm_and_stops_on_ctrl_c() {
     let mut server = DevServer::start().await;
 
+    // The demo page: no inline script, the widget by its embed tag, the agent's side from this server.
     let page = server
         .http
         .get(server.url("/"))
         .send()
         .await
         .expect("GET /");
-    assert!(page
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("text/html")));
+    assert!(header(&page, "content-type").starts_with("text/html"));
+    assert!(
+        header(&page, "content-security-policy").contains("script-src 'self';"),
+        "{}",
+        header(&page, "content-security-policy")
+    );
     let html = page.text().await.expect("page");
+    assert!(html.contains(
+        r#"<script src="/chat-sync-widget.js" data-registration-url="/registrations" async></script>"#
+    ));
     for id in [
-        "firstName",
-        "lastName",
-        "email",
-        "register",
-        "registration-status",
-        "visitor-text",
-        "visitor-send",
+        "agent-log",
         "agent-text",
         "agent-send",
         "transcript",
+        "notes",
     ] {
         assert!(
             html.contains(&format!("id=\"{id}\"")),
             "the page lacks #{id}"
         );
     }
+
+    // The embed example: only the tag, with this server's absolute URLs, as a customer's site would have it.
+    let example = server
+        .http
+        .get(server.url("/embed-example.html"))
+        .send()
+        .await
+        .expect("GET /embed-example.html");
+    assert_eq!(example.status(), 200);
+    let csp = header(&example, "content-security-policy").to_owned();
+    let html = example.text().await.expect("example");
+    let tag = format!(
+        r#"<script src="{0}/chat-sync-widget.js" data-registration-url="{0}/registrations" async></script>"#,
+        server.base_url
+    );
+    assert!(html.contains(&tag), "{html}");
+    assert_eq!(html.matches("<script").count(), 1, "{html}");
+
+    // The bundle, as built by `make widget`.
+    let bundle = server
+        .http
+        .get(server.url("/chat-sync-widget.js"))
+        .send()
+        .await
+        .expect("GET the widget");
+    assert_eq!(bundle.status(), 200);
+    assert!(header(&bundle, "content-type").starts_with("text/javascript"));
+    assert!(bundle.bytes().await.expect("bundle") == widget_bundle());
 
     let (status, config) = server.get_json("/dev/config").await;
     assert_eq!(status, 200, "{config}");
@@ -235,7 +317,8 @@ async fn dev_server_syncs_a_conversation_into_the_crm_and_stops_on_ctrl_c() {
     let dynamodb = text(&config, "dynamodbEndpoint").to_owned();
     assert!(accepts_connections(&dynamodb));
 
-    // Registration as the page does it: same origin, so CORS allows it.
+    // Registration as the widget does it: same origin, so CORS allows it. It names the sandbox Stream, which the
+    // pages' CSP lets the widget reach.
     let origin = server.base_url.clone();
     let response = server
         .http
@@ -245,39 +328,70 @@ async fn dev_server_syncs_a_conversation_into_the_crm_and_stops_on_ctrl_c() {
         .send()
         .await
         .expect("register");
-    assert_eq!(
-        response
-            .headers()
-            .get("access-control-allow-origin")
-            .and_then(|v| v.to_str().ok()),
-        Some(origin.as_str())
-    );
+    assert_eq!(header(&response, "access-control-allow-origin"), origin);
     let (status, registration) = json_of(response).await;
     assert_eq!(status, 200, "{registration}\n{}", server.log_text());
     let visitor = text(&registration, "customerId").to_owned();
     let channel_type = text(&registration, "channelType").to_owned();
     let channel_id = text(&registration, "channelId").to_owned();
+    let stream = text(&registration, "streamBaseUrl").to_owned();
+    let api_key = text(&registration, "apiKey").to_owned();
     assert!(!text(&registration, "expiresAt").is_empty());
+    assert!(
+        csp.contains(&format!("{stream} {}", stream.replacen("http", "ws", 1))),
+        "{csp}"
+    );
 
+    // The agent's side of the demo page: a token for the agent, minted by this server only.
+    let (status, session) = server.post_json("/dev/agent-session", &json!({})).await;
+    assert_eq!(status, 200, "{session}");
+    assert_eq!(session["userId"], agent.as_str(), "{session}");
+    assert_eq!(session["apiKey"], api_key.as_str(), "{session}");
+    assert_eq!(session["streamBaseUrl"], stream.as_str(), "{session}");
+    let agent_token = text(&session, "token").to_owned();
+    let refused = server
+        .http
+        .post(server.url("/dev/agent-session"))
+        .header("content-type", "text/plain")
+        .body("{}")
+        .send()
+        .await
+        .expect("POST without JSON");
+    let (status, error) = json_of(refused).await;
+    assert_eq!(
+        (status, &error["code"]),
+        (415, &json!("unsupported_media_type")),
+        "{error}"
+    );
+
+    // Each person writes with their own token, as the SDK does: nothing passes through the dev server.
+    let visitor_token = text(&registration, "customerToken").to_owned();
     let conversation = [
         (
-            &visitor,
+            &visitor_token,
             "visitor",
             "Hello! I have a question about order #1234.",
         ),
-        (&agent, "agent", "Of course, what would you like to know?"),
-        (&visitor, "visitor", "When will it ship?"),
+        (
+            &agent_token,
+            "agent",
+            "Of course, what would you like to know?",
+        ),
+        (&visitor_token, "visitor", "When will it ship?"),
     ];
-    for (user, _, message) in conversation {
-        let (status, sent) = server
-            .post_json(
-                "/dev/messages",
-                &json!({"channelType": channel_type, "channelId": channel_id, "userId": user, "text": message}),
-            )
-            .await;
-        assert_eq!(status, 200, "{sent}\n{}", server.log_text());
+    for (token, _, message) in conversation {
+        let sent = send_as(
+            &server.http,
+            &stream,
+            &api_key,
+            token,
+            (&channel_type, &channel_id),
+            message,
+        )
+        .await;
         assert_eq!(sent["message"]["text"], message, "{sent}");
     }
+    assert_ne!(visitor, agent);
 
     // Stream double → signed webhook → webhook handler → DynamoDB → HubSpot double, read back through the page's API.
     let expected: Vec<String> = conversation
@@ -328,33 +442,23 @@ async fn dev_server_syncs_a_conversation_into_the_crm_and_stops_on_ctrl_c() {
     assert_eq!(error["code"], "invalid_email", "{error}");
     assert!(!text(&error, "error").is_empty());
     let (status, error) = server
-        .post_json(
-            "/dev/messages",
-            &json!({"channelType": channel_type, "channelId": channel_id, "userId": "Not Valid", "text": "hi"}),
-        )
-        .await;
-    assert_eq!(
-        (status, &error["field"]),
-        (400, &json!("userId")),
-        "{error}"
-    );
-    let (status, error) = server
-        .post_json(
-            "/dev/messages",
-            &json!({"channelType": channel_type, "channelId": channel_id, "userId": "someone-else", "text": "hi"}),
-        )
-        .await;
-    assert_eq!(
-        (status, &error["code"]),
-        (403, &json!("not_a_member")),
-        "{error}"
-    );
-    let (status, error) = server
         .get_json("/dev/transcript?channelType=messaging&channelId=never-registered")
         .await;
     assert_eq!(
         (status, &error["code"]),
         (404, &json!("unknown_channel")),
+        "{error}"
+    );
+    // Messages go through Stream only: the dev server's old way to send them is gone.
+    let (status, error) = server
+        .post_json(
+            "/dev/messages",
+            &json!({"channelType": channel_type, "channelId": channel_id, "userId": visitor, "text": "hi"}),
+        )
+        .await;
+    assert_eq!(
+        (status, &error["code"]),
+        (404, &json!("not_found")),
         "{error}"
     );
 
@@ -367,17 +471,37 @@ async fn dev_server_syncs_a_conversation_into_the_crm_and_stops_on_ctrl_c() {
     assert!(!accepts_connections(&server.base_url));
 }
 
+#[test]
+fn widget_bundle_fits_its_size_budget() {
+    let bundle = widget_bundle();
+    let mut gzip = GzEncoder::new(Vec::new(), Compression::best());
+    gzip.write_all(&bundle).expect("gzip in memory");
+    let gzipped = gzip.finish().expect("gzip in memory").len();
+    println!(
+        "chat-sync-widget.js: {} bytes, {gzipped} bytes gzipped (budget {WIDGET_BUDGET_GZIPPED})",
+        bundle.len()
+    );
+    assert!(
+        gzipped <= WIDGET_BUDGET_GZIPPED,
+        "the widget is {gzipped} bytes gzipped, over its budget of {WIDGET_BUDGET_GZIPPED}: see what weighs what with \
+         `node_modules/.bin/esbuild --analyze` or widget/dist/meta.json"
+    );
+    // Minified and self-contained: one file, no source map reference, no import left for the host to resolve.
+    let text = String::from_utf8_lossy(&bundle);
+    assert!(!text.contains("sourceMappingURL"));
+    assert!(!text.contains("import(") && !text.starts_with("import"));
+}
+
 #[tokio::test]
-async fn demo_page_works_in_a_headless_browser() {
+async fn widget_and_demo_page_work_in_a_headless_browser() {
     let chromium = std::env::var("CHROMIUM_PATH").unwrap_or_else(|_| "/usr/bin/chromium".into());
     assert!(
         Path::new(&chromium).is_file(),
         "Chromium is not installed at {chromium}, so the demo page cannot be checked: run `make browser-deps` \
          (as root it runs apt-get install -y --no-install-recommends chromium), or set CHROMIUM_PATH"
     );
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("the workspace root");
+    let root = workspace_root();
+    widget_bundle();
     assert!(
         root.join("node_modules/playwright-core/package.json")
             .is_file(),
@@ -393,9 +517,10 @@ async fn demo_page_works_in_a_headless_browser() {
     let mut server = DevServer::start().await;
     let browser = tokio::process::Command::new("node")
         .arg(root.join("infra/e2e/browser.mjs"))
-        .arg(server.url("/"))
+        .arg(&server.base_url)
         .current_dir(root)
         .env("CHROMIUM_PATH", &chromium)
+        .env("STREAM_SECRET", SANDBOX_STREAM_SECRET)
         .env("E2E_SCREENSHOT", &screenshot)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -1,18 +1,18 @@
-//! The dev server's HTTP surface: the Lambda handlers at their deployed paths, the demo page, and three dev-only
-//! JSON endpoints the page uses to play the agent and the visitor and to show what HubSpot holds.
+//! The dev server's HTTP surface: the Lambda handlers at their deployed paths, the demo page, the embed example, the
+//! widget's bundle, and the dev-only endpoints the demo page uses to play the agent and to show what HubSpot holds.
 
+use super::assets::{Asset, Pages};
 use super::Mode;
 use crate::serve::{self, from_lambda};
-use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, QueryRejection};
-use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chat_sync::adapters::hubspot::HubSpotClient;
-use chat_sync::adapters::stream::StreamClient;
-use chat_sync::domain::{ChannelId, ChannelRef, ChannelType, Invalid, UserId};
+use chat_sync::adapters::stream::VisitorTokens;
+use chat_sync::domain::{ChannelId, ChannelRef, ChannelType, Invalid, Timestamp, UserId};
 use chat_sync::handlers::registration::Registration;
 use chat_sync::handlers::webhook::Webhook;
 use chat_sync::handlers::ApiError;
@@ -23,38 +23,32 @@ use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// The demo page, compiled in so `make dev` needs no files at run time.
-const PAGE: &str = include_str!("../../static/index.html");
-/// The page may load nothing from elsewhere and talk only to this server.
-const PAGE_CSP: &str =
-    "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; \
-                        connect-src 'self'; img-src data:; form-action 'none'; base-uri 'none'; \
-                        frame-ancestors 'none'";
-/// Stream's default limit for a message's text.
-const MAX_TEXT_CHARS: usize = 5_000;
-const MAX_MESSAGE_BODY: usize = 16 * 1024;
 /// A person is watching the page: fail fast rather than hang.
 const UPSTREAM_BUDGET: Duration = Duration::from_secs(5);
+/// The demo page's agent token: long enough for a session at the desk, short enough not to matter if copied.
+const AGENT_TOKEN_TTL: Duration = Duration::from_secs(3_600);
 
 /// What the dev endpoints need: the same clients and store the handlers use.
 pub struct DevApi {
     pub mode: Mode,
     pub agent_id: UserId,
-    pub chat: StreamClient,
+    /// Signs the agent's token for the demo page, with the app's secret, as registration signs the visitor's.
+    pub tokens: VisitorTokens,
     pub crm: std::sync::Arc<HubSpotClient>,
     pub store: Arc<dyn Store>,
     pub dynamodb_endpoint: String,
+    pub pages: Pages,
 }
 
 /// Every route of the dev server.
 pub fn router(registration: Arc<Registration>, webhook: Arc<Webhook>, api: Arc<DevApi>) -> Router {
     let dev = Router::new()
-        .route("/", get(page))
+        .route("/", get(demo_page))
+        .route("/embed-example.html", get(embed_example))
+        .route("/chat-sync-widget.js", get(widget_bundle))
+        .route("/dev/demo.js", get(demo_script))
         .route("/dev/config", get(config))
-        .route(
-            "/dev/messages",
-            post(send_message).layer(DefaultBodyLimit::max(MAX_MESSAGE_BODY)),
-        )
+        .route("/dev/agent-session", post(agent_session))
         .route("/dev/transcript", get(transcript))
         .with_state(api);
     // The handlers answer every method themselves (405 for the wrong one), as behind API Gateway.
@@ -65,7 +59,7 @@ pub fn router(registration: Arc<Registration>, webhook: Arc<Webhook>, api: Arc<D
         .fallback(not_found)
 }
 
-fn error_response(error: ApiError) -> Response {
+pub(super) fn error_response(error: ApiError) -> Response {
     from_lambda(error.into_response())
 }
 
@@ -77,14 +71,20 @@ async fn not_found() -> Response {
     ))
 }
 
-async fn page() -> Response {
-    let headers = [
-        (header::CONTENT_TYPE, "text/html; charset=utf-8"),
-        (header::CACHE_CONTROL, "no-store"),
-        (header::CONTENT_SECURITY_POLICY, PAGE_CSP),
-        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-    ];
-    (headers, PAGE).into_response()
+async fn demo_page(State(api): State<Arc<DevApi>>) -> Response {
+    api.pages.demo()
+}
+
+async fn embed_example(State(api): State<Arc<DevApi>>) -> Response {
+    api.pages.embed_example()
+}
+
+async fn widget_bundle(State(api): State<Arc<DevApi>>) -> Response {
+    api.pages.script(Asset::Widget).await
+}
+
+async fn demo_script(State(api): State<Arc<DevApi>>) -> Response {
+    api.pages.script(Asset::Demo).await
 }
 
 async fn config(State(api): State<Arc<DevApi>>) -> Json<Value> {
@@ -95,22 +95,9 @@ async fn config(State(api): State<Arc<DevApi>>) -> Json<Value> {
     }))
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct SendMessage {
-    channel_type: String,
-    channel_id: String,
-    user_id: String,
-    text: String,
-}
-
-async fn send_message(
-    State(api): State<Arc<DevApi>>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    match api.send_message(&headers, body).await {
-        Ok(message) => Json(json!({ "message": message })).into_response(),
+async fn agent_session(State(api): State<Arc<DevApi>>, headers: HeaderMap) -> Response {
+    match api.agent_session(&headers) {
+        Ok(body) => Json(body).into_response(),
         Err(error) => error_response(error),
     }
 }
@@ -133,57 +120,28 @@ async fn transcript(
 }
 
 impl DevApi {
-    /// Sends a message through the chat service as the channel's visitor or the agent. Stream then calls the
-    /// webhook, exactly as when a person types in the widget or the agent's dashboard.
-    async fn send_message(
-        &self,
-        headers: &HeaderMap,
-        body: Result<Bytes, BytesRejection>,
-    ) -> Result<Value, ApiError> {
+    /// A token for the support agent, so the demo page answers through Stream's SDK as an agent's dashboard would.
+    /// Its messages reach the webhook the way the visitor's do.
+    fn agent_session(&self, headers: &HeaderMap) -> Result<Value, ApiError> {
         require_json(headers)?;
-        let body = body.map_err(|rejection| {
-            let code = match rejection.status() {
-                StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
-                _ => "invalid_body",
-            };
-            ApiError::new(rejection.status(), code, rejection.body_text())
-        })?;
-        let request: SendMessage = serde_json::from_slice(&body).map_err(|e| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_body",
-                format!("expected {{\"channelType\", \"channelId\", \"userId\", \"text\"}}: {e}"),
-            )
-        })?;
-        let channel = channel_ref(&request.channel_type, &request.channel_id)?;
-        let user = UserId::parse("userId", &request.user_id).map_err(invalid)?;
-        let text = request.text.trim();
-        if text.is_empty() || text.chars().count() > MAX_TEXT_CHARS {
-            return Err(invalid(Invalid::new(
-                "text",
-                format!("must be 1-{MAX_TEXT_CHARS} characters"),
-            )));
-        }
-        // Only the two people of a channel this server registered may speak in it: in live mode this endpoint
-        // reaches the real Stream app, and must not become a way to post anywhere as anyone.
-        let mapping = self.mapping(&channel).await?;
-        if user != mapping.visitor_id && user != self.agent_id {
-            return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "not_a_member",
-                format!(
-                    "userId must be the channel's visitor ({}) or the agent ({})",
-                    mapping.visitor_id, self.agent_id
-                ),
-            )
-            .with_field("userId"));
-        }
-        let response = self
-            .chat
-            .send_message(&channel, &user, text, Instant::now() + UPSTREAM_BUDGET)
-            .await
-            .map_err(upstream_failed)?;
-        Ok(response.get("message").cloned().unwrap_or(response))
+        let (token, expires_at) = self
+            .tokens
+            .issue(&self.agent_id, Timestamp::now(), AGENT_TOKEN_TTL)
+            .map_err(|error| {
+                tracing::error!(%error, "could not sign the agent's token");
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal_error",
+                    "could not issue the agent's token",
+                )
+            })?;
+        Ok(json!({
+            "apiKey": self.tokens.api_key(),
+            "userId": self.agent_id.as_str(),
+            "token": token,
+            "expiresAt": expires_at.rfc3339(),
+            "streamBaseUrl": self.tokens.base_url(),
+        }))
     }
 
     /// The channel's contact and its transcript as HubSpot has it now (what a person sees in the CRM).
@@ -247,7 +205,7 @@ impl DevApi {
 }
 
 /// Cross-site pages cannot send `application/json` without a CORS preflight, which this server never grants:
-/// requiring it keeps other websites from chatting through a developer's local server.
+/// requiring it keeps other websites from asking a developer's local server for the agent's token.
 fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
     let is_json = headers
         .get(header::CONTENT_TYPE)

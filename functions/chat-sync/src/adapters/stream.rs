@@ -108,23 +108,6 @@ impl StreamClient {
         self.backoff.retry(deadline, attempt).await
     }
 
-    /// Sends a message server-side as `user` (the dev page's agent side, and end-to-end checks).
-    pub async fn send_message(
-        &self,
-        channel: &ChannelRef,
-        user: &UserId,
-        text: &str,
-        deadline: Instant,
-    ) -> Result<Value, UpstreamError> {
-        let body = json!({ "message": { "text": text, "user_id": user.as_str() } });
-        let path = format!(
-            "/channels/{}/{}/message",
-            channel.channel_type, channel.channel_id
-        );
-        self.call(reqwest::Method::POST, &path, Some(&body), deadline)
-            .await
-    }
-
     /// App settings (`GET /app`), for setup automation.
     pub async fn app_settings(&self, deadline: Instant) -> Result<Value, UpstreamError> {
         self.call(reqwest::Method::GET, "/app", None, deadline)

@@ -1,0 +1,150 @@
+//! The pages and scripts the dev server serves: the demo page and the embed example (compiled in), and the widget's
+//! bundle and the demo page's script, read from `widget/dist/` at each request so `make widget` takes effect without a
+//! restart.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use chat_sync::handlers::ApiError;
+use std::path::{Path, PathBuf};
+
+const DEMO_PAGE: &str = include_str!("../../static/index.html");
+const EMBED_EXAMPLE: &str = include_str!("../../static/embed-example.html");
+/// Where `make widget` writes the bundles.
+const WIDGET_DIST: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../widget/dist");
+
+/// A built script under `widget/dist/`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Asset {
+    /// `chat-sync-widget.js`: the embeddable widget, the file a site hosts.
+    Widget,
+    /// `dev-demo.js`: the demo page's agent side and CRM view.
+    Demo,
+}
+
+impl Asset {
+    fn file_name(self) -> &'static str {
+        match self {
+            Asset::Widget => "chat-sync-widget.js",
+            Asset::Demo => "dev-demo.js",
+        }
+    }
+}
+
+/// The pages, with the Content-Security-Policy each needs: scripts only from this server, connections only to this
+/// server and the Stream the widget talks to (its REST and websocket origins).
+pub struct Pages {
+    dist: PathBuf,
+    demo_csp: String,
+    embed_example: String,
+    embed_csp: String,
+}
+
+impl Pages {
+    /// `origin` is this server's (`http://127.0.0.1:3000`); `stream_base_url` is Stream's, as registration uses it.
+    pub fn new(origin: &str, stream_base_url: &str) -> Self {
+        let stream = stream_origins(stream_base_url);
+        let common = format!(
+            "default-src 'none'; connect-src 'self' {origin} {stream}; img-src data:; form-action 'none'; \
+             base-uri 'none'; frame-ancestors 'none'"
+        );
+        Self {
+            dist: Path::new(WIDGET_DIST).to_path_buf(),
+            demo_csp: format!("{common}; script-src 'self'; style-src 'unsafe-inline'"),
+            // A customer's page: its own inline style, the widget from wherever it is hosted.
+            embed_example: EMBED_EXAMPLE.replace("{{ORIGIN}}", origin),
+            embed_csp: format!("{common}; script-src {origin}; style-src 'unsafe-inline'"),
+        }
+    }
+
+    pub fn demo(&self) -> Response {
+        html(DEMO_PAGE.to_owned(), &self.demo_csp)
+    }
+
+    pub fn embed_example(&self) -> Response {
+        html(self.embed_example.clone(), &self.embed_csp)
+    }
+
+    pub async fn script(&self, asset: Asset) -> Response {
+        let path = self.dist.join(asset.file_name());
+        match tokio::fs::read(&path).await {
+            Ok(bytes) => {
+                let headers = [
+                    (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+                    (header::CACHE_CONTROL, "no-store"),
+                    (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+                ];
+                (headers, bytes).into_response()
+            }
+            Err(error) => {
+                tracing::warn!(path = %path.display(), %error, "the widget is not built");
+                super::api::error_response(ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "widget_not_built",
+                    format!("{} is missing: run `make widget`", asset.file_name()),
+                ))
+            }
+        }
+    }
+}
+
+/// Whether `make widget` has run: said in the banner, since the pages are empty shells without it.
+pub fn widget_built() -> bool {
+    Path::new(WIDGET_DIST)
+        .join(Asset::Widget.file_name())
+        .is_file()
+}
+
+fn html(body: String, csp: &str) -> Response {
+    let mut response = (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        body,
+    )
+        .into_response();
+    if let Ok(value) = HeaderValue::from_str(csp) {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_SECURITY_POLICY, value);
+    }
+    response
+}
+
+/// `https://chat.stream-io-api.com` → `https://chat.stream-io-api.com wss://chat.stream-io-api.com`: the SDK's REST
+/// calls and its websocket (`wsBaseURL` is the base URL with `http` replaced by `ws`).
+fn stream_origins(base_url: &str) -> String {
+    let base = base_url.trim_end_matches('/');
+    let websocket = base.replacen("http", "ws", 1);
+    format!("{base} {websocket}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stream_is_reachable_over_rest_and_websocket() {
+        assert_eq!(
+            stream_origins("https://chat.stream-io-api.com/"),
+            "https://chat.stream-io-api.com wss://chat.stream-io-api.com"
+        );
+        assert_eq!(
+            stream_origins("http://127.0.0.1:4100"),
+            "http://127.0.0.1:4100 ws://127.0.0.1:4100"
+        );
+    }
+
+    #[test]
+    fn the_embed_example_points_at_this_server() {
+        let pages = Pages::new("http://127.0.0.1:3000", "http://127.0.0.1:4100");
+        assert!(pages.embed_example.contains(
+            r#"<script src="http://127.0.0.1:3000/chat-sync-widget.js" data-registration-url="http://127.0.0.1:3000/registrations" async></script>"#
+        ));
+        assert!(!pages.embed_example.contains("{{"));
+        assert!(pages.embed_csp.contains(
+            "connect-src 'self' http://127.0.0.1:3000 http://127.0.0.1:4100 ws://127.0.0.1:4100;"
+        ));
+    }
+}

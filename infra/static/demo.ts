@@ -1,0 +1,236 @@
+// The dev page's own script (bundled by `make widget` into widget/dist/dev-demo.js): the support agent's side of the
+// conversation through Stream's SDK, with a token the dev server mints, and the CRM view of the visitor's contact.
+// The visitor's side is the real widget, loaded by its embed tag; it announces its conversation with an event.
+
+import { StreamChat } from 'stream-chat';
+import type { Channel, LocalMessage } from 'stream-chat';
+
+// Each CRM read is three HubSpot requests (property, notes, their bodies) of the app's 100 per 10 s.
+const POLL_MS = 2000;
+/** The widget's event (see widget/src/widget.ts). */
+const CONVERSATION_EVENT = 'chat-sync:conversation';
+
+interface Conversation {
+  channelType: string;
+  channelId: string;
+  customerId: string;
+}
+
+interface AgentSession {
+  apiKey: string;
+  userId: string;
+  token: string;
+  streamBaseUrl: string | null;
+}
+
+interface Contact {
+  contactId: string;
+  email: string;
+  transcript: string;
+  notes: { id: string; body: string }[];
+}
+
+function byId<T extends HTMLElement = HTMLElement>(id: string): T {
+  const found = document.getElementById(id);
+  if (found === null) throw new Error(`the page lacks #${id}`);
+  return found as T;
+}
+
+/** Calls the dev server; a non-2xx answer throws with the API's `error` text. */
+async function api<T>(path: string, init: RequestInit = {}): Promise<T> {
+  const response = await fetch(path, init);
+  const body = (await response.json().catch(() => null)) as (T & { error?: string }) | null;
+  if (!response.ok) {
+    throw new Error(body?.error ?? `${response.status} ${response.statusText}`);
+  }
+  return body as T;
+}
+
+function setStatus(id: string, kind: 'error' | 'ok' | '', text: string): void {
+  const element = byId(id);
+  element.dataset.state = kind;
+  element.textContent = text;
+}
+
+async function loadConfig(): Promise<void> {
+  const mode = byId('mode');
+  try {
+    const config = await api<{ mode: string; agentId: string }>('/dev/config');
+    mode.dataset.mode = config.mode;
+    mode.textContent = config.mode === 'live' ? 'live: real HubSpot and Stream' : 'sandbox: local HubSpot and Stream';
+    byId('agent-id').textContent = `(${config.agentId})`;
+  } catch (error) {
+    mode.textContent = `dev server unreachable: ${(error as Error).message}`;
+  }
+}
+
+/** The agent's side: one SDK client for the page, watching whichever conversation the widget opened last. */
+class Agent {
+  private client: Promise<StreamChat> | null = null;
+  private channel: Channel | null = null;
+
+  constructor() {
+    byId('agent-form').addEventListener('submit', (event) => {
+      event.preventDefault();
+      void this.send();
+    });
+  }
+
+  private connect(): Promise<StreamChat> {
+    this.client ??= (async () => {
+      const session = await api<AgentSession>('/dev/agent-session', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: '{}',
+      });
+      const client = new StreamChat(
+        session.apiKey,
+        session.streamBaseUrl !== null ? { baseURL: session.streamBaseUrl } : {},
+      );
+      await client.connectUser({ id: session.userId }, session.token);
+      return client;
+    })();
+    // A failed attempt is not kept: the next conversation tries again.
+    this.client.catch(() => {
+      this.client = null;
+    });
+    return this.client;
+  }
+
+  async watch(conversation: Conversation): Promise<void> {
+    byId('agent-log').replaceChildren();
+    setStatus('agent-status', '', 'Connecting as the agent…');
+    try {
+      const client = await this.connect();
+      this.channel?.stopWatching().catch(() => undefined);
+      const channel = client.channel(conversation.channelType, conversation.channelId);
+      this.channel = channel;
+      const render = () => {
+        if (channel === this.channel) this.render(channel.state.messages, client.userID ?? '');
+      };
+      for (const type of ['message.new', 'message.updated', 'message.deleted'] as const) channel.on(type, render);
+      await channel.watch();
+      render();
+      byId<HTMLInputElement>('agent-text').disabled = false;
+      byId<HTMLButtonElement>('agent-send').disabled = false;
+      setStatus('agent-status', 'ok', `Watching ${conversation.channelType}:${conversation.channelId}.`);
+    } catch (error) {
+      setStatus('agent-status', 'error', `The agent could not join: ${(error as Error).message}`);
+    }
+  }
+
+  private render(messages: readonly LocalMessage[], agentId: string): void {
+    const log = byId('agent-log');
+    log.replaceChildren(
+      ...messages
+        .filter((message) => message.type === 'regular' || message.type === 'deleted')
+        .map((message) => {
+          const item = document.createElement('li');
+          const own = message.user?.id === agentId;
+          item.className = own ? 'agent' : 'visitor';
+          const who = document.createElement('span');
+          who.className = 'who';
+          who.textContent = own ? 'Agent (you)' : (message.user?.name ?? message.user?.id ?? 'visitor');
+          item.append(who, message.type === 'deleted' ? '(deleted)' : (message.text ?? ''));
+          return item;
+        }),
+    );
+    log.scrollTop = log.scrollHeight;
+  }
+
+  private async send(): Promise<void> {
+    const input = byId<HTMLInputElement>('agent-text');
+    const button = byId<HTMLButtonElement>('agent-send');
+    const text = input.value.trim();
+    const channel = this.channel;
+    if (channel === null || text === '') return;
+    button.disabled = true;
+    try {
+      const { message } = await channel.sendMessage({ text });
+      channel.state.addMessageSorted(message, true);
+      this.render(channel.state.messages, channel.getClient().userID ?? '');
+      input.value = '';
+      setStatus('agent-status', 'ok', 'Sent.');
+    } catch (error) {
+      setStatus('agent-status', 'error', `Not sent: ${(error as Error).message}`);
+    } finally {
+      button.disabled = false;
+      input.focus();
+    }
+  }
+}
+
+/**
+ * The CRM view: what HubSpot holds for the conversation's contact, read every two seconds, one request at a time.
+ * The notes' HTML is what chat-sync wrote (visitor text escaped), shown as HubSpot would: each in a sandboxed frame
+ * (no scripts, no same-origin access), so even a note someone else wrote in the CRM cannot act on this page.
+ */
+class CrmView {
+  private conversation: Conversation | null = null;
+  private timer: number | undefined;
+  private transcript: string | null = null;
+  private notesKey = '';
+
+  follow(conversation: Conversation): void {
+    this.conversation = conversation;
+    this.transcript = null;
+    this.notesKey = '';
+    byId('transcript').textContent = '';
+    byId('notes').replaceChildren();
+    window.clearTimeout(this.timer);
+    void this.poll(conversation);
+  }
+
+  private async poll(conversation: Conversation): Promise<void> {
+    const query = new URLSearchParams({ channelType: conversation.channelType, channelId: conversation.channelId });
+    try {
+      const contact = await api<Contact>(`/dev/transcript?${query}`);
+      if (conversation !== this.conversation) return;
+      byId('contact').hidden = false;
+      byId('contact-id').textContent = contact.contactId;
+      byId('contact-email').textContent = contact.email;
+      byId('crm-status').textContent = `Read from the CRM at ${new Date().toLocaleTimeString()}.`;
+      this.renderNotes(contact.notes);
+      if (contact.transcript !== this.transcript) {
+        this.transcript = contact.transcript;
+        const pre = byId('transcript');
+        pre.textContent = contact.transcript;
+        pre.scrollTop = pre.scrollHeight;
+        pre.classList.add('changed');
+        window.setTimeout(() => pre.classList.remove('changed'), 700);
+      }
+    } catch (error) {
+      byId('crm-status').textContent = `Could not read the contact: ${(error as Error).message}`;
+    }
+    if (conversation === this.conversation) {
+      this.timer = window.setTimeout(() => void this.poll(conversation), POLL_MS);
+    }
+  }
+
+  private renderNotes(notes: Contact['notes']): void {
+    const key = JSON.stringify(notes);
+    if (key === this.notesKey) return;
+    this.notesKey = key;
+    byId('notes').replaceChildren(
+      ...notes.map((note) => {
+        const item = document.createElement('li');
+        const frame = document.createElement('iframe');
+        frame.setAttribute('sandbox', '');
+        frame.title = `Note ${note.id}`;
+        frame.srcdoc = note.body;
+        item.append(frame);
+        return item;
+      }),
+    );
+  }
+}
+
+const agent = new Agent();
+const crm = new CrmView();
+window.addEventListener(CONVERSATION_EVENT, (event) => {
+  const conversation = (event as CustomEvent<Conversation>).detail;
+  byId('visitor-channel').textContent = `${conversation.channelType}:${conversation.channelId}`;
+  void agent.watch(conversation);
+  crm.follow(conversation);
+});
+void loadConfig();
