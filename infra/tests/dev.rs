@@ -545,6 +545,8 @@ async fn widget_and_demo_page_work_in_a_headless_browser() {
         server.log_text()
     );
     assert!(report.contains("[browser] OK"), "{report}");
+    // What was checked, for `--nocapture`.
+    println!("{report}");
     assert!(
         screenshot.is_file(),
         "no screenshot at {}",
