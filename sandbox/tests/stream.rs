@@ -1347,3 +1347,59 @@ async fn deleting_users_erases_their_messages_and_conversations_and_tells_the_we
         404
     );
 }
+
+/// The browser SDK calls Stream from the page's origin: preflights are answered without credentials, and every
+/// answer, refusals included, lets the page read it.
+#[tokio::test]
+async fn browsers_may_call_it_from_any_origin() {
+    let double = StreamDouble::start(KEY, SECRET).await.expect("double");
+    let http = reqwest::Client::new();
+    let preflight = http
+        .request(
+            reqwest::Method::OPTIONS,
+            format!(
+                "{}/channels/messaging/support-1/query?api_key={KEY}",
+                double.base_url()
+            ),
+        )
+        .header("origin", "http://127.0.0.1:3000")
+        .header("access-control-request-method", "POST")
+        .header(
+            "access-control-request-headers",
+            "authorization,content-type,stream-auth-type,x-stream-client",
+        )
+        .send()
+        .await
+        .expect("preflight");
+    assert_eq!(preflight.status(), StatusCode::OK);
+    let headers = preflight.headers();
+    assert_eq!(header(headers, "access-control-allow-origin"), "*");
+    assert!(header(headers, "access-control-allow-methods").contains("POST"));
+    assert_eq!(
+        header(headers, "access-control-allow-headers"),
+        "authorization,content-type,stream-auth-type,x-stream-client"
+    );
+    assert!(
+        double.calls().is_empty(),
+        "a preflight is not an API call: {:?}",
+        double.calls()
+    );
+
+    for token in [server_token(SECRET).expect("token"), "forged".to_owned()] {
+        let response = http
+            .post(format!("{}/users?api_key={KEY}", double.base_url()))
+            .header("origin", "http://127.0.0.1:3000")
+            .header("authorization", token)
+            .header("stream-auth-type", "jwt")
+            .json(&json!({"users": {}}))
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(
+            header(response.headers(), "access-control-allow-origin"),
+            "*",
+            "{}",
+            response.status()
+        );
+    }
+}

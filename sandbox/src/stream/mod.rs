@@ -3,6 +3,7 @@
 //!
 //! * `auth.rs`: `api_key` + raw-JWT auth, server and user tokens, expiry and revocation;
 //! * `rest.rs`: the routes and the request pipeline (record, authenticate, faults, latency, logic);
+//! * `cors.rs`: CORS for every origin, as Stream answers browsers;
 //! * `users.rs`, `channels.rs`, `messages.rs`, `app.rs`: what each endpoint does, over the stored `state.rs`;
 //! * `permissions.rs`: channel types and their grants, enforced on user tokens as Stream's permissions v2 does;
 //! * `deletions.rs`: user and channel erasure (hard/soft, async tasks), recorded for tests;
@@ -16,6 +17,7 @@
 mod app;
 mod auth;
 mod channels;
+mod cors;
 mod deletions;
 mod errors;
 mod filter;

@@ -52,6 +52,7 @@ pub(crate) fn router(state: Arc<StreamState>) -> Router {
         .route("/app", get(get_app).patch(update_app))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn(super::cors::cors))
         .with_state(state)
 }
 
