@@ -160,15 +160,17 @@ export async function register(
   }
 }
 
-/** What the visitor reads for an answer that is not about one field. */
+/** What the visitor reads for an answer that is not about one of the form's fields. */
 function serverMessage(code: string, status: number): string {
+  if (status === 429 || code === 'upstream_rate_limited') {
+    return 'Too many attempts right now. Please wait a moment and try again.';
+  }
   switch (code) {
-    case 'rate_limited':
-    case 'upstream_rate_limited':
-      return 'Too many attempts right now. Please wait a moment and try again.';
-    case 'invalid_identity':
+    // The site's identity token (data-identity-token) does not fit the e-mail, or the site requires one.
+    case 'identity_not_verified':
     case 'identity_required':
-      return 'We could not confirm who you are. Please sign in again and reload the page.';
+    case 'invalid_identity_token':
+      return 'We could not confirm who you are. Please sign in to the site again and reload the page.';
     case 'origin_not_allowed':
       return 'This site is not allowed to start chats (see ALLOWED_ORIGINS).';
     default:
