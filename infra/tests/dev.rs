@@ -104,14 +104,16 @@ impl DevServer {
         std::fs::read_to_string(&self.log).unwrap_or_else(|e| format!("(no log: {e})"))
     }
 
-    async fn get_json(&self, path: &str) -> (u16, Value) {
-        let response = self
-            .http
+    async fn get(&self, path: &str) -> reqwest::Response {
+        self.http
             .get(self.url(path))
             .send()
             .await
-            .expect("GET the dev server");
-        json_of(response).await
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"))
+    }
+
+    async fn get_json(&self, path: &str) -> (u16, Value) {
+        json_of(self.get(path).await).await
     }
 
     async fn post_json(&self, path: &str, body: &Value) -> (u16, Value) {
@@ -253,12 +255,7 @@ async fn dev_server_syncs_a_conversation_into_the_crm_and_stops_on_ctrl_c() {
     let mut server = DevServer::start().await;
 
     // The demo page: no inline script, the widget by its embed tag, the agent's side from this server.
-    let page = server
-        .http
-        .get(server.url("/"))
-        .send()
-        .await
-        .expect("GET /");
+    let page = server.get("/").await;
     assert!(header(&page, "content-type").starts_with("text/html"));
     assert!(
         header(&page, "content-security-policy").contains("script-src 'self';"),
@@ -283,12 +280,7 @@ async fn dev_server_syncs_a_conversation_into_the_crm_and_stops_on_ctrl_c() {
     }
 
     // The embed example: only the tag, with this server's absolute URLs, as a customer's site would have it.
-    let example = server
-        .http
-        .get(server.url("/embed-example.html"))
-        .send()
-        .await
-        .expect("GET /embed-example.html");
+    let example = server.get("/embed-example.html").await;
     assert_eq!(example.status(), 200);
     let csp = header(&example, "content-security-policy").to_owned();
     let html = example.text().await.expect("example");
@@ -300,12 +292,7 @@ async fn dev_server_syncs_a_conversation_into_the_crm_and_stops_on_ctrl_c() {
     assert_eq!(html.matches("<script").count(), 1, "{html}");
 
     // The bundle, as built by `make widget`.
-    let bundle = server
-        .http
-        .get(server.url("/chat-sync-widget.js"))
-        .send()
-        .await
-        .expect("GET the widget");
+    let bundle = server.get("/chat-sync-widget.js").await;
     assert_eq!(bundle.status(), 200);
     assert!(header(&bundle, "content-type").starts_with("text/javascript"));
     assert!(bundle.bytes().await.expect("bundle") == widget_bundle());
