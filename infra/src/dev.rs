@@ -195,11 +195,15 @@ async fn serve(
 ) -> Result<(), DevError> {
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let mut server = tokio::spawn(
-        axum::serve(listener, router)
-            .with_graceful_shutdown(async move {
-                stopped.await.ok();
-            })
-            .into_future(),
+        // The socket peer goes to the handlers as API Gateway's `sourceIp` (the registration throttle's address).
+        axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            stopped.await.ok();
+        })
+        .into_future(),
     );
     let ended = tokio::select! {
         result = &mut server => result,

@@ -4,7 +4,9 @@
 use axum::body::{to_bytes, Body as AxumBody};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use lambda_http::Body;
+use lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpRequestContext;
+use lambda_http::request::RequestContext;
+use lambda_http::{Body, RequestExt};
 use std::sync::Arc;
 
 /// Largest body the adapter passes on (the handlers enforce their own, smaller limits).
@@ -28,7 +30,22 @@ pub async fn to_lambda(request: axum::extract::Request) -> Result<lambda_http::R
             Err(e) => Body::Binary(e.into_bytes()),
         }
     };
-    Ok(lambda_http::Request::from_parts(parts, body))
+    let peer = parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|info| info.0.ip());
+    let request = lambda_http::Request::from_parts(parts, body);
+    Ok(match peer {
+        Some(ip) => request.with_request_context(source_ip(ip)),
+        None => request,
+    })
+}
+
+/// What API Gateway (HTTP API, payload 2.0) says about the caller: its address as `requestContext.http.sourceIp`.
+pub fn source_ip(ip: std::net::IpAddr) -> RequestContext {
+    let mut context = ApiGatewayV2httpRequestContext::default();
+    context.http.source_ip = Some(ip.to_string());
+    RequestContext::ApiGatewayV2(context)
 }
 
 /// Converts a Lambda handler's response back into an HTTP response.

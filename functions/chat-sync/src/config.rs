@@ -3,6 +3,7 @@
 
 use crate::domain::identity::{IdentityPolicy, IdentityVerifier};
 use crate::domain::{ChannelType, UserId};
+use crate::throttle::{parse_limit, RegistrationLimits};
 use secrecy::SecretString;
 use std::collections::HashMap;
 use std::time::Duration;
@@ -303,6 +304,8 @@ pub struct RegistrationSettings {
     pub allowed_origins: AllowedOrigins,
     /// `IDENTITY_SECRET` and `REQUIRE_IDENTITY` (see `domain::identity`).
     pub identity: IdentityPolicy,
+    /// `REGISTRATION_LIMIT_PER_IP` and `REGISTRATION_LIMIT_PER_EMAIL` (see `throttle`).
+    pub limits: RegistrationLimits,
 }
 
 /// Shortest `IDENTITY_SECRET` accepted: a short one could be guessed from a token and its e-mail, and then anyone
@@ -341,6 +344,14 @@ pub async fn identity_policy(
     ))
 }
 
+fn limit(
+    env: &Env,
+    name: &str,
+    default: &str,
+) -> Result<Option<crate::budget::RateLimit>, ConfigError> {
+    parse_limit(&env.optional(name, default)).map_err(|problem| ConfigError::new(name, problem))
+}
+
 impl RegistrationSettings {
     pub async fn load(env: &Env, secrets: &dyn SecretSource) -> Result<Self, ConfigError> {
         let channel_type = ChannelType::parse(&env.optional("STREAM_CHANNEL_TYPE", "messaging"))
@@ -370,6 +381,18 @@ impl RegistrationSettings {
             )?,
             allowed_origins: AllowedOrigins::parse(&env.optional("ALLOWED_ORIGINS", ""))?,
             identity: identity_policy(env, secrets).await?,
+            limits: RegistrationLimits {
+                per_ip: limit(
+                    env,
+                    "REGISTRATION_LIMIT_PER_IP",
+                    RegistrationLimits::DEFAULT_PER_IP,
+                )?,
+                per_email: limit(
+                    env,
+                    "REGISTRATION_LIMIT_PER_EMAIL",
+                    RegistrationLimits::DEFAULT_PER_EMAIL,
+                )?,
+            },
         })
     }
 }
@@ -613,6 +636,20 @@ mod tests {
                 .variable,
             "HUBSPOT_BASE_URL"
         );
+        for variable in ["REGISTRATION_LIMIT_PER_IP", "REGISTRATION_LIMIT_PER_EMAIL"] {
+            let env = Env::from_pairs([(variable, "lots")]);
+            let err = RegistrationSettings::load(&env, &NoSecrets)
+                .await
+                .err()
+                .expect("invalid");
+            assert_eq!(err.variable, variable);
+        }
+        let env = Env::from_pairs([("REGISTRATION_LIMIT_PER_IP", "0")]);
+        let settings = RegistrationSettings::load(&env, &NoSecrets)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(settings.limits.per_ip, None, "0 turns it off");
+        assert!(settings.limits.per_email.is_some(), "on by default");
         let env = Env::from_pairs([("SUPPORT_AGENT_ID", "Support Agent")]);
         assert_eq!(
             RegistrationSettings::load(&env, &NoSecrets)

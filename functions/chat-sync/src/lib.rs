@@ -13,4 +13,5 @@ pub mod lambda;
 pub mod ports;
 pub mod sync;
 pub mod telemetry;
+pub mod throttle;
 pub mod wiring;

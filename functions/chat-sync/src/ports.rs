@@ -229,6 +229,18 @@ pub trait RateBudget: Send + Sync + std::fmt::Debug {
     async fn observe(&self, signal: RateSignal);
 }
 
+/// The registration throttles' store (see `crate::throttle`).
+#[async_trait]
+pub trait Throttle: Send + Sync {
+    /// Takes one registration from `subject`'s allowance under `limit`: `None` if granted, else the wait until the
+    /// next one is.
+    async fn take(
+        &self,
+        subject: &crate::throttle::Subject,
+        limit: crate::budget::RateLimit,
+    ) -> Result<Option<Duration>, StoreError>;
+}
+
 #[derive(Debug, Clone)]
 pub struct ChatUser {
     pub id: UserId,

@@ -98,10 +98,12 @@ pub async fn registration(
     let chat = stream_client(&stream)?;
     let tokens = chat.tokens();
     let (crm, _) = self::hubspot(&store, &hubspot);
+    let throttle = Arc::new(store.throttle(&stream.api_secret));
     Ok(Registration::new(
         crm,
         Arc::new(chat),
         store,
+        throttle,
         tokens,
         settings,
     ))

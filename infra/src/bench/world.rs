@@ -10,6 +10,7 @@ use chat_sync::domain::identity::IdentityPolicy;
 use chat_sync::domain::{ChannelType, UserId};
 use chat_sync::handlers::registration::Registration;
 use chat_sync::ports::RateBudget;
+use chat_sync::throttle::{parse_limit, RegistrationLimits};
 use futures::stream::{self, StreamExt, TryStreamExt};
 use sandbox::{HubSpotDouble, StreamDouble};
 use std::sync::Arc;
@@ -89,12 +90,19 @@ impl World {
                 visitor_token_ttl: Duration::from_secs(3_600),
                 allowed_origins: AllowedOrigins::List(vec![]),
                 identity: IdentityPolicy::default(),
+                // The default limits, so a registration's latency includes its throttle check (each visitor has its
+                // own e-mail; in-process requests carry no client address).
+                limits: RegistrationLimits {
+                    per_ip: parse_limit(RegistrationLimits::DEFAULT_PER_IP)?,
+                    per_email: parse_limit(RegistrationLimits::DEFAULT_PER_EMAIL)?,
+                },
             })
         };
         let registration = Arc::new(Registration::new(
             crm.clone(),
             Arc::new(chat.clone()),
             store.clone(),
+            Arc::new(store.throttle(&STREAM_SECRET.into())),
             chat.tokens(),
             settings()?,
         ));
@@ -102,6 +110,7 @@ impl World {
             setup_crm,
             Arc::new(chat.clone()),
             store.clone(),
+            Arc::new(store.throttle(&STREAM_SECRET.into())),
             chat.tokens(),
             settings()?,
         ));

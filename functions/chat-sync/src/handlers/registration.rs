@@ -11,11 +11,16 @@ use crate::config::{AllowedOrigins, RegistrationSettings};
 use crate::domain::identity::{IdentityRefusal, IdentityToken};
 use crate::domain::{ChannelId, ChannelRef, Email, Invalid, PersonName, Timestamp, UserId};
 use crate::ports::{
-    ChannelMapping, ChatService, ChatUser, ContactDetails, Crm, Store, UpstreamError,
+    ChannelMapping, ChatService, ChatUser, ContactDetails, Crm, Store, StoreError, Throttle,
+    UpstreamError,
 };
+use crate::throttle::Subject;
 use lambda_http::http::{header, HeaderValue, Method, StatusCode};
+use lambda_http::request::RequestContext;
+use lambda_http::RequestExt;
 use lambda_http::{Body, Request, Response};
 use serde_json::{json, Value};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -28,6 +33,7 @@ pub struct Registration {
     crm: Arc<dyn Crm>,
     chat: Arc<dyn ChatService>,
     store: Arc<dyn Store>,
+    throttle: Arc<dyn Throttle>,
     tokens: VisitorTokens,
     settings: RegistrationSettings,
 }
@@ -91,6 +97,39 @@ fn identity_refused(refusal: IdentityRefusal) -> ApiError {
     ApiError::new(StatusCode::UNAUTHORIZED, code, message).with_field("identityToken")
 }
 
+fn storage_failed(error: &StoreError) -> ApiError {
+    tracing::error!(%error, "registration failed in storage");
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "storage_unavailable",
+        "the registration could not be saved; try again",
+    )
+}
+
+fn throttled(subject: &Subject, wait: Duration) -> ApiError {
+    // The kind only: neither the address nor the e-mail goes into a log line.
+    tracing::warn!(
+        limit = subject.kind(),
+        retry_after_ms = wait.as_millis() as u64,
+        "registration throttled"
+    );
+    ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "too_many_registrations",
+        "too many registrations from this address or for this e-mail; try again later",
+    )
+    .with_retry_after(wait)
+}
+
+/// The client's address as API Gateway reports it (`requestContext.http.sourceIp`; the dev server sets the
+/// socket peer there); `None` for an event without one.
+fn client_ip(request: &Request) -> Option<IpAddr> {
+    match request.request_context_ref()? {
+        RequestContext::ApiGatewayV2(context) => context.http.source_ip.as_deref()?.parse().ok(),
+        _ => None,
+    }
+}
+
 fn upstream_failed(error: &UpstreamError) -> ApiError {
     tracing::error!(%error, "registration failed upstream");
     let (code, message) = match error {
@@ -111,6 +150,7 @@ impl Registration {
         crm: Arc<dyn Crm>,
         chat: Arc<dyn ChatService>,
         store: Arc<dyn Store>,
+        throttle: Arc<dyn Throttle>,
         tokens: VisitorTokens,
         settings: RegistrationSettings,
     ) -> Self {
@@ -118,6 +158,7 @@ impl Registration {
             crm,
             chat,
             store,
+            throttle,
             tokens,
             settings,
         }
@@ -185,6 +226,19 @@ impl Registration {
             .identity
             .identify(&form.email, form.identity_token.as_ref())
             .map_err(identity_refused)?;
+        // Abuse limits, before anything costs HubSpot or Stream quota.
+        let checks = self.settings.limits.checks(client_ip(request), &form.email);
+        let taken = futures::future::join_all(
+            checks
+                .iter()
+                .map(|(subject, limit)| self.throttle.take(subject, *limit)),
+        )
+        .await;
+        for ((subject, _), taken) in checks.iter().zip(taken) {
+            if let Some(wait) = taken.map_err(|e| storage_failed(&e))? {
+                return Err(throttled(subject, wait));
+            }
+        }
         let deadline = Instant::now() + BUDGET;
 
         let visitor = ChatUser {
@@ -236,14 +290,10 @@ impl Registration {
             cleared: None,
         };
         // Only once the mapping is stored is a token handed out: no message can arrive for an unknown channel.
-        self.store.save_channel(&mapping).await.map_err(|error| {
-            tracing::error!(%error, "could not store the channel mapping");
-            ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "storage_unavailable",
-                "the registration could not be saved; try again",
-            )
-        })?;
+        self.store
+            .save_channel(&mapping)
+            .await
+            .map_err(|e| storage_failed(&e))?;
         let (token, expires_at) = self
             .tokens
             .issue(&visitor.id, now, self.settings.visitor_token_ttl)

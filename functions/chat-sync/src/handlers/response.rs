@@ -11,6 +11,8 @@ pub struct ApiError {
     pub code: &'static str,
     pub message: String,
     pub field: Option<&'static str>,
+    /// `Retry-After` (whole seconds, rounded up), for a 429.
+    pub retry_after: Option<std::time::Duration>,
 }
 
 impl ApiError {
@@ -20,7 +22,13 @@ impl ApiError {
             code,
             message: message.into(),
             field: None,
+            retry_after: None,
         }
+    }
+
+    pub fn with_retry_after(mut self, wait: std::time::Duration) -> Self {
+        self.retry_after = Some(wait);
+        self
     }
 
     pub fn with_field(mut self, field: &'static str) -> Self {
@@ -33,7 +41,14 @@ impl ApiError {
         if let Some(field) = self.field {
             body["field"] = json!(field);
         }
-        json_response(self.status, &body)
+        let mut response = json_response(self.status, &body);
+        if let Some(wait) = self.retry_after {
+            let seconds = wait.as_millis().div_ceil(1000).max(1);
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds as u64));
+        }
+        response
     }
 }
 

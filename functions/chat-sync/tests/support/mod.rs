@@ -13,6 +13,7 @@ use chat_sync::handlers::sweeper::Sweeper;
 use chat_sync::handlers::webhook::Webhook;
 use chat_sync::ports::RateBudget;
 use chat_sync::sync::TranscriptSync;
+use chat_sync::throttle::RegistrationLimits;
 use lambda_http::{Body, Request, Response};
 use sandbox::{DynamoDbLocal, HubSpotDouble, StreamDouble};
 use std::sync::Arc;
@@ -48,6 +49,8 @@ pub fn registration_settings() -> RegistrationSettings {
         visitor_token_ttl: Duration::from_secs(3_600),
         allowed_origins: AllowedOrigins::parse("http://localhost:3000").expect("valid"),
         identity: IdentityPolicy::new(Some(IdentityVerifier::new(IDENTITY_SECRET.into())), false),
+        // Tests register the same e-mail many times over; the throttles' own tests turn them on.
+        limits: RegistrationLimits::OFF,
     }
 }
 
@@ -106,6 +109,7 @@ impl TestApp {
             crm.clone(),
             Arc::new(chat.clone()),
             store.clone(),
+            Arc::new(store.throttle(&STREAM_SECRET.into())),
             chat.tokens(),
             registration_settings(),
         );
@@ -136,6 +140,7 @@ impl TestApp {
             self.crm.clone(),
             Arc::new(self.chat.clone()),
             self.store.clone(),
+            Arc::new(self.store.throttle(&STREAM_SECRET.into())),
             self.chat.tokens(),
             settings,
         )
@@ -161,16 +166,20 @@ impl TestApp {
     }
 
     /// Every data item in the table (to prove that bad input wrote nothing); the HubSpot rate budget's items,
-    /// written whenever HubSpot is called, are not data.
+    /// written whenever HubSpot is called, and the registration throttles' are not data.
     pub async fn item_count(&self) -> usize {
         let output = self
             .dynamodb
             .scan()
             .table_name(self.store.table())
-            .filter_expression("NOT begins_with(pk, :budget)")
+            .filter_expression("NOT begins_with(pk, :budget) AND NOT begins_with(pk, :throttle)")
             .expression_attribute_values(
                 ":budget",
                 aws_sdk_dynamodb::types::AttributeValue::S("BUDGET#".into()),
+            )
+            .expression_attribute_values(
+                ":throttle",
+                aws_sdk_dynamodb::types::AttributeValue::S("THROTTLE#".into()),
             )
             .send()
             .await

@@ -1,17 +1,14 @@
 //! The shared HubSpot rate budget (see `crate::budget`) in the table: one GCRA per item, taken with conditional
 //! writes so that every Lambda instance draws from the same permits.
 
-use super::{get_n, key, n, unavailable, Item};
-use crate::budget::{decide, next_midnight_ms, BudgetPlan, Decision};
+use super::gcra::{now_ms, Cell};
+use crate::budget::{next_midnight_ms, BudgetPlan};
 use crate::domain::Timestamp;
 use crate::ports::{BudgetError, Caller, Permit, RateBudget, RateSignal};
 use async_trait::async_trait;
-use aws_sdk_dynamodb::error::ProvideErrorMetadata;
-use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure;
 use aws_sdk_dynamodb::Client;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 const BUDGET_PK: &str = "BUDGET#hubspot";
 /// Every HubSpot request takes a permit here.
@@ -25,17 +22,6 @@ pub struct DynamoBudget {
     table: String,
     plan: BudgetPlan,
     warned_max: AtomicBool,
-}
-
-fn now_ms() -> i64 {
-    Timestamp::now().unix_millis()
-}
-
-/// The outcome of one conditional update of a budget item.
-enum Attempt {
-    Done,
-    /// The condition failed; the item as it was, if DynamoDB said.
-    Refused(Option<Item>),
 }
 
 impl DynamoBudget {
@@ -52,110 +38,13 @@ impl DynamoBudget {
         &self.plan
     }
 
-    async fn update(
-        &self,
-        sk: &str,
-        expression: &str,
-        condition: &str,
-        values: &[(&str, i64)],
-    ) -> Result<Attempt, BudgetError> {
-        let mut request = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key(BUDGET_PK.to_owned(), sk)))
-            .update_expression(expression)
-            .condition_expression(condition)
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
-        for (name, value) in values {
-            request = request.expression_attribute_values(*name, n(value));
-        }
-        match request.send().await {
-            Ok(_) => Ok(Attempt::Done),
-            Err(error) => match error.as_service_error() {
-                Some(UpdateItemError::ConditionalCheckFailedException(failed)) => {
-                    Ok(Attempt::Refused(failed.item().cloned()))
-                }
-                Some(other) if other.code() == Some("ConditionalCheckFailedException") => {
-                    Ok(Attempt::Refused(None))
-                }
-                _ => Err(unavailable(error).into()),
-            },
-        }
-    }
-
-    async fn read(&self, sk: &str) -> Result<Option<Item>, BudgetError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key(BUDGET_PK.to_owned(), sk)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(unavailable)?;
-        Ok(output.item)
-    }
-
-    /// Takes one permit from the GCRA in `sk`, waiting for it until `deadline`.
-    async fn take(
-        &self,
-        sk: &str,
-        emission_ms: i64,
-        tolerance_ms: i64,
-        deadline: Instant,
-    ) -> Result<(), BudgetError> {
-        loop {
-            let now = now_ms();
-            // The busy case in one request: `tat` within the tolerance moves on by one emission.
-            let attempt = self
-                .update(
-                    sk,
-                    "SET tat_ms = tat_ms + :emission",
-                    "tat_ms BETWEEN :now AND :latest",
-                    &[
-                        (":emission", emission_ms),
-                        (":now", now),
-                        (":latest", now + tolerance_ms),
-                    ],
-                )
-                .await?;
-            let item = match attempt {
-                Attempt::Done => return Ok(()),
-                Attempt::Refused(Some(item)) => Some(item),
-                // An emulator that does not return the refused item: read it.
-                Attempt::Refused(None) => self.read(sk).await?,
-            };
-            let tat = item
-                .as_ref()
-                .filter(|item| item.contains_key("tat_ms"))
-                .map(|item| get_n(item, "tat_ms") as i64);
-            match decide(tat, now, emission_ms, tolerance_ms) {
-                // Idle (or never used): start again from now, unless someone else just did.
-                Decision::Grant { tat: next } => {
-                    let attempt = self
-                        .update(
-                            sk,
-                            "SET tat_ms = :next",
-                            "attribute_not_exists(tat_ms) OR tat_ms < :now",
-                            &[(":next", next), (":now", now)],
-                        )
-                        .await?;
-                    if let Attempt::Done = attempt {
-                        return Ok(());
-                    }
-                }
-                Decision::Wait { wait_ms } => {
-                    let wait = Duration::from_millis(wait_ms.max(1) as u64);
-                    let daily = item
-                        .as_ref()
-                        .is_some_and(|item| get_n(item, "daily_until_ms") as i64 > now);
-                    if daily || Instant::now() + wait > deadline {
-                        return Err(BudgetError::Exhausted { wait, daily });
-                    }
-                    tokio::time::sleep(wait).await;
-                }
-            }
+    fn cell<'a>(&'a self, sk: &'a str) -> Cell<'a> {
+        Cell {
+            client: &self.client,
+            table: &self.table,
+            pk: BUDGET_PK.to_owned(),
+            sk,
+            expires: false,
         }
     }
 
@@ -169,14 +58,15 @@ impl DynamoBudget {
             None => ("SET tat_ms = :floor", vec![(":floor", floor)]),
         };
         // Never pulls the budget forward: a stricter floor set by someone else stays.
-        self.update(
-            SHARED,
-            expression,
-            "attribute_not_exists(tat_ms) OR tat_ms < :floor",
-            &values,
-        )
-        .await
-        .map(|_| ())
+        self.cell(SHARED)
+            .update(
+                expression,
+                "attribute_not_exists(tat_ms) OR tat_ms < :floor",
+                &values,
+                floor,
+            )
+            .await
+            .map(|_| ())
     }
 }
 
@@ -186,21 +76,13 @@ impl RateBudget for DynamoBudget {
         let plan = &self.plan;
         if caller == Caller::Registration {
             let tolerance = i64::from(plan.burst - 1) * plan.registration_emission_ms;
-            self.take(
-                REGISTRATIONS,
-                plan.registration_emission_ms,
-                tolerance,
-                deadline,
-            )
-            .await?;
+            self.cell(REGISTRATIONS)
+                .take(plan.registration_emission_ms, tolerance, deadline)
+                .await?;
         }
-        self.take(
-            SHARED,
-            plan.emission_ms,
-            plan.tolerance_ms(caller),
-            deadline,
-        )
-        .await?;
+        self.cell(SHARED)
+            .take(plan.emission_ms, plan.tolerance_ms(caller), deadline)
+            .await?;
         Ok(Permit::granted())
     }
 

@@ -9,15 +9,19 @@
 //! | lease | `CONTACT#<contact>` | `LEASE` | lease_owner, lease_until_ms, expires_at (TTL) |
 //! | flusher | `FLUSHER` | `FLUSHER` | lease_owner, lease_until_ms, wake (set of contact ids) |
 //! | rate budget | `BUDGET#hubspot` | `SHARED` / `REGISTRATIONS` | tat_ms, daily_until_ms |
+//! | registration throttle | `THROTTLE#ip#<keyed hash>` / `THROTTLE#email#<keyed hash>` | `THROTTLE` | tat_ms, expires_at (TTL) |
 //!
 //! The sparse index `dirty-contacts` (dirty, dirty_since) is the queue of contacts whose newest changes are not
 //! yet in HubSpot: `dirty` is the contact's shard (`0`..`7`, so no single index partition is hot), or `parked` for
 //! contacts taken out of the queue for good.
 
 mod budget;
+mod gcra;
 mod store;
+mod throttle;
 
 pub use budget::DynamoBudget;
+pub use throttle::DynamoThrottle;
 
 use crate::domain::{ChannelRef, ContactId, MessageId, Timestamp};
 use crate::ports::StoreError;
@@ -273,6 +277,11 @@ impl DynamoStore {
     }
 
     /// The rate budget kept in this table.
+    /// The registration throttles, in this table; `secret` (the Stream app secret) keys the hashes they store.
+    pub fn throttle(&self, secret: &secrecy::SecretString) -> DynamoThrottle {
+        DynamoThrottle::new(self.client.clone(), self.table.clone(), secret)
+    }
+
     pub fn budget(&self, plan: crate::budget::BudgetPlan) -> DynamoBudget {
         DynamoBudget::new(self.client.clone(), self.table.clone(), plan)
     }
