@@ -153,6 +153,17 @@ async function main() {
     assert.equal(state.watcher_count, 1, 'only the agent still watches');
   });
 
+  await step('a dropped connection reconnects, recovers its channels and gets live events again', async () => {
+    const recovered = nextEvent(agent, 'connection.recovered');
+    // `terminate()` cuts the socket without a close frame, as a lost network does (close code 1006).
+    agent.wsConnection.ws.terminate();
+    await recovered;
+    assert.equal(agent.wsConnection.isHealthy, true);
+    const arrival = nextEvent(agentChannel, 'message.new', (e) => e.message.text === 'After the drop');
+    await server.channel('messaging', 'chat-a').sendMessage({ text: 'After the drop', user_id: 'visitor-a' });
+    await arrival;
+  });
+
   await step('an expired token: connectUser rejects with code 40', async () => {
     const late = browser();
     const error = await refusal(late.connectUser({ id: 'visitor-b' }, token('visitor-b', -60)));
