@@ -1,5 +1,6 @@
 //! Plumbing shared by the doubles: call recording, request capture, timestamps and the server task.
 
+use crate::faults::Faults;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
 use axum::response::{IntoResponse, Response};
@@ -200,18 +201,62 @@ pub(crate) fn uuid() -> String {
     uuid::Uuid::new_v4().to_string()
 }
 
+/// A double running on a loopback port: its own state (`S`), and what every double offers — its base URL, the calls
+/// it recorded, its faults. Dropping it stops the server. `HubSpotDouble` and `StreamDouble` are its two kinds.
+pub struct Double<S> {
+    pub(crate) state: Arc<S>,
+    recorder: Recorder,
+    faults: Faults,
+    server: Server,
+}
+
+impl<S> Double<S> {
+    /// Serves `router` on `addr`; `recorder` and `faults` are the ones the routes in `state` use.
+    pub(crate) async fn serve(
+        addr: SocketAddr,
+        state: Arc<S>,
+        recorder: Recorder,
+        faults: Faults,
+        router: Router,
+        name: &'static str,
+    ) -> std::io::Result<Self> {
+        let server = Server::start(addr, router, name).await?;
+        Ok(Self {
+            state,
+            recorder,
+            faults,
+            server,
+        })
+    }
+
+    /// `http://127.0.0.1:PORT`, no trailing slash.
+    pub fn base_url(&self) -> String {
+        self.server.base_url()
+    }
+
+    pub fn faults(&self) -> &Faults {
+        &self.faults
+    }
+
+    /// Every request, in arrival order (in-flight ones have `status` 0).
+    pub fn calls(&self) -> Vec<RecordedCall> {
+        self.recorder.calls()
+    }
+
+    /// Requests to one route, by the double's route names (listed on each double).
+    pub fn call_count(&self, route: &str) -> usize {
+        self.recorder.count(route)
+    }
+}
+
 /// A running axum server; dropping it stops accepting connections.
-pub(crate) struct Server {
+struct Server {
     addr: SocketAddr,
     task: JoinHandle<()>,
 }
 
 impl Server {
-    pub(crate) async fn start(
-        addr: SocketAddr,
-        router: Router,
-        name: &'static str,
-    ) -> std::io::Result<Self> {
+    async fn start(addr: SocketAddr, router: Router, name: &'static str) -> std::io::Result<Self> {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let task = tokio::spawn(async move {
@@ -222,7 +267,7 @@ impl Server {
         Ok(Self { addr, task })
     }
 
-    pub(crate) fn base_url(&self) -> String {
+    fn base_url(&self) -> String {
         format!("http://{}", self.addr)
     }
 }

@@ -33,7 +33,7 @@ pub use crm::{Contact, PropertyWrite};
 pub use notes::Note;
 
 use crate::faults::Faults;
-use crate::support::{any_local_port, lock, Recorder, Req, Server};
+use crate::support::{any_local_port, lock, Double, Recorder, Req};
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
@@ -55,11 +55,12 @@ pub const MAX_PROPERTY_CHARS: usize = 65_536;
 /// HubSpot's limit on inputs per batch call.
 pub const MAX_BATCH_INPUTS: usize = 100;
 
-/// A running HubSpot double on a loopback port; dropping it stops the server.
-pub struct HubSpotDouble {
-    state: Arc<HubState>,
-    server: Server,
-}
+/// A running HubSpot double on a loopback port; dropping it stops the server. Its routes, as
+/// [`Double::call_count`] names them: `"upsert"`, `"create_contact"`, `"get_contact"`, `"list_contacts"`,
+/// `"patch_contact"`, `"batch_update"`, `"batch_read"`, `"create_property"`, `"get_property"`, `"notes_create"`,
+/// `"notes_update"`, `"notes_get"`, `"notes_batch_create"`, `"notes_batch_update"`, `"notes_batch_read"`,
+/// `"contact_notes"` (and `"not_found"`, `"method_not_allowed"` for the rest).
+pub type HubSpotDouble = Double<HubState>;
 
 impl HubSpotDouble {
     /// Starts on `127.0.0.1` with an OS-chosen port; requests must carry `Authorization: Bearer <access_token>`.
@@ -70,30 +71,9 @@ impl HubSpotDouble {
     /// Starts on a fixed address (the dev server uses a well-known port).
     pub async fn start_on(addr: SocketAddr, access_token: &str) -> std::io::Result<Self> {
         let state = Arc::new(HubState::new(access_token));
-        let server = Server::start(addr, build_router(state.clone()), "hubspot").await?;
-        Ok(Self { state, server })
-    }
-
-    /// `http://127.0.0.1:PORT`, no trailing slash.
-    pub fn base_url(&self) -> String {
-        self.server.base_url()
-    }
-
-    pub fn faults(&self) -> &Faults {
-        &self.state.faults
-    }
-
-    /// Every request, in arrival order (in-flight ones have `status` 0).
-    pub fn calls(&self) -> Vec<RecordedCall> {
-        self.state.recorder.calls()
-    }
-
-    /// Requests to one route: `"upsert"`, `"create_contact"`, `"get_contact"`, `"list_contacts"`,
-    /// `"patch_contact"`, `"batch_update"`, `"batch_read"`, `"create_property"`, `"get_property"`, `"notes_create"`,
-    /// `"notes_update"`, `"notes_get"`, `"notes_batch_create"`, `"notes_batch_update"`, `"notes_batch_read"`,
-    /// `"contact_notes"` (and `"not_found"`, `"method_not_allowed"` for the rest).
-    pub fn call_count(&self, route: &str) -> usize {
-        self.state.recorder.count(route)
+        let router = build_router(state.clone());
+        let (recorder, faults) = (state.recorder.clone(), state.faults.clone());
+        Double::serve(addr, state, recorder, faults, router, "hubspot").await
     }
 
     /// All contacts, sorted by (numeric) id.
@@ -250,7 +230,8 @@ impl HubSpotDouble {
     }
 }
 
-struct HubState {
+/// The HubSpot double's state: opaque, reached through [`HubSpotDouble`]'s methods.
+pub struct HubState {
     token: String,
     faults: Faults,
     recorder: Recorder,

@@ -38,7 +38,7 @@ pub use users::MAX_USERS_PER_CALL;
 pub use webhooks::{message_event, sign_webhook, Delivery};
 
 use crate::faults::Faults;
-use crate::support::{any_local_port, lock, now_rfc3339, Recorder, Server};
+use crate::support::{any_local_port, lock, now_rfc3339, Double, Recorder};
 use auth::Actor;
 use axum::Router;
 use serde_json::{json, Map, Value};
@@ -50,11 +50,13 @@ use std::time::{Duration, Instant};
 use webhooks::Webhooks;
 use websocket::Hub;
 
-/// A running Stream double on a loopback port; dropping it stops the server.
-pub struct StreamDouble {
-    state: Arc<StreamState>,
-    server: Server,
-}
+/// A running Stream double on a loopback port; dropping it stops the server. Its routes, as
+/// [`Double::call_count`] names them: `"connect"` (the websocket), `"upsert_users"`, `"partial_update_users"`,
+/// `"query_users"`, `"delete_user"`, `"delete_users"`, `"get_task"`, `"query_channels"`, `"query_channel"`,
+/// `"update_channel"`, `"delete_channel"`, `"stop_watching"`, `"mark_read"`, `"send_message"`, `"get_message"`,
+/// `"update_message"`, `"delete_message"`, `"get_channel_type"`, `"update_channel_type"`, `"create_channel_type"`,
+/// `"get_app"`, `"update_app"` (and `"not_found"`, `"method_not_allowed"` for the rest).
+pub type StreamDouble = Double<StreamState>;
 
 impl StreamDouble {
     /// Starts on `127.0.0.1` with an OS-chosen port.
@@ -69,27 +71,9 @@ impl StreamDouble {
         api_secret: &str,
     ) -> std::io::Result<Self> {
         let state = Arc::new(StreamState::new(api_key, api_secret)?);
-        let server = Server::start(addr, rest::router(state.clone()), "stream").await?;
-        Ok(Self { state, server })
-    }
-
-    /// `http://127.0.0.1:PORT`, no trailing slash.
-    pub fn base_url(&self) -> String {
-        self.server.base_url()
-    }
-
-    pub fn faults(&self) -> &Faults {
-        &self.state.faults
-    }
-
-    /// Every request, in arrival order (in-flight ones have `status` 0).
-    pub fn calls(&self) -> Vec<RecordedCall> {
-        self.state.recorder.calls()
-    }
-
-    /// Requests to one route (`"upsert_users"`, `"query_channel"`, `"get_app"`, `"update_app"`, `"send_message"`, ...).
-    pub fn call_count(&self, route: &str) -> usize {
-        self.state.recorder.count(route)
+        let router = rest::router(state.clone());
+        let (recorder, faults) = (state.recorder.clone(), state.faults.clone());
+        Double::serve(addr, state, recorder, faults, router, "stream").await
     }
 
     /// Forgets recorded calls and webhook deliveries (e.g. after test setup).
@@ -256,8 +240,8 @@ impl StreamDouble {
     }
 }
 
-/// Everything the routes share.
-struct StreamState {
+/// The Stream double's state, which every route shares: opaque, reached through [`StreamDouble`]'s methods.
+pub struct StreamState {
     api_key: String,
     secret: String,
     faults: Faults,
