@@ -951,6 +951,24 @@ async fn user_tokens_are_held_to_the_channel_types_grants_and_the_server_is_not(
     );
     let (status, body) = visitor.query_channel("support-1", json!({})).await;
     assert_eq!(status, 200, "a member still reads its channel: {body}");
+    let capabilities: Vec<&str> = body["channel"]["own_capabilities"]
+        .as_array()
+        .expect("own_capabilities")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(
+        capabilities,
+        [
+            "send-message",
+            "update-own-message",
+            "delete-own-message",
+            "read-events",
+            "connect-events",
+            "typing-events"
+        ],
+        "what the watch returns follows the grants"
+    );
     let (status, body) = visitor
         .send(
             "POST",

@@ -76,7 +76,7 @@ impl StreamState {
         }
         let channel = data.channels.get(&cid).cloned();
         let state = channel
-            .map(|c| self.channel_state(&data, &c))
+            .map(|c| self.channel_state(&data, &c, actor))
             .unwrap_or_default();
         Ok((created, state))
     }
@@ -133,7 +133,10 @@ impl StreamState {
                     .watch(EP, watch.connection_id, user, &channel.cid())?;
             }
         }
-        let channels: Vec<Value> = page.iter().map(|c| self.channel_state(&data, c)).collect();
+        let channels: Vec<Value> = page
+            .iter()
+            .map(|c| self.channel_state(&data, c, actor))
+            .collect();
         Ok(json!({ "channels": channels }))
     }
 
@@ -227,7 +230,7 @@ impl StreamState {
             });
             self.publish(&data, &event);
         }
-        Ok(self.channel_state(&data, &channel))
+        Ok(self.channel_state(&data, &channel, actor))
     }
 
     pub(crate) fn stop_watching(
@@ -299,7 +302,8 @@ impl StreamState {
     }
 
     /// What a channel query returns: `channel`, `members`, `messages` (the newest page), `read`, `watcher_count`.
-    pub(crate) fn channel_state(&self, data: &Data, channel: &Channel) -> Value {
+    /// `own_capabilities` are the caller's, from the channel type's grants (none for the server, as Stream).
+    pub(crate) fn channel_state(&self, data: &Data, channel: &Channel, viewer: &Actor) -> Value {
         let cid = channel.cid();
         let members: Vec<Value> = channel
             .members
@@ -343,6 +347,10 @@ impl StreamState {
                 "updated_at": channel.created_at,
                 "last_message_at": last_message_at,
                 "member_count": channel.members.len(),
+                "own_capabilities": match viewer {
+                    Actor::User(user) => data.own_capabilities(user, channel),
+                    Actor::Server => Vec::new(),
+                },
                 "frozen": false,
                 "disabled": false,
                 "config": data

@@ -207,7 +207,7 @@ impl StreamState {
                 Resource::Channel(channel),
             )?;
         }
-        let mut state = self.channel_state(&data, channel)["channel"].clone();
+        let mut state = self.channel_state(&data, channel, actor)["channel"].clone();
         state["deleted_at"] = json!(now_rfc3339());
         self.erase_channel(&mut data, &cid, hard);
         Ok(json!({ "channel": state }))

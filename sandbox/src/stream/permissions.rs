@@ -533,6 +533,52 @@ impl Data {
         }
     }
 
+    /// What the SDK's `channel.data.own_capabilities` lists for `user_id`: Stream's capability names for the
+    /// actions the grants allow it on `channel` (own and others' messages told apart), and the events the
+    /// channel type's settings turn on for a reader.
+    pub(crate) fn own_capabilities(&self, user_id: &str, channel: &Channel) -> Vec<&'static str> {
+        let kind = channel.channel_type.as_str();
+        let may = |action: Action, resource: Resource<'_>| {
+            self.permit("", user_id, kind, action, resource).is_ok()
+        };
+        let own = || Resource::Message {
+            channel,
+            author: user_id,
+        };
+        let others = || Resource::Message {
+            channel,
+            author: "",
+        };
+        let on_channel = || Resource::Channel(channel);
+        let reader = may(Action::ReadChannel, on_channel());
+        let setting = |name: &str| {
+            self.channel_types
+                .get(kind)
+                .and_then(|t| t.settings.get(name))
+                .and_then(Value::as_bool)
+                == Some(true)
+        };
+        [
+            ("send-message", may(Action::CreateMessage, on_channel())),
+            ("update-own-message", may(Action::UpdateMessage, own())),
+            ("update-any-message", may(Action::UpdateMessage, others())),
+            ("delete-own-message", may(Action::DeleteMessage, own())),
+            ("delete-any-message", may(Action::DeleteMessage, others())),
+            ("update-channel", may(Action::UpdateChannel, on_channel())),
+            (
+                "update-channel-members",
+                may(Action::UpdateChannelMembers, on_channel()),
+            ),
+            ("delete-channel", may(Action::DeleteChannel, on_channel())),
+            ("read-events", reader && setting("read_events")),
+            ("connect-events", reader && setting("connect_events")),
+            ("typing-events", reader && setting("typing_events")),
+        ]
+        .into_iter()
+        .filter_map(|(capability, allowed)| allowed.then_some(capability))
+        .collect()
+    }
+
     fn grants_of(&self, kind: &str) -> Option<&Grants> {
         self.channel_types.get(kind).map(|t| &t.grants)
     }

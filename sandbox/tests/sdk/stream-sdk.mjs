@@ -252,6 +252,14 @@ async function main() {
     const search = await refused(visitor.queryUsers({ id: { $in: ['visitor-b'] } }));
     assert.equal(search.code, 17, JSON.stringify(search));
 
+    await visitorChannel.watch();
+    const capabilities = visitorChannel.data.own_capabilities;
+    for (const allowed of ['send-message', 'update-own-message', 'delete-own-message', 'read-events']) {
+      assert.ok(capabilities.includes(allowed), `${allowed} in ${capabilities}`);
+    }
+    for (const refused of ['update-channel-members', 'update-any-message', 'delete-channel']) {
+      assert.ok(!capabilities.includes(refused), `${refused} not in ${capabilities}`);
+    }
     const { message } = await visitorChannel.sendMessage({ text: 'Still here' });
     assert.equal(message.text, 'Still here', 'members still write in their own channel');
     const found = await visitor.queryChannels({ type: 'messaging' });
