@@ -5,8 +5,8 @@
 // 1. /embed-example.html (a page with only the embed tag): keyboard only, open the launcher, the form's checks give
 //    the API's codes, register, send; the agent answers through Stream's SDK (from Node) and the reply appears live;
 //    network loss shows "Reconnecting" and recovers; reload keeps the history; the transcript reaches the sandbox CRM.
-// 2. Expiry: a stored session past its expiresAt, a token Stream refuses as expired, and one it refuses as forged
-//    each lead back to the form with their message.
+// 2. Expiry: a stored session past its expiresAt, a token Stream refuses as expired, one it refuses as forged, and a
+//    visitor erased in Stream (tokens revoked) each lead back to the form with their message.
 // 3. / (the demo page): the widget for the visitor, the page's agent side (SDK) and the CRM view with its note.
 //
 // Uses the system Chromium (Debian's `chromium`; CHROMIUM_PATH overrides) through playwright-core, so nothing is
@@ -127,11 +127,26 @@ async function editStoredSession(page, change) {
   await page.evaluate(([key, value]) => localStorage.setItem(key, value), [stored.key, JSON.stringify(session)]);
 }
 
-/** A Stream user token (HS256 over user_id, iat, exp), as registration signs them. */
-function userToken(userId, secret, { iat, exp }) {
+/** An HS256 JWT, as Stream's tokens are. */
+function jwt(claims, secret) {
   const part = (value) => Buffer.from(JSON.stringify(value)).toString('base64url');
-  const unsigned = `${part({ alg: 'HS256', typ: 'JWT' })}.${part({ user_id: userId, iat, exp })}`;
+  const unsigned = `${part({ alg: 'HS256', typ: 'JWT' })}.${part(claims)}`;
   return `${unsigned}.${createHmac('sha256', secret).update(unsigned).digest('base64url')}`;
+}
+
+/** A Stream user token (user_id, iat, exp), as registration signs them. */
+function userToken(userId, secret, { iat, exp }) {
+  return jwt({ user_id: userId, iat, exp }, secret);
+}
+
+/** Erases a visitor in Stream as the erasure path does (server-side hard delete), which revokes its tokens. */
+async function eraseStreamUser(session) {
+  const url = `${session.streamBaseUrl}/users/${session.customerId}?hard_delete=true&api_key=${session.apiKey}`;
+  const response = await fetch(url, {
+    method: 'DELETE',
+    headers: { authorization: jwt({ server: true }, streamSecret), 'stream-auth-type': 'jwt' },
+  });
+  check(response.ok, `DELETE ${url} answered ${response.status}: ${await response.text()}`);
 }
 
 /** The support agent, through Stream's SDK in Node, with the token the dev server mints for the demo page. */
@@ -279,10 +294,21 @@ async function embedExample(context, stamp) {
       await widget.log.getByText(after).waitFor();
       log('back online: the connection recovered and replies arrive live again');
 
+      // A reply while the panel is closed shows on the launcher, and opening the panel reads it.
+      await widget.message.press('Escape');
+      await widget.dialog.waitFor({ state: 'hidden' });
+      const unread = `Are you still there? (${stamp})`;
+      await channel.sendMessage({ text: unread });
+      await widget.root.getByRole('button', { name: 'Chat with us (1 new message)' }).waitFor();
+      await page.keyboard.press('Enter');
+      await widget.log.getByText(unread).waitFor();
+      check((await widget.launcher.getAttribute('aria-label')) === 'Chat with us', 'the unread count stayed after opening');
+      log('a reply while closed is counted on the launcher until the panel opens');
+
       // Reload: the session and the history are back, without the form.
       await page.reload({ waitUntil: 'load' });
       await widget.launcher.click();
-      for (const text of [question, answer, after]) await widget.log.getByText(text).waitFor();
+      for (const text of [question, answer, after, unread]) await widget.log.getByText(text).waitFor();
       check(!(await widget.firstName.isVisible()), 'the form shows after a reload of a live session');
       log('after a reload the history is there');
 
@@ -333,6 +359,15 @@ async function expiry(page) {
     check((await storedSession(page)) === null, `${what}: the dead session is still stored`);
     log(`${what}: back to the form, saying "${(await widget.alert.textContent()).trim()}"`);
   }
+
+  // Last, since it ends the conversation for good: the visitor erased in Stream (its tokens are revoked).
+  await page.evaluate(([key, value]) => localStorage.setItem(key, value), [stored.key, JSON.stringify(stored.session)]);
+  await eraseStreamUser(stored.session);
+  await page.reload({ waitUntil: 'load' });
+  await widget.launcher.click();
+  await widget.alert.getByText('ended').waitFor();
+  check((await storedSession(page)) === null, 'the erased visitor\'s session is still stored');
+  log(`a visitor erased in Stream: back to the form, saying "${(await widget.alert.textContent()).trim()}"`);
 }
 
 /** Scenario 3: the demo page, the visitor in the widget and the agent on the page. */
@@ -345,6 +380,10 @@ async function demoPage(context, stamp) {
     await page.goto(`${base}/`, { waitUntil: 'load' });
     await page.locator('#mode[data-mode="sandbox"], #mode[data-mode="live"]').waitFor();
     await widget.launcher.click();
+    // The tag's data-title and data-color.
+    await widget.dialog.getByRole('heading', { name: 'Questions? Ask chat-sync' }).waitFor();
+    const accent = await widget.launcher.evaluate((button) => getComputedStyle(button).backgroundColor);
+    check(accent === 'rgb(30, 122, 69)', `data-color was not applied: the launcher is ${accent}`);
     await widget.firstName.fill('Grace');
     await widget.lastName.fill('Hopper');
     await widget.email.fill(`grace.${stamp}@example.com`);

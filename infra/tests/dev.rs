@@ -264,7 +264,7 @@ async fn dev_server_syncs_a_conversation_into_the_crm_and_stops_on_ctrl_c() {
     );
     let html = page.text().await.expect("page");
     assert!(html.contains(
-        r#"<script src="/chat-sync-widget.js" data-registration-url="/registrations" async></script>"#
+        r#"<script src="/chat-sync-widget.js" data-registration-url="/registrations" data-title="#
     ));
     for id in [
         "agent-log",

@@ -9,7 +9,7 @@ import type { Session } from './session';
 export type ChatFailure =
   /** The token expired (Stream code 40): the visitor registers again. */
   | 'expired'
-  /** The token or the conversation is no longer valid (bad signature, user or channel deleted, not a member). */
+  /** The token or the conversation is no longer valid (revoked, bad signature, user or channel deleted, not a member). */
   | 'revoked'
   /** Stream could not be reached: the session is still good, try again later. */
   | 'unreachable';
@@ -33,24 +33,28 @@ const NOT_ALLOWED = 17;
 export function classify(error: unknown): ChatFailure {
   let code: unknown;
   let status: unknown;
+  let message = '';
   let wsFailure = false;
   if (error instanceof Error) {
     const fields = error as Error & { code?: unknown; status?: unknown; isWSFailure?: unknown };
     code = fields.code;
     status = fields.status;
+    message = error.message;
     wsFailure = fields.isWSFailure === true;
     if (code === undefined) {
       try {
         const parsed = JSON.parse(error.message) as Record<string, unknown>;
         code = parsed.code;
         status = parsed.StatusCode;
+        message = typeof parsed.message === 'string' ? parsed.message : '';
         wsFailure = parsed.isWSFailure === true;
       } catch {
         // A plain network error (no JSON): Stream was not reached.
       }
     }
   }
-  if (code === TOKEN_EXPIRED) return 'expired';
+  // Stream answers a revoked token (a deleted user's, or one issued before a revocation) with the expiry code too.
+  if (code === TOKEN_EXPIRED) return /revoked/i.test(message) ? 'revoked' : 'expired';
   if (wsFailure) return 'unreachable';
   if (
     (typeof code === 'number' && (TOKEN_REFUSED.has(code) || code === DOES_NOT_EXIST || code === NOT_ALLOWED)) ||
