@@ -5,8 +5,9 @@
 // 1. /embed-example.html (a page with only the embed tag): keyboard only, open the launcher, the form's checks give
 //    the API's codes, register, send; the agent answers through Stream's SDK (from Node) and the reply appears live;
 //    network loss shows "Reconnecting" and recovers; reload keeps the history; the transcript reaches the sandbox CRM.
-// 2. Expiry: a stored session past its expiresAt, a token Stream refuses as expired, one it refuses as forged, and a
-//    visitor erased in Stream (tokens revoked) each lead back to the form with their message.
+// 2. Expiry: a stored session past its expiresAt, a token Stream refuses as expired, one it refuses as forged, the
+//    conversation erased in Stream while open, and the visitor erased in Stream (tokens revoked) each lead back to
+//    the form with their message.
 // 3. / (the demo page): the widget for the visitor, the page's agent side (SDK) and the CRM view with its note.
 //
 // Uses the system Chromium (Debian's `chromium`; CHROMIUM_PATH overrides) through playwright-core, so nothing is
@@ -139,14 +140,15 @@ function userToken(userId, secret, { iat, exp }) {
   return jwt({ user_id: userId, iat, exp }, secret);
 }
 
-/** Erases a visitor in Stream as the erasure path does (server-side hard delete), which revokes its tokens. */
-async function eraseStreamUser(session) {
-  const url = `${session.streamBaseUrl}/users/${session.customerId}?hard_delete=true&api_key=${session.apiKey}`;
+/** A server-side call to the sandbox Stream (what the erasure path does), with a server token. */
+async function streamAsServer(method, session, path) {
+  const separator = path.includes('?') ? '&' : '?';
+  const url = `${session.streamBaseUrl}${path}${separator}api_key=${session.apiKey}`;
   const response = await fetch(url, {
-    method: 'DELETE',
+    method,
     headers: { authorization: jwt({ server: true }, streamSecret), 'stream-auth-type': 'jwt' },
   });
-  check(response.ok, `DELETE ${url} answered ${response.status}: ${await response.text()}`);
+  check(response.ok, `${method} ${url} answered ${response.status}: ${await response.text()}`);
 }
 
 /** The support agent, through Stream's SDK in Node, with the token the dev server mints for the demo page. */
@@ -360,9 +362,22 @@ async function expiry(page) {
     log(`${what}: back to the form, saying "${(await widget.alert.textContent()).trim()}"`);
   }
 
-  // Last, since it ends the conversation for good: the visitor erased in Stream (its tokens are revoked).
+  // Last, since they end the conversation for good. The conversation erased in Stream while the visitor watches it:
+  // the widget goes back to the form at once.
   await page.evaluate(([key, value]) => localStorage.setItem(key, value), [stored.key, JSON.stringify(stored.session)]);
-  await eraseStreamUser(stored.session);
+  await page.reload({ waitUntil: 'load' });
+  await widget.launcher.click();
+  await widget.log.waitFor();
+  await streamAsServer('DELETE', stored.session,
+    `/channels/${stored.session.channelType}/${stored.session.channelId}?hard_delete=true`);
+  await widget.alert.getByText('ended').waitFor();
+  await waitForFocus(page, 'firstName');
+  check((await storedSession(page)) === null, 'the erased conversation\'s session is still stored');
+  log(`the conversation erased in Stream while open: back to the form, saying "${(await widget.alert.textContent()).trim()}"`);
+
+  // The visitor erased in Stream (its tokens are revoked).
+  await page.evaluate(([key, value]) => localStorage.setItem(key, value), [stored.key, JSON.stringify(stored.session)]);
+  await streamAsServer('DELETE', stored.session, `/users/${stored.session.customerId}?hard_delete=true`);
   await page.reload({ waitUntil: 'load' });
   await widget.launcher.click();
   await widget.alert.getByText('ended').waitFor();

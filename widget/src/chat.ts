@@ -72,6 +72,8 @@ export interface ChatListener {
   messages(messages: readonly LocalMessage[]): void;
   /** The websocket went down (`online: false`, after the SDK's grace period) or came back. */
   connection(online: boolean): void;
+  /** The conversation was deleted in Stream (an erasure): there is nothing left to show or write to. */
+  deleted(): void;
 }
 
 /** One connected visitor in one channel. */
@@ -103,6 +105,7 @@ export class Chat {
     for (const type of ['message.new', 'message.updated', 'message.deleted', 'channel.truncated'] as const) {
       chat.subscriptions.push(channel.on(type, render));
     }
+    chat.subscriptions.push(channel.on('channel.deleted', () => listener.deleted()));
     chat.subscriptions.push(
       client.on('connection.changed', (event: Event) => listener.connection(event.online === true)),
       client.on('connection.recovered', render),

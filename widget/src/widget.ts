@@ -166,6 +166,9 @@ export class Widget {
           if (generation !== this.generation) return;
           this.setNotice(online ? null : { kind: 'info', text: RECONNECTING });
         },
+        deleted: () => {
+          if (generation === this.generation) this.end(REVOKED);
+        },
       });
       if (generation !== this.generation) {
         await chat.close();
@@ -223,13 +226,18 @@ export class Widget {
           this.armExpiry(session, generation);
           return;
         }
-        this.generation += 1;
-        void this.disconnect();
-        this.store.clear();
-        this.showForm(EXPIRED);
+        this.end(EXPIRED);
       },
       Math.min(Math.max(remaining, 0), MAX_TIMER_MS),
     );
+  }
+
+  /** Ends the connected session for good: forgotten, and the form says why. */
+  private end(reason: string): void {
+    this.generation += 1;
+    void this.disconnect();
+    this.store.clear();
+    this.showForm(reason);
   }
 
   private async disconnect(): Promise<void> {
