@@ -794,6 +794,18 @@ async fn watchers_get_their_channels_events_and_nobody_elses() {
         (400, Some(4)),
         "watch needs a connection_id: {body}"
     );
+    let (status, _) = as_visitor
+        .send(
+            "POST",
+            "/channels/messaging/new-room/query",
+            Some(json!({"watch": true, "data": {"members": ["visitor-1"]}})),
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert!(
+        double.channels().iter().all(|c| c.id != "new-room"),
+        "a watch that cannot happen creates nothing"
+    );
     let (status, body) = as_visitor
         .send(
             "POST",

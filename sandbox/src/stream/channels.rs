@@ -48,6 +48,10 @@ impl StreamState {
         };
         let mut data = lock(&self.data);
         data.check_type(EP, kind)?;
+        if let (true, Actor::User(user)) = (watch.watch, actor) {
+            // A watch that cannot happen creates nothing.
+            self.hub.check_connection(EP, watch.connection_id, user)?;
+        }
         let created = match data.channels.get(&cid) {
             Some(channel) => {
                 if let Actor::User(user) = actor {

@@ -267,6 +267,9 @@ impl StreamState {
                 for channel in data.channels.values_mut() {
                     channel.members.retain(|m| m != user_id);
                 }
+                for reads in data.reads.values_mut() {
+                    reads.remove(user_id);
+                }
             }
             Erasure::Soft => {
                 if let Some(record) = data.users.get_mut(user_id) {

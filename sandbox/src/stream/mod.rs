@@ -168,7 +168,7 @@ impl StreamDouble {
         self.state.webhooks.set_unordered(unordered);
     }
 
-    /// How often an open websocket gets an unprompted `health.check` (Stream: about every 30 s).
+    /// How often a websocket opened from now on gets an unprompted `health.check` (Stream: about every 30 s).
     pub fn set_health_check_interval(&self, interval: Duration) {
         self.state.hub.set_health_interval(interval);
     }

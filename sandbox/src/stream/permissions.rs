@@ -348,9 +348,7 @@ impl ChannelType {
         for (key, value) in body {
             match key.as_str() {
                 "name" | "created_at" | "updated_at" | "permissions" => {}
-                "grants" => {
-                    merge_grants(endpoint, &mut grants, value, &messaging_permission_ids())?
-                }
+                "grants" => merge_grants(endpoint, &mut grants, value, &permission_ids())?,
                 setting if settings.contains_key(setting) => {
                     let same_kind = match (&settings[setting], value) {
                         (Value::Bool(_), Value::Bool(_))
@@ -382,12 +380,14 @@ impl ChannelType {
     }
 }
 
-fn messaging_permission_ids() -> BTreeSet<&'static str> {
-    MESSAGING_DEFAULTS.iter().map(|(id, _)| *id).collect()
-}
-
-fn app_permission_ids() -> BTreeSet<&'static str> {
-    APP_DEFAULTS.iter().map(|(id, _)| *id).collect()
+/// Every permission id the double knows (channel and app scopes): a grant naming another is refused, as Stream
+/// refuses a permission that does not exist.
+fn permission_ids() -> BTreeSet<&'static str> {
+    MESSAGING_DEFAULTS
+        .iter()
+        .chain(APP_DEFAULTS)
+        .map(|(id, _)| *id)
+        .collect()
 }
 
 pub(crate) fn grants_json(grants: &Grants) -> Value {
@@ -450,7 +450,7 @@ pub(crate) fn merge_app_grants(
     grants: &mut Grants,
     value: &Value,
 ) -> Result<(), StreamError> {
-    merge_grants(endpoint, grants, value, &app_permission_ids())
+    merge_grants(endpoint, grants, value, &permission_ids())
 }
 
 /// A channel type name for `POST /channeltypes`.

@@ -94,11 +94,21 @@ impl Hub {
                 connection.watching.insert(cid.to_owned());
                 Ok(())
             }
-            _ => Err(StreamError::input(
-                endpoint,
-                "Watch or Presence requires an active websocket connection, please make sure to include your \
-                 websocket connection_id",
-            )),
+            _ => Err(no_connection(endpoint)),
+        }
+    }
+
+    /// Checks, before anything changes, that a watch will find the caller's connection.
+    pub(crate) fn check_connection(
+        &self,
+        endpoint: &str,
+        connection_id: Option<&str>,
+        user_id: &str,
+    ) -> Result<(), StreamError> {
+        let connections = lock(&self.connections);
+        match connection_id.and_then(|id| connections.get(id)) {
+            Some(connection) if connection.user_id == user_id => Ok(()),
+            _ => Err(no_connection(endpoint)),
         }
     }
 
@@ -159,6 +169,14 @@ impl Hub {
             .map(|c| c.user_id.clone())
             .collect()
     }
+}
+
+fn no_connection(endpoint: &str) -> StreamError {
+    StreamError::input(
+        endpoint,
+        "Watch or Presence requires an active websocket connection, please make sure to include your websocket \
+         connection_id",
+    )
 }
 
 /// `GET /connect`: the upgrade, then the session (or the refusal) on the socket.
