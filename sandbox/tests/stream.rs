@@ -1433,3 +1433,75 @@ async fn browsers_may_call_it_from_any_origin() {
         );
     }
 }
+
+/// Events leave in the order the changes were made: 4 members sending 25 messages each at once, a watcher sees
+/// every message exactly once, in the channel's stored order, with strictly increasing `created_at`.
+#[tokio::test]
+async fn concurrent_senders_reach_a_watcher_once_each_in_stored_order() {
+    let double = StreamDouble::start(KEY, SECRET).await.expect("starts");
+    let server = Client::server(&double);
+    let senders = ["s-1", "s-2", "s-3", "s-4"];
+    client_upsert(&server, &["agent", "s-1", "s-2", "s-3", "s-4"]).await;
+    let (status, body) = server
+        .query_channel(
+            "busy",
+            json!({"created_by_id": "agent", "members": ["agent", "s-1", "s-2", "s-3", "s-4"]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let token = user_token(SECRET, "agent", None).expect("token");
+    let mut watcher = Socket::connect(&double, "agent", &token).await;
+    let connection_id = watcher.next().await.expect("health.check")["connection_id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let (status, _) = Client::with_token(&double, token)
+        .send(
+            "POST",
+            &format!("/channels/messaging/busy/query?connection_id={connection_id}"),
+            Some(json!({"watch": true})),
+        )
+        .await;
+    assert_eq!(status, 200);
+
+    let sends = senders.iter().map(|sender| {
+        let client = Client::with_token(&double, user_token(SECRET, sender, None).expect("token"));
+        async move {
+            for i in 0..25 {
+                let (status, body) = client
+                    .send(
+                        "POST",
+                        "/channels/messaging/busy/message",
+                        Some(json!({"message": {"text": format!("{sender} #{i}")}})),
+                    )
+                    .await;
+                assert_eq!(status, 201, "{body}");
+            }
+        }
+    });
+    futures::future::join_all(sends).await;
+
+    let mut seen = Vec::new();
+    while seen.len() < 100 {
+        let event = watcher.expect("message.new").await;
+        seen.push((
+            event["message"]["id"].as_str().expect("id").to_owned(),
+            event["message"]["created_at"]
+                .as_str()
+                .expect("time")
+                .to_owned(),
+        ));
+    }
+    watcher.expect_silence().await;
+    let stored: Vec<String> = double
+        .messages("messaging", "busy")
+        .iter()
+        .map(|m| m["id"].as_str().expect("id").to_owned())
+        .collect();
+    let ids: Vec<String> = seen.iter().map(|(id, _)| id.clone()).collect();
+    assert_eq!(ids, stored, "each message once, in the stored order");
+    assert!(
+        seen.windows(2).all(|w| w[0].1 < w[1].1),
+        "created_at strictly increases along the events"
+    );
+}
