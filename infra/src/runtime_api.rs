@@ -1,6 +1,7 @@
 //! A minimal AWS Lambda Runtime API, enough to run a Lambda binary locally for one invocation: it hands out one
-//! event on `/invocation/next` and records the function's response. Used to measure cold starts (process start →
-//! first response) and to check that the release binaries really run under the Lambda runtime protocol.
+//! event on `/invocation/next` and records the function's response, or the error it reports for the invocation or
+//! for its cold start (`/init/error`). Used to measure cold starts (process start → first response) and to check
+//! that the binaries really run under the Lambda runtime protocol (infra/tests/invoke.rs).
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
@@ -14,11 +15,33 @@ use tokio::sync::oneshot;
 
 const REQUEST_ID: &str = "8476a536-e9f4-11e8-9739-2dfe598c3fcd";
 
+/// Which endpoint the function called with its answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// `/invocation/{id}/response`.
+    Response,
+    /// `/invocation/{id}/error`: the handler failed.
+    Error,
+    /// `/init/error`: the cold start failed, before any event was asked for.
+    InitError,
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Outcome::Response => "response",
+            Outcome::Error => "error",
+            Outcome::InitError => "init error",
+        })
+    }
+}
+
 /// What the function answered.
 #[derive(Debug, Clone)]
 pub struct Invocation {
-    /// `response` or `error` (the function reported an error).
-    pub outcome: &'static str,
+    pub outcome: Outcome,
+    /// The `Lambda-Runtime-Function-Error-Type` header of an error report.
+    pub error_type: Option<String>,
     pub body: String,
     pub answered_at: Instant,
 }
@@ -113,11 +136,16 @@ async fn next(State(shared): State<Arc<Shared>>) -> Response {
     (StatusCode::OK, headers, event).into_response()
 }
 
-fn finish(shared: &Shared, outcome: &'static str, body: String) -> StatusCode {
+fn finish(shared: &Shared, outcome: Outcome, headers: &HeaderMap, body: String) -> StatusCode {
     let answered_at = Instant::now();
+    let error_type = headers
+        .get("lambda-runtime-function-error-type")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     if let Some(tx) = shared.done.lock().ok().and_then(|mut d| d.take()) {
         let _ = tx.send(Invocation {
             outcome,
+            error_type,
             body,
             answered_at,
         });
@@ -128,19 +156,25 @@ fn finish(shared: &Shared, outcome: &'static str, body: String) -> StatusCode {
 async fn response(
     State(shared): State<Arc<Shared>>,
     Path(_id): Path<String>,
+    headers: HeaderMap,
     body: String,
 ) -> StatusCode {
-    finish(&shared, "response", body)
+    finish(&shared, Outcome::Response, &headers, body)
 }
 
 async fn error(
     State(shared): State<Arc<Shared>>,
     Path(_id): Path<String>,
+    headers: HeaderMap,
     body: String,
 ) -> StatusCode {
-    finish(&shared, "error", body)
+    finish(&shared, Outcome::Error, &headers, body)
 }
 
-async fn init_error(State(shared): State<Arc<Shared>>, body: String) -> StatusCode {
-    finish(&shared, "error", body)
+async fn init_error(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: String,
+) -> StatusCode {
+    finish(&shared, Outcome::InitError, &headers, body)
 }

@@ -1,9 +1,10 @@
 //! Serves the Lambda handlers over plain HTTP (the dev server and the benchmarks): the same handler fns the
 //! Lambdas run, behind a small axum ↔ `lambda_http` adapter instead of API Gateway / Function URLs.
 
-use axum::body::{to_bytes, Body as AxumBody};
-use axum::http::StatusCode;
+use axum::body::Body as AxumBody;
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
+use futures::StreamExt;
 use lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpRequestContext;
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, RequestExt};
@@ -11,21 +12,57 @@ use std::sync::Arc;
 
 /// Largest body the adapter passes on (the handlers enforce their own, smaller limits).
 pub const MAX_BODY: usize = 2 * 1024 * 1024;
+/// How much of an oversize body is read and thrown away before the 413: answering while the client is still
+/// sending makes the server close the connection, and the client sees a reset instead of the JSON error. Past this,
+/// the connection is closed anyway (as API Gateway and Function URLs do with their own limits).
+pub const MAX_DISCARDED_BODY: usize = 16 * 1024 * 1024;
 
-/// Converts an HTTP request into what a Lambda handler receives. Over `MAX_BODY` → `Err(413 response)`.
+fn payload_too_large() -> Response {
+    let body = serde_json::json!({
+        "error": format!("the request body must be at most {MAX_BODY} bytes"),
+        "code": "payload_too_large",
+    });
+    (StatusCode::PAYLOAD_TOO_LARGE, axum::Json(body)).into_response()
+}
+
+/// Converts an HTTP request into what a Lambda handler receives. Over `MAX_BODY` → `Err(413 response)`, sent once
+/// the body has been read to its end (up to `MAX_DISCARDED_BODY`).
 pub async fn to_lambda(request: axum::extract::Request) -> Result<lambda_http::Request, Response> {
     let (parts, body) = request.into_parts();
-    let bytes = to_bytes(body, MAX_BODY).await.map_err(|_| {
-        let body = serde_json::json!({
-            "error": format!("the request body must be at most {MAX_BODY} bytes"),
-            "code": "payload_too_large",
-        });
-        (StatusCode::PAYLOAD_TOO_LARGE, axum::Json(body)).into_response()
-    })?;
-    let body = if bytes.is_empty() {
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|length| length > MAX_DISCARDED_BODY) {
+        return Err(payload_too_large());
+    }
+    let mut kept = Vec::new();
+    let mut received = 0usize;
+    let mut chunks = body.into_data_stream();
+    while let Some(chunk) = chunks.next().await {
+        let Ok(chunk) = chunk else {
+            // The client went away mid-body: nobody reads this answer, but it must not reach the handler.
+            let body = serde_json::json!({
+                "error": "the request body ended early",
+                "code": "incomplete_body",
+            });
+            return Err((StatusCode::BAD_REQUEST, axum::Json(body)).into_response());
+        };
+        received = received.saturating_add(chunk.len());
+        if received <= MAX_BODY {
+            kept.extend_from_slice(&chunk);
+        } else if received > MAX_DISCARDED_BODY {
+            break;
+        }
+    }
+    if received > MAX_BODY {
+        return Err(payload_too_large());
+    }
+    let body = if kept.is_empty() {
         Body::Empty
     } else {
-        match String::from_utf8(bytes.to_vec()) {
+        match String::from_utf8(kept) {
             Ok(text) => Body::Text(text),
             Err(e) => Body::Binary(e.into_bytes()),
         }

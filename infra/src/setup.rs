@@ -358,7 +358,23 @@ pub fn plan_webhook(settings: &Value, url: &str) -> Result<(WebhookPlan, Vec<Str
         return Err(SetupError::UnexpectedSettings("no app object".into()));
     }
     let mut notes = Vec::new();
+    // Apps that have `event_hooks` still deliver to a legacy `webhook_url`: when it already points here, adding a hook
+    // for the same URL would have Stream deliver every event twice.
+    let legacy_here = app.get("webhook_url").and_then(Value::as_str) == Some(url);
     match app.get("event_hooks") {
+        Some(Value::Array(hooks)) if legacy_here => {
+            if hooks
+                .iter()
+                .any(|hook| is_webhook_for(hook, url) && is_enabled(hook))
+            {
+                notes.push(format!(
+                    "both the app's webhook_url and an event hook point at {url}, so Stream delivers each event \
+                     twice (harmless, but twice the invocations): remove one in Stream's dashboard"
+                ));
+            }
+            notes.extend(legacy_event_notes(app));
+            Ok((WebhookPlan::AlreadyConfigured, notes))
+        }
         Some(Value::Array(hooks)) => {
             let mut hooks = hooks.clone();
             let is_webhook =
@@ -416,22 +432,9 @@ pub fn plan_webhook(settings: &Value, url: &str) -> Result<(WebhookPlan, Vec<Str
             }
         }
         Some(Value::Null) | None => {
-            if app.get("webhook_url").and_then(Value::as_str) == Some(url) {
+            notes.extend(legacy_event_notes(app));
+            if legacy_here {
                 return Ok((WebhookPlan::AlreadyConfigured, notes));
-            }
-            if let Some(events) = app.get("webhook_events").and_then(Value::as_array) {
-                let missing: Vec<&str> = WEBHOOK_EVENT_TYPES
-                    .into_iter()
-                    .filter(|event| {
-                        !events.is_empty() && !events.iter().any(|e| e.as_str() == Some(event))
-                    })
-                    .collect();
-                if !missing.is_empty() {
-                    notes.push(format!(
-                        "the app's webhook_events leave out {}; enable them in Stream's dashboard",
-                        missing.join(", ")
-                    ));
-                }
             }
             Ok((
                 WebhookPlan::Patch {
@@ -445,6 +448,21 @@ pub fn plan_webhook(settings: &Value, url: &str) -> Result<(WebhookPlan, Vec<Str
             "event_hooks is not a list".into(),
         )),
     }
+}
+
+/// The message events a legacy `webhook_url` does not receive (`webhook_events`: empty means every event).
+fn legacy_event_notes(app: &Value) -> Option<String> {
+    let events = app.get("webhook_events").and_then(Value::as_array)?;
+    let missing: Vec<&str> = WEBHOOK_EVENT_TYPES
+        .into_iter()
+        .filter(|event| !events.is_empty() && !events.iter().any(|e| e.as_str() == Some(event)))
+        .collect();
+    (!missing.is_empty()).then(|| {
+        format!(
+            "the app's webhook_events leave out {}; enable them in Stream's dashboard",
+            missing.join(", ")
+        )
+    })
 }
 
 fn event_hooks_patch(hooks: Vec<Value>) -> WebhookPlan {
@@ -463,11 +481,14 @@ fn is_webhook_for(hook: &Value, url: &str) -> bool {
 }
 
 /// Enabled, and subscribed to all events (an empty list) or at least to the message events.
-fn delivers_message_events(hook: &Value) -> bool {
-    let enabled = hook
-        .get("enabled")
+fn is_enabled(hook: &Value) -> bool {
+    hook.get("enabled")
         .and_then(Value::as_bool)
-        .unwrap_or(false);
+        .unwrap_or(false)
+}
+
+fn delivers_message_events(hook: &Value) -> bool {
+    let enabled = is_enabled(hook);
     let covered = match hook.get("event_types").and_then(Value::as_array) {
         Some(types) if !types.is_empty() => WEBHOOK_EVENT_TYPES
             .iter()

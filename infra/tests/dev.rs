@@ -479,6 +479,45 @@ fn widget_bundle_fits_its_size_budget() {
     assert!(!text.contains("import(") && !text.starts_with("import"));
 }
 
+/// A body over the adapter's limit is read to its end before the 413, so the client, which is still sending when the
+/// limit is reached, always gets the JSON error rather than a reset connection.
+#[tokio::test]
+async fn an_oversize_signed_webhook_gets_the_413_json_error_every_time() {
+    let mut server = DevServer::start().await;
+    let text = "x".repeat(6 * 1024 * 1024);
+    let body = serde_json::to_vec(&json!({"type": "message.new", "message": {"text": text}}))
+        .expect("JSON");
+    let signature =
+        chat_sync::adapters::stream::sign_body(infra::dev::SANDBOX_STREAM_SECRET, &body);
+    for attempt in 1..=5 {
+        let response = server
+            .http
+            .post(server.url("/webhooks"))
+            .header("content-type", "application/json")
+            .header("x-signature", &signature)
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap_or_else(|e| {
+                panic!(
+                    "attempt {attempt}: no answer ({e:?})\n{}",
+                    server.log_text()
+                )
+            });
+        let (status, json) = json_of(response).await;
+        assert_eq!(
+            (status, json["code"].as_str()),
+            (413, Some("payload_too_large")),
+            "attempt {attempt}: {json}"
+        );
+        assert!(json["error"].is_string(), "{json}");
+    }
+    // The server is still serving after them.
+    let (status, _) = server.get_json("/dev/config").await;
+    assert!(status < 500, "{status}");
+    assert!(server.interrupt().await.success());
+}
+
 #[tokio::test]
 async fn widget_and_demo_page_work_in_a_headless_browser() {
     let chromium = std::env::var("CHROMIUM_PATH").unwrap_or_else(|_| "/usr/bin/chromium".into());

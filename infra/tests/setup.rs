@@ -149,6 +149,58 @@ async fn stream_webhook_is_added_and_other_hooks_and_settings_are_kept() {
     assert_eq!(stream.call_count("update_app"), 1);
 }
 
+/// An app configured before event hooks existed delivers to its `webhook_url`, and Stream keeps doing so when the
+/// app also has `event_hooks`: a hook for the same URL would deliver every event twice.
+#[tokio::test]
+async fn a_legacy_webhook_url_already_pointing_here_is_done() {
+    let (hubspot, stream) = doubles().await;
+    let client = stream_client(&stream);
+    client
+        .update_app_settings(&json!({ "webhook_url": WEBHOOK }), deadline())
+        .await
+        .expect("seed the legacy webhook_url");
+    let before = client.app_settings(deadline()).await.expect("GET /app")["app"].clone();
+    assert_eq!(
+        before["event_hooks"],
+        json!([]),
+        "the app has event_hooks (an empty list), as newer apps do"
+    );
+    stream.clear_calls();
+
+    let options = Options {
+        stream_webhook: Some(WEBHOOK.into()),
+        ..Options::default()
+    };
+    let env = env(&hubspot, &stream, TOKEN, SECRET);
+    let outcomes = run(&options, &env).await.expect("setup");
+    assert_eq!(
+        outcomes,
+        [Outcome::WebhookAlreadyConfigured {
+            url: WEBHOOK.into()
+        }]
+    );
+    assert_eq!(stream.call_count("get_app"), 1);
+    assert_eq!(stream.call_count("update_app"), 0, "nothing to change");
+    let after = client.app_settings(deadline()).await.expect("GET /app")["app"].clone();
+    assert_eq!(after, before, "no event hook was added");
+
+    // An app where both already point here gets a note: each event arrives twice until one is removed.
+    let ours =
+        json!({"hook_type": "webhook", "enabled": true, "webhook_url": WEBHOOK, "event_types": []});
+    client
+        .update_app_settings(&json!({ "event_hooks": [ours] }), deadline())
+        .await
+        .expect("seed our hook beside the legacy URL");
+    stream.clear_calls();
+    let outcomes = run(&options, &env).await.expect("setup");
+    assert!(
+        matches!(&outcomes[..], [Outcome::Note(note), Outcome::WebhookAlreadyConfigured { .. }]
+            if note.contains("twice")),
+        "{outcomes:?}"
+    );
+    assert_eq!(stream.call_count("update_app"), 0);
+}
+
 #[tokio::test]
 async fn dry_run_makes_no_changing_call() {
     let (hubspot, stream) = doubles().await;

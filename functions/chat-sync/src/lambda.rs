@@ -1,4 +1,5 @@
-//! Running the webhook on Lambda so that its transcript flush happens after the response.
+//! The Lambda runtime glue: a cold start that cannot work reports why and ends (`init_or_exit`), and the webhook
+//! runs so that its transcript flush happens after the response (`run_webhook`).
 //!
 //! A synchronous invocation (Function URL) returns to the caller as soon as the runtime posts the response, but
 //! Lambda freezes the environment only once every extension has asked for the next event. An *internal extension*
@@ -6,14 +7,71 @@
 //! right after the message is stored, and HubSpot is written in the same invocation, under the lease, with time to
 //! gather a burst.
 
+use crate::config::ConfigError;
 use crate::handlers::webhook::Webhook;
 use crate::sync::PendingFlush;
 use lambda_extension::{Extension, LambdaEvent, NextEvent};
 use lambda_http::{service_fn, Error, Request};
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
 use tokio::sync::Mutex;
+
+/// The `Lambda-Runtime-Function-Error-Type` and `errorType` of a cold start stopped by its configuration.
+pub const CONFIGURATION_ERROR: &str = "Runtime.ConfigurationError";
+
+/// Ends a cold start that cannot work: one line naming the variable (no panic, no backtrace, no value), the same
+/// message reported to the Runtime API's `/runtime/init/error` so the invocation waiting on this cold start fails at
+/// once with it (on AWS and under `cargo lambda`) instead of waiting for a runtime that never asks for its event,
+/// then exit code 1.
+pub async fn init_or_exit<T>(result: Result<T, ConfigError>) -> T {
+    match result {
+        Ok(value) => value,
+        Err(error) => {
+            tracing::error!(variable = %error.variable, "{error}");
+            eprintln!("{error}");
+            // Set by Lambda and by cargo-lambda's emulator; absent when the binary is started by hand.
+            if let Ok(api) = std::env::var("AWS_LAMBDA_RUNTIME_API") {
+                report_init_error(&api, &error).await;
+            }
+            std::process::exit(1);
+        }
+    }
+}
+
+async fn report_init_error(api: &str, error: &ConfigError) {
+    let body = serde_json::json!({
+        "errorMessage": error.to_string(),
+        "errorType": CONFIGURATION_ERROR,
+    });
+    // The Runtime API is local: if it does not answer within seconds, exiting is still the right end.
+    let client = match reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+    {
+        Ok(client) => client,
+        Err(problem) => {
+            tracing::error!(%problem, "cannot report the init error to the Runtime API");
+            return;
+        }
+    };
+    let sent = client
+        .post(format!("http://{api}/2018-06-01/runtime/init/error"))
+        .header("Lambda-Runtime-Function-Error-Type", CONFIGURATION_ERROR)
+        .json(&body)
+        .send()
+        .await;
+    match sent {
+        Ok(response) if response.status().is_success() => {}
+        Ok(response) => {
+            tracing::error!(status = %response.status(), "the Runtime API refused the init error report")
+        }
+        Err(problem) => {
+            tracing::error!(%problem, "cannot report the init error to the Runtime API")
+        }
+    }
+}
 
 /// Serves the webhook on the Lambda runtime. Without an Extensions API (some local emulators), falls back to
 /// flushing before answering, which is correct, only slower to acknowledge.

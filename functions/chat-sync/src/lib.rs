@@ -10,6 +10,7 @@ pub mod config;
 pub mod domain;
 pub mod handlers;
 pub mod lambda;
+pub mod metrics;
 pub mod ports;
 pub mod sync;
 pub mod telemetry;

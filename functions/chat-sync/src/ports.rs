@@ -322,6 +322,17 @@ pub struct BacklogEntry {
     pub parked: Option<String>,
 }
 
+/// How far the transcripts are behind the CRM, counted over the whole queue: the sweeper's metrics.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BacklogHealth {
+    /// Contacts with changes not yet written (queued, parked ones not included).
+    pub behind: usize,
+    /// Contacts taken out of the queue for good until an operator re-queues them.
+    pub parked: usize,
+    /// Since when the longest-waiting queued contact has been waiting; `None` when nothing is behind.
+    pub oldest_behind_since: Option<Timestamp>,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Release {
     /// Released, and the written version is the newest: the contact is clean.
@@ -482,6 +493,8 @@ pub trait Store: Send + Sync {
     async fn dirty_contacts(&self, limit: usize) -> Result<Vec<ContactId>, StoreError>;
     /// Waiting and parked contacts, for operators.
     async fn backlog(&self, limit: usize) -> Result<Vec<BacklogEntry>, StoreError>;
+    /// How many contacts are behind or parked, and the oldest waiting one's age: for monitoring.
+    async fn backlog_health(&self) -> Result<BacklogHealth, StoreError>;
 
     /// Takes the flusher's lease (one flusher writes batches at a time) if it is free or expired.
     async fn acquire_flusher(&self, owner: &LeaseOwner, ttl: Duration) -> Result<bool, StoreError>;

@@ -125,19 +125,8 @@ pub async fn sweeper(env: &Env, aws: &aws_config::SdkConfig) -> Result<Sweeper, 
     let store = store(env, aws)?;
     let sync = transcript_sync(env, store.clone(), hubspot)?;
     let budget = env.seconds("SWEEPER_BUDGET_SECONDS", 40, 1..=800)?;
-    Ok(Sweeper::new(store, sync, budget))
-}
-
-/// Ends a cold start that cannot work, with one line naming the variable (no panic, no backtrace).
-pub fn or_exit<T>(result: Result<T, ConfigError>) -> T {
-    match result {
-        Ok(value) => value,
-        Err(error) => {
-            tracing::error!(variable = %error.variable, "{error}");
-            eprintln!("{error}");
-            std::process::exit(1);
-        }
-    }
+    let table = env.required("TABLE_NAME")?;
+    Ok(Sweeper::new(store, sync, budget).with_metrics(&table))
 }
 
 /// A DynamoDB client for DynamoDB Local at `endpoint` (dev server, tests, benchmarks): fixed dummy credentials and

@@ -2,6 +2,7 @@
 
 mod support;
 
+use aws_sdk_dynamodb::types::AttributeValue;
 use chat_sync::config::FlushSettings;
 use chat_sync::sync::FlushOutcome;
 use lambda_http::http::StatusCode;
@@ -309,4 +310,149 @@ async fn the_schedule_event_file_runs_a_sweep_that_flushes_dirty_contacts() {
         "{report:?}"
     );
     assert!(app.transcript(&contact).contains("left dirty"));
+}
+
+/// Checks a document against the Embedded Metric Format specification: `_aws.Timestamp` in epoch milliseconds, and
+/// each `CloudWatchMetrics` directive's namespace, dimension sets and metrics naming members of the root that hold
+/// a dimension's string value or a metric's number.
+fn assert_valid_emf(document: &serde_json::Value) {
+    const UNITS: [&str; 5] = ["Count", "Seconds", "Milliseconds", "Bytes", "None"];
+    let aws = document["_aws"].as_object().expect("_aws is an object");
+    assert!(
+        aws["Timestamp"]
+            .as_i64()
+            .is_some_and(|ms| ms > 1_600_000_000_000),
+        "_aws.Timestamp is epoch milliseconds: {document}"
+    );
+    let directives = aws["CloudWatchMetrics"]
+        .as_array()
+        .expect("_aws.CloudWatchMetrics is a list");
+    assert!(!directives.is_empty(), "{document}");
+    for directive in directives {
+        let namespace = directive["Namespace"].as_str().expect("Namespace");
+        assert!(!namespace.is_empty() && namespace.len() <= 255);
+        for set in directive["Dimensions"].as_array().expect("Dimensions") {
+            let set = set.as_array().expect("a dimension set is a list");
+            assert!(!set.is_empty() && set.len() <= 30);
+            for name in set {
+                let name = name.as_str().expect("a dimension is named");
+                assert!(
+                    document[name].as_str().is_some_and(|v| !v.is_empty()),
+                    "dimension {name} has a string value in the root: {document}"
+                );
+            }
+        }
+        let metrics = directive["Metrics"].as_array().expect("Metrics");
+        assert!(!metrics.is_empty() && metrics.len() <= 100);
+        for metric in metrics {
+            let name = metric["Name"].as_str().expect("a metric is named");
+            assert!(
+                document[name].is_number(),
+                "metric {name} has a number in the root: {document}"
+            );
+            if let Some(unit) = metric.get("Unit") {
+                assert!(UNITS.contains(&unit.as_str().expect("Unit is a string")));
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_sweep_counts_contacts_behind_and_parked_and_publishes_them_as_valid_emf() {
+    use chat_sync::metrics::{
+        BACKLOG_CONTACTS, NAMESPACE, OLDEST_BEHIND_SECONDS, PARKED_CONTACTS, TABLE_DIMENSION,
+    };
+    let app = TestApp::start().await;
+    let empty = app.sweeper().sweep().await.expect("sweep");
+    assert_eq!(
+        (empty.waiting, empty.parked, empty.oldest_waiting_seconds),
+        (0, 0, 0)
+    );
+
+    // One contact deleted in HubSpot: its write finds no contact under its id or e-mail, so it is parked.
+    let (gone, gone_visitor, gone_channel) =
+        register_visitor(&app, "Gone", "gone@example.com").await;
+    assert!(app.hubspot.delete_contact(&gone));
+    deliver(
+        &app,
+        &new_message(&gone_channel, &gone_visitor, "g1", "hello", 1),
+    )
+    .await;
+    let parked = app.sweeper().sweep().await.expect("sweep");
+    assert_eq!((parked.waiting, parked.parked), (0, 1), "{parked:?}");
+
+    // Three contacts behind while HubSpot refuses every write; one of them has waited an hour.
+    app.hubspot.faults().fail_next("batch_update", 10_000, 423);
+    let mut behind = Vec::new();
+    for (i, name) in ["Ada", "Bob", "Cy"].into_iter().enumerate() {
+        let email = format!("{}@example.com", name.to_lowercase());
+        let (contact, visitor, channel) = register_visitor(&app, name, &email).await;
+        deliver(
+            &app,
+            &new_message(&channel, &visitor, &format!("m{i}"), "hi", i as u32),
+        )
+        .await;
+        behind.push(contact);
+    }
+    let an_hour_ago = chat_sync::domain::Timestamp::now()
+        .earlier_by(Duration::from_secs(3_600))
+        .key();
+    app.dynamodb
+        .update_item()
+        .table_name(app.store.table())
+        .key("pk", AttributeValue::S(format!("CONTACT#{}", behind[1])))
+        .key("sk", AttributeValue::S("SYNC".into()))
+        .update_expression("SET dirty_since = :then")
+        .expression_attribute_values(":then", AttributeValue::S(an_hour_ago))
+        .send()
+        .await
+        .expect("backdate one contact's place in the queue");
+
+    let report = app.sweeper().sweep().await.expect("sweep");
+    assert_eq!((report.waiting, report.parked), (3, 1), "{report:?}");
+    assert!(
+        (3_600..3_660).contains(&report.oldest_waiting_seconds),
+        "the backdated contact is the oldest: {report:?}"
+    );
+
+    let now = chat_sync::domain::Timestamp::now();
+    let document = report.metrics().emf(app.store.table(), &now);
+    assert_valid_emf(&document);
+    let directive = &document["_aws"]["CloudWatchMetrics"][0];
+    assert_eq!(directive["Namespace"], NAMESPACE);
+    assert_eq!(
+        directive["Dimensions"],
+        serde_json::json!([[TABLE_DIMENSION]])
+    );
+    assert_eq!(document["_aws"]["Timestamp"], now.unix_millis());
+    assert_eq!(document[TABLE_DIMENSION], app.store.table());
+    assert_eq!(document[BACKLOG_CONTACTS], 3);
+    assert_eq!(document[PARKED_CONTACTS], 1);
+    assert_eq!(
+        document[OLDEST_BEHIND_SECONDS],
+        report.oldest_waiting_seconds
+    );
+    let named: Vec<&str> = directive["Metrics"]
+        .as_array()
+        .expect("Metrics")
+        .iter()
+        .filter_map(|m| m["Name"].as_str())
+        .collect();
+    assert_eq!(
+        named,
+        [BACKLOG_CONTACTS, OLDEST_BEHIND_SECONDS, PARKED_CONTACTS]
+    );
+
+    // Once HubSpot takes writes again, the backlog drains and the figures fall back to zero.
+    app.hubspot.faults().clear();
+    let drained = app.sweeper().sweep().await.expect("sweep");
+    assert_eq!(
+        (
+            drained.waiting,
+            drained.parked,
+            drained.oldest_waiting_seconds
+        ),
+        (0, 1, 0),
+        "{drained:?}"
+    );
 }

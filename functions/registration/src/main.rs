@@ -8,10 +8,13 @@ use std::sync::Arc;
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     chat_sync::telemetry::init();
-    let registration = Arc::new(chat_sync::wiring::or_exit(
-        chat_sync::wiring::registration(&Env::from_process(), &chat_sync::wiring::aws().await)
-            .await,
-    ));
+    let registration = Arc::new(
+        chat_sync::lambda::init_or_exit(
+            chat_sync::wiring::registration(&Env::from_process(), &chat_sync::wiring::aws().await)
+                .await,
+        )
+        .await,
+    );
     lambda_http::run(service_fn(move |request: Request| {
         let registration = registration.clone();
         async move { Ok::<_, Infallible>(registration.handle(request).await) }

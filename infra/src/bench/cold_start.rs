@@ -3,7 +3,7 @@
 
 use super::world::{World, HUBSPOT_TOKEN, STREAM_KEY, STREAM_SECRET};
 use super::{ms, percentile};
-use crate::runtime_api::RuntimeApi;
+use crate::runtime_api::{Outcome, RuntimeApi};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -105,7 +105,7 @@ pub async fn run(
 }
 
 /// `statusCode` for HTTP functions, the report for the sweeper.
-fn summarize(outcome: &str, body: &str) -> String {
+fn summarize(outcome: Outcome, body: &str) -> String {
     let value: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
     match value.get("statusCode") {
         Some(code) => format!("{outcome}, HTTP {code}"),

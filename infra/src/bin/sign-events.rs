@@ -5,11 +5,10 @@
 //! or, by default, the documented test secret the tests use.
 
 use chat_sync::adapters::stream::sign_body;
+use infra::invoke_env::EVENTS_STREAM_SECRET;
 use serde_json::Value;
 use std::path::PathBuf;
 use std::process::ExitCode;
-
-const TEST_SECRET: &str = "local-stream-secret-for-events";
 
 fn main() -> ExitCode {
     let mut check = false;
@@ -26,7 +25,8 @@ fn main() -> ExitCode {
             other => dir = PathBuf::from(other),
         }
     }
-    let secret = std::env::var("STREAM_API_SECRET").unwrap_or_else(|_| TEST_SECRET.to_owned());
+    let secret =
+        std::env::var("STREAM_API_SECRET").unwrap_or_else(|_| EVENTS_STREAM_SECRET.to_owned());
     match sign_all(&dir, &secret, check) {
         Ok(changed) if check && !changed.is_empty() => {
             eprintln!(

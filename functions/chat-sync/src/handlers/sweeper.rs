@@ -1,15 +1,15 @@
 //! The sweeper (run on a schedule): runs the flusher when no webhook does, so contacts left queued (a webhook ran
 //! out of budget, HubSpot refused or failed, a write is fenced, a Lambda crashed) reach HubSpot without waiting
-//! for another message.
+//! for another message. Each scheduled run also publishes how far behind the transcripts are (`metrics`), which
+//! the template's alarms watch.
 
+use crate::domain::Timestamp;
+use crate::metrics::{self, SyncMetrics};
 use crate::ports::{Store, StoreError};
 use crate::sync::{FlushReport, TranscriptSync};
 use serde::Serialize;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// Queue entries the sweeper reports on (the backlog figure saturates there).
-const BACKLOG_SAMPLE: usize = 1_000;
 
 #[derive(Debug, Default, Clone, Serialize, PartialEq, Eq)]
 pub struct SweepReport {
@@ -18,12 +18,28 @@ pub struct SweepReport {
     pub flush: FlushReport,
     /// Contacts still queued after the sweep.
     pub waiting: usize,
+    /// Contacts parked (no longer retried until re-queued).
+    pub parked: usize,
+    /// How long the longest-waiting queued contact has waited, in seconds (0 when none waits).
+    pub oldest_waiting_seconds: u64,
+}
+
+impl SweepReport {
+    pub fn metrics(&self) -> SyncMetrics {
+        SyncMetrics {
+            backlog_contacts: self.waiting,
+            oldest_behind_seconds: self.oldest_waiting_seconds,
+            parked_contacts: self.parked,
+        }
+    }
 }
 
 pub struct Sweeper {
     store: Arc<dyn Store>,
     sync: TranscriptSync,
     budget: Duration,
+    /// The table, as the metrics' dimension; `None`: publish no metrics.
+    metrics_table: Option<String>,
 }
 
 impl Sweeper {
@@ -33,24 +49,42 @@ impl Sweeper {
             store,
             sync,
             budget,
+            metrics_table: None,
         }
     }
 
-    /// The Lambda handler: a scheduled event (its content does not matter) triggers one sweep.
+    /// Publishes the backlog metrics after every scheduled sweep (`handle`), with `table` as their dimension.
+    pub fn with_metrics(mut self, table: &str) -> Self {
+        self.metrics_table = Some(table.to_owned());
+        self
+    }
+
+    /// The Lambda handler: a scheduled event (its content does not matter) triggers one sweep, whose figures are
+    /// published as metrics.
     pub async fn handle(&self, event: serde_json::Value) -> Result<SweepReport, StoreError> {
         let scheduled_for = event
             .get("time")
             .and_then(serde_json::Value::as_str)
             .unwrap_or("-");
         tracing::info!(scheduled_for, "sweep started");
-        self.sweep().await
+        let report = self.sweep().await?;
+        if let Some(table) = &self.metrics_table {
+            metrics::publish(&report.metrics().emf(table, &Timestamp::now()));
+        }
+        Ok(report)
     }
 
-    /// One sweep: flush until the queue is empty or the budget is spent.
+    /// One sweep: flush until the queue is empty or the budget is spent, then count what is left.
     pub async fn sweep(&self) -> Result<SweepReport, StoreError> {
         let flush = self.sync.sweep(Instant::now() + self.budget).await?;
-        let waiting = self.store.dirty_contacts(BACKLOG_SAMPLE).await?.len();
-        let report = SweepReport { flush, waiting };
+        let health = self.store.backlog_health().await?;
+        let left = SyncMetrics::from_health(&health, &Timestamp::now());
+        let report = SweepReport {
+            flush,
+            waiting: left.backlog_contacts,
+            parked: left.parked_contacts,
+            oldest_waiting_seconds: left.oldest_behind_seconds,
+        };
         tracing::info!(?report, "sweep finished");
         Ok(report)
     }

@@ -11,12 +11,12 @@ use crate::domain::{
     MessageKind, NoteId, Role, StoredMessage, Timestamp, UserId,
 };
 use crate::ports::{
-    BacklogEntry, ChannelMapping, ConversationNotes, LeaseOwner, Recorded, Release, Store,
-    StoreError, SyncState, TranscriptSource,
+    BacklogEntry, BacklogHealth, ChannelMapping, ConversationNotes, LeaseOwner, Recorded, Release,
+    Store, StoreError, SyncState, TranscriptSource,
 };
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, Delete, Get, KeysAndAttributes, ReturnConsumedCapacity, ReturnValue,
+    AttributeValue, Delete, Get, KeysAndAttributes, ReturnConsumedCapacity, ReturnValue, Select,
     TransactGetItem, TransactWriteItem, Update,
 };
 use std::collections::HashMap;
@@ -226,6 +226,35 @@ impl DynamoStore {
                 Ok((since, contact))
             })
             .collect()
+    }
+
+    /// How many entries one partition of the queue index holds: a `COUNT` query (reads the index entries, returns
+    /// no items), followed page by page so a long backlog is counted whole.
+    async fn count_partition(&self, partition: &str) -> Result<usize, StoreError> {
+        let mut count = 0;
+        let mut start = None;
+        loop {
+            let output = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(schema::DIRTY_INDEX)
+                .key_condition_expression("#queue = :queue")
+                .expression_attribute_names("#queue", schema::DIRTY_INDEX_PARTITION_KEY)
+                .expression_attribute_values(":queue", s(partition))
+                .select(Select::Count)
+                .set_exclusive_start_key(start)
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .send()
+                .await
+                .map_err(unavailable)?;
+            self.consumed.add(output.consumed_capacity());
+            count += usize::try_from(output.count()).unwrap_or_default();
+            match output.last_evaluated_key() {
+                Some(last) => start = Some(last.clone()),
+                None => return Ok(count),
+            }
+        }
     }
 
     /// Every shard's oldest entries, merged oldest first.
@@ -1128,6 +1157,26 @@ impl Store for DynamoStore {
             });
         }
         Ok(entries)
+    }
+
+    async fn backlog_health(&self) -> Result<BacklogHealth, StoreError> {
+        let partitions = (0..schema::DIRTY_SHARDS)
+            .map(|shard| shard.to_string())
+            .chain([schema::PARKED.to_owned()]);
+        let counts = futures::future::try_join_all(
+            partitions.map(|p| async move { self.count_partition(&p).await }),
+        )
+        .await?;
+        let (behind, parked) = counts.split_at(schema::DIRTY_SHARDS as usize);
+        let oldest_behind_since = match self.queued(1).await?.first() {
+            Some((at, _)) => Some(Timestamp::parse("dirty_since", at).map_err(corrupt)?),
+            None => None,
+        };
+        Ok(BacklogHealth {
+            behind: behind.iter().sum(),
+            parked: parked.iter().sum(),
+            oldest_behind_since,
+        })
     }
 
     async fn acquire_flusher(&self, owner: &LeaseOwner, ttl: Duration) -> Result<bool, StoreError> {

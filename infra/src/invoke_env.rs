@@ -1,0 +1,250 @@
+//! `make invoke-env`: what the Lambda binaries need to give the documented answers to the sample events in `events/`
+//! when run locally under `cargo lambda watch` (or the Runtime API emulator the tests use).
+//!
+//! DynamoDB Local on a known port with the table, the HubSpot and Stream sandboxes (Stream with the secret the
+//! events are signed with), and the channel the sample message events belong to, registered to a contact of the
+//! sandbox HubSpot, so `message.*` events answer `recorded` rather than `ignored`. The variables pointing the
+//! binaries at all this are written to `events/local.env` for `cargo lambda watch --env-file`.
+
+use chat_sync::adapters::dynamo::DynamoStore;
+use chat_sync::adapters::hubspot::TRANSCRIPT_PROPERTY;
+use chat_sync::domain::{ChannelRef, ContactId, Email, Identity, Timestamp, UserId};
+use chat_sync::ports::{ChannelMapping, Store, StoreError};
+use chat_sync::wiring;
+use sandbox::{DynamoDbLocal, HubSpotDouble, StreamDouble};
+use serde_json::Value;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// The secret the webhook events in `events/` are signed with (`sign-events`): public, for local use only.
+pub const EVENTS_STREAM_SECRET: &str = "local-stream-secret-for-events";
+/// The Stream key the events carry in `x-api-key`.
+pub const EVENTS_STREAM_KEY: &str = "local-api-key";
+/// The origin of `registration-preflight.json`.
+pub const EVENTS_ORIGIN: &str = "http://localhost:3000";
+pub const TABLE: &str = "chat-sync-local";
+const HUBSPOT_TOKEN: &str = "sandbox-hubspot-token";
+/// The e-mail of the sample conversation's contact (the events carry only the visitor's Stream id and name).
+const SAMPLE_EMAIL: &str = "ada.lovelace@example.com";
+
+/// Where each service listens; 0 picks a free port (the tests), `Ports::KNOWN` is what the README documents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ports {
+    pub dynamodb: u16,
+    pub hubspot: u16,
+    pub stream: u16,
+}
+
+impl Ports {
+    /// DynamoDB Local where `setup --local-table` looks by default, the sandboxes beside it (cargo lambda watch
+    /// takes 9000).
+    pub const KNOWN: Ports = Ports {
+        dynamodb: 8000,
+        hubspot: 8001,
+        stream: 8002,
+    };
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum InvokeEnvError {
+    #[error("DynamoDB Local could not start on port {port}: {source} (is something else listening there?)")]
+    DynamoDb { port: u16, source: std::io::Error },
+    #[error("the {service} sandbox could not listen on port {port}: {source}")]
+    Sandbox {
+        service: &'static str,
+        port: u16,
+        source: std::io::Error,
+    },
+    #[error("the sample event {file}: {problem}")]
+    SampleEvent { file: String, problem: String },
+    #[error("DynamoDB Local: {0}")]
+    Store(#[from] StoreError),
+    #[error("cannot write {path}: {source}")]
+    EnvFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// Everything running, until `stop` (or drop: the doubles stop with their handles, the JVM with its owner).
+pub struct InvokeEnv {
+    dynamodb: DynamoDbLocal,
+    hubspot: HubSpotDouble,
+    stream: StreamDouble,
+    sample: SampleConversation,
+}
+
+/// The conversation the sample message events belong to, read from `webhook-message-new.json` itself.
+#[derive(Debug, Clone)]
+pub struct SampleConversation {
+    pub channel: ChannelRef,
+    pub visitor_id: UserId,
+    pub visitor_name: String,
+}
+
+impl SampleConversation {
+    pub fn from_events(events: &Path) -> Result<Self, InvokeEnvError> {
+        let file = "webhook-message-new.json";
+        let problem = |problem: String| InvokeEnvError::SampleEvent {
+            file: file.to_owned(),
+            problem,
+        };
+        let text =
+            std::fs::read_to_string(events.join(file)).map_err(|e| problem(e.to_string()))?;
+        let event: Value = serde_json::from_str(&text).map_err(|e| problem(e.to_string()))?;
+        let body: Value = event["body"]
+            .as_str()
+            .ok_or_else(|| problem("no body".into()))
+            .and_then(|body| serde_json::from_str(body).map_err(|e| problem(e.to_string())))?;
+        let field = |name: &str, value: &Value| {
+            value
+                .as_str()
+                .map(str::to_owned)
+                .ok_or_else(|| problem(format!("no {name}")))
+        };
+        let channel =
+            ChannelRef::parse_cid(&field("cid", &body["cid"])?).map_err(|e| problem(e.reason))?;
+        let visitor_id = UserId::parse("user.id", &field("user.id", &body["user"]["id"])?)
+            .map_err(|e| problem(e.reason))?;
+        Ok(Self {
+            channel,
+            visitor_id,
+            visitor_name: field("user.name", &body["user"]["name"])?,
+        })
+    }
+}
+
+impl InvokeEnv {
+    /// Starts DynamoDB Local and the sandboxes on `ports`, creates the table and registers the sample conversation.
+    pub async fn start(ports: Ports, events: &Path) -> Result<Self, InvokeEnvError> {
+        let sample = SampleConversation::from_events(events)?;
+        let dynamodb = DynamoDbLocal::start((ports.dynamodb != 0).then_some(ports.dynamodb), None)
+            .await
+            .map_err(|source| InvokeEnvError::DynamoDb {
+                port: ports.dynamodb,
+                source,
+            })?;
+        let loopback = |port| SocketAddr::from(([127, 0, 0, 1], port));
+        let hubspot = HubSpotDouble::start_on(loopback(ports.hubspot), HUBSPOT_TOKEN)
+            .await
+            .map_err(|source| InvokeEnvError::Sandbox {
+                service: "HubSpot",
+                port: ports.hubspot,
+                source,
+            })?;
+        // What `setup --hubspot` creates in a real portal.
+        hubspot.define_property(TRANSCRIPT_PROPERTY);
+        let stream = StreamDouble::start_on(
+            loopback(ports.stream),
+            EVENTS_STREAM_KEY,
+            EVENTS_STREAM_SECRET,
+        )
+        .await
+        .map_err(|source| InvokeEnvError::Sandbox {
+            service: "Stream",
+            port: ports.stream,
+            source,
+        })?;
+        let env = Self {
+            dynamodb,
+            hubspot,
+            stream,
+            sample,
+        };
+        env.prepare_table().await?;
+        Ok(env)
+    }
+
+    async fn prepare_table(&self) -> Result<(), InvokeEnvError> {
+        let store = DynamoStore::new(
+            wiring::local_dynamodb(&self.dynamodb.endpoint()).await,
+            TABLE.to_owned(),
+        );
+        store.create_table().await?;
+        let (first, last) = self
+            .sample
+            .visitor_name
+            .split_once(' ')
+            .unwrap_or((self.sample.visitor_name.as_str(), ""));
+        let contact = self.hubspot.seed_contact(
+            SAMPLE_EMAIL,
+            &[
+                ("firstname", first),
+                ("lastname", last),
+                ("email", SAMPLE_EMAIL),
+            ],
+        );
+        let sample_problem = |problem: String| InvokeEnvError::SampleEvent {
+            file: "webhook-message-new.json".into(),
+            problem,
+        };
+        let mapping = ChannelMapping {
+            channel: self.sample.channel.clone(),
+            contact_id: ContactId::parse(&contact.id).map_err(|e| sample_problem(e.reason))?,
+            email: Email::parse(SAMPLE_EMAIL).map_err(|e| sample_problem(e.reason))?,
+            visitor_id: self.sample.visitor_id.clone(),
+            visitor_name: self.sample.visitor_name.clone(),
+            // As a registration through the form would store it (the events carry no identity token).
+            identity: Identity::Unverified,
+            created_at: Timestamp::now(),
+            cleared: None,
+        };
+        // Registering twice (a restart against a running DynamoDB Local) is fine: the mapping is the same.
+        match store.save_channel(&mapping).await {
+            Ok(()) | Err(StoreError::AlreadyExists) => Ok(()),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// The variables a Lambda binary needs to use this environment, in the order `events/local.env` lists them.
+    pub fn variables(&self) -> Vec<(&'static str, String)> {
+        vec![
+            // The AWS SDK sends DynamoDB requests here; DynamoDB Local keeps one database per key and region.
+            ("AWS_ENDPOINT_URL_DYNAMODB", self.dynamodb.endpoint()),
+            ("AWS_REGION", "us-east-1".into()),
+            ("AWS_ACCESS_KEY_ID", "local".into()),
+            ("AWS_SECRET_ACCESS_KEY", "local".into()),
+            ("TABLE_NAME", TABLE.into()),
+            ("HUBSPOT_BASE_URL", self.hubspot.base_url()),
+            ("HUBSPOT_ACCESS_TOKEN", HUBSPOT_TOKEN.into()),
+            ("STREAM_BASE_URL", self.stream.base_url()),
+            ("STREAM_API_KEY", EVENTS_STREAM_KEY.into()),
+            ("STREAM_API_SECRET", EVENTS_STREAM_SECRET.into()),
+            ("ALLOWED_ORIGINS", EVENTS_ORIGIN.into()),
+            ("RUST_LOG", "info".into()),
+        ]
+    }
+
+    /// `events/local.env`: `KEY=VALUE` lines, as `cargo lambda watch --env-file` reads them.
+    pub fn env_file(&self) -> String {
+        let mut text = String::from(
+            "# Written by `make invoke-env` for `cargo lambda watch --env-file events/local.env`: local endpoints\n\
+             # and the sandboxes' test credentials, valid while it runs. Not for real credentials.\n",
+        );
+        for (name, value) in self.variables() {
+            text.push_str(&format!("{name}={value}\n"));
+        }
+        text
+    }
+
+    pub fn write_env_file(&self, path: &Path) -> Result<(), InvokeEnvError> {
+        std::fs::write(path, self.env_file()).map_err(|source| InvokeEnvError::EnvFile {
+            path: path.to_owned(),
+            source,
+        })
+    }
+
+    pub fn sample(&self) -> &SampleConversation {
+        &self.sample
+    }
+
+    /// The sandbox HubSpot, to look at what the functions wrote.
+    pub fn hubspot(&self) -> &HubSpotDouble {
+        &self.hubspot
+    }
+
+    /// Stops the JVM and waits until it has exited, so its port is free when this returns.
+    pub async fn stop(mut self) -> std::io::Result<()> {
+        self.dynamodb.stop().await
+    }
+}
