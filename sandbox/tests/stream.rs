@@ -1505,3 +1505,53 @@ async fn concurrent_senders_reach_a_watcher_once_each_in_stored_order() {
         "created_at strictly increases along the events"
     );
 }
+
+#[tokio::test]
+async fn typing_events_go_to_watchers_and_never_to_the_webhook() {
+    let double = StreamDouble::start(KEY, SECRET).await.expect("starts");
+    chat(&double).await;
+    let (_receiver, url) = Receiver::start(&[]).await;
+    double.set_webhook_url(Some(url));
+    let visitor = Client::with_token(
+        &double,
+        user_token(SECRET, "visitor-1", None).expect("token"),
+    );
+    let path = "/channels/messaging/support-1/event";
+    let (status, body) = visitor
+        .send(
+            "POST",
+            path,
+            Some(json!({"event": {"type": "typing.start"}})),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["event"]["user"]["id"], "visitor-1");
+    let (status, _) = visitor
+        .send("POST", path, Some(json!({"event": {"type": "my.custom"}})))
+        .await;
+    assert_eq!(status, 400, "only typing events");
+    let outsider = Client::with_token(
+        &double,
+        user_token(SECRET, "outsider", None).expect("token"),
+    );
+    let (status, _) = outsider
+        .send(
+            "POST",
+            path,
+            Some(json!({"event": {"type": "typing.start"}})),
+        )
+        .await;
+    assert_eq!(status, 403, "only readers of the channel");
+    double
+        .send_message("messaging", "support-1", "agent", "hi")
+        .await
+        .expect("sent");
+    let deliveries = double.wait_for_deliveries(1, Duration::from_secs(5)).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let types: Vec<String> = double
+        .deliveries()
+        .iter()
+        .map(|d| d.event_type.clone())
+        .collect();
+    assert_eq!(types, ["message.new"], "{deliveries:?}");
+}

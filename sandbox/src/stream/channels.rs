@@ -237,6 +237,69 @@ impl StreamState {
         Ok(self.channel_state(&data, &channel, actor))
     }
 
+    /// `POST /channels/{type}/{id}/event` (the SDK's `keystroke`, `stopTyping`, `sendEvent`): `typing.start` /
+    /// `typing.stop` (when the type's `typing_events` is on) go to the channel's watchers only, as on Stream; other
+    /// event types are refused (the double has no custom events).
+    pub(crate) fn send_event(
+        &self,
+        kind: &str,
+        id: &str,
+        actor: &Actor,
+        body: &Value,
+    ) -> Result<Value, StreamError> {
+        const EP: &str = "SendEvent";
+        let data = lock(&self.data);
+        let channel = data.existing_channel(EP, kind, id)?;
+        let given = body
+            .get("event")
+            .and_then(|e| e.get("user_id"))
+            .and_then(Value::as_str);
+        let user = actor.acting_user(EP, given, "event.user_id")?;
+        if let Actor::User(caller) = actor {
+            data.permit(
+                EP,
+                caller,
+                kind,
+                Action::ReadChannel,
+                Resource::Channel(channel),
+            )?;
+        }
+        let event_type = body
+            .get("event")
+            .and_then(|e| e.get("type"))
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        if !["typing.start", "typing.stop"].contains(&event_type) {
+            return Err(StreamError::input(
+                EP,
+                format!("event type {event_type:?} is not supported by the sandbox: only typing.start and typing.stop"),
+            ));
+        }
+        let typing_on = data
+            .channel_types
+            .get(kind)
+            .and_then(|t| t.settings.get("typing_events"))
+            .and_then(Value::as_bool)
+            == Some(true);
+        if !typing_on {
+            return Err(StreamError::input(
+                EP,
+                format!("typing events are disabled for channel type {kind:?}"),
+            ));
+        }
+        let event = json!({
+            "type": event_type,
+            "cid": channel.cid(),
+            "channel_type": kind,
+            "channel_id": id,
+            "user": data.user_json(&user),
+            "created_at": now_rfc3339(),
+        });
+        // Typing is ephemeral: watchers only, never a webhook.
+        self.hub.broadcast(&event);
+        Ok(json!({ "event": event }))
+    }
+
     pub(crate) fn stop_watching(
         &self,
         kind: &str,

@@ -44,6 +44,7 @@ pub(crate) fn router(state: Arc<StreamState>) -> Router {
         .route("/channels/{type}/{id}/query", post(query_channel))
         .route("/channels/{type}/{id}/stop-watching", post(stop_watching))
         .route("/channels/{type}/{id}/read", post(mark_read))
+        .route("/channels/{type}/{id}/event", post(send_event))
         .route("/channels/{type}/{id}/message", post(send_message))
         .route(
             "/messages/{id}",
@@ -259,6 +260,22 @@ async fn stop_watching(
         Ok((
             StatusCode::CREATED,
             s.stop_watching(&kind, &id, connection_id)?,
+        ))
+    })
+    .await
+}
+
+async fn send_event(
+    State(s): St,
+    path: Result<Path<(String, String)>, PathRejection>,
+    req: Req,
+) -> Response {
+    guarded(&s, "send_event", &req, true, |actor| {
+        let (kind, id) = path_or_404(path)?;
+        let body = parse_json("SendEvent", &req)?;
+        Ok((
+            StatusCode::CREATED,
+            s.send_event(&kind, &id, &actor, &body)?,
         ))
     })
     .await

@@ -136,6 +136,15 @@ async function main() {
     assert.equal(event.message.type, 'deleted');
   });
 
+  await step('typing indicators: keystroke and stopTyping reach the other watcher', async () => {
+    const started = nextEvent(agentChannel, 'typing.start');
+    await visitorChannel.keystroke();
+    assert.equal((await started).user.id, 'visitor-a');
+    const stopped = nextEvent(agentChannel, 'typing.stop');
+    await visitorChannel.stopTyping();
+    assert.equal((await stopped).user.id, 'visitor-a');
+  });
+
   await step('markRead is accepted and the read state comes back on the next query', async () => {
     await visitorChannel.markRead();
     const state = await server.channel('messaging', 'chat-a').query({ state: true });
