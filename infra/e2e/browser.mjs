@@ -6,8 +6,8 @@
 //    the API's codes, register, send; the agent answers through Stream's SDK (from Node) and the reply appears live;
 //    network loss shows "Reconnecting" and recovers; reload keeps the history; the transcript reaches the sandbox CRM.
 // 2. Expiry: a stored session past its expiresAt, a token Stream refuses as expired, one it refuses as forged, the
-//    conversation erased in Stream while open, and the visitor erased in Stream (tokens revoked) each lead back to
-//    the form with their message.
+//    conversation erased in Stream while open, the visitor erased in Stream (tokens revoked), and the expiry passing
+//    while the conversation is open each lead back to the form with their message.
 // 3. / (the demo page): the widget for the visitor, the page's agent side (SDK) and the CRM view with its note.
 //
 // Uses the system Chromium (Debian's `chromium`; CHROMIUM_PATH overrides) through playwright-core, so nothing is
@@ -385,6 +385,29 @@ async function expiry(page) {
   log(`a visitor erased in Stream: back to the form, saying "${(await widget.alert.textContent()).trim()}"`);
 }
 
+/** Scenario 2b: the token's expiry passes while the conversation is open (the page's clock is moved on a day). */
+async function expiresWhileOpen(context, stamp) {
+  const page = await context.newPage();
+  const widget = widgetOf(page);
+  try {
+    await page.clock.install();
+    await page.goto(`${base}/embed-example.html`, { waitUntil: 'load' });
+    await widget.launcher.click();
+    await widget.firstName.fill('Alan');
+    await widget.lastName.fill('Turing');
+    await widget.email.fill(`alan.${stamp}@example.com`);
+    await widget.start.click();
+    await widget.message.waitFor();
+    await page.clock.fastForward('24:00:01');
+    await widget.alert.getByText('expired').waitFor();
+    check((await storedSession(page)) === null, 'the expired session is still stored');
+    log(`the token expired while the conversation was open: back to the form, saying "${(await widget.alert.textContent()).trim()}"`);
+  } catch (error) {
+    await screenshot(page, 'expires-while-open');
+    throw error;
+  }
+}
+
 /** Scenario 3: the demo page, the visitor in the widget and the agent on the page. */
 async function demoPage(context, stamp) {
   const page = await context.newPage();
@@ -455,6 +478,10 @@ try {
     await screenshot(page, 'expiry');
     throw error;
   }
+  // A context of its own: a fake clock is installed for the whole context.
+  const clocked = await browser.newContext({ viewport: { width: 1000, height: 800 } });
+  clocked.setDefaultTimeout(STEP_TIMEOUT_MS);
+  await expiresWhileOpen(clocked, stamp);
   const demo = await browser.newContext({ viewport: { width: 1360, height: 900 } });
   demo.setDefaultTimeout(STEP_TIMEOUT_MS);
   await demoPage(demo, stamp);
