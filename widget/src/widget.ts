@@ -1,6 +1,7 @@
 // The widget: a launcher and a panel in a shadow root, and the visitor's way through it:
 // form → registration → connected conversation, back to the form when the session expires or is revoked.
 
+import type { LocalMessage } from 'stream-chat';
 import { Chat, ChatError, ChatFailure } from './chat';
 import { ConversationView } from './conversation_view';
 import { element } from './dom';
@@ -46,7 +47,8 @@ export class Widget {
   /** Failed attempts in a row to reach Stream with the current session. */
   private retries = 0;
   private unread = 0;
-  private seen = new Set<string>();
+  /** Ids of the messages already shown; null until the conversation's history has loaded (history is not news). */
+  private seen: Set<string> | null = null;
 
   constructor(
     private readonly options: EmbedOptions,
@@ -154,7 +156,7 @@ export class Widget {
     this.conversation.root.hidden = true;
     this.setNotice({ kind: 'info', text: 'Connecting…' });
     this.conversation.reset(session.customerId);
-    this.seen = new Set();
+    this.seen = null;
     try {
       const chat = await Chat.open(session, {
         messages: (messages) => {
@@ -261,13 +263,16 @@ export class Widget {
   }
 
   /** Messages from the agent that arrive while the panel is closed show as a count on the launcher. */
-  private countUnread(messages: readonly { id: string; user?: { id?: string } | null }[], ownId: string): void {
-    const first = this.seen.size === 0;
+  private countUnread(messages: readonly LocalMessage[], ownId: string): void {
+    if (this.seen === null) {
+      this.seen = new Set(messages.map((message) => message.id));
+      return;
+    }
     let fresh = 0;
     for (const message of messages) {
       if (this.seen.has(message.id)) continue;
       this.seen.add(message.id);
-      if (!first && message.user?.id !== ownId) fresh += 1;
+      if (message.user?.id !== ownId) fresh += 1;
     }
     if (fresh > 0 && !this.isOpen()) this.setUnread(this.unread + fresh);
   }
