@@ -5,7 +5,7 @@
 // 1. /embed-example.html (a page with only the embed tag): keyboard only, open the launcher, the form's checks give
 //    the API's codes, register, send; the agent answers through Stream's SDK (from Node) and the reply appears live;
 //    network loss shows "Reconnecting" and recovers; reload keeps the history; the transcript reaches the sandbox CRM.
-// 2. Expiry: a stored session past its expiresAt, a token Stream refuses as expired, one it refuses as forged, the
+// 2. Sessions: Stream unreachable at load (kept, retried, connected), then a stored session past its expiresAt, a token Stream refuses as expired, one it refuses as forged, the
 //    conversation erased in Stream while open, the visitor erased in Stream (tokens revoked), and the expiry passing
 //    while the conversation is open each lead back to the form with their message.
 // 3. / (the demo page): the widget for the visitor, the page's agent side (SDK) and the CRM view with its note.
@@ -24,6 +24,8 @@ import { dirname } from 'node:path';
 const STEP_TIMEOUT_MS = 20_000;
 /** The SDK reports a lost connection only after 5 s without one. */
 const RECONNECT_NOTICE_TIMEOUT_MS = 15_000;
+/** The SDK gives up a first connection after 15 s; the widget retries 2 s later. */
+const UNREACHABLE_TIMEOUT_MS = 30_000;
 const base = (process.argv[2] ?? '').replace(/\/$/, '');
 const executablePath = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 const screenshotPath = process.env.E2E_SCREENSHOT || 'target/e2e-screenshot.png';
@@ -361,6 +363,23 @@ async function expiry(page) {
     check((await storedSession(page)) === null, `${what}: the dead session is still stored`);
     log(`${what}: back to the form, saying "${(await widget.alert.textContent()).trim()}"`);
   }
+
+  // Stream unreachable when the page loads (every websocket to it closed at once): the session is kept, the widget
+  // says so and tries again, and connects once Stream answers.
+  let streamDown = true;
+  await page.routeWebSocket(/\/connect\?/, (ws) => {
+    if (streamDown) ws.close();
+    else ws.connectToServer();
+  });
+  await page.evaluate(([key, value]) => localStorage.setItem(key, value), [stored.key, JSON.stringify(stored.session)]);
+  await page.reload({ waitUntil: 'load' });
+  await widget.launcher.click();
+  await widget.notice.getByText('cannot be reached').waitFor({ timeout: UNREACHABLE_TIMEOUT_MS });
+  check((await storedSession(page)) !== null, 'a session that could not connect was dropped');
+  streamDown = false;
+  await widget.log.waitFor({ timeout: UNREACHABLE_TIMEOUT_MS });
+  await waitForFocus(page, 'message');
+  log('Stream unreachable at load: the widget said so, kept the session and connected once Stream answered');
 
   // Last, since they end the conversation for good. The conversation erased in Stream while the visitor watches it:
   // the widget goes back to the form at once.
