@@ -78,9 +78,9 @@ bench: deps
 	cargo build --release --locked -p infra --bin bench
 	cargo run --release --locked -p infra --bin bench -- $(BENCH_ARGS)
 
-# The three Lambda binaries for provided.al2023 (x86_64 here; add --arm64 for Graviton, as template.yaml defaults to).
+# The Lambda binaries for provided.al2023 (x86_64 here; add --arm64 for Graviton, as template.yaml defaults to).
 build-lambdas:
-	cargo lambda build --release --locked -p registration -p webhook -p sweeper
+	cargo lambda build --release --locked -p registration -p webhook -p sweeper -p hubspot-webhooks
 
 # The template as CloudFormation and SAM check it (the region only satisfies the tools: samconfig.toml).
 lint-template: template-deps

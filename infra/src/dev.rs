@@ -177,9 +177,17 @@ impl App {
         let registration = Arc::new(wiring::registration(&env, &aws).await?);
         let webhook = Arc::new(wiring::webhook(&env, &aws).await?);
         let sweeper = wiring::sweeper(&env, &aws).await?;
+        // HubSpot's webhooks need the app's client secret: the sandbox has one; with real services, the route is
+        // served once HUBSPOT_CLIENT_SECRET is set (HubSpot must reach it through a tunnel, like Stream).
+        let hubspot_webhooks = if env.is_set("HUBSPOT_CLIENT_SECRET") {
+            Some(Arc::new(wiring::hubspot_webhooks(&env, &aws).await?))
+        } else {
+            tracing::info!("HUBSPOT_CLIENT_SECRET is not set: /hubspot/webhooks is not served");
+            None
+        };
         let api = Arc::new(dev_api(&env, &aws, config, mode, store, database.endpoint()).await?);
         Ok(Self {
-            router: api::router(registration, webhook, api),
+            router: api::router(registration, webhook, hubspot_webhooks, api),
             sweeper,
             sandbox,
             env,

@@ -188,6 +188,7 @@ impl InvokeEnv {
             identity: Identity::Unverified,
             created_at: Timestamp::now(),
             cleared: None,
+            purge_at: None,
         };
         // Registering twice (a restart against a running DynamoDB Local) is fine: the mapping is the same.
         match store.save_channel(&mapping).await {

@@ -110,6 +110,13 @@ impl HttpHandler for chat_sync::handlers::registration::Registration {
     }
 }
 
+#[async_trait::async_trait]
+impl HttpHandler for chat_sync::handlers::hubspot_webhooks::HubSpotWebhooks {
+    async fn call(&self, request: lambda_http::Request) -> lambda_http::Response<Body> {
+        self.handle(request).await
+    }
+}
+
 /// A long-lived server answers first and flushes the transcript in a spawned task, as the Lambda does with its
 /// internal extension.
 #[async_trait::async_trait]

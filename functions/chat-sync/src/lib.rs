@@ -8,6 +8,7 @@ pub mod adapters;
 pub mod budget;
 pub mod config;
 pub mod domain;
+pub mod erasure;
 pub mod handlers;
 pub mod lambda;
 pub mod metrics;

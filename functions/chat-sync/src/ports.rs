@@ -264,6 +264,9 @@ pub trait ChatService: Send + Sync {
         members: &[UserId],
         deadline: Instant,
     ) -> Result<(), UpstreamError>;
+    /// Hard-deletes users with their messages and their conversation channels (erasure). A user Stream no longer
+    /// has counts as deleted, so a repeated erasure succeeds.
+    async fn delete_users(&self, users: &[UserId], deadline: Instant) -> Result<(), UpstreamError>;
 }
 
 /// Where a channel's messages belong: stored at registration, read by every webhook.
@@ -279,6 +282,9 @@ pub struct ChannelMapping {
     pub created_at: Timestamp,
     /// What Stream erased of the conversation: later deliveries of erased messages store nothing.
     pub cleared: Option<Cleared>,
+    /// Set while the contact is deleted in HubSpot (restorable): when its items expire. Nothing is recorded for it
+    /// meanwhile.
+    pub purge_at: Option<Timestamp>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -367,6 +373,17 @@ pub enum StoreError {
     Corrupt(String),
 }
 
+/// What is stored about a contact: counted before an erasure (`--dry-run` shows it), and what it erased.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Footprint {
+    /// Items in the table: messages, conversations, the sync record, channel mappings, the visitors' channel lists.
+    pub items: usize,
+    /// The Stream users registered as the contact's visitors.
+    pub visitors: Vec<UserId>,
+    /// Channels (cids) of the contact's conversations.
+    pub channels: Vec<String>,
+}
+
 /// A conversation and the notes on the contact's timeline that hold it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConversationNotes {
@@ -446,6 +463,24 @@ pub trait Store: Send + Sync {
         cid: &str,
         notes: &[NoteId],
     ) -> Result<(), StoreError>;
+
+    /// What is stored about the contact (read only).
+    async fn footprint(&self, contact: &ContactId) -> Result<Footprint, StoreError>;
+    /// Deletes every item of the contact (privacy erasure): its channel mappings first, so that no webhook records
+    /// anything for it from then on, then everything else. A lease still held by a flusher is left to its holder
+    /// (it names no person and is gone at release or by TTL). Idempotent.
+    async fn erase_contact(&self, contact: &ContactId) -> Result<Footprint, StoreError>;
+    /// Contact deleted in HubSpot (restorable): takes it out of the queue at once and lets every item of it expire
+    /// by TTL at `purge_at`. False if nothing is stored for it.
+    async fn mark_deleted(
+        &self,
+        contact: &ContactId,
+        purge_at: Timestamp,
+    ) -> Result<bool, StoreError>;
+    /// Contact restored in HubSpot: clears what `mark_deleted` set and queues it. False if nothing is stored.
+    async fn restore_contact(&self, contact: &ContactId) -> Result<bool, StoreError>;
+    /// The contacts registered with this e-mail (operators' erasure requests arrive by e-mail).
+    async fn contacts_with_email(&self, email: &Email) -> Result<Vec<ContactId>, StoreError>;
 
     /// Takes the contact's lease if it is free or expired.
     async fn acquire_lease(

@@ -8,6 +8,8 @@ use crate::config::{
     ConfigError, Env, FlushSettings, HubSpotSettings, RegistrationSettings, SecretsManager,
     StreamSettings,
 };
+use crate::erasure::Erasure;
+use crate::handlers::hubspot_webhooks::HubSpotWebhooks;
 use crate::handlers::registration::Registration;
 use crate::handlers::sweeper::Sweeper;
 use crate::handlers::webhook::Webhook;
@@ -127,6 +129,34 @@ pub async fn sweeper(env: &Env, aws: &aws_config::SdkConfig) -> Result<Sweeper, 
     let budget = env.seconds("SWEEPER_BUDGET_SECONDS", 40, 1..=800)?;
     let table = env.required("TABLE_NAME")?;
     Ok(Sweeper::new(store, sync, budget).with_metrics(&table))
+}
+
+pub async fn hubspot_webhooks(
+    env: &Env,
+    aws: &aws_config::SdkConfig,
+) -> Result<HubSpotWebhooks, ConfigError> {
+    let secrets = SecretsManager::new(aws);
+    let client_secret = env.secret("HUBSPOT_CLIENT_SECRET", &secrets).await?;
+    let public_base_url = if env.is_set("PUBLIC_BASE_URL") {
+        Some(env.url("PUBLIC_BASE_URL", "")?)
+    } else {
+        None
+    };
+    let stream = StreamSettings::load(env, &secrets).await?;
+    let erasure = Erasure::new(store(env, aws)?, Arc::new(stream_client(&stream)?));
+    Ok(HubSpotWebhooks::new(erasure, client_secret).with_public_base_url(public_base_url))
+}
+
+/// Ends a cold start that cannot work, with one line naming the variable (no panic, no backtrace).
+pub fn or_exit<T>(result: Result<T, ConfigError>) -> T {
+    match result {
+        Ok(value) => value,
+        Err(error) => {
+            tracing::error!(variable = %error.variable, "{error}");
+            eprintln!("{error}");
+            std::process::exit(1);
+        }
+    }
 }
 
 /// A DynamoDB client for DynamoDB Local at `endpoint` (dev server, tests, benchmarks): fixed dummy credentials and

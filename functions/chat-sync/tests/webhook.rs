@@ -47,6 +47,7 @@ async fn map_events_channel(app: &TestApp) -> String {
             identity: Identity::Unverified,
             created_at: Timestamp::parse("t", "2026-11-24T10:00:00Z").expect("valid"),
             cleared: None,
+            purge_at: None,
         })
         .await
         .expect("mapping stored");

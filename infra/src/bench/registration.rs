@@ -104,6 +104,7 @@ pub async fn run(
             identity: Identity::Unverified,
             created_at: Timestamp::now(),
             cleared: None,
+            purge_at: None,
         };
         world
             .store

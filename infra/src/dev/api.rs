@@ -13,6 +13,7 @@ use axum::{Json, Router};
 use chat_sync::adapters::hubspot::HubSpotClient;
 use chat_sync::adapters::stream::VisitorTokens;
 use chat_sync::domain::{ChannelId, ChannelRef, ChannelType, Invalid, Timestamp, UserId};
+use chat_sync::handlers::hubspot_webhooks::HubSpotWebhooks;
 use chat_sync::handlers::registration::Registration;
 use chat_sync::handlers::webhook::Webhook;
 use chat_sync::handlers::ApiError;
@@ -41,7 +42,12 @@ pub struct DevApi {
 }
 
 /// Every route of the dev server.
-pub fn router(registration: Arc<Registration>, webhook: Arc<Webhook>, api: Arc<DevApi>) -> Router {
+pub fn router(
+    registration: Arc<Registration>,
+    webhook: Arc<Webhook>,
+    hubspot_webhooks: Option<Arc<HubSpotWebhooks>>,
+    api: Arc<DevApi>,
+) -> Router {
     let dev = Router::new()
         .route("/", get(demo_page))
         .route("/embed-example.html", get(embed_example))
@@ -52,11 +58,13 @@ pub fn router(registration: Arc<Registration>, webhook: Arc<Webhook>, api: Arc<D
         .route("/dev/transcript", get(transcript))
         .with_state(api);
     // The handlers answer every method themselves (405 for the wrong one), as behind API Gateway.
-    Router::new()
+    let mut router = Router::new()
         .route("/registrations", serve::route(registration))
-        .route("/webhooks", serve::route(webhook))
-        .merge(dev)
-        .fallback(not_found)
+        .route("/webhooks", serve::route(webhook));
+    if let Some(hubspot_webhooks) = hubspot_webhooks {
+        router = router.route("/hubspot/webhooks", serve::route(hubspot_webhooks));
+    }
+    router.merge(dev).fallback(not_found)
 }
 
 pub(super) fn error_response(error: ApiError) -> Response {

@@ -11,6 +11,8 @@ pub const SANDBOX_HUBSPOT_TOKEN: &str = "sandbox-hubspot-token";
 pub const SANDBOX_RATE_LIMIT: u32 = 100;
 pub const SANDBOX_STREAM_KEY: &str = "sandbox-api-key";
 pub const SANDBOX_STREAM_SECRET: &str = "sandbox-api-secret";
+/// The sandbox HubSpot app's client secret: it signs the HubSpot webhooks `make dev` receives.
+pub const SANDBOX_HUBSPOT_CLIENT_SECRET: &str = "sandbox-hubspot-client-secret";
 
 /// DynamoDB Local: the one at `DYNAMODB_LOCAL_ENDPOINT`, or a JVM started (and stopped) by the dev server.
 pub struct Database {
@@ -95,6 +97,7 @@ impl Sandbox {
     pub fn configure(&self, env: &mut Env) {
         env.set("HUBSPOT_BASE_URL", self.hubspot.base_url());
         env.set("HUBSPOT_ACCESS_TOKEN", SANDBOX_HUBSPOT_TOKEN);
+        env.set("HUBSPOT_CLIENT_SECRET", SANDBOX_HUBSPOT_CLIENT_SECRET);
         env.set("STREAM_BASE_URL", self.stream.base_url());
         env.set("STREAM_API_KEY", SANDBOX_STREAM_KEY);
         env.set("STREAM_API_SECRET", SANDBOX_STREAM_SECRET);

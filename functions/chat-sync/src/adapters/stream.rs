@@ -238,6 +238,27 @@ impl ChatService for StreamClient {
             .await
             .map(|_| ())
     }
+
+    async fn delete_users(&self, users: &[UserId], deadline: Instant) -> Result<(), UpstreamError> {
+        // One synchronous call per user (a contact has one visitor id per registration, rarely more): the batch
+        // endpoint `POST /users/delete` is an asynchronous task to poll, and this answer says it is done.
+        for user in users {
+            let path = format!(
+                "/users/{}?hard_delete=true&mark_messages_deleted=true&delete_conversation_channels=true",
+                user.as_str()
+            );
+            match self
+                .call(reqwest::Method::DELETE, &path, None, deadline)
+                .await
+            {
+                Ok(_) => {}
+                // Already deleted (a retried erasure), or never created in Stream: nothing of it is left there.
+                Err(UpstreamError::Rejected { status: 404, .. }) => {}
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Checks Stream's `X-Signature`: lowercase hex HMAC-SHA256 of the exact body bytes with the app secret.

@@ -288,6 +288,7 @@ impl Registration {
             identity,
             created_at: now,
             cleared: None,
+            purge_at: None,
         };
         // Only once the mapping is stored is a token handed out: no message can arrive for an unknown channel.
         self.store

@@ -414,6 +414,12 @@ impl Webhook {
                 let Some(mapping) = self.mapping(&change.channel, webhook_id).await? else {
                     return Ok(None);
                 };
+                if mapping.purge_at.is_some() {
+                    // Deleted in HubSpot: nothing is synced until it is restored, and nothing new is kept (it
+                    // would outlive the purge).
+                    tracing::info!(contact_id = %mapping.contact_id, webhook_id, "message for a contact deleted in HubSpot; ignored");
+                    return Ok(None);
+                }
                 let contact = mapping.contact_id.clone();
                 let recorded = self.record_change(mapping, change).await?;
                 (contact, recorded)

@@ -8,6 +8,9 @@ use chat_sync::budget::{BudgetPlan, RateLimit};
 use chat_sync::config::{AllowedOrigins, FlushSettings, RegistrationSettings, Targets};
 use chat_sync::domain::identity::{IdentityPolicy, IdentityVerifier};
 use chat_sync::domain::{ChannelType, UserId};
+use chat_sync::erasure::Erasure;
+use chat_sync::handlers::hubspot_webhooks::signature::Signed;
+use chat_sync::handlers::hubspot_webhooks::HubSpotWebhooks;
 use chat_sync::handlers::registration::Registration;
 use chat_sync::handlers::sweeper::Sweeper;
 use chat_sync::handlers::webhook::Webhook;
@@ -26,6 +29,10 @@ pub const STREAM_SECRET: &str = "local-stream-secret-for-events";
 pub const AGENT_ID: &str = "support-agent";
 /// The site's identity-verification secret (`IDENTITY_SECRET`) the test app checks `identityToken`s with.
 pub const IDENTITY_SECRET: &str = "test-identity-secret-0123456789abcdef";
+/// The documented HubSpot app client secret the HubSpot webhook files in `events/` are signed with.
+pub const HUBSPOT_CLIENT_SECRET: &str = "local-hubspot-client-secret-for-events";
+/// Where HubSpot calls us in the tests (and in the files in `events/`).
+pub const HUBSPOT_WEBHOOKS_URL: &str = "https://api.example.com/hubspot/webhooks";
 
 pub struct TestApp {
     pub hubspot: HubSpotDouble,
@@ -34,6 +41,7 @@ pub struct TestApp {
     pub store: Arc<DynamoStore>,
     pub registration: Registration,
     pub webhook: Arc<Webhook>,
+    pub hubspot_webhooks: Arc<HubSpotWebhooks>,
     pub sync: TranscriptSync,
     pub crm: Arc<HubSpotClient>,
     pub chat: StreamClient,
@@ -120,6 +128,10 @@ impl TestApp {
             sync.clone(),
             STREAM_SECRET.into(),
         ));
+        let hubspot_webhooks = Arc::new(HubSpotWebhooks::new(
+            Erasure::new(store.clone(), Arc::new(chat.clone())),
+            HUBSPOT_CLIENT_SECRET.to_owned().into(),
+        ));
         Self {
             hubspot,
             stream,
@@ -127,6 +139,7 @@ impl TestApp {
             store,
             registration,
             webhook,
+            hubspot_webhooks,
             sync,
             crm,
             chat,
@@ -244,6 +257,45 @@ pub fn signed_webhook(body: &serde_json::Value) -> Request {
         .header("x-webhook-attempt", "1")
         .body(Body::Binary(bytes))
         .expect("valid request")
+}
+
+/// A HubSpot webhook request: `events` signed (v3) with `secret` at `at` (milliseconds since the epoch).
+pub fn hubspot_request(body: &[u8], secret: &str, at: i64) -> Request {
+    let timestamp = at.to_string();
+    let signature = Signed {
+        method: "POST",
+        uri: HUBSPOT_WEBHOOKS_URL,
+        body,
+        timestamp: &timestamp,
+    }
+    .sign(&secret.to_owned().into());
+    lambda_http::http::Request::builder()
+        .method("POST")
+        .uri(HUBSPOT_WEBHOOKS_URL)
+        .header("content-type", "application/json")
+        .header("x-hubspot-signature-v3", signature)
+        .header("x-hubspot-request-timestamp", timestamp)
+        .body(Body::Binary(body.to_vec()))
+        .expect("valid request")
+}
+
+/// HubSpot events about one contact, as HubSpot delivers them, signed now with the app's client secret.
+pub fn hubspot_events(events: &[(&str, &str)]) -> Request {
+    let now = chat_sync::domain::Timestamp::now().unix_millis();
+    let events: Vec<serde_json::Value> = events
+        .iter()
+        .enumerate()
+        .map(|(i, (kind, contact))| {
+            serde_json::json!({
+                "eventId": 100 + i, "subscriptionId": 7, "portalId": 62515, "appId": 1160452,
+                "occurredAt": now - 1_000 + i as i64, "subscriptionType": kind, "attemptNumber": 0,
+                "objectId": contact.parse::<u64>().expect("numeric id"), "changeFlag": "DELETED",
+                "changeSource": "CRM_UI",
+            })
+        })
+        .collect();
+    let body = serde_json::to_vec(&events).expect("serialisable");
+    hubspot_request(&body, HUBSPOT_CLIENT_SECRET, now)
 }
 
 /// A Stream message payload.

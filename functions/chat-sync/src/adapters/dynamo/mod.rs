@@ -2,7 +2,8 @@
 //!
 //! | item | pk | sk | attributes |
 //! |---|---|---|---|
-//! | channel mapping | `CHANNEL#<type>:<id>` | `CHANNEL` | contact_id, email, visitor_id, visitor_name, identity (`verified` / `unverified`), channel_type, channel_id, created_at |
+//! | channel mapping | `CHANNEL#<type>:<id>` | `CHANNEL` | contact_id, email, visitor_id, visitor_name, identity (`verified` / `unverified`), channel_type, channel_id, created_at, expires_at (TTL, while deleted in HubSpot) |
+//! | visitor's channel | `USER#<visitor id>` | `CHANNEL#<type>:<id>` | contact_id, cid |
 //! | conversation | `CONTACT#<contact>` | `CONV#<type>:<id>` | cid, channel_id, started_at, identity |
 //! | message | `CONTACT#<contact>` | `MSG#<created_at>#<message id>` | message_id, cid, author_id, author_name, role, body, attachments, created_at, updated_at, edited, deleted |
 //! | sync record | `CONTACT#<contact>` | `SYNC` | contact_id, change_version, synced_version, message_count, crm_contact_id, parked_reason, dirty, dirty_since |
@@ -14,8 +15,12 @@
 //! The sparse index `dirty-contacts` (dirty, dirty_since) is the queue of contacts whose newest changes are not
 //! yet in HubSpot: `dirty` is the contact's shard (`0`..`7`, so no single index partition is hot), or `parked` for
 //! contacts taken out of the queue for good.
+//!
+//! `expires_at` is the table's TTL attribute: leases carry it for garbage collection, and every item of a contact
+//! deleted in HubSpot carries the day it is purged (see `erasure`).
 
 mod budget;
+mod erasure;
 mod gcra;
 mod store;
 mod throttle;

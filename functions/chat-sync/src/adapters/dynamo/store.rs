@@ -11,13 +11,14 @@ use crate::domain::{
     MessageKind, NoteId, Role, StoredMessage, Timestamp, UserId,
 };
 use crate::ports::{
-    BacklogEntry, BacklogHealth, ChannelMapping, ConversationNotes, LeaseOwner, Recorded, Release,
+    BacklogEntry, BacklogHealth, ChannelMapping, ConversationNotes, Footprint, LeaseOwner, Recorded,
+    Release,
     Store, StoreError, SyncState, TranscriptSource,
 };
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, Delete, Get, KeysAndAttributes, ReturnConsumedCapacity, ReturnValue, Select,
-    TransactGetItem, TransactWriteItem, Update,
+    AttributeValue, ConditionCheck, Delete, Get, KeysAndAttributes, ReturnConsumedCapacity,
+    ReturnValue, Select, TransactGetItem, TransactWriteItem, Update,
 };
 use std::collections::HashMap;
 use std::time::Duration;
@@ -194,8 +195,22 @@ impl DynamoStore {
         let items = vec![
             self.put(item, condition, &[("#pk", schema::PARTITION_KEY)], values)?,
             self.bump_version(contact, &cid, shown, Some(&created_at))?,
+            self.mapping_exists(&cid)?,
         ];
         Ok(self.transact(items).await?.is_ok())
+    }
+
+    /// The gate of every recorded change: the channel's mapping still exists (an erasure deletes it first, so
+    /// nothing is recorded for an erased contact, even by a webhook that read the mapping just before).
+    fn mapping_exists(&self, cid: &str) -> Result<TransactWriteItem, StoreError> {
+        let check = ConditionCheck::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(format!("CHANNEL#{cid}"), "CHANNEL")))
+            .condition_expression("attribute_exists(#pk)")
+            .expression_attribute_names("#pk", schema::PARTITION_KEY)
+            .build()
+            .map_err(build_error)?;
+        Ok(TransactWriteItem::builder().condition_check(check).build())
     }
 
     async fn query_shard(
@@ -326,13 +341,18 @@ impl DynamoStore {
             .table_name(&self.table)
             .set_key(Some(key(contact_pk(contact), &format!("CONV#{cid}"))))
             .update_expression(expression)
+            // An erased conversation stays erased: a flusher that held the contact during the erasure writes nothing.
+            .condition_expression("attribute_exists(#pk)")
+            .expression_attribute_names("#pk", schema::PARTITION_KEY)
             .return_consumed_capacity(ReturnConsumedCapacity::Total);
         for (name, value) in values {
             update = update.expression_attribute_values(name, value);
         }
-        let output = update.send().await.map_err(unavailable)?;
-        self.consumed.add(output.consumed_capacity());
-        Ok(())
+        let result = update.send().await;
+        if let Ok(output) = &result {
+            self.consumed.add(output.consumed_capacity());
+        }
+        conditional(result).map(|_| ())
     }
 
     /// Erases the stored messages of a conversation that `erase` picks (their text and attachments go; the line
@@ -359,12 +379,12 @@ impl DynamoStore {
             let (expression, condition) = if remove {
                 (
                     "SET removed = :true, deleted = :true, body = :empty, attachments = :none",
-                    "attribute_not_exists(removed) OR removed = :false",
+                    "attribute_exists(#pk) AND (attribute_not_exists(removed) OR removed = :false)",
                 )
             } else {
                 (
                     "SET deleted = :true, body = :empty, attachments = :none",
-                    "deleted = :false",
+                    "attribute_exists(#pk) AND deleted = :false",
                 )
             };
             let result = self
@@ -377,6 +397,7 @@ impl DynamoStore {
                 )))
                 .update_expression(expression)
                 .condition_expression(condition)
+                .expression_attribute_names("#pk", schema::PARTITION_KEY)
                 .expression_attribute_values(":true", AttributeValue::Bool(true))
                 .expression_attribute_values(":false", AttributeValue::Bool(false))
                 .expression_attribute_values(":empty", s(""))
@@ -464,12 +485,19 @@ impl DynamoStore {
         removed: u64,
     ) -> Result<(), StoreError> {
         let bump = self.bump_version(contact, cid, -(removed.min(i64::MAX as u64) as i64), None)?;
-        self.transact(vec![bump]).await?.map_err(|_| {
-            StoreError::Unavailable("the contact's sync record could not be bumped".into())
-        })
+        // Only the mapping's check has a condition: if it fails, the contact was erased meanwhile and nothing of it
+        // is left to queue.
+        if self
+            .transact(vec![bump, self.mapping_exists(cid)?])
+            .await?
+            .is_err()
+        {
+            tracing::debug!(contact_id = %contact, "erasure not recorded: the contact was erased meanwhile");
+        }
+        Ok(())
     }
 
-    async fn update_sync(
+    pub(super) async fn update_sync(
         &self,
         contact: &ContactId,
         expression: &str,
@@ -577,6 +605,11 @@ impl Store for DynamoStore {
             created_at: Timestamp::parse("created_at", get_s(&item, "created_at")?)
                 .map_err(corrupt)?,
             cleared: parse_cleared(&item)?,
+            purge_at: item
+                .get(schema::TTL_ATTRIBUTE)
+                .and_then(|v| v.as_n().ok())
+                .and_then(|v| v.parse().ok())
+                .and_then(Timestamp::from_unix_seconds),
         }))
     }
 
@@ -826,7 +859,8 @@ impl Store for DynamoStore {
                 .table_name(&self.table)
                 .set_key(Some(key(pk, &sk)))
                 .update_expression(expression)
-                .condition_expression(condition)
+                .condition_expression(format!("attribute_exists(#pk) AND ({condition})"))
+                .expression_attribute_names("#pk", schema::PARTITION_KEY)
                 .set_expression_attribute_values(Some(values.clone()))
                 .build()
                 .map_err(build_error)
@@ -843,7 +877,7 @@ impl Store for DynamoStore {
             self.bump_version(contact, &cid, 0, None)?,
         ];
         if self.transact(items).await?.is_err() {
-            // Already erased at least this far: a redelivery.
+            // Already erased at least this far (a redelivery), or the contact was erased.
             return Ok(Recorded::Unchanged);
         }
         let conversation = Conversation {
@@ -940,6 +974,30 @@ impl Store for DynamoStore {
             vec![(":ids", AttributeValue::L(ids))],
         )
         .await
+    }
+
+    async fn footprint(&self, contact: &ContactId) -> Result<Footprint, StoreError> {
+        self.footprint_of(contact).await
+    }
+
+    async fn erase_contact(&self, contact: &ContactId) -> Result<Footprint, StoreError> {
+        self.erase(contact).await
+    }
+
+    async fn mark_deleted(
+        &self,
+        contact: &ContactId,
+        purge_at: Timestamp,
+    ) -> Result<bool, StoreError> {
+        self.mark_contact_deleted(contact, purge_at).await
+    }
+
+    async fn restore_contact(&self, contact: &ContactId) -> Result<bool, StoreError> {
+        self.restore(contact).await
+    }
+
+    async fn contacts_with_email(&self, email: &Email) -> Result<Vec<ContactId>, StoreError> {
+        self.contacts_by_email(email).await
     }
 
     async fn acquire_lease(
@@ -1096,6 +1154,8 @@ impl Store for DynamoStore {
             .table_name(&self.table)
             .set_key(Some(key(contact_pk(contact), SYNC)))
             .update_expression("SET dirty = :parked, dirty_since = :now, parked_reason = :why")
+            .condition_expression("attribute_exists(#pk)")
+            .expression_attribute_names("#pk", schema::PARTITION_KEY)
             .expression_attribute_values(":parked", s(schema::PARKED))
             .expression_attribute_values(":now", s(Timestamp::now().key()))
             .expression_attribute_values(":why", s(reason.chars().take(500).collect::<String>()))
@@ -1108,7 +1168,9 @@ impl Store for DynamoStore {
         match self.transact(items).await? {
             Ok(()) => Ok(()),
             // Our lease expired: whoever holds it now decides; the contact is still queued.
-            Err(_) => Ok(()),
+            Err(0) => Ok(()),
+            // No sync record: the contact was erased meanwhile. Nothing to park; hand the lease back.
+            Err(_) => self.release_lease(contact, owner).await,
         }
     }
 

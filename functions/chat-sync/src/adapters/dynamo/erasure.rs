@@ -1,0 +1,342 @@
+//! Erasure and deletion of a contact's items.
+//!
+//! A contact's items are its partition `CONTACT#<id>` (messages, conversations, sync record, lease), the channel
+//! mapping of each of its conversations (`CHANNEL#<cid>`), and each visitor's entry for that channel
+//! (`USER#<visitor>` / `CHANNEL#<cid>`). The channel mappings are the gate: every change recorded for a contact
+//! checks, in its own transaction, that its channel's mapping still exists, and every flusher write to the
+//! contact's conversation or sync record requires the item to exist. So once the mappings are gone, nothing can be
+//! written for the contact again, and a second pass over its partition catches whatever committed just before.
+
+use super::{
+    build_error, conditional, contact_pk, corrupt, get_s, key, n, s, schema, shard, unavailable,
+    DynamoStore, Item,
+};
+use crate::domain::{ContactId, Email, Timestamp, UserId};
+use crate::ports::{Footprint, StoreError};
+use aws_sdk_dynamodb::types::{DeleteRequest, ReturnConsumedCapacity, WriteRequest};
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// BatchWriteItem's limit.
+const BATCH_WRITE: usize = 25;
+/// Rounds of retrying the items a batch write left unprocessed (throttling) before giving up for now.
+const UNPROCESSED_RETRIES: u32 = 8;
+
+/// The keys of every item of a contact, found from its partition.
+#[derive(Default)]
+struct ContactItems {
+    /// `USER#<visitor>` entries: deleted first, while the mappings still name the visitors (a retry finds them).
+    visitor_entries: Vec<Item>,
+    /// Channel mappings: deleted next; from then on no webhook records anything for the contact.
+    mappings: Vec<Item>,
+    /// The contact's partition, except its lease.
+    partition: Vec<Item>,
+    /// Whether the partition holds a lease item.
+    lease: bool,
+    visitors: Vec<UserId>,
+    channels: Vec<String>,
+}
+
+impl ContactItems {
+    fn footprint(&self) -> Footprint {
+        Footprint {
+            items: self.visitor_entries.len()
+                + self.mappings.len()
+                + self.partition.len()
+                + usize::from(self.lease),
+            visitors: self.visitors.clone(),
+            channels: self.channels.clone(),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.visitor_entries.is_empty() && self.mappings.is_empty() && self.partition.is_empty()
+    }
+
+    /// Every key but the lease's, in deletion order.
+    fn all(&self) -> impl Iterator<Item = &Item> {
+        self.visitor_entries
+            .iter()
+            .chain(&self.mappings)
+            .chain(&self.partition)
+    }
+}
+
+fn key_of(item: &Item) -> Result<Item, StoreError> {
+    Ok(key(
+        get_s(item, schema::PARTITION_KEY)?.to_owned(),
+        get_s(item, schema::SORT_KEY)?,
+    ))
+}
+
+impl DynamoStore {
+    /// The keys (and `cid`s) of the contact's partition, read consistently.
+    async fn partition_items(&self, contact: &ContactId) -> Result<Vec<Item>, StoreError> {
+        let mut items = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let output = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("#pk = :pk")
+                .projection_expression("#pk, #sk, cid")
+                .expression_attribute_names("#pk", schema::PARTITION_KEY)
+                .expression_attribute_names("#sk", schema::SORT_KEY)
+                .expression_attribute_values(":pk", s(contact_pk(contact)))
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .send()
+                .await
+                .map_err(unavailable)?;
+            self.consumed.add(output.consumed_capacity());
+            items.extend(output.items().iter().cloned());
+            start = output.last_evaluated_key().cloned();
+            if start.is_none() {
+                return Ok(items);
+            }
+        }
+    }
+
+    async fn contact_items(&self, contact: &ContactId) -> Result<ContactItems, StoreError> {
+        let mut found = ContactItems::default();
+        for item in self.partition_items(contact).await? {
+            let sk = get_s(&item, schema::SORT_KEY)?;
+            if sk == "LEASE" {
+                found.lease = true;
+                continue;
+            }
+            if sk.starts_with("CONV#") {
+                found.channels.push(get_s(&item, "cid")?.to_owned());
+            }
+            found.partition.push(key_of(&item)?);
+        }
+        for cid in &found.channels {
+            let mapping_key = key(format!("CHANNEL#{cid}"), "CHANNEL");
+            let output = self
+                .client
+                .get_item()
+                .table_name(&self.table)
+                .set_key(Some(mapping_key.clone()))
+                .projection_expression("visitor_id")
+                .consistent_read(true)
+                .send()
+                .await
+                .map_err(unavailable)?;
+            // A mapping already deleted (an erasure that stopped half-way) took its visitor entry before it.
+            let Some(mapping) = output.item() else {
+                continue;
+            };
+            let visitor =
+                UserId::parse("visitor_id", get_s(mapping, "visitor_id")?).map_err(corrupt)?;
+            found.visitor_entries.push(key(
+                format!("USER#{}", visitor.as_str()),
+                &format!("CHANNEL#{cid}"),
+            ));
+            found.mappings.push(mapping_key);
+            if !found.visitors.contains(&visitor) {
+                found.visitors.push(visitor);
+            }
+        }
+        Ok(found)
+    }
+
+    /// Deletes these items, 25 per request, retrying what DynamoDB leaves unprocessed.
+    async fn delete_all(&self, keys: Vec<Item>) -> Result<(), StoreError> {
+        for chunk in keys.chunks(BATCH_WRITE) {
+            let mut requests = chunk
+                .iter()
+                .map(|key| {
+                    DeleteRequest::builder()
+                        .set_key(Some(key.clone()))
+                        .build()
+                        .map(|delete| WriteRequest::builder().delete_request(delete).build())
+                        .map_err(build_error)
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let mut attempt = 0;
+            while !requests.is_empty() {
+                attempt += 1;
+                if attempt > UNPROCESSED_RETRIES {
+                    return Err(StoreError::Unavailable(
+                        "DynamoDB kept leaving deletions unprocessed".into(),
+                    ));
+                }
+                let output = self
+                    .client
+                    .batch_write_item()
+                    .request_items(&self.table, requests)
+                    .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                    .send()
+                    .await
+                    .map_err(unavailable)?;
+                self.consumed.add_all(output.consumed_capacity());
+                requests = output
+                    .unprocessed_items()
+                    .and_then(|items| items.get(&self.table))
+                    .cloned()
+                    .unwrap_or_default();
+                if !requests.is_empty() {
+                    tokio::time::sleep(Duration::from_millis(50 * u64::from(attempt))).await;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes the contact's lease only if no flusher holds it: a holder may have sent a write that can still land,
+    /// and its lease is what keeps the next writer back (see `sync`, fencing).
+    async fn delete_expired_lease(&self, contact: &ContactId) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::lease_key(contact)))
+            .condition_expression("lease_until_ms < :now")
+            .expression_attribute_values(":now", n(Timestamp::now().unix_millis()))
+            .send()
+            .await;
+        conditional(result).map(|_| ())
+    }
+
+    /// Sets or clears every item's TTL attribute (but the lease's, whose TTL is its own garbage collection). Only
+    /// items that exist are touched.
+    async fn set_expiry(
+        &self,
+        items: &ContactItems,
+        expires_at: Option<i64>,
+    ) -> Result<(), StoreError> {
+        for key in items.all() {
+            let mut update = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(key.clone()))
+                .condition_expression("attribute_exists(#pk)")
+                .expression_attribute_names("#pk", schema::PARTITION_KEY)
+                .expression_attribute_names("#ttl", schema::TTL_ATTRIBUTE);
+            update = match expires_at {
+                Some(at) => update
+                    .update_expression("SET #ttl = :at")
+                    .expression_attribute_values(":at", n(at)),
+                None => update.update_expression("REMOVE #ttl"),
+            };
+            conditional(update.send().await)?;
+        }
+        Ok(())
+    }
+
+    pub(super) async fn footprint_of(&self, contact: &ContactId) -> Result<Footprint, StoreError> {
+        Ok(self.contact_items(contact).await?.footprint())
+    }
+
+    pub(super) async fn erase(&self, contact: &ContactId) -> Result<Footprint, StoreError> {
+        let items = self.contact_items(contact).await?;
+        let footprint = items.footprint();
+        self.delete_all(items.visitor_entries).await?;
+        self.delete_all(items.mappings).await?;
+        // Read the partition again: a change that committed after the first read and before its mapping went.
+        let mut partition = Vec::new();
+        for item in self.partition_items(contact).await? {
+            if get_s(&item, schema::SORT_KEY)? != "LEASE" {
+                partition.push(key_of(&item)?);
+            }
+        }
+        self.delete_all(partition).await?;
+        self.delete_expired_lease(contact).await?;
+        Ok(footprint)
+    }
+
+    pub(super) async fn mark_contact_deleted(
+        &self,
+        contact: &ContactId,
+        purge_at: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let items = self.contact_items(contact).await?;
+        if items.is_empty() {
+            return Ok(false);
+        }
+        // Out of the queue first (nothing is written to a contact HubSpot deleted), then the TTL on every item.
+        self.update_sync(
+            contact,
+            "SET dirty = :parked, dirty_since = :now, parked_reason = :why",
+            &[
+                (":parked", s(schema::PARKED)),
+                (":now", s(Timestamp::now().key())),
+                (
+                    ":why",
+                    s(format!(
+                        "deleted in HubSpot; purged at {} unless restored",
+                        purge_at.human()
+                    )),
+                ),
+            ],
+        )
+        .await?;
+        self.set_expiry(&items, Some(purge_at.unix_seconds()))
+            .await?;
+        Ok(true)
+    }
+
+    pub(super) async fn restore(&self, contact: &ContactId) -> Result<bool, StoreError> {
+        let items = self.contact_items(contact).await?;
+        if items.is_empty() {
+            return Ok(false);
+        }
+        self.set_expiry(&items, None).await?;
+        // Back at the front of the queue: what changed before the deletion is written now (a contact already in
+        // sync leaves the queue at its first claim).
+        self.update_sync(
+            contact,
+            "SET dirty = :shard, dirty_since = :now REMOVE parked_reason",
+            &[
+                (":shard", s(shard(contact))),
+                (":now", s(Timestamp::now().key())),
+            ],
+        )
+        .await?;
+        Ok(true)
+    }
+
+    pub(super) async fn contacts_by_email(
+        &self,
+        email: &Email,
+    ) -> Result<Vec<ContactId>, StoreError> {
+        // Operators only (an erasure request by e-mail): a scan of the channel mappings, not worth an index.
+        let mut contacts: Vec<ContactId> = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let output = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .filter_expression(
+                    "begins_with(#pk, :channel) AND #sk = :mapping AND email = :email",
+                )
+                .projection_expression("contact_id")
+                .expression_attribute_names("#pk", schema::PARTITION_KEY)
+                .expression_attribute_names("#sk", schema::SORT_KEY)
+                .set_expression_attribute_values(Some(HashMap::from([
+                    (":channel".to_owned(), s("CHANNEL#")),
+                    (":mapping".to_owned(), s("CHANNEL")),
+                    (":email".to_owned(), s(email.as_str())),
+                ])))
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(unavailable)?;
+            for item in output.items() {
+                let contact = ContactId::parse(get_s(item, "contact_id")?).map_err(corrupt)?;
+                if !contacts.contains(&contact) {
+                    contacts.push(contact);
+                }
+            }
+            start = output.last_evaluated_key().cloned();
+            if start.is_none() {
+                return Ok(contacts);
+            }
+        }
+    }
+}

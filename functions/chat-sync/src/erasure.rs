@@ -1,0 +1,75 @@
+//! Erasing what is stored about a contact, here and in Stream, and following HubSpot's deletions.
+//!
+//! - **Privacy deletion** (HubSpot's GDPR delete, or an operator's `erase`): the contact's visitors are hard-deleted
+//!   in Stream (users, their messages, their conversation channels), then every item of the contact here. Stream
+//!   goes first because its users are found from our items: an attempt that fails half-way is retried (HubSpot
+//!   redelivers, the operator reruns) and still knows whom to erase. Both steps are idempotent.
+//! - **Deletion** (restorable in HubSpot for 90 days): the contact leaves the queue at once and every item of it
+//!   expires by TTL when HubSpot would purge it; **restore** clears that and queues the contact again.
+
+use crate::domain::{ContactId, Timestamp};
+use crate::ports::{ChatService, Footprint, Store, StoreError, UpstreamError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How long HubSpot keeps a deleted contact restorable: our copy of it is purged when HubSpot's is.
+pub const RESTORABLE_FOR: Duration = Duration::from_secs(90 * 86_400);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ErasureError {
+    #[error(transparent)]
+    Storage(#[from] StoreError),
+    #[error("Stream did not erase the contact's visitors: {0}")]
+    Chat(#[from] UpstreamError),
+}
+
+#[derive(Clone)]
+pub struct Erasure {
+    store: Arc<dyn Store>,
+    chat: Arc<dyn ChatService>,
+}
+
+impl Erasure {
+    pub fn new(store: Arc<dyn Store>, chat: Arc<dyn ChatService>) -> Self {
+        Self { store, chat }
+    }
+
+    /// What an erasure would delete (changes nothing).
+    pub async fn footprint(&self, contact: &ContactId) -> Result<Footprint, StoreError> {
+        self.store.footprint(contact).await
+    }
+
+    /// Erases the contact here and its visitors in Stream; returns what was found to erase.
+    pub async fn erase(
+        &self,
+        contact: &ContactId,
+        deadline: Instant,
+    ) -> Result<Footprint, ErasureError> {
+        let found = self.store.footprint(contact).await?;
+        self.chat.delete_users(&found.visitors, deadline).await?;
+        self.store.erase_contact(contact).await?;
+        tracing::info!(contact_id = %contact, items = found.items, visitors = found.visitors.len(), "contact erased");
+        Ok(found)
+    }
+
+    /// The contact was deleted in HubSpot at `at`: stop writing it, purge it when HubSpot does.
+    pub async fn deleted(&self, contact: &ContactId, at: Timestamp) -> Result<bool, StoreError> {
+        let purge_at =
+            Timestamp::from_unix_seconds(at.unix_seconds() + RESTORABLE_FOR.as_secs() as i64)
+                .unwrap_or(at);
+        let marked = self.store.mark_deleted(contact, purge_at).await?;
+        if marked {
+            tracing::info!(contact_id = %contact, purge_at = %purge_at.rfc3339(), "contact deleted in HubSpot: no longer synced, purged unless restored");
+        }
+        Ok(marked)
+    }
+
+    /// The contact was restored in HubSpot: keep it and sync it again.
+    pub async fn restored(&self, contact: &ContactId) -> Result<bool, StoreError> {
+        let restored = self.store.restore_contact(contact).await?;
+        if restored {
+            tracing::info!(contact_id = %contact, "contact restored in HubSpot: synced again");
+        }
+        Ok(restored)
+    }
+}

@@ -1,0 +1,605 @@
+//! HubSpot's webhooks and erasure: signatures v3, privacy deletion (every item here, the visitors in Stream),
+//! deletion and restore, and what a late webhook or a running flusher may still write (nothing).
+
+mod support;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use chat_sync::domain::{
+    Author, ChannelId, ChannelRef, ChannelType, ContactId, MessageChange, MessageId, MessageKind,
+    Role, Timestamp,
+};
+use chat_sync::erasure::RESTORABLE_FOR;
+use chat_sync::ports::{Recorded, Store};
+use lambda_http::http::StatusCode;
+use sandbox::stream::message_event;
+use serde_json::json;
+use std::collections::HashMap;
+use std::time::Duration;
+use support::{
+    deliver, hubspot_events, hubspot_request, json_body, message, register_visitor, TestApp,
+    HUBSPOT_CLIENT_SECRET,
+};
+
+type Item = HashMap<String, AttributeValue>;
+
+/// Every item in the table that mentions any of `needles` in its key or any string attribute.
+async fn items_mentioning(app: &TestApp, needles: &[&str]) -> Vec<Item> {
+    let mut found = Vec::new();
+    let mut start = None;
+    loop {
+        let output = app
+            .dynamodb
+            .scan()
+            .table_name(app.store.table())
+            .consistent_read(true)
+            .set_exclusive_start_key(start.take())
+            .send()
+            .await
+            .expect("scan");
+        for item in output.items() {
+            let text = format!("{item:?}");
+            if needles.iter().any(|needle| text.contains(needle)) {
+                found.push(item.clone());
+            }
+        }
+        start = output.last_evaluated_key().cloned();
+        if start.is_none() {
+            return found;
+        }
+    }
+}
+
+/// A visitor with a conversation of two lines, written to HubSpot: (contact, visitor, channel id).
+async fn chatting_visitor(app: &TestApp, email: &str) -> (String, String, String) {
+    let (contact, visitor, channel) = register_visitor(app, "Ada", email).await;
+    for (i, text) in [
+        "My card number is 4111 1111 1111 1111",
+        "and I live at 12 Privet Drive",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let event = message_event(
+            "message.new",
+            "messaging",
+            &channel,
+            &message(
+                &format!("m-{channel}-{i}"),
+                &visitor,
+                "Ada",
+                text,
+                &format!("2026-11-24T10:00:0{i}Z"),
+            ),
+        );
+        let (status, body, _, _) = deliver(app, &event).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    assert!(app.transcript(&contact).contains("Privet Drive"));
+    (contact, visitor, channel)
+}
+
+#[tokio::test]
+async fn signature_v3_valid_tampered_old_future_and_wrong_secret() {
+    let app = TestApp::start().await;
+    let now = Timestamp::now().unix_millis();
+    let body = br#"[{"eventId":1,"subscriptionType":"contact.propertyChange","objectId":51,"occurredAt":1795687205000}]"#;
+
+    let ok = app
+        .hubspot_webhooks
+        .handle(hubspot_request(body, HUBSPOT_CLIENT_SECRET, now))
+        .await;
+    assert_eq!(ok.status(), StatusCode::OK, "{}", json_body(&ok));
+    assert_eq!(json_body(&ok)["ignored"], 1);
+
+    // Signed for one body, another one sent.
+    let mut tampered = hubspot_request(body, HUBSPOT_CLIENT_SECRET, now);
+    *tampered.body_mut() =
+        lambda_http::Body::Text(String::from_utf8_lossy(body).replace("51", "52"));
+    let cases = [
+        ("tampered body", tampered, "invalid_signature"),
+        (
+            "wrong secret",
+            hubspot_request(body, "another-apps-secret", now),
+            "invalid_signature",
+        ),
+        (
+            "six minutes old",
+            hubspot_request(body, HUBSPOT_CLIENT_SECRET, now - 6 * 60_000),
+            "stale_request",
+        ),
+        (
+            "six minutes ahead",
+            hubspot_request(body, HUBSPOT_CLIENT_SECRET, now + 6 * 60_000),
+            "stale_request",
+        ),
+    ];
+    for (case, request, code) in cases {
+        let response = app.hubspot_webhooks.handle(request).await;
+        let json = json_body(&response);
+        assert_eq!(
+            response.status(),
+            StatusCode::UNAUTHORIZED,
+            "{case}: {json}"
+        );
+        assert_eq!(json["code"], code, "{case}");
+        assert!(json["error"].is_string(), "{case}");
+    }
+    // Another URL than the one HubSpot signed (a request replayed against another path).
+    let mut moved = hubspot_request(body, HUBSPOT_CLIENT_SECRET, now);
+    *moved.uri_mut() = "https://api.example.com/hubspot/other"
+        .parse()
+        .expect("uri");
+    assert_eq!(
+        app.hubspot_webhooks.handle(moved).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let mut unsigned = hubspot_request(body, HUBSPOT_CLIENT_SECRET, now);
+    unsigned.headers_mut().remove("x-hubspot-signature-v3");
+    let response = app.hubspot_webhooks.handle(unsigned).await;
+    assert_eq!(json_body(&response)["code"], "missing_signature");
+}
+
+#[tokio::test]
+async fn a_malformed_body_is_refused_whole_and_changes_nothing() {
+    let app = TestApp::start().await;
+    let (contact, _, _) = chatting_visitor(&app, "whole@example.com").await;
+    let before = app.item_count().await;
+    let now = Timestamp::now().unix_millis();
+    let erase = format!(
+        r#"{{"subscriptionType":"contact.privacyDeletion","objectId":{contact},"occurredAt":{now}}}"#
+    );
+    let bodies = [
+        ("not JSON", "[{".to_owned(), "invalid_json"),
+        ("an object, not an array", erase.clone(), "invalid_event"),
+        (
+            "one bad event after a good one",
+            format!(
+                r#"[{erase},{{"subscriptionType":"contact.deletion","objectId":"abc","occurredAt":1}}]"#
+            ),
+            "invalid_event",
+        ),
+    ];
+    for (case, body, code) in bodies {
+        let response = app
+            .hubspot_webhooks
+            .handle(hubspot_request(body.as_bytes(), HUBSPOT_CLIENT_SECRET, now))
+            .await;
+        let json = json_body(&response);
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{case}: {json}");
+        assert_eq!(json["code"], code, "{case}");
+    }
+    assert_eq!(app.item_count().await, before, "nothing was erased");
+    assert!(app.stream.calls().iter().all(|c| c.method != "DELETE"));
+}
+
+#[tokio::test]
+async fn privacy_deletion_erases_every_item_and_the_visitors_in_stream() {
+    let app = TestApp::start().await;
+    let (contact, visitor, channel) = chatting_visitor(&app, "erase.me@example.com").await;
+    // A second registration of the same person: a second visitor and conversation of the same contact.
+    let (again, visitor2, channel2) = chatting_visitor(&app, "erase.me@example.com").await;
+    assert_eq!(again, contact);
+    let (other, other_visitor, _) = chatting_visitor(&app, "stays@example.com").await;
+    let needles = [
+        contact.as_str(),
+        "erase.me@example.com",
+        visitor.as_str(),
+        visitor2.as_str(),
+        channel.as_str(),
+        channel2.as_str(),
+    ];
+    assert!(items_mentioning(&app, &needles).await.len() > 8);
+    let others_before = items_mentioning(&app, &[other.as_str(), other_visitor.as_str()])
+        .await
+        .len();
+
+    app.hubspot.delete_contact(&contact);
+    for delivery in 0..2 {
+        // HubSpot retries a delivery it thinks failed: the second is harmless.
+        let response = app
+            .hubspot_webhooks
+            .handle(hubspot_events(&[("contact.privacyDeletion", &contact)]))
+            .await;
+        assert_eq!(
+            response.status(),
+            StatusCode::OK,
+            "delivery {delivery}: {}",
+            json_body(&response)
+        );
+        let left = items_mentioning(&app, &needles).await;
+        assert!(left.is_empty(), "delivery {delivery} left {left:#?}");
+    }
+    assert_eq!(
+        items_mentioning(&app, &[other.as_str(), other_visitor.as_str()])
+            .await
+            .len(),
+        others_before,
+        "another contact's items are untouched"
+    );
+    // Both visitors hard-deleted in Stream with their messages and conversation channels.
+    let deletions: Vec<_> = app
+        .stream
+        .calls()
+        .into_iter()
+        .filter(|c| c.method == "DELETE")
+        .collect();
+    for user in [&visitor, &visitor2] {
+        let call = deletions
+            .iter()
+            .find(|c| c.path == format!("/users/{user}"))
+            .unwrap_or_else(|| panic!("no DELETE /users/{user} in {deletions:#?}"));
+        for flag in [
+            "hard_delete=true",
+            "mark_messages_deleted=true",
+            "delete_conversation_channels=true",
+        ] {
+            assert!(call.query.contains(flag), "{flag} in {}", call.query);
+        }
+    }
+    assert!(deletions.iter().all(|c| !c.path.contains(&other_visitor)));
+}
+
+#[tokio::test]
+async fn webhooks_for_an_erased_channel_write_nothing() {
+    let app = TestApp::start().await;
+    let (contact, visitor, channel) = chatting_visitor(&app, "late@example.com").await;
+    let cid = ChannelRef::new(
+        ChannelType::parse("messaging").expect("valid"),
+        ChannelId::parse(&channel).expect("valid"),
+    );
+    // A webhook that read the mapping just before the erasure, and records after it.
+    let mapping = app
+        .store
+        .channel(&cid)
+        .await
+        .expect("read")
+        .expect("mapped");
+    let response = app
+        .hubspot_webhooks
+        .handle(hubspot_events(&[("contact.privacyDeletion", &contact)]))
+        .await;
+    assert_eq!(
+        response.status(),
+        StatusCode::OK,
+        "{}",
+        json_body(&response)
+    );
+    let needles = [contact.as_str(), visitor.as_str(), channel.as_str()];
+    assert!(items_mentioning(&app, &needles).await.is_empty());
+    let count = app.item_count().await;
+
+    let late = MessageChange {
+        kind: MessageKind::New,
+        channel: cid.clone(),
+        message_id: MessageId::parse("m-late").expect("valid"),
+        author: Author {
+            id: visitor.clone(),
+            name: "Ada".into(),
+            role: "user".into(),
+        },
+        text: "one more thing".into(),
+        attachments: vec![],
+        created_at: Timestamp::now(),
+        updated_at: Timestamp::now(),
+        edited: false,
+    };
+    let recorded = app
+        .store
+        .record_change(&mapping.contact_id, &late, Role::Visitor)
+        .await
+        .expect("answered");
+    assert_eq!(recorded, Recorded::Unchanged);
+    app.store
+        .erase_author(
+            &mapping,
+            &chat_sync::domain::UserId::parse("v", &visitor).expect("valid"),
+            true,
+        )
+        .await
+        .expect("answered");
+    app.store
+        .clear_conversation(&mapping, chat_sync::domain::transcript::Cleared::Deleted)
+        .await
+        .expect("answered");
+    assert_eq!(
+        app.item_count().await,
+        count,
+        "nothing written for an erased contact"
+    );
+
+    // And every Stream event for the channel, from its webhook, is ignored.
+    for (kind, text) in [("message.new", "hello?"), ("message.updated", "edited")] {
+        let event = message_event(
+            kind,
+            "messaging",
+            &channel,
+            &message("m-after", &visitor, "Ada", text, "2026-11-24T11:00:00Z"),
+        );
+        let (status, body, _, _) = deliver(&app, &event).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["status"], "ignored", "{body}");
+    }
+    let event = json!({"type": "channel.deleted", "cid": format!("messaging:{channel}")});
+    let (status, body, _, _) = deliver(&app, &event).await;
+    assert_eq!(
+        (status, body["status"].clone()),
+        (StatusCode::OK, json!("ignored"))
+    );
+    assert_eq!(
+        app.item_count().await,
+        count,
+        "nothing written for an erased contact"
+    );
+    assert!(items_mentioning(&app, &needles).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_flusher_holding_the_contact_during_the_erasure_writes_nothing_back() {
+    let app = TestApp::start_with(chat_sync::config::FlushSettings {
+        targets: chat_sync::config::Targets::BOTH,
+        ..support::test_flush_settings()
+    })
+    .await;
+    let (contact, visitor, channel) = chatting_visitor(&app, "racing@example.com").await;
+    // HubSpot is slow: the flusher holds the contact's lease, mid-write, while the erasure runs.
+    app.hubspot.faults().set_latency(Duration::from_millis(600));
+    let event = message_event(
+        "message.new",
+        "messaging",
+        &channel,
+        &message(
+            "m-race",
+            &visitor,
+            "Ada",
+            "are you there?",
+            "2026-11-24T10:01:00Z",
+        ),
+    );
+    let (response, flush) = app.webhook.receive(support::signed_webhook(&event)).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let flush = tokio::spawn(flush.expect("a flush to run").run());
+    let lease_taken = async {
+        loop {
+            let leases = items_mentioning(&app, &["LEASE"]).await;
+            if !leases.is_empty() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(5), lease_taken)
+        .await
+        .expect("the flusher took the contact's lease");
+    // HubSpot has deleted the contact: the flusher's write meets a 404 and looks for it by e-mail meanwhile.
+    app.hubspot.delete_contact(&contact);
+    let response = app
+        .hubspot_webhooks
+        .handle(hubspot_events(&[("contact.privacyDeletion", &contact)]))
+        .await;
+    assert_eq!(
+        response.status(),
+        StatusCode::OK,
+        "{}",
+        json_body(&response)
+    );
+    flush.await.expect("flush task");
+    // The flusher's lease, kept while it writes, is released by it; nothing else of the contact came back.
+    let left = items_mentioning(
+        &app,
+        &[contact.as_str(), visitor.as_str(), channel.as_str()],
+    )
+    .await;
+    assert!(left.is_empty(), "the flusher wrote back {left:#?}");
+}
+
+/// `expires_at` of every item of the contact (its lease aside).
+async fn expiry_of_items(app: &TestApp, needles: &[&str]) -> Vec<Option<i64>> {
+    items_mentioning(app, needles)
+        .await
+        .iter()
+        .filter(|item| {
+            item.get("sk")
+                .and_then(|v| v.as_s().ok())
+                .map(String::as_str)
+                != Some("LEASE")
+        })
+        .map(|item| {
+            item.get("expires_at")
+                .and_then(|v| v.as_n().ok())
+                .and_then(|v| v.parse().ok())
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn deletion_stops_syncing_and_purges_in_90_days_restore_resumes() {
+    let app = TestApp::start().await;
+    let (contact, visitor, channel) = chatting_visitor(&app, "restorable@example.com").await;
+    let needles = [contact.as_str(), visitor.as_str(), channel.as_str()];
+    let before = Timestamp::now().unix_seconds();
+    let response = app
+        .hubspot_webhooks
+        .handle(hubspot_events(&[("contact.deletion", &contact)]))
+        .await;
+    assert_eq!(
+        json_body(&response)["deleted"],
+        1,
+        "{}",
+        json_body(&response)
+    );
+    // Every item expires when HubSpot would purge the contact: 90 days after the deletion.
+    let expiries = expiry_of_items(&app, &needles).await;
+    assert!(expiries.len() >= 5, "{expiries:?}");
+    let ninety_days = RESTORABLE_FOR.as_secs() as i64;
+    for expiry in &expiries {
+        let expiry = expiry.expect("every item has a TTL");
+        assert!(
+            (before - 2 + ninety_days..=before + 1 + ninety_days).contains(&expiry),
+            "{expiry} is not 90 days after {before}"
+        );
+    }
+    let state = app
+        .store
+        .sync_state(&ContactId::parse(&contact).expect("id"))
+        .await
+        .expect("read");
+    assert!(state
+        .parked
+        .is_some_and(|why| why.contains("deleted in HubSpot")));
+
+    // Syncing stops at once: a new message is not kept, nothing goes to HubSpot, no 404 loop.
+    app.hubspot.clear_calls();
+    let event = message_event(
+        "message.new",
+        "messaging",
+        &channel,
+        &message(
+            "m-while-deleted",
+            &visitor,
+            "Ada",
+            "hello?",
+            "2026-11-24T10:02:00Z",
+        ),
+    );
+    let (_, body, _, _) = deliver(&app, &event).await;
+    assert_eq!(body["status"], "ignored", "{body}");
+    app.sweeper()
+        .handle(json!({"source": "aws.events"}))
+        .await
+        .expect("sweep");
+    assert_eq!(app.hubspot.calls().len(), 0, "{:#?}", app.hubspot.calls());
+
+    // Restored: the TTL goes, the contact is synced again.
+    let response = app
+        .hubspot_webhooks
+        .handle(hubspot_events(&[("contact.restore", &contact)]))
+        .await;
+    assert_eq!(
+        json_body(&response)["restored"],
+        1,
+        "{}",
+        json_body(&response)
+    );
+    assert!(expiry_of_items(&app, &needles)
+        .await
+        .iter()
+        .all(Option::is_none));
+    let event = message_event(
+        "message.new",
+        "messaging",
+        &channel,
+        &message(
+            "m-restored",
+            &visitor,
+            "Ada",
+            "back again",
+            "2026-11-24T10:03:00Z",
+        ),
+    );
+    let (_, body, _, _) = deliver(&app, &event).await;
+    assert_eq!(body["status"], "recorded", "{body}");
+    assert!(app.transcript(&contact).contains("back again"));
+}
+
+#[tokio::test]
+async fn privacy_deletion_and_deletion_in_either_order_erase_everything() {
+    let app = TestApp::start().await;
+    let (first, _, _) = chatting_visitor(&app, "order.one@example.com").await;
+    let (second, _, _) = chatting_visitor(&app, "order.two@example.com").await;
+    // One delivery, deletion first; then the other order across two deliveries.
+    let response = app
+        .hubspot_webhooks
+        .handle(hubspot_events(&[
+            ("contact.deletion", &first),
+            ("contact.privacyDeletion", &first),
+        ]))
+        .await;
+    assert_eq!(
+        response.status(),
+        StatusCode::OK,
+        "{}",
+        json_body(&response)
+    );
+    for kind in [
+        "contact.privacyDeletion",
+        "contact.deletion",
+        "contact.restore",
+    ] {
+        let response = app
+            .hubspot_webhooks
+            .handle(hubspot_events(&[(kind, &second)]))
+            .await;
+        assert_eq!(
+            response.status(),
+            StatusCode::OK,
+            "{}",
+            json_body(&response)
+        );
+    }
+    assert!(items_mentioning(&app, &[first.as_str()]).await.is_empty());
+    assert!(items_mentioning(&app, &[second.as_str()]).await.is_empty());
+}
+
+#[tokio::test]
+async fn every_hubspot_event_file_does_what_its_name_says() {
+    let app = TestApp::start().await;
+    // The files' contact (objectId 1001) with a conversation, as registration stores it.
+    let channel = "chat-0f8e5b9c2d7a4e6f9b1c3d5e7f9a1b2c";
+    app.store
+        .save_channel(&chat_sync::ports::ChannelMapping {
+            channel: ChannelRef::new(
+                ChannelType::parse("messaging").expect("valid"),
+                ChannelId::parse(channel).expect("valid"),
+            ),
+            contact_id: ContactId::parse("1001").expect("valid"),
+            email: chat_sync::domain::Email::parse("ada.lovelace@example.com").expect("valid"),
+            visitor_id: chat_sync::domain::UserId::parse(
+                "v",
+                "visitor-5a0c9e3f7b1d4f2a8c6e0b9d7f5a3c1e",
+            )
+            .expect("valid"),
+            visitor_name: "Ada Lovelace".into(),
+            created_at: Timestamp::parse("t", "2026-11-24T10:00:00Z").expect("valid"),
+            cleared: None,
+            purge_at: None,
+        })
+        .await
+        .expect("mapping stored");
+    // The files were signed at 2026-11-24T10:00:05Z (`sign-events`); replayed a minute later.
+    let at = Timestamp::parse("t", "2026-11-24T10:01:05Z").expect("valid");
+    let handle = |name: &'static str| {
+        let app = &app;
+        async move {
+            let response = app
+                .hubspot_webhooks
+                .handle_at(support::event(name), at)
+                .await;
+            (response.status(), json_body(&response))
+        }
+    };
+    let (status, body) = handle("hubspot-webhook-bad-signature.json").await;
+    assert_eq!(
+        (status, body["code"].clone()),
+        (StatusCode::UNAUTHORIZED, json!("invalid_signature"))
+    );
+    let (status, body) = handle("hubspot-webhook-deletion.json").await;
+    assert_eq!(
+        (status, body["deleted"].clone()),
+        (StatusCode::OK, json!(1)),
+        "{body}"
+    );
+    let (status, body) = handle("hubspot-webhook-privacy-deletion.json").await;
+    assert_eq!(
+        (status, body["erased"].clone()),
+        (StatusCode::OK, json!(1)),
+        "{body}"
+    );
+    assert!(items_mentioning(&app, &["1001", channel]).await.is_empty());
+    // Replayed later than five minutes after signing: refused.
+    let late = Timestamp::parse("t", "2026-11-24T10:06:06Z").expect("valid");
+    let response = app
+        .hubspot_webhooks
+        .handle_at(support::event("hubspot-webhook-deletion.json"), late)
+        .await;
+    assert_eq!(json_body(&response)["code"], "stale_request");
+}
