@@ -21,8 +21,9 @@ const BROWSER_TIMEOUT: Duration = Duration::from_secs(240);
 const WIDGET_BUDGET_GZIPPED: usize = 120 * 1024;
 
 /// Variables that would switch the server to live mode, another DynamoDB Local or other settings.
-const CLEARED: [&str; 12] = [
+const CLEARED: [&str; 13] = [
     "HUBSPOT_ACCESS_TOKEN",
+    "HUBSPOT_CLIENT_SECRET",
     "HUBSPOT_ACCESS_TOKEN_SECRET_ARN",
     "HUBSPOT_BASE_URL",
     "STREAM_API_KEY",
@@ -303,6 +304,44 @@ async fn dev_server_syncs_a_conversation_into_the_crm_and_stops_on_ctrl_c() {
     let agent = text(&config, "agentId").to_owned();
     let dynamodb = text(&config, "dynamodbEndpoint").to_owned();
     assert!(accepts_connections(&dynamodb));
+
+    // HubSpot's webhooks at the deployed path, signed for the URL called (http://<Host><path>).
+    let unsigned = server
+        .http
+        .post(server.url("/hubspot/webhooks"))
+        .body("[]")
+        .send()
+        .await
+        .expect("POST /hubspot/webhooks");
+    let (status, body) = json_of(unsigned).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (401, Some("missing_signature"))
+    );
+    let timestamp = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_millis())
+    .to_string();
+    let url = server.url("/hubspot/webhooks");
+    let signature = chat_sync::handlers::hubspot_webhooks::signature::Signed {
+        method: "POST",
+        uri: &url,
+        body: b"[]",
+        timestamp: &timestamp,
+    }
+    .sign(&"sandbox-hubspot-client-secret".to_owned().into());
+    let signed = server
+        .http
+        .post(&url)
+        .header("x-hubspot-signature-v3", signature)
+        .header("x-hubspot-request-timestamp", timestamp)
+        .body("[]")
+        .send()
+        .await
+        .expect("POST /hubspot/webhooks");
+    let (status, body) = json_of(signed).await;
+    assert_eq!(status, 200, "{body}\n{}", server.log_text());
 
     // Registration as the widget does it: same origin, so CORS allows it. It names the sandbox Stream, which the
     // pages' CSP lets the widget reach.
