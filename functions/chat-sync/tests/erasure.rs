@@ -559,6 +559,7 @@ async fn every_hubspot_event_file_does_what_its_name_says() {
             )
             .expect("valid"),
             visitor_name: "Ada Lovelace".into(),
+            identity: chat_sync::domain::identity::Identity::Unverified,
             created_at: Timestamp::parse("t", "2026-11-24T10:00:00Z").expect("valid"),
             cleared: None,
             purge_at: None,
