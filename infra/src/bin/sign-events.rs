@@ -7,8 +7,8 @@
 //! `HUBSPOT_CLIENT_SECRET` or, by default, the documented test secrets the tests use.
 
 use chat_sync::adapters::stream::sign_body;
-use infra::invoke_env::EVENTS_STREAM_SECRET;
 use chat_sync::handlers::hubspot_webhooks::signature::Signed;
+use infra::invoke_env::EVENTS_STREAM_SECRET;
 use serde_json::Value;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -91,7 +91,8 @@ fn main() -> ExitCode {
             other => dir = PathBuf::from(other),
         }
     }
-    let secret = std::env::var("STREAM_API_SECRET").unwrap_or_else(|_| EVENTS_STREAM_SECRET.to_owned());
+    let secret =
+        std::env::var("STREAM_API_SECRET").unwrap_or_else(|_| EVENTS_STREAM_SECRET.to_owned());
     let hubspot =
         std::env::var("HUBSPOT_CLIENT_SECRET").unwrap_or_else(|_| HUBSPOT_TEST_SECRET.to_owned());
     match sign_all(&dir, &secret, &hubspot, check) {

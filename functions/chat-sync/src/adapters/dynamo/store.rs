@@ -11,9 +11,8 @@ use crate::domain::{
     MessageKind, NoteId, Role, StoredMessage, Timestamp, UserId,
 };
 use crate::ports::{
-    BacklogEntry, BacklogHealth, ChannelMapping, ConversationNotes, Footprint, LeaseOwner, Recorded,
-    Release,
-    Store, StoreError, SyncState, TranscriptSource,
+    BacklogEntry, BacklogHealth, ChannelMapping, ConversationNotes, Footprint, LeaseOwner,
+    Recorded, Release, Store, StoreError, SyncState, TranscriptSource,
 };
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{
