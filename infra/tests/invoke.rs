@@ -293,7 +293,7 @@ async fn every_sample_event_gives_its_documented_answer_under_the_runtime_api() 
                 assert_eq!(emf.len(), 1, "one EMF line per sweep\n{context}");
                 assert_eq!(emf[0]["Table"], infra::invoke_env::TABLE);
                 assert_eq!(emf[0]["BacklogContacts"], report["waiting"]);
-                assert_eq!(emf[0]["ParkedContacts"], report["parked"]);
+                assert_eq!(emf[0]["ParkedContacts"], report["parked_total"]);
             }
             other => panic!("{other}: the README documents an answer this test does not check"),
         }

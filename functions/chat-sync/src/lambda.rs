@@ -40,6 +40,20 @@ pub async fn init_or_exit<T>(result: Result<T, ConfigError>) -> T {
     }
 }
 
+/// `AWS_LAMBDA_RUNTIME_API` is `host:port` on AWS; cargo-lambda gives a URL with a path of its own
+/// (`http://[::]:9000/.rt/webhook`), which the runtime client also accepts.
+fn init_error_url(api: &str) -> String {
+    let base = if api.contains("://") {
+        api.to_owned()
+    } else {
+        format!("http://{api}")
+    };
+    format!(
+        "{}/2018-06-01/runtime/init/error",
+        base.trim_end_matches('/')
+    )
+}
+
 async fn report_init_error(api: &str, error: &ConfigError) {
     let body = serde_json::json!({
         "errorMessage": error.to_string(),
@@ -57,7 +71,7 @@ async fn report_init_error(api: &str, error: &ConfigError) {
         }
     };
     let sent = client
-        .post(format!("http://{api}/2018-06-01/runtime/init/error"))
+        .post(init_error_url(api))
         .header("Lambda-Runtime-Function-Error-Type", CONFIGURATION_ERROR)
         .json(&body)
         .send()
@@ -132,4 +146,25 @@ async fn run_pending(
         None => return Err("the webhook handler stopped".into()),
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::init_error_url;
+
+    #[test]
+    fn the_init_error_goes_to_the_runtime_api_as_aws_and_cargo_lambda_name_it() {
+        assert_eq!(
+            init_error_url("127.0.0.1:9001"),
+            "http://127.0.0.1:9001/2018-06-01/runtime/init/error"
+        );
+        assert_eq!(
+            init_error_url("http://[::]:9000/.rt/webhook"),
+            "http://[::]:9000/.rt/webhook/2018-06-01/runtime/init/error"
+        );
+        assert_eq!(
+            init_error_url("http://localhost:9000/.rt/webhook/"),
+            "http://localhost:9000/.rt/webhook/2018-06-01/runtime/init/error"
+        );
+    }
 }

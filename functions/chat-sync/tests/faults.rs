@@ -365,7 +365,11 @@ async fn a_sweep_counts_contacts_behind_and_parked_and_publishes_them_as_valid_e
     let app = TestApp::start().await;
     let empty = app.sweeper().sweep().await.expect("sweep");
     assert_eq!(
-        (empty.waiting, empty.parked, empty.oldest_waiting_seconds),
+        (
+            empty.waiting,
+            empty.parked_total,
+            empty.oldest_waiting_seconds
+        ),
         (0, 0, 0)
     );
 
@@ -379,7 +383,7 @@ async fn a_sweep_counts_contacts_behind_and_parked_and_publishes_them_as_valid_e
     )
     .await;
     let parked = app.sweeper().sweep().await.expect("sweep");
-    assert_eq!((parked.waiting, parked.parked), (0, 1), "{parked:?}");
+    assert_eq!((parked.waiting, parked.parked_total), (0, 1), "{parked:?}");
 
     // Three contacts behind while HubSpot refuses every write; one of them has waited an hour.
     app.hubspot.faults().fail_next("batch_update", 10_000, 423);
@@ -409,7 +413,7 @@ async fn a_sweep_counts_contacts_behind_and_parked_and_publishes_them_as_valid_e
         .expect("backdate one contact's place in the queue");
 
     let report = app.sweeper().sweep().await.expect("sweep");
-    assert_eq!((report.waiting, report.parked), (3, 1), "{report:?}");
+    assert_eq!((report.waiting, report.parked_total), (3, 1), "{report:?}");
     assert!(
         (3_600..3_660).contains(&report.oldest_waiting_seconds),
         "the backdated contact is the oldest: {report:?}"
@@ -449,7 +453,7 @@ async fn a_sweep_counts_contacts_behind_and_parked_and_publishes_them_as_valid_e
     assert_eq!(
         (
             drained.waiting,
-            drained.parked,
+            drained.parked_total,
             drained.oldest_waiting_seconds
         ),
         (0, 1, 0),

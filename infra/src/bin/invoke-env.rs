@@ -26,6 +26,7 @@ fn main() -> ExitCode {
 
 async fn run() -> Result<(), infra::invoke_env::InvokeEnvError> {
     let events = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../events"));
+    let events = events.canonicalize().unwrap_or(events);
     let env_file = events.join("local.env");
     let env = InvokeEnv::start(Ports::KNOWN, &events).await?;
     env.write_env_file(&env_file)?;

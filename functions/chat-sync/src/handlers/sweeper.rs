@@ -18,8 +18,9 @@ pub struct SweepReport {
     pub flush: FlushReport,
     /// Contacts still queued after the sweep.
     pub waiting: usize,
-    /// Contacts parked (no longer retried until re-queued).
-    pub parked: usize,
+    /// Contacts parked now, by any sweep (no longer retried until re-queued); the flush's own `parked` counts
+    /// those this sweep parked.
+    pub parked_total: usize,
     /// How long the longest-waiting queued contact has waited, in seconds (0 when none waits).
     pub oldest_waiting_seconds: u64,
 }
@@ -29,7 +30,7 @@ impl SweepReport {
         SyncMetrics {
             backlog_contacts: self.waiting,
             oldest_behind_seconds: self.oldest_waiting_seconds,
-            parked_contacts: self.parked,
+            parked_contacts: self.parked_total,
         }
     }
 }
@@ -82,7 +83,7 @@ impl Sweeper {
         let report = SweepReport {
             flush,
             waiting: left.backlog_contacts,
-            parked: left.parked_contacts,
+            parked_total: left.parked_contacts,
             oldest_waiting_seconds: left.oldest_behind_seconds,
         };
         tracing::info!(?report, "sweep finished");
