@@ -688,6 +688,14 @@ async fn connect_answers_health_check_with_me_then_pings_and_periodic_checks() {
     assert_eq!(first["me"]["name"], "Ada", "me is the stored user");
     assert_eq!(first["me"]["role"], "user");
     assert_eq!(double.connected_users(), ["visitor-1"]);
+    let recorded = double.calls();
+    assert_eq!(recorded[0].route, "connect");
+    assert!(
+        recorded[0].query.contains("authorization=[redacted]")
+            && !recorded[0].query.contains(&token),
+        "the token is not recorded: {}",
+        recorded[0].query
+    );
 
     socket
         .send(json!([{"type": "health.check", "client_id": "visitor-1--x"}]))

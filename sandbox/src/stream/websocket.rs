@@ -185,14 +185,20 @@ pub(crate) async fn connect(
     req: axum::extract::Request,
 ) -> Response {
     let (mut parts, body) = req.into_parts();
+    drop(body);
     let upgrade = WebSocketUpgrade::from_request_parts(&mut parts, &()).await;
-    let record = Req {
+    let original = Req {
         method: parts.method.clone(),
         uri: parts.uri.clone(),
         headers: parts.headers.clone(),
         body: Default::default(),
     };
-    drop(body);
+    let query = original.query();
+    // The token travels in the query string here: the recorded call keeps everything but it.
+    let record = Req {
+        uri: without_token(&original.uri),
+        ..original
+    };
     let call = s.recorder.begin("connect", &record);
     let fault = s.faults.decide("connect");
     s.faults.delay().await;
@@ -207,9 +213,29 @@ pub(crate) async fn connect(
         }
         (Ok(upgrade), None) => upgrade,
     };
-    let session = s.open_session(&record.query());
+    let session = s.open_session(&query);
     let state = s.clone();
     call.finish(upgrade.on_upgrade(move |socket| serve(state, socket, session)))
+}
+
+/// `uri` with the `authorization` query parameter's value redacted.
+fn without_token(uri: &http::Uri) -> http::Uri {
+    let Some(query) = uri.query() else {
+        return uri.clone();
+    };
+    let redacted: Vec<&str> = query
+        .split('&')
+        .map(|pair| {
+            if pair.starts_with("authorization=") {
+                "authorization=[redacted]"
+            } else {
+                pair
+            }
+        })
+        .collect();
+    format!("{}?{}", uri.path(), redacted.join("&"))
+        .parse()
+        .unwrap_or_else(|_| http::Uri::from_static("/connect"))
 }
 
 /// Who connects: the checks of the query parameters and the token, and the user upserted from `user_details`.
