@@ -597,6 +597,16 @@ impl Socket {
         Self { ws }
     }
 
+    /// Connects as `user_id` with a fresh token and reads the first `health.check`: the socket, its connection id
+    /// and the token.
+    async fn open(double: &StreamDouble, user_id: &str) -> (Self, String, String) {
+        let token = user_token(SECRET, user_id, None).expect("token");
+        let mut socket = Self::connect(double, user_id, &token).await;
+        let first = socket.next().await.expect("health.check");
+        let connection_id = first["connection_id"].as_str().expect("id").to_owned();
+        (socket, connection_id, token)
+    }
+
     /// The next text frame as JSON (within 2 s), or `None` if the socket closed first.
     async fn next(&mut self) -> Option<Value> {
         self.next_frame().await.ok().flatten()
@@ -775,18 +785,9 @@ async fn watchers_get_their_channels_events_and_nobody_elses() {
         .await;
     assert_eq!(status, 201, "{body}");
 
-    let visitor_token = user_token(SECRET, "visitor-1", None).expect("token");
-    let mut visitor = Socket::connect(&double, "visitor-1", &visitor_token).await;
-    let connection_id = visitor.next().await.expect("health.check")["connection_id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
-    let outsider_token = user_token(SECRET, "outsider", None).expect("token");
-    let mut outsider = Socket::connect(&double, "outsider", &outsider_token).await;
-    let outsider_connection = outsider.next().await.expect("health.check")["connection_id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
+    let (mut visitor, connection_id, visitor_token) = Socket::open(&double, "visitor-1").await;
+    let (mut outsider, outsider_connection, outsider_token) =
+        Socket::open(&double, "outsider").await;
 
     let as_visitor = Client::with_token(&double, visitor_token);
     let watch = json!({"state": true, "watch": true, "presence": false});
@@ -1457,12 +1458,7 @@ async fn concurrent_senders_reach_a_watcher_once_each_in_stored_order() {
         )
         .await;
     assert_eq!(status, 201, "{body}");
-    let token = user_token(SECRET, "agent", None).expect("token");
-    let mut watcher = Socket::connect(&double, "agent", &token).await;
-    let connection_id = watcher.next().await.expect("health.check")["connection_id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
+    let (mut watcher, connection_id, token) = Socket::open(&double, "agent").await;
     let (status, _) = Client::with_token(&double, token)
         .send(
             "POST",
