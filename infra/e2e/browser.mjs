@@ -229,6 +229,14 @@ async function embedExample(context, stamp) {
       { form: { firstName: 'Ada', lastName: 'x'.repeat(101), email: 'ada@example.com' }, field: 'lastName' },
       { form: { firstName: 'Ada', lastName: 'Lovelace', email: 'ada@example' }, field: 'email' },
       { form: { firstName: 'Ada', lastName: 'Lovelace', email: '.ada@example.com' }, field: 'email' },
+      // Characters, not UTF-16 units, count towards the 100 (as Rust's chars() does).
+      { form: { firstName: '😀'.repeat(101), lastName: 'Lovelace', email: 'ada@example.com' }, field: 'firstName' },
+      { form: { firstName: 'Ada', lastName: 'Love\u0007lace', email: 'ada@example.com' }, field: 'lastName' },
+      { form: { firstName: '   ', lastName: 'Lovelace', email: 'ada@example.com' }, field: 'firstName' },
+      { form: { firstName: 'Ada', lastName: 'Lovelace', email: 'ada lovelace@example.com' }, field: 'email' },
+      { form: { firstName: 'Ada', lastName: 'Lovelace', email: 'ada@-example.com' }, field: 'email' },
+      { form: { firstName: 'Ada', lastName: 'Lovelace', email: 'ada@example.c0m' }, field: 'email' },
+      { form: { firstName: 'Ada', lastName: 'Lovelace', email: `${'a'.repeat(65)}@example.com` }, field: 'email' },
     ];
     for (const { form, field } of cases) {
       await widget.firstName.fill(form.firstName);
