@@ -146,7 +146,10 @@ async fn hubspots_signals_hold_the_whole_budget_back() {
     let app = TestApp::start().await;
     let plan = BudgetPlan::new(RateLimit::HUBSPOT_DEFAULT);
     let budget: Arc<dyn RateBudget> = Arc::new(app.store.budget(plan));
-    // Another client of the same app used most of HubSpot's window: its answers say only 3 are left.
+    // Another client of the same app used most of HubSpot's window: its answers say only 3 are left. The budget
+    // counts from its own clock reading inside `observe` (before its write), so the sustained rate's additions are
+    // counted from before the call: counting from its return would miss what accrued while DynamoDB answered.
+    let told = Instant::now();
     budget
         .observe(RateSignal::Remaining {
             remaining: 3,
@@ -154,7 +157,6 @@ async fn hubspots_signals_hold_the_whole_budget_back() {
             interval: Duration::from_secs(10),
         })
         .await;
-    let told = Instant::now();
     let mut granted = 0;
     while budget
         .acquire(

@@ -540,8 +540,8 @@ async fn a_rolling_window_429_is_not_hammered() {
     assert_eq!(body["code"], "upstream_rate_limited");
     assert_eq!(app.hubspot.call_count("create_contact"), 1, "not retried");
     // ...and the shared budget holds every caller back until the window has passed.
-    let (status, _) = register(&app, GRACE).await;
-    assert_eq!(status, StatusCode::BAD_GATEWAY);
+    let (status, body) = register(&app, GRACE).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
     assert_eq!(
         app.hubspot.call_count("create_contact"),
         1,
