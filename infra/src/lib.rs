@@ -3,6 +3,7 @@
 pub mod backlog;
 pub mod bench;
 pub mod dev;
+pub mod erase;
 pub mod invoke_env;
 pub mod runtime_api;
 pub mod serve;

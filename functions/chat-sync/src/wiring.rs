@@ -142,9 +142,19 @@ pub async fn hubspot_webhooks(
     } else {
         None
     };
-    let stream = StreamSettings::load(env, &secrets).await?;
-    let erasure = Erasure::new(store(env, aws)?, Arc::new(stream_client(&stream)?));
-    Ok(HubSpotWebhooks::new(erasure, client_secret).with_public_base_url(public_base_url))
+    Ok(
+        HubSpotWebhooks::new(erasure(env, aws).await?, client_secret)
+            .with_public_base_url(public_base_url),
+    )
+}
+
+/// Erasure here and in Stream: the HubSpot webhooks Lambda and the operators' `erase` command.
+pub async fn erasure(env: &Env, aws: &aws_config::SdkConfig) -> Result<Erasure, ConfigError> {
+    let stream = StreamSettings::load(env, &SecretsManager::new(aws)).await?;
+    Ok(Erasure::new(
+        store(env, aws)?,
+        Arc::new(stream_client(&stream)?),
+    ))
 }
 
 /// Ends a cold start that cannot work, with one line naming the variable (no panic, no backtrace).

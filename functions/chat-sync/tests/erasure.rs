@@ -247,6 +247,17 @@ async fn privacy_deletion_erases_every_item_and_the_visitors_in_stream() {
         }
     }
     assert!(deletions.iter().all(|c| !c.path.contains(&other_visitor)));
+    // The double applied them: the users, their messages and their one-to-one channels are gone from Stream.
+    let users: Vec<String> = app.stream.users().into_iter().map(|u| u.id).collect();
+    assert!(
+        !users.contains(&visitor) && !users.contains(&visitor2),
+        "{users:?}"
+    );
+    assert!(users.contains(&other_visitor));
+    for erased in [&channel, &channel2] {
+        assert!(app.stream.messages("messaging", erased).is_empty());
+        assert!(app.stream.channels().iter().all(|c| c.id != **erased));
+    }
 }
 
 #[tokio::test]
