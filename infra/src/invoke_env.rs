@@ -18,6 +18,8 @@ use std::path::{Path, PathBuf};
 
 /// The secret the webhook events in `events/` are signed with (`sign-events`): public, for local use only.
 pub const EVENTS_STREAM_SECRET: &str = "local-stream-secret-for-events";
+/// The HubSpot app's client secret the `hubspot-webhook-*.json` events are signed with: public, for local use only.
+pub const EVENTS_HUBSPOT_CLIENT_SECRET: &str = "local-hubspot-client-secret-for-events";
 /// The Stream key the events carry in `x-api-key`.
 pub const EVENTS_STREAM_KEY: &str = "local-api-key";
 /// The origin of `registration-preflight.json`.
@@ -208,6 +210,7 @@ impl InvokeEnv {
             ("TABLE_NAME", TABLE.into()),
             ("HUBSPOT_BASE_URL", self.hubspot.base_url()),
             ("HUBSPOT_ACCESS_TOKEN", HUBSPOT_TOKEN.into()),
+            ("HUBSPOT_CLIENT_SECRET", EVENTS_HUBSPOT_CLIENT_SECRET.into()),
             ("STREAM_BASE_URL", self.stream.base_url()),
             ("STREAM_API_KEY", EVENTS_STREAM_KEY.into()),
             ("STREAM_API_SECRET", EVENTS_STREAM_SECRET.into()),

@@ -33,6 +33,7 @@ fn binaries() -> &'static BTreeMap<String, PathBuf> {
             .current_dir(repo_root())
             .args(["build", "--locked", "--message-format=json"])
             .args(["-p", "registration", "-p", "webhook", "-p", "sweeper"])
+            .args(["-p", "hubspot-webhooks"])
             .stderr(Stdio::inherit())
             .output()
             .expect("run cargo build");
@@ -52,7 +53,7 @@ fn binaries() -> &'static BTreeMap<String, PathBuf> {
                 found.insert(name.to_owned(), PathBuf::from(path));
             }
         }
-        for name in ["registration", "webhook", "sweeper"] {
+        for name in ["registration", "webhook", "sweeper", "hubspot-webhooks"] {
             assert!(
                 found.contains_key(name),
                 "cargo built no {name} binary: {found:?}"
@@ -202,11 +203,10 @@ async fn every_sample_event_gives_its_documented_answer_under_the_runtime_api() 
     );
 
     for file in &documented {
-        let binary = file
-            .split('-')
-            .next()
-            .expect("a prefix")
-            .trim_end_matches(".json");
+        let binary = match file.split_once('-') {
+            Some(("hubspot", _)) => "hubspot-webhooks",
+            _ => file.split(['-', '.']).next().expect("a prefix"),
+        };
         let event = std::fs::read_to_string(events_dir().join(file)).expect("event file");
         let run = invoke(binary, event, &variables).await;
         let context = format!("{file}\nstdout:\n{}\nstderr:\n{}", run.stdout, run.stderr);
@@ -272,6 +272,16 @@ async fn every_sample_event_gives_its_documented_answer_under_the_runtime_api() 
                 assert_eq!(
                     (status, body["code"].as_str()),
                     (401, Some("invalid_signature")),
+                    "{context}"
+                );
+            }
+            "hubspot-webhook-deletion.json"
+            | "hubspot-webhook-privacy-deletion.json"
+            | "hubspot-webhook-bad-signature.json" => {
+                let (status, _, body) = http_answer(file, &run);
+                assert_eq!(
+                    (status, body["code"].as_str()),
+                    (401, Some("stale_request")),
                     "{context}"
                 );
             }

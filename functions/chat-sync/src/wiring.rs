@@ -157,18 +157,6 @@ pub async fn erasure(env: &Env, aws: &aws_config::SdkConfig) -> Result<Erasure, 
     ))
 }
 
-/// Ends a cold start that cannot work, with one line naming the variable (no panic, no backtrace).
-pub fn or_exit<T>(result: Result<T, ConfigError>) -> T {
-    match result {
-        Ok(value) => value,
-        Err(error) => {
-            tracing::error!(variable = %error.variable, "{error}");
-            eprintln!("{error}");
-            std::process::exit(1);
-        }
-    }
-}
-
 /// A DynamoDB client for DynamoDB Local at `endpoint` (dev server, tests, benchmarks): fixed dummy credentials and
 /// region, because DynamoDB Local keeps one database per access key and region.
 pub async fn local_dynamodb(endpoint: &str) -> aws_sdk_dynamodb::Client {

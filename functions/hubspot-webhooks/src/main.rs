@@ -8,10 +8,16 @@ use std::sync::Arc;
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     chat_sync::telemetry::init();
-    let webhooks = Arc::new(chat_sync::wiring::or_exit(
-        chat_sync::wiring::hubspot_webhooks(&Env::from_process(), &chat_sync::wiring::aws().await)
+    let webhooks = Arc::new(
+        chat_sync::lambda::init_or_exit(
+            chat_sync::wiring::hubspot_webhooks(
+                &Env::from_process(),
+                &chat_sync::wiring::aws().await,
+            )
             .await,
-    ));
+        )
+        .await,
+    );
     lambda_http::run(service_fn(move |request: Request| {
         let webhooks = webhooks.clone();
         async move { Ok::<_, Infallible>(webhooks.handle(request).await) }

@@ -8,12 +8,10 @@
 
 use chat_sync::adapters::stream::sign_body;
 use chat_sync::handlers::hubspot_webhooks::signature::Signed;
-use infra::invoke_env::EVENTS_STREAM_SECRET;
+use infra::invoke_env::{EVENTS_HUBSPOT_CLIENT_SECRET, EVENTS_STREAM_SECRET};
 use serde_json::Value;
 use std::path::PathBuf;
 use std::process::ExitCode;
-
-const HUBSPOT_TEST_SECRET: &str = "local-hubspot-client-secret-for-events";
 
 /// Who signs a file, and how.
 enum Signer {
@@ -93,8 +91,8 @@ fn main() -> ExitCode {
     }
     let secret =
         std::env::var("STREAM_API_SECRET").unwrap_or_else(|_| EVENTS_STREAM_SECRET.to_owned());
-    let hubspot =
-        std::env::var("HUBSPOT_CLIENT_SECRET").unwrap_or_else(|_| HUBSPOT_TEST_SECRET.to_owned());
+    let hubspot = std::env::var("HUBSPOT_CLIENT_SECRET")
+        .unwrap_or_else(|_| EVENTS_HUBSPOT_CLIENT_SECRET.to_owned());
     match sign_all(&dir, &secret, &hubspot, check) {
         Ok(changed) if check && !changed.is_empty() => {
             eprintln!(
