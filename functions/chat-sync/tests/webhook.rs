@@ -735,3 +735,42 @@ async fn a_visitors_erased_messages_are_erased_here() {
         json!({ "type": "user.messages.deleted", "user": { "id": AGENT_ID }, "hard_delete": true });
     assert_eq!(deliver_event(&app, agent).await["status"], "ignored");
 }
+
+#[tokio::test]
+async fn a_hard_deleted_visitor_takes_its_lines_and_its_conversations_along() {
+    let app = TestApp::start().await;
+    let (contact, visitor, channel) = register_visitor(&app, "Ada", "gone@example.com").await;
+    for (id, user, text, second) in [
+        ("h1", visitor.as_str(), "my phone is 555-0100", 1),
+        ("h2", AGENT_ID, "thanks, we will call", 2),
+    ] {
+        let event = message_event(
+            "message.new",
+            "messaging",
+            &channel,
+            &message(
+                id,
+                user,
+                "Ada",
+                text,
+                &format!("2026-11-24T10:00:{second:02}.000Z"),
+            ),
+        );
+        deliver_event(&app, event).await;
+    }
+    // Stream's hard delete of a user removes its messages even without `mark_messages_deleted`.
+    let hard = json!({ "type": "user.deleted", "user": { "id": visitor }, "hard_delete": true });
+    assert_eq!(deliver_event(&app, hard).await["status"], "recorded");
+    let transcript = app.transcript(&contact);
+    assert!(!transcript.contains("555-0100"), "{transcript}");
+    assert!(transcript.contains("thanks, we will call"), "{transcript}");
+    // With `delete_conversation_channels`, the conversation itself is gone: it leaves the property.
+    let channels = json!({ "type": "user.deleted", "user": { "id": visitor }, "hard_delete": true,
+        "delete_conversation_channels": true });
+    assert_eq!(deliver_event(&app, channels).await["status"], "recorded");
+    let transcript = app.transcript(&contact);
+    assert!(!transcript.contains("thanks, we will call"), "{transcript}");
+    // A soft delete of the user alone (no messages, no channels): nothing to erase.
+    let soft = json!({ "type": "user.deleted", "user": { "id": visitor } });
+    assert_eq!(deliver_event(&app, soft).await["status"], "ignored");
+}

@@ -56,6 +56,9 @@ struct WireEvent {
     /// `user.deleted`: whether the user's messages go too.
     #[serde(default)]
     mark_messages_deleted: Option<bool>,
+    /// `user.deleted`: whether the user's one-to-one channels (our conversations) were deleted with it.
+    #[serde(default)]
+    delete_conversation_channels: Option<bool>,
     #[serde(default)]
     channel: Option<WireChannel>,
     #[serde(default)]
@@ -121,10 +124,12 @@ pub enum Parsed {
         channel: ChannelRef,
         cleared: Cleared,
     },
-    /// `user.deleted` (with its messages) / `user.messages.deleted`: Stream erased a user's messages.
+    /// `user.deleted` / `user.messages.deleted`: Stream erased a user's messages (`Some(remove)`: soft, or hard
+    /// when `remove`) and, for `user.deleted` with `delete_conversation_channels`, their conversations.
     UserErased {
         user: UserId,
-        remove: bool,
+        messages: Option<bool>,
+        conversations: bool,
     },
     /// Not a transcript line (other event types, ephemeral/error/system messages).
     Ignored(&'static str),
@@ -158,17 +163,26 @@ pub fn parse_event(body: &[u8]) -> Result<Parsed, Invalid> {
                 cleared: Cleared::Deleted,
             })
         }
-        "user.deleted" if event.mark_messages_deleted != Some(true) => {
-            return Ok(Parsed::Ignored("user deleted without their messages"))
-        }
         "user.deleted" | "user.messages.deleted" => {
+            let hard = event.hard_delete == Some(true);
+            // A hard-deleted user's messages go with it, whether or not `mark_messages_deleted` says so.
+            let messages = (event.kind == "user.messages.deleted"
+                || hard
+                || event.mark_messages_deleted == Some(true))
+            .then_some(hard);
+            let conversations =
+                event.kind == "user.deleted" && event.delete_conversation_channels == Some(true);
+            if messages.is_none() && !conversations {
+                return Ok(Parsed::Ignored("user deleted without their messages"));
+            }
             let user = event
                 .user
                 .as_ref()
                 .ok_or_else(|| Invalid::new("user", "is required"))?;
             return Ok(Parsed::UserErased {
                 user: UserId::parse("user.id", &user.id)?,
-                remove: event.hard_delete == Some(true),
+                messages,
+                conversations,
             });
         }
         "message.new" => MessageKind::New,
@@ -432,13 +446,31 @@ impl Webhook {
                 tracing::info!(contact_id = %mapping.contact_id, channel = %channel, ?cleared, "conversation erased as in Stream");
                 (mapping.contact_id, recorded)
             }
-            Parsed::UserErased { user, remove } => {
+            Parsed::UserErased {
+                user,
+                messages,
+                conversations,
+            } => {
                 // Only a registered visitor's messages can be found (an agent's span every contact).
                 let mut last = None;
                 for channel in self.store.visitor_channels(&user).await? {
                     if let Some(mapping) = self.store.channel(&channel).await? {
-                        let recorded = self.store.erase_author(&mapping, &user, remove).await?;
-                        tracing::info!(contact_id = %mapping.contact_id, channel = %channel, remove, "visitor's messages erased as in Stream");
+                        let mut recorded = Recorded::Unchanged;
+                        if conversations {
+                            // The visitor's channel is the conversation: deleted with the user.
+                            recorded = self
+                                .store
+                                .clear_conversation(&mapping, Cleared::Deleted)
+                                .await?;
+                        }
+                        if let Some(remove) = messages {
+                            if self.store.erase_author(&mapping, &user, remove).await?
+                                == Recorded::Applied
+                            {
+                                recorded = Recorded::Applied;
+                            }
+                        }
+                        tracing::info!(contact_id = %mapping.contact_id, channel = %channel, ?messages, conversations, "visitor's messages erased as in Stream");
                         let applied = matches!(last, Some((_, Recorded::Applied)))
                             || recorded == Recorded::Applied;
                         last = Some((
