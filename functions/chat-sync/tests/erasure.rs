@@ -623,3 +623,32 @@ async fn every_hubspot_event_file_does_what_its_name_says() {
         .await;
     assert_eq!(json_body(&response)["code"], "stale_request");
 }
+
+#[tokio::test]
+async fn a_privacy_deletion_stream_fails_is_answered_503_and_its_retry_finishes() {
+    let app = TestApp::start().await;
+    let (contact, visitor, channel) = chatting_visitor(&app, "retry.me@example.com").await;
+    // Stream is down for longer than the client's retries: nothing is erased here yet, so HubSpot's redelivery
+    // still finds the visitors to erase.
+    app.stream.faults().fail_next("delete_user", 10, 503);
+    let response = app
+        .hubspot_webhooks
+        .handle(hubspot_events(&[("contact.privacyDeletion", &contact)]))
+        .await;
+    assert_eq!(
+        response.status(),
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        json_body(&response)
+    );
+    let needles = [contact.as_str(), visitor.as_str(), channel.as_str()];
+    assert!(!items_mentioning(&app, &needles).await.is_empty());
+    app.stream.faults().clear();
+    let response = app
+        .hubspot_webhooks
+        .handle(hubspot_events(&[("contact.privacyDeletion", &contact)]))
+        .await;
+    assert_eq!(response.status(), StatusCode::OK, "{}", json_body(&response));
+    assert!(items_mentioning(&app, &needles).await.is_empty());
+    assert!(app.stream.users().iter().all(|u| u.id != visitor));
+}
