@@ -58,6 +58,12 @@ async fn sweep(app: &TestApp) {
         .expect("sweep");
 }
 
+/// Delivers HubSpot events about contacts, signed now, to the handler: its status and JSON body.
+async fn from_hubspot(app: &TestApp, events: &[(&str, &str)]) -> (StatusCode, serde_json::Value) {
+    let response = app.hubspot_webhooks.handle(hubspot_events(events)).await;
+    (response.status(), json_body(&response))
+}
+
 /// A visitor with a conversation of two lines, written to HubSpot: (contact, visitor, channel id).
 async fn chatting_visitor(app: &TestApp, email: &str) -> (String, String, String) {
     let (contact, visitor, channel) = register_visitor(app, "Ada", email).await;
@@ -206,16 +212,8 @@ async fn privacy_deletion_erases_every_item_and_the_visitors_in_stream() {
     app.hubspot.delete_contact(&contact);
     for delivery in 0..2 {
         // HubSpot retries a delivery it thinks failed: the second is harmless.
-        let response = app
-            .hubspot_webhooks
-            .handle(hubspot_events(&[("contact.privacyDeletion", &contact)]))
-            .await;
-        assert_eq!(
-            response.status(),
-            StatusCode::OK,
-            "delivery {delivery}: {}",
-            json_body(&response)
-        );
+        let (status, body) = from_hubspot(&app, &[("contact.privacyDeletion", &contact)]).await;
+        assert_eq!(status, StatusCode::OK, "delivery {delivery}: {body}");
         let left = items_mentioning(&app, &needles).await;
         assert!(left.is_empty(), "delivery {delivery} left {left:#?}");
     }
@@ -275,16 +273,8 @@ async fn webhooks_for_an_erased_channel_write_nothing() {
         .await
         .expect("read")
         .expect("mapped");
-    let response = app
-        .hubspot_webhooks
-        .handle(hubspot_events(&[("contact.privacyDeletion", &contact)]))
-        .await;
-    assert_eq!(
-        response.status(),
-        StatusCode::OK,
-        "{}",
-        json_body(&response)
-    );
+    let (status, body) = from_hubspot(&app, &[("contact.privacyDeletion", &contact)]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
     let needles = [contact.as_str(), visitor.as_str(), channel.as_str()];
     assert!(items_mentioning(&app, &needles).await.is_empty());
     let count = app.item_count().await;
@@ -393,16 +383,8 @@ async fn a_flusher_holding_the_contact_during_the_erasure_writes_nothing_back() 
         .expect("the flusher took the contact's lease");
     // HubSpot has deleted the contact: the flusher's write meets a 404 and looks for it by e-mail meanwhile.
     app.hubspot.delete_contact(&contact);
-    let response = app
-        .hubspot_webhooks
-        .handle(hubspot_events(&[("contact.privacyDeletion", &contact)]))
-        .await;
-    assert_eq!(
-        response.status(),
-        StatusCode::OK,
-        "{}",
-        json_body(&response)
-    );
+    let (status, body) = from_hubspot(&app, &[("contact.privacyDeletion", &contact)]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
     flush.await.expect("flush task");
     // The flusher's lease, kept while it writes, is released by it; nothing else of the contact came back.
     let left = items_mentioning(
@@ -438,16 +420,8 @@ async fn deletion_stops_syncing_and_purges_in_90_days_restore_resumes() {
     let (contact, visitor, channel) = chatting_visitor(&app, "restorable@example.com").await;
     let needles = [contact.as_str(), visitor.as_str(), channel.as_str()];
     let before = Timestamp::now().unix_seconds();
-    let response = app
-        .hubspot_webhooks
-        .handle(hubspot_events(&[("contact.deletion", &contact)]))
-        .await;
-    assert_eq!(
-        json_body(&response)["deleted"],
-        1,
-        "{}",
-        json_body(&response)
-    );
+    let (_, body) = from_hubspot(&app, &[("contact.deletion", &contact)]).await;
+    assert_eq!(body["deleted"], 1, "{body}");
     // Every item expires when HubSpot would purge the contact: 90 days after the deletion.
     let expiries = expiry_of_items(&app, &needles).await;
     assert!(expiries.len() >= 5, "{expiries:?}");
@@ -488,16 +462,8 @@ async fn deletion_stops_syncing_and_purges_in_90_days_restore_resumes() {
     assert_eq!(app.hubspot.calls().len(), 0, "{:#?}", app.hubspot.calls());
 
     // Restored: the TTL goes, the contact is synced again.
-    let response = app
-        .hubspot_webhooks
-        .handle(hubspot_events(&[("contact.restore", &contact)]))
-        .await;
-    assert_eq!(
-        json_body(&response)["restored"],
-        1,
-        "{}",
-        json_body(&response)
-    );
+    let (_, body) = from_hubspot(&app, &[("contact.restore", &contact)]).await;
+    assert_eq!(body["restored"], 1, "{body}");
     assert!(expiry_of_items(&app, &needles)
         .await
         .iter()
@@ -526,34 +492,22 @@ async fn privacy_deletion_and_deletion_in_either_order_erase_everything() {
     let (first, _, _) = chatting_visitor(&app, "order.one@example.com").await;
     let (second, _, _) = chatting_visitor(&app, "order.two@example.com").await;
     // One delivery, deletion first; then the other order across two deliveries.
-    let response = app
-        .hubspot_webhooks
-        .handle(hubspot_events(&[
+    let (status, body) = from_hubspot(
+        &app,
+        &[
             ("contact.deletion", &first),
             ("contact.privacyDeletion", &first),
-        ]))
-        .await;
-    assert_eq!(
-        response.status(),
-        StatusCode::OK,
-        "{}",
-        json_body(&response)
-    );
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
     for kind in [
         "contact.privacyDeletion",
         "contact.deletion",
         "contact.restore",
     ] {
-        let response = app
-            .hubspot_webhooks
-            .handle(hubspot_events(&[(kind, &second)]))
-            .await;
-        assert_eq!(
-            response.status(),
-            StatusCode::OK,
-            "{}",
-            json_body(&response)
-        );
+        let (status, body) = from_hubspot(&app, &[(kind, &second)]).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
     }
     assert!(items_mentioning(&app, &[first.as_str()]).await.is_empty());
     assert!(items_mentioning(&app, &[second.as_str()]).await.is_empty());
@@ -631,24 +585,13 @@ async fn a_privacy_deletion_stream_fails_is_answered_503_and_its_retry_finishes(
     // Stream is down for longer than the client's retries: nothing is erased here yet, so HubSpot's redelivery
     // still finds the visitors to erase.
     app.stream.faults().fail_next("delete_user", 10, 503);
-    let response = app
-        .hubspot_webhooks
-        .handle(hubspot_events(&[("contact.privacyDeletion", &contact)]))
-        .await;
-    assert_eq!(
-        response.status(),
-        StatusCode::SERVICE_UNAVAILABLE,
-        "{}",
-        json_body(&response)
-    );
+    let (status, body) = from_hubspot(&app, &[("contact.privacyDeletion", &contact)]).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     let needles = [contact.as_str(), visitor.as_str(), channel.as_str()];
     assert!(!items_mentioning(&app, &needles).await.is_empty());
     app.stream.faults().clear();
-    let response = app
-        .hubspot_webhooks
-        .handle(hubspot_events(&[("contact.privacyDeletion", &contact)]))
-        .await;
-    assert_eq!(response.status(), StatusCode::OK, "{}", json_body(&response));
+    let (status, body) = from_hubspot(&app, &[("contact.privacyDeletion", &contact)]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
     assert!(items_mentioning(&app, &needles).await.is_empty());
     assert!(app.stream.users().iter().all(|u| u.id != visitor));
 }

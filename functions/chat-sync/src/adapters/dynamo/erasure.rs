@@ -72,11 +72,8 @@ fn key_of(item: &Item) -> Result<Item, StoreError> {
 impl DynamoStore {
     /// The keys (and `cid`s) of the contact's partition, read consistently.
     async fn partition_items(&self, contact: &ContactId) -> Result<Vec<Item>, StoreError> {
-        let mut items = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let output = self
-                .client
+        self.query_all(
+            self.client
                 .query()
                 .table_name(&self.table)
                 .key_condition_expression("#pk = :pk")
@@ -84,19 +81,9 @@ impl DynamoStore {
                 .expression_attribute_names("#pk", schema::PARTITION_KEY)
                 .expression_attribute_names("#sk", schema::SORT_KEY)
                 .expression_attribute_values(":pk", s(contact_pk(contact)))
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .return_consumed_capacity(ReturnConsumedCapacity::Total)
-                .send()
-                .await
-                .map_err(unavailable)?;
-            self.consumed.add(output.consumed_capacity());
-            items.extend(output.items().iter().cloned());
-            start = output.last_evaluated_key().cloned();
-            if start.is_none() {
-                return Ok(items);
-            }
-        }
+                .consistent_read(true),
+        )
+        .await
     }
 
     async fn contact_items(&self, contact: &ContactId) -> Result<ContactItems, StoreError> {

@@ -433,6 +433,30 @@ impl DynamoStore {
             .build())
     }
 
+    /// Every item a query matches, page after page.
+    async fn query_all(
+        &self,
+        query: aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder,
+    ) -> Result<Vec<Item>, StoreError> {
+        let mut items = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let output = query
+                .clone()
+                .set_exclusive_start_key(start.take())
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .send()
+                .await
+                .map_err(unavailable)?;
+            self.consumed.add(output.consumed_capacity());
+            items.extend(output.items().iter().cloned());
+            start = output.last_evaluated_key().cloned();
+            if start.is_none() {
+                return Ok(items);
+            }
+        }
+    }
+
     fn lease_key(contact: &ContactId) -> Item {
         key(contact_pk(contact), "LEASE")
     }

@@ -445,11 +445,8 @@ impl DynamoStore {
                 first.min(conversation.started_at)
             })
             .earlier_by(CLOCK_SKEW);
-        let mut items = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let output = self
-                .client
+        self.query_all(
+            self.client
                 .query()
                 .table_name(&self.table)
                 .key_condition_expression("#pk = :pk AND #sk BETWEEN :from AND :to")
@@ -460,19 +457,9 @@ impl DynamoStore {
                 .expression_attribute_values(":from", s(format!("MSG#{}", since.key())))
                 .expression_attribute_values(":to", s("MSG#~"))
                 .expression_attribute_values(":cid", s(&conversation.cid))
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .return_consumed_capacity(ReturnConsumedCapacity::Total)
-                .send()
-                .await
-                .map_err(unavailable)?;
-            self.consumed.add(output.consumed_capacity());
-            items.extend(output.items().iter().cloned());
-            start = output.last_evaluated_key().cloned();
-            if start.is_none() {
-                return Ok(items);
-            }
-        }
+                .consistent_read(true),
+        )
+        .await
     }
 
     /// A change that is not a message (an erasure): bumps the version, queues the contact, marks the
