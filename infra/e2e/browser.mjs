@@ -205,8 +205,12 @@ async function embedExample(context, stamp) {
       const style = getComputedStyle(button);
       return { font: style.fontSize, background: style.backgroundColor };
     });
-    check(launcherStyle.font !== '32px' && launcherStyle.background !== 'rgb(255, 0, 102)',
-      `the host page's CSS reached the widget: ${JSON.stringify(launcherStyle)}`);
+    // The page's CSP allows its own inline style by hash and no other: the site's style applies to its heading, the
+    // widget's (a constructed stylesheet) to the widget.
+    const hostFont = await page.locator('h1').evaluate((h1) => getComputedStyle(h1).fontSize);
+    check(hostFont === '32px', `the host page's own style is not in force (h1 at ${hostFont}): check the page's CSP`);
+    check(launcherStyle.font !== '32px' && launcherStyle.background === 'rgb(36, 86, 214)',
+      `the widget is not styled as its own: ${JSON.stringify(launcherStyle)}`);
 
     // Keyboard only: Tab reaches the launcher, Enter opens the panel with focus in the first field.
     await pressTab(page);

@@ -4,7 +4,10 @@
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
 use chat_sync::handlers::ApiError;
+use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 
 const DEMO_PAGE: &str = include_str!("../../static/index.html");
@@ -50,9 +53,13 @@ impl Pages {
         Self {
             dist: Path::new(WIDGET_DIST).to_path_buf(),
             demo_csp: format!("{common}; script-src 'self'; style-src 'unsafe-inline'"),
-            // A customer's page: its own inline style, the widget from wherever it is hosted.
+            // A customer's page with a strict policy: its own inline style allowed by its hash only, the widget from
+            // wherever it is hosted. The widget's constructed stylesheet needs no 'unsafe-inline'.
             embed_example: EMBED_EXAMPLE.replace("{{ORIGIN}}", origin),
-            embed_csp: format!("{common}; script-src {origin}; style-src 'unsafe-inline'"),
+            embed_csp: format!(
+                "{common}; script-src {origin}; style-src {}",
+                inline_style_hash(EMBED_EXAMPLE)
+            ),
         }
     }
 
@@ -112,6 +119,19 @@ fn html(body: String, csp: &str) -> Response {
     response
 }
 
+/// `'sha256-…'` of the page's `<style>` element, the CSP source that allows exactly that inline style; `'none'`
+/// when it has none.
+fn inline_style_hash(html: &str) -> String {
+    let style = html
+        .split_once("<style>")
+        .and_then(|(_, rest)| rest.split_once("</style>"))
+        .map(|(style, _)| style);
+    match style {
+        Some(style) => format!("'sha256-{}'", STANDARD.encode(Sha256::digest(style))),
+        None => "'none'".to_owned(),
+    }
+}
+
 /// `https://chat.stream-io-api.com` → `https://chat.stream-io-api.com wss://chat.stream-io-api.com`: the SDK's REST
 /// calls and its websocket (`wsBaseURL` is the base URL with `http` replaced by `ws`).
 fn stream_origins(base_url: &str) -> String {
@@ -146,5 +166,26 @@ mod tests {
         assert!(pages.embed_csp.contains(
             "connect-src 'self' http://127.0.0.1:3000 http://127.0.0.1:4100 ws://127.0.0.1:4100;"
         ));
+        // No inline style but the page's own, by its hash: the widget must do without.
+        assert!(
+            !pages.embed_csp.contains("unsafe-inline"),
+            "{}",
+            pages.embed_csp
+        );
+        assert!(
+            pages.embed_csp.contains("style-src 'sha256-"),
+            "{}",
+            pages.embed_csp
+        );
+    }
+
+    #[test]
+    fn an_inline_style_is_allowed_by_its_hash() {
+        // printf 'a{}' | openssl dgst -sha256 -binary | base64
+        assert_eq!(
+            inline_style_hash("<head><style>a{}</style></head>"),
+            "'sha256-X1RutGBrXCt9KkSaXMK7tHftWiRscFHOhxsS8tv8hBk='"
+        );
+        assert_eq!(inline_style_hash("<p>no style</p>"), "'none'");
     }
 }
