@@ -17,10 +17,11 @@ use assets::Pages;
 use backends::{Database, Sandbox};
 use chat_sync::adapters::dynamo::DynamoStore;
 use chat_sync::adapters::stream::StreamClient;
-use chat_sync::config::{ConfigError, Env, HubSpotSettings, SecretsManager, StreamSettings};
-use chat_sync::domain::UserId;
+use chat_sync::config::{
+    ConfigError, Env, HubSpotSettings, SecretsManager, StreamSettings, SupportAgent,
+};
 use chat_sync::handlers::sweeper::Sweeper;
-use chat_sync::ports::StoreError;
+use chat_sync::ports::{StoreError, UpstreamError};
 use chat_sync::wiring;
 use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
@@ -100,6 +101,8 @@ pub enum DevError {
     Table { table: String, source: StoreError },
     #[error("the HTTP server failed: {0}")]
     Serve(std::io::Error),
+    #[error("could not set up the support agent in Stream (as setup --stream-access does): {0}")]
+    StreamAccess(UpstreamError),
 }
 
 /// Starts everything, serves until `shutdown` resolves, then stops everything it started.
@@ -243,7 +246,7 @@ async fn dev_api(
     mode: Mode,
     store: Arc<DynamoStore>,
     dynamodb_endpoint: &str,
-) -> Result<DevApi, ConfigError> {
+) -> Result<DevApi, DevError> {
     let secrets = SecretsManager::new(aws);
     let hubspot = HubSpotSettings::load(env, &secrets).await?;
     let stream = StreamSettings::load(env, &secrets).await?;
@@ -252,17 +255,22 @@ async fn dev_api(
             variable: "STREAM_API_SECRET".into(),
             problem: e.to_string(),
         })?;
-    let agent_id = UserId::parse(
-        "SUPPORT_AGENT_ID",
-        &env.optional("SUPPORT_AGENT_ID", "support-agent"),
-    )
-    .map_err(|e| ConfigError {
-        variable: "SUPPORT_AGENT_ID".into(),
-        problem: e.reason,
-    })?;
+    // `setup --stream-access`, as a deployment runs it once: registration only adds the agent to channels, so it
+    // must exist. The sandbox also gets the product's grants, so the demo runs with a visitor's real rights; a live
+    // app's grants are `setup`'s to change, not the dev server's.
+    let agent = SupportAgent::load(env)?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    chat.ensure_agent(&agent.id, &agent.name, true, deadline)
+        .await
+        .map_err(DevError::StreamAccess)?;
+    if mode == Mode::Sandbox {
+        chat.restrict_visitors(&chat_sync::config::channel_type(env)?, true, deadline)
+            .await
+            .map_err(DevError::StreamAccess)?;
+    }
     Ok(DevApi {
         mode,
-        agent_id,
+        agent_id: agent.id,
         tokens: chat.tokens(),
         crm: chat_sync::wiring::hubspot(&store, &hubspot).0,
         store,

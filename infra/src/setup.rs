@@ -2,6 +2,8 @@
 //!
 //! - `--hubspot`: creates the `chat_transcript` contact property in HubSpot.
 //! - `--stream-webhook URL`: points Stream's webhook at the deployed webhook function, keeping every other hook.
+//! - `--stream-access`: creates the support agent if missing (else sets only its name) and confines a visitor's
+//!   token to its own channel (the channel type's and the app's grants; see `chat_sync::adapters::stream_access`).
 //! - `--local-table NAME`: creates the table in DynamoDB Local, with the schema template.yaml deploys.
 //!
 //! Every step may run again: what is already there is reported, not redone. `--dry-run` makes only read-only calls.
@@ -12,22 +14,26 @@ use aws_sdk_dynamodb::operation::describe_table::DescribeTableError;
 use chat_sync::adapters::dynamo::DynamoStore;
 use chat_sync::adapters::hubspot::{HubSpotClient, TRANSCRIPT_PROPERTY};
 use chat_sync::adapters::stream::StreamClient;
+use chat_sync::adapters::stream_access::{AgentChange, GrantsChange, AGENT_ROLE_ON_CREATION};
 use chat_sync::config::{
-    ConfigError, Env, HubSpotSettings, SecretSource, SecretsManager, StreamSettings,
+    ConfigError, Env, HubSpotSettings, SecretSource, SecretsManager, StreamSettings, SupportAgent,
 };
+use chat_sync::domain::ChannelType;
 use chat_sync::ports::UpstreamError;
 use serde_json::{json, Map, Value};
 use std::fmt;
 use std::time::{Duration, Instant};
 
 pub const USAGE: &str = "\
-Usage: setup [--dry-run] [--hubspot] [--stream-webhook URL] [--local-table NAME [--dynamodb-endpoint URL]]
+Usage: setup [--dry-run] [--hubspot] [--stream-webhook URL] [--stream-access] [--local-table NAME [--dynamodb-endpoint URL]]
 
 Steps (any combination, at least one):
   --hubspot                 create the chat_transcript contact property in HubSpot and check the private app's
                             scopes (contacts and notes); names any that are missing
   --stream-webhook URL      point Stream's webhook at URL (the stack's WebhookFunctionUrl output);
                             other hooks and settings are kept
+  --stream-access           create the support agent if missing (else set only its name; never its role or
+                            profile) and restrict what a visitor's token may do on the channel type
   --local-table NAME        create the table in DynamoDB Local
   --dynamodb-endpoint URL   DynamoDB Local's address (default http://127.0.0.1:8000)
 
@@ -39,6 +45,8 @@ Environment:
   HUBSPOT_ACCESS_TOKEN      for --hubspot (or HUBSPOT_ACCESS_TOKEN_SECRET_ARN, read from Secrets Manager)
   STREAM_API_KEY            for --stream-webhook
   STREAM_API_SECRET         for --stream-webhook (or STREAM_API_SECRET_SECRET_ARN)
+  SUPPORT_AGENT_ID, SUPPORT_AGENT_NAME, STREAM_CHANNEL_TYPE   for --stream-access (default support-agent,
+                            Support, messaging)
   HUBSPOT_BASE_URL, STREAM_BASE_URL   API addresses (default: the public APIs)
 ";
 
@@ -56,6 +64,7 @@ const STEP_BUDGET: Duration = Duration::from_secs(30);
 pub struct Options {
     pub hubspot: bool,
     pub stream_webhook: Option<String>,
+    pub stream_access: bool,
     pub local_table: Option<String>,
     pub dynamodb_endpoint: String,
     pub dry_run: bool,
@@ -66,6 +75,7 @@ impl Default for Options {
         Self {
             hubspot: false,
             stream_webhook: None,
+            stream_access: false,
             local_table: None,
             dynamodb_endpoint: DEFAULT_DYNAMODB_ENDPOINT.to_owned(),
             dry_run: false,
@@ -75,7 +85,10 @@ impl Default for Options {
 
 impl Options {
     pub fn has_steps(&self) -> bool {
-        self.hubspot || self.stream_webhook.is_some() || self.local_table.is_some()
+        self.hubspot
+            || self.stream_webhook.is_some()
+            || self.stream_access
+            || self.local_table.is_some()
     }
 }
 
@@ -99,7 +112,10 @@ where
             }
             _ => (arg, None),
         };
-        let switch = matches!(flag.as_str(), "-h" | "--help" | "--dry-run" | "--hubspot");
+        let switch = matches!(
+            flag.as_str(),
+            "-h" | "--help" | "--dry-run" | "--hubspot" | "--stream-access"
+        );
         if switch && inline.is_some() {
             return Err(format!("{flag} takes no value"));
         }
@@ -115,6 +131,7 @@ where
             "-h" | "--help" => return Ok(Command::Help),
             "--dry-run" => options.dry_run = true,
             "--hubspot" => options.hubspot = true,
+            "--stream-access" => options.stream_access = true,
             "--stream-webhook" | "--webhook-url" => {
                 options.stream_webhook = Some(webhook_url(&flag, value("a URL")?)?);
             }
@@ -127,7 +144,7 @@ where
     }
     if !options.has_steps() {
         return Err(
-            "nothing to do: choose --hubspot, --stream-webhook URL and/or --local-table NAME"
+            "nothing to do: choose --hubspot, --stream-webhook URL, --stream-access and/or --local-table NAME"
                 .into(),
         );
     }
@@ -284,6 +301,18 @@ pub enum Outcome {
     TableWouldBeCreated {
         table: String,
     },
+    /// The support agent: created, renamed or left as it was (or what a dry run would do).
+    Agent {
+        id: String,
+        change: AgentChange,
+        dry_run: bool,
+    },
+    /// The visitor's grants on the channel type and app-wide.
+    VisitorGrants {
+        channel_type: String,
+        change: GrantsChange,
+        dry_run: bool,
+    },
     /// Something the operator should look at; nothing was changed because of it.
     Note(String),
 }
@@ -329,6 +358,52 @@ impl fmt::Display for Outcome {
             }
             Outcome::TableWouldBeCreated { table } => {
                 write!(f, "DynamoDB Local: would create table {table}")
+            }
+            Outcome::Agent {
+                id,
+                change,
+                dry_run,
+            } => {
+                let would = if *dry_run { "would be " } else { "" };
+                match change {
+                    AgentChange::Created => write!(
+                        f,
+                        "Stream: the support agent {id} {would}created (role {AGENT_ROLE_ON_CREATION}; promote it in                          Stream's dashboard if it needs more, setup never changes it)"
+                    ),
+                    AgentChange::Renamed => write!(
+                        f,
+                        "Stream: the support agent {id}'s name {would}updated (its role and profile are kept)"
+                    ),
+                    AgentChange::Unchanged => {
+                        write!(f, "Stream: the support agent {id} is already there")
+                    }
+                }
+            }
+            Outcome::VisitorGrants {
+                channel_type,
+                change,
+                dry_run,
+            } => {
+                let would = if *dry_run { "would be " } else { "" };
+                let mut changed = Vec::new();
+                if change.channel_type {
+                    changed.push(format!("the {channel_type} channel type's grants"));
+                }
+                if change.app {
+                    changed.push("the app-wide grants".to_owned());
+                }
+                if changed.is_empty() {
+                    write!(
+                        f,
+                        "Stream: visitors are already confined to their own channels ({channel_type} and app grants)"
+                    )
+                } else {
+                    write!(
+                        f,
+                        "Stream: {} {would}set so a visitor reads and writes only its own channel",
+                        changed.join(" and ")
+                    )
+                }
             }
             Outcome::Note(note) => write!(f, "note: {note}"),
         }
@@ -519,8 +594,17 @@ impl SecretSource for LazySecretsManager {
 pub struct Setup {
     hubspot: Option<HubSpotStep>,
     stream: Option<StreamStep>,
+    access: Option<AccessStep>,
     table: Option<TableStep>,
     dry_run: bool,
+}
+
+#[derive(Debug)]
+struct AccessStep {
+    client: StreamClient,
+    base_url: String,
+    agent: SupportAgent,
+    channel_type: ChannelType,
 }
 
 #[derive(Debug)]
@@ -584,9 +668,21 @@ impl Setup {
             }
             None => None,
         };
+        let access = if options.stream_access {
+            let settings = StreamSettings::load(env, secrets).await?;
+            Some(AccessStep {
+                client: stream_client(&settings)?,
+                base_url: settings.base_url,
+                agent: SupportAgent::load(env)?,
+                channel_type: chat_sync::config::channel_type(env)?,
+            })
+        } else {
+            None
+        };
         Ok(Self {
             hubspot,
             stream,
+            access,
             table: options.local_table.clone().map(|table| TableStep {
                 table,
                 endpoint: options.dynamodb_endpoint.clone(),
@@ -606,10 +702,44 @@ impl Setup {
                 report(&outcome);
             }
         }
+        if let Some(access) = &self.access {
+            for outcome in self.stream_access(access).await? {
+                report(&outcome);
+            }
+        }
         if let Some(table) = &self.table {
             report(&self.local_table(table).await?);
         }
         Ok(())
+    }
+
+    async fn stream_access(&self, step: &AccessStep) -> Result<Vec<Outcome>, SetupError> {
+        const STEP: &str = "setting up the agent and visitors' rights in Stream";
+        let deadline = Instant::now() + STEP_BUDGET;
+        let failed = |e| stream_error(STEP, &step.base_url, e);
+        let apply = !self.dry_run;
+        let agent = step
+            .client
+            .ensure_agent(&step.agent.id, &step.agent.name, apply, deadline)
+            .await
+            .map_err(failed)?;
+        let grants = step
+            .client
+            .restrict_visitors(&step.channel_type, apply, deadline)
+            .await
+            .map_err(failed)?;
+        Ok(vec![
+            Outcome::Agent {
+                id: step.agent.id.as_str().to_owned(),
+                change: agent,
+                dry_run: self.dry_run,
+            },
+            Outcome::VisitorGrants {
+                channel_type: step.channel_type.as_str().to_owned(),
+                change: grants,
+                dry_run: self.dry_run,
+            },
+        ])
     }
 
     /// Checks the token's scopes with requests that change nothing (so also in a dry run).
@@ -712,6 +842,18 @@ impl Setup {
     }
 }
 
+fn stream_client(settings: &StreamSettings) -> Result<StreamClient, ConfigError> {
+    StreamClient::new(
+        &settings.base_url,
+        &settings.api_key,
+        settings.api_secret.clone(),
+    )
+    .map_err(|e| ConfigError {
+        variable: "STREAM_API_SECRET".into(),
+        problem: e.to_string(),
+    })
+}
+
 fn dynamodb_detail(error: &SdkError<DescribeTableError>) -> String {
     match error.as_service_error() {
         Some(service) => format!(
@@ -767,6 +909,7 @@ mod tests {
             "https://abc.lambda-url.eu-west-1.on.aws/",
             "--local-table=chat-sync",
             "--dynamodb-endpoint=http://127.0.0.1:8123/",
+            "--stream-access",
             "--dry-run",
         ]);
         assert_eq!(
@@ -774,6 +917,7 @@ mod tests {
             Options {
                 hubspot: true,
                 stream_webhook: Some("https://abc.lambda-url.eu-west-1.on.aws/".into()),
+                stream_access: true,
                 local_table: Some("chat-sync".into()),
                 dynamodb_endpoint: "http://127.0.0.1:8123".into(),
                 dry_run: true,

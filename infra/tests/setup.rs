@@ -3,6 +3,7 @@
 
 use chat_sync::adapters::dynamo::schema;
 use chat_sync::adapters::stream::StreamClient;
+use chat_sync::adapters::stream_access::{AgentChange, GrantsChange};
 use chat_sync::config::Env;
 use infra::setup::{self, HookMode, Options, Outcome, SetupError};
 use sandbox::{DynamoDbLocal, HubSpotDouble, StreamDouble};
@@ -209,6 +210,7 @@ async fn dry_run_makes_no_changing_call() {
     let options = Options {
         hubspot: true,
         stream_webhook: Some(WEBHOOK.into()),
+        stream_access: true,
         local_table: Some(table.clone()),
         dynamodb_endpoint: endpoint.clone(),
         dry_run: true,
@@ -224,6 +226,19 @@ async fn dry_run_makes_no_changing_call() {
             Outcome::WebhookWouldBeSet {
                 url: WEBHOOK.into(),
                 mode: HookMode::EventHooks
+            },
+            Outcome::Agent {
+                id: "support-agent".into(),
+                change: AgentChange::Created,
+                dry_run: true,
+            },
+            Outcome::VisitorGrants {
+                channel_type: "messaging".into(),
+                change: GrantsChange {
+                    channel_type: true,
+                    app: true
+                },
+                dry_run: true,
             },
             Outcome::TableWouldBeCreated {
                 table: table.clone()
@@ -242,6 +257,10 @@ async fn dry_run_makes_no_changing_call() {
     }
     assert_eq!(hubspot.call_count("get_property"), 1);
     assert_eq!(stream.app_settings(), app_before);
+    assert!(
+        stream.user_json("support-agent").is_none(),
+        "no agent created"
+    );
     let dynamodb = chat_sync::wiring::local_dynamodb(&endpoint).await;
     let described = dynamodb.describe_table().table_name(&table).send().await;
     assert!(described.is_err(), "the dry run created table {table}");
@@ -412,5 +431,122 @@ async fn local_table_has_the_code_schema_and_is_created_once() {
     assert_eq!(
         run(&dry, &env).await.expect("dry run"),
         [Outcome::TableAlreadyThere { table }]
+    );
+}
+
+/// A user as an operator might have set it up in Stream's dashboard: promoted, with a picture and a custom field.
+async fn seed_promoted_agent(stream: &StreamDouble) {
+    let token = sandbox::stream::server_token(SECRET).expect("server token");
+    let body = json!({ "users": { "support-agent": {
+        "id": "support-agent", "name": "Old name", "role": "admin",
+        "image": "https://cdn.example.com/grace.png", "team": "care",
+    } } });
+    let response = reqwest::Client::new()
+        .post(format!("{}/users", stream.base_url()))
+        .query(&[("api_key", KEY)])
+        .header("authorization", token)
+        .header("stream-auth-type", "jwt")
+        .json(&body)
+        .send()
+        .await
+        .expect("sent");
+    assert!(response.status().is_success(), "{}", response.status());
+}
+
+#[tokio::test]
+async fn stream_access_creates_or_renames_the_agent_and_confines_visitors_once() {
+    let (hubspot, stream) = doubles().await;
+    let mut env = env(&hubspot, &stream, TOKEN, SECRET);
+    env.set("SUPPORT_AGENT_NAME", "Grace (Support)");
+    let options = Options {
+        stream_access: true,
+        ..Options::default()
+    };
+    // An agent someone promoted and gave a picture: only its name changes.
+    seed_promoted_agent(&stream).await;
+    stream.clear_calls();
+    let outcomes = run(&options, &env).await.expect("first run");
+    assert_eq!(
+        outcomes,
+        [
+            Outcome::Agent {
+                id: "support-agent".into(),
+                change: AgentChange::Renamed,
+                dry_run: false,
+            },
+            Outcome::VisitorGrants {
+                channel_type: "messaging".into(),
+                change: GrantsChange {
+                    channel_type: true,
+                    app: true
+                },
+                dry_run: false,
+            },
+        ]
+    );
+    let agent = stream.user_json("support-agent").expect("agent");
+    assert_eq!(agent["name"], "Grace (Support)");
+    assert_eq!(agent["role"], "admin", "never lowered");
+    assert_eq!(agent["image"], "https://cdn.example.com/grace.png");
+    assert_eq!(agent["team"], "care");
+    assert_eq!(
+        stream.call_count("upsert_users"),
+        0,
+        "never POST /users for an existing agent"
+    );
+    let grants = stream.channel_type_grants("messaging").expect("messaging");
+    assert!(
+        !grants["user"].contains(&"create-channel".to_owned()),
+        "{grants:?}"
+    );
+    assert!(grants["channel_member"].contains(&"read-channel".to_owned()));
+    assert!(
+        grants["admin"].contains(&"update-channel-members".to_owned()),
+        "admins keep theirs"
+    );
+
+    // Again: nothing to do, nothing written.
+    stream.clear_calls();
+    let outcomes = run(&options, &env).await.expect("second run");
+    assert!(
+        matches!(
+            outcomes.as_slice(),
+            [
+                Outcome::Agent {
+                    change: AgentChange::Unchanged,
+                    ..
+                },
+                Outcome::VisitorGrants {
+                    change: GrantsChange {
+                        channel_type: false,
+                        app: false
+                    },
+                    ..
+                },
+            ]
+        ),
+        "{outcomes:?}"
+    );
+    assert!(
+        stream.calls().iter().all(|c| c.method == "GET"),
+        "{:?}",
+        stream.calls()
+    );
+
+    // A missing agent is created, as a user.
+    let (hubspot, stream) = doubles().await;
+    let env = self::env(&hubspot, &stream, TOKEN, SECRET);
+    let outcomes = run(&options, &env).await.expect("fresh app");
+    assert!(matches!(
+        outcomes[0],
+        Outcome::Agent {
+            change: AgentChange::Created,
+            ..
+        }
+    ));
+    let agent = stream.user_json("support-agent").expect("created");
+    assert_eq!(
+        (agent["name"].as_str(), agent["role"].as_str()),
+        (Some("Support"), Some("user"))
     );
 }

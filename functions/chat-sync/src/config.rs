@@ -295,11 +295,42 @@ impl StreamSettings {
     }
 }
 
+/// The support agent (`SUPPORT_AGENT_ID`, `SUPPORT_AGENT_NAME`): added to every channel by registration, created
+/// and named by `setup` (see `adapters::stream_access`).
+#[derive(Debug, Clone)]
+pub struct SupportAgent {
+    pub id: UserId,
+    pub name: String,
+}
+
+impl SupportAgent {
+    pub fn load(env: &Env) -> Result<Self, ConfigError> {
+        let id = UserId::parse(
+            "SUPPORT_AGENT_ID",
+            &env.optional("SUPPORT_AGENT_ID", "support-agent"),
+        )
+        .map_err(|e| ConfigError::new("SUPPORT_AGENT_ID", e.reason))?;
+        let name = env.optional("SUPPORT_AGENT_NAME", "Support");
+        if name.chars().count() > 100 || name.chars().any(char::is_control) {
+            return Err(ConfigError::new(
+                "SUPPORT_AGENT_NAME",
+                "must be at most 100 characters, no control characters",
+            ));
+        }
+        Ok(Self { id, name })
+    }
+}
+
+/// `STREAM_CHANNEL_TYPE`: the Stream channel type of the support conversations (default `messaging`).
+pub fn channel_type(env: &Env) -> Result<ChannelType, ConfigError> {
+    ChannelType::parse(&env.optional("STREAM_CHANNEL_TYPE", "messaging"))
+        .map_err(|e| ConfigError::new("STREAM_CHANNEL_TYPE", e.reason))
+}
+
 /// What the registration Lambda needs.
 pub struct RegistrationSettings {
     pub channel_type: ChannelType,
     pub support_agent_id: UserId,
-    pub support_agent_name: String,
     pub visitor_token_ttl: Duration,
     pub allowed_origins: AllowedOrigins,
     /// `IDENTITY_SECRET` and `REQUIRE_IDENTITY` (see `domain::identity`).
@@ -354,26 +385,9 @@ fn limit(
 
 impl RegistrationSettings {
     pub async fn load(env: &Env, secrets: &dyn SecretSource) -> Result<Self, ConfigError> {
-        let channel_type = ChannelType::parse(&env.optional("STREAM_CHANNEL_TYPE", "messaging"))
-            .map_err(|e| ConfigError::new("STREAM_CHANNEL_TYPE", e.reason))?;
-        let support_agent_id = UserId::parse(
-            "SUPPORT_AGENT_ID",
-            &env.optional("SUPPORT_AGENT_ID", "support-agent"),
-        )
-        .map_err(|e| ConfigError::new("SUPPORT_AGENT_ID", e.reason))?;
-        let support_agent_name = env.optional("SUPPORT_AGENT_NAME", "Support");
-        if support_agent_name.chars().count() > 100
-            || support_agent_name.chars().any(char::is_control)
-        {
-            return Err(ConfigError::new(
-                "SUPPORT_AGENT_NAME",
-                "must be at most 100 characters, no control characters",
-            ));
-        }
         Ok(Self {
-            channel_type,
-            support_agent_id,
-            support_agent_name,
+            channel_type: channel_type(env)?,
+            support_agent_id: SupportAgent::load(env)?.id,
             visitor_token_ttl: env.seconds(
                 "VISITOR_TOKEN_TTL_SECONDS",
                 86_400,

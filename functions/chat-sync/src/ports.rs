@@ -250,7 +250,8 @@ pub struct ChatUser {
 
 #[async_trait]
 pub trait ChatService: Send + Sync {
-    /// Creates or updates users in one call.
+    /// Creates users in one call, replacing any user with the same id whole (`POST /users`): only for visitors,
+    /// whose fresh random ids nobody else writes — never for the agent (see `adapters::stream_access`).
     async fn upsert_users(
         &self,
         users: &[ChatUser],

@@ -61,18 +61,12 @@ pub async fn run(
             ChannelType::parse("messaging").map_err(|e| e.to_string())?,
             ChannelId::new_random(),
         );
-        let users = [
-            ChatUser {
-                id: visitor.clone(),
-                name: "Seq Ential".into(),
-                role: "user",
-            },
-            ChatUser {
-                id: agent.clone(),
-                name: "Support".into(),
-                role: "user",
-            },
-        ];
+        // What registration writes in Stream: the visitor only (the agent exists and is only made a member).
+        let users = [ChatUser {
+            id: visitor.clone(),
+            name: "Seq Ential".into(),
+            role: "user",
+        }];
         let started = Instant::now();
         let contact = world
             .crm

@@ -14,7 +14,7 @@ use chat_sync::throttle::{parse_limit, RegistrationLimits};
 use futures::stream::{self, StreamExt, TryStreamExt};
 use sandbox::{HubSpotDouble, StreamDouble};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub const HUBSPOT_TOKEN: &str = "bench-hubspot-token";
 pub const STREAM_KEY: &str = "bench-api-key";
@@ -77,6 +77,15 @@ impl World {
         ));
         let chat = StreamClient::new(&stream.base_url(), STREAM_KEY, STREAM_SECRET.into())
             .map_err(|e| e.to_string())?;
+        // As `setup --stream-access` leaves a deployed app: the agent exists (registration only adds it to channels).
+        chat.ensure_agent(
+            &UserId::parse("agent", AGENT_ID).map_err(|e| e.to_string())?,
+            "Support",
+            true,
+            Instant::now() + Duration::from_secs(10),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
         let setup_crm = Arc::new(HubSpotClient::new(
             &hubspot.base_url(),
             HUBSPOT_TOKEN.into(),
@@ -86,7 +95,6 @@ impl World {
             Ok(RegistrationSettings {
                 channel_type: ChannelType::parse("messaging").map_err(|e| e.to_string())?,
                 support_agent_id: UserId::parse("agent", AGENT_ID).map_err(|e| e.to_string())?,
-                support_agent_name: "Support".into(),
                 visitor_token_ttl: Duration::from_secs(3_600),
                 allowed_origins: AllowedOrigins::List(vec![]),
                 identity: IdentityPolicy::default(),

@@ -5,3 +5,4 @@ pub mod dynamo;
 mod http;
 pub mod hubspot;
 pub mod stream;
+pub mod stream_access;

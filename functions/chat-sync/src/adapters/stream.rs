@@ -90,16 +90,29 @@ impl StreamClient {
         send_json(SERVICE, request, deadline, self.per_attempt, rate_limit).await
     }
 
-    async fn call(
+    pub(super) async fn call(
         &self,
         method: reqwest::Method,
         path: &str,
         body: Option<&Value>,
         deadline: Instant,
     ) -> Result<Value, UpstreamError> {
+        self.call_with_query(method, path, &[], body, deadline)
+            .await
+    }
+
+    /// [`Self::call`] with query parameters (URL-encoded here).
+    pub(super) async fn call_with_query(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        query: &[(&str, &str)],
+        body: Option<&Value>,
+        deadline: Instant,
+    ) -> Result<Value, UpstreamError> {
         let url = format!("{}{path}", self.base_url);
         let attempt = |_| {
-            let mut request = self.http.request(method.clone(), &url);
+            let mut request = self.http.request(method.clone(), &url).query(query);
             if let Some(body) = body {
                 request = request.json(body);
             }

@@ -1,6 +1,7 @@
 //! `POST /registrations`: the chat widget's form. Links the visitor to the HubSpot contact with their e-mail
 //! (creating it if there is none; never changing an existing one unless the site verified the e-mail) and, at the
-//! same time, creates the visitor and a fresh private channel in Stream; stores channel → contact; hands out a token.
+//! same time, creates the visitor and a fresh private channel with the support agent in Stream; stores channel →
+//! contact; hands out a token.
 
 use super::response::{
     body_bytes, check_json_content_type, check_size, header_str, json_response, method_not_allowed,
@@ -246,11 +247,7 @@ impl Registration {
             name: format!("{} {}", form.first_name, form.last_name),
             role: "user",
         };
-        let agent = ChatUser {
-            id: self.settings.support_agent_id.clone(),
-            name: self.settings.support_agent_name.clone(),
-            role: "user",
-        };
+        let agent = &self.settings.support_agent_id;
         let channel = ChannelRef::new(self.settings.channel_type.clone(), ChannelId::new_random());
         let details = ContactDetails {
             email: form.email.clone(),
@@ -259,16 +256,17 @@ impl Registration {
         };
 
         // HubSpot and Stream do not depend on each other: run them together, so the critical path is
-        // max(HubSpot, Stream users → channel) and then DynamoDB.
+        // max(HubSpot, Stream visitor → channel) and then DynamoDB. Only the visitor is written: the agent exists
+        // (setup creates it) and is only made a member, so its role and profile stay as they are.
         let chat = async {
             self.chat
-                .upsert_users(&[visitor.clone(), agent.clone()], deadline)
+                .upsert_users(std::slice::from_ref(&visitor), deadline)
                 .await?;
             self.chat
                 .create_channel(
                     &channel,
-                    &agent.id,
-                    &[visitor.id.clone(), agent.id.clone()],
+                    agent,
+                    &[visitor.id.clone(), agent.clone()],
                     deadline,
                 )
                 .await

@@ -48,12 +48,30 @@ pub struct TestApp {
     pub budget: Arc<dyn RateBudget>,
 }
 
+/// The support agent's display name in the test app.
+pub const AGENT_NAME: &str = "Grace (Support)";
+
+/// `setup --stream-access` on the Stream double: creates the agent and restricts visitors' grants.
+pub async fn setup_stream_access(chat: &StreamClient) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let agent = UserId::parse("agent", AGENT_ID).expect("valid");
+    chat.ensure_agent(&agent, AGENT_NAME, true, deadline)
+        .await
+        .expect("agent created");
+    chat.restrict_visitors(
+        &ChannelType::parse("messaging").expect("valid"),
+        true,
+        deadline,
+    )
+    .await
+    .expect("grants set");
+}
+
 /// The registration settings of the test app: identity verification available (`IDENTITY_SECRET`), not required.
 pub fn registration_settings() -> RegistrationSettings {
     RegistrationSettings {
         channel_type: ChannelType::parse("messaging").expect("valid"),
         support_agent_id: UserId::parse("agent", AGENT_ID).expect("valid"),
-        support_agent_name: "Grace (Support)".into(),
         visitor_token_ttl: Duration::from_secs(3_600),
         allowed_origins: AllowedOrigins::parse("http://localhost:3000").expect("valid"),
         identity: IdentityPolicy::new(Some(IdentityVerifier::new(IDENTITY_SECRET.into())), false),
@@ -113,6 +131,10 @@ impl TestApp {
         ));
         let chat = StreamClient::new(&stream.base_url(), STREAM_KEY, STREAM_SECRET.into())
             .expect("server token");
+        // What `setup --stream-access` does to a deployed app: the agent exists, visitors are confined to their
+        // channels. The calls it made are forgotten, so tests count only the app's own.
+        setup_stream_access(&chat).await;
+        stream.clear_calls();
         let registration = Registration::new(
             crm.clone(),
             Arc::new(chat.clone()),

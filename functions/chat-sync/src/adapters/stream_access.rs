@@ -1,0 +1,229 @@
+//! Who may do what in Stream, as `setup` configures it once: the support agent, and the grants that confine a
+//! visitor's token to its own channel. Registration only adds the agent to each channel and never writes it.
+//!
+//! Why the agent is not written by registration: `POST /users` replaces the whole user, so upserting the agent
+//! with every registration demoted an admin or moderator agent to `user` and wiped its image and custom fields.
+//! Setup creates the agent if it is missing and afterwards only sets its name, with a partial update
+//! (`PATCH /users` `set`): its role, image and custom fields stay whatever they are.
+//!
+//! Why the grants: a visitor's token is a Stream user token handed to a browser. With Stream's default `messaging`
+//! grants a `user` may create channels and, on channels it created, add members and change the channel's data,
+//! and may search every user of the app. The product needs none of that: registration creates each channel
+//! server-side (a server token bypasses permissions) with the agent as its creator. So setup replaces the grants
+//! of the roles a visitor has — `user`, and `channel_member` in its own channel — with what the widget uses
+//! (`PUT /channeltypes/{type}`, only these roles; admins' and moderators' grants are kept), and takes the app-wide
+//! rights to search, flag and mute users from `user` (`PATCH /app` `grants`). Each grant, and why, is in the
+//! constants below.
+
+use super::stream::StreamClient;
+use crate::domain::{ChannelType, UserId};
+use crate::ports::UpstreamError;
+use reqwest::Method;
+use serde_json::{json, Map, Value};
+use std::collections::BTreeSet;
+use std::time::Instant;
+
+/// The role the agent is created with. Setup never changes it afterwards: an operator may promote the agent
+/// (`moderator`, `admin`: to send attachments, or to see every channel in Stream's dashboard).
+pub const AGENT_ROLE_ON_CREATION: &str = "user";
+
+/// Grants of the product's channel type, per role. Permission ids are Stream's (permissions v2).
+pub const CHANNEL_GRANTS: &[(&str, &[&str])] = &[
+    // Any user, member or not, on any channel of the type: only to edit or delete the messages it wrote (a visitor
+    // corrects a typo; the transcript shows "(edited)"). No `create-channel`, and none of the `-owner` rights on
+    // channels (read, update, add members, delete, truncate): a visitor owns no channel, the agent creates them.
+    ("user", &["update-message-owner", "delete-message-owner"]),
+    // A member of a channel — the visitor in its own, the agent in each: read it and who is in it, and write
+    // messages, links included (a visitor pastes an order's URL). No attachments or uploads (the widget sends text;
+    // uploads would make Stream's CDN a free file host), no reactions, mentions or custom events, no
+    // `update-channel-members`.
+    (
+        "channel_member",
+        &[
+            "read-channel",
+            "read-channel-members",
+            "create-message",
+            "add-links",
+        ],
+    ),
+    // Nobody comes as a guest or anonymously: nothing.
+    ("guest", &[]),
+    ("anonymous", &[]),
+];
+
+/// The app-wide (`.app`) grants of the roles a visitor could have.
+pub const APP_GRANTS: &[(&str, &[&str])] = &[
+    // A user may update itself (the SDK's `connectUser` sends its name) and nothing else app-wide: no
+    // `search-user` (listing the other visitors and their names), no `flag-user` or `mute-user`.
+    ("user", &["update-user-owner"]),
+    ("guest", &[]),
+    ("anonymous", &[]),
+];
+
+/// What setup did to the agent (or would do, in a dry run).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AgentChange {
+    /// It did not exist: created with [`AGENT_ROLE_ON_CREATION`].
+    Created,
+    /// Its name differed: set, nothing else touched.
+    Renamed,
+    Unchanged,
+}
+
+/// What setup did to the grants (or would do).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GrantsChange {
+    pub channel_type: bool,
+    pub app: bool,
+}
+
+fn grants_json(table: &[(&str, &[&str])]) -> Value {
+    Value::Object(
+        table
+            .iter()
+            .map(|(role, ids)| ((*role).to_owned(), json!(ids)))
+            .collect::<Map<_, _>>(),
+    )
+}
+
+/// Whether `current` (`{role: [ids]}`, as Stream shows grants) already gives each role of `wanted` exactly its ids.
+fn grants_match(current: Option<&Value>, wanted: &[(&str, &[&str])]) -> bool {
+    wanted.iter().all(|(role, ids)| {
+        let have: Option<BTreeSet<&str>> = current
+            .and_then(|c| c.get(*role))
+            .and_then(Value::as_array)
+            .map(|list| list.iter().filter_map(Value::as_str).collect());
+        have == Some(ids.iter().copied().collect())
+    })
+}
+
+impl StreamClient {
+    /// Creates the support agent if it is missing, or sets its name if it differs (with `apply`; otherwise only
+    /// reads and says what it would do).
+    pub async fn ensure_agent(
+        &self,
+        id: &UserId,
+        name: &str,
+        apply: bool,
+        deadline: Instant,
+    ) -> Result<AgentChange, UpstreamError> {
+        let payload = json!({
+            "filter_conditions": { "id": { "$eq": id.as_str() } },
+            "limit": 1,
+        })
+        .to_string();
+        let found = self
+            .call_with_query(
+                Method::GET,
+                "/users",
+                &[("payload", payload.as_str())],
+                None,
+                deadline,
+            )
+            .await?;
+        let existing = found
+            .get("users")
+            .and_then(Value::as_array)
+            .and_then(|users| {
+                users
+                    .iter()
+                    .find(|u| u.get("id").and_then(Value::as_str) == Some(id.as_str()))
+            });
+        let change = match existing {
+            None => AgentChange::Created,
+            Some(user) if user.get("name").and_then(Value::as_str) != Some(name) => {
+                AgentChange::Renamed
+            }
+            Some(_) => AgentChange::Unchanged,
+        };
+        if !apply {
+            return Ok(change);
+        }
+        match change {
+            AgentChange::Created => {
+                let body = json!({ "users": { id.as_str(): {
+                    "id": id.as_str(),
+                    "name": name,
+                    "role": AGENT_ROLE_ON_CREATION,
+                } } });
+                self.call(Method::POST, "/users", Some(&body), deadline)
+                    .await?;
+            }
+            AgentChange::Renamed => {
+                let body = json!({ "users": [{ "id": id.as_str(), "set": { "name": name } }] });
+                self.call(Method::PATCH, "/users", Some(&body), deadline)
+                    .await?;
+            }
+            AgentChange::Unchanged => {}
+        }
+        Ok(change)
+    }
+
+    /// Gives the visitor's roles the grants above on `channel_type` and app-wide, if they differ (with `apply`;
+    /// otherwise only reads and says what it would change).
+    pub async fn restrict_visitors(
+        &self,
+        channel_type: &ChannelType,
+        apply: bool,
+        deadline: Instant,
+    ) -> Result<GrantsChange, UpstreamError> {
+        let path = format!("/channeltypes/{}", channel_type.as_str());
+        let current = self.call(Method::GET, &path, None, deadline).await?;
+        let app = self.app_settings(deadline).await?;
+        let change = GrantsChange {
+            channel_type: !grants_match(current.get("grants"), CHANNEL_GRANTS),
+            app: !grants_match(app.pointer("/app/grants"), APP_GRANTS),
+        };
+        if apply && change.channel_type {
+            let body = json!({ "grants": grants_json(CHANNEL_GRANTS) });
+            self.call(Method::PUT, &path, Some(&body), deadline).await?;
+        }
+        if apply && change.app {
+            self.update_app_settings(&json!({ "grants": grants_json(APP_GRANTS) }), deadline)
+                .await?;
+        }
+        Ok(change)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grants_match_only_when_each_role_has_exactly_its_ids() {
+        let wanted: &[(&str, &[&str])] = &[("user", &["a", "b"]), ("guest", &[])];
+        assert!(grants_match(
+            Some(&json!({"user": ["b", "a"], "guest": [], "admin": ["x"]})),
+            wanted
+        ));
+        assert!(!grants_match(
+            Some(&json!({"user": ["a", "b", "c"], "guest": []})),
+            wanted
+        ));
+        assert!(!grants_match(Some(&json!({"user": ["a", "b"]})), wanted));
+        assert!(!grants_match(None, wanted));
+    }
+
+    #[test]
+    fn a_visitor_gets_no_channel_creation_membership_or_user_search() {
+        let has = |table: &[(&str, &[&str])], role: &str, id: &str| {
+            table.iter().any(|(r, ids)| *r == role && ids.contains(&id))
+        };
+        for role in ["user", "channel_member", "guest", "anonymous"] {
+            for id in [
+                "create-channel",
+                "update-channel-members",
+                "update-channel-members-owner",
+                "update-channel",
+                "update-channel-owner",
+                "read-channel-owner",
+            ] {
+                assert!(!has(CHANNEL_GRANTS, role, id), "{role} has {id}");
+            }
+            assert!(!has(APP_GRANTS, role, "search-user"), "{role} searches");
+        }
+        assert!(has(CHANNEL_GRANTS, "channel_member", "read-channel"));
+        assert!(has(CHANNEL_GRANTS, "channel_member", "create-message"));
+    }
+}
