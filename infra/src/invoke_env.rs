@@ -8,6 +8,8 @@
 
 use chat_sync::adapters::dynamo::DynamoStore;
 use chat_sync::adapters::hubspot::TRANSCRIPT_PROPERTY;
+use chat_sync::adapters::stream::StreamClient;
+use chat_sync::config::{Env, SupportAgent};
 use chat_sync::domain::{ChannelRef, ContactId, Email, Identity, Timestamp, UserId};
 use chat_sync::ports::{ChannelMapping, Store, StoreError};
 use chat_sync::wiring;
@@ -61,6 +63,8 @@ pub enum InvokeEnvError {
     SampleEvent { file: String, problem: String },
     #[error("DynamoDB Local: {0}")]
     Store(#[from] StoreError),
+    #[error("the Stream sandbox refused the support agent's setup: {0}")]
+    StreamAccess(String),
     #[error("cannot write {path}: {source}")]
     EnvFile {
         path: PathBuf,
@@ -154,7 +158,31 @@ impl InvokeEnv {
             sample,
         };
         env.prepare_table().await?;
+        env.prepare_stream().await?;
         Ok(env)
+    }
+
+    /// What `setup --stream-access` does to a deployed app: the agent registration adds to each channel exists, and
+    /// visitors are confined to their channels.
+    async fn prepare_stream(&self) -> Result<(), InvokeEnvError> {
+        let failed = |e: String| InvokeEnvError::StreamAccess(e);
+        let chat = StreamClient::new(
+            &self.stream.base_url(),
+            EVENTS_STREAM_KEY,
+            EVENTS_STREAM_SECRET.into(),
+        )
+        .map_err(|e| failed(e.to_string()))?;
+        let agent = SupportAgent::load(&Env::default()).map_err(|e| failed(e.to_string()))?;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        chat.ensure_agent(&agent.id, &agent.name, true, deadline)
+            .await
+            .map_err(|e| failed(e.to_string()))?;
+        let channel_type =
+            chat_sync::config::channel_type(&Env::default()).map_err(|e| failed(e.to_string()))?;
+        chat.restrict_visitors(&channel_type, true, deadline)
+            .await
+            .map_err(|e| failed(e.to_string()))?;
+        Ok(())
     }
 
     async fn prepare_table(&self) -> Result<(), InvokeEnvError> {
