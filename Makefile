@@ -15,18 +15,26 @@ deps: node_modules/.installed
 
 # The embeddable chat widget: widget/src (TypeScript on Stream's official SDK) typechecked, then bundled by esbuild
 # into one minified file, widget/dist/chat-sync-widget.js, the file a site hosts. dev-demo.js is the dev page's agent
-# side and CRM view (infra/static/demo.ts); meta.json says what weighs what (esbuild --analyze reads it).
+# side and CRM view (infra/static/demo.ts); meta.json says what weighs what (esbuild's bundle analyzer reads it).
 WIDGET_DIST := widget/dist
 WIDGET_BUNDLE := $(WIDGET_DIST)/chat-sync-widget.js
+WIDGET_DEMO := $(WIDGET_DIST)/dev-demo.js
+WIDGET_TYPECHECKED := $(WIDGET_DIST)/.typechecked
 ESBUILD := node_modules/.bin/esbuild --bundle --platform=browser --format=iife --target=es2020 --minify \
 	--legal-comments=none --log-level=warning
-widget: $(WIDGET_BUNDLE)
+widget: $(WIDGET_BUNDLE) $(WIDGET_DEMO)
 
-$(WIDGET_BUNDLE): node_modules/.installed widget/tsconfig.json $(wildcard widget/src/*.ts infra/static/*.ts)
+# One typecheck covers both (widget/tsconfig.json includes infra/static/*.ts).
+$(WIDGET_TYPECHECKED): node_modules/.installed widget/tsconfig.json $(wildcard widget/src/*.ts infra/static/*.ts)
 	node_modules/.bin/tsc -p widget/tsconfig.json
+	@mkdir -p $(WIDGET_DIST) && touch $@
+
+$(WIDGET_BUNDLE): $(WIDGET_TYPECHECKED) $(wildcard widget/src/*.ts)
 	$(ESBUILD) widget/src/main.ts --metafile=$(WIDGET_DIST)/meta.json --outfile=$@
-	$(ESBUILD) infra/static/demo.ts --outfile=$(WIDGET_DIST)/dev-demo.js
 	@echo "$@: $$(wc -c <$@) bytes, $$(gzip -9c $@ | wc -c) gzipped (budget 122880)"
+
+$(WIDGET_DEMO): $(WIDGET_TYPECHECKED) $(wildcard infra/static/*.ts)
+	$(ESBUILD) infra/static/demo.ts --outfile=$@
 
 # Chromium for the headless-browser check of the dev page (infra/tests/dev.rs): Debian's package, so nothing is
 # downloaded at test time. Installing needs root; otherwise say what to run.
