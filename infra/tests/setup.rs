@@ -55,6 +55,14 @@ fn stream_client(stream: &StreamDouble) -> StreamClient {
     StreamClient::new(&stream.base_url(), KEY, SECRET.into()).expect("server token")
 }
 
+/// `setup --stream-webhook WEBHOOK`.
+fn stream_webhook_options() -> Options {
+    Options {
+        stream_webhook: Some(WEBHOOK.into()),
+        ..Options::default()
+    }
+}
+
 fn deadline() -> Instant {
     Instant::now() + Duration::from_secs(10)
 }
@@ -95,10 +103,7 @@ async fn stream_webhook_is_added_and_other_hooks_and_settings_are_kept() {
     let before = client.app_settings(deadline()).await.expect("GET /app")["app"].clone();
     stream.clear_calls();
 
-    let options = Options {
-        stream_webhook: Some(WEBHOOK.into()),
-        ..Options::default()
-    };
+    let options = stream_webhook_options();
     let env = env(&hubspot, &stream, TOKEN, SECRET);
     let outcomes = run(&options, &env).await.expect("setup");
     assert_eq!(
@@ -168,10 +173,7 @@ async fn a_legacy_webhook_url_already_pointing_here_is_done() {
     );
     stream.clear_calls();
 
-    let options = Options {
-        stream_webhook: Some(WEBHOOK.into()),
-        ..Options::default()
-    };
+    let options = stream_webhook_options();
     let env = env(&hubspot, &stream, TOKEN, SECRET);
     let outcomes = run(&options, &env).await.expect("setup");
     assert_eq!(
@@ -324,10 +326,7 @@ async fn wrong_or_missing_credentials_are_named_and_never_printed() {
     assert!(message.contains("crm.schemas.contacts.write"), "{message}");
     assert!(!message.contains(wrong_token), "{message}");
 
-    let options = Options {
-        stream_webhook: Some(WEBHOOK.into()),
-        ..Options::default()
-    };
+    let options = stream_webhook_options();
     let wrong_secret = "not-the-app-secret-at-all-0123456789";
     let error = run(&options, &env(&hubspot, &stream, TOKEN, wrong_secret))
         .await

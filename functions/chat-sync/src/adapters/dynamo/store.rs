@@ -212,19 +212,27 @@ impl DynamoStore {
         Ok(TransactWriteItem::builder().condition_check(check).build())
     }
 
-    async fn query_shard(
+    /// A query of one partition of the queue index: a shard of the contacts behind, or the parked ones.
+    fn queue_query(
         &self,
         partition: &str,
-        limit: usize,
-    ) -> Result<Vec<(String, ContactId)>, StoreError> {
-        let output = self
-            .client
+    ) -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder {
+        self.client
             .query()
             .table_name(&self.table)
             .index_name(schema::DIRTY_INDEX)
             .key_condition_expression("#queue = :queue")
             .expression_attribute_names("#queue", schema::DIRTY_INDEX_PARTITION_KEY)
             .expression_attribute_values(":queue", s(partition))
+    }
+
+    async fn query_shard(
+        &self,
+        partition: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, ContactId)>, StoreError> {
+        let output = self
+            .queue_query(partition)
             .limit(limit.clamp(1, 1000) as i32)
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
@@ -249,13 +257,7 @@ impl DynamoStore {
         let mut start = None;
         loop {
             let output = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(schema::DIRTY_INDEX)
-                .key_condition_expression("#queue = :queue")
-                .expression_attribute_names("#queue", schema::DIRTY_INDEX_PARTITION_KEY)
-                .expression_attribute_values(":queue", s(partition))
+                .queue_query(partition)
                 .select(Select::Count)
                 .set_exclusive_start_key(start)
                 .return_consumed_capacity(ReturnConsumedCapacity::Total)
