@@ -31,7 +31,7 @@ $(WIDGET_TYPECHECKED): node_modules/.installed widget/tsconfig.json $(wildcard w
 
 $(WIDGET_BUNDLE): $(WIDGET_TYPECHECKED) $(wildcard widget/src/*.ts)
 	$(ESBUILD) widget/src/main.ts --metafile=$(WIDGET_DIST)/meta.json --outfile=$@
-	@echo "$@: $$(wc -c <$@) bytes, $$(gzip -9c $@ | wc -c) gzipped (budget 122880)"
+	@echo "$@: $$(wc -c <$@) bytes, $$(gzip -9c $@ | wc -c) gzipped (budget 120000)"
 
 $(WIDGET_DEMO): $(WIDGET_TYPECHECKED) $(wildcard infra/static/*.ts)
 	$(ESBUILD) infra/static/demo.ts --outfile=$@

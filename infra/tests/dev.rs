@@ -18,7 +18,8 @@ const SYNC_TIMEOUT: Duration = Duration::from_secs(20);
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 const BROWSER_TIMEOUT: Duration = Duration::from_secs(240);
 /// The widget's budget, SDK included, gzipped (issue 12).
-const WIDGET_BUDGET_GZIPPED: usize = 120 * 1024;
+/// 120 KB, read strictly as 120,000 bytes (not 120 KiB).
+const WIDGET_BUDGET_GZIPPED: usize = 120_000;
 
 /// Variables that would switch the server to live mode, another DynamoDB Local or other settings.
 const CLEARED: [&str; 13] = [
