@@ -57,16 +57,16 @@ impl Erasure {
         let purge_at =
             Timestamp::from_unix_seconds(at.unix_seconds() + RESTORABLE_FOR.as_secs() as i64)
                 .unwrap_or(at);
-        let marked = self.store.mark_deleted(contact, purge_at).await?;
+        let marked = self.store.mark_deleted(contact, at, purge_at).await?;
         if marked {
             tracing::info!(contact_id = %contact, purge_at = %purge_at.rfc3339(), "contact deleted in HubSpot: no longer synced, purged unless restored");
         }
         Ok(marked)
     }
 
-    /// The contact was restored in HubSpot: keep it and sync it again.
-    pub async fn restored(&self, contact: &ContactId) -> Result<bool, StoreError> {
-        let restored = self.store.restore_contact(contact).await?;
+    /// The contact was restored in HubSpot at `at`: keep it and sync it again.
+    pub async fn restored(&self, contact: &ContactId, at: Timestamp) -> Result<bool, StoreError> {
+        let restored = self.store.restore_contact(contact, at).await?;
         if restored {
             tracing::info!(contact_id = %contact, "contact restored in HubSpot: synced again");
         }

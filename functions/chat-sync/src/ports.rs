@@ -471,15 +471,18 @@ pub trait Store: Send + Sync {
     /// anything for it from then on, then everything else. A lease still held by a flusher is left to its holder
     /// (it names no person and is gone at release or by TTL). Idempotent.
     async fn erase_contact(&self, contact: &ContactId) -> Result<Footprint, StoreError>;
-    /// Contact deleted in HubSpot (restorable): takes it out of the queue at once and lets every item of it expire
-    /// by TTL at `purge_at`. False if nothing is stored for it.
+    /// Contact deleted in HubSpot at `at` (restorable): takes it out of the queue at once and lets every item of it
+    /// expire by TTL at `purge_at`. False if nothing is stored for it, or a later deletion or restore is recorded.
     async fn mark_deleted(
         &self,
         contact: &ContactId,
+        at: Timestamp,
         purge_at: Timestamp,
     ) -> Result<bool, StoreError>;
-    /// Contact restored in HubSpot: clears what `mark_deleted` set and queues it. False if nothing is stored.
-    async fn restore_contact(&self, contact: &ContactId) -> Result<bool, StoreError>;
+    /// Contact restored in HubSpot at `at`: clears what `mark_deleted` set and queues it. False if nothing is
+    /// stored, or a later deletion or restore is recorded.
+    async fn restore_contact(&self, contact: &ContactId, at: Timestamp)
+        -> Result<bool, StoreError>;
     /// The contacts registered with this e-mail (operators' erasure requests arrive by e-mail).
     async fn contacts_with_email(&self, email: &Email) -> Result<Vec<ContactId>, StoreError>;
 

@@ -595,3 +595,49 @@ async fn a_privacy_deletion_stream_fails_is_answered_503_and_its_retry_finishes(
     assert!(items_mentioning(&app, &needles).await.is_empty());
     assert!(app.stream.users().iter().all(|u| u.id != visitor));
 }
+
+#[tokio::test]
+async fn a_deletion_delivered_after_its_restore_changes_nothing() {
+    let app = TestApp::start().await;
+    let (contact, visitor, channel) = chatting_visitor(&app, "late.retry@example.com").await;
+    let needles = [contact.as_str(), visitor.as_str(), channel.as_str()];
+    let now = Timestamp::now().unix_millis();
+    // Deleted at t, restored at t + 1 s; HubSpot's retry of the deletion arrives after the restore.
+    let deliver_at = |kind: &'static str, at: i64| {
+        let app = &app;
+        let contact = contact.clone();
+        async move {
+            let response = app
+                .hubspot_webhooks
+                .handle(support::hubspot_events_at(&[(kind, &contact, at)]))
+                .await;
+            json_body(&response)
+        }
+    };
+    assert_eq!(
+        deliver_at("contact.restore", now - 1_000).await["restored"],
+        1
+    );
+    let stale = deliver_at("contact.deletion", now - 2_000).await;
+    assert_eq!(
+        (stale["deleted"].clone(), stale["ignored"].clone()),
+        (json!(0), json!(1)),
+        "{stale}"
+    );
+    assert!(expiry_of_items(&app, &needles)
+        .await
+        .iter()
+        .all(Option::is_none));
+    let state = app
+        .store
+        .sync_state(&ContactId::parse(&contact).expect("id"))
+        .await
+        .expect("read");
+    assert_eq!(state.parked, None);
+    // A later deletion still applies.
+    assert_eq!(deliver_at("contact.deletion", now).await["deleted"], 1);
+    assert!(expiry_of_items(&app, &needles)
+        .await
+        .iter()
+        .all(Option::is_some));
+}

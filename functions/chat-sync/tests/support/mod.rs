@@ -301,16 +301,28 @@ pub fn hubspot_request(body: &[u8], secret: &str, at: i64) -> Request {
         .expect("valid request")
 }
 
-/// HubSpot events about one contact, as HubSpot delivers them, signed now with the app's client secret.
+/// HubSpot events about contacts, as HubSpot delivers them, signed now with the app's client secret; they
+/// happened a second ago, one millisecond apart, in this order.
 pub fn hubspot_events(events: &[(&str, &str)]) -> Request {
+    let now = chat_sync::domain::Timestamp::now().unix_millis();
+    let timed: Vec<(&str, &str, i64)> = events
+        .iter()
+        .enumerate()
+        .map(|(i, (kind, contact))| (*kind, *contact, now - 1_000 + i as i64))
+        .collect();
+    hubspot_events_at(&timed)
+}
+
+/// HubSpot events (type, contact, `occurredAt` in milliseconds), signed now.
+pub fn hubspot_events_at(events: &[(&str, &str, i64)]) -> Request {
     let now = chat_sync::domain::Timestamp::now().unix_millis();
     let events: Vec<serde_json::Value> = events
         .iter()
         .enumerate()
-        .map(|(i, (kind, contact))| {
+        .map(|(i, (kind, contact, occurred_at))| {
             serde_json::json!({
                 "eventId": 100 + i, "subscriptionId": 7, "portalId": 62515, "appId": 1160452,
-                "occurredAt": now - 1_000 + i as i64, "subscriptionType": kind, "attemptNumber": 0,
+                "occurredAt": occurred_at, "subscriptionType": kind, "attemptNumber": 0,
                 "objectId": contact.parse::<u64>().expect("numeric id"), "changeFlag": "DELETED",
                 "changeSource": "CRM_UI",
             })

@@ -13,9 +13,14 @@ use super::{
 };
 use crate::domain::{ContactId, Email, Timestamp, UserId};
 use crate::ports::{Footprint, StoreError};
-use aws_sdk_dynamodb::types::{DeleteRequest, ReturnConsumedCapacity, WriteRequest};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, DeleteRequest, ReturnConsumedCapacity, WriteRequest,
+};
 use std::collections::HashMap;
 use std::time::Duration;
+
+/// The sort key of a contact's sync record.
+const SYNC: &str = "SYNC";
 
 /// BatchWriteItem's limit.
 const BATCH_WRITE: usize = 25;
@@ -235,54 +240,100 @@ impl DynamoStore {
         Ok(footprint)
     }
 
+    /// Records HubSpot's latest deletion or restore of the contact on its sync record, unless a later one is
+    /// already recorded: HubSpot retries deliveries for a day and does not order them, so a deletion delivered after
+    /// the restore that followed it must change nothing. Returns false for such a stale event. `rest` continues the
+    /// update expression after its `SET` of the event time.
+    async fn crm_event(
+        &self,
+        contact: &ContactId,
+        at: Timestamp,
+        rest: &str,
+        values: &[(&str, AttributeValue)],
+    ) -> Result<bool, StoreError> {
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(contact_pk(contact), SYNC)))
+            .update_expression(format!(
+                "SET crm_event_at = :at, contact_id = :contact{rest}"
+            ))
+            .condition_expression("attribute_not_exists(crm_event_at) OR crm_event_at < :at")
+            .expression_attribute_values(":at", s(at.key()))
+            .expression_attribute_values(":contact", s(contact.as_str()));
+        for (name, value) in values {
+            update = update.expression_attribute_values(*name, value.clone());
+        }
+        conditional(update.send().await)
+    }
+
     pub(super) async fn mark_contact_deleted(
         &self,
         contact: &ContactId,
+        at: Timestamp,
         purge_at: Timestamp,
     ) -> Result<bool, StoreError> {
-        let items = self.contact_items(contact).await?;
+        let mut items = self.contact_items(contact).await?;
         if items.is_empty() {
             return Ok(false);
         }
         // Out of the queue first (nothing is written to a contact HubSpot deleted), then the TTL on every item.
-        self.update_sync(
-            contact,
-            "SET dirty = :parked, dirty_since = :now, parked_reason = :why",
-            &[
-                (":parked", s(schema::PARKED)),
-                (":now", s(Timestamp::now().key())),
-                (
-                    ":why",
-                    s(format!(
-                        "deleted in HubSpot; purged at {} unless restored",
-                        purge_at.human()
-                    )),
-                ),
-            ],
-        )
-        .await?;
+        let why = format!(
+            "deleted in HubSpot; purged at {} unless restored",
+            purge_at.human()
+        );
+        let fresh = self
+            .crm_event(
+                contact,
+                at,
+                ", dirty = :parked, dirty_since = :now, parked_reason = :why",
+                &[
+                    (":parked", s(schema::PARKED)),
+                    (":now", s(Timestamp::now().key())),
+                    (":why", s(why)),
+                ],
+            )
+            .await?;
+        if !fresh {
+            return Ok(false);
+        }
+        // The sync record may have been created just now (a contact with no message yet): it expires too.
+        let sync = key(contact_pk(contact), SYNC);
+        if !items.partition.contains(&sync) {
+            items.partition.push(sync);
+        }
         self.set_expiry(&items, Some(purge_at.unix_seconds()))
             .await?;
         Ok(true)
     }
 
-    pub(super) async fn restore(&self, contact: &ContactId) -> Result<bool, StoreError> {
+    pub(super) async fn restore(
+        &self,
+        contact: &ContactId,
+        at: Timestamp,
+    ) -> Result<bool, StoreError> {
         let items = self.contact_items(contact).await?;
-        if items.is_empty() {
+        // Out of the parked queue; back in the queue below if it has changes.
+        let unparked = " REMOVE parked_reason, dirty, dirty_since";
+        if items.is_empty() || !self.crm_event(contact, at, unparked, &[]).await? {
             return Ok(false);
         }
         self.set_expiry(&items, None).await?;
-        // Back at the front of the queue: what changed before the deletion is written now (a contact already in
-        // sync leaves the queue at its first claim).
-        self.update_sync(
-            contact,
-            "SET dirty = :shard, dirty_since = :now REMOVE parked_reason",
-            &[
-                (":shard", s(shard(contact))),
-                (":now", s(Timestamp::now().key())),
-            ],
-        )
-        .await?;
+        // Back at the front of the queue, if it has changes at all: what changed before the deletion is written
+        // now (a contact already in sync leaves the queue at its first claim).
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(contact_pk(contact), SYNC)))
+            .update_expression("SET dirty = :shard, dirty_since = :now REMOVE parked_reason")
+            .condition_expression("attribute_exists(change_version)")
+            .expression_attribute_values(":shard", s(shard(contact)))
+            .expression_attribute_values(":now", s(Timestamp::now().key()))
+            .send()
+            .await;
+        conditional(result)?;
         Ok(true)
     }
 

@@ -975,13 +975,18 @@ impl Store for DynamoStore {
     async fn mark_deleted(
         &self,
         contact: &ContactId,
+        at: Timestamp,
         purge_at: Timestamp,
     ) -> Result<bool, StoreError> {
-        self.mark_contact_deleted(contact, purge_at).await
+        self.mark_contact_deleted(contact, at, purge_at).await
     }
 
-    async fn restore_contact(&self, contact: &ContactId) -> Result<bool, StoreError> {
-        self.restore(contact).await
+    async fn restore_contact(
+        &self,
+        contact: &ContactId,
+        at: Timestamp,
+    ) -> Result<bool, StoreError> {
+        self.restore(contact, at).await
     }
 
     async fn contacts_with_email(&self, email: &Email) -> Result<Vec<ContactId>, StoreError> {

@@ -83,8 +83,11 @@ fn parse_events(body: &[u8]) -> Result<Vec<Event>, ApiError> {
             };
             let contact = ContactId::parse(&event.object_id.to_string())
                 .map_err(|e| invalid("objectId", e.to_string()))?;
-            let occurred_at = Timestamp::from_unix_seconds(event.occurred_at.div_euclid(1000))
-                .ok_or_else(|| invalid("occurredAt", "is out of range".into()))?;
+            let occurred_at = time::OffsetDateTime::from_unix_timestamp_nanos(
+                i128::from(event.occurred_at) * 1_000_000,
+            )
+            .map(Timestamp::from_datetime)
+            .map_err(|_| invalid("occurredAt", "is out of range".into()))?;
             let action = match event.subscription_type.as_str() {
                 "contact.privacyDeletion" => Action::Erase,
                 "contact.deletion" => Action::Delete,
@@ -224,7 +227,7 @@ impl HubSpotWebhooks {
                     }
                 }
                 Action::Restore => {
-                    if self.erasure.restored(contact).await? {
+                    if self.erasure.restored(contact, event.occurred_at).await? {
                         tally.restored += 1;
                     } else {
                         tally.ignored += 1;
