@@ -671,7 +671,7 @@ impl Setup {
         let access = if options.stream_access {
             let settings = StreamSettings::load(env, secrets).await?;
             Some(AccessStep {
-                client: stream_client(&settings)?,
+                client: chat_sync::wiring::stream_client(&settings)?,
                 base_url: settings.base_url,
                 agent: SupportAgent::load(env)?,
                 channel_type: chat_sync::config::channel_type(env)?,
@@ -840,18 +840,6 @@ impl Setup {
             Outcome::TableAlreadyThere { table }
         })
     }
-}
-
-fn stream_client(settings: &StreamSettings) -> Result<StreamClient, ConfigError> {
-    StreamClient::new(
-        &settings.base_url,
-        &settings.api_key,
-        settings.api_secret.clone(),
-    )
-    .map_err(|e| ConfigError {
-        variable: "STREAM_API_SECRET".into(),
-        problem: e.to_string(),
-    })
 }
 
 fn dynamodb_detail(error: &SdkError<DescribeTableError>) -> String {

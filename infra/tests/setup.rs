@@ -434,22 +434,12 @@ async fn local_table_has_the_code_schema_and_is_created_once() {
 }
 
 /// A user as an operator might have set it up in Stream's dashboard: promoted, with a picture and a custom field.
-async fn seed_promoted_agent(stream: &StreamDouble) {
-    let token = sandbox::stream::server_token(SECRET).expect("server token");
-    let body = json!({ "users": { "support-agent": {
-        "id": "support-agent", "name": "Old name", "role": "admin",
-        "image": "https://cdn.example.com/grace.png", "team": "care",
-    } } });
-    let response = reqwest::Client::new()
-        .post(format!("{}/users", stream.base_url()))
-        .query(&[("api_key", KEY)])
-        .header("authorization", token)
-        .header("stream-auth-type", "jwt")
-        .json(&body)
-        .send()
-        .await
-        .expect("sent");
-    assert!(response.status().is_success(), "{}", response.status());
+fn seed_promoted_agent(stream: &StreamDouble) {
+    let profile = json!({ "image": "https://cdn.example.com/grace.png", "team": "care" })
+        .as_object()
+        .cloned()
+        .expect("an object");
+    stream.seed_user_with("support-agent", "Old name", "admin", profile);
 }
 
 #[tokio::test]
@@ -462,8 +452,7 @@ async fn stream_access_creates_or_renames_the_agent_and_confines_visitors_once()
         ..Options::default()
     };
     // An agent someone promoted and gave a picture: only its name changes.
-    seed_promoted_agent(&stream).await;
-    stream.clear_calls();
+    seed_promoted_agent(&stream);
     let outcomes = run(&options, &env).await.expect("first run");
     assert_eq!(
         outcomes,

@@ -48,7 +48,8 @@ fn store(env: &Env, aws: &aws_config::SdkConfig) -> Result<Arc<DynamoStore>, Con
     )))
 }
 
-fn stream_client(settings: &StreamSettings) -> Result<StreamClient, ConfigError> {
+/// The Stream client for `settings` (a secret Stream's signer refuses is a configuration error).
+pub fn stream_client(settings: &StreamSettings) -> Result<StreamClient, ConfigError> {
     StreamClient::new(
         &settings.base_url,
         &settings.api_key,

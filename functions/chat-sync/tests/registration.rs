@@ -37,6 +37,14 @@ fn identity_token(email: &str) -> String {
     IdentityVerifier::new(IDENTITY_SECRET.into()).token_for(&Email::parse(email).expect("valid"))
 }
 
+/// A registration body with the site's `identityToken` for `email`.
+fn verified(first: &str, last: &str, email: &str) -> String {
+    let token = identity_token(email);
+    format!(
+        r#"{{"firstName":"{first}","lastName":"{last}","email":"{email}","identityToken":"{token}"}}"#
+    )
+}
+
 /// The channel a registration's answer names.
 fn channel_ref(body: &serde_json::Value) -> ChannelRef {
     ChannelRef::new(
@@ -203,12 +211,9 @@ async fn a_verified_visitor_may_update_the_names_in_one_request() {
         "ada.lovelace@example.com",
         &[("firstname", "Ada"), ("lastname", "Lovelace")],
     );
-    let token = identity_token("Ada.Lovelace@Example.com");
     let (status, body) = register(
         &app,
-        &format!(
-            r#"{{"firstName":"Augusta Ada","lastName":"King","email":"Ada.Lovelace@Example.com","identityToken":"{token}"}}"#
-        ),
+        &verified("Augusta Ada", "King", "Ada.Lovelace@Example.com"),
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -228,14 +233,7 @@ async fn a_verified_visitor_may_update_the_names_in_one_request() {
     assert_eq!(mapping.identity, Identity::Verified);
 
     // A new verified visitor gets a new contact with the names.
-    let token = identity_token("grace@example.com");
-    let (status, _) = register(
-        &app,
-        &format!(
-            r#"{{"firstName":"Grace","lastName":"Hopper","email":"grace@example.com","identityToken":"{token}"}}"#
-        ),
-    )
-    .await;
+    let (status, _) = register(&app, &verified("Grace", "Hopper", "grace@example.com")).await;
     assert_eq!(status, StatusCode::OK);
     let grace = app
         .hubspot
@@ -302,12 +300,9 @@ async fn require_identity_refuses_unverified_registrations() {
     assert_no_upstream_calls(&app);
     assert_eq!(app.item_count().await, 0);
 
-    let token = identity_token("ada.lovelace@example.com");
-    let verified = format!(
-        r#"{{"firstName":"Ada","lastName":"Lovelace","email":"ada.lovelace@example.com","identityToken":"{token}"}}"#
-    );
+    let body = verified("Ada", "Lovelace", "ada.lovelace@example.com");
     let response = registration
-        .handle(http_request("POST", &verified, &[JSON]))
+        .handle(http_request("POST", &body, &[JSON]))
         .await;
     assert_eq!(
         response.status(),
@@ -321,14 +316,7 @@ async fn require_identity_refuses_unverified_registrations() {
 async fn the_conversation_header_says_how_the_visitor_was_identified() {
     let app = TestApp::start().await;
     let (contact, visitor, channel) = register_visitor(&app, "Ada", "ada@example.com").await;
-    let token = identity_token("grace@example.com");
-    let (status, body) = register(
-        &app,
-        &format!(
-            r#"{{"firstName":"Grace","lastName":"Hopper","email":"grace@example.com","identityToken":"{token}"}}"#
-        ),
-    )
-    .await;
+    let (status, body) = register(&app, &verified("Grace", "Hopper", "grace@example.com")).await;
     assert_eq!(status, StatusCode::OK);
     let grace = app
         .hubspot
@@ -915,30 +903,21 @@ async fn a_visitor_token_reads_and_writes_only_its_own_channel() {
 }
 
 /// Makes the agent what an operator may have made it in Stream's dashboard: an admin with a picture and a custom
-/// field (a raw server-side `POST /users`, as the dashboard would).
-async fn promote_agent(app: &TestApp) {
-    let token = sandbox::stream::server_token(STREAM_SECRET).expect("server token");
-    let body = serde_json::json!({ "users": { AGENT_ID: {
-        "id": AGENT_ID, "name": support::AGENT_NAME, "role": "admin",
-        "image": "https://cdn.example.com/grace.png", "team": "care",
-    } } });
-    let response = reqwest::Client::new()
-        .post(format!("{}/users", app.stream.base_url()))
-        .query(&[("api_key", STREAM_KEY)])
-        .header("authorization", token)
-        .header("stream-auth-type", "jwt")
-        .json(&body)
-        .send()
-        .await
-        .expect("sent");
-    assert!(response.status().is_success());
-    app.stream.clear_calls();
+/// field.
+fn promote_agent(app: &TestApp) {
+    let profile =
+        serde_json::json!({ "image": "https://cdn.example.com/grace.png", "team": "care" })
+            .as_object()
+            .cloned()
+            .expect("an object");
+    app.stream
+        .seed_user_with(AGENT_ID, support::AGENT_NAME, "admin", profile);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_agents_admin_role_and_image_survive_100_registrations() {
     let app = TestApp::start().await;
-    promote_agent(&app).await;
+    promote_agent(&app);
     let bodies: Vec<String> = (0..100)
         .map(|n| person(n, &format!("visitor{n}@example.com")))
         .collect();

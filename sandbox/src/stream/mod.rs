@@ -191,6 +191,12 @@ impl StreamDouble {
 
     /// Creates a user directly (test setup without HTTP traffic).
     pub fn seed_user(&self, id: &str, name: &str, role: &str) {
+        self.seed_user_with(id, name, role, Map::new());
+    }
+
+    /// [`Self::seed_user`] with custom fields (`image`, a team...), as an operator may give a user in Stream's
+    /// dashboard.
+    pub fn seed_user_with(&self, id: &str, name: &str, role: &str, extra: Map<String, Value>) {
         let mut data = lock(&self.state.data);
         let now = now_rfc3339();
         let created_at = data
@@ -206,7 +212,7 @@ impl StreamDouble {
             id.to_owned(),
             UserRecord {
                 user,
-                extra: Map::new(),
+                extra,
                 created_at,
                 updated_at: now,
             },
