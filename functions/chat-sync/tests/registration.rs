@@ -792,6 +792,16 @@ async fn as_visitor(
     (status, response.json().await.unwrap_or_default())
 }
 
+/// A client-side `POST` with a visitor's token.
+async fn post_as(
+    app: &TestApp,
+    token: &str,
+    path: &str,
+    body: serde_json::Value,
+) -> (u16, serde_json::Value) {
+    as_visitor(app, token, reqwest::Method::POST, path, &[], Some(body)).await
+}
+
 fn refused_by_permissions((status, body): &(u16, serde_json::Value)) -> bool {
     *status == 403 && body["code"] == 17
 }
@@ -811,68 +821,33 @@ async fn a_visitor_token_reads_and_writes_only_its_own_channel() {
         grace["channelId"].as_str().expect("id")
     );
     let query = serde_json::json!({ "state": true, "watch": false, "presence": false });
-    let post = reqwest::Method::POST;
 
     // Its own channel: read it, write in it.
-    let (status, body) = as_visitor(
-        &app,
-        token,
-        post.clone(),
-        &format!("{own}/query"),
-        &[],
-        Some(query.clone()),
-    )
-    .await;
+    let (status, body) = post_as(&app, token, &format!("{own}/query"), query.clone()).await;
     assert!((200..300).contains(&status), "{body}");
     let message = serde_json::json!({ "message": { "text": "hello" } });
-    let (status, body) = as_visitor(
-        &app,
-        token,
-        post.clone(),
-        &format!("{own}/message"),
-        &[],
-        Some(message.clone()),
-    )
-    .await;
+    let (status, body) = post_as(&app, token, &format!("{own}/message"), message.clone()).await;
     assert!((200..300).contains(&status), "{body}");
 
     // Another visitor's channel: neither read nor written.
-    let read = as_visitor(
-        &app,
-        token,
-        post.clone(),
-        &format!("{other}/query"),
-        &[],
-        Some(query),
-    )
-    .await;
+    let read = post_as(&app, token, &format!("{other}/query"), query).await;
     assert!(refused_by_permissions(&read), "{read:?}");
-    let write = as_visitor(
-        &app,
-        token,
-        post.clone(),
-        &format!("{other}/message"),
-        &[],
-        Some(message),
-    )
-    .await;
+    let write = post_as(&app, token, &format!("{other}/message"), message).await;
     assert!(refused_by_permissions(&write), "{write:?}");
     // No members added, to its own channel or another: not even a visitor the app knows.
     let grace_id = grace["customerId"].as_str().expect("id");
     for channel in [&own, &other] {
         let add = serde_json::json!({ "add_members": [grace_id] });
-        let added = as_visitor(&app, token, post.clone(), channel, &[], Some(add)).await;
+        let added = post_as(&app, token, channel, add).await;
         assert!(refused_by_permissions(&added), "{channel}: {added:?}");
     }
     // No channel of its own making, with or without others in it.
     let create = serde_json::json!({ "data": { "members": [ada["customerId"], grace_id] } });
-    let created = as_visitor(
+    let created = post_as(
         &app,
         token,
-        post.clone(),
         "/channels/messaging/visitor-made/query",
-        &[],
-        Some(create),
+        create,
     )
     .await;
     assert!(refused_by_permissions(&created), "{created:?}");
