@@ -39,17 +39,35 @@ impl Erasure {
         self.store.footprint(contact).await
     }
 
-    /// Erases the contact here and its visitors in Stream; returns what was found to erase.
+    /// Erases the contact here and its visitors in Stream, and so the contacts HubSpot merged into it; returns what
+    /// was found to erase.
     pub async fn erase(
         &self,
         contact: &ContactId,
         deadline: Instant,
     ) -> Result<Footprint, ErasureError> {
         let found = self.store.footprint(contact).await?;
+        // The merged ones first: this contact's items name them, so a retry after a failure still finds them.
+        for merged in &found.merged {
+            self.erase_one(merged, deadline).await?;
+        }
+        self.erase_one(contact, deadline).await?;
+        Ok(found)
+    }
+
+    async fn erase_one(&self, contact: &ContactId, deadline: Instant) -> Result<(), ErasureError> {
+        let found = self.store.footprint(contact).await?;
         self.chat.delete_users(&found.visitors, deadline).await?;
         self.store.erase_contact(contact).await?;
         tracing::info!(contact_id = %contact, items = found.items, visitors = found.visitors.len(), "contact erased");
-        Ok(found)
+        Ok(())
+    }
+
+    /// The contacts a HubSpot record stands for here: itself and those merged into it.
+    async fn with_merged(&self, contact: &ContactId) -> Result<Vec<ContactId>, StoreError> {
+        let mut all = self.store.footprint(contact).await?.merged;
+        all.push(contact.clone());
+        Ok(all)
     }
 
     /// The contact was deleted in HubSpot at `at`: stop writing it, purge it when HubSpot does.
@@ -57,18 +75,24 @@ impl Erasure {
         let purge_at =
             Timestamp::from_unix_seconds(at.unix_seconds() + RESTORABLE_FOR.as_secs() as i64)
                 .unwrap_or(at);
-        let marked = self.store.mark_deleted(contact, at, purge_at).await?;
-        if marked {
-            tracing::info!(contact_id = %contact, purge_at = %purge_at.rfc3339(), "contact deleted in HubSpot: no longer synced, purged unless restored");
+        let mut marked = false;
+        for one in self.with_merged(contact).await? {
+            if self.store.mark_deleted(&one, at, purge_at).await? {
+                tracing::info!(contact_id = %one, purge_at = %purge_at.rfc3339(), "contact deleted in HubSpot: no longer synced, purged unless restored");
+                marked = true;
+            }
         }
         Ok(marked)
     }
 
     /// The contact was restored in HubSpot at `at`: keep it and sync it again.
     pub async fn restored(&self, contact: &ContactId, at: Timestamp) -> Result<bool, StoreError> {
-        let restored = self.store.restore_contact(contact, at).await?;
-        if restored {
-            tracing::info!(contact_id = %contact, "contact restored in HubSpot: synced again");
+        let mut restored = false;
+        for one in self.with_merged(contact).await? {
+            if self.store.restore_contact(&one, at).await? {
+                tracing::info!(contact_id = %one, "contact restored in HubSpot: synced again");
+                restored = true;
+            }
         }
         Ok(restored)
     }

@@ -383,6 +383,8 @@ pub struct Footprint {
     pub visitors: Vec<UserId>,
     /// Channels (cids) of the contact's conversations.
     pub channels: Vec<String>,
+    /// Contacts HubSpot merged into this one: their conversations are written to it, and go with it.
+    pub merged: Vec<ContactId>,
 }
 
 /// A conversation and the notes on the contact's timeline that hold it.

@@ -641,3 +641,41 @@ async fn a_deletion_delivered_after_its_restore_changes_nothing() {
         .iter()
         .all(Option::is_some));
 }
+
+#[tokio::test]
+async fn erasing_a_merged_record_erases_the_contacts_merged_into_it() {
+    let app = TestApp::start().await;
+    let (ada, visitor, channel) = chatting_visitor(&app, "ada.merged@example.com").await;
+    let (bo, _, _) = chatting_visitor(&app, "bo.merged@example.com").await;
+    // HubSpot merges the two into a record with a new id; the next write of Ada's finds it by e-mail.
+    let merged = app.hubspot.merge_contacts(&ada, &bo).expect("merged");
+    let event = message_event(
+        "message.new",
+        "messaging",
+        &channel,
+        &message(
+            "m-merged",
+            &visitor,
+            "Ada",
+            "after the merge",
+            "2026-11-24T10:05:00Z",
+        ),
+    );
+    deliver(&app, &event).await;
+    sweep(&app).await;
+    assert!(app.transcript(&merged).contains("after the merge"));
+    // A privacy deletion of the surviving record reaches the conversations written to it.
+    let (status, body) = from_hubspot(&app, &[("contact.privacyDeletion", &merged)]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let left = items_mentioning(
+        &app,
+        &[
+            ada.as_str(),
+            visitor.as_str(),
+            channel.as_str(),
+            merged.as_str(),
+        ],
+    )
+    .await;
+    assert!(left.is_empty(), "{left:#?}");
+}

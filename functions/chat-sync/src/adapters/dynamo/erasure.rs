@@ -40,6 +40,10 @@ struct ContactItems {
     lease: bool,
     visitors: Vec<UserId>,
     channels: Vec<String>,
+    /// Contacts merged into this one (its `ALIAS#` items).
+    merged: Vec<ContactId>,
+    /// The record this contact was merged into, whose `ALIAS#` item names it.
+    merged_into: Option<ContactId>,
 }
 
 impl ContactItems {
@@ -51,6 +55,7 @@ impl ContactItems {
                 + usize::from(self.lease),
             visitors: self.visitors.clone(),
             channels: self.channels.clone(),
+            merged: self.merged.clone(),
         }
     }
 
@@ -82,7 +87,7 @@ impl DynamoStore {
                 .query()
                 .table_name(&self.table)
                 .key_condition_expression("#pk = :pk")
-                .projection_expression("#pk, #sk, cid")
+                .projection_expression("#pk, #sk, cid, contact_id, crm_contact_id")
                 .expression_attribute_names("#pk", schema::PARTITION_KEY)
                 .expression_attribute_names("#sk", schema::SORT_KEY)
                 .expression_attribute_values(":pk", s(contact_pk(contact)))
@@ -101,6 +106,14 @@ impl DynamoStore {
             }
             if sk.starts_with("CONV#") {
                 found.channels.push(get_s(&item, "cid")?.to_owned());
+            }
+            if sk.starts_with("ALIAS#") {
+                found
+                    .merged
+                    .push(ContactId::parse(get_s(&item, "contact_id")?).map_err(corrupt)?);
+            }
+            if let Some(into) = item.get("crm_contact_id").and_then(|v| v.as_s().ok()) {
+                found.merged_into = Some(ContactId::parse(into).map_err(corrupt)?);
             }
             found.partition.push(key_of(&item)?);
         }
@@ -236,6 +249,10 @@ impl DynamoStore {
             }
         }
         self.delete_all(partition).await?;
+        if let Some(into) = &items.merged_into {
+            self.delete_all(vec![key(contact_pk(into), &format!("ALIAS#{contact}"))])
+                .await?;
+        }
         self.delete_expired_lease(contact).await?;
         Ok(footprint)
     }

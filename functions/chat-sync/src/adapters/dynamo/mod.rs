@@ -7,6 +7,7 @@
 //! | conversation | `CONTACT#<contact>` | `CONV#<type>:<id>` | cid, channel_id, started_at, identity |
 //! | message | `CONTACT#<contact>` | `MSG#<created_at>#<message id>` | message_id, cid, author_id, author_name, role, body, attachments, created_at, updated_at, edited, deleted |
 //! | sync record | `CONTACT#<contact>` | `SYNC` | contact_id, change_version, synced_version, message_count, crm_contact_id, parked_reason, dirty, dirty_since |
+//! | merge alias | `CONTACT#<surviving id>` | `ALIAS#<contact>` | contact_id (merged into this record in HubSpot) |
 //! | lease | `CONTACT#<contact>` | `LEASE` | lease_owner, lease_until_ms, expires_at (TTL) |
 //! | flusher | `FLUSHER` | `FLUSHER` | lease_owner, lease_until_ms, wake (set of contact ids) |
 //! | rate budget | `BUDGET#hubspot` | `SHARED` / `REGISTRATIONS` | tat_ms, daily_until_ms |

@@ -1119,13 +1119,31 @@ impl Store for DynamoStore {
         contact: &ContactId,
         crm_contact: &ContactId,
     ) -> Result<(), StoreError> {
-        self.update_sync(
-            contact,
-            "SET crm_contact_id = :crm",
-            &[(":crm", s(crm_contact.as_str()))],
-        )
-        .await
-        .map(|_| ())
+        if !self
+            .update_sync(
+                contact,
+                "SET crm_contact_id = :crm",
+                &[(":crm", s(crm_contact.as_str()))],
+            )
+            .await?
+        {
+            return Ok(());
+        }
+        // The surviving record names the contacts merged into it, so that erasing or deleting it in HubSpot
+        // reaches their conversations too (see `erasure`).
+        let mut alias = key(contact_pk(crm_contact), &format!("ALIAS#{contact}"));
+        alias.insert("contact_id".to_owned(), s(contact.as_str()));
+        let output = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(alias))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        self.consumed.add(output.consumed_capacity());
+        Ok(())
     }
 
     async fn park_contact(
