@@ -1,9 +1,11 @@
 //! The `backlog` command, as an operator runs it: the binary against DynamoDB Local.
 
 use chat_sync::adapters::dynamo::DynamoStore;
-use chat_sync::domain::{ContactId, Role};
+use chat_sync::domain::{
+    ChannelId, ChannelRef, ChannelType, ContactId, Email, Identity, Role, Timestamp, UserId,
+};
 use chat_sync::handlers::webhook::{parse_event, Parsed};
-use chat_sync::ports::{LeaseOwner, Store};
+use chat_sync::ports::{ChannelMapping, LeaseOwner, Recorded, Store};
 use std::process::Command;
 use std::time::Duration;
 
@@ -27,9 +29,29 @@ fn backlog(endpoint: &str, table: &str, args: &[&str]) -> (i32, String, String) 
 }
 
 async fn record(store: &DynamoStore, contact: &ContactId, id: &str) {
+    // Changes are recorded only for a registered channel: register this contact's, as registration would.
+    let channel = format!("chat-{}", contact.as_str());
+    store
+        .save_channel(&ChannelMapping {
+            channel: ChannelRef::new(
+                ChannelType::parse("messaging").expect("valid"),
+                ChannelId::parse(&channel).expect("valid"),
+            ),
+            contact_id: contact.clone(),
+            email: Email::parse(&format!("visitor-{}@example.com", contact.as_str()))
+                .expect("valid"),
+            visitor_id: UserId::parse("v", "visitor-1").expect("valid"),
+            visitor_name: "Ada".into(),
+            identity: Identity::Unverified,
+            created_at: Timestamp::parse("t", "2026-11-24T10:00:00Z").expect("valid"),
+            cleared: None,
+            purge_at: None,
+        })
+        .await
+        .expect("channel");
     let event = serde_json::json!({
         "type": "message.new",
-        "cid": "messaging:chat-1",
+        "cid": format!("messaging:{channel}"),
         "message": {
             "id": id, "text": "hello", "type": "regular",
             "created_at": "2026-11-24T10:00:00Z",
@@ -39,10 +61,13 @@ async fn record(store: &DynamoStore, contact: &ContactId, id: &str) {
     let Ok(Parsed::Change(change)) = parse_event(event.to_string().as_bytes()) else {
         panic!("a message event");
     };
-    store
-        .record_change(contact, &change, Role::Visitor)
-        .await
-        .expect("recorded");
+    assert_eq!(
+        store
+            .record_change(contact, &change, Role::Visitor)
+            .await
+            .expect("recorded"),
+        Recorded::Applied
+    );
 }
 
 #[tokio::test]

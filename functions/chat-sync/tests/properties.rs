@@ -6,11 +6,12 @@ use chat_sync::domain::transcript::{
     render, render_line, text_len, Conversation, Filling, HUBSPOT_PROPERTY_LIMIT,
 };
 use chat_sync::domain::{
-    ContactId, Email, Identity, MessageId, PersonName, Role, StoredMessage, Timestamp,
+    ChannelId, ChannelRef, ChannelType, ContactId, Email, Identity, MessageId, PersonName, Role,
+    StoredMessage, Timestamp, UserId,
 };
 use chat_sync::handlers::registration::RegistrationForm;
 use chat_sync::handlers::webhook::{parse_event, Parsed};
-use chat_sync::ports::Store;
+use chat_sync::ports::{ChannelMapping, Store};
 use proptest::prelude::*;
 
 const SECRET: &str = "porewqKAFDSAKZssecretsercretfads";
@@ -266,6 +267,26 @@ fn store() -> &'static DynamoStore {
             let table = format!("props-{}", uuid::Uuid::new_v4().simple());
             let store = DynamoStore::new(chat_sync::wiring::local_dynamodb(&endpoint).await, table);
             store.create_table().await.expect("table");
+            // Changes are recorded only for a registered channel (an erased one records nothing): register the
+            // one the generated events use, as registration would, to a contact the cases never draw (so that no
+            // case's conversation carries the registration's header and the other's not).
+            store
+                .save_channel(&ChannelMapping {
+                    channel: ChannelRef::new(
+                        ChannelType::parse("messaging").expect("valid"),
+                        ChannelId::parse("chat-1").expect("valid"),
+                    ),
+                    contact_id: ContactId::parse("999999999").expect("valid"),
+                    email: Email::parse("ada@example.com").expect("valid"),
+                    visitor_id: UserId::parse("v", "visitor-1").expect("valid"),
+                    visitor_name: "Ada".into(),
+                    identity: Identity::Unverified,
+                    created_at: Timestamp::parse("t", "2026-11-24T10:00:00Z").expect("valid"),
+                    cleared: None,
+                    purge_at: None,
+                })
+                .await
+                .expect("channel");
             store
         })
     })
@@ -291,6 +312,9 @@ fn record_and_render(events: &[serde_json::Value]) -> String {
             }
         }
         let state = store.sync_state(&contact).await.expect("state");
+        // Every case delivers at least one new message: a store that recorded nothing would make every order
+        // "converge" on an empty transcript.
+        assert!(state.version > 0, "nothing was recorded");
         let source = store
             .recent_transcript(&contact, HUBSPOT_PROPERTY_LIMIT)
             .await
