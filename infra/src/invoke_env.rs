@@ -208,18 +208,16 @@ impl InvokeEnv {
             file: "webhook-message-new.json".into(),
             problem,
         };
-        let mapping = ChannelMapping {
-            channel: self.sample.channel.clone(),
-            contact_id: ContactId::parse(&contact.id).map_err(|e| sample_problem(e.reason))?,
-            email: Email::parse(SAMPLE_EMAIL).map_err(|e| sample_problem(e.reason))?,
-            visitor_id: self.sample.visitor_id.clone(),
-            visitor_name: self.sample.visitor_name.clone(),
-            // As a registration through the form would store it (the events carry no identity token).
-            identity: Identity::Unverified,
-            created_at: Timestamp::now(),
-            cleared: None,
-            purge_at: None,
-        };
+        // As a registration through the form would store it (the events carry no identity token).
+        let mapping = ChannelMapping::registered(
+            self.sample.channel.clone(),
+            ContactId::parse(&contact.id).map_err(|e| sample_problem(e.reason))?,
+            Email::parse(SAMPLE_EMAIL).map_err(|e| sample_problem(e.reason))?,
+            self.sample.visitor_id.clone(),
+            self.sample.visitor_name.clone(),
+            Identity::Unverified,
+            Timestamp::now(),
+        );
         // Registering twice (a restart against a running DynamoDB Local) is fine: the mapping is the same.
         match store.save_channel(&mapping).await {
             Ok(()) | Err(StoreError::AlreadyExists) => Ok(()),

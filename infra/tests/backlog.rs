@@ -32,21 +32,18 @@ async fn record(store: &DynamoStore, contact: &ContactId, id: &str) {
     // Changes are recorded only for a registered channel: register this contact's, as registration would.
     let channel = format!("chat-{}", contact.as_str());
     store
-        .save_channel(&ChannelMapping {
-            channel: ChannelRef::new(
+        .save_channel(&ChannelMapping::registered(
+            ChannelRef::new(
                 ChannelType::parse("messaging").expect("valid"),
                 ChannelId::parse(&channel).expect("valid"),
             ),
-            contact_id: contact.clone(),
-            email: Email::parse(&format!("visitor-{}@example.com", contact.as_str()))
-                .expect("valid"),
-            visitor_id: UserId::parse("v", "visitor-1").expect("valid"),
-            visitor_name: "Ada".into(),
-            identity: Identity::Unverified,
-            created_at: Timestamp::parse("t", "2026-11-24T10:00:00Z").expect("valid"),
-            cleared: None,
-            purge_at: None,
-        })
+            contact.clone(),
+            Email::parse(&format!("visitor-{}@example.com", contact.as_str())).expect("valid"),
+            UserId::parse("v", "visitor-1").expect("valid"),
+            "Ada".into(),
+            Identity::Unverified,
+            Timestamp::parse("t", "2026-11-24T10:00:00Z").expect("valid"),
+        ))
         .await
         .expect("channel");
     let event = serde_json::json!({

@@ -41,20 +41,18 @@ impl World {
     async fn chat(&self, contact: &str, email: &str, visitor: &str, channel: &str) {
         let contact = ContactId::parse(contact).expect("id");
         self.store
-            .save_channel(&ChannelMapping {
-                channel: ChannelRef::new(
+            .save_channel(&ChannelMapping::registered(
+                ChannelRef::new(
                     ChannelType::parse("messaging").expect("valid"),
                     ChannelId::parse(channel).expect("valid"),
                 ),
-                contact_id: contact.clone(),
-                email: Email::parse(email).expect("valid"),
-                visitor_id: UserId::parse("visitor", visitor).expect("valid"),
-                visitor_name: "Ada Lovelace".into(),
-                identity: Identity::Unverified,
-                created_at: Timestamp::now(),
-                cleared: None,
-                purge_at: None,
-            })
+                contact.clone(),
+                Email::parse(email).expect("valid"),
+                UserId::parse("visitor", visitor).expect("valid"),
+                "Ada Lovelace".into(),
+                Identity::Unverified,
+                Timestamp::now(),
+            ))
             .await
             .expect("mapping");
         let event = serde_json::json!({

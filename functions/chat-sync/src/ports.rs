@@ -288,6 +288,32 @@ pub struct ChannelMapping {
     pub purge_at: Option<Timestamp>,
 }
 
+impl ChannelMapping {
+    /// The mapping a registration stores: nothing of the conversation erased yet, the contact not deleted. The
+    /// later states (`cleared`, `purge_at`) are set only by what happens to the conversation afterwards.
+    pub fn registered(
+        channel: ChannelRef,
+        contact_id: ContactId,
+        email: Email,
+        visitor_id: UserId,
+        visitor_name: String,
+        identity: Identity,
+        created_at: Timestamp,
+    ) -> Self {
+        Self {
+            channel,
+            contact_id,
+            email,
+            visitor_id,
+            visitor_name,
+            identity,
+            created_at,
+            cleared: None,
+            purge_at: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Recorded {
     /// The change was new and is now stored; the contact's version was bumped.

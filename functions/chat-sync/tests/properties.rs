@@ -271,20 +271,18 @@ fn store() -> &'static DynamoStore {
             // one the generated events use, as registration would, to a contact the cases never draw (so that no
             // case's conversation carries the registration's header and the other's not).
             store
-                .save_channel(&ChannelMapping {
-                    channel: ChannelRef::new(
+                .save_channel(&ChannelMapping::registered(
+                    ChannelRef::new(
                         ChannelType::parse("messaging").expect("valid"),
                         ChannelId::parse("chat-1").expect("valid"),
                     ),
-                    contact_id: ContactId::parse("999999999").expect("valid"),
-                    email: Email::parse("ada@example.com").expect("valid"),
-                    visitor_id: UserId::parse("v", "visitor-1").expect("valid"),
-                    visitor_name: "Ada".into(),
-                    identity: Identity::Unverified,
-                    created_at: Timestamp::parse("t", "2026-11-24T10:00:00Z").expect("valid"),
-                    cleared: None,
-                    purge_at: None,
-                })
+                    ContactId::parse("999999999").expect("valid"),
+                    Email::parse("ada@example.com").expect("valid"),
+                    UserId::parse("v", "visitor-1").expect("valid"),
+                    "Ada".into(),
+                    Identity::Unverified,
+                    Timestamp::parse("t", "2026-11-24T10:00:00Z").expect("valid"),
+                ))
                 .await
                 .expect("channel");
             store

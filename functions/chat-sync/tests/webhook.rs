@@ -35,20 +35,18 @@ async fn map_events_channel(app: &TestApp) -> String {
         .await
         .expect("contact linked");
     app.store
-        .save_channel(&ChannelMapping {
-            channel: ChannelRef::new(
+        .save_channel(&ChannelMapping::registered(
+            ChannelRef::new(
                 ChannelType::parse("messaging").expect("valid"),
                 ChannelId::parse(EVENTS_CHANNEL).expect("valid"),
             ),
-            contact_id: contact.clone(),
-            email: Email::parse("ada.lovelace@example.com").expect("valid"),
-            visitor_id: UserId::parse("visitor", EVENTS_VISITOR).expect("valid"),
-            visitor_name: "Ada Lovelace".into(),
-            identity: Identity::Unverified,
-            created_at: Timestamp::parse("t", "2026-11-24T10:00:00Z").expect("valid"),
-            cleared: None,
-            purge_at: None,
-        })
+            contact.clone(),
+            Email::parse("ada.lovelace@example.com").expect("valid"),
+            UserId::parse("visitor", EVENTS_VISITOR).expect("valid"),
+            "Ada Lovelace".into(),
+            Identity::Unverified,
+            Timestamp::parse("t", "2026-11-24T10:00:00Z").expect("valid"),
+        ))
         .await
         .expect("mapping stored");
     contact.as_str().to_owned()

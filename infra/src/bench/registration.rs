@@ -89,17 +89,15 @@ pub async fn run(
             )
             .await
             .map_err(|e| e.to_string())?;
-        let mapping = ChannelMapping {
+        let mapping = ChannelMapping::registered(
             channel,
-            contact_id: contact,
-            email: details.email,
-            visitor_id: visitor,
-            visitor_name: "Seq Ential".into(),
-            identity: Identity::Unverified,
-            created_at: Timestamp::now(),
-            cleared: None,
-            purge_at: None,
-        };
+            contact,
+            details.email,
+            visitor,
+            "Seq Ential".into(),
+            Identity::Unverified,
+            Timestamp::now(),
+        );
         world
             .store
             .save_channel(&mapping)

@@ -277,17 +277,15 @@ impl Registration {
         chat.map_err(|e| upstream_failed(&e))?;
 
         let now = Timestamp::now();
-        let mapping = ChannelMapping {
-            channel: channel.clone(),
-            contact_id: contact_id.clone(),
-            email: details.email,
-            visitor_id: visitor.id.clone(),
-            visitor_name: visitor.name.clone(),
+        let mapping = ChannelMapping::registered(
+            channel.clone(),
+            contact_id.clone(),
+            details.email,
+            visitor.id.clone(),
+            visitor.name.clone(),
             identity,
-            created_at: now,
-            cleared: None,
-            purge_at: None,
-        };
+            now,
+        );
         // Only once the mapping is stored is a token handed out: no message can arrive for an unknown channel.
         self.store
             .save_channel(&mapping)
