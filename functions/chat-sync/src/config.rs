@@ -411,6 +411,17 @@ impl RegistrationSettings {
     }
 }
 
+/// `MESSAGE_RETENTION_DAYS`: how long a synced, idle contact's messages are kept (see `retention`).
+pub fn retention_period(env: &Env) -> Result<crate::retention::RetentionPeriod, ConfigError> {
+    use crate::retention::RetentionPeriod;
+    env.number(
+        "MESSAGE_RETENTION_DAYS",
+        RetentionPeriod::DEFAULT_DAYS,
+        1..=RetentionPeriod::MAX_DAYS,
+    )
+    .map(RetentionPeriod::days)
+}
+
 /// The Stream user ids whose lines read `(agent)`: `SUPPORT_AGENT_ID` and the comma-separated `AGENT_IDS`. Anyone
 /// else who is not the channel's visitor is shown with their Stream role.
 pub fn agent_ids(env: &Env) -> Result<Vec<String>, ConfigError> {

@@ -13,6 +13,7 @@ pub mod handlers;
 pub mod lambda;
 pub mod metrics;
 pub mod ports;
+pub mod retention;
 pub mod sync;
 pub mod telemetry;
 pub mod throttle;

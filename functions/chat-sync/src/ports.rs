@@ -6,6 +6,7 @@ use crate::domain::{
     Timestamp, UserId,
 };
 use async_trait::async_trait;
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 /// Why a call to HubSpot or Stream failed, classified by what the caller can do about it.
@@ -131,6 +132,15 @@ pub trait Crm: Send + Sync {
         permit: Permit,
         deadline: Instant,
     ) -> Result<Vec<WriteResult>, UpstreamError>;
+    /// The transcript property of up to [`MAX_BATCH`] contacts as HubSpot holds it now, in one request sent under
+    /// `permit`: one answer per input, in input order; `None` for a record HubSpot does not have under that id
+    /// (deleted, or merged into another). An unset property reads as empty.
+    async fn read_transcripts(
+        &self,
+        contacts: &[ContactId],
+        permit: Permit,
+        deadline: Instant,
+    ) -> Result<Vec<Option<String>>, UpstreamError>;
     /// The contact's current id, looked up by e-mail (after a merge it has a new one); `None` if there is none.
     async fn find_contact(
         &self,
@@ -336,9 +346,35 @@ pub struct SyncState {
     pub parked: Option<String>,
     /// Conversations (cids) changed since the contact was last synced: their notes need rewriting.
     pub pending_notes: Vec<String>,
+    /// When its messages last expired (see `retention`): since then HubSpot holds the only copy of some of its
+    /// lines, so the property is rendered around what HubSpot shows (see `domain::archive`).
+    pub archived_at: Option<Timestamp>,
+    /// Per conversation (cid): its notes as they were when its messages expired.
+    pub frozen: HashMap<String, Frozen>,
+    /// Per conversation (cid): erasures recorded (truncation, deletion, the visitor's erasure), to tell whether one
+    /// came after its notes froze.
+    pub erasures: HashMap<String, u64>,
+    /// Conversations (cids) whose visitor was erased: no visitor line of them is kept from HubSpot's copy.
+    pub visitor_erased: Vec<String>,
+}
+
+/// A conversation's notes when its messages expired: never rendered again, only emptied by a later erasure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Frozen {
+    /// The first this many notes (parts) of the conversation.
+    pub notes: usize,
+    /// The conversation's erasure count then.
+    pub erasures: u64,
 }
 
 impl SyncState {
+    /// The notes of the conversation that are frozen, and whether an erasure since may have reached their lines.
+    pub fn frozen_notes(&self, cid: &str) -> (usize, bool) {
+        let frozen = self.frozen.get(cid).copied().unwrap_or_default();
+        let erasures = self.erasures.get(cid).copied().unwrap_or(0);
+        (frozen.notes, frozen.notes > 0 && erasures > frozen.erasures)
+    }
+
     /// The HubSpot record the transcript goes to.
     pub fn crm_target(&self, contact: &ContactId) -> ContactId {
         self.crm_contact.clone().unwrap_or_else(|| contact.clone())
@@ -353,6 +389,13 @@ pub struct BacklogEntry {
     pub since: Timestamp,
     /// `None` while waiting; why, once parked.
     pub parked: Option<String>,
+}
+
+/// A contact in sync and idle since `since`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdleContact {
+    pub contact: ContactId,
+    pub since: Timestamp,
 }
 
 /// How far the transcripts are behind the CRM, counted over the whole queue: the sweeper's metrics.
@@ -452,6 +495,9 @@ pub trait Store: Send + Sync {
         contact: &ContactId,
         limit: usize,
     ) -> Result<TranscriptSource, StoreError>;
+    /// Every conversation of the contact (to read HubSpot's copy of the conversations whose messages expired).
+    async fn all_conversations(&self, contact: &ContactId)
+        -> Result<Vec<Conversation>, StoreError>;
     /// The e-mail the contact registered with (to find it again after a merge).
     async fn contact_email(&self, contact: &ContactId) -> Result<Option<Email>, StoreError>;
     /// These conversations of the contact, with the notes that hold them.
@@ -513,6 +559,25 @@ pub trait Store: Send + Sync {
         -> Result<bool, StoreError>;
     /// The contacts registered with this e-mail (operators' erasure requests arrive by e-mail).
     async fn contacts_with_email(&self, email: &Email) -> Result<Vec<ContactId>, StoreError>;
+
+    /// Contacts in sync, with nothing changed since before `before`, longest idle first, across every shard: the
+    /// candidates for expiring their messages (see `retention`).
+    async fn idle_contacts(
+        &self,
+        before: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<IdleContact>, StoreError>;
+    /// Expires the contact's messages, under our lease, if it is still in sync at `version`: records it (freezing
+    /// each conversation's notes as they are), then gives every message item the TTL `expires_at`, and takes the
+    /// contact off the idle index. Returns how many message items it gave the TTL; `None` if the contact changed
+    /// (or our lease is gone) and nothing was done.
+    async fn archive_contact(
+        &self,
+        contact: &ContactId,
+        owner: &LeaseOwner,
+        version: u64,
+        expires_at: Timestamp,
+    ) -> Result<Option<usize>, StoreError>;
 
     /// Takes the contact's lease if it is free or expired.
     async fn acquire_lease(

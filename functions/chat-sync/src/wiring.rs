@@ -14,6 +14,7 @@ use crate::handlers::registration::Registration;
 use crate::handlers::sweeper::Sweeper;
 use crate::handlers::webhook::Webhook;
 use crate::ports::RateBudget;
+use crate::retention::Retention;
 use crate::sync::TranscriptSync;
 use std::sync::Arc;
 use std::time::Duration;
@@ -129,7 +130,10 @@ pub async fn sweeper(env: &Env, aws: &aws_config::SdkConfig) -> Result<Sweeper, 
     let sync = transcript_sync(env, store.clone(), hubspot)?;
     let budget = env.seconds("SWEEPER_BUDGET_SECONDS", 40, 1..=800)?;
     let table = env.required("TABLE_NAME")?;
-    Ok(Sweeper::new(store, sync, budget).with_metrics(&table))
+    let retention = Retention::new(store.clone(), crate::config::retention_period(env)?);
+    Ok(Sweeper::new(store, sync, budget)
+        .with_metrics(&table)
+        .with_retention(retention))
 }
 
 pub async fn hubspot_webhooks(

@@ -188,6 +188,7 @@ async fn every_message_exactly_once_in_order_under_concurrency() {
                 created_at: Timestamp::parse("t", &created_at(c, i)).expect("time"),
                 edited: false,
                 deleted: false,
+                removed: false,
             })
             .collect();
         let started = time::PrimitiveDateTime::parse(

@@ -36,6 +36,7 @@ fn arb_message(index: usize) -> impl Strategy<Value = StoredMessage> {
                 created_at: Timestamp::from_unix_seconds(1_795_687_200 + offset).expect("in range"),
                 edited,
                 deleted,
+                removed: false,
             },
         )
 }

@@ -78,6 +78,7 @@ impl Baseline {
             created_at: change.created_at,
             edited: false,
             deleted: false,
+            removed: false,
         });
         if !transcript.is_empty() {
             transcript.push('\n');

@@ -482,6 +482,45 @@ impl Crm for HubSpotClient {
             .await
     }
 
+    async fn read_transcripts(
+        &self,
+        contacts: &[ContactId],
+        permit: Permit,
+        deadline: Instant,
+    ) -> Result<Vec<Option<String>>, UpstreamError> {
+        check_batch(contacts.len())?;
+        let inputs: Vec<Value> = contacts
+            .iter()
+            .map(|contact| json!({ "id": contact.as_str() }))
+            .collect();
+        let request = self
+            .http
+            .post(self.url("/objects/contacts/batch/read"))
+            .json(&json!({ "properties": [TRANSCRIPT_PROPERTY], "inputs": inputs }));
+        let answer = self.send_with(permit, request, deadline).await?;
+        // A record read by an id it no longer has (merged) comes back under its new id: not an answer for ours.
+        let mut found: HashMap<&str, String> = HashMap::new();
+        for result in answer
+            .get("results")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let Some(id) = result.get("id").and_then(Value::as_str) else {
+                continue;
+            };
+            let value = result
+                .pointer(&format!("/properties/{TRANSCRIPT_PROPERTY}"))
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            found.insert(id, value.to_owned());
+        }
+        Ok(contacts
+            .iter()
+            .map(|contact| found.remove(contact.as_str()))
+            .collect())
+    }
+
     async fn find_contact(
         &self,
         email: &Email,

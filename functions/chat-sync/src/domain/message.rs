@@ -48,6 +48,14 @@ impl Timestamp {
         self.0.format(&format).unwrap_or_default()
     }
 
+    /// Reads back the transcript's form ([`Timestamp::human`]): whole seconds.
+    pub fn parse_human(raw: &str) -> Option<Self> {
+        let format = format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC");
+        time::PrimitiveDateTime::parse(raw, &format)
+            .ok()
+            .map(|at| Self::from_datetime(at.assume_utc()))
+    }
+
     /// RFC 3339 with seconds precision, for API responses.
     pub fn rfc3339(&self) -> String {
         let format = format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
@@ -63,6 +71,15 @@ impl Timestamp {
         Self(
             self.0
                 .checked_sub(time::Duration::try_from(by).unwrap_or(time::Duration::ZERO))
+                .unwrap_or(self.0),
+        )
+    }
+
+    /// This instant, `by` later (saturating at the latest representable time).
+    pub fn later_by(&self, by: std::time::Duration) -> Self {
+        Self(
+            self.0
+                .checked_add(time::Duration::try_from(by).unwrap_or(time::Duration::ZERO))
                 .unwrap_or(self.0),
         )
     }
@@ -168,6 +185,9 @@ pub struct StoredMessage {
     pub created_at: Timestamp,
     pub edited: bool,
     pub deleted: bool,
+    /// Hard-deleted: it has no line. Kept so that no late delivery brings it back, and so that an archived copy of
+    /// its line (see `archive`) is dropped too.
+    pub removed: bool,
 }
 
 #[cfg(test)]
@@ -182,6 +202,11 @@ mod tests {
         assert_eq!(b.key(), "2026-11-24T10:00:00.000000Z");
         assert!(b.key() < a.key());
         assert_eq!(a.human(), "2026-11-24 10:00:00 UTC");
+        assert_eq!(
+            Timestamp::parse_human(&a.human()).map(|t| t.key()),
+            Some("2026-11-24T10:00:00.000000Z".to_owned())
+        );
+        assert_eq!(Timestamp::parse_human("2026-11-24 10:00:00"), None);
         assert!(Timestamp::parse("t", "yesterday").is_err());
     }
 }

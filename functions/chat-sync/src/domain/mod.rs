@@ -1,5 +1,6 @@
 //! The domain: values that can only hold valid data, and the pure transcript renderer.
 
+pub mod archive;
 mod contact;
 pub mod identity;
 mod ids;

@@ -27,15 +27,17 @@ pub fn marker(cid: &str, number: usize) -> String {
 }
 
 /// Renders the conversation's shown messages (in `created_at` order, message id as tiebreak) into notes that each
-/// fit `limit`. A conversation without messages has no note.
+/// fit `limit`, numbered from `frozen + 1`: the first `frozen` notes hold messages no longer stored here (see
+/// `archive`) and are not rendered again. A conversation without messages has no note.
 pub fn render_notes(
     conversation: &Conversation,
     messages: &[StoredMessage],
     limit: usize,
+    frozen: usize,
 ) -> Vec<NotePart> {
     let mut ordered: Vec<&StoredMessage> = messages
         .iter()
-        .filter(|m| m.cid == conversation.cid && conversation.shows(m))
+        .filter(|m| m.cid == conversation.cid && !m.removed && conversation.shows(m))
         .collect();
     ordered.sort_by(|a, b| {
         a.created_at
@@ -44,7 +46,11 @@ pub fn render_notes(
     });
     let mut parts: Vec<NotePart> = Vec::new();
     let mut lines: Vec<String> = Vec::new();
-    let mut first_at = conversation.started_at;
+    // Part 1 sits at the conversation's start; a part after frozen ones, at its first message.
+    let mut first_at = match (frozen, ordered.first()) {
+        (1.., Some(first)) => first.created_at,
+        _ => conversation.started_at,
+    };
     let close = |number: usize, lines: &[String], at: Timestamp| NotePart {
         number,
         body: format!(
@@ -57,7 +63,7 @@ pub fn render_notes(
     };
     for message in ordered {
         let line = html_line(message);
-        let number = parts.len() + 1;
+        let number = frozen + parts.len() + 1;
         let frame =
             text_len(&header(conversation, number)) + text_len(&footer(&conversation.cid, number));
         let used: usize = lines.iter().map(|l| text_len(l)).sum();
@@ -69,7 +75,7 @@ pub fn render_notes(
         lines.push(line);
     }
     if !lines.is_empty() {
-        parts.push(close(parts.len() + 1, &lines, first_at));
+        parts.push(close(frozen + parts.len() + 1, &lines, first_at));
     }
     parts
 }
@@ -83,6 +89,16 @@ pub fn emptied_note(conversation: &Conversation, number: usize) -> String {
     };
     format!(
         "{}<p><em>{why}</em></p>{}",
+        header(conversation, number),
+        footer(&conversation.cid, number)
+    )
+}
+
+/// The body a frozen note (see `archive`) gets when Stream erases messages it may hold: its lines are no longer
+/// stored here to render it again without them, so none of them is kept.
+pub fn erased_note(conversation: &Conversation, number: usize) -> String {
+    format!(
+        "{}<p><em>(messages erased in chat)</em></p>{}",
         header(conversation, number),
         footer(&conversation.cid, number)
     )
@@ -198,6 +214,7 @@ mod tests {
             )),
             edited: false,
             deleted: false,
+            removed: false,
         }
     }
 
@@ -216,6 +233,7 @@ mod tests {
             &conversation(),
             &[gone, file, edited, message("m1", 1, "Hi\nthere")],
             NOTE_BODY_LIMIT,
+            0,
         );
         assert_eq!(notes.len(), 1);
         assert_eq!(notes[0].timestamp, at("2026-11-24T10:00:00Z"));
@@ -241,7 +259,7 @@ mod tests {
                 )
             })
             .collect();
-        let notes = render_notes(&conversation(), &messages, NOTE_BODY_LIMIT);
+        let notes = render_notes(&conversation(), &messages, NOTE_BODY_LIMIT, 0);
         assert!(notes.len() >= 2, "{} parts", notes.len());
         for (i, note) in notes.iter().enumerate() {
             assert_eq!(note.number, i + 1);
@@ -257,5 +275,33 @@ mod tests {
         for i in 0..600 {
             assert_eq!(all.matches(&format!("line {i:04} ")).count(), 1, "line {i}");
         }
+    }
+
+    #[test]
+    fn after_frozen_notes_the_parts_continue_from_the_next_number() {
+        let mut gone = message("m0", 0, "hard-deleted");
+        gone.removed = true;
+        let notes = render_notes(
+            &conversation(),
+            &[
+                gone,
+                message("m2", 2, "back again"),
+                message("m1", 1, "hello"),
+            ],
+            NOTE_BODY_LIMIT,
+            2,
+        );
+        assert_eq!(notes.len(), 1);
+        assert_eq!(notes[0].number, 3);
+        assert!(notes[0].body.contains("(part 3)"));
+        assert!(notes[0].body.contains(&marker("messaging:chat-a", 3)));
+        assert!(!notes[0].body.contains("hard-deleted"));
+        assert!(notes[0].body.find("hello") < notes[0].body.find("back again"));
+        assert_eq!(notes[0].timestamp, at("2026-11-24T10:00:01Z"));
+        let erased = erased_note(&conversation(), 1);
+        assert!(
+            erased.contains("(messages erased in chat)")
+                && erased.contains(&marker("messaging:chat-a", 1))
+        );
     }
 }

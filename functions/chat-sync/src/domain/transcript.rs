@@ -1,7 +1,8 @@
 //! Renders a contact's transcript from its stored messages. Pure: the same messages always give the same text,
 //! which is what makes rewriting the whole property idempotent.
 
-use super::{Identity, StoredMessage, Timestamp};
+use super::archive::ArchivedLine;
+use super::{Identity, MessageId, StoredMessage, Timestamp};
 
 /// HubSpot's limit for a string property, counted in UTF-16 code units (what HubSpot's Java backend counts).
 pub const HUBSPOT_PROPERTY_LIMIT: usize = 65_536;
@@ -83,21 +84,41 @@ pub fn render(
     limit: usize,
     total: u64,
 ) -> String {
+    render_with_archive(conversations, &[], messages, limit, total)
+}
+
+/// Renders like [`render`], with the lines HubSpot shows of messages no longer stored here (see `archive`) taking
+/// their places among the stored ones by time (before a stored message of the same second).
+pub fn render_with_archive(
+    conversations: &[Conversation],
+    archived: &[ArchivedLine],
+    messages: &[StoredMessage],
+    limit: usize,
+    total: u64,
+) -> String {
     let conversation = |cid: &str| conversations.iter().find(|c| c.cid == cid);
     // What Stream erased is not shown.
-    let mut by_time: Vec<&StoredMessage> = messages
+    let stored = messages
         .iter()
-        .filter(|m| conversation(&m.cid).is_none_or(|c| c.shows(m)))
-        .collect();
-    by_time.sort_by(|a, b| {
-        a.created_at
-            .cmp(&b.created_at)
-            .then_with(|| a.message_id.cmp(&b.message_id))
+        .filter(|m| !m.removed && conversation(&m.cid).is_none_or(|c| c.shows(m)))
+        .map(|m| Line {
+            cid: &m.cid,
+            at: m.created_at,
+            order: Order::Stored(&m.message_id),
+            text: render_line(m),
+        });
+    let kept_archive = archived.iter().enumerate().map(|(i, line)| Line {
+        cid: &line.cid,
+        at: line.at,
+        order: Order::Archived(i),
+        text: line.text.clone(),
     });
+    let mut by_time: Vec<Line> = stored.chain(kept_archive).collect();
+    by_time.sort_by(|a, b| (a.at, &a.order).cmp(&(b.at, &b.order)));
     let total = total.max(by_time.len() as u64);
-    // A conversation's header; without a stored conversation, the earliest of its messages stands in (and nothing
-    // is claimed about the visitor's identity).
-    let header = |cid: &str, first: &StoredMessage| match conversation(cid) {
+    // A conversation's header; without a stored conversation, the earliest of its lines stands in (and nothing is
+    // claimed about the visitor's identity).
+    let header = |cid: &str, first: &Line| match conversation(cid) {
         Some(c) => format!(
             "=== Conversation {} started {} · {}{} ===",
             c.channel_id,
@@ -105,12 +126,8 @@ pub fn render(
             c.identity.describe(),
             c.truncation_note()
         ),
-        None => format!(
-            "=== Conversation {cid} started {} ===",
-            first.created_at.human()
-        ),
+        None => format!("=== Conversation {cid} started {} ===", first.at.human()),
     };
-    let lines: Vec<String> = by_time.iter().map(|m| render_line(m)).collect();
 
     // Keep the longest suffix (in time) that fits. Exact length of the output for a kept suffix: every line and
     // every kept conversation's header plus a newline each, a blank line between conversations, the notice line if
@@ -120,12 +137,12 @@ pub fn render(
     let mut used = 0usize;
     let mut groups: Vec<&str> = Vec::new();
     for i in (0..n).rev() {
-        let cid = by_time[i].cid.as_str();
-        let mut add = text_len(&lines[i]) + 1;
+        let cid = by_time[i].cid;
+        let mut add = text_len(&by_time[i].text) + 1;
         let new_group = !groups.contains(&cid);
         if new_group {
-            // Any message of the conversation gives the same header length (the time has a fixed width).
-            add += text_len(&header(cid, by_time[i])) + 1 + usize::from(!groups.is_empty());
+            // Any line of the conversation gives the same header length (the time has a fixed width).
+            add += text_len(&header(cid, &by_time[i])) + 1 + usize::from(!groups.is_empty());
         }
         let omitted = total - (n - i) as u64;
         let notice = if omitted > 0 { notice_len(omitted) } else { 0 };
@@ -142,18 +159,16 @@ pub fn render(
 
     // Group the kept lines by conversation: conversations by start (then cid), lines by time within each.
     let kept: Vec<usize> = (start..n).collect();
-    let started = |cid: &str, first: &StoredMessage| {
-        conversation(cid).map_or(first.created_at, |c| c.started_at)
-    };
+    let started = |cid: &str, first: &Line| conversation(cid).map_or(first.at, |c| c.started_at);
     let mut order: Vec<(&str, usize)> = Vec::new(); // (cid, first kept index)
     for &i in &kept {
-        let cid = by_time[i].cid.as_str();
+        let cid = by_time[i].cid;
         if !order.iter().any(|(c, _)| *c == cid) {
             order.push((cid, i));
         }
     }
     order.sort_by(|(a, ai), (b, bi)| {
-        (started(a, by_time[*ai]), *a).cmp(&(started(b, by_time[*bi]), *b))
+        (started(a, &by_time[*ai]), *a).cmp(&(started(b, &by_time[*bi]), *b))
     });
 
     let mut out = String::new();
@@ -166,15 +181,30 @@ pub fn render(
         if g > 0 {
             out.push('\n');
         }
-        out.push_str(&header(cid, by_time[*first]));
+        out.push_str(&header(cid, &by_time[*first]));
         out.push('\n');
         for &i in kept.iter().filter(|&&i| by_time[i].cid == *cid) {
-            out.push_str(&lines[i]);
+            out.push_str(&by_time[i].text);
             out.push('\n');
         }
     }
     out.pop();
     out
+}
+
+/// One line of a transcript, where it sorts.
+struct Line<'a> {
+    cid: &'a str,
+    at: Timestamp,
+    order: Order<'a>,
+    text: String,
+}
+
+/// Within one instant: archived lines first, in the order HubSpot shows them, then stored messages by id.
+#[derive(PartialEq, Eq, PartialOrd, Ord)]
+enum Order<'a> {
+    Archived(usize),
+    Stored(&'a MessageId),
 }
 
 /// What the newest messages take, counted newest first, so a reader knows when it has read enough: once
@@ -191,6 +221,9 @@ impl Filling {
     }
 
     pub fn add(&mut self, message: &StoredMessage) {
+        if message.removed {
+            return;
+        }
         self.used += text_len(&render_line(message)) + 1;
     }
 
@@ -228,12 +261,7 @@ pub(crate) enum LineBody {
 /// The line's author, role and body, with control characters dropped and line breaks indented; the body capped so
 /// that the whole line stays within [`MAX_LINE`].
 pub(crate) fn line_parts(message: &StoredMessage) -> LineParts<'_> {
-    let author = clean(&message.author_name);
-    let author = if author.is_empty() {
-        "Unknown".to_owned()
-    } else {
-        author
-    };
+    let author = author(message);
     let body = if message.deleted {
         LineBody::Deleted
     } else {
@@ -281,18 +309,31 @@ pub fn render_line(message: &StoredMessage) -> String {
             body
         }
     };
-    let prefix = format!(
-        "[{}] {} ({}): ",
-        message.created_at.human(),
-        parts.author,
-        parts.role
-    );
+    let prefix = prefix(message.created_at, &parts.author, parts.role);
     let room = MAX_LINE.saturating_sub(text_len(&prefix));
     if text_len(&body) > room {
         body = truncate_utf16(&body, room.saturating_sub(1));
         body.push('…');
     }
     prefix + &body
+}
+
+/// How a message's line begins: `[time] Author (role): `. What an archived line is recognised by (see `archive`).
+pub fn line_prefix(message: &StoredMessage) -> String {
+    prefix(message.created_at, &author(message), message.role.as_str())
+}
+
+fn prefix(at: Timestamp, author: &str, role: &str) -> String {
+    format!("[{}] {author} ({role}): ", at.human())
+}
+
+fn author(message: &StoredMessage) -> String {
+    let author = clean(&message.author_name);
+    if author.is_empty() {
+        "Unknown".to_owned()
+    } else {
+        author
+    }
 }
 
 /// Keeps line breaks (indented so they read as part of the line), drops other control characters.
@@ -348,6 +389,7 @@ mod tests {
             created_at: at(time),
             edited: false,
             deleted: false,
+            removed: false,
         }
     }
 

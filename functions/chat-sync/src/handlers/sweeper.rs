@@ -1,11 +1,13 @@
 //! The sweeper (run on a schedule): runs the flusher when no webhook does, so contacts left queued (a webhook ran
 //! out of budget, HubSpot refused or failed, a write is fenced, a Lambda crashed) reach HubSpot without waiting
 //! for another message. Each scheduled run also publishes how far behind the transcripts are (`metrics`), which
-//! the template's alarms watch.
+//! the template's alarms watch, and then expires the messages of contacts idle for the retention period
+//! (`retention`).
 
 use crate::domain::Timestamp;
 use crate::metrics::{self, SyncMetrics};
 use crate::ports::{Store, StoreError};
+use crate::retention::{Retention, RetentionReport};
 use crate::sync::{FlushReport, TranscriptSync};
 use serde::Serialize;
 use std::sync::Arc;
@@ -23,6 +25,8 @@ pub struct SweepReport {
     pub parked_total: usize,
     /// How long the longest-waiting queued contact has waited, in seconds (0 when none waits).
     pub oldest_waiting_seconds: u64,
+    /// Whose messages expire from this sweep on.
+    pub retention: RetentionReport,
 }
 
 impl SweepReport {
@@ -41,6 +45,7 @@ pub struct Sweeper {
     budget: Duration,
     /// The table, as the metrics' dimension; `None`: publish no metrics.
     metrics_table: Option<String>,
+    retention: Option<Retention>,
 }
 
 impl Sweeper {
@@ -51,7 +56,14 @@ impl Sweeper {
             sync,
             budget,
             metrics_table: None,
+            retention: None,
         }
+    }
+
+    /// Expires idle contacts' messages after each sweep's flush, within the same budget.
+    pub fn with_retention(mut self, retention: Retention) -> Self {
+        self.retention = Some(retention);
+        self
     }
 
     /// Publishes the backlog metrics after every scheduled sweep (`handle`), with `table` as their dimension.
@@ -75,9 +87,11 @@ impl Sweeper {
         Ok(report)
     }
 
-    /// One sweep: flush until the queue is empty or the budget is spent, then count what is left.
+    /// One sweep: flush until the queue is empty or the budget is spent, count what is left, then expire the
+    /// messages of idle contacts while the budget lasts.
     pub async fn sweep(&self) -> Result<SweepReport, StoreError> {
-        let flush = self.sync.sweep(Instant::now() + self.budget).await?;
+        let start_by = Instant::now() + self.budget;
+        let flush = self.sync.sweep(start_by).await?;
         let health = self.store.backlog_health().await?;
         let left = SyncMetrics::from_health(&health, &Timestamp::now());
         let report = SweepReport {
@@ -85,6 +99,10 @@ impl Sweeper {
             waiting: left.backlog_contacts,
             parked_total: left.parked_contacts,
             oldest_waiting_seconds: left.oldest_behind_seconds,
+            retention: match &self.retention {
+                Some(retention) => retention.run(Timestamp::now(), start_by).await?,
+                None => RetentionReport::default(),
+            },
         };
         tracing::info!(?report, "sweep finished");
         Ok(report)

@@ -3,9 +3,14 @@
 
 use super::batch::Sent;
 use super::{FlushReport, TranscriptSync, CLAIM_CONCURRENCY, CLOCK_MARGIN};
-use crate::domain::note::{emptied_note, marker, render_notes, NotePart, NOTE_BODY_LIMIT};
-use crate::domain::transcript::{render, HUBSPOT_PROPERTY_LIMIT};
-use crate::domain::{ContactId, NoteId};
+use crate::domain::archive::archived_lines;
+use crate::domain::note::{
+    emptied_note, erased_note, marker, render_notes, NotePart, NOTE_BODY_LIMIT,
+};
+use crate::domain::transcript::{
+    render, render_with_archive, Conversation, HUBSPOT_PROPERTY_LIMIT,
+};
+use crate::domain::{ContactId, NoteId, StoredMessage};
 use crate::ports::{
     LeaseOwner, NewNote, NoteUpdate, Permit, Release, StoreError, TranscriptWrite, WriteResult,
 };
@@ -21,16 +26,50 @@ pub(super) struct Claim {
     lease_until: Instant,
     /// The HubSpot record written (after a merge, not the id the contact was registered with).
     target: ContactId,
-    /// The property's transcript, when the property is a target.
+    /// The property's transcript, when the property is a target (once HubSpot's copy is read, for an archived one).
     property: Option<String>,
+    /// What the property is rendered from around HubSpot's copy, for a contact whose messages expired (see
+    /// `domain::archive`): the copy is read in the round, before the write.
+    archived: Option<ArchivedSource>,
     /// The conversations whose notes need writing, when notes are a target.
     conversations: Vec<ConversationWrite>,
     outcome: Outcome,
 }
 
+/// The stored half of an archived contact's property.
+struct ArchivedSource {
+    conversations: Vec<Conversation>,
+    messages: Vec<StoredMessage>,
+    visitor_erased: Vec<String>,
+    total: u64,
+}
+
+impl ArchivedSource {
+    fn render(&self, shown: &str) -> String {
+        let archived = archived_lines(
+            shown,
+            &self.conversations,
+            &self.visitor_erased,
+            &self.messages,
+        );
+        render_with_archive(
+            &self.conversations,
+            &archived,
+            &self.messages,
+            HUBSPOT_PROPERTY_LIMIT,
+            self.total,
+        )
+    }
+}
+
 /// One conversation's notes: the parts rendered now, and the notes that hold it so far (part 1 first).
 struct ConversationWrite {
     cid: String,
+    /// The first notes, which hold messages no longer stored here: never rendered again (see `domain::archive`).
+    frozen: usize,
+    /// An erasure may have reached the frozen notes' lines: they are emptied.
+    erase_frozen: bool,
+    /// The parts after the frozen ones (numbered from `frozen + 1`).
     parts: Vec<NotePart>,
     notes: Vec<NoteId>,
     /// A note's creation went unanswered last time: look for it before creating one.
@@ -39,6 +78,27 @@ struct ConversationWrite {
     changed: bool,
     /// Bodies for notes of parts that no longer exist (the conversation shrank).
     surplus: Vec<String>,
+    /// Bodies for the frozen notes, when an erasure reached them.
+    erased: Vec<String>,
+}
+
+impl ConversationWrite {
+    /// How many notes the conversation needs: the frozen ones, then its parts.
+    fn needed(&self) -> usize {
+        self.frozen + self.parts.len()
+    }
+
+    /// The body the note at `index` (0 for part 1) gets now; `None` leaves it as it is (a frozen note).
+    fn body(&self, index: usize) -> Option<&str> {
+        if index < self.frozen {
+            return self.erase_frozen.then(|| self.erased[index].as_str());
+        }
+        let index = index - self.frozen;
+        Some(match self.parts.get(index) {
+            Some(part) => &part.body,
+            None => &self.surplus[index - self.parts.len()],
+        })
+    }
 }
 
 /// What happened to a claim's writes this round.
@@ -130,6 +190,8 @@ impl TranscriptSync {
         }
         let mut permit = Some(permit);
         self.adopt_notes(&mut claims).await;
+        self.read_archives(&mut claims, &mut permit, start_by, &mut report)
+            .await;
         self.write_properties(&mut claims, &mut permit, start_by, &mut report)
             .await?;
         self.update_notes(&mut claims, &mut permit, start_by, &mut report)
@@ -190,20 +252,28 @@ impl TranscriptSync {
                 .await?;
             return Ok(None);
         }
-        let property = if self.settings.targets.property {
+        let (mut property, mut archived) = (None, None);
+        if self.settings.targets.property {
             let source = self
                 .store
                 .recent_transcript(contact, HUBSPOT_PROPERTY_LIMIT)
                 .await?;
-            Some(render(
-                &source.conversations,
-                &source.messages,
-                HUBSPOT_PROPERTY_LIMIT,
-                state.messages,
-            ))
-        } else {
-            None
-        };
+            if state.archived_at.is_some() {
+                archived = Some(ArchivedSource {
+                    conversations: self.store.all_conversations(contact).await?,
+                    messages: source.messages,
+                    visitor_erased: state.visitor_erased.clone(),
+                    total: state.messages,
+                });
+            } else {
+                property = Some(render(
+                    &source.conversations,
+                    &source.messages,
+                    HUBSPOT_PROPERTY_LIMIT,
+                    state.messages,
+                ));
+            }
+        }
         let mut conversations = Vec::new();
         if self.settings.targets.notes && !state.pending_notes.is_empty() {
             for held in self
@@ -215,17 +285,34 @@ impl TranscriptSync {
                     .store
                     .conversation_messages(contact, &held.conversation)
                     .await?;
-                let parts = render_notes(&held.conversation, &messages, NOTE_BODY_LIMIT);
-                let surplus = (parts.len()..held.notes.len())
+                let cid = held.conversation.cid.clone();
+                let (frozen, erased) = state.frozen_notes(&cid);
+                let frozen = frozen.min(held.notes.len());
+                // A deletion of a message that expired here reaches the frozen notes too.
+                let erase_frozen = frozen > 0
+                    && (erased
+                        || state.archived_at.is_some_and(|at| {
+                            messages
+                                .iter()
+                                .any(|m| (m.deleted || m.removed) && m.created_at < at)
+                        }));
+                let parts = render_notes(&held.conversation, &messages, NOTE_BODY_LIMIT, frozen);
+                let surplus = (frozen + parts.len()..held.notes.len())
                     .map(|i| emptied_note(&held.conversation, i + 1))
                     .collect();
+                let erased = (1..=frozen)
+                    .map(|number| erased_note(&held.conversation, number))
+                    .collect();
                 conversations.push(ConversationWrite {
-                    cid: held.conversation.cid,
+                    cid,
+                    frozen,
+                    erase_frozen,
                     parts,
                     notes: held.notes,
                     creating: held.creating,
                     changed: false,
                     surplus,
+                    erased,
                 });
             }
         }
@@ -236,6 +323,7 @@ impl TranscriptSync {
             version: state.version,
             lease_until: taken_at + self.settings.lease_ttl,
             property,
+            archived,
             conversations,
             outcome: Outcome::default(),
         }))
@@ -291,7 +379,7 @@ impl TranscriptSync {
                 }
             };
             for conversation in claim.conversations.iter_mut().filter(|c| c.creating) {
-                for number in conversation.notes.len() + 1..=conversation.parts.len() {
+                for number in conversation.notes.len() + 1..=conversation.needed() {
                     let wanted = marker(&conversation.cid, number);
                     match timeline.iter().find(|(_, body)| body.contains(&wanted)) {
                         Some((id, _)) => {
@@ -301,6 +389,56 @@ impl TranscriptSync {
                         }
                         None => break,
                     }
+                }
+            }
+        }
+    }
+
+    /// Reads HubSpot's copy of the property for the archived contacts (their messages expired here) and renders
+    /// their transcripts around it. A contact whose copy could not be read is not written this round.
+    async fn read_archives(
+        &self,
+        claims: &mut [Claim],
+        permit: &mut Option<Permit>,
+        start_by: Instant,
+        report: &mut FlushReport,
+    ) {
+        let mut targets = Vec::new();
+        let mut owners = Vec::new();
+        for (index, claim) in claims.iter().enumerate() {
+            if claim.outcome.clear() && claim.archived.is_some() {
+                targets.push(claim.target.clone());
+                owners.push(index);
+            }
+        }
+        if targets.is_empty() {
+            return;
+        }
+        let crm = &self.crm;
+        let results = self
+            .send_batches(
+                targets,
+                permit,
+                start_by,
+                report,
+                |batch, permit, deadline| async move {
+                    crm.read_transcripts(&batch, permit, deadline).await
+                },
+            )
+            .await;
+        for (index, result) in owners.into_iter().zip(results) {
+            let claim = &mut claims[index];
+            match result {
+                Sent::Done(Some(shown)) => {
+                    claim.property = claim.archived.take().map(|source| source.render(&shown));
+                }
+                // Deleted, or merged into another record: looked up by e-mail like a write's 404.
+                Sent::Done(None) => claim.outcome.gone = true,
+                // A read changes nothing in HubSpot: whatever became of it, the contact waits for the next round.
+                Sent::Ambiguous | Sent::Refused => claim.outcome.refused = true,
+                Sent::Rejected(reason) => {
+                    claim.outcome.rejected =
+                        Some(format!("HubSpot refused to read the transcript: {reason}"))
                 }
             }
         }
@@ -358,7 +496,9 @@ impl TranscriptSync {
         report: &mut FlushReport,
     ) -> Result<(), StoreError> {
         self.keep_leases(claims, |c| {
-            c.conversations.iter().any(|v| !v.notes.is_empty())
+            c.conversations
+                .iter()
+                .any(|v| (0..v.notes.len()).any(|i| v.body(i).is_some()))
         })
         .await?;
         let mut updates = Vec::new();
@@ -366,13 +506,12 @@ impl TranscriptSync {
         for (c, claim) in claims.iter().enumerate().filter(|(_, c)| c.outcome.clear()) {
             for (v, conversation) in claim.conversations.iter().enumerate() {
                 for (i, note) in conversation.notes.iter().enumerate() {
-                    let body = match conversation.parts.get(i) {
-                        Some(part) => part.body.clone(),
-                        None => conversation.surplus[i - conversation.parts.len()].clone(),
+                    let Some(body) = conversation.body(i) else {
+                        continue;
                     };
                     updates.push(NoteUpdate {
                         note: note.clone(),
-                        body,
+                        body: body.to_owned(),
                     });
                     owners.push((c, v, i));
                 }
@@ -402,6 +541,11 @@ impl TranscriptSync {
         }
         for (c, v, i) in missing {
             let claim = &mut claims[c];
+            if i < claim.conversations[v].frozen {
+                // Its lines are no longer stored here to write it again: left deleted, as someone chose.
+                tracing::warn!(contact_id = %claim.contact, part = i + 1, "a frozen note was deleted in HubSpot; it stays deleted");
+                continue;
+            }
             tracing::warn!(contact_id = %claim.contact, part = i + 1, "a note was deleted in HubSpot; it is written again");
             let conversation = &mut claim.conversations[v];
             conversation.notes.truncate(i.min(conversation.notes.len()));
@@ -422,22 +566,21 @@ impl TranscriptSync {
         report: &mut FlushReport,
     ) -> Result<(), StoreError> {
         self.keep_leases(claims, |c| {
-            c.conversations
-                .iter()
-                .any(|v| v.parts.len() > v.notes.len())
+            c.conversations.iter().any(|v| v.needed() > v.notes.len())
         })
         .await?;
         let mut notes = Vec::new();
         let mut owners = Vec::new(); // (claim, conversation, part index)
         for (c, claim) in claims.iter().enumerate().filter(|(_, c)| c.outcome.clear()) {
             for (v, conversation) in claim.conversations.iter().enumerate() {
-                if conversation.parts.len() <= conversation.notes.len() {
+                if conversation.needed() <= conversation.notes.len() {
                     continue;
                 }
                 self.store
                     .creating_note(&claim.contact, &conversation.cid)
                     .await?;
-                for part in &conversation.parts[conversation.notes.len()..] {
+                let first = conversation.notes.len().saturating_sub(conversation.frozen);
+                for part in &conversation.parts[first..] {
                     notes.push(NewNote {
                         contact: claim.target.clone(),
                         body: part.body.clone(),

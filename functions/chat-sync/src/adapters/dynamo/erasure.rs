@@ -72,6 +72,15 @@ impl ContactItems {
     }
 }
 
+/// What `set_expiry` does to a deleted contact's items.
+#[derive(Clone, Copy)]
+enum Expiry {
+    /// Expire at this time (unix seconds), unless an item expires earlier already.
+    Purge(i64),
+    /// Restored: clear the purge at this time, and only it.
+    Restore(i64),
+}
+
 fn key_of(item: &Item) -> Result<Item, StoreError> {
     Ok(key(
         get_s(item, schema::PARTITION_KEY)?.to_owned(),
@@ -205,31 +214,54 @@ impl DynamoStore {
         conditional(result).map(|_| ())
     }
 
-    /// Sets or clears every item's TTL attribute (but the lease's, whose TTL is its own garbage collection). Only
-    /// items that exist are touched.
-    async fn set_expiry(
-        &self,
-        items: &ContactItems,
-        expires_at: Option<i64>,
-    ) -> Result<(), StoreError> {
+    /// Sets every item's TTL attribute to the purge time `at` (but the lease's, whose TTL is its own garbage
+    /// collection), or clears it (`None`) where it is the purge time `restoring` recorded on the sync record. Only
+    /// items that exist are touched. A message item that retention expires keeps its own TTL either way: it
+    /// expires at the purge only if that comes first, and a restore leaves it as it was (see `retention`).
+    async fn set_expiry(&self, items: &ContactItems, expiry: Expiry) -> Result<(), StoreError> {
         for key in items.all() {
-            let mut update = self
+            let update = self
                 .client
                 .update_item()
                 .table_name(&self.table)
                 .set_key(Some(key.clone()))
-                .condition_expression("attribute_exists(#pk)")
                 .expression_attribute_names("#pk", schema::PARTITION_KEY)
                 .expression_attribute_names("#ttl", schema::TTL_ATTRIBUTE);
-            update = match expires_at {
-                Some(at) => update
+            let update = match expiry {
+                Expiry::Purge(at) => update
                     .update_expression("SET #ttl = :at")
+                    .condition_expression(
+                        "attribute_exists(#pk) AND (attribute_not_exists(#ttl) OR #ttl > :at)",
+                    )
                     .expression_attribute_values(":at", n(at)),
-                None => update.update_expression("REMOVE #ttl"),
+                Expiry::Restore(purge) => update
+                    .update_expression("REMOVE #ttl")
+                    .condition_expression("attribute_exists(#pk) AND #ttl = :purge")
+                    .expression_attribute_values(":purge", n(purge)),
             };
             conditional(update.send().await)?;
         }
         Ok(())
+    }
+
+    /// The purge time a deletion set on the contact's sync record, if any.
+    async fn purge_time(&self, contact: &ContactId) -> Result<Option<i64>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(contact_pk(contact), SYNC)))
+            .projection_expression("#ttl")
+            .expression_attribute_names("#ttl", schema::TTL_ATTRIBUTE)
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(output
+            .item()
+            .and_then(|item| item.get(schema::TTL_ATTRIBUTE))
+            .and_then(|v| v.as_n().ok())
+            .and_then(|v| v.parse().ok()))
     }
 
     pub(super) async fn footprint_of(&self, contact: &ContactId) -> Result<Footprint, StoreError> {
@@ -320,7 +352,7 @@ impl DynamoStore {
         if !items.partition.contains(&sync) {
             items.partition.push(sync);
         }
-        self.set_expiry(&items, Some(purge_at.unix_seconds()))
+        self.set_expiry(&items, Expiry::Purge(purge_at.unix_seconds()))
             .await?;
         Ok(true)
     }
@@ -331,12 +363,15 @@ impl DynamoStore {
         at: Timestamp,
     ) -> Result<bool, StoreError> {
         let items = self.contact_items(contact).await?;
+        let purge = self.purge_time(contact).await?;
         // Out of the parked queue; back in the queue below if it has changes.
         let unparked = " REMOVE parked_reason, dirty, dirty_since";
         if items.is_empty() || !self.crm_event(contact, at, unparked, &[]).await? {
             return Ok(false);
         }
-        self.set_expiry(&items, None).await?;
+        if let Some(purge) = purge {
+            self.set_expiry(&items, Expiry::Restore(purge)).await?;
+        }
         // Back at the front of the queue, if it has changes at all: what changed before the deletion is written
         // now (a contact already in sync leaves the queue at its first claim).
         let result = self

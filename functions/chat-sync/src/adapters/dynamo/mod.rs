@@ -5,8 +5,8 @@
 //! | channel mapping | `CHANNEL#<type>:<id>` | `CHANNEL` | contact_id, email, visitor_id, visitor_name, identity (`verified` / `unverified`), channel_type, channel_id, created_at, expires_at (TTL, while deleted in HubSpot) |
 //! | visitor's channel | `USER#<visitor id>` | `CHANNEL#<type>:<id>` | contact_id, cid |
 //! | conversation | `CONTACT#<contact>` | `CONV#<type>:<id>` | cid, channel_id, started_at, identity |
-//! | message | `CONTACT#<contact>` | `MSG#<created_at>#<message id>` | message_id, cid, author_id, author_name, role, body, attachments, created_at, updated_at, edited, deleted |
-//! | sync record | `CONTACT#<contact>` | `SYNC` | contact_id, change_version, synced_version, message_count, crm_contact_id, parked_reason, dirty, dirty_since |
+//! | message | `CONTACT#<contact>` | `MSG#<created_at>#<message id>` | message_id, cid, author_id, author_name, role, body, attachments, created_at, updated_at, edited, deleted, removed, expires_at (TTL, once retention expires it) |
+//! | sync record | `CONTACT#<contact>` | `SYNC` | contact_id, change_version, synced_version, message_count, crm_contact_id, parked_reason, dirty, dirty_since, idle, idle_since, archived_at, frozen (cid → notes, erasures), `erasures:<cid>`, visitor_erased |
 //! | merge alias | `CONTACT#<surviving id>` | `ALIAS#<contact>` | contact_id (merged into this record in HubSpot) |
 //! | lease | `CONTACT#<contact>` | `LEASE` | lease_owner, lease_until_ms, expires_at (TTL) |
 //! | flusher | `FLUSHER` | `FLUSHER` | lease_owner, lease_until_ms, wake (set of contact ids) |
@@ -17,12 +17,17 @@
 //! yet in HubSpot: `dirty` is the contact's shard (`0`..`7`, so no single index partition is hot), or `parked` for
 //! contacts taken out of the queue for good.
 //!
-//! `expires_at` is the table's TTL attribute: leases carry it for garbage collection, and every item of a contact
-//! deleted in HubSpot carries the day it is purged (see `erasure`).
+//! The sparse index `idle-contacts` (idle, idle_since) holds the contacts in sync, by when: retention finds there
+//! the ones idle for `MESSAGE_RETENTION_DAYS` (see `retention`).
+//!
+//! `expires_at` is the table's TTL attribute: leases carry it for garbage collection, message items once retention
+//! expires them, and every item of a contact deleted in HubSpot carries the day it is purged (see `erasure`).
+//! DynamoDB deletes expired items within days, so reads skip items whose `expires_at` has passed.
 
 mod budget;
 mod erasure;
 mod gcra;
+mod retention;
 mod store;
 mod throttle;
 
@@ -57,6 +62,12 @@ pub mod schema {
     pub const PARKED: &str = "parked";
     /// The index projects only what the sweeper reads (`ProjectionType: INCLUDE`).
     pub const DIRTY_INDEX_PROJECTION: &[&str] = &["contact_id"];
+    /// The sparse index of contacts in sync, by when they were synced: retention's candidates (see `retention`).
+    pub const IDLE_INDEX: &str = "idle-contacts";
+    pub const IDLE_INDEX_PARTITION_KEY: &str = "idle";
+    pub const IDLE_INDEX_SORT_KEY: &str = "idle_since";
+    /// Sharded like the queue (`DIRTY_SHARDS`, by the same hash of the contact id).
+    pub const IDLE_INDEX_PROJECTION: &[&str] = &["contact_id"];
     pub const TTL_ATTRIBUTE: &str = "expires_at";
     /// On-demand: traffic follows website chats, spiky and mostly idle.
     pub const BILLING_MODE: &str = "PAY_PER_REQUEST";
@@ -313,26 +324,22 @@ impl DynamoStore {
                 .build()
                 .map_err(build_error)
         };
-        let index = GlobalSecondaryIndex::builder()
-            .index_name(schema::DIRTY_INDEX)
-            .key_schema(key_element(
-                schema::DIRTY_INDEX_PARTITION_KEY,
-                KeyType::Hash,
-            )?)
-            .key_schema(key_element(schema::DIRTY_INDEX_SORT_KEY, KeyType::Range)?)
-            .projection(
-                Projection::builder()
-                    .projection_type(ProjectionType::Include)
-                    .set_non_key_attributes(Some(
-                        schema::DIRTY_INDEX_PROJECTION
-                            .iter()
-                            .map(|name| (*name).to_owned())
-                            .collect(),
-                    ))
-                    .build(),
-            )
-            .build()
-            .map_err(build_error)?;
+        let index = |name: &str, partition: &str, sort: &str, projected: &[&str]| {
+            GlobalSecondaryIndex::builder()
+                .index_name(name)
+                .key_schema(key_element(partition, KeyType::Hash)?)
+                .key_schema(key_element(sort, KeyType::Range)?)
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::Include)
+                        .set_non_key_attributes(Some(
+                            projected.iter().map(|name| (*name).to_owned()).collect(),
+                        ))
+                        .build(),
+                )
+                .build()
+                .map_err(build_error)
+        };
         let result = self
             .client
             .create_table()
@@ -342,9 +349,22 @@ impl DynamoStore {
             .attribute_definitions(attribute(schema::SORT_KEY)?)
             .attribute_definitions(attribute(schema::DIRTY_INDEX_PARTITION_KEY)?)
             .attribute_definitions(attribute(schema::DIRTY_INDEX_SORT_KEY)?)
+            .attribute_definitions(attribute(schema::IDLE_INDEX_PARTITION_KEY)?)
+            .attribute_definitions(attribute(schema::IDLE_INDEX_SORT_KEY)?)
             .key_schema(key_element(schema::PARTITION_KEY, KeyType::Hash)?)
             .key_schema(key_element(schema::SORT_KEY, KeyType::Range)?)
-            .global_secondary_indexes(index)
+            .global_secondary_indexes(index(
+                schema::DIRTY_INDEX,
+                schema::DIRTY_INDEX_PARTITION_KEY,
+                schema::DIRTY_INDEX_SORT_KEY,
+                schema::DIRTY_INDEX_PROJECTION,
+            )?)
+            .global_secondary_indexes(index(
+                schema::IDLE_INDEX,
+                schema::IDLE_INDEX_PARTITION_KEY,
+                schema::IDLE_INDEX_SORT_KEY,
+                schema::IDLE_INDEX_PROJECTION,
+            )?)
             .send()
             .await;
         match result {

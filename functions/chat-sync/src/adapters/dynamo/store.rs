@@ -11,8 +11,8 @@ use crate::domain::{
     MessageKind, NoteId, Role, StoredMessage, Timestamp, UserId,
 };
 use crate::ports::{
-    BacklogEntry, BacklogHealth, ChannelMapping, ConversationNotes, Footprint, LeaseOwner,
-    Recorded, Release, Store, StoreError, SyncState, TranscriptSource,
+    BacklogEntry, BacklogHealth, ChannelMapping, ConversationNotes, Footprint, Frozen, IdleContact,
+    LeaseOwner, Recorded, Release, Store, StoreError, SyncState, TranscriptSource,
 };
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{
@@ -22,11 +22,27 @@ use aws_sdk_dynamodb::types::{
 use std::collections::HashMap;
 use std::time::Duration;
 
+use super::schema::{IDLE_INDEX_PARTITION_KEY as IDLE, IDLE_INDEX_SORT_KEY as IDLE_SINCE};
+
 const SYNC: &str = "SYNC";
 const FLUSHER_PK: &str = "FLUSHER";
 /// The attribute of the sync record that holds a conversation's first delivered message time.
 fn first_at(cid: &str) -> String {
     format!("first_at:{cid}")
+}
+
+/// The attribute of the sync record that counts a conversation's erasures (see `SyncState::erasures`).
+fn erasures(cid: &str) -> String {
+    format!("erasures:{cid}")
+}
+
+/// What an erasure erased, as the sync record counts it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Erasure {
+    /// Messages of the conversation (a truncation or deletion), or its lines' counts after one.
+    Conversation,
+    /// The conversation's visitor and their messages.
+    Visitor,
 }
 
 /// How far Stream's message times may run behind the conversation start we recorded.
@@ -58,10 +74,48 @@ fn parse_message(item: &Item) -> Result<StoredMessage, StoreError> {
         created_at: Timestamp::parse("created_at", get_s(item, "created_at")?).map_err(corrupt)?,
         edited: get_bool(item, "edited"),
         deleted: get_bool(item, "deleted"),
+        removed: get_bool(item, "removed"),
     })
 }
 
-fn parse_conversation(item: &Item) -> Result<Conversation, StoreError> {
+/// Whether the item's TTL has passed: DynamoDB deletes such items only within days, and until then a read must
+/// not see them (a message expired by retention is HubSpot's alone; see `retention`).
+fn expired(item: &Item, now: Timestamp) -> bool {
+    item.get(schema::TTL_ATTRIBUTE)
+        .and_then(|v| v.as_n().ok())
+        .and_then(|v| v.parse::<i64>().ok())
+        .is_some_and(|at| at <= now.unix_seconds())
+}
+
+/// The sync record's `frozen` map: cid → `{notes, erasures}`.
+fn parse_frozen(item: &Item) -> HashMap<String, Frozen> {
+    let number = |map: &HashMap<String, AttributeValue>, name: &str| {
+        map.get(name)
+            .and_then(|v| v.as_n().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    item.get("frozen")
+        .and_then(|v| v.as_m().ok())
+        .map(|frozen| {
+            frozen
+                .iter()
+                .filter_map(|(cid, value)| {
+                    let value = value.as_m().ok()?;
+                    Some((
+                        cid.clone(),
+                        Frozen {
+                            notes: number(value, "notes") as usize,
+                            erasures: number(value, "erasures"),
+                        },
+                    ))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+pub(super) fn parse_conversation(item: &Item) -> Result<Conversation, StoreError> {
     Ok(Conversation {
         cid: get_s(item, "cid")?.to_owned(),
         channel_id: get_s(item, "channel_id")?.to_owned(),
@@ -117,12 +171,15 @@ impl DynamoStore {
         cid: &str,
         shown: i64,
         created_at: Option<&Timestamp>,
+        erasure: Option<Erasure>,
     ) -> Result<TransactWriteItem, StoreError> {
         // `pending_notes` names the conversations whose notes need rewriting; it is cleared only together with
         // marking the contact synced at the version written (`release_if_current`). `first_at:<cid>` keeps the
-        // creation time of the first message delivered in each conversation, where reading one starts.
-        let mut expression = "ADD change_version :one, message_count :added, pending_notes :cid SET contact_id = :contact, \
-             dirty = if_not_exists(dirty, :shard), dirty_since = if_not_exists(dirty_since, :now)"
+        // creation time of the first message delivered in each conversation, where reading one starts. A change
+        // takes the contact off the idle index (see `retention`) until it is in sync again.
+        let mut add = "change_version :one, message_count :added, pending_notes :cid".to_owned();
+        let mut set = "contact_id = :contact, dirty = if_not_exists(dirty, :shard), \
+                       dirty_since = if_not_exists(dirty_since, :now)"
             .to_owned();
         let mut update = Update::builder()
             .table_name(&self.table)
@@ -134,13 +191,20 @@ impl DynamoStore {
             .expression_attribute_values(":shard", s(shard(contact)))
             .expression_attribute_values(":now", s(Timestamp::now().key()));
         if let Some(created_at) = created_at {
-            expression.push_str(", #first = if_not_exists(#first, :created)");
+            set.push_str(", #first = if_not_exists(#first, :created)");
             update = update
                 .expression_attribute_names("#first", first_at(cid))
                 .expression_attribute_values(":created", s(created_at.key()));
         }
+        if let Some(erasure) = erasure {
+            add.push_str(", #erasures :one");
+            update = update.expression_attribute_names("#erasures", erasures(cid));
+            if erasure == Erasure::Visitor {
+                add.push_str(", visitor_erased :cid");
+            }
+        }
         let update = update
-            .update_expression(expression)
+            .update_expression(format!("ADD {add} SET {set} REMOVE {IDLE}, {IDLE_SINCE}"))
             .build()
             .map_err(build_error)?;
         Ok(TransactWriteItem::builder().update(update).build())
@@ -193,7 +257,7 @@ impl DynamoStore {
             Timestamp::parse("created_at", get_s(&item, "created_at")?).map_err(corrupt)?;
         let items = vec![
             self.put(item, condition, &[("#pk", schema::PARTITION_KEY)], values)?,
-            self.bump_version(contact, &cid, shown, Some(&created_at))?,
+            self.bump_version(contact, &cid, shown, Some(&created_at), None)?,
             self.mapping_exists(&cid)?,
         ];
         Ok(self.transact(items).await?.is_ok())
@@ -471,8 +535,10 @@ impl DynamoStore {
         contact: &ContactId,
         cid: &str,
         removed: u64,
+        erasure: Option<Erasure>,
     ) -> Result<(), StoreError> {
-        let bump = self.bump_version(contact, cid, -(removed.min(i64::MAX as u64) as i64), None)?;
+        let shown = -(removed.min(i64::MAX as u64) as i64);
+        let bump = self.bump_version(contact, cid, shown, None, erasure)?;
         // Only the mapping's check has a condition: if it fails, the contact was erased meanwhile and nothing of it
         // is left to queue.
         if self
@@ -711,6 +777,23 @@ impl Store for DynamoStore {
                 .and_then(|v| v.as_ss().ok())
                 .cloned()
                 .unwrap_or_default(),
+            archived_at: match item.get("archived_at").and_then(|v| v.as_s().ok()) {
+                Some(at) => Some(Timestamp::parse("archived_at", at).map_err(corrupt)?),
+                None => None,
+            },
+            frozen: parse_frozen(item),
+            erasures: item
+                .iter()
+                .filter_map(|(name, value)| {
+                    let cid = name.strip_prefix("erasures:")?;
+                    Some((cid.to_owned(), value.as_n().ok()?.parse().ok()?))
+                })
+                .collect(),
+            visitor_erased: item
+                .get("visitor_erased")
+                .and_then(|v| v.as_ss().ok())
+                .cloned()
+                .unwrap_or_default(),
         })
     }
 
@@ -723,6 +806,7 @@ impl Store for DynamoStore {
         // long history costs no more than a short one.
         let mut messages = Vec::new();
         let mut filling = Filling::new(limit);
+        let now = Timestamp::now();
         let mut start: Option<Item> = None;
         loop {
             let output = self
@@ -744,10 +828,11 @@ impl Store for DynamoStore {
                 .map_err(unavailable)?;
             self.consumed.add(output.consumed_capacity());
             for item in output.items() {
-                // A hard-deleted message is kept only so that no late delivery brings it back: it has no line.
-                if get_bool(item, "removed") {
+                if expired(item, now) {
                     continue;
                 }
+                // A hard-deleted message has no line (the renderer leaves it out) but is read all the same: it
+                // drops HubSpot's copy of its line (see `domain::archive`).
                 let message = parse_message(item)?;
                 filling.add(&message);
                 messages.push(message);
@@ -790,6 +875,13 @@ impl Store for DynamoStore {
         Ok(self.channel(&channel).await?.map(|mapping| mapping.email))
     }
 
+    async fn all_conversations(
+        &self,
+        contact: &ContactId,
+    ) -> Result<Vec<Conversation>, StoreError> {
+        self.contact_conversations(contact).await
+    }
+
     async fn conversation_notes(
         &self,
         contact: &ContactId,
@@ -826,10 +918,11 @@ impl Store for DynamoStore {
         contact: &ContactId,
         conversation: &Conversation,
     ) -> Result<Vec<StoredMessage>, StoreError> {
+        let now = Timestamp::now();
         self.conversation_items_raw(contact, conversation)
             .await?
             .iter()
-            .filter(|item| !get_bool(item, "removed"))
+            .filter(|item| !expired(item, now))
             .map(parse_message)
             .collect()
     }
@@ -862,7 +955,7 @@ impl Store for DynamoStore {
             TransactWriteItem::builder()
                 .update(update(contact_pk(contact), format!("CONV#{cid}"))?)
                 .build(),
-            self.bump_version(contact, &cid, 0, None)?,
+            self.bump_version(contact, &cid, 0, None, Some(Erasure::Conversation))?,
         ];
         if self.transact(items).await?.is_err() {
             // Already erased at least this far (a redelivery), or the contact was erased.
@@ -880,7 +973,7 @@ impl Store for DynamoStore {
                 !cleared.keeps(m.created_at)
             })
             .await?;
-        self.record_erasure(contact, &cid, removed).await?;
+        self.record_erasure(contact, &cid, removed, None).await?;
         Ok(Recorded::Applied)
     }
 
@@ -931,9 +1024,14 @@ impl Store for DynamoStore {
             .await;
         let removed = removed?;
         if !touched {
-            return Ok(Recorded::Unchanged);
+            // No stored message of theirs, but HubSpot's copy of messages that expired here may hold their lines
+            // (see `domain::archive`): the erasure is recorded once for that.
+            let state = self.sync_state(&mapping.contact_id).await?;
+            if state.archived_at.is_none() || state.visitor_erased.contains(&cid) {
+                return Ok(Recorded::Unchanged);
+            }
         }
-        self.record_erasure(&mapping.contact_id, &cid, removed)
+        self.record_erasure(&mapping.contact_id, &cid, removed, Some(Erasure::Visitor))
             .await?;
         Ok(Recorded::Applied)
     }
@@ -991,6 +1089,24 @@ impl Store for DynamoStore {
 
     async fn contacts_with_email(&self, email: &Email) -> Result<Vec<ContactId>, StoreError> {
         self.contacts_by_email(email).await
+    }
+
+    async fn idle_contacts(
+        &self,
+        before: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<IdleContact>, StoreError> {
+        self.idle_since_before(before, limit).await
+    }
+
+    async fn archive_contact(
+        &self,
+        contact: &ContactId,
+        owner: &LeaseOwner,
+        version: u64,
+        expires_at: Timestamp,
+    ) -> Result<Option<usize>, StoreError> {
+        self.archive(contact, owner, version, expires_at).await
     }
 
     async fn acquire_lease(
@@ -1075,11 +1191,15 @@ impl Store for DynamoStore {
         let mark_synced = Update::builder()
             .table_name(&self.table)
             .set_key(Some(key(contact_pk(contact), SYNC)))
-            .update_expression(
-                "SET synced_version = :version REMOVE dirty, dirty_since, pending_notes",
-            )
+            // In sync from now on: on the idle index, where retention finds it once idle long enough.
+            .update_expression(format!(
+                "SET synced_version = :version, {IDLE} = :shard, {IDLE_SINCE} = :now \
+                 REMOVE dirty, dirty_since, pending_notes"
+            ))
             .condition_expression("change_version = :version")
             .expression_attribute_values(":version", n(version))
+            .expression_attribute_values(":shard", s(shard(contact)))
+            .expression_attribute_values(":now", s(Timestamp::now().key()))
             .build()
             .map_err(build_error)?;
         let items = vec![

@@ -1,0 +1,214 @@
+//! Retention's storage: the idle index, and expiring a contact's message items (see `crate::retention`).
+//!
+//! A contact is on the sparse index `idle-contacts` (`idle` = its shard, `idle_since` = when it was last synced)
+//! exactly while it is in sync: `release_if_current` puts it there, every recorded change takes it off.
+
+use super::{
+    build_error, conditional, contact_pk, get_s, key, n, s, schema, unavailable, DynamoStore, Item,
+};
+use crate::domain::transcript::Conversation;
+use crate::domain::{ContactId, Timestamp};
+use crate::ports::{IdleContact, LeaseOwner, Store, StoreError};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, ConditionCheck, ReturnConsumedCapacity, TransactWriteItem, Update,
+};
+use std::collections::HashMap;
+
+const SYNC: &str = "SYNC";
+
+impl DynamoStore {
+    /// Every shard's contacts idle since before `before`, merged longest idle first.
+    pub(super) async fn idle_since_before(
+        &self,
+        before: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<IdleContact>, StoreError> {
+        let shards = (0..schema::DIRTY_SHARDS).map(|shard| shard.to_string());
+        let before = before.key();
+        let pages = futures::future::try_join_all(shards.map(|shard| {
+            let before = before.clone();
+            async move {
+                let output = self
+                    .client
+                    .query()
+                    .table_name(&self.table)
+                    .index_name(schema::IDLE_INDEX)
+                    .key_condition_expression("#idle = :shard AND #since < :before")
+                    .expression_attribute_names("#idle", schema::IDLE_INDEX_PARTITION_KEY)
+                    .expression_attribute_names("#since", schema::IDLE_INDEX_SORT_KEY)
+                    .expression_attribute_values(":shard", s(shard))
+                    .expression_attribute_values(":before", s(before))
+                    .limit(limit.clamp(1, 1000) as i32)
+                    .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                    .send()
+                    .await
+                    .map_err(unavailable)?;
+                self.consumed.add(output.consumed_capacity());
+                output
+                    .items()
+                    .iter()
+                    .map(|item| {
+                        let since = get_s(item, schema::IDLE_INDEX_SORT_KEY)?;
+                        Ok(IdleContact {
+                            contact: ContactId::parse(get_s(item, "contact_id")?)
+                                .map_err(super::corrupt)?,
+                            since: Timestamp::parse("idle_since", since).map_err(super::corrupt)?,
+                        })
+                    })
+                    .collect::<Result<Vec<_>, StoreError>>()
+            }
+        }))
+        .await?;
+        let mut all: Vec<IdleContact> = pages.into_iter().flatten().collect();
+        all.sort_by(|a, b| (a.since, a.contact.as_str()).cmp(&(b.since, b.contact.as_str())));
+        all.truncate(limit);
+        Ok(all)
+    }
+
+    /// The contact's conversation items.
+    async fn conversation_records(&self, contact: &ContactId) -> Result<Vec<Item>, StoreError> {
+        self.query_all(
+            self.client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("#pk = :pk AND begins_with(#sk, :conv)")
+                .expression_attribute_names("#pk", schema::PARTITION_KEY)
+                .expression_attribute_names("#sk", schema::SORT_KEY)
+                .expression_attribute_values(":pk", s(contact_pk(contact)))
+                .expression_attribute_values(":conv", s("CONV#"))
+                .consistent_read(true),
+        )
+        .await
+    }
+
+    pub(super) async fn contact_conversations(
+        &self,
+        contact: &ContactId,
+    ) -> Result<Vec<Conversation>, StoreError> {
+        self.conversation_records(contact)
+            .await?
+            .iter()
+            .map(super::store::parse_conversation)
+            .collect()
+    }
+
+    pub(super) async fn archive(
+        &self,
+        contact: &ContactId,
+        owner: &LeaseOwner,
+        version: u64,
+        expires_at: Timestamp,
+    ) -> Result<Option<usize>, StoreError> {
+        let state = self.sync_state(contact).await?;
+        if state.version != version || state.synced_version != version || state.parked.is_some() {
+            return Ok(None);
+        }
+        // 1. Record it first, with each conversation's notes frozen as they are now: from this moment the flusher
+        //    renders around HubSpot's copy, so an item expiring later can never make it show less.
+        let mut frozen = HashMap::new();
+        for item in self.conversation_records(contact).await? {
+            let notes = item
+                .get("note_ids")
+                .and_then(|v| v.as_l().ok())
+                .map_or(0, Vec::len);
+            let cid = get_s(&item, "cid")?.to_owned();
+            let erasures = state.erasures.get(&cid).copied().unwrap_or(0);
+            frozen.insert(
+                cid,
+                AttributeValue::M(HashMap::from([
+                    ("notes".to_owned(), n(notes)),
+                    ("erasures".to_owned(), n(erasures)),
+                ])),
+            );
+        }
+        let ours = ConditionCheck::builder()
+            .table_name(&self.table)
+            .set_key(Some(Self::lease_key(contact)))
+            .condition_expression("lease_owner = :owner")
+            .expression_attribute_values(":owner", s(owner.as_str()))
+            .build()
+            .map_err(build_error)?;
+        let record = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(contact_pk(contact), SYNC)))
+            .update_expression("SET archived_at = :at, frozen = :frozen")
+            .condition_expression("change_version = :version AND synced_version = :version")
+            .expression_attribute_values(":at", s(Timestamp::now().key()))
+            .expression_attribute_values(":frozen", AttributeValue::M(frozen))
+            .expression_attribute_values(":version", n(version))
+            .build()
+            .map_err(build_error)?;
+        let recorded = self
+            .transact(vec![
+                TransactWriteItem::builder().condition_check(ours).build(),
+                TransactWriteItem::builder().update(record).build(),
+            ])
+            .await?;
+        if recorded.is_err() {
+            return Ok(None);
+        }
+        // 2. The TTL on every message item, unless a change rewrote it since it was read (its line may not be in
+        //    HubSpot yet: it is left for the next time the contact is idle).
+        let messages = self
+            .query_all(
+                self.client
+                    .query()
+                    .table_name(&self.table)
+                    .key_condition_expression("#pk = :pk AND begins_with(#sk, :msg)")
+                    .projection_expression("#pk, #sk, updated_at, #ttl")
+                    .expression_attribute_names("#pk", schema::PARTITION_KEY)
+                    .expression_attribute_names("#sk", schema::SORT_KEY)
+                    .expression_attribute_names("#ttl", schema::TTL_ATTRIBUTE)
+                    .expression_attribute_values(":pk", s(contact_pk(contact)))
+                    .expression_attribute_values(":msg", s("MSG#"))
+                    .consistent_read(true),
+            )
+            .await?;
+        let mut expiring = 0;
+        for item in messages
+            .iter()
+            .filter(|item| !item.contains_key(schema::TTL_ATTRIBUTE))
+        {
+            let result = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(key(
+                    get_s(item, schema::PARTITION_KEY)?.to_owned(),
+                    get_s(item, schema::SORT_KEY)?,
+                )))
+                .update_expression("SET #ttl = :at")
+                .condition_expression(
+                    "attribute_exists(#pk) AND updated_at = :updated AND attribute_not_exists(#ttl)",
+                )
+                .expression_attribute_names("#pk", schema::PARTITION_KEY)
+                .expression_attribute_names("#ttl", schema::TTL_ATTRIBUTE)
+                .expression_attribute_values(":at", n(expires_at.unix_seconds()))
+                .expression_attribute_values(":updated", s(get_s(item, "updated_at")?))
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .send()
+                .await;
+            if let Ok(output) = &result {
+                self.consumed.add(output.consumed_capacity());
+            }
+            if conditional(result)? {
+                expiring += 1;
+            }
+        }
+        // 3. Off the idle index, unless a change already took it off (and it may be back on by now).
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(contact_pk(contact), SYNC)))
+            .update_expression("REMOVE #idle, #since")
+            .condition_expression("change_version = :version")
+            .expression_attribute_names("#idle", schema::IDLE_INDEX_PARTITION_KEY)
+            .expression_attribute_names("#since", schema::IDLE_INDEX_SORT_KEY)
+            .expression_attribute_values(":version", n(version))
+            .send()
+            .await;
+        conditional(result)?;
+        Ok(Some(expiring))
+    }
+}

@@ -1,0 +1,315 @@
+//! What HubSpot shows of messages no longer stored here.
+//!
+//! A contact's message items expire once it has been in sync and idle for `MESSAGE_RETENTION_DAYS` (see
+//! `retention`): from then on HubSpot holds the only copy of their lines, and it must keep showing them. So when
+//! such a contact changes again, the flusher reads the `chat_transcript` property back and keeps every line of it
+//! that no stored message accounts for, in its place by time; the stored messages are rendered around them as
+//! always. A line is recognised by its beginning, `[time] Author (role): `, which is all a stored change of the same
+//! message (an edit, a deletion) needs to replace it; a hard-deleted message drops it.
+//!
+//! Erasures still reach these lines: a truncation or deletion of the conversation drops them by time, and the
+//! erasure of the conversation's visitor drops every visitor line of it. Lines of conversations the contact does
+//! not have (someone pasted them in HubSpot, or HubSpot merged another record's text in) are not kept.
+//!
+//! Notes work differently: a conversation's notes at the time its messages expire are *frozen*, never rendered
+//! again; later messages go to the parts after them (see `note::render_notes`), and an erasure that may reach
+//! their lines empties them (`note::erased_note`).
+
+use super::transcript::{line_prefix, Conversation};
+use super::{StoredMessage, Timestamp};
+use std::collections::HashMap;
+
+/// A line HubSpot shows whose message is no longer stored here: kept as it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArchivedLine {
+    pub cid: String,
+    /// When its message was created, to the second (what the line says).
+    pub at: Timestamp,
+    /// The whole line, continuation lines included.
+    pub text: String,
+}
+
+const HEADER: &str = "=== Conversation ";
+const CONTINUATION: &str = "    ";
+/// `[2026-11-24 10:00:05 UTC] `: where a message line's time sits.
+const TIME: std::ops::Range<usize> = 1..24;
+
+/// The lines of `shown` (the property as HubSpot holds it) to keep: those of the contact's `conversations` that no
+/// stored message (of `stored`, hard-deleted ones included) accounts for and that no erasure since has reached.
+/// `visitor_erased` names the conversations (cids) whose visitor was erased.
+pub fn archived_lines(
+    shown: &str,
+    conversations: &[Conversation],
+    visitor_erased: &[String],
+    stored: &[StoredMessage],
+) -> Vec<ArchivedLine> {
+    let mut lines: Vec<ArchivedLine> = Vec::new();
+    let mut block: Option<&Conversation> = None;
+    // Whether the last line read belongs to a line being kept (so its continuation lines do too).
+    let mut open = false;
+    for raw in shown.split('\n') {
+        if let Some(rest) = raw.strip_prefix(HEADER) {
+            block = rest
+                .split_once(" started ")
+                .and_then(|(id, _)| conversations.iter().find(|c| c.channel_id == id));
+            open = false;
+        } else if let Some(conversation) = block.filter(|_| !raw.is_empty()) {
+            if raw.starts_with(CONTINUATION) {
+                if let (true, Some(line)) = (open, lines.last_mut()) {
+                    line.text.push('\n');
+                    line.text.push_str(raw);
+                }
+                continue;
+            }
+            let at = raw
+                .strip_prefix('[')
+                .and(raw.get(TIME))
+                .filter(|_| raw.get(24..26) == Some("] "))
+                .and_then(Timestamp::parse_human);
+            open = at.is_some();
+            if let Some(at) = at {
+                lines.push(ArchivedLine {
+                    cid: conversation.cid.clone(),
+                    at,
+                    text: raw.to_owned(),
+                });
+            }
+        } else {
+            // A blank line between conversations, the "not shown" notice, or text that is not ours.
+            block = None;
+            open = false;
+        }
+    }
+    let mut keep: Vec<bool> = lines
+        .iter()
+        .map(|line| {
+            let conversation = conversations.iter().find(|c| c.cid == line.cid);
+            let cleared = conversation
+                .and_then(|c| c.cleared)
+                .is_some_and(|cleared| !cleared.keeps(line.at));
+            let erased = visitor_erased.contains(&line.cid) && is_visitors(&line.text);
+            !(cleared || erased)
+        })
+        .collect();
+    // A stored change of a message replaces its archived line: the first kept line of its conversation and second
+    // that begins the same.
+    let mut by_second: HashMap<(&str, Timestamp), Vec<usize>> = HashMap::new();
+    for (i, line) in lines.iter().enumerate() {
+        by_second.entry((&line.cid, line.at)).or_default().push(i);
+    }
+    for message in stored {
+        let Some(second) = Timestamp::parse_human(&message.created_at.human()) else {
+            continue;
+        };
+        let Some(candidates) = by_second.get(&(message.cid.as_str(), second)) else {
+            continue;
+        };
+        let prefix = line_prefix(message);
+        if let Some(&i) = candidates
+            .iter()
+            .find(|&&i| keep[i] && lines[i].text.starts_with(&prefix))
+        {
+            keep[i] = false;
+        }
+    }
+    lines
+        .into_iter()
+        .zip(keep)
+        .filter_map(|(line, keep)| keep.then_some(line))
+        .collect()
+}
+
+/// Whether a line is the visitor's: `[time] Name (visitor): …`. A name that itself holds ` (visitor): ` makes an
+/// agent's line look like the visitor's too; erasing it as well is the safe side.
+fn is_visitors(line: &str) -> bool {
+    line.contains(" (visitor): ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::transcript::{render, render_with_archive, Cleared, HUBSPOT_PROPERTY_LIMIT};
+    use crate::domain::{Identity, MessageId, Role};
+
+    fn at(raw: &str) -> Timestamp {
+        Timestamp::parse("t", raw).expect("valid time")
+    }
+
+    fn conversation(id: &str, time: &str) -> Conversation {
+        Conversation {
+            cid: format!("messaging:{id}"),
+            channel_id: id.into(),
+            started_at: at(time),
+            identity: Identity::Unverified,
+            cleared: None,
+        }
+    }
+
+    fn message(id: &str, cid: &str, time: &str, role: Role, text: &str) -> StoredMessage {
+        StoredMessage {
+            message_id: MessageId::parse(id).expect("valid id"),
+            cid: format!("messaging:{cid}"),
+            author_name: if role == Role::Visitor {
+                "Ada Lovelace"
+            } else {
+                "Support"
+            }
+            .into(),
+            role,
+            text: text.into(),
+            attachments: vec![],
+            created_at: at(time),
+            edited: false,
+            deleted: false,
+            removed: false,
+        }
+    }
+
+    fn history() -> (Vec<Conversation>, Vec<StoredMessage>) {
+        let conversations = vec![
+            conversation("old", "2026-09-01T10:00:00Z"),
+            conversation("new", "2026-11-20T09:00:00Z"),
+        ];
+        let messages = vec![
+            message(
+                "a1",
+                "old",
+                "2026-09-01T10:00:01Z",
+                Role::Visitor,
+                "hello\nsecond line",
+            ),
+            message(
+                "a2",
+                "old",
+                "2026-09-01T10:00:02Z",
+                Role::Agent,
+                "hi, how can I help?",
+            ),
+            message("a3", "old", "2026-09-01T10:00:03Z", Role::Visitor, "thanks"),
+        ];
+        (conversations, messages)
+    }
+
+    #[test]
+    fn expired_lines_stay_where_they_were_as_new_messages_arrive() {
+        let (conversations, old) = history();
+        let shown = render(&conversations, &old, HUBSPOT_PROPERTY_LIMIT, 3);
+        let new = vec![
+            message(
+                "b1",
+                "new",
+                "2026-11-20T09:00:01Z",
+                Role::Visitor,
+                "back again",
+            ),
+            message(
+                "b2",
+                "old",
+                "2026-11-20T09:00:02Z",
+                Role::Agent,
+                "late reply in the old chat",
+            ),
+        ];
+        let archived = archived_lines(&shown, &conversations, &[], &new);
+        assert_eq!(archived.len(), 3);
+        assert_eq!(
+            archived[0].text,
+            "[2026-09-01 10:00:01 UTC] Ada Lovelace (visitor): hello\n    second line"
+        );
+        let merged =
+            render_with_archive(&conversations, &archived, &new, HUBSPOT_PROPERTY_LIMIT, 5);
+        let mut all = old.clone();
+        all.extend(new);
+        assert_eq!(
+            merged,
+            render(&conversations, &all, HUBSPOT_PROPERTY_LIMIT, 5)
+        );
+    }
+
+    #[test]
+    fn a_stored_change_replaces_the_archived_line_and_a_hard_delete_drops_it() {
+        let (conversations, old) = history();
+        let shown = render(&conversations, &old, HUBSPOT_PROPERTY_LIMIT, 3);
+        let mut edited = old[1].clone();
+        edited.text = "edited reply".into();
+        edited.edited = true;
+        let mut removed = old[2].clone();
+        removed.deleted = true;
+        removed.removed = true;
+        removed.text.clear();
+        let stored = vec![edited, removed];
+        let archived = archived_lines(&shown, &conversations, &[], &stored);
+        assert_eq!(archived.len(), 1);
+        let merged = render_with_archive(
+            &conversations,
+            &archived,
+            &stored,
+            HUBSPOT_PROPERTY_LIMIT,
+            2,
+        );
+        assert!(merged.contains("Support (agent): edited reply (edited)"));
+        assert!(!merged.contains("how can I help") && !merged.contains("thanks"));
+        assert!(merged.contains("hello\n    second line"));
+    }
+
+    #[test]
+    fn erasures_reach_archived_lines() {
+        let (mut conversations, old) = history();
+        let shown = render(&conversations, &old, HUBSPOT_PROPERTY_LIMIT, 3);
+        let erased = archived_lines(&shown, &conversations, &["messaging:old".to_owned()], &[]);
+        assert_eq!(erased.len(), 1);
+        assert!(erased[0].text.contains("(agent)"));
+        conversations[0].cleared = Some(Cleared::Truncated(at("2026-09-01T10:00:02.500Z")));
+        let truncated = archived_lines(&shown, &conversations, &[], &[]);
+        assert_eq!(truncated.len(), 1);
+        assert!(truncated[0].text.contains("thanks"));
+        conversations[0].cleared = Some(Cleared::Deleted);
+        assert!(archived_lines(&shown, &conversations, &[], &[]).is_empty());
+    }
+
+    #[test]
+    fn only_lines_of_the_contacts_conversations_in_our_form_are_kept() {
+        let (conversations, _) = history();
+        let shown = "[12 earlier messages not shown]\n\
+             === Conversation elsewhere started 2026-09-01 10:00:00 UTC ===\n\
+             [2026-09-01 10:00:01 UTC] Mallory (visitor): not this contact's\n\
+             \n\
+             === Conversation old started 2026-09-01 10:00:00 UTC · e-mail as typed, not verified ===\n\
+             [2026-09-01 10:00:01 UTC] Ada Lovelace (visitor): kept\n    with its continuation\n\
+             typed in HubSpot by hand\n\
+             [2026-13-01 10:00:01 UTC] not a time\n\
+             [2026-09-01 10:00:02 UTC] Support (agent): kept too\n\
+             \n\
+             free text at the end";
+        let archived = archived_lines(shown, &conversations, &[], &[]);
+        let texts: Vec<&str> = archived.iter().map(|l| l.text.as_str()).collect();
+        assert_eq!(
+            texts,
+            [
+                "[2026-09-01 10:00:01 UTC] Ada Lovelace (visitor): kept\n    with its continuation",
+                "[2026-09-01 10:00:02 UTC] Support (agent): kept too"
+            ]
+        );
+        assert!(archived_lines("", &conversations, &[], &[]).is_empty());
+    }
+
+    #[test]
+    fn the_limit_still_keeps_the_newest_lines_and_counts_the_rest() {
+        let (conversations, old) = history();
+        let shown = render(&conversations, &old, HUBSPOT_PROPERTY_LIMIT, 3);
+        let new = vec![message(
+            "b1",
+            "new",
+            "2026-11-20T09:00:01Z",
+            Role::Visitor,
+            &"x".repeat(200),
+        )];
+        let archived = archived_lines(&shown, &conversations, &[], &new);
+        let limit = 320;
+        let merged = render_with_archive(&conversations, &archived, &new, limit, 4);
+        let mut all = old.clone();
+        all.extend(new);
+        assert_eq!(merged, render(&conversations, &all, limit, 4));
+        assert!(merged.starts_with("[") && merged.contains("earlier messages not shown"));
+    }
+}
