@@ -410,8 +410,13 @@ async fn local_table_has_the_code_schema_and_is_created_once() {
             (schema::SORT_KEY.to_owned(), "RANGE".to_owned())
         ]
     );
-    let index = &description.global_secondary_indexes()[0];
-    assert_eq!(index.index_name(), Some(schema::DIRTY_INDEX));
+    let mut indexes: Vec<&str> = description
+        .global_secondary_indexes()
+        .iter()
+        .filter_map(|index| index.index_name())
+        .collect();
+    indexes.sort_unstable();
+    assert_eq!(indexes, [schema::DIRTY_INDEX, schema::IDLE_INDEX]);
     let ttl = dynamodb
         .describe_time_to_live()
         .table_name(&table)

@@ -81,24 +81,40 @@ fn table_schema_is_the_one_the_code_uses() {
     let indexes = table["GlobalSecondaryIndexes"]
         .as_sequence()
         .expect("GlobalSecondaryIndexes is a list");
-    assert_eq!(indexes.len(), 1, "only the dirty-contacts index");
-    let index = &indexes[0];
-    assert_eq!(string(&index["IndexName"]), schema::DIRTY_INDEX);
+    let expected_indexes = [
+        (
+            schema::DIRTY_INDEX,
+            schema::DIRTY_INDEX_PARTITION_KEY,
+            schema::DIRTY_INDEX_SORT_KEY,
+            schema::DIRTY_INDEX_PROJECTION,
+        ),
+        (
+            schema::IDLE_INDEX,
+            schema::IDLE_INDEX_PARTITION_KEY,
+            schema::IDLE_INDEX_SORT_KEY,
+            schema::IDLE_INDEX_PROJECTION,
+        ),
+    ];
     assert_eq!(
-        key_schema(&index["KeySchema"]),
-        [
-            (schema::DIRTY_INDEX_PARTITION_KEY, "HASH"),
-            (schema::DIRTY_INDEX_SORT_KEY, "RANGE")
-        ]
+        indexes.len(),
+        expected_indexes.len(),
+        "the queue and the idle index"
     );
-    assert_eq!(string(&index["Projection"]["ProjectionType"]), "INCLUDE");
-    let projected: Vec<&str> = index["Projection"]["NonKeyAttributes"]
-        .as_sequence()
-        .expect("NonKeyAttributes is a list")
-        .iter()
-        .map(string)
-        .collect();
-    assert_eq!(projected, schema::DIRTY_INDEX_PROJECTION);
+    for (index, (name, partition, sort, projection)) in indexes.iter().zip(expected_indexes) {
+        assert_eq!(string(&index["IndexName"]), name);
+        assert_eq!(
+            key_schema(&index["KeySchema"]),
+            [(partition, "HASH"), (sort, "RANGE")]
+        );
+        assert_eq!(string(&index["Projection"]["ProjectionType"]), "INCLUDE");
+        let projected: Vec<&str> = index["Projection"]["NonKeyAttributes"]
+            .as_sequence()
+            .expect("NonKeyAttributes is a list")
+            .iter()
+            .map(string)
+            .collect();
+        assert_eq!(projected, projection);
+    }
 
     // Exactly the key attributes, all strings (CloudFormation rejects definitions no key uses).
     let defined: BTreeMap<&str, &str> = table["AttributeDefinitions"]
@@ -112,6 +128,8 @@ fn table_schema_is_the_one_the_code_uses() {
         schema::SORT_KEY,
         schema::DIRTY_INDEX_PARTITION_KEY,
         schema::DIRTY_INDEX_SORT_KEY,
+        schema::IDLE_INDEX_PARTITION_KEY,
+        schema::IDLE_INDEX_SORT_KEY,
     ]
     .into_iter()
     .map(|name| (name, "S"))

@@ -687,6 +687,22 @@ mod tests {
     }
 
     #[test]
+    fn retention_is_thirty_days_unless_set_and_never_off() {
+        let days = |raw: Option<&str>| {
+            let env = Env::from_pairs(raw.map(|raw| ("MESSAGE_RETENTION_DAYS", raw)));
+            retention_period(&env).map(|p| p.duration().as_secs() / 86_400)
+        };
+        assert_eq!(days(None).expect("default"), 30);
+        assert_eq!(days(Some("7")).expect("set"), 7);
+        for bad in ["0", "3651", "-1", "a month"] {
+            assert_eq!(
+                days(Some(bad)).expect_err(bad).variable,
+                "MESSAGE_RETENTION_DAYS"
+            );
+        }
+    }
+
+    #[test]
     fn origins_star_only_when_alone() {
         assert_eq!(AllowedOrigins::parse("*").expect("ok"), AllowedOrigins::Any);
         assert!(AllowedOrigins::parse("https://a.example, *").is_err());

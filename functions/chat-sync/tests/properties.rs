@@ -2,8 +2,10 @@
 
 use chat_sync::adapters::dynamo::DynamoStore;
 use chat_sync::adapters::stream::{sign_body, verify_signature};
+use chat_sync::domain::archive::archived_lines;
 use chat_sync::domain::transcript::{
-    render, render_line, text_len, Conversation, Filling, HUBSPOT_PROPERTY_LIMIT,
+    render, render_line, render_with_archive, text_len, Conversation, Filling,
+    HUBSPOT_PROPERTY_LIMIT,
 };
 use chat_sync::domain::{
     ChannelId, ChannelRef, ChannelType, ContactId, Email, Identity, MessageId, PersonName, Role,
@@ -39,6 +41,45 @@ fn arb_message(index: usize) -> impl Strategy<Value = StoredMessage> {
                 removed: false,
             },
         )
+}
+
+/// A history in time order, one message per second (the transcript shows times to the second), with line breaks
+/// and both roles, over the three conversations.
+fn arb_history() -> impl Strategy<Value = Vec<StoredMessage>> {
+    prop::collection::vec(
+        (
+            0usize..3,
+            "\\PC{0,120}",
+            prop::option::of("\\PC{0,40}"),
+            prop::bool::ANY,
+            prop::bool::ANY,
+        ),
+        1..80,
+    )
+    .prop_map(|drafts| {
+        drafts
+            .into_iter()
+            .enumerate()
+            .map(
+                |(i, (conversation, text, second_line, agent, edited))| StoredMessage {
+                    message_id: MessageId::parse(&format!("h{i:04}")).expect("valid id"),
+                    cid: format!("messaging:c{conversation}"),
+                    author_name: if agent { "Grace" } else { "Ada 😀" }.into(),
+                    role: if agent { Role::Agent } else { Role::Visitor },
+                    text: match second_line {
+                        Some(line) => format!("{text}\n{line}"),
+                        None => text,
+                    },
+                    attachments: vec![],
+                    created_at: Timestamp::from_unix_seconds(1_795_787_200 + 7 * i as i64)
+                        .expect("in range"),
+                    edited,
+                    deleted: false,
+                    removed: false,
+                },
+            )
+            .collect()
+    })
 }
 
 fn arb_messages() -> impl Strategy<Value = Vec<StoredMessage>> {
@@ -103,6 +144,67 @@ proptest! {
         prop_assert_eq!(
             render(&conversations, &read, limit, total),
             render(&conversations, &messages, limit, total)
+        );
+    }
+
+    /// Retention never changes what HubSpot shows: once messages expire here, rendering around HubSpot's copy of
+    /// the property gives what the whole history gives — as later messages arrive, whatever the limit cut.
+    #[test]
+    fn expired_messages_render_from_hubspots_copy_as_from_the_whole_history(
+        history in arb_history(),
+        split in 0usize..=100,
+        limit in 300usize..6_000,
+    ) {
+        let conversations = conversations();
+        let cut = split * history.len() / 100;
+        let (expired, later) = history.split_at(cut);
+        let shown = render(&conversations, expired, limit, expired.len() as u64);
+        let total = history.len() as u64;
+        let archived = archived_lines(&shown, &conversations, &[], later);
+        prop_assert_eq!(
+            render_with_archive(&conversations, &archived, later, limit, total),
+            render(&conversations, &history, limit, total)
+        );
+    }
+
+    /// An edit, soft delete or hard delete of a message that expired here replaces (or drops) its line in HubSpot's
+    /// copy exactly as it would have the stored message's.
+    #[test]
+    fn changes_to_expired_messages_apply_to_hubspots_copy(
+        history in arb_history(),
+        changes in prop::collection::vec((0usize..1_000, 0u8..3, "\\PC{0,40}"), 0..8),
+    ) {
+        let conversations = conversations();
+        let shown = render(&conversations, &history, HUBSPOT_PROPERTY_LIMIT, history.len() as u64);
+        prop_assume!(!shown.contains(" not shown]"));
+        let mut current = history.clone();
+        let mut stored: Vec<StoredMessage> = Vec::new();
+        for (index, kind, text) in changes {
+            let message = &mut current[index % history.len()];
+            match kind {
+                0 if !message.deleted => {
+                    message.text = text;
+                    message.edited = true;
+                }
+                0 => continue,
+                1 => {
+                    message.deleted = true;
+                    message.text.clear();
+                }
+                _ => {
+                    message.deleted = true;
+                    message.removed = true;
+                    message.text.clear();
+                }
+            }
+            stored.retain(|m| m.message_id != message.message_id);
+            stored.push(message.clone());
+        }
+        let total = current.iter().filter(|m| !m.removed).count() as u64;
+        let archived = archived_lines(&shown, &conversations, &[], &stored);
+        prop_assert_eq!(
+            render_with_archive(&conversations, &archived, &stored, HUBSPOT_PROPERTY_LIMIT, total),
+            render(&conversations, &current, HUBSPOT_PROPERTY_LIMIT, total)
         );
     }
 
