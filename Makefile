@@ -80,7 +80,7 @@ invoke-env: deps
 	cargo run -q -p infra --bin invoke-env
 
 # Release builds of the Lambdas first: the bench measures their cold starts. BENCH_ARGS="--only busy-desk" runs one
-# section (busy-desk, burst, late-writes, flush-cost, registration, cold-start; comma-separated for several).
+# section (busy-desk, burst, late-writes, flush-cost, retention, registration, cold-start; comma-separated for several).
 bench: deps
 	cargo build --release --locked -p registration -p webhook -p sweeper
 	cargo build --release --locked -p infra --bin bench

@@ -43,9 +43,10 @@ fn arb_message(index: usize) -> impl Strategy<Value = StoredMessage> {
         )
 }
 
-/// A history in time order, one message per second (the transcript shows times to the second), with line breaks
-/// and both roles, over the three conversations.
-fn arb_history() -> impl Strategy<Value = Vec<StoredMessage>> {
+/// A history in time order, with line breaks and both roles, over the three conversations: `per_second` messages
+/// in each second, of one conversation (the transcript shows times to the second; across conversations, the order
+/// of one second's lines is not kept by HubSpot's copy, see `domain::archive`).
+fn arb_history(per_second: usize) -> impl Strategy<Value = Vec<StoredMessage>> {
     prop::collection::vec(
         (
             0usize..3,
@@ -56,28 +57,29 @@ fn arb_history() -> impl Strategy<Value = Vec<StoredMessage>> {
         ),
         1..80,
     )
-    .prop_map(|drafts| {
+    .prop_map(move |drafts| {
+        let conversations: Vec<usize> = drafts.iter().map(|d| d.0).collect();
         drafts
             .into_iter()
             .enumerate()
-            .map(
-                |(i, (conversation, text, second_line, agent, edited))| StoredMessage {
-                    message_id: MessageId::parse(&format!("h{i:04}")).expect("valid id"),
-                    cid: format!("messaging:c{conversation}"),
-                    author_name: if agent { "Grace" } else { "Ada 😀" }.into(),
-                    role: if agent { Role::Agent } else { Role::Visitor },
-                    text: match second_line {
-                        Some(line) => format!("{text}\n{line}"),
-                        None => text,
-                    },
-                    attachments: vec![],
-                    created_at: Timestamp::from_unix_seconds(1_795_787_200 + 7 * i as i64)
-                        .expect("in range"),
-                    edited,
-                    deleted: false,
-                    removed: false,
+            .map(|(i, (_, text, second_line, agent, edited))| StoredMessage {
+                message_id: MessageId::parse(&format!("h{i:04}")).expect("valid id"),
+                cid: format!("messaging:c{}", conversations[i - i % per_second]),
+                author_name: if agent { "Grace" } else { "Ada 😀" }.into(),
+                role: if agent { Role::Agent } else { Role::Visitor },
+                text: match second_line {
+                    Some(line) => format!("{text}\n{line}"),
+                    None => text,
                 },
-            )
+                attachments: vec![],
+                created_at: Timestamp::from_unix_seconds(
+                    1_795_787_200 + 3 * (i / per_second) as i64,
+                )
+                .expect("in range"),
+                edited,
+                deleted: false,
+                removed: false,
+            })
             .collect()
     })
 }
@@ -148,15 +150,20 @@ proptest! {
     }
 
     /// Retention never changes what HubSpot shows: once messages expire here, rendering around HubSpot's copy of
-    /// the property gives what the whole history gives — as later messages arrive, whatever the limit cut.
+    /// the property gives what the whole history gives — as later messages arrive (some in the same second as an
+    /// expired one, by the same author), whatever the limit cut.
     #[test]
     fn expired_messages_render_from_hubspots_copy_as_from_the_whole_history(
-        history in arb_history(),
+        mut history in arb_history(2),
         split in 0usize..=100,
         limit in 300usize..6_000,
     ) {
         let conversations = conversations();
         let cut = split * history.len() / 100;
+        // Messages since the expiry are new: not edited before their first flush.
+        for message in &mut history[cut..] {
+            message.edited = false;
+        }
         let (expired, later) = history.split_at(cut);
         let shown = render(&conversations, expired, limit, expired.len() as u64);
         let total = history.len() as u64;
@@ -171,7 +178,7 @@ proptest! {
     /// copy exactly as it would have the stored message's.
     #[test]
     fn changes_to_expired_messages_apply_to_hubspots_copy(
-        history in arb_history(),
+        history in arb_history(1),
         changes in prop::collection::vec((0usize..1_000, 0u8..3, "\\PC{0,40}"), 0..8),
     ) {
         let conversations = conversations();

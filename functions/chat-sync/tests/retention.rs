@@ -373,4 +373,20 @@ async fn contacts_behind_or_busy_keep_their_messages() {
         };
         assert_eq!(ttl(&item), expected, "{}", sk(&item));
     }
+
+    // A contact deleted in HubSpot leaves the idle index: its messages go with the purge, and it never blocks the
+    // index for the others.
+    let (deleted, _, _, _) = idle_conversation(&app, "deleted@example.com").await;
+    let deleted = ContactId::parse(&deleted).expect("id");
+    assert!(app
+        .store
+        .mark_deleted(&deleted, at, at.later_by(DAY * 90))
+        .await
+        .expect("delete"));
+    let idle = app
+        .store
+        .idle_contacts(later.later_by(DAY * 100), 10)
+        .await
+        .expect("idle");
+    assert!(idle.iter().all(|c| c.contact != deleted), "{idle:?}");
 }

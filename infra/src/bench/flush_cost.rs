@@ -102,7 +102,7 @@ async fn whole_history(
 
 /// Records message `n` (the webhook's ack path), then runs one sweep; returns the units of each and the HubSpot
 /// calls and bytes the sweep sent.
-async fn one_message(
+pub(super) async fn one_message(
     world: &World,
     sweeper: &Sweeper,
     (contact, channel): (&ContactId, &ChannelRef),
@@ -134,6 +134,39 @@ async fn one_message(
     Ok((acked - before, flushed - acked, calls.len(), bytes))
 }
 
+/// Records `size` messages in the channel, a second apart from `base` (unix seconds), as webhooks would; returns
+/// how long it took.
+pub(super) async fn seed(
+    world: &World,
+    (contact, channel): (&ContactId, &ChannelRef),
+    size: usize,
+    base: i64,
+) -> Result<Duration, String> {
+    let store = &world.store;
+    let started = std::time::Instant::now();
+    stream::iter(0..size)
+        .map(|n| async move {
+            let at =
+                Timestamp::from_unix_seconds(base + n as i64).ok_or("timestamp out of range")?;
+            let change = change(channel, n, at)?;
+            // A conflict that outlasts the store's own retries: try again.
+            for _ in 0..10 {
+                if store
+                    .record_change(contact, &change, Role::Agent)
+                    .await
+                    .is_ok()
+                {
+                    return Ok(());
+                }
+            }
+            Err(format!("could not seed message {n}"))
+        })
+        .buffer_unordered(SEED_CONCURRENCY)
+        .try_collect::<Vec<()>>()
+        .await?;
+    Ok(started.elapsed())
+}
+
 pub async fn run(world: &World, dynamodb_endpoint: &str) -> Result<Vec<FlushCost>, String> {
     let visitors = world.setup_visitors(SIZES.len()).await?;
     let flush = FlushSettings::load(&Env::from_process()).map_err(|e| e.to_string())?;
@@ -163,31 +196,7 @@ pub async fn run(world: &World, dynamodb_endpoint: &str) -> Result<Vec<FlushCost
         let channel = ChannelRef::parse_cid(&format!("messaging:{}", visitor.channel_id))
             .map_err(|e| e.to_string())?;
         // Seed the history (a month ago, a second apart) and sync it, so the flushes below write one new message.
-        let started = std::time::Instant::now();
-        stream::iter(0..size)
-            .map(|n| {
-                let (contact, channel) = (&contact, &channel);
-                async move {
-                    let at = Timestamp::from_unix_seconds(base + n as i64)
-                        .ok_or("timestamp out of range")?;
-                    let change = change(channel, n, at)?;
-                    // A conflict that outlasts the store's own retries: try again.
-                    for _ in 0..10 {
-                        if store
-                            .record_change(contact, &change, Role::Agent)
-                            .await
-                            .is_ok()
-                        {
-                            return Ok(());
-                        }
-                    }
-                    Err(format!("could not seed message {n}"))
-                }
-            })
-            .buffer_unordered(SEED_CONCURRENCY)
-            .try_collect::<Vec<()>>()
-            .await?;
-        let seeded_in = started.elapsed();
+        let seeded_in = seed(world, (&contact, &channel), size, base).await?;
         configured.sweep().await.map_err(|e| e.to_string())?;
 
         let (ack, flush, hubspot_calls, hubspot_bytes) =

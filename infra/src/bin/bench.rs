@@ -3,8 +3,8 @@
 //! registration latency and cold starts, against DynamoDB Local and the HubSpot/Stream doubles over loopback HTTP.
 //! Prints Markdown.
 //!
-//! Options: `--only <section>[,<section>...]` (busy-desk, burst, late-writes, flush-cost, registration,
-//! cold-start), `--skip-cold-start`, and for the burst `--messages N --contacts N --concurrency N`. With `RUST_LOG`
+//! Options: `--only <section>[,<section>...]` (busy-desk, burst, late-writes, flush-cost, retention,
+//! registration, cold-start), `--skip-cold-start`, and for the burst `--messages N --contacts N --concurrency N`. With `RUST_LOG`
 //! set, the handlers' logs are printed too.
 
 use chat_sync::config::{Env, FlushSettings};
@@ -13,7 +13,7 @@ use infra::bench::busy_desk::{self, Desk};
 use infra::bench::design::{deploy, Design};
 use infra::bench::late_writes::{self, LateRun};
 use infra::bench::world::World;
-use infra::bench::{cold_start, flush_cost, registration};
+use infra::bench::{cold_start, flush_cost, registration, retention};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -21,11 +21,12 @@ use std::time::{Duration, Instant};
 const PACED_MESSAGES: usize = 600;
 const PACE: f64 = 25.0;
 
-const SECTIONS: [&str; 6] = [
+const SECTIONS: [&str; 7] = [
     "busy-desk",
     "burst",
     "late-writes",
     "flush-cost",
+    "retention",
     "registration",
     "cold-start",
 ];
@@ -177,6 +178,12 @@ async fn run() -> Result<(), String> {
         let world = World::start(&endpoint).await?;
         let results = flush_cost::run(&world, &endpoint).await?;
         println!("{}", flush_cost::table(&results));
+    }
+
+    if sections.contains(&"retention") {
+        let world = World::start(&endpoint).await?;
+        let results = retention::run(&world, &endpoint).await?;
+        println!("{}", retention::table(&results));
     }
 
     let reg_world = World::start(&endpoint).await?;

@@ -4,8 +4,12 @@
 //! `retention`): from then on HubSpot holds the only copy of their lines, and it must keep showing them. So when
 //! such a contact changes again, the flusher reads the `chat_transcript` property back and keeps every line of it
 //! that no stored message accounts for, in its place by time; the stored messages are rendered around them as
-//! always. A line is recognised by its beginning, `[time] Author (role): `, which is all a stored change of the same
-//! message (an edit, a deletion) needs to replace it; a hard-deleted message drops it.
+//! always. A stored message accounts for the line it renders to; one changed since (edited, deleted, hard-deleted)
+//! for the line that begins as its own, `[time] Author (role): `, and the change replaces (or drops) it. Two
+//! messages of one author in the same second look alike there: when one of them changes after the other expired,
+//! either line may be the one replaced. And HubSpot's copy is grouped by conversation, so the order of lines of
+//! different conversations within one second is not known: when the length limit cuts between two such lines,
+//! either may be the one left out.
 //!
 //! Erasures still reach these lines: a truncation or deletion of the conversation drops them by time, and the
 //! erasure of the conversation's visitor drops every visitor line of it. Lines of conversations the contact does
@@ -15,7 +19,7 @@
 //! again; later messages go to the parts after them (see `note::render_notes`), and an erasure that may reach
 //! their lines empties them (`note::erased_note`).
 
-use super::transcript::{line_prefix, Conversation};
+use super::transcript::{line_prefix, render_line, Conversation};
 use super::{StoredMessage, Timestamp};
 use std::collections::HashMap;
 
@@ -91,21 +95,35 @@ pub fn archived_lines(
             !(cleared || erased)
         })
         .collect();
-    // A stored change of a message replaces its archived line: the first kept line of its conversation and second
-    // that begins the same.
+    // A stored message accounts for its own line: the same line exactly (written by an earlier flush), else, for
+    // a message changed since (edited, deleted), the first kept line of its conversation and second that begins
+    // the same. Exact matches go first, so that a new message never takes the place of another one's line.
     let mut by_second: HashMap<(&str, Timestamp), Vec<usize>> = HashMap::new();
     for (i, line) in lines.iter().enumerate() {
         by_second.entry((&line.cid, line.at)).or_default().push(i);
     }
+    let candidates = |message: &StoredMessage| -> Vec<usize> {
+        Timestamp::parse_human(&message.created_at.human())
+            .and_then(|second| by_second.get(&(message.cid.as_str(), second)))
+            .cloned()
+            .unwrap_or_default()
+    };
+    let mut changed = Vec::new();
     for message in stored {
-        let Some(second) = Timestamp::parse_human(&message.created_at.human()) else {
-            continue;
-        };
-        let Some(candidates) = by_second.get(&(message.cid.as_str(), second)) else {
-            continue;
-        };
+        let line = render_line(message);
+        let candidates = candidates(message);
+        match candidates
+            .iter()
+            .find(|&&i| keep[i] && !message.removed && lines[i].text == line)
+        {
+            Some(&i) => keep[i] = false,
+            None if message.edited || message.deleted => changed.push(message),
+            None => {}
+        }
+    }
+    for message in changed {
         let prefix = line_prefix(message);
-        if let Some(&i) = candidates
+        if let Some(&i) = candidates(message)
             .iter()
             .find(|&&i| keep[i] && lines[i].text.starts_with(&prefix))
         {

@@ -327,7 +327,8 @@ impl DynamoStore {
         if items.is_empty() {
             return Ok(false);
         }
-        // Out of the queue first (nothing is written to a contact HubSpot deleted), then the TTL on every item.
+        // Out of the queue first (nothing is written to a contact HubSpot deleted), and off the idle index (its
+        // messages go with the purge, or expire once it is restored and idle again), then the TTL on every item.
         let why = format!(
             "deleted in HubSpot; purged at {} unless restored",
             purge_at.human()
@@ -336,7 +337,7 @@ impl DynamoStore {
             .crm_event(
                 contact,
                 at,
-                ", dirty = :parked, dirty_since = :now, parked_reason = :why",
+                ", dirty = :parked, dirty_since = :now, parked_reason = :why REMOVE idle, idle_since",
                 &[
                     (":parked", s(schema::PARKED)),
                     (":now", s(Timestamp::now().key())),
