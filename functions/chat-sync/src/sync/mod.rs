@@ -27,6 +27,10 @@
 //! marked first, so a creation whose answer never came is found on the contact's timeline by its marker and adopted
 //! instead of repeated (fencing holds that writer back until such a creation could still land).
 //!
+//! **Expired messages.** For a contact whose messages expired here (`retention`), HubSpot holds the only copy of
+//! some lines: the round reads the property back (`contacts/batch/read`, batched, under the same budget and lease)
+//! and renders around it (`domain::archive`), and its notes so far are frozen, later messages starting the next part.
+//!
 //! **Bounded.** A flusher started by a webhook starts no new round after its budget and hands the queue over (the
 //! wake set stays for the next flusher; the sweeper takes over if no webhook comes). Each round reads only the
 //! newest messages each transcript can show. Contacts HubSpot no longer has (404, even by e-mail) or refuses (400)
@@ -98,7 +102,7 @@ pub enum FlushOutcome {
 pub struct FlushReport {
     /// Rounds run (each claims a batch of waiting contacts).
     pub rounds: u32,
-    /// HubSpot batch writes sent.
+    /// HubSpot batch calls sent: writes, and reads of the property of contacts whose messages expired.
     pub calls: u32,
     /// Contacts whose newest transcript is now in HubSpot.
     pub synced: u32,
