@@ -13,7 +13,7 @@ use sandbox::stream::message_event;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use support::{message, register_visitor, signed_webhook, TestApp, HUBSPOT_TOKEN};
+use support::{message, record, register_visitor, signed_webhook, TestApp, HUBSPOT_TOKEN};
 
 fn new_message(
     channel: &str,
@@ -34,12 +34,6 @@ fn new_message(
             &format!("2026-11-24T10:{:02}:{:02}.000Z", second / 60, second % 60),
         ),
     )
-}
-
-/// Records a message through the webhook without running its flush (the flush a sweep runs next batches it).
-async fn record(app: &TestApp, event: &serde_json::Value) {
-    let (response, _flush) = app.webhook.receive(signed_webhook(event)).await;
-    assert_eq!(response.status(), 200);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

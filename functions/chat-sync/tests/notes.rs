@@ -7,46 +7,15 @@ use chat_sync::config::{FlushSettings, Targets};
 use lambda_http::http::StatusCode;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
-use sandbox::stream::message_event;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use support::{json_body, message, register_visitor, signed_webhook, TestApp, AGENT_ID};
+use support::{new_message, record, register_visitor, signed_webhook, TestApp, AGENT_ID};
 
 fn with_notes(targets: Targets) -> FlushSettings {
     FlushSettings {
         targets,
         ..support::test_flush_settings()
     }
-}
-
-/// A message `second` seconds from now (Stream stamps messages after the conversation started).
-fn new_message(
-    channel: &str,
-    user: &str,
-    id: &str,
-    text: &str,
-    second: usize,
-) -> serde_json::Value {
-    let at = time::OffsetDateTime::now_utc() + time::Duration::seconds(second as i64);
-    let at = at
-        .format(&time::format_description::well_known::Rfc3339)
-        .expect("formats");
-    message_event(
-        "message.new",
-        "messaging",
-        channel,
-        &message(id, user, "Ada", text, &at),
-    )
-}
-
-async fn record(app: &TestApp, event: &serde_json::Value) {
-    let (response, _flush) = app.webhook.receive(signed_webhook(event)).await;
-    assert_eq!(
-        response.status(),
-        StatusCode::OK,
-        "{}",
-        json_body(&response)
-    );
 }
 
 #[tokio::test]

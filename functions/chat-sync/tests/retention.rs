@@ -9,12 +9,11 @@ use chat_sync::config::{FlushSettings, Targets};
 use chat_sync::domain::{ContactId, Timestamp};
 use chat_sync::ports::Store;
 use chat_sync::retention::{Retention, RetentionPeriod};
-use lambda_http::http::StatusCode;
 use sandbox::stream::message_event;
 use serde_json::json;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
-use support::{json_body, message, register_visitor, signed_webhook, TestApp, AGENT_ID};
+use support::{new_message, record, register_visitor, TestApp, AGENT_ID};
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -26,30 +25,6 @@ async fn app() -> TestApp {
         ..support::test_flush_settings()
     })
     .await
-}
-
-/// A message `second` seconds from the test's start.
-fn said(channel: &str, user: &str, id: &str, text: &str, second: i64) -> serde_json::Value {
-    let at = time::OffsetDateTime::now_utc() + time::Duration::seconds(second);
-    let at = at
-        .format(&time::format_description::well_known::Rfc3339)
-        .expect("formats");
-    message_event(
-        "message.new",
-        "messaging",
-        channel,
-        &message(id, user, "Ada", text, &at),
-    )
-}
-
-async fn record(app: &TestApp, event: serde_json::Value) {
-    let (response, _flush) = app.webhook.receive(signed_webhook(&event)).await;
-    assert_eq!(
-        response.status(),
-        StatusCode::OK,
-        "{}",
-        json_body(&response)
-    );
 }
 
 async fn sweep(app: &TestApp) -> chat_sync::handlers::sweeper::SweepReport {
@@ -116,10 +91,10 @@ async fn idle_conversation(
     email: &str,
 ) -> (String, String, String, serde_json::Value) {
     let (contact, visitor, channel) = register_visitor(app, "Ada", email).await;
-    let reply = said(&channel, AGENT_ID, "a2", "sorry, it ships today", 2);
+    let reply = new_message(&channel, AGENT_ID, "a2", "sorry, it ships today", 2);
     record(
         app,
-        said(
+        &new_message(
             &channel,
             &visitor,
             "a1",
@@ -128,8 +103,8 @@ async fn idle_conversation(
         ),
     )
     .await;
-    record(app, reply.clone()).await;
-    record(app, said(&channel, &visitor, "a3", "thank you", 3)).await;
+    record(app, &reply).await;
+    record(app, &new_message(&channel, &visitor, "a3", "thank you", 3)).await;
     assert_eq!(sweep(app).await.flush.synced, 1);
     (contact, visitor, channel, reply["message"].clone())
 }
@@ -184,18 +159,18 @@ async fn idle_synced_messages_expire_as_documented_and_hubspot_keeps_showing_the
     // The visitor comes back to the same chat, and opens a second one.
     record(
         &app,
-        said(&channel, &visitor, "b1", "it has not arrived", 10),
+        &new_message(&channel, &visitor, "b1", "it has not arrived", 10),
     )
     .await;
     record(
         &app,
-        said(&channel, AGENT_ID, "b2", "a courier is on the way", 11),
+        &new_message(&channel, AGENT_ID, "b2", "a courier is on the way", 11),
     )
     .await;
     let (_, visitor2, channel2) = register_visitor(&app, "Ada", "ada@example.com").await;
     record(
         &app,
-        said(&channel2, &visitor2, "c1", "another question", 12),
+        &new_message(&channel2, &visitor2, "c1", "another question", 12),
     )
     .await;
     app.hubspot.clear_calls();
@@ -242,7 +217,11 @@ async fn idle_synced_messages_expire_as_documented_and_hubspot_keeps_showing_the
     assert_eq!(notes.len(), 3);
 
     // Another change renders around HubSpot's copy again, and still loses nothing.
-    record(&app, said(&channel, &visitor, "b3", "got it, thanks", 13)).await;
+    record(
+        &app,
+        &new_message(&channel, &visitor, "b3", "got it, thanks", 13),
+    )
+    .await;
     sweep(&app).await;
     let again = app.transcript(&contact);
     assert!(again.contains("my order #1234 is late\n    since Monday"));
@@ -273,7 +252,7 @@ async fn changes_and_erasures_still_reach_the_lines_only_hubspot_holds() {
     edited["updated_at"] = json!(Timestamp::now().rfc3339());
     record(
         &app,
-        message_event("message.updated", "messaging", &channel, &edited),
+        &message_event("message.updated", "messaging", &channel, &edited),
     )
     .await;
     sweep(&app).await;
@@ -288,7 +267,7 @@ async fn changes_and_erasures_still_reach_the_lines_only_hubspot_holds() {
     // The visitor is hard-deleted in Stream: their lines go from the property, and the frozen note (whose lines
     // are no longer here to render it again) is emptied.
     let hard = json!({ "type": "user.deleted", "user": { "id": visitor }, "hard_delete": true });
-    record(&app, hard).await;
+    record(&app, &hard).await;
     sweep(&app).await;
     let shown = app.transcript(&contact);
     assert!(!shown.contains("(visitor)"), "{shown}");
@@ -311,7 +290,11 @@ async fn contacts_behind_or_busy_keep_their_messages() {
     let app = app().await;
     let (contact, visitor, channel, _) = idle_conversation(&app, "lin@example.com").await;
     // A change not yet in HubSpot takes the contact off the idle index: nothing expires.
-    record(&app, said(&channel, &visitor, "a4", "one more thing", 4)).await;
+    record(
+        &app,
+        &new_message(&channel, &visitor, "a4", "one more thing", 4),
+    )
+    .await;
     let far = Instant::now() + Duration::from_secs(30);
     let later = Timestamp::now().later_by(DAY * 31);
     let report = retention(&app).run(later, far).await.expect("run");

@@ -146,42 +146,9 @@ fn is_visitors(line: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::transcript::tests::{at, conversation, message};
     use crate::domain::transcript::{render, render_with_archive, Cleared, HUBSPOT_PROPERTY_LIMIT};
-    use crate::domain::{Identity, MessageId, Role};
-
-    fn at(raw: &str) -> Timestamp {
-        Timestamp::parse("t", raw).expect("valid time")
-    }
-
-    fn conversation(id: &str, time: &str) -> Conversation {
-        Conversation {
-            cid: format!("messaging:{id}"),
-            channel_id: id.into(),
-            started_at: at(time),
-            identity: Identity::Unverified,
-            cleared: None,
-        }
-    }
-
-    fn message(id: &str, cid: &str, time: &str, role: Role, text: &str) -> StoredMessage {
-        StoredMessage {
-            message_id: MessageId::parse(id).expect("valid id"),
-            cid: format!("messaging:{cid}"),
-            author_name: if role == Role::Visitor {
-                "Ada Lovelace"
-            } else {
-                "Support"
-            }
-            .into(),
-            role,
-            text: text.into(),
-            attachments: vec![],
-            created_at: at(time),
-            edited: false,
-            deleted: false,
-            removed: false,
-        }
-    }
+    use crate::domain::Role;
 
     fn history() -> (Vec<Conversation>, Vec<StoredMessage>) {
         let conversations = vec![
@@ -191,19 +158,25 @@ mod tests {
         let messages = vec![
             message(
                 "a1",
-                "old",
+                "messaging:old",
                 "2026-09-01T10:00:01Z",
                 Role::Visitor,
                 "hello\nsecond line",
             ),
             message(
                 "a2",
-                "old",
+                "messaging:old",
                 "2026-09-01T10:00:02Z",
                 Role::Agent,
                 "hi, how can I help?",
             ),
-            message("a3", "old", "2026-09-01T10:00:03Z", Role::Visitor, "thanks"),
+            message(
+                "a3",
+                "messaging:old",
+                "2026-09-01T10:00:03Z",
+                Role::Visitor,
+                "thanks",
+            ),
         ];
         (conversations, messages)
     }
@@ -215,14 +188,14 @@ mod tests {
         let new = vec![
             message(
                 "b1",
-                "new",
+                "messaging:new",
                 "2026-11-20T09:00:01Z",
                 Role::Visitor,
                 "back again",
             ),
             message(
                 "b2",
-                "old",
+                "messaging:old",
                 "2026-11-20T09:00:02Z",
                 Role::Agent,
                 "late reply in the old chat",
@@ -317,7 +290,7 @@ mod tests {
         let shown = render(&conversations, &old, HUBSPOT_PROPERTY_LIMIT, 3);
         let new = vec![message(
             "b1",
-            "new",
+            "messaging:new",
             "2026-11-20T09:00:01Z",
             Role::Visitor,
             &"x".repeat(200),

@@ -365,15 +365,21 @@ fn truncate_utf16(text: &str, max: usize) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::domain::{MessageId, Role};
 
-    fn at(raw: &str) -> Timestamp {
+    pub(crate) fn at(raw: &str) -> Timestamp {
         Timestamp::parse("t", raw).expect("valid time")
     }
 
-    fn message(id: &str, cid: &str, time: &str, role: Role, text: &str) -> StoredMessage {
+    pub(crate) fn message(
+        id: &str,
+        cid: &str,
+        time: &str,
+        role: Role,
+        text: &str,
+    ) -> StoredMessage {
         StoredMessage {
             message_id: MessageId::parse(id).expect("valid id"),
             cid: cid.into(),
@@ -393,7 +399,7 @@ mod tests {
         }
     }
 
-    fn conversation(id: &str, time: &str) -> Conversation {
+    pub(crate) fn conversation(id: &str, time: &str) -> Conversation {
         Conversation {
             cid: format!("messaging:{id}"),
             channel_id: id.into(),

@@ -395,3 +395,35 @@ pub async fn deliver(
     };
     (response.status(), json_body(&response), ack, outcome)
 }
+
+/// A `message.new` event for a message `second` seconds from now, by `user` (named Ada): Stream stamps messages
+/// after the conversation started.
+pub fn new_message(
+    channel: &str,
+    user: &str,
+    id: &str,
+    text: &str,
+    second: usize,
+) -> serde_json::Value {
+    let at = time::OffsetDateTime::now_utc() + time::Duration::seconds(second as i64);
+    let at = at
+        .format(&time::format_description::well_known::Rfc3339)
+        .expect("formats");
+    sandbox::stream::message_event(
+        "message.new",
+        "messaging",
+        channel,
+        &message(id, user, "Ada", text, &at),
+    )
+}
+
+/// Delivers one signed event and checks it was accepted; the flush that would follow is left to the caller's sweep.
+pub async fn record(app: &TestApp, event: &serde_json::Value) {
+    let (response, _flush) = app.webhook.receive(signed_webhook(event)).await;
+    assert_eq!(
+        response.status(),
+        lambda_http::http::StatusCode::OK,
+        "{}",
+        json_body(&response)
+    );
+}
