@@ -391,6 +391,16 @@ pub struct BacklogEntry {
     pub parked: Option<String>,
 }
 
+/// What one expiry of a contact's messages did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Archived {
+    /// Message items given their TTL now.
+    pub messages: usize,
+    /// Every message item has its TTL: the contact is off the idle index. Otherwise time ran out and the next pass
+    /// goes on where this one stopped.
+    pub complete: bool,
+}
+
 /// A contact in sync and idle since `since`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdleContact {
@@ -568,16 +578,17 @@ pub trait Store: Send + Sync {
         limit: usize,
     ) -> Result<Vec<IdleContact>, StoreError>;
     /// Expires the contact's messages, under our lease, if it is still in sync at `version`: records it (freezing
-    /// each conversation's notes as they are), then gives every message item the TTL `expires_at`, and takes the
-    /// contact off the idle index. Returns how many message items it gave the TTL; `None` if the contact changed
-    /// (or our lease is gone) and nothing was done.
+    /// each conversation's notes as they are), then gives every message item the TTL `expires_at` (until `until`
+    /// at most), and once all have it takes the contact off the idle index. `None` if the contact changed (or our
+    /// lease is gone) and nothing was done.
     async fn archive_contact(
         &self,
         contact: &ContactId,
         owner: &LeaseOwner,
         version: u64,
         expires_at: Timestamp,
-    ) -> Result<Option<usize>, StoreError>;
+        until: Instant,
+    ) -> Result<Option<Archived>, StoreError>;
 
     /// Takes the contact's lease if it is free or expired.
     async fn acquire_lease(

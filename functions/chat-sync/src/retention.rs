@@ -16,14 +16,15 @@
 //! with the contact (HubSpot's deletion or privacy deletion, or the `erase` command).
 
 use crate::domain::Timestamp;
-use crate::ports::{LeaseOwner, Store, StoreError};
+use crate::ports::{Archived, LeaseOwner, Store, StoreError};
 use serde::Serialize;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Contacts looked at per read of the idle index.
 const BATCH: usize = 100;
-/// The contact's lease while its items are marked: long enough for a few thousand conditional writes.
+/// The contact's lease while its items are marked: longer than a sweep's budget (`SWEEPER_BUDGET_SECONDS`, whose
+/// end stops the marking), so no flusher renders the contact meanwhile.
 const LEASE_TTL: Duration = Duration::from_secs(60);
 
 /// How long a synced, idle contact's messages are kept: `MESSAGE_RETENTION_DAYS`.
@@ -53,6 +54,8 @@ pub struct RetentionReport {
     pub messages: u64,
     /// Contacts left for a later pass: busy (a flusher holds them) or changed meanwhile.
     pub skipped: u32,
+    /// Contacts whose items the pass ran out of time to mark all (a long history): the next pass goes on.
+    pub unfinished: u32,
 }
 
 #[derive(Clone)]
@@ -83,12 +86,21 @@ impl Retention {
                     return Ok(report);
                 }
                 let expires_at = candidate.since.later_by(self.period.duration());
-                match self.expire(&candidate.contact, expires_at).await? {
-                    Some(messages) => {
-                        tracing::info!(contact_id = %candidate.contact, messages, idle_since = %candidate.since, "messages expire: the contact has been in sync and idle for the retention period");
-                        report.contacts += 1;
-                        report.messages += messages as u64;
-                        progressed = true;
+                match self
+                    .expire(&candidate.contact, expires_at, start_by)
+                    .await?
+                {
+                    Some(archived) => {
+                        tracing::info!(contact_id = %candidate.contact, messages = archived.messages, complete = archived.complete, idle_since = %candidate.since, "messages expire: the contact has been in sync and idle for the retention period");
+                        report.messages += archived.messages as u64;
+                        if archived.complete {
+                            report.contacts += 1;
+                            progressed = true;
+                        } else {
+                            // Out of time mid-contact: the next pass goes on where this one stopped.
+                            report.unfinished += 1;
+                            return Ok(report);
+                        }
                     }
                     None => report.skipped += 1,
                 }
@@ -105,7 +117,8 @@ impl Retention {
         &self,
         contact: &crate::domain::ContactId,
         expires_at: Timestamp,
-    ) -> Result<Option<usize>, StoreError> {
+        until: Instant,
+    ) -> Result<Option<Archived>, StoreError> {
         let owner = LeaseOwner::random();
         if !self.store.acquire_lease(contact, &owner, LEASE_TTL).await? {
             return Ok(None);
@@ -116,7 +129,7 @@ impl Retention {
                 return Ok(None);
             }
             self.store
-                .archive_contact(contact, &owner, state.version, expires_at)
+                .archive_contact(contact, &owner, state.version, expires_at, until)
                 .await
         }
         .await;

@@ -373,3 +373,64 @@ async fn contacts_behind_or_busy_keep_their_messages() {
         .expect("idle");
     assert!(idle.iter().all(|c| c.contact != deleted), "{idle:?}");
 }
+
+#[tokio::test]
+async fn a_pass_out_of_time_leaves_the_contact_for_the_next_one_which_finishes_it() {
+    let app = app().await;
+    let (contact, _, _, _) = idle_conversation(&app, "long@example.com").await;
+    let id = ContactId::parse(&contact).expect("id");
+    let state = app.store.sync_state(&id).await.expect("state");
+    let expires_at = Timestamp::now().later_by(DAY * 30);
+    let owner = chat_sync::ports::LeaseOwner::random();
+    assert!(app
+        .store
+        .acquire_lease(&id, &owner, Duration::from_secs(30))
+        .await
+        .expect("lease"));
+    // No time left: recorded as archived (so no item can expire unnoticed), nothing marked, still on the index.
+    let archived = app
+        .store
+        .archive_contact(&id, &owner, state.version, expires_at, Instant::now())
+        .await
+        .expect("archive")
+        .expect("in sync");
+    assert_eq!((archived.messages, archived.complete), (0, false));
+    assert!(app
+        .store
+        .sync_state(&id)
+        .await
+        .expect("state")
+        .archived_at
+        .is_some());
+    assert!(partition(&app, &contact)
+        .await
+        .iter()
+        .filter(|i| sk(i).starts_with("MSG#"))
+        .all(|i| ttl(i).is_none()));
+    let idle = app.store.idle_contacts(expires_at, 10).await.expect("idle");
+    assert_eq!(idle.len(), 1);
+    // Someone else's lease: nothing is done.
+    let other = chat_sync::ports::LeaseOwner::random();
+    let later = Instant::now() + Duration::from_secs(30);
+    assert_eq!(
+        app.store
+            .archive_contact(&id, &other, state.version, expires_at, later)
+            .await
+            .expect("archive"),
+        None
+    );
+    // The next pass finishes it and takes it off the index.
+    let archived = app
+        .store
+        .archive_contact(&id, &owner, state.version, expires_at, later)
+        .await
+        .expect("archive")
+        .expect("in sync");
+    assert_eq!((archived.messages, archived.complete), (3, true));
+    assert!(app
+        .store
+        .idle_contacts(expires_at, 10)
+        .await
+        .expect("idle")
+        .is_empty());
+}

@@ -8,13 +8,17 @@ use super::{
 };
 use crate::domain::transcript::Conversation;
 use crate::domain::{ContactId, Timestamp};
-use crate::ports::{IdleContact, LeaseOwner, Store, StoreError};
+use crate::ports::{Archived, IdleContact, LeaseOwner, Store, StoreError};
 use aws_sdk_dynamodb::types::{
     AttributeValue, ConditionCheck, ReturnConsumedCapacity, TransactWriteItem, Update,
 };
+use futures::stream::{self, StreamExt};
 use std::collections::HashMap;
+use std::time::Instant;
 
 const SYNC: &str = "SYNC";
+/// Message items given their TTL at once.
+const EXPIRY_CONCURRENCY: usize = 16;
 
 impl DynamoStore {
     /// Every shard's contacts idle since before `before`, merged longest idle first.
@@ -98,7 +102,8 @@ impl DynamoStore {
         owner: &LeaseOwner,
         version: u64,
         expires_at: Timestamp,
-    ) -> Result<Option<usize>, StoreError> {
+        until: Instant,
+    ) -> Result<Option<Archived>, StoreError> {
         let state = self.sync_state(contact).await?;
         if state.version != version || state.synced_version != version || state.parked.is_some() {
             return Ok(None);
@@ -164,36 +169,40 @@ impl DynamoStore {
                     .consistent_read(true),
             )
             .await?;
-        let mut expiring = 0;
-        for item in messages
-            .iter()
+        // Concurrently, within the time given: a long history is finished by the next pass (the contact stays on
+        // the idle index until every item has its TTL).
+        let pending: Vec<Item> = messages
+            .into_iter()
             .filter(|item| !item.contains_key(schema::TTL_ATTRIBUTE))
-        {
-            let result = self
-                .client
-                .update_item()
-                .table_name(&self.table)
-                .set_key(Some(key(
-                    get_s(item, schema::PARTITION_KEY)?.to_owned(),
-                    get_s(item, schema::SORT_KEY)?,
-                )))
-                .update_expression("SET #ttl = :at")
-                .condition_expression(
-                    "attribute_exists(#pk) AND updated_at = :updated AND attribute_not_exists(#ttl)",
-                )
-                .expression_attribute_names("#pk", schema::PARTITION_KEY)
-                .expression_attribute_names("#ttl", schema::TTL_ATTRIBUTE)
-                .expression_attribute_values(":at", n(expires_at.unix_seconds()))
-                .expression_attribute_values(":updated", s(get_s(item, "updated_at")?))
-                .return_consumed_capacity(ReturnConsumedCapacity::Total)
-                .send()
-                .await;
-            if let Ok(output) = &result {
-                self.consumed.add(output.consumed_capacity());
+            .collect();
+        let expires_at = n(expires_at.unix_seconds());
+        // `None`: not tried, time ran out; `Some(set)`: tried, and whether the TTL was set.
+        let results: Vec<Result<Option<bool>, StoreError>> = stream::iter(pending)
+            .map(|item: Item| {
+                let expires_at = expires_at.clone();
+                async move {
+                    if Instant::now() >= until {
+                        return Ok(None);
+                    }
+                    self.expire_message(&item, expires_at).await.map(Some)
+                }
+            })
+            .buffer_unordered(EXPIRY_CONCURRENCY)
+            .collect()
+            .await;
+        let mut archived = Archived {
+            messages: 0,
+            complete: true,
+        };
+        for result in results {
+            match result? {
+                Some(true) => archived.messages += 1,
+                Some(false) => {}
+                None => archived.complete = false,
             }
-            if conditional(result)? {
-                expiring += 1;
-            }
+        }
+        if !archived.complete {
+            return Ok(Some(archived));
         }
         // 3. Off the idle index, unless a change already took it off (and it may be back on by now).
         let result = self
@@ -209,6 +218,37 @@ impl DynamoStore {
             .send()
             .await;
         conditional(result)?;
-        Ok(Some(expiring))
+        Ok(Some(archived))
+    }
+
+    /// Gives one message item its TTL, unless a change rewrote it since it was read; true if set.
+    async fn expire_message(
+        &self,
+        item: &Item,
+        expires_at: AttributeValue,
+    ) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(
+                get_s(item, schema::PARTITION_KEY)?.to_owned(),
+                get_s(item, schema::SORT_KEY)?,
+            )))
+            .update_expression("SET #ttl = :at")
+            .condition_expression(
+                "attribute_exists(#pk) AND updated_at = :updated AND attribute_not_exists(#ttl)",
+            )
+            .expression_attribute_names("#pk", schema::PARTITION_KEY)
+            .expression_attribute_names("#ttl", schema::TTL_ATTRIBUTE)
+            .expression_attribute_values(":at", expires_at)
+            .expression_attribute_values(":updated", s(get_s(item, "updated_at")?))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await;
+        if let Ok(output) = &result {
+            self.consumed.add(output.consumed_capacity());
+        }
+        conditional(result)
     }
 }

@@ -11,8 +11,8 @@ use crate::domain::{
     MessageKind, NoteId, Role, StoredMessage, Timestamp, UserId,
 };
 use crate::ports::{
-    BacklogEntry, BacklogHealth, ChannelMapping, ConversationNotes, Footprint, Frozen, IdleContact,
-    LeaseOwner, Recorded, Release, Store, StoreError, SyncState, TranscriptSource,
+    Archived, BacklogEntry, BacklogHealth, ChannelMapping, ConversationNotes, Footprint, Frozen,
+    IdleContact, LeaseOwner, Recorded, Release, Store, StoreError, SyncState, TranscriptSource,
 };
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{
@@ -20,7 +20,7 @@ use aws_sdk_dynamodb::types::{
     ReturnValue, Select, TransactGetItem, TransactWriteItem, Update,
 };
 use std::collections::HashMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::schema::{IDLE_INDEX_PARTITION_KEY as IDLE, IDLE_INDEX_SORT_KEY as IDLE_SINCE};
 
@@ -1105,8 +1105,10 @@ impl Store for DynamoStore {
         owner: &LeaseOwner,
         version: u64,
         expires_at: Timestamp,
-    ) -> Result<Option<usize>, StoreError> {
-        self.archive(contact, owner, version, expires_at).await
+        until: Instant,
+    ) -> Result<Option<Archived>, StoreError> {
+        self.archive(contact, owner, version, expires_at, until)
+            .await
     }
 
     async fn acquire_lease(
