@@ -47,6 +47,8 @@ pub fn archived_lines(
     visitor_erased: &[String],
     stored: &[StoredMessage],
 ) -> Vec<ArchivedLine> {
+    // As written, but a store that normalised line breaks to CRLF must not make every line look changed.
+    let shown = shown.replace("\r\n", "\n");
     let mut lines: Vec<ArchivedLine> = Vec::new();
     let mut block: Option<&Conversation> = None;
     // Whether the last line read belongs to a line being kept (so its continuation lines do too).
@@ -203,6 +205,10 @@ mod tests {
         ];
         let archived = archived_lines(&shown, &conversations, &[], &new);
         assert_eq!(archived.len(), 3);
+        assert_eq!(
+            archived_lines(&shown.replace('\n', "\r\n"), &conversations, &[], &new),
+            archived
+        );
         assert_eq!(
             archived[0].text,
             "[2026-09-01 10:00:01 UTC] Ada Lovelace (visitor): hello\n    second line"
