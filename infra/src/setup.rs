@@ -25,7 +25,7 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 pub const USAGE: &str = "\
-Usage: setup [--dry-run] [--hubspot] [--stream-webhook URL] [--stream-access] [--local-table NAME [--dynamodb-endpoint URL]]
+Usage: setup [--dry-run] [--hubspot] [--stream-webhook URL] [--stream-access [--confine-other-types]] [--local-table NAME [--dynamodb-endpoint URL]]
 
 Steps (any combination, at least one):
   --hubspot                 create the chat_transcript contact property in HubSpot and check the private app's
@@ -33,7 +33,10 @@ Steps (any combination, at least one):
   --stream-webhook URL      point Stream's webhook at URL (the stack's WebhookFunctionUrl output);
                             other hooks and settings are kept
   --stream-access           create the support agent if missing (else set only its name; never its role or
-                            profile) and restrict what a visitor's token may do on the channel type
+                            profile) and restrict what a visitor's token may do on the channel type; says on
+                            which other channel types a visitor's token may still create channels
+  --confine-other-types     with --stream-access: take channel creation from visitors on those other types too
+                            (for a Stream app that serves only chat-sync)
   --local-table NAME        create the table in DynamoDB Local
   --dynamodb-endpoint URL   DynamoDB Local's address (default http://127.0.0.1:8000)
 
@@ -65,6 +68,8 @@ pub struct Options {
     pub hubspot: bool,
     pub stream_webhook: Option<String>,
     pub stream_access: bool,
+    /// With `stream_access`: no channel creation for visitors on the app's other channel types either.
+    pub confine_other_types: bool,
     pub local_table: Option<String>,
     pub dynamodb_endpoint: String,
     pub dry_run: bool,
@@ -76,6 +81,7 @@ impl Default for Options {
             hubspot: false,
             stream_webhook: None,
             stream_access: false,
+            confine_other_types: false,
             local_table: None,
             dynamodb_endpoint: DEFAULT_DYNAMODB_ENDPOINT.to_owned(),
             dry_run: false,
@@ -114,7 +120,11 @@ where
         };
         let switch = matches!(
             flag.as_str(),
-            "-h" | "--help" | "--dry-run" | "--hubspot" | "--stream-access"
+            "-h" | "--help"
+                | "--dry-run"
+                | "--hubspot"
+                | "--stream-access"
+                | "--confine-other-types"
         );
         if switch && inline.is_some() {
             return Err(format!("{flag} takes no value"));
@@ -132,6 +142,7 @@ where
             "--dry-run" => options.dry_run = true,
             "--hubspot" => options.hubspot = true,
             "--stream-access" => options.stream_access = true,
+            "--confine-other-types" => options.confine_other_types = true,
             "--stream-webhook" | "--webhook-url" => {
                 options.stream_webhook = Some(webhook_url(&flag, value("a URL")?)?);
             }
@@ -141,6 +152,9 @@ where
             }
             other => return Err(format!("unknown argument {other:?}")),
         }
+    }
+    if options.confine_other_types && !options.stream_access {
+        return Err("--confine-other-types goes with --stream-access".into());
     }
     if !options.has_steps() {
         return Err(
@@ -313,6 +327,13 @@ pub enum Outcome {
         change: GrantsChange,
         dry_run: bool,
     },
+    /// The app's other channel types on which a visitor's token could create channels (Stream's defaults), and
+    /// whether that was taken from it (`--confine-other-types`).
+    OtherChannelTypes {
+        types: Vec<String>,
+        confined: bool,
+        dry_run: bool,
+    },
     /// Something the operator should look at; nothing was changed because of it.
     Note(String),
 }
@@ -405,6 +426,28 @@ impl fmt::Display for Outcome {
                     )
                 }
             }
+            Outcome::OtherChannelTypes { types, .. } if types.is_empty() => write!(
+                f,
+                "Stream: no other channel type lets a visitor's token create channels"
+            ),
+            Outcome::OtherChannelTypes {
+                types,
+                confined: true,
+                dry_run,
+            } => {
+                let would = if *dry_run { "would be " } else { "" };
+                write!(
+                    f,
+                    "Stream: channel creation {would}taken from visitors on the other channel types too: {}",
+                    types.join(", ")
+                )
+            }
+            Outcome::OtherChannelTypes { types, .. } => write!(
+                f,
+                "Stream: a visitor's token may still create channels of the other types {} (Stream's defaults); \
+                 if this Stream app serves only chat-sync, run again with --confine-other-types",
+                types.join(", ")
+            ),
             Outcome::Note(note) => write!(f, "note: {note}"),
         }
     }
@@ -605,6 +648,7 @@ struct AccessStep {
     base_url: String,
     agent: SupportAgent,
     channel_type: ChannelType,
+    confine_other_types: bool,
 }
 
 #[derive(Debug)]
@@ -675,6 +719,7 @@ impl Setup {
                 base_url: settings.base_url,
                 agent: SupportAgent::load(env)?,
                 channel_type: chat_sync::config::channel_type(env)?,
+                confine_other_types: options.confine_other_types,
             })
         } else {
             None
@@ -728,6 +773,16 @@ impl Setup {
             .restrict_visitors(&step.channel_type, apply, deadline)
             .await
             .map_err(failed)?;
+        let elsewhere = step
+            .client
+            .channel_creation_elsewhere(
+                &step.channel_type,
+                step.confine_other_types,
+                apply,
+                deadline,
+            )
+            .await
+            .map_err(failed)?;
         Ok(vec![
             Outcome::Agent {
                 id: step.agent.id.as_str().to_owned(),
@@ -737,6 +792,11 @@ impl Setup {
             Outcome::VisitorGrants {
                 channel_type: step.channel_type.as_str().to_owned(),
                 change: grants,
+                dry_run: self.dry_run,
+            },
+            Outcome::OtherChannelTypes {
+                types: elsewhere,
+                confined: step.confine_other_types,
                 dry_run: self.dry_run,
             },
         ])
@@ -898,6 +958,7 @@ mod tests {
             "--local-table=chat-sync",
             "--dynamodb-endpoint=http://127.0.0.1:8123/",
             "--stream-access",
+            "--confine-other-types",
             "--dry-run",
         ]);
         assert_eq!(
@@ -906,6 +967,7 @@ mod tests {
                 hubspot: true,
                 stream_webhook: Some("https://abc.lambda-url.eu-west-1.on.aws/".into()),
                 stream_access: true,
+                confine_other_types: true,
                 local_table: Some("chat-sync".into()),
                 dynamodb_endpoint: "http://127.0.0.1:8123".into(),
                 dry_run: true,
@@ -931,6 +993,8 @@ mod tests {
             &["--dynamodb-endpoint", "localhost:8000", "--hubspot"],
             &["--hubspot=yes"],
             &["--hubspot", "--verbose"],
+            &["--confine-other-types", "--hubspot"],
+            &["--stream-access", "--confine-other-types=yes"],
         ] {
             assert!(args(bad).is_err(), "{bad:?} was accepted");
         }

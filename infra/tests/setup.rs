@@ -213,6 +213,7 @@ async fn dry_run_makes_no_changing_call() {
         hubspot: true,
         stream_webhook: Some(WEBHOOK.into()),
         stream_access: true,
+        confine_other_types: true,
         local_table: Some(table.clone()),
         dynamodb_endpoint: endpoint.clone(),
         dry_run: true,
@@ -240,6 +241,11 @@ async fn dry_run_makes_no_changing_call() {
                     channel_type: true,
                     app: true
                 },
+                dry_run: true,
+            },
+            Outcome::OtherChannelTypes {
+                types: other_types(),
+                confined: true,
                 dry_run: true,
             },
             Outcome::TableWouldBeCreated {
@@ -475,8 +481,16 @@ async fn stream_access_creates_or_renames_the_agent_and_confines_visitors_once()
                 },
                 dry_run: false,
             },
+            // Stream's other built-in types keep their defaults unless asked: said, not changed.
+            Outcome::OtherChannelTypes {
+                types: other_types(),
+                confined: false,
+                dry_run: false,
+            },
         ]
     );
+    let team = stream.channel_type_grants("team").expect("team");
+    assert!(team["user"].contains(&"create-channel".to_owned()));
     let agent = stream.user_json("support-agent").expect("agent");
     assert_eq!(agent["name"], "Grace (Support)");
     assert_eq!(agent["role"], "admin", "never lowered");
@@ -516,6 +530,7 @@ async fn stream_access_creates_or_renames_the_agent_and_confines_visitors_once()
                     },
                     ..
                 },
+                Outcome::OtherChannelTypes { .. },
             ]
         ),
         "{outcomes:?}"
@@ -541,5 +556,107 @@ async fn stream_access_creates_or_renames_the_agent_and_confines_visitors_once()
     assert_eq!(
         (agent["name"].as_str(), agent["role"].as_str()),
         (Some("Support"), Some("user"))
+    );
+}
+
+/// Stream's built-in channel types but the product's (`messaging`), sorted.
+fn other_types() -> Vec<String> {
+    ["commerce", "gaming", "livestream", "team"]
+        .map(str::to_owned)
+        .to_vec()
+}
+
+/// A client-side request with a user token, as a visitor's widget would make it: its status and Stream's code.
+async fn as_visitor(stream: &StreamDouble, user: &str, path: &str, body: Value) -> (u16, Value) {
+    let token = sandbox::stream::user_token(SECRET, user, None).expect("token");
+    let response = reqwest::Client::new()
+        .post(format!("{}{path}", stream.base_url()))
+        .query(&[("api_key", KEY)])
+        .header("authorization", token)
+        .header("stream-auth-type", "jwt")
+        .json(&body)
+        .send()
+        .await
+        .expect("the Stream double answers");
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or_default())
+}
+
+#[tokio::test]
+async fn confining_other_types_takes_channel_creation_from_visitors_everywhere_once() {
+    let (hubspot, stream) = doubles().await;
+    let env = env(&hubspot, &stream, TOKEN, SECRET);
+    stream.seed_user_with("visitor-1", "Ada", "user", serde_json::Map::new());
+    let create = |kind: &str, id: &str| {
+        let (stream, path) = (&stream, format!("/channels/{kind}/{id}/query"));
+        async move {
+            let body = json!({ "data": { "members": ["visitor-1"] } });
+            as_visitor(stream, "visitor-1", &path, body).await
+        }
+    };
+    // Stream's defaults: a visitor's token may create a team channel.
+    let (status, body) = create("team", "before").await;
+    assert!((200..300).contains(&status), "{body}");
+
+    let options = Options {
+        stream_access: true,
+        confine_other_types: true,
+        ..Options::default()
+    };
+    // A dry run says what it would take and changes nothing.
+    let dry = Options {
+        dry_run: true,
+        ..options.clone()
+    };
+    let outcomes = run(&dry, &env).await.expect("dry run");
+    assert_eq!(
+        outcomes.last(),
+        Some(&Outcome::OtherChannelTypes {
+            types: other_types(),
+            confined: true,
+            dry_run: true,
+        })
+    );
+    assert!(
+        stream.channel_type_grants("gaming").expect("gaming")["user"]
+            .contains(&"create-channel".to_owned())
+    );
+
+    run(&options, &env).await.expect("confined");
+    for kind in ["team", "livestream", "gaming", "commerce", "messaging"] {
+        let (status, body) = create(kind, "after").await;
+        assert_eq!((status, &body["code"]), (403, &json!(17)), "{kind}: {body}");
+        let grants = stream.channel_type_grants(kind).expect("a type");
+        assert!(
+            !grants["user"].contains(&"create-channel".to_owned()),
+            "{kind}"
+        );
+        assert!(
+            grants["admin"].contains(&"create-channel".to_owned()),
+            "{kind}: admins keep it"
+        );
+    }
+    // The other rights of a user on those types are kept.
+    let team = stream.channel_type_grants("team").expect("team");
+    assert!(
+        team["user"].contains(&"update-message-owner".to_owned()),
+        "{team:?}"
+    );
+
+    // Again: nothing left to take.
+    stream.clear_calls();
+    let outcomes = run(&options, &env).await.expect("again");
+    assert_eq!(
+        outcomes.last(),
+        Some(&Outcome::OtherChannelTypes {
+            types: vec![],
+            confined: true,
+            dry_run: false,
+        })
+    );
+    assert!(
+        stream.calls().iter().all(|c| c.method == "GET"),
+        "{:?}",
+        stream.calls()
     );
 }

@@ -107,6 +107,17 @@ impl StreamState {
         Value::Object(app)
     }
 
+    /// `GET /channeltypes`: every channel type, by name, as `GET /channeltypes/{name}` shows it.
+    pub(crate) fn channel_types(&self) -> Value {
+        let data = lock(&self.data);
+        let types: Map<String, Value> = data
+            .channel_types
+            .iter()
+            .map(|(name, kind)| (name.clone(), kind.to_json()))
+            .collect();
+        json!({ "channel_types": types })
+    }
+
     pub(crate) fn channel_type(&self, name: &str) -> Result<Value, StreamError> {
         let data = lock(&self.data);
         match data.channel_types.get(name) {

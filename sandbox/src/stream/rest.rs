@@ -30,7 +30,10 @@ pub(crate) fn router(state: Arc<StreamState>) -> Router {
         .route("/users/delete", post(delete_users))
         .route("/users/{id}", delete(delete_user))
         .route("/tasks/{id}", get(get_task))
-        .route("/channeltypes", post(create_channel_type))
+        .route(
+            "/channeltypes",
+            get(list_channel_types).post(create_channel_type),
+        )
         .route(
             "/channeltypes/{name}",
             get(get_channel_type).put(update_channel_type),
@@ -148,6 +151,13 @@ async fn get_task(State(s): St, path: Result<Path<String>, PathRejection>, req: 
     guarded(&s, "get_task", &req, false, |_| {
         let id = path_or_404(path)?;
         Ok((StatusCode::OK, s.task(&id)?))
+    })
+    .await
+}
+
+async fn list_channel_types(State(s): St, req: Req) -> Response {
+    guarded(&s, "list_channel_types", &req, false, |_| {
+        Ok((StatusCode::OK, s.channel_types()))
     })
     .await
 }

@@ -13,7 +13,8 @@
 //! of the roles a visitor has — `user`, and `channel_member` in its own channel — with what the widget uses
 //! (`PUT /channeltypes/{type}`, only these roles; admins' and moderators' grants are kept), and takes the app-wide
 //! rights to search, flag and mute users from `user` (`PATCH /app` `grants`). Each grant, and why, is in the
-//! constants below.
+//! constants below. Stream's *other* channel types keep their defaults, under which a `user` may create channels
+//! of its own; on an app that serves only chat-sync, setup takes that right too (`--confine-other-types`).
 
 use super::stream::StreamClient;
 use crate::domain::{ChannelType, UserId};
@@ -59,6 +60,14 @@ pub const APP_GRANTS: &[(&str, &[&str])] = &[
     ("guest", &[]),
     ("anonymous", &[]),
 ];
+
+/// What a visitor's roles lose on the app's *other* channel types with `setup --stream-access
+/// --confine-other-types`: creating a channel (Stream's defaults give it to `user` on every built-in type), and with
+/// it owning one, and the `-owner` rights that come with that (adding members, changing its data).
+pub const CONFINED_ON_OTHER_TYPES: &str = "create-channel";
+
+/// The roles a visitor's token has outside its own channel.
+const VISITOR_ROLES: [&str; 3] = ["user", "guest", "anonymous"];
 
 /// What setup did to the agent (or would do, in a dry run).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -183,6 +192,56 @@ impl StreamClient {
                 .await?;
         }
         Ok(change)
+    }
+
+    /// The app's channel types other than `product` on which a visitor's roles may create channels (sorted); with
+    /// `confine` and `apply`, takes that one right from them there, keeping each role's other grants.
+    pub async fn channel_creation_elsewhere(
+        &self,
+        product: &ChannelType,
+        confine: bool,
+        apply: bool,
+        deadline: Instant,
+    ) -> Result<Vec<String>, UpstreamError> {
+        let listed = self
+            .call(Method::GET, "/channeltypes", None, deadline)
+            .await?;
+        let mut names: Vec<String> = listed
+            .get("channel_types")
+            .and_then(Value::as_object)
+            .map(|types| types.keys().cloned().collect())
+            .unwrap_or_default();
+        names.sort();
+        let mut open = Vec::new();
+        for name in names.into_iter().filter(|n| n != product.as_str()) {
+            // Each type on its own: the list may leave its grants out.
+            let path = format!("/channeltypes/{name}");
+            let current = self.call(Method::GET, &path, None, deadline).await?;
+            let mut confined = Map::new();
+            for role in VISITOR_ROLES {
+                let ids: Vec<&str> = current
+                    .pointer(&format!("/grants/{role}"))
+                    .and_then(Value::as_array)
+                    .map(|ids| ids.iter().filter_map(Value::as_str).collect())
+                    .unwrap_or_default();
+                if ids.contains(&CONFINED_ON_OTHER_TYPES) {
+                    let kept: Vec<&str> = ids
+                        .into_iter()
+                        .filter(|id| *id != CONFINED_ON_OTHER_TYPES)
+                        .collect();
+                    confined.insert(role.to_owned(), json!(kept));
+                }
+            }
+            if confined.is_empty() {
+                continue;
+            }
+            if confine && apply {
+                let body = json!({ "grants": confined });
+                self.call(Method::PUT, &path, Some(&body), deadline).await?;
+            }
+            open.push(name);
+        }
+        Ok(open)
     }
 }
 
