@@ -15,7 +15,7 @@
 //! chat; they hold the e-mail, the visitor's name and the conversation's start), and the sync record. They go
 //! with the contact (HubSpot's deletion or privacy deletion, or the `erase` command).
 
-use crate::domain::Timestamp;
+use crate::domain::{ContactId, Timestamp};
 use crate::ports::{Archived, LeaseOwner, Store, StoreError};
 use serde::Serialize;
 use std::sync::Arc;
@@ -78,10 +78,15 @@ impl Retention {
     ) -> Result<RetentionReport, StoreError> {
         let mut report = RetentionReport::default();
         let cutoff = now.earlier_by(self.period.duration());
+        // Busy or changed this pass: still at the head of the index, left for the next pass.
+        let mut left: Vec<ContactId> = Vec::new();
         loop {
             let idle = self.store.idle_contacts(cutoff, BATCH).await?;
             let mut progressed = false;
             for candidate in &idle {
+                if left.contains(&candidate.contact) {
+                    continue;
+                }
                 if Instant::now() >= start_by {
                     return Ok(report);
                 }
@@ -102,10 +107,13 @@ impl Retention {
                             return Ok(report);
                         }
                     }
-                    None => report.skipped += 1,
+                    None => {
+                        report.skipped += 1;
+                        left.push(candidate.contact.clone());
+                    }
                 }
             }
-            // A full page with nothing done is a page of busy contacts: the next pass gets them.
+            // A page with nothing done holds only contacts left for the next pass.
             if idle.len() < BATCH || !progressed {
                 return Ok(report);
             }
@@ -115,7 +123,7 @@ impl Retention {
     /// Under the contact's lease: expires its messages if it is still in sync. `None` if it is busy or changed.
     async fn expire(
         &self,
-        contact: &crate::domain::ContactId,
+        contact: &ContactId,
         expires_at: Timestamp,
         until: Instant,
     ) -> Result<Option<Archived>, StoreError> {
