@@ -349,6 +349,8 @@ pub struct SyncState {
     /// When its messages last expired (see `retention`): since then HubSpot holds the only copy of some of its
     /// lines, so the property is rendered around what HubSpot shows (see `domain::archive`).
     pub archived_at: Option<Timestamp>,
+    /// When its last change was recorded: what retention measures idleness from.
+    pub changed_at: Option<Timestamp>,
     /// Per conversation (cid): its notes as they were when its messages expired.
     pub frozen: HashMap<String, Frozen>,
     /// Per conversation (cid): erasures recorded (truncation, deletion, the visitor's erasure), to tell whether one
@@ -401,7 +403,7 @@ pub struct Archived {
     pub complete: bool,
 }
 
-/// A contact in sync and idle since `since`.
+/// An entry of the idle index: the contact joined it (at its first sync) or was last found active at `since`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdleContact {
     pub contact: ContactId,
@@ -570,13 +572,16 @@ pub trait Store: Send + Sync {
     /// The contacts registered with this e-mail (operators' erasure requests arrive by e-mail).
     async fn contacts_with_email(&self, email: &Email) -> Result<Vec<ContactId>, StoreError>;
 
-    /// Contacts in sync, with nothing changed since before `before`, longest idle first, across every shard: the
-    /// candidates for expiring their messages (see `retention`).
+    /// The idle index's contacts whose entry is older than `before`, oldest first, across every shard: the
+    /// candidates for expiring their messages, each to be checked (see `retention`).
     async fn idle_contacts(
         &self,
         before: Timestamp,
         limit: usize,
     ) -> Result<Vec<IdleContact>, StoreError>;
+    /// Moves the contact's idle-index entry to `since` (it changed, or is not in sync): looked at again once the
+    /// period has passed from then.
+    async fn defer_idle(&self, contact: &ContactId, since: Timestamp) -> Result<(), StoreError>;
     /// Expires the contact's messages, under our lease, if it is still in sync at `version`: records it (freezing
     /// each conversation's notes as they are), then gives every message item the TTL `expires_at` (until `until`
     /// at most), and once all have it takes the contact off the idle index. `None` if the contact changed (or our

@@ -1,22 +1,25 @@
 //! Retention: message items are kept only while a transcript may still need them.
 //!
 //! A contact whose transcript is in HubSpot (synced) and has not changed for `MESSAGE_RETENTION_DAYS` has every
-//! message item expire by TTL (`expires_at` = the day it became idle plus that period; DynamoDB deletes such items
-//! within days, and reads skip them at once). The sweeper finds these contacts on the `idle-contacts` index, so
-//! no scan is needed, and expires each under its lease, so no flusher renders it meanwhile.
+//! message item expire by TTL (`expires_at` = its last change plus that period; DynamoDB deletes such items within
+//! days, and reads skip them at once). The sweeper finds the candidates on the `idle-contacts` index, so no scan
+//! is needed: a contact is on it from its first sync, with the time it joined or was last found active. Under the
+//! contact's lease the sweeper checks it: in sync and unchanged for the period, its messages expire; changed since,
+//! its entry moves to its last change; behind or parked, to now — looked at again a period later either way. So
+//! the index is written once per contact and period, not with every message.
 //!
 //! Expiry never shrinks or rewrites what HubSpot shows: before any item can expire, the contact is marked archived
 //! and its conversations' notes frozen. When it changes again, the flusher reads the property back from HubSpot and
 //! keeps every line no stored message accounts for, and writes later messages to notes after the frozen ones (see
-//! `domain::archive`). Contacts that are behind or parked are never on the index: their messages stay until their
-//! transcript is in HubSpot (or the contact is erased).
+//! `domain::archive`). The messages of a contact that is behind or parked stay until its transcript is in HubSpot
+//! (or the contact is erased).
 //!
 //! What stays after expiry: the channel mappings and conversation records (to file a later message of the same
 //! chat; they hold the e-mail, the visitor's name and the conversation's start), and the sync record. They go
 //! with the contact (HubSpot's deletion or privacy deletion, or the `erase` command).
 
 use crate::domain::{ContactId, Timestamp};
-use crate::ports::{Archived, LeaseOwner, Store, StoreError};
+use crate::ports::{Archived, IdleContact, LeaseOwner, Store, StoreError};
 use serde::Serialize;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -52,6 +55,8 @@ pub struct RetentionReport {
     pub contacts: u32,
     /// Message items given their TTL.
     pub messages: u64,
+    /// Contacts found active (changed since their entry) or not in sync: their entry moved on.
+    pub deferred: u32,
     /// Contacts left for a later pass: busy (a flusher holds them) or changed meanwhile.
     pub skipped: u32,
     /// Contacts whose items the pass ran out of time to mark all (a long history): the next pass goes on.
@@ -90,24 +95,23 @@ impl Retention {
                 if Instant::now() >= start_by {
                     return Ok(report);
                 }
-                let expires_at = candidate.since.later_by(self.period.duration());
-                match self
-                    .expire(&candidate.contact, expires_at, start_by)
-                    .await?
-                {
-                    Some(archived) => {
-                        tracing::info!(contact_id = %candidate.contact, messages = archived.messages, complete = archived.complete, idle_since = %candidate.since, "messages expire: the contact has been in sync and idle for the retention period");
+                match self.look_at(candidate, now, start_by).await? {
+                    Looked::Expired(archived) => {
+                        tracing::info!(contact_id = %candidate.contact, messages = archived.messages, complete = archived.complete, "messages expire: the contact has been in sync and idle for the retention period");
                         report.messages += archived.messages as u64;
-                        if archived.complete {
-                            report.contacts += 1;
-                            progressed = true;
-                        } else {
+                        if !archived.complete {
                             // Out of time mid-contact: the next pass goes on where this one stopped.
                             report.unfinished += 1;
                             return Ok(report);
                         }
+                        report.contacts += 1;
+                        progressed = true;
                     }
-                    None => {
+                    Looked::Deferred => {
+                        report.deferred += 1;
+                        progressed = true;
+                    }
+                    Looked::Busy => {
                         report.skipped += 1;
                         left.push(candidate.contact.clone());
                     }
@@ -120,25 +124,43 @@ impl Retention {
         }
     }
 
-    /// Under the contact's lease: expires its messages if it is still in sync. `None` if it is busy or changed.
-    async fn expire(
+    /// Under the contact's lease: expires its messages if it is in sync and unchanged for the period, else moves
+    /// its entry on.
+    async fn look_at(
         &self,
-        contact: &ContactId,
-        expires_at: Timestamp,
+        candidate: &IdleContact,
+        now: Timestamp,
         until: Instant,
-    ) -> Result<Option<Archived>, StoreError> {
+    ) -> Result<Looked, StoreError> {
+        let contact = &candidate.contact;
         let owner = LeaseOwner::random();
         if !self.store.acquire_lease(contact, &owner, LEASE_TTL).await? {
-            return Ok(None);
+            return Ok(Looked::Busy);
         }
         let result = async {
             let state = self.store.sync_state(contact).await?;
+            // Records from before `changed_at` was kept: the entry's time is the best known.
+            let changed_at = state.changed_at.unwrap_or(candidate.since);
             if state.version != state.synced_version || state.parked.is_some() {
-                return Ok(None);
+                // Its messages stay until they are in HubSpot: looked at again a period from now.
+                self.store.defer_idle(contact, now).await?;
+                return Ok(Looked::Deferred);
             }
-            self.store
-                .archive_contact(contact, &owner, state.version, expires_at, until)
-                .await
+            if changed_at > now.earlier_by(self.period.duration()) {
+                self.store.defer_idle(contact, changed_at).await?;
+                return Ok(Looked::Deferred);
+            }
+            let expires_at = changed_at.later_by(self.period.duration());
+            Ok(
+                match self
+                    .store
+                    .archive_contact(contact, &owner, state.version, expires_at, until)
+                    .await?
+                {
+                    Some(archived) => Looked::Expired(archived),
+                    None => Looked::Busy,
+                },
+            )
         }
         .await;
         if let Err(error) = self.store.release_lease(contact, &owner).await {
@@ -146,4 +168,13 @@ impl Retention {
         }
         result
     }
+}
+
+/// What became of one candidate.
+enum Looked {
+    Expired(Archived),
+    /// Active since its entry, or not in sync: its entry moved on.
+    Deferred,
+    /// Its lease is held, or it changed while being looked at: left for the next pass.
+    Busy,
 }

@@ -127,9 +127,15 @@ async fn idle_synced_messages_expire_as_documented_and_hubspot_keeps_showing_the
         .expect("idle");
     assert_eq!(idle.len(), 1);
     assert_eq!(idle[0].contact, id);
-    let idle_since = idle[0].since;
+    let changed_at = app
+        .store
+        .sync_state(&id)
+        .await
+        .expect("state")
+        .changed_at
+        .expect("recorded with its changes");
 
-    // 29 days on, nothing expires; 31 days on, every message item does, at idle_since + 30 days.
+    // 29 days on, nothing expires; 31 days on, every message item does, at its last change + 30 days.
     let run_at = |days: u64| Timestamp::now().later_by(DAY * days as u32);
     let far = Instant::now() + Duration::from_secs(30);
     let report = retention(&app).run(run_at(29), far).await.expect("run");
@@ -140,7 +146,7 @@ async fn idle_synced_messages_expire_as_documented_and_hubspot_keeps_showing_the
         .all(|i| ttl(i).is_none()));
     let report = retention(&app).run(run_at(31), far).await.expect("run");
     assert_eq!((report.contacts, report.messages), (1, 3), "{report:?}");
-    let expected = idle_since.later_by(DAY * 30).unix_seconds();
+    let expected = changed_at.later_by(DAY * 30).unix_seconds();
     for item in partition(&app, &contact).await {
         if sk(&item).starts_with("MSG#") {
             assert_eq!(ttl(&item), Some(expected), "{}", sk(&item));
@@ -289,7 +295,7 @@ async fn changes_and_erasures_still_reach_the_lines_only_hubspot_holds() {
 async fn contacts_behind_or_busy_keep_their_messages() {
     let app = app().await;
     let (contact, visitor, channel, _) = idle_conversation(&app, "lin@example.com").await;
-    // A change not yet in HubSpot takes the contact off the idle index: nothing expires.
+    // A change not yet in HubSpot: nothing expires, and the contact is looked at again a period later.
     record(
         &app,
         &new_message(&channel, &visitor, "a4", "one more thing", 4),
@@ -298,13 +304,20 @@ async fn contacts_behind_or_busy_keep_their_messages() {
     let far = Instant::now() + Duration::from_secs(30);
     let later = Timestamp::now().later_by(DAY * 31);
     let report = retention(&app).run(later, far).await.expect("run");
-    assert_eq!(report.contacts, 0, "{report:?}");
+    assert_eq!((report.contacts, report.deferred), (0, 1), "{report:?}");
     assert!(partition(&app, &contact)
         .await
         .iter()
         .all(|i| ttl(i).is_none()));
+    let report = retention(&app).run(later, far).await.expect("run");
+    assert_eq!(
+        report,
+        Default::default(),
+        "moved on: not looked at again this period"
+    );
 
-    // Synced again, but a flusher holds its lease: left for the next pass.
+    // Synced again, a period after that, but a flusher holds its lease: left for the next pass.
+    let later = later.later_by(DAY * 31);
     sweep(&app).await;
     let id = ContactId::parse(&contact).expect("id");
     let holder = chat_sync::ports::LeaseOwner::random();
@@ -433,4 +446,61 @@ async fn a_pass_out_of_time_leaves_the_contact_for_the_next_one_which_finishes_i
         .await
         .expect("idle")
         .is_empty());
+}
+
+#[tokio::test]
+async fn a_contact_active_since_its_entry_is_looked_at_again_a_period_after_its_last_change() {
+    let app = app().await;
+    let (contact, visitor, channel, _) = idle_conversation(&app, "busy@example.com").await;
+    let id = ContactId::parse(&contact).expect("id");
+    let entry = |app: &TestApp| {
+        let store = app.store.clone();
+        async move {
+            store
+                .idle_contacts(Timestamp::now().later_by(DAY * 400), 10)
+                .await
+                .expect("idle")
+        }
+    };
+    let joined = entry(&app).await[0].since;
+    // Another message, written: the entry is not touched (no index write per message or per flush).
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    record(
+        &app,
+        &new_message(&channel, &visitor, "a5", "still there?", 5),
+    )
+    .await;
+    sweep(&app).await;
+    assert_eq!(entry(&app).await[0].since, joined);
+    let changed_at = app
+        .store
+        .sync_state(&id)
+        .await
+        .expect("state")
+        .changed_at
+        .expect("changed");
+    assert!(changed_at > joined.later_by(Duration::from_secs(1)));
+    // A period after joining, but not after the last change: it moves to its last change, nothing expires.
+    let run_at = changed_at
+        .later_by(DAY * 30)
+        .earlier_by(Duration::from_secs(1));
+    let far = Instant::now() + Duration::from_secs(30);
+    let report = retention(&app).run(run_at, far).await.expect("run");
+    assert_eq!((report.contacts, report.deferred), (0, 1), "{report:?}");
+    assert_eq!(entry(&app).await[0].since, changed_at);
+    assert!(partition(&app, &contact)
+        .await
+        .iter()
+        .all(|i| ttl(i).is_none()));
+    // A period after the last change, it expires.
+    let report = retention(&app)
+        .run(
+            changed_at
+                .later_by(DAY * 30)
+                .later_by(Duration::from_secs(1)),
+            far,
+        )
+        .await
+        .expect("run");
+    assert_eq!((report.contacts, report.messages), (1, 4), "{report:?}");
 }

@@ -1,7 +1,10 @@
 //! Retention's storage: the idle index, and expiring a contact's message items (see `crate::retention`).
 //!
-//! A contact is on the sparse index `idle-contacts` (`idle` = its shard, `idle_since` = when it was last synced)
-//! exactly while it is in sync: `release_if_current` puts it there, every recorded change takes it off.
+//! A contact joins the sparse index `idle-contacts` (`idle` = its shard, `idle_since`) at its first sync
+//! (`release_if_current`, if it is not there yet) and leaves it once its messages expired (or HubSpot deleted it).
+//! Changes do not touch the entry — that would cost an index write per message — so `idle_since` is a lower bound
+//! of the contact's idle time: retention checks `changed_at` and the sync state under the contact's lease, and
+//! moves the entry of a contact it finds active (`move_on_idle_index`).
 
 use super::{
     build_error, conditional, contact_pk, get_s, key, n, s, schema, unavailable, DynamoStore, Item,
@@ -67,6 +70,26 @@ impl DynamoStore {
         all.sort_by(|a, b| (a.since, a.contact.as_str()).cmp(&(b.since, b.contact.as_str())));
         all.truncate(limit);
         Ok(all)
+    }
+
+    pub(super) async fn move_on_idle_index(
+        &self,
+        contact: &ContactId,
+        since: Timestamp,
+    ) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(contact_pk(contact), SYNC)))
+            .update_expression("SET #since = :since")
+            .condition_expression("attribute_exists(#idle)")
+            .expression_attribute_names("#idle", schema::IDLE_INDEX_PARTITION_KEY)
+            .expression_attribute_names("#since", schema::IDLE_INDEX_SORT_KEY)
+            .expression_attribute_values(":since", s(since.key()))
+            .send()
+            .await;
+        conditional(result).map(|_| ())
     }
 
     /// The contact's conversation items.

@@ -175,11 +175,12 @@ impl DynamoStore {
     ) -> Result<TransactWriteItem, StoreError> {
         // `pending_notes` names the conversations whose notes need rewriting; it is cleared only together with
         // marking the contact synced at the version written (`release_if_current`). `first_at:<cid>` keeps the
-        // creation time of the first message delivered in each conversation, where reading one starts. A change
-        // takes the contact off the idle index (see `retention`) until it is in sync again.
+        // creation time of the first message delivered in each conversation, where reading one starts.
+        // `changed_at` is what retention measures idleness from (see `retention`): not an index key, so keeping it
+        // costs no index write.
         let mut add = "change_version :one, message_count :added, pending_notes :cid".to_owned();
         let mut set = "contact_id = :contact, dirty = if_not_exists(dirty, :shard), \
-                       dirty_since = if_not_exists(dirty_since, :now)"
+                       dirty_since = if_not_exists(dirty_since, :now), changed_at = :now"
             .to_owned();
         let mut update = Update::builder()
             .table_name(&self.table)
@@ -204,7 +205,7 @@ impl DynamoStore {
             }
         }
         let update = update
-            .update_expression(format!("ADD {add} SET {set} REMOVE {IDLE}, {IDLE_SINCE}"))
+            .update_expression(format!("ADD {add} SET {set}"))
             .build()
             .map_err(build_error)?;
         Ok(TransactWriteItem::builder().update(update).build())
@@ -781,6 +782,10 @@ impl Store for DynamoStore {
                 Some(at) => Some(Timestamp::parse("archived_at", at).map_err(corrupt)?),
                 None => None,
             },
+            changed_at: match item.get("changed_at").and_then(|v| v.as_s().ok()) {
+                Some(at) => Some(Timestamp::parse("changed_at", at).map_err(corrupt)?),
+                None => None,
+            },
             frozen: parse_frozen(item),
             erasures: item
                 .iter()
@@ -1099,6 +1104,10 @@ impl Store for DynamoStore {
         self.idle_since_before(before, limit).await
     }
 
+    async fn defer_idle(&self, contact: &ContactId, since: Timestamp) -> Result<(), StoreError> {
+        self.move_on_idle_index(contact, since).await
+    }
+
     async fn archive_contact(
         &self,
         contact: &ContactId,
@@ -1193,9 +1202,11 @@ impl Store for DynamoStore {
         let mark_synced = Update::builder()
             .table_name(&self.table)
             .set_key(Some(key(contact_pk(contact), SYNC)))
-            // In sync from now on: on the idle index, where retention finds it once idle long enough.
+            // In sync: on the idle index from its first sync on (see `retention`). Only joining it writes the index;
+            // a contact already there keeps its entry, so a busy contact's syncs cost no index write.
             .update_expression(format!(
-                "SET synced_version = :version, {IDLE} = :shard, {IDLE_SINCE} = :now \
+                "SET synced_version = :version, {IDLE} = if_not_exists({IDLE}, :shard), \
+                 {IDLE_SINCE} = if_not_exists({IDLE_SINCE}, :now) \
                  REMOVE dirty, dirty_since, pending_notes"
             ))
             .condition_expression("change_version = :version")
