@@ -6,7 +6,7 @@
 //! | visitor's channel | `USER#<visitor id>` | `CHANNEL#<type>:<id>` | contact_id, cid |
 //! | conversation | `CONTACT#<contact>` | `CONV#<type>:<id>` | cid, channel_id, started_at, identity |
 //! | message | `CONTACT#<contact>` | `MSG#<created_at>#<message id>` | message_id, cid, author_id, author_name, role, body, attachments, created_at, updated_at, edited, deleted, removed, expires_at (TTL, once retention expires it) |
-//! | sync record | `CONTACT#<contact>` | `SYNC` | contact_id, change_version, synced_version, message_count, crm_contact_id, parked_reason, dirty, dirty_since, idle, idle_since, archived_at, frozen (cid → notes, erasures), `erasures:<cid>`, visitor_erased |
+//! | sync record | `CONTACT#<contact>` | `SYNC` | contact_id, change_version, synced_version, message_count, crm_contact_id, parked_reason, dirty, dirty_since, changed_at, idle, idle_since, archived_at, frozen (cid → notes, erasures), `erasures:<cid>`, visitor_erased |
 //! | merge alias | `CONTACT#<surviving id>` | `ALIAS#<contact>` | contact_id (merged into this record in HubSpot) |
 //! | lease | `CONTACT#<contact>` | `LEASE` | lease_owner, lease_until_ms, expires_at (TTL) |
 //! | flusher | `FLUSHER` | `FLUSHER` | lease_owner, lease_until_ms, wake (set of contact ids) |
@@ -17,8 +17,8 @@
 //! yet in HubSpot: `dirty` is the contact's shard (`0`..`7`, so no single index partition is hot), or `parked` for
 //! contacts taken out of the queue for good.
 //!
-//! The sparse index `idle-contacts` (idle, idle_since) holds the contacts in sync, by when: retention finds there
-//! the ones idle for `MESSAGE_RETENTION_DAYS` (see `retention`).
+//! The sparse index `idle-contacts` (idle, idle_since) holds every contact from its first sync until its messages
+//! expire: retention finds there the candidates for `MESSAGE_RETENTION_DAYS` and checks each (see `retention`).
 //!
 //! `expires_at` is the table's TTL attribute: leases carry it for garbage collection, message items once retention
 //! expires them, and every item of a contact deleted in HubSpot carries the day it is purged (see `erasure`).
@@ -62,7 +62,7 @@ pub mod schema {
     pub const PARKED: &str = "parked";
     /// The index projects only what the sweeper reads (`ProjectionType: INCLUDE`).
     pub const DIRTY_INDEX_PROJECTION: &[&str] = &["contact_id"];
-    /// The sparse index of contacts in sync, by when they were synced: retention's candidates (see `retention`).
+    /// The sparse index of retention's candidates: a contact from its first sync on (see `retention`).
     pub const IDLE_INDEX: &str = "idle-contacts";
     pub const IDLE_INDEX_PARTITION_KEY: &str = "idle";
     pub const IDLE_INDEX_SORT_KEY: &str = "idle_since";
