@@ -582,15 +582,15 @@ pub trait Store: Send + Sync {
     /// Moves the contact's idle-index entry to `since` (it changed, or is not in sync): looked at again once the
     /// period has passed from then.
     async fn defer_idle(&self, contact: &ContactId, since: Timestamp) -> Result<(), StoreError>;
-    /// Expires the contact's messages, under our lease, if it is still in sync at `version`: records it (freezing
-    /// each conversation's notes as they are), then gives every message item the TTL `expires_at` (until `until`
-    /// at most), and once all have it takes the contact off the idle index. `None` if the contact changed (or our
-    /// lease is gone) and nothing was done.
+    /// Expires the contact's messages, under our lease, if it is still in sync, not parked and unchanged since
+    /// `state` (its sync record, read under that lease): records it (freezing each conversation's notes as they
+    /// are), then gives every message item the TTL `expires_at` (until `until` at most), and once all have it takes
+    /// the contact off the idle index. `None` if the contact changed (or our lease is gone) and nothing was done.
     async fn archive_contact(
         &self,
         contact: &ContactId,
         owner: &LeaseOwner,
-        version: u64,
+        state: &SyncState,
         expires_at: Timestamp,
         until: Instant,
     ) -> Result<Option<Archived>, StoreError>;

@@ -154,7 +154,7 @@ impl Retention {
             Ok(
                 match self
                     .store
-                    .archive_contact(contact, &owner, state.version, expires_at, until)
+                    .archive_contact(contact, &owner, &state, expires_at, until)
                     .await?
                 {
                     Some(archived) => Looked::Expired(archived),

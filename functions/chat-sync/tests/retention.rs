@@ -65,6 +65,26 @@ fn ttl(item: &Item) -> Option<i64> {
         .map(|v| v.as_n().expect("number").parse().expect("integer"))
 }
 
+/// The TTL of each of the contact's message items.
+async fn message_ttls(app: &TestApp, contact: &str) -> Vec<Option<i64>> {
+    partition(app, contact)
+        .await
+        .iter()
+        .filter(|i| sk(i).starts_with("MSG#"))
+        .map(ttl)
+        .collect()
+}
+
+/// When the contact's last change was recorded.
+async fn changed_at(app: &TestApp, contact: &ContactId) -> Timestamp {
+    app.store
+        .sync_state(contact)
+        .await
+        .expect("state")
+        .changed_at
+        .expect("recorded with its changes")
+}
+
 /// What DynamoDB's TTL process does, some time after the items' `expires_at`: deletes them.
 async fn delete_expired(app: &TestApp, contact: &str) -> usize {
     let mut deleted = 0;
@@ -127,13 +147,7 @@ async fn idle_synced_messages_expire_as_documented_and_hubspot_keeps_showing_the
         .expect("idle");
     assert_eq!(idle.len(), 1);
     assert_eq!(idle[0].contact, id);
-    let changed_at = app
-        .store
-        .sync_state(&id)
-        .await
-        .expect("state")
-        .changed_at
-        .expect("recorded with its changes");
+    let changed_at = changed_at(&app, &id).await;
 
     // 29 days on, nothing expires; 31 days on, every message item does, at its last change + 30 days.
     let run_at = |days: u64| Timestamp::now().later_by(DAY * days as u32);
@@ -337,25 +351,14 @@ async fn contacts_behind_or_busy_keep_their_messages() {
 
     // Deleted in HubSpot (restorable) and restored: the purge TTL never postpones retention's, and the restore
     // clears only the purge's.
-    let archived: Vec<Option<i64>> = partition(&app, &contact)
-        .await
-        .iter()
-        .filter(|i| sk(i).starts_with("MSG#"))
-        .map(ttl)
-        .collect();
+    let archived = message_ttls(&app, &contact).await;
     let at = Timestamp::now();
     assert!(app
         .store
         .mark_deleted(&id, at, at.later_by(DAY * 90))
         .await
         .expect("delete"));
-    let after_delete: Vec<Option<i64>> = partition(&app, &contact)
-        .await
-        .iter()
-        .filter(|i| sk(i).starts_with("MSG#"))
-        .map(ttl)
-        .collect();
-    assert_eq!(after_delete, archived);
+    assert_eq!(message_ttls(&app, &contact).await, archived);
     assert!(app
         .store
         .restore_contact(&id, at.later_by(Duration::from_secs(1)))
@@ -403,7 +406,7 @@ async fn a_pass_out_of_time_leaves_the_contact_for_the_next_one_which_finishes_i
     // No time left: recorded as archived (so no item can expire unnoticed), nothing marked, still on the index.
     let archived = app
         .store
-        .archive_contact(&id, &owner, state.version, expires_at, Instant::now())
+        .archive_contact(&id, &owner, &state, expires_at, Instant::now())
         .await
         .expect("archive")
         .expect("in sync");
@@ -415,11 +418,10 @@ async fn a_pass_out_of_time_leaves_the_contact_for_the_next_one_which_finishes_i
         .expect("state")
         .archived_at
         .is_some());
-    assert!(partition(&app, &contact)
+    assert!(message_ttls(&app, &contact)
         .await
         .iter()
-        .filter(|i| sk(i).starts_with("MSG#"))
-        .all(|i| ttl(i).is_none()));
+        .all(Option::is_none));
     let idle = app.store.idle_contacts(expires_at, 10).await.expect("idle");
     assert_eq!(idle.len(), 1);
     // Someone else's lease: nothing is done.
@@ -427,7 +429,7 @@ async fn a_pass_out_of_time_leaves_the_contact_for_the_next_one_which_finishes_i
     let later = Instant::now() + Duration::from_secs(30);
     assert_eq!(
         app.store
-            .archive_contact(&id, &other, state.version, expires_at, later)
+            .archive_contact(&id, &other, &state, expires_at, later)
             .await
             .expect("archive"),
         None
@@ -435,7 +437,7 @@ async fn a_pass_out_of_time_leaves_the_contact_for_the_next_one_which_finishes_i
     // The next pass finishes it and takes it off the index.
     let archived = app
         .store
-        .archive_contact(&id, &owner, state.version, expires_at, later)
+        .archive_contact(&id, &owner, &state, expires_at, later)
         .await
         .expect("archive")
         .expect("in sync");
@@ -472,13 +474,7 @@ async fn a_contact_active_since_its_entry_is_looked_at_again_a_period_after_its_
     .await;
     sweep(&app).await;
     assert_eq!(entry(&app).await[0].since, joined);
-    let changed_at = app
-        .store
-        .sync_state(&id)
-        .await
-        .expect("state")
-        .changed_at
-        .expect("changed");
+    let changed_at = changed_at(&app, &id).await;
     assert!(changed_at > joined.later_by(Duration::from_secs(1)));
     // A period after joining, but not after the last change: it moves to its last change, nothing expires.
     let run_at = changed_at

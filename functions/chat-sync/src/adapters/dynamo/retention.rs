@@ -11,7 +11,7 @@ use super::{
 };
 use crate::domain::transcript::Conversation;
 use crate::domain::{ContactId, Timestamp};
-use crate::ports::{Archived, IdleContact, LeaseOwner, Store, StoreError};
+use crate::ports::{Archived, IdleContact, LeaseOwner, StoreError, SyncState};
 use aws_sdk_dynamodb::types::{
     AttributeValue, ConditionCheck, ReturnConsumedCapacity, TransactWriteItem, Update,
 };
@@ -123,14 +123,11 @@ impl DynamoStore {
         &self,
         contact: &ContactId,
         owner: &LeaseOwner,
-        version: u64,
+        state: &SyncState,
         expires_at: Timestamp,
         until: Instant,
     ) -> Result<Option<Archived>, StoreError> {
-        let state = self.sync_state(contact).await?;
-        if state.version != version || state.synced_version != version || state.parked.is_some() {
-            return Ok(None);
-        }
+        let version = state.version;
         // 1. Record it first, with each conversation's notes frozen as they are now: from this moment the flusher
         //    renders around HubSpot's copy, so an item expiring later can never make it show less.
         let mut frozen = HashMap::new();
@@ -160,7 +157,10 @@ impl DynamoStore {
             .table_name(&self.table)
             .set_key(Some(key(contact_pk(contact), SYNC)))
             .update_expression("SET archived_at = :at, frozen = :frozen")
-            .condition_expression("change_version = :version AND synced_version = :version")
+            .condition_expression(
+                "change_version = :version AND synced_version = :version \
+                 AND attribute_not_exists(parked_reason)",
+            )
             .expression_attribute_values(":at", s(Timestamp::now().key()))
             .expression_attribute_values(":frozen", AttributeValue::M(frozen))
             .expression_attribute_values(":version", n(version))

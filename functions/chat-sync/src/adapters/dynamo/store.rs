@@ -1112,12 +1112,11 @@ impl Store for DynamoStore {
         &self,
         contact: &ContactId,
         owner: &LeaseOwner,
-        version: u64,
+        state: &SyncState,
         expires_at: Timestamp,
         until: Instant,
     ) -> Result<Option<Archived>, StoreError> {
-        self.archive(contact, owner, version, expires_at, until)
-            .await
+        self.archive(contact, owner, state, expires_at, until).await
     }
 
     async fn acquire_lease(
