@@ -163,6 +163,22 @@ fn clearing(cleared: Cleared) -> (&'static str, &'static str, Item) {
 }
 
 impl DynamoStore {
+    /// Our lease on the contact, released as part of a transaction (which fails if the lease is no longer ours).
+    fn release_with(
+        &self,
+        contact: &ContactId,
+        owner: &LeaseOwner,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let delete = Delete::builder()
+            .table_name(&self.table)
+            .set_key(Some(Self::lease_key(contact)))
+            .condition_expression("lease_owner = :owner")
+            .expression_attribute_values(":owner", s(owner.as_str()))
+            .build()
+            .map_err(build_error)?;
+        Ok(TransactWriteItem::builder().delete(delete).build())
+    }
+
     /// The sync record's part of a recorded change: a new version, `shown` more (or fewer) lines to show, and the
     /// contact queued in its shard (unless it is parked: a contact HubSpot no longer has stays parked).
     fn bump_version(
@@ -1191,13 +1207,6 @@ impl Store for DynamoStore {
     ) -> Result<Release, StoreError> {
         // One transaction: the lease goes away only together with the check that nothing changed. A change that
         // lands first makes the check fail, so its writer (who could not get the lease) is never stranded.
-        let delete = Delete::builder()
-            .table_name(&self.table)
-            .set_key(Some(Self::lease_key(contact)))
-            .condition_expression("lease_owner = :owner")
-            .expression_attribute_values(":owner", s(owner.as_str()))
-            .build()
-            .map_err(build_error)?;
         let mark_synced = Update::builder()
             .table_name(&self.table)
             .set_key(Some(key(contact_pk(contact), SYNC)))
@@ -1215,7 +1224,7 @@ impl Store for DynamoStore {
             .build()
             .map_err(build_error)?;
         let items = vec![
-            TransactWriteItem::builder().delete(delete).build(),
+            self.release_with(contact, owner)?,
             TransactWriteItem::builder().update(mark_synced).build(),
         ];
         Ok(match self.transact(items).await? {
@@ -1286,13 +1295,6 @@ impl Store for DynamoStore {
     ) -> Result<(), StoreError> {
         // Parked in the same transaction as the lease goes: nobody writes the contact again until an operator
         // re-queues it.
-        let delete = Delete::builder()
-            .table_name(&self.table)
-            .set_key(Some(Self::lease_key(contact)))
-            .condition_expression("lease_owner = :owner")
-            .expression_attribute_values(":owner", s(owner.as_str()))
-            .build()
-            .map_err(build_error)?;
         let park = Update::builder()
             .table_name(&self.table)
             .set_key(Some(key(contact_pk(contact), SYNC)))
@@ -1305,7 +1307,7 @@ impl Store for DynamoStore {
             .build()
             .map_err(build_error)?;
         let items = vec![
-            TransactWriteItem::builder().delete(delete).build(),
+            self.release_with(contact, owner)?,
             TransactWriteItem::builder().update(park).build(),
         ];
         match self.transact(items).await? {
