@@ -174,7 +174,7 @@ fn readme_event_files() -> Vec<String> {
 }
 
 /// The rows of the README's table answered with a status and one JSON field: (file, status, field, value).
-const SIMPLE_ANSWERS: [(&str, u64, &str, &str); 11] = [
+const SIMPLE_ANSWERS: [(&str, u64, &str, &str); 12] = [
     (
         "registration-invalid-email.json",
         400,
@@ -185,6 +185,7 @@ const SIMPLE_ANSWERS: [(&str, u64, &str, &str); 11] = [
     ("webhook-message-new.json", 200, "status", "recorded"),
     ("webhook-message-updated.json", 200, "status", "recorded"),
     ("webhook-message-deleted.json", 200, "status", "recorded"),
+    ("webhook-message-undeleted.json", 200, "status", "recorded"),
     ("webhook-unknown-event.json", 200, "status", "ignored"),
     ("webhook-unknown-channel.json", 200, "status", "ignored"),
     (

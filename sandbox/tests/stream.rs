@@ -377,8 +377,26 @@ async fn send_message_delivers_a_signed_webhook() {
         .await
         .expect("updated");
     assert!(updated["updated_at"].as_str() > message["updated_at"].as_str());
+    // A soft deletion can be undone (the text comes back, newer than the deletion); a hard one cannot.
+    let deleted = double.delete_message(id, false).await.expect("deleted");
+    let undeleted = double
+        .undelete_message(id, "visitor-1")
+        .await
+        .expect("undeleted");
+    assert_eq!(undeleted["type"], "regular");
+    assert_eq!(undeleted["text"], "Hello again");
+    assert!(undeleted.get("deleted_at").is_none());
+    assert!(undeleted["updated_at"].as_str() > deleted["deleted_at"].as_str());
+    assert!(
+        double.undelete_message(id, "visitor-1").await.is_err(),
+        "not deleted"
+    );
     double.delete_message(id, true).await.expect("deleted");
-    double.wait_for_deliveries(3, Duration::from_secs(5)).await;
+    assert!(
+        double.undelete_message(id, "visitor-1").await.is_err(),
+        "hard-deleted: gone"
+    );
+    double.wait_for_deliveries(5, Duration::from_secs(5)).await;
     let events: Vec<Value> = receiver
         .received()
         .iter()
@@ -389,12 +407,21 @@ async fn send_message_delivers_a_signed_webhook() {
             .iter()
             .map(|e| e["type"].as_str().unwrap_or_default())
             .collect::<Vec<_>>(),
-        ["message.new", "message.updated", "message.deleted"]
+        [
+            "message.new",
+            "message.updated",
+            "message.deleted",
+            "message.undeleted",
+            "message.deleted"
+        ]
     );
     assert_eq!(events[1]["message"]["text"], "Hello again");
-    assert_eq!(events[2]["hard_delete"], true);
-    assert_eq!(events[2]["message"]["type"], "deleted");
-    assert!(events[2]["message"]["deleted_at"].is_string());
+    assert_eq!(events[2]["hard_delete"], false);
+    assert_eq!(events[3]["message"]["text"], "Hello again");
+    assert_eq!(events[3]["message"]["type"], "regular");
+    assert_eq!(events[4]["hard_delete"], true);
+    assert_eq!(events[4]["message"]["type"], "deleted");
+    assert!(events[4]["message"]["deleted_at"].is_string());
     assert!(
         double.messages("messaging", "support-1").is_empty(),
         "hard-deleted"
@@ -551,6 +578,34 @@ async fn message_routes_check_auth_membership_and_faults() {
         double.messages("messaging", "support-1").len(),
         1,
         "soft-deleted messages stay"
+    );
+    // Undeleting is the server's: a user's token is refused, and `undeleted_by` is required.
+    let (status, _) = visitor
+        .send(
+            "POST",
+            "/messages/m-1/undelete",
+            Some(json!({"undeleted_by": "visitor-1"})),
+        )
+        .await;
+    assert!(matches!(status, 401 | 403), "{status}");
+    let (status, _) = server
+        .send("POST", "/messages/m-1/undelete", Some(json!({})))
+        .await;
+    assert_eq!(status, 400);
+    let (status, body) = server
+        .send(
+            "POST",
+            "/messages/m-1/undelete",
+            Some(json!({"undeleted_by": "visitor-1"})),
+        )
+        .await;
+    assert_eq!(
+        (
+            status,
+            body["message"]["type"].as_str(),
+            body["message"]["text"].as_str()
+        ),
+        (201, Some("regular"), Some("edited"))
     );
 
     double.faults().fail_next("send_message", 1, 429);

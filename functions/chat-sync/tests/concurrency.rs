@@ -4,8 +4,9 @@
 
 mod support;
 
-use chat_sync::domain::transcript::{render, Conversation, HUBSPOT_PROPERTY_LIMIT};
+use chat_sync::domain::transcript::{render, render_line, Conversation, HUBSPOT_PROPERTY_LIMIT};
 use chat_sync::domain::{Identity, MessageId, Role, StoredMessage, Timestamp};
+use chat_sync::ports::Store;
 use lambda_http::http::StatusCode;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -188,6 +189,7 @@ async fn every_message_exactly_once_in_order_under_concurrency() {
                 created_at: Timestamp::parse("t", &created_at(c, i)).expect("time"),
                 edited: false,
                 deleted: false,
+                restored: false,
                 removed: false,
             })
             .collect();
@@ -231,5 +233,261 @@ async fn every_message_exactly_once_in_order_under_concurrency() {
     assert!(
         patches * 10 < messages,
         "batched group commit: far fewer writes than messages ({patches} for {messages})"
+    );
+}
+
+/// What a message should end as: the state its newest change left (the checker's own statement of the rule, in
+/// causal order; the store decides it from versions instead).
+#[derive(Debug, Clone)]
+struct Expected {
+    text: String,
+    edited: bool,
+    deleted: bool,
+    removed: bool,
+}
+
+/// One message's life as Stream reports it, in causal order, with the state each event leaves: created, edited,
+/// soft-deleted and undeleted (sometimes a deletion in the same instant as the change before it), maybe
+/// hard-deleted at the end.
+fn life(
+    rng: &mut StdRng,
+    id: &str,
+    visitor: &str,
+    channel: &str,
+    created: &str,
+) -> (Vec<serde_json::Value>, Expected) {
+    let created_at = Timestamp::parse("t", created).expect("time");
+    let mut at_ms = 0u64;
+    let stamp = |ms: u64| {
+        let at = created_at.later_by(Duration::from_millis(ms));
+        let key = at.key();
+        format!("{}Z", &key[..23])
+    };
+    let mut events = Vec::new();
+    let mut state = Expected {
+        text: format!("{id} v0"),
+        edited: false,
+        deleted: false,
+        removed: false,
+    };
+    let body = |state: &Expected, updated: &str| {
+        let mut m = message(
+            id,
+            visitor,
+            "whatever the widget says",
+            &state.text,
+            created,
+        );
+        m["updated_at"] = serde_json::json!(updated);
+        if state.edited {
+            m["message_text_updated_at"] = serde_json::json!(updated);
+        }
+        m
+    };
+    events.push(message_event(
+        "message.new",
+        "messaging",
+        channel,
+        &body(&state, &stamp(0)),
+    ));
+    for edit in 1..=rng.random_range(0..3) {
+        at_ms += 1_000;
+        state.text = format!("{id} v{edit}");
+        state.edited = true;
+        events.push(message_event(
+            "message.updated",
+            "messaging",
+            channel,
+            &body(&state, &stamp(at_ms)),
+        ));
+    }
+    for _ in 0..rng.random_range(0..3) {
+        // A quarter of deletions carry the same instant as the change before them: the deletion still wins.
+        if !rng.random_bool(0.25) {
+            at_ms += 1_000;
+        }
+        let mut deleted = body(&state, &stamp(at_ms));
+        deleted["type"] = serde_json::json!("deleted");
+        deleted["deleted_at"] = serde_json::json!(stamp(at_ms));
+        events.push(message_event(
+            "message.deleted",
+            "messaging",
+            channel,
+            &deleted,
+        ));
+        state.deleted = true;
+        if !rng.random_bool(0.6) {
+            break;
+        }
+        at_ms += 1_000;
+        state.deleted = false;
+        events.push(message_event(
+            "message.undeleted",
+            "messaging",
+            channel,
+            &body(&state, &stamp(at_ms)),
+        ));
+    }
+    if rng.random_bool(0.2) {
+        at_ms += 1_000;
+        let mut removed = body(&state, &stamp(at_ms));
+        removed["type"] = serde_json::json!("deleted");
+        removed["deleted_at"] = serde_json::json!(stamp(at_ms));
+        let mut event = message_event("message.deleted", "messaging", channel, &removed);
+        event["hard_delete"] = serde_json::json!(true);
+        events.push(event);
+        state.removed = true;
+        state.deleted = true;
+    }
+    (events, state)
+}
+
+/// Every change of a message fired at the same instant as the message itself, from separate tasks, round after
+/// round: whatever interleaving DynamoDB sees, the stored message, the count of shown lines and the transcript end
+/// in the newest state (an edit is never lost, a deletion never undone but by an undeletion, a hard delete final).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn changes_racing_their_message_end_in_the_newest_state() {
+    const ROUNDS: usize = 12;
+    const MESSAGES_PER_ROUND: usize = 8;
+    let app = Arc::new(TestApp::start().await);
+    let (contact, visitor, channel) = register_visitor(&app, "Racer", "racer@example.com").await;
+    let mut rng = StdRng::seed_from_u64(0x0dd5);
+    let mut expected = Vec::new();
+    let mut deliveries = 0;
+    for round in 0..ROUNDS {
+        let mut events = Vec::new();
+        for m in 0..MESSAGES_PER_ROUND {
+            let index = round * MESSAGES_PER_ROUND + m;
+            let id = format!("r{index:03}");
+            let created = format!(
+                "2026-11-24T10:{:02}:{:02}.000Z",
+                index / 6,
+                (index % 6) * 10
+            );
+            let (life, end) = life(&mut rng, &id, &visitor, &channel, &created);
+            for event in life {
+                if rng.random_bool(0.3) {
+                    events.push(event.clone());
+                }
+                events.push(event);
+            }
+            expected.push((id, created, end));
+        }
+        deliveries += events.len();
+        // All of a round's deliveries start together: the barrier releases every task at once.
+        let start = Arc::new(tokio::sync::Barrier::new(events.len()));
+        let tasks: Vec<_> = events
+            .into_iter()
+            .map(|event| {
+                let (app, start) = (app.clone(), start.clone());
+                tokio::spawn(async move {
+                    start.wait().await;
+                    loop {
+                        // The flush is left to the sweep below: this test is about what is recorded.
+                        let (response, _flush) = app.webhook.receive(signed_webhook(&event)).await;
+                        if !response.status().is_server_error() {
+                            assert_eq!(response.status(), StatusCode::OK);
+                            break;
+                        }
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.expect("delivery task");
+        }
+    }
+
+    let sweeper = app.sweeper();
+    for _ in 0..20 {
+        let report = sweeper.sweep().await.expect("sweep");
+        if report.waiting == 0 && !report.flush.busy {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let contact_id = chat_sync::domain::ContactId::parse(&contact).expect("id");
+    let cid = format!("messaging:{channel}");
+    let messages: Vec<StoredMessage> = expected
+        .iter()
+        .map(|(id, created, end)| StoredMessage {
+            message_id: MessageId::parse(id).expect("id"),
+            cid: cid.clone(),
+            author_name: "Racer Tester".into(),
+            role: Role::Visitor,
+            text: if end.deleted {
+                String::new()
+            } else {
+                end.text.clone()
+            },
+            attachments: vec![],
+            created_at: Timestamp::parse("t", created).expect("time"),
+            edited: end.edited,
+            deleted: end.deleted,
+            restored: false,
+            removed: end.removed,
+        })
+        .collect();
+    // The stored items, one by one.
+    let stored = app
+        .store
+        .recent_transcript(&contact_id, 1 << 30)
+        .await
+        .expect("read")
+        .messages;
+    for want in &messages {
+        let got = stored.iter().find(|m| m.message_id == want.message_id);
+        match got {
+            Some(got) => assert_eq!(
+                (
+                    got.deleted,
+                    got.removed,
+                    got.text.as_str(),
+                    render_line(got)
+                ),
+                (
+                    want.deleted,
+                    want.removed,
+                    want.text.as_str(),
+                    render_line(want)
+                ),
+                "message {}",
+                want.message_id
+            ),
+            None => assert!(want.removed, "message {} is missing", want.message_id),
+        }
+    }
+    // The count of shown lines the sync record keeps.
+    let shown = messages.iter().filter(|m| !m.removed).count() as u64;
+    let state = app.store.sync_state(&contact_id).await.expect("state");
+    assert_eq!(state.messages, shown, "lines shown");
+    // And the transcript in HubSpot equals the rendering of the newest states.
+    let transcript = app.transcript(&contact);
+    let started_at = transcript
+        .lines()
+        .next()
+        .and_then(|h| h.split(" started ").nth(1))
+        .and_then(|s| s.split(" · ").next())
+        .and_then(Timestamp::parse_human)
+        .expect("header line");
+    let conversation = Conversation {
+        cid: cid.clone(),
+        channel_id: channel.clone(),
+        started_at,
+        identity: Identity::Unverified,
+        cleared: None,
+    };
+    assert_eq!(
+        transcript,
+        render(&[conversation], &messages, HUBSPOT_PROPERTY_LIMIT, shown)
+    );
+    let changed = expected
+        .iter()
+        .filter(|(_, _, e)| e.edited || e.deleted)
+        .count();
+    println!(
+        "racing changes: {} messages ({changed} edited or deleted), {deliveries} deliveries in {ROUNDS} rounds",
+        expected.len()
     );
 }

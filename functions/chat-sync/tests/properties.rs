@@ -38,6 +38,7 @@ fn arb_message(index: usize) -> impl Strategy<Value = StoredMessage> {
                 created_at: Timestamp::from_unix_seconds(1_795_687_200 + offset).expect("in range"),
                 edited,
                 deleted,
+                restored: false,
                 removed: false,
             },
         )
@@ -78,6 +79,7 @@ fn arb_history(per_second: usize) -> impl Strategy<Value = Vec<StoredMessage>> {
                 .expect("in range"),
                 edited,
                 deleted: false,
+                restored: false,
                 removed: false,
             })
             .collect()
@@ -274,11 +276,12 @@ proptest! {
 }
 
 /// One message's life as Stream may report it: created, edited at increasing times (text and attachments), maybe
-/// soft-deleted, maybe hard-deleted.
+/// soft-deleted (and maybe undeleted after), maybe hard-deleted.
 #[derive(Debug, Clone)]
 struct Life {
     edits: Vec<(String, bool)>,
     soft_delete: bool,
+    undelete: bool,
     hard_delete: bool,
 }
 
@@ -292,11 +295,13 @@ fn arb_life() -> impl Strategy<Value = Life> {
             0..4,
         ),
         any::<bool>(),
+        any::<bool>(),
         prop::bool::weighted(0.2),
     )
-        .prop_map(|(edits, soft_delete, hard_delete)| Life {
+        .prop_map(|(edits, soft_delete, undelete, hard_delete)| Life {
             edits: edits.into_iter().map(|(t, a)| (t.to_owned(), a)).collect(),
             soft_delete,
+            undelete: soft_delete && undelete,
             hard_delete,
         })
 }
@@ -346,6 +351,18 @@ fn events(lives: &[Life]) -> Vec<serde_json::Value> {
                 deleted.clone(),
                 serde_json::json!({}),
             ));
+        }
+        if life.undelete {
+            // Shown again as it was last edited, newer than the deletion.
+            let (text, attachment) = life
+                .edits
+                .last()
+                .map_or(("Hi", false), |(t, a)| (t.as_str(), *a));
+            let mut shown = body(text, "2026-11-24T10:35:00.000Z", attachment);
+            if !life.edits.is_empty() {
+                shown["message_text_updated_at"] = serde_json::json!("2026-11-24T10:35:00.000Z");
+            }
+            out.push(event("message.undeleted", shown, serde_json::json!({})));
         }
         if life.hard_delete {
             deleted["deleted_at"] = serde_json::json!("2026-11-24T10:40:00.000Z");
@@ -439,9 +456,9 @@ fn record_and_render(events: &[serde_json::Value]) -> String {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(24))]
 
-    /// Any order and duplication of a conversation's `new` / `updated` / `deleted` events stores the same messages
-    /// as the causal order: the newest edit wins whatever its text, deletion is final, a hard delete removes the
-    /// line, and the count of lines shown (the notice's) agrees.
+    /// Any order and duplication of a conversation's `new` / `updated` / `deleted` / `undeleted` events stores the
+    /// same messages as the causal order: the newest state wins whatever its text (an undeletion shows the message
+    /// again), a hard delete removes the line for good, and the count of lines shown (the notice's) agrees.
     #[test]
     fn any_delivery_order_converges_to_the_causal_one(
         lives in prop::collection::vec(arb_life(), 1..4),

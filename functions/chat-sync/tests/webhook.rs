@@ -108,6 +108,28 @@ async fn every_event_file_does_what_its_name_says() {
     );
     assert_eq!(transcript.lines().count(), 2, "{transcript}");
 
+    // Undeleted in Stream: the message shows again, as it was edited, in the same place.
+    let response = app
+        .webhook
+        .handle(event("webhook-message-undeleted.json"))
+        .await;
+    assert_eq!(json_body(&response)["status"], "recorded");
+    let transcript = app.transcript(&contact);
+    assert!(
+        transcript.contains(
+            "Ada Lovelace (visitor): Hello! I have a question about order #1234. (edited)"
+        ),
+        "{transcript}"
+    );
+    assert!(!transcript.contains("(message deleted)"), "{transcript}");
+    assert_eq!(transcript.lines().count(), 2, "{transcript}");
+    // The deletion delivered again (Stream retries) is older than the undeletion: nothing changes.
+    let response = app
+        .webhook
+        .handle(event("webhook-message-deleted.json"))
+        .await;
+    assert_eq!(json_body(&response)["status"], "duplicate");
+
     let items_before = app.item_count().await;
     for (file, status, expected) in [
         ("webhook-unknown-event.json", StatusCode::OK, "ignored"),
@@ -338,7 +360,7 @@ async fn agent_lines_attachments_and_out_of_order_updates_converge() {
     .await;
     send("message.updated", older).await;
     send("message.new", reply).await;
-    // A delete before its message.new, then an update after the delete: the line stays deleted.
+    // A delete before its message.new, then an update of the deleted message after it: the line stays deleted.
     let mut deleted = message("m-3", &visitor, "Ada", "oops", "2026-11-24T10:00:03.000Z");
     deleted["deleted_at"] = json!("2026-11-24T10:06:00.000Z");
     deleted["type"] = json!("deleted");
@@ -348,6 +370,7 @@ async fn agent_lines_attachments_and_out_of_order_updates_converge() {
         message("m-3", &visitor, "Ada", "oops", "2026-11-24T10:00:03.000Z"),
     )
     .await;
+    // Stream sends an update of a message that is still deleted with `type: deleted`: it is no undeletion.
     let mut late_edit = message(
         "m-3",
         &visitor,
@@ -356,6 +379,8 @@ async fn agent_lines_attachments_and_out_of_order_updates_converge() {
         "2026-11-24T10:00:03.000Z",
     );
     late_edit["updated_at"] = json!("2026-11-24T10:07:00.000Z");
+    late_edit["deleted_at"] = json!("2026-11-24T10:06:00.000Z");
+    late_edit["type"] = json!("deleted");
     send("message.updated", late_edit).await;
 
     let transcript = app.transcript(&contact);

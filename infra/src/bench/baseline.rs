@@ -78,6 +78,7 @@ impl Baseline {
             created_at: change.created_at,
             edited: false,
             deleted: false,
+            restored: false,
             removed: false,
         });
         if !transcript.is_empty() {

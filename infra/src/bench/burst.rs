@@ -1,11 +1,13 @@
-//! The webhook burst: many signed messages over many contacts, concurrent deliveries with duplicates in shuffled
-//! order, Stream-style retries, a slow and flaky HubSpot that enforces its rate limit. Then a checker compares every
-//! transcript with what was sent: each message exactly once, in order.
+//! The webhook burst: many signed messages over many contacts, some of them edited or deleted, concurrent deliveries
+//! with duplicates in shuffled order (a change may arrive before, after or at the same instant as its message),
+//! Stream-style retries, a slow and flaky HubSpot that enforces its rate limit. Then a checker compares every
+//! transcript with what was sent: each message exactly once, in order, in its newest state.
 
 use super::design::{Deployment, Design};
 use super::probe::{Latency, Probe};
 use super::world::{serve, Visitor, World, AGENT_ID, STREAM_SECRET};
 use super::{markdown, ms, percentile, secs};
+use chat_sync::domain::Timestamp;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -22,6 +24,10 @@ pub struct Workload {
     pub contacts: usize,
     pub concurrency: usize,
     pub duplicate_rate: f64,
+    /// Share of messages edited once (`message.updated`), and of the others deleted (`message.deleted`, soft): the
+    /// changes go into the same shuffled pool as the messages.
+    pub edit_rate: f64,
+    pub delete_rate: f64,
     pub hubspot_latency: Duration,
     /// Share of HubSpot writes answered 429, 500, 502 or 503 (picked at random) without being applied.
     pub hubspot_failure_rate: f64,
@@ -39,6 +45,8 @@ impl Default for Workload {
             contacts: 50,
             concurrency: 32,
             duplicate_rate: 0.2,
+            edit_rate: 0.1,
+            delete_rate: 0.05,
             hubspot_latency: Duration::from_millis(50),
             hubspot_failure_rate: 0.1,
             late_write_rate: 0.0,
@@ -56,6 +64,21 @@ impl Workload {
             late_write_rate: 0.1,
             late_write_delay: Duration::from_secs(3),
             ..self
+        }
+    }
+
+    /// `pairs` messages, each with one change (an edit or a deletion), over as many contacts, every delivery posted at
+    /// the same instant: each message races its own change. No duplicates, no HubSpot failures.
+    pub fn racing_pairs(pairs: usize) -> Self {
+        Self {
+            messages: pairs,
+            contacts: pairs,
+            concurrency: 2 * pairs,
+            duplicate_rate: 0.0,
+            edit_rate: 0.5,
+            delete_rate: 1.0,
+            hubspot_failure_rate: 0.0,
+            ..Self::default()
         }
     }
 
@@ -109,6 +132,8 @@ pub struct BurstReport {
     pub lost: usize,
     pub duplicated: usize,
     pub out_of_order: usize,
+    /// Edited messages the property shows with an older text, and deleted ones it shows at all.
+    pub changes: ChangeCheck,
     /// Contacts whose final transcript (property, or notes when the design writes them) fails the checker.
     pub stale: usize,
     /// The same check of the timeline notes, for a design that writes them.
@@ -147,15 +172,33 @@ pub fn token(contact: usize, index: usize) -> String {
     format!("msg-{contact:03}-{index:05}.")
 }
 
-/// The events to deliver (with duplicates, shuffled) and the expected tokens per contact, in order.
+/// The text an edit gives a message: its token stays (the line is the same message), a marker of the edit follows.
+fn edit_marker(contact: usize, index: usize) -> String {
+    format!("edit-{contact:03}-{index:05};")
+}
+
+/// What the changes in a burst must leave, per contact: the edit markers that must show, the tokens of deleted
+/// messages that must not.
+#[derive(Debug, Clone, Default)]
+pub struct Changes {
+    pub edited: Vec<Vec<String>>,
+    pub deleted: Vec<Vec<String>>,
+}
+
+/// The events to deliver (with duplicates, shuffled), the expected tokens per contact, in order (deleted messages
+/// left out), and what the edits and deletions must leave.
 pub fn events(
     visitors: &[Visitor],
     workload: &Workload,
     seed: u64,
-) -> (Vec<Value>, Vec<Vec<String>>) {
+) -> (Vec<Value>, Vec<Vec<String>>, Changes) {
     let mut rng = StdRng::seed_from_u64(seed);
     let mut deliveries = Vec::new();
     let mut expected = vec![Vec::new(); visitors.len()];
+    let mut changes = Changes {
+        edited: vec![Vec::new(); visitors.len()],
+        deleted: vec![Vec::new(); visitors.len()],
+    };
     for n in 0..workload.messages {
         let c = n % visitors.len();
         let i = n / visitors.len();
@@ -180,15 +223,94 @@ pub fn events(
             "updated_at": created_at,
             "user": { "id": user, "name": name, "role": "user" },
         });
-        let event = message_event("message.new", "messaging", &visitor.channel_id, &message);
-        if rng.random_bool(workload.duplicate_rate) {
-            deliveries.push(event.clone());
+        let mut events = vec![message_event(
+            "message.new",
+            "messaging",
+            &visitor.channel_id,
+            &message,
+        )];
+        // Stream stamps a change after its message: half a second later here, so the newest state is known.
+        let changed_at = Timestamp::parse("created_at", &created_at)
+            .map(|t| t.later_by(Duration::from_millis(500)).key())
+            .unwrap_or_else(|_| created_at.clone());
+        if rng.random_bool(workload.edit_rate) {
+            let mut edited = message.clone();
+            edited["text"] = json!(format!("{} {} edited", token(c, i), edit_marker(c, i)));
+            edited["updated_at"] = json!(changed_at);
+            edited["message_text_updated_at"] = json!(changed_at);
+            events.push(message_event(
+                "message.updated",
+                "messaging",
+                &visitor.channel_id,
+                &edited,
+            ));
+            changes.edited[c].push(edit_marker(c, i));
+            expected[c].push(token(c, i));
+        } else if rng.random_bool(workload.delete_rate) {
+            let mut deleted = message.clone();
+            deleted["type"] = json!("deleted");
+            deleted["updated_at"] = json!(changed_at);
+            deleted["deleted_at"] = json!(changed_at);
+            events.push(message_event(
+                "message.deleted",
+                "messaging",
+                &visitor.channel_id,
+                &deleted,
+            ));
+            changes.deleted[c].push(token(c, i));
+        } else {
+            expected[c].push(token(c, i));
         }
-        deliveries.push(event);
-        expected[c].push(token(c, i));
+        for event in events {
+            if rng.random_bool(workload.duplicate_rate) {
+                deliveries.push(event.clone());
+            }
+            deliveries.push(event);
+        }
     }
     deliveries.shuffle(&mut rng);
-    (deliveries, expected)
+    (deliveries, expected, changes)
+}
+
+/// Edits a transcript lost (it shows the text from before) and deletions it lost (it shows the deleted text).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ChangeCheck {
+    pub lost_edits: usize,
+    pub resurrected: usize,
+}
+
+impl ChangeCheck {
+    pub fn of(transcript: &str, edited: &[String], deleted: &[String]) -> Self {
+        Self {
+            lost_edits: edited
+                .iter()
+                .filter(|m| !transcript.contains(m.as_str()))
+                .count(),
+            resurrected: deleted
+                .iter()
+                .filter(|t| transcript.contains(t.as_str()))
+                .count(),
+        }
+    }
+
+    /// Across every contact's property.
+    pub fn all(world: &World, visitors: &[Visitor], changes: &Changes) -> Self {
+        let mut total = Self::default();
+        for (c, visitor) in visitors.iter().enumerate() {
+            let one = Self::of(
+                &world.transcript(&visitor.contact_id),
+                changes.edited.get(c).map_or(&[][..], Vec::as_slice),
+                changes.deleted.get(c).map_or(&[][..], Vec::as_slice),
+            );
+            total.lost_edits += one.lost_edits;
+            total.resurrected += one.resurrected;
+        }
+        total
+    }
+
+    pub fn is_clean(&self) -> bool {
+        *self == Self::default()
+    }
 }
 
 /// Lost, duplicated and out-of-order lines of one transcript, against the tokens it should hold in order.
@@ -355,7 +477,7 @@ pub async fn deliver(
 /// `notes`; and no late write pending) or `settle` has passed. Returns when it was final, from `started`.
 async fn watch(
     world: &World,
-    (visitors, expected): (&[Visitor], &[Vec<String>]),
+    (visitors, expected, changes): (&[Visitor], &[Vec<String>], &Changes),
     (delivered, notes): (&OnceLock<Instant>, bool),
     (started, settle): (Instant, Duration),
     went_backwards: &mut usize,
@@ -378,6 +500,9 @@ async fn watch(
         let Some(delivered) = delivered.get() else {
             continue;
         };
+        if clean {
+            clean = ChangeCheck::all(world, visitors, changes).is_clean();
+        }
         if notes && clean {
             clean = total(&check_notes_each(world, visitors, expected)).is_clean();
         }
@@ -400,7 +525,7 @@ pub async fn run(
     settle: Duration,
 ) -> Result<BurstReport, String> {
     let (base, server) = serve(deployment.router.clone()).await?;
-    let (events, expected) = events(visitors, workload, 0xC0FFEE);
+    let (events, expected, changes) = events(visitors, workload, 0xC0FFEE);
     let deliveries = events.len();
     let hubspot = &world.hubspot;
     hubspot.faults().set_latency(workload.hubspot_latency);
@@ -429,7 +554,7 @@ pub async fn run(
         delivering,
         watch(
             world,
-            (visitors, &expected),
+            (visitors, &expected, &changes),
             (&delivered, deployment.notes),
             (started, settle),
             &mut went_backwards
@@ -492,6 +617,7 @@ pub async fn run(
         lost: property.lost,
         duplicated: property.duplicated,
         out_of_order: property.out_of_order,
+        changes: ChangeCheck::all(world, visitors, &changes),
         stale,
         notes: notes.as_deref().map(total),
         overlapping_writes: hubspot.overlapping_patches().len(),
@@ -589,6 +715,10 @@ pub fn table(workload: &Workload, runs: &[(Design, BurstReport)]) -> String {
             format!("{} / {} / {}", r.lost, r.duplicated, r.out_of_order)
         }),
         row(
+            "edits lost (older text shown) / deleted messages shown (property)",
+            &|r| format!("{} / {}", r.changes.lost_edits, r.changes.resurrected),
+        ),
+        row(
             "lost / duplicated / out-of-order lines (timeline notes)",
             &|r| notes_check(r),
         ),
@@ -617,10 +747,13 @@ pub fn table(workload: &Workload, runs: &[(Design, BurstReport)]) -> String {
     ];
     let header: Vec<&str> = header.iter().map(String::as_str).collect();
     format!(
-        "Burst: {} messages over {} contacts, {} concurrent deliveries, {:.0} % duplicates, shuffled; HubSpot double \
-         {} ms per call, its 100 / 10 s limit on, {:.0} % of writes (property and notes) answered 429/500/502/503.\n\n{}",
+        "Burst: {} messages over {} contacts ({:.0} % edited, {:.0} % of the others deleted, the changes in the same \
+         pool), {} concurrent deliveries, {:.0} % duplicates, shuffled; HubSpot double {} ms per call, its 100 / 10 s \
+         limit on, {:.0} % of writes (property and notes) answered 429/500/502/503.\n\n{}",
         workload.messages,
         workload.contacts,
+        workload.edit_rate * 100.0,
+        workload.delete_rate * 100.0,
         workload.concurrency,
         workload.duplicate_rate * 100.0,
         workload.hubspot_latency.as_millis(),

@@ -20,6 +20,8 @@ use std::time::{Duration, Instant};
 /// The late-write run at a busy desk's pace: fewer messages, so it takes about as long as the burst's settling.
 const PACED_MESSAGES: usize = 600;
 const PACE: f64 = 25.0;
+/// Messages posted at the same instant as their own change, in the burst section.
+const RACING_PAIRS: usize = 40;
 
 const SECTIONS: [&str; 7] = [
     "busy-desk",
@@ -152,6 +154,11 @@ async fn run() -> Result<(), String> {
         let designs = [Design::ChatSync, Design::Previous, Design::Baseline];
         let runs = bursts(&endpoint, &workload, &designs, Duration::from_secs(90)).await?;
         println!("{}", burst::table(&workload, &runs));
+        // Each message racing its own edit or deletion: every delivery posted at the same instant.
+        let pairs = Workload::racing_pairs(RACING_PAIRS);
+        let designs = [Design::ChatSync, Design::Previous];
+        let runs = bursts(&endpoint, &pairs, &designs, Duration::from_secs(30)).await?;
+        println!("{}", burst::table(&pairs, &runs));
     }
 
     if sections.contains(&"late-writes") {

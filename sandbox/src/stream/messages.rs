@@ -1,4 +1,4 @@
-//! Messages: send, update, delete (soft or hard), get. Every change is published as Stream publishes it.
+//! Messages: send, update, delete (soft or hard), undelete, get. Every change is published as Stream publishes it.
 
 use super::auth::Actor;
 use super::errors::StreamError;
@@ -190,6 +190,44 @@ impl StreamState {
         }
         let mut event = message_event("message.deleted", &kind, &id, &stored);
         event["hard_delete"] = Value::Bool(hard);
+        self.publish(&data, &event);
+        Ok(stored)
+    }
+
+    /// `POST /messages/{id}/undelete` (server-side only): a soft-deleted message is shown again, text and all (a
+    /// soft deletion keeps them), with a new `updated_at`, and `message.undeleted` is sent. A message that is not
+    /// deleted is refused, as is one hard-deleted (it is gone: 404).
+    pub(crate) fn undelete_message(
+        &self,
+        message_id: &str,
+        undeleted_by: &str,
+    ) -> Result<Value, StreamError> {
+        const EP: &str = "UndeleteMessage";
+        let mut data = lock(&self.data);
+        if !data.users.contains_key(undeleted_by) {
+            return Err(StreamError::input(
+                EP,
+                format!("user \"{undeleted_by}\" does not exist"),
+            ));
+        }
+        let now = data.tick();
+        let Some(stored) = data.messages.get_mut(message_id) else {
+            return Err(StreamError::not_found(
+                EP,
+                format!("message with id {message_id} doesn't exist"),
+            ));
+        };
+        if stored.get("type").and_then(Value::as_str) != Some("deleted") {
+            return Err(StreamError::input(EP, "message is not deleted"));
+        }
+        stored["type"] = Value::String("regular".to_owned());
+        if let Some(fields) = stored.as_object_mut() {
+            fields.remove("deleted_at");
+        }
+        stored["updated_at"] = Value::String(now);
+        let stored = stored.clone();
+        let (kind, id) = split_cid(&stored);
+        let event = message_event("message.undeleted", &kind, &id, &stored);
         self.publish(&data, &event);
         Ok(stored)
     }

@@ -244,6 +244,15 @@ impl StreamDouble {
     pub async fn delete_message(&self, message_id: &str, hard: bool) -> Result<Value, StreamError> {
         self.state.delete_message(message_id, hard, &Actor::Server)
     }
+
+    /// Shows a soft-deleted message again, as `undeleted_by`, and delivers `message.undeleted`.
+    pub async fn undelete_message(
+        &self,
+        message_id: &str,
+        undeleted_by: &str,
+    ) -> Result<Value, StreamError> {
+        self.state.undelete_message(message_id, undeleted_by)
+    }
 }
 
 /// The Stream double's state, which every route shares: opaque, reached through [`StreamDouble`]'s methods.

@@ -53,6 +53,7 @@ pub(crate) fn router(state: Arc<StreamState>) -> Router {
             "/messages/{id}",
             get(get_message).post(update_message).delete(delete_message),
         )
+        .route("/messages/{id}/undelete", post(undelete_message))
         .route("/app", get(get_app).patch(update_app))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -359,6 +360,26 @@ async fn delete_message(
         let hard = flag("DeleteMessage", &req, "hard")?;
         let stored = s.delete_message(&id, hard, &actor)?;
         Ok((StatusCode::OK, json!({ "message": stored })))
+    })
+    .await
+}
+
+async fn undelete_message(
+    State(s): St,
+    path: Result<Path<String>, PathRejection>,
+    req: Req,
+) -> Response {
+    guarded(&s, "undelete_message", &req, false, |_| {
+        let id = path_or_404(path)?;
+        let body = parse_json("UndeleteMessage", &req)?;
+        let Some(by) = body.get("undeleted_by").and_then(Value::as_str) else {
+            return Err(StreamError::input(
+                "UndeleteMessage",
+                "undeleted_by is a required field",
+            ));
+        };
+        let stored = s.undelete_message(&id, by)?;
+        Ok((StatusCode::CREATED, json!({ "message": stored })))
     })
     .await
 }

@@ -4,12 +4,12 @@
 //! `retention`): from then on HubSpot holds the only copy of their lines, and it must keep showing them. So when
 //! such a contact changes again, the flusher reads the `chat_transcript` property back and keeps every line of it
 //! that no stored message accounts for, in its place by time; the stored messages are rendered around them as
-//! always. A stored message accounts for the line it renders to; one changed since (edited, deleted, hard-deleted)
-//! for the line that begins as its own, `[time] Author (role): `, and the change replaces (or drops) it. Two
-//! messages of one author in the same second look alike there: when one of them changes after the other expired,
-//! either line may be the one replaced. And HubSpot's copy is grouped by conversation, so the order of lines of
-//! different conversations within one second is not known: when the length limit cuts between two such lines,
-//! either may be the one left out.
+//! always. A stored message accounts for the line it renders to; one changed since (edited, deleted, shown again
+//! after a deletion, hard-deleted) for the line that begins as its own, `[time] Author (role): `, and the change
+//! replaces (or drops) it. Two messages of one author in the same second look alike there: when one of them
+//! changes after the other expired, either line may be the one replaced. And HubSpot's copy is grouped by
+//! conversation, so the order of lines of different conversations within one second is not known: when the length
+//! limit cuts between two such lines, either may be the one left out.
 //!
 //! Erasures still reach these lines: a truncation or deletion of the conversation drops them by time, and the
 //! erasure of the conversation's visitor drops every visitor line of it. Lines of conversations the contact does
@@ -98,7 +98,7 @@ pub fn archived_lines(
         })
         .collect();
     // A stored message accounts for its own line: the same line exactly (written by an earlier flush), else, for
-    // a message changed since (edited, deleted), the first kept line of its conversation and second that begins
+    // a message changed since (edited, deleted, shown again), the first kept line of its conversation and second that begins
     // the same. Exact matches go first, so that a new message never takes the place of another one's line.
     let mut by_second: HashMap<(&str, Timestamp), Vec<usize>> = HashMap::new();
     for (i, line) in lines.iter().enumerate() {
@@ -119,7 +119,7 @@ pub fn archived_lines(
             .find(|&&i| keep[i] && !message.removed && lines[i].text == line)
         {
             Some(&i) => keep[i] = false,
-            None if message.edited || message.deleted => changed.push(message),
+            None if message.edited || message.deleted || message.restored => changed.push(message),
             None => {}
         }
     }

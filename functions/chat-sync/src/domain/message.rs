@@ -154,8 +154,63 @@ pub enum MessageKind {
     Updated,
     /// Soft-deleted: Stream shows "message deleted" in its place.
     Deleted,
+    /// Shown again after a soft deletion (`POST /messages/{id}/undelete`, `message.undeleted`).
+    Undeleted,
     /// Hard-deleted: gone from Stream, so its line goes too.
     Removed,
+}
+
+impl MessageKind {
+    /// Whether a message in this state shows "message deleted" (or nothing) instead of its text.
+    pub fn deleted(self) -> bool {
+        matches!(self, MessageKind::Deleted | MessageKind::Removed)
+    }
+}
+
+/// Where one state of a message stands in its history, so that any delivery order of its changes ends in the
+/// newest state. The rule, in order:
+/// 1. a hard delete (`removed`) is final: nothing replaces it, and it replaces anything else;
+/// 2. an erasure of the author's messages (`erased`: Stream's user deletion) is final for the text: only a hard
+///    delete replaces it;
+/// 3. otherwise the newer `updated_at` wins, and at the same `updated_at` a deleted state beats a shown one (a
+///    deletion and an edit stamped in the same instant must not bring the text back).
+///
+/// Shown → edited → soft-deleted → shown again (undeleted) → … is therefore ordered by `updated_at` alone, and a
+/// duplicate (same state, same `updated_at`) never supersedes itself. The store's conditional write encodes the same
+/// rule (`adapters::dynamo`); this is its one statement in code, used there to decide a write that lost a race.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MessageVersion {
+    /// `None` for an item written before versions were kept: older than any change.
+    pub updated_at: Option<Timestamp>,
+    pub deleted: bool,
+    pub erased: bool,
+    pub removed: bool,
+}
+
+impl MessageVersion {
+    /// The version a change would store.
+    pub fn of(change: &MessageChange) -> Self {
+        Self {
+            updated_at: Some(change.updated_at),
+            deleted: change.kind.deleted(),
+            erased: false,
+            removed: change.kind == MessageKind::Removed,
+        }
+    }
+
+    /// Whether a message in this state replaces one stored in `stored`.
+    pub fn supersedes(&self, stored: &MessageVersion) -> bool {
+        if stored.removed {
+            return false;
+        }
+        if self.removed {
+            return true;
+        }
+        if stored.erased {
+            return false;
+        }
+        (self.updated_at, self.deleted) > (stored.updated_at, stored.deleted)
+    }
 }
 
 /// One accepted webhook's worth of change to a message.
@@ -185,6 +240,8 @@ pub struct StoredMessage {
     pub created_at: Timestamp,
     pub edited: bool,
     pub deleted: bool,
+    /// Shown again after a soft deletion: like an edit, its line may differ from one HubSpot holds (see `archive`).
+    pub restored: bool,
     /// Hard-deleted: it has no line. Kept so that no late delivery brings it back, and so that an archived copy of
     /// its line (see `archive`) is dropped too.
     pub removed: bool,
@@ -193,6 +250,51 @@ pub struct StoredMessage {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn version(second: i64, deleted: bool, erased: bool, removed: bool) -> MessageVersion {
+        MessageVersion {
+            updated_at: Timestamp::from_unix_seconds(1_795_687_200 + second),
+            deleted,
+            erased,
+            removed,
+        }
+    }
+
+    #[test]
+    fn the_newest_state_wins_deletion_first_at_a_tie_hard_deletion_for_good() {
+        let shown = |s| version(s, false, false, false);
+        let deleted = |s| version(s, true, false, false);
+        let removed = |s| version(s, true, false, true);
+        // Newer wins, in either direction: an edit over an older one, a deletion, an undeletion after it.
+        assert!(shown(2).supersedes(&shown(1)));
+        assert!(deleted(3).supersedes(&shown(2)));
+        assert!(shown(4).supersedes(&deleted(3)));
+        assert!(!shown(1).supersedes(&shown(2)));
+        assert!(
+            !shown(2).supersedes(&deleted(3)),
+            "an older edit stays lost"
+        );
+        // A tie: the deletion wins, and a duplicate supersedes nothing.
+        assert!(deleted(2).supersedes(&shown(2)));
+        assert!(!shown(2).supersedes(&deleted(2)));
+        assert!(!shown(2).supersedes(&shown(2)));
+        assert!(!deleted(2).supersedes(&deleted(2)));
+        // A hard delete replaces anything, whatever its time, and nothing replaces it.
+        assert!(removed(1).supersedes(&shown(9)));
+        assert!(!shown(9).supersedes(&removed(1)));
+        assert!(!removed(9).supersedes(&removed(1)));
+        // An erasure is final for the text: only a hard delete changes it.
+        let erased = version(1, true, true, false);
+        assert!(!shown(9).supersedes(&erased));
+        assert!(!deleted(9).supersedes(&erased));
+        assert!(removed(0).supersedes(&erased));
+        // An item from before versions were kept is older than any change.
+        let unversioned = MessageVersion {
+            updated_at: None,
+            ..shown(0)
+        };
+        assert!(shown(0).supersedes(&unversioned));
+    }
 
     #[test]
     fn timestamps_normalise_to_sortable_keys() {

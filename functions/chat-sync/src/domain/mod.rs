@@ -11,7 +11,9 @@ pub mod transcript;
 pub use contact::{Email, PersonName};
 pub use identity::Identity;
 pub use ids::{ChannelId, ChannelRef, ChannelType, ContactId, MessageId, NoteId, UserId};
-pub use message::{Author, MessageChange, MessageKind, Role, StoredMessage, Timestamp};
+pub use message::{
+    Author, MessageChange, MessageKind, MessageVersion, Role, StoredMessage, Timestamp,
+};
 
 /// Why a value was rejected; `field` names the input so the API can say which one.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

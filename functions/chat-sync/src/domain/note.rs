@@ -214,6 +214,7 @@ mod tests {
             )),
             edited: false,
             deleted: false,
+            restored: false,
             removed: false,
         }
     }

@@ -395,6 +395,7 @@ pub(crate) mod tests {
             created_at: at(time),
             edited: false,
             deleted: false,
+            restored: false,
             removed: false,
         }
     }

@@ -86,6 +86,9 @@ struct WireMessage {
     updated_at: Option<String>,
     #[serde(default)]
     deleted_at: Option<String>,
+    /// When the text was last edited (absent if never): an undeleted message says so this way.
+    #[serde(default)]
+    message_text_updated_at: Option<String>,
     #[serde(default)]
     user: Option<WireUser>,
     #[serde(default)]
@@ -192,6 +195,7 @@ pub fn parse_event(body: &[u8]) -> Result<Parsed, Invalid> {
         }
         "message.deleted" if event.hard_delete == Some(true) => MessageKind::Removed,
         "message.deleted" => MessageKind::Deleted,
+        "message.undeleted" => MessageKind::Undeleted,
         _ => return Ok(Parsed::Ignored("event type")),
     };
     let message = event
@@ -205,17 +209,30 @@ pub fn parse_event(body: &[u8]) -> Result<Parsed, Invalid> {
     }
     let channel = channel()?;
     let created_at = Timestamp::parse("message.created_at", &message.created_at)?;
-    let version_field = match kind {
-        MessageKind::Deleted | MessageKind::Removed => message
-            .deleted_at
-            .as_deref()
-            .or(message.updated_at.as_deref()),
-        _ => message.updated_at.as_deref(),
+    let time = |field: &'static str, raw: &Option<String>| {
+        raw.as_deref()
+            .map(|raw| Timestamp::parse(field, raw))
+            .transpose()
     };
-    let updated_at = match version_field {
-        Some(raw) => Timestamp::parse("message.updated_at", raw)?,
-        None => created_at,
+    let updated_at = time("message.updated_at", &message.updated_at)?;
+    let deleted_at = time("message.deleted_at", &message.deleted_at)?;
+    // The message as the event carries it is the state at its version: an update of a message that is still
+    // soft-deleted (Stream sends it with `type: deleted`) is a deleted state, not the text coming back; only an
+    // undeletion brings that.
+    let kind = match kind {
+        MessageKind::New | MessageKind::Updated | MessageKind::Undeleted
+            if message.kind.as_deref() == Some("deleted") || deleted_at.is_some() =>
+        {
+            MessageKind::Deleted
+        }
+        kind => kind,
     };
+    let updated_at = if kind.deleted() {
+        updated_at.max(deleted_at)
+    } else {
+        updated_at
+    }
+    .unwrap_or(created_at);
     let user = message
         .user
         .ok_or_else(|| Invalid::new("message.user", "is required"))?;
@@ -246,7 +263,7 @@ pub fn parse_event(body: &[u8]) -> Result<Parsed, Invalid> {
         attachments,
         created_at,
         updated_at,
-        edited: kind == MessageKind::Updated,
+        edited: kind == MessageKind::Updated || message.message_text_updated_at.is_some(),
     }))
 }
 

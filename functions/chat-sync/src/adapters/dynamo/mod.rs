@@ -5,7 +5,7 @@
 //! | channel mapping | `CHANNEL#<type>:<id>` | `CHANNEL` | contact_id, email, visitor_id, visitor_name, identity (`verified` / `unverified`), channel_type, channel_id, created_at, expires_at (TTL, while deleted in HubSpot) |
 //! | visitor's channel | `USER#<visitor id>` | `CHANNEL#<type>:<id>` | contact_id, cid |
 //! | conversation | `CONTACT#<contact>` | `CONV#<type>:<id>` | cid, channel_id, started_at, identity |
-//! | message | `CONTACT#<contact>` | `MSG#<created_at>#<message id>` | message_id, cid, author_id, author_name, role, body, attachments, created_at, updated_at, edited, deleted, removed, expires_at (TTL, once retention expires it) |
+//! | message | `CONTACT#<contact>` | `MSG#<created_at>#<message id>` | message_id, cid, author_id, author_name, role, body, attachments, created_at, updated_at, edited, deleted, restored, erased, removed, expires_at (TTL, once retention expires it) |
 //! | sync record | `CONTACT#<contact>` | `SYNC` | contact_id, change_version, synced_version, message_count, crm_contact_id, parked_reason, dirty, dirty_since, changed_at, idle, idle_since, archived_at, frozen (cid → notes, erasures), `erasures:<cid>`, visitor_erased |
 //! | merge alias | `CONTACT#<surviving id>` | `ALIAS#<contact>` | contact_id (merged into this record in HubSpot) |
 //! | lease | `CONTACT#<contact>` | `LEASE` | lease_owner, lease_until_ms, expires_at (TTL) |
@@ -240,10 +240,20 @@ fn corrupt(e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(e.to_string())
 }
 
+/// A transaction whose condition on one of its items failed: nothing of it was written.
+#[derive(Debug)]
+struct ConditionFailed {
+    /// The position of the item whose condition failed.
+    index: usize,
+    /// That item as it was, when the write asked for it (`ReturnValuesOnConditionCheckFailure::AllOld`); `None`
+    /// also when there was no item.
+    item: Option<Item>,
+}
+
 /// What a cancelled transaction's reasons say.
 enum Cancelled {
-    /// The condition of the item at this index failed.
-    Condition(usize),
+    /// The condition of an item failed.
+    Condition(ConditionFailed),
     /// Another transaction touched the same items: retry.
     Conflict,
     Other(String),
@@ -260,7 +270,10 @@ fn cancelled(
                 .iter()
                 .position(|r| r.code() == Some("ConditionalCheckFailed"))
             {
-                Cancelled::Condition(index)
+                Cancelled::Condition(ConditionFailed {
+                    index,
+                    item: reasons[index].item().cloned(),
+                })
             } else if reasons
                 .iter()
                 .any(|r| r.code() == Some("TransactionConflict"))
@@ -396,7 +409,7 @@ impl DynamoStore {
     async fn transact(
         &self,
         items: Vec<TransactWriteItem>,
-    ) -> Result<Result<(), usize>, StoreError> {
+    ) -> Result<Result<(), ConditionFailed>, StoreError> {
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -415,7 +428,7 @@ impl DynamoStore {
                 Err(error) => error,
             };
             match error.as_service_error().map(cancelled) {
-                Some(Cancelled::Condition(index)) => return Ok(Err(index)),
+                Some(Cancelled::Condition(failed)) => return Ok(Err(failed)),
                 Some(Cancelled::Conflict) if attempt < CONFLICT_RETRIES => {
                     let jitter = rand::random::<u64>() % 20;
                     tokio::time::sleep(Duration::from_millis(5 * u64::from(attempt) + jitter))

@@ -8,7 +8,7 @@ use super::{
 use crate::domain::transcript::{Cleared, Conversation, Filling};
 use crate::domain::{
     ChannelId, ChannelRef, ChannelType, ContactId, Email, Identity, MessageChange, MessageId,
-    MessageKind, NoteId, Role, StoredMessage, Timestamp, UserId,
+    MessageKind, MessageVersion, NoteId, Role, StoredMessage, Timestamp, UserId,
 };
 use crate::ports::{
     Archived, BacklogEntry, BacklogHealth, ChannelMapping, ConversationNotes, Footprint, Frozen,
@@ -16,8 +16,9 @@ use crate::ports::{
 };
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, ConditionCheck, Delete, Get, KeysAndAttributes, ReturnConsumedCapacity,
-    ReturnValue, Select, TransactGetItem, TransactWriteItem, Update,
+    AttributeValue, ConditionCheck, Delete, Get, KeysAndAttributes, Put, ReturnConsumedCapacity,
+    ReturnValue, ReturnValuesOnConditionCheckFailure, Select, TransactGetItem, TransactWriteItem,
+    Update,
 };
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -74,6 +75,7 @@ fn parse_message(item: &Item) -> Result<StoredMessage, StoreError> {
         created_at: Timestamp::parse("created_at", get_s(item, "created_at")?).map_err(corrupt)?,
         edited: get_bool(item, "edited"),
         deleted: get_bool(item, "deleted"),
+        restored: get_bool(item, "restored"),
         removed: get_bool(item, "removed"),
     })
 }
@@ -162,6 +164,49 @@ fn clearing(cleared: Cleared) -> (&'static str, &'static str, Item) {
     }
 }
 
+/// How one attempt at writing a message item ended.
+enum Attempt {
+    Written,
+    /// The item's condition failed; the item as it is (`None`: there is none).
+    Found(Option<Item>),
+    /// The channel's mapping is gone.
+    Gone,
+}
+
+/// The version a stored message item holds (see `MessageVersion`).
+fn stored_version(item: &Item) -> MessageVersion {
+    MessageVersion {
+        updated_at: item
+            .get("updated_at")
+            .and_then(|v| v.as_s().ok())
+            .and_then(|raw| Timestamp::parse("updated_at", raw).ok()),
+        deleted: get_bool(item, "deleted"),
+        erased: get_bool(item, "erased"),
+        removed: get_bool(item, "removed"),
+    }
+}
+
+/// The condition, on a present item, under which `change` supersedes it: `MessageVersion::supersedes` as DynamoDB
+/// evaluates it (an absent boolean reads false; an absent `updated_at` is older than any).
+fn supersedes(change: &MessageChange) -> (String, Item) {
+    let mut values = HashMap::from([(":true".to_owned(), AttributeValue::Bool(true))]);
+    let not_removed = "attribute_exists(#pk) AND NOT removed = :true";
+    if change.kind == MessageKind::Removed {
+        return (not_removed.to_owned(), values);
+    }
+    values.insert(":at".to_owned(), s(change.updated_at.key()));
+    let older = if change.kind.deleted() {
+        // At the same instant, a deletion beats a shown state.
+        "attribute_not_exists(updated_at) OR updated_at < :at OR (updated_at = :at AND NOT deleted = :true)"
+    } else {
+        "attribute_not_exists(updated_at) OR updated_at < :at"
+    };
+    (
+        format!("{not_removed} AND NOT erased = :true AND ({older})"),
+        values,
+    )
+}
+
 impl DynamoStore {
     /// Our lease on the contact, released as part of a transaction (which fails if the lease is no longer ours).
     fn release_with(
@@ -229,7 +274,7 @@ impl DynamoStore {
 
     fn message_item(&self, contact: &ContactId, change: &MessageChange, role: &Role) -> Item {
         let removed = change.kind == MessageKind::Removed;
-        let deleted = removed || change.kind == MessageKind::Deleted;
+        let deleted = change.kind.deleted();
         let mut item = key(
             contact_pk(contact),
             &message_sk(&change.created_at, &change.message_id),
@@ -255,12 +300,17 @@ impl DynamoStore {
             ("updated_at".to_owned(), s(change.updated_at.key())),
             ("edited".to_owned(), AttributeValue::Bool(change.edited)),
             ("deleted".to_owned(), AttributeValue::Bool(deleted)),
+            (
+                "restored".to_owned(),
+                AttributeValue::Bool(change.kind == MessageKind::Undeleted),
+            ),
             ("removed".to_owned(), AttributeValue::Bool(removed)),
         ]);
         item
     }
 
-    /// Puts `item` under `condition` together with the version bump; true if it was applied.
+    /// Puts a message item under `condition` together with the version bump (`shown` more lines) and the gate of
+    /// every change (the channel's mapping still exists).
     async fn put_with_bump(
         &self,
         contact: &ContactId,
@@ -268,16 +318,32 @@ impl DynamoStore {
         condition: &str,
         values: Item,
         shown: i64,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Attempt, StoreError> {
         let cid = get_s(&item, "cid")?.to_owned();
         let created_at =
             Timestamp::parse("created_at", get_s(&item, "created_at")?).map_err(corrupt)?;
+        let mut put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression(condition)
+            .expression_attribute_names("#pk", schema::PARTITION_KEY)
+            // A failed condition returns the item as it is: the next attempt is decided on what is there.
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        if !values.is_empty() {
+            put = put.set_expression_attribute_values(Some(values));
+        }
         let items = vec![
-            self.put(item, condition, &[("#pk", schema::PARTITION_KEY)], values)?,
+            TransactWriteItem::builder()
+                .put(put.build().map_err(build_error)?)
+                .build(),
             self.bump_version(contact, &cid, shown, Some(&created_at), None)?,
             self.mapping_exists(&cid)?,
         ];
-        Ok(self.transact(items).await?.is_ok())
+        Ok(match self.transact(items).await? {
+            Ok(()) => Attempt::Written,
+            Err(failed) if failed.index == 0 => Attempt::Found(failed.item),
+            Err(_) => Attempt::Gone,
+        })
     }
 
     /// The gate of every recorded change: the channel's mapping still exists (an erasure deletes it first, so
@@ -458,15 +524,17 @@ impl DynamoStore {
             if !erase(&message, &item) {
                 continue;
             }
+            // `erased` makes the erasure final: no later change (an undeletion) shows the text again; only a hard
+            // delete still takes the line (see `MessageVersion`).
             let (expression, condition) = if remove {
                 (
-                    "SET removed = :true, deleted = :true, body = :empty, attachments = :none",
-                    "attribute_exists(#pk) AND (attribute_not_exists(removed) OR removed = :false)",
+                    "SET removed = :true, deleted = :true, erased = :true, body = :empty, attachments = :none",
+                    "attribute_exists(#pk) AND NOT removed = :true",
                 )
             } else {
                 (
-                    "SET deleted = :true, body = :empty, attachments = :none",
-                    "attribute_exists(#pk) AND deleted = :false",
+                    "SET deleted = :true, erased = :true, body = :empty, attachments = :none",
+                    "attribute_exists(#pk) AND NOT removed = :true AND NOT erased = :true",
                 )
             };
             let result = self
@@ -481,7 +549,6 @@ impl DynamoStore {
                 .condition_expression(condition)
                 .expression_attribute_names("#pk", schema::PARTITION_KEY)
                 .expression_attribute_values(":true", AttributeValue::Bool(true))
-                .expression_attribute_values(":false", AttributeValue::Bool(false))
                 .expression_attribute_values(":empty", s(""))
                 .expression_attribute_values(":none", AttributeValue::L(vec![]))
                 .return_consumed_capacity(ReturnConsumedCapacity::Total)
@@ -690,54 +757,48 @@ impl Store for DynamoStore {
         change: &MessageChange,
         role: Role,
     ) -> Result<Recorded, StoreError> {
+        // One change is one decision on the message item as it is when the write lands, never a check and a write
+        // apart (a `message.new` landing between them would make both fail and lose the change). Each attempt is
+        // one transaction conditional on the item's exact state: "absent", or "present and superseded by this
+        // change" (`MessageVersion`), each with the count of shown lines it implies (+1 for a new line, −1 for a
+        // hard delete of a shown one). A failed attempt returns the item as it now is; the change is then either
+        // stale (done: `Unchanged`) or the other attempt applies. Every failure means the item changed in between,
+        // and it can change only as often as changes arrive, so this ends; `CONFLICT_RETRIES` bounds it anyway.
         let item = self.message_item(contact, change, &role);
-        let absent = "attribute_not_exists(#pk)";
-        let not_removed =
-            "attribute_exists(#pk) AND (attribute_not_exists(removed) OR removed = :false)";
-        let falsy = || HashMap::from([(":false".to_owned(), AttributeValue::Bool(false))]);
-        // Each message moves one way: shown (and edited, newest `updated_at` winning whatever the text, attachments
-        // included) → soft-deleted ("message deleted") → removed (hard delete: no line). A change that arrives
-        // before its message creates it in that state; one that is older than what is stored, or a duplicate, is a
-        // no-op. So any delivery order converges to the same item. `shown` keeps the count of lines to show.
-        let (replace, shown_if_replaced, shown_if_created): (Option<(&str, Item)>, i64, i64) =
-            match change.kind {
-                MessageKind::New => (None, 0, 1),
-                MessageKind::Updated => (
-                    Some((
-                        "attribute_exists(#pk) AND deleted = :false AND updated_at < :updated",
-                        HashMap::from([
-                            (":false".to_owned(), AttributeValue::Bool(false)),
-                            (":updated".to_owned(), s(change.updated_at.key())),
-                        ]),
-                    )),
-                    0,
-                    1,
-                ),
-                MessageKind::Deleted => (
-                    Some(("attribute_exists(#pk) AND deleted = :false", falsy())),
-                    0,
-                    1,
-                ),
-                MessageKind::Removed => (Some((not_removed, falsy())), -1, 0),
+        let version = MessageVersion::of(change);
+        let removed = i64::from(version.removed);
+        // A `message.new` mostly finds nothing; any other change mostly finds its message.
+        let mut present = change.kind != MessageKind::New;
+        for _ in 0..CONFLICT_RETRIES {
+            let (condition, values, shown) = if present {
+                let (condition, values) = supersedes(change);
+                (condition, values, -removed)
+            } else {
+                (
+                    "attribute_not_exists(#pk)".to_owned(),
+                    Item::new(),
+                    1 - removed,
+                )
             };
-        if let Some((condition, values)) = replace {
-            if self
-                .put_with_bump(contact, item.clone(), condition, values, shown_if_replaced)
+            match self
+                .put_with_bump(contact, item.clone(), &condition, values, shown)
                 .await?
             {
-                return Ok(Recorded::Applied);
+                Attempt::Written => return Ok(Recorded::Applied),
+                // The channel's mapping is gone: the contact was erased, nothing is recorded for it.
+                Attempt::Gone => return Ok(Recorded::Unchanged),
+                Attempt::Found(None) => present = false,
+                Attempt::Found(Some(stored)) => {
+                    if !version.supersedes(&stored_version(&stored)) {
+                        return Ok(Recorded::Unchanged);
+                    }
+                    present = true;
+                }
             }
         }
-        Ok(
-            if self
-                .put_with_bump(contact, item, absent, Item::new(), shown_if_created)
-                .await?
-            {
-                Recorded::Applied
-            } else {
-                Recorded::Unchanged
-            },
-        )
+        Err(StoreError::Unavailable(
+            "the message kept changing while a change to it was recorded".into(),
+        ))
     }
 
     async fn sync_state(&self, contact: &ContactId) -> Result<SyncState, StoreError> {
@@ -1229,7 +1290,7 @@ impl Store for DynamoStore {
         ];
         Ok(match self.transact(items).await? {
             Ok(()) => Release::Released,
-            Err(0) => Release::Lost,
+            Err(failed) if failed.index == 0 => Release::Lost,
             Err(_) => Release::Changed,
         })
     }
@@ -1313,7 +1374,7 @@ impl Store for DynamoStore {
         match self.transact(items).await? {
             Ok(()) => Ok(()),
             // Our lease expired: whoever holds it now decides; the contact is still queued.
-            Err(0) => Ok(()),
+            Err(failed) if failed.index == 0 => Ok(()),
             // No sync record: the contact was erased meanwhile. Nothing to park; hand the lease back.
             Err(_) => self.release_lease(contact, owner).await,
         }
