@@ -6,6 +6,9 @@
 //!   redelivers, the operator reruns) and still knows whom to erase. Both steps are idempotent.
 //! - **Deletion** (restorable in HubSpot for 90 days): the contact leaves the queue at once and every item of it
 //!   expires by TTL when HubSpot would purge it; **restore** clears that and queues the contact again.
+//! - **Merge**: the surviving record names each contact merged into it (an alias item), so each of the above, done to
+//!   the survivor, reaches them too, transitively. HubSpot announces merges by webhook; a write that meets the old id
+//!   (404) finds the survivor by e-mail and records the same.
 
 use crate::domain::{ContactId, Timestamp};
 use crate::ports::{ChatService, Footprint, Store, StoreError, UpstreamError};
@@ -48,10 +51,9 @@ impl Erasure {
     ) -> Result<Footprint, ErasureError> {
         let found = self.store.footprint(contact).await?;
         // The merged ones first: this contact's items name them, so a retry after a failure still finds them.
-        for merged in &found.merged {
-            self.erase_one(merged, deadline).await?;
+        for one in self.with_merged(contact).await? {
+            self.erase_one(&one, deadline).await?;
         }
-        self.erase_one(contact, deadline).await?;
         Ok(found)
     }
 
@@ -63,11 +65,32 @@ impl Erasure {
         Ok(())
     }
 
-    /// The contacts a HubSpot record stands for here: itself and those merged into it.
+    /// The contacts a HubSpot record stands for here: itself and those merged into it, and into them (a record can
+    /// be merged again after others were merged into it), each once, the merged ones before what they were merged
+    /// into.
     async fn with_merged(&self, contact: &ContactId) -> Result<Vec<ContactId>, StoreError> {
-        let mut all = self.store.footprint(contact).await?.merged;
-        all.push(contact.clone());
+        let mut all = vec![contact.clone()];
+        let mut next = 0;
+        while let Some(one) = all.get(next).cloned() {
+            for merged in self.store.footprint(&one).await?.merged {
+                if !all.contains(&merged) {
+                    all.push(merged);
+                }
+            }
+            next += 1;
+        }
+        all.reverse();
         Ok(all)
+    }
+
+    /// HubSpot merged `merged` into `into` (announced by its webhook, or found when a write met the old id): the
+    /// survivor stands for it from now on. False if nothing of `merged` is stored here.
+    pub async fn merged(&self, merged: &ContactId, into: &ContactId) -> Result<bool, StoreError> {
+        let known = self.store.redirect_contact(merged, into).await?;
+        if known {
+            tracing::info!(contact_id = %merged, into = %into, "contact merged in HubSpot: the surviving record stands for it");
+        }
+        Ok(known)
     }
 
     /// The contact was deleted in HubSpot at `at`: stop writing it, purge it when HubSpot does.

@@ -622,12 +622,14 @@ pub trait Store: Send + Sync {
         contact: &ContactId,
         owner: &LeaseOwner,
     ) -> Result<(), StoreError>;
-    /// Points the contact's writes at another HubSpot record (the survivor of a merge).
+    /// Records that HubSpot merged the contact into `crm_contact`: the survivor names it (an alias item, so erasing,
+    /// deleting or restoring the survivor reaches it) and its writes go there. False if nothing of the contact is
+    /// stored here (nothing is recorded then: a merge of someone who never chatted is none of ours).
     async fn redirect_contact(
         &self,
         contact: &ContactId,
         crm_contact: &ContactId,
-    ) -> Result<(), StoreError>;
+    ) -> Result<bool, StoreError>;
     /// Takes the contact out of the queue for good, recording why, and releases our lease.
     async fn park_contact(
         &self,

@@ -1320,19 +1320,30 @@ impl Store for DynamoStore {
         &self,
         contact: &ContactId,
         crm_contact: &ContactId,
-    ) -> Result<(), StoreError> {
-        if !self
-            .update_sync(
-                contact,
-                "SET crm_contact_id = :crm",
-                &[(":crm", s(crm_contact.as_str()))],
-            )
-            .await?
-        {
-            return Ok(());
+    ) -> Result<bool, StoreError> {
+        if contact == crm_contact {
+            return Ok(false);
         }
-        // The surviving record names the contacts merged into it, so that erasing or deleting it in HubSpot
-        // reaches their conversations too (see `erasure`).
+        let known = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("#pk = :pk")
+            .expression_attribute_names("#pk", schema::PARTITION_KEY)
+            .expression_attribute_values(":pk", s(contact_pk(contact)))
+            .projection_expression("#pk")
+            .limit(1)
+            .consistent_read(true)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        self.consumed.add(known.consumed_capacity());
+        if known.items().is_empty() {
+            return Ok(false);
+        }
+        // The alias first: once it is there, erasing, deleting or restoring the surviving record reaches this
+        // contact's conversations (see `erasure`), whether or not it was ever synced.
         let mut alias = key(contact_pk(crm_contact), &format!("ALIAS#{contact}"));
         alias.insert("contact_id".to_owned(), s(contact.as_str()));
         let output = self
@@ -1345,7 +1356,15 @@ impl Store for DynamoStore {
             .await
             .map_err(unavailable)?;
         self.consumed.add(output.consumed_capacity());
-        Ok(())
+        // Then its writes go to the survivor (a contact that never had a message has no sync record yet: its first
+        // flush finds the survivor by e-mail).
+        self.update_sync(
+            contact,
+            "SET crm_contact_id = :crm",
+            &[(":crm", s(crm_contact.as_str()))],
+        )
+        .await?;
+        Ok(true)
     }
 
     async fn park_contact(

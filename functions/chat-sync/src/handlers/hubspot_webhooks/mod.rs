@@ -1,6 +1,10 @@
-//! HubSpot's webhooks (`POST /hubspot/webhooks`, an HTTP API route): a contact's privacy deletion, deletion and
-//! restore, followed here and in Stream (see `erasure`). Every request must carry a valid signature v3 less than
+//! HubSpot's webhooks (`POST /hubspot/webhooks`, an HTTP API route): a contact's privacy deletion, deletion, restore
+//! and merge, followed here and in Stream (see `erasure`). Every request must carry a valid signature v3 less than
 //! five minutes old; the body is a JSON array of events, checked whole before anything changes.
+//!
+//! Events come in two shapes, and both are read: the legacy `contact.*` subscription types, and the developer
+//! platform's generic `object.*` types, which name the object type (`objectTypeId`; contacts are `0-1`). A generic
+//! event about any other object type is acknowledged and ignored: its `objectId` is not a contact's.
 
 pub mod signature;
 
@@ -28,22 +32,54 @@ pub struct HubSpotWebhooks {
     public_base_url: Option<String>,
 }
 
+/// HubSpot's object type id of contacts, in generic (`object.*`) events.
+const CONTACTS: &str = "0-1";
+
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct WireEvent {
     subscription_type: String,
-    object_id: u64,
+    object_id: WireId,
+    /// Generic events only: the object type the event is about.
+    #[serde(default)]
+    object_type_id: Option<String>,
     /// Milliseconds since the epoch.
     occurred_at: i64,
+    /// Merges: the record kept, the records merged into it, and the id the result has (which may be new).
+    #[serde(default)]
+    primary_object_id: Option<WireId>,
+    #[serde(default)]
+    merged_object_ids: Vec<WireId>,
+    #[serde(default)]
+    new_object_id: Option<WireId>,
+}
+
+/// An object id as HubSpot sends it: a JSON number (or, in some payloads, a string of digits).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum WireId {
+    Number(u64),
+    Text(String),
+}
+
+impl WireId {
+    fn parse(&self) -> Result<ContactId, crate::domain::Invalid> {
+        match self {
+            WireId::Number(id) => ContactId::parse(&id.to_string()),
+            WireId::Text(id) => ContactId::parse(id),
+        }
+    }
 }
 
 /// What one event asks of us.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Action {
     Erase,
     Delete,
     Restore,
-    /// Other subscriptions (property changes, merges: a merge is followed when a write meets the old id).
+    /// These contacts were merged into the event's contact (the record that survives).
+    Merge(Vec<ContactId>),
+    /// Other subscriptions (property changes, other object types).
     Ignore,
 }
 
@@ -59,6 +95,7 @@ struct Tally {
     erased: u32,
     deleted: u32,
     restored: u32,
+    merged: u32,
     ignored: u32,
 }
 
@@ -81,17 +118,47 @@ fn parse_events(body: &[u8]) -> Result<Vec<Event>, ApiError> {
             let invalid = |field: &'static str, what: String| {
                 ApiError::new(StatusCode::BAD_REQUEST, "invalid_event", what).with_field(field)
             };
-            let contact = ContactId::parse(&event.object_id.to_string())
-                .map_err(|e| invalid("objectId", e.to_string()))?;
+            let id = |field: &'static str, id: &WireId| {
+                id.parse().map_err(|e| invalid(field, e.to_string()))
+            };
+            let mut contact = id("objectId", &event.object_id)?;
             let occurred_at = time::OffsetDateTime::from_unix_timestamp_nanos(
                 i128::from(event.occurred_at) * 1_000_000,
             )
             .map(Timestamp::from_datetime)
             .map_err(|_| invalid("occurredAt", "is out of range".into()))?;
-            let action = match event.subscription_type.as_str() {
-                "contact.privacyDeletion" => Action::Erase,
-                "contact.deletion" => Action::Delete,
-                "contact.restore" => Action::Restore,
+            // `contact.deletion` or `object.deletion` of a contact: the same event in either shape.
+            let kind = match event.subscription_type.split_once('.') {
+                Some(("contact", kind)) => Some(kind),
+                Some(("object", kind)) if event.object_type_id.as_deref() == Some(CONTACTS) => {
+                    Some(kind)
+                }
+                _ => None,
+            };
+            let action = match kind {
+                Some("privacyDeletion") => Action::Erase,
+                Some("deletion") => Action::Delete,
+                Some("restore") => Action::Restore,
+                Some("merge") => {
+                    // The survivor is the merge's result: its new id if it has one, else the primary record.
+                    let mut all = vec![contact.clone()];
+                    if let Some(primary) = &event.primary_object_id {
+                        all.push(id("primaryObjectId", primary)?);
+                    }
+                    for merged in &event.merged_object_ids {
+                        all.push(id("mergedObjectIds", merged)?);
+                    }
+                    let survivor = match (&event.new_object_id, &event.primary_object_id) {
+                        (Some(new), _) => id("newObjectId", new)?,
+                        (None, Some(primary)) => id("primaryObjectId", primary)?,
+                        (None, None) => contact.clone(),
+                    };
+                    all.retain(|one| *one != survivor);
+                    all.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+                    all.dedup();
+                    contact = survivor;
+                    Action::Merge(all)
+                }
                 _ => Action::Ignore,
             };
             Ok(Event {
@@ -201,6 +268,7 @@ impl HubSpotWebhooks {
                 "erased": tally.erased,
                 "deleted": tally.deleted,
                 "restored": tally.restored,
+                "merged": tally.merged,
                 "ignored": tally.ignored,
             }),
         ))
@@ -214,7 +282,7 @@ impl HubSpotWebhooks {
         let mut tally = Tally::default();
         for event in events {
             let contact = &event.contact;
-            match event.action {
+            match &event.action {
                 Action::Erase => {
                     self.erasure.erase(contact, deadline).await?;
                     tally.erased += 1;
@@ -231,6 +299,13 @@ impl HubSpotWebhooks {
                         tally.restored += 1;
                     } else {
                         tally.ignored += 1;
+                    }
+                }
+                Action::Merge(merged) => {
+                    for one in merged {
+                        if self.erasure.merged(one, contact).await? {
+                            tally.merged += 1;
+                        }
                     }
                 }
                 Action::Ignore => tally.ignored += 1,
