@@ -287,6 +287,29 @@ async fn dry_run_makes_no_changing_call() {
 }
 
 #[tokio::test]
+async fn the_apps_required_scopes_are_all_setup_needs() {
+    let (hubspot, stream) = doubles().await;
+    // An app granted exactly what the HubSpot project requires (hubspot/src/app/app-hsmeta.json).
+    hubspot.set_scopes(Some(
+        chat_sync::adapters::hubspot::REQUIRED_SCOPES
+            .iter()
+            .map(|scope| (*scope).to_owned())
+            .collect(),
+    ));
+    let env = env(&hubspot, &stream, TOKEN, SECRET);
+    let options = Options {
+        hubspot: true,
+        ..Options::default()
+    };
+    assert_eq!(
+        run(&options, &env)
+            .await
+            .expect("setup --hubspot with the required scopes"),
+        [Outcome::PropertyCreated, Outcome::ScopesPresent]
+    );
+}
+
+#[tokio::test]
 async fn missing_scopes_are_named() {
     let (hubspot, stream) = doubles().await;
     hubspot.define_property(chat_sync::adapters::hubspot::TRANSCRIPT_PROPERTY);
