@@ -327,6 +327,38 @@ async fn every_sample_event_gives_its_documented_answer_under_the_runtime_api() 
         transcript.contains(&sample.visitor_name),
         "the sample conversation is in the contact's transcript: {transcript:?}"
     );
+
+    // A URL with characters a client sends raw, unsigned: each HTTP function answers 400 and its runtime lives on
+    // (lambda_http alone would panic converting the event, leaving the invocation unanswered).
+    for (binary, file) in [
+        ("webhook", "webhook-message-new.json"),
+        ("registration", "registration.json"),
+        ("hubspot-webhooks", "hubspot-webhook-deletion.json"),
+    ] {
+        for query in ["q=\"<>\\x", "q=a b"] {
+            let mut event: Value = serde_json::from_str(
+                &std::fs::read_to_string(events_dir().join(file)).expect("event file"),
+            )
+            .expect("JSON");
+            event["rawQueryString"] = Value::from(query);
+            event["headers"]
+                .as_object_mut()
+                .expect("headers")
+                .retain(|name, _| !name.contains("signature"));
+            let run = invoke(binary, event.to_string(), &variables).await;
+            let context = format!(
+                "{binary} {query:?}\nstdout:\n{}\nstderr:\n{}",
+                run.stdout, run.stderr
+            );
+            let (status, _, body) = http_answer(file, &run);
+            assert_eq!(
+                (status, body["code"].as_str()),
+                (400, Some("invalid_url")),
+                "{context}"
+            );
+            assert!(!run.stderr.contains("panicked"), "{context}");
+        }
+    }
     env.stop().await.expect("DynamoDB Local stops");
 }
 

@@ -210,6 +210,19 @@ fn webhook_cases() -> Vec<Case> {
             status: StatusCode::BAD_REQUEST,
             code: "invalid_event",
         },
+        // Refused on the signature alone: nothing is inflated for a request that carries none, or one of no shape.
+        Case {
+            name: "unsigned invalid gzip",
+            request: webhook_request(b"not gzip", None, &[("content-encoding", "gzip")]),
+            status: StatusCode::UNAUTHORIZED,
+            code: "missing_signature",
+        },
+        Case {
+            name: "invalid gzip with a signature of no shape",
+            request: webhook_request(b"\x1f\x8bnot gzip", Some("abc".into()), &[]),
+            status: StatusCode::UNAUTHORIZED,
+            code: "invalid_signature",
+        },
         Case {
             name: "invalid gzip",
             request: webhook_request(b"not gzip", Some(sandbox::stream::sign_webhook(STREAM_SECRET, b"not gzip")), &[("content-encoding", "gzip")]),

@@ -1,8 +1,7 @@
 //! The HubSpot webhooks Lambda (`POST /hubspot/webhooks` behind the HTTP API): wiring only.
 
 use chat_sync::config::Env;
-use lambda_http::{service_fn, Error, Request};
-use std::convert::Infallible;
+use lambda_http::{Error, Request};
 use std::sync::Arc;
 
 #[tokio::main]
@@ -18,9 +17,9 @@ async fn main() -> Result<(), Error> {
         )
         .await,
     );
-    lambda_http::run(service_fn(move |request: Request| {
+    chat_sync::lambda::run_http(move |request: Request| {
         let webhooks = webhooks.clone();
-        async move { Ok::<_, Infallible>(webhooks.handle(request).await) }
-    }))
+        async move { webhooks.handle(request).await }
+    })
     .await
 }

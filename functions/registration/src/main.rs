@@ -1,8 +1,7 @@
 //! The registration Lambda (`POST /registrations` behind an API Gateway HTTP API): wiring only.
 
 use chat_sync::config::Env;
-use lambda_http::{service_fn, Error, Request};
-use std::convert::Infallible;
+use lambda_http::{Error, Request};
 use std::sync::Arc;
 
 #[tokio::main]
@@ -15,9 +14,9 @@ async fn main() -> Result<(), Error> {
         )
         .await,
     );
-    lambda_http::run(service_fn(move |request: Request| {
+    chat_sync::lambda::run_http(move |request: Request| {
         let registration = registration.clone();
-        async move { Ok::<_, Infallible>(registration.handle(request).await) }
-    }))
+        async move { registration.handle(request).await }
+    })
     .await
 }

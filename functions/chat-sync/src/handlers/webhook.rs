@@ -267,6 +267,12 @@ pub fn parse_event(body: &[u8]) -> Result<Parsed, Invalid> {
     }))
 }
 
+/// Whether `X-Signature` has the shape of Stream's: the hex of an HMAC-SHA256 (64 characters).
+fn well_formed_signature(signature: &str) -> bool {
+    let signature = signature.trim();
+    signature.len() == 64 && signature.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
 /// gzip's magic bytes. No JSON body starts with them.
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 
@@ -373,7 +379,8 @@ impl Webhook {
                 format!("the body must be at most {MAX_BODY} bytes"),
             ));
         }
-        let body = decode_body(request, raw)?;
+        // The signature covers the uncompressed body, so checking it needs the body inflated; but a request with no
+        // signature, or one that cannot be an HMAC-SHA256, is refused before any work is spent on its body.
         let signature = header_str(request, "x-signature").ok_or_else(|| {
             ApiError::new(
                 StatusCode::UNAUTHORIZED,
@@ -381,6 +388,14 @@ impl Webhook {
                 "the X-Signature header is required",
             )
         })?;
+        if !well_formed_signature(signature) {
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_signature",
+                "X-Signature must be 64 hexadecimal characters",
+            ));
+        }
+        let body = decode_body(request, raw)?;
         if !verify_signature(self.secret.expose_secret(), &body, signature) {
             tracing::warn!("rejected a webhook with an invalid signature");
             return Err(ApiError::new(
