@@ -151,7 +151,7 @@ pub fn representable(event: &LambdaRequest) -> bool {
 #[serde(untagged)]
 enum Answer<T> {
     Handled(T),
-    Refused(ApiGatewayV2httpResponse),
+    Refused(Box<ApiGatewayV2httpResponse>),
 }
 
 /// The answer to an event whose URL cannot be represented, in the shape API Gateway and Function URLs expect.
@@ -184,7 +184,7 @@ where
             async move {
                 if !representable(&event.payload) {
                     tracing::warn!("refused an HTTP event whose URL cannot be represented");
-                    return Ok::<_, Infallible>(Answer::Refused(unrepresentable()));
+                    return Ok::<_, Infallible>(Answer::Refused(Box::new(unrepresentable())));
                 }
                 let mut adapter =
                     lambda_http::Adapter::from(lambda_http::service_fn(move |request: Request| {
