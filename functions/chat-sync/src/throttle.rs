@@ -5,6 +5,11 @@
 //! off), run as a GCRA per IP address or e-mail — the mechanism of the HubSpot rate budget (`crate::budget`), kept
 //! in the table the same way (`adapters::dynamo::DynamoThrottle`): up to `count` registrations at once, then one
 //! every `seconds / count`. A refused registration is told when the next one would be allowed (`Retry-After`).
+//!
+//! The address's limit is checked first and the e-mail's only if it passes: a flood from one address refused by
+//! its own limit must not use up the allowance of the e-mails it names, or anyone could keep a chosen customer
+//! from ever opening a chat. An IPv6 client is counted by its /64, the block one subscriber gets (a host picks any
+//! address in it at will); an IPv4 client by its address.
 
 use crate::budget::RateLimit;
 use crate::domain::Email;
@@ -14,9 +19,23 @@ use std::time::Duration;
 /// Who a registration counts against.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Subject {
-    /// The client's address as API Gateway saw it (`requestContext.http.sourceIp`).
+    /// The client's address as API Gateway saw it (`requestContext.http.sourceIp`), an IPv6 one as its /64.
     Ip(IpAddr),
     Email(Email),
+}
+
+/// The address a client is counted by: an IPv4 address as it is, an IPv6 one as its /64 network (an IPv4-mapped
+/// IPv6 address as the IPv4 address it is).
+pub fn client_block(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(std::net::Ipv6Addr::from(
+                u128::from(v6) & !((1u128 << 64) - 1),
+            )),
+        },
+    }
 }
 
 impl Subject {
@@ -52,10 +71,13 @@ impl RegistrationLimits {
         per_email: None,
     };
 
-    /// What one registration is checked against. Without a client address (an event from something other than
-    /// API Gateway) only the e-mail's limit applies.
+    /// What one registration is checked against, in the order to check them (the address first, see the module
+    /// docs). Without a client address (an event from something other than API Gateway) only the e-mail's limit
+    /// applies.
     pub fn checks(&self, ip: Option<IpAddr>, email: &Email) -> Vec<(Subject, RateLimit)> {
-        let ip = ip.zip(self.per_ip).map(|(ip, l)| (Subject::Ip(ip), l));
+        let ip = ip
+            .zip(self.per_ip)
+            .map(|(ip, l)| (Subject::Ip(client_block(ip)), l));
         let email = self.per_email.map(|l| (Subject::Email(email.clone()), l));
         ip.into_iter().chain(email).collect()
     }
@@ -143,5 +165,15 @@ mod tests {
         assert_eq!(kinds(on.checks(Some(ip), &email)), ["ip", "email"]);
         assert_eq!(kinds(on.checks(None, &email)), ["email"]);
         assert!(RegistrationLimits::OFF.checks(Some(ip), &email).is_empty());
+    }
+
+    #[test]
+    fn an_ipv6_client_counts_as_its_64_an_ipv4_one_as_its_address() {
+        let block = |raw: &str| client_block(raw.parse().expect("ip")).to_string();
+        assert_eq!(block("2001:db8:1:2:aaaa:bbbb:cccc:dddd"), "2001:db8:1:2::");
+        assert_eq!(block("2001:db8:1:2::1"), block("2001:db8:1:2:ffff::9"));
+        assert_ne!(block("2001:db8:1:2::1"), block("2001:db8:1:3::1"));
+        assert_eq!(block("203.0.113.7"), "203.0.113.7");
+        assert_eq!(block("::ffff:203.0.113.7"), "203.0.113.7");
     }
 }

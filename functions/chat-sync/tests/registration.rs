@@ -740,6 +740,44 @@ async fn throttled_registrations_get_429_with_retry_after_and_change_nothing() {
 }
 
 #[tokio::test]
+async fn an_address_refused_by_its_limit_takes_nothing_from_the_emails_it_names() {
+    let app = TestApp::start().await;
+    let mut settings = support::registration_settings();
+    settings.limits = RegistrationLimits {
+        per_ip: parse_limit("1/600").expect("valid"),
+        per_email: parse_limit("2/600").expect("valid"),
+    };
+    let registration = app.registration_with(settings);
+    // One address (and its whole IPv6 /64) registers once, then keeps naming the customer's e-mail: refused by its
+    // own limit every time.
+    let attacker = "2001:db8:bad:1::1";
+    let response = registration
+        .handle(from_ip(attacker, &person(0, "attacker@example.com")))
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    for n in 1..=5 {
+        // Another address of the same /64 is the same client.
+        let ip = format!("2001:db8:bad:1::{n:x}");
+        let response = registration
+            .handle(from_ip(&ip, &person(n, "customer@example.com")))
+            .await;
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS, "{ip}");
+    }
+    // The customer, from their own address, still has the e-mail's whole allowance.
+    for ip in ["198.51.100.20", "198.51.100.21"] {
+        let response = registration
+            .handle(from_ip(ip, &person(9, "customer@example.com")))
+            .await;
+        assert_eq!(
+            response.status(),
+            StatusCode::OK,
+            "{ip}: {}",
+            json_body(&response)
+        );
+    }
+}
+
+#[tokio::test]
 async fn the_event_files_address_is_throttled_like_any_other() {
     let app = TestApp::start().await;
     let mut settings = support::registration_settings();

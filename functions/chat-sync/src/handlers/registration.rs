@@ -227,17 +227,16 @@ impl Registration {
             .identity
             .identify(&form.email, form.identity_token.as_ref())
             .map_err(identity_refused)?;
-        // Abuse limits, before anything costs HubSpot or Stream quota.
-        let checks = self.settings.limits.checks(client_ip(request), &form.email);
-        let taken = futures::future::join_all(
-            checks
-                .iter()
-                .map(|(subject, limit)| self.throttle.take(subject, *limit)),
-        )
-        .await;
-        for ((subject, _), taken) in checks.iter().zip(taken) {
-            if let Some(wait) = taken.map_err(|e| storage_failed(&e))? {
-                return Err(throttled(subject, wait));
+        // Abuse limits, before anything costs HubSpot or Stream quota; one after the other, so that a registration
+        // refused by its address's limit takes nothing from the e-mail's (see `throttle`).
+        for (subject, limit) in self.settings.limits.checks(client_ip(request), &form.email) {
+            let taken = self
+                .throttle
+                .take(&subject, limit)
+                .await
+                .map_err(|e| storage_failed(&e))?;
+            if let Some(wait) = taken {
+                return Err(throttled(&subject, wait));
             }
         }
         let deadline = Instant::now() + BUDGET;
