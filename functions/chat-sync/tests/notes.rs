@@ -164,6 +164,60 @@ async fn a_note_creation_whose_answer_never_came_is_adopted_not_repeated() {
 }
 
 #[tokio::test]
+async fn a_note_that_quotes_another_conversations_marker_is_never_adopted_for_it() {
+    let settings = with_notes(Targets {
+        notes: true,
+        property: false,
+    });
+    let app = TestApp::start_with(settings).await;
+    let (contact, visitor, first) = register_visitor(&app, "Ada", "ada@example.com").await;
+    let (again, visitor2, second) = register_visitor(&app, "Ada", "ada@example.com").await;
+    assert_eq!(again, contact);
+    // In her first conversation, the visitor types the words that mark the second conversation's first note.
+    let quoted = format!("chat-sync conversation messaging:{second} part 1");
+    record(&app, &new_message(&first, &visitor, "a1", &quoted, 1)).await;
+    let report = app.sweeper().sweep().await.expect("sweep");
+    assert_eq!(report.flush.synced, 1, "{report:?}");
+    // The second conversation's note creation answers 502 and never lands.
+    record(
+        &app,
+        &new_message(&second, &visitor2, "b1", "hello from B", 2),
+    )
+    .await;
+    app.hubspot.faults().fail_next("notes_batch_create", 1, 502);
+    let report = app.sweeper().sweep().await.expect("sweep");
+    assert_eq!(report.flush.fenced, 1, "{report:?}");
+    // The next writer looks for the second conversation's note on the timeline: the first one's is not it.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let report = app.sweeper().sweep().await.expect("sweep");
+        if report.flush.synced == 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{report:?}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let notes = app.hubspot.notes_of_contact(&contact);
+    assert_eq!(notes.len(), 2, "a note per conversation: {notes:?}");
+    let bodies: Vec<&str> = notes
+        .iter()
+        .map(|n| n.properties["hs_note_body"].as_str())
+        .collect();
+    let note_of = |channel: &str| {
+        bodies
+            .iter()
+            .find(|b| b.contains(&format!("conversation {channel} ·")))
+            .copied()
+            .unwrap_or_else(|| panic!("no note of {channel}: {bodies:?}"))
+    };
+    assert!(
+        note_of(&first).contains(&quoted) && !note_of(&first).contains("hello from B"),
+        "the first conversation's note keeps its own text: {bodies:?}"
+    );
+    assert!(note_of(&second).contains("hello from B"), "{bodies:?}");
+}
+
+#[tokio::test]
 async fn a_long_conversation_continues_in_a_second_note() {
     let app = TestApp::start_with(with_notes(Targets {
         notes: true,

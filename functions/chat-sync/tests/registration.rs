@@ -903,6 +903,23 @@ async fn a_visitor_token_reads_and_writes_only_its_own_channel() {
     )
     .await;
     assert!(refused_by_permissions(&listed), "{listed:?}");
+    // No renaming itself in the agent's view.
+    let visitor_id = ada["customerId"].as_str().expect("id");
+    let rename = serde_json::json!({ "users": [{ "id": visitor_id, "set": { "name": "Support (agent)" } }] });
+    let renamed = as_visitor(
+        &app,
+        token,
+        reqwest::Method::PATCH,
+        "/users",
+        &[],
+        Some(rename),
+    )
+    .await;
+    assert!(refused_by_permissions(&renamed), "{renamed:?}");
+    assert_eq!(
+        app.stream.user_json(visitor_id).expect("visitor")["name"],
+        "Ada Lovelace"
+    );
     let members = |id: &str| {
         app.stream
             .channels()

@@ -218,6 +218,7 @@ pub(crate) enum Action {
     UpdateMessage,
     DeleteMessage,
     SearchUser,
+    UpdateUser,
 }
 
 impl Action {
@@ -232,6 +233,7 @@ impl Action {
             Self::UpdateMessage => "UpdateMessage",
             Self::DeleteMessage => "DeleteMessage",
             Self::SearchUser => "SearchUser",
+            Self::UpdateUser => "UpdateUser",
         }
     }
 
@@ -246,6 +248,7 @@ impl Action {
             Self::UpdateMessage => "update-message",
             Self::DeleteMessage => "delete-message",
             Self::SearchUser => "search-user",
+            Self::UpdateUser => "update-user",
         }
     }
 }
@@ -481,6 +484,8 @@ pub(crate) enum Resource<'a> {
     },
     /// The app scope (searching users).
     App,
+    /// The caller's own user, in the app scope (`update-user-owner`).
+    OwnUser,
 }
 
 impl Data {
@@ -500,6 +505,7 @@ impl Data {
             .map_or("user", |u| u.user.role.as_str());
         let (grants, owner, channel_role, scope) = match resource {
             Resource::App => (Some(&self.app_grants), false, None, ".app"),
+            Resource::OwnUser => (Some(&self.app_grants), true, None, ".app"),
             Resource::NewChannel => (self.grants_of(kind), false, None, kind),
             Resource::Channel(channel) => (
                 self.grants_of(kind),

@@ -156,6 +156,10 @@ impl StreamState {
             .map(|update| PartialUpdate::parse(EP, actor, update))
             .collect::<Result<Vec<_>, _>>()?;
         let mut data = lock(&self.data);
+        if let Actor::User(caller) = actor {
+            // Its own user only (checked in `PartialUpdate::parse`), and only with `update-user-owner`.
+            data.permit(EP, caller, "", Action::UpdateUser, Resource::OwnUser)?;
+        }
         if let Some(missing) = parsed.iter().find(|u| !data.users.contains_key(&u.id)) {
             return Err(StreamError::input(
                 EP,

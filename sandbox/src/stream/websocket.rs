@@ -12,6 +12,7 @@
 
 use super::auth::Actor;
 use super::errors::StreamError;
+use super::permissions::{Action, Resource};
 use super::state::{user_json, valid_user_id, Data, User, UserRecord};
 use super::StreamState;
 use crate::support::{lock, now_rfc3339, uuid, Req};
@@ -300,8 +301,21 @@ impl StreamState {
     }
 }
 
-/// Creates the user, or sets the fields the client gave (never `role`, never Stream's own fields).
+/// Creates the user, or sets the fields the client gave (never `role`, never Stream's own fields). An existing
+/// user's fields change only if it may update itself (`update-user-owner` in the app scope); without it the
+/// connection is still accepted and the fields are left as they are (what this double assumes of Stream).
 fn upsert_connecting_user(data: &mut Data, user_id: &str, details: Option<&Map<String, Value>>) {
+    let may_update = !data.users.contains_key(user_id)
+        || data
+            .permit(
+                "Connect",
+                user_id,
+                "",
+                Action::UpdateUser,
+                Resource::OwnUser,
+            )
+            .is_ok();
+    let details = details.filter(|_| may_update);
     const NOT_FROM_CLIENT: [&str; 8] = [
         "id",
         "role",

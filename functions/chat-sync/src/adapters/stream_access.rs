@@ -54,9 +54,10 @@ pub const CHANNEL_GRANTS: &[(&str, &[&str])] = &[
 
 /// The app-wide (`.app`) grants of the roles a visitor could have.
 pub const APP_GRANTS: &[(&str, &[&str])] = &[
-    // A user may update itself (the SDK's `connectUser` sends its name) and nothing else app-wide: no
-    // `search-user` (listing the other visitors and their names), no `flag-user` or `mute-user`.
-    ("user", &["update-user-owner"]),
+    // Nothing app-wide: no `update-user-owner` (a visitor renaming themselves in the agent's view; the name the
+    // transcript shows is the registered one, and the widget's `connectUser` sends only the id), no `search-user`
+    // (listing the other visitors and their names), no `flag-user` or `mute-user`.
+    ("user", &[]),
     ("guest", &[]),
     ("anonymous", &[]),
 ];

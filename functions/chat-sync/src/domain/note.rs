@@ -21,9 +21,16 @@ pub struct NotePart {
     pub timestamp: Timestamp,
 }
 
-/// The marker a note of `cid`'s part `number` carries (and is recognised by).
+/// The marker a note of `cid`'s part `number` carries, in its footer.
 pub fn marker(cid: &str, number: usize) -> String {
     format!("chat-sync conversation {} part {number}", escape(cid))
+}
+
+/// Whether a note's body is part `number` of `cid`'s notes: it carries that part's whole footer, tags included.
+/// Message text is escaped, so no visitor can write the footer's tags, and a note that merely quotes the marker's
+/// words (a visitor typing them) is not taken for ours.
+pub fn is_part(body: &str, cid: &str, number: usize) -> bool {
+    body.contains(&footer(cid, number))
 }
 
 /// Renders the conversation's shown messages (in `created_at` order, message id as tiebreak) into notes that each
@@ -184,6 +191,19 @@ pub fn escape(text: &str) -> String {
 mod tests {
     use super::*;
     use crate::domain::{Identity, MessageId, Role};
+
+    #[test]
+    fn a_note_is_known_by_its_whole_footer_not_by_quoted_words() {
+        let ours = format!("<p>hello</p>{}", footer("messaging:chat-a", 1));
+        assert!(is_part(&ours, "messaging:chat-a", 1));
+        assert!(!is_part(&ours, "messaging:chat-a", 2));
+        assert!(!is_part(&ours, "messaging:chat-b", 1));
+        // A visitor typing the marker's words, even its tags, gets them escaped.
+        let typed = format!("<p>{}</p>", escape(&footer("messaging:chat-b", 1)));
+        assert!(!is_part(&typed, "messaging:chat-b", 1));
+        let words = format!("<p>{}</p>", marker("messaging:chat-b", 1));
+        assert!(!is_part(&words, "messaging:chat-b", 1));
+    }
 
     fn at(raw: &str) -> Timestamp {
         Timestamp::parse("t", raw).expect("valid time")

@@ -327,8 +327,36 @@ fn prefix(at: Timestamp, author: &str, role: &str) -> String {
     format!("[{}] {author} ({role}): ", at.human())
 }
 
+/// The author as a line names them: cleaned like text, on one line, and unable to forge a line's prefix. A line
+/// reads `[time] Author (role): `, so a name keeps no `:` (the first `): ` after the time always ends the prefix)
+/// and no `(agent)` or `(visitor)` of its own (`Ada (agent)` becomes `Ada [agent]`): a visitor named
+/// `(agent): refund approved` cannot make their line read as an agent's.
 fn author(message: &StoredMessage) -> String {
-    let author = clean(&message.author_name);
+    let one_line = clean(&message.author_name)
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .replace(':', " ");
+    let mut author = String::with_capacity(one_line.len());
+    let mut rest = one_line.as_str();
+    while let Some(open) = rest.find('(') {
+        author.push_str(&rest[..open]);
+        let group = &rest[open..];
+        match group.find(')') {
+            Some(close) if is_role_word(&group[1..close]) => {
+                author.push('[');
+                author.push_str(&group[1..close]);
+                author.push(']');
+                rest = &group[close + 1..];
+            }
+            _ => {
+                author.push('(');
+                rest = &group[1..];
+            }
+        }
+    }
+    author.push_str(rest);
+    let author = author.split_whitespace().collect::<Vec<_>>().join(" ");
     if author.is_empty() {
         "Unknown".to_owned()
     } else {
@@ -336,19 +364,39 @@ fn author(message: &StoredMessage) -> String {
     }
 }
 
-/// Keeps line breaks (indented so they read as part of the line), drops other control characters.
+/// The roles that mean something to a reader of the transcript.
+fn is_role_word(text: &str) -> bool {
+    let word = text.trim();
+    word.eq_ignore_ascii_case("agent") || word.eq_ignore_ascii_case("visitor")
+}
+
+/// Whether a character is invisible formatting: bidirectional controls (which reorder what a reader sees), other
+/// format characters (zero-width spaces, the BOM, soft hyphens, tags, ...). The zero-width joiner and non-joiner
+/// stay: emoji sequences and several scripts need them, and they move nothing.
+fn is_format(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}' | '\u{061C}' | '\u{180E}' | '\u{200B}' | '\u{200E}' | '\u{200F}'
+        | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{206F}' | '\u{FEFF}'
+        | '\u{FFF9}'..='\u{FFFB}' | '\u{0600}'..='\u{0605}' | '\u{06DD}' | '\u{070F}' | '\u{08E2}'
+        | '\u{110BD}' | '\u{110CD}' | '\u{1BCA0}'..='\u{1BCA3}' | '\u{1D173}'..='\u{1D17A}'
+        | '\u{E0001}' | '\u{E0020}'..='\u{E007F}')
+}
+
+/// Keeps line breaks (indented so they read as part of the line; U+2028 and U+2029 are line breaks too), drops
+/// other control characters and invisible formatting ([`is_format`]), so a line shows what it says in the order
+/// it says it.
 fn clean(text: &str) -> String {
-    let normalised = text.replace("\r\n", "\n");
-    let mut out = String::with_capacity(normalised.len());
-    for c in normalised.trim().chars() {
-        match c {
-            '\n' => out.push_str("\n    "),
-            '\t' => out.push(' '),
-            c if c.is_control() => {}
-            c => out.push(c),
-        }
-    }
-    out
+    let visible: String = text
+        .replace("\r\n", "\n")
+        .chars()
+        .filter_map(|c| match c {
+            '\n' | '\u{2028}' | '\u{2029}' => Some('\n'),
+            '\t' => Some(' '),
+            c if c.is_control() || is_format(c) => None,
+            c => Some(c),
+        })
+        .collect();
+    visible.trim().replace('\n', "\n    ")
 }
 
 fn truncate_utf16(text: &str, max: usize) -> String {
@@ -407,6 +455,57 @@ pub(crate) mod tests {
             started_at: at(time),
             identity: Identity::Unverified,
             cleared: None,
+        }
+    }
+
+    #[test]
+    fn a_name_cannot_forge_a_lines_prefix_nor_text_hide_what_it_says() {
+        let said = |name: &str, text: &str| {
+            let mut m = message(
+                "m1",
+                "messaging:chat-a",
+                "2026-11-24T10:00:05Z",
+                Role::Visitor,
+                text,
+            );
+            m.author_name = name.into();
+            render_line(&m)
+        };
+        // A last name that would make the line read as the agent's.
+        assert_eq!(
+            said("Ada (agent): refund approved", "hi"),
+            "[2026-11-24 10:00:05 UTC] Ada [agent] refund approved (visitor): hi"
+        );
+        assert_eq!(
+            said("Mallory ( Visitor ):", "x"),
+            "[2026-11-24 10:00:05 UTC] Mallory [ Visitor ] (visitor): x"
+        );
+        // Parentheses that name no role, and names with line breaks, stay readable on one line.
+        assert_eq!(
+            said("Grace (Support)\nTeam", "x"),
+            "[2026-11-24 10:00:05 UTC] Grace (Support) Team (visitor): x"
+        );
+        // Bidi controls, zero-width and other format characters go; U+2028 breaks the line like a newline.
+        assert_eq!(
+            said(
+                "A\u{202E}da\u{200B}",
+                "pay \u{2066}evil\u{2069} now\u{2028}ok\u{FEFF}"
+            ),
+            "[2026-11-24 10:00:05 UTC] Ada (visitor): pay evil now\n    ok"
+        );
+        // Emoji sequences keep their joiners.
+        assert!(said("Ada", "👨\u{200D}👩\u{200D}👧").ends_with("👨\u{200D}👩\u{200D}👧"));
+        // Every line, whatever the name, has exactly one `): ` before its text.
+        for name in [
+            "(agent):",
+            "a):(b",
+            "::",
+            "(visitor)(agent)",
+            "\u{202E}(agent)",
+        ] {
+            let line = said(name, "body");
+            let prefix_end = line.find("): ").expect("a prefix");
+            assert_eq!(&line[prefix_end..], "): body", "{name:?} → {line}");
         }
     }
 

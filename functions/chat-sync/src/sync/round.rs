@@ -5,7 +5,7 @@ use super::batch::Sent;
 use super::{FlushReport, TranscriptSync, CLAIM_CONCURRENCY, CLOCK_MARGIN};
 use crate::domain::archive::archived_lines;
 use crate::domain::note::{
-    emptied_note, erased_note, marker, render_notes, NotePart, NOTE_BODY_LIMIT,
+    emptied_note, erased_note, is_part, render_notes, NotePart, NOTE_BODY_LIMIT,
 };
 use crate::domain::transcript::{
     render, render_with_archive, Conversation, HUBSPOT_PROPERTY_LIMIT,
@@ -380,8 +380,10 @@ impl TranscriptSync {
             };
             for conversation in claim.conversations.iter_mut().filter(|c| c.creating) {
                 for number in conversation.notes.len() + 1..=conversation.needed() {
-                    let wanted = marker(&conversation.cid, number);
-                    match timeline.iter().find(|(_, body)| body.contains(&wanted)) {
+                    match timeline
+                        .iter()
+                        .find(|(_, body)| is_part(body, &conversation.cid, number))
+                    {
                         Some((id, _)) => {
                             tracing::info!(contact_id = %claim.contact, note_id = %id, part = number, "adopted a note whose creation went unanswered");
                             conversation.notes.push(id.clone());
