@@ -25,7 +25,7 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 pub const USAGE: &str = "\
-Usage: setup [--dry-run] [--hubspot] [--stream-webhook URL] [--stream-access [--confine-other-types]] [--local-table NAME [--dynamodb-endpoint URL]]
+Usage: setup [--dry-run] [--hubspot] [--stream-webhook URL] [--stream-access [--confine-other-types] [--enable-auth-checks]] [--local-table NAME [--dynamodb-endpoint URL]]
 
 Steps (any combination, at least one):
   --hubspot                 create the chat_transcript contact property in HubSpot and check the app's
@@ -37,6 +37,9 @@ Steps (any combination, at least one):
                             which other channel types a visitor's token may still create channels
   --confine-other-types     with --stream-access: take channel creation from visitors on those other types too
                             (for a Stream app that serves only chat-sync)
+  --enable-auth-checks      with --stream-access: switch Stream's disable_auth_checks and
+                            disable_permissions_checks off if either is on (otherwise setup stops: with either
+                            on, nothing confines a visitor)
   --local-table NAME        create the table in DynamoDB Local
   --dynamodb-endpoint URL   DynamoDB Local's address (default http://127.0.0.1:8000)
 
@@ -56,8 +59,8 @@ Environment:
 /// DynamoDB Local's default address (its jar listens on port 8000 unless told otherwise).
 pub const DEFAULT_DYNAMODB_ENDPOINT: &str = "http://127.0.0.1:8000";
 
-/// The events the webhook handler saves; the hook must deliver all of them.
-pub const WEBHOOK_EVENT_TYPES: [&str; 3] = ["message.new", "message.updated", "message.deleted"];
+/// The events the webhook handler acts on; the hook must deliver all of them.
+pub use chat_sync::handlers::webhook::EVENT_TYPES as WEBHOOK_EVENT_TYPES;
 
 /// How long one step may take, retries included.
 const STEP_BUDGET: Duration = Duration::from_secs(30);
@@ -70,6 +73,8 @@ pub struct Options {
     pub stream_access: bool,
     /// With `stream_access`: no channel creation for visitors on the app's other channel types either.
     pub confine_other_types: bool,
+    /// With `stream_access`: switch Stream's auth and permission checks back on if either is off.
+    pub enable_auth_checks: bool,
     pub local_table: Option<String>,
     pub dynamodb_endpoint: String,
     pub dry_run: bool,
@@ -82,6 +87,7 @@ impl Default for Options {
             stream_webhook: None,
             stream_access: false,
             confine_other_types: false,
+            enable_auth_checks: false,
             local_table: None,
             dynamodb_endpoint: DEFAULT_DYNAMODB_ENDPOINT.to_owned(),
             dry_run: false,
@@ -125,6 +131,7 @@ where
                 | "--hubspot"
                 | "--stream-access"
                 | "--confine-other-types"
+                | "--enable-auth-checks"
         );
         if switch && inline.is_some() {
             return Err(format!("{flag} takes no value"));
@@ -143,6 +150,7 @@ where
             "--hubspot" => options.hubspot = true,
             "--stream-access" => options.stream_access = true,
             "--confine-other-types" => options.confine_other_types = true,
+            "--enable-auth-checks" => options.enable_auth_checks = true,
             "--stream-webhook" | "--webhook-url" => {
                 options.stream_webhook = Some(webhook_url(&flag, value("a URL")?)?);
             }
@@ -155,6 +163,9 @@ where
     }
     if options.confine_other_types && !options.stream_access {
         return Err("--confine-other-types goes with --stream-access".into());
+    }
+    if options.enable_auth_checks && !options.stream_access {
+        return Err("--enable-auth-checks goes with --stream-access".into());
     }
     if !options.has_steps() {
         return Err(
@@ -239,6 +250,14 @@ pub enum SetupError {
     MissingScopes(Vec<String>),
     #[error("Stream's app settings are not what setup expects: {0}")]
     UnexpectedSettings(String),
+    #[error(
+        "the Stream app has {} switched on: anyone holding the public API key can connect as any user (the support \
+         agent included) or ignore every grant, so visitors are not confined. Run setup --stream-access \
+         --enable-auth-checks to switch {} off (PATCH /app), or switch it off in Stream's dashboard",
+        .0.join(" and "),
+        if .0.len() == 1 { "it" } else { "them" }
+    )]
+    AuthChecksOff(Vec<&'static str>),
     #[error("DynamoDB at {endpoint} failed ({detail}): is DynamoDB Local running there?")]
     DynamoDb { endpoint: String, detail: String },
 }
@@ -334,6 +353,12 @@ pub enum Outcome {
     OtherChannelTypes {
         types: Vec<String>,
         confined: bool,
+        dry_run: bool,
+    },
+    /// Stream's `disable_auth_checks` / `disable_permissions_checks` were on and are switched off
+    /// (`--enable-auth-checks`).
+    AuthChecks {
+        switched_off: Vec<&'static str>,
         dry_run: bool,
     },
     /// Something the operator should look at; nothing was changed because of it.
@@ -449,6 +474,22 @@ impl fmt::Display for Outcome {
                 "Stream: a visitor's token may still create channels of the other types {} (Stream's defaults); \
                  if this Stream app serves only chat-sync, run again with --confine-other-types",
                 types.join(", ")
+            ),
+            Outcome::AuthChecks {
+                switched_off,
+                dry_run: false,
+            } => write!(
+                f,
+                "Stream: switched {} off: tokens must be signed with the app secret and grants apply again",
+                switched_off.join(" and ")
+            ),
+            Outcome::AuthChecks {
+                switched_off,
+                dry_run: true,
+            } => write!(
+                f,
+                "Stream: would switch {} off (dry run)",
+                switched_off.join(" and ")
             ),
             Outcome::Note(note) => write!(f, "note: {note}"),
         }
@@ -651,6 +692,7 @@ struct AccessStep {
     agent: SupportAgent,
     channel_type: ChannelType,
     confine_other_types: bool,
+    enable_auth_checks: bool,
 }
 
 #[derive(Debug)]
@@ -722,6 +764,7 @@ impl Setup {
                 agent: SupportAgent::load(env)?,
                 channel_type: chat_sync::config::channel_type(env)?,
                 confine_other_types: options.confine_other_types,
+                enable_auth_checks: options.enable_auth_checks,
             })
         } else {
             None
@@ -765,6 +808,15 @@ impl Setup {
         let deadline = Instant::now() + STEP_BUDGET;
         let failed = |e| stream_error(STEP, &step.base_url, e);
         let apply = !self.dry_run;
+        // First: with either check off, nothing below confines anybody.
+        let checks = step
+            .client
+            .checks_off(step.enable_auth_checks, apply, deadline)
+            .await
+            .map_err(failed)?;
+        if !checks.on.is_empty() && !step.enable_auth_checks {
+            return Err(SetupError::AuthChecksOff(checks.on));
+        }
         let agent = step
             .client
             .ensure_agent(&step.agent.id, &step.agent.name, apply, deadline)
@@ -785,7 +837,14 @@ impl Setup {
             )
             .await
             .map_err(failed)?;
-        Ok(vec![
+        let mut outcomes = Vec::new();
+        if !checks.on.is_empty() {
+            outcomes.push(Outcome::AuthChecks {
+                switched_off: checks.on,
+                dry_run: self.dry_run,
+            });
+        }
+        outcomes.extend([
             Outcome::Agent {
                 id: step.agent.id.as_str().to_owned(),
                 change: agent,
@@ -801,7 +860,8 @@ impl Setup {
                 confined: step.confine_other_types,
                 dry_run: self.dry_run,
             },
-        ])
+        ]);
+        Ok(outcomes)
     }
 
     /// Checks the token's scopes with requests that change nothing (so also in a dry run).
@@ -961,6 +1021,7 @@ mod tests {
             "--dynamodb-endpoint=http://127.0.0.1:8123/",
             "--stream-access",
             "--confine-other-types",
+            "--enable-auth-checks",
             "--dry-run",
         ]);
         assert_eq!(
@@ -970,6 +1031,7 @@ mod tests {
                 stream_webhook: Some("https://abc.lambda-url.eu-west-1.on.aws/".into()),
                 stream_access: true,
                 confine_other_types: true,
+                enable_auth_checks: true,
                 local_table: Some("chat-sync".into()),
                 dynamodb_endpoint: "http://127.0.0.1:8123".into(),
                 dry_run: true,
@@ -1059,7 +1121,7 @@ mod tests {
         assert_eq!(
             hooks[2],
             json!({"hook_type": "webhook", "enabled": true, "webhook_url": URL,
-                   "event_types": ["message.new", "message.updated", "message.deleted"]})
+                   "event_types": WEBHOOK_EVENT_TYPES})
         );
         assert_eq!(notes.len(), 1, "the other webhook is pointed out");
     }
@@ -1073,7 +1135,9 @@ mod tests {
         assert_eq!(
             body["event_hooks"],
             json!([{"id": "h-9", "hook_type": "webhook", "enabled": true, "webhook_url": URL,
-                    "event_types": ["channel.created", "message.new", "message.updated", "message.deleted"]}])
+                    "event_types": ["channel.created", "message.new", "message.updated", "message.deleted",
+                                    "message.undeleted", "channel.truncated", "channel.deleted", "user.deleted",
+                                    "user.messages.deleted"]}])
         );
         // Disabled, subscribed to everything: enabled as it is, not narrowed to the message events.
         let all = json!({"hook_type": "webhook", "enabled": false, "webhook_url": URL, "event_types": []});
@@ -1084,7 +1148,9 @@ mod tests {
         for configured in [
             json!({"hook_type": "webhook", "enabled": true, "webhook_url": URL, "event_types": []}),
             json!({"hook_type": "webhook", "enabled": true, "webhook_url": URL,
-                   "event_types": ["message.deleted", "message.new", "message.updated", "reaction.new"]}),
+                   "event_types": ["message.deleted", "message.new", "message.updated", "reaction.new",
+                                   "message.undeleted", "channel.truncated", "channel.deleted", "user.deleted",
+                                   "user.messages.deleted"]}),
         ] {
             let (plan, _) = plan_webhook(&json!({"event_hooks": [configured]}), URL).expect("plan");
             assert_eq!(plan, WebhookPlan::AlreadyConfigured);

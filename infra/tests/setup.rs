@@ -134,7 +134,16 @@ async fn stream_webhook_is_added_and_other_hooks_and_settings_are_kept() {
     assert_eq!(ours["enabled"], true);
     assert_eq!(
         ours["event_types"],
-        json!(["message.new", "message.updated", "message.deleted"])
+        json!([
+            "message.new",
+            "message.updated",
+            "message.deleted",
+            "message.undeleted",
+            "channel.truncated",
+            "channel.deleted",
+            "user.deleted",
+            "user.messages.deleted"
+        ])
     );
     // Nothing else in the app changed.
     let without_hooks = |app: &Value| {
@@ -214,6 +223,7 @@ async fn dry_run_makes_no_changing_call() {
         stream_webhook: Some(WEBHOOK.into()),
         stream_access: true,
         confine_other_types: true,
+        enable_auth_checks: true,
         local_table: Some(table.clone()),
         dynamodb_endpoint: endpoint.clone(),
         dry_run: true,
@@ -681,5 +691,88 @@ async fn confining_other_types_takes_channel_creation_from_visitors_everywhere_o
         stream.calls().iter().all(|c| c.method == "GET"),
         "{:?}",
         stream.calls()
+    );
+}
+
+/// A `POST /channels` query with a user token, as a browser holding the public API key would send it.
+async fn query_channels_as(stream: &StreamDouble, token: &str) -> u16 {
+    reqwest::Client::new()
+        .post(format!("{}/channels", stream.base_url()))
+        .query(&[("api_key", KEY)])
+        .header("authorization", token)
+        .header("stream-auth-type", "jwt")
+        .json(&json!({ "filter_conditions": {}, "state": false, "watch": false }))
+        .send()
+        .await
+        .expect("the Stream double answers")
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn switched_off_auth_checks_stop_setup_until_it_switches_them_back_on() {
+    let (hubspot, stream) = doubles().await;
+    stream.set_app_setting("disable_auth_checks", json!(true));
+    stream.set_app_setting("disable_permissions_checks", json!(true));
+    // What that means: a token nobody signed with the app secret acts as the support agent.
+    let forged =
+        sandbox::stream::user_token("not-the-app-secret", "support-agent", None).expect("a token");
+    assert!((200..300).contains(&query_channels_as(&stream, &forged).await));
+
+    let env = env(&hubspot, &stream, TOKEN, SECRET);
+    let access = Options {
+        stream_access: true,
+        ..Options::default()
+    };
+    let error = run(&access, &env).await.expect_err("not confined");
+    assert!(
+        matches!(&error, SetupError::AuthChecksOff(on) if on == &["disable_auth_checks", "disable_permissions_checks"]),
+        "{error}"
+    );
+    assert!(
+        error.to_string().contains("--enable-auth-checks"),
+        "{error}"
+    );
+    let switch = Options {
+        enable_auth_checks: true,
+        ..access.clone()
+    };
+    let dry = run(
+        &Options {
+            dry_run: true,
+            ..switch.clone()
+        },
+        &env,
+    )
+    .await
+    .expect("dry run");
+    assert!(
+        matches!(&dry[0], Outcome::AuthChecks { dry_run: true, .. }),
+        "{dry:?}"
+    );
+    assert_eq!(
+        stream.app_settings()["disable_auth_checks"],
+        true,
+        "a dry run changes nothing"
+    );
+
+    let outcomes = run(&switch, &env).await.expect("switched back on");
+    assert_eq!(
+        outcomes[0],
+        Outcome::AuthChecks {
+            switched_off: vec!["disable_auth_checks", "disable_permissions_checks"],
+            dry_run: false
+        }
+    );
+    assert_eq!(stream.app_settings()["disable_auth_checks"], false);
+    assert_eq!(stream.app_settings()["disable_permissions_checks"], false);
+    assert_eq!(query_channels_as(&stream, &forged).await, 401);
+    // From then on setup reports the app confined, with or without the flag.
+    let again = run(&access, &env).await.expect("confined");
+    assert!(
+        !again
+            .iter()
+            .any(|o| matches!(o, Outcome::AuthChecks { .. })),
+        "{again:?}"
     );
 }

@@ -129,10 +129,12 @@ impl StreamDouble {
 
     /// Sets (or with `None` clears) the legacy app-level `webhook_url`, as `PATCH /app` would.
     pub fn set_webhook_url(&self, url: Option<String>) {
-        lock(&self.state.data).app.insert(
-            "webhook_url".to_owned(),
-            Value::String(url.unwrap_or_default()),
-        );
+        self.set_app_setting("webhook_url", Value::String(url.unwrap_or_default()));
+    }
+
+    /// Sets one app setting as someone might in Stream's dashboard (`disable_auth_checks`, ...).
+    pub fn set_app_setting(&self, name: &str, value: Value) {
+        lock(&self.state.data).app.insert(name.to_owned(), value);
     }
 
     /// The app settings as `GET /app` returns them.

@@ -520,6 +520,10 @@ impl Data {
                 kind,
             ),
         };
+        if self.setting_on("disable_permissions_checks") {
+            // As on Stream: every user may do everything.
+            return Ok(());
+        }
         let permission = action.permission();
         let owner_permission = format!("{permission}-owner");
         let allowed = std::iter::once(role)

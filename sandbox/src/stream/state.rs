@@ -72,6 +72,11 @@ pub(crate) struct Data {
 }
 
 impl Data {
+    /// Whether a boolean app setting (`disable_auth_checks`, `disable_permissions_checks`) is on.
+    pub(crate) fn setting_on(&self, name: &str) -> bool {
+        self.app.get(name).and_then(Value::as_bool) == Some(true)
+    }
+
     pub(crate) fn new(app: Map<String, Value>) -> Self {
         Self {
             users: BTreeMap::new(),

@@ -80,6 +80,21 @@ pub enum AgentChange {
     Unchanged,
 }
 
+/// The app settings that switch Stream's checks off: with `disable_auth_checks` Stream accepts a user token that
+/// is not signed with the app secret (anyone holding the public API key connects as any user, the support agent
+/// included, and reads every channel); with `disable_permissions_checks` it ignores every grant. Either one undoes
+/// all the confinement below. (The tutorial this product replaces told people to switch both on.)
+pub const CHECK_SWITCHES: [&str; 2] = ["disable_auth_checks", "disable_permissions_checks"];
+
+/// What setup found of [`CHECK_SWITCHES`], and did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChecksOff {
+    /// The switches that were on, in [`CHECK_SWITCHES`] order.
+    pub on: Vec<&'static str>,
+    /// Whether setup switched them off (`--enable-auth-checks`, not in a dry run).
+    pub switched_off: bool,
+}
+
 /// What setup did to the grants (or would do).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct GrantsChange {
@@ -108,6 +123,32 @@ fn grants_match(current: Option<&Value>, wanted: &[(&str, &[&str])]) -> bool {
 }
 
 impl StreamClient {
+    /// Which of [`CHECK_SWITCHES`] are on; with `switch_off` and `apply`, turns them off (`PATCH /app`).
+    pub async fn checks_off(
+        &self,
+        switch_off: bool,
+        apply: bool,
+        deadline: Instant,
+    ) -> Result<ChecksOff, UpstreamError> {
+        let app = self.app_settings(deadline).await?;
+        let on: Vec<&'static str> = CHECK_SWITCHES
+            .into_iter()
+            .filter(|switch| {
+                app.pointer(&format!("/app/{switch}"))
+                    .and_then(Value::as_bool)
+                    == Some(true)
+            })
+            .collect();
+        let switched_off = switch_off && apply && !on.is_empty();
+        if switched_off {
+            let body: Map<String, Value> =
+                on.iter().map(|s| ((*s).to_owned(), json!(false))).collect();
+            self.update_app_settings(&Value::Object(body), deadline)
+                .await?;
+        }
+        Ok(ChecksOff { on, switched_off })
+    }
+
     /// Creates the support agent if it is missing, or sets its name if it differs (with `apply`; otherwise only
     /// reads and says what it would do).
     pub async fn ensure_agent(

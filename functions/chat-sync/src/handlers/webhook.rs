@@ -138,6 +138,19 @@ pub enum Parsed {
     Ignored(&'static str),
 }
 
+/// Every Stream event type the webhook acts on (`parse_event`): what `setup --stream-webhook` subscribes the hook to.
+/// A type left out of the hook would never arrive: an undeletion never shown, an erasure never followed.
+pub const EVENT_TYPES: [&str; 8] = [
+    "message.new",
+    "message.updated",
+    "message.deleted",
+    "message.undeleted",
+    "channel.truncated",
+    "channel.deleted",
+    "user.deleted",
+    "user.messages.deleted",
+];
+
 /// Parses a verified event body.
 pub fn parse_event(body: &[u8]) -> Result<Parsed, Invalid> {
     let event: WireEvent = serde_json::from_slice(body)
@@ -589,4 +602,31 @@ struct Stored {
     contact: ContactId,
     recorded: Recorded,
     needs_flush: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{parse_event, Parsed, EVENT_TYPES};
+
+    #[test]
+    fn every_subscribed_event_type_is_acted_on_and_no_other_message_type() {
+        for kind in EVENT_TYPES {
+            let event = serde_json::json!({
+                "type": kind, "cid": "messaging:chat-1", "user": {"id": "visitor-1"}, "hard_delete": true,
+                "channel": {"truncated_at": "2026-11-24T10:00:00Z"},
+                "message": {"id": "m-1", "text": "hi", "created_at": "2026-11-24T10:00:00Z",
+                            "user": {"id": "visitor-1"}},
+            });
+            let parsed = parse_event(event.to_string().as_bytes());
+            assert!(
+                matches!(&parsed, Ok(p) if !matches!(p, Parsed::Ignored(_))),
+                "{kind}: {parsed:?}"
+            );
+        }
+        let other = serde_json::json!({"type": "message.read", "cid": "messaging:chat-1"});
+        assert!(matches!(
+            parse_event(other.to_string().as_bytes()),
+            Ok(Parsed::Ignored("event type"))
+        ));
+    }
 }
