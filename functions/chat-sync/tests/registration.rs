@@ -516,6 +516,19 @@ async fn hubspot_failure_is_a_502_and_stores_no_mapping() {
         "retries are bounded"
     );
     assert_eq!(app.item_count().await, 0, "no mapping stored");
+    // Stream's side, made meanwhile, is undone: no visitor or channel that nothing could find to erase.
+    assert_stream_holds_no_visitor(&app);
+}
+
+/// Only the support agent is left in Stream, in no channel: what a failed registration made there is gone.
+fn assert_stream_holds_no_visitor(app: &TestApp) {
+    let users: Vec<String> = app.stream.users().into_iter().map(|u| u.id).collect();
+    assert!(users.iter().all(|u| u == AGENT_ID), "{users:?}");
+    assert!(
+        app.stream.channels().is_empty(),
+        "{:?}",
+        app.stream.channels()
+    );
 }
 
 #[tokio::test]
@@ -552,6 +565,8 @@ async fn stream_rejection_is_a_502_and_stores_no_mapping() {
         "a 4xx is not retried"
     );
     assert_eq!(app.item_count().await, 0);
+    // The visitor user made before the channel failed is removed again.
+    assert_stream_holds_no_visitor(&app);
 }
 
 #[tokio::test]

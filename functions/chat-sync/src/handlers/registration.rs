@@ -29,6 +29,8 @@ use std::time::{Duration, Instant};
 pub const MAX_BODY: usize = 16 * 1024;
 /// Everything upstream must be done by then (API Gateway's own limit is 30 s; a person is waiting).
 const BUDGET: Duration = Duration::from_secs(10);
+/// Undoing a failed registration's Stream side, after `BUDGET` (both within API Gateway's 30 s).
+const CLEANUP_BUDGET: Duration = Duration::from_secs(5);
 
 pub struct Registration {
     crm: Arc<dyn Crm>,
@@ -272,8 +274,13 @@ impl Registration {
         };
         let (contact, chat) =
             tokio::join!(self.crm.link_contact(&details, identity, deadline), chat);
-        let contact_id = contact.map_err(|e| upstream_failed(&e))?;
-        chat.map_err(|e| upstream_failed(&e))?;
+        let contact_id = match (contact, chat) {
+            (Ok(contact_id), Ok(())) => contact_id,
+            (Err(error), _) | (_, Err(error)) => {
+                self.undo_chat(&visitor.id).await;
+                return Err(upstream_failed(&error));
+            }
+        };
 
         let now = Timestamp::now();
         let mapping = ChannelMapping::registered(
@@ -286,10 +293,10 @@ impl Registration {
             now,
         );
         // Only once the mapping is stored is a token handed out: no message can arrive for an unknown channel.
-        self.store
-            .save_channel(&mapping)
-            .await
-            .map_err(|e| storage_failed(&e))?;
+        if let Err(error) = self.store.save_channel(&mapping).await {
+            self.undo_chat(&visitor.id).await;
+            return Err(storage_failed(&error));
+        }
         let (token, expires_at) = self
             .tokens
             .issue(&visitor.id, now, self.settings.visitor_token_ttl)
@@ -320,6 +327,21 @@ impl Registration {
             answer["streamBaseUrl"] = json!(base_url);
         }
         Ok(json_response(StatusCode::OK, &answer))
+    }
+
+    /// Removes from Stream what a registration that failed made there (the visitor, with their messages and
+    /// conversation channels): no mapping names them, so nothing could find them to erase later. A visitor Stream
+    /// never got counts as removed. If Stream refuses even this, the visitor's id (random, not personal) is logged
+    /// for an operator: their registered name stays in Stream until then.
+    async fn undo_chat(&self, visitor: &UserId) {
+        let deadline = Instant::now() + CLEANUP_BUDGET;
+        if let Err(error) = self
+            .chat
+            .delete_users(std::slice::from_ref(visitor), deadline)
+            .await
+        {
+            tracing::error!(%error, visitor_id = %visitor, "a failed registration's Stream visitor could not be removed");
+        }
     }
 
     /// The CORS origins in force (the dev server serves the same API).
