@@ -60,7 +60,7 @@ async fn record(store: &DynamoStore, contact: &ContactId, id: &str) {
     };
     assert_eq!(
         store
-            .record_change(contact, &change, Role::Visitor)
+            .record_change(contact, &change, Role::Visitor, false)
             .await
             .expect("recorded"),
         Recorded::Applied

@@ -67,7 +67,7 @@ impl World {
             panic!("a message event");
         };
         self.store
-            .record_change(&contact, &change, Role::Visitor)
+            .record_change(&contact, &change, Role::Visitor, false)
             .await
             .expect("recorded");
         self.stream.seed_user(visitor, "Ada Lovelace", "user");

@@ -296,6 +296,11 @@ pub struct ChannelMapping {
     /// Set while the contact is deleted in HubSpot (restorable): when its items expire. Nothing is recorded for it
     /// meanwhile.
     pub purge_at: Option<Timestamp>,
+    /// The conversation's lines go to the contact's timeline notes only, never into its `chat_transcript`
+    /// property: an unverified visitor who typed the e-mail of a contact that existed before could be anyone, and
+    /// the property is what the customer's record shows (a stranger's 200 messages would push the customer's own
+    /// lines out of it). The notes say the e-mail was not verified.
+    pub notes_only: bool,
 }
 
 impl ChannelMapping {
@@ -320,7 +325,13 @@ impl ChannelMapping {
             created_at,
             cleared: None,
             purge_at: None,
+            notes_only: false,
         }
+    }
+
+    /// The same mapping, its lines for the timeline notes only (see [`ChannelMapping::notes_only`]).
+    pub fn notes_only(self, notes_only: bool) -> Self {
+        Self { notes_only, ..self }
     }
 }
 
@@ -491,11 +502,14 @@ pub trait Store: Send + Sync {
     async fn save_channel(&self, mapping: &ChannelMapping) -> Result<(), StoreError>;
     async fn channel(&self, channel: &ChannelRef) -> Result<Option<ChannelMapping>, StoreError>;
     /// Records a message change idempotently and, atomically with it, bumps the contact's version and queues it.
+    /// `notes_only`: the conversation's lines go to its timeline notes only, never into the contact's property
+    /// (see [`ChannelMapping::notes_only`]).
     async fn record_change(
         &self,
         contact: &ContactId,
         change: &MessageChange,
         role: Role,
+        notes_only: bool,
     ) -> Result<Recorded, StoreError>;
     /// The contact's sync record. Serialized after whole changes: messages read next include every change up to
     /// its version.

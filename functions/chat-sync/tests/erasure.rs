@@ -296,7 +296,7 @@ async fn webhooks_for_an_erased_channel_write_nothing() {
     };
     let recorded = app
         .store
-        .record_change(&mapping.contact_id, &late, Role::Visitor)
+        .record_change(&mapping.contact_id, &late, Role::Visitor, false)
         .await
         .expect("answered");
     assert_eq!(recorded, Recorded::Unchanged);

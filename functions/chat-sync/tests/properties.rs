@@ -431,7 +431,7 @@ fn record_and_render(events: &[serde_json::Value]) -> String {
         for event in events {
             if let Ok(Parsed::Change(change)) = parse_event(event.to_string().as_bytes()) {
                 store
-                    .record_change(&contact, &change, Role::Visitor)
+                    .record_change(&contact, &change, Role::Visitor, false)
                     .await
                     .expect("recorded");
             }

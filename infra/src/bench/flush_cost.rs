@@ -117,7 +117,12 @@ pub(super) async fn one_message(
         .map_err(|e| e.to_string())?
         .ok_or("channel missing")?;
     store
-        .record_change(contact, &change(channel, n, Timestamp::now())?, Role::Agent)
+        .record_change(
+            contact,
+            &change(channel, n, Timestamp::now())?,
+            Role::Agent,
+            false,
+        )
         .await
         .map_err(|e| e.to_string())?;
     let acked = meter.units();
@@ -152,7 +157,7 @@ pub(super) async fn seed(
             // A conflict that outlasts the store's own retries: try again.
             for _ in 0..10 {
                 if store
-                    .record_change(contact, &change, Role::Agent)
+                    .record_change(contact, &change, Role::Agent, false)
                     .await
                     .is_ok()
                 {

@@ -109,7 +109,7 @@ impl Previous {
         let contact = mapping.contact_id;
         let needs_flush = match self
             .store
-            .record_change(&contact, &change, role)
+            .record_change(&contact, &change, role, false)
             .await
             .map_err(unavailable)?
         {

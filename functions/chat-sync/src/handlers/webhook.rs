@@ -592,7 +592,7 @@ impl Webhook {
             change.kind = MessageKind::Removed;
         }
         self.store
-            .record_change(&mapping.contact_id, &change, role)
+            .record_change(&mapping.contact_id, &change, role, mapping.notes_only)
             .await
     }
 }

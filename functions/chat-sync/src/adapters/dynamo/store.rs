@@ -557,7 +557,8 @@ impl DynamoStore {
             if let Ok(output) = &result {
                 self.consumed.add(output.consumed_capacity());
             }
-            if conditional(result)? && remove {
+            // The count is of the property's lines: a notes-only conversation's never were among them.
+            if conditional(result)? && remove && !get_bool(&item, "notes_only") {
                 removed += 1;
             }
         }
@@ -681,6 +682,10 @@ impl Store for DynamoStore {
                 s(mapping.channel.channel_id.as_str()),
             ),
             ("created_at".to_owned(), s(mapping.created_at.key())),
+            (
+                "notes_only".to_owned(),
+                AttributeValue::Bool(mapping.notes_only),
+            ),
         ]);
         let mut conversation = key(contact_pk(&mapping.contact_id), &format!("CONV#{cid}"));
         conversation.extend([
@@ -748,6 +753,7 @@ impl Store for DynamoStore {
                 .and_then(|v| v.as_n().ok())
                 .and_then(|v| v.parse().ok())
                 .and_then(Timestamp::from_unix_seconds),
+            notes_only: get_bool(&item, "notes_only"),
         }))
     }
 
@@ -756,6 +762,7 @@ impl Store for DynamoStore {
         contact: &ContactId,
         change: &MessageChange,
         role: Role,
+        notes_only: bool,
     ) -> Result<Recorded, StoreError> {
         // One change is one decision on the message item as it is when the write lands, never a check and a write
         // apart (a `message.new` landing between them would make both fail and lose the change). Each attempt is
@@ -764,9 +771,15 @@ impl Store for DynamoStore {
         // hard delete of a shown one). A failed attempt returns the item as it now is; the change is then either
         // stale (done: `Unchanged`) or the other attempt applies. Every failure means the item changed in between,
         // and it can change only as often as changes arrive, so this ends; `CONFLICT_RETRIES` bounds it anyway.
-        let item = self.message_item(contact, change, &role);
+        let mut item = self.message_item(contact, change, &role);
+        if notes_only {
+            // Read past by the property's reader (`recent_transcript`) and left out of its count of lines.
+            item.insert("notes_only".to_owned(), AttributeValue::Bool(true));
+        }
         let version = MessageVersion::of(change);
-        let removed = i64::from(version.removed);
+        // The count of lines the property shows: a notes-only conversation's lines are not among them.
+        let removed = i64::from(version.removed && !notes_only);
+        let created = i64::from(!notes_only);
         // A `message.new` mostly finds nothing; any other change mostly finds its message.
         let mut present = change.kind != MessageKind::New;
         for _ in 0..CONFLICT_RETRIES {
@@ -777,7 +790,7 @@ impl Store for DynamoStore {
                 (
                     "attribute_not_exists(#pk)".to_owned(),
                     Item::new(),
-                    1 - removed,
+                    created - removed,
                 )
             };
             match self
@@ -910,7 +923,8 @@ impl Store for DynamoStore {
                 .map_err(unavailable)?;
             self.consumed.add(output.consumed_capacity());
             for item in output.items() {
-                if expired(item, now) {
+                // A notes-only conversation's lines never go into the property (see `ChannelMapping::notes_only`).
+                if expired(item, now) || get_bool(item, "notes_only") {
                     continue;
                 }
                 // A hard-deleted message has no line (the renderer leaves it out) but is read all the same: it
