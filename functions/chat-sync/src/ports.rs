@@ -114,16 +114,25 @@ pub enum WriteResult {
     Unconfirmed,
 }
 
+/// The contact a registration was linked to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkedContact {
+    pub id: ContactId,
+    /// It existed before this registration (as far as HubSpot says: an unverified registration learns it from the
+    /// create's 409; a verified one's upsert may not say, and it does not matter there).
+    pub existed: bool,
+}
+
 #[async_trait]
 pub trait Crm: Send + Sync {
     /// The contact with this e-mail, in one request: created with the names if there is none. An existing contact
-    /// is left untouched unless `identity` is verified, when the names are written to it too. Returns its id.
+    /// is left untouched unless `identity` is verified, when the names are written to it too.
     async fn link_contact(
         &self,
         details: &ContactDetails,
         identity: Identity,
         deadline: Instant,
-    ) -> Result<ContactId, UpstreamError>;
+    ) -> Result<LinkedContact, UpstreamError>;
     /// Replaces the transcripts of up to [`MAX_BATCH`] distinct contacts in one request, sent under `permit` (the
     /// caller waits for it before preparing the batch) and answered or abandoned by `deadline`. `Ok` holds one
     /// result per input, in input order.

@@ -393,3 +393,64 @@ async fn every_message_once_and_in_order_in_its_conversations_note_under_concurr
         assert_eq!(seen, expected, "contact {c}: every message once, in order");
     }
 }
+
+#[tokio::test]
+async fn a_strangers_chat_on_an_existing_contact_goes_to_its_notes_never_its_property() {
+    let app = TestApp::start_with(with_notes(Targets::BOTH)).await;
+    // The customer's own first chat created the contact: its lines are the property's.
+    let (contact, customer, own) = register_visitor(&app, "Ada", "ada@example.com").await;
+    record(
+        &app,
+        &new_message(&own, &customer, "c1", "my own question", 1),
+    )
+    .await;
+    app.sweeper().sweep().await.expect("sweep");
+    let before = app.transcript(&contact);
+    assert!(before.contains("my own question"), "{before}");
+    // Anyone can type that e-mail: a stranger's conversation on the existing contact, 50 messages of it.
+    let (same, stranger, theirs) = register_visitor(&app, "Mallory", "ada@example.com").await;
+    assert_eq!(same, contact);
+    for i in 0..50 {
+        record(
+            &app,
+            &new_message(
+                &theirs,
+                &stranger,
+                &format!("s{i}"),
+                &format!("stranger line {i}"),
+                2 + i,
+            ),
+        )
+        .await;
+    }
+    let report = app.sweeper().sweep().await.expect("sweep");
+    assert_eq!(report.flush.synced, 1, "{report:?}");
+    // The property shows the customer's lines as before, and nothing of the stranger's.
+    assert_eq!(app.transcript(&contact), before);
+    // The stranger's conversation is on the timeline, every line, labelled not verified.
+    let notes = app.hubspot.notes_of_contact(&contact);
+    let theirs_note = notes
+        .iter()
+        .map(|n| n.properties["hs_note_body"].as_str())
+        .find(|b| b.contains(&format!("conversation {theirs} ·")))
+        .unwrap_or_else(|| panic!("no note of the stranger's conversation: {notes:?}"));
+    assert!(theirs_note.contains("not verified"), "{theirs_note}");
+    for i in 0..50 {
+        assert!(
+            theirs_note.contains(&format!("stranger line {i}<")),
+            "line {i}"
+        );
+    }
+    // The customer writes again in their own conversation: still only their lines in the property.
+    record(&app, &new_message(&own, &customer, "c2", "a follow-up", 60)).await;
+    app.sweeper().sweep().await.expect("sweep");
+    let after = app.transcript(&contact);
+    assert!(
+        after.contains("a follow-up") && !after.contains("stranger"),
+        "{after}"
+    );
+    assert!(
+        !after.contains("earlier message"),
+        "no lines counted that are not shown: {after}"
+    );
+}

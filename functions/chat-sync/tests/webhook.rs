@@ -33,7 +33,8 @@ async fn map_events_channel(app: &TestApp) -> String {
         .crm
         .link_contact(&details, Identity::Unverified, deadline)
         .await
-        .expect("contact linked");
+        .expect("contact linked")
+        .id;
     app.store
         .save_channel(&ChannelMapping::registered(
             ChannelRef::new(

@@ -72,7 +72,8 @@ pub async fn run(
             .crm
             .link_contact(&details, Identity::Unverified, deadline())
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| e.to_string())?
+            .id;
         round_trips.push(started.elapsed());
         world
             .chat

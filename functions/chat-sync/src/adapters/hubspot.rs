@@ -14,8 +14,8 @@ use super::backoff::Backoff;
 use super::http::{client, exchange};
 use crate::domain::{ContactId, Email, Identity, NoteId};
 use crate::ports::{
-    BudgetError, Caller, ContactDetails, Crm, NewNote, NoteUpdate, Permit, RateBudget, RateSignal,
-    TranscriptWrite, UpstreamError, WriteResult, MAX_BATCH,
+    BudgetError, Caller, ContactDetails, Crm, LinkedContact, NewNote, NoteUpdate, Permit,
+    RateBudget, RateSignal, TranscriptWrite, UpstreamError, WriteResult, MAX_BATCH,
 };
 use async_trait::async_trait;
 use reqwest::header::HeaderMap;
@@ -473,7 +473,7 @@ impl Crm for HubSpotClient {
         details: &ContactDetails,
         identity: Identity,
         deadline: Instant,
-    ) -> Result<ContactId, UpstreamError> {
+    ) -> Result<LinkedContact, UpstreamError> {
         let properties = json!({
             "email": details.email.as_str(),
             "firstname": details.first_name.as_str(),
@@ -505,7 +505,11 @@ impl Crm for HubSpotClient {
                 ) {
                     return Err(refused_input(error));
                 }
-                contact_id(response.pointer("/results/0/id"))
+                Ok(LinkedContact {
+                    id: contact_id(response.pointer("/results/0/id"))?,
+                    existed: response.pointer("/results/0/new").and_then(Value::as_bool)
+                        == Some(false),
+                })
             }
             // Anyone could have typed the e-mail: create the contact, or link to the one that has it without writing
             // to it. HubSpot keeps e-mails unique, so concurrent creates of one e-mail end with one contact and 409s
@@ -522,12 +526,18 @@ impl Crm for HubSpotClient {
                     )
                 };
                 match self.backoff.retry(deadline, attempt).await {
-                    Ok(created) => contact_id(created.get("id")),
+                    Ok(created) => Ok(LinkedContact {
+                        id: contact_id(created.get("id"))?,
+                        existed: false,
+                    }),
                     Err(UpstreamError::Rejected {
                         status: 409,
                         detail,
                         ..
-                    }) => existing_contact(&detail),
+                    }) => Ok(LinkedContact {
+                        id: existing_contact(&detail)?,
+                        existed: true,
+                    }),
                     Err(error) => Err(error),
                 }
             }

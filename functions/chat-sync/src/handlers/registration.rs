@@ -9,7 +9,7 @@ use super::response::{
 };
 use crate::adapters::stream::VisitorTokens;
 use crate::config::{AllowedOrigins, RegistrationSettings};
-use crate::domain::identity::{IdentityRefusal, IdentityToken};
+use crate::domain::identity::{Identity, IdentityRefusal, IdentityToken};
 use crate::domain::{ChannelId, ChannelRef, Email, Invalid, PersonName, Timestamp, UserId};
 use crate::ports::{
     ChannelMapping, ChatService, ChatUser, ContactDetails, Crm, Store, StoreError, Throttle,
@@ -274,15 +274,19 @@ impl Registration {
         };
         let (contact, chat) =
             tokio::join!(self.crm.link_contact(&details, identity, deadline), chat);
-        let contact_id = match (contact, chat) {
-            (Ok(contact_id), Ok(())) => contact_id,
+        let contact = match (contact, chat) {
+            (Ok(contact), Ok(())) => contact,
             (Err(error), _) | (_, Err(error)) => {
                 self.undo_chat(&visitor.id).await;
                 return Err(upstream_failed(&error));
             }
         };
 
+        let contact_id = contact.id;
         let now = Timestamp::now();
+        // A stranger may type a customer's e-mail: their conversation is recorded on that customer's timeline
+        // (labelled unverified), never in the property the customer's record shows (see `ChannelMapping`).
+        let notes_only = identity == Identity::Unverified && contact.existed;
         let mapping = ChannelMapping::registered(
             channel.clone(),
             contact_id.clone(),
@@ -291,7 +295,8 @@ impl Registration {
             visitor.name.clone(),
             identity,
             now,
-        );
+        )
+        .notes_only(notes_only);
         // Only once the mapping is stored is a token handed out: no message can arrive for an unknown channel.
         if let Err(error) = self.store.save_channel(&mapping).await {
             self.undo_chat(&visitor.id).await;
@@ -313,6 +318,7 @@ impl Registration {
             channel = %channel,
             visitor_id = %visitor.id,
             identity = identity.as_str(),
+            notes_only,
             "registered visitor"
         );
         let mut answer = json!({

@@ -2,10 +2,10 @@
 //!
 //! | item | pk | sk | attributes |
 //! |---|---|---|---|
-//! | channel mapping | `CHANNEL#<type>:<id>` | `CHANNEL` | contact_id, email, visitor_id, visitor_name, identity (`verified` / `unverified`), channel_type, channel_id, created_at, expires_at (TTL, while deleted in HubSpot) |
+//! | channel mapping | `CHANNEL#<type>:<id>` | `CHANNEL` | contact_id, email, visitor_id, visitor_name, identity (`verified` / `unverified`), notes_only, channel_type, channel_id, created_at, expires_at (TTL, while deleted in HubSpot) |
 //! | visitor's channel | `USER#<visitor id>` | `CHANNEL#<type>:<id>` | contact_id, cid |
 //! | conversation | `CONTACT#<contact>` | `CONV#<type>:<id>` | cid, channel_id, started_at, identity |
-//! | message | `CONTACT#<contact>` | `MSG#<created_at>#<message id>` | message_id, cid, author_id, author_name, role, body, attachments, created_at, updated_at, edited, deleted, restored, erased, removed, expires_at (TTL, once retention expires it) |
+//! | message | `CONTACT#<contact>` | `MSG#<created_at>#<message id>` | message_id, cid, author_id, author_name, role, body, attachments, created_at, updated_at, edited, deleted, restored, erased, removed, notes_only, expires_at (TTL, once retention expires it) |
 //! | sync record | `CONTACT#<contact>` | `SYNC` | contact_id, change_version, synced_version, message_count, crm_contact_id, parked_reason, dirty, dirty_since, changed_at, idle, idle_since, archived_at, frozen (cid → notes, erasures), `erasures:<cid>`, visitor_erased |
 //! | merge alias | `CONTACT#<surviving id>` | `ALIAS#<contact>` | contact_id (merged into this record in HubSpot) |
 //! | lease | `CONTACT#<contact>` | `LEASE` | lease_owner, lease_until_ms, expires_at (TTL) |
