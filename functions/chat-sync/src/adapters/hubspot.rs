@@ -608,26 +608,28 @@ impl Crm for HubSpotClient {
         email: &Email,
         deadline: Instant,
     ) -> Result<Option<ContactId>, UpstreamError> {
+        // The e-mail goes in a JSON body, never into the URL: a stored e-mail is what someone typed, and in a path
+        // `%2e%2e/` or `?` would reach another route.
+        let body = json!({
+            "idProperty": "email",
+            "inputs": [{ "id": email.as_str() }],
+            "properties": ["email"],
+            "propertiesWithHistory": [],
+        });
         let request = self
             .http
-            .get(self.url(&format!("{}/{}", objects("contacts"), email.as_str())))
-            .query(&[("idProperty", "email"), ("properties", "email")]);
-        match self.send(request, Caller::Background, deadline).await {
-            Ok(contact) => {
-                let id = contact
-                    .get("id")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default();
-                ContactId::parse(id)
-                    .map(Some)
-                    .map_err(|e| UpstreamError::Protocol {
-                        service: SERVICE,
-                        detail: e.to_string(),
-                    })
-            }
-            Err(UpstreamError::Rejected { status: 404, .. }) => Ok(None),
-            Err(error) => Err(error),
-        }
+            .post(self.url(&format!("{}/batch/read", objects("contacts"))))
+            .json(&body);
+        let found = match self.send(request, Caller::Background, deadline).await {
+            Ok(found) => found,
+            Err(UpstreamError::Rejected { status: 404, .. }) => return Ok(None),
+            Err(error) => return Err(error),
+        };
+        // No contact has it: no result (HubSpot lists it under `errors` as not found).
+        let Some(id) = found.pointer("/results/0/id") else {
+            return Ok(None);
+        };
+        contact_id(Some(id)).map(Some)
     }
 
     async fn create_notes(
