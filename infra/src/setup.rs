@@ -233,7 +233,8 @@ pub enum SetupError {
          key and secret)"
     )]
     StreamCredentials { status: u16 },
-    #[error("{step} failed ({at}): {source}")]
+    // An operator's terminal, not a log: the service's own words help here.
+    #[error("{step} failed ({at}): {source}{}", source.detail().map(|d| format!(": {d}")).unwrap_or_default())]
     Upstream {
         step: &'static str,
         /// The base URL, so a wrong HUBSPOT_BASE_URL / STREAM_BASE_URL shows.

@@ -1832,9 +1832,9 @@ async fn a_validation_rule_refuses_only_the_inputs_of_a_batch_that_break_it() {
     let client = Client::new(&double);
     double.set_validation_rule("chat_transcript", Some(ValidationRule::MaxLength(10)));
     let graces_writes = double.property_writes(&grace);
-    let message =
-        "The value of property \"chat_transcript\" is longer than 10 characters, the most this \
-                   portal's validation rule (MAX_LENGTH) allows.";
+    // HubSpot's message quotes (the start of) the value it refused.
+    let message = "The value \"eleven char…\" of property \"chat_transcript\" is longer than 10 characters, the \
+                   most this portal's validation rule (MAX_LENGTH) allows.";
     let transcript = |id: &str| {
         double
             .contact(id)

@@ -10,6 +10,11 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 /// Why a call to HubSpot or Stream failed, classified by what the caller can do about it.
+///
+/// `detail` holds the service's own words, and those can quote what was sent (HubSpot's messages quote the e-mail
+/// of a contact, or the start of a refused value: names and message text). So the error's `Display`, which is what
+/// logs show, names the service, the kind and the status only; `detail` goes where it is needed and kept private
+/// (a parked contact's reason, read with `backlog`), never into a log line.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum UpstreamError {
     /// Rate limited (429), or our shared rate budget had no permit in time (then nothing was sent): `retry_after`
@@ -21,7 +26,7 @@ pub enum UpstreamError {
         daily: bool,
     },
     /// 408, 423, no connection, or no time left to send: the request was not applied. Worth retrying.
-    #[error("{service} is unavailable: {detail}")]
+    #[error("{service} is unavailable")]
     Unavailable {
         service: &'static str,
         detail: String,
@@ -31,20 +36,20 @@ pub enum UpstreamError {
     Timeout { service: &'static str },
     /// A 5xx, or the connection broke after the request was sent: it may or may not have been applied, now or
     /// later (a gateway error can hide a write still in flight).
-    #[error("{service} failed: {detail}")]
+    #[error("{service} failed (the request may have been applied)")]
     Indeterminate {
         service: &'static str,
         detail: String,
     },
     /// A 4xx that retrying will not fix (bad token, invalid data, ...).
-    #[error("{service} rejected the request with {status}: {detail}")]
+    #[error("{service} rejected the request with {status}")]
     Rejected {
         service: &'static str,
         status: u16,
         detail: String,
     },
     /// 2xx with a body we could not understand.
-    #[error("{service} sent an unexpected response: {detail}")]
+    #[error("{service} sent an unexpected response")]
     Protocol {
         service: &'static str,
         detail: String,
@@ -52,6 +57,17 @@ pub enum UpstreamError {
 }
 
 impl UpstreamError {
+    /// The service's own words about the failure, if it said any (see the type's docs: never for a log line).
+    pub fn detail(&self) -> Option<&str> {
+        match self {
+            UpstreamError::Unavailable { detail, .. }
+            | UpstreamError::Indeterminate { detail, .. }
+            | UpstreamError::Rejected { detail, .. }
+            | UpstreamError::Protocol { detail, .. } => Some(detail),
+            UpstreamError::RateLimited { .. } | UpstreamError::Timeout { .. } => None,
+        }
+    }
+
     pub fn is_retryable(&self) -> bool {
         match self {
             UpstreamError::RateLimited { daily, .. } => !daily,

@@ -523,13 +523,18 @@ async fn a_validation_rule_refusing_one_transcript_parks_that_contact_and_writes
         assert_eq!(app.hubspot.notes_of_contact(contact).len(), 1, "{name}");
     }
 
-    // Bo is parked with HubSpot's own message; nothing of his reached HubSpot.
-    let expected = "HubSpot refused the transcript: VALIDATION_ERROR: The value of property \"chat_transcript\" is \
-                    longer than 1000 characters, the most this portal's validation rule (MAX_LENGTH) allows.";
+    // Bo is parked with HubSpot's own message (which quotes the start of the value it refused); nothing of his
+    // reached HubSpot.
     let backlog = app.store.backlog(10).await.expect("backlog");
     assert_eq!(backlog.len(), 1, "only Bo is left: {backlog:?}");
     assert_eq!(backlog[0].contact.as_str(), bo);
-    assert_eq!(backlog[0].parked.as_deref(), Some(expected));
+    let reason = backlog[0].parked.as_deref().expect("a reason");
+    assert!(
+        reason.starts_with(
+            "HubSpot refused the transcript: VALIDATION_ERROR: The value \"=== Conversation "
+        ) && reason.contains("of property \"chat_transcript\" is longer than 1000 characters"),
+        "{reason}"
+    );
     assert_eq!(app.transcript(&bo), "");
     assert_eq!(app.hubspot.property_writes(&bo), bo_writes);
     assert!(app.hubspot.notes_of_contact(&bo).is_empty());
@@ -555,4 +560,113 @@ async fn a_validation_rule_refusing_one_transcript_parks_that_contact_and_writes
         "{report:?}"
     );
     assert!(app.hubspot.calls().is_empty(), "{:?}", app.hubspot.calls());
+}
+
+/// What chat-sync logs in this test binary, every test's lines together, at every level: the process's one
+/// subscriber (a thread's own would miss what tracing decided for a log site while another test's thread had none).
+#[derive(Clone, Default)]
+struct CapturedLogs(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+fn captured_logs() -> &'static CapturedLogs {
+    static LOGS: std::sync::OnceLock<CapturedLogs> = std::sync::OnceLock::new();
+    LOGS.get_or_init(|| {
+        let logs = CapturedLogs::default();
+        let writer = logs.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_env_filter("chat_sync=trace")
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).expect("the only subscriber");
+        logs
+    })
+}
+
+impl std::io::Write for CapturedLogs {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        if let Ok(mut captured) = self.0.lock() {
+            captured.extend_from_slice(bytes);
+        }
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl CapturedLogs {
+    fn text(&self) -> String {
+        self.0
+            .lock()
+            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+            .unwrap_or_default()
+    }
+}
+
+#[tokio::test]
+async fn error_paths_log_no_email_name_or_message_text() {
+    use chat_sync::config::Targets;
+    use chat_sync::ports::Store;
+    use sandbox::hubspot::ValidationRule;
+    const EMAIL: &str = "zoe.secret-mail@example.com";
+    const NAME: &str = "Zoesecretname";
+    const TEXT: &str = "my-secret-message-text";
+    let logs = captured_logs();
+    let app = TestApp::start_with(FlushSettings {
+        targets: Targets::BOTH,
+        ..support::test_flush_settings()
+    })
+    .await;
+    let form = format!(r#"{{"firstName":"{NAME}","lastName":"Tester","email":"{EMAIL}"}}"#);
+    let register = |form: String| {
+        let app = &app;
+        async move {
+            app.registration
+                .handle(support::http_request(
+                    "POST",
+                    &form,
+                    &[("content-type", "application/json")],
+                ))
+                .await
+                .status()
+        }
+    };
+    // Registration failing at HubSpot, then at Stream.
+    app.hubspot.faults().fail_next("create_contact", 10, 500);
+    assert_eq!(register(form.clone()).await, StatusCode::BAD_GATEWAY);
+    app.stream.faults().fail_next("query_channel", 1, 400);
+    assert_eq!(register(form.clone()).await, StatusCode::BAD_GATEWAY);
+    // A transcript a portal rule refuses: HubSpot's message quotes the start of it, the visitor's name included.
+    let (contact, visitor, channel) = register_visitor(&app, NAME, EMAIL).await;
+    support::record(&app, &new_message(&channel, &visitor, "m1", TEXT, 1)).await;
+    app.hubspot
+        .set_validation_rule("chat_transcript", Some(ValidationRule::MaxLength(10)));
+    let report = app.sweeper().sweep().await.expect("sweep");
+    assert_eq!(report.flush.parked, 1, "{report:?}");
+    let backlog = app.store.backlog(10).await.expect("backlog");
+    let reason = backlog
+        .iter()
+        .find(|entry| entry.contact.as_str() == contact)
+        .and_then(|entry| entry.parked.clone())
+        .expect("parked with a reason");
+    assert!(
+        reason.contains(NAME),
+        "HubSpot's answer quoted the name: {reason}"
+    );
+
+    let logged = logs.text();
+    assert!(
+        logged
+            .lines()
+            .any(|line| line.contains("contact parked") && line.contains(&contact)),
+        "{logged}"
+    );
+    assert!(logged.contains("registration failed upstream"), "{logged}");
+    for secret in [EMAIL, NAME, TEXT] {
+        assert!(
+            !logged.contains(secret),
+            "{secret} reached a log line:\n{logged}"
+        );
+    }
 }

@@ -19,6 +19,9 @@ use super::errors::standard_error;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
+/// How much of a refused value a validation message quotes.
+const QUOTED: usize = 200;
+
 /// A validation rule on a contact property.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ValidationRule {
@@ -35,13 +38,16 @@ impl ValidationRule {
         }
     }
 
-    /// HubSpot's message for a value of `property` this rule refuses; `None` if it allows the value.
+    /// HubSpot's message for a value of `property` this rule refuses; `None` if it allows the value. Like
+    /// HubSpot's validation messages, it quotes the value it refused (its start): whatever was written, names and
+    /// message text included, can come back in an error.
     fn refusal(&self, property: &str, value: &str) -> Option<String> {
         match self {
             Self::MaxLength(max) => (value.encode_utf16().count() > *max).then(|| {
+                let start: String = value.chars().take(QUOTED).collect();
                 format!(
-                    "The value of property \"{property}\" is longer than {max} characters, the most this portal's \
-                     validation rule (MAX_LENGTH) allows."
+                    "The value \"{start}…\" of property \"{property}\" is longer than {max} characters, the most \
+                     this portal's validation rule (MAX_LENGTH) allows."
                 )
             }),
         }

@@ -85,7 +85,10 @@ impl TranscriptSync {
                 }) => {
                     if batch.len() > 1 {
                         // One input spoils the batch: split until the one HubSpot refuses stands alone.
-                        tracing::info!(inputs = batch.len(), %detail, "HubSpot refused a batch; splitting it");
+                        tracing::info!(
+                            inputs = batch.len(),
+                            "HubSpot refused a batch; splitting it"
+                        );
                         let mut first = batch;
                         let second = first.split_off(first.len() / 2);
                         batches.push(second);

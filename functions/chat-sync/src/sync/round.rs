@@ -714,7 +714,8 @@ impl TranscriptSync {
         reason: &str,
         report: &mut FlushReport,
     ) -> Result<(), StoreError> {
-        tracing::error!(contact_id = %claim.contact, reason, "contact parked: its transcript is no longer written; re-queue it with `backlog requeue` once fixed");
+        // The reason may quote HubSpot's message, which may quote the transcript: stored, shown by `backlog`, not logged.
+        tracing::error!(contact_id = %claim.contact, "contact parked: its transcript is no longer written; `backlog` shows why; re-queue it with `backlog requeue` once fixed");
         self.store
             .park_contact(&claim.contact, &claim.owner, reason)
             .await?;
