@@ -4,8 +4,9 @@
 //!   in Stream (users, their messages, their conversation channels), then every item of the contact here. Stream
 //!   goes first because its users are found from our items: an attempt that fails half-way is retried (HubSpot
 //!   redelivers, the operator reruns) and still knows whom to erase. Both steps are idempotent.
-//! - **Deletion** (restorable in HubSpot for 90 days): the contact leaves the queue at once and every item of it
-//!   expires by TTL when HubSpot would purge it; **restore** clears that and queues the contact again.
+//! - **Deletion** (restorable in HubSpot for 90 days): the contact leaves the queue at once; when HubSpot would purge
+//!   it, the sweeper erases it as a privacy deletion does, here and in Stream (`purge_due`); its items' TTL, a week
+//!   later, is only the backstop. **Restore** clears that and queues the contact again.
 //! - **Merge**: the surviving record names each contact merged into it (an alias item), so each of the above, done to
 //!   the survivor, reaches them too, transitively. HubSpot announces merges by webhook; a write that meets the old id
 //!   (404) finds the survivor by e-mail and records the same.
@@ -17,6 +18,11 @@ use std::time::{Duration, Instant};
 
 /// How long HubSpot keeps a deleted contact restorable: our copy of it is purged when HubSpot's is.
 pub const RESTORABLE_FOR: Duration = Duration::from_secs(90 * 86_400);
+/// How long after a deleted contact's purge time its items' TTL falls: the sweeper purges it at the time itself,
+/// Stream included; the TTL only takes the items if no sweeper ran for that long.
+pub const PURGE_BACKSTOP: Duration = Duration::from_secs(7 * 86_400);
+/// Deleted contacts looked at per query of the purge.
+const PURGE_BATCH: usize = 25;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ErasureError {
@@ -106,6 +112,38 @@ impl Erasure {
             }
         }
         Ok(marked)
+    }
+
+    /// Erases the contacts deleted in HubSpot whose purge time has passed (HubSpot has purged them too), here and
+    /// in Stream, until `deadline`; a contact that fails stays listed for the next run. Returns how many were purged.
+    pub async fn purge_due(&self, deadline: Instant) -> Result<usize, StoreError> {
+        let mut purged = 0;
+        while Instant::now() < deadline {
+            let due = self.store.due_purges(Timestamp::now(), PURGE_BATCH).await?;
+            if due.is_empty() {
+                break;
+            }
+            let mut progress = false;
+            for contact in &due {
+                if Instant::now() >= deadline {
+                    break;
+                }
+                match self.erase(contact, deadline).await {
+                    Ok(_) => {
+                        tracing::info!(contact_id = %contact, "contact purged: deleted in HubSpot 90 days ago");
+                        purged += 1;
+                        progress = true;
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, contact_id = %contact, "could not purge the contact now; the next sweep tries again");
+                    }
+                }
+            }
+            if !progress {
+                break;
+            }
+        }
+        Ok(purged)
     }
 
     /// The contact was restored in HubSpot at `at`: keep it and sync it again.

@@ -597,14 +597,17 @@ pub trait Store: Send + Sync {
     /// anything for it from then on, then everything else. A lease still held by a flusher is left to its holder
     /// (it names no person and is gone at release or by TTL). Idempotent.
     async fn erase_contact(&self, contact: &ContactId) -> Result<Footprint, StoreError>;
-    /// Contact deleted in HubSpot at `at` (restorable): takes it out of the queue at once and lets every item of it
-    /// expire by TTL at `purge_at`. False if nothing is stored for it, or a later deletion or restore is recorded.
+    /// Contact deleted in HubSpot at `at` (restorable): takes it out of the queue at once and lists it for the purge
+    /// at `purge_at` ([`Store::due_purges`]); every item of it also expires by TTL a while after, as a backstop.
+    /// False if nothing is stored for it, or a later deletion or restore is recorded.
     async fn mark_deleted(
         &self,
         contact: &ContactId,
         at: Timestamp,
         purge_at: Timestamp,
     ) -> Result<bool, StoreError>;
+    /// Up to `limit` contacts deleted in HubSpot whose purge time is past, oldest first: to be erased, in Stream too.
+    async fn due_purges(&self, now: Timestamp, limit: usize) -> Result<Vec<ContactId>, StoreError>;
     /// Contact restored in HubSpot at `at`: clears what `mark_deleted` set and queues it. False if nothing is
     /// stored, or a later deletion or restore is recorded.
     async fn restore_contact(&self, contact: &ContactId, at: Timestamp)

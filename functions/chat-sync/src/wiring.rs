@@ -131,9 +131,12 @@ pub async fn sweeper(env: &Env, aws: &aws_config::SdkConfig) -> Result<Sweeper, 
     let budget = env.seconds("SWEEPER_BUDGET_SECONDS", 40, 1..=800)?;
     let table = env.required("TABLE_NAME")?;
     let retention = Retention::new(store.clone(), crate::config::retention_period(env)?);
+    let stream = StreamSettings::load(env, &secrets).await?;
+    let purge = Erasure::new(store.clone(), Arc::new(stream_client(&stream)?));
     Ok(Sweeper::new(store, sync, budget)
         .with_metrics(&table)
-        .with_retention(retention))
+        .with_retention(retention)
+        .with_purge(purge))
 }
 
 pub async fn hubspot_webhooks(

@@ -8,7 +8,7 @@ use chat_sync::domain::{
     Author, ChannelId, ChannelRef, ChannelType, ContactId, MessageChange, MessageId, MessageKind,
     Role, Timestamp,
 };
-use chat_sync::erasure::RESTORABLE_FOR;
+use chat_sync::erasure::{PURGE_BACKSTOP, RESTORABLE_FOR};
 use chat_sync::ports::{Recorded, Store};
 use lambda_http::http::StatusCode;
 use sandbox::stream::message_event;
@@ -422,10 +422,11 @@ async fn deletion_stops_syncing_and_purges_in_90_days_restore_resumes() {
     let before = Timestamp::now().unix_seconds();
     let (_, body) = from_hubspot(&app, &[("contact.deletion", &contact)]).await;
     assert_eq!(body["deleted"], 1, "{body}");
-    // Every item expires when HubSpot would purge the contact: 90 days after the deletion.
+    // Every item expires a week after HubSpot would purge the contact (90 days after the deletion): the backstop
+    // of the sweeper's purge, which comes at the 90 days themselves.
     let expiries = expiry_of_items(&app, &needles).await;
     assert!(expiries.len() >= 5, "{expiries:?}");
-    let ninety_days = RESTORABLE_FOR.as_secs() as i64;
+    let ninety_days = (RESTORABLE_FOR + PURGE_BACKSTOP).as_secs() as i64;
     for expiry in &expiries {
         let expiry = expiry.expect("every item has a TTL");
         assert!(
@@ -815,4 +816,37 @@ async fn generic_events_about_other_object_types_change_nothing() {
         (StatusCode::OK, &json!(1)),
         "{body}"
     );
+}
+
+#[tokio::test]
+async fn a_contact_deleted_in_hubspot_is_purged_here_and_in_stream_when_hubspot_purges_it() {
+    let app = TestApp::start().await;
+    let (contact, visitor, channel) = chatting_visitor(&app, "purged@example.com").await;
+    let (kept, kept_visitor, _) = chatting_visitor(&app, "deleted.lately@example.com").await;
+    let needles = [contact.as_str(), visitor.as_str(), channel.as_str()];
+    let now = Timestamp::now().unix_millis();
+    let day = 86_400_000;
+    // One deleted 91 days ago (HubSpot has purged it by now), one deleted yesterday (still restorable).
+    let response = app
+        .hubspot_webhooks
+        .handle(support::hubspot_events_at(&[
+            ("contact.deletion", &contact, now - 91 * day),
+            ("contact.deletion", &kept, now - day),
+        ]))
+        .await;
+    assert_eq!(json_body(&response)["deleted"], 2);
+    let report = app.sweeper().sweep().await.expect("sweep");
+    assert_eq!(report.purged, 1, "{report:?}");
+    // Nothing of it is left here, nor in Stream: its visitor, messages and channel are gone.
+    let left = items_mentioning(&app, &needles).await;
+    assert!(left.is_empty(), "{left:#?}");
+    let users: Vec<String> = app.stream.users().into_iter().map(|u| u.id).collect();
+    assert!(!users.contains(&visitor), "{users:?}");
+    assert!(app.stream.messages("messaging", &channel).is_empty());
+    assert!(app.stream.channels().iter().all(|c| c.id != channel));
+    // The one still restorable is untouched, and a second sweep purges nothing.
+    assert!(!items_mentioning(&app, &[kept.as_str()]).await.is_empty());
+    assert!(users.contains(&kept_visitor));
+    let report = app.sweeper().sweep().await.expect("sweep");
+    assert_eq!(report.purged, 0, "{report:?}");
 }

@@ -215,7 +215,9 @@ async fn idle_synced_messages_expire_as_documented_and_hubspot_keeps_showing_the
         new_lines.contains("(agent): a courier is on the way"),
         "{now_shown}"
     );
-    assert!(new_lines.contains("another question"), "{now_shown}");
+    // The new conversation is a second unverified registration of an existing contact: notes only (see
+    // `ChannelMapping::notes_only`), so its line is in its note below and not in the property.
+    assert!(!new_lines.contains("another question"), "{now_shown}");
     assert_eq!(now_shown.matches("my order #1234").count(), 1);
 
     // The note that held the expired messages is frozen: never written again. The new lines go to part 2.

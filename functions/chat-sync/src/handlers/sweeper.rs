@@ -1,10 +1,11 @@
 //! The sweeper (run on a schedule): runs the flusher when no webhook does, so contacts left queued (a webhook ran
 //! out of budget, HubSpot refused or failed, a write is fenced, a Lambda crashed) reach HubSpot without waiting
 //! for another message. Each scheduled run also publishes how far behind the transcripts are (`metrics`), which
-//! the template's alarms watch, and then expires the messages of contacts idle for the retention period
-//! (`retention`).
+//! the template's alarms watch, then expires the messages of contacts idle for the retention period
+//! (`retention`), and erases the contacts deleted in HubSpot whose purge time has come (`erasure`).
 
 use crate::domain::Timestamp;
+use crate::erasure::Erasure;
 use crate::metrics::{self, SyncMetrics};
 use crate::ports::{Store, StoreError};
 use crate::retention::{Retention, RetentionReport};
@@ -27,6 +28,8 @@ pub struct SweepReport {
     pub oldest_waiting_seconds: u64,
     /// Whose messages expire from this sweep on.
     pub retention: RetentionReport,
+    /// Contacts deleted in HubSpot 90 days ago, erased here and in Stream by this sweep.
+    pub purged: usize,
 }
 
 impl SweepReport {
@@ -46,6 +49,7 @@ pub struct Sweeper {
     /// The table, as the metrics' dimension; `None`: publish no metrics.
     metrics_table: Option<String>,
     retention: Option<Retention>,
+    purge: Option<Erasure>,
 }
 
 impl Sweeper {
@@ -57,7 +61,15 @@ impl Sweeper {
             budget,
             metrics_table: None,
             retention: None,
+            purge: None,
         }
+    }
+
+    /// Erases, here and in Stream, the contacts deleted in HubSpot whose purge time has come, after each sweep's
+    /// flush, within the same budget.
+    pub fn with_purge(mut self, erasure: Erasure) -> Self {
+        self.purge = Some(erasure);
+        self
     }
 
     /// Expires idle contacts' messages after each sweep's flush, within the same budget.
@@ -102,6 +114,10 @@ impl Sweeper {
             retention: match &self.retention {
                 Some(retention) => retention.run(Timestamp::now(), start_by).await?,
                 None => RetentionReport::default(),
+            },
+            purged: match &self.purge {
+                Some(erasure) => erasure.purge_due(start_by).await?,
+                None => 0,
             },
         };
         tracing::info!(?report, "sweep finished");

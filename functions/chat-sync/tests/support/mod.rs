@@ -198,6 +198,10 @@ impl TestApp {
             self.sync.clone(),
             Duration::from_secs(10),
         )
+        .with_purge(Erasure::new(
+            self.store.clone(),
+            Arc::new(self.chat.clone()),
+        ))
     }
 
     /// Every data item in the table (to prove that bad input wrote nothing); the HubSpot rate budget's items,

@@ -333,14 +333,15 @@ impl DynamoStore {
             "deleted in HubSpot; purged at {} unless restored",
             purge_at.human()
         );
+        // On the queue's `purging` partition by its purge time: the sweeper erases it then, here and in Stream.
         let fresh = self
             .crm_event(
                 contact,
                 at,
-                ", dirty = :parked, dirty_since = :now, parked_reason = :why REMOVE idle, idle_since",
+                ", dirty = :purging, dirty_since = :purge, parked_reason = :why REMOVE idle, idle_since",
                 &[
-                    (":parked", s(schema::PARKED)),
-                    (":now", s(Timestamp::now().key())),
+                    (":purging", s(schema::PURGING)),
+                    (":purge", s(purge_at.key())),
                     (":why", s(why)),
                 ],
             )
@@ -353,9 +354,39 @@ impl DynamoStore {
         if !items.partition.contains(&sync) {
             items.partition.push(sync);
         }
-        self.set_expiry(&items, Expiry::Purge(purge_at.unix_seconds()))
+        // TTL is the backstop, a week after the purge: it would take the items even if no sweeper ran (Stream's
+        // copy would then stay: the sweeper's purge is what reaches it).
+        let backstop = purge_at.later_by(crate::erasure::PURGE_BACKSTOP);
+        self.set_expiry(&items, Expiry::Purge(backstop.unix_seconds()))
             .await?;
         Ok(true)
+    }
+
+    /// Contacts deleted in HubSpot whose purge time has come, oldest first.
+    pub(super) async fn due_purges(
+        &self,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<ContactId>, StoreError> {
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(schema::DIRTY_INDEX)
+            .key_condition_expression("#dirty = :purging AND #since <= :now")
+            .expression_attribute_names("#dirty", schema::DIRTY_INDEX_PARTITION_KEY)
+            .expression_attribute_names("#since", schema::DIRTY_INDEX_SORT_KEY)
+            .expression_attribute_values(":purging", s(schema::PURGING))
+            .expression_attribute_values(":now", s(now.key()))
+            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        output
+            .items()
+            .iter()
+            .map(|item| ContactId::parse(get_s(item, "contact_id")?).map_err(corrupt))
+            .collect()
     }
 
     pub(super) async fn restore(

@@ -14,8 +14,9 @@
 //! | registration throttle | `THROTTLE#ip#<keyed hash>` / `THROTTLE#email#<keyed hash>` | `THROTTLE` | tat_ms, expires_at (TTL) |
 //!
 //! The sparse index `dirty-contacts` (dirty, dirty_since) is the queue of contacts whose newest changes are not
-//! yet in HubSpot: `dirty` is the contact's shard (`0`..`7`, so no single index partition is hot), or `parked` for
-//! contacts taken out of the queue for good.
+//! yet in HubSpot: `dirty` is the contact's shard (`0`..`7`, so no single index partition is hot), `parked` for
+//! contacts taken out of the queue for good, or `purging` for contacts deleted in HubSpot (`dirty_since` is then
+//! when they are purged).
 //!
 //! The sparse index `idle-contacts` (idle, idle_since) holds every contact from its first sync until its messages
 //! expire: retention finds there the candidates for `MESSAGE_RETENTION_DAYS` and checks each (see `retention`).
@@ -60,6 +61,9 @@ pub mod schema {
     pub const DIRTY_SHARDS: u32 = 8;
     /// The index partition of contacts taken out of the queue for good.
     pub const PARKED: &str = "parked";
+    /// The index partition of contacts deleted in HubSpot, sorted by when they are to be purged (`dirty_since` is
+    /// the purge time there): the sweeper erases each when its time comes, in Stream too (see `erasure`).
+    pub const PURGING: &str = "purging";
     /// The index projects only what the sweeper reads (`ProjectionType: INCLUDE`).
     pub const DIRTY_INDEX_PROJECTION: &[&str] = &["contact_id"];
     /// The sparse index of retention's candidates: a contact from its first sync on (see `retention`).

@@ -1175,6 +1175,10 @@ impl Store for DynamoStore {
         self.mark_contact_deleted(contact, at, purge_at).await
     }
 
+    async fn due_purges(&self, now: Timestamp, limit: usize) -> Result<Vec<ContactId>, StoreError> {
+        DynamoStore::due_purges(self, now, limit).await
+    }
+
     async fn restore_contact(
         &self,
         contact: &ContactId,
