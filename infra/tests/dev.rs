@@ -21,8 +21,12 @@ const BROWSER_TIMEOUT: Duration = Duration::from_secs(240);
 /// 120 KB, read strictly as 120,000 bytes (not 120 KiB).
 const WIDGET_BUDGET_GZIPPED: usize = 120_000;
 
+/// The site's identity secret the browser check's dev server verifies identity tokens with (as a site would share
+/// it: at least 32 characters).
+const IDENTITY_SECRET: &str = "dev-test-identity-secret-0123456789abcdef";
+
 /// Variables that would switch the server to live mode, another DynamoDB Local or other settings.
-const CLEARED: [&str; 13] = [
+const CLEARED: [&str; 15] = [
     "HUBSPOT_ACCESS_TOKEN",
     "HUBSPOT_CLIENT_SECRET",
     "HUBSPOT_ACCESS_TOKEN_SECRET_ARN",
@@ -36,6 +40,8 @@ const CLEARED: [&str; 13] = [
     "ALLOWED_ORIGINS",
     "SUPPORT_AGENT_ID",
     "STREAM_CHANNEL_TYPE",
+    "IDENTITY_SECRET",
+    "REQUIRE_IDENTITY",
 ];
 
 /// The dev binary on a free port, with its output in a log file that failures quote.
@@ -795,13 +801,15 @@ async fn widget_and_demo_page_work_in_a_headless_browser() {
         .join("e2e-screenshot.png");
     std::fs::remove_file(&screenshot).ok();
 
-    let mut server = DevServer::start().await;
+    // The site's identity secret, so the shared-computer scenario's pages carry tokens registration verifies.
+    let mut server = DevServer::start_with(&[("IDENTITY_SECRET", IDENTITY_SECRET)]).await;
     let browser = tokio::process::Command::new("node")
         .arg(root.join("infra/e2e/browser.mjs"))
         .arg(&server.base_url)
         .current_dir(root)
         .env("CHROMIUM_PATH", &chromium)
         .env("STREAM_SECRET", SANDBOX_STREAM_SECRET)
+        .env("IDENTITY_SECRET", IDENTITY_SECRET)
         .env("E2E_SCREENSHOT", &screenshot)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -97,8 +97,26 @@ async fn demo_page(State(api): State<Arc<DevApi>>) -> Response {
     api.pages.demo()
 }
 
-async fn embed_example(State(api): State<Arc<DevApi>>) -> Response {
-    api.pages.embed_example()
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct EmbedQuery {
+    identity_token: Option<String>,
+}
+
+async fn embed_example(
+    State(api): State<Arc<DevApi>>,
+    query: Result<Query<EmbedQuery>, QueryRejection>,
+) -> Response {
+    let page = query
+        .map_err(|rejection| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_query",
+                rejection.body_text(),
+            )
+        })
+        .and_then(|Query(query)| api.pages.embed_example(query.identity_token.as_deref()));
+    page.unwrap_or_else(error_response)
 }
 
 async fn widget_bundle(State(api): State<Arc<DevApi>>) -> Response {
