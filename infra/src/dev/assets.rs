@@ -228,7 +228,7 @@ mod tests {
             pages.embed_example
         );
         for bad in ["", "a\"b", "a><script>", "a b", &"a".repeat(4097)] {
-            let error = pages.embed_example_page(Some(bad)).err().expect(bad);
+            let error = pages.embed_example_page(Some(bad)).expect_err(bad);
             assert_eq!(
                 (error.status, error.code),
                 (StatusCode::BAD_REQUEST, "invalid_query")
