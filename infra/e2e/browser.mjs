@@ -8,10 +8,15 @@
 // 2. Sessions: Stream unreachable at load (kept, retried, connected), then a stored session past its expiresAt, a token Stream refuses as expired, one it refuses as forged, the
 //    conversation erased in Stream while open, the visitor erased in Stream (tokens revoked), and the expiry passing
 //    while the conversation is open each lead back to the form with their message.
-// 3. / (the demo page): the widget for the visitor, the page's agent side (SDK) and the CRM view with its note.
+// 3. A shared computer: person A, signed in to the site (the page carries A's identity token), chats; the next
+//    person's page (B's token), a signed-out page after a signed-in chat, and a signed-in page after an anonymous chat
+//    each get a fresh form, never the stored chat; B's own chat survives a renewed token; "End chat" forgets the
+//    session, so the next load shows the form.
+// 4. / (the demo page): the widget for the visitor, the page's agent side (SDK) and the CRM view with its note.
 //
 // Uses the system Chromium (Debian's `chromium`; CHROMIUM_PATH overrides) through playwright-core, so nothing is
-// downloaded. STREAM_SECRET is the sandbox Stream's secret (to sign the tokens of step 2). Saves screenshots for
+// downloaded. STREAM_SECRET is the sandbox Stream's secret (to sign the tokens of step 2); IDENTITY_SECRET is the dev
+// server's (to sign the site's identity tokens of step 3, as a site's backend does). Saves screenshots for
 // humans next to E2E_SCREENSHOT (default target/e2e-screenshot.png), also on failure. Exits 0 on success, 1 on
 // failure, 2 on wrong usage.
 
@@ -30,6 +35,7 @@ const base = (process.argv[2] ?? '').replace(/\/$/, '');
 const executablePath = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 const screenshotPath = process.env.E2E_SCREENSHOT || 'target/e2e-screenshot.png';
 const streamSecret = process.env.STREAM_SECRET;
+const identitySecret = process.env.IDENTITY_SECRET;
 
 // This machine may have no network: without these, Chromium keeps trying to reach Google's services and can hang.
 const CHROMIUM_ARGS = [
@@ -43,8 +49,10 @@ const CHROMIUM_ARGS = [
   '--disable-sync',
 ];
 
-if (!base || !streamSecret) {
-  console.error('usage: STREAM_SECRET=<sandbox Stream secret> node infra/e2e/browser.mjs <dev server URL>');
+if (!base || !streamSecret || !identitySecret) {
+  console.error(
+    'usage: STREAM_SECRET=<sandbox Stream secret> IDENTITY_SECRET=<the dev server\'s> node infra/e2e/browser.mjs <dev server URL>',
+  );
   process.exit(2);
 }
 
@@ -87,6 +95,7 @@ function widgetOf(page) {
     lastName: root.getByLabel('Last name'),
     email: root.getByLabel('E-mail'),
     start: root.getByRole('button', { name: 'Start chat' }),
+    end: root.getByRole('button', { name: 'End chat' }),
     log: root.getByRole('log', { name: 'Conversation', exact: true }),
     message: root.getByLabel('Message', { exact: true }),
     send: root.getByRole('button', { name: 'Send', exact: true }),
@@ -439,7 +448,93 @@ async function expiresWhileOpen(context, stamp) {
   }
 }
 
-/** Scenario 3: the demo page, the visitor in the widget and the agent on the page. */
+/** The identity token a site's backend puts in the page of its signed-in user (README: identity), valid an hour. */
+function identityToken(email) {
+  return jwt({ email, exp: Math.floor(Date.now() / 1000) + 3600 }, identitySecret);
+}
+
+/** Scenario 3: one browser, several people; the stored session is bound to who the page says is signed in. */
+async function sharedComputer(context, stamp) {
+  const page = await context.newPage();
+  const problems = watchProblems(page);
+  const widget = widgetOf(page);
+  // The site's page for whoever is signed in now: the embed example with their token on the tag (the dev server puts
+  // ?identityToken= there, as a site's template would), or none. Served by the dev server itself, not faked here, so
+  // the page keeps its address and policies.
+  const load = async (token) => {
+    const query = token === null ? '' : `?${new URLSearchParams({ identityToken: token })}`;
+    await page.goto(`${base}/embed-example.html${query}`, { waitUntil: 'load' });
+    await widget.launcher.click();
+  };
+  const chat = async (first, email, token, text) => {
+    await load(token);
+    await widget.firstName.fill(first);
+    await widget.lastName.fill('Tester');
+    await widget.email.fill(email);
+    await widget.start.click();
+    await widget.log.waitFor();
+    await widget.message.fill(text);
+    await widget.send.click();
+    await widget.log.getByText(text).waitFor();
+  };
+  /** The form, empty of anyone's conversation, and nothing stored. */
+  const freshForm = async (what, secrets) => {
+    await widget.firstName.waitFor();
+    await waitForFocus(page, 'firstName');
+    check(!(await widget.log.isVisible()), `${what}: a conversation shows instead of the form`);
+    const shown = await widget.root.evaluate((host) => host.shadowRoot?.textContent ?? host.textContent ?? '');
+    for (const secret of secrets) check(!shown.includes(secret), `${what}: the widget shows "${secret}"`);
+    check((await storedSession(page)) === null, `${what}: the earlier session is still stored`);
+  };
+  try {
+    const ada = `ada.shared.${stamp}@example.com`;
+    const grace = `grace.shared.${stamp}@example.com`;
+    const adaToken = identityToken(ada);
+    const adaText = `Ada's private question ${stamp}`;
+    await chat('Ada', ada, adaToken, adaText);
+    // What is stored names no one: neither the token nor the e-mail.
+    const storage = await page.evaluate(() => JSON.stringify(localStorage));
+    check(!storage.includes(adaToken) && !storage.includes(ada), `the stored session holds the token or e-mail: ${storage}`);
+    log('person A (signed in) registered and wrote');
+
+    await load(identityToken(grace));
+    await freshForm('another person signed in', [adaText]);
+    log('the next person\'s page (another identity token) shows a fresh form, not A\'s chat');
+
+    const graceText = `Grace's own question ${stamp}`;
+    await chat('Grace', grace, identityToken(grace), graceText);
+    // A new page view brings a new token (a later expiry) for the same person: the chat goes on.
+    await sleep(1100);
+    await load(identityToken(grace));
+    await widget.log.getByText(graceText).waitFor();
+    log('the same person with a renewed token resumes their own chat');
+
+    await load(null);
+    await freshForm('signed out after a verified chat', [graceText]);
+    log('a signed-out page after a verified chat shows a fresh form');
+
+    const anonymousText = `An anonymous question ${stamp}`;
+    await chat('Anon', `anon.shared.${stamp}@example.com`, null, anonymousText);
+    await load(adaToken);
+    await freshForm('signed in after an anonymous chat', [anonymousText]);
+    log('a signed-in page after an anonymous chat shows a fresh form');
+
+    // "End chat": forgotten and disconnected; the next load shows the form.
+    const again = `Ada again ${stamp}`;
+    await chat('Ada', ada, adaToken, again);
+    await widget.end.click();
+    await freshForm('after End chat', [again]);
+    await load(adaToken);
+    await freshForm('the load after End chat', [again]);
+    log('"End chat" forgets the session: the next load shows the form');
+    check(problems.length === 0, problems.join('\n'));
+  } catch (error) {
+    await screenshot(page, 'shared-computer');
+    throw error;
+  }
+}
+
+/** Scenario 4: the demo page, the visitor in the widget and the agent on the page. */
 async function demoPage(context, stamp) {
   const page = await context.newPage();
   const problems = watchProblems(page);
@@ -513,6 +608,9 @@ try {
   const clocked = await browser.newContext({ viewport: { width: 1000, height: 800 } });
   clocked.setDefaultTimeout(STEP_TIMEOUT_MS);
   await expiresWhileOpen(clocked, stamp);
+  const shared = await browser.newContext({ viewport: { width: 1000, height: 800 } });
+  shared.setDefaultTimeout(STEP_TIMEOUT_MS);
+  await sharedComputer(shared, stamp);
   const demo = await browser.newContext({ viewport: { width: 1360, height: 900 } });
   demo.setDefaultTimeout(STEP_TIMEOUT_MS);
   await demoPage(demo, stamp);

@@ -7,6 +7,7 @@
 mod api;
 mod assets;
 mod backends;
+mod guard;
 mod mode;
 
 pub use backends::{SANDBOX_HUBSPOT_TOKEN, SANDBOX_STREAM_KEY, SANDBOX_STREAM_SECRET};
@@ -302,7 +303,8 @@ fn print_banner(config: &DevConfig, env: &Env, database: &Database, sandbox: Opt
             Some(sandbox) => sandbox.describe(),
             None => format!(
             "live: HubSpot {}, Stream {}; Stream posts webhooks to the URL set in its dashboard \
-             (reach {url}webhooks through a tunnel to sync messages)",
+             (reach {url}webhooks through a tunnel to sync messages). The demo page's agent side and CRM view are \
+             off: they would hand the real agent's token and CRM data to whoever reaches this server",
             env.optional("HUBSPOT_BASE_URL", chat_sync::adapters::hubspot::DEFAULT_BASE_URL),
             env.optional("STREAM_BASE_URL", chat_sync::adapters::stream::DEFAULT_BASE_URL),
         ),

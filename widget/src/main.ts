@@ -19,7 +19,7 @@ function mount(script: HTMLScriptElement): void {
   const host = document.createElement('div');
   host.setAttribute(MOUNTED, '');
   document.body.append(host);
-  new Widget(options, host).start();
+  void new Widget(options, host).start();
 }
 
 // document.currentScript is only set while this top level runs: find the tag now, mount when there is a body.

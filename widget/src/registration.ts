@@ -166,6 +166,9 @@ function serverMessage(code: string, status: number): string {
     return 'Too many attempts right now. Please wait a moment and try again.';
   }
   switch (code) {
+    // The site's identity token (data-identity-token) expired while the page was open: a reload signs a new one.
+    case 'identity_token_expired':
+      return 'Your sign-in on this page has expired. Please reload the page and try again.';
     // The site's identity token (data-identity-token) does not fit the e-mail, or the site requires one.
     case 'identity_not_verified':
     case 'identity_required':

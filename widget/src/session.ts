@@ -1,5 +1,14 @@
 // A visitor's chat session: what registration answered, parsed into one checked shape, and kept in localStorage so
 // a reload (or another page of the same site) resumes the conversation until the token expires.
+//
+// Invariants:
+// - A stored session is bound to who the page said the visitor was when it was made: `anonymous` (no
+//   data-identity-token), or a SHA-256 of the identity token's e-mail claim. It is resumed only by a page that says
+//   the same; any other page (another person's token, a token after an anonymous chat, none after a signed-in chat)
+//   forgets it and starts from the form. On a shared computer the next person never sees the previous one's chat.
+// - What is stored names no one: the registration answer (ids, the Stream token) and the binding, a hash; never the
+//   identity token, the e-mail or the name.
+// - A session that cannot be bound (no Web Crypto, as on a plain-http page) is not stored: it lasts as long as the page.
 
 export interface Session {
   readonly apiKey: string;
@@ -60,6 +69,45 @@ export function isExpired(session: Session, now: Date = new Date()): boolean {
   return session.expiresAt.getTime() <= now.getTime();
 }
 
+/** The binding of a page without an identity token. */
+export const ANONYMOUS = 'anonymous';
+
+/**
+ * Who the page says its visitor is, as a stored session is bound to it: `anonymous` without a token, else
+ * `sha256:<hex>` of the token's e-mail claim (lowercased) — the same person on every page, whatever the token's
+ * expiry — or, for a token whose claims cannot be read, of the token itself. Null when Web Crypto is unavailable.
+ */
+export async function identityOf(identityToken: string | null): Promise<string | null> {
+  if (identityToken === null) return ANONYMOUS;
+  const subtle = globalThis.crypto?.subtle;
+  if (subtle === undefined) return null;
+  const email = emailClaim(identityToken);
+  const subject = email === null ? `token:${identityToken}` : `email:${email}`;
+  try {
+    const digest = await subtle.digest('SHA-256', new TextEncoder().encode(subject));
+    return `sha256:${Array.from(new Uint8Array(digest), (byte) => byte.toString(16).padStart(2, '0')).join('')}`;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The `email` claim of a JWT, read without checking its signature: the widget cannot check it (registration does),
+ * and a page that forges one only misleads its own visitor's browser.
+ */
+function emailClaim(token: string): string | null {
+  const claims = token.split('.')[1];
+  if (claims === undefined || claims === '') return null;
+  try {
+    const binary = atob(claims.replace(/-/g, '+').replace(/_/g, '/'));
+    const parsed: unknown = JSON.parse(new TextDecoder().decode(Uint8Array.from(binary, (c) => c.charCodeAt(0))));
+    const email = (parsed as Record<string, unknown> | null)?.email;
+    return typeof email === 'string' && email.trim() !== '' ? email.trim().toLowerCase() : null;
+  } catch {
+    return null;
+  }
+}
+
 /**
  * One stored session per registration API, so two widgets for two sites on one origin do not mix. Storage can be
  * unavailable (private modes, sandboxed frames, a full quota): then the session lasts as long as the page.
@@ -71,7 +119,8 @@ export class SessionStore {
     this.key = `chat-sync-widget:v1:${registrationUrl}`;
   }
 
-  load(): Session | null {
+  /** The stored session if it was made for `identity`; any other is forgotten (see the invariants above). */
+  load(identity: string | null): Session | null {
     let raw: string | null;
     try {
       raw = window.localStorage.getItem(this.key);
@@ -80,7 +129,14 @@ export class SessionStore {
     }
     if (raw === null) return null;
     try {
-      return parseSession(JSON.parse(raw));
+      const stored: unknown = JSON.parse(raw);
+      // Stored before sessions were bound (no `identity`) counts as someone else's: whose it was is unknown.
+      const bound = (stored as Record<string, unknown> | null)?.identity;
+      if (identity === null || bound !== identity) {
+        this.clear();
+        return null;
+      }
+      return parseSession(stored);
     } catch {
       // Written by an older widget or edited by hand: forget it rather than fail on every page view.
       this.clear();
@@ -88,11 +144,16 @@ export class SessionStore {
     }
   }
 
-  save(session: Session): void {
+  /** Stores `session` bound to `identity`; with no binding (null) nothing is stored. */
+  save(session: Session, identity: string | null): void {
+    if (identity === null) {
+      this.clear();
+      return;
+    }
     try {
       window.localStorage.setItem(
         this.key,
-        JSON.stringify({ ...session, expiresAt: session.expiresAt.toISOString() }),
+        JSON.stringify({ ...session, expiresAt: session.expiresAt.toISOString(), identity }),
       );
     } catch {
       // See the class comment: the session still works for this page.

@@ -30,6 +30,8 @@ button { cursor: pointer; }
 .panel > header { display: flex; align-items: center; gap: 8px; padding: 12px 14px; background: var(--accent); color: #fff; }
 .panel h2 { flex: 1; margin: 0; font-size: 1.05rem; }
 .close { border: 0; background: transparent; color: #fff; font-size: 1.4rem; line-height: 1; padding: 2px 8px; border-radius: 6px; }
+.end { border: 1px solid rgba(255, 255, 255, .7); background: transparent; color: #fff; font-size: .8rem;
+  padding: 3px 10px; border-radius: 999px; }
 .notice { margin: 0; padding: 8px 14px; font-size: .85rem; background: #fff4d6; color: #5c3d00; }
 .notice:empty { display: none; }
 .notice[data-kind="error"] { background: #fdecea; color: var(--error); }

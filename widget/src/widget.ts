@@ -1,5 +1,6 @@
 // The widget: a launcher and a panel in a shadow root, and the visitor's way through it:
-// form → registration → connected conversation, back to the form when the session expires or is revoked.
+// form → registration → connected conversation, back to the form when the session expires or is revoked, when the
+// page is someone else's (another identity token, see session.ts), or when the visitor presses "End chat".
 
 import type { LocalMessage } from 'stream-chat';
 import { Chat, ChatError, ChatFailure } from './chat';
@@ -8,7 +9,7 @@ import { element } from './dom';
 import type { EmbedOptions } from './embed';
 import { FormView } from './form_view';
 import { Form, register } from './registration';
-import { isExpired, Session, SessionStore } from './session';
+import { identityOf, isExpired, Session, SessionStore } from './session';
 import { stylesheet } from './styles';
 
 const LAUNCHER_LABEL = 'Chat with us';
@@ -33,7 +34,11 @@ type Notice = { kind: 'info' | 'error'; text: string } | null;
 
 export class Widget {
   private readonly store: SessionStore;
+  /** Who this page says the visitor is (session.ts): what the stored session must have been made for. */
+  private readonly identity: Promise<string | null>;
   private readonly launcher: HTMLButtonElement;
+  /** "End chat": shown while there is a session to end. */
+  private readonly endButton: HTMLButtonElement;
   private readonly badge: HTMLElement;
   private readonly panel: HTMLElement;
   private readonly notice: HTMLElement;
@@ -55,6 +60,7 @@ export class Widget {
     host: HTMLElement,
   ) {
     this.store = new SessionStore(options.registrationUrl);
+    this.identity = identityOf(options.identityToken);
     const shadow = host.attachShadow({ mode: 'open' });
     shadow.adoptedStyleSheets = [stylesheet()];
 
@@ -69,19 +75,25 @@ export class Widget {
     this.conversation = new ConversationView((text) => this.send(text));
     this.notice = element('p', { class: 'notice', role: 'status' });
     const close = element('button', { type: 'button', class: 'close', 'aria-label': 'Close chat' }, '×');
+    this.endButton = element('button', { type: 'button', class: 'end', hidden: true }, 'End chat');
     this.panel = element(
       'section',
       { id: 'chat-panel', class: 'panel', role: 'dialog', 'aria-labelledby': 'chat-title', hidden: true },
-      element('header', {}, element('h2', { id: 'chat-title' }, options.title), close),
+      element('header', {}, element('h2', { id: 'chat-title' }, options.title), this.endButton, close),
       this.notice,
       element('div', { class: 'body' }, this.form.root, this.conversation.root),
     );
     const root = element('div', { class: 'root' }, this.launcher, this.panel);
     if (options.color !== null) root.style.setProperty('--accent', options.color);
     shadow.append(root);
+    // Neither the form nor a conversation until `start` knows which (it reads storage after hashing the identity).
+    this.form.root.hidden = true;
+    this.conversation.root.hidden = true;
 
     this.launcher.addEventListener('click', () => (this.isOpen() ? this.close() : this.open()));
     close.addEventListener('click', () => this.close());
+    // Forgotten here and disconnected: the next person at this computer, or the next page, starts from the form.
+    this.endButton.addEventListener('click', () => this.end(null));
     this.panel.addEventListener('keydown', (event) => {
       if (event.key === 'Escape') {
         event.stopPropagation();
@@ -90,9 +102,12 @@ export class Widget {
     });
   }
 
-  /** Resumes a stored session (connecting at once, so replies arrive while the panel is closed), or shows the form. */
-  start(): void {
-    const session = this.store.load();
+  /**
+   * Resumes the stored session if it was made for who this page says the visitor is (connecting at once, so replies
+   * arrive while the panel is closed); otherwise it is forgotten and the form shows.
+   */
+  async start(): Promise<void> {
+    const session = this.store.load(await this.identity);
     if (session === null) {
       this.showForm(null);
     } else if (isExpired(session)) {
@@ -132,6 +147,9 @@ export class Widget {
   }
 
   private showForm(alert: string | null): void {
+    this.endButton.hidden = true;
+    // The conversation left behind is emptied, not just hidden: its text stays out of the page.
+    this.conversation.reset('');
     this.form.clearErrors();
     if (alert !== null) this.form.showAlert(alert);
     this.form.root.hidden = false;
@@ -142,7 +160,7 @@ export class Widget {
 
   private async register(form: Form): Promise<void> {
     const session = await register(this.options.registrationUrl, form, this.options.identityToken);
-    this.store.save(session);
+    this.store.save(session, await this.identity);
     this.retries = 0;
     // From here on the connection says itself what happens (conversation, or a notice and a retry).
     await this.connect(session);
@@ -154,6 +172,7 @@ export class Widget {
     await this.disconnect();
     this.form.root.hidden = true;
     this.conversation.root.hidden = true;
+    this.endButton.hidden = false;
     this.setNotice({ kind: 'info', text: 'Connecting…' });
     this.conversation.reset(session.customerId);
     this.seen = null;
@@ -234,8 +253,8 @@ export class Widget {
     );
   }
 
-  /** Ends the connected session for good: forgotten, and the form says why. */
-  private end(reason: string): void {
+  /** Ends the session for good: disconnected, forgotten, and the form says why (if there is more to say). */
+  private end(reason: string | null): void {
     this.generation += 1;
     void this.disconnect();
     this.store.clear();

@@ -1,12 +1,15 @@
 //! The dev server's HTTP surface: the Lambda handlers at their deployed paths, the demo page, the embed example, the
 //! widget's bundle, and the dev-only endpoints the demo page uses to play the agent and to show what HubSpot holds.
+//! The dev endpoints (`/dev/*`) sit behind `guard`'s layers: this machine only, and the agent's token and the CRM
+//! view in sandbox mode only.
 
 use super::assets::{Asset, Pages};
-use super::Mode;
+use super::{guard, Mode};
 use crate::serve::{self, from_lambda};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -48,14 +51,25 @@ pub fn router(
     hubspot_webhooks: Option<Arc<HubSpotWebhooks>>,
     api: Arc<DevApi>,
 ) -> Router {
+    // What the real services hold, handed out: the support agent's token and a contact's transcript.
+    let sandbox_only = Router::new()
+        .route("/dev/agent-session", post(agent_session))
+        .route("/dev/transcript", get(transcript))
+        .route_layer(middleware::from_fn_with_state(
+            api.mode,
+            guard::sandbox_only,
+        ));
+    // The outer layer, so a request from elsewhere is refused before anything else is said about it.
+    let dev_endpoints = Router::new()
+        .route("/dev/demo.js", get(demo_script))
+        .route("/dev/config", get(config))
+        .merge(sandbox_only)
+        .route_layer(middleware::from_fn(guard::loopback_only));
     let dev = Router::new()
         .route("/", get(demo_page))
         .route("/embed-example.html", get(embed_example))
         .route("/chat-sync-widget.js", get(widget_bundle))
-        .route("/dev/demo.js", get(demo_script))
-        .route("/dev/config", get(config))
-        .route("/dev/agent-session", post(agent_session))
-        .route("/dev/transcript", get(transcript))
+        .merge(dev_endpoints)
         .with_state(api);
     // The handlers answer every method themselves (405 for the wrong one), as behind API Gateway.
     let mut router = Router::new()
@@ -83,8 +97,26 @@ async fn demo_page(State(api): State<Arc<DevApi>>) -> Response {
     api.pages.demo()
 }
 
-async fn embed_example(State(api): State<Arc<DevApi>>) -> Response {
-    api.pages.embed_example()
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct EmbedQuery {
+    identity_token: Option<String>,
+}
+
+async fn embed_example(
+    State(api): State<Arc<DevApi>>,
+    query: Result<Query<EmbedQuery>, QueryRejection>,
+) -> Response {
+    let page = query
+        .map_err(|rejection| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_query",
+                rejection.body_text(),
+            )
+        })
+        .and_then(|Query(query)| api.pages.embed_example(query.identity_token.as_deref()));
+    page.unwrap_or_else(error_response)
 }
 
 async fn widget_bundle(State(api): State<Arc<DevApi>>) -> Response {
@@ -213,7 +245,8 @@ impl DevApi {
 }
 
 /// Cross-site pages cannot send `application/json` without a CORS preflight, which this server never grants:
-/// requiring it keeps other websites from asking a developer's local server for the agent's token.
+/// requiring it keeps other websites from asking a developer's local server for the agent's token (and the `Host`
+/// check, `guard::loopback_only`, keeps out those that resolve their own name to this machine).
 fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
     let is_json = headers
         .get(header::CONTENT_TYPE)

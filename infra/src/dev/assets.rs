@@ -67,8 +67,31 @@ impl Pages {
         html(DEMO_PAGE.to_owned(), &self.demo_csp)
     }
 
-    pub fn embed_example(&self) -> Response {
-        html(self.embed_example.clone(), &self.embed_csp)
+    /// The embed example; with `identity_token`, as a site renders it for a signed-in visitor: the token its backend
+    /// signed (README: identity) in the tag's `data-identity-token`. The dev server signs nothing: whoever opens the
+    /// page brings the token. Only base64url and dots pass, so nothing given here can change the page's markup.
+    pub fn embed_example(&self, identity_token: Option<&str>) -> Result<Response, ApiError> {
+        self.embed_example_page(identity_token)
+            .map(|page| html(page, &self.embed_csp))
+    }
+
+    fn embed_example_page(&self, identity_token: Option<&str>) -> Result<String, ApiError> {
+        let Some(token) = identity_token else {
+            return Ok(self.embed_example.clone());
+        };
+        if !is_token_text(token) {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_query",
+                "identityToken must be a JWT: base64url parts joined by dots, at most 4096 characters",
+            )
+            .with_field("identityToken"));
+        }
+        Ok(self.embed_example.replacen(
+            "<script src=",
+            &format!(r#"<script data-identity-token="{token}" src="#),
+            1,
+        ))
     }
 
     pub async fn script(&self, asset: Asset) -> Response {
@@ -92,6 +115,14 @@ impl Pages {
             }
         }
     }
+}
+
+/// A JWT's characters only (base64url, its padding, dots): safe inside a double-quoted HTML attribute as is.
+fn is_token_text(token: &str) -> bool {
+    (1..=4096).contains(&token.len())
+        && token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'='))
 }
 
 /// Whether `make widget` has run: said in the banner, since the pages are empty shells without it.
@@ -177,6 +208,32 @@ mod tests {
             "{}",
             pages.embed_csp
         );
+    }
+
+    #[test]
+    fn the_embed_example_carries_a_signed_in_visitors_token_and_nothing_else() {
+        let pages = Pages::new("http://127.0.0.1:3000", "http://127.0.0.1:4100");
+        let signed_in = pages
+            .embed_example_page(Some("eyJh.eyJl.sig-_="))
+            .expect("a token");
+        assert!(
+            signed_in.contains(
+                r#"<script data-identity-token="eyJh.eyJl.sig-_=" src="http://127.0.0.1:3000/chat-sync-widget.js""#
+            ),
+            "{signed_in}"
+        );
+        assert_eq!(signed_in.matches("<script").count(), 1);
+        assert_eq!(
+            pages.embed_example_page(None).expect("no token"),
+            pages.embed_example
+        );
+        for bad in ["", "a\"b", "a><script>", "a b", &"a".repeat(4097)] {
+            let error = pages.embed_example_page(Some(bad)).expect_err(bad);
+            assert_eq!(
+                (error.status, error.code),
+                (StatusCode::BAD_REQUEST, "invalid_query")
+            );
+        }
     }
 
     #[test]

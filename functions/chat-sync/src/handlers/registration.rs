@@ -86,18 +86,32 @@ fn invalid_field(error: Invalid) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, code, error.to_string()).with_field(error.field)
 }
 
+/// 401 for a token that proves nothing (or none where one is required), 400 for one the site's backend made wrong:
+/// the message says what to change, and a refusal never says more about a token whose signature did not verify.
 fn identity_refused(refusal: IdentityRefusal) -> ApiError {
-    let (code, message) = match refusal {
+    let (status, code, message) = match refusal {
         IdentityRefusal::WrongToken => (
+            StatusCode::UNAUTHORIZED,
             "identity_not_verified",
-            "the identityToken does not match this e-mail",
+            "the identityToken is not one the site signed for this e-mail",
+        ),
+        IdentityRefusal::Expired => (
+            StatusCode::UNAUTHORIZED,
+            "identity_token_expired",
+            "the identityToken has expired: the site must sign a new one (reload the page)",
+        ),
+        IdentityRefusal::Malformed(why) => (
+            StatusCode::BAD_REQUEST,
+            "invalid_identity_token",
+            why.explain(),
         ),
         IdentityRefusal::Required => (
+            StatusCode::UNAUTHORIZED,
             "identity_required",
             "this site accepts only visitors it has signed in: an identityToken is required",
         ),
     };
-    ApiError::new(StatusCode::UNAUTHORIZED, code, message).with_field("identityToken")
+    ApiError::new(status, code, message).with_field("identityToken")
 }
 
 fn storage_failed(error: &StoreError) -> ApiError {
@@ -227,7 +241,7 @@ impl Registration {
         let identity = self
             .settings
             .identity
-            .identify(&form.email, form.identity_token.as_ref())
+            .identify(&form.email, form.identity_token.as_ref(), Timestamp::now())
             .map_err(identity_refused)?;
         // Abuse limits, before anything costs HubSpot or Stream quota; one after the other, so that a registration
         // refused by its address's limit takes nothing from the e-mail's (see `throttle`).
