@@ -116,7 +116,9 @@ proptest! {
         prop_assert!(!shown.is_empty(), "the newest line is always shown");
         let mut by_time: Vec<&StoredMessage> = messages.iter().collect();
         by_time.sort_by(|a, b| a.created_at.cmp(&b.created_at).then_with(|| a.message_id.cmp(&b.message_id)));
-        let mut newest: Vec<String> = by_time[by_time.len() - shown.len()..].iter().map(|m| render_line(m)).collect();
+        // A line's first row (text with a line break, U+2028 included, continues on indented rows).
+        let first_row = |m: &StoredMessage| render_line(m).lines().next().unwrap_or_default().to_owned();
+        let mut newest: Vec<String> = by_time[by_time.len() - shown.len()..].iter().map(|m| first_row(m)).collect();
         let mut shown_sorted: Vec<String> = shown.iter().map(|l| (*l).to_owned()).collect();
         newest.sort();
         shown_sorted.sort();
