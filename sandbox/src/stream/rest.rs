@@ -87,7 +87,7 @@ async fn guarded(
             Err(e) => e.into_response(),
         },
     };
-    call.finish(response)
+    call.finish(response).await
 }
 
 fn parse_json(endpoint: &str, req: &Req) -> Result<Value, StreamError> {
@@ -414,7 +414,7 @@ async fn not_found(State(s): St, req: Req) -> Response {
         "Route",
         format!("no route for {} {}", req.method, req.uri.path()),
     );
-    call.finish(error.into_response())
+    call.finish(error.into_response()).await
 }
 
 async fn method_not_allowed(State(s): St, req: Req) -> Response {
@@ -425,5 +425,5 @@ async fn method_not_allowed(State(s): St, req: Req) -> Response {
         "Route",
         format!("method {} is not allowed on {}", req.method, req.uri.path()),
     );
-    call.finish(error.into_response())
+    call.finish(error.into_response()).await
 }
