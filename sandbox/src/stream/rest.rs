@@ -10,7 +10,7 @@ use crate::support::Req;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use http::StatusCode;
 use serde_json::{json, Value};
@@ -28,7 +28,6 @@ pub(crate) fn router(state: Arc<StreamState>) -> Router {
                 .get(query_users),
         )
         .route("/users/delete", post(delete_users))
-        .route("/users/{id}", delete(delete_user))
         .route("/tasks/{id}", get(get_task))
         .route(
             "/channeltypes",
@@ -124,18 +123,6 @@ async fn query_users(State(s): St, req: Req) -> Response {
         let query = req.query();
         let users = s.query_users(&actor, query.get("payload").map(String::as_str))?;
         Ok((StatusCode::OK, users))
-    })
-    .await
-}
-
-async fn delete_user(
-    State(s): St,
-    path: Result<Path<String>, PathRejection>,
-    req: Req,
-) -> Response {
-    guarded(&s, "delete_user", &req, false, |_| {
-        let id = path_or_404(path)?;
-        Ok((StatusCode::OK, s.delete_user(&id, &req.query())?))
     })
     .await
 }
@@ -315,7 +302,7 @@ async fn get_app(State(s): St, req: Req) -> Response {
 async fn update_app(State(s): St, req: Req) -> Response {
     guarded(&s, "update_app", &req, false, |_| {
         let body = parse_json("UpdateApp", &req)?;
-        Ok((StatusCode::CREATED, s.update_app(&body)?))
+        Ok((StatusCode::OK, s.update_app(&body)?))
     })
     .await
 }
