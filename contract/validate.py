@@ -47,6 +47,7 @@ from urllib.parse import parse_qsl
 
 from jsonschema_path import SchemaPath
 from openapi_core.datatypes import RequestParameters
+from openapi_core.deserializing.media_types.util import json_loads
 from openapi_core.templating.paths.exceptions import PathError
 from openapi_core.templating.paths.finders import APICallPathFinder
 from openapi_core.validation.request.validators import (
@@ -91,6 +92,7 @@ class Problem:
     at: str  # where: "parameters", "body", or a body location such as "data.members[*]"
     keyword: str  # the JSON Schema keyword that failed, or what openapi-core could not find
     message: str  # one example, for the reader
+    missing: str = ""  # for `required`: the property that is missing
 
     def key(self) -> tuple[str, str, str]:
         return (self.part, self.at, self.keyword)
@@ -184,14 +186,18 @@ class Document:
         servers = data.get("servers") or [{"url": ""}]
         host_url = servers[0]["url"].rstrip("/")
         spec = SchemaPath.from_dict(data)
+        # HubSpot's documents give their `Error` answers the media range `*/*`, for which openapi-core has no
+        # deserializer (it would check the raw bytes against the schema): both services answer JSON, so a range is
+        # read as JSON, and a body that is not JSON fails.
+        config = {"extra_media_type_deserializers": {"*/*": json_loads}}
         return cls(
             file=file,
             host_url=host_url,
             spec=spec,
             finder=APICallPathFinder(spec),
-            request_parameters=V30RequestParametersValidator(spec),
-            request_body=V30RequestBodyValidator(spec),
-            response_data=V30ResponseDataValidator(spec),
+            request_parameters=V30RequestParametersValidator(spec, **config),
+            request_body=V30RequestBodyValidator(spec, **config),
+            response_data=V30ResponseDataValidator(spec, **config),
         )
 
     def lists(self, method: str, template: str, status: int) -> bool:
@@ -214,7 +220,7 @@ class Rules:
     `[[answer_as]]`: answers with a status the operation does not list by itself are checked against the response
     it lists for another (`validate_as`); scoped to a service, and optionally to methods and path templates.
     `[[exception]]`: one failure that is not one, matched exactly (service, method, path template, part, where,
-    keyword, and optionally the answer's status)."""
+    keyword, and optionally the answer's status and the missing property of a `required`)."""
 
     answer_as: list[dict[str, Any]]
     exceptions: list[dict[str, Any]]
@@ -222,6 +228,9 @@ class Rules:
     answers_remapped: Counter = field(default_factory=Counter)
 
     REQUIRED = ("service", "method", "path", "part", "at", "keyword", "reason")
+    # A wildcard method and path are only for what the service does in front of every operation (its rate limiter):
+    # such an entry must name the status, and for `required` the one property that may be missing.
+    WILDCARD = "*"
 
     @classmethod
     def load(cls, path: Path) -> "Rules":
@@ -241,6 +250,9 @@ class Rules:
             missing = [k for k in cls.REQUIRED if not entry.get(k)]
             if missing:
                 raise InputError(f"{path}: an [[exception]] lacks {', '.join(missing)}: {entry}")
+            wild = cls.WILDCARD in (entry["method"], entry["path"])
+            if wild and ("status" not in entry or (entry["keyword"] == "required" and "missing" not in entry)):
+                raise InputError(f"{path}: a wildcard [[exception]] must name its status (and missing): {entry}")
         return cls(answer_as=answer_as, exceptions=exceptions)
 
     def remap(self, service: str, method: str, template: str, status: int) -> int | None:
@@ -261,12 +273,13 @@ class Rules:
         for index, entry in enumerate(self.exceptions):
             if (
                 entry["service"] == service
-                and entry["method"] == method
-                and entry["path"] == template
+                and entry["method"] in (method, self.WILDCARD)
+                and entry["path"] in (template, self.WILDCARD)
                 and entry["part"] == problem.part
                 and entry["at"] == problem.at
                 and entry["keyword"] == problem.keyword
                 and ("status" not in entry or entry["status"] == status)
+                and ("missing" not in entry or entry["missing"] == problem.missing)
             ):
                 self.used[index] += 1
                 return True
@@ -320,6 +333,16 @@ def message(error: Any) -> str:
     return str(error.message)
 
 
+def missing_property(error: Any) -> str:
+    """The property a `required` error is about (jsonschema reports each missing one as its own error)."""
+    if error.validator != "required" or not isinstance(error.instance, dict):
+        return ""
+    for name in error.validator_value:
+        if name not in error.instance and repr(name) in str(error.message):
+            return str(name)
+    return ""
+
+
 def schema_errors(error: BaseException) -> list[Any]:
     seen: BaseException | None = error
     while seen is not None:
@@ -341,7 +364,8 @@ def problems(part: str, area: str, errors: Iterable[BaseException]) -> Iterator[
             continue
         for one in found:
             at, keyword = schema_location(one)
-            yield Problem(part, f"{area} {at}" if area != "body" else at, keyword, message(one))
+            place = f"{area} {at}" if area != "body" else at
+            yield Problem(part, place, keyword, message(one), missing_property(one))
 
 
 @dataclass
