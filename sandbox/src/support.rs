@@ -14,7 +14,7 @@ use http::{HeaderMap, Method, StatusCode, Uri};
 use std::collections::HashMap;
 use std::io::Write;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Instant;
 use time::format_description::BorrowedFormatItem;
@@ -73,27 +73,22 @@ struct TrafficLog {
 }
 
 impl TrafficLog {
-    /// Opens `<dir>/<service>-<pid>-<port>.jsonl` for appending if [`TRAFFIC_DIR_VAR`] names a directory (created
-    /// if missing); `None` when the variable is unset or empty.
-    fn open(service: &'static str, port: u16) -> std::io::Result<Option<Self>> {
-        let Some(dir) = std::env::var_os(TRAFFIC_DIR_VAR).filter(|d| !d.is_empty()) else {
-            return Ok(None);
-        };
-        let dir = PathBuf::from(dir);
-        std::fs::create_dir_all(&dir)?;
+    /// Opens `<dir>/<service>-<pid>-<port>.jsonl` for appending (the directory is created if missing).
+    fn open(dir: &Path, service: &'static str, port: u16) -> std::io::Result<Self> {
+        std::fs::create_dir_all(dir)?;
         let path = dir.join(format!("{service}-{}-{port}.jsonl", std::process::id()));
         let file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(path)?;
-        Ok(Some(Self {
+        Ok(Self {
             service,
             file: Mutex::new(file),
-        }))
+        })
     }
 
     /// Appends one exchange as one line. A failed write is logged, not raised: the test that made the request
-    /// must not fail for it, and the contract check then sees fewer exchanges, never a torn line.
+    /// must not fail for it; the contract check then misses the exchange, or refuses the torn line.
     fn append(&self, exchange: &Exchange, response: Option<(u16, &str, &[u8])>) {
         let (status, content_type, body) = match response {
             Some((status, content_type, body)) => (
@@ -150,14 +145,19 @@ impl Calls {
 }
 
 impl Recorder {
-    /// Starts the traffic log of the double `service` listening on `port`, if [`TRAFFIC_DIR_VAR`] is set. Called
-    /// once, before the double accepts connections; a second call changes nothing.
+    /// Starts the traffic log of the double `service` listening on `port`, if [`TRAFFIC_DIR_VAR`] names a directory.
+    /// Called once, before the double accepts connections; a second call changes nothing.
     pub(crate) fn log_traffic(&self, service: &'static str, port: u16) -> std::io::Result<()> {
+        match std::env::var_os(TRAFFIC_DIR_VAR).filter(|dir| !dir.is_empty()) {
+            Some(dir) => self.log_traffic_in(Path::new(&dir), service, port),
+            None => Ok(()),
+        }
+    }
+
+    fn log_traffic_in(&self, dir: &Path, service: &'static str, port: u16) -> std::io::Result<()> {
         if self.traffic.get().is_none() {
-            if let Some(log) = TrafficLog::open(service, port)? {
-                // A concurrent first call may have won: its file is as good as ours.
-                let _ = self.traffic.set(log);
-            }
+            // A concurrent first call may have won: its file is as good as ours.
+            let _ = self.traffic.set(TrafficLog::open(dir, service, port)?);
         }
         Ok(())
     }
@@ -431,4 +431,92 @@ impl Drop for Server {
 /// The loopback address with an OS-chosen port.
 pub(crate) fn any_local_port() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::Value;
+
+    fn request(body: &str) -> Req {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "authorization",
+            "Bearer secret-token".parse().expect("header"),
+        );
+        headers.insert("user-agent", "chat-sync/test".parse().expect("header"));
+        headers.insert("content-type", "application/json".parse().expect("header"));
+        Req {
+            method: Method::POST,
+            uri: "/users/delete?api_key=key".parse().expect("uri"),
+            headers,
+            body: Bytes::from(body.to_owned()),
+        }
+    }
+
+    fn lines(dir: &Path) -> Vec<Value> {
+        let mut all = Vec::new();
+        for file in std::fs::read_dir(dir).expect("dir") {
+            let text = std::fs::read_to_string(file.expect("entry").path()).expect("file");
+            all.extend(
+                text.lines()
+                    .map(|l| serde_json::from_str::<Value>(l).expect("a JSON line")),
+            );
+        }
+        all
+    }
+
+    #[tokio::test]
+    async fn the_traffic_log_has_each_exchange_once_and_no_credential() {
+        let dir = std::env::temp_dir().join(format!("traffic-test-{}", uuid()));
+        let recorder = Recorder::default();
+        recorder.log_traffic_in(&dir, "stream", 4100).expect("log");
+        let answer = (
+            StatusCode::CREATED,
+            axum::Json(serde_json::json!({"task_id": "t"})),
+        )
+            .into_response();
+        let passed_on = recorder
+            .begin("delete_users", &request(r#"{"user_ids":["a"]}"#))
+            .finish(answer)
+            .await;
+        let body = axum::body::to_bytes(passed_on.into_body(), 1024)
+            .await
+            .expect("body");
+        assert_eq!(
+            &body[..],
+            br#"{"task_id":"t"}"#,
+            "the answer is handed on unchanged"
+        );
+        // A client gone before the answer: its request is still logged, without one.
+        drop(recorder.begin("get_task", &request("")));
+
+        let logged = lines(&dir);
+        assert_eq!(logged.len(), 2, "{logged:#?}");
+        let first = &logged[0];
+        assert_eq!(first["service"], "stream");
+        assert_eq!(
+            (first["method"].as_str(), first["path"].as_str()),
+            (Some("POST"), Some("/users/delete"))
+        );
+        assert_eq!(first["query"], "api_key=key");
+        assert_eq!(first["user_agent"], "chat-sync/test");
+        assert_eq!(first["request_body"], r#"{"user_ids":["a"]}"#);
+        assert_eq!(first["status"], 201);
+        assert_eq!(first["response_content_type"], "application/json");
+        assert_eq!(first["response_body"], r#"{"task_id":"t"}"#);
+        assert_eq!(logged[1]["status"], Value::Null);
+        let text = logged.iter().map(Value::to_string).collect::<String>();
+        assert!(!text.contains("secret-token"), "{text}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn without_a_traffic_directory_nothing_is_kept() {
+        let recorder = Recorder::default();
+        let guard = recorder.begin("get_task", &request(""));
+        assert!(guard.exchange.is_none());
+        let response = guard.finish(StatusCode::OK.into_response()).await;
+        assert_eq!(response.status(), StatusCode::OK);
+    }
 }
