@@ -44,7 +44,11 @@ impl Client {
         let body =
             json!({"inputs": [{"id": email, "idProperty": "email", "properties": properties}]});
         let (status, _, body) = self
-            .send("POST", "/crm/v3/objects/contacts/batch/upsert", Some(body))
+            .send(
+                "POST",
+                "/crm/objects/2026-09/contacts/batch/upsert",
+                Some(body),
+            )
             .await;
         (status, body)
     }
@@ -54,7 +58,7 @@ impl Client {
 async fn auth_requires_the_bearer_token_and_refuses_api_keys() {
     let double = HubSpotDouble::start(TOKEN).await.expect("starts");
     let http = reqwest::Client::new();
-    let url = format!("{}/crm/v3/objects/contacts?limit=1", double.base_url());
+    let url = format!("{}/crm/objects/2026-09/contacts?limit=1", double.base_url());
 
     let missing = http.get(&url).send().await.expect("sent");
     assert_eq!(missing.status(), 401);
@@ -126,7 +130,7 @@ async fn upsert_creates_then_updates_by_case_insensitive_email() {
     let (status, _, got) = client
         .send(
             "GET",
-            "/crm/v3/objects/contacts/ADA@example.com?idProperty=email&properties=chat_transcript,firstname",
+            "/crm/objects/2026-09/contacts/ADA@example.com?idProperty=email&properties=chat_transcript,firstname",
             None,
         )
         .await;
@@ -140,7 +144,7 @@ async fn upsert_creates_then_updates_by_case_insensitive_email() {
 async fn upsert_validates_its_input() {
     let double = HubSpotDouble::start(TOKEN).await.expect("starts");
     let client = Client::new(&double);
-    let path = "/crm/v3/objects/contacts/batch/upsert";
+    let path = "/crm/objects/2026-09/contacts/batch/upsert";
 
     let (status, _, body) = client.send("POST", path, Some(json!({"inputs": []}))).await;
     assert_eq!(
@@ -230,7 +234,7 @@ async fn injected_429_has_hubspots_shape_and_no_retry_after() {
     let (status, headers, error) = client
         .send(
             "POST",
-            "/crm/v3/objects/contacts/batch/upsert",
+            "/crm/objects/2026-09/contacts/batch/upsert",
             Some(body.clone()),
         )
         .await;
@@ -258,7 +262,7 @@ async fn injected_429_has_hubspots_shape_and_no_retry_after() {
     let (status, _, error) = client
         .send(
             "POST",
-            "/crm/v3/objects/contacts/batch/upsert",
+            "/crm/objects/2026-09/contacts/batch/upsert",
             Some(body.clone()),
         )
         .await;
@@ -268,7 +272,11 @@ async fn injected_429_has_hubspots_shape_and_no_retry_after() {
     );
 
     let (status, _, _) = client
-        .send("POST", "/crm/v3/objects/contacts/batch/upsert", Some(body))
+        .send(
+            "POST",
+            "/crm/objects/2026-09/contacts/batch/upsert",
+            Some(body),
+        )
         .await;
     assert_eq!(status, 200, "faults were used up");
     assert_eq!(double.call_count("upsert"), 3);
@@ -289,7 +297,7 @@ async fn overlapping_patches_to_one_contact_are_detected() {
         let (status, _, _) = client
             .send(
                 "PATCH",
-                &format!("/crm/v3/objects/contacts/{ada}"),
+                &format!("/crm/objects/2026-09/contacts/{ada}"),
                 Some(body),
             )
             .await;
@@ -302,7 +310,7 @@ async fn overlapping_patches_to_one_contact_are_detected() {
             client
                 .send(
                     "PATCH",
-                    &format!("/crm/v3/objects/contacts/{id}"),
+                    &format!("/crm/objects/2026-09/contacts/{id}"),
                     Some(body),
                 )
                 .await
@@ -336,7 +344,7 @@ async fn overlapping_patches_to_one_contact_are_detected() {
         .expect("client");
     let abandoned = impatient
         .patch(format!(
-            "{}/crm/v3/objects/contacts/{ada}",
+            "{}/crm/objects/2026-09/contacts/{ada}",
             double.base_url()
         ))
         .bearer_auth(TOKEN)
@@ -348,7 +356,7 @@ async fn overlapping_patches_to_one_contact_are_detected() {
     let (status, _, _) = client
         .send(
             "PATCH",
-            &format!("/crm/v3/objects/contacts/{ada}"),
+            &format!("/crm/objects/2026-09/contacts/{ada}"),
             Some(json!({"properties": {"chat_transcript": "after"}})),
         )
         .await;
@@ -373,7 +381,7 @@ async fn patch_enforces_the_property_limit_and_known_properties() {
         .seed_contact("ada@example.com", &[("firstname", "Ada")])
         .id;
     let client = Client::new(&double);
-    let path = format!("/crm/v3/objects/contacts/{id}");
+    let path = format!("/crm/objects/2026-09/contacts/{id}");
 
     let at_limit = "x".repeat(65_536);
     let (status, _, body) = client
@@ -414,7 +422,7 @@ async fn patch_enforces_the_property_limit_and_known_properties() {
     let (status, _, body) = client
         .send(
             "PATCH",
-            "/crm/v3/objects/contacts/999999",
+            "/crm/objects/2026-09/contacts/999999",
             Some(json!({"properties": {}})),
         )
         .await;
@@ -439,14 +447,14 @@ async fn create_property_then_conflict() {
     let (status, _, body) = client
         .send(
             "POST",
-            "/crm/v3/properties/contacts",
+            "/crm/properties/2026-09/contacts",
             Some(definition.clone()),
         )
         .await;
     assert_eq!(status, 201, "{body}");
     assert_eq!(body["name"], "chat_transcript");
     let (status, _, body) = client
-        .send("POST", "/crm/v3/properties/contacts", Some(definition))
+        .send("POST", "/crm/properties/2026-09/contacts", Some(definition))
         .await;
     assert_eq!(status, 409);
     assert_eq!(body["category"], "OBJECT_ALREADY_EXISTS");
@@ -465,7 +473,7 @@ async fn list_and_unknown_routes() {
     }
     let client = Client::new(&double);
     let (status, _, page) = client
-        .send("GET", "/crm/v3/objects/contacts?limit=2", None)
+        .send("GET", "/crm/objects/2026-09/contacts?limit=2", None)
         .await;
     assert_eq!(status, 200);
     assert_eq!(page["results"].as_array().map(Vec::len), Some(2));
@@ -473,13 +481,15 @@ async fn list_and_unknown_routes() {
     let (_, _, rest) = client
         .send(
             "GET",
-            &format!("/crm/v3/objects/contacts?limit=2&after={after}"),
+            &format!("/crm/objects/2026-09/contacts?limit=2&after={after}"),
             None,
         )
         .await;
     assert_eq!(rest["results"].as_array().map(Vec::len), Some(1));
 
-    let (status, _, body) = client.send("GET", "/crm/v3/nothing-here", None).await;
+    let (status, _, body) = client
+        .send("GET", "/crm/objects/2026-09/nothing-here", None)
+        .await;
     assert_eq!(status, 404);
     assert_eq!(body["status"], "error");
 }
@@ -503,7 +513,7 @@ async fn wait_for_late_writes(double: &HubSpotDouble) {
     }
 }
 
-const BATCH_UPDATE: &str = "/crm/v3/objects/contacts/batch/update";
+const BATCH_UPDATE: &str = "/crm/objects/2026-09/contacts/batch/update";
 
 #[tokio::test]
 async fn refused_requests_count_against_the_rolling_limit() {
@@ -513,7 +523,9 @@ async fn refused_requests_count_against_the_rolling_limit() {
     let mut statuses = Vec::new();
     let mut remaining = Vec::new();
     for _ in 0..8 {
-        let (status, headers, body) = client.send("GET", "/crm/v3/objects/contacts", None).await;
+        let (status, headers, body) = client
+            .send("GET", "/crm/objects/2026-09/contacts", None)
+            .await;
         statuses.push(status);
         remaining.push(header(&headers, "x-hubspot-ratelimit-remaining"));
         assert_eq!(
@@ -550,7 +562,10 @@ async fn refused_requests_count_against_the_rolling_limit() {
 
     // A request without the app's token is not the app's: it is neither counted nor stamped.
     let anonymous = reqwest::Client::new()
-        .get(format!("{}/crm/v3/objects/contacts", double.base_url()))
+        .get(format!(
+            "{}/crm/objects/2026-09/contacts",
+            double.base_url()
+        ))
         .send()
         .await
         .expect("sent");
@@ -564,7 +579,9 @@ async fn refused_requests_count_against_the_rolling_limit() {
         (0, 0)
     );
     // Clearing the observations does not empty HubSpot's window: the client is still refused.
-    let (status, _, _) = client.send("GET", "/crm/v3/objects/contacts", None).await;
+    let (status, _, _) = client
+        .send("GET", "/crm/objects/2026-09/contacts", None)
+        .await;
     assert_eq!(status, 429);
     assert_eq!(
         (double.peak_requests_in_window(), double.rate_limited()),
@@ -578,7 +595,9 @@ async fn every_answer_carries_the_rate_limit_headers_while_a_limit_is_set() {
     let client = Client::new(&double);
 
     // No limit: an unlimited test account answers without rate-limit headers, but the peak is still measured.
-    let (status, headers, _) = client.send("GET", "/crm/v3/objects/contacts", None).await;
+    let (status, headers, _) = client
+        .send("GET", "/crm/objects/2026-09/contacts", None)
+        .await;
     assert_eq!(status, 200);
     assert!(
         headers
@@ -592,11 +611,11 @@ async fn every_answer_carries_the_rate_limit_headers_while_a_limit_is_set() {
     double.faults().fail_next("get_contact", 1, 502);
     double.faults().fail_next("list_contacts", 1, 429);
     let answers = [
-        ("GET", "/crm/v3/objects/contacts/999"),
-        ("GET", "/crm/v3/objects/contacts/999"),
-        ("GET", "/crm/v3/objects/contacts"),
-        ("GET", "/crm/v3/nothing-here"),
-        ("DELETE", "/crm/v3/objects/contacts"),
+        ("GET", "/crm/objects/2026-09/contacts/999"),
+        ("GET", "/crm/objects/2026-09/contacts/999"),
+        ("GET", "/crm/objects/2026-09/contacts"),
+        ("GET", "/crm/objects/2026-09/nothing-here"),
+        ("DELETE", "/crm/objects/2026-09/contacts"),
     ];
     let mut seen = Vec::new();
     for (method, path) in answers {
@@ -624,7 +643,9 @@ async fn every_answer_carries_the_rate_limit_headers_while_a_limit_is_set() {
     assert_eq!(double.peak_requests_in_window(), 6);
 
     double.set_rate_limit(None);
-    let (_, headers, _) = client.send("GET", "/crm/v3/objects/contacts", None).await;
+    let (_, headers, _) = client
+        .send("GET", "/crm/objects/2026-09/contacts", None)
+        .await;
     assert!(headers.get("x-hubspot-ratelimit-remaining").is_none());
 }
 
@@ -635,7 +656,9 @@ async fn the_daily_limit_refuses_with_policy_daily() {
     let client = Client::new(&double);
     let mut seen = Vec::new();
     for _ in 0..3 {
-        let (status, headers, body) = client.send("GET", "/crm/v3/objects/contacts", None).await;
+        let (status, headers, body) = client
+            .send("GET", "/crm/objects/2026-09/contacts", None)
+            .await;
         assert_eq!(
             header(&headers, "x-hubspot-ratelimit-daily").as_deref(),
             Some("2")
@@ -660,10 +683,14 @@ async fn the_daily_limit_refuses_with_policy_daily() {
 
     // Waiting out the rolling window does not help: the daily cap is checked first.
     double.set_rate_limit(Some(100));
-    let (status, _, body) = client.send("GET", "/crm/v3/objects/contacts", None).await;
+    let (status, _, body) = client
+        .send("GET", "/crm/objects/2026-09/contacts", None)
+        .await;
     assert_eq!((status, body["policyName"].as_str()), (429, Some("DAILY")));
     double.set_daily_limit(None);
-    let (status, headers, _) = client.send("GET", "/crm/v3/objects/contacts", None).await;
+    let (status, headers, _) = client
+        .send("GET", "/crm/objects/2026-09/contacts", None)
+        .await;
     assert_eq!(status, 200);
     assert!(headers.get("x-hubspot-ratelimit-daily").is_none());
 }
@@ -701,13 +728,14 @@ async fn batch_update_writes_known_contacts_and_reports_unknown_ids() {
     assert_eq!(transcript(&ada).as_deref(), Some("one"));
     assert_eq!(transcript(&grace).as_deref(), Some("two"));
 
-    // An unknown id does not fail the batch: the rest is written and the answer is a 207.
+    // An unknown id does not fail the batch: the rest is written, and the answer (a 200, as the 2026-09 documents
+    // list it) names the unknown id in its `errors`.
     let body = json!({"inputs": [
         {"id": ada, "properties": {"chat_transcript": "three"}},
         {"id": "999999", "properties": {"chat_transcript": "lost"}},
     ]});
     let (status, _, answer) = client.send("POST", BATCH_UPDATE, Some(body)).await;
-    assert_eq!(status, 207, "{answer}");
+    assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["results"].as_array().map(Vec::len), Some(1));
     assert_eq!(answer["results"][0]["id"], ada.as_str());
     assert_eq!(
@@ -719,6 +747,12 @@ async fn batch_update_writes_known_contacts_and_reports_unknown_ids() {
     assert_eq!(error["status"], "error");
     assert_eq!(error["category"], "OBJECT_NOT_FOUND");
     assert_eq!(error["context"]["ids"], json!(["999999"]));
+    // Every field the documents' `StandardError` requires is there.
+    assert_eq!(
+        (&error["errors"], &error["links"]),
+        (&json!([]), &json!({}))
+    );
+    assert!(error["message"].is_string(), "{error}");
     assert_eq!(transcript(&ada).as_deref(), Some("three"));
     assert_eq!(double.call_count("batch_update"), 2);
 }
@@ -820,7 +854,7 @@ async fn batch_and_patch_writes_to_one_contact_overlap() {
         let client = client.clone();
         tokio::spawn(async move {
             let body = json!({"properties": {"chat_transcript": "patch"}});
-            let path = format!("/crm/v3/objects/contacts/{id}");
+            let path = format!("/crm/objects/2026-09/contacts/{id}");
             client.send("PATCH", &path, Some(body)).await.0
         })
     };
@@ -845,7 +879,7 @@ async fn a_late_write_answers_502_then_lands_and_stays_in_flight_until_then() {
     double.define_property("chat_transcript");
     let ada = double.seed_contact("ada@example.com", &[]).id;
     let client = Client::new(&double);
-    let path = format!("/crm/v3/objects/contacts/{ada}");
+    let path = format!("/crm/objects/2026-09/contacts/{ada}");
     let transcript = || {
         double
             .contact(&ada)
@@ -922,7 +956,7 @@ async fn a_merge_gives_a_new_id_and_retires_both_old_ones() {
     assert!(merged != primary && merged != secondary, "a new id");
 
     for old in [&primary, &secondary] {
-        let path = format!("/crm/v3/objects/contacts/{old}");
+        let path = format!("/crm/objects/2026-09/contacts/{old}");
         let (status, _, body) = client.send("GET", &path, None).await;
         assert_eq!(
             (status, body["category"].as_str()),
@@ -934,7 +968,7 @@ async fn a_merge_gives_a_new_id_and_retires_both_old_ones() {
     }
     for email in ["ada@example.com", "AUGUSTA@example.com"] {
         let path = format!(
-            "/crm/v3/objects/contacts/{email}?idProperty=email&properties=firstname,lastname"
+            "/crm/objects/2026-09/contacts/{email}?idProperty=email&properties=firstname,lastname"
         );
         let (status, _, body) = client.send("GET", &path, None).await;
         assert_eq!(status, 200, "{body}");
@@ -951,7 +985,7 @@ async fn a_merge_gives_a_new_id_and_retires_both_old_ones() {
         {"id": merged, "properties": {"chat_transcript": "to the new id"}},
     ]});
     let (status, _, answer) = client.send("POST", BATCH_UPDATE, Some(body)).await;
-    assert_eq!(status, 207, "{answer}");
+    assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["errors"][0]["context"]["ids"], json!([primary]));
     assert_eq!(answer["results"][0]["id"], merged.as_str());
     assert_eq!(double.contacts().len(), 1);
@@ -965,8 +999,8 @@ async fn a_deleted_contact_is_gone_everywhere() {
 
     assert!(double.delete_contact(&id));
     assert!(!double.delete_contact(&id), "already gone");
-    let by_id = format!("/crm/v3/objects/contacts/{id}");
-    let by_email = "/crm/v3/objects/contacts/ada@example.com?idProperty=email";
+    let by_id = format!("/crm/objects/2026-09/contacts/{id}");
+    let by_email = "/crm/objects/2026-09/contacts/ada@example.com?idProperty=email";
     for path in [by_id.as_str(), by_email] {
         let (status, _, _) = client.send("GET", path, None).await;
         assert_eq!(status, 404, "{path}");
@@ -983,10 +1017,10 @@ async fn a_deleted_contact_is_gone_everywhere() {
     assert_ne!(body["results"][0]["id"], id.as_str());
 }
 
-const NOTES: &str = "/crm/v3/objects/notes";
-const NOTES_BATCH_CREATE: &str = "/crm/v3/objects/notes/batch/create";
-const NOTES_BATCH_UPDATE: &str = "/crm/v3/objects/notes/batch/update";
-const NOTES_BATCH_READ: &str = "/crm/v3/objects/notes/batch/read";
+const NOTES: &str = "/crm/objects/2026-09/notes";
+const NOTES_BATCH_CREATE: &str = "/crm/objects/2026-09/notes/batch/create";
+const NOTES_BATCH_UPDATE: &str = "/crm/objects/2026-09/notes/batch/update";
+const NOTES_BATCH_READ: &str = "/crm/objects/2026-09/notes/batch/read";
 
 /// A note input as the app sends it: body, timestamp and one association to a contact (note → contact, 202).
 fn note(contact: &str, body: &str, timestamp: &str) -> Value {
@@ -999,25 +1033,63 @@ fn note(contact: &str, body: &str, timestamp: &str) -> Value {
     })
 }
 
-fn contact_notes_path(contact: &str) -> String {
-    format!("/crm/v4/objects/contacts/{contact}/associations/notes")
+const NOTE_ASSOCIATIONS: &str = "/crm/associations/2026-09/contacts/notes/batch/read";
+
+/// One page of a contact's notes, as the associations batch read gives it for one input: (status, answer).
+async fn read_note_associations(
+    client: &Client,
+    contact: &str,
+    after: Option<&str>,
+) -> (u16, Value) {
+    let mut input = json!({"id": contact});
+    if let Some(after) = after {
+        input["after"] = json!(after);
+    }
+    let body = json!({"inputs": [input]});
+    let (status, _, answer) = client.send("POST", NOTE_ASSOCIATIONS, Some(body)).await;
+    (status, answer)
 }
 
-/// The note ids a v4 association listing names, and checks each row's shape.
-fn listed_note_ids(listing: &Value) -> Vec<u64> {
-    listing["results"]
+/// The note ids one page names for `contact` (its result's `to`), checking the answer's shape against the
+/// documents: a batch answer, `from.id` the contact, `toObjectId` a string, contact → note association type 201.
+fn listed_note_ids(answer: &Value, contact: &str) -> Vec<u64> {
+    assert_eq!(answer["status"], "COMPLETE", "{answer}");
+    assert!(answer["startedAt"].is_string() && answer["completedAt"].is_string());
+    let results = answer["results"].as_array().expect("results");
+    assert_eq!(results.len(), 1, "{answer}");
+    assert_eq!(results[0]["from"]["id"], contact, "{answer}");
+    results[0]["to"]
         .as_array()
-        .expect("results")
+        .expect("to")
         .iter()
         .map(|row| {
             assert_eq!(
                 row["associationTypes"],
-                json!([{"category": "HUBSPOT_DEFINED", "typeId": 201, "label": null}]),
+                json!([{"category": "HUBSPOT_DEFINED", "typeId": 201}]),
                 "{row}"
             );
-            row["toObjectId"].as_u64().expect("a numeric toObjectId")
+            let id = row["toObjectId"].as_str().expect("a string toObjectId");
+            id.parse().expect("a numeric note id")
         })
         .collect()
+}
+
+/// The answer for a contact without notes (or without a record): no result, an `OBJECT_NOT_FOUND` entry naming it.
+fn assert_no_associations(answer: &Value, contact: &str) {
+    assert_eq!(answer["results"], json!([]), "{answer}");
+    assert_eq!(answer["numErrors"], 1, "{answer}");
+    let error = &answer["errors"][0];
+    assert_eq!(error["status"], "error");
+    assert_eq!(error["category"], "OBJECT_NOT_FOUND");
+    assert_eq!(
+        error["message"],
+        format!("No note is associated with contact {contact}.")
+    );
+    assert_eq!(error["context"]["fromObjectId"], json!([contact]));
+    assert_eq!(
+        (&error["errors"], &error["links"]),
+        (&json!([]), &json!({}))
+    );
 }
 
 fn ids_of(notes: &[sandbox::hubspot::Note]) -> Vec<&str> {
@@ -1074,17 +1146,20 @@ async fn a_note_is_created_on_a_contact_read_back_and_listed_under_it() {
     );
 
     // The contact's notes, seen from the contact: association types are one-way, so contact → note is 201.
-    let (status, _, listing) = client.send("GET", &contact_notes_path(&ada), None).await;
+    let (status, listing) = read_note_associations(&client, &ada, None).await;
     assert_eq!(status, 200, "{listing}");
     let id_number: u64 = id.parse().expect("numeric");
-    assert_eq!(listed_note_ids(&listing), [id_number]);
-    assert!(listing.get("paging").is_none(), "{listing}");
-    let (status, _, _) = client
-        .send("GET", &contact_notes_path("999999"), None)
-        .await;
-    assert_eq!(status, 404, "an unknown contact");
+    assert_eq!(listed_note_ids(&listing, &ada), [id_number]);
+    assert!(listing["results"][0].get("paging").is_none(), "{listing}");
+    assert!(listing.get("errors").is_none(), "{listing}");
+    let (status, unknown) = read_note_associations(&client, "999999", None).await;
+    assert_eq!(
+        status, 200,
+        "an unknown contact is an error entry: {unknown}"
+    );
+    assert_no_associations(&unknown, "999999");
 
-    // A second, earlier note (epoch millis), then paging through the listing one at a time.
+    // A second, earlier note (epoch millis): listed after the first, in id order.
     let earlier = note(&ada, "first chat", "1764000000000");
     let (status, _, second) = client.send("POST", NOTES, Some(earlier)).await;
     assert_eq!(status, 201, "{second}");
@@ -1093,37 +1168,17 @@ async fn a_note_is_created_on_a_contact_read_back_and_listed_under_it() {
         "stored as HubSpot answers it"
     );
     let second_id = second["id"].as_str().expect("id").to_owned();
-    let (_, _, page) = client
-        .send(
-            "GET",
-            &format!("{}?limit=1", contact_notes_path(&ada)),
-            None,
-        )
-        .await;
-    assert_eq!(listed_note_ids(&page), [id_number]);
-    let after = page["paging"]["next"]["after"]
-        .as_str()
-        .expect("a next page");
-    let (_, _, rest) = client
-        .send(
-            "GET",
-            &format!("{}?limit=1&after={after}", contact_notes_path(&ada)),
-            None,
-        )
-        .await;
+    let (_, listing) = read_note_associations(&client, &ada, None).await;
     assert_eq!(
-        listed_note_ids(&rest),
-        [second_id.parse::<u64>().expect("numeric")]
+        listed_note_ids(&listing, &ada),
+        [id_number, second_id.parse::<u64>().expect("numeric")]
     );
-    assert!(rest.get("paging").is_none(), "{rest}");
-    let (status, _, _) = client
-        .send(
-            "GET",
-            &format!("{}?limit=0", contact_notes_path(&ada)),
-            None,
-        )
-        .await;
-    assert_eq!(status, 400);
+    let (status, answer) = read_note_associations(&client, &ada, Some("not a cursor")).await;
+    assert_eq!(
+        (status, answer["category"].as_str()),
+        (400, Some("VALIDATION_ERROR")),
+        "{answer}"
+    );
 
     // The timeline runs by hs_timestamp, not by creation.
     assert_eq!(
@@ -1165,7 +1220,7 @@ async fn a_note_is_created_on_a_contact_read_back_and_listed_under_it() {
             double.call_count("contact_notes"),
             double.call_count("notes_update"),
         ),
-        (2, 3, 5, 3)
+        (2, 3, 4, 3)
     );
 }
 
@@ -1213,7 +1268,14 @@ async fn batch_create_makes_every_note_or_none() {
         ),
         (
             "no hs_timestamp",
-            vec![fine(), json!({"properties": {"hs_note_body": "when?"}})],
+            vec![
+                fine(),
+                json!({"properties": {"hs_note_body": "when?"}, "associations": []}),
+            ],
+        ),
+        (
+            "no associations, which the documents require ([] for none)",
+            vec![json!({"properties": {"hs_note_body": "hi", "hs_timestamp": "1"}})],
         ),
         (
             "a timestamp that is none",
@@ -1234,11 +1296,13 @@ async fn batch_create_makes_every_note_or_none() {
         ("a user-defined association", vec![user_defined]),
         (
             "an undefined property",
-            vec![json!({"properties": {"hs_timestamp": "1", "mood": "sunny"}})],
+            vec![json!({"properties": {"hs_timestamp": "1", "mood": "sunny"}, "associations": []})],
         ),
         (
             "a read-only property",
-            vec![json!({"properties": {"hs_timestamp": "1", "hs_object_id": "7"}})],
+            vec![
+                json!({"properties": {"hs_timestamp": "1", "hs_object_id": "7"}, "associations": []}),
+            ],
         ),
         ("no inputs", vec![]),
         ("too many inputs", (0..101).map(|_| fine()).collect()),
@@ -1260,7 +1324,8 @@ async fn batch_create_makes_every_note_or_none() {
     assert_eq!(double.notes().len(), 3, "no refused batch created anything");
 
     // HubSpot's answers for the two the app is likeliest to meet.
-    let missing = json!({"inputs": [{"properties": {"hs_note_body": "when?"}}]});
+    let missing =
+        json!({"inputs": [{"properties": {"hs_note_body": "when?"}, "associations": []}]});
     let (_, _, body) = client.send("POST", NOTES_BATCH_CREATE, Some(missing)).await;
     assert_eq!(
         body["message"],
@@ -1291,7 +1356,7 @@ async fn batch_create_makes_every_note_or_none() {
         .await;
     assert_eq!(status, 201, "{body}");
     assert_eq!(body["results"][0]["properties"]["chat_id"], "c-1");
-    assert_eq!(double.call_count("notes_batch_create"), 15);
+    assert_eq!(double.call_count("notes_batch_create"), 16);
 }
 
 #[tokio::test]
@@ -1336,7 +1401,7 @@ async fn batch_update_and_read_of_notes_report_unknown_ids() {
             Some(json!({"inputs": [update(&first, "one again"), update("999", "lost")]})),
         )
         .await;
-    assert_eq!(status, 207, "{answer}");
+    assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["results"].as_array().map(Vec::len), Some(1));
     assert_eq!(answer["results"][0]["id"], first.as_str());
     assert_eq!(answer["numErrors"], 1);
@@ -1367,7 +1432,8 @@ async fn batch_update_and_read_of_notes_report_unknown_ids() {
         "nothing written"
     );
 
-    let read = json!({"properties": ["hs_note_body"], "inputs": [{"id": first}, {"id": second}]});
+    let read = json!({"properties": ["hs_note_body"], "propertiesWithHistory": [],
+                      "inputs": [{"id": first}, {"id": second}]});
     let (status, _, answer) = client.send("POST", NOTES_BATCH_READ, Some(read)).await;
     assert_eq!(status, 200, "{answer}");
     let bodies: Vec<&str> = answer["results"]
@@ -1377,18 +1443,33 @@ async fn batch_update_and_read_of_notes_report_unknown_ids() {
         .filter_map(|r| r["properties"]["hs_note_body"].as_str())
         .collect();
     assert_eq!(bodies, ["one again", "2"]);
-    let read = json!({"properties": ["hs_note_body"], "inputs": [{"id": first}, {"id": "999"}]});
+    let read = json!({"properties": ["hs_note_body"], "propertiesWithHistory": [],
+                      "inputs": [{"id": first}, {"id": "999"}]});
     let (status, _, answer) = client.send("POST", NOTES_BATCH_READ, Some(read)).await;
-    assert_eq!(status, 207, "{answer}");
+    assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["results"][0]["id"], first.as_str());
     assert_eq!(answer["errors"][0]["category"], "OBJECT_NOT_FOUND");
     assert_eq!(answer["errors"][0]["context"]["ids"], json!(["999"]));
+    // The documents require both property lists, [] for none; the double keeps no history.
+    let incomplete = [
+        json!({"properties": ["hs_note_body"], "inputs": [{"id": first}]}),
+        json!({"propertiesWithHistory": [], "inputs": [{"id": first}]}),
+        json!({"properties": [], "propertiesWithHistory": ["hs_note_body"], "inputs": [{"id": first}]}),
+    ];
+    for read in incomplete {
+        let (status, _, answer) = client.send("POST", NOTES_BATCH_READ, Some(read)).await;
+        assert_eq!(
+            (status, answer["category"].as_str()),
+            (400, Some("VALIDATION_ERROR")),
+            "{answer}"
+        );
+    }
     assert_eq!(
         (
             double.call_count("notes_batch_update"),
             double.call_count("notes_batch_read")
         ),
-        (5, 2)
+        (5, 5)
     );
 }
 
@@ -1484,15 +1565,16 @@ async fn a_merge_keeps_both_timelines_and_a_deletion_keeps_the_notes() {
         "both timelines, by hs_timestamp"
     );
     assert!(double.notes_of_contact(&ada).is_empty());
-    let (status, _, listing) = client.send("GET", &contact_notes_path(&merged), None).await;
+    let (status, listing) = read_note_associations(&client, &merged, None).await;
     assert_eq!(status, 200, "{listing}");
     let numeric = |id: &str| id.parse::<u64>().expect("numeric");
     assert_eq!(
-        listed_note_ids(&listing),
+        listed_note_ids(&listing, &merged),
         [numeric(&ada_note), numeric(&augusta_note)]
     );
-    let (status, _, _) = client.send("GET", &contact_notes_path(&ada), None).await;
-    assert_eq!(status, 404, "the old id is gone");
+    let (status, gone) = read_note_associations(&client, &ada, None).await;
+    assert_eq!(status, 200);
+    assert_no_associations(&gone, &ada);
     assert_eq!(
         double.note(&ada_note).expect("note").contacts,
         [merged.as_str()]
@@ -1562,19 +1644,20 @@ async fn a_call_without_its_scope_answers_403_missing_scopes() {
     // Reads need only the read scope.
     let reads = [
         format!("{NOTES}/{id}"),
-        contact_notes_path(&ada),
-        format!("/crm/v3/objects/contacts/{ada}"),
-        "/crm/v3/objects/contacts".to_owned(),
+        format!("/crm/objects/2026-09/contacts/{ada}"),
+        "/crm/objects/2026-09/contacts".to_owned(),
     ];
     for path in &reads {
         let (status, _, body) = client.send("GET", path, None).await;
         assert_eq!(status, 200, "{path}: {body}");
     }
-    let read = json!({"inputs": [{"id": id}]});
+    let read = json!({"properties": [], "propertiesWithHistory": [], "inputs": [{"id": id}]});
     let (status, _, _) = client.send("POST", NOTES_BATCH_READ, Some(read)).await;
     assert_eq!(status, 200);
+    let (status, _) = read_note_associations(&client, &ada, None).await;
+    assert_eq!(status, 200);
     let (status, _, body) = client
-        .send("GET", "/crm/v3/properties/contacts/email", None)
+        .send("GET", "/crm/properties/2026-09/contacts/email", None)
         .await;
     assert_eq!(status, 403);
     assert_eq!(
@@ -1612,14 +1695,17 @@ async fn contacts_batch_read_by_id_and_email() {
         .seed_contact("ada@example.com", &[("firstname", "Ada")])
         .id;
     let client = Client::new(&double);
-    let path = "/crm/v3/objects/contacts/batch/read";
+    let path = "/crm/objects/2026-09/contacts/batch/read";
 
-    let read = json!({"properties": ["firstname"], "inputs": [{"id": ada}, {"id": "999999"}]});
+    let read = json!({"properties": ["firstname"], "propertiesWithHistory": [],
+                      "inputs": [{"id": ada}, {"id": "999999"}]});
     let (status, _, answer) = client.send("POST", path, Some(read)).await;
-    assert_eq!(status, 207, "{answer}");
+    assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["results"][0]["properties"]["firstname"], "Ada");
     assert_eq!(answer["errors"][0]["context"]["ids"], json!(["999999"]));
-    let read = json!({"idProperty": "email", "inputs": [{"id": "ADA@example.com"}]});
+    assert_eq!(answer["numErrors"], 1);
+    let read = json!({"idProperty": "email", "properties": [], "propertiesWithHistory": [],
+                      "inputs": [{"id": "ADA@example.com"}]});
     let (status, _, answer) = client.send("POST", path, Some(read)).await;
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["results"][0]["id"], ada.as_str());
@@ -1628,4 +1714,274 @@ async fn contacts_batch_read_by_id_and_email() {
         "ada@example.com"
     );
     assert_eq!(double.call_count("batch_read"), 2);
+}
+
+#[tokio::test]
+async fn a_contacts_notes_are_read_a_page_at_a_time_per_input() {
+    use sandbox::hubspot::ASSOCIATIONS_PER_PAGE;
+    let double = HubSpotDouble::start(TOKEN).await.expect("starts");
+    let ada = double.seed_contact("ada@example.com", &[]).id;
+    let grace = double.seed_contact("grace@example.com", &[]).id;
+    let lonely = double.seed_contact("lonely@example.com", &[]).id;
+    let client = Client::new(&double);
+    // Two pages' worth for Ada, one note for Grace, none for the third contact.
+    let mut ada_notes = Vec::new();
+    let mut left = ASSOCIATIONS_PER_PAGE + 2;
+    while left > 0 {
+        let count = left.min(100);
+        let inputs: Vec<Value> = (0..count)
+            .map(|i| note(&ada, &format!("chat {i}"), "2026-11-24T10:00:00Z"))
+            .collect();
+        let (status, _, created) = client
+            .send(
+                "POST",
+                NOTES_BATCH_CREATE,
+                Some(json!({ "inputs": inputs })),
+            )
+            .await;
+        assert_eq!(status, 201, "{created}");
+        ada_notes.extend(
+            created["results"]
+                .as_array()
+                .expect("results")
+                .iter()
+                .map(|r| {
+                    r["id"]
+                        .as_str()
+                        .expect("id")
+                        .parse::<u64>()
+                        .expect("numeric")
+                }),
+        );
+        left -= count;
+    }
+    ada_notes.sort_unstable();
+    let (_, _, created) = client
+        .send(
+            "POST",
+            NOTES_BATCH_CREATE,
+            Some(json!({"inputs": [note(&grace, "hers", "2026-11-24T10:00:00Z")]})),
+        )
+        .await;
+    let grace_note: u64 = created["results"][0]["id"]
+        .as_str()
+        .and_then(|id| id.parse().ok())
+        .expect("id");
+
+    // One request, three inputs: a full page and a cursor for Ada, Grace's one note, an error entry for the third.
+    let body = json!({"inputs": [{"id": ada}, {"id": grace}, {"id": lonely}]});
+    let (status, _, answer) = client.send("POST", NOTE_ASSOCIATIONS, Some(body)).await;
+    assert_eq!(status, 200, "{answer}");
+    let results = answer["results"].as_array().expect("results");
+    assert_eq!(results.len(), 2, "{answer}");
+    let of = |contact: &str| {
+        results
+            .iter()
+            .find(|r| r["from"]["id"] == contact)
+            .unwrap_or_else(|| panic!("a result for {contact}"))
+    };
+    let ids = |result: &Value| -> Vec<u64> {
+        result["to"]
+            .as_array()
+            .expect("to")
+            .iter()
+            .filter_map(|to| to["toObjectId"].as_str()?.parse().ok())
+            .collect()
+    };
+    assert_eq!(ids(of(&ada)), ada_notes[..ASSOCIATIONS_PER_PAGE]);
+    let after = of(&ada)["paging"]["next"]["after"]
+        .as_str()
+        .expect("a next page")
+        .to_owned();
+    assert_eq!(ids(of(&grace)), [grace_note]);
+    assert!(of(&grace).get("paging").is_none());
+    assert_eq!(answer["numErrors"], 1);
+    assert_eq!(
+        answer["errors"][0]["context"]["fromObjectId"],
+        json!([lonely])
+    );
+
+    // The cursor goes back with Ada's id: the rest, and no further page.
+    let (status, rest) = read_note_associations(&client, &ada, Some(&after)).await;
+    assert_eq!(status, 200, "{rest}");
+    assert_eq!(
+        listed_note_ids(&rest, &ada),
+        ada_notes[ASSOCIATIONS_PER_PAGE..]
+    );
+    assert!(rest["results"][0].get("paging").is_none(), "{rest}");
+
+    for refused in [json!({"inputs": []}), json!({"inputs": [{"after": "1"}]})] {
+        let (status, _, answer) = client.send("POST", NOTE_ASSOCIATIONS, Some(refused)).await;
+        assert_eq!(
+            (status, answer["category"].as_str()),
+            (400, Some("VALIDATION_ERROR")),
+            "{answer}"
+        );
+    }
+    assert_eq!(double.call_count("contact_notes"), 4);
+}
+
+#[tokio::test]
+async fn a_validation_rule_refuses_only_the_inputs_of_a_batch_that_break_it() {
+    use sandbox::hubspot::ValidationRule;
+    let double = HubSpotDouble::start(TOKEN).await.expect("starts");
+    double.define_property("chat_transcript");
+    let ada = double.seed_contact("ada@example.com", &[]).id;
+    let grace = double.seed_contact("grace@example.com", &[]).id;
+    let linus = double.seed_contact("linus@example.com", &[]).id;
+    let client = Client::new(&double);
+    double.set_validation_rule("chat_transcript", Some(ValidationRule::MaxLength(10)));
+    let graces_writes = double.property_writes(&grace);
+    let message =
+        "The value of property \"chat_transcript\" is longer than 10 characters, the most this \
+                   portal's validation rule (MAX_LENGTH) allows.";
+    let transcript = |id: &str| {
+        double
+            .contact(id)
+            .and_then(|c| c.properties.get("chat_transcript").cloned())
+    };
+
+    // Grace's value is one character too long: hers is refused, the others are written, the unknown id reported.
+    let body = json!({"inputs": [
+        {"id": ada, "properties": {"chat_transcript": "ten chars!"}},
+        {"id": grace, "properties": {"chat_transcript": "eleven char"}},
+        {"id": "999999", "properties": {"chat_transcript": "nobody"}},
+        {"id": "LINUS@example.com", "idProperty": "email", "properties": {"chat_transcript": "short"}},
+    ]});
+    let (status, _, answer) = client.send("POST", BATCH_UPDATE, Some(body)).await;
+    assert_eq!(status, 200, "{answer}");
+    let mut written: Vec<&str> = answer["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .filter_map(|r| r["id"].as_str())
+        .collect();
+    written.sort_unstable();
+    assert_eq!(written, [ada.as_str(), linus.as_str()]);
+    assert_eq!(answer["numErrors"], 2);
+    let refused = answer["errors"]
+        .as_array()
+        .expect("errors")
+        .iter()
+        .find(|e| e["category"] == "VALIDATION_ERROR")
+        .expect("Grace's input is refused");
+    assert_eq!(
+        refused,
+        &json!({
+            "status": "error",
+            "category": "VALIDATION_ERROR",
+            "message": message,
+            "context": {"ids": [grace], "propertyName": ["chat_transcript"]},
+            "errors": [{"message": message, "code": "MAX_LENGTH", "in": "chat_transcript"}],
+            "links": {},
+        })
+    );
+    assert_eq!(transcript(&ada).as_deref(), Some("ten chars!"));
+    assert_eq!(transcript(&linus).as_deref(), Some("short"));
+    assert_eq!(transcript(&grace), None);
+    assert_eq!(
+        double.property_writes(&grace),
+        graces_writes,
+        "nothing of Grace's input was written"
+    );
+
+    // A single write that breaks the rule is refused whole, with the same message; clearing a value breaks nothing.
+    let path = format!("/crm/objects/2026-09/contacts/{grace}");
+    let long = json!({"properties": {"chat_transcript": "eleven char", "firstname": "Grace"}});
+    let (status, _, body) = client.send("PATCH", &path, Some(long)).await;
+    assert_eq!(
+        (status, body["category"].as_str(), body["message"].as_str()),
+        (400, Some("VALIDATION_ERROR"), Some(message)),
+        "{body}"
+    );
+    assert_eq!(
+        double.property_writes(&grace),
+        graces_writes,
+        "nor of the PATCH"
+    );
+    let cleared = json!({"properties": {"chat_transcript": ""}});
+    assert_eq!(client.send("PATCH", &path, Some(cleared)).await.0, 200);
+    let create = json!({"properties": {"email": "new@example.com", "chat_transcript": "eleven char"},
+                        "associations": []});
+    let (status, _, body) = client
+        .send("POST", "/crm/objects/2026-09/contacts", Some(create))
+        .await;
+    assert_eq!(
+        (status, body["message"].as_str()),
+        (400, Some(message)),
+        "{body}"
+    );
+    assert!(double.contact_by_email("new@example.com").is_none());
+
+    // An upsert refuses just the input too: nobody is created for it.
+    let (status, body) = client
+        .upsert("new@example.com", json!({"chat_transcript": "eleven char"}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["results"], json!([]));
+    assert_eq!(
+        body["errors"][0]["context"]["ids"],
+        json!(["new@example.com"])
+    );
+    assert!(double.contact_by_email("new@example.com").is_none());
+
+    // Once the rule is gone, the same value is written.
+    double.set_validation_rule("chat_transcript", None);
+    let body = json!({"inputs": [{"id": grace, "properties": {"chat_transcript": "eleven char"}}]});
+    let (status, _, answer) = client.send("POST", BATCH_UPDATE, Some(body)).await;
+    assert_eq!(status, 200, "{answer}");
+    assert!(answer.get("errors").is_none(), "{answer}");
+    assert_eq!(transcript(&grace).as_deref(), Some("eleven char"));
+}
+
+#[tokio::test]
+async fn only_the_2026_09_paths_are_served_with_the_fields_they_require() {
+    let double = HubSpotDouble::start(TOKEN).await.expect("starts");
+    let client = Client::new(&double);
+    // Another version's path is no route of the double.
+    let (status, _, body) = client
+        .send("GET", "/crm/objects/2026-03/contacts", None)
+        .await;
+    assert_eq!(
+        (status, body["category"].as_str()),
+        (404, Some("OBJECT_NOT_FOUND"))
+    );
+    assert_eq!(double.call_count("not_found"), 1);
+
+    // A create carries `associations`, [] for none.
+    let contacts = "/crm/objects/2026-09/contacts";
+    let properties = json!({"email": "ada@example.com", "firstname": "Ada"});
+    let (status, _, body) = client
+        .send("POST", contacts, Some(json!({ "properties": properties })))
+        .await;
+    assert_eq!(
+        (status, body["category"].as_str()),
+        (400, Some("VALIDATION_ERROR")),
+        "{body}"
+    );
+    let (status, _, body) = client
+        .send(
+            "POST",
+            contacts,
+            Some(json!({ "properties": properties, "associations": [] })),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    for field in ["id", "createdAt", "updatedAt", "archived", "properties"] {
+        assert!(body.get(field).is_some(), "{field}: {body}");
+    }
+    // An upsert input carries `properties`.
+    let (status, _, body) = client
+        .send(
+            "POST",
+            "/crm/objects/2026-09/contacts/batch/upsert",
+            Some(json!({"inputs": [{"id": "bo@example.com", "idProperty": "email"}]})),
+        )
+        .await;
+    assert_eq!(
+        (status, body["category"].as_str()),
+        (400, Some("VALIDATION_ERROR")),
+        "{body}"
+    );
+    assert_eq!(double.contacts().len(), 1);
 }

@@ -101,13 +101,14 @@ pub struct TranscriptWrite {
     pub transcript: String,
 }
 
-/// What HubSpot did with one input of a batch write that was answered (200 or 207).
+/// What HubSpot did with one input of a batch write that was answered (any 2xx: `results` and `errors` say).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WriteResult {
     Written,
     /// No such record: deleted, or merged into another (which has a new id).
     NotFound,
-    /// Refused for this input, with HubSpot's reason: retrying the same write will not help.
+    /// Refused for this input, with HubSpot's reason (`VALIDATION_ERROR` for a value one of the portal's validation
+    /// rules refuses, say): retrying the same write will not help.
     Rejected(String),
     /// The answer names this input neither as written nor as refused: it may have been applied.
     Unconfirmed,

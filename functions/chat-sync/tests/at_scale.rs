@@ -263,7 +263,7 @@ async fn a_contact_deleted_in_hubspot_is_parked_and_the_rest_of_the_batch_is_wri
     .await;
     app.hubspot.clear_calls();
 
-    // One call; HubSpot answers 207 with Bo's id unknown: Ada is written, Bo is looked up by e-mail, then parked.
+    // One call; HubSpot's answer names Bo's id unknown: Ada is written, Bo is looked up by e-mail, then parked.
     let report = app.sweeper().sweep().await.expect("sweep");
     assert_eq!(
         (

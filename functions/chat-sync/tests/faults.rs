@@ -460,3 +460,99 @@ async fn a_sweep_counts_contacts_behind_and_parked_and_publishes_them_as_valid_e
         "{drained:?}"
     );
 }
+
+#[tokio::test]
+async fn a_validation_rule_refusing_one_transcript_parks_that_contact_and_writes_the_rest() {
+    use chat_sync::config::{FlushSettings, Targets};
+    use chat_sync::domain::ContactId;
+    use chat_sync::ports::Store;
+    use sandbox::hubspot::ValidationRule;
+    let app = TestApp::start_with(FlushSettings {
+        targets: Targets::BOTH,
+        ..support::test_flush_settings()
+    })
+    .await;
+    // Four contacts with a conversation each; Bo's transcript is the one a portal rule will refuse.
+    let mut contacts = Vec::new();
+    for (i, name) in ["Ada", "Bo", "Cy", "Di"].into_iter().enumerate() {
+        let email = format!("{}@example.com", name.to_lowercase());
+        let (contact, visitor, channel) = register_visitor(&app, name, &email).await;
+        let text = if name == "Bo" {
+            "a long story ".repeat(100)
+        } else {
+            format!("hello from {name}")
+        };
+        support::record(
+            &app,
+            &new_message(&channel, &visitor, &format!("m{i}"), &text, i as u32),
+        )
+        .await;
+        contacts.push(contact);
+    }
+    let bo = contacts[1].clone();
+    let others = [&contacts[0], &contacts[2], &contacts[3]];
+    let bo_writes = app.hubspot.property_writes(&bo);
+    // An admin limits the property in HubSpot's settings: from 2026-09 on, API writes are checked against it.
+    app.hubspot
+        .set_validation_rule("chat_transcript", Some(ValidationRule::MaxLength(1_000)));
+    app.hubspot.clear_calls();
+
+    let report = app.sweeper().sweep().await.expect("sweep");
+    // One property batch, whose answer refuses Bo's input alone (no splitting, no retry), and one batch of notes
+    // for the three others.
+    assert_eq!(
+        (
+            report.flush.calls,
+            report.flush.synced,
+            report.flush.parked,
+            report.flush.deferred,
+            report.waiting,
+            report.parked_total,
+        ),
+        (2, 3, 1, 0, 0, 1),
+        "{report:?}"
+    );
+    assert_eq!(app.hubspot.call_count("batch_update"), 1);
+    assert_eq!(app.hubspot.call_count("notes_batch_create"), 1);
+    for (contact, name) in others.iter().zip(["Ada", "Cy", "Di"]) {
+        assert!(
+            app.transcript(contact)
+                .contains(&format!("hello from {name}")),
+            "{name}'s transcript is written"
+        );
+        assert_eq!(app.hubspot.notes_of_contact(contact).len(), 1, "{name}");
+    }
+
+    // Bo is parked with HubSpot's own message; nothing of his reached HubSpot.
+    let expected = "HubSpot refused the transcript: VALIDATION_ERROR: The value of property \"chat_transcript\" is \
+                    longer than 1000 characters, the most this portal's validation rule (MAX_LENGTH) allows.";
+    let backlog = app.store.backlog(10).await.expect("backlog");
+    assert_eq!(backlog.len(), 1, "only Bo is left: {backlog:?}");
+    assert_eq!(backlog[0].contact.as_str(), bo);
+    assert_eq!(backlog[0].parked.as_deref(), Some(expected));
+    assert_eq!(app.transcript(&bo), "");
+    assert_eq!(app.hubspot.property_writes(&bo), bo_writes);
+    assert!(app.hubspot.notes_of_contact(&bo).is_empty());
+    for contact in others {
+        let state = app
+            .store
+            .sync_state(&ContactId::parse(contact).expect("id"))
+            .await
+            .expect("state");
+        assert_eq!(
+            (state.parked, state.synced_version),
+            (None, state.version),
+            "{contact}"
+        );
+    }
+
+    // Parked is for good: the next sweep sends nothing.
+    app.hubspot.clear_calls();
+    let report = app.sweeper().sweep().await.expect("sweep");
+    assert_eq!(
+        (report.flush.calls, report.waiting, report.parked_total),
+        (0, 0, 1),
+        "{report:?}"
+    );
+    assert!(app.hubspot.calls().is_empty(), "{:?}", app.hubspot.calls());
+}

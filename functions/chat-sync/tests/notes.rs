@@ -164,6 +164,80 @@ async fn a_note_creation_whose_answer_never_came_is_adopted_not_repeated() {
 }
 
 #[tokio::test]
+async fn a_note_is_adopted_from_a_later_page_of_the_contacts_notes() {
+    use chat_sync::domain::{ContactId, Timestamp};
+    use chat_sync::ports::{Caller, Crm, NewNote};
+    let app = TestApp::start_with(with_notes(Targets {
+        notes: true,
+        property: false,
+    }))
+    .await;
+    let (contact, visitor, channel) = register_visitor(&app, "Ada", "ada@example.com").await;
+    // A full page of older notes on Ada's timeline (HubSpot pages a contact's notes 500 at a time): the one the
+    // unanswered create leaves is on the second page.
+    let target = ContactId::parse(&contact).expect("id");
+    for batch in 0..sandbox::hubspot::ASSOCIATIONS_PER_PAGE / 100 {
+        let notes: Vec<NewNote> = (0..100)
+            .map(|i| NewNote {
+                contact: target.clone(),
+                body: format!("an older note {batch}-{i}"),
+                timestamp: Timestamp::now(),
+            })
+            .collect();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let permit = app
+            .budget
+            .acquire(Caller::Background, deadline)
+            .await
+            .expect("permit");
+        app.crm
+            .create_notes(&notes, permit, deadline)
+            .await
+            .expect("older notes");
+    }
+    app.hubspot.clear_calls();
+    record(&app, &new_message(&channel, &visitor, "m1", "first", 1)).await;
+    app.hubspot.set_late_writes(1.0, Duration::from_millis(500));
+    let report = app.sweeper().sweep().await.expect("sweep");
+    assert_eq!(report.flush.fenced, 1, "{report:?}");
+    app.hubspot.set_late_writes(0.0, Duration::ZERO);
+    record(&app, &new_message(&channel, &visitor, "m2", "second", 2)).await;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let report = app.sweeper().sweep().await.expect("sweep");
+        if report.flush.synced == 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{report:?}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let marker = format!("chat-sync conversation messaging:{channel} part 1");
+    let ours: Vec<_> = app
+        .hubspot
+        .notes_of_contact(&contact)
+        .into_iter()
+        .filter(|n| n.properties["hs_note_body"].contains(&marker))
+        .collect();
+    assert_eq!(
+        ours.len(),
+        1,
+        "exactly one note of the conversation: {ours:?}"
+    );
+    let body = &ours[0].properties["hs_note_body"];
+    assert!(body.contains("first") && body.contains("second"), "{body}");
+    assert_eq!(
+        app.hubspot.call_count("notes_batch_create"),
+        1,
+        "created once"
+    );
+    assert_eq!(
+        app.hubspot.call_count("contact_notes"),
+        2,
+        "both pages of the timeline were read"
+    );
+}
+
+#[tokio::test]
 async fn a_long_conversation_continues_in_a_second_note() {
     let app = TestApp::start_with(with_notes(Targets {
         notes: true,

@@ -3,7 +3,7 @@
 
 use crate::serve::HttpHandler;
 use chat_sync::adapters::dynamo::DynamoStore;
-use chat_sync::adapters::hubspot::{API_PREFIX, TRANSCRIPT_PROPERTY};
+use chat_sync::adapters::hubspot::{objects, TRANSCRIPT_PROPERTY};
 use chat_sync::domain::transcript::render_line;
 use chat_sync::domain::{Role, StoredMessage};
 use chat_sync::handlers::webhook::{parse_event, Parsed};
@@ -43,8 +43,10 @@ impl Baseline {
             .map_err(|_| StatusCode::SERVICE_UNAVAILABLE)?
             .ok_or(StatusCode::OK)?;
         let url = format!(
-            "{}{API_PREFIX}/objects/contacts/{}",
-            self.hubspot_url, mapping.contact_id
+            "{}{}/{}",
+            self.hubspot_url,
+            objects("contacts"),
+            mapping.contact_id
         );
         let current: serde_json::Value = self
             .http

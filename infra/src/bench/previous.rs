@@ -1,16 +1,16 @@
 //! The previous design, kept here only for comparison (chat-sync shipped it before batched writes): each webhook
 //! records its message, answers, then flushes only its own contact — the contact's lease, a 1 s linger doubling
-//! while changes keep coming, one `PATCH /crm/v3/objects/contacts/{id}` per contact, retrying 429s and 5xx on its
-//! own (250 ms–2 s, 4 attempts, within the webhook's 5 s budget) with no shared rate budget. A timeout leaves the
-//! lease to expire; a 5xx is retried at once, as it shipped (it had no notion of a write landing late). A sweeper
-//! does the same for the dirty contacts every 5 s, 4 at a time, without linger. Built on the same store, so only
-//! the way HubSpot is written differs.
+//! while changes keep coming, one `PATCH` of the contact (`/crm/objects/<version>/contacts/{id}`) per contact,
+//! retrying 429s and 5xx on its own (250 ms–2 s, 4 attempts, within the webhook's 5 s budget) with no shared rate
+//! budget. A timeout leaves the lease to expire; a 5xx is retried at once, as it shipped (it had no notion of a write
+//! landing late). A sweeper does the same for the dirty contacts every 5 s, 4 at a time, without linger. Built on the
+//! same store, so only the way HubSpot is written differs.
 
 use super::Invocations;
 use crate::serve::HttpHandler;
 use chat_sync::adapters::backoff::Backoff;
 use chat_sync::adapters::dynamo::DynamoStore;
-use chat_sync::adapters::hubspot::{API_PREFIX, TRANSCRIPT_PROPERTY};
+use chat_sync::adapters::hubspot::{objects, TRANSCRIPT_PROPERTY};
 use chat_sync::adapters::stream::verify_signature;
 use chat_sync::domain::transcript::{render, HUBSPOT_PROPERTY_LIMIT};
 use chat_sync::domain::{ContactId, Role};
@@ -213,8 +213,9 @@ impl Previous {
     /// One PATCH of the whole transcript, with the bearer token, no permit from anyone.
     async fn patch(&self, contact: &ContactId, transcript: &str) -> Result<(), UpstreamError> {
         let url = format!(
-            "{}{API_PREFIX}/objects/contacts/{}",
+            "{}{}/{}",
             self.hubspot_url,
+            objects("contacts"),
             contact.as_str()
         );
         let response = self

@@ -1,13 +1,17 @@
 //! The CRM the double keeps: contacts, their e-mail index and the property definitions, with HubSpot's
-//! validation rules and JSON shapes; and the notes on the contacts' timelines (`notes.rs`).
+//! validation and JSON shapes (the 2026-09 documents' schemas); the portal's validation rules (`rules.rs`); and the
+//! notes on the contacts' timelines (`notes.rs`).
 //!
 //! Invariants: `by_email` maps every lowercased e-mail that resolves to a contact to that contact's id, and only to
 //! ids present in `contacts` (a merge repoints both e-mails to the new id; a deletion drops them). Notes are
 //! associated only with contacts present in `contacts` (a merge moves both contacts' notes to the new id; a
 //! deletion drops the contact's associations and keeps the notes).
 
-use super::errors::{conflict, problem, property_errors, validation, HsError};
+use super::errors::{
+    conflict, problem, property_errors, rule_refusal, standard_error, validation, HsError,
+};
 use super::notes::Notes;
+use super::rules::{refusal, Rules, Violation};
 use super::{MAX_BATCH_INPUTS, MAX_PROPERTY_CHARS};
 use crate::support::now_rfc3339;
 use http::StatusCode;
@@ -76,6 +80,8 @@ pub(super) struct Crm {
     pub(super) notes: Notes,
     /// Every property value written to a contact, in order.
     pub(super) written: Vec<PropertyWrite>,
+    /// The portal's validation rules on contact properties.
+    pub(super) rules: Rules,
 }
 
 impl Crm {
@@ -94,6 +100,7 @@ impl Crm {
             properties,
             notes: Notes::new(),
             written: Vec::new(),
+            rules: Rules::default(),
         }
     }
 
@@ -205,6 +212,21 @@ impl Crm {
             }
         }
         problems
+    }
+
+    /// The portal's validation rules the values of one write break (see `rules.rs`).
+    pub(super) fn violations(&self, updates: &Updates) -> Vec<Violation> {
+        self.rules.violations(updates)
+    }
+
+    /// A single write (create, PATCH) that breaks a validation rule is refused whole: 400.
+    pub(super) fn check_rules(&self, updates: &Updates) -> Result<(), HsError> {
+        let violations = self.violations(updates);
+        if violations.is_empty() {
+            return Ok(());
+        }
+        let (message, details) = refusal(&violations);
+        Err(rule_refusal(&message, details))
     }
 
     /// Refuses a write that would give contact `id` an e-mail another contact already has.
@@ -476,27 +498,43 @@ pub(super) fn batch_complete(started_at: String, results: Vec<Value>) -> Value {
     })
 }
 
-/// A batch call's answer: 200 with every result, or 207 when some ids named no object. HubSpot groups those ids
-/// into one `OBJECT_NOT_FOUND` error, and `numErrors` counts error entries, not inputs.
+/// The status of a batch answer whose `errors` name inputs that were not done, the others being done. The 2026-09
+/// documents list 200 only for every batch call (`errors` and `numErrors` are fields of its
+/// `BatchResponseSimplePublicObject`); earlier versions (v3, 2026-03) listed a 207 with a `...WithErrors` schema. The
+/// double follows the documents of the version it serves; a client must read the body, not the status.
+pub(super) const PARTIAL_BATCH_STATUS: StatusCode = StatusCode::OK;
+
+/// A batch call's answer: its results, and the `errors` entries of the inputs not done (`numErrors` counts entries,
+/// not inputs).
 pub(super) fn batch_answer(
     started_at: String,
     results: Vec<Value>,
-    unknown: Vec<String>,
-    object: Object,
+    errors: Vec<Value>,
 ) -> (StatusCode, Value) {
     let mut body = batch_complete(started_at, results);
-    if unknown.is_empty() {
+    if errors.is_empty() {
         return (StatusCode::OK, body);
     }
+    body["numErrors"] = json!(errors.len());
+    body["errors"] = Value::Array(errors);
+    (PARTIAL_BATCH_STATUS, body)
+}
+
+/// The `errors` entry for the ids of a batch that name no object: HubSpot groups them all into one
+/// `OBJECT_NOT_FOUND` entry. `None` when every id named one.
+pub(super) fn unknown_ids(unknown: Vec<String>, object: Object) -> Option<Value> {
+    if unknown.is_empty() {
+        return None;
+    }
     let object = object.hubspot_name();
-    body["errors"] = json!([{
-        "status": "error",
-        "category": "OBJECT_NOT_FOUND",
-        "message": format!("Could not get some {object} objects, they may be deleted or not exist. Check that ids are valid."),
-        "context": { "ids": unknown },
-    }]);
-    body["numErrors"] = json!(1);
-    (StatusCode::MULTI_STATUS, body)
+    Some(standard_error(
+        "OBJECT_NOT_FOUND",
+        &format!(
+            "Could not get some {object} objects, they may be deleted or not exist. Check that ids are valid."
+        ),
+        json!({ "ids": unknown }),
+        Vec::new(),
+    ))
 }
 
 /// A batch input's `id`: a non-empty string (trimmed) or a number.

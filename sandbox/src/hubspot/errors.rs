@@ -105,6 +105,32 @@ pub(super) fn required_properties(object: &str, names: &[&str]) -> HsError {
     }
 }
 
+/// A single write that breaks the portal's validation rules (`rules.rs`): 400 `VALIDATION_ERROR`, one `errors`
+/// detail per rule.
+pub(super) fn rule_refusal(message: &str, details: Vec<Value>) -> HsError {
+    let mut refusal = validation(message);
+    refusal.body["errors"] = Value::Array(details);
+    refusal
+}
+
+/// One entry of a batch answer's `errors`: the documents' `StandardError`, every field they require present
+/// (`context` maps names to lists of strings; `errors` holds `ErrorDetail`s).
+pub(super) fn standard_error(
+    category: &str,
+    message: &str,
+    context: Value,
+    details: Vec<Value>,
+) -> Value {
+    json!({
+        "status": "error",
+        "category": category,
+        "message": message,
+        "context": context,
+        "errors": details,
+        "links": {},
+    })
+}
+
 /// The same object named twice in one batch (HubSpot refuses the whole call).
 pub(super) fn duplicate_ids(ids: &[String]) -> HsError {
     validation(&format!(

@@ -1,5 +1,7 @@
-//! A local double of the HubSpot CRM v3 contacts and notes APIs and the v4 contact → notes associations (the subset
-//! this project calls).
+//! A local double of HubSpot's CRM contacts, notes, contact properties and contact → note associations (the subset
+//! this project calls), at the date-based API version [`API_VERSION`]: its paths and no others (the retired v3 and v4
+//! paths answer 404, as any unknown route does), with the request and answer bodies of that version's published
+//! documents.
 //!
 //! It reproduces what the app's correctness depends on, including the unfriendly parts:
 //! * bearer-token auth (API keys refused), the app's scopes (`scopes.rs`: which route needs which) and HubSpot's
@@ -7,14 +9,22 @@
 //! * per-app rate limits (`limits.rs`): a rolling ten-second window and a daily cap that count every request,
 //!   refused ones too, with HubSpot's headers and 429 bodies;
 //! * contact create with e-mails unique (409 `CONFLICT` naming the existing id, like HubSpot) and batch upsert by
-//!   email, both atomic under concurrency; batch update with per-input `OBJECT_NOT_FOUND` (207); a record of every
+//!   email, both atomic under concurrency; batch update with per-input `OBJECT_NOT_FOUND`; a record of every
 //!   property value written to a contact, so a test can prove one was left untouched;
 //!   the 65,536-character property limit and unknown-property errors (`crm.rs`);
+//! * the portal's validation rules on contact properties (`rules.rs`), which refuse a single write whole and only
+//!   the offending inputs of a batch write;
 //! * notes on contacts' timelines (`notes.rs`): `hs_timestamp` required, the same length limit, batch create all
-//!   or nothing (201), batch update and read per input (207);
+//!   or nothing (201), batch update and read per input;
+//! * a contact's notes read back through the associations batch read, paged per input;
 //! * because HubSpot has no conditional writes, detection of two writes to one contact or note in flight at once,
 //!   and writes that answer 502 but land later (`writes.rs`);
 //! * merges that give the merged contact a new id and keep both contacts' notes, and deletions.
+//!
+//! A batch answer with per-input `errors` is a 200, as the 2026-09 documents list it (see
+//! `crm::PARTIAL_BATCH_STATUS`). Requests are held to the fields those documents mark required (`associations` on a
+//! create, `properties` and `propertiesWithHistory` on a batch read, `id` and `properties` on a batch input), which
+//! HubSpot itself may let pass: a client that drifts from the documents finds out here, not in production.
 //!
 //! Every request goes through one pipeline: record the call, admit it (`HubState::admit`: auth, then the limiter,
 //! then the scopes, then fault injection), sleep the configured latency, run the route's logic, and stamp the
@@ -25,12 +35,14 @@ mod errors;
 mod limits;
 mod notes;
 mod routes;
+mod rules;
 mod scopes;
 mod writes;
 
 pub use crate::support::RecordedCall;
 pub use crm::{Contact, PropertyWrite};
 pub use notes::Note;
+pub use rules::ValidationRule;
 
 use crate::faults::Faults;
 use crate::support::{any_local_port, lock, Double, Recorder, Req};
@@ -54,12 +66,19 @@ use writes::Writes;
 pub const MAX_PROPERTY_CHARS: usize = 65_536;
 /// HubSpot's limit on inputs per batch call.
 pub const MAX_BATCH_INPUTS: usize = 100;
+/// The most notes one input of an associations batch read gets per page. HubSpot chooses the page size (the request
+/// has no `limit`); this is the double's, the most a v4 listing gave.
+pub const ASSOCIATIONS_PER_PAGE: usize = 500;
+/// The date-based API version the double serves: every route is under `/crm/objects/{API_VERSION}/`,
+/// `/crm/properties/{API_VERSION}/` or `/crm/associations/{API_VERSION}/`.
+pub const API_VERSION: &str = "2026-09";
 
 /// A running HubSpot double on a loopback port; dropping it stops the server. Its routes, as
 /// [`Double::call_count`] names them: `"upsert"`, `"create_contact"`, `"get_contact"`, `"list_contacts"`,
 /// `"patch_contact"`, `"batch_update"`, `"batch_read"`, `"create_property"`, `"get_property"`, `"notes_create"`,
 /// `"notes_update"`, `"notes_get"`, `"notes_batch_create"`, `"notes_batch_update"`, `"notes_batch_read"`,
-/// `"contact_notes"` (and `"not_found"`, `"method_not_allowed"` for the rest).
+/// `"contact_notes"` (the contact → note associations batch read), and `"not_found"`, `"method_not_allowed"` for
+/// the rest.
 pub type HubSpotDouble = Double<HubState>;
 
 impl HubSpotDouble {
@@ -147,6 +166,15 @@ impl HubSpotDouble {
         crm.resolve(contact_id, false)
             .map(|id| crm.notes.timeline(id))
             .unwrap_or_default()
+    }
+
+    /// Sets (`Some`) or removes (`None`) the portal's validation rule on contact property `property`, as an admin
+    /// would in HubSpot's settings. From then on a create or PATCH whose value breaks it is refused whole (400
+    /// `VALIDATION_ERROR`), and a batch update or upsert refuses just the inputs that break it, each with an `errors`
+    /// entry naming its id, and writes the rest (see `rules.rs`). Writes already in flight are checked when they
+    /// land.
+    pub fn set_validation_rule(&self, property: &str, rule: Option<ValidationRule>) {
+        lock(&self.state.crm).rules.set(property, rule);
     }
 
     /// Grants the app only `scopes`: a call to a route that needs one it lacks answers HubSpot's 403
@@ -350,52 +378,50 @@ impl Gate {
 }
 
 fn build_router(state: Arc<HubState>) -> Router {
+    let contacts = format!("/crm/objects/{API_VERSION}/contacts");
+    let notes = format!("/crm/objects/{API_VERSION}/notes");
+    let properties = format!("/crm/properties/{API_VERSION}/contacts");
+    let associations = format!("/crm/associations/{API_VERSION}/contacts/notes");
     Router::new()
+        .route(&format!("{contacts}/batch/upsert"), post(routes::upsert))
         .route(
-            "/crm/v3/objects/contacts/batch/upsert",
-            post(routes::upsert),
-        )
-        .route(
-            "/crm/v3/objects/contacts/batch/update",
+            &format!("{contacts}/batch/update"),
             post(writes::batch_update),
         )
         .route(
-            "/crm/v3/objects/contacts",
+            &contacts,
             get(routes::list_contacts).post(routes::create_contact),
         )
         .route(
-            "/crm/v3/objects/contacts/{id}",
+            &format!("{contacts}/{{id}}"),
             get(routes::get_contact).patch(writes::patch_contact),
         )
         .route(
-            "/crm/v3/objects/contacts/batch/read",
+            &format!("{contacts}/batch/read"),
             post(routes::batch_read_contacts),
         )
-        .route("/crm/v3/properties/contacts", post(routes::create_property))
+        .route(&properties, post(routes::create_property))
+        .route(&format!("{properties}/{{name}}"), get(routes::get_property))
+        .route(&notes, post(writes::create_note))
         .route(
-            "/crm/v3/properties/contacts/{name}",
-            get(routes::get_property),
-        )
-        .route("/crm/v3/objects/notes", post(writes::create_note))
-        .route(
-            "/crm/v3/objects/notes/{id}",
+            &format!("{notes}/{{id}}"),
             get(routes::get_note).patch(writes::patch_note),
         )
         .route(
-            "/crm/v3/objects/notes/batch/create",
+            &format!("{notes}/batch/create"),
             post(writes::batch_create_notes),
         )
         .route(
-            "/crm/v3/objects/notes/batch/update",
+            &format!("{notes}/batch/update"),
             post(writes::batch_update_notes),
         )
         .route(
-            "/crm/v3/objects/notes/batch/read",
+            &format!("{notes}/batch/read"),
             post(routes::batch_read_notes),
         )
         .route(
-            "/crm/v4/objects/contacts/{id}/associations/notes",
-            get(routes::contact_notes),
+            &format!("{associations}/batch/read"),
+            post(routes::contact_notes),
         )
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed)

@@ -236,11 +236,12 @@ impl Notes {
     }
 }
 
-/// One row of a v4 association listing from a contact to one of its notes.
+/// One of a contact's notes in a batch read of its associations (the documents' `MultiAssociatedObjectWithLabel`:
+/// `toObjectId` a string; an unlabelled association has no `label`).
 pub(super) fn contact_to_note_json(note_id: u64) -> Value {
     json!({
-        "toObjectId": note_id,
-        "associationTypes": [{"category": HUBSPOT_DEFINED, "typeId": CONTACT_TO_NOTE, "label": null}],
+        "toObjectId": note_id.to_string(),
+        "associationTypes": [{"category": HUBSPOT_DEFINED, "typeId": CONTACT_TO_NOTE}],
     })
 }
 
@@ -292,18 +293,15 @@ fn normalised_timestamp(value: &str) -> Option<String> {
         .map(|date| format_millis(date.midnight().assume_utc()))
 }
 
-/// Reads one note to create (`at` locates it in the request for messages, e.g. `inputs[2].`). Association types are
-/// checked here; whether the contacts exist, when the note is created.
+/// Reads one note to create (`at` locates it in the request for messages, e.g. `inputs[2].`). `associations` is
+/// required by the documents (`[]` for none). Association types are checked here; whether the contacts exist, when
+/// the note is created.
 pub(super) fn note_input(value: &Value, at: &str) -> Result<NoteInput, HsError> {
     let updates = updates_from(value.get("properties").unwrap_or(&Value::Null), false)?;
-    let list: &[Value] = match value.get("associations") {
-        None | Some(Value::Null) => &[],
-        Some(Value::Array(list)) => list,
-        Some(_) => {
-            return Err(validation(&format!(
-                "Invalid input JSON: {at}associations must be an array"
-            )))
-        }
+    let Some(list) = value.get("associations").and_then(Value::as_array) else {
+        return Err(validation(&format!(
+            "Invalid input JSON: {at}associations is required (an array, [] for none)"
+        )));
     };
     let mut contacts = Vec::with_capacity(list.len());
     for (index, association) in list.iter().enumerate() {

@@ -2,16 +2,17 @@
 //! other or land late (contact PATCH and batch update, every note write) live in `writes.rs`.
 
 use super::crm::{
-    batch_answer, batch_complete, batch_inputs, by_email, contact_json, input_id, parse_json,
-    property_definition, updates_from, valid_email, wanted_properties, Object, Updates,
-    DEFAULT_PROPERTIES,
+    batch_answer, batch_inputs, by_email, contact_json, input_id, parse_json, property_definition,
+    unknown_ids, updates_from, valid_email, wanted_properties, Object, Updates, DEFAULT_PROPERTIES,
 };
 use super::errors::{
-    conflict, error, object_not_found, problem, property_errors, validation, HsError,
+    conflict, error, object_not_found, problem, property_errors, standard_error, validation,
+    HsError,
 };
 use super::notes::contact_to_note_json;
+use super::rules::refused_input;
 use super::scopes::Route;
-use super::{guarded, HubState, Outcome, PathParam, St, MAX_BATCH_INPUTS};
+use super::{guarded, HubState, Outcome, PathParam, St, ASSOCIATIONS_PER_PAGE, MAX_BATCH_INPUTS};
 use crate::support::{lock, now_rfc3339, Req};
 use axum::extract::{Path, State};
 use axum::response::Response;
@@ -25,7 +26,7 @@ pub(super) async fn upsert(State(s): St, req: Req) -> Response {
 fn do_upsert(s: &HubState, req: &Req) -> Outcome {
     let body = parse_json(&req.body)?;
     let inputs = batch_inputs(&body)?;
-    let mut batch: Vec<(String, Updates)> = Vec::with_capacity(inputs.len());
+    let mut batch: Vec<UpsertInput> = Vec::with_capacity(inputs.len());
     for (index, input) in inputs.iter().enumerate() {
         let Some(id) = input.get("id").and_then(Value::as_str) else {
             return Err(validation(&format!("inputs[{index}].id is required")));
@@ -48,41 +49,74 @@ fn do_upsert(s: &HubState, req: &Req) -> Outcome {
             );
             return Err(property_errors(vec![problem]));
         }
-        if batch.iter().any(|(e, _)| *e == email) {
+        if batch.iter().any(|b| b.email == email) {
             return Err(validation(&format!(
                 "Duplicate IDs found in batch input: [{email}]"
             )));
         }
-        let mut updates = updates_from(input.get("properties").unwrap_or(&Value::Null), true)?;
+        let mut updates = updates_from(input.get("properties").unwrap_or(&Value::Null), false)?;
         // The email is the input's id; a conflicting `properties.email` is ignored.
         updates.remove("email");
-        batch.push((email, updates));
+        batch.push(UpsertInput {
+            sent: id.to_owned(),
+            email,
+            updates,
+        });
     }
     let started_at = now_rfc3339();
     // One lock for the whole batch: concurrent upserts of one email serialize, so exactly one creates it.
     let mut crm = lock(&s.crm);
-    for (_, updates) in &batch {
-        crm.validate(updates)?;
+    for input in &batch {
+        crm.validate(&input.updates)?;
     }
-    let results: Vec<Value> = batch
-        .iter()
-        .map(|(email, updates)| {
-            let (contact, new) = crm.upsert_by_email(email, updates);
-            let mut json = contact_json(&contact, None);
-            json["new"] = Value::Bool(new);
-            json
-        })
-        .collect();
+    // Invalid values refuse the batch; a validation rule of the portal refuses only the input that breaks it.
+    let mut results = Vec::new();
+    let mut errors = Vec::new();
+    for input in &batch {
+        let violations = crm.violations(&input.updates);
+        if !violations.is_empty() {
+            errors.push(refused_input(&input.sent, &violations));
+            continue;
+        }
+        let (contact, new) = crm.upsert_by_email(&input.email, &input.updates);
+        let mut json = contact_json(&contact, None);
+        json["new"] = Value::Bool(new);
+        results.push(json);
+    }
     drop(crm);
-    Ok((StatusCode::OK, batch_complete(started_at, results)))
+    Ok(batch_answer(started_at, results, errors))
+}
+
+/// One input of a batch upsert.
+struct UpsertInput {
+    /// The id as the client sent it (what an `errors` entry names).
+    sent: String,
+    /// Trimmed and lowercased.
+    email: String,
+    updates: Updates,
 }
 
 pub(super) async fn create_contact(State(s): St, req: Req) -> Response {
     guarded(&s, Route::CreateContact, &req, || {
         let body = parse_json(&req.body)?;
         let updates = updates_from(body.get("properties").unwrap_or(&Value::Null), false)?;
+        // Required by the documents even with nothing to associate; the double models no contact associations.
+        match body.get("associations").and_then(Value::as_array) {
+            Some(list) if list.is_empty() => {}
+            Some(_) => {
+                return Err(validation(
+                    "associations on a contact create are not modelled by this double: send []",
+                ))
+            }
+            None => {
+                return Err(validation(
+                    "Invalid input JSON: \"associations\" is required (an array, [] for none)",
+                ))
+            }
+        }
         let mut crm = lock(&s.crm);
         crm.validate(&updates)?;
+        crm.check_rules(&updates)?;
         let email = updates
             .get("email")
             .cloned()
@@ -171,7 +205,8 @@ pub(super) async fn batch_read_contacts(State(s): St, req: Req) -> Response {
                 None => unknown.push(id),
             }
         }
-        Ok(batch_answer(started_at, results, unknown, Object::Contact))
+        let errors = unknown_ids(unknown, Object::Contact).into_iter().collect();
+        Ok(batch_answer(started_at, results, errors))
     })
     .await
 }
@@ -203,81 +238,104 @@ pub(super) async fn batch_read_notes(State(s): St, req: Req) -> Response {
                 None => unknown.push(id),
             }
         }
-        Ok(batch_answer(started_at, results, unknown, Object::Note))
+        let errors = unknown_ids(unknown, Object::Note).into_iter().collect();
+        Ok(batch_answer(started_at, results, errors))
     })
     .await
 }
 
-/// HubSpot's most associations per page of a v4 listing, and the default.
-const MAX_ASSOCIATIONS_PAGE: usize = 500;
-
-/// `GET /crm/v4/objects/contacts/{id}/associations/notes`: the contact's notes in id order, paged by note id.
-pub(super) async fn contact_notes(State(s): St, path: PathParam, req: Req) -> Response {
+/// `POST /crm/associations/{version}/contacts/notes/batch/read`: per input — a contact id, and the `after` cursor a
+/// previous page of it gave — the contact's notes in id order, a page at a time (`paging.next.after` on every page
+/// but the last). A contact without notes on that page, or without a record (HubSpot does not tell them apart), has
+/// no result but an `OBJECT_NOT_FOUND` entry in `errors` naming it in `context.fromObjectId`.
+pub(super) async fn contact_notes(State(s): St, req: Req) -> Response {
     guarded(&s, Route::ContactNotes, &req, || {
-        let Ok(Path(contact)) = path else {
-            return Err(object_not_found());
-        };
-        let query = req.query();
-        let limit = match query.get("limit").map(|l| l.parse::<usize>()) {
-            None => MAX_ASSOCIATIONS_PAGE,
-            Some(Ok(limit)) if (1..=MAX_ASSOCIATIONS_PAGE).contains(&limit) => limit,
-            Some(_) => {
-                return Err(validation(&format!(
-                    "limit must be a number between 1 and {MAX_ASSOCIATIONS_PAGE}"
-                )))
+        let body = parse_json(&req.body)?;
+        let mut inputs: Vec<(String, u64)> = Vec::new();
+        for (index, input) in batch_inputs(&body)?.iter().enumerate() {
+            let id = input_id(input, index)?;
+            let after = match input.get("after") {
+                None | Some(Value::Null) => 0,
+                Some(Value::String(after)) => after.parse().map_err(|_| {
+                    validation(&format!(
+                        "inputs[{index}].after must be a paging cursor this API returned"
+                    ))
+                })?,
+                Some(_) => {
+                    return Err(validation(&format!(
+                        "Invalid input JSON: inputs[{index}].after must be a string"
+                    )))
+                }
+            };
+            if !inputs.iter().any(|(seen, _)| *seen == id) {
+                inputs.push((id, after));
             }
-        };
-        let after: u64 = match query.get("after").map(|a| a.parse()) {
-            None => 0,
-            Some(Ok(after)) => after,
-            Some(Err(_)) => {
-                return Err(validation(
-                    "after must be a paging cursor this API returned",
-                ))
-            }
-        };
-        let crm = lock(&s.crm);
-        let contact = crm.resolve(&contact, false).ok_or_else(object_not_found)?;
-        let mut page = crm.notes.of_contact(contact).filter(|id| *id > after);
-        let ids: Vec<u64> = page.by_ref().take(limit).collect();
-        let results: Vec<Value> = ids.iter().map(|id| contact_to_note_json(*id)).collect();
-        let mut body = json!({ "results": results });
-        if let (Some(last), Some(_)) = (ids.last(), page.next()) {
-            body["paging"] = json!({ "next": { "after": last.to_string() } });
         }
-        Ok((StatusCode::OK, body))
+        let started_at = now_rfc3339();
+        let crm = lock(&s.crm);
+        let mut results = Vec::new();
+        let mut errors = Vec::new();
+        for (id, after) in inputs {
+            // One more than a page, to know whether another follows.
+            let notes: Vec<u64> = match crm.resolve(&id, false) {
+                Some(contact) => crm
+                    .notes
+                    .of_contact(contact)
+                    .filter(|note| *note > after)
+                    .take(ASSOCIATIONS_PER_PAGE + 1)
+                    .collect(),
+                None => Vec::new(),
+            };
+            let page = &notes[..notes.len().min(ASSOCIATIONS_PER_PAGE)];
+            let Some(last) = page.last() else {
+                errors.push(standard_error(
+                    "OBJECT_NOT_FOUND",
+                    &format!("No note is associated with contact {id}."),
+                    json!({
+                        "fromObjectId": [id],
+                        "fromObjectType": ["contact"],
+                        "toObjectType": ["note"],
+                    }),
+                    Vec::new(),
+                ));
+                continue;
+            };
+            let to: Vec<Value> = page
+                .iter()
+                .map(|note| contact_to_note_json(*note))
+                .collect();
+            let mut result = json!({ "from": { "id": id }, "to": to });
+            if notes.len() > page.len() {
+                result["paging"] = json!({ "next": { "after": last.to_string() } });
+            }
+            results.push(result);
+        }
+        Ok(batch_answer(started_at, results, errors))
     })
     .await
 }
 
-/// The body of a batch read: `{"properties":[..],"idProperty":..,"inputs":[{"id":..}]}`.
+/// The body of a batch read: `{"properties":[..],"propertiesWithHistory":[],"idProperty":..,"inputs":[{"id":..}]}`.
 struct BatchRead {
     /// Deduplicated, in input order (lowercased e-mails when `by_email`).
     ids: Vec<String>,
     by_email: bool,
+    /// `None` when empty: the object type's defaults are read.
     properties: Option<Vec<String>>,
 }
 
-/// Only contacts can be read by e-mail (`idProperty: email`).
+/// Only contacts can be read by e-mail (`idProperty: email`). `properties` and `propertiesWithHistory` are required
+/// by the documents (an empty list for none); the double keeps no history, so asking for one is refused.
 fn parse_batch_read(body: &[u8], object: Object) -> Result<BatchRead, HsError> {
     let body = parse_json(body)?;
     let by_email = by_email(body.get("idProperty"), object, "")?;
-    let properties = match body.get("properties") {
-        None | Some(Value::Null) => None,
-        Some(Value::Array(list)) => Some(
-            list.iter()
-                .map(|p| p.as_str().map(str::to_owned))
-                .collect::<Option<Vec<String>>>()
-                .ok_or_else(|| {
-                    validation("Invalid input JSON: \"properties\" must be an array of strings")
-                })?,
-        ),
-        Some(_) => {
-            return Err(validation(
-                "Invalid input JSON: \"properties\" must be an array of strings",
-            ))
-        }
-    };
+    let properties = string_list(&body, "properties")?;
+    if !string_list(&body, "propertiesWithHistory")?.is_empty() {
+        return Err(validation(
+            "propertiesWithHistory: property history is not modelled by this double",
+        ));
+    }
+    let properties = (!properties.is_empty()).then_some(properties);
     let mut ids: Vec<String> = Vec::new();
     for (index, input) in batch_inputs(&body)?.iter().enumerate() {
         let id = input_id(input, index)?;
@@ -291,6 +349,22 @@ fn parse_batch_read(body: &[u8], object: Object) -> Result<BatchRead, HsError> {
         by_email,
         properties,
     })
+}
+
+/// A required field of a batch read that lists property names.
+fn string_list(body: &Value, field: &str) -> Result<Vec<String>, HsError> {
+    let invalid = || {
+        validation(&format!(
+            "Invalid input JSON: \"{field}\" is required, an array of strings ([] for none)"
+        ))
+    };
+    body.get(field)
+        .and_then(Value::as_array)
+        .ok_or_else(invalid)?
+        .iter()
+        .map(|p| p.as_str().map(str::to_owned))
+        .collect::<Option<Vec<String>>>()
+        .ok_or_else(invalid)
 }
 
 fn default_properties() -> Vec<String> {

@@ -12,12 +12,13 @@
 
 use super::crm::{
     batch_answer, batch_complete, batch_inputs, by_email, contact_json, input_id, new_email,
-    parse_json, updates_from, Crm, Object, Updates,
+    parse_json, unknown_ids, updates_from, Crm, Object, Updates,
 };
 use super::errors::{
     bad_gateway, duplicate_ids, object_not_found, property_errors, validation, HsError,
 };
 use super::notes::{create_notes, note_input, update_note, NoteInput};
+use super::rules::refused_input;
 use super::scopes::Route;
 use super::{HubState, Outcome, PathParam, St};
 use crate::support::{lock, now_rfc3339, Req};
@@ -217,6 +218,7 @@ impl Write {
                 let updates = updates?;
                 let id = crm.resolve(&key, by_email).ok_or_else(object_not_found)?;
                 crm.validate(&updates)?;
+                crm.check_rules(&updates)?;
                 crm.check_email_change(id, &updates)?;
                 let contact = crm.update(id, &updates).ok_or_else(object_not_found)?;
                 Ok((StatusCode::OK, contact_json(&contact, None)))
@@ -403,7 +405,8 @@ fn parse_batch(body: &[u8], object: Object) -> Result<Vec<BatchInput>, HsError> 
 
 /// A batch update split by whether its ids name an object.
 struct Split<'a> {
-    known: Vec<(u64, &'a Updates)>,
+    /// The object each input names, and the input.
+    known: Vec<(u64, &'a BatchInput)>,
     /// The ids as sent.
     unknown: Vec<String>,
 }
@@ -414,13 +417,13 @@ fn split_known(
     inputs: &[BatchInput],
     resolve: impl Fn(&BatchInput) -> Option<u64>,
 ) -> Result<Split<'_>, HsError> {
-    let mut known: Vec<(u64, &Updates)> = Vec::new();
+    let mut known: Vec<(u64, &BatchInput)> = Vec::new();
     let mut unknown = Vec::new();
     let mut duplicates = Vec::new();
     for input in inputs {
         match resolve(input) {
             Some(id) if known.iter().any(|(k, _)| *k == id) => duplicates.push(id.to_string()),
-            Some(id) => known.push((id, &input.updates)),
+            Some(id) => known.push((id, input)),
             None => unknown.push(input.id.clone()),
         }
     }
@@ -431,7 +434,8 @@ fn split_known(
     }
 }
 
-/// All or nothing for invalid values (400, nothing written); per input for unknown ids (207, the rest written).
+/// All or nothing for invalid values (400, nothing written); per input for unknown ids and for values a validation
+/// rule of the portal refuses (an `errors` entry each, the rest written).
 fn apply_contact_batch(inputs: &[BatchInput], crm: &mut Crm) -> Outcome {
     let started_at = now_rfc3339();
     let problems: Vec<Value> = inputs
@@ -443,8 +447,18 @@ fn apply_contact_batch(inputs: &[BatchInput], crm: &mut Crm) -> Outcome {
     }
     let Split { known, unknown } =
         split_known(inputs, |input| crm.resolve(&input.id, input.by_email))?;
+    let mut errors: Vec<Value> = unknown_ids(unknown, Object::Contact).into_iter().collect();
+    let mut accepted: Vec<(u64, &Updates)> = Vec::with_capacity(known.len());
+    for (id, input) in known {
+        let violations = crm.violations(&input.updates);
+        if violations.is_empty() {
+            accepted.push((id, &input.updates));
+        } else {
+            errors.push(refused_input(&input.id, &violations));
+        }
+    }
     let mut claimed = HashSet::new();
-    for (id, updates) in &known {
+    for (id, updates) in &accepted {
         crm.check_email_change(*id, updates)?;
         if let Some(Some(email)) = new_email(updates) {
             if !claimed.insert(email.clone()) {
@@ -454,12 +468,12 @@ fn apply_contact_batch(inputs: &[BatchInput], crm: &mut Crm) -> Outcome {
             }
         }
     }
-    let results: Vec<Value> = known
+    let results: Vec<Value> = accepted
         .iter()
         .filter_map(|(id, updates)| crm.update(*id, updates))
         .map(|contact| contact_json(&contact, None))
         .collect();
-    Ok(batch_answer(started_at, results, unknown, Object::Contact))
+    Ok(batch_answer(started_at, results, errors))
 }
 
 /// As [`apply_contact_batch`], for notes.
@@ -470,8 +484,9 @@ fn apply_note_batch(inputs: &[BatchInput], crm: &mut Crm) -> Outcome {
     let Split { known, unknown } = split_known(inputs, |input| crm.notes.resolve(&input.id))?;
     let notes: Vec<_> = known
         .iter()
-        .filter_map(|(id, updates)| crm.notes.update(*id, updates))
+        .filter_map(|(id, input)| crm.notes.update(*id, &input.updates))
         .collect();
     let results = notes.iter().map(|n| crm.notes.json(n, None)).collect();
-    Ok(batch_answer(started_at, results, unknown, Object::Note))
+    let errors = unknown_ids(unknown, Object::Note).into_iter().collect();
+    Ok(batch_answer(started_at, results, errors))
 }

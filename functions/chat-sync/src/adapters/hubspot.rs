@@ -1,5 +1,14 @@
-//! HubSpot CRM v3 client: private-app Bearer token, contacts linked by e-mail, batched transcript writes. Every
+//! HubSpot CRM client: private-app Bearer token, contacts linked by e-mail, batched transcript writes. Every
 //! request first takes a permit from the app's shared rate budget and reports what HubSpot said about the limit.
+//!
+//! Every path is date-versioned ([`API_VERSION`], built by [`objects`], [`properties`] and [`associations`]: the
+//! version is spelled nowhere else), and every request body carries what that version's published documents mark
+//! required (`associations` on a create, `propertiesWithHistory` on a batch read), even where it is empty.
+//!
+//! A batch write or read is answered as a whole (2xx) with one outcome per input: the inputs in `results` were
+//! applied, and each input named in an `errors` entry's `context.ids` was not, for that entry's reason
+//! (`OBJECT_NOT_FOUND`, or a `VALIDATION_ERROR` from one of the portal's validation rules). The 2026-09 documents
+//! list that answer as a 200 where earlier versions listed a 207: the status is not what is read, the body is.
 
 use super::backoff::Backoff;
 use super::http::{client, exchange};
@@ -18,10 +27,26 @@ use std::time::{Duration, Instant};
 
 const SERVICE: &str = "HubSpot";
 
-/// The one place the API version lives: `/crm/v3` is retired in Sept 2027 for date-versioned paths.
-pub const API_PREFIX: &str = "/crm/v3";
-/// Associations are read through v4 (v3 associations are legacy).
-pub const ASSOCIATIONS_PREFIX: &str = "/crm/v4";
+/// The one place the API version lives. HubSpot replaced its v3 and v4 CRM paths with date-based versions (v4, which
+/// lists a contact's notes, loses support on 2027-03-30, v3 in Sept 2027); from `2026-09` on, writes are also checked
+/// against the portal's validation rules.
+pub const API_VERSION: &str = "2026-09";
+
+/// `/crm/objects/{version}/{object}`: an object type's records (`contacts`, `notes`); append `/{id}` or `/batch/...`.
+pub fn objects(object: &str) -> String {
+    format!("/crm/objects/{API_VERSION}/{object}")
+}
+
+/// `/crm/properties/{version}/{object}`: an object type's property definitions; append `/{name}` for one.
+pub fn properties(object: &str) -> String {
+    format!("/crm/properties/{API_VERSION}/{object}")
+}
+
+/// `/crm/associations/{version}/{from}/{to}`: associations from one object type to another; append `/batch/read`.
+pub fn associations(from: &str, to: &str) -> String {
+    format!("/crm/associations/{API_VERSION}/{from}/{to}")
+}
+
 /// HubSpot's association type "note to contact".
 pub const NOTE_TO_CONTACT: u32 = 202;
 
@@ -73,8 +98,9 @@ impl HubSpotClient {
         self
     }
 
+    /// The absolute URL of a path made by [`objects`], [`properties`] or [`associations`].
     fn url(&self, path: &str) -> String {
-        format!("{}{API_PREFIX}{path}", self.base_url)
+        format!("{}{path}", self.base_url)
     }
 
     /// Sends one request with the time left before `deadline`, once the budget grants a permit, and maps failures.
@@ -113,7 +139,7 @@ impl HubSpotClient {
         contact: &ContactId,
         deadline: Instant,
     ) -> Result<String, UpstreamError> {
-        let url = self.url(&format!("/objects/contacts/{}", contact.as_str()));
+        let url = self.url(&format!("{}/{}", objects("contacts"), contact.as_str()));
         let request = self
             .http
             .get(&url)
@@ -131,7 +157,7 @@ impl HubSpotClient {
         &self,
         deadline: Instant,
     ) -> Result<bool, UpstreamError> {
-        let url = self.url(&format!("/properties/contacts/{TRANSCRIPT_PROPERTY}"));
+        let url = self.url(&format!("{}/{TRANSCRIPT_PROPERTY}", properties("contacts")));
         let attempt = |_| self.send(self.http.get(&url), Caller::Background, deadline);
         match self.backoff.retry(deadline, attempt).await {
             Ok(_) => Ok(true),
@@ -153,7 +179,7 @@ impl HubSpotClient {
             "groupName": "contactinformation",
             "description": "Website chat conversations, written by chat-sync.",
         });
-        let url = self.url("/properties/contacts");
+        let url = self.url(&properties("contacts"));
         let attempt = |_| {
             self.send(
                 self.http.post(&url).json(&body),
@@ -167,8 +193,8 @@ impl HubSpotClient {
             Err(e) => Err(e),
         }
     }
-    /// `POST /objects/{object}/batch/update` of (id, properties) inputs under `permit`: one result per input, in
-    /// input order (200, or 207 with per-input errors).
+    /// `POST {objects}/batch/update` of (id, properties) inputs under `permit`: one result per input, in input
+    /// order (read from `results` and `errors`, see the module header).
     async fn batch_update<'a>(
         &self,
         object: &str,
@@ -182,7 +208,7 @@ impl HubSpotClient {
         check_batch(inputs.len())?;
         let request = self
             .http
-            .post(self.url(&format!("/objects/{object}/batch/update")))
+            .post(self.url(&format!("{}/batch/update", objects(object))))
             .json(&json!({ "inputs": inputs }));
         let answer = self.send_with(permit, request, deadline).await?;
         Ok(batch_results(ids.into_iter(), &answer))
@@ -193,23 +219,21 @@ impl HubSpotClient {
     /// anything: reads, and batch writes with no inputs (refused as invalid when the scope is there, 403 naming the
     /// scope when it is not).
     pub async fn missing_scopes(&self, deadline: Instant) -> Result<Vec<String>, UpstreamError> {
-        let associations = format!(
-            "{}{ASSOCIATIONS_PREFIX}/objects/contacts/0/associations/notes",
-            self.base_url
-        );
         let empty = json!({ "inputs": [] });
         let probes = [
             self.http
-                .get(self.url("/objects/contacts"))
+                .get(self.url(&objects("contacts")))
                 .query(&[("limit", "1")]),
             self.http
-                .post(self.url("/objects/contacts/batch/update"))
+                .post(self.url(&format!("{}/batch/update", objects("contacts"))))
                 .json(&empty),
-            self.http.get(self.url("/objects/notes/0")),
+            self.http.get(self.url(&format!("{}/0", objects("notes")))),
             self.http
-                .post(self.url("/objects/notes/batch/create"))
+                .post(self.url(&format!("{}/batch/create", objects("notes"))))
                 .json(&empty),
-            self.http.get(associations),
+            self.http
+                .post(self.url(&format!("{}/batch/read", associations("contacts", "notes"))))
+                .json(&empty),
         ];
         let mut missing: Vec<String> = Vec::new();
         for probe in probes {
@@ -371,8 +395,38 @@ fn signal(
     }
 }
 
-/// Reads a batch answer (200 or 207): which inputs were written, which ids HubSpot does not know, which inputs
-/// it refused and why.
+/// The `errors` entries of a batch answer (HubSpot's `StandardError`s).
+fn batch_errors(answer: &Value) -> impl Iterator<Item = &Value> {
+    answer
+        .get("errors")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+}
+
+/// An `errors` entry as a reason: `CATEGORY: message` (the message cut to 300 characters, as logs and the parked
+/// reason carry it).
+fn error_reason(error: &Value) -> String {
+    let category = error.get("category").and_then(Value::as_str).unwrap_or("");
+    let message = error.get("message").and_then(Value::as_str).unwrap_or("");
+    format!(
+        "{category}: {}",
+        message.chars().take(300).collect::<String>()
+    )
+}
+
+/// A batch call of one input that HubSpot refused in an `errors` entry: to the caller, the 400 the input would have
+/// had as a request of its own (answered, not applied, and retrying will not change it).
+fn refused_input(error: &Value) -> UpstreamError {
+    UpstreamError::Rejected {
+        service: SERVICE,
+        status: 400,
+        detail: error_reason(error),
+    }
+}
+
+/// Reads a batch answer: which inputs were written, which ids HubSpot does not know, which inputs it refused and
+/// why.
 fn batch_results<'a>(ids: impl Iterator<Item = &'a str>, answer: &Value) -> Vec<WriteResult> {
     let written: HashSet<&str> = answer
         .get("results")
@@ -385,21 +439,14 @@ fn batch_results<'a>(ids: impl Iterator<Item = &'a str>, answer: &Value) -> Vec<
         })
         .unwrap_or_default();
     let mut failed: HashMap<&str, WriteResult> = HashMap::new();
-    for error in answer
-        .get("errors")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
+    for error in batch_errors(answer) {
         let category = error.get("category").and_then(Value::as_str).unwrap_or("");
-        let message = error.get("message").and_then(Value::as_str).unwrap_or("");
+        // A validation rule of the portal refuses one input this way too (`VALIDATION_ERROR`): a reason to give up on
+        // it, not on the batch.
         let result = if category == "OBJECT_NOT_FOUND" {
             WriteResult::NotFound
         } else {
-            WriteResult::Rejected(format!(
-                "{category}: {}",
-                message.chars().take(300).collect::<String>()
-            ))
+            WriteResult::Rejected(error_reason(error))
         };
         let ids = error.pointer("/context/ids").and_then(Value::as_array);
         for id in ids.into_iter().flatten().filter_map(Value::as_str) {
@@ -442,7 +489,7 @@ impl Crm for HubSpotClient {
                         "properties": properties,
                     }]
                 });
-                let url = self.url("/objects/contacts/batch/upsert");
+                let url = self.url(&format!("{}/batch/upsert", objects("contacts")));
                 let attempt = |_| {
                     self.send(
                         self.http.post(&url).json(&body),
@@ -451,14 +498,22 @@ impl Crm for HubSpotClient {
                     )
                 };
                 let response = self.backoff.retry(deadline, attempt).await?;
+                // The one input refused (a validation rule of the portal on a name, say): answered, not applied.
+                if let (None, Some(error)) = (
+                    response.pointer("/results/0"),
+                    batch_errors(&response).next(),
+                ) {
+                    return Err(refused_input(error));
+                }
                 contact_id(response.pointer("/results/0/id"))
             }
             // Anyone could have typed the e-mail: create the contact, or link to the one that has it without writing
             // to it. HubSpot keeps e-mails unique, so concurrent creates of one e-mail end with one contact and 409s
             // naming it.
             Identity::Unverified => {
-                let body = json!({ "properties": properties });
-                let url = self.url("/objects/contacts");
+                // `associations` is required on a create, even with nothing to associate.
+                let body = json!({ "properties": properties, "associations": [] });
+                let url = self.url(&objects("contacts"));
                 let attempt = |_| {
                     self.send(
                         self.http.post(&url).json(&body),
@@ -508,8 +563,12 @@ impl Crm for HubSpotClient {
             .collect();
         let request = self
             .http
-            .post(self.url("/objects/contacts/batch/read"))
-            .json(&json!({ "properties": [TRANSCRIPT_PROPERTY], "inputs": inputs }));
+            .post(self.url(&format!("{}/batch/read", objects("contacts"))))
+            .json(&json!({
+                "properties": [TRANSCRIPT_PROPERTY],
+                "propertiesWithHistory": [],
+                "inputs": inputs,
+            }));
         let answer = self.send_with(permit, request, deadline).await?;
         // A record read by an id it no longer has (merged) comes back under its new id: not an answer for ours.
         let mut found: HashMap<&str, String> = HashMap::new();
@@ -541,7 +600,7 @@ impl Crm for HubSpotClient {
     ) -> Result<Option<ContactId>, UpstreamError> {
         let request = self
             .http
-            .get(self.url(&format!("/objects/contacts/{}", email.as_str())))
+            .get(self.url(&format!("{}/{}", objects("contacts"), email.as_str())))
             .query(&[("idProperty", "email"), ("properties", "email")]);
         match self.send(request, Caller::Background, deadline).await {
             Ok(contact) => {
@@ -585,7 +644,7 @@ impl Crm for HubSpotClient {
             .collect();
         let request = self
             .http
-            .post(self.url("/objects/notes/batch/create"))
+            .post(self.url(&format!("{}/batch/create", objects("notes"))))
             .json(&json!({ "inputs": inputs }));
         let answer = self.send_with(permit, request, deadline).await?;
         let results = answer
@@ -641,35 +700,56 @@ impl Crm for HubSpotClient {
             service: SERVICE,
             detail,
         };
+        let url = self.url(&format!("{}/batch/read", associations("contacts", "notes")));
         let mut ids: Vec<String> = Vec::new();
         let mut after: Option<String> = None;
         loop {
-            let url = format!(
-                "{}{ASSOCIATIONS_PREFIX}/objects/contacts/{}/associations/notes",
-                self.base_url,
-                contact.as_str()
-            );
-            let mut request = self.http.get(&url).query(&[("limit", "500")]);
+            let mut input = json!({ "id": contact.as_str() });
             if let Some(after) = &after {
-                request = request.query(&[("after", after.as_str())]);
+                input["after"] = Value::String(after.clone());
             }
+            let request = self.http.post(&url).json(&json!({ "inputs": [input] }));
             let page = self.send(request, Caller::Background, deadline).await?;
-            for result in page
+            let ours = page
                 .get("results")
                 .and_then(Value::as_array)
                 .into_iter()
                 .flatten()
+                .find(|r| r.pointer("/from/id").and_then(Value::as_str) == Some(contact.as_str()));
+            let Some(ours) = ours else {
+                // HubSpot answers a contact without notes (or without a record: it cannot tell) with an
+                // `OBJECT_NOT_FOUND` entry in `errors` instead of a result; anything else is a refusal of the read.
+                if let Some(error) = batch_errors(&page)
+                    .find(|e| e.get("category").and_then(Value::as_str) != Some("OBJECT_NOT_FOUND"))
+                {
+                    return Err(refused_input(error));
+                }
+                break;
+            };
+            for to in ours
+                .get("to")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
             {
-                match result.get("toObjectId") {
-                    Some(Value::Number(id)) => ids.push(id.to_string()),
+                // A string in the 2026-09 documents, a number in earlier versions' answers.
+                match to.get("toObjectId") {
                     Some(Value::String(id)) => ids.push(id.clone()),
+                    Some(Value::Number(id)) => ids.push(id.to_string()),
                     _ => {}
                 }
             }
-            after = page
+            // The cursor is per input: sent back with the contact's id for the next page, absent on the last.
+            let next = ours
                 .pointer("/paging/next/after")
                 .and_then(Value::as_str)
                 .map(str::to_owned);
+            if next.is_some() && next == after {
+                return Err(protocol(
+                    "the associations' paging cursor did not move".into(),
+                ));
+            }
+            after = next;
             if after.is_none() {
                 break;
             }
@@ -679,8 +759,12 @@ impl Crm for HubSpotClient {
             let inputs: Vec<Value> = chunk.iter().map(|id| json!({ "id": id })).collect();
             let request = self
                 .http
-                .post(self.url("/objects/notes/batch/read"))
-                .json(&json!({ "properties": ["hs_note_body"], "inputs": inputs }));
+                .post(self.url(&format!("{}/batch/read", objects("notes"))))
+                .json(&json!({
+                    "properties": ["hs_note_body"],
+                    "propertiesWithHistory": [],
+                    "inputs": inputs,
+                }));
             let page = self.send(request, Caller::Background, deadline).await?;
             for result in page
                 .get("results")
@@ -706,6 +790,40 @@ impl Crm for HubSpotClient {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_path_carries_the_one_version() {
+        assert_eq!(objects("contacts"), "/crm/objects/2026-09/contacts");
+        assert_eq!(properties("contacts"), "/crm/properties/2026-09/contacts");
+        assert_eq!(
+            associations("contacts", "notes"),
+            "/crm/associations/2026-09/contacts/notes"
+        );
+    }
+
+    #[test]
+    fn a_batch_answer_gives_each_input_its_own_outcome() {
+        let answer = json!({
+            "status": "COMPLETE",
+            "results": [{"id": "1"}],
+            "errors": [
+                {"status": "error", "category": "OBJECT_NOT_FOUND", "message": "gone",
+                 "context": {"ids": ["2"]}, "errors": [], "links": {}},
+                {"status": "error", "category": "VALIDATION_ERROR", "message": "too long for the portal's rule",
+                 "context": {"ids": ["3"], "propertyName": ["chat_transcript"]}, "errors": [], "links": {}},
+            ],
+            "numErrors": 2,
+        });
+        assert_eq!(
+            batch_results(["1", "2", "3", "4"].into_iter(), &answer),
+            [
+                WriteResult::Written,
+                WriteResult::NotFound,
+                WriteResult::Rejected("VALIDATION_ERROR: too long for the portal's rule".into()),
+                WriteResult::Unconfirmed,
+            ]
+        );
+    }
 
     #[test]
     fn a_409_names_the_existing_contact() {
