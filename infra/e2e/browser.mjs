@@ -152,14 +152,29 @@ function userToken(userId, secret, { iat, exp }) {
 }
 
 /** A server-side call to the sandbox Stream (what the erasure path does), with a server token. */
-async function streamAsServer(method, session, path) {
+async function streamAsServer(method, session, path, body) {
   const separator = path.includes('?') ? '&' : '?';
   const url = `${session.streamBaseUrl}${path}${separator}api_key=${session.apiKey}`;
-  const response = await fetch(url, {
-    method,
-    headers: { authorization: jwt({ server: true }, streamSecret), 'stream-auth-type': 'jwt' },
+  const headers = { authorization: jwt({ server: true }, streamSecret), 'stream-auth-type': 'jwt' };
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  const response = await fetch(url, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  const text = await response.text();
+  check(response.ok, `${method} ${url} answered ${response.status}: ${text}`);
+  return text ? JSON.parse(text) : {};
+}
+
+/** Hard-deletes a user in Stream as its API does it: `POST /users/delete`, then its task until it completed. */
+async function deleteStreamUser(session, userId) {
+  const { task_id: taskId } = await streamAsServer('POST', session, '/users/delete', {
+    user_ids: [userId], user: 'hard', messages: 'hard', conversations: 'hard',
   });
-  check(response.ok, `${method} ${url} answered ${response.status}: ${await response.text()}`);
+  const deadline = Date.now() + STEP_TIMEOUT_MS;
+  for (;;) {
+    const task = await streamAsServer('GET', session, `/tasks/${taskId}`);
+    if (task.status === 'completed') return;
+    check(task.status !== 'failed' && Date.now() < deadline, `deleting ${userId}: task ${JSON.stringify(task)}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
 }
 
 /** The support agent, through Stream's SDK in Node, with the token the dev server mints for the demo page. */
@@ -417,7 +432,7 @@ async function expiry(page) {
 
   // The visitor erased in Stream (its tokens are revoked).
   await page.evaluate(([key, value]) => localStorage.setItem(key, value), [stored.key, JSON.stringify(stored.session)]);
-  await streamAsServer('DELETE', stored.session, `/users/${stored.session.customerId}?hard_delete=true`);
+  await deleteStreamUser(stored.session, stored.session.customerId);
   await page.reload({ waitUntil: 'load' });
   await widget.launcher.click();
   await widget.alert.getByText('ended').waitFor();

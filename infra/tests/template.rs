@@ -2,10 +2,13 @@
 //! truth: `chat_sync::adapters::dynamo::schema`), every function builds a binary the workspace has, no secret sits
 //! in the environment, and each function may read exactly the secrets it is given. And of the HubSpot app as code
 //! (`hubspot/`): its scopes are the code's, its webhooks go to the stack's output, and HubSpot's own parser reads it.
+//! And of the vendors' OpenAPI documents the contract check validates traffic against (`contract/specs/`): each file
+//! is byte for byte the one `sources.json` names, by its sha256, and every document there is listed.
 
 use chat_sync::adapters::dynamo::schema;
 use chat_sync::adapters::hubspot::REQUIRED_SCOPES;
 use serde_norway::{Mapping, Value};
+use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -826,4 +829,64 @@ fn the_hubspot_project_passes_hubspots_own_parser() {
     );
     assert!(report.contains("[hubspot] OK"), "{report}");
     println!("{report}");
+}
+
+/// `contract/specs/sources.json` says where each vendored document came from (repository, path, commit) and its
+/// sha256: every file matches its hash (a document edited by hand, or re-fetched without updating the table, fails
+/// here), and no document sits in `contract/specs/` unlisted.
+#[test]
+fn the_vendored_openapi_documents_are_the_published_ones() {
+    let specs = repo_root().join("contract/specs");
+    let sources: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(specs.join("sources.json")).expect("sources.json is readable"),
+    )
+    .expect("sources.json is JSON");
+    let documents = sources["documents"]
+        .as_array()
+        .expect("sources.json has a documents list");
+    let mut listed = BTreeSet::new();
+    for document in documents {
+        let field = |name: &str| {
+            document[name]
+                .as_str()
+                .filter(|v| !v.is_empty())
+                .unwrap_or_else(|| panic!("{name} missing in {document}"))
+        };
+        let file = field("file");
+        let commit = field("commit");
+        assert!(
+            commit.len() == 40 && commit.bytes().all(|b| b.is_ascii_hexdigit()),
+            "{file}: commit {commit:?} is not a full commit id"
+        );
+        assert!(field("repository").starts_with("https://"), "{file}");
+        assert!(field("path").ends_with(".json"), "{file}");
+        let bytes = std::fs::read(specs.join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
+        let actual = format!("{:x}", Sha256::digest(&bytes));
+        assert_eq!(
+            actual,
+            field("sha256"),
+            "{file} is not the document sources.json names: re-vendor it (contract/README.md)"
+        );
+        assert!(listed.insert(file.to_owned()), "{file} listed twice");
+    }
+    let mut present = BTreeSet::new();
+    for service in std::fs::read_dir(&specs).expect("contract/specs") {
+        let service = service.expect("entry").path();
+        if !service.is_dir() {
+            continue;
+        }
+        for file in std::fs::read_dir(&service).expect("a service's documents") {
+            let path = file.expect("entry").path();
+            let relative = path
+                .strip_prefix(&specs)
+                .expect("under contract/specs")
+                .to_string_lossy()
+                .replace('\\', "/");
+            present.insert(relative);
+        }
+    }
+    assert_eq!(
+        present, listed,
+        "every document in contract/specs is listed in sources.json"
+    );
 }

@@ -13,4 +13,4 @@ mod support;
 pub use dynamodb_local::DynamoDbLocal;
 pub use hubspot::HubSpotDouble;
 pub use stream::StreamDouble;
-pub use support::{Double, RecordedCall};
+pub use support::{Double, RecordedCall, TRAFFIC_DIR_VAR};

@@ -246,9 +246,9 @@ async fn patch_app_merges_settings() {
             Some(json!({"webhook_url": "https://example.com/hook"})),
         )
         .await;
-    assert_eq!(status, 201, "{body}");
+    assert_eq!(status, 200, "{body}");
     let hooks = json!({"event_hooks": [{"hook_type": "sqs", "enabled": true, "sqs_queue_url": "https://sqs.example/q"}]});
-    assert_eq!(client.send("PATCH", "/app", Some(hooks)).await.0, 201);
+    assert_eq!(client.send("PATCH", "/app", Some(hooks)).await.0, 200);
     assert_eq!(
         client
             .send("PATCH", "/app", Some(json!({"webhook_url": "ftp://x"})))
@@ -436,7 +436,7 @@ async fn webhooks_are_retried_on_500_with_the_same_id() {
     let client = Client::server(&double);
     let hook =
         json!({"event_hooks": [{"hook_type": "webhook", "enabled": true, "webhook_url": url}]});
-    assert_eq!(client.send("PATCH", "/app", Some(hook)).await.0, 201);
+    assert_eq!(client.send("PATCH", "/app", Some(hook)).await.0, 200);
 
     // Over HTTP with a user token: the message's user is the token's user.
     let visitor = Client::with_token(
@@ -492,7 +492,7 @@ async fn webhooks_are_retried_on_500_with_the_same_id() {
     assert_eq!(double.deliveries().len(), 4);
     double.set_webhook_url(Some("http://127.0.0.1:9/unreachable".to_owned()));
     let unreachable = json!({"event_hooks": []});
-    assert_eq!(client.send("PATCH", "/app", Some(unreachable)).await.0, 201);
+    assert_eq!(client.send("PATCH", "/app", Some(unreachable)).await.0, 200);
     double
         .send_message("messaging", "support-1", "agent", "lost")
         .await
@@ -1237,7 +1237,7 @@ async fn partial_user_updates_keep_what_they_do_not_name_and_queries_respect_gra
             Some(json!({"grants": {"user": ["update-user-owner"]}})),
         )
         .await;
-    assert_eq!(status, 201, "{body}");
+    assert_eq!(status, 200, "{body}");
     let (status, body) = visitor
         .send("GET", &query(json!({"id": "visitor-2"})), None)
         .await;
@@ -1305,15 +1305,30 @@ async fn deleting_users_erases_their_messages_and_conversations_and_tells_the_we
     double.set_webhook_url(Some(url));
     let old_token = user_token(SECRET, "visitor-1", None).expect("token");
 
+    // Deleting is a task: nothing happens until it has run, and `GET /tasks/{id}` says when it has.
     let (status, body) = server
         .send(
-            "DELETE",
-            "/users/visitor-1?hard_delete=true&mark_messages_deleted=true&delete_conversation_channels=true",
-            None,
+            "POST",
+            "/users/delete",
+            Some(json!({
+                "user_ids": ["visitor-1"],
+                "user": "hard",
+                "messages": "hard",
+                "conversations": "hard",
+            })),
         )
         .await;
-    assert_eq!(status, 200, "{body}");
-    assert!(body["user"]["deleted_at"].is_string());
+    assert_eq!(status, 201, "{body}");
+    let task_id = body["task_id"].as_str().expect("task id").to_owned();
+    let (_, task) = server.send("GET", &format!("/tasks/{task_id}"), None).await;
+    assert_eq!(
+        (task["task_id"].as_str(), &task["status"]),
+        (Some(task_id.as_str()), &json!("pending"))
+    );
+    assert!(double.user_deletions().is_empty(), "not applied yet");
+    let task = finished(&server, &task_id).await;
+    assert_eq!(task["status"], "completed", "{task}");
+    assert_eq!(task["result"]["deleted_user_ids"], json!(["visitor-1"]));
     assert_eq!(
         double.user_deletions(),
         [sandbox::stream::UserDeletion {
@@ -1373,7 +1388,7 @@ async fn deleting_users_erases_their_messages_and_conversations_and_tells_the_we
     assert_eq!(deleted_user["hard_delete"], true);
     assert_eq!(deleted_user["mark_messages_deleted"], true);
 
-    // The batch endpoint is a task: nothing happens until it has run.
+    // Soft: the user stays, marked deleted, its messages too.
     let (status, body) = server
         .send(
             "POST",
@@ -1383,20 +1398,8 @@ async fn deleting_users_erases_their_messages_and_conversations_and_tells_the_we
         .await;
     assert_eq!(status, 201, "{body}");
     let task_id = body["task_id"].as_str().expect("task id").to_owned();
-    let (_, task) = server.send("GET", &format!("/tasks/{task_id}"), None).await;
-    assert_eq!(task["status"], "pending");
     assert_eq!(double.user_deletions().len(), 1, "not applied yet");
-    let mut task = task;
-    for _ in 0..50 {
-        if task["status"] == "completed" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        task = server
-            .send("GET", &format!("/tasks/{task_id}"), None)
-            .await
-            .1;
-    }
+    let task = finished(&server, &task_id).await;
     assert_eq!(task["status"], "completed", "{task}");
     let last = double.user_deletions().pop().expect("applied");
     assert_eq!(
@@ -1416,10 +1419,20 @@ async fn deleting_users_erases_their_messages_and_conversations_and_tells_the_we
     );
     for bad in [
         json!({"user_ids": ["x"]}),
-        json!({"user_ids": [], "user": "hard"}),
+        json!({"user_ids": [], "user": "soft"}),
         json!({"user_ids": ["x"], "user": "gone"}),
+        // Hard needs hard messages and conversations, as Stream's document says.
+        json!({"user_ids": ["x"], "user": "hard", "messages": "soft", "conversations": "hard"}),
+        json!({"user_ids": ["x"], "user": "hard", "messages": "hard"}),
     ] {
-        assert_eq!(server.send("POST", "/users/delete", Some(bad)).await.0, 400);
+        assert_eq!(
+            server
+                .send("POST", "/users/delete", Some(bad.clone()))
+                .await
+                .0,
+            400,
+            "{bad}"
+        );
     }
 
     let (status, body) = server
@@ -1433,13 +1446,48 @@ async fn deleting_users_erases_their_messages_and_conversations_and_tells_the_we
             hard: true
         })
     );
+
+    // A task that fails says so, and erases nothing; the next one runs.
+    double.fail_next_tasks(1);
+    let again = json!({"user_ids": ["visitor-2"], "user": "hard", "messages": "hard", "conversations": "hard"});
+    let (_, body) = server
+        .send("POST", "/users/delete", Some(again.clone()))
+        .await;
+    let task = finished(&server, body["task_id"].as_str().expect("task id")).await;
+    assert_eq!(task["status"], "failed", "{task}");
+    assert!(task["error"]["description"].is_string(), "{task}");
+    assert!(double.users().iter().any(|u| u.id == "visitor-2"));
+    let (_, body) = server.send("POST", "/users/delete", Some(again)).await;
+    let task = finished(&server, body["task_id"].as_str().expect("task id")).await;
+    assert_eq!(task["status"], "completed", "{task}");
+    assert!(double.users().iter().all(|u| u.id != "visitor-2"));
+
+    let (status, body) = server
+        .send("DELETE", "/users/visitor-1?hard_delete=true", None)
+        .await;
     assert_eq!(
-        server
-            .send("DELETE", "/users/visitor-1?hard_delete=true", None)
-            .await
-            .0,
-        404
+        (status, body["code"].as_i64()),
+        (404, Some(16)),
+        "DELETE /users/{{id}} is not in Stream's published API: {body}"
     );
+    let (status, _) = server.send("GET", "/tasks/no-such-task", None).await;
+    assert_eq!(status, 404);
+}
+
+/// Polls `GET /tasks/{id}` until the task is no longer pending (at most 2 s).
+async fn finished(server: &Client, task_id: &str) -> Value {
+    let mut task = Value::Null;
+    for _ in 0..100 {
+        task = server
+            .send("GET", &format!("/tasks/{task_id}"), None)
+            .await
+            .1;
+        if task["status"] != "pending" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    task
 }
 
 /// The browser SDK calls Stream from the page's origin: preflights are answered without credentials, and every

@@ -301,7 +301,8 @@ pub trait ChatService: Send + Sync {
         members: &[UserId],
         deadline: Instant,
     ) -> Result<(), UpstreamError>;
-    /// Hard-deletes users with their messages and their conversation channels (erasure). A user Stream no longer
+    /// Hard-deletes users with their messages and their conversation channels (erasure), returning only once they
+    /// are gone (Stream deletes in a task: it is followed to its end within `deadline`). A user Stream no longer
     /// has counts as deleted, so a repeated erasure succeeds.
     async fn delete_users(&self, users: &[UserId], deadline: Instant) -> Result<(), UpstreamError>;
 }

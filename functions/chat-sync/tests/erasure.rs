@@ -185,7 +185,11 @@ async fn a_malformed_body_is_refused_whole_and_changes_nothing() {
         assert_eq!(json["code"], code, "{case}");
     }
     assert_eq!(app.item_count().await, before, "nothing was erased");
-    assert!(app.stream.calls().iter().all(|c| c.method != "DELETE"));
+    assert_eq!(
+        app.stream.call_count("delete_users"),
+        0,
+        "nobody deleted in Stream"
+    );
 }
 
 #[tokio::test]
@@ -224,27 +228,49 @@ async fn privacy_deletion_erases_every_item_and_the_visitors_in_stream() {
         others_before,
         "another contact's items are untouched"
     );
-    // Both visitors hard-deleted in Stream with their messages and conversation channels.
-    let deletions: Vec<_> = app
-        .stream
-        .calls()
-        .into_iter()
-        .filter(|c| c.method == "DELETE")
+    // Both visitors hard-deleted in Stream with their messages and conversation channels, through Stream's task:
+    // `POST /users/delete`, then `GET /tasks/{id}` until it completed (a second delivery finds nobody to erase).
+    let calls = app.stream.calls();
+    let deletions: Vec<serde_json::Value> = calls
+        .iter()
+        .filter(|c| c.route == "delete_users")
+        .map(|c| serde_json::from_str(&c.body).expect("JSON body"))
         .collect();
-    for user in [&visitor, &visitor2] {
-        let call = deletions
-            .iter()
-            .find(|c| c.path == format!("/users/{user}"))
-            .unwrap_or_else(|| panic!("no DELETE /users/{user} in {deletions:#?}"));
-        for flag in [
-            "hard_delete=true",
-            "mark_messages_deleted=true",
-            "delete_conversation_channels=true",
-        ] {
-            assert!(call.query.contains(flag), "{flag} in {}", call.query);
+    let erased: Vec<&str> = deletions
+        .iter()
+        .flat_map(|d| d["user_ids"].as_array().into_iter().flatten())
+        .filter_map(serde_json::Value::as_str)
+        .collect();
+    assert!(
+        erased.contains(&visitor.as_str()) && erased.contains(&visitor2.as_str()),
+        "{deletions:#?}"
+    );
+    assert!(!erased.contains(&other_visitor.as_str()));
+    for deletion in &deletions {
+        for mode in ["user", "messages", "conversations"] {
+            assert_eq!(deletion[mode], "hard", "{mode} in {deletion}");
         }
     }
-    assert!(deletions.iter().all(|c| !c.path.contains(&other_visitor)));
+    assert!(
+        calls
+            .iter()
+            .any(|c| c.route == "get_task" && c.status == 200),
+        "the task was followed"
+    );
+    let applied = app.stream.user_deletions();
+    for user in [&visitor, &visitor2] {
+        let deletion = applied
+            .iter()
+            .find(|d| d.user_id == user.as_str())
+            .unwrap_or_else(|| panic!("{user} not deleted: {applied:#?}"));
+        assert_eq!(
+            (deletion.user, deletion.messages),
+            (
+                sandbox::stream::Erasure::Hard,
+                Some(sandbox::stream::Erasure::Hard)
+            )
+        );
+    }
     // The double applied them: the users, their messages and their one-to-one channels are gone from Stream.
     let users: Vec<String> = app.stream.users().into_iter().map(|u| u.id).collect();
     assert!(
@@ -580,7 +606,7 @@ async fn a_privacy_deletion_stream_fails_is_answered_503_and_its_retry_finishes(
     let (contact, visitor, channel) = chatting_visitor(&app, "retry.me@example.com").await;
     // Stream is down for longer than the client's retries: nothing is erased here yet, so HubSpot's redelivery
     // still finds the visitors to erase.
-    app.stream.faults().fail_next("delete_user", 10, 503);
+    app.stream.faults().fail_next("delete_users", 10, 503);
     let (status, body) = from_hubspot(&app, &[("contact.privacyDeletion", &contact)]).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     let needles = [contact.as_str(), visitor.as_str(), channel.as_str()];
@@ -590,6 +616,28 @@ async fn a_privacy_deletion_stream_fails_is_answered_503_and_its_retry_finishes(
     assert_eq!(status, StatusCode::OK, "{body}");
     assert!(items_mentioning(&app, &needles).await.is_empty());
     assert!(app.stream.users().iter().all(|u| u.id != visitor));
+}
+
+#[tokio::test]
+async fn a_privacy_deletion_whose_stream_task_fails_is_answered_503_and_its_retry_finishes() {
+    let app = TestApp::start().await;
+    let (contact, visitor, channel) = chatting_visitor(&app, "task.fails@example.com").await;
+    // Stream accepts the deletion but its task fails: nothing is erased here, HubSpot redelivers.
+    app.stream.fail_next_tasks(1);
+    let (status, body) = from_hubspot(&app, &[("contact.privacyDeletion", &contact)]).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    let needles = [contact.as_str(), visitor.as_str(), channel.as_str()];
+    assert!(!items_mentioning(&app, &needles).await.is_empty());
+    assert!(app.stream.users().iter().any(|u| u.id == visitor));
+    let (status, body) = from_hubspot(&app, &[("contact.privacyDeletion", &contact)]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(items_mentioning(&app, &needles).await.is_empty());
+    assert!(app.stream.users().iter().all(|u| u.id != visitor));
+    assert_eq!(
+        app.stream.call_count("delete_users"),
+        2,
+        "one task per delivery"
+    );
 }
 
 #[tokio::test]

@@ -442,5 +442,5 @@ async fn guarded(
     let call = s.recorder.begin(route.name(), req);
     let gate = s.admit(route, req);
     s.faults.delay().await;
-    call.finish(gate.answer(logic))
+    call.finish(gate.answer(logic)).await
 }

@@ -436,6 +436,7 @@ pub(super) async fn not_found(State(s): St, req: Req) -> Response {
     let gate = s.admit_unrouted(&req);
     let message = format!("No route for {} {}", req.method, req.uri.path());
     call.finish(gate.answer(|| Err(error(StatusCode::NOT_FOUND, "OBJECT_NOT_FOUND", &message))))
+        .await
 }
 
 pub(super) async fn method_not_allowed(State(s): St, req: Req) -> Response {
@@ -449,4 +450,5 @@ pub(super) async fn method_not_allowed(State(s): St, req: Req) -> Response {
             &message,
         ))
     }))
+    .await
 }

@@ -248,7 +248,7 @@ impl Write {
 pub(super) async fn patch_contact(State(s): St, path: PathParam, req: Req) -> Response {
     const ROUTE: Route = Route::PatchContact;
     let Ok(Path(key)) = path else {
-        return unroutable(&s, ROUTE, &req);
+        return unroutable(&s, ROUTE, &req).await;
     };
     let by_email = req.query().get("idProperty").is_some_and(|p| p == "email");
     let write = Write::ContactPatch {
@@ -272,7 +272,7 @@ pub(super) async fn create_note(State(s): St, req: Req) -> Response {
 pub(super) async fn patch_note(State(s): St, path: PathParam, req: Req) -> Response {
     const ROUTE: Route = Route::NotesUpdate;
     let Ok(Path(id)) = path else {
-        return unroutable(&s, ROUTE, &req);
+        return unroutable(&s, ROUTE, &req).await;
     };
     let write = Write::NotePatch {
         id,
@@ -304,10 +304,11 @@ pub(super) async fn batch_update_notes(State(s): St, req: Req) -> Response {
 }
 
 /// A path axum could not extract (not UTF-8): 404, recorded but not admitted.
-fn unroutable(s: &HubState, route: Route, req: &Req) -> Response {
+async fn unroutable(s: &HubState, route: Route, req: &Req) -> Response {
     s.recorder
         .begin(route.name(), req)
         .finish(object_not_found().into_response())
+        .await
 }
 
 /// The `properties` of a single-object write.
@@ -319,7 +320,7 @@ fn properties_of(body: &[u8]) -> Result<Updates, HsError> {
 /// Records the call and runs the write.
 async fn serve(s: &Arc<HubState>, route: Route, req: &Req, write: Write) -> Response {
     let call = s.recorder.begin(route.name(), req);
-    call.finish(run(s, route, req, write).await)
+    call.finish(run(s, route, req, write).await).await
 }
 
 /// Admission, in-flight tracking, latency, then the write — now, or (a late write) after its 502.

@@ -6,28 +6,75 @@ use super::StreamState;
 use crate::support::{lock, now_rfc3339, uuid};
 use serde_json::{json, Map, Value};
 
-/// A new app's settings, as `GET /app` shows them.
+/// A new app's settings, as `GET /app` shows them: every field Stream's document requires of an app
+/// (`AppResponseFields`), with a new app's values; `grants` and `channel_configs` are added from the state.
 pub(crate) fn default_settings() -> Map<String, Value> {
-    let app = json!({
+    // Two halves: one `json!` of them all is past the macro's recursion limit.
+    let integrations = json!({
+        "id": 1,
         "name": "sandbox",
         "organization": "sandbox",
+        "placement": "us-east",
         "webhook_url": "",
+        "moderation_webhook_url": "",
         "webhook_events": [],
         "event_hooks": [],
+        "use_hook_v2": false,
         "sqs_url": "",
+        "sqs_key": "",
+        "sqs_secret": "",
         "sns_topic_arn": "",
+        "sns_key": "",
+        "sns_secret": "",
+        "push_notifications": {
+            "version": "v3",
+            "offline_only": false,
+            "apn": {"enabled": false, "development": false},
+            "firebase": {"enabled": false},
+            "huawei": {"enabled": false},
+            "xiaomi": {"enabled": false},
+        },
+    });
+    let features = json!({
+        "call_types": {},
+        "policies": {},
+        "suspended": false,
+        "suspended_explanation": "",
         "disable_auth_checks": false,
         "disable_permissions_checks": false,
         "multi_tenant_enabled": false,
         "permission_version": "v2",
+        "user_search_disallowed_roles": [],
+        "allow_multi_user_devices": true,
+        "image_moderation_enabled": false,
+        "async_url_enrich_enabled": false,
+        "auto_translation_enabled": false,
         "enforce_unique_usernames": "no",
         "custom_action_handler_url": "",
         "before_message_send_hook_url": "",
+        "file_upload_config": {"size_limit": 0},
+        "image_upload_config": {"size_limit": 0},
+        "campaign_enabled": false,
+        "reminders_interval": 60,
+        "cdn_expiration_seconds": 1_209_600,
+        "moderation_enabled": false,
+        "moderation_multitenant_blocklist_enabled": false,
+        "moderation_llm_configurability_enabled": false,
+        "moderation_video_call_moderation_enabled": false,
+        "moderation_audio_call_moderation_enabled": false,
+        "guest_user_creation_disabled": false,
+        "user_response_time_enabled": false,
+        "max_aggregated_activities_length": 0,
+        "feed_audit_logs_enabled": false,
+        "member_custom_on_messages_enabled": false,
     });
-    match app {
-        Value::Object(app) => app,
-        _ => Map::new(),
+    let mut app = Map::new();
+    for half in [integrations, features] {
+        if let Value::Object(fields) = half {
+            app.extend(fields);
+        }
     }
+    app
 }
 
 impl StreamState {
@@ -99,11 +146,17 @@ impl StreamState {
         Ok(json!({}))
     }
 
-    /// `GET /app`: the settings and the `.app` scope's grants.
+    /// `GET /app`: the settings, the `.app` scope's grants and each channel type's configuration.
     pub(crate) fn app(&self) -> Value {
         let data = lock(&self.data);
         let mut app = data.app.clone();
         app.insert("grants".to_owned(), grants_json(&data.app_grants));
+        let configs: Map<String, Value> = data
+            .channel_types
+            .iter()
+            .map(|(name, kind)| (name.clone(), kind.config()))
+            .collect();
+        app.insert("channel_configs".to_owned(), Value::Object(configs));
         Value::Object(app)
     }
 

@@ -382,6 +382,10 @@ impl StreamState {
                     "channel_role": channel_role(channel, m),
                     // The legacy membership role: the creator owns the channel.
                     "role": if *m == channel.created_by_id { "owner" } else { "member" },
+                    "custom": {},
+                    "banned": false,
+                    "shadow_banned": false,
+                    "notifications_muted": false,
                     "created_at": channel.created_at,
                     "updated_at": channel.created_at,
                 })
@@ -404,7 +408,7 @@ impl StreamState {
             .last()
             .and_then(|id| data.messages.get(id))
             .and_then(|m| m.get("created_at").cloned());
-        json!({
+        let mut state = json!({
             "channel": {
                 "id": channel.id,
                 "type": channel.channel_type,
@@ -412,7 +416,7 @@ impl StreamState {
                 "created_by": data.user_json(&channel.created_by_id),
                 "created_at": channel.created_at,
                 "updated_at": channel.created_at,
-                "last_message_at": last_message_at,
+                "custom": {},
                 "member_count": channel.members.len(),
                 "own_capabilities": match viewer {
                     Actor::User(user) => data.own_capabilities(user, channel),
@@ -429,9 +433,15 @@ impl StreamState {
             "members": members,
             "messages": messages,
             "pinned_messages": [],
+            "threads": [],
             "read": read,
             "watcher_count": self.hub.watcher_count(&cid),
-        })
+        });
+        // A channel without messages has no `last_message_at` (the document's is a non-null time when present).
+        if let Some(at) = last_message_at {
+            state["channel"]["last_message_at"] = at;
+        }
+        state
     }
 }
 

@@ -1,16 +1,18 @@
 //! Erasure as Stream does it, recorded so tests can assert what was erased:
 //!
-//! * `DELETE /users/{id}?hard_delete=&mark_messages_deleted=&delete_conversation_channels=` (synchronous);
-//! * `POST /users/delete` `{"user_ids", "user": "soft|hard", "messages": "soft|hard", "conversations": "hard"}`:
-//!   an async task (`{"task_id"}`), applied shortly after the answer; `GET /tasks/{id}` shows `pending`, then
-//!   `completed` — a client that does not wait for it sees the users still there;
+//! * `POST /users/delete` `{"user_ids", "user", "messages", "conversations"}` (Stream's `DeleteUsersRequest`): an
+//!   async task, answered with its id (`{"task_id"}`) and applied shortly after; `GET /tasks/{id}` shows `pending`,
+//!   then `completed` (or `failed`, with an `error`, when a test asks for it: [`super::StreamDouble::fail_next_tasks`])
+//!   — a client that does not wait for it sees the users still there. Stream's published API has no other way to
+//!   delete a user: `DELETE /users/{id}` is gone from it, and from the double (404, as for any unknown route);
 //! * `DELETE /channels/{type}/{id}?hard_delete=true`.
 //!
-//! A deleted user's tokens stop working (a revocation at the deletion time). Hard: the user is gone. Its messages:
-//! soft → `type: "deleted"`, hard → gone. Conversation channels (exactly two members, the user one of them) are
-//! deleted with their messages. Each deletion sends what Stream sends: `user.deleted` (`hard_delete`,
-//! `mark_messages_deleted`, `delete_conversation_channels`) and `channel.deleted`, to the webhook and to the
-//! connections concerned.
+//! A deleted user's tokens stop working (a revocation at the deletion time). `user: "hard"`: the user is gone, and
+//! it requires `messages` and `conversations` hard too (the document's rule, enforced: 400 otherwise). Its
+//! messages: soft or pruning → `type: "deleted"`, hard → gone. Conversation channels (exactly two members, the user
+//! one of them) are deleted with their messages. Each deletion sends what Stream sends: `user.deleted`
+//! (`hard_delete`, `mark_messages_deleted`, `delete_conversation_channels`) and `channel.deleted`, to the webhook
+//! and to the connections concerned. A task ignores ids Stream does not have: deleting a user twice succeeds.
 
 use super::auth::Actor;
 use super::errors::StreamError;
@@ -62,47 +64,8 @@ struct Plan {
 }
 
 impl StreamState {
-    /// `DELETE /users/{id}`: applied at once; answers the deleted user.
-    pub(crate) fn delete_user(
-        &self,
-        user_id: &str,
-        query: &std::collections::HashMap<String, String>,
-    ) -> Result<Value, StreamError> {
-        const EP: &str = "DeleteUser";
-        let flag = |name: &str| -> Result<bool, StreamError> {
-            match query.get(name).map(String::as_str) {
-                None | Some("false") => Ok(false),
-                Some("true") => Ok(true),
-                Some(other) => Err(StreamError::input(
-                    EP,
-                    format!("{name} must be true or false, got {other}"),
-                )),
-            }
-        };
-        let hard = flag("hard_delete")?;
-        let plan = Plan {
-            user: if hard { Erasure::Hard } else { Erasure::Soft },
-            messages: flag("mark_messages_deleted")?.then_some(if hard {
-                Erasure::Hard
-            } else {
-                Erasure::Soft
-            }),
-            conversations: flag("delete_conversation_channels")?,
-        };
-        let mut data = lock(&self.data);
-        let Some(record) = data.users.get(user_id) else {
-            return Err(StreamError::not_found(
-                EP,
-                format!("user {user_id:?} does not exist"),
-            ));
-        };
-        let mut user = user_json(record);
-        self.erase_user(&mut data, user_id, plan);
-        user["deleted_at"] = json!(now_rfc3339());
-        Ok(json!({ "user": user }))
-    }
-
-    /// `POST /users/delete`: checks the request, answers a task id, erases after [`TASK_DELAY`].
+    /// `POST /users/delete`: checks the request, answers a task id, erases after [`TASK_DELAY`] (or, when a test
+    /// scripted it, fails the task and erases nothing).
     pub(crate) fn delete_users(self: &Arc<Self>, body: &Value) -> Result<Value, StreamError> {
         const EP: &str = "DeleteUsers";
         let Some(ids) = body.get("user_ids").and_then(Value::as_array) else {
@@ -119,30 +82,55 @@ impl StreamState {
                 format!("user_ids must contain between 1 and {MAX_USERS_PER_DELETE} ids"),
             ));
         }
-        let erasure = |name: &str| -> Result<Option<Erasure>, StreamError> {
-            match body.get(name) {
-                None | Some(Value::Null) => Ok(None),
-                Some(v) if v == "soft" => Ok(Some(Erasure::Soft)),
-                Some(v) if v == "hard" => Ok(Some(Erasure::Hard)),
-                Some(other) => Err(StreamError::input(
-                    EP,
-                    format!("{name} must be soft or hard, got {other}"),
-                )),
-            }
+        // Each mode is one of the document's values; absent (or empty) deletes none of that kind.
+        let mode =
+            |name: &str, allowed: &[&'static str]| -> Result<Option<&'static str>, StreamError> {
+                match body.get(name) {
+                    None | Some(Value::Null) => Ok(None),
+                    Some(Value::String(v)) if v.is_empty() => Ok(None),
+                    Some(Value::String(v)) => allowed
+                        .iter()
+                        .find(|a| **a == v.as_str())
+                        .map(|a| Some(*a))
+                        .ok_or_else(|| {
+                            StreamError::input(
+                                EP,
+                                format!("{name} must be one of {}, got {v:?}", allowed.join(", ")),
+                            )
+                        }),
+                    Some(other) => Err(StreamError::input(
+                        EP,
+                        format!("{name} must be a string, got {other}"),
+                    )),
+                }
+            };
+        let erasure = |mode: Option<&str>| match mode {
+            None => None,
+            Some("hard") => Some(Erasure::Hard),
+            Some(_) => Some(Erasure::Soft),
         };
-        let Some(user) = erasure("user")? else {
+        let user = mode("user", &["soft", "pruning", "hard"])?;
+        let messages = mode("messages", &["soft", "pruning", "hard"])?;
+        let conversations = mode("conversations", &["soft", "hard"])?;
+        let Some(user) = user else {
             return Err(StreamError::input(
                 EP,
-                "user is a required field (soft or hard)",
+                "user is required by the sandbox (soft, pruning or hard)",
             ));
         };
+        if user == "hard" && (messages != Some("hard") || conversations != Some("hard")) {
+            return Err(StreamError::input(
+                EP,
+                "user: hard requires messages: hard and conversations: hard",
+            ));
+        }
         let plan = Plan {
-            user,
-            messages: erasure("messages")?,
-            conversations: match erasure("conversations")? {
+            user: erasure(Some(user)).unwrap_or(Erasure::Soft),
+            messages: erasure(messages),
+            conversations: match conversations {
                 None => false,
-                Some(Erasure::Hard) => true,
-                Some(Erasure::Soft) => {
+                Some("hard") => true,
+                Some(_) => {
                     return Err(StreamError::input(
                         EP,
                         "the sandbox deletes conversations hard only",
@@ -152,26 +140,44 @@ impl StreamState {
         };
         let task_id = uuid();
         let now = now_rfc3339();
-        lock(&self.data).tasks.insert(
-            task_id.clone(),
-            json!({"id": task_id, "status": "pending", "created_at": now, "updated_at": now}),
-        );
+        let fails = {
+            let mut data = lock(&self.data);
+            data.tasks.insert(
+                task_id.clone(),
+                json!({"task_id": task_id, "status": "pending", "created_at": now, "updated_at": now}),
+            );
+            let fails = data.failing_tasks > 0;
+            data.failing_tasks = data.failing_tasks.saturating_sub(1);
+            fails
+        };
         let state = Arc::clone(self);
         let task = task_id.clone();
         tokio::spawn(async move {
             tokio::time::sleep(TASK_DELAY).await;
             let mut data = lock(&state.data);
-            let mut deleted = Vec::new();
-            for id in &ids {
-                if data.users.contains_key(id) {
-                    state.erase_user(&mut data, id, plan);
-                    deleted.push(id.clone());
+            let outcome = if fails {
+                json!({
+                    "status": "failed",
+                    "error": {
+                        "type": "internal",
+                        "description": "injected fault: the task failed before deleting anything",
+                    },
+                })
+            } else {
+                let mut deleted = Vec::new();
+                for id in &ids {
+                    if data.users.contains_key(id) {
+                        state.erase_user(&mut data, id, plan);
+                        deleted.push(id.clone());
+                    }
                 }
-            }
-            if let Some(task) = data.tasks.get_mut(&task) {
-                task["status"] = json!("completed");
+                json!({"status": "completed", "result": { "deleted_user_ids": deleted }})
+            };
+            if let (Some(task), Value::Object(outcome)) = (data.tasks.get_mut(&task), outcome) {
+                for (key, value) in outcome {
+                    task[key] = value;
+                }
                 task["updated_at"] = json!(now_rfc3339());
-                task["result"] = json!({ "deleted_user_ids": deleted });
             }
         });
         Ok(json!({ "task_id": task_id }))

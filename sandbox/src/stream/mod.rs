@@ -52,7 +52,7 @@ use websocket::Hub;
 
 /// A running Stream double on a loopback port; dropping it stops the server. Its routes, as
 /// [`Double::call_count`] names them: `"connect"` (the websocket), `"upsert_users"`, `"partial_update_users"`,
-/// `"query_users"`, `"delete_user"`, `"delete_users"`, `"get_task"`, `"query_channels"`, `"query_channel"`,
+/// `"query_users"`, `"delete_users"`, `"get_task"`, `"query_channels"`, `"query_channel"`,
 /// `"update_channel"`, `"delete_channel"`, `"stop_watching"`, `"mark_read"`, `"send_event"`, `"send_message"`,
 /// `"get_message"`, `"update_message"`, `"delete_message"`, `"get_channel_type"`, `"update_channel_type"`,
 /// `"create_channel_type"`, `"get_app"`, `"update_app"` (and `"not_found"`, `"method_not_allowed"` for the rest).
@@ -104,6 +104,12 @@ impl StreamDouble {
     /// Every user deletion applied so far, in order (a `POST /users/delete` task's only once it ran).
     pub fn user_deletions(&self) -> Vec<UserDeletion> {
         lock(&self.state.data).user_deletions.clone()
+    }
+
+    /// The next `n` `POST /users/delete` tasks fail: `GET /tasks/{id}` shows them `failed` with an `error`, and
+    /// they erase nothing (as a task that failed before its first user).
+    pub fn fail_next_tasks(&self, n: usize) {
+        lock(&self.state.data).failing_tasks += n;
     }
 
     /// Every channel deletion applied so far, in order (deleted users' conversations included).

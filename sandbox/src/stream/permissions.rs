@@ -289,6 +289,7 @@ fn default_settings(name: &str) -> Map<String, Value> {
         "typing_events": true,
         "read_events": true,
         "connect_events": true,
+        "delivery_events": false,
         "search": true,
         "reactions": true,
         "replies": true,
@@ -301,6 +302,10 @@ fn default_settings(name: &str) -> Map<String, Value> {
         "mark_messages_pending": false,
         "polls": false,
         "reminders": false,
+        "user_message_reminders": false,
+        "shared_locations": false,
+        "count_messages": false,
+        "skip_last_msg_update_for_system_msgs": false,
         "message_retention": "infinite",
         "max_message_length": MAX_MESSAGE_LENGTH,
         "automod": "disabled",
@@ -325,9 +330,13 @@ impl ChannelType {
         }
     }
 
-    /// The channel's `config` in a channel query: the settings.
+    /// The channel's `config` in a channel query (and the type's entry in `GET /app`'s `channel_configs`): the
+    /// settings, and when the type was created and last changed.
     pub(crate) fn config(&self) -> Value {
-        Value::Object(self.settings.clone())
+        let mut config = self.settings.clone();
+        config.insert("created_at".to_owned(), json!(self.created_at));
+        config.insert("updated_at".to_owned(), json!(self.updated_at));
+        Value::Object(config)
     }
 
     pub(crate) fn to_json(&self) -> Value {

@@ -10,7 +10,7 @@ use crate::support::Req;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use http::StatusCode;
 use serde_json::{json, Value};
@@ -28,7 +28,6 @@ pub(crate) fn router(state: Arc<StreamState>) -> Router {
                 .get(query_users),
         )
         .route("/users/delete", post(delete_users))
-        .route("/users/{id}", delete(delete_user))
         .route("/tasks/{id}", get(get_task))
         .route(
             "/channeltypes",
@@ -87,7 +86,7 @@ async fn guarded(
             Err(e) => e.into_response(),
         },
     };
-    call.finish(response)
+    call.finish(response).await
 }
 
 fn parse_json(endpoint: &str, req: &Req) -> Result<Value, StreamError> {
@@ -124,18 +123,6 @@ async fn query_users(State(s): St, req: Req) -> Response {
         let query = req.query();
         let users = s.query_users(&actor, query.get("payload").map(String::as_str))?;
         Ok((StatusCode::OK, users))
-    })
-    .await
-}
-
-async fn delete_user(
-    State(s): St,
-    path: Result<Path<String>, PathRejection>,
-    req: Req,
-) -> Response {
-    guarded(&s, "delete_user", &req, false, |_| {
-        let id = path_or_404(path)?;
-        Ok((StatusCode::OK, s.delete_user(&id, &req.query())?))
     })
     .await
 }
@@ -315,7 +302,7 @@ async fn get_app(State(s): St, req: Req) -> Response {
 async fn update_app(State(s): St, req: Req) -> Response {
     guarded(&s, "update_app", &req, false, |_| {
         let body = parse_json("UpdateApp", &req)?;
-        Ok((StatusCode::CREATED, s.update_app(&body)?))
+        Ok((StatusCode::OK, s.update_app(&body)?))
     })
     .await
 }
@@ -414,7 +401,7 @@ async fn not_found(State(s): St, req: Req) -> Response {
         "Route",
         format!("no route for {} {}", req.method, req.uri.path()),
     );
-    call.finish(error.into_response())
+    call.finish(error.into_response()).await
 }
 
 async fn method_not_allowed(State(s): St, req: Req) -> Response {
@@ -425,5 +412,5 @@ async fn method_not_allowed(State(s): St, req: Req) -> Response {
         "Route",
         format!("method {} is not allowed on {}", req.method, req.uri.path()),
     );
-    call.finish(error.into_response())
+    call.finish(error.into_response()).await
 }

@@ -66,6 +66,8 @@ pub(crate) struct Data {
     pub(crate) channel_deletions: Vec<ChannelDeletion>,
     /// Async tasks (`POST /users/delete`) by id, as `GET /tasks/{id}` shows them.
     pub(crate) tasks: HashMap<String, Value>,
+    /// How many of the next `POST /users/delete` tasks fail (`StreamDouble::fail_next_tasks`).
+    pub(crate) failing_tasks: usize,
     /// Last message timestamp handed out: message times are strictly increasing, as Stream's microsecond
     /// timestamps effectively are, so `created_at` orders messages and `updated_at` always moves forward.
     pub(crate) clock: OffsetDateTime,
@@ -94,6 +96,7 @@ impl Data {
             user_deletions: Vec::new(),
             channel_deletions: Vec::new(),
             tasks: HashMap::new(),
+            failing_tasks: 0,
             clock: OffsetDateTime::UNIX_EPOCH,
         }
     }
@@ -129,11 +132,36 @@ impl Data {
     }
 }
 
+/// Fields of a user that Stream owns: a client may set some of them (`language`, `teams`...), but they are never
+/// custom fields. `deleted_at` is the double's mark of a soft-deleted user.
+const BUILT_IN_FIELDS: [&str; 10] = [
+    "language",
+    "teams",
+    "invisible",
+    "banned",
+    "online",
+    "shadow_banned",
+    "blocked_user_ids",
+    "deleted_at",
+    "deactivated_at",
+    "last_active",
+];
+
+/// A user as Stream answers it inside other objects (a channel's creator, a member): Stream's document's
+/// `UserResponse`. Custom fields appear twice: under `custom`, where the document puts them, and at the top level,
+/// where Stream's JS SDK (the widget's) reads them, as the v1 API it speaks always had them.
 pub(crate) fn user_json(record: &UserRecord) -> Value {
     let mut user = record.extra.clone();
+    let custom: Map<String, Value> = record
+        .extra
+        .iter()
+        .filter(|(key, _)| !BUILT_IN_FIELDS.contains(&key.as_str()))
+        .map(|(key, value)| (key.clone(), value.clone()))
+        .collect();
     user.insert("id".to_owned(), Value::String(record.user.id.clone()));
     user.insert("name".to_owned(), Value::String(record.user.name.clone()));
     user.insert("role".to_owned(), Value::String(record.user.role.clone()));
+    user.insert("custom".to_owned(), Value::Object(custom));
     user.insert(
         "created_at".to_owned(),
         Value::String(record.created_at.clone()),
@@ -144,7 +172,33 @@ pub(crate) fn user_json(record: &UserRecord) -> Value {
     );
     user.insert("banned".to_owned(), Value::Bool(false));
     user.insert("online".to_owned(), Value::Bool(false));
+    user.insert("shadow_banned".to_owned(), Value::Bool(false));
+    user.insert("blocked_user_ids".to_owned(), json!([]));
+    // Settable by the client: its value if it set one, else a new user's.
+    user.entry("language").or_insert_with(|| json!(""));
+    user.entry("teams").or_insert_with(|| json!([]));
+    user.entry("invisible").or_insert_with(|| json!(false));
     Value::Object(user)
+}
+
+/// A user as `POST /users`, `PATCH /users` and `GET /users` answer it: Stream's document's `FullUserResponse`, the
+/// [`user_json`] fields and the user's devices, mutes and unread counts (the double keeps none: all empty).
+pub(crate) fn full_user_json(record: &UserRecord) -> Value {
+    let mut user = user_json(record);
+    if let Some(fields) = user.as_object_mut() {
+        for (key, value) in [
+            ("devices", json!([])),
+            ("mutes", json!([])),
+            ("channel_mutes", json!([])),
+            ("unread_count", json!(0)),
+            ("total_unread_count", json!(0)),
+            ("unread_channels", json!(0)),
+            ("unread_threads", json!(0)),
+        ] {
+            fields.insert(key.to_owned(), value);
+        }
+    }
+    user
 }
 
 /// `^[a-z0-9@_-]{1,255}$`, the charset the reference documents.

@@ -5,7 +5,7 @@ use super::auth::Actor;
 use super::errors::StreamError;
 use super::filter::{self, Page};
 use super::permissions::{Action, Resource};
-use super::state::{user_json, valid_user_id, User, UserRecord, ROLES};
+use super::state::{full_user_json, valid_user_id, User, UserRecord, ROLES};
 use super::StreamState;
 use crate::support::{lock, now_rfc3339};
 use serde_json::{json, Map, Value};
@@ -77,11 +77,18 @@ impl StreamState {
                 created_at,
                 updated_at: now.clone(),
             };
-            out.insert(id.clone(), user_json(&record));
+            out.insert(id.clone(), full_user_json(&record));
             data.users.insert(id, record);
         }
-        Ok(json!({ "users": out }))
+        Ok(updated(out))
     }
+}
+
+/// The answer of `POST /users` and `PATCH /users` (the document's `UpdateUsersResponse`): the users as they are
+/// now, and the id of the task that removes memberships a change of teams ended — none here, the double has no
+/// teams, so it is empty.
+fn updated(users: Map<String, Value>) -> Value {
+    json!({ "users": users, "membership_deletion_task_id": "" })
 }
 
 /// Users a query returns by default and at most.
@@ -127,7 +134,7 @@ impl StreamState {
         let mut users = Vec::new();
         for record in data.users.values() {
             if filter::matches(EP, filter, record)? {
-                users.push(user_json(record));
+                users.push(full_user_json(record));
             }
         }
         let users = page.of(users);
@@ -195,9 +202,9 @@ impl StreamState {
                 }
             }
             record.updated_at = now.clone();
-            out.insert(update.id.clone(), user_json(record));
+            out.insert(update.id.clone(), full_user_json(record));
         }
-        Ok(json!({ "users": out }))
+        Ok(updated(out))
     }
 }
 

@@ -204,19 +204,20 @@ pub(crate) async fn connect(
     let fault = s.faults.decide("connect");
     s.faults.delay().await;
     let upgrade = match (upgrade, fault) {
-        (_, Some(status)) => return call.finish(super::errors::injected(status)),
+        (_, Some(status)) => return call.finish(super::errors::injected(status)).await,
         (Err(rejection), None) => {
             let error = StreamError::input(
                 "Connect",
                 format!("a websocket upgrade is required: {rejection}"),
             );
-            return call.finish(error.into_response());
+            return call.finish(error.into_response()).await;
         }
         (Ok(upgrade), None) => upgrade,
     };
     let session = s.open_session(&query);
     let state = s.clone();
     call.finish(upgrade.on_upgrade(move |socket| serve(state, socket, session)))
+        .await
 }
 
 /// `uri` with the `authorization` query parameter's value redacted.

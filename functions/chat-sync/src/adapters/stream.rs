@@ -16,6 +16,12 @@ use std::time::{Duration, Instant};
 
 const SERVICE: &str = "Stream";
 
+/// Stream's limit of users per `POST /users/delete`.
+const MAX_USERS_PER_DELETE: usize = 100;
+/// The first wait before asking after a task, and the longest between two asks: Stream runs a deletion in the
+/// background, often in well under a second, sometimes in many.
+const TASK_POLL: (Duration, Duration) = (Duration::from_millis(100), Duration::from_secs(1));
+
 pub const DEFAULT_BASE_URL: &str = "https://chat.stream-io-api.com";
 
 #[derive(Clone, Debug)]
@@ -234,10 +240,16 @@ impl ChatService for StreamClient {
         members: &[UserId],
         deadline: Instant,
     ) -> Result<(), UpstreamError> {
+        // Members as `ChannelMemberRequest` objects (`{"user_id"}`), as Stream's document has them; bare ids are a
+        // legacy form the API still takes but no longer documents.
+        let members: Vec<Value> = members
+            .iter()
+            .map(|m| json!({ "user_id": m.as_str() }))
+            .collect();
         let body = json!({
             "data": {
                 "created_by_id": created_by.as_str(),
-                "members": members.iter().map(UserId::as_str).collect::<Vec<_>>(),
+                "members": members,
             },
             "state": false,
             "watch": false,
@@ -253,25 +265,101 @@ impl ChatService for StreamClient {
     }
 
     async fn delete_users(&self, users: &[UserId], deadline: Instant) -> Result<(), UpstreamError> {
-        // One synchronous call per user (a contact has one visitor id per registration, rarely more): the batch
-        // endpoint `POST /users/delete` is an asynchronous task to poll, and this answer says it is done.
-        for user in users {
-            let path = format!(
-                "/users/{}?hard_delete=true&mark_messages_deleted=true&delete_conversation_channels=true",
-                user.as_str()
-            );
-            match self
-                .call(reqwest::Method::DELETE, &path, None, deadline)
-                .await
-            {
-                Ok(_) => {}
-                // Already deleted (a retried erasure), or never created in Stream: nothing of it is left there.
-                Err(UpstreamError::Rejected { status: 404, .. }) => {}
-                Err(error) => return Err(error),
-            }
+        // `POST /users/delete`, the only way Stream's published API deletes users: hard, with their messages and their
+        // conversation channels (hard user deletion requires both hard). It answers a task; the users are gone only
+        // once the task has completed, so each batch's task is followed to the end before this returns. A user
+        // Stream no longer has is skipped by the task: a repeated erasure completes too.
+        for batch in users.chunks(MAX_USERS_PER_DELETE) {
+            let body = json!({
+                "user_ids": batch.iter().map(UserId::as_str).collect::<Vec<_>>(),
+                "user": "hard",
+                "messages": "hard",
+                "conversations": "hard",
+            });
+            let answer = self
+                .call(
+                    reqwest::Method::POST,
+                    "/users/delete",
+                    Some(&body),
+                    deadline,
+                )
+                .await?;
+            let task = task_id(&answer)?;
+            self.await_task(task, deadline).await?;
         }
         Ok(())
     }
+}
+
+impl StreamClient {
+    /// Asks `GET /tasks/{id}` until the task has `completed`, waiting longer between asks (up to
+    /// [`TASK_POLL`]`.1`), within `deadline`.
+    ///
+    /// A task that `failed` may have done part of its work: [`UpstreamError::Indeterminate`], which the caller
+    /// retries with a new task (erasure answers 503 and HubSpot redelivers). One still running when no ask fits
+    /// before `deadline` is a [`UpstreamError::Timeout`]: it may yet complete.
+    async fn await_task(&self, task_id: &str, deadline: Instant) -> Result<Value, UpstreamError> {
+        let path = format!("/tasks/{task_id}");
+        let mut wait = TASK_POLL.0;
+        loop {
+            if Instant::now() + wait >= deadline {
+                return Err(UpstreamError::Timeout { service: SERVICE });
+            }
+            tokio::time::sleep(wait).await;
+            let task = self
+                .call(reqwest::Method::GET, &path, None, deadline)
+                .await?;
+            match task.get("status").and_then(Value::as_str) {
+                Some("completed") => return Ok(task),
+                Some("failed") => {
+                    let error = task.get("error");
+                    let field = |name: &str| {
+                        error
+                            .and_then(|e| e.get(name))
+                            .and_then(Value::as_str)
+                            .unwrap_or("unknown")
+                            .to_owned()
+                    };
+                    return Err(UpstreamError::Indeterminate {
+                        service: SERVICE,
+                        detail: format!(
+                            "task {task_id} failed: {}: {}",
+                            field("type"),
+                            field("description")
+                        ),
+                    });
+                }
+                // Waiting, pending, running: not done yet.
+                Some(_) => {}
+                None => {
+                    return Err(UpstreamError::Protocol {
+                        service: SERVICE,
+                        detail: format!("task {task_id} has no status"),
+                    })
+                }
+            }
+            wait = (wait * 2).min(TASK_POLL.1);
+        }
+    }
+}
+
+/// The task id of a `POST /users/delete` answer. It goes into a path, so only the characters of Stream's ids
+/// (UUIDs) are taken: anything else is an answer we do not understand.
+fn task_id(answer: &Value) -> Result<&str, UpstreamError> {
+    answer
+        .get("task_id")
+        .and_then(Value::as_str)
+        .filter(|id| {
+            !id.is_empty()
+                && id.len() <= 128
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+        .ok_or_else(|| UpstreamError::Protocol {
+            service: SERVICE,
+            detail: "the deletion's answer has no usable task_id".to_owned(),
+        })
 }
 
 /// Checks Stream's `X-Signature`: lowercase hex HMAC-SHA256 of the exact body bytes with the app secret.

@@ -111,6 +111,25 @@ fn grants_json(table: &[(&str, &[&str])]) -> Value {
     )
 }
 
+/// Settings Stream's document requires in every `PUT /channeltypes/{name}` (`UpdateChannelTypeRequest`).
+const REQUIRED_IN_TYPE_UPDATES: [&str; 3] = ["automod", "automod_behavior", "max_message_length"];
+
+/// The body of a `PUT /channeltypes/{name}` that changes only `grants`: the settings every update must carry are
+/// sent back as `current` (the type's `GET`) has them, so nothing else changes. A type answered without one of
+/// them is an answer we do not understand.
+fn grants_update(current: &Value, grants: Value) -> Result<Value, UpstreamError> {
+    let mut body = Map::new();
+    for name in REQUIRED_IN_TYPE_UPDATES {
+        let value = current.get(name).ok_or_else(|| UpstreamError::Protocol {
+            service: "Stream",
+            detail: format!("the channel type's settings have no {name}"),
+        })?;
+        body.insert(name.to_owned(), value.clone());
+    }
+    body.insert("grants".to_owned(), grants);
+    Ok(Value::Object(body))
+}
+
 /// Whether `current` (`{role: [ids]}`, as Stream shows grants) already gives each role of `wanted` exactly its ids.
 fn grants_match(current: Option<&Value>, wanted: &[(&str, &[&str])]) -> bool {
     wanted.iter().all(|(role, ids)| {
@@ -226,7 +245,7 @@ impl StreamClient {
             app: !grants_match(app.pointer("/app/grants"), APP_GRANTS),
         };
         if apply && change.channel_type {
-            let body = json!({ "grants": grants_json(CHANNEL_GRANTS) });
+            let body = grants_update(&current, grants_json(CHANNEL_GRANTS))?;
             self.call(Method::PUT, &path, Some(&body), deadline).await?;
         }
         if apply && change.app {
@@ -278,7 +297,7 @@ impl StreamClient {
                 continue;
             }
             if confine && apply {
-                let body = json!({ "grants": confined });
+                let body = grants_update(&current, Value::Object(confined))?;
                 self.call(Method::PUT, &path, Some(&body), deadline).await?;
             }
             open.push(name);
@@ -290,6 +309,32 @@ impl StreamClient {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_grants_update_carries_the_settings_every_update_must_keep() {
+        let current = json!({
+            "name": "messaging",
+            "automod": "simple",
+            "automod_behavior": "block",
+            "max_message_length": 2000,
+            "reactions": false,
+        });
+        let body = grants_update(&current, json!({"user": []})).expect("body");
+        assert_eq!(
+            body,
+            json!({
+                "automod": "simple",
+                "automod_behavior": "block",
+                "max_message_length": 2000,
+                "grants": {"user": []},
+            })
+        );
+        let partial = json!({"automod": "disabled", "automod_behavior": "flag"});
+        assert!(matches!(
+            grants_update(&partial, json!({})),
+            Err(UpstreamError::Protocol { .. })
+        ));
+    }
 
     #[test]
     fn grants_match_only_when_each_role_has_exactly_its_ids() {
