@@ -11,7 +11,7 @@
 //!   the survivor, reaches them too, transitively. HubSpot announces merges by webhook; a write that meets the old id
 //!   (404) finds the survivor by e-mail and records the same.
 
-use crate::domain::{ContactId, Timestamp};
+use crate::domain::{ChannelRef, ContactId, Timestamp};
 use crate::ports::{ChatService, Footprint, Store, StoreError, UpstreamError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -65,6 +65,14 @@ impl Erasure {
 
     async fn erase_one(&self, contact: &ContactId, deadline: Instant) -> Result<(), ErasureError> {
         let found = self.store.footprint(contact).await?;
+        // Its channels explicitly (one with a second agent in it is no conversation channel that deleting the
+        // visitor takes along), then its visitors with their messages.
+        let channels: Vec<ChannelRef> = found
+            .channels
+            .iter()
+            .filter_map(|cid| ChannelRef::parse_cid(cid).ok())
+            .collect();
+        self.chat.delete_channels(&channels, deadline).await?;
         self.chat.delete_users(&found.visitors, deadline).await?;
         self.store.erase_contact(contact).await?;
         tracing::info!(contact_id = %contact, items = found.items, visitors = found.visitors.len(), "contact erased");

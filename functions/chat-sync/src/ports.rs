@@ -293,12 +293,22 @@ pub trait ChatService: Send + Sync {
         users: &[ChatUser],
         deadline: Instant,
     ) -> Result<(), UpstreamError>;
-    /// Gets or creates a channel server-side.
+    /// Gets or creates a channel server-side. Its custom data says how the visitor was identified
+    /// (`visitor_identity`: `verified` / `unverified`), for the agents' tools.
     async fn create_channel(
         &self,
         channel: &ChannelRef,
         created_by: &UserId,
         members: &[UserId],
+        identity: Identity,
+        deadline: Instant,
+    ) -> Result<(), UpstreamError>;
+    /// Hard-deletes channels (erasure): a conversation with more than the visitor and one agent in it is no
+    /// "conversation channel" that deleting the visitor takes along. A channel Stream no longer has counts as
+    /// deleted.
+    async fn delete_channels(
+        &self,
+        channels: &[ChannelRef],
         deadline: Instant,
     ) -> Result<(), UpstreamError>;
     /// Hard-deletes users with their messages and their conversation channels (erasure), returning only once they

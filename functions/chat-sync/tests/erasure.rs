@@ -898,3 +898,33 @@ async fn a_contact_deleted_in_hubspot_is_purged_here_and_in_stream_when_hubspot_
     let report = app.sweeper().sweep().await.expect("sweep");
     assert_eq!(report.purged, 0, "{report:?}");
 }
+
+#[tokio::test]
+async fn privacy_deletion_deletes_a_channel_a_second_agent_joined() {
+    let app = TestApp::start().await;
+    let (contact, visitor, channel) = chatting_visitor(&app, "two.agents@example.com").await;
+    // A second agent joined the conversation: it is no one-to-one channel that deleting the visitor takes along.
+    app.stream
+        .seed_user("second-agent", "Bob (Support)", "user");
+    let server = sandbox::stream::server_token(support::STREAM_SECRET).expect("token");
+    let added = reqwest::Client::new()
+        .post(format!(
+            "{}/channels/messaging/{channel}",
+            app.stream.base_url()
+        ))
+        .query(&[("api_key", support::STREAM_KEY)])
+        .header("authorization", server)
+        .header("stream-auth-type", "jwt")
+        .json(&json!({ "add_members": ["second-agent"] }))
+        .send()
+        .await
+        .expect("the Stream double answers");
+    assert!(added.status().is_success(), "{:?}", added.text().await);
+    let (status, body) = from_hubspot(&app, &[("contact.privacyDeletion", &contact)]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // The conversation is gone from Stream, its messages with it, the agent's replies included.
+    assert!(app.stream.channels().iter().all(|c| c.id != channel));
+    assert!(app.stream.messages("messaging", &channel).is_empty());
+    let users: Vec<String> = app.stream.users().into_iter().map(|u| u.id).collect();
+    assert!(!users.contains(&visitor), "{users:?}");
+}

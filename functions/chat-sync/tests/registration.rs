@@ -144,6 +144,11 @@ async fn new_visitor_gets_contact_users_channel_mapping_and_token() {
         .find(|c| c.id == channel_id)
         .expect("channel created");
     assert_eq!(channel.created_by_id, AGENT_ID);
+    // The channel says, for the agents' tools, that the visitor's e-mail was typed, not verified.
+    assert_eq!(
+        channel.custom.get("visitor_identity"),
+        Some(&serde_json::json!("unverified"))
+    );
     let mut members = channel.members.clone();
     members.sort();
     let mut expected = vec![visitor.to_owned(), AGENT_ID.to_owned()];

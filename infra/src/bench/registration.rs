@@ -86,6 +86,7 @@ pub async fn run(
                 &channel,
                 &agent,
                 &[visitor.clone(), agent.clone()],
+                Identity::Unverified,
                 deadline(),
             )
             .await

@@ -416,7 +416,7 @@ impl StreamState {
                 "created_by": data.user_json(&channel.created_by_id),
                 "created_at": channel.created_at,
                 "updated_at": channel.created_at,
-                "custom": {},
+                "custom": channel.custom,
                 "member_count": channel.members.len(),
                 "own_capabilities": match viewer {
                     Actor::User(user) => data.own_capabilities(user, channel),
@@ -499,12 +499,23 @@ fn new_channel(
             ),
         ));
     }
+    let custom = match spec.get("custom") {
+        None | Some(Value::Null) => Map::new(),
+        Some(Value::Object(custom)) => custom.clone(),
+        Some(_) => {
+            return Err(StreamError::input(
+                endpoint,
+                "data.custom must be an object",
+            ))
+        }
+    };
     Ok(Channel {
         channel_type: kind.to_owned(),
         id: id.to_owned(),
         created_by_id: creator,
         members,
         created_at: now_rfc3339(),
+        custom,
     })
 }
 

@@ -161,6 +161,7 @@ mod tests {
             created_by_id: "ada".to_owned(),
             members: vec!["ada".to_owned(), "agent".to_owned()],
             created_at: String::new(),
+            custom: serde_json::Map::new(),
         }
     }
 

@@ -29,6 +29,8 @@ pub struct Channel {
     pub created_by_id: String,
     pub members: Vec<String>,
     pub created_at: String,
+    /// The channel's custom data (`data.custom` at creation), as Stream keeps it for anyone who reads the channel.
+    pub custom: serde_json::Map<String, serde_json::Value>,
 }
 
 impl Channel {

@@ -67,6 +67,9 @@ pub const REQUIRED_SCOPES: &[&str] = &[
 
 pub const DEFAULT_BASE_URL: &str = "https://api.hubapi.com";
 
+/// The longest a registration waits for a permit of the rate budget.
+const REGISTRATION_PERMIT_WAIT: Duration = Duration::from_secs(3);
+
 /// HubSpot's rolling window when an answer does not say.
 const DEFAULT_WINDOW: Duration = Duration::from_secs(10);
 
@@ -110,9 +113,15 @@ impl HubSpotClient {
         caller: Caller,
         deadline: Instant,
     ) -> Result<Value, UpstreamError> {
+        // A person is waiting on a registration: it waits for a permit only as long as a person would, not for a
+        // rate-limited window to pass (it answers 502 `upstream_rate_limited` and the widget says to try again).
+        let permit_by = match caller {
+            Caller::Registration => deadline.min(Instant::now() + REGISTRATION_PERMIT_WAIT),
+            Caller::Background => deadline,
+        };
         let permit = self
             .budget
-            .acquire(caller, deadline)
+            .acquire(caller, permit_by)
             .await
             .map_err(budget_error)?;
         self.send_with(permit, request, deadline).await

@@ -2,7 +2,7 @@
 
 use super::backoff::Backoff;
 use super::http::{client, send_json};
-use crate::domain::{ChannelRef, Timestamp, UserId};
+use crate::domain::{ChannelRef, Identity, Timestamp, UserId};
 use crate::ports::{ChatService, ChatUser, UpstreamError};
 use async_trait::async_trait;
 use hmac::{Hmac, Mac};
@@ -238,6 +238,7 @@ impl ChatService for StreamClient {
         channel: &ChannelRef,
         created_by: &UserId,
         members: &[UserId],
+        identity: Identity,
         deadline: Instant,
     ) -> Result<(), UpstreamError> {
         // Members as `ChannelMemberRequest` objects (`{"user_id"}`), as Stream's document has them; bare ids are a
@@ -250,6 +251,7 @@ impl ChatService for StreamClient {
             "data": {
                 "created_by_id": created_by.as_str(),
                 "members": members,
+                "custom": { "visitor_identity": identity.as_str() },
             },
             "state": false,
             "watch": false,
@@ -262,6 +264,28 @@ impl ChatService for StreamClient {
         self.call(reqwest::Method::POST, &path, Some(&body), deadline)
             .await
             .map(|_| ())
+    }
+
+    async fn delete_channels(
+        &self,
+        channels: &[ChannelRef],
+        deadline: Instant,
+    ) -> Result<(), UpstreamError> {
+        for channel in channels {
+            let path = format!(
+                "/channels/{}/{}?hard_delete=true",
+                channel.channel_type, channel.channel_id
+            );
+            match self
+                .call(reqwest::Method::DELETE, &path, None, deadline)
+                .await
+            {
+                // Gone already: deleted with its visitor, or by a retried erasure.
+                Ok(_) | Err(UpstreamError::Rejected { status: 404, .. }) => {}
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(())
     }
 
     async fn delete_users(&self, users: &[UserId], deadline: Instant) -> Result<(), UpstreamError> {

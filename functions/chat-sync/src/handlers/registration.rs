@@ -282,6 +282,7 @@ impl Registration {
                     &channel,
                     agent,
                     &[visitor.id.clone(), agent.clone()],
+                    identity,
                     deadline,
                 )
                 .await
