@@ -22,7 +22,9 @@ use support::{
 
 type Item = HashMap<String, AttributeValue>;
 
-/// Every item in the table that mentions any of `needles` in its key or any string attribute.
+/// Every item in the table that mentions any of `needles` in its key or any string attribute, but the HubSpot rate
+/// budget's and the registration throttles' items: they name no one, and their numbers (a time in milliseconds)
+/// can contain a contact id's digits.
 async fn items_mentioning(app: &TestApp, needles: &[&str]) -> Vec<Item> {
     let mut found = Vec::new();
     let mut start = None;
@@ -37,6 +39,10 @@ async fn items_mentioning(app: &TestApp, needles: &[&str]) -> Vec<Item> {
             .await
             .expect("scan");
         for item in output.items() {
+            let pk = item.get("pk").and_then(|v| v.as_s().ok());
+            if pk.is_some_and(|pk| pk.starts_with("BUDGET#") || pk.starts_with("THROTTLE#")) {
+                continue;
+            }
             let text = format!("{item:?}");
             if needles.iter().any(|needle| text.contains(needle)) {
                 found.push(item.clone());
