@@ -42,6 +42,18 @@ fn text(contact: usize, index: usize) -> String {
     format!("contact {contact} message {index:03}")
 }
 
+/// Sweeps until nothing waits and no flusher runs (at most 20 sweeps): whatever a holder deferred is written.
+async fn sweep_until_idle(app: &TestApp) {
+    let sweeper = app.sweeper();
+    for _ in 0..20 {
+        let report = sweeper.sweep().await.expect("sweep");
+        if report.waiting == 0 && !report.flush.busy {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_message_exactly_once_in_order_under_concurrency() {
     let app = Arc::new(TestApp::start().await);
@@ -136,14 +148,7 @@ async fn every_message_exactly_once_in_order_under_concurrency() {
     }
 
     // Whatever a holder deferred, the sweeper finishes.
-    let sweeper = app.sweeper();
-    for _ in 0..20 {
-        let report = sweeper.sweep().await.expect("sweep");
-        if report.waiting == 0 && !report.flush.busy {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    sweep_until_idle(&app).await;
 
     assert_eq!(
         app.hubspot.overlapping_patches(),
@@ -398,14 +403,7 @@ async fn changes_racing_their_message_end_in_the_newest_state() {
         }
     }
 
-    let sweeper = app.sweeper();
-    for _ in 0..20 {
-        let report = sweeper.sweep().await.expect("sweep");
-        if report.waiting == 0 && !report.flush.busy {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    sweep_until_idle(&app).await;
 
     let contact_id = chat_sync::domain::ContactId::parse(&contact).expect("id");
     let cid = format!("messaging:{channel}");

@@ -18,6 +18,19 @@ fn with_notes(targets: Targets) -> FlushSettings {
     }
 }
 
+/// Sweeps until a sweep writes one contact: a fenced write's leases must expire first (`lease_ttl`, 5 s here).
+async fn sweep_until_one_syncs(app: &TestApp) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let report = app.sweeper().sweep().await.expect("sweep");
+        if report.flush.synced == 1 {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{report:?}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
 #[tokio::test]
 async fn one_note_per_conversation_created_once_then_updated_in_place() {
     let app = TestApp::start_with(with_notes(Targets::BOTH)).await;
@@ -138,15 +151,7 @@ async fn a_note_creation_whose_answer_never_came_is_adopted_not_repeated() {
     app.hubspot.set_late_writes(0.0, Duration::ZERO);
     record(&app, &new_message(&channel, &visitor, "m2", "second", 2)).await;
     // Until the lease expires, nobody writes; then the next writer finds the note by its marker and updates it.
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let report = app.sweeper().sweep().await.expect("sweep");
-        if report.flush.synced == 1 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "{report:?}");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    sweep_until_one_syncs(&app).await;
     let notes = app.hubspot.notes_of_contact(&contact);
     assert_eq!(notes.len(), 1, "exactly one note: {notes:?}");
     let body = &notes[0].properties["hs_note_body"];
@@ -188,15 +193,7 @@ async fn a_note_that_quotes_another_conversations_marker_is_never_adopted_for_it
     let report = app.sweeper().sweep().await.expect("sweep");
     assert_eq!(report.flush.fenced, 1, "{report:?}");
     // The next writer looks for the second conversation's note on the timeline: the first one's is not it.
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let report = app.sweeper().sweep().await.expect("sweep");
-        if report.flush.synced == 1 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "{report:?}");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    sweep_until_one_syncs(&app).await;
     let notes = app.hubspot.notes_of_contact(&contact);
     assert_eq!(notes.len(), 2, "a note per conversation: {notes:?}");
     let bodies: Vec<&str> = notes
@@ -256,15 +253,7 @@ async fn a_note_is_adopted_from_a_later_page_of_the_contacts_notes() {
     assert_eq!(report.flush.fenced, 1, "{report:?}");
     app.hubspot.set_late_writes(0.0, Duration::ZERO);
     record(&app, &new_message(&channel, &visitor, "m2", "second", 2)).await;
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let report = app.sweeper().sweep().await.expect("sweep");
-        if report.flush.synced == 1 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "{report:?}");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    sweep_until_one_syncs(&app).await;
     let marker = format!("chat-sync conversation messaging:{channel} part 1");
     let ours: Vec<_> = app
         .hubspot
