@@ -8,7 +8,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use chat_sync::domain::identity::{IdentityPolicy, IdentityVerifier};
 use chat_sync::domain::{ChannelId, ChannelRef, ChannelType, Identity};
-use chat_sync::ports::Store;
+use chat_sync::ports::{ChannelMapping, Store};
 use chat_sync::throttle::{parse_limit, RegistrationLimits};
 use futures::StreamExt;
 use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
@@ -76,6 +76,15 @@ fn channel_ref(body: &serde_json::Value) -> ChannelRef {
         ChannelType::parse(body["channelType"].as_str().expect("channelType")).expect("valid"),
         ChannelId::parse(body["channelId"].as_str().expect("channelId")).expect("valid"),
     )
+}
+
+/// The channel mapping a registration's answer names, as stored.
+async fn stored_mapping(app: &TestApp, body: &serde_json::Value) -> ChannelMapping {
+    app.store
+        .channel(&channel_ref(body))
+        .await
+        .expect("read")
+        .expect("stored")
 }
 
 fn assert_no_upstream_calls(app: &TestApp) {
@@ -224,12 +233,7 @@ async fn an_existing_email_with_other_names_links_to_the_contact_and_leaves_it_u
     assert_eq!(app.hubspot.calls().len(), 1, "{:?}", app.hubspot.calls());
     assert_eq!(app.hubspot.calls()[0].status, 409);
     // The channel is linked to the existing contact, and says the e-mail was not verified.
-    let mapping = app
-        .store
-        .channel(&channel_ref(&body))
-        .await
-        .expect("read")
-        .expect("stored");
+    let mapping = stored_mapping(&app, &body).await;
     assert_eq!(mapping.contact_id.as_str(), existing.id);
     assert_eq!(mapping.identity, Identity::Unverified);
 }
@@ -254,12 +258,7 @@ async fn a_verified_visitor_may_update_the_names_in_one_request() {
     );
     assert_eq!(app.hubspot.calls().len(), 1, "one HubSpot request");
     assert_eq!(app.hubspot.call_count("upsert"), 1);
-    let mapping = app
-        .store
-        .channel(&channel_ref(&body))
-        .await
-        .expect("read")
-        .expect("stored");
+    let mapping = stored_mapping(&app, &body).await;
     assert_eq!(mapping.identity, Identity::Verified);
 
     // A new verified visitor gets a new contact with the names.
@@ -400,12 +399,7 @@ async fn identity_tokens_expire_and_their_expiry_is_signed() {
     let valid = site_token(&claims(serde_json::json!(now + 600)), IDENTITY_SECRET);
     let (status, body) = register(&app, &with_token("Ada", "Lovelace", ada, &valid)).await;
     assert_eq!(status, StatusCode::OK, "valid: {body}");
-    let mapping = app
-        .store
-        .channel(&channel_ref(&body))
-        .await
-        .expect("read")
-        .expect("stored");
+    let mapping = stored_mapping(&app, &body).await;
     assert_eq!(mapping.identity, Identity::Verified);
 }
 
@@ -448,12 +442,7 @@ async fn the_readmes_identity_token_command_makes_a_token_that_verifies() {
     let app = TestApp::start().await;
     let (status, body) = register(&app, &with_token("Ada", "Lovelace", email, token)).await;
     assert_eq!(status, StatusCode::OK, "{token}: {body}");
-    let mapping = app
-        .store
-        .channel(&channel_ref(&body))
-        .await
-        .expect("read")
-        .expect("stored");
+    let mapping = stored_mapping(&app, &body).await;
     assert_eq!(mapping.identity, Identity::Verified);
 }
 
