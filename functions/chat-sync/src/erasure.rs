@@ -55,16 +55,25 @@ impl Erasure {
         contact: &ContactId,
         deadline: Instant,
     ) -> Result<Footprint, ErasureError> {
-        let found = self.store.footprint(contact).await?;
         // The merged ones first: this contact's items name them, so a retry after a failure still finds them.
-        for one in self.with_merged(contact).await? {
-            self.erase_one(&one, deadline).await?;
+        let mut all = self.with_merged(contact).await?;
+        let Some((_, found)) = all.pop() else {
+            return Ok(Footprint::default());
+        };
+        for (one, footprint) in &all {
+            self.erase_one(one, footprint, deadline).await?;
         }
+        self.erase_one(contact, &found, deadline).await?;
         Ok(found)
     }
 
-    async fn erase_one(&self, contact: &ContactId, deadline: Instant) -> Result<(), ErasureError> {
-        let found = self.store.footprint(contact).await?;
+    /// Erases one contact whose items are `found`.
+    async fn erase_one(
+        &self,
+        contact: &ContactId,
+        found: &Footprint,
+        deadline: Instant,
+    ) -> Result<(), ErasureError> {
         // Its channels explicitly (one with a second agent in it is no conversation channel that deleting the
         // visitor takes along), then its visitors with their messages.
         let channels: Vec<ChannelRef> = found
@@ -79,19 +88,26 @@ impl Erasure {
         Ok(())
     }
 
-    /// The contacts a HubSpot record stands for here: itself and those merged into it, and into them (a record can
-    /// be merged again after others were merged into it), each once, the merged ones before what they were merged
-    /// into.
-    async fn with_merged(&self, contact: &ContactId) -> Result<Vec<ContactId>, StoreError> {
-        let mut all = vec![contact.clone()];
-        let mut next = 0;
-        while let Some(one) = all.get(next).cloned() {
-            for merged in self.store.footprint(&one).await?.merged {
-                if !all.contains(&merged) {
-                    all.push(merged);
+    /// The contacts a HubSpot record stands for here, each with what is stored of it: itself and those merged into
+    /// it, and into them (a record can be merged again after others were merged into it), each once, the merged
+    /// ones before what they were merged into (`contact` last).
+    async fn with_merged(
+        &self,
+        contact: &ContactId,
+    ) -> Result<Vec<(ContactId, Footprint)>, StoreError> {
+        let mut all: Vec<(ContactId, Footprint)> = Vec::new();
+        let mut pending = vec![contact.clone()];
+        while let Some(one) = pending.pop() {
+            let footprint = self.store.footprint(&one).await?;
+            for merged in &footprint.merged {
+                if *merged != *contact
+                    && !all.iter().any(|(seen, _)| seen == merged)
+                    && !pending.contains(merged)
+                {
+                    pending.push(merged.clone());
                 }
             }
-            next += 1;
+            all.push((one, footprint));
         }
         all.reverse();
         Ok(all)
@@ -113,7 +129,7 @@ impl Erasure {
             Timestamp::from_unix_seconds(at.unix_seconds() + RESTORABLE_FOR.as_secs() as i64)
                 .unwrap_or(at);
         let mut marked = false;
-        for one in self.with_merged(contact).await? {
+        for (one, _) in self.with_merged(contact).await? {
             if self.store.mark_deleted(&one, at, purge_at).await? {
                 tracing::info!(contact_id = %one, purge_at = %purge_at.rfc3339(), "contact deleted in HubSpot: no longer synced, purged unless restored");
                 marked = true;
@@ -157,7 +173,7 @@ impl Erasure {
     /// The contact was restored in HubSpot at `at`: keep it and sync it again.
     pub async fn restored(&self, contact: &ContactId, at: Timestamp) -> Result<bool, StoreError> {
         let mut restored = false;
-        for one in self.with_merged(contact).await? {
+        for (one, _) in self.with_merged(contact).await? {
             if self.store.restore_contact(&one, at).await? {
                 tracing::info!(contact_id = %one, "contact restored in HubSpot: synced again");
                 restored = true;
