@@ -41,7 +41,8 @@ use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, ConsumedCapacity, GlobalSecondaryIndex,
     KeySchemaElement, KeyType, Projection, ProjectionType, Put, ReturnConsumedCapacity,
-    ScalarAttributeType, TimeToLiveSpecification, TransactWriteItem,
+    ReturnValuesOnConditionCheckFailure, ScalarAttributeType, TimeToLiveSpecification,
+    TransactWriteItem,
 };
 use aws_sdk_dynamodb::Client;
 use std::collections::HashMap;
@@ -456,10 +457,13 @@ impl DynamoStore {
         names: &[(&str, &str)],
         values: Item,
     ) -> Result<TransactWriteItem, StoreError> {
+        // A failed condition returns the item as it is (`ConditionFailed::item`), at no extra cost: a caller may
+        // decide its next attempt on what is there.
         let mut put = Put::builder()
             .table_name(&self.table)
             .set_item(Some(item))
-            .condition_expression(condition);
+            .condition_expression(condition)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
         for (k, v) in names {
             put = put.expression_attribute_names(*k, *v);
         }

@@ -16,9 +16,8 @@ use crate::ports::{
 };
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, ConditionCheck, Delete, Get, KeysAndAttributes, Put, ReturnConsumedCapacity,
-    ReturnValue, ReturnValuesOnConditionCheckFailure, Select, TransactGetItem, TransactWriteItem,
-    Update,
+    AttributeValue, ConditionCheck, Delete, Get, KeysAndAttributes, ReturnConsumedCapacity,
+    ReturnValue, Select, TransactGetItem, TransactWriteItem, Update,
 };
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -322,20 +321,9 @@ impl DynamoStore {
         let cid = get_s(&item, "cid")?.to_owned();
         let created_at =
             Timestamp::parse("created_at", get_s(&item, "created_at")?).map_err(corrupt)?;
-        let mut put = Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression(condition)
-            .expression_attribute_names("#pk", schema::PARTITION_KEY)
-            // A failed condition returns the item as it is: the next attempt is decided on what is there.
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
-        if !values.is_empty() {
-            put = put.set_expression_attribute_values(Some(values));
-        }
+        // A failed condition returns the item as it is: the next attempt is decided on what is there.
         let items = vec![
-            TransactWriteItem::builder()
-                .put(put.build().map_err(build_error)?)
-                .build(),
+            self.put(item, condition, &[("#pk", schema::PARTITION_KEY)], values)?,
             self.bump_version(contact, &cid, shown, Some(&created_at), None)?,
             self.mapping_exists(&cid)?,
         ];
