@@ -120,10 +120,10 @@ lint-template: template-deps
 	.venv/bin/cfn-lint template.yaml
 	SAM_CLI_TELEMETRY=0 .venv/bin/sam validate --lint
 
-# The HubSpot app as code: hubspot/, a developer-platform project (README: Deploy) uploaded with HubSpot's CLI, pinned
-# in package.json. Its profile, hubspot/src/hsprofile.$(HUBSPOT_PROFILE).json (git-ignored), names the HubSpot account
-# and takes the webhooks' target URL from the deployed stack's outputs. The check reads the project offline with
-# HubSpot's own parser (infra/tests/template.rs runs it too).
+# The HubSpot app as code: hubspot/, a developer-platform project (docs/operations.md: Deploy) uploaded with HubSpot's
+# CLI, pinned in package.json. Its profile, hubspot/src/hsprofile.$(HUBSPOT_PROFILE).json (git-ignored), names the
+# HubSpot account and takes the webhooks' target URL from the deployed stack's outputs. The check reads the project
+# offline with HubSpot's own parser (infra/tests/template.rs runs it too).
 HUBSPOT_PROFILE ?= prod
 STACK_NAME ?= chat-sync
 HS := ../node_modules/.bin/hs

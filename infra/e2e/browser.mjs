@@ -463,7 +463,10 @@ async function expiresWhileOpen(context, stamp) {
   }
 }
 
-/** The identity token a site's backend puts in the page of its signed-in user (README: identity), valid an hour. */
+/**
+ * The identity token a site's backend puts in the page of its signed-in user (docs/security.md: identity), valid an
+ * hour.
+ */
 function identityToken(email) {
   return jwt({ email, exp: Math.floor(Date.now() / 1000) + 3600 }, identitySecret);
 }

@@ -36,7 +36,7 @@ pub const DEFAULT_LOG_FILTER: &str = "info,chat_sync::handlers::sweeper=warn";
 /// How long open requests may take to finish after Ctrl-C before the server stops anyway.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// The dev server's own settings (everything else is the handlers' configuration, see the README).
+/// The dev server's own settings (everything else is the handlers' configuration, see docs/operations.md).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DevConfig {
     pub port: u16,

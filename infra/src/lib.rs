@@ -3,6 +3,8 @@
 pub mod backlog;
 pub mod bench;
 pub mod dev;
+#[cfg(test)]
+mod docs_map;
 pub mod erase;
 pub mod invoke_env;
 pub mod runtime_api;

@@ -3,8 +3,8 @@
 //   <script src=".../chat-sync-widget.js" data-registration-url="https://.../registrations" async></script>
 //
 // Optional: data-identity-token (the identity token the host site signs for its signed-in visitor: an HS256 JWT of
-// the e-mail and an expiry, see the README), data-title (the panel's heading) and data-color (the accent colour, any
-// CSS colour).
+// the e-mail and an expiry, see docs/security.md), data-title (the panel's heading) and data-color (the accent colour,
+// any CSS colour).
 
 export interface EmbedOptions {
   /** Absolute URL of the registration API (`POST`). */

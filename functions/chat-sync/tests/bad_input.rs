@@ -1,5 +1,5 @@
-//! The bad-input table (documented in the README): every endpoint × malformed request → the documented 4xx, and
-//! nothing written anywhere (no DynamoDB item, no HubSpot or Stream call).
+//! The bad-input table (documented in docs/operations.md): every endpoint × malformed request → the documented 4xx,
+//! and nothing written anywhere (no DynamoDB item, no HubSpot or Stream call).
 
 mod support;
 

@@ -408,7 +408,7 @@ async fn identity_tokens_expire_and_their_expiry_is_signed() {
 #[tokio::test]
 async fn the_readmes_identity_token_command_makes_a_token_that_verifies() {
     let readme = std::fs::read_to_string(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md"),
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/security.md"),
     )
     .expect("README.md");
     let section = readme

@@ -1,7 +1,8 @@
 //! Benchmarks against DynamoDB Local and the HubSpot/Stream doubles over real HTTP on loopback: a busy support desk
 //! (sync lag under HubSpot's rate limit), the webhook burst and late writes (chat-sync vs. the previous design vs.
 //! the original tutorial's read-append-write), what a flush costs as history grows, what retention costs,
-//! registration latency, and cold starts of the release binaries. Figures are printed as Markdown tables for the README.
+//! registration latency, and cold starts of the release binaries. Figures are printed as Markdown tables for
+//! docs/benchmarks.md.
 
 pub mod baseline;
 pub mod burst;

@@ -68,8 +68,9 @@ impl Pages {
     }
 
     /// The embed example; with `identity_token`, as a site renders it for a signed-in visitor: the token its backend
-    /// signed (README: identity) in the tag's `data-identity-token`. The dev server signs nothing: whoever opens the
-    /// page brings the token. Only base64url and dots pass, so nothing given here can change the page's markup.
+    /// signed (docs/security.md: identity) in the tag's `data-identity-token`. The dev server signs nothing: whoever
+    /// opens the page brings the token. Only base64url and dots pass, so nothing given here can change the page's
+    /// markup.
     pub fn embed_example(&self, identity_token: Option<&str>) -> Result<Response, ApiError> {
         self.embed_example_page(identity_token)
             .map(|page| html(page, &self.embed_csp))

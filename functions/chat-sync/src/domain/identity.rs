@@ -16,7 +16,7 @@
 //! - Every token expires: one without an integer `exp`, or whose `exp` is more than [`MAX_LIFETIME`] ahead, is
 //!   refused however well signed, because a token that never expires stays a credential for its e-mail wherever a
 //!   copy ends up (a cached page, a shared computer, a log). The first format — the bare hex HMAC of the e-mail, with
-//!   no expiry — is refused the same way, with no transition period (the README says why).
+//!   no expiry — is refused the same way, with no transition period (docs/security.md says why).
 //! - Nothing in a token is believed, or reported on, before its signature verifies: a forged or altered token is
 //!   only ever "not verified", never "expired".
 //! - A token is only ever compared: never stored or logged.
@@ -117,7 +117,7 @@ impl IdentityVerifier {
         mac
     }
 
-    /// The token a site's backend makes for `email`, valid until `expires`: what the README's command prints. For
+    /// The token a site's backend makes for `email`, valid until `expires`: what docs/security.md's command prints. For
     /// tests and tools; chat-sync itself never issues identity tokens.
     pub fn token_for(&self, email: &Email, expires: Timestamp) -> String {
         let header = BASE64URL.encode(HEADER);
@@ -296,7 +296,7 @@ mod tests {
 
     #[test]
     fn token_is_an_hs256_jwt_of_the_lowercased_email_and_its_expiry() {
-        // Independently computed (Python's hmac and base64, and the README's openssl command):
+        // Independently computed (Python's hmac and base64, and docs/security.md's openssl command):
         // header {"alg":"HS256","typ":"JWT"}, claims {"email":"ada@example.com","exp":1767225600}, key site-secret.
         let expected = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.\
                         eyJlbWFpbCI6ImFkYUBleGFtcGxlLmNvbSIsImV4cCI6MTc2NzIyNTYwMH0.\
