@@ -96,11 +96,6 @@ impl HubSpotClient {
         }
     }
 
-    pub fn with_backoff(mut self, backoff: Backoff) -> Self {
-        self.backoff = backoff;
-        self
-    }
-
     /// The absolute URL of a path made by [`objects`], [`properties`] or [`associations`].
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base_url)
