@@ -6,7 +6,7 @@
 //! that no stored message accounts for, in its place by time; the stored messages are rendered around them as
 //! always. A stored message accounts for the line it renders to; one changed since (edited, deleted, shown again
 //! after a deletion, hard-deleted) for the line that begins as its own, `[time] Author (role): `, and the change
-//! replaces (or drops) it. Two messages of one author in the same second look alike there: when one of them
+//! replaces (or drops) it. How a line reads is the codec's (`line`): this module only decides which lines stay. Two messages of one author in the same second look alike there: when one of them
 //! changes after the other expired, either line may be the one replaced. And HubSpot's copy is grouped by
 //! conversation, so the order of lines of different conversations within one second is not known: when the length
 //! limit cuts between two such lines, either may be the one left out.
