@@ -12,7 +12,7 @@
 //!
 //! A message line is `[time] Author (role): body`; the body's own line breaks continue it on rows indented by four
 //! spaces, so a row never begins as a line, a header or a blank row does. The author is cleaned so that it cannot
-//! forge a prefix (see [`LineParts`]), and text and names lose control and invisible formatting characters.
+//! forge a prefix (see `author`), and text and names lose control and invisible formatting characters.
 //!
 //! Invariant: **lines already stored in HubSpot must keep parsing, and a message must keep rendering to the very
 //! line HubSpot holds for it.** Once a contact's messages expire, HubSpot's copy is the only one; `archive` reads it
