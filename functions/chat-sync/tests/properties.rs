@@ -219,9 +219,41 @@ proptest! {
         );
     }
 
+    /// A Stream event near a valid one (each of `events/webhook-message-*.json`, with fields dropped, nulled or of
+    /// the wrong type, odd strings, the body cut short) parses or is refused with an `Invalid` (which the handler
+    /// answers with a 400 `invalid_json` / `invalid_event`), never a panic; what no field of it makes invalid stays
+    /// accepted.
     #[test]
-    fn webhook_parsing_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..2048)) {
-        let _ = parse_event(&bytes);
+    fn webhook_parsing_never_panics(
+        event in prop::sample::select(WEBHOOK_EVENTS.to_vec()),
+        mutations in prop::collection::vec((prop::sample::select(WEBHOOK_FIELDS.to_vec()), mutation()), 0..4),
+        text in "\\PC{0,2000}",
+        cut in any::<prop::sample::Index>(),
+    ) {
+        let valid: serde_json::Value = serde_json::from_str(&event_body(event)).expect("a valid event");
+        let parsed = parse_event(valid.to_string().as_bytes());
+        prop_assert!(matches!(&parsed, Ok(p) if !matches!(p, Parsed::Ignored(_))), "{event}: {parsed:?}");
+        // Any text and any author name are a message's to have.
+        let mut retexted = valid.clone();
+        retexted["message"]["text"] = text.clone().into();
+        retexted["message"]["user"]["name"] = text.into();
+        prop_assert!(matches!(parse_event(retexted.to_string().as_bytes()), Ok(Parsed::Change(_))));
+        let mut mutated = valid.clone();
+        for (field, mutation) in &mutations {
+            mutate(&mut mutated, field, mutation);
+        }
+        let body = mutated.to_string();
+        if let Err(invalid) = parse_event(body.as_bytes()) {
+            prop_assert!(!invalid.field.is_empty() && !invalid.reason.is_empty());
+        }
+        // Cut short, the body is not JSON: refused as such.
+        let cut = cut.index(body.len());
+        let short = &body.as_bytes()[..cut];
+        if let Err(invalid) = parse_event(short) {
+            prop_assert_eq!(invalid.field, "body");
+        } else {
+            prop_assert!(false, "a body cut at {} of {} parsed", cut, body.len());
+        }
     }
 
     #[test]
@@ -239,10 +271,54 @@ proptest! {
         let _ = parse_event(body.to_string().as_bytes());
     }
 
+    /// A registration near a valid one (`events/registration.json`, with fields dropped, nulled or of the wrong
+    /// type, odd or huge strings, or not an object at all) is accepted or refused with an `Invalid` naming the field
+    /// at fault (which the handler answers with a 400 `{"error","code","field"}`), never a panic; a required field
+    /// dropped or of the wrong type is the one named, and what was not touched is read as sent.
     #[test]
-    fn registration_parsing_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..1024)) {
-        if let Ok(value) = serde_json::from_slice::<serde_json::Value>(&bytes) {
-            let _ = RegistrationForm::parse(&value);
+    fn registration_parsing_never_panics(
+        mutations in prop::collection::vec((prop::sample::select(REGISTRATION_FIELDS.to_vec()), mutation()), 0..3),
+        not_an_object in prop::option::weighted(0.1, prop_oneof![
+            Just(serde_json::json!([])), Just(serde_json::json!("text")), Just(serde_json::json!(7)),
+            Just(serde_json::Value::Null),
+        ]),
+    ) {
+        let valid: serde_json::Value =
+            serde_json::from_str(&event_body("registration.json")).expect("a valid registration");
+        prop_assert!(RegistrationForm::parse(&valid).is_ok());
+        let mut body = valid.clone();
+        for (field, mutation) in &mutations {
+            mutate(&mut body, field, mutation);
+        }
+        if let Some(other) = not_an_object {
+            let invalid = RegistrationForm::parse(&other).err().expect("refused");
+            prop_assert_eq!(invalid.field, "body");
+        }
+        let touched: Vec<&str> = mutations.iter().map(|(f, _)| f.trim_start_matches('/')).collect();
+        match RegistrationForm::parse(&body) {
+            Ok(form) => {
+                for (field, value) in [("firstName", form.first_name.as_str()), ("lastName", form.last_name.as_str())] {
+                    if !touched.contains(&field) {
+                        prop_assert_eq!(value, valid[field].as_str().expect("a string"));
+                    }
+                }
+                if !touched.contains(&"email") {
+                    prop_assert_eq!(form.email.as_str(), "ada.lovelace@example.com");
+                }
+            }
+            Err(invalid) => {
+                prop_assert!(touched.contains(&invalid.field), "{} named, {:?} touched", invalid.field, touched);
+                prop_assert!(!invalid.reason.is_empty());
+            }
+        }
+        if let [(field, mutation)] = mutations.as_slice() {
+            // Dropped, null, or not a string: the one field touched is the one named. (A string may be valid.)
+            let required = ["/firstName", "/lastName", "/email"].contains(field);
+            let is_string = matches!(mutation, Mutation::Replace(v) if v.is_string());
+            if required && !is_string {
+                let named = RegistrationForm::parse(&body).err().map(|e| e.field);
+                prop_assert_eq!(named, Some(field.trim_start_matches('/')));
+            }
         }
     }
 
@@ -476,5 +552,102 @@ proptest! {
         }
         delivered.shuffle(&mut rand::rngs::StdRng::seed_from_u64(seed));
         prop_assert_eq!(record_and_render(&delivered), record_and_render(&in_order));
+    }
+}
+
+/// The events the webhook test starts from, as Stream sends them (`events/`).
+const WEBHOOK_EVENTS: [&str; 4] = [
+    "webhook-message-new.json",
+    "webhook-message-updated.json",
+    "webhook-message-deleted.json",
+    "webhook-message-undeleted.json",
+];
+
+/// Where a Stream event is mutated (JSON pointers).
+const WEBHOOK_FIELDS: [&str; 17] = [
+    "/type",
+    "/cid",
+    "/channel_id",
+    "/channel_type",
+    "/message",
+    "/message/id",
+    "/message/text",
+    "/message/type",
+    "/message/created_at",
+    "/message/updated_at",
+    "/message/user",
+    "/message/user/id",
+    "/message/user/role",
+    "/message/attachments",
+    "/user",
+    "/created_at",
+    "/hard_delete",
+];
+
+/// Where a registration is mutated.
+const REGISTRATION_FIELDS: [&str; 5] = [
+    "/firstName",
+    "/lastName",
+    "/email",
+    "/identityToken",
+    "/extra",
+];
+
+/// The request body of one of `events/`' requests.
+fn event_body(file: &str) -> String {
+    let path = format!("{}/../../events/{file}", env!("CARGO_MANIFEST_DIR"));
+    let request: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("the event file"))
+            .expect("JSON");
+    request["body"].as_str().expect("a body").to_owned()
+}
+
+#[derive(Debug, Clone)]
+enum Mutation {
+    Drop,
+    Replace(serde_json::Value),
+}
+
+/// A field dropped, or replaced by a value of another type or an odd string.
+fn mutation() -> impl Strategy<Value = Mutation> {
+    use serde_json::{json, Value};
+    prop_oneof![
+        Just(Mutation::Drop),
+        prop_oneof![
+            Just(Value::Null),
+            Just(json!(true)),
+            Just(json!(-1)),
+            Just(json!(1e300)),
+            Just(json!([])),
+            Just(json!(["x"])),
+            Just(json!({})),
+            Just(json!({"id": "x"})),
+            Just(json!("")),
+            Just(json!("   ")),
+            Just(json!("x".repeat(70_000))),
+            Just(json!("a\u{0000}b\u{202E}c\n")),
+            Just(json!("2026-11-24T10:00:05Z")),
+            Just(json!("messaging:")),
+            Just(json!(":chat")),
+            "\\PC{0,64}".prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+        ]
+        .prop_map(Mutation::Replace),
+    ]
+}
+
+/// Applies `mutation` at `pointer` (creating the field if its parent is an object).
+fn mutate(value: &mut serde_json::Value, pointer: &str, mutation: &Mutation) {
+    let (parent, key) = pointer.rsplit_once('/').expect("a pointer");
+    let Some(serde_json::Value::Object(parent)) = value.pointer_mut(parent) else {
+        return;
+    };
+    match mutation {
+        Mutation::Drop => {
+            parent.remove(key);
+        }
+        Mutation::Replace(with) => {
+            parent.insert(key.to_owned(), with.clone());
+        }
     }
 }

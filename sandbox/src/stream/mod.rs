@@ -165,17 +165,6 @@ impl StreamDouble {
         }
     }
 
-    /// At-least-once chaos, as real Stream: each event is delivered a second time with probability `rate`.
-    pub fn set_duplicate_rate(&self, rate: f64) {
-        self.state.webhooks.set_duplicate_rate(rate);
-    }
-
-    /// When `true`, deliveries are no longer queued per channel: each goes out after a random 0–50 ms delay,
-    /// so events can arrive out of order (Stream does not guarantee order).
-    pub fn set_unordered_delivery(&self, unordered: bool) {
-        self.state.webhooks.set_unordered(unordered);
-    }
-
     /// How often a websocket opened from now on gets an unprompted `health.check` (Stream: about every 30 s).
     pub fn set_health_check_interval(&self, interval: Duration) {
         self.state.hub.set_health_interval(interval);

@@ -1,11 +1,11 @@
 //! Webhooks as Stream sends them: signed (`X-Signature`, HMAC-SHA256 of the raw body), to the legacy `webhook_url`
 //! and every enabled webhook `event_hooks` entry that wants the event, delivered in the background with Stream's
-//! timeouts and retry policy, and — on request — with Stream's at-least-once and unordered chaos.
+//! timeouts and retry policy, one channel's events in order. Duplicate or out-of-order delivery is for the caller to
+//! fake (the bench sends its own duplicates and shuffles them): the double has one way to deliver.
 
 use super::state::Data;
 use crate::support::{lock, now_rfc3339, uuid};
 use hmac::{Hmac, Mac};
-use rand::Rng;
 use serde_json::{json, Map, Value};
 use sha2::Sha256;
 use std::collections::HashMap;
@@ -73,17 +73,10 @@ struct DeliveryContext {
     deliveries: Mutex<Vec<Delivery>>,
 }
 
-#[derive(Default)]
-struct Chaos {
-    duplicate_rate: f64,
-    unordered: bool,
-}
-
 pub(crate) struct Webhooks {
     ctx: Arc<DeliveryContext>,
     /// One FIFO worker per (url, channel), so a channel's events arrive in order, as in the sandbox's contract.
     queues: Mutex<HashMap<(String, String), mpsc::UnboundedSender<Job>>>,
-    chaos: Mutex<Chaos>,
 }
 
 #[derive(Clone)]
@@ -110,7 +103,6 @@ impl Webhooks {
                 deliveries: Mutex::default(),
             }),
             queues: Mutex::default(),
-            chaos: Mutex::default(),
         })
     }
 
@@ -120,14 +112,6 @@ impl Webhooks {
 
     pub(crate) fn forget_deliveries(&self) {
         lock(&self.ctx.deliveries).clear();
-    }
-
-    pub(crate) fn set_duplicate_rate(&self, rate: f64) {
-        lock(&self.chaos).duplicate_rate = rate.clamp(0.0, 1.0);
-    }
-
-    pub(crate) fn set_unordered(&self, unordered: bool) {
-        lock(&self.chaos).unordered = unordered;
     }
 
     /// Queues `event` for every configured target; called with the data lock held so queue order = event order.
@@ -159,10 +143,6 @@ impl Webhooks {
                 return;
             }
         };
-        let (duplicate_rate, unordered) = {
-            let chaos = lock(&self.chaos);
-            (chaos.duplicate_rate, chaos.unordered)
-        };
         for url in targets {
             let job = Job {
                 url: url.clone(),
@@ -171,24 +151,7 @@ impl Webhooks {
                 webhook_id: uuid(),
                 body: body.clone(),
             };
-            let copies = if duplicate_rate > 0.0 && rand::rng().random_bool(duplicate_rate) {
-                2
-            } else {
-                1
-            };
-            for _ in 0..copies {
-                if unordered {
-                    let ctx = self.ctx.clone();
-                    let job = job.clone();
-                    let jitter = Duration::from_millis(rand::rng().random_range(0..50));
-                    tokio::spawn(async move {
-                        tokio::time::sleep(jitter).await;
-                        deliver(&ctx, &job).await;
-                    });
-                } else {
-                    self.queue(&url, &cid).send(job.clone()).ok();
-                }
-            }
+            self.queue(&url, &cid).send(job).ok();
         }
     }
 

@@ -6,7 +6,7 @@
 //! that no stored message accounts for, in its place by time; the stored messages are rendered around them as
 //! always. A stored message accounts for the line it renders to; one changed since (edited, deleted, shown again
 //! after a deletion, hard-deleted) for the line that begins as its own, `[time] Author (role): `, and the change
-//! replaces (or drops) it. Two messages of one author in the same second look alike there: when one of them
+//! replaces (or drops) it. How a line reads is the codec's (`line`): this module only decides which lines stay. Two messages of one author in the same second look alike there: when one of them
 //! changes after the other expired, either line may be the one replaced. And HubSpot's copy is grouped by
 //! conversation, so the order of lines of different conversations within one second is not known: when the length
 //! limit cuts between two such lines, either may be the one left out.
@@ -19,7 +19,8 @@
 //! again; later messages go to the parts after them (see `note::render_notes`), and an erasure that may reach
 //! their lines empties them (`note::erased_note`).
 
-use super::transcript::{line_prefix, render_line, Conversation};
+use super::line::{may_be_visitors, parse_line, read_row, render_line, Row};
+use super::transcript::Conversation;
 use super::{StoredMessage, Timestamp};
 use std::collections::HashMap;
 
@@ -32,11 +33,6 @@ pub struct ArchivedLine {
     /// The whole line, continuation lines included.
     pub text: String,
 }
-
-const HEADER: &str = "=== Conversation ";
-const CONTINUATION: &str = "    ";
-/// `[2026-11-24 10:00:05 UTC] `: where a message line's time sits.
-const TIME: std::ops::Range<usize> = 1..24;
 
 /// The lines of `shown` (the property as HubSpot holds it) to keep: those of the contact's `conversations` that no
 /// stored message (of `stored`, hard-deleted ones included) accounts for and that no erasure since has reached.
@@ -54,36 +50,31 @@ pub fn archived_lines(
     // Whether the last line read belongs to a line being kept (so its continuation lines do too).
     let mut open = false;
     for raw in shown.split('\n') {
-        if let Some(rest) = raw.strip_prefix(HEADER) {
-            block = rest
-                .split_once(" started ")
-                .and_then(|(id, _)| conversations.iter().find(|c| c.channel_id == id));
-            open = false;
-        } else if let Some(conversation) = block.filter(|_| !raw.is_empty()) {
-            if raw.starts_with(CONTINUATION) {
+        match (read_row(raw), block) {
+            (Row::Header { channel_id }, _) => {
+                block = channel_id.and_then(|id| conversations.iter().find(|c| c.channel_id == id));
+                open = false;
+            }
+            (Row::Continuation, Some(_)) => {
                 if let (true, Some(line)) = (open, lines.last_mut()) {
                     line.text.push('\n');
                     line.text.push_str(raw);
                 }
-                continue;
             }
-            let at = raw
-                .strip_prefix('[')
-                .and(raw.get(TIME))
-                .filter(|_| raw.get(24..26) == Some("] "))
-                .and_then(Timestamp::parse_human);
-            open = at.is_some();
-            if let Some(at) = at {
+            (Row::Message { at }, Some(conversation)) => {
+                open = true;
                 lines.push(ArchivedLine {
                     cid: conversation.cid.clone(),
                     at,
                     text: raw.to_owned(),
                 });
             }
-        } else {
+            (Row::Other, Some(_)) => open = false,
             // A blank line between conversations, the "not shown" notice, or text that is not ours.
-            block = None;
-            open = false;
+            _ => {
+                block = None;
+                open = false;
+            }
         }
     }
     let mut keep: Vec<bool> = lines
@@ -93,7 +84,7 @@ pub fn archived_lines(
             let cleared = conversation
                 .and_then(|c| c.cleared)
                 .is_some_and(|cleared| !cleared.keeps(line.at));
-            let erased = visitor_erased.contains(&line.cid) && is_visitors(&line.text);
+            let erased = visitor_erased.contains(&line.cid) && may_be_visitors(&line.text);
             !(cleared || erased)
         })
         .collect();
@@ -124,10 +115,10 @@ pub fn archived_lines(
         }
     }
     for message in changed {
-        let prefix = line_prefix(message);
+        let same_prefix = |i: usize| parse_line(&lines[i].text).is_some_and(|l| l.is_by(message));
         if let Some(&i) = candidates(message)
             .iter()
-            .find(|&&i| keep[i] && lines[i].text.starts_with(&prefix))
+            .find(|&&i| keep[i] && same_prefix(i))
         {
             keep[i] = false;
         }
@@ -137,12 +128,6 @@ pub fn archived_lines(
         .zip(keep)
         .filter_map(|(line, keep)| keep.then_some(line))
         .collect()
-}
-
-/// Whether a line is the visitor's: `[time] Name (visitor): …`. A name that itself holds ` (visitor): ` makes an
-/// agent's line look like the visitor's too; erasing it as well is the safe side.
-fn is_visitors(line: &str) -> bool {
-    line.contains(" (visitor): ")
 }
 
 #[cfg(test)]

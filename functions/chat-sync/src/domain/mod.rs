@@ -4,6 +4,7 @@ pub mod archive;
 mod contact;
 pub mod identity;
 mod ids;
+pub mod line;
 pub mod message;
 pub mod note;
 pub mod transcript;

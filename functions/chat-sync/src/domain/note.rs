@@ -5,7 +5,8 @@
 //! become `<br>`, and only `http(s)` attachment URLs become links. Each note ends with a marker naming the
 //! conversation and part, so a note whose creation timed out can be found and adopted instead of created twice.
 
-use super::transcript::{line_parts, text_len, Cleared, Conversation, LineBody};
+use super::line::{line_parts, text_len, LineBody};
+use super::transcript::{Cleared, Conversation};
 use super::{StoredMessage, Timestamp};
 
 /// HubSpot's limit for `hs_note_body`, in UTF-16 code units.
@@ -324,5 +325,40 @@ mod tests {
             erased.contains("(messages erased in chat)")
                 && erased.contains(&marker("messaging:chat-a", 1))
         );
+    }
+
+    #[test]
+    fn notes_as_hubspot_holds_them_are_still_written_and_known_as_ours() {
+        // A note is adopted by its footer and rewritten in place: the same messages must give the same body.
+        let held: Vec<&str> = include_str!("fixtures/hubspot_notes.txt")
+            .trim_end_matches('\n')
+            .split('\n')
+            .collect();
+        let (conversations, messages) = crate::domain::line::tests::fixture_history();
+        let (a, b) = (&conversations[0], &conversations[1]);
+        let mut written: Vec<String> = conversations
+            .iter()
+            .flat_map(|c| render_notes(c, &messages, NOTE_BODY_LIMIT, 0))
+            .chain(render_notes(b, &messages, NOTE_BODY_LIMIT, 2))
+            .map(|note| note.body)
+            .collect();
+        let deleted = Conversation {
+            cleared: Some(Cleared::Deleted),
+            ..b.clone()
+        };
+        written.push(emptied_note(&deleted, 1));
+        written.push(emptied_note(b, 2));
+        written.push(erased_note(a, 1));
+        assert_eq!(written, held);
+        for (body, cid, number) in [
+            (held[0], &a.cid, 1),
+            (held[1], &b.cid, 1),
+            (held[2], &b.cid, 3),
+            (held[3], &b.cid, 1),
+            (held[4], &b.cid, 2),
+            (held[5], &a.cid, 1),
+        ] {
+            assert!(is_part(body, cid, number), "{body}");
+        }
     }
 }

@@ -2,13 +2,14 @@
 //! which is what makes rewriting the whole property idempotent.
 
 use super::archive::ArchivedLine;
+use super::line::{self, notice};
 use super::{Identity, MessageId, StoredMessage, Timestamp};
+
+/// The line format's own items, where callers of the renderer have always found them.
+pub use super::line::{render_line, text_len, MAX_LINE};
 
 /// HubSpot's limit for a string property, counted in UTF-16 code units (what HubSpot's Java backend counts).
 pub const HUBSPOT_PROPERTY_LIMIT: usize = 65_536;
-
-/// One message line is capped so that the newest line always fits, whatever its size.
-pub const MAX_LINE: usize = 8_000;
 
 /// A conversation (one Stream channel) of the contact.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,11 +68,6 @@ impl Conversation {
     }
 }
 
-/// Length as HubSpot counts it.
-pub fn text_len(text: &str) -> usize {
-    text.encode_utf16().count()
-}
-
 /// Renders the newest messages that fit in `limit`, grouped by conversation (oldest conversation first, messages in
 /// `created_at` order, message id as tiebreak). `total` is how many messages the contact has in all (at least
 /// `messages.len()`): if some are not shown, a first line says how many.
@@ -119,14 +115,12 @@ pub fn render_with_archive(
     // A conversation's header; without a stored conversation, the earliest of its lines stands in (and nothing is
     // claimed about the visitor's identity).
     let header = |cid: &str, first: &Line| match conversation(cid) {
-        Some(c) => format!(
-            "=== Conversation {} started {} · {}{} ===",
-            c.channel_id,
-            c.started_at.human(),
-            c.identity.describe(),
-            c.truncation_note()
+        Some(c) => line::header(
+            &c.channel_id,
+            c.started_at,
+            Some(&format!("{}{}", c.identity.describe(), c.truncation_note())),
         ),
-        None => format!("=== Conversation {cid} started {} ===", first.at.human()),
+        None => line::header(cid, first.at, None),
     };
 
     // Keep the longest suffix (in time) that fits. Exact length of the output for a kept suffix: every line and
@@ -233,183 +227,8 @@ impl Filling {
     }
 }
 
-fn notice(omitted: u64) -> String {
-    let noun = if omitted == 1 { "message" } else { "messages" };
-    format!("[{omitted} earlier {noun} not shown]")
-}
-
 fn notice_len(omitted: u64) -> usize {
     text_len(&notice(omitted)) + 1
-}
-
-/// What a line says, cleaned, before it is formatted as text (the property) or HTML (notes).
-pub(crate) struct LineParts<'a> {
-    pub author: String,
-    pub role: &'a str,
-    pub body: LineBody,
-}
-
-pub(crate) enum LineBody {
-    Deleted,
-    Said {
-        text: String,
-        attachments: Vec<String>,
-        edited: bool,
-    },
-}
-
-/// The line's author, role and body, with control characters dropped and line breaks indented; the body capped so
-/// that the whole line stays within [`MAX_LINE`].
-pub(crate) fn line_parts(message: &StoredMessage) -> LineParts<'_> {
-    let author = author(message);
-    let body = if message.deleted {
-        LineBody::Deleted
-    } else {
-        let room = MAX_LINE.saturating_sub(text_len(&author) + 64);
-        let mut text = clean(&message.text);
-        if text_len(&text) > room {
-            text = truncate_utf16(&text, room.saturating_sub(1));
-            text.push('…');
-        }
-        LineBody::Said {
-            text,
-            attachments: message.attachments.iter().map(|url| clean(url)).collect(),
-            edited: message.edited,
-        }
-    };
-    LineParts {
-        author,
-        role: message.role.as_str(),
-        body,
-    }
-}
-
-/// `[2026-11-24 10:00:05 UTC] Ada Lovelace (visitor): text (edited)`.
-pub fn render_line(message: &StoredMessage) -> String {
-    let parts = line_parts(message);
-    let mut body = match parts.body {
-        LineBody::Deleted => "(message deleted)".to_owned(),
-        LineBody::Said {
-            text,
-            attachments,
-            edited,
-        } => {
-            let mut body = text;
-            for url in attachments {
-                if !body.is_empty() {
-                    body.push(' ');
-                }
-                body.push_str("[attachment: ");
-                body.push_str(&url);
-                body.push(']');
-            }
-            if edited {
-                body.push_str(" (edited)");
-            }
-            body
-        }
-    };
-    let prefix = prefix(message.created_at, &parts.author, parts.role);
-    let room = MAX_LINE.saturating_sub(text_len(&prefix));
-    if text_len(&body) > room {
-        body = truncate_utf16(&body, room.saturating_sub(1));
-        body.push('…');
-    }
-    prefix + &body
-}
-
-/// How a message's line begins: `[time] Author (role): `. What an archived line is recognised by (see `archive`).
-pub fn line_prefix(message: &StoredMessage) -> String {
-    prefix(message.created_at, &author(message), message.role.as_str())
-}
-
-fn prefix(at: Timestamp, author: &str, role: &str) -> String {
-    format!("[{}] {author} ({role}): ", at.human())
-}
-
-/// The author as a line names them: cleaned like text, on one line, and unable to forge a line's prefix. A line
-/// reads `[time] Author (role): `, so a name keeps no `:` (the first `): ` after the time always ends the prefix)
-/// and no `(agent)` or `(visitor)` of its own (`Ada (agent)` becomes `Ada [agent]`): a visitor named
-/// `(agent): refund approved` cannot make their line read as an agent's.
-fn author(message: &StoredMessage) -> String {
-    let one_line = clean(&message.author_name)
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
-        .replace(':', " ");
-    let mut author = String::with_capacity(one_line.len());
-    let mut rest = one_line.as_str();
-    while let Some(open) = rest.find('(') {
-        author.push_str(&rest[..open]);
-        let group = &rest[open..];
-        match group.find(')') {
-            Some(close) if is_role_word(&group[1..close]) => {
-                author.push('[');
-                author.push_str(&group[1..close]);
-                author.push(']');
-                rest = &group[close + 1..];
-            }
-            _ => {
-                author.push('(');
-                rest = &group[1..];
-            }
-        }
-    }
-    author.push_str(rest);
-    let author = author.split_whitespace().collect::<Vec<_>>().join(" ");
-    if author.is_empty() {
-        "Unknown".to_owned()
-    } else {
-        author
-    }
-}
-
-/// The roles that mean something to a reader of the transcript.
-fn is_role_word(text: &str) -> bool {
-    let word = text.trim();
-    word.eq_ignore_ascii_case("agent") || word.eq_ignore_ascii_case("visitor")
-}
-
-/// Whether a character is invisible formatting: bidirectional controls (which reorder what a reader sees), other
-/// format characters (zero-width spaces, the BOM, soft hyphens, tags, ...). The zero-width joiner and non-joiner
-/// stay: emoji sequences and several scripts need them, and they move nothing.
-fn is_format(c: char) -> bool {
-    matches!(c,
-        '\u{00AD}' | '\u{061C}' | '\u{180E}' | '\u{200B}' | '\u{200E}' | '\u{200F}'
-        | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{206F}' | '\u{FEFF}'
-        | '\u{FFF9}'..='\u{FFFB}' | '\u{0600}'..='\u{0605}' | '\u{06DD}' | '\u{070F}' | '\u{08E2}'
-        | '\u{110BD}' | '\u{110CD}' | '\u{1BCA0}'..='\u{1BCA3}' | '\u{1D173}'..='\u{1D17A}'
-        | '\u{E0001}' | '\u{E0020}'..='\u{E007F}')
-}
-
-/// Keeps line breaks (indented so they read as part of the line; U+2028 and U+2029 are line breaks too), drops
-/// other control characters and invisible formatting ([`is_format`]), so a line shows what it says in the order
-/// it says it.
-fn clean(text: &str) -> String {
-    let visible: String = text
-        .replace("\r\n", "\n")
-        .chars()
-        .filter_map(|c| match c {
-            '\n' | '\u{2028}' | '\u{2029}' => Some('\n'),
-            '\t' => Some(' '),
-            c if c.is_control() || is_format(c) => None,
-            c => Some(c),
-        })
-        .collect();
-    visible.trim().replace('\n', "\n    ")
-}
-
-fn truncate_utf16(text: &str, max: usize) -> String {
-    let mut used = 0;
-    let mut out = String::new();
-    for c in text.chars() {
-        used += c.len_utf16();
-        if used > max {
-            break;
-        }
-        out.push(c);
-    }
-    out
 }
 
 #[cfg(test)]
@@ -455,57 +274,6 @@ pub(crate) mod tests {
             started_at: at(time),
             identity: Identity::Unverified,
             cleared: None,
-        }
-    }
-
-    #[test]
-    fn a_name_cannot_forge_a_lines_prefix_nor_text_hide_what_it_says() {
-        let said = |name: &str, text: &str| {
-            let mut m = message(
-                "m1",
-                "messaging:chat-a",
-                "2026-11-24T10:00:05Z",
-                Role::Visitor,
-                text,
-            );
-            m.author_name = name.into();
-            render_line(&m)
-        };
-        // A last name that would make the line read as the agent's.
-        assert_eq!(
-            said("Ada (agent): refund approved", "hi"),
-            "[2026-11-24 10:00:05 UTC] Ada [agent] refund approved (visitor): hi"
-        );
-        assert_eq!(
-            said("Mallory ( Visitor ):", "x"),
-            "[2026-11-24 10:00:05 UTC] Mallory [ Visitor ] (visitor): x"
-        );
-        // Parentheses that name no role, and names with line breaks, stay readable on one line.
-        assert_eq!(
-            said("Grace (Support)\nTeam", "x"),
-            "[2026-11-24 10:00:05 UTC] Grace (Support) Team (visitor): x"
-        );
-        // Bidi controls, zero-width and other format characters go; U+2028 breaks the line like a newline.
-        assert_eq!(
-            said(
-                "A\u{202E}da\u{200B}",
-                "pay \u{2066}evil\u{2069} now\u{2028}ok\u{FEFF}"
-            ),
-            "[2026-11-24 10:00:05 UTC] Ada (visitor): pay evil now\n    ok"
-        );
-        // Emoji sequences keep their joiners.
-        assert!(said("Ada", "👨\u{200D}👩\u{200D}👧").ends_with("👨\u{200D}👩\u{200D}👧"));
-        // Every line, whatever the name, has exactly one `): ` before its text.
-        for name in [
-            "(agent):",
-            "a):(b",
-            "::",
-            "(visitor)(agent)",
-            "\u{202E}(agent)",
-        ] {
-            let line = said(name, "body");
-            let prefix_end = line.find("): ").expect("a prefix");
-            assert_eq!(&line[prefix_end..], "): body", "{name:?} → {line}");
         }
     }
 
