@@ -8,7 +8,7 @@
 //! for DynamoDB Local). Re-queued contacts are written by the next flusher (the next webhook or sweep).
 
 use chat_sync::domain::ContactId;
-use chat_sync::ports::{BacklogEntry, Store, StoreError};
+use chat_sync::ports::{BacklogEntry, StoreError, SyncQueue};
 
 pub const USAGE: &str = "\
 usage: backlog list [--limit N]
@@ -92,7 +92,7 @@ pub fn format_entries(entries: &[BacklogEntry]) -> String {
 }
 
 /// Runs a command against the store; returns what to print.
-pub async fn run(command: &Command, store: &dyn Store) -> Result<String, StoreError> {
+pub async fn run(command: &Command, store: &dyn SyncQueue) -> Result<String, StoreError> {
     match command {
         Command::Help => Ok(USAGE.to_owned()),
         Command::List { limit } => Ok(format_entries(&store.backlog(*limit).await?)),

@@ -10,7 +10,7 @@
 
 use chat_sync::domain::{ContactId, Email};
 use chat_sync::erasure::{Erasure, ErasureError};
-use chat_sync::ports::{Footprint, Store, StoreError};
+use chat_sync::ports::{ContactErasure, Footprint, StoreError};
 use std::time::{Duration, Instant};
 
 pub const USAGE: &str = "\
@@ -98,7 +98,7 @@ fn describe(contact: &ContactId, footprint: &Footprint) -> String {
 /// Runs the command; returns what to print. Nothing is printed of the data itself (no e-mail, name or text).
 pub async fn run(
     command: &Command,
-    store: &dyn Store,
+    store: &dyn ContactErasure,
     erasure: &Erasure,
 ) -> Result<String, EraseError> {
     let Command::Erase { who, dry_run } = command else {

@@ -11,7 +11,7 @@ use chat_sync::adapters::hubspot::TRANSCRIPT_PROPERTY;
 use chat_sync::adapters::stream::StreamClient;
 use chat_sync::config::{Env, SupportAgent};
 use chat_sync::domain::{ChannelRef, ContactId, Email, Identity, Timestamp, UserId};
-use chat_sync::ports::{ChannelMapping, Store, StoreError};
+use chat_sync::ports::{ChannelMapping, Channels, StoreError};
 use chat_sync::wiring;
 use sandbox::{DynamoDbLocal, HubSpotDouble, StreamDouble};
 use serde_json::Value;

@@ -5,7 +5,9 @@ use chat_sync::domain::{
     ChannelId, ChannelRef, ChannelType, ContactId, Email, Identity, Role, Timestamp, UserId,
 };
 use chat_sync::handlers::webhook::{parse_event, Parsed};
-use chat_sync::ports::{ChannelMapping, LeaseOwner, Recorded, Store};
+use chat_sync::ports::{
+    ChannelMapping, Channels, LeaseOwner, Leases, MessageLog, Recorded, SyncQueue,
+};
 use std::process::Command;
 use std::time::Duration;
 

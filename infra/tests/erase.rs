@@ -6,7 +6,7 @@ use chat_sync::domain::{
     ChannelId, ChannelRef, ChannelType, ContactId, Email, Role, Timestamp, UserId,
 };
 use chat_sync::handlers::webhook::{parse_event, Parsed};
-use chat_sync::ports::{ChannelMapping, Store};
+use chat_sync::ports::{ChannelMapping, Channels, MessageLog};
 use sandbox::StreamDouble;
 use std::process::Command;
 

@@ -12,7 +12,9 @@
 //!   (404) finds the survivor by e-mail and records the same.
 
 use crate::domain::{ChannelRef, ContactId, Timestamp};
-use crate::ports::{ChatService, Footprint, Store, StoreError, UpstreamError};
+use crate::ports::{
+    ChatService, ContactErasure, Footprint, StoreError, SyncRecords, UpstreamError,
+};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -32,14 +34,19 @@ pub enum ErasureError {
     Chat(#[from] UpstreamError),
 }
 
+/// What erasure needs from storage: the contact's items, and its sync record (a merge redirects it).
+pub trait ErasureStore: ContactErasure + SyncRecords {}
+
+impl<T: ContactErasure + SyncRecords + ?Sized> ErasureStore for T {}
+
 #[derive(Clone)]
 pub struct Erasure {
-    store: Arc<dyn Store>,
+    store: Arc<dyn ErasureStore>,
     chat: Arc<dyn ChatService>,
 }
 
 impl Erasure {
-    pub fn new(store: Arc<dyn Store>, chat: Arc<dyn ChatService>) -> Self {
+    pub fn new(store: Arc<dyn ErasureStore>, chat: Arc<dyn ChatService>) -> Self {
         Self { store, chat }
     }
 

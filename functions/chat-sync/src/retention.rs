@@ -19,7 +19,9 @@
 //! with the contact (HubSpot's deletion or privacy deletion, or the `erase` command).
 
 use crate::domain::{ContactId, Timestamp};
-use crate::ports::{Archived, IdleContact, LeaseOwner, Store, StoreError};
+use crate::ports::{
+    Archived, IdleContact, LeaseOwner, Leases, MessageExpiry, StoreError, SyncRecords,
+};
 use serde::Serialize;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -63,14 +65,19 @@ pub struct RetentionReport {
     pub unfinished: u32,
 }
 
+/// What retention needs from storage: the idle index and the expiry, the contact's lease, and its sync record.
+pub trait RetentionStore: MessageExpiry + Leases + SyncRecords {}
+
+impl<T: MessageExpiry + Leases + SyncRecords + ?Sized> RetentionStore for T {}
+
 #[derive(Clone)]
 pub struct Retention {
-    store: Arc<dyn Store>,
+    store: Arc<dyn RetentionStore>,
     period: RetentionPeriod,
 }
 
 impl Retention {
-    pub fn new(store: Arc<dyn Store>, period: RetentionPeriod) -> Self {
+    pub fn new(store: Arc<dyn RetentionStore>, period: RetentionPeriod) -> Self {
         Self { store, period }
     }
 

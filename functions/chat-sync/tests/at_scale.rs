@@ -7,7 +7,7 @@ use chat_sync::adapters::hubspot::HubSpotClient;
 use chat_sync::budget::{BudgetPlan, RateLimit};
 use chat_sync::config::FlushSettings;
 use chat_sync::domain::{ContactId, Email};
-use chat_sync::ports::{BudgetError, Caller, Crm, RateBudget, RateSignal, Store};
+use chat_sync::ports::{BudgetError, Caller, Crm, MessageLog, RateBudget, RateSignal, SyncQueue};
 use chat_sync::sync::FlushOutcome;
 use sandbox::stream::message_event;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -6,7 +6,7 @@ mod support;
 
 use chat_sync::domain::transcript::{render, render_line, Conversation, HUBSPOT_PROPERTY_LIMIT};
 use chat_sync::domain::{Identity, MessageId, Role, StoredMessage, Timestamp};
-use chat_sync::ports::Store;
+use chat_sync::ports::{MessageLog, SyncRecords};
 use lambda_http::http::StatusCode;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;

@@ -9,7 +9,7 @@ use chat_sync::domain::{
     Role, Timestamp,
 };
 use chat_sync::erasure::{PURGE_BACKSTOP, RESTORABLE_FOR};
-use chat_sync::ports::{Recorded, Store};
+use chat_sync::ports::{Channels, MessageLog, Recorded, SyncRecords};
 use lambda_http::http::StatusCode;
 use sandbox::stream::message_event;
 use serde_json::json;

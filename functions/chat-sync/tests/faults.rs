@@ -465,7 +465,7 @@ async fn a_sweep_counts_contacts_behind_and_parked_and_publishes_them_as_valid_e
 async fn a_validation_rule_refusing_one_transcript_parks_that_contact_and_writes_the_rest() {
     use chat_sync::config::{FlushSettings, Targets};
     use chat_sync::domain::ContactId;
-    use chat_sync::ports::Store;
+    use chat_sync::ports::{SyncQueue, SyncRecords};
     use sandbox::hubspot::ValidationRule;
     let app = TestApp::start_with(FlushSettings {
         targets: Targets::BOTH,
@@ -607,7 +607,7 @@ impl CapturedLogs {
 #[tokio::test]
 async fn error_paths_log_no_email_name_or_message_text() {
     use chat_sync::config::Targets;
-    use chat_sync::ports::Store;
+    use chat_sync::ports::SyncQueue;
     use sandbox::hubspot::ValidationRule;
     const EMAIL: &str = "zoe.secret-mail@example.com";
     const NAME: &str = "Zoesecretname";

@@ -13,7 +13,7 @@ use chat_sync::domain::{
 };
 use chat_sync::handlers::registration::RegistrationForm;
 use chat_sync::handlers::webhook::{parse_event, Parsed};
-use chat_sync::ports::{ChannelMapping, Store};
+use chat_sync::ports::{ChannelMapping, Channels, MessageLog, SyncRecords};
 use proptest::prelude::*;
 
 const SECRET: &str = "porewqKAFDSAKZssecretsercretfads";

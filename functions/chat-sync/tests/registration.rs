@@ -8,7 +8,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use chat_sync::domain::identity::{IdentityPolicy, IdentityVerifier};
 use chat_sync::domain::{ChannelId, ChannelRef, ChannelType, Identity};
-use chat_sync::ports::{ChannelMapping, Store};
+use chat_sync::ports::{ChannelMapping, Channels};
 use chat_sync::throttle::{parse_limit, RegistrationLimits};
 use futures::StreamExt;
 use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};

@@ -7,7 +7,7 @@ mod support;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chat_sync::config::{FlushSettings, Targets};
 use chat_sync::domain::{ContactId, Timestamp};
-use chat_sync::ports::Store;
+use chat_sync::ports::{ContactErasure, Leases, MessageExpiry, SyncRecords};
 use chat_sync::retention::{Retention, RetentionPeriod};
 use sandbox::stream::message_event;
 use serde_json::json;

@@ -6,7 +6,7 @@ use chat_sync::adapters::dynamo::DynamoStore;
 use chat_sync::domain::{
     ChannelId, ChannelRef, ChannelType, Email, Identity, PersonName, Timestamp, UserId,
 };
-use chat_sync::ports::{ChannelMapping, ContactDetails, Crm, Store};
+use chat_sync::ports::{ChannelMapping, Channels, ContactDetails, Crm};
 use lambda_http::http::StatusCode;
 use lambda_http::Body;
 use sandbox::stream::message_event;

@@ -7,7 +7,7 @@ use chat_sync::adapters::hubspot::{objects, TRANSCRIPT_PROPERTY};
 use chat_sync::domain::transcript::render_line;
 use chat_sync::domain::{Role, StoredMessage};
 use chat_sync::handlers::webhook::{parse_event, Parsed};
-use chat_sync::ports::Store;
+use chat_sync::ports::Channels;
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use serde_json::json;

@@ -11,7 +11,7 @@ use chat_sync::domain::transcript::HUBSPOT_PROPERTY_LIMIT;
 use chat_sync::domain::{ChannelRef, ContactId, MessageChange, Role, Timestamp};
 use chat_sync::handlers::sweeper::Sweeper;
 use chat_sync::handlers::webhook::{parse_event, Parsed};
-use chat_sync::ports::Store;
+use chat_sync::ports::{Channels, MessageLog};
 use chat_sync::sync::TranscriptSync;
 use futures::stream::{self, StreamExt, TryStreamExt};
 use sandbox::stream::message_event;

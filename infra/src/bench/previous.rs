@@ -15,7 +15,10 @@ use chat_sync::adapters::stream::verify_signature;
 use chat_sync::domain::transcript::{render, HUBSPOT_PROPERTY_LIMIT};
 use chat_sync::domain::{ContactId, Role};
 use chat_sync::handlers::webhook::{parse_event, Parsed};
-use chat_sync::ports::{LeaseOwner, Recorded, Release, Store, StoreError, UpstreamError};
+use chat_sync::ports::{
+    Channels, LeaseOwner, Leases, MessageLog, Recorded, Release, StoreError, SyncQueue,
+    SyncRecords, UpstreamError,
+};
 use futures::stream::{self, StreamExt};
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};

@@ -6,7 +6,7 @@ use super::{ms, percentile};
 use chat_sync::domain::{
     ChannelId, ChannelRef, ChannelType, Email, Identity, PersonName, Timestamp, UserId,
 };
-use chat_sync::ports::{ChannelMapping, ChatService, ChatUser, ContactDetails, Crm, Store};
+use chat_sync::ports::{ChannelMapping, Channels, ChatService, ChatUser, ContactDetails, Crm};
 use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone)]

@@ -21,7 +21,7 @@ use chat_sync::handlers::registration::Registration;
 use chat_sync::handlers::webhook::Webhook;
 use chat_sync::handlers::ApiError;
 use chat_sync::ports::Crm;
-use chat_sync::ports::{ChannelMapping, Store, UpstreamError};
+use chat_sync::ports::{ChannelMapping, Channels, UpstreamError};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -39,7 +39,7 @@ pub struct DevApi {
     /// Signs the agent's token for the demo page, with the app's secret, as registration signs the visitor's.
     pub tokens: VisitorTokens,
     pub crm: std::sync::Arc<HubSpotClient>,
-    pub store: Arc<dyn Store>,
+    pub store: Arc<dyn Channels>,
     pub dynamodb_endpoint: String,
     pub pages: Pages,
 }

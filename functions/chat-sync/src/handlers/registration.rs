@@ -12,7 +12,7 @@ use crate::config::{AllowedOrigins, RegistrationSettings};
 use crate::domain::identity::{Identity, IdentityRefusal, IdentityToken};
 use crate::domain::{ChannelId, ChannelRef, Email, Invalid, PersonName, Timestamp, UserId};
 use crate::ports::{
-    ChannelMapping, ChatService, ChatUser, ContactDetails, Crm, Store, StoreError, Throttle,
+    ChannelMapping, Channels, ChatService, ChatUser, ContactDetails, Crm, StoreError, Throttle,
     UpstreamError,
 };
 use crate::throttle::Subject;
@@ -35,7 +35,7 @@ const CLEANUP_BUDGET: Duration = Duration::from_secs(5);
 pub struct Registration {
     crm: Arc<dyn Crm>,
     chat: Arc<dyn ChatService>,
-    store: Arc<dyn Store>,
+    store: Arc<dyn Channels>,
     throttle: Arc<dyn Throttle>,
     tokens: VisitorTokens,
     settings: RegistrationSettings,
@@ -166,7 +166,7 @@ impl Registration {
     pub fn new(
         crm: Arc<dyn Crm>,
         chat: Arc<dyn ChatService>,
-        store: Arc<dyn Store>,
+        store: Arc<dyn Channels>,
         throttle: Arc<dyn Throttle>,
         tokens: VisitorTokens,
         settings: RegistrationSettings,

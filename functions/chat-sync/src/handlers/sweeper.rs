@@ -7,7 +7,7 @@
 use crate::domain::Timestamp;
 use crate::erasure::Erasure;
 use crate::metrics::{self, SyncMetrics};
-use crate::ports::{Store, StoreError};
+use crate::ports::{StoreError, SyncQueue};
 use crate::retention::{Retention, RetentionReport};
 use crate::sync::{FlushReport, TranscriptSync};
 use serde::Serialize;
@@ -43,7 +43,7 @@ impl SweepReport {
 }
 
 pub struct Sweeper {
-    store: Arc<dyn Store>,
+    store: Arc<dyn SyncQueue>,
     sync: TranscriptSync,
     budget: Duration,
     /// The table, as the metrics' dimension; `None`: publish no metrics.
@@ -54,7 +54,7 @@ pub struct Sweeper {
 
 impl Sweeper {
     /// `budget`: no new round starts after it (keep it well under the Lambda timeout).
-    pub fn new(store: Arc<dyn Store>, sync: TranscriptSync, budget: Duration) -> Self {
+    pub fn new(store: Arc<dyn SyncQueue>, sync: TranscriptSync, budget: Duration) -> Self {
         Self {
             store,
             sync,

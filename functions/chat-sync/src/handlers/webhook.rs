@@ -8,7 +8,7 @@ use crate::domain::{
     Author, ChannelRef, ContactId, Invalid, MessageChange, MessageId, MessageKind, Role, Timestamp,
     UserId,
 };
-use crate::ports::{ChannelMapping, Recorded, Store, StoreError};
+use crate::ports::{ChannelMapping, Channels, MessageLog, Recorded, StoreError, SyncRecords};
 use crate::sync::{PendingFlush, TranscriptSync};
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
@@ -27,8 +27,14 @@ pub const MAX_BODY: usize = 1024 * 1024;
 /// harmless: the retry finds it already recorded.
 pub const ACK_BUDGET: Duration = Duration::from_secs(3);
 
+/// What the webhook needs from storage: the channel a change belongs to, the message log it records the change in,
+/// and the contact's sync record (whether a duplicate delivery still needs a flush).
+pub trait WebhookStore: Channels + MessageLog + SyncRecords {}
+
+impl<T: Channels + MessageLog + SyncRecords + ?Sized> WebhookStore for T {}
+
 pub struct Webhook {
-    store: Arc<dyn Store>,
+    store: Arc<dyn WebhookStore>,
     sync: TranscriptSync,
     secret: SecretString,
     /// Stream user ids shown as `(agent)`.
@@ -340,7 +346,11 @@ fn unavailable(error: &dyn std::fmt::Display) -> ApiError {
 }
 
 impl Webhook {
-    pub fn new(store: Arc<dyn Store>, sync: TranscriptSync, api_secret: SecretString) -> Self {
+    pub fn new(
+        store: Arc<dyn WebhookStore>,
+        sync: TranscriptSync,
+        api_secret: SecretString,
+    ) -> Self {
         Self {
             store,
             sync,

@@ -42,7 +42,8 @@ mod round;
 use crate::config::FlushSettings;
 use crate::domain::ContactId;
 use crate::ports::{
-    BudgetError, Caller, Crm, LeaseOwner, RateBudget, Store, StoreError, MAX_BATCH,
+    BudgetError, Caller, Channels, Crm, FlusherLease, LeaseOwner, Leases, MessageLog, RateBudget,
+    StoreError, SyncQueue, SyncRecords, TimelineNotes, MAX_BATCH,
 };
 use serde::Serialize;
 use std::sync::Arc;
@@ -137,9 +138,28 @@ impl FlushReport {
     }
 }
 
+/// What the flusher needs from storage: the queue and the leases, what it renders from (the message log, the
+/// conversations' notes, the sync record) and the e-mail that finds a merged contact again.
+pub trait FlushStore:
+    Channels + MessageLog + TimelineNotes + SyncRecords + SyncQueue + Leases + FlusherLease
+{
+}
+
+impl<T> FlushStore for T where
+    T: Channels
+        + MessageLog
+        + TimelineNotes
+        + SyncRecords
+        + SyncQueue
+        + Leases
+        + FlusherLease
+        + ?Sized
+{
+}
+
 #[derive(Clone)]
 pub struct TranscriptSync {
-    store: Arc<dyn Store>,
+    store: Arc<dyn FlushStore>,
     crm: Arc<dyn Crm>,
     budget: Arc<dyn RateBudget>,
     settings: FlushSettings,
@@ -147,7 +167,7 @@ pub struct TranscriptSync {
 
 impl TranscriptSync {
     pub fn new(
-        store: Arc<dyn Store>,
+        store: Arc<dyn FlushStore>,
         crm: Arc<dyn Crm>,
         budget: Arc<dyn RateBudget>,
         settings: FlushSettings,

@@ -10,11 +10,7 @@ use aws_sdk_dynamodb::Client;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-const BUDGET_PK: &str = "BUDGET#hubspot";
-/// Every HubSpot request takes a permit here.
-const SHARED: &str = "SHARED";
-/// Registrations also take one here: their cap, so they cannot starve transcript writes.
-const REGISTRATIONS: &str = "REGISTRATIONS";
+use super::keys::{BUDGET_PK, BUDGET_REGISTRATIONS as REGISTRATIONS, BUDGET_SHARED as SHARED};
 
 #[derive(Debug)]
 pub struct DynamoBudget {

@@ -7,20 +7,20 @@
 //! contact's conversation or sync record requires the item to exist. So once the mappings are gone, nothing can be
 //! written for the contact again, and a second pass over its partition catches whatever committed just before.
 
-use super::{
-    build_error, conditional, contact_pk, corrupt, get_s, key, n, s, schema, shard, unavailable,
-    DynamoStore, Item,
+use super::codec::{alias, get_s, n, s, Item};
+use super::keys::{
+    alias_sk, contact_pk, key, lease_key, mapping_key, shard, visitor_channel_sk, visitor_pk,
+    ALIAS_PREFIX, CHANNEL_PREFIX, CONVERSATION_PREFIX, LEASE, MAPPING, SYNC,
 };
+use super::{build_error, conditional, corrupt, schema, unavailable, DynamoStore};
 use crate::domain::{ContactId, Email, Timestamp, UserId};
-use crate::ports::{Footprint, StoreError};
+use crate::ports::{ContactErasure, Footprint, StoreError};
+use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{
     AttributeValue, DeleteRequest, ReturnConsumedCapacity, WriteRequest,
 };
 use std::collections::HashMap;
 use std::time::Duration;
-
-/// The sort key of a contact's sync record.
-const SYNC: &str = "SYNC";
 
 /// BatchWriteItem's limit.
 const BATCH_WRITE: usize = 25;
@@ -109,17 +109,15 @@ impl DynamoStore {
         let mut found = ContactItems::default();
         for item in self.partition_items(contact).await? {
             let sk = get_s(&item, schema::SORT_KEY)?;
-            if sk == "LEASE" {
+            if sk == LEASE {
                 found.lease = true;
                 continue;
             }
-            if sk.starts_with("CONV#") {
+            if sk.starts_with(CONVERSATION_PREFIX) {
                 found.channels.push(get_s(&item, "cid")?.to_owned());
             }
-            if sk.starts_with("ALIAS#") {
-                found
-                    .merged
-                    .push(ContactId::parse(get_s(&item, "contact_id")?).map_err(corrupt)?);
+            if sk.starts_with(ALIAS_PREFIX) {
+                found.merged.push(alias::decode(&item)?);
             }
             if let Some(into) = item.get("crm_contact_id").and_then(|v| v.as_s().ok()) {
                 found.merged_into = Some(ContactId::parse(into).map_err(corrupt)?);
@@ -127,7 +125,7 @@ impl DynamoStore {
             found.partition.push(key_of(&item)?);
         }
         for cid in &found.channels {
-            let mapping_key = key(format!("CHANNEL#{cid}"), "CHANNEL");
+            let mapping_key = mapping_key(cid);
             let output = self
                 .client
                 .get_item()
@@ -144,10 +142,9 @@ impl DynamoStore {
             };
             let visitor =
                 UserId::parse("visitor_id", get_s(mapping, "visitor_id")?).map_err(corrupt)?;
-            found.visitor_entries.push(key(
-                format!("USER#{}", visitor.as_str()),
-                &format!("CHANNEL#{cid}"),
-            ));
+            found
+                .visitor_entries
+                .push(key(visitor_pk(&visitor), &visitor_channel_sk(cid)));
             found.mappings.push(mapping_key);
             if !found.visitors.contains(&visitor) {
                 found.visitors.push(visitor);
@@ -206,7 +203,7 @@ impl DynamoStore {
             .client
             .delete_item()
             .table_name(&self.table)
-            .set_key(Some(Self::lease_key(contact)))
+            .set_key(Some(lease_key(contact)))
             .condition_expression("lease_until_ms < :now")
             .expression_attribute_values(":now", n(Timestamp::now().unix_millis()))
             .send()
@@ -264,31 +261,6 @@ impl DynamoStore {
             .and_then(|v| v.parse().ok()))
     }
 
-    pub(super) async fn footprint_of(&self, contact: &ContactId) -> Result<Footprint, StoreError> {
-        Ok(self.contact_items(contact).await?.footprint())
-    }
-
-    pub(super) async fn erase(&self, contact: &ContactId) -> Result<Footprint, StoreError> {
-        let items = self.contact_items(contact).await?;
-        let footprint = items.footprint();
-        self.delete_all(items.visitor_entries).await?;
-        self.delete_all(items.mappings).await?;
-        // Read the partition again: a change that committed after the first read and before its mapping went.
-        let mut partition = Vec::new();
-        for item in self.partition_items(contact).await? {
-            if get_s(&item, schema::SORT_KEY)? != "LEASE" {
-                partition.push(key_of(&item)?);
-            }
-        }
-        self.delete_all(partition).await?;
-        if let Some(into) = &items.merged_into {
-            self.delete_all(vec![key(contact_pk(into), &format!("ALIAS#{contact}"))])
-                .await?;
-        }
-        self.delete_expired_lease(contact).await?;
-        Ok(footprint)
-    }
-
     /// Records HubSpot's latest deletion or restore of the contact on its sync record, unless a later one is
     /// already recorded: HubSpot retries deliveries for a day and does not order them, so a deletion delivered after
     /// the restore that followed it must change nothing. Returns false for such a stale event. `rest` continues the
@@ -316,8 +288,36 @@ impl DynamoStore {
         }
         conditional(update.send().await)
     }
+}
 
-    pub(super) async fn mark_contact_deleted(
+#[async_trait]
+impl ContactErasure for DynamoStore {
+    async fn footprint(&self, contact: &ContactId) -> Result<Footprint, StoreError> {
+        Ok(self.contact_items(contact).await?.footprint())
+    }
+
+    async fn erase_contact(&self, contact: &ContactId) -> Result<Footprint, StoreError> {
+        let items = self.contact_items(contact).await?;
+        let footprint = items.footprint();
+        self.delete_all(items.visitor_entries).await?;
+        self.delete_all(items.mappings).await?;
+        // Read the partition again: a change that committed after the first read and before its mapping went.
+        let mut partition = Vec::new();
+        for item in self.partition_items(contact).await? {
+            if get_s(&item, schema::SORT_KEY)? != LEASE {
+                partition.push(key_of(&item)?);
+            }
+        }
+        self.delete_all(partition).await?;
+        if let Some(into) = &items.merged_into {
+            self.delete_all(vec![key(contact_pk(into), &alias_sk(contact))])
+                .await?;
+        }
+        self.delete_expired_lease(contact).await?;
+        Ok(footprint)
+    }
+
+    async fn mark_deleted(
         &self,
         contact: &ContactId,
         at: Timestamp,
@@ -363,11 +363,7 @@ impl DynamoStore {
     }
 
     /// Contacts deleted in HubSpot whose purge time has come, oldest first.
-    pub(super) async fn due_purges(
-        &self,
-        now: Timestamp,
-        limit: usize,
-    ) -> Result<Vec<ContactId>, StoreError> {
+    async fn due_purges(&self, now: Timestamp, limit: usize) -> Result<Vec<ContactId>, StoreError> {
         let output = self
             .client
             .query()
@@ -389,7 +385,7 @@ impl DynamoStore {
             .collect()
     }
 
-    pub(super) async fn restore(
+    async fn restore_contact(
         &self,
         contact: &ContactId,
         at: Timestamp,
@@ -421,10 +417,7 @@ impl DynamoStore {
         Ok(true)
     }
 
-    pub(super) async fn contacts_by_email(
-        &self,
-        email: &Email,
-    ) -> Result<Vec<ContactId>, StoreError> {
+    async fn contacts_with_email(&self, email: &Email) -> Result<Vec<ContactId>, StoreError> {
         // Operators only (an erasure request by e-mail): a scan of the channel mappings, not worth an index.
         let mut contacts: Vec<ContactId> = Vec::new();
         let mut start: Option<Item> = None;
@@ -440,8 +433,8 @@ impl DynamoStore {
                 .expression_attribute_names("#pk", schema::PARTITION_KEY)
                 .expression_attribute_names("#sk", schema::SORT_KEY)
                 .set_expression_attribute_values(Some(HashMap::from([
-                    (":channel".to_owned(), s("CHANNEL#")),
-                    (":mapping".to_owned(), s("CHANNEL")),
+                    (":channel".to_owned(), s(CHANNEL_PREFIX)),
+                    (":mapping".to_owned(), s(MAPPING)),
                     (":email".to_owned(), s(email.as_str())),
                 ])))
                 .consistent_read(true)

@@ -2,7 +2,9 @@
 //! Lambda instance draws from the same allowance. The shared HubSpot rate budget and the registration throttles
 //! both run on it: one mechanism for "at most this many, this often".
 
-use super::{get_n, key, n, schema, unavailable, Item};
+use super::codec::{get_n, n, Item};
+use super::keys::key;
+use super::{schema, unavailable};
 use crate::budget::{decide, Decision};
 use crate::domain::Timestamp;
 use crate::ports::BudgetError;

@@ -4,14 +4,14 @@
 //! (`release_if_current`, if it is not there yet) and leaves it once its messages expired (or HubSpot deleted it).
 //! Changes do not touch the entry — that would cost an index write per message — so `idle_since` is a lower bound
 //! of the contact's idle time: retention checks `changed_at` and the sync state under the contact's lease, and
-//! moves the entry of a contact it finds active (`move_on_idle_index`).
+//! moves the entry of a contact it finds active (`defer_idle`).
 
-use super::{
-    build_error, conditional, contact_pk, get_s, key, n, s, schema, unavailable, DynamoStore, Item,
-};
-use crate::domain::transcript::Conversation;
+use super::codec::{conversation, get_s, n, s, sync_record, Item};
+use super::keys::{contact_pk, key, lease_key, MESSAGE_PREFIX, SYNC};
+use super::{build_error, conditional, corrupt, schema, unavailable, DynamoStore};
 use crate::domain::{ContactId, Timestamp};
-use crate::ports::{Archived, IdleContact, LeaseOwner, StoreError, SyncState};
+use crate::ports::{Archived, IdleContact, LeaseOwner, MessageExpiry, StoreError, SyncState};
+use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{
     AttributeValue, ConditionCheck, ReturnConsumedCapacity, TransactWriteItem, Update,
 };
@@ -19,13 +19,46 @@ use futures::stream::{self, StreamExt};
 use std::collections::HashMap;
 use std::time::Instant;
 
-const SYNC: &str = "SYNC";
 /// Message items given their TTL at once.
 const EXPIRY_CONCURRENCY: usize = 16;
 
 impl DynamoStore {
+    /// Gives one message item its TTL, unless a change rewrote it since it was read; true if set.
+    async fn expire_message(
+        &self,
+        item: &Item,
+        expires_at: AttributeValue,
+    ) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(
+                get_s(item, schema::PARTITION_KEY)?.to_owned(),
+                get_s(item, schema::SORT_KEY)?,
+            )))
+            .update_expression("SET #ttl = :at")
+            .condition_expression(
+                "attribute_exists(#pk) AND updated_at = :updated AND attribute_not_exists(#ttl)",
+            )
+            .expression_attribute_names("#pk", schema::PARTITION_KEY)
+            .expression_attribute_names("#ttl", schema::TTL_ATTRIBUTE)
+            .expression_attribute_values(":at", expires_at)
+            .expression_attribute_values(":updated", s(get_s(item, "updated_at")?))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await;
+        if let Ok(output) = &result {
+            self.consumed.add(output.consumed_capacity());
+        }
+        conditional(result)
+    }
+}
+
+#[async_trait]
+impl MessageExpiry for DynamoStore {
     /// Every shard's contacts idle since before `before`, merged longest idle first.
-    pub(super) async fn idle_since_before(
+    async fn idle_contacts(
         &self,
         before: Timestamp,
         limit: usize,
@@ -58,8 +91,8 @@ impl DynamoStore {
                         let since = get_s(item, schema::IDLE_INDEX_SORT_KEY)?;
                         Ok(IdleContact {
                             contact: ContactId::parse(get_s(item, "contact_id")?)
-                                .map_err(super::corrupt)?,
-                            since: Timestamp::parse("idle_since", since).map_err(super::corrupt)?,
+                                .map_err(corrupt)?,
+                            since: Timestamp::parse("idle_since", since).map_err(corrupt)?,
                         })
                     })
                     .collect::<Result<Vec<_>, StoreError>>()
@@ -72,11 +105,7 @@ impl DynamoStore {
         Ok(all)
     }
 
-    pub(super) async fn move_on_idle_index(
-        &self,
-        contact: &ContactId,
-        since: Timestamp,
-    ) -> Result<(), StoreError> {
+    async fn defer_idle(&self, contact: &ContactId, since: Timestamp) -> Result<(), StoreError> {
         let result = self
             .client
             .update_item()
@@ -92,34 +121,7 @@ impl DynamoStore {
         conditional(result).map(|_| ())
     }
 
-    /// The contact's conversation items.
-    async fn conversation_records(&self, contact: &ContactId) -> Result<Vec<Item>, StoreError> {
-        self.query_all(
-            self.client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("#pk = :pk AND begins_with(#sk, :conv)")
-                .expression_attribute_names("#pk", schema::PARTITION_KEY)
-                .expression_attribute_names("#sk", schema::SORT_KEY)
-                .expression_attribute_values(":pk", s(contact_pk(contact)))
-                .expression_attribute_values(":conv", s("CONV#"))
-                .consistent_read(true),
-        )
-        .await
-    }
-
-    pub(super) async fn contact_conversations(
-        &self,
-        contact: &ContactId,
-    ) -> Result<Vec<Conversation>, StoreError> {
-        self.conversation_records(contact)
-            .await?
-            .iter()
-            .map(super::store::parse_conversation)
-            .collect()
-    }
-
-    pub(super) async fn archive(
+    async fn archive_contact(
         &self,
         contact: &ContactId,
         owner: &LeaseOwner,
@@ -132,23 +134,14 @@ impl DynamoStore {
         //    renders around HubSpot's copy, so an item expiring later can never make it show less.
         let mut frozen = HashMap::new();
         for item in self.conversation_records(contact).await? {
-            let notes = item
-                .get("note_ids")
-                .and_then(|v| v.as_l().ok())
-                .map_or(0, Vec::len);
+            let notes = conversation::note_count(&item);
             let cid = get_s(&item, "cid")?.to_owned();
             let erasures = state.erasures.get(&cid).copied().unwrap_or(0);
-            frozen.insert(
-                cid,
-                AttributeValue::M(HashMap::from([
-                    ("notes".to_owned(), n(notes)),
-                    ("erasures".to_owned(), n(erasures)),
-                ])),
-            );
+            frozen.insert(cid, sync_record::encode_frozen(notes, erasures));
         }
         let ours = ConditionCheck::builder()
             .table_name(&self.table)
-            .set_key(Some(Self::lease_key(contact)))
+            .set_key(Some(lease_key(contact)))
             .condition_expression("lease_owner = :owner")
             .expression_attribute_values(":owner", s(owner.as_str()))
             .build()
@@ -188,7 +181,7 @@ impl DynamoStore {
                     .expression_attribute_names("#sk", schema::SORT_KEY)
                     .expression_attribute_names("#ttl", schema::TTL_ATTRIBUTE)
                     .expression_attribute_values(":pk", s(contact_pk(contact)))
-                    .expression_attribute_values(":msg", s("MSG#"))
+                    .expression_attribute_values(":msg", s(MESSAGE_PREFIX))
                     .consistent_read(true),
             )
             .await?;
@@ -242,36 +235,5 @@ impl DynamoStore {
             .await;
         conditional(result)?;
         Ok(Some(archived))
-    }
-
-    /// Gives one message item its TTL, unless a change rewrote it since it was read; true if set.
-    async fn expire_message(
-        &self,
-        item: &Item,
-        expires_at: AttributeValue,
-    ) -> Result<bool, StoreError> {
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key(
-                get_s(item, schema::PARTITION_KEY)?.to_owned(),
-                get_s(item, schema::SORT_KEY)?,
-            )))
-            .update_expression("SET #ttl = :at")
-            .condition_expression(
-                "attribute_exists(#pk) AND updated_at = :updated AND attribute_not_exists(#ttl)",
-            )
-            .expression_attribute_names("#pk", schema::PARTITION_KEY)
-            .expression_attribute_names("#ttl", schema::TTL_ATTRIBUTE)
-            .expression_attribute_values(":at", expires_at)
-            .expression_attribute_values(":updated", s(get_s(item, "updated_at")?))
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send()
-            .await;
-        if let Ok(output) = &result {
-            self.consumed.add(output.consumed_capacity());
-        }
-        conditional(result)
     }
 }

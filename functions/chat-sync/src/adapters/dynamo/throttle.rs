@@ -7,6 +7,7 @@
 //! removes each item minutes after its last registration.
 
 use super::gcra::Cell;
+use super::keys::{throttle_pk, THROTTLE_SK};
 use crate::budget::RateLimit;
 use crate::ports::{BudgetError, StoreError, Throttle};
 use crate::throttle::{gcra, Subject};
@@ -17,8 +18,6 @@ use secrecy::{ExposeSecret, SecretString};
 use sha2::Sha256;
 use std::time::{Duration, Instant};
 
-/// The sort key of every throttle item.
-const THROTTLE_SK: &str = "THROTTLE";
 /// What the hashing key is derived from the Stream secret with, so it serves no other purpose.
 const KEY_CONTEXT: &[u8] = b"chat-sync registration throttle key v1";
 
@@ -52,7 +51,7 @@ impl DynamoThrottle {
     pub fn partition_key(&self, subject: &Subject) -> String {
         let message = format!("{}:{}", subject.kind(), subject.value());
         let digest = hmac_hex(self.key.expose_secret().as_bytes(), message.as_bytes());
-        format!("THROTTLE#{}#{}", subject.kind(), &digest[..32])
+        throttle_pk(subject.kind(), &digest[..32])
     }
 }
 

@@ -1,0 +1,142 @@
+//! A contact's sync record (`CONTACT#<contact>` / `SYNC`). Never written whole: every writer changes its own
+//! attributes with an update expression (a change bumps the version, the flusher marks it synced, retention freezes
+//! notes, ...), so this codec reads it, and names the attributes that hold one value per conversation.
+
+use super::super::corrupt;
+use super::{get_n, n, Item};
+use crate::domain::{ContactId, Timestamp};
+use crate::ports::{Frozen, StoreError, SyncState};
+use aws_sdk_dynamodb::types::AttributeValue;
+use std::collections::HashMap;
+
+/// The prefix of the attributes that hold each conversation's first delivered message time.
+const FIRST_AT: &str = "first_at:";
+/// The prefix of the attributes that count each conversation's erasures.
+const ERASURES: &str = "erasures:";
+
+/// Every attribute the item can hold (a name ending in `:` stands for one attribute per conversation, the cid
+/// after it), and the index keys it carries (`dirty`, `dirty_since`, `idle`, `idle_since`).
+#[cfg(test)]
+pub(in super::super) const ATTRIBUTES: &[&str] = &[
+    "contact_id",
+    "change_version",
+    "synced_version",
+    "message_count",
+    "pending_notes",
+    FIRST_AT,
+    "crm_contact_id",
+    super::super::schema::DIRTY_INDEX_PARTITION_KEY,
+    super::super::schema::DIRTY_INDEX_SORT_KEY,
+    "parked_reason",
+    "crm_event_at",
+    "changed_at",
+    super::super::schema::IDLE_INDEX_PARTITION_KEY,
+    super::super::schema::IDLE_INDEX_SORT_KEY,
+    "archived_at",
+    "frozen",
+    ERASURES,
+    "visitor_erased",
+    super::super::schema::TTL_ATTRIBUTE,
+];
+
+/// The attribute of the sync record that holds a conversation's first delivered message time.
+pub(in super::super) fn first_at(cid: &str) -> String {
+    format!("{FIRST_AT}{cid}")
+}
+
+/// The attribute of the sync record that counts a conversation's erasures (see `SyncState::erasures`).
+pub(in super::super) fn erasures(cid: &str) -> String {
+    format!("{ERASURES}{cid}")
+}
+
+pub(in super::super) fn decode(item: &Item) -> Result<SyncState, StoreError> {
+    let crm_contact = match item.get("crm_contact_id").and_then(|v| v.as_s().ok()) {
+        Some(id) => Some(ContactId::parse(id).map_err(corrupt)?),
+        None => None,
+    };
+    Ok(SyncState {
+        version: get_n(item, "change_version"),
+        synced_version: get_n(item, "synced_version"),
+        messages: get_n(item, "message_count"),
+        crm_contact,
+        parked: item
+            .get("parked_reason")
+            .and_then(|v| v.as_s().ok())
+            .cloned(),
+        pending_notes: item
+            .get("pending_notes")
+            .and_then(|v| v.as_ss().ok())
+            .cloned()
+            .unwrap_or_default(),
+        archived_at: match item.get("archived_at").and_then(|v| v.as_s().ok()) {
+            Some(at) => Some(Timestamp::parse("archived_at", at).map_err(corrupt)?),
+            None => None,
+        },
+        changed_at: match item.get("changed_at").and_then(|v| v.as_s().ok()) {
+            Some(at) => Some(Timestamp::parse("changed_at", at).map_err(corrupt)?),
+            None => None,
+        },
+        frozen: parse_frozen(item),
+        erasures: item
+            .iter()
+            .filter_map(|(name, value)| {
+                let cid = name.strip_prefix(ERASURES)?;
+                Some((cid.to_owned(), value.as_n().ok()?.parse().ok()?))
+            })
+            .collect(),
+        visitor_erased: item
+            .get("visitor_erased")
+            .and_then(|v| v.as_ss().ok())
+            .cloned()
+            .unwrap_or_default(),
+    })
+}
+
+/// One conversation's entry of the `frozen` map: its notes as they are, and its erasure count then.
+pub(in super::super) fn encode_frozen(notes: usize, erasures: u64) -> AttributeValue {
+    AttributeValue::M(HashMap::from([
+        ("notes".to_owned(), n(notes)),
+        ("erasures".to_owned(), n(erasures)),
+    ]))
+}
+
+/// The sync record's `frozen` map: cid → `{notes, erasures}`.
+fn parse_frozen(item: &Item) -> HashMap<String, Frozen> {
+    let number = |map: &HashMap<String, AttributeValue>, name: &str| {
+        map.get(name)
+            .and_then(|v| v.as_n().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    item.get("frozen")
+        .and_then(|v| v.as_m().ok())
+        .map(|frozen| {
+            frozen
+                .iter()
+                .filter_map(|(cid, value)| {
+                    let value = value.as_m().ok()?;
+                    Some((
+                        cid.clone(),
+                        Frozen {
+                            notes: number(value, "notes") as usize,
+                            erasures: number(value, "erasures"),
+                        },
+                    ))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+pub(in super::super) fn documented() -> super::Documented {
+    use super::super::keys::{contact_pk, SYNC};
+    use super::sample;
+    super::Documented {
+        item: "sync record",
+        keys: vec![(contact_pk(&sample::contact()), SYNC.to_owned())],
+        placeholders: sample::contact_placeholders(),
+        attributes: ATTRIBUTES,
+        written: None,
+    }
+}

@@ -1,0 +1,140 @@
+//! The flusher's lease (`FlusherLease`): one item, `FLUSHER`, whose holder writes batches while the others add the
+//! contacts they would have flushed to its `wake` set.
+
+use super::codec::flusher::string_set;
+use super::codec::{n, s};
+use super::keys::flusher_key;
+use super::{conditional, unavailable, DynamoStore};
+use crate::domain::{ContactId, Timestamp};
+use crate::ports::{FlusherLease, LeaseOwner, StoreError};
+use async_trait::async_trait;
+use aws_sdk_dynamodb::types::{ReturnConsumedCapacity, ReturnValue};
+use std::time::Duration;
+
+#[async_trait]
+impl FlusherLease for DynamoStore {
+    async fn acquire_flusher(&self, owner: &LeaseOwner, ttl: Duration) -> Result<bool, StoreError> {
+        let now = Timestamp::now().unix_millis();
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(flusher_key()))
+            .update_expression("SET lease_owner = :owner, lease_until_ms = :until")
+            .condition_expression("attribute_not_exists(lease_until_ms) OR lease_until_ms < :now")
+            .expression_attribute_values(":owner", s(owner.as_str()))
+            .expression_attribute_values(":until", n(now + ttl.as_millis() as i64))
+            .expression_attribute_values(":now", n(now))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await;
+        if let Ok(output) = &result {
+            self.consumed.add(output.consumed_capacity());
+        }
+        conditional(result)
+    }
+
+    async fn wake_flusher(&self, contact: &ContactId) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(flusher_key()))
+            .update_expression("ADD wake :contact")
+            .condition_expression("lease_until_ms >= :now")
+            .expression_attribute_values(":contact", string_set(std::slice::from_ref(contact)))
+            .expression_attribute_values(":now", n(Timestamp::now().unix_millis()))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await;
+        if let Ok(output) = &result {
+            self.consumed.add(output.consumed_capacity());
+        }
+        conditional(result)
+    }
+
+    async fn renew_flusher(
+        &self,
+        owner: &LeaseOwner,
+        ttl: Duration,
+    ) -> Result<Option<Vec<ContactId>>, StoreError> {
+        // Renewing even an expired lease is safe: the condition is that nobody took it since.
+        let until = Timestamp::now().unix_millis() + ttl.as_millis() as i64;
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(flusher_key()))
+            .update_expression("SET lease_until_ms = :until")
+            .condition_expression("lease_owner = :owner")
+            .expression_attribute_values(":until", n(until))
+            .expression_attribute_values(":owner", s(owner.as_str()))
+            .return_values(ReturnValue::AllNew)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await;
+        let output = match result {
+            Ok(output) => output,
+            Err(e) => {
+                return match conditional(Err::<(), _>(e)) {
+                    Ok(_) => Ok(None),
+                    Err(error) => Err(error),
+                }
+            }
+        };
+        self.consumed.add(output.consumed_capacity());
+        let woken = output
+            .attributes()
+            .and_then(|item| item.get("wake"))
+            .and_then(|v| v.as_ss().ok())
+            .map(|ids| {
+                ids.iter()
+                    .filter_map(|id| ContactId::parse(id).ok())
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(Some(woken))
+    }
+
+    async fn clear_wakes(&self, contacts: &[ContactId]) -> Result<(), StoreError> {
+        if contacts.is_empty() {
+            return Ok(());
+        }
+        let output = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(flusher_key()))
+            .update_expression("DELETE wake :taken")
+            .expression_attribute_values(":taken", string_set(contacts))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        self.consumed.add(output.consumed_capacity());
+        Ok(())
+    }
+
+    async fn release_flusher(&self, owner: &LeaseOwner, if_idle: bool) -> Result<bool, StoreError> {
+        let condition = if if_idle {
+            "lease_owner = :owner AND attribute_not_exists(wake)"
+        } else {
+            "lease_owner = :owner"
+        };
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(flusher_key()))
+            .update_expression("REMOVE lease_owner, lease_until_ms")
+            .condition_expression(condition)
+            .expression_attribute_values(":owner", s(owner.as_str()))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await;
+        if let Ok(output) = &result {
+            self.consumed.add(output.consumed_capacity());
+        }
+        conditional(result)
+    }
+}

@@ -1,0 +1,190 @@
+//! The sync queue (`SyncQueue`): the sparse index `dirty-contacts`, sharded, with the parked contacts in a
+//! partition of their own.
+
+use super::codec::{get_s, s};
+use super::keys::{contact_pk, key, shard, SYNC};
+use super::{build_error, corrupt, schema, unavailable, DynamoStore};
+use crate::domain::{ContactId, Timestamp};
+use crate::ports::{
+    BacklogEntry, BacklogHealth, LeaseOwner, Leases, StoreError, SyncQueue, SyncRecords,
+};
+use async_trait::async_trait;
+use aws_sdk_dynamodb::types::{ReturnConsumedCapacity, Select, TransactWriteItem, Update};
+
+impl DynamoStore {
+    /// A query of one partition of the queue index: a shard of the contacts behind, or the parked ones.
+    fn queue_query(
+        &self,
+        partition: &str,
+    ) -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder {
+        self.client
+            .query()
+            .table_name(&self.table)
+            .index_name(schema::DIRTY_INDEX)
+            .key_condition_expression("#queue = :queue")
+            .expression_attribute_names("#queue", schema::DIRTY_INDEX_PARTITION_KEY)
+            .expression_attribute_values(":queue", s(partition))
+    }
+
+    async fn query_shard(
+        &self,
+        partition: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, ContactId)>, StoreError> {
+        let output = self
+            .queue_query(partition)
+            .limit(limit.clamp(1, 1000) as i32)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        self.consumed.add(output.consumed_capacity());
+        output
+            .items()
+            .iter()
+            .map(|item| {
+                let since = get_s(item, schema::DIRTY_INDEX_SORT_KEY)?.to_owned();
+                let contact = ContactId::parse(get_s(item, "contact_id")?).map_err(corrupt)?;
+                Ok((since, contact))
+            })
+            .collect()
+    }
+
+    /// How many entries one partition of the queue index holds: a `COUNT` query (reads the index entries, returns
+    /// no items), followed page by page so a long backlog is counted whole.
+    async fn count_partition(&self, partition: &str) -> Result<usize, StoreError> {
+        let mut count = 0;
+        let mut start = None;
+        loop {
+            let output = self
+                .queue_query(partition)
+                .select(Select::Count)
+                .set_exclusive_start_key(start)
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .send()
+                .await
+                .map_err(unavailable)?;
+            self.consumed.add(output.consumed_capacity());
+            count += usize::try_from(output.count()).unwrap_or_default();
+            match output.last_evaluated_key() {
+                Some(last) => start = Some(last.clone()),
+                None => return Ok(count),
+            }
+        }
+    }
+
+    /// Every shard's oldest entries, merged oldest first.
+    async fn queued(&self, limit: usize) -> Result<Vec<(String, ContactId)>, StoreError> {
+        let shards = (0..schema::DIRTY_SHARDS).map(|shard| shard.to_string());
+        let pages = futures::future::try_join_all(
+            shards.map(|p| async move { self.query_shard(&p, limit).await }),
+        )
+        .await?;
+        let mut all: Vec<(String, ContactId)> = pages.into_iter().flatten().collect();
+        all.sort();
+        all.truncate(limit);
+        Ok(all)
+    }
+}
+
+#[async_trait]
+impl SyncQueue for DynamoStore {
+    async fn dirty_contacts(&self, limit: usize) -> Result<Vec<ContactId>, StoreError> {
+        Ok(self
+            .queued(limit)
+            .await?
+            .into_iter()
+            .map(|(_, contact)| contact)
+            .collect())
+    }
+
+    async fn park_contact(
+        &self,
+        contact: &ContactId,
+        owner: &LeaseOwner,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        // Parked in the same transaction as the lease goes: nobody writes the contact again until an operator
+        // re-queues it.
+        let park = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(contact_pk(contact), SYNC)))
+            .update_expression("SET dirty = :parked, dirty_since = :now, parked_reason = :why")
+            .condition_expression("attribute_exists(#pk)")
+            .expression_attribute_names("#pk", schema::PARTITION_KEY)
+            .expression_attribute_values(":parked", s(schema::PARKED))
+            .expression_attribute_values(":now", s(Timestamp::now().key()))
+            .expression_attribute_values(":why", s(reason.chars().take(500).collect::<String>()))
+            .build()
+            .map_err(build_error)?;
+        let items = vec![
+            self.release_with(contact, owner)?,
+            TransactWriteItem::builder().update(park).build(),
+        ];
+        match self.transact(items).await? {
+            Ok(()) => Ok(()),
+            // Our lease expired: whoever holds it now decides; the contact is still queued.
+            Err(failed) if failed.index == 0 => Ok(()),
+            // No sync record: the contact was erased meanwhile. Nothing to park; hand the lease back.
+            Err(_) => self.release_lease(contact, owner).await,
+        }
+    }
+
+    async fn requeue(&self, contact: &ContactId) -> Result<bool, StoreError> {
+        self.update_sync(
+            contact,
+            "SET dirty = :shard, dirty_since = :now REMOVE parked_reason",
+            &[
+                (":shard", s(shard(contact))),
+                (":now", s(Timestamp::now().key())),
+            ],
+        )
+        .await
+    }
+
+    async fn backlog(&self, limit: usize) -> Result<Vec<BacklogEntry>, StoreError> {
+        let since = |raw: &str| Timestamp::parse("dirty_since", raw).map_err(corrupt);
+        let mut entries = Vec::new();
+        for (at, contact) in self.queued(limit).await? {
+            entries.push(BacklogEntry {
+                contact,
+                since: since(&at)?,
+                parked: None,
+            });
+        }
+        // The index projects only the contact id: the reason comes from each parked contact's sync record.
+        for (at, contact) in self.query_shard(schema::PARKED, limit).await? {
+            let reason = self
+                .sync_state(&contact)
+                .await?
+                .parked
+                .unwrap_or_else(|| "unknown".to_owned());
+            entries.push(BacklogEntry {
+                contact,
+                since: since(&at)?,
+                parked: Some(reason),
+            });
+        }
+        Ok(entries)
+    }
+
+    async fn backlog_health(&self) -> Result<BacklogHealth, StoreError> {
+        let partitions = (0..schema::DIRTY_SHARDS)
+            .map(|shard| shard.to_string())
+            .chain([schema::PARKED.to_owned()]);
+        let counts = futures::future::try_join_all(
+            partitions.map(|p| async move { self.count_partition(&p).await }),
+        )
+        .await?;
+        let (behind, parked) = counts.split_at(schema::DIRTY_SHARDS as usize);
+        let oldest_behind_since = match self.queued(1).await?.first() {
+            Some((at, _)) => Some(Timestamp::parse("dirty_since", at).map_err(corrupt)?),
+            None => None,
+        };
+        Ok(BacklogHealth {
+            behind: behind.iter().sum(),
+            parked: parked.iter().sum(),
+            oldest_behind_since,
+        })
+    }
+}

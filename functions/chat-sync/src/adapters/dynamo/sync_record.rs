@@ -1,0 +1,190 @@
+//! A contact's sync record (`SyncRecords`): its version, bumped atomically with every recorded change, what was
+//! last written to HubSpot, and where its writes go after a merge.
+
+use super::codec::{alias, n, s, sync_record, sync_record::erasures, sync_record::first_at};
+use super::keys::{contact_pk, key, shard, SYNC};
+use super::transact::CONFLICT_RETRIES;
+use super::{build_error, conditional, schema, unavailable, DynamoStore};
+use crate::domain::{ContactId, Timestamp};
+use crate::ports::{StoreError, SyncRecords, SyncState};
+use async_trait::async_trait;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, Get, ReturnConsumedCapacity, TransactGetItem, TransactWriteItem, Update,
+};
+use std::time::Duration;
+
+/// What an erasure erased, as the sync record counts it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Erasure {
+    /// Messages of the conversation (a truncation or deletion), or its lines' counts after one.
+    Conversation,
+    /// The conversation's visitor and their messages.
+    Visitor,
+}
+
+impl DynamoStore {
+    /// The sync record's part of a recorded change: a new version, `shown` more (or fewer) lines to show, and the
+    /// contact queued in its shard (unless it is parked: a contact HubSpot no longer has stays parked).
+    pub(super) fn bump_version(
+        &self,
+        contact: &ContactId,
+        cid: &str,
+        shown: i64,
+        created_at: Option<&Timestamp>,
+        erasure: Option<Erasure>,
+    ) -> Result<TransactWriteItem, StoreError> {
+        // `pending_notes` names the conversations whose notes need rewriting; it is cleared only together with
+        // marking the contact synced at the version written (`release_if_current`). `first_at:<cid>` keeps the
+        // creation time of the first message delivered in each conversation, where reading one starts.
+        // `changed_at` is what retention measures idleness from (see `retention`): not an index key, so keeping it
+        // costs no index write.
+        let mut add = "change_version :one, message_count :added, pending_notes :cid".to_owned();
+        let mut set = "contact_id = :contact, dirty = if_not_exists(dirty, :shard), \
+                       dirty_since = if_not_exists(dirty_since, :now), changed_at = :now"
+            .to_owned();
+        let mut update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(contact_pk(contact), SYNC)))
+            .expression_attribute_values(":cid", AttributeValue::Ss(vec![cid.to_owned()]))
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":added", n(shown))
+            .expression_attribute_values(":contact", s(contact.as_str()))
+            .expression_attribute_values(":shard", s(shard(contact)))
+            .expression_attribute_values(":now", s(Timestamp::now().key()));
+        if let Some(created_at) = created_at {
+            set.push_str(", #first = if_not_exists(#first, :created)");
+            update = update
+                .expression_attribute_names("#first", first_at(cid))
+                .expression_attribute_values(":created", s(created_at.key()));
+        }
+        if let Some(erasure) = erasure {
+            add.push_str(", #erasures :one");
+            update = update.expression_attribute_names("#erasures", erasures(cid));
+            if erasure == Erasure::Visitor {
+                add.push_str(", visitor_erased :cid");
+            }
+        }
+        let update = update
+            .update_expression(format!("ADD {add} SET {set}"))
+            .build()
+            .map_err(build_error)?;
+        Ok(TransactWriteItem::builder().update(update).build())
+    }
+
+    pub(super) async fn update_sync(
+        &self,
+        contact: &ContactId,
+        expression: &str,
+        values: &[(&str, AttributeValue)],
+    ) -> Result<bool, StoreError> {
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(contact_pk(contact), SYNC)))
+            .update_expression(expression)
+            .condition_expression("attribute_exists(#pk)")
+            .expression_attribute_names("#pk", schema::PARTITION_KEY)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total);
+        for (name, value) in values {
+            update = update.expression_attribute_values(*name, value.clone());
+        }
+        let result = update.send().await;
+        if let Ok(output) = &result {
+            self.consumed.add(output.consumed_capacity());
+        }
+        conditional(result)
+    }
+}
+
+#[async_trait]
+impl SyncRecords for DynamoStore {
+    async fn sync_state(&self, contact: &ContactId) -> Result<SyncState, StoreError> {
+        // Read transactionally: a plain read is only read-committed per item, so it could see a change's version
+        // bump before its message item; a transactional read is serialized after the whole change, so the
+        // messages read next include every change up to this version.
+        let get = Get::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(contact_pk(contact), SYNC)))
+            .build()
+            .map_err(build_error)?;
+        let mut attempt = 0;
+        let output = loop {
+            attempt += 1;
+            match self
+                .client
+                .transact_get_items()
+                .transact_items(TransactGetItem::builder().get(get.clone()).build())
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .send()
+                .await
+            {
+                Ok(output) => break output,
+                // A change to this contact is committing right now: read again once it has.
+                Err(e)
+                    if attempt < CONFLICT_RETRIES
+                        && e.as_service_error()
+                            .is_some_and(|s| s.is_transaction_canceled_exception()) =>
+                {
+                    tokio::time::sleep(Duration::from_millis(5 * u64::from(attempt))).await;
+                }
+                Err(e) => return Err(unavailable(e)),
+            }
+        };
+        self.consumed.add_all(output.consumed_capacity());
+        let Some(item) = output.responses().first().and_then(|r| r.item()) else {
+            return Ok(SyncState::default());
+        };
+        sync_record::decode(item)
+    }
+
+    async fn redirect_contact(
+        &self,
+        contact: &ContactId,
+        crm_contact: &ContactId,
+    ) -> Result<bool, StoreError> {
+        if contact == crm_contact {
+            return Ok(false);
+        }
+        let known = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("#pk = :pk")
+            .expression_attribute_names("#pk", schema::PARTITION_KEY)
+            .expression_attribute_values(":pk", s(contact_pk(contact)))
+            .projection_expression("#pk")
+            .limit(1)
+            .consistent_read(true)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        self.consumed.add(known.consumed_capacity());
+        if known.items().is_empty() {
+            return Ok(false);
+        }
+        // The alias first: once it is there, erasing, deleting or restoring the surviving record reaches this
+        // contact's conversations (see `erasure`), whether or not it was ever synced.
+        let alias = alias::encode(crm_contact, contact);
+        let output = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(alias))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        self.consumed.add(output.consumed_capacity());
+        // Then its writes go to the survivor (a contact that never had a message has no sync record yet: its first
+        // flush finds the survivor by e-mail).
+        self.update_sync(
+            contact,
+            "SET crm_contact_id = :crm",
+            &[(":crm", s(crm_contact.as_str()))],
+        )
+        .await?;
+        Ok(true)
+    }
+}

@@ -1,0 +1,156 @@
+//! The store's requests that take more than one call: transactions (retried on conflicts) and paged queries.
+
+use super::codec::Item;
+use super::{build_error, unavailable, DynamoStore};
+use crate::ports::StoreError;
+use aws_sdk_dynamodb::error::ProvideErrorMetadata;
+use aws_sdk_dynamodb::types::{
+    Put, ReturnConsumedCapacity, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
+};
+use std::time::Duration;
+
+/// Transactions touching one contact's sync record can conflict; they are retried this many times.
+pub(super) const CONFLICT_RETRIES: u32 = 8;
+
+/// A transaction whose condition on one of its items failed: nothing of it was written.
+#[derive(Debug)]
+pub(super) struct ConditionFailed {
+    /// The position of the item whose condition failed.
+    pub(super) index: usize,
+    /// That item as it was, when the write asked for it (`ReturnValuesOnConditionCheckFailure::AllOld`); `None`
+    /// also when there was no item.
+    pub(super) item: Option<Item>,
+}
+
+/// What a cancelled transaction's reasons say.
+enum Cancelled {
+    /// The condition of an item failed.
+    Condition(ConditionFailed),
+    /// Another transaction touched the same items: retry.
+    Conflict,
+    Other(String),
+}
+
+fn cancelled(
+    error: &aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError,
+) -> Cancelled {
+    use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError as E;
+    match error {
+        E::TransactionCanceledException(e) => {
+            let reasons = e.cancellation_reasons();
+            if let Some(index) = reasons
+                .iter()
+                .position(|r| r.code() == Some("ConditionalCheckFailed"))
+            {
+                Cancelled::Condition(ConditionFailed {
+                    index,
+                    item: reasons[index].item().cloned(),
+                })
+            } else if reasons
+                .iter()
+                .any(|r| r.code() == Some("TransactionConflict"))
+            {
+                Cancelled::Conflict
+            } else {
+                Cancelled::Other(e.message().unwrap_or("transaction cancelled").to_owned())
+            }
+        }
+        E::TransactionInProgressException(_) => Cancelled::Conflict,
+        other => Cancelled::Other(format!(
+            "{}: {}",
+            other.code().unwrap_or("TransactWriteItems"),
+            other.message().unwrap_or_default()
+        )),
+    }
+}
+
+impl DynamoStore {
+    /// Runs a transaction, retrying conflicts with other transactions on the same items.
+    pub(super) async fn transact(
+        &self,
+        items: Vec<TransactWriteItem>,
+    ) -> Result<Result<(), ConditionFailed>, StoreError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let result = self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(items.clone()))
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .send()
+                .await;
+            let error = match result {
+                Ok(output) => {
+                    self.consumed.add_all(output.consumed_capacity());
+                    return Ok(Ok(()));
+                }
+                Err(error) => error,
+            };
+            match error.as_service_error().map(cancelled) {
+                Some(Cancelled::Condition(failed)) => return Ok(Err(failed)),
+                Some(Cancelled::Conflict) if attempt < CONFLICT_RETRIES => {
+                    let jitter = rand::random::<u64>() % 20;
+                    tokio::time::sleep(Duration::from_millis(5 * u64::from(attempt) + jitter))
+                        .await;
+                }
+                Some(Cancelled::Conflict) => {
+                    return Err(StoreError::Unavailable(
+                        "transaction kept conflicting".into(),
+                    ))
+                }
+                Some(Cancelled::Other(detail)) => return Err(StoreError::Unavailable(detail)),
+                None => return Err(unavailable(error)),
+            }
+        }
+    }
+
+    pub(super) fn put(
+        &self,
+        item: Item,
+        condition: &str,
+        names: &[(&str, &str)],
+        values: Item,
+    ) -> Result<TransactWriteItem, StoreError> {
+        // A failed condition returns the item as it is (`ConditionFailed::item`), at no extra cost: a caller may
+        // decide its next attempt on what is there.
+        let mut put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression(condition)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        for (k, v) in names {
+            put = put.expression_attribute_names(*k, *v);
+        }
+        if !values.is_empty() {
+            put = put.set_expression_attribute_values(Some(values));
+        }
+        Ok(TransactWriteItem::builder()
+            .put(put.build().map_err(build_error)?)
+            .build())
+    }
+
+    /// Every item a query matches, page after page.
+    pub(super) async fn query_all(
+        &self,
+        query: aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder,
+    ) -> Result<Vec<Item>, StoreError> {
+        let mut items = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let output = query
+                .clone()
+                .set_exclusive_start_key(start.take())
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .send()
+                .await
+                .map_err(unavailable)?;
+            self.consumed.add(output.consumed_capacity());
+            items.extend(output.items().iter().cloned());
+            start = output.last_evaluated_key().cloned();
+            if start.is_none() {
+                return Ok(items);
+            }
+        }
+    }
+}

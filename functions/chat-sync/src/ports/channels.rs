@@ -1,0 +1,75 @@
+//! Channels and the identities behind them: what a registration stores and every webhook reads.
+
+use super::StoreError;
+use crate::domain::{
+    transcript::Cleared, ChannelRef, ContactId, Email, Identity, Timestamp, UserId,
+};
+use async_trait::async_trait;
+
+/// Where a channel's messages belong: stored at registration, read by every webhook.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChannelMapping {
+    pub channel: ChannelRef,
+    pub contact_id: ContactId,
+    pub email: Email,
+    pub visitor_id: UserId,
+    pub visitor_name: String,
+    /// How the visitor was identified at registration.
+    pub identity: Identity,
+    pub created_at: Timestamp,
+    /// What Stream erased of the conversation: later deliveries of erased messages store nothing.
+    pub cleared: Option<Cleared>,
+    /// Set while the contact is deleted in HubSpot (restorable): when its items expire. Nothing is recorded for it
+    /// meanwhile.
+    pub purge_at: Option<Timestamp>,
+    /// The conversation's lines go to the contact's timeline notes only, never into its `chat_transcript`
+    /// property: an unverified visitor who typed the e-mail of a contact that existed before could be anyone, and
+    /// the property is what the customer's record shows (a stranger's 200 messages would push the customer's own
+    /// lines out of it). The notes say the e-mail was not verified.
+    pub notes_only: bool,
+}
+
+impl ChannelMapping {
+    /// The mapping a registration stores: nothing of the conversation erased yet, the contact not deleted. The
+    /// later states (`cleared`, `purge_at`) are set only by what happens to the conversation afterwards.
+    pub fn registered(
+        channel: ChannelRef,
+        contact_id: ContactId,
+        email: Email,
+        visitor_id: UserId,
+        visitor_name: String,
+        identity: Identity,
+        created_at: Timestamp,
+    ) -> Self {
+        Self {
+            channel,
+            contact_id,
+            email,
+            visitor_id,
+            visitor_name,
+            identity,
+            created_at,
+            cleared: None,
+            purge_at: None,
+            notes_only: false,
+        }
+    }
+
+    /// The same mapping, its lines for the timeline notes only (see [`ChannelMapping::notes_only`]).
+    pub fn notes_only(self, notes_only: bool) -> Self {
+        Self { notes_only, ..self }
+    }
+}
+
+/// A channel's mapping to its contact, and the contact's registrations: written by the registration, read by the
+/// webhook (whose contact a change belongs to) and the flusher (the e-mail that finds a merged contact again).
+#[async_trait]
+pub trait Channels: Send + Sync {
+    /// Stores the channel mapping and the contact's conversation header; never overwrites an existing channel.
+    async fn save_channel(&self, mapping: &ChannelMapping) -> Result<(), StoreError>;
+    async fn channel(&self, channel: &ChannelRef) -> Result<Option<ChannelMapping>, StoreError>;
+    /// The channels a visitor was registered with.
+    async fn visitor_channels(&self, visitor: &UserId) -> Result<Vec<ChannelRef>, StoreError>;
+    /// The e-mail the contact registered with (to find it again after a merge).
+    async fn contact_email(&self, contact: &ContactId) -> Result<Option<Email>, StoreError>;
+}

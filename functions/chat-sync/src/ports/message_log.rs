@@ -1,0 +1,69 @@
+//! The message log: every change Stream delivered, recorded by the webhook, and what the flusher renders from it.
+
+use super::{ChannelMapping, StoreError};
+use crate::domain::{
+    transcript::{Cleared, Conversation},
+    ContactId, MessageChange, Role, StoredMessage, UserId,
+};
+use async_trait::async_trait;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recorded {
+    /// The change was new and is now stored; the contact's version was bumped.
+    Applied,
+    /// Already known (duplicate delivery, or older than what is stored): nothing changed.
+    Unchanged,
+}
+
+/// What a transcript is rendered from: the newest messages (oldest first) and their conversations.
+#[derive(Debug, Clone, Default)]
+pub struct TranscriptSource {
+    pub conversations: Vec<Conversation>,
+    pub messages: Vec<StoredMessage>,
+}
+
+/// The contact's messages and conversations: the webhook records changes and erasures, the flusher reads what it
+/// renders.
+#[async_trait]
+pub trait MessageLog: Send + Sync {
+    /// Records a message change idempotently and, atomically with it, bumps the contact's version and queues it.
+    /// `notes_only`: the conversation's lines go to its timeline notes only, never into the contact's property
+    /// (see [`ChannelMapping::notes_only`]).
+    async fn record_change(
+        &self,
+        contact: &ContactId,
+        change: &MessageChange,
+        role: Role,
+        notes_only: bool,
+    ) -> Result<Recorded, StoreError>;
+    /// Records that Stream erased (part of) a conversation and erases the same messages here: their text and the
+    /// lines. Idempotent; `Unchanged` if it was already erased at least this far.
+    async fn clear_conversation(
+        &self,
+        mapping: &ChannelMapping,
+        cleared: Cleared,
+    ) -> Result<Recorded, StoreError>;
+    /// Erases one author's messages in a conversation (soft: "message deleted"; `remove`: no line).
+    async fn erase_author(
+        &self,
+        mapping: &ChannelMapping,
+        author: &UserId,
+        remove: bool,
+    ) -> Result<Recorded, StoreError>;
+    /// The newest messages whose lines fill at least `limit` characters (or all of them), and the conversations
+    /// they belong to. Reads only that much, however long the contact's history.
+    async fn recent_transcript(
+        &self,
+        contact: &ContactId,
+        limit: usize,
+    ) -> Result<TranscriptSource, StoreError>;
+    /// Every conversation of the contact (to read HubSpot's copy of the conversations whose messages expired).
+    async fn all_conversations(&self, contact: &ContactId)
+        -> Result<Vec<Conversation>, StoreError>;
+    /// Every message of one conversation to show (oldest first).
+    async fn conversation_messages(
+        &self,
+        contact: &ContactId,
+        conversation: &Conversation,
+    ) -> Result<Vec<StoredMessage>, StoreError>;
+}

@@ -1,0 +1,47 @@
+//! The sync queue: contacts whose newest changes are not in HubSpot yet.
+
+use super::{LeaseOwner, StoreError};
+use crate::domain::{ContactId, Timestamp};
+use async_trait::async_trait;
+
+/// A contact whose transcript is not in HubSpot: behind (waiting in the queue) or parked (taken out of it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BacklogEntry {
+    pub contact: ContactId,
+    /// Since when it has been waiting, or since when it has been parked.
+    pub since: Timestamp,
+    /// `None` while waiting; why, once parked.
+    pub parked: Option<String>,
+}
+
+/// How far the transcripts are behind the CRM, counted over the whole queue: the sweeper's metrics.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BacklogHealth {
+    /// Contacts with changes not yet written (queued, parked ones not included).
+    pub behind: usize,
+    /// Contacts taken out of the queue for good until an operator re-queues them.
+    pub parked: usize,
+    /// Since when the longest-waiting queued contact has been waiting; `None` when nothing is behind.
+    pub oldest_behind_since: Option<Timestamp>,
+}
+
+/// The queue: the flusher takes contacts from it and parks those HubSpot refuses; operators list and re-queue them
+/// (`backlog`); the sweeper reports how far behind it is.
+#[async_trait]
+pub trait SyncQueue: Send + Sync {
+    /// Contacts with changes not yet written to the CRM, longest waiting first, across every shard of the queue.
+    async fn dirty_contacts(&self, limit: usize) -> Result<Vec<ContactId>, StoreError>;
+    /// Takes the contact out of the queue for good, recording why, and releases our lease.
+    async fn park_contact(
+        &self,
+        contact: &ContactId,
+        owner: &LeaseOwner,
+        reason: &str,
+    ) -> Result<(), StoreError>;
+    /// Puts a parked or waiting contact (back) at the front of the queue; false if it has no sync record.
+    async fn requeue(&self, contact: &ContactId) -> Result<bool, StoreError>;
+    /// Waiting and parked contacts, for operators.
+    async fn backlog(&self, limit: usize) -> Result<Vec<BacklogEntry>, StoreError>;
+    /// How many contacts are behind or parked, and the oldest waiting one's age: for monitoring.
+    async fn backlog_health(&self) -> Result<BacklogHealth, StoreError>;
+}
