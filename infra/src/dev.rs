@@ -265,6 +265,9 @@ async fn dev_api(
         .await
         .map_err(DevError::StreamAccess)?;
     if mode == Mode::Sandbox {
+        chat.ensure_agent_role(true, deadline)
+            .await
+            .map_err(DevError::StreamAccess)?;
         chat.restrict_visitors(&chat_sync::config::channel_type(env)?, true, deadline)
             .await
             .map_err(DevError::StreamAccess)?;

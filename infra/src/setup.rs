@@ -14,7 +14,9 @@ use aws_sdk_dynamodb::operation::describe_table::DescribeTableError;
 use chat_sync::adapters::dynamo::DynamoStore;
 use chat_sync::adapters::hubspot::{HubSpotClient, REQUIRED_SCOPES, TRANSCRIPT_PROPERTY};
 use chat_sync::adapters::stream::StreamClient;
-use chat_sync::adapters::stream_access::{AgentChange, GrantsChange, AGENT_ROLE_ON_CREATION};
+use chat_sync::adapters::stream_access::{
+    AgentChange, GrantsChange, AGENT_ROLE, AGENT_ROLE_ON_CREATION,
+};
 use chat_sync::config::{
     ConfigError, Env, HubSpotSettings, SecretSource, SecretsManager, StreamSettings, SupportAgent,
 };
@@ -343,6 +345,11 @@ pub enum Outcome {
         change: AgentChange,
         dry_run: bool,
     },
+    /// The Stream role agents signed in through the identity provider get (`AGENT_ROLE`): created, or there.
+    AgentRole {
+        created: bool,
+        dry_run: bool,
+    },
     /// The visitor's grants on the channel type and app-wide.
     VisitorGrants {
         channel_type: String,
@@ -426,6 +433,18 @@ impl fmt::Display for Outcome {
                     AgentChange::Unchanged => {
                         write!(f, "Stream: the support agent {id} is already there")
                     }
+                }
+            }
+            Outcome::AgentRole { created, dry_run } => {
+                let would = if *dry_run { "would be " } else { "" };
+                if *created {
+                    write!(
+                        f,
+                        "Stream: the agents' role {AGENT_ROLE} {would}created (it reads and writes the chat-sync \
+                         channel type only)"
+                    )
+                } else {
+                    write!(f, "Stream: the agents' role {AGENT_ROLE} is already there")
                 }
             }
             Outcome::VisitorGrants {
@@ -823,6 +842,12 @@ impl Setup {
             .ensure_agent(&step.agent.id, &step.agent.name, apply, deadline)
             .await
             .map_err(failed)?;
+        // Before the grants: they name the role.
+        let agent_role = step
+            .client
+            .ensure_agent_role(apply, deadline)
+            .await
+            .map_err(failed)?;
         let grants = step
             .client
             .restrict_visitors(&step.channel_type, apply, deadline)
@@ -849,6 +874,10 @@ impl Setup {
             Outcome::Agent {
                 id: step.agent.id.as_str().to_owned(),
                 change: agent,
+                dry_run: self.dry_run,
+            },
+            Outcome::AgentRole {
+                created: agent_role,
                 dry_run: self.dry_run,
             },
             Outcome::VisitorGrants {

@@ -6,6 +6,7 @@
 //! * `cors.rs`: CORS for every origin, as Stream answers browsers;
 //! * `users.rs`, `channels.rs`, `messages.rs`, `app.rs`: what each endpoint does, over the stored `state.rs`;
 //! * `permissions.rs`: channel types and their grants, enforced on user tokens as Stream's permissions v2 does;
+//! * `roles.rs`: custom roles (`/roles`), which users may have and grants may name;
 //! * `deletions.rs`: user and channel erasure (hard/soft, async tasks), recorded for tests;
 //! * `filter.rs`: the query filters of `queryChannels` and `queryUsers`;
 //! * `websocket.rs`: the SDK's `/connect`: `health.check`, pings, events to the connections watching a channel;
@@ -24,6 +25,7 @@ mod filter;
 mod messages;
 mod permissions;
 mod rest;
+mod roles;
 mod state;
 mod users;
 mod webhooks;
@@ -55,7 +57,7 @@ use websocket::Hub;
 /// `"query_users"`, `"delete_users"`, `"get_task"`, `"query_channels"`, `"query_channel"`,
 /// `"update_channel"`, `"delete_channel"`, `"stop_watching"`, `"mark_read"`, `"send_event"`, `"send_message"`,
 /// `"get_message"`, `"update_message"`, `"delete_message"`, `"get_channel_type"`, `"update_channel_type"`,
-/// `"create_channel_type"`, `"get_app"`, `"update_app"` (and `"not_found"`, `"method_not_allowed"` for the rest).
+/// `"create_channel_type"`, `"get_app"`, `"update_app"`, `"list_roles"`, `"create_role"` (and `"not_found"`, `"method_not_allowed"` for the rest).
 pub type StreamDouble = Double<StreamState>;
 
 impl StreamDouble {

@@ -54,6 +54,7 @@ pub(crate) fn router(state: Arc<StreamState>) -> Router {
         )
         .route("/messages/{id}/undelete", post(undelete_message))
         .route("/app", get(get_app).patch(update_app))
+        .route("/roles", get(list_roles).post(create_role))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn(super::cors::cors))
@@ -295,6 +296,21 @@ async fn mark_read(
 async fn get_app(State(s): St, req: Req) -> Response {
     guarded(&s, "get_app", &req, false, |_| {
         Ok((StatusCode::OK, json!({ "app": s.app() })))
+    })
+    .await
+}
+
+async fn list_roles(State(s): St, req: Req) -> Response {
+    guarded(&s, "list_roles", &req, false, |_| {
+        Ok((StatusCode::OK, s.list_roles()))
+    })
+    .await
+}
+
+async fn create_role(State(s): St, req: Req) -> Response {
+    guarded(&s, "create_role", &req, false, |_| {
+        let body = parse_json("CreateRole", &req)?;
+        Ok((StatusCode::CREATED, s.create_role(&body)?))
     })
     .await
 }
