@@ -4,8 +4,9 @@
 //!
 //! The provider is found by its issuer URL alone (OpenID Connect Discovery): `{issuer}/.well-known/openid-configuration`
 //! names the `jwks_uri`, whose keys are cached by `kid`. A token signed with a `kid` the cache lacks makes one
-//! refetch (key rotation), at most every [`REFETCH_AFTER`], so forged `kid`s cannot make us hammer the provider; the
-//! whole set is refetched after [`KEYS_MAX_AGE`] in any case, so a key the provider withdrew stops verifying.
+//! refetch (key rotation), at most [`MISS_REFETCHES`] per [`MISS_WINDOW`], so forged `kid`s cannot make us hammer
+//! the provider; the whole set is refetched after [`KEYS_MAX_AGE`] in any case, so a key the provider withdrew
+//! stops verifying.
 //!
 //! Invariants:
 //! - Only `RS256` is accepted (never `none`, never HMAC, whatever the header says), with a `kid` that one of the
@@ -26,8 +27,9 @@ use tokio::sync::Mutex;
 
 /// Clock difference tolerated between the provider and us.
 pub const LEEWAY: Duration = Duration::from_secs(60);
-/// A `kid` we do not know refetches the keys at most this often.
-pub const REFETCH_AFTER: Duration = Duration::from_secs(30);
+/// Refetches for `kid`s we do not know: at most this many per [`MISS_WINDOW`].
+pub const MISS_REFETCHES: usize = 5;
+pub const MISS_WINDOW: Duration = Duration::from_secs(60);
 /// The keys are refetched after this long even if every `kid` is known.
 pub const KEYS_MAX_AGE: Duration = Duration::from_secs(3_600);
 /// Each request to the provider (discovery, keys).
@@ -81,12 +83,19 @@ struct Keys {
     fetched: Instant,
 }
 
+#[derive(Default)]
+struct Cache {
+    keys: Option<Keys>,
+    /// When unknown `kid`s made us refetch, within the last [`MISS_WINDOW`].
+    misses: std::collections::VecDeque<Instant>,
+}
+
 pub struct OidcVerifier {
     http: reqwest::Client,
     issuer: String,
     audience: String,
     /// One fetch at a time; whoever waits on it sees the keys the fetch brought.
-    keys: Mutex<Option<Keys>>,
+    cache: Mutex<Cache>,
 }
 
 #[derive(Deserialize)]
@@ -121,7 +130,7 @@ impl OidcVerifier {
             http: client(),
             issuer: issuer.to_owned(),
             audience: audience.to_owned(),
-            keys: Mutex::new(None),
+            cache: Mutex::new(Cache::default()),
         }
     }
 
@@ -195,14 +204,28 @@ impl OidcVerifier {
     /// The key for `kid`: from the cache, or after a refetch if the cache is old or lacks it (and was not just
     /// refetched).
     async fn key(&self, kid: &str) -> Result<Option<DecodingKey>, OidcError> {
-        let mut keys = self.keys.lock().await;
-        let stale = match keys.as_ref() {
+        let mut cache = self.cache.lock().await;
+        let now = Instant::now();
+        while cache
+            .misses
+            .front()
+            .is_some_and(|at| now.duration_since(*at) >= MISS_WINDOW)
+        {
+            cache.misses.pop_front();
+        }
+        let stale = match cache.keys.as_ref() {
             None => true,
-            Some(cached) => {
-                let age = cached.fetched.elapsed();
-                age >= KEYS_MAX_AGE || (!cached.by_kid.contains_key(kid) && age >= REFETCH_AFTER)
+            Some(cached) if cached.fetched.elapsed() >= KEYS_MAX_AGE => true,
+            Some(cached) if !cached.by_kid.contains_key(kid) => {
+                let allowed = cache.misses.len() < MISS_REFETCHES;
+                if allowed {
+                    cache.misses.push_back(now);
+                }
+                allowed
             }
+            Some(_) => false,
         };
+        let keys = &mut cache.keys;
         if stale {
             match self.fetch().await {
                 Ok(by_kid) => {

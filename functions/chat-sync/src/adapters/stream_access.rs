@@ -52,15 +52,16 @@ pub const CHANNEL_GRANTS: &[(&str, &[&str])] = &[
             "add-links",
         ],
     ),
-    // An agent, member of the conversation or not: read every conversation of the type (the console lists them),
-    // answer in it, mark it read, set its assignment and status (`update-channel`: the channel's custom data), and
-    // correct its own messages. Nothing on other channel types, nothing app-wide (see `APP_GRANTS`), no member
-    // changes, no channel creation or deletion.
+    // An agent, on every conversation of the type: read it (the console lists them all), join it to answer
+    // (`update-channel-members`: Stream takes messages from members only; "Assign to me" joins), write in it, set
+    // its assignment and status (`update-channel`: the channel's custom data), and correct its own messages.
+    // Nothing on other channel types, nothing app-wide (see `APP_GRANTS`), no channel creation or deletion.
     (
         AGENT_ROLE,
         &[
             "read-channel",
             "read-channel-members",
+            "update-channel-members",
             "create-message",
             "add-links",
             "update-channel",
