@@ -113,7 +113,7 @@ bench: deps
 
 # The Lambda binaries for provided.al2023 (x86_64 here; add --arm64 for Graviton, as template.yaml defaults to).
 build-lambdas:
-	cargo lambda build --release --locked -p registration -p webhook -p sweeper -p hubspot-webhooks
+	cargo lambda build --release --locked -p registration -p webhook -p sweeper -p hubspot-webhooks -p agent-sessions
 
 # The template as CloudFormation and SAM check it (the region only satisfies the tools: samconfig.toml).
 lint-template: template-deps
