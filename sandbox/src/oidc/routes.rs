@@ -215,8 +215,9 @@ async fn sign_in(State(s): St, body: Bytes) -> Response {
         .get(&email)
         .is_some_and(|agent| agent.password == password);
     if !known {
+        // The page again with the error, as providers answer a failed sign-in (200: the form is the answer).
         return page(
-            StatusCode::UNAUTHORIZED,
+            StatusCode::OK,
             &sign_in_form(&params, Some("Wrong e-mail or password.")),
         );
     }

@@ -55,7 +55,7 @@ use websocket::Hub;
 /// A running Stream double on a loopback port; dropping it stops the server. Its routes, as
 /// [`Double::call_count`] names them: `"connect"` (the websocket), `"upsert_users"`, `"partial_update_users"`,
 /// `"query_users"`, `"delete_users"`, `"get_task"`, `"query_channels"`, `"query_channel"`,
-/// `"update_channel"`, `"delete_channel"`, `"stop_watching"`, `"mark_read"`, `"send_event"`, `"send_message"`,
+/// `"update_channel"`, `"update_channel_partial"`, `"delete_channel"`, `"stop_watching"`, `"mark_read"`, `"send_event"`, `"send_message"`,
 /// `"get_message"`, `"update_message"`, `"delete_message"`, `"get_channel_type"`, `"update_channel_type"`,
 /// `"create_channel_type"`, `"get_app"`, `"update_app"`, `"list_roles"`, `"create_role"` (and `"not_found"`, `"method_not_allowed"` for the rest).
 pub type StreamDouble = Double<StreamState>;

@@ -39,7 +39,9 @@ pub(crate) fn router(state: Arc<StreamState>) -> Router {
         )
         .route(
             "/channels/{type}/{id}",
-            post(update_channel).delete(delete_channel),
+            post(update_channel)
+                .patch(update_channel_partial)
+                .delete(delete_channel),
         )
         .route("/connect", get(super::websocket::connect))
         .route("/channels", post(query_channels))
@@ -195,6 +197,22 @@ async fn update_channel(
         Ok((
             StatusCode::CREATED,
             s.update_channel(&kind, &id, &actor, &body)?,
+        ))
+    })
+    .await
+}
+
+async fn update_channel_partial(
+    State(s): St,
+    path: Result<Path<(String, String)>, PathRejection>,
+    req: Req,
+) -> Response {
+    guarded(&s, "update_channel_partial", &req, true, |actor| {
+        let (kind, id) = path_or_404(path)?;
+        let body = parse_json("UpdateChannelPartial", &req)?;
+        Ok((
+            StatusCode::OK,
+            s.update_channel_partial(&kind, &id, &actor, &body)?,
         ))
     })
     .await
