@@ -1524,4 +1524,263 @@ mod agent_sessions {
         // The old key is still published (rotation in progress): its tokens still verify.
         assert_eq!(open(&handler, Some(&first)).await.0, 200);
     }
+
+    /// `application/x-www-form-urlencoded` of `pairs`.
+    fn form(pairs: &[(&str, &str)]) -> String {
+        reqwest::Url::parse_with_params("http://form.invalid/", pairs)
+            .expect("a URL")
+            .query()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    async fn post_form(
+        http: &reqwest::Client,
+        url: &str,
+        pairs: &[(&str, &str)],
+    ) -> reqwest::Response {
+        http.post(url)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form(pairs))
+            .send()
+            .await
+            .expect("the provider answers")
+    }
+
+    /// The sandbox provider behaves like a real one: the code flow with PKCE, and the refusals a client meets.
+    /// Then: an agent removed at the provider gets no fresh ID token, so no new session; their last Stream token
+    /// stops working at its expiry.
+    #[tokio::test]
+    async fn the_code_flow_refuses_what_a_provider_refuses_and_a_removed_agent_gets_no_new_session()
+    {
+        use base64::Engine;
+        use sha2::Digest;
+        let app = TestApp::start().await;
+        let oidc = provider().await;
+        let handler = sessions(&app, &oidc);
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client");
+        let issuer = oidc.issuer();
+        let redirect = format!("{CONSOLE}/");
+        let verifier = "a-pkce-verifier-of-at-least-forty-three-characters-0123456789";
+        let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(sha2::Sha256::digest(verifier.as_bytes()));
+        let authorize = |redirect_uri: String, password: &'static str| {
+            vec![
+                ("client_id", CLIENT_ID.to_owned()),
+                ("redirect_uri", redirect_uri),
+                ("response_type", "code".to_owned()),
+                ("scope", "openid email".to_owned()),
+                ("state", "s1".to_owned()),
+                ("code_challenge", challenge.clone()),
+                ("code_challenge_method", "S256".to_owned()),
+                ("email", "ada@agents.example".to_owned()),
+                ("password", password.to_owned()),
+            ]
+        };
+        let pairs = |v: &[(&'static str, String)]| -> Vec<(&'static str, String)> { v.to_vec() };
+        let send = |v: Vec<(&'static str, String)>| {
+            let http = http.clone();
+            let url = format!("{issuer}/authorize");
+            async move {
+                let borrowed: Vec<(&str, &str)> = v.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                post_form(&http, &url, &borrowed).await
+            }
+        };
+        // A redirect URI the client did not register: refused on the provider's page, never redirected to.
+        let refused = send(authorize(
+            "https://evil.example/".to_owned(),
+            "sandbox-password",
+        ))
+        .await;
+        assert_eq!(refused.status(), 400);
+        assert!(refused.headers().get("location").is_none());
+        // A wrong password: the form again, no code.
+        let wrong = send(authorize(redirect.clone(), "nope")).await;
+        assert_eq!(wrong.status(), 200);
+        assert!(wrong
+            .text()
+            .await
+            .expect("page")
+            .contains("Wrong e-mail or password"));
+        let code_of = |response: &reqwest::Response| {
+            let location = response
+                .headers()
+                .get("location")
+                .and_then(|v| v.to_str().ok())
+                .expect("a redirect");
+            let url = reqwest::Url::parse(location).expect("URL");
+            assert!(location.starts_with(&redirect), "{location}");
+            assert_eq!(
+                url.query_pairs()
+                    .find(|(k, _)| k == "state")
+                    .map(|(_, v)| v.into_owned()),
+                Some("s1".to_owned())
+            );
+            url.query_pairs()
+                .find(|(k, _)| k == "code")
+                .map(|(_, v)| v.into_owned())
+                .expect("a code")
+        };
+        let token_url = format!("{issuer}/token");
+        let exchange = |code: String, verifier: &'static str, redirect_uri: String| {
+            let http = http.clone();
+            let url = token_url.clone();
+            async move {
+                let response = post_form(
+                    &http,
+                    &url,
+                    &[
+                        ("grant_type", "authorization_code"),
+                        ("code", &code),
+                        ("redirect_uri", &redirect_uri),
+                        ("client_id", CLIENT_ID),
+                        ("code_verifier", verifier),
+                    ],
+                )
+                .await;
+                let status = response.status().as_u16();
+                (
+                    status,
+                    response.json::<Value>().await.unwrap_or(Value::Null),
+                )
+            }
+        };
+        // A wrong verifier: refused, and the code is spent.
+        let code = code_of(&send(pairs(&authorize(redirect.clone(), "sandbox-password"))).await);
+        let (status, body) = exchange(
+            code.clone(),
+            "another-verifier-of-at-least-forty-three-characters-0123456789",
+            redirect.clone(),
+        )
+        .await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (400, Some("invalid_grant")),
+            "{body}"
+        );
+        let (status, _) = exchange(code, verifier, redirect.clone()).await;
+        assert_eq!(status, 400, "a code is worth one attempt");
+        // Another redirect URI at the exchange: refused.
+        let code = code_of(&send(authorize(redirect.clone(), "sandbox-password")).await);
+        let (status, _) = exchange(
+            code,
+            verifier,
+            "https://console.example.com/other".to_owned(),
+        )
+        .await;
+        assert_eq!(status, 400);
+        // The real thing: tokens once, the code not twice.
+        let code = code_of(&send(authorize(redirect.clone(), "sandbox-password")).await);
+        let (status, tokens) = exchange(code.clone(), verifier, redirect.clone()).await;
+        assert_eq!(status, 200, "{tokens}");
+        let (status, _) = exchange(code, verifier, redirect.clone()).await;
+        assert_eq!(status, 400, "a reused code");
+        let id_token = tokens["id_token"].as_str().expect("id_token").to_owned();
+        let refresh = tokens["refresh_token"]
+            .as_str()
+            .expect("refresh_token")
+            .to_owned();
+        assert_eq!(open(&handler, Some(&id_token)).await.0, 200);
+        // Renewal: the refresh token gives a fresh ID token, which opens a fresh session.
+        let renewed = post_form(
+            &http,
+            &token_url,
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", &refresh),
+                ("client_id", CLIENT_ID),
+            ],
+        )
+        .await;
+        assert_eq!(renewed.status(), 200);
+        let renewed: Value = renewed.json().await.expect("JSON");
+        let fresh = renewed["id_token"].as_str().expect("id_token");
+        let (status, session) = open(&handler, Some(fresh)).await;
+        assert_eq!(status, 200, "{session}");
+
+        // Removed at the provider: no fresh ID token, so no new session.
+        oidc.remove_agent("ada@agents.example");
+        let refused = post_form(
+            &http,
+            &token_url,
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", &refresh),
+                ("client_id", CLIENT_ID),
+            ],
+        )
+        .await;
+        assert_eq!(refused.status(), 400);
+        let refused: Value = refused.json().await.expect("JSON");
+        assert_eq!(refused["error"], "invalid_grant");
+        assert!(oidc
+            .id_token("ada@agents.example", CLIENT_ID, 3_600)
+            .is_none());
+
+        // The last Stream token works until it expires, then Stream refuses it: a session whose ID token had two
+        // seconds left.
+        oidc.add_agent("bob@agents.example", "Bob Agent", "sandbox-password");
+        let short = oidc
+            .id_token("bob@agents.example", CLIENT_ID, 2)
+            .expect("Bob");
+        let (status, session) = open(&handler, Some(&short)).await;
+        assert_eq!(status, 200, "{session}");
+        let token = session["token"].as_str().expect("token").to_owned();
+        let payload = json!({"filter_conditions": {"type": "messaging"}});
+        assert_eq!(as_user(&app, &token, "/channels", &payload).await.0, 201);
+        tokio::time::sleep(std::time::Duration::from_millis(3_200)).await;
+        let (status, body) = as_user(&app, &token, "/channels", &payload).await;
+        assert_eq!(status, 401, "an expired agent token still works: {body}");
+    }
+
+    /// A visitor's token reads its own conversation only: it lists no other, reads no other, and opens no console.
+    #[tokio::test]
+    async fn a_visitors_token_reads_only_its_own_conversation() {
+        let app = TestApp::start().await;
+        let oidc = provider().await;
+        let handler = sessions(&app, &oidc);
+        let (_, _, grace_channel) = register_visitor(&app, "Grace", "grace@example.com").await;
+        let response = app
+            .registration
+            .handle(http_request(
+                "POST",
+                r#"{"firstName":"Alan","lastName":"Turing","email":"alan@example.com"}"#,
+                &[("content-type", "application/json")],
+            ))
+            .await;
+        let alan = json_body(&response);
+        let token = alan["customerToken"].as_str().expect("token").to_owned();
+        let own = alan["channelId"].as_str().expect("channel").to_owned();
+        let (status, listed) = as_user(
+            &app,
+            &token,
+            "/channels",
+            &json!({"filter_conditions": {"type": "messaging"}}),
+        )
+        .await;
+        assert!((200..300).contains(&status), "{listed}");
+        let ids: Vec<&str> = listed["channels"]
+            .as_array()
+            .expect("channels")
+            .iter()
+            .filter_map(|c| c["channel"]["id"].as_str())
+            .collect();
+        assert_eq!(ids, [own.as_str()], "{listed}");
+        let (status, body) = as_user(
+            &app,
+            &token,
+            &format!("/channels/messaging/{grace_channel}/query"),
+            &json!({"state": true}),
+        )
+        .await;
+        assert_eq!(status, 403, "{body}");
+        let (status, body) = open(&handler, Some(&token)).await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (StatusCode::UNAUTHORIZED, Some("invalid_token"))
+        );
+    }
 }
