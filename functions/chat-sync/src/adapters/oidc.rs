@@ -170,7 +170,7 @@ impl OidcVerifier {
             .claims;
         let audience_matches = match &claims.aud {
             Some(Audience::One(aud)) => *aud == self.audience,
-            Some(Audience::Many(auds)) => auds.iter().any(|aud| *aud == self.audience),
+            Some(Audience::Many(auds)) => auds.contains(&self.audience),
             None => claims.client_id.as_deref() == Some(self.audience.as_str()),
         };
         if !audience_matches {
