@@ -314,7 +314,7 @@ export class Inbox {
       element('dt', {}, 'Name'),
       element('dd', {}, visitor?.name ?? 'Visitor'),
       element('dt', {}, 'E-mail'),
-      element('dd', {}, email ?? 'not shared with the console'),
+      element('dd', {}, email ?? 'unknown'),
       element('dt', {}, 'Identity'),
       element('dd', {}, verified ? 'Identity verified by the site' : 'Identity not verified (e-mail as typed)'),
     ];

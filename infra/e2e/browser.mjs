@@ -678,6 +678,7 @@ async function agents(browser, stamp) {
     const aside = ada.page.getByRole('complementary', { name: 'Contact' });
     await aside.getByText('Grace Hopper').waitFor();
     await aside.getByText('Identity not verified (e-mail as typed)').waitFor();
+    await aside.getByText(`grace.${stamp}@example.com`).waitFor();
     const answer = `Ada here, happy to help (${stamp})`;
     await ada.reply.fill(answer);
     await ada.reply.press('Enter');

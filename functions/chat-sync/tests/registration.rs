@@ -1345,6 +1345,16 @@ mod agent_sessions {
         )
         .await;
         assert_eq!(status, 200, "{read}");
+        // Registration told the console whose conversation it is: the contact's id and the e-mail as registered.
+        assert_eq!(
+            read["channel"]["custom"]["contact_id"],
+            contact.as_str(),
+            "{read}"
+        );
+        assert_eq!(
+            read["channel"]["custom"]["visitor_email"], "grace@example.com",
+            "{read}"
+        );
         // Stream takes messages from members: she joins (what "Assign to me" does), then answers.
         let (status, joined) = as_user(
             &app,
