@@ -274,6 +274,8 @@ pub struct StreamState {
     data: Mutex<Data>,
     webhooks: Webhooks,
     hub: Hub,
+    /// When the double started: the built-in roles' creation time (`GET /roles`).
+    started_at: String,
 }
 
 impl StreamState {
@@ -286,6 +288,7 @@ impl StreamState {
             data: Mutex::new(Data::new(app::default_settings())),
             webhooks: Webhooks::new(api_key, secret)?,
             hub: Hub::default(),
+            started_at: now_rfc3339(),
         })
     }
 

@@ -15,9 +15,11 @@ impl StreamState {
     /// `GET /roles`: the built-in roles, then the custom ones.
     pub(crate) fn list_roles(&self) -> Value {
         let data = lock(&self.data);
-        let built_in = ROLES
-            .iter()
-            .map(|name| json!({ "name": name, "custom": false, "scopes": [] }));
+        // Built-in roles are as old as the app: the double's start stands in for its creation.
+        let since = &self.started_at;
+        let built_in = ROLES.iter().map(|name| {
+            json!({ "name": name, "custom": false, "scopes": [], "created_at": since, "updated_at": since })
+        });
         let custom = data.custom_roles.iter().map(|(name, created_at)| {
             json!({
                 "name": name,
