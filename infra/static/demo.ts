@@ -1,9 +1,6 @@
-// The dev page's own script (bundled by `make widget` into widget/dist/dev-demo.js): the support agent's side of the
-// conversation through Stream's SDK, with a token the dev server mints, and the CRM view of the visitor's contact.
-// The visitor's side is the real widget, loaded by its embed tag; it announces its conversation with an event.
-
-import { StreamChat } from 'stream-chat';
-import type { Channel, LocalMessage } from 'stream-chat';
+// The dev page's own script (bundled by `make widget` into widget/dist/dev-demo.js): the CRM view of the visitor's
+// contact. The visitor's side is the real widget, loaded by its embed tag; it announces its conversation with an
+// event. The agents' side is the agent console (/agent/), signed in through the sandbox identity provider.
 
 // Each CRM read is three HubSpot requests (property, notes, their bodies) of the app's 100 per 10 s.
 const POLL_MS = 2000;
@@ -14,13 +11,6 @@ interface Conversation {
   channelType: string;
   channelId: string;
   customerId: string;
-}
-
-interface AgentSession {
-  apiKey: string;
-  userId: string;
-  token: string;
-  streamBaseUrl: string | null;
 }
 
 interface Contact {
@@ -46,117 +36,14 @@ async function api<T>(path: string, init: RequestInit = {}): Promise<T> {
   return body as T;
 }
 
-function setStatus(id: string, kind: 'error' | 'ok' | '', text: string): void {
-  const element = byId(id);
-  element.dataset.state = kind;
-  element.textContent = text;
-}
-
 async function loadConfig(): Promise<void> {
   const mode = byId('mode');
   try {
-    const config = await api<{ mode: string; agentId: string }>('/dev/config');
+    const config = await api<{ mode: string }>('/dev/config');
     mode.dataset.mode = config.mode;
     mode.textContent = config.mode === 'live' ? 'live: real HubSpot and Stream' : 'sandbox: local HubSpot and Stream';
-    byId('agent-id').textContent = `(${config.agentId})`;
   } catch (error) {
     mode.textContent = `dev server unreachable: ${(error as Error).message}`;
-  }
-}
-
-/** The agent's side: one SDK client for the page, watching whichever conversation the widget opened last. */
-class Agent {
-  private client: Promise<StreamChat> | null = null;
-  private channel: Channel | null = null;
-
-  constructor() {
-    byId('agent-form').addEventListener('submit', (event) => {
-      event.preventDefault();
-      void this.send();
-    });
-  }
-
-  private connect(): Promise<StreamChat> {
-    this.client ??= (async () => {
-      const session = await api<AgentSession>('/dev/agent-session', {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: '{}',
-      });
-      const client = new StreamChat(
-        session.apiKey,
-        session.streamBaseUrl !== null ? { baseURL: session.streamBaseUrl } : {},
-      );
-      await client.connectUser({ id: session.userId }, session.token);
-      return client;
-    })();
-    // A failed attempt is not kept: the next conversation tries again.
-    this.client.catch(() => {
-      this.client = null;
-    });
-    return this.client;
-  }
-
-  async watch(conversation: Conversation): Promise<void> {
-    byId('agent-log').replaceChildren();
-    setStatus('agent-status', '', 'Connecting as the agent…');
-    try {
-      const client = await this.connect();
-      this.channel?.stopWatching().catch(() => undefined);
-      const channel = client.channel(conversation.channelType, conversation.channelId);
-      this.channel = channel;
-      const render = () => {
-        if (channel === this.channel) this.render(channel.state.messages, client.userID ?? '');
-      };
-      for (const type of ['message.new', 'message.updated', 'message.deleted'] as const) channel.on(type, render);
-      await channel.watch();
-      render();
-      byId<HTMLInputElement>('agent-text').disabled = false;
-      byId<HTMLButtonElement>('agent-send').disabled = false;
-      setStatus('agent-status', 'ok', `Watching ${conversation.channelType}:${conversation.channelId}.`);
-    } catch (error) {
-      setStatus('agent-status', 'error', `The agent could not join: ${(error as Error).message}`);
-    }
-  }
-
-  private render(messages: readonly LocalMessage[], agentId: string): void {
-    const log = byId('agent-log');
-    log.replaceChildren(
-      ...messages
-        .filter((message) => message.type === 'regular' || message.type === 'deleted')
-        .map((message) => {
-          const item = document.createElement('li');
-          const own = message.user?.id === agentId;
-          item.className = own ? 'agent' : 'visitor';
-          const who = document.createElement('span');
-          who.className = 'who';
-          who.textContent = own ? 'Agent (you)' : (message.user?.name ?? message.user?.id ?? 'visitor');
-          item.append(who, message.type === 'deleted' ? '(deleted)' : (message.text ?? ''));
-          return item;
-        }),
-    );
-    log.scrollTop = log.scrollHeight;
-  }
-
-  private async send(): Promise<void> {
-    const input = byId<HTMLInputElement>('agent-text');
-    const button = byId<HTMLButtonElement>('agent-send');
-    const text = input.value.trim();
-    const channel = this.channel;
-    if (channel === null || text === '') return;
-    button.disabled = true;
-    try {
-      const { message } = await channel.sendMessage({ text });
-      channel.state.addMessageSorted(message, true);
-      this.render(channel.state.messages, channel.getClient().userID ?? '');
-      input.value = '';
-      setStatus('agent-status', 'ok', 'Sent.');
-    } catch (error) {
-      setStatus('agent-status', 'error', `Not sent: ${(error as Error).message}`);
-    } finally {
-      button.disabled = false;
-      input.focus();
-    }
   }
 }
 
@@ -225,12 +112,10 @@ class CrmView {
   }
 }
 
-const agent = new Agent();
 const crm = new CrmView();
 window.addEventListener(CONVERSATION_EVENT, (event) => {
   const conversation = (event as CustomEvent<Conversation>).detail;
   byId('visitor-channel').textContent = `${conversation.channelType}:${conversation.channelId}`;
-  void agent.watch(conversation);
   crm.follow(conversation);
 });
 void loadConfig();

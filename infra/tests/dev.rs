@@ -141,6 +141,78 @@ impl DevServer {
         json_of(response).await
     }
 
+    /// An agent's session as the console opens one: signed in at the sandbox identity provider (authorization code
+    /// + PKCE, over HTTP as the browser does it), then `POST /agent-sessions` with the ID token.
+    async fn agent_session(&self, email: &str) -> (u16, Value) {
+        let id_token = self.sign_in(email).await;
+        let response = self
+            .http
+            .post(self.url("/agent-sessions"))
+            .bearer_auth(id_token)
+            .send()
+            .await
+            .expect("POST /agent-sessions");
+        json_of(response).await
+    }
+
+    /// An ID token for `email` from the sandbox identity provider the console is configured with.
+    async fn sign_in(&self, email: &str) -> String {
+        use base64::Engine;
+        use sha2::Digest;
+        let (_, config) = self.get_json("/agent/config.json").await;
+        let issuer = text(&config, "issuer").to_owned();
+        let client_id = text(&config, "clientId").to_owned();
+        let redirect_uri = self.url("/agent/");
+        let verifier = "a-pkce-verifier-of-at-least-forty-three-characters-0123456789";
+        let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(sha2::Sha256::digest(verifier.as_bytes()));
+        let no_redirects = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("HTTP client");
+        let signed_in = no_redirects
+            .post(format!("{issuer}/authorize"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form(&[
+                ("client_id", client_id.as_str()),
+                ("redirect_uri", redirect_uri.as_str()),
+                ("response_type", "code"),
+                ("scope", "openid email profile"),
+                ("state", "test"),
+                ("code_challenge", challenge.as_str()),
+                ("code_challenge_method", "S256"),
+                ("email", email),
+                ("password", infra::dev::SANDBOX_AGENT_PASSWORD),
+            ]))
+            .send()
+            .await
+            .expect("sign in");
+        assert_eq!(signed_in.status(), 302, "sign-in of {email}");
+        let location = header(&signed_in, "location").to_owned();
+        let code = reqwest::Url::parse(&location)
+            .expect("a redirect URL")
+            .query_pairs()
+            .find(|(name, _)| name == "code")
+            .map(|(_, code)| code.into_owned())
+            .expect("a code");
+        let tokens = no_redirects
+            .post(format!("{issuer}/token"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form(&[
+                ("grant_type", "authorization_code"),
+                ("code", code.as_str()),
+                ("redirect_uri", redirect_uri.as_str()),
+                ("client_id", client_id.as_str()),
+                ("code_verifier", verifier),
+            ]))
+            .send()
+            .await
+            .expect("token exchange");
+        let (status, tokens) = json_of(tokens).await;
+        assert_eq!(status, 200, "{tokens}");
+        text(&tokens, "id_token").to_owned()
+    }
+
     /// `method path` with the given `Host` header (and any other headers), as a browser sends it to whatever name
     /// resolved to this server: another site's name after DNS rebinding, a tunnel's name, or this machine's.
     async fn request_as(
@@ -249,6 +321,39 @@ async fn send_as(
     body
 }
 
+/// `application/x-www-form-urlencoded` of `pairs` (a URL's query is exactly that encoding).
+fn form(pairs: &[(&str, &str)]) -> String {
+    reqwest::Url::parse_with_params("http://form.invalid/", pairs)
+        .expect("a URL")
+        .query()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// Joins the channel as `user` with their own token (the SDK's `addMembers`, as the console does before answering).
+async fn join_as(
+    http: &reqwest::Client,
+    stream: &str,
+    api_key: &str,
+    token: &str,
+    channel: (&str, &str),
+    user: &str,
+) {
+    let response = http
+        .post(format!(
+            "{stream}/channels/{}/{}?api_key={api_key}",
+            channel.0, channel.1
+        ))
+        .header("authorization", token)
+        .header("stream-auth-type", "jwt")
+        .json(&json!({"add_members": [{"user_id": user}]}))
+        .send()
+        .await
+        .expect("join a channel in the sandbox Stream");
+    let (status, body) = json_of(response).await;
+    assert!((200..300).contains(&status), "{status}: {body}");
+}
+
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|listener| listener.local_addr())
@@ -308,13 +413,11 @@ async fn dev_server_syncs_a_conversation_into_the_crm_and_stops_on_ctrl_c() {
     assert!(html.contains(
         r#"<script src="/chat-sync-widget.js" data-registration-url="/registrations" data-title="#
     ));
-    for id in [
-        "agent-log",
-        "agent-text",
-        "agent-send",
-        "transcript",
-        "notes",
-    ] {
+    assert!(
+        html.contains(r#"href="/agent/""#),
+        "the demo page links the agent console"
+    );
+    for id in ["transcript", "notes"] {
         assert!(
             html.contains(&format!("id=\"{id}\"")),
             "the page lacks #{id}"
@@ -409,25 +512,33 @@ async fn dev_server_syncs_a_conversation_into_the_crm_and_stops_on_ctrl_c() {
         "{csp}"
     );
 
-    // The agent's side of the demo page: a token for the agent, minted by this server only.
-    let (status, session) = server.post_json("/dev/agent-session", &json!({})).await;
+    // The agents' side: the console, signed in through the sandbox identity provider (issue 23). Ada's session is
+    // her own Stream user with the agents' role; she joins the conversation to answer.
+    let (status, session) = server.agent_session("ada@agents.example").await;
     assert_eq!(status, 200, "{session}");
-    assert_eq!(session["userId"], agent.as_str(), "{session}");
+    assert_eq!(session["userName"], "Ada Agent", "{session}");
     assert_eq!(session["apiKey"], api_key.as_str(), "{session}");
     assert_eq!(session["streamBaseUrl"], stream.as_str(), "{session}");
     let agent_token = text(&session, "token").to_owned();
-    let refused = server
-        .http
-        .post(server.url("/dev/agent-session"))
-        .header("content-type", "text/plain")
-        .body("{}")
-        .send()
-        .await
-        .expect("POST without JSON");
-    let (status, error) = json_of(refused).await;
+    let ada = text(&session, "userId").to_owned();
+    assert_ne!(
+        ada, agent,
+        "Ada is her own Stream user, not the shared support agent"
+    );
+    join_as(
+        &server.http,
+        &stream,
+        &api_key,
+        &agent_token,
+        (&channel_type, &channel_id),
+        &ada,
+    )
+    .await;
+    // The dev server's old agent token is gone: agents only sign in.
+    let (status, error) = server.post_json("/dev/agent-session", &json!({})).await;
     assert_eq!(
         (status, &error["code"]),
-        (415, &json!("unsupported_media_type")),
+        (404, &json!("not_found")),
         "{error}"
     );
 
@@ -441,7 +552,7 @@ async fn dev_server_syncs_a_conversation_into_the_crm_and_stops_on_ctrl_c() {
         ),
         (
             &agent_token,
-            "agent",
+            "Ada Agent (agent)",
             "Of course, what would you like to know?",
         ),
         (&visitor_token, "visitor", "When will it ship?"),
@@ -463,7 +574,10 @@ async fn dev_server_syncs_a_conversation_into_the_crm_and_stops_on_ctrl_c() {
     // Stream double → signed webhook → webhook handler → DynamoDB → HubSpot double, read back through the page's API.
     let expected: Vec<String> = conversation
         .iter()
-        .map(|(_, role, message)| format!("({role}): {message}"))
+        .map(|(_, role, message)| match *role {
+            "visitor" => format!("(visitor): {message}"),
+            author => format!("{author}: {message}"),
+        })
         .collect();
     let query = format!("/dev/transcript?channelType={channel_type}&channelId={channel_id}");
     let deadline = Instant::now() + SYNC_TIMEOUT;
@@ -559,6 +673,30 @@ fn widget_bundle_fits_its_size_budget() {
     assert!(!text.contains("import(") && !text.starts_with("import"));
 }
 
+/// The agent console's budget, SDK included, gzipped (issue 23; `make agent` prints it too).
+const CONSOLE_BUDGET_GZIPPED: usize = 150_000;
+
+#[test]
+fn agent_console_bundle_fits_its_size_budget() {
+    let path = workspace_root().join("agent/dist/agent-console.js");
+    let bundle = std::fs::read(&path)
+        .unwrap_or_else(|e| panic!("{} ({e}): run `make agent` first", path.display()));
+    let mut gzip = GzEncoder::new(Vec::new(), Compression::best());
+    gzip.write_all(&bundle).expect("gzip in memory");
+    let gzipped = gzip.finish().expect("gzip in memory").len();
+    println!(
+        "agent-console.js: {} bytes, {gzipped} bytes gzipped (budget {CONSOLE_BUDGET_GZIPPED})",
+        bundle.len()
+    );
+    assert!(
+        gzipped <= CONSOLE_BUDGET_GZIPPED,
+        "the agent console is {gzipped} bytes gzipped, over its budget of {CONSOLE_BUDGET_GZIPPED}: see \
+         agent/dist/meta.json"
+    );
+    let text = String::from_utf8_lossy(&bundle);
+    assert!(!text.contains("sourceMappingURL"));
+}
+
 /// A body over the adapter's limit is read to its end before the 413, so the client, which is still sending when the
 /// limit is reached, always gets the JSON error rather than a reset connection.
 #[tokio::test]
@@ -614,7 +752,6 @@ async fn dev_endpoints_answer_only_to_a_loopback_host() {
         .expect("a port")
         .to_owned();
     let routes = [
-        (Method::POST, "/dev/agent-session"),
         (
             Method::GET,
             "/dev/transcript?channelType=messaging&channelId=never-registered",
@@ -656,8 +793,8 @@ async fn dev_endpoints_answer_only_to_a_loopback_host() {
     ] {
         let (status, body) = server
             .request_as(
-                Method::POST,
-                "/dev/agent-session",
+                Method::GET,
+                "/dev/transcript?channelType=messaging&channelId=never-registered",
                 &format!("localhost:{port}"),
                 &[forwarded],
             )
@@ -684,16 +821,6 @@ async fn dev_endpoints_answer_only_to_a_loopback_host() {
         assert_eq!(status, 200, "Host {host}: {config}");
         assert_eq!(config["mode"], "sandbox");
     }
-    let (status, session) = server
-        .request_as(
-            Method::POST,
-            "/dev/agent-session",
-            &format!("localhost:{port}"),
-            &[],
-        )
-        .await;
-    assert_eq!(status, 200, "{session}");
-    assert!(session["token"].is_string(), "{session}");
     // The handlers answer whatever the Host: a tunnel's requests reach them (unsigned, so refused by the handler).
     let (status, body) = server
         .request_as(Method::POST, "/webhooks", "tunnel.example", &[])
@@ -706,9 +833,9 @@ async fn dev_endpoints_answer_only_to_a_loopback_host() {
     assert!(server.interrupt().await.success());
 }
 
-/// Issue 21, item 2. In live mode the support agent is the real one, a member of every real conversation, and the
-/// transcript is real CRM data: `/dev/agent-session` and `/dev/transcript` are off (403 `sandbox_only`), even for
-/// this machine. "Live" here is the dev server given credentials and base URLs, pointed at the doubles exactly as it
+/// Issue 21, item 2. In live mode the transcript is real CRM data: `/dev/transcript` is off (403 `sandbox_only`),
+/// even for this machine; no route hands out an agent's token (issue 23 removed `/dev/agent-session`: agents sign in
+/// at the identity provider, and without `AGENT_OIDC_ISSUER` there are no agent sessions). "Live" here is the dev server given credentials and base URLs, pointed at the doubles exactly as it
 /// would be at HubSpot and Stream.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn live_mode_hands_out_no_agent_token_and_no_transcript() {
@@ -750,14 +877,17 @@ async fn live_mode_hands_out_no_agent_token_and_no_transcript() {
     let (status, registration) = json_of(response).await;
     assert_eq!(status, 200, "{registration}\n{}", server.log_text());
 
+    // No agent token handed out by the server in any mode; without AGENT_OIDC_ISSUER no agent sessions either.
     let (status, body) = server.post_json("/dev/agent-session", &json!({})).await;
     assert_eq!(
         (status, body["code"].as_str()),
-        (403, Some("sandbox_only")),
-        "POST /dev/agent-session in live mode: {body}"
+        (404, Some("not_found")),
+        "{body}"
     );
-    assert!(
-        body["error"].as_str().is_some_and(|e| !e.is_empty()),
+    let (status, body) = server.post_json("/agent-sessions", &json!({})).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (404, Some("not_found")),
         "{body}"
     );
     let query = format!(

@@ -245,6 +245,10 @@ async fn dry_run_makes_no_changing_call() {
                 change: AgentChange::Created,
                 dry_run: true,
             },
+            Outcome::AgentRole {
+                created: true,
+                dry_run: true,
+            },
             Outcome::VisitorGrants {
                 channel_type: "messaging".into(),
                 change: GrantsChange {
@@ -506,6 +510,11 @@ async fn stream_access_creates_or_renames_the_agent_and_confines_visitors_once()
                 change: AgentChange::Renamed,
                 dry_run: false,
             },
+            // The role agents signed in through the identity provider get (issue 23).
+            Outcome::AgentRole {
+                created: true,
+                dry_run: false,
+            },
             Outcome::VisitorGrants {
                 channel_type: "messaging".into(),
                 change: GrantsChange {
@@ -544,6 +553,12 @@ async fn stream_access_creates_or_renames_the_agent_and_confines_visitors_once()
         grants["admin"].contains(&"update-channel-members".to_owned()),
         "admins keep theirs"
     );
+    // Agents read and write the product's channel type; nothing app-wide.
+    let agents = &grants[chat_sync::adapters::stream_access::AGENT_ROLE];
+    for id in ["read-channel", "create-message", "update-channel"] {
+        assert!(agents.contains(&id.to_owned()), "{agents:?}");
+    }
+    assert!(!agents.contains(&"create-channel".to_owned()), "{agents:?}");
 
     // Again: nothing to do, nothing written.
     stream.clear_calls();
@@ -556,6 +571,7 @@ async fn stream_access_creates_or_renames_the_agent_and_confines_visitors_once()
                     change: AgentChange::Unchanged,
                     ..
                 },
+                Outcome::AgentRole { created: false, .. },
                 Outcome::VisitorGrants {
                     change: GrantsChange {
                         channel_type: false,

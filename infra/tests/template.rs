@@ -564,13 +564,14 @@ class NoManagedPolicies:
         return {}
 
 source = open(sys.argv[1]).read()
-for origins in sys.argv[2:]:
+CONSOLE = sys.argv[2]
+for origins in sys.argv[3:]:
     template = yaml_parse(source)
     # As `sam package` leaves it: the code in S3.
     for resource in template["Resources"].values():
         if resource["Type"] == "AWS::Serverless::Function":
             resource["Properties"]["CodeUri"] = "s3://bucket/key"
-    out = transform(template, {"AllowedOrigins": origins}, NoManagedPolicies())
+    out = transform(template, {"AllowedOrigins": origins, "AgentConsoleUrl": CONSOLE}, NoManagedPolicies())
     api = [r for r in out["Resources"].values() if r["Type"] == "AWS::ApiGatewayV2::Api"]
     print(json.dumps(api[0]["Properties"]["Body"].get("x-amazon-apigateway-cors")))
 "#;
@@ -584,6 +585,7 @@ for origins in sys.argv[2:]:
         .arg("-c")
         .arg(TRANSLATE)
         .arg(repo_root().join("template.yaml"))
+        .arg(AGENT_CONSOLE_URL)
         .args(origins)
         .output()
         .unwrap_or_else(|e| panic!("{}: {e} (run `make template-deps`)", python.display()));
@@ -598,16 +600,34 @@ for origins in sys.argv[2:]:
         .collect()
 }
 
-/// Resolves what CloudFormation resolves in the CORS block: `Ref` to the CommaDelimitedList parameter (a list),
-/// `Fn::Join`, `Fn::Split`.
+/// Where the agent console is hosted in these tests (`AgentConsoleUrl`), and its origin.
+const AGENT_CONSOLE_URL: &str = "https://support.example.com/agent/";
+const AGENT_CONSOLE_ORIGIN: &str = "https://support.example.com";
+
+/// Resolves what CloudFormation resolves in the CORS block: `Ref` to the CommaDelimitedList parameter (a list) and
+/// to `AgentConsoleUrl`, `Fn::Join`, `Fn::Split`, `Fn::Select`.
 fn resolve(value: &serde_json::Value, origins: &str) -> serde_json::Value {
     use serde_json::{json, Value as Json};
+    if let Some(items) = value.as_array() {
+        return Json::Array(items.iter().map(|v| resolve(v, origins)).collect());
+    }
     let Some(object) = value.as_object() else {
         return value.clone();
     };
     if let Some(name) = object.get("Ref") {
-        assert_eq!(name, "AllowedOrigins", "only the origins are referenced");
-        return json!(origins.split(',').collect::<Vec<_>>());
+        return match name.as_str() {
+            Some("AllowedOrigins") => json!(origins.split(',').collect::<Vec<_>>()),
+            Some("AgentConsoleUrl") => json!(AGENT_CONSOLE_URL),
+            other => panic!("only the origins and the console's URL are referenced, not {other:?}"),
+        };
+    }
+    if let Some(args) = object.get("Fn::Select") {
+        let index = args[0]
+            .as_u64()
+            .or_else(|| args[0].as_str().and_then(|i| i.parse().ok()))
+            .expect("an index") as usize;
+        let list = resolve(&args[1], origins);
+        return list[index].clone();
     }
     if let Some(args) = object.get("Fn::Join") {
         let parts = resolve(&args[1], origins);
@@ -636,13 +656,21 @@ fn resolve(value: &serde_json::Value, origins: &str) -> serde_json::Value {
 
 #[test]
 fn allowed_origins_reach_api_gateway_cors_as_a_list() {
+    // The widget's origins, then the agent console's (issue 23).
     let cases = [
-        ("https://www.example.com", vec!["https://www.example.com"]),
+        (
+            "https://www.example.com",
+            vec!["https://www.example.com", AGENT_CONSOLE_ORIGIN],
+        ),
         (
             "https://www.example.com,https://shop.example.com",
-            vec!["https://www.example.com", "https://shop.example.com"],
+            vec![
+                "https://www.example.com",
+                "https://shop.example.com",
+                AGENT_CONSOLE_ORIGIN,
+            ],
         ),
-        ("*", vec!["*"]),
+        ("*", vec!["*", AGENT_CONSOLE_ORIGIN]),
     ];
     let translated = translated_cors(&cases.iter().map(|(raw, _)| *raw).collect::<Vec<_>>());
     assert_eq!(translated.len(), cases.len());
@@ -656,6 +684,10 @@ fn allowed_origins_reach_api_gateway_cors_as_a_list() {
         assert_eq!(
             resolved["allowMethods"],
             serde_json::json!(["POST", "OPTIONS"])
+        );
+        assert_eq!(
+            resolved["allowHeaders"],
+            serde_json::json!(["content-type", "authorization"])
         );
     }
 }
@@ -889,4 +921,76 @@ fn the_vendored_openapi_documents_are_the_published_ones() {
         present, listed,
         "every document in contract/specs is listed in sources.json"
     );
+}
+
+/// Issue 23: `POST /agent-sessions` is behind the HTTP API's JWT authorizer, whose issuer and audience are the
+/// stack's Cognito pool and app client unless `AgentOidcIssuer` names another provider; the pool lets nobody sign
+/// themselves up, and its client is a public one for the authorization code flow back to the console only.
+#[test]
+fn agent_sessions_sit_behind_the_oidc_authorizer_of_the_cognito_pool_or_the_given_issuer() {
+    let template = template();
+    let tagged = |value: &Value, tag: &str| -> Value {
+        match value {
+            Value::Tagged(t) if t.tag == tag => t.value.clone(),
+            other => panic!("expected !{tag}, got {other:?}"),
+        }
+    };
+    let function = &template["Resources"]["AgentSessionsFunction"];
+    let event = &function["Properties"]["Events"]["OpenSession"]["Properties"];
+    assert_eq!(string(&event["Path"]), "/agent-sessions");
+    assert_eq!(string(&event["Method"]), "POST");
+    assert_eq!(string(&event["Auth"]["Authorizer"]), "OidcAuthorizer");
+    let authorizer =
+        &template["Resources"]["HttpApi"]["Properties"]["Auth"]["Authorizers"]["OidcAuthorizer"];
+    assert_eq!(
+        string(&authorizer["IdentitySource"]),
+        "$request.header.Authorization"
+    );
+    let issuer = tagged(&authorizer["JwtConfiguration"]["issuer"], "If");
+    assert_eq!(string(&issuer[0]), "UsesExternalIdp");
+    assert_eq!(reference(&issuer[1]), Some("AgentOidcIssuer"));
+    let cognito = tagged(&issuer[2], "Sub");
+    assert!(
+        string(&cognito).starts_with("https://cognito-idp.")
+            && string(&cognito).ends_with("/${AgentUserPool}"),
+        "{cognito:?}"
+    );
+    // The function checks the same issuer and audience itself.
+    let env = &function["Properties"]["Environment"]["Variables"];
+    assert_eq!(
+        env["AGENT_OIDC_ISSUER"],
+        authorizer["JwtConfiguration"]["issuer"]
+    );
+    assert_eq!(
+        env["AGENT_OIDC_AUDIENCE"],
+        authorizer["JwtConfiguration"]["audience"][0]
+    );
+    // The registration and webhook routes stay public: no default authorizer.
+    assert!(template["Resources"]["HttpApi"]["Properties"]["Auth"]
+        .get("DefaultAuthorizer")
+        .is_none());
+
+    let pool = &template["Resources"]["AgentUserPool"];
+    assert_eq!(string(&pool["Condition"]), "CreatesAgentPool");
+    assert_eq!(
+        pool["Properties"]["AdminCreateUserConfig"]["AllowAdminCreateUserOnly"],
+        Value::Bool(true)
+    );
+    let client = &template["Resources"]["AgentUserPoolClient"]["Properties"];
+    assert_eq!(client["GenerateSecret"], Value::Bool(false));
+    assert_eq!(
+        as_list(&client["AllowedOAuthFlows"])
+            .into_iter()
+            .map(string)
+            .collect::<Vec<_>>(),
+        ["code"]
+    );
+    assert_eq!(
+        as_list(&client["CallbackURLs"])
+            .into_iter()
+            .filter_map(reference)
+            .collect::<Vec<_>>(),
+        ["AgentConsoleUrl"]
+    );
+    assert!(template["Resources"]["AgentUserPoolDomain"].is_mapping());
 }

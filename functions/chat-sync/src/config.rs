@@ -411,6 +411,61 @@ impl RegistrationSettings {
     }
 }
 
+/// What the agent-session function needs (see `handlers::agent_sessions`).
+pub struct AgentSessionSettings {
+    /// `AGENT_OIDC_ISSUER`: the identity provider's issuer URL, exactly as its tokens' `iss` has it.
+    pub oidc_issuer: String,
+    /// `AGENT_OIDC_AUDIENCE`: the console's OAuth client id at that provider.
+    pub oidc_audience: String,
+    pub channel_type: ChannelType,
+    /// `AGENT_SESSION_TTL_SECONDS` (default and most 3600): the Stream token's lifetime; the console renews it.
+    pub session_ttl: Duration,
+    /// `AGENT_CONSOLE_ORIGINS`: where the console is hosted (CORS), as `ALLOWED_ORIGINS` is for the widget.
+    pub console_origins: AllowedOrigins,
+    /// `HUBSPOT_PORTAL_ID`, optional: the console links a contact to `app.hubspot.com/contacts/{portal}/...`.
+    pub hubspot_portal_id: Option<String>,
+}
+
+impl AgentSessionSettings {
+    /// The longest Stream session handed to an agent: an hour, renewed while the console is open, so that an
+    /// agent removed from the identity provider keeps Stream access for at most this long.
+    pub const MAX_SESSION: Duration = Duration::from_secs(3_600);
+
+    pub fn load(env: &Env) -> Result<Self, ConfigError> {
+        // Exactly as given: an issuer is compared with `iss` byte for byte, trailing slash included (Auth0's has one).
+        let oidc_issuer = env.required("AGENT_OIDC_ISSUER")?.trim().to_owned();
+        if !(oidc_issuer.starts_with("https://") || oidc_issuer.starts_with("http://")) {
+            return Err(ConfigError::new(
+                "AGENT_OIDC_ISSUER",
+                "must be the identity provider's issuer URL (https://...)",
+            ));
+        }
+        let oidc_audience = env.required("AGENT_OIDC_AUDIENCE")?;
+        let hubspot_portal_id = match env.optional("HUBSPOT_PORTAL_ID", "").trim() {
+            "" => None,
+            id if id.len() <= 20 && id.bytes().all(|b| b.is_ascii_digit()) => Some(id.to_owned()),
+            _ => {
+                return Err(ConfigError::new(
+                    "HUBSPOT_PORTAL_ID",
+                    "must be the HubSpot account's number (Settings → Account details)",
+                ))
+            }
+        };
+        Ok(Self {
+            oidc_issuer,
+            oidc_audience,
+            channel_type: channel_type(env)?,
+            session_ttl: env.seconds(
+                "AGENT_SESSION_TTL_SECONDS",
+                Self::MAX_SESSION.as_secs(),
+                60..=Self::MAX_SESSION.as_secs(),
+            )?,
+            console_origins: AllowedOrigins::parse(&env.optional("AGENT_CONSOLE_ORIGINS", ""))?,
+            hubspot_portal_id,
+        })
+    }
+}
+
 /// `MESSAGE_RETENTION_DAYS`: how long a synced, idle contact's messages are kept (see `retention`).
 pub fn retention_period(env: &Env) -> Result<crate::retention::RetentionPeriod, ConfigError> {
     use crate::retention::RetentionPeriod;

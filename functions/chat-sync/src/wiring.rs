@@ -2,13 +2,15 @@
 
 use crate::adapters::dynamo::DynamoStore;
 use crate::adapters::hubspot::HubSpotClient;
+use crate::adapters::oidc::OidcVerifier;
 use crate::adapters::stream::StreamClient;
 use crate::budget::BudgetPlan;
 use crate::config::{
-    ConfigError, Env, FlushSettings, HubSpotSettings, RegistrationSettings, SecretsManager,
-    StreamSettings,
+    AgentSessionSettings, ConfigError, Env, FlushSettings, HubSpotSettings, RegistrationSettings,
+    SecretsManager, StreamSettings,
 };
 use crate::erasure::Erasure;
+use crate::handlers::agent_sessions::AgentSessions;
 use crate::handlers::hubspot_webhooks::HubSpotWebhooks;
 use crate::handlers::registration::Registration;
 use crate::handlers::sweeper::Sweeper;
@@ -108,6 +110,24 @@ pub async fn registration(
         Arc::new(chat),
         store,
         throttle,
+        tokens,
+        settings,
+    ))
+}
+
+/// The agent-session function: the identity provider's verifier, and Stream to write the agent and sign its token.
+pub async fn agent_sessions(
+    env: &Env,
+    aws: &aws_config::SdkConfig,
+) -> Result<AgentSessions, ConfigError> {
+    let settings = AgentSessionSettings::load(env)?;
+    let stream = StreamSettings::load(env, &SecretsManager::new(aws)).await?;
+    let chat = stream_client(&stream)?;
+    let tokens = chat.tokens();
+    let verifier = OidcVerifier::new(&settings.oidc_issuer, &settings.oidc_audience);
+    Ok(AgentSessions::new(
+        verifier,
+        Arc::new(chat),
         tokens,
         settings,
     ))

@@ -1,21 +1,21 @@
 //! The dev server's HTTP surface: the Lambda handlers at their deployed paths, the demo page, the embed example, the
-//! widget's bundle, and the dev-only endpoints the demo page uses to play the agent and to show what HubSpot holds.
-//! The dev endpoints (`/dev/*`) sit behind `guard`'s layers: this machine only, and the agent's token and the CRM
-//! view in sandbox mode only.
+//! widget's bundle, the agent console (`/agent/`, signed in through the identity provider like a deployed one), and
+//! the dev-only endpoints the demo page uses to show what HubSpot holds. The dev endpoints (`/dev/*`) sit behind
+//! `guard`'s layers: this machine only, and the CRM view in sandbox mode only.
 
 use super::assets::{Asset, Pages};
 use super::{guard, Mode};
 use crate::serve::{self, from_lambda};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::{Json, Router};
 use chat_sync::adapters::hubspot::HubSpotClient;
-use chat_sync::adapters::stream::VisitorTokens;
-use chat_sync::domain::{ChannelId, ChannelRef, ChannelType, Invalid, Timestamp, UserId};
+use chat_sync::domain::{ChannelId, ChannelRef, ChannelType, Invalid, UserId};
+use chat_sync::handlers::agent_sessions::AgentSessions;
 use chat_sync::handlers::hubspot_webhooks::HubSpotWebhooks;
 use chat_sync::handlers::registration::Registration;
 use chat_sync::handlers::webhook::Webhook;
@@ -29,31 +29,38 @@ use std::time::{Duration, Instant};
 
 /// A person is watching the page: fail fast rather than hang.
 const UPSTREAM_BUDGET: Duration = Duration::from_secs(5);
-/// The demo page's agent token: long enough for a session at the desk, short enough not to matter if copied.
-const AGENT_TOKEN_TTL: Duration = Duration::from_secs(3_600);
 
 /// What the dev endpoints need: the same clients and store the handlers use.
 pub struct DevApi {
     pub mode: Mode,
     pub agent_id: UserId,
-    /// Signs the agent's token for the demo page, with the app's secret, as registration signs the visitor's.
-    pub tokens: VisitorTokens,
+    /// What the agent console is told (`/agent/config.json`), when an identity provider is configured.
+    pub console: Option<ConsoleConfig>,
     pub crm: std::sync::Arc<HubSpotClient>,
     pub store: Arc<dyn Channels>,
     pub dynamodb_endpoint: String,
     pub pages: Pages,
 }
 
+/// The agent console's configuration, as a team writes it next to the console's files (`config.json`).
+pub struct ConsoleConfig {
+    pub issuer: String,
+    pub client_id: String,
+    pub hubspot_portal_id: String,
+}
+
+/// The Lambda handlers the dev server serves at their deployed paths (those not configured are not served).
+pub struct Handlers {
+    pub registration: Arc<Registration>,
+    pub webhook: Arc<Webhook>,
+    pub hubspot_webhooks: Option<Arc<HubSpotWebhooks>>,
+    pub agent_sessions: Option<Arc<AgentSessions>>,
+}
+
 /// Every route of the dev server.
-pub fn router(
-    registration: Arc<Registration>,
-    webhook: Arc<Webhook>,
-    hubspot_webhooks: Option<Arc<HubSpotWebhooks>>,
-    api: Arc<DevApi>,
-) -> Router {
-    // What the real services hold, handed out: the support agent's token and a contact's transcript.
+pub fn router(handlers: Handlers, api: Arc<DevApi>) -> Router {
+    // What the real services hold, handed out: a contact's transcript.
     let sandbox_only = Router::new()
-        .route("/dev/agent-session", post(agent_session))
         .route("/dev/transcript", get(transcript))
         .route_layer(middleware::from_fn_with_state(
             api.mode,
@@ -69,14 +76,21 @@ pub fn router(
         .route("/", get(demo_page))
         .route("/embed-example.html", get(embed_example))
         .route("/chat-sync-widget.js", get(widget_bundle))
+        .route("/agent", get(console_redirect))
+        .route("/agent/", get(console_page))
+        .route("/agent/config.json", get(console_config))
+        .route("/agent/agent-console.js", get(console_script))
         .merge(dev_endpoints)
         .with_state(api);
     // The handlers answer every method themselves (405 for the wrong one), as behind API Gateway.
     let mut router = Router::new()
-        .route("/registrations", serve::route(registration))
-        .route("/webhooks", serve::route(webhook));
-    if let Some(hubspot_webhooks) = hubspot_webhooks {
+        .route("/registrations", serve::route(handlers.registration))
+        .route("/webhooks", serve::route(handlers.webhook));
+    if let Some(hubspot_webhooks) = handlers.hubspot_webhooks {
         router = router.route("/hubspot/webhooks", serve::route(hubspot_webhooks));
+    }
+    if let Some(agent_sessions) = handlers.agent_sessions {
+        router = router.route("/agent-sessions", serve::route(agent_sessions));
     }
     router.merge(dev).fallback(not_found)
 }
@@ -123,6 +137,36 @@ async fn widget_bundle(State(api): State<Arc<DevApi>>) -> Response {
     api.pages.script(Asset::Widget).await
 }
 
+async fn console_redirect() -> Response {
+    axum::response::Redirect::permanent("/agent/").into_response()
+}
+
+async fn console_page(State(api): State<Arc<DevApi>>) -> Response {
+    match api.console {
+        Some(_) => api.pages.console().await,
+        None => not_found().await,
+    }
+}
+
+async fn console_script(State(api): State<Arc<DevApi>>) -> Response {
+    api.pages.script(Asset::Console).await
+}
+
+/// What a team writes into the console's `config.json`: the identity provider, the console's client id there, and
+/// where to open sessions.
+async fn console_config(State(api): State<Arc<DevApi>>) -> Response {
+    match &api.console {
+        Some(console) => Json(json!({
+            "issuer": console.issuer,
+            "clientId": console.client_id,
+            "sessionUrl": "/agent-sessions",
+            "hubspotPortalId": (!console.hubspot_portal_id.is_empty()).then_some(&console.hubspot_portal_id),
+        }))
+        .into_response(),
+        None => not_found().await,
+    }
+}
+
 async fn demo_script(State(api): State<Arc<DevApi>>) -> Response {
     api.pages.script(Asset::Demo).await
 }
@@ -133,13 +177,6 @@ async fn config(State(api): State<Arc<DevApi>>) -> Json<Value> {
         "agentId": api.agent_id.as_str(),
         "dynamodbEndpoint": api.dynamodb_endpoint,
     }))
-}
-
-async fn agent_session(State(api): State<Arc<DevApi>>, headers: HeaderMap) -> Response {
-    match api.agent_session(&headers) {
-        Ok(body) => Json(body).into_response(),
-        Err(error) => error_response(error),
-    }
 }
 
 #[derive(Deserialize)]
@@ -160,30 +197,6 @@ async fn transcript(
 }
 
 impl DevApi {
-    /// A token for the support agent, so the demo page answers through Stream's SDK as an agent's dashboard would.
-    /// Its messages reach the webhook the way the visitor's do.
-    fn agent_session(&self, headers: &HeaderMap) -> Result<Value, ApiError> {
-        require_json(headers)?;
-        let (token, expires_at) = self
-            .tokens
-            .issue(&self.agent_id, Timestamp::now(), AGENT_TOKEN_TTL)
-            .map_err(|error| {
-                tracing::error!(%error, "could not sign the agent's token");
-                ApiError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal_error",
-                    "could not issue the agent's token",
-                )
-            })?;
-        Ok(json!({
-            "apiKey": self.tokens.api_key(),
-            "userId": self.agent_id.as_str(),
-            "token": token,
-            "expiresAt": expires_at.rfc3339(),
-            "streamBaseUrl": self.tokens.base_url(),
-        }))
-    }
-
     /// The channel's contact and its transcript as HubSpot has it now (what a person sees in the CRM).
     async fn transcript(
         &self,
@@ -241,26 +254,6 @@ impl DevApi {
                 ))
             }
         }
-    }
-}
-
-/// Cross-site pages cannot send `application/json` without a CORS preflight, which this server never grants:
-/// requiring it keeps other websites from asking a developer's local server for the agent's token (and the `Host`
-/// check, `guard::loopback_only`, keeps out those that resolve their own name to this machine).
-fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
-    let is_json = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/json"));
-    if is_json {
-        Ok(())
-    } else {
-        Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            "send JSON with Content-Type: application/json",
-        ))
     }
 }
 

@@ -1,6 +1,6 @@
-//! The pages and scripts the dev server serves: the demo page and the embed example (compiled in), and the widget's
+//! The pages and scripts the dev server serves: the demo page and the embed example (compiled in), the widget's
 //! bundle and the demo page's script, read from `widget/dist/` at each request so `make widget` takes effect without a
-//! restart.
+//! restart, and the agent console from `agent/dist/` (`make agent`) the same way.
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -8,20 +8,24 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use chat_sync::handlers::ApiError;
 use sha2::{Digest, Sha256};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 const DEMO_PAGE: &str = include_str!("../../static/index.html");
 const EMBED_EXAMPLE: &str = include_str!("../../static/embed-example.html");
 /// Where `make widget` writes the bundles.
 const WIDGET_DIST: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../widget/dist");
+/// Where `make agent` writes the agent console (its page and its bundle), the files a team hosts.
+const AGENT_DIST: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../agent/dist");
 
 /// A built script under `widget/dist/`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Asset {
     /// `chat-sync-widget.js`: the embeddable widget, the file a site hosts.
     Widget,
-    /// `dev-demo.js`: the demo page's agent side and CRM view.
+    /// `dev-demo.js`: the demo page's CRM view.
     Demo,
+    /// `agent-console.js` (in `agent/dist/`): the agent console.
+    Console,
 }
 
 impl Asset {
@@ -29,6 +33,14 @@ impl Asset {
         match self {
             Asset::Widget => "chat-sync-widget.js",
             Asset::Demo => "dev-demo.js",
+            Asset::Console => "agent-console.js",
+        }
+    }
+
+    fn dist(self) -> &'static str {
+        match self {
+            Asset::Console => AGENT_DIST,
+            Asset::Widget | Asset::Demo => WIDGET_DIST,
         }
     }
 }
@@ -36,22 +48,29 @@ impl Asset {
 /// The pages, with the Content-Security-Policy each needs: scripts only from this server, connections only to this
 /// server and the Stream the widget talks to (its REST and websocket origins).
 pub struct Pages {
-    dist: PathBuf,
+    console_csp: String,
     demo_csp: String,
     embed_example: String,
     embed_csp: String,
 }
 
 impl Pages {
-    /// `origin` is this server's (`http://127.0.0.1:3000`); `stream_base_url` is Stream's, as registration uses it.
-    pub fn new(origin: &str, stream_base_url: &str) -> Self {
+    /// `origin` is this server's (`http://127.0.0.1:3000`); `stream_base_url` is Stream's, as registration uses it;
+    /// `issuer` the agents' identity provider, which the console calls for tokens.
+    pub fn new(origin: &str, stream_base_url: &str, issuer: &str) -> Self {
         let stream = stream_origins(stream_base_url);
         let common = format!(
             "default-src 'none'; connect-src 'self' {origin} {stream}; img-src data:; form-action 'none'; \
              base-uri 'none'; frame-ancestors 'none'"
         );
+        // The console: its own script and stylesheet, Stream, this server's session endpoint and the provider's
+        // token endpoint; it leaves for the provider's sign-in page by navigation, which no directive governs.
+        let console_csp = format!(
+            "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self' {origin} {stream} {issuer}; \
+             img-src data:; form-action 'none'; base-uri 'none'; frame-ancestors 'self'"
+        );
         Self {
-            dist: Path::new(WIDGET_DIST).to_path_buf(),
+            console_csp,
             demo_csp: format!("{common}; script-src 'self'; style-src 'unsafe-inline'"),
             // A customer's page with a strict policy: its own inline style allowed by its hash only, the widget from
             // wherever it is hosted. The widget's constructed stylesheet needs no 'unsafe-inline'.
@@ -95,8 +114,24 @@ impl Pages {
         ))
     }
 
+    /// The agent console's page, as `make agent` built it.
+    pub async fn console(&self) -> Response {
+        let path = Path::new(AGENT_DIST).join("index.html");
+        match tokio::fs::read_to_string(&path).await {
+            Ok(page) => html(page, &self.console_csp),
+            Err(error) => {
+                tracing::warn!(path = %path.display(), %error, "the agent console is not built");
+                super::api::error_response(ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "console_not_built",
+                    "agent/dist/index.html is missing: run `make agent`",
+                ))
+            }
+        }
+    }
+
     pub async fn script(&self, asset: Asset) -> Response {
-        let path = self.dist.join(asset.file_name());
+        let path = Path::new(asset.dist()).join(asset.file_name());
         match tokio::fs::read(&path).await {
             Ok(bytes) => {
                 let headers = [
@@ -110,8 +145,8 @@ impl Pages {
                 tracing::warn!(path = %path.display(), %error, "the widget is not built");
                 super::api::error_response(ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,
-                    "widget_not_built",
-                    format!("{} is missing: run `make widget`", asset.file_name()),
+                    "not_built",
+                    format!("{} is missing: run `make widget agent`", asset.file_name()),
                 ))
             }
         }
@@ -190,7 +225,11 @@ mod tests {
 
     #[test]
     fn the_embed_example_points_at_this_server() {
-        let pages = Pages::new("http://127.0.0.1:3000", "http://127.0.0.1:4100");
+        let pages = Pages::new(
+            "http://127.0.0.1:3000",
+            "http://127.0.0.1:4100",
+            "http://127.0.0.1:4200",
+        );
         assert!(pages.embed_example.contains(
             r#"<script src="http://127.0.0.1:3000/chat-sync-widget.js" data-registration-url="http://127.0.0.1:3000/registrations" async></script>"#
         ));
@@ -213,7 +252,11 @@ mod tests {
 
     #[test]
     fn the_embed_example_carries_a_signed_in_visitors_token_and_nothing_else() {
-        let pages = Pages::new("http://127.0.0.1:3000", "http://127.0.0.1:4100");
+        let pages = Pages::new(
+            "http://127.0.0.1:3000",
+            "http://127.0.0.1:4100",
+            "http://127.0.0.1:4200",
+        );
         let signed_in = pages
             .embed_example_page(Some("eyJh.eyJl.sig-_="))
             .expect("a token");

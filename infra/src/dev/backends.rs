@@ -3,7 +3,7 @@
 use super::DevError;
 use chat_sync::adapters::hubspot::TRANSCRIPT_PROPERTY;
 use chat_sync::config::Env;
-use sandbox::{DynamoDbLocal, HubSpotDouble, StreamDouble};
+use sandbox::{DynamoDbLocal, HubSpotDouble, OidcDouble, StreamDouble};
 
 /// Credentials the doubles accept; they only guard loopback ports, so they need not be secret.
 pub const SANDBOX_HUBSPOT_TOKEN: &str = "sandbox-hubspot-token";
@@ -13,6 +13,15 @@ pub const SANDBOX_STREAM_KEY: &str = "sandbox-api-key";
 pub const SANDBOX_STREAM_SECRET: &str = "sandbox-api-secret";
 /// The sandbox HubSpot app's client secret: it signs the HubSpot webhooks `make dev` receives.
 pub const SANDBOX_HUBSPOT_CLIENT_SECRET: &str = "sandbox-hubspot-client-secret";
+
+/// The agent console's client id at the sandbox identity provider.
+pub const SANDBOX_AGENT_CLIENT_ID: &str = "chat-sync-agent-console";
+/// The agents who may sign in to the console in sandbox mode, and their password (the sign-in page says so).
+pub const SANDBOX_AGENTS: [(&str, &str); 2] = [
+    ("ada@agents.example", "Ada Agent"),
+    ("bob@agents.example", "Bob Agent"),
+];
+pub const SANDBOX_AGENT_PASSWORD: &str = "sandbox-password";
 
 /// DynamoDB Local: the one at `DYNAMODB_LOCAL_ENDPOINT`, or a JVM started (and stopped) by the dev server.
 pub struct Database {
@@ -63,15 +72,18 @@ impl Database {
     }
 }
 
-/// The HubSpot and Stream doubles on loopback ports, standing in for the real services.
+/// The HubSpot and Stream doubles on loopback ports, standing in for the real services, and the OpenID provider
+/// the agents sign in to the console with.
 pub struct Sandbox {
     hubspot: HubSpotDouble,
     stream: StreamDouble,
+    oidc: OidcDouble,
 }
 
 impl Sandbox {
-    /// Starts both doubles; the Stream double delivers signed webhooks to `webhook_url`, as Stream would.
-    pub async fn start(webhook_url: String) -> Result<Self, DevError> {
+    /// Starts the doubles; the Stream double delivers signed webhooks to `webhook_url`, as Stream would, and the
+    /// identity provider redirects signed-in agents to one of `console_urls`.
+    pub async fn start(webhook_url: String, console_urls: &[String]) -> Result<Self, DevError> {
         let hubspot = HubSpotDouble::start(SANDBOX_HUBSPOT_TOKEN)
             .await
             .map_err(|source| DevError::Sandbox {
@@ -90,7 +102,22 @@ impl Sandbox {
                 source,
             })?;
         stream.set_webhook_url(Some(webhook_url));
-        Ok(Self { hubspot, stream })
+        let oidc = OidcDouble::start()
+            .await
+            .map_err(|source| DevError::Sandbox {
+                service: "OpenID provider",
+                source,
+            })?;
+        let redirects: Vec<&str> = console_urls.iter().map(String::as_str).collect();
+        oidc.register_client(SANDBOX_AGENT_CLIENT_ID, &redirects);
+        for (email, name) in SANDBOX_AGENTS {
+            oidc.add_agent(email, name, SANDBOX_AGENT_PASSWORD);
+        }
+        Ok(Self {
+            hubspot,
+            stream,
+            oidc,
+        })
     }
 
     /// Points the handlers at the doubles, exactly as the variables would point them at the real services.
@@ -101,15 +128,21 @@ impl Sandbox {
         env.set("STREAM_BASE_URL", self.stream.base_url());
         env.set("STREAM_API_KEY", SANDBOX_STREAM_KEY);
         env.set("STREAM_API_SECRET", SANDBOX_STREAM_SECRET);
+        env.set("AGENT_OIDC_ISSUER", self.oidc.issuer());
+        env.set("AGENT_OIDC_AUDIENCE", SANDBOX_AGENT_CLIENT_ID);
     }
 
     /// One line for the banner.
     pub fn describe(&self) -> String {
         format!(
-            "sandbox: HubSpot double {} ({SANDBOX_RATE_LIMIT} requests / 10 s, like Free/Starter), Stream double {} \
-             (no accounts; nothing leaves this machine)",
+            "sandbox: HubSpot double {} ({SANDBOX_RATE_LIMIT} requests / 10 s, like Free/Starter), Stream double {}, \
+             OpenID provider {} (agents {} and {}, password {SANDBOX_AGENT_PASSWORD}; no accounts; nothing leaves \
+             this machine)",
             self.hubspot.base_url(),
-            self.stream.base_url()
+            self.stream.base_url(),
+            self.oidc.issuer(),
+            SANDBOX_AGENTS[0].0,
+            SANDBOX_AGENTS[1].0,
         )
     }
 }

@@ -10,15 +10,14 @@
 //!   `localhost` or `[::1]`, with or without a port, and which carries no `Forwarded`, `X-Forwarded-For` or
 //!   `X-Forwarded-Host` header. Anything else is refused before the route runs: 403 `host_not_allowed` or
 //!   `forwarded_not_allowed`.
-//! - In live mode, the routes that hand out what the real services hold — the support agent's Stream token (the
-//!   agent is a member of every conversation) and a contact's transcript — are off: 403 `sandbox_only`, whoever asks.
+//! - In live mode, the route that hands out what the real services hold — a contact's transcript — is off: 403
+//!   `sandbox_only`, whoever asks. (Agents get Stream sessions only by signing in: `/agent-sessions`.)
 //!   The `Host` check alone cannot be trusted with them: a tunnel that rewrites `Host` to `localhost` and adds no
 //!   forwarding header gets through it.
 //! - The handlers' paths (`/registrations`, `/webhooks`, `/hubspot/webhooks`) are not guarded here: Stream and
 //!   HubSpot reach them through a tunnel, and each handler checks its callers itself, as when deployed.
 //!
-//! Both guards are layers on routes, independent of what the routes do: a route replaced (the agent's token by a
-//! sign-in, say) stays guarded as long as it is added under them.
+//! Both guards are layers on routes, independent of what the routes do: a route added under them is guarded.
 
 use super::api::error_response;
 use super::Mode;
@@ -46,16 +45,15 @@ pub async fn loopback_only(request: Request, next: Next) -> Response {
     }
 }
 
-/// Middleware for the routes that hand out the agent's token or CRM data: off in live mode.
+/// Middleware for the routes that hand out CRM data: off in live mode.
 pub async fn sandbox_only(State(mode): State<Mode>, request: Request, next: Next) -> Response {
     match mode {
         Mode::Sandbox => next.run(request).await,
         Mode::Live => error_response(ApiError::new(
             StatusCode::FORBIDDEN,
             "sandbox_only",
-            "this dev endpoint is off in live mode: it would hand the real support agent's Stream token, or real \
-             CRM data, to whoever reaches this server (a tunnel included). Answer visitors from your support tools \
-             and read contacts in HubSpot",
+            "this dev endpoint is off in live mode: it would hand real CRM data to whoever reaches this server (a \
+             tunnel included). Answer visitors in the agent console (/agent/) and read contacts in HubSpot",
         )),
     }
 }

@@ -26,6 +26,12 @@ impl Setup {
             .ensure_agent(&step.agent.id, &step.agent.name, apply, deadline)
             .await
             .map_err(failed)?;
+        // Before the grants: they name the role.
+        let agent_role = step
+            .client
+            .ensure_agent_role(apply, deadline)
+            .await
+            .map_err(failed)?;
         let grants = step
             .client
             .restrict_visitors(&step.channel_type, apply, deadline)
@@ -52,6 +58,10 @@ impl Setup {
             Outcome::Agent {
                 id: step.agent.id.as_str().to_owned(),
                 change: agent,
+                dry_run: self.dry_run,
+            },
+            Outcome::AgentRole {
+                created: agent_role,
                 dry_run: self.dry_run,
             },
             Outcome::VisitorGrants {

@@ -2,7 +2,9 @@
 //! what to check and holds no secret).
 
 use chat_sync::adapters::hubspot::{REQUIRED_SCOPES, TRANSCRIPT_PROPERTY};
-use chat_sync::adapters::stream_access::{AgentChange, GrantsChange, AGENT_ROLE_ON_CREATION};
+use chat_sync::adapters::stream_access::{
+    AgentChange, GrantsChange, AGENT_ROLE, AGENT_ROLE_ON_CREATION,
+};
 use chat_sync::config::ConfigError;
 use chat_sync::ports::UpstreamError;
 use std::fmt;
@@ -132,6 +134,11 @@ pub enum Outcome {
         change: AgentChange,
         dry_run: bool,
     },
+    /// The Stream role agents signed in through the identity provider get (`AGENT_ROLE`): created, or there.
+    AgentRole {
+        created: bool,
+        dry_run: bool,
+    },
     /// The visitor's grants on the channel type and app-wide.
     VisitorGrants {
         channel_type: String,
@@ -215,6 +222,18 @@ impl fmt::Display for Outcome {
                     AgentChange::Unchanged => {
                         write!(f, "Stream: the support agent {id} is already there")
                     }
+                }
+            }
+            Outcome::AgentRole { created, dry_run } => {
+                let would = if *dry_run { "would be " } else { "" };
+                if *created {
+                    write!(
+                        f,
+                        "Stream: the agents' role {AGENT_ROLE} {would}created (it reads and writes the chat-sync \
+                         channel type only)"
+                    )
+                } else {
+                    write!(f, "Stream: the agents' role {AGENT_ROLE} is already there")
                 }
             }
             Outcome::VisitorGrants {

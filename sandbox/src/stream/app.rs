@@ -139,7 +139,8 @@ impl StreamState {
         let mut data = lock(&self.data);
         if let Some(grants) = fields.remove("grants") {
             let mut merged = data.app_grants.clone();
-            merge_app_grants(EP, &mut merged, &grants)?;
+            let custom = data.custom_role_names();
+            merge_app_grants(EP, &mut merged, &grants, &custom)?;
             data.app_grants = merged;
         }
         data.app.extend(fields);
@@ -196,13 +197,14 @@ impl StreamState {
             ));
         };
         let mut data = lock(&self.data);
+        let custom = data.custom_role_names();
         let Some(kind) = data.channel_types.get_mut(name) else {
             return Err(StreamError::not_found(
                 EP,
                 format!("Channel type '{name}' does not exist"),
             ));
         };
-        kind.apply(EP, body)?;
+        kind.apply(EP, body, &custom)?;
         Ok(kind.to_json())
     }
 
@@ -221,7 +223,7 @@ impl StreamState {
         let mut data = lock(&self.data);
         check_new_type_name(EP, &data, name)?;
         let mut kind = ChannelType::built_in(name);
-        kind.apply(EP, body)?;
+        kind.apply(EP, body, &data.custom_role_names())?;
         let answer = kind.to_json();
         data.channel_types.insert(name.to_owned(), kind);
         Ok(answer)

@@ -237,6 +237,94 @@ impl StreamState {
         Ok(self.channel_state(&data, &channel, actor))
     }
 
+    /// `PATCH /channels/{type}/{id}` `{"set": {...}, "unset": [...]}` (the SDK's `updatePartial`): the channel's
+    /// custom data changed field by field, everything else kept; `channel.updated` to its watchers and webhook.
+    /// A user needs `update-channel` on it; Stream's own fields cannot be set this way.
+    pub(crate) fn update_channel_partial(
+        &self,
+        kind: &str,
+        id: &str,
+        actor: &Actor,
+        body: &Value,
+    ) -> Result<Value, StreamError> {
+        const EP: &str = "UpdateChannelPartial";
+        const RESERVED: [&str; 12] = [
+            "id",
+            "cid",
+            "type",
+            "members",
+            "created_by",
+            "created_by_id",
+            "created_at",
+            "updated_at",
+            "member_count",
+            "own_capabilities",
+            "config",
+            "frozen",
+        ];
+        let set = match body.get("set") {
+            None | Some(Value::Null) => Map::new(),
+            Some(Value::Object(set)) => set.clone(),
+            Some(_) => return Err(StreamError::input(EP, "set must be an object")),
+        };
+        let unset: Vec<String> = match body.get("unset") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Array(keys)) => keys
+                .iter()
+                .map(|k| k.as_str().map(str::to_owned))
+                .collect::<Option<_>>()
+                .ok_or_else(|| StreamError::input(EP, "unset must be an array of field names"))?,
+            Some(_) => return Err(StreamError::input(EP, "unset must be an array")),
+        };
+        if set.is_empty() && unset.is_empty() {
+            return Err(StreamError::input(EP, "set or unset is required"));
+        }
+        if let Some(field) = set
+            .keys()
+            .chain(unset.iter())
+            .find(|k| RESERVED.contains(&k.as_str()))
+        {
+            return Err(StreamError::input(
+                EP,
+                format!("{field} cannot be changed this way"),
+            ));
+        }
+        let cid = format!("{kind}:{id}");
+        let mut data = lock(&self.data);
+        let channel = data.existing_channel(EP, kind, id)?;
+        if let Actor::User(user) = actor {
+            data.permit(
+                EP,
+                user,
+                kind,
+                Action::UpdateChannel,
+                Resource::Channel(channel),
+            )?;
+        }
+        let mut channel = channel.clone();
+        for key in &unset {
+            channel.custom.remove(key);
+        }
+        channel.custom.extend(set);
+        data.channels.insert(cid.clone(), channel.clone());
+        let state = self.channel_state(&data, &channel, actor);
+        let user = match actor {
+            Actor::User(user) => data.user_json(user),
+            Actor::Server => Value::Null,
+        };
+        let event = json!({
+            "type": "channel.updated",
+            "cid": cid,
+            "channel_type": kind,
+            "channel_id": id,
+            "channel": state["channel"],
+            "user": user,
+            "created_at": now_rfc3339(),
+        });
+        self.publish(&data, &event);
+        Ok(json!({ "channel": state["channel"], "members": state["members"] }))
+    }
+
     /// `POST /channels/{type}/{id}/event` (the SDK's `keystroke`, `stopTyping`, `sendEvent`): `typing.start` /
     /// `typing.stop` (when the type's `typing_events` is on) go to the channel's watchers only, as on Stream; other
     /// event types are refused (the double has no custom events).

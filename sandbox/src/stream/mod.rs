@@ -6,6 +6,7 @@
 //! * `cors.rs`: CORS for every origin, as Stream answers browsers;
 //! * `users.rs`, `channels.rs`, `messages.rs`, `app.rs`: what each endpoint does, over the stored `state.rs`;
 //! * `permissions.rs`: channel types and their grants, enforced on user tokens as Stream's permissions v2 does;
+//! * `roles.rs`: custom roles (`/roles`), which users may have and grants may name;
 //! * `deletions.rs`: user and channel erasure (hard/soft, async tasks), recorded for tests;
 //! * `filter.rs`: the query filters of `queryChannels` and `queryUsers`;
 //! * `websocket.rs`: the SDK's `/connect`: `health.check`, pings, events to the connections watching a channel;
@@ -24,6 +25,7 @@ mod filter;
 mod messages;
 mod permissions;
 mod rest;
+mod roles;
 mod state;
 mod users;
 mod webhooks;
@@ -53,9 +55,9 @@ use websocket::Hub;
 /// A running Stream double on a loopback port; dropping it stops the server. Its routes, as
 /// [`Double::call_count`] names them: `"connect"` (the websocket), `"upsert_users"`, `"partial_update_users"`,
 /// `"query_users"`, `"delete_users"`, `"get_task"`, `"query_channels"`, `"query_channel"`,
-/// `"update_channel"`, `"delete_channel"`, `"stop_watching"`, `"mark_read"`, `"send_event"`, `"send_message"`,
+/// `"update_channel"`, `"update_channel_partial"`, `"delete_channel"`, `"stop_watching"`, `"mark_read"`, `"send_event"`, `"send_message"`,
 /// `"get_message"`, `"update_message"`, `"delete_message"`, `"get_channel_type"`, `"update_channel_type"`,
-/// `"create_channel_type"`, `"get_app"`, `"update_app"` (and `"not_found"`, `"method_not_allowed"` for the rest).
+/// `"create_channel_type"`, `"get_app"`, `"update_app"`, `"list_roles"`, `"create_role"` (and `"not_found"`, `"method_not_allowed"` for the rest).
 pub type StreamDouble = Double<StreamState>;
 
 impl StreamDouble {
@@ -261,6 +263,8 @@ pub struct StreamState {
     data: Mutex<Data>,
     webhooks: Webhooks,
     hub: Hub,
+    /// When the double started: the built-in roles' creation time (`GET /roles`).
+    started_at: String,
 }
 
 impl StreamState {
@@ -273,6 +277,7 @@ impl StreamState {
             data: Mutex::new(Data::new(app::default_settings())),
             webhooks: Webhooks::new(api_key, secret)?,
             hub: Hub::default(),
+            started_at: now_rfc3339(),
         })
     }
 

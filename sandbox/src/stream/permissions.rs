@@ -354,13 +354,20 @@ impl ChannelType {
         &mut self,
         endpoint: &str,
         body: &Map<String, Value>,
+        custom_roles: &BTreeSet<String>,
     ) -> Result<(), StreamError> {
         let mut settings = self.settings.clone();
         let mut grants = self.grants.clone();
         for (key, value) in body {
             match key.as_str() {
                 "name" | "created_at" | "updated_at" | "permissions" => {}
-                "grants" => merge_grants(endpoint, &mut grants, value, &permission_ids())?,
+                "grants" => merge_grants(
+                    endpoint,
+                    &mut grants,
+                    value,
+                    &permission_ids(),
+                    custom_roles,
+                )?,
                 setting if settings.contains_key(setting) => {
                     let same_kind = match (&settings[setting], value) {
                         (Value::Bool(_), Value::Bool(_))
@@ -417,6 +424,7 @@ fn merge_grants(
     grants: &mut Grants,
     value: &Value,
     known: &BTreeSet<&str>,
+    custom_roles: &BTreeSet<String>,
 ) -> Result<(), StreamError> {
     let Some(by_role) = value.as_object() else {
         return Err(StreamError::input(
@@ -425,7 +433,7 @@ fn merge_grants(
         ));
     };
     for (role, ids) in by_role {
-        if !GRANT_ROLES.contains(&role.as_str()) {
+        if !GRANT_ROLES.contains(&role.as_str()) && !custom_roles.contains(role) {
             return Err(StreamError::input(
                 endpoint,
                 format!("role {role:?} does not exist"),
@@ -461,8 +469,9 @@ pub(crate) fn merge_app_grants(
     endpoint: &str,
     grants: &mut Grants,
     value: &Value,
+    custom_roles: &BTreeSet<String>,
 ) -> Result<(), StreamError> {
-    merge_grants(endpoint, grants, value, &permission_ids())
+    merge_grants(endpoint, grants, value, &permission_ids(), custom_roles)
 }
 
 /// A channel type name for `POST /channeltypes`.

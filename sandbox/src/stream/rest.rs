@@ -39,7 +39,9 @@ pub(crate) fn router(state: Arc<StreamState>) -> Router {
         )
         .route(
             "/channels/{type}/{id}",
-            post(update_channel).delete(delete_channel),
+            post(update_channel)
+                .patch(update_channel_partial)
+                .delete(delete_channel),
         )
         .route("/connect", get(super::websocket::connect))
         .route("/channels", post(query_channels))
@@ -54,6 +56,7 @@ pub(crate) fn router(state: Arc<StreamState>) -> Router {
         )
         .route("/messages/{id}/undelete", post(undelete_message))
         .route("/app", get(get_app).patch(update_app))
+        .route("/roles", get(list_roles).post(create_role))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn(super::cors::cors))
@@ -199,6 +202,22 @@ async fn update_channel(
     .await
 }
 
+async fn update_channel_partial(
+    State(s): St,
+    path: Result<Path<(String, String)>, PathRejection>,
+    req: Req,
+) -> Response {
+    guarded(&s, "update_channel_partial", &req, true, |actor| {
+        let (kind, id) = path_or_404(path)?;
+        let body = parse_json("UpdateChannelPartial", &req)?;
+        Ok((
+            StatusCode::OK,
+            s.update_channel_partial(&kind, &id, &actor, &body)?,
+        ))
+    })
+    .await
+}
+
 async fn delete_channel(
     State(s): St,
     path: Result<Path<(String, String)>, PathRejection>,
@@ -295,6 +314,21 @@ async fn mark_read(
 async fn get_app(State(s): St, req: Req) -> Response {
     guarded(&s, "get_app", &req, false, |_| {
         Ok((StatusCode::OK, json!({ "app": s.app() })))
+    })
+    .await
+}
+
+async fn list_roles(State(s): St, req: Req) -> Response {
+    guarded(&s, "list_roles", &req, false, |_| {
+        Ok((StatusCode::OK, s.list_roles()))
+    })
+    .await
+}
+
+async fn create_role(State(s): St, req: Req) -> Response {
+    guarded(&s, "create_role", &req, false, |_| {
+        let body = parse_json("CreateRole", &req)?;
+        Ok((StatusCode::CREATED, s.create_role(&body)?))
     })
     .await
 }

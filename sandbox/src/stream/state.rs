@@ -6,7 +6,7 @@ use super::permissions::{default_app_grants, ChannelType, Grants, BUILT_IN_TYPES
 use crate::support::format_millis;
 use serde::Serialize;
 use serde_json::{json, Map, Value};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use time::OffsetDateTime;
 
 /// Stream's default maximum message length.
@@ -63,6 +63,8 @@ pub(crate) struct Data {
     pub(crate) channel_types: BTreeMap<String, ChannelType>,
     /// The `.app` scope's grants.
     pub(crate) app_grants: Grants,
+    /// Custom roles (`POST /roles`), name → created at: a user may have one, and grants may name it.
+    pub(crate) custom_roles: BTreeMap<String, String>,
     /// Deletions, in order, so tests can assert what was erased.
     pub(crate) user_deletions: Vec<UserDeletion>,
     pub(crate) channel_deletions: Vec<ChannelDeletion>,
@@ -95,12 +97,23 @@ impl Data {
                 .map(|name| ((*name).to_owned(), ChannelType::built_in(name)))
                 .collect(),
             app_grants: default_app_grants(),
+            custom_roles: BTreeMap::new(),
             user_deletions: Vec::new(),
             channel_deletions: Vec::new(),
             tasks: HashMap::new(),
             failing_tasks: 0,
             clock: OffsetDateTime::UNIX_EPOCH,
         }
+    }
+
+    /// Whether `role` is a user role here: built in, or created with `POST /roles`.
+    pub(crate) fn role_exists(&self, role: &str) -> bool {
+        ROLES.contains(&role) || self.custom_roles.contains_key(role)
+    }
+
+    /// The custom roles' names (grants may name them besides the built-in roles).
+    pub(crate) fn custom_role_names(&self) -> BTreeSet<String> {
+        self.custom_roles.keys().cloned().collect()
     }
 
     pub(crate) fn tick(&mut self) -> String {

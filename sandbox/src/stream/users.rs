@@ -9,6 +9,7 @@ use super::state::{full_user_json, valid_user_id, User, UserRecord, ROLES};
 use super::StreamState;
 use crate::support::{lock, now_rfc3339};
 use serde_json::{json, Map, Value};
+use std::collections::BTreeSet;
 
 /// Stream's per-call limit for `POST /users`.
 pub const MAX_USERS_PER_CALL: usize = 100;
@@ -28,6 +29,7 @@ impl StreamState {
                 format!("users must contain between 1 and {MAX_USERS_PER_CALL} users"),
             ));
         }
+        let custom = lock(&self.data).custom_role_names();
         let mut parsed = Vec::with_capacity(users.len());
         for (key, user) in users {
             let Some(user) = user.as_object() else {
@@ -49,7 +51,7 @@ impl StreamState {
                     format!("user_id {id:?} is not valid: use 1-255 characters from a-z, 0-9, @, _ and -"),
                 ));
             }
-            let role = parse_role(EP, user.get("role"))?.unwrap_or("user");
+            let role = parse_role(EP, user.get("role"), &custom)?.unwrap_or("user");
             let name = parse_name(EP, key, user.get("name"))?.unwrap_or("");
             let extra: Map<String, Value> = user
                 .iter()
@@ -158,9 +160,10 @@ impl StreamState {
                 format!("users must contain between 1 and {MAX_USERS_PER_CALL} updates"),
             ));
         }
+        let custom = lock(&self.data).custom_role_names();
         let parsed = updates
             .iter()
-            .map(|update| PartialUpdate::parse(EP, actor, update))
+            .map(|update| PartialUpdate::parse(EP, actor, update, &custom))
             .collect::<Result<Vec<_>, _>>()?;
         let mut data = lock(&self.data);
         if let Actor::User(caller) = actor {
@@ -218,7 +221,12 @@ struct PartialUpdate {
 }
 
 impl PartialUpdate {
-    fn parse(endpoint: &str, actor: &Actor, update: &Value) -> Result<Self, StreamError> {
+    fn parse(
+        endpoint: &str,
+        actor: &Actor,
+        update: &Value,
+        custom: &BTreeSet<String>,
+    ) -> Result<Self, StreamError> {
         let Some(id) = update.get("id").and_then(Value::as_str) else {
             return Err(StreamError::input(
                 endpoint,
@@ -255,7 +263,7 @@ impl PartialUpdate {
             }
         }
         if set.contains_key("role") {
-            parse_role(endpoint, set.get("role"))?;
+            parse_role(endpoint, set.get("role"), custom)?;
         }
         if let Some(name) = set.get("name") {
             if !name.is_string() {
@@ -300,10 +308,16 @@ fn parse_millis(endpoint: &str, at: &str) -> Result<i64, StreamError> {
 }
 
 /// `None` when absent or null; an unknown role is refused.
-fn parse_role<'a>(endpoint: &str, role: Option<&'a Value>) -> Result<Option<&'a str>, StreamError> {
+fn parse_role<'a>(
+    endpoint: &str,
+    role: Option<&'a Value>,
+    custom: &BTreeSet<String>,
+) -> Result<Option<&'a str>, StreamError> {
     match role {
         None | Some(Value::Null) => Ok(None),
-        Some(Value::String(role)) if ROLES.contains(&role.as_str()) => Ok(Some(role.as_str())),
+        Some(Value::String(role)) if ROLES.contains(&role.as_str()) || custom.contains(role) => {
+            Ok(Some(role.as_str()))
+        }
         Some(other) => Err(StreamError::input(
             endpoint,
             format!("role {other} does not exist"),

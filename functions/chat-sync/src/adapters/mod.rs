@@ -4,5 +4,6 @@ pub mod backoff;
 pub mod dynamo;
 mod http;
 pub mod hubspot;
+pub mod oidc;
 pub mod stream;
 pub mod stream_access;

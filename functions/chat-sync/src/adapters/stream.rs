@@ -2,7 +2,7 @@
 
 use super::backoff::Backoff;
 use super::http::{client, send_json};
-use crate::domain::{ChannelRef, Identity, Timestamp, UserId};
+use crate::domain::{ChannelRef, ContactId, Email, Identity, Timestamp, UserId};
 use crate::ports::{ChatService, ChatUser, UpstreamError};
 use async_trait::async_trait;
 use hmac::{Hmac, Mac};
@@ -262,6 +262,24 @@ impl ChatService for StreamClient {
             channel.channel_type, channel.channel_id
         );
         self.call(reqwest::Method::POST, &path, Some(&body), deadline)
+            .await
+            .map(|_| ())
+    }
+
+    async fn describe_contact(
+        &self,
+        channel: &ChannelRef,
+        contact_id: &ContactId,
+        email: &Email,
+        deadline: Instant,
+    ) -> Result<(), UpstreamError> {
+        // `PATCH /channels/{type}/{id}` (UpdateChannelPartial): these two fields, nothing else touched.
+        let body = json!({ "set": {
+            "contact_id": contact_id.as_str(),
+            "visitor_email": email.as_str(),
+        } });
+        let path = format!("/channels/{}/{}", channel.channel_type, channel.channel_id);
+        self.call(reqwest::Method::PATCH, &path, Some(&body), deadline)
             .await
             .map(|_| ())
     }

@@ -28,6 +28,11 @@ use std::time::Instant;
 /// (`moderator`, `admin`: to send attachments, or to see every channel in Stream's dashboard).
 pub const AGENT_ROLE_ON_CREATION: &str = "user";
 
+/// The custom Stream role every agent signed in through the identity provider has (`handlers::agent_sessions`):
+/// setup creates it (`POST /roles`) and grants it the product's channel type only. The webhook shows its
+/// messages as `(agent)`; only a server token can give a user this role.
+pub const AGENT_ROLE: &str = "chat_agent";
+
 /// Grants of the product's channel type, per role. Permission ids are Stream's (permissions v2).
 pub const CHANNEL_GRANTS: &[(&str, &[&str])] = &[
     // Any user, member or not, on any channel of the type: only to edit or delete the messages it wrote (a visitor
@@ -47,6 +52,23 @@ pub const CHANNEL_GRANTS: &[(&str, &[&str])] = &[
             "add-links",
         ],
     ),
+    // An agent, on every conversation of the type: read it (the console lists them all), join it to answer
+    // (`update-channel-members`: Stream takes messages from members only; "Assign to me" joins), write in it, set
+    // its assignment and status (`update-channel`: the channel's custom data), and correct its own messages.
+    // Nothing on other channel types, nothing app-wide (see `APP_GRANTS`), no channel creation or deletion.
+    (
+        AGENT_ROLE,
+        &[
+            "read-channel",
+            "read-channel-members",
+            "update-channel-members",
+            "create-message",
+            "add-links",
+            "update-channel",
+            "update-message-owner",
+            "delete-message-owner",
+        ],
+    ),
     // Nobody comes as a guest or anonymously: nothing.
     ("guest", &[]),
     ("anonymous", &[]),
@@ -60,6 +82,9 @@ pub const APP_GRANTS: &[(&str, &[&str])] = &[
     ("user", &[]),
     ("guest", &[]),
     ("anonymous", &[]),
+    // Agents neither: no user search (the console reads members through channels), no renaming themselves (their
+    // name comes from the identity provider at each sign-in).
+    (AGENT_ROLE, &[]),
 ];
 
 /// What a visitor's roles lose on the app's *other* channel types with `setup --stream-access
@@ -227,6 +252,34 @@ impl StreamClient {
             AgentChange::Unchanged => {}
         }
         Ok(change)
+    }
+
+    /// Creates [`AGENT_ROLE`] if the app lacks it (with `apply`); returns whether it was missing. Grants may name
+    /// it only once it exists, so `setup` runs this before [`Self::restrict_visitors`].
+    pub async fn ensure_agent_role(
+        &self,
+        apply: bool,
+        deadline: Instant,
+    ) -> Result<bool, UpstreamError> {
+        let roles = self.call(Method::GET, "/roles", None, deadline).await?;
+        let exists = roles
+            .get("roles")
+            .and_then(Value::as_array)
+            .is_some_and(|roles| {
+                roles
+                    .iter()
+                    .any(|r| r.get("name").and_then(Value::as_str) == Some(AGENT_ROLE))
+            });
+        if !exists && apply {
+            self.call(
+                Method::POST,
+                "/roles",
+                Some(&json!({ "name": AGENT_ROLE })),
+                deadline,
+            )
+            .await?;
+        }
+        Ok(!exists)
     }
 
     /// Gives the visitor's roles the grants above on `channel_type` and app-wide, if they differ (with `apply`;

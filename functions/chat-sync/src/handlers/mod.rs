@@ -1,5 +1,6 @@
 //! The Lambda handlers: plain async fns over `lambda_http::Request`, callable from tests and the dev server.
 
+pub mod agent_sessions;
 pub mod hubspot_webhooks;
 pub mod registration;
 mod response;

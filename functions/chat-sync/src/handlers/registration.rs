@@ -312,10 +312,20 @@ impl Registration {
             now,
         )
         .notes_only(notes_only);
-        // Only once the mapping is stored is a token handed out: no message can arrive for an unknown channel.
-        if let Err(error) = self.store.save_channel(&mapping).await {
+        // Only once the mapping is stored is a token handed out: no message can arrive for an unknown channel. The
+        // agents' console learns whose conversation it is at the same time (the contact's id and the e-mail as
+        // registered, on the channel); if Stream refuses that, the console only lacks the link to HubSpot.
+        let (saved, described) = tokio::join!(
+            self.store.save_channel(&mapping),
+            self.chat
+                .describe_contact(&channel, &contact_id, &mapping.email, deadline),
+        );
+        if let Err(error) = saved {
             self.undo_chat(&visitor.id).await;
             return Err(storage_failed(&error));
+        }
+        if let Err(error) = described {
+            tracing::warn!(%error, channel = %channel, "the conversation's contact could not be written to Stream");
         }
         let (token, expires_at) = self
             .tokens

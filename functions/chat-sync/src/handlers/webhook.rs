@@ -3,6 +3,7 @@
 
 use super::response::{body_bytes, header_str, json_response, method_not_allowed, ApiError};
 use crate::adapters::stream::verify_signature;
+use crate::adapters::stream_access::AGENT_ROLE;
 use crate::domain::transcript::Cleared;
 use crate::domain::{
     Author, ChannelRef, ContactId, Invalid, MessageChange, MessageId, MessageKind, Role, Timestamp,
@@ -589,7 +590,9 @@ impl Webhook {
         let role = if change.author.id == mapping.visitor_id.as_str() {
             change.author.name = mapping.visitor_name.clone();
             Role::Visitor
-        } else if self.agents.contains(&change.author.id) {
+        } else if self.agents.contains(&change.author.id) || change.author.role == AGENT_ROLE {
+            // The role is Stream's, in an event Stream signed: only a server token gives a user the agents' role
+            // (agent sessions do), and a visitor's token cannot change its own role.
             Role::Agent
         } else {
             Role::other(&change.author.role)

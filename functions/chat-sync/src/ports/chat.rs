@@ -1,7 +1,7 @@
 //! The chat service (Stream).
 
 use super::UpstreamError;
-use crate::domain::{ChannelRef, Identity, UserId};
+use crate::domain::{ChannelRef, ContactId, Email, Identity, UserId};
 use async_trait::async_trait;
 use std::time::Instant;
 
@@ -29,6 +29,16 @@ pub trait ChatService: Send + Sync {
         created_by: &UserId,
         members: &[UserId],
         identity: Identity,
+        deadline: Instant,
+    ) -> Result<(), UpstreamError>;
+    /// Tells the agents' console whose conversation this is: the HubSpot contact's id and the e-mail as
+    /// registered, in the channel's custom data (`contact_id`, `visitor_email`), which the conversation's members
+    /// and the agents read. Erased with the channel.
+    async fn describe_contact(
+        &self,
+        channel: &ChannelRef,
+        contact_id: &ContactId,
+        email: &Email,
         deadline: Instant,
     ) -> Result<(), UpstreamError>;
     /// Hard-deletes channels (erasure): a conversation with more than the visitor and one agent in it is no

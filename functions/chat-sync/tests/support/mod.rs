@@ -58,6 +58,9 @@ pub async fn setup_stream_access(chat: &StreamClient) {
     chat.ensure_agent(&agent, AGENT_NAME, true, deadline)
         .await
         .expect("agent created");
+    chat.ensure_agent_role(true, deadline)
+        .await
+        .expect("agents' role created");
     chat.restrict_visitors(
         &ChannelType::parse("messaging").expect("valid"),
         true,
