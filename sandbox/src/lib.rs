@@ -6,6 +6,7 @@
 
 pub mod dynamodb_local;
 pub mod faults;
+pub mod fixtures;
 pub mod hubspot;
 pub mod stream;
 mod support;

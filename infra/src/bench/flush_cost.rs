@@ -192,7 +192,7 @@ pub async fn run(world: &World, dynamodb_endpoint: &str) -> Result<Vec<FlushCost
         },
         ..flush
     });
-    let client = chat_sync::wiring::local_dynamodb(dynamodb_endpoint).await;
+    let client = chat_sync::app::local_dynamodb(dynamodb_endpoint).await;
     let store = &world.store;
     let base = Timestamp::now().unix_seconds() - 86_400 * 30;
     let mut results = Vec::new();

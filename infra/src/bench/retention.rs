@@ -79,7 +79,7 @@ pub async fn run(world: &World, dynamodb_endpoint: &str) -> Result<Vec<Retention
     let sweeper = Sweeper::new(world.store.clone(), sync, Duration::from_secs(20));
     let period = RetentionPeriod::days(RetentionPeriod::DEFAULT_DAYS);
     let retention = Retention::new(world.store.clone(), period);
-    let client = chat_sync::wiring::local_dynamodb(dynamodb_endpoint).await;
+    let client = chat_sync::app::local_dynamodb(dynamodb_endpoint).await;
     let base = Timestamp::now().unix_seconds() - 86_400 * 60;
     let mut results = Vec::new();
     for (size, visitor) in SIZES.into_iter().zip(&visitors) {

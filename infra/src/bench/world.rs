@@ -59,7 +59,7 @@ impl World {
             .map_err(|e| format!("Stream double: {e}"))?;
         let meter = Arc::new(Meter::default());
         let client = metered(
-            chat_sync::wiring::local_dynamodb(dynamodb_endpoint).await,
+            chat_sync::app::local_dynamodb(dynamodb_endpoint).await,
             meter.clone(),
         );
         let table = format!("bench-{}", uuid::Uuid::new_v4().simple());
