@@ -9,32 +9,12 @@ use chat_sync::config::FlushSettings;
 use chat_sync::domain::{ContactId, Email};
 use chat_sync::ports::{BudgetError, Caller, Crm, RateBudget, RateSignal, Store};
 use chat_sync::sync::FlushOutcome;
-use sandbox::stream::message_event;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use crate::support::{message, record, register_visitor, signed_webhook, TestApp, HUBSPOT_TOKEN};
-
-fn new_message(
-    channel: &str,
-    user: &str,
-    id: &str,
-    text: &str,
-    second: usize,
-) -> serde_json::Value {
-    message_event(
-        "message.new",
-        "messaging",
-        channel,
-        &message(
-            id,
-            user,
-            "Ada",
-            text,
-            &format!("2026-11-24T10:{:02}:{:02}.000Z", second / 60, second % 60),
-        ),
-    )
-}
+use crate::support::{
+    dated_message, record, register_visitor, signed_webhook, TestApp, HUBSPOT_TOKEN,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn lambdas_sharing_the_budget_never_exceed_hubspots_limit() {
@@ -211,7 +191,7 @@ async fn a_batch_writes_every_contact_in_one_call_across_all_queue_shards() {
     for (n, (_, visitor, channel)) in visitors.iter().enumerate() {
         record(
             &app,
-            &new_message(channel, visitor, &format!("m{n}"), &format!("hello {n}"), n),
+            &dated_message(channel, visitor, &format!("m{n}"), &format!("hello {n}"), n),
         )
         .await;
     }
@@ -233,7 +213,7 @@ async fn a_batch_writes_every_contact_in_one_call_across_all_queue_shards() {
         .filter_map(|item| item.get("dirty").and_then(|v| v.as_s().ok()).cloned())
         .collect();
     assert!(shards.len() >= 4, "queued in shards {shards:?}");
-    let report = app.sweeper().sweep().await.expect("sweep");
+    let report = app.sweep().await;
     assert_eq!(
         (report.flush.synced, report.flush.calls, report.waiting),
         (20, 1, 0),
@@ -253,18 +233,18 @@ async fn a_contact_deleted_in_hubspot_is_parked_and_the_rest_of_the_batch_is_wri
     assert!(app.hubspot.delete_contact(&bo));
     record(
         &app,
-        &new_message(&ada_channel, &ada_visitor, "a1", "for ada", 1),
+        &dated_message(&ada_channel, &ada_visitor, "a1", "for ada", 1),
     )
     .await;
     record(
         &app,
-        &new_message(&bo_channel, &bo_visitor, "b1", "for bo", 1),
+        &dated_message(&bo_channel, &bo_visitor, "b1", "for bo", 1),
     )
     .await;
     app.hubspot.clear_calls();
 
     // One call; HubSpot's answer names Bo's id unknown: Ada is written, Bo is looked up by e-mail, then parked.
-    let report = app.sweeper().sweep().await.expect("sweep");
+    let report = app.sweep().await;
     assert_eq!(
         (
             report.flush.calls,
@@ -292,11 +272,11 @@ async fn a_contact_deleted_in_hubspot_is_parked_and_the_rest_of_the_batch_is_wri
     // Parked means no retry loop: new messages are recorded, nothing is sent.
     record(
         &app,
-        &new_message(&bo_channel, &bo_visitor, "b2", "again", 2),
+        &dated_message(&bo_channel, &bo_visitor, "b2", "again", 2),
     )
     .await;
     app.hubspot.clear_calls();
-    let report = app.sweeper().sweep().await.expect("sweep");
+    let report = app.sweep().await;
     assert_eq!((report.flush.calls, report.waiting), (0, 0), "{report:?}");
     assert!(app.hubspot.calls().is_empty());
 
@@ -319,11 +299,11 @@ async fn a_merge_is_followed_by_email(email: &str) {
     assert_ne!(merged, ada);
     record(
         &app,
-        &new_message(&channel, &visitor, "m1", "after the merge", 1),
+        &dated_message(&channel, &visitor, "m1", "after the merge", 1),
     )
     .await;
 
-    let report = app.sweeper().sweep().await.expect("sweep");
+    let report = app.sweep().await;
     assert_eq!(
         (
             report.flush.redirected,
@@ -335,9 +315,9 @@ async fn a_merge_is_followed_by_email(email: &str) {
     );
     assert!(app.transcript(&merged).contains("after the merge"));
     // Later writes go straight to the surviving record.
-    record(&app, &new_message(&channel, &visitor, "m2", "and later", 2)).await;
+    record(&app, &dated_message(&channel, &visitor, "m2", "and later", 2)).await;
     app.hubspot.clear_calls();
-    let report = app.sweeper().sweep().await.expect("sweep");
+    let report = app.sweep().await;
     assert_eq!(
         (report.flush.calls, report.flush.synced),
         (1, 1),
@@ -372,7 +352,7 @@ async fn a_flush_reads_what_it_shows_however_long_the_history() {
             let text = format!("message {recorded:04} {}", "x".repeat(40));
             record(
                 &app,
-                &new_message(&channel, &visitor, &format!("m{recorded}"), &text, recorded),
+                &dated_message(&channel, &visitor, &format!("m{recorded}"), &text, recorded),
             )
             .await;
             recorded += 1;
@@ -415,7 +395,7 @@ async fn a_webhook_hands_its_contact_to_the_running_flusher() {
     // The first webhook becomes the flusher (and lingers, then writes slowly)...
     let (response, flush) = app
         .webhook
-        .receive(signed_webhook(&new_message(
+        .receive(signed_webhook(&dated_message(
             &channel, &visitor, "m1", "first", 1,
         )))
         .await;
@@ -425,7 +405,7 @@ async fn a_webhook_hands_its_contact_to_the_running_flusher() {
     // ...the second hands its contact over and is done at once; the flusher writes both.
     let (response, flush) = app
         .webhook
-        .receive(signed_webhook(&new_message(
+        .receive(signed_webhook(&dated_message(
             &channel, &visitor, "m2", "second", 2,
         )))
         .await;

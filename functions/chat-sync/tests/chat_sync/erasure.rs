@@ -3,7 +3,6 @@
 
 
 use crate::support;
-use aws_sdk_dynamodb::types::AttributeValue;
 use chat_sync::domain::{
     Author, ChannelId, ChannelRef, ChannelType, ContactId, MessageChange, MessageId, MessageKind,
     Role, Timestamp,
@@ -13,46 +12,20 @@ use chat_sync::ports::{Recorded, Store};
 use lambda_http::http::StatusCode;
 use sandbox::stream::message_event;
 use serde_json::json;
-use std::collections::HashMap;
 use std::time::Duration;
 use crate::support::{
-    deliver, hubspot_events, hubspot_request, json_body, message, register_visitor, TestApp,
+    deliver, hubspot_events, hubspot_request, json_body, message, register_visitor, Item, TestApp,
     HUBSPOT_CLIENT_SECRET,
 };
 
-type Item = HashMap<String, AttributeValue>;
-
-/// Every item in the table that mentions any of `needles` in its key or any string attribute, but the HubSpot rate
-/// budget's and the registration throttles' items: they name no one, and their numbers (a time in milliseconds)
-/// can contain a contact id's digits.
+/// Every data item that mentions any of `needles` in its key or any string attribute.
 async fn items_mentioning(app: &TestApp, needles: &[&str]) -> Vec<Item> {
-    let mut found = Vec::new();
-    let mut start = None;
-    loop {
-        let output = app
-            .dynamodb
-            .scan()
-            .table_name(app.store.table())
-            .consistent_read(true)
-            .set_exclusive_start_key(start.take())
-            .send()
-            .await
-            .expect("scan");
-        for item in output.items() {
-            let pk = item.get("pk").and_then(|v| v.as_s().ok());
-            if pk.is_some_and(|pk| pk.starts_with("BUDGET#") || pk.starts_with("THROTTLE#")) {
-                continue;
-            }
-            let text = format!("{item:?}");
-            if needles.iter().any(|needle| text.contains(needle)) {
-                found.push(item.clone());
-            }
-        }
-        start = output.last_evaluated_key().cloned();
-        if start.is_none() {
-            return found;
-        }
-    }
+    let mut items = app.data_items().await;
+    items.retain(|item| {
+        let text = format!("{item:?}");
+        needles.iter().any(|needle| text.contains(needle))
+    });
+    items
 }
 
 /// Runs the sweeper once: it writes whatever a webhook's flush left queued (on a loaded machine, a webhook's 1 s
@@ -889,7 +862,7 @@ async fn a_contact_deleted_in_hubspot_is_purged_here_and_in_stream_when_hubspot_
         ]))
         .await;
     assert_eq!(json_body(&response)["deleted"], 2);
-    let report = app.sweeper().sweep().await.expect("sweep");
+    let report = app.sweep().await;
     assert_eq!(report.purged, 1, "{report:?}");
     // Nothing of it is left here, nor in Stream: its visitor, messages and channel are gone.
     let left = items_mentioning(&app, &needles).await;
@@ -901,7 +874,7 @@ async fn a_contact_deleted_in_hubspot_is_purged_here_and_in_stream_when_hubspot_
     // The one still restorable is untouched, and a second sweep purges nothing.
     assert!(!items_mentioning(&app, &[kept.as_str()]).await.is_empty());
     assert!(users.contains(&kept_visitor));
-    let report = app.sweeper().sweep().await.expect("sweep");
+    let report = app.sweep().await;
     assert_eq!(report.purged, 0, "{report:?}");
 }
 

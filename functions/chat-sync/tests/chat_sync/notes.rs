@@ -22,7 +22,7 @@ fn with_notes(targets: Targets) -> FlushSettings {
 async fn sweep_until_one_syncs(app: &TestApp) {
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
-        let report = app.sweeper().sweep().await.expect("sweep");
+        let report = app.sweep().await;
         if report.flush.synced == 1 {
             return;
         }
@@ -52,7 +52,7 @@ async fn one_note_per_conversation_created_once_then_updated_in_place() {
     )
     .await;
     app.hubspot.clear_calls();
-    let report = app.sweeper().sweep().await.expect("sweep");
+    let report = app.sweep().await;
     // The property and the new note: two calls for the round.
     assert_eq!(
         (report.flush.synced, report.flush.calls),
@@ -85,7 +85,7 @@ async fn one_note_per_conversation_created_once_then_updated_in_place() {
     // A later message rewrites the same note.
     record(&app, &new_message(&channel, &visitor, "m3", "thanks!", 3)).await;
     app.hubspot.clear_calls();
-    let report = app.sweeper().sweep().await.expect("sweep");
+    let report = app.sweep().await;
     assert_eq!(
         (report.flush.synced, report.flush.calls),
         (1, 2),
@@ -106,7 +106,7 @@ async fn one_note_per_conversation_created_once_then_updated_in_place() {
         &new_message(&channel2, &visitor2, "n1", "another day", 4),
     )
     .await;
-    app.sweeper().sweep().await.expect("sweep");
+    app.sweep().await;
     let notes = app.hubspot.notes_of_contact(&contact);
     assert_eq!(notes.len(), 2);
     assert!(notes
@@ -124,7 +124,7 @@ async fn notes_only_leaves_the_property_alone() {
     .await;
     let (contact, visitor, channel) = register_visitor(&app, "Ada", "ada@example.com").await;
     record(&app, &new_message(&channel, &visitor, "m1", "hello", 1)).await;
-    let report = app.sweeper().sweep().await.expect("sweep");
+    let report = app.sweep().await;
     assert_eq!(
         (report.flush.synced, report.flush.calls),
         (1, 1),
@@ -146,7 +146,7 @@ async fn a_note_creation_whose_answer_never_came_is_adopted_not_repeated() {
     record(&app, &new_message(&channel, &visitor, "m1", "first", 1)).await;
     // The create answers 502 but lands a moment later.
     app.hubspot.set_late_writes(1.0, Duration::from_millis(500));
-    let report = app.sweeper().sweep().await.expect("sweep");
+    let report = app.sweep().await;
     assert_eq!(report.flush.fenced, 1, "{report:?}");
     app.hubspot.set_late_writes(0.0, Duration::ZERO);
     record(&app, &new_message(&channel, &visitor, "m2", "second", 2)).await;
@@ -181,7 +181,7 @@ async fn a_note_that_quotes_another_conversations_marker_is_never_adopted_for_it
     // In her first conversation, the visitor types the words that mark the second conversation's first note.
     let quoted = format!("chat-sync conversation messaging:{second} part 1");
     record(&app, &new_message(&first, &visitor, "a1", &quoted, 1)).await;
-    let report = app.sweeper().sweep().await.expect("sweep");
+    let report = app.sweep().await;
     assert_eq!(report.flush.synced, 1, "{report:?}");
     // The second conversation's note creation answers 502 and never lands.
     record(
@@ -190,7 +190,7 @@ async fn a_note_that_quotes_another_conversations_marker_is_never_adopted_for_it
     )
     .await;
     app.hubspot.faults().fail_next("notes_batch_create", 1, 502);
-    let report = app.sweeper().sweep().await.expect("sweep");
+    let report = app.sweep().await;
     assert_eq!(report.flush.fenced, 1, "{report:?}");
     // The next writer looks for the second conversation's note on the timeline: the first one's is not it.
     sweep_until_one_syncs(&app).await;
@@ -249,7 +249,7 @@ async fn a_note_is_adopted_from_a_later_page_of_the_contacts_notes() {
     app.hubspot.clear_calls();
     record(&app, &new_message(&channel, &visitor, "m1", "first", 1)).await;
     app.hubspot.set_late_writes(1.0, Duration::from_millis(500));
-    let report = app.sweeper().sweep().await.expect("sweep");
+    let report = app.sweep().await;
     assert_eq!(report.flush.fenced, 1, "{report:?}");
     app.hubspot.set_late_writes(0.0, Duration::ZERO);
     record(&app, &new_message(&channel, &visitor, "m2", "second", 2)).await;
@@ -296,7 +296,7 @@ async fn a_long_conversation_continues_in_a_second_note() {
         )
         .await;
     }
-    let report = app.sweeper().sweep().await.expect("sweep");
+    let report = app.sweep().await;
     assert_eq!(report.flush.synced, 1, "{report:?}");
     let notes = app.hubspot.notes_of_contact(&contact);
     assert!(notes.len() >= 2, "{} notes", notes.len());
@@ -393,7 +393,7 @@ async fn a_strangers_chat_on_an_existing_contact_goes_to_its_notes_never_its_pro
         &new_message(&own, &customer, "c1", "my own question", 1),
     )
     .await;
-    app.sweeper().sweep().await.expect("sweep");
+    app.sweep().await;
     let before = app.transcript(&contact);
     assert!(before.contains("my own question"), "{before}");
     // Anyone can type that e-mail: a stranger's conversation on the existing contact, 50 messages of it.
@@ -412,7 +412,7 @@ async fn a_strangers_chat_on_an_existing_contact_goes_to_its_notes_never_its_pro
         )
         .await;
     }
-    let report = app.sweeper().sweep().await.expect("sweep");
+    let report = app.sweep().await;
     assert_eq!(report.flush.synced, 1, "{report:?}");
     // The property shows the customer's lines as before, and nothing of the stranger's.
     assert_eq!(app.transcript(&contact), before);
@@ -432,7 +432,7 @@ async fn a_strangers_chat_on_an_existing_contact_goes_to_its_notes_never_its_pro
     }
     // The customer writes again in their own conversation: still only their lines in the property.
     record(&app, &new_message(&own, &customer, "c2", "a follow-up", 60)).await;
-    app.sweeper().sweep().await.expect("sweep");
+    app.sweep().await;
     let after = app.transcript(&contact);
     assert!(
         after.contains("a follow-up") && !after.contains("stranger"),

@@ -503,7 +503,7 @@ async fn the_conversation_header_says_how_the_visitor_was_identified() {
         let (status, _, _, _) = deliver(&app, &event).await;
         assert_eq!(status, StatusCode::OK);
     }
-    app.sweeper().sweep().await.expect("sweep");
+    app.sweep().await;
     let header = |contact: &str| {
         app.transcript(contact)
             .lines()

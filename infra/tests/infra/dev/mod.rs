@@ -9,7 +9,7 @@ mod widget;
 use crate::support::repo_root;
 use flate2::write::GzEncoder;
 use flate2::Compression;
-use infra::dev::SANDBOX_STREAM_SECRET;
+use sandbox::fixtures::SANDBOX_STREAM_SECRET;
 use serde_json::{json, Value};
 use std::io::Write;
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -62,8 +62,25 @@ impl DevServer {
         Self::start_with(&[]).await
     }
 
-    /// The dev binary with `env` set on top of a cleared environment (e.g. credentials for live mode).
+    /// The dev binary with `env` set on top of a cleared environment (e.g. credentials for live mode), on this test
+    /// binary's DynamoDB Local (`DYNAMODB_LOCAL_ENDPOINT`) with a table of its own.
     async fn start_with(env: &[(&str, &str)]) -> Self {
+        let endpoint = sandbox::DynamoDbLocal::shared().endpoint();
+        let table = format!("dev-{}", uuid::Uuid::new_v4().simple());
+        let mut all = vec![
+            ("DYNAMODB_LOCAL_ENDPOINT", endpoint.as_str()),
+            ("TABLE_NAME", table.as_str()),
+        ];
+        all.extend_from_slice(env);
+        Self::launch(&all).await
+    }
+
+    /// The dev binary as `make dev` runs it: it starts its own DynamoDB Local, and must stop it.
+    async fn start_alone() -> Self {
+        Self::launch(&[]).await
+    }
+
+    async fn launch(env: &[(&str, &str)]) -> Self {
         let port = free_port();
         let log = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("dev-server-{port}.log"));
         let output = std::fs::File::create(&log).expect("create the dev server's log file");

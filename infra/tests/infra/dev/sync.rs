@@ -4,7 +4,7 @@ use super::*;
 
 #[tokio::test]
 async fn dev_server_syncs_a_conversation_into_the_crm_and_stops_on_ctrl_c() {
-    let mut server = DevServer::start().await;
+    let mut server = DevServer::start_alone().await;
 
     // The demo page: no inline script, the widget by its embed tag, the agent's side from this server.
     let page = server.get("/").await;
@@ -81,7 +81,7 @@ async fn dev_server_syncs_a_conversation_into_the_crm_and_stops_on_ctrl_c() {
         body: b"[]",
         timestamp: &timestamp,
     }
-    .sign(&"sandbox-hubspot-client-secret".to_owned().into());
+    .sign(&sandbox::fixtures::SANDBOX_HUBSPOT_CLIENT_SECRET.to_owned().into());
     let signed = server
         .http
         .post(&url)

@@ -3,48 +3,51 @@
 use chat_sync::adapters::dynamo::DynamoStore;
 use chat_sync::adapters::hubspot::HubSpotClient;
 use chat_sync::adapters::stream::StreamClient;
-use chat_sync::budget::{BudgetPlan, RateLimit};
-use chat_sync::config::{AllowedOrigins, FlushSettings, RegistrationSettings, Targets};
+use chat_sync::app::{App, Parts};
+use chat_sync::budget::RateLimit;
+use chat_sync::config::{
+    AllowedOrigins, FlushSettings, HubSpotSettings, HubSpotWebhooksSettings, RegistrationSettings,
+    StreamSettings, SweeperSettings, Targets, WebhookSettings,
+};
 use chat_sync::domain::identity::{IdentityPolicy, IdentityVerifier};
 use chat_sync::domain::{ChannelType, UserId};
-use chat_sync::erasure::Erasure;
 use chat_sync::handlers::hubspot_webhooks::signature::Signed;
 use chat_sync::handlers::hubspot_webhooks::HubSpotWebhooks;
 use chat_sync::handlers::registration::Registration;
-use chat_sync::handlers::sweeper::Sweeper;
+use chat_sync::handlers::sweeper::{SweepReport, Sweeper};
 use chat_sync::handlers::webhook::Webhook;
 use chat_sync::ports::RateBudget;
-use chat_sync::sync::TranscriptSync;
 use chat_sync::throttle::RegistrationLimits;
 use lambda_http::{Body, Request, Response};
+pub use sandbox::fixtures::{
+    HUBSPOT_CLIENT_SECRET, HUBSPOT_TOKEN, IDENTITY_SECRET, STREAM_KEY, STREAM_SECRET,
+};
 use sandbox::{DynamoDbLocal, HubSpotDouble, StreamDouble};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub const HUBSPOT_TOKEN: &str = "pat-na1-test-token";
-pub const STREAM_KEY: &str = "local-api-key";
-/// The documented secret the files in `events/` are signed with.
-pub const STREAM_SECRET: &str = "local-stream-secret-for-events";
-pub const AGENT_ID: &str = "support-agent";
-/// The site's identity-verification secret (`IDENTITY_SECRET`) the test app checks `identityToken`s with.
-pub const IDENTITY_SECRET: &str = "test-identity-secret-0123456789abcdef";
-/// The documented HubSpot app client secret the HubSpot webhook files in `events/` are signed with.
-pub const HUBSPOT_CLIENT_SECRET: &str = "local-hubspot-client-secret-for-events";
+/// A DynamoDB item as the SDK returns it.
+pub type Item = HashMap<String, aws_sdk_dynamodb::types::AttributeValue>;
+
+pub const AGENT_ID: &str = chat_sync::config::SupportAgent::DEFAULT_ID;
 /// Where HubSpot calls us in the tests (and in the files in `events/`).
 pub const HUBSPOT_WEBHOOKS_URL: &str = "https://api.example.com/hubspot/webhooks";
 
+/// The app as `App::build` assembles it for production, on DynamoDB Local and the doubles.
 pub struct TestApp {
     pub hubspot: HubSpotDouble,
     pub stream: StreamDouble,
     pub dynamodb: aws_sdk_dynamodb::Client,
     pub store: Arc<DynamoStore>,
-    pub registration: Registration,
+    pub registration: Arc<Registration>,
     pub webhook: Arc<Webhook>,
     pub hubspot_webhooks: Arc<HubSpotWebhooks>,
-    pub sync: TranscriptSync,
     pub crm: Arc<HubSpotClient>,
-    pub chat: StreamClient,
+    /// The HubSpot rate budget `crm` draws from.
     pub budget: Arc<dyn RateBudget>,
+    sweeper: Arc<Sweeper>,
+    flush: FlushSettings,
 }
 
 /// The support agent's display name in the test app.
@@ -120,109 +123,94 @@ impl TestApp {
             .create_table()
             .await
             .expect("table created in DynamoDB Local");
-        // The app's shared budget, in the table, at HubSpot's Free/Starter limit.
-        let budget: Arc<dyn RateBudget> =
-            Arc::new(store.budget(BudgetPlan::new(RateLimit::HUBSPOT_DEFAULT)));
-        let crm = Arc::new(HubSpotClient::new(
-            &hubspot.base_url(),
-            HUBSPOT_TOKEN.into(),
-            budget.clone(),
-        ));
-        let chat = StreamClient::new(&stream.base_url(), STREAM_KEY, STREAM_SECRET.into())
-            .expect("server token");
+        let app = App::build(parts(&hubspot, &stream, store.clone(), flush)).expect("the app builds");
+        let chat = app.chat.clone().expect("Stream client");
         // What `setup --stream-access` does to a deployed app: the agent exists, visitors are confined to their
         // channels. The calls it made are forgotten, so tests count only the app's own.
         setup_stream_access(&chat).await;
         stream.clear_calls();
-        let registration = Registration::new(
-            crm.clone(),
-            Arc::new(chat.clone()),
-            store.clone(),
-            Arc::new(store.throttle(&STREAM_SECRET.into())),
-            chat.tokens(),
-            registration_settings(),
-        );
-        flush.check().expect("consistent flush settings");
-        let sync = TranscriptSync::new(store.clone(), crm.clone(), budget.clone(), flush);
-        let webhook = Arc::new(Webhook::new(
-            store.clone(),
-            sync.clone(),
-            STREAM_SECRET.into(),
-        ));
-        let hubspot_webhooks = Arc::new(HubSpotWebhooks::new(
-            Erasure::new(store.clone(), Arc::new(chat.clone())),
-            HUBSPOT_CLIENT_SECRET.to_owned().into(),
-        ));
         Self {
-            hubspot,
-            stream,
             dynamodb,
             store,
-            registration,
-            webhook,
-            hubspot_webhooks,
-            sync,
-            crm,
-            chat,
-            budget,
+            registration: app.registration().expect("registration"),
+            webhook: app.webhook().expect("webhook"),
+            hubspot_webhooks: app.hubspot_webhooks().expect("HubSpot webhooks"),
+            sweeper: app.sweeper().expect("sweeper"),
+            crm: app.crm.clone().expect("HubSpot client"),
+            budget: app.budget.clone().expect("HubSpot budget"),
+            flush,
+            hubspot,
+            stream,
         }
     }
 
+    /// The test app's parts again, on `store`: to build a handler like the app's with one part changed.
+    fn parts_on(&self, store: Arc<DynamoStore>) -> Parts {
+        parts(&self.hubspot, &self.stream, store, self.flush)
+    }
+
     /// A registration handler like the app's, with other settings, on the same doubles and table.
-    pub fn registration_with(&self, settings: RegistrationSettings) -> Registration {
-        Registration::new(
-            self.crm.clone(),
-            Arc::new(self.chat.clone()),
-            self.store.clone(),
-            Arc::new(self.store.throttle(&STREAM_SECRET.into())),
-            self.chat.tokens(),
-            settings,
-        )
+    pub fn registration_with(&self, settings: RegistrationSettings) -> Arc<Registration> {
+        App::build(Parts {
+            registration: Some(settings),
+            ..self.parts_on(self.store.clone())
+        })
+        .and_then(|app| app.registration())
+        .expect("registration builds")
     }
 
     /// A webhook like the app's, on another store (a broken or stalled DynamoDB), writing to the same HubSpot.
-    pub fn webhook_on(&self, store: Arc<DynamoStore>) -> Webhook {
-        let sync = TranscriptSync::new(
-            store.clone(),
-            self.crm.clone(),
-            self.budget.clone(),
-            test_flush_settings(),
-        );
-        Webhook::new(store, sync, STREAM_SECRET.into())
+    pub fn webhook_on(&self, store: Arc<DynamoStore>) -> Arc<Webhook> {
+        App::build(Parts {
+            flush: Some(test_flush_settings()),
+            ..self.parts_on(store)
+        })
+        .and_then(|app| app.webhook())
+        .expect("webhook builds")
     }
 
-    pub fn sweeper(&self) -> Sweeper {
-        Sweeper::new(
-            self.store.clone(),
-            self.sync.clone(),
-            Duration::from_secs(10),
-        )
-        .with_purge(Erasure::new(
-            self.store.clone(),
-            Arc::new(self.chat.clone()),
-        ))
+    /// The sweeper, as the schedule runs it (its budget 10 s, no retention pass: retention's tests run their own).
+    pub fn sweeper(&self) -> &Sweeper {
+        &self.sweeper
     }
 
-    /// Every data item in the table (to prove that bad input wrote nothing); the HubSpot rate budget's items,
-    /// written whenever HubSpot is called, and the registration throttles' are not data.
+    /// One sweep, as the schedule runs it; its report.
+    pub async fn sweep(&self) -> SweepReport {
+        self.sweeper.sweep().await.expect("sweep")
+    }
+
+    /// Every data item in the table, read consistently: the HubSpot rate budget's items, written whenever HubSpot is
+    /// called, and the registration throttles' are not data (they name no one, and their numbers, times in
+    /// milliseconds, can contain a contact id's digits).
+    pub async fn data_items(&self) -> Vec<Item> {
+        let mut found = Vec::new();
+        let mut start = None;
+        loop {
+            let output = self
+                .dynamodb
+                .scan()
+                .table_name(self.store.table())
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .expect("scan");
+            for item in output.items() {
+                let pk = item.get("pk").and_then(|v| v.as_s().ok());
+                if !pk.is_some_and(|pk| pk.starts_with("BUDGET#") || pk.starts_with("THROTTLE#")) {
+                    found.push(item.clone());
+                }
+            }
+            start = output.last_evaluated_key().cloned();
+            if start.is_none() {
+                return found;
+            }
+        }
+    }
+
+    /// How many data items the table holds (to prove that bad input wrote nothing).
     pub async fn item_count(&self) -> usize {
-        let output = self
-            .dynamodb
-            .scan()
-            .table_name(self.store.table())
-            .filter_expression("NOT begins_with(pk, :budget) AND NOT begins_with(pk, :throttle)")
-            .expression_attribute_values(
-                ":budget",
-                aws_sdk_dynamodb::types::AttributeValue::S("BUDGET#".into()),
-            )
-            .expression_attribute_values(
-                ":throttle",
-                aws_sdk_dynamodb::types::AttributeValue::S("THROTTLE#".into()),
-            )
-            .send()
-            .await
-            .expect("scan");
-        output.count() as usize
+        self.data_items().await.len()
     }
 
     /// The contact's transcript property in the HubSpot double.
@@ -231,6 +219,44 @@ impl TestApp {
             .contact(contact_id)
             .and_then(|c| c.properties.get("chat_transcript").cloned())
             .unwrap_or_default()
+    }
+}
+
+/// The parts of the test app: the doubles' URLs and the fixture credentials, HubSpot's Free/Starter rate limit,
+/// the given flush settings, and every handler.
+fn parts(
+    hubspot: &HubSpotDouble,
+    stream: &StreamDouble,
+    store: Arc<DynamoStore>,
+    flush: FlushSettings,
+) -> Parts {
+    Parts {
+        store,
+        hubspot: Some(HubSpotSettings {
+            base_url: hubspot.base_url(),
+            access_token: HUBSPOT_TOKEN.into(),
+            rate_limit: RateLimit::HUBSPOT_DEFAULT,
+        }),
+        stream: Some(StreamSettings {
+            base_url: stream.base_url(),
+            api_key: STREAM_KEY.to_owned(),
+            api_secret: STREAM_SECRET.into(),
+        }),
+        flush: Some(flush),
+        registration: Some(registration_settings()),
+        webhook: Some(WebhookSettings {
+            api_secret: STREAM_SECRET.into(),
+            agents: vec![AGENT_ID.to_owned()],
+        }),
+        sweeper: Some(SweeperSettings {
+            budget: Duration::from_secs(10),
+            retention: None,
+            metrics: false,
+        }),
+        hubspot_webhooks: Some(HubSpotWebhooksSettings {
+            client_secret: HUBSPOT_CLIENT_SECRET.into(),
+            public_base_url: None,
+        }),
     }
 }
 
@@ -417,6 +443,29 @@ pub fn new_message(
         "messaging",
         channel,
         &message(id, user, "Ada", text, &at),
+    )
+}
+
+/// A `message.new` event for a message at a fixed date, `second` seconds after 10:00 on 24 November 2026, by `user`
+/// (named Ada).
+pub fn dated_message(
+    channel: &str,
+    user: &str,
+    id: &str,
+    text: &str,
+    second: usize,
+) -> serde_json::Value {
+    sandbox::stream::message_event(
+        "message.new",
+        "messaging",
+        channel,
+        &message(
+            id,
+            user,
+            "Ada",
+            text,
+            &format!("2026-11-24T10:{:02}:{:02}.000Z", second / 60, second % 60),
+        ),
     )
 }
 
