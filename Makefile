@@ -38,7 +38,7 @@ $(WIDGET_BUNDLE): $(WIDGET_TYPECHECKED) $(wildcard widget/src/*.ts)
 $(WIDGET_DEMO): $(WIDGET_TYPECHECKED) $(wildcard infra/static/*.ts)
 	$(ESBUILD) infra/static/demo.ts --outfile=$@
 
-# Chromium for the headless-browser check of the dev page (infra/tests/dev.rs): Debian's package, so nothing is
+# Chromium for the headless-browser check of the dev page (infra/tests/infra/dev/widget.rs): Debian's package, so nothing is
 # downloaded at test time. Installing needs root; otherwise say what to run.
 CHROMIUM_PATH ?= /usr/bin/chromium
 browser-deps:
@@ -51,7 +51,7 @@ browser-deps:
 	  fi; }
 
 # AWS SAM CLI from PyPI (it brings cfn-lint and the SAM translator) into ./.venv, git-ignored: the template checks
-# (`make lint-template`, infra/tests/template.rs) and `sam build`/`sam deploy` if you have no SAM CLI of your own.
+# (`make lint-template`, infra/tests/infra/template/) and `sam build`/`sam deploy` if you have no SAM CLI of your own.
 SAM_CLI_VERSION ?= 1.170.0
 .venv/.installed:
 	python3 -m venv .venv
@@ -123,7 +123,7 @@ lint-template: template-deps
 # The HubSpot app as code: hubspot/, a developer-platform project (README: Deploy) uploaded with HubSpot's CLI, pinned
 # in package.json. Its profile, hubspot/src/hsprofile.$(HUBSPOT_PROFILE).json (git-ignored), names the HubSpot account
 # and takes the webhooks' target URL from the deployed stack's outputs. The check reads the project offline with
-# HubSpot's own parser (infra/tests/template.rs runs it too).
+# HubSpot's own parser (infra/tests/infra/template/vendors.rs runs it too).
 HUBSPOT_PROFILE ?= prod
 STACK_NAME ?= chat-sync
 HS := ../node_modules/.bin/hs

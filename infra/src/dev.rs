@@ -268,7 +268,10 @@ async fn dev_api(
         mode,
         agent_id: agent.id,
         tokens: chat.tokens(),
-        crm: app.crm.clone().ok_or_else(|| missing("HUBSPOT_ACCESS_TOKEN"))?,
+        crm: app
+            .crm
+            .clone()
+            .ok_or_else(|| missing("HUBSPOT_ACCESS_TOKEN"))?,
         store: app.store.clone(),
         dynamodb_endpoint: dynamodb_endpoint.to_owned(),
         pages: Pages::new(&config.origin(), &stream.base_url),

@@ -18,12 +18,12 @@ use serde_json::Value;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-/// The secret the webhook events in `events/` are signed with (`sign-events`): public, for local use only.
-pub use sandbox::fixtures::STREAM_SECRET as EVENTS_STREAM_SECRET;
 /// The HubSpot app's client secret the `hubspot-webhook-*.json` events are signed with: public, for local use only.
 pub use sandbox::fixtures::HUBSPOT_CLIENT_SECRET as EVENTS_HUBSPOT_CLIENT_SECRET;
 /// The Stream key the events carry in `x-api-key`.
 pub use sandbox::fixtures::STREAM_KEY as EVENTS_STREAM_KEY;
+/// The secret the webhook events in `events/` are signed with (`sign-events`): public, for local use only.
+pub use sandbox::fixtures::STREAM_SECRET as EVENTS_STREAM_SECRET;
 /// The origin of `registration-preflight.json`.
 pub const EVENTS_ORIGIN: &str = "http://localhost:3000";
 pub const TABLE: &str = "chat-sync-local";

@@ -37,7 +37,8 @@ pub const CONFIGURATION_ERROR: &str = "Runtime.ConfigurationError";
 /// The app of the Lambda serving `handler`, from the process's configuration, or an init error and exit.
 pub async fn app_or_exit(handler: crate::app::Handler) -> crate::app::App {
     let env = crate::config::Env::from_process();
-    init_or_exit(crate::app::App::from_env(&env, &crate::config::aws().await, &[handler]).await).await
+    init_or_exit(crate::app::App::from_env(&env, &crate::config::aws().await, &[handler]).await)
+        .await
 }
 
 /// Ends a cold start that cannot work: one line naming the variable (no panic, no backtrace, no value), the same

@@ -126,8 +126,13 @@ impl World {
     /// Another app on this world's doubles and table, with other flush settings (its own HubSpot client, on the
     /// same budget in the table).
     pub fn app_with(&self, flush: FlushSettings) -> Result<App, String> {
-        App::build(parts(&self.hubspot, &self.stream, self.store.clone(), flush)?)
-            .map_err(|e| e.to_string())
+        App::build(parts(
+            &self.hubspot,
+            &self.stream,
+            self.store.clone(),
+            flush,
+        )?)
+        .map_err(|e| e.to_string())
     }
 
     /// Registers visitors `0..count` for a benchmark's setup, a few at a time, outside the shared HubSpot budget;

@@ -1,12 +1,12 @@
 //! The `backlog` command, as an operator runs it: the binary against DynamoDB Local.
 
+use crate::support::{local_aws_command, local_table};
 use chat_sync::adapters::dynamo::DynamoStore;
 use chat_sync::domain::{
     ChannelId, ChannelRef, ChannelType, ContactId, Email, Identity, Role, Timestamp, UserId,
 };
 use chat_sync::handlers::webhook::{parse_event, Parsed};
 use chat_sync::ports::{ChannelMapping, LeaseOwner, Recorded, Store};
-use crate::support::{local_aws_command, local_table};
 use std::time::Duration;
 
 fn backlog(endpoint: &str, table: &str, args: &[&str]) -> (i32, String, String) {

@@ -1,5 +1,6 @@
 //! The `erase` command, as an operator runs it: the binary against DynamoDB Local and the Stream double.
 
+use crate::support::{local_aws_command, local_table};
 use chat_sync::adapters::dynamo::DynamoStore;
 use chat_sync::domain::identity::Identity;
 use chat_sync::domain::{
@@ -8,7 +9,6 @@ use chat_sync::domain::{
 use chat_sync::handlers::webhook::{parse_event, Parsed};
 use chat_sync::ports::{ChannelMapping, Store};
 use sandbox::StreamDouble;
-use crate::support::{local_aws_command, local_table};
 
 const STREAM_KEY: &str = "erase-test-key";
 const STREAM_SECRET: &str = "erase-test-secret";

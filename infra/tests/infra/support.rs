@@ -25,13 +25,18 @@ pub fn local_aws_command(program: impl AsRef<std::ffi::OsStr>, endpoint: &str) -
 }
 
 /// A table of its own on this binary's DynamoDB Local: its endpoint, its name, and the store on it.
-pub async fn local_table(prefix: &str) -> (String, String, chat_sync::adapters::dynamo::DynamoStore) {
+pub async fn local_table(
+    prefix: &str,
+) -> (String, String, chat_sync::adapters::dynamo::DynamoStore) {
     let endpoint = sandbox::DynamoDbLocal::shared().endpoint();
     let table = format!("{prefix}-{}", uuid::Uuid::new_v4().simple());
     let store = chat_sync::adapters::dynamo::DynamoStore::new(
         chat_sync::app::local_dynamodb(&endpoint).await,
         &table,
     );
-    store.create_table().await.expect("table created in DynamoDB Local");
+    store
+        .create_table()
+        .await
+        .expect("table created in DynamoDB Local");
     (endpoint, table, store)
 }

@@ -355,10 +355,12 @@ pub fn store(
     let config = aws_sdk_dynamodb::config::Builder::from(aws)
         .timeout_config(timeouts)
         .build();
-    Ok(std::sync::Arc::new(crate::adapters::dynamo::DynamoStore::new(
-        aws_sdk_dynamodb::Client::from_conf(config),
-        table,
-    )))
+    Ok(std::sync::Arc::new(
+        crate::adapters::dynamo::DynamoStore::new(
+            aws_sdk_dynamodb::Client::from_conf(config),
+            table,
+        ),
+    ))
 }
 
 impl crate::app::Parts {

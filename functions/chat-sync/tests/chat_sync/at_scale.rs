@@ -1,8 +1,10 @@
 //! HubSpot at the scale of a real support desk: one shared rate budget, batched writes, fencing against writes that
 //! land late, merges and deletions, reads bounded by what a transcript shows, the sharded queue.
 
-
 use crate::support;
+use crate::support::{
+    dated_message, record, register_visitor, signed_webhook, TestApp, HUBSPOT_TOKEN,
+};
 use chat_sync::adapters::hubspot::HubSpotClient;
 use chat_sync::budget::{BudgetPlan, RateLimit};
 use chat_sync::config::FlushSettings;
@@ -12,9 +14,6 @@ use chat_sync::sync::FlushOutcome;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use crate::support::{
-    dated_message, record, register_visitor, signed_webhook, TestApp, HUBSPOT_TOKEN,
-};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn lambdas_sharing_the_budget_never_exceed_hubspots_limit() {
@@ -315,7 +314,11 @@ async fn a_merge_is_followed_by_email(email: &str) {
     );
     assert!(app.transcript(&merged).contains("after the merge"));
     // Later writes go straight to the surviving record.
-    record(&app, &dated_message(&channel, &visitor, "m2", "and later", 2)).await;
+    record(
+        &app,
+        &dated_message(&channel, &visitor, "m2", "and later", 2),
+    )
+    .await;
     app.hubspot.clear_calls();
     let report = app.sweep().await;
     assert_eq!(

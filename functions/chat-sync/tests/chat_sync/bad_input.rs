@@ -1,10 +1,9 @@
 //! The bad-input table (documented in the README): every endpoint × malformed request → the documented 4xx, and
 //! nothing written anywhere (no DynamoDB item, no HubSpot or Stream call).
 
-
+use crate::support::{http_request, json_body, TestApp, STREAM_SECRET};
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request};
-use crate::support::{http_request, json_body, TestApp, STREAM_SECRET};
 
 struct Case {
     name: &'static str,

@@ -2,7 +2,7 @@
 //! and in shuffled order, against a HubSpot double that fails the test if two writes to one contact overlap.
 //! At the end every contact's transcript must hold every message exactly once, in order.
 
-
+use crate::support::{message, register_visitor, signed_webhook, TestApp, AGENT_ID};
 use chat_sync::domain::transcript::{render, render_line, Conversation, HUBSPOT_PROPERTY_LIMIT};
 use chat_sync::domain::{Identity, MessageId, Role, StoredMessage, Timestamp};
 use chat_sync::ports::Store;
@@ -14,7 +14,6 @@ use sandbox::stream::message_event;
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use crate::support::{message, register_visitor, signed_webhook, TestApp, AGENT_ID};
 
 const CONTACTS: usize = 5;
 const MESSAGES_PER_CONTACT: usize = 48;

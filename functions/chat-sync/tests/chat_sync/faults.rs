@@ -1,15 +1,14 @@
 //! Faults: HubSpot failing for a while, a lease holder dying mid-write.
 
-
 use crate::support;
+use crate::support::{
+    dated_message, deliver, json_body, register_visitor, signed_webhook, TestApp,
+};
 use aws_sdk_dynamodb::types::AttributeValue;
 use chat_sync::config::FlushSettings;
 use chat_sync::sync::FlushOutcome;
 use lambda_http::http::StatusCode;
 use std::time::{Duration, Instant};
-use crate::support::{
-    dated_message, deliver, json_body, register_visitor, signed_webhook, TestApp,
-};
 
 #[tokio::test]
 async fn hubspot_outage_then_sweeper_converges() {
@@ -242,7 +241,13 @@ async fn dynamodb_outage_gets_5xx_and_retries_after_restart_converge() {
     // Stream's retries of the failed deliveries now succeed; earlier messages survived the restart.
     for event in &events[3..] {
         let response = app.webhook.handle(signed_webhook(event)).await;
-        assert_eq!(json_body(&response)["status"], "recorded", "{:?} {:?}", response.status(), response.body());
+        assert_eq!(
+            json_body(&response)["status"],
+            "recorded",
+            "{:?} {:?}",
+            response.status(),
+            response.body()
+        );
     }
     app.sweep().await;
     let transcript = app.transcript(&contact);

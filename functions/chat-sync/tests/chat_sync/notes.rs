@@ -1,15 +1,14 @@
 //! Conversations on the contact's timeline: one HubSpot Note per conversation, created at its first flush, updated
 //! in place, escaped, continued in further parts, never created twice.
 
-
 use crate::support;
+use crate::support::{new_message, record, register_visitor, signed_webhook, TestApp, AGENT_ID};
 use chat_sync::config::{FlushSettings, Targets};
 use lambda_http::http::StatusCode;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use crate::support::{new_message, record, register_visitor, signed_webhook, TestApp, AGENT_ID};
 
 fn with_notes(targets: Targets) -> FlushSettings {
     FlushSettings {

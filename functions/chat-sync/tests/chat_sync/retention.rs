@@ -2,8 +2,8 @@
 //! HubSpot shows never shrinks or changes because of it: later messages are rendered around HubSpot's copy of the
 //! property and go to notes after the frozen ones; erasures still reach the lines HubSpot alone holds.
 
-
 use crate::support;
+use crate::support::{new_message, record, register_visitor, Item, TestApp, AGENT_ID};
 use aws_sdk_dynamodb::types::AttributeValue;
 use chat_sync::config::{FlushSettings, Targets};
 use chat_sync::domain::{ContactId, Timestamp};
@@ -12,7 +12,6 @@ use chat_sync::retention::{Retention, RetentionPeriod};
 use sandbox::stream::message_event;
 use serde_json::json;
 use std::time::{Duration, Instant};
-use crate::support::{new_message, record, register_visitor, Item, TestApp, AGENT_ID};
 
 const DAY: Duration = Duration::from_secs(86_400);
 

@@ -1,6 +1,8 @@
 //! The webhook: signatures, event files, idempotent recording, and the transcript in HubSpot.
 
-
+use crate::support::{
+    event, json_body, message, register_visitor, signed_webhook, TestApp, AGENT_ID, STREAM_SECRET,
+};
 use chat_sync::adapters::dynamo::DynamoStore;
 use chat_sync::domain::{
     ChannelId, ChannelRef, ChannelType, Email, Identity, PersonName, Timestamp, UserId,
@@ -12,9 +14,6 @@ use sandbox::stream::message_event;
 use serde_json::json;
 use std::io::Write;
 use std::sync::Arc;
-use crate::support::{
-    event, json_body, message, register_visitor, signed_webhook, TestApp, AGENT_ID, STREAM_SECRET,
-};
 
 /// The channel, contact and visitor the files in `events/` refer to.
 const EVENTS_CHANNEL: &str = "chat-0f8e5b9c2d7a4e6f9b1c3d5e7f9a1b2c";

@@ -11,8 +11,7 @@ async fn an_oversize_signed_webhook_gets_the_413_json_error_every_time() {
     let text = "x".repeat(6 * 1024 * 1024);
     let body = serde_json::to_vec(&json!({"type": "message.new", "message": {"text": text}}))
         .expect("JSON");
-    let signature =
-        chat_sync::adapters::stream::sign_body(SANDBOX_STREAM_SECRET, &body);
+    let signature = chat_sync::adapters::stream::sign_body(SANDBOX_STREAM_SECRET, &body);
     for attempt in 1..=5 {
         let response = server
             .http

@@ -81,7 +81,11 @@ async fn dev_server_syncs_a_conversation_into_the_crm_and_stops_on_ctrl_c() {
         body: b"[]",
         timestamp: &timestamp,
     }
-    .sign(&sandbox::fixtures::SANDBOX_HUBSPOT_CLIENT_SECRET.to_owned().into());
+    .sign(
+        &sandbox::fixtures::SANDBOX_HUBSPOT_CLIENT_SECRET
+            .to_owned()
+            .into(),
+    );
     let signed = server
         .http
         .post(&url)

@@ -317,4 +317,3 @@ async fn partial_user_updates_keep_what_they_do_not_name_and_queries_respect_gra
         "unsupported operators are refused, not ignored"
     );
 }
-

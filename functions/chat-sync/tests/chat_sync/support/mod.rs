@@ -123,7 +123,8 @@ impl TestApp {
             .create_table()
             .await
             .expect("table created in DynamoDB Local");
-        let app = App::build(parts(&hubspot, &stream, store.clone(), flush)).expect("the app builds");
+        let app =
+            App::build(parts(&hubspot, &stream, store.clone(), flush)).expect("the app builds");
         let chat = app.chat.clone().expect("Stream client");
         // What `setup --stream-access` does to a deployed app: the agent exists, visitors are confined to their
         // channels. The calls it made are forgotten, so tests count only the app's own.
