@@ -113,7 +113,7 @@ fn the_hubspot_project_passes_hubspots_own_parser() {
     );
     let output = Command::new("node")
         .arg(root.join("hubspot/check.mjs"))
-        .current_dir(&root)
+        .current_dir(root)
         .stdin(Stdio::null())
         .output()
         .expect("run node (Node 20+ is required)");
