@@ -4,7 +4,8 @@
 //!
 //! Invariant: a handler is built exactly when its parts are there, and from nothing else, so each Lambda gets (and
 //! each function's role lets it read) only the settings and secrets its own handler needs. Adding a handler is a
-//! variant of [`Handler`], its settings in [`Parts`], and its line in [`App::build`].
+//! variant of [`Handler`], its settings in [`Parts`] (loaded by [`Parts::from_env`]), and its block in
+//! [`App::build`] with its accessor.
 
 use crate::adapters::dynamo::DynamoStore;
 use crate::adapters::hubspot::HubSpotClient;

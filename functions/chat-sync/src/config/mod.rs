@@ -381,8 +381,8 @@ impl crate::app::Parts {
             || wants(Handler::HubSpotWebhooks)
             || wants(Handler::Erasure);
         let needs_flush = wants(Handler::Webhook) || wants(Handler::Sweeper);
+        // The handler's own settings first, the table last: a cold start names the first problem in that order.
         Ok(Self {
-            store: store(env, aws)?,
             hubspot: match needs_hubspot {
                 true => Some(HubSpotSettings::load(env, &secrets).await?),
                 false => None,
@@ -411,6 +411,7 @@ impl crate::app::Parts {
                 true => Some(HubSpotWebhooksSettings::load(env, &secrets).await?),
                 false => None,
             },
+            store: store(env, aws)?,
         })
     }
 }
