@@ -40,7 +40,7 @@ $(WIDGET_DEMO): $(WIDGET_TYPECHECKED) $(wildcard infra/static/*.ts)
 
 # The agent console: agent/src (TypeScript on the same SDK) typechecked, then bundled into agent/dist/: index.html and
 # agent-console.js, the static files a team hosts (with a config.json beside them: docs/agent-console.md). The size
-# budget, gzipped: 150000 bytes (the SDK is most of it); infra/tests/dev.rs holds the bundle to it.
+# budget, gzipped: 150000 bytes (the SDK is most of it); infra/tests/infra/dev/ holds the bundle to it.
 AGENT_DIST := agent/dist
 AGENT_BUNDLE := $(AGENT_DIST)/agent-console.js
 AGENT_TYPECHECKED := $(AGENT_DIST)/.typechecked
@@ -57,7 +57,7 @@ $(AGENT_BUNDLE): $(AGENT_TYPECHECKED) $(wildcard agent/src/*.ts widget/src/dom.t
 $(AGENT_DIST)/index.html: agent/index.html
 	@mkdir -p $(AGENT_DIST) && cp $< $@
 
-# Chromium for the headless-browser check of the dev page (infra/tests/dev.rs): Debian's package, so nothing is
+# Chromium for the headless-browser check of the dev page (infra/tests/infra/dev/widget.rs): Debian's package, so nothing is
 # downloaded at test time. Installing needs root; otherwise say what to run.
 CHROMIUM_PATH ?= /usr/bin/chromium
 browser-deps:
@@ -70,7 +70,7 @@ browser-deps:
 	  fi; }
 
 # AWS SAM CLI from PyPI (it brings cfn-lint and the SAM translator) into ./.venv, git-ignored: the template checks
-# (`make lint-template`, infra/tests/template.rs) and `sam build`/`sam deploy` if you have no SAM CLI of your own.
+# (`make lint-template`, infra/tests/infra/template/) and `sam build`/`sam deploy` if you have no SAM CLI of your own.
 SAM_CLI_VERSION ?= 1.170.0
 .venv/.installed:
 	python3 -m venv .venv
@@ -143,7 +143,7 @@ lint-template: template-deps
 # The HubSpot app as code: hubspot/, a developer-platform project (docs/operations.md: Deploy) uploaded with HubSpot's
 # CLI, pinned in package.json. Its profile, hubspot/src/hsprofile.$(HUBSPOT_PROFILE).json (git-ignored), names the
 # HubSpot account and takes the webhooks' target URL from the deployed stack's outputs. The check reads the project
-# offline with HubSpot's own parser (infra/tests/template.rs runs it too).
+# offline with HubSpot's own parser (infra/tests/infra/template/vendors.rs runs it too).
 HUBSPOT_PROFILE ?= prod
 STACK_NAME ?= chat-sync
 HS := ../node_modules/.bin/hs

@@ -4,7 +4,7 @@
 // hsproject.json (parseProjectConfig), a platform version the parser does not know or a legacy one, a *-hsmeta.json
 // file in a folder the parser skips, invalid JSON, unexpected top-level fields, a bad or duplicate uid, a component
 // type it does not know or in the wrong folder, a second webhooks component, a feature without its app, and a
-// ${Name} the profile has no variable for. infra/tests/template.rs runs it (so `make test` does).
+// ${Name} the profile has no variable for. infra/tests/infra/template/vendors.rs runs it (so `make test` does).
 //
 // Offline, unlike an upload, in one respect: translate() checks each component's `config` against the schemas
 // HubSpot serves per account and platform version, which needs an account and the network. Here that one fetch

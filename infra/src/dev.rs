@@ -1,7 +1,7 @@
 //! `make dev`: the whole system on one machine, with no accounts.
 //!
 //! DynamoDB Local, the HubSpot and Stream doubles (or the real services when their credentials are set), the
-//! three handlers built by the same `wiring` functions the Lambdas call at cold start, served by axum at the
+//! handlers built by the same `App::build` the Lambdas call at cold start, served by axum at the
 //! deployed paths next to a demo page, and the sweeper on a timer instead of EventBridge.
 
 mod api;
@@ -10,23 +10,15 @@ mod backends;
 mod guard;
 mod mode;
 
-pub use backends::{
-    SANDBOX_AGENTS, SANDBOX_AGENT_CLIENT_ID, SANDBOX_AGENT_PASSWORD, SANDBOX_HUBSPOT_TOKEN,
-    SANDBOX_STREAM_KEY, SANDBOX_STREAM_SECRET,
-};
 pub use mode::{Mode, PartialCredentials, CREDENTIALS};
 
 use api::DevApi;
 use assets::Pages;
 use backends::{Database, Sandbox};
-use chat_sync::adapters::dynamo::DynamoStore;
-use chat_sync::adapters::stream::StreamClient;
-use chat_sync::config::{
-    ConfigError, Env, HubSpotSettings, SecretsManager, StreamSettings, SupportAgent,
-};
+use chat_sync::app::Handler;
+use chat_sync::config::{ConfigError, Env, SecretsManager, StreamSettings, SupportAgent};
 use chat_sync::handlers::sweeper::Sweeper;
 use chat_sync::ports::{StoreError, UpstreamError};
-use chat_sync::wiring;
 use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -147,7 +139,7 @@ pub async fn run(env: Env, shutdown: impl Future<Output = ()> + Send) -> Result<
 /// The handlers and dev endpoints, wired to the database and to the doubles or the real services.
 struct App {
     router: axum::Router,
-    sweeper: Sweeper,
+    sweeper: Arc<Sweeper>,
     /// Held for the doubles' lifetime: dropping it stops them.
     sandbox: Option<Sandbox>,
     /// The configuration the handlers were built from.
@@ -161,18 +153,7 @@ impl App {
         mode: Mode,
         database: &Database,
     ) -> Result<Self, DevError> {
-        let aws = wiring::local_aws(database.endpoint()).await;
-        let store = Arc::new(DynamoStore::new(
-            wiring::local_dynamodb(database.endpoint()).await,
-            config.table.clone(),
-        ));
-        store
-            .create_table()
-            .await
-            .map_err(|source| DevError::Table {
-                table: config.table.clone(),
-                source,
-            })?;
+        let aws = chat_sync::app::local_aws(database.endpoint()).await;
         let sandbox = match mode {
             Mode::Sandbox => {
                 let webhook_url = format!("http://{}/webhooks", config.address());
@@ -189,38 +170,47 @@ impl App {
         if !env.is_set("AGENT_CONSOLE_ORIGINS") {
             env.set("AGENT_CONSOLE_ORIGINS", config.origins().join(","));
         }
-        // The same constructors the Lambdas' main.rs call at cold start.
-        let registration = Arc::new(wiring::registration(&env, &aws).await?);
-        let webhook = Arc::new(wiring::webhook(&env, &aws).await?);
-        let sweeper = wiring::sweeper(&env, &aws).await?;
         // HubSpot's webhooks need the app's client secret: the sandbox has one; with real services, the route is
         // served once HUBSPOT_CLIENT_SECRET is set (HubSpot must reach it through a tunnel, like Stream).
-        let hubspot_webhooks = if env.is_set("HUBSPOT_CLIENT_SECRET") {
-            Some(Arc::new(wiring::hubspot_webhooks(&env, &aws).await?))
-        } else {
-            tracing::info!("HUBSPOT_CLIENT_SECRET is not set: /hubspot/webhooks is not served");
-            None
-        };
         // The agent console's sessions: the sandbox's identity provider, or in live mode the one AGENT_OIDC_ISSUER
         // names (unset: the console is not served).
-        let agent_sessions = if env.is_set("AGENT_OIDC_ISSUER") {
-            Some(Arc::new(wiring::agent_sessions(&env, &aws).await?))
-        } else {
-            tracing::info!("AGENT_OIDC_ISSUER is not set: /agent-sessions and the agent console are not served");
-            None
-        };
-        let api = Arc::new(dev_api(&env, &aws, config, mode, store, database.endpoint()).await?);
+        let handlers: Vec<Handler> = Handler::ALL
+            .into_iter()
+            .filter(|handler| match handler {
+                Handler::HubSpotWebhooks => env.is_set("HUBSPOT_CLIENT_SECRET"),
+                Handler::AgentSessions => env.is_set("AGENT_OIDC_ISSUER"),
+                _ => true,
+            })
+            .collect();
+        if !handlers.contains(&Handler::HubSpotWebhooks) {
+            tracing::info!("HUBSPOT_CLIENT_SECRET is not set: /hubspot/webhooks is not served");
+        }
+        if !handlers.contains(&Handler::AgentSessions) {
+            tracing::info!(
+                "AGENT_OIDC_ISSUER is not set: /agent-sessions and the agent console are not served"
+            );
+        }
+        // The same assembly, from the same configuration, as the Lambdas' main.rs at cold start.
+        let app = chat_sync::app::App::from_env(&env, &aws, &handlers).await?;
+        app.store
+            .create_table()
+            .await
+            .map_err(|source| DevError::Table {
+                table: config.table.clone(),
+                source,
+            })?;
+        let api = Arc::new(dev_api(&env, &aws, config, mode, &app, database.endpoint()).await?);
         Ok(Self {
             router: api::router(
                 api::Handlers {
-                    registration,
-                    webhook,
-                    hubspot_webhooks,
-                    agent_sessions,
+                    registration: app.registration()?,
+                    webhook: app.webhook()?,
+                    hubspot_webhooks: app.hubspot_webhooks.clone(),
+                    agent_sessions: app.agent_sessions.clone(),
                 },
                 api,
             ),
-            sweeper,
+            sweeper: app.sweeper()?,
             sandbox,
             env,
         })
@@ -273,17 +263,15 @@ async fn dev_api(
     aws: &aws_config::SdkConfig,
     config: &DevConfig,
     mode: Mode,
-    store: Arc<DynamoStore>,
+    app: &chat_sync::app::App,
     dynamodb_endpoint: &str,
 ) -> Result<DevApi, DevError> {
-    let secrets = SecretsManager::new(aws);
-    let hubspot = HubSpotSettings::load(env, &secrets).await?;
-    let stream = StreamSettings::load(env, &secrets).await?;
-    let chat = StreamClient::new(&stream.base_url, &stream.api_key, stream.api_secret.clone())
-        .map_err(|e| ConfigError {
-            variable: "STREAM_API_SECRET".into(),
-            problem: e.to_string(),
-        })?;
+    let stream = StreamSettings::load(env, &SecretsManager::new(aws)).await?;
+    let missing = |part: &str| ConfigError {
+        variable: part.to_owned(),
+        problem: "is needed by the dev endpoints".to_owned(),
+    };
+    let chat = app.chat.clone().ok_or_else(|| missing("STREAM_API_KEY"))?;
     // `setup --stream-access`, as a deployment runs it once: registration only adds the agent to channels, so it
     // must exist. The sandbox also gets the product's grants, so the demo runs with a visitor's real rights; a live
     // app's grants are `setup`'s to change, not the dev server's.
@@ -309,8 +297,11 @@ async fn dev_api(
         mode,
         agent_id: agent.id,
         console,
-        crm: chat_sync::wiring::hubspot(&store, &hubspot).0,
-        store,
+        crm: app
+            .crm
+            .clone()
+            .ok_or_else(|| missing("HUBSPOT_ACCESS_TOKEN"))?,
+        store: app.store.clone(),
         dynamodb_endpoint: dynamodb_endpoint.to_owned(),
         pages: Pages::new(
             &config.origin(),
@@ -321,7 +312,7 @@ async fn dev_api(
 }
 
 /// The EventBridge schedule, locally: one sweep per interval, each finishing before the next starts.
-async fn sweep_forever(sweeper: Sweeper, every: Duration) {
+async fn sweep_forever(sweeper: Arc<Sweeper>, every: Duration) {
     let mut ticks = tokio::time::interval(every);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {

@@ -12,22 +12,21 @@ use chat_sync::adapters::stream::StreamClient;
 use chat_sync::config::{Env, SupportAgent};
 use chat_sync::domain::{ChannelRef, ContactId, Email, Identity, Timestamp, UserId};
 use chat_sync::ports::{ChannelMapping, Channels, StoreError};
-use chat_sync::wiring;
 use sandbox::{DynamoDbLocal, HubSpotDouble, StreamDouble};
 use serde_json::Value;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-/// The secret the webhook events in `events/` are signed with (`sign-events`): public, for local use only.
-pub const EVENTS_STREAM_SECRET: &str = "local-stream-secret-for-events";
 /// The HubSpot app's client secret the `hubspot-webhook-*.json` events are signed with: public, for local use only.
-pub const EVENTS_HUBSPOT_CLIENT_SECRET: &str = "local-hubspot-client-secret-for-events";
+pub use sandbox::fixtures::HUBSPOT_CLIENT_SECRET as EVENTS_HUBSPOT_CLIENT_SECRET;
 /// The Stream key the events carry in `x-api-key`.
-pub const EVENTS_STREAM_KEY: &str = "local-api-key";
+pub use sandbox::fixtures::STREAM_KEY as EVENTS_STREAM_KEY;
+/// The secret the webhook events in `events/` are signed with (`sign-events`): public, for local use only.
+pub use sandbox::fixtures::STREAM_SECRET as EVENTS_STREAM_SECRET;
 /// The origin of `registration-preflight.json`.
 pub const EVENTS_ORIGIN: &str = "http://localhost:3000";
 pub const TABLE: &str = "chat-sync-local";
-const HUBSPOT_TOKEN: &str = "sandbox-hubspot-token";
+use sandbox::fixtures::SANDBOX_HUBSPOT_TOKEN as HUBSPOT_TOKEN;
 /// The e-mail of the sample conversation's contact (the events carry only the visitor's Stream id and name).
 const SAMPLE_EMAIL: &str = "ada.lovelace@example.com";
 
@@ -190,7 +189,7 @@ impl InvokeEnv {
 
     async fn prepare_table(&self) -> Result<(), InvokeEnvError> {
         let store = DynamoStore::new(
-            wiring::local_dynamodb(&self.dynamodb.endpoint()).await,
+            chat_sync::app::local_dynamodb(&self.dynamodb.endpoint()).await,
             TABLE.to_owned(),
         );
         store.create_table().await?;

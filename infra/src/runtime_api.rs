@@ -1,7 +1,7 @@
 //! A minimal AWS Lambda Runtime API, enough to run a Lambda binary locally for one invocation: it hands out one
 //! event on `/invocation/next` and records the function's response, or the error it reports for the invocation or
 //! for its cold start (`/init/error`). Used to measure cold starts (process start → first response) and to check
-//! that the binaries really run under the Lambda runtime protocol (infra/tests/invoke.rs).
+//! that the binaries really run under the Lambda runtime protocol (infra/tests/infra/invoke.rs).
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};

@@ -7,6 +7,7 @@
 
 pub mod dynamodb_local;
 pub mod faults;
+pub mod fixtures;
 pub mod hubspot;
 pub mod oidc;
 pub mod stream;

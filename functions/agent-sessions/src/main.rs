@@ -1,22 +1,13 @@
 //! The agent-session Lambda (`POST /agent-sessions` behind the HTTP API's JWT authorizer): wiring only.
 
-use chat_sync::config::Env;
+use chat_sync::app::Handler;
+use chat_sync::lambda::{app_or_exit, init_or_exit};
 use lambda_http::{Error, Request};
-use std::sync::Arc;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     chat_sync::telemetry::init();
-    let sessions = Arc::new(
-        chat_sync::lambda::init_or_exit(
-            chat_sync::wiring::agent_sessions(
-                &Env::from_process(),
-                &chat_sync::wiring::aws().await,
-            )
-            .await,
-        )
-        .await,
-    );
+    let sessions = init_or_exit(app_or_exit(Handler::AgentSessions).await.agent_sessions()).await;
     chat_sync::lambda::run_http(move |request: Request| {
         let sessions = sessions.clone();
         async move { sessions.handle(request).await }

@@ -34,6 +34,13 @@ use tokio::sync::Mutex;
 /// The `Lambda-Runtime-Function-Error-Type` and `errorType` of a cold start stopped by its configuration.
 pub const CONFIGURATION_ERROR: &str = "Runtime.ConfigurationError";
 
+/// The app of the Lambda serving `handler`, from the process's configuration, or an init error and exit.
+pub async fn app_or_exit(handler: crate::app::Handler) -> crate::app::App {
+    let env = crate::config::Env::from_process();
+    init_or_exit(crate::app::App::from_env(&env, &crate::config::aws().await, &[handler]).await)
+        .await
+}
+
 /// Ends a cold start that cannot work: one line naming the variable (no panic, no backtrace, no value), the same
 /// message reported to the Runtime API's `/runtime/init/error` so the invocation waiting on this cold start fails at
 /// once with it (on AWS and under `cargo lambda`) instead of waiting for a runtime that never asks for its event,

@@ -2,7 +2,7 @@
 //! each such line into datapoints, so publishing costs no API call, no IAM permission and no latency.
 //!
 //! A custom runtime's stdout reaches CloudWatch Logs unchanged whatever the function's log format, so one JSON object
-//! per line is all EMF needs. The alarms in template.yaml watch these names (infra/tests/template.rs checks that
+//! per line is all EMF needs. The alarms in template.yaml watch these names (infra/tests/infra/template/ checks that
 //! they match).
 
 use crate::domain::Timestamp;

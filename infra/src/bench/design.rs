@@ -7,16 +7,13 @@ use super::world::{World, HUBSPOT_TOKEN, STREAM_SECRET};
 use super::Invocations;
 use crate::serve::{route, HttpHandler};
 use chat_sync::config::{Env, FlushSettings};
-use chat_sync::handlers::sweeper::Sweeper;
 use chat_sync::handlers::webhook::Webhook;
-use chat_sync::sync::TranscriptSync;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const SWEEP_EVERY: Duration = Duration::from_secs(5);
 /// The sweeper's budget: no new round after it.
-const SWEEP_BUDGET: Duration = Duration::from_secs(20);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Design {
@@ -63,7 +60,7 @@ impl Drop for Deployment {
 /// chat-sync's webhook as `serve` runs it (answer, then flush in a task), timing each invocation to the end of
 /// its flush: on Lambda the internal extension keeps the environment, and the bill, running until then.
 struct TimedWebhook {
-    webhook: Webhook,
+    webhook: Arc<Webhook>,
     invocations: Arc<Invocations>,
 }
 
@@ -112,17 +109,13 @@ pub fn deploy(design: Design, world: &World) -> Result<Deployment, String> {
     let mut notes = false;
     let (handler, sweeper): (Arc<dyn HttpHandler>, _) = match design {
         Design::ChatSync => {
-            // Production defaults; the same variables as the Lambdas tune them (FLUSH_LINGER_MS, ...).
-            let flush = FlushSettings::load(&Env::from_process()).map_err(|e| e.to_string())?;
-            notes = flush.targets.notes;
-            let sync = TranscriptSync::new(
-                world.store.clone(),
-                world.crm.clone(),
-                world.budget.clone(),
-                flush,
-            );
-            let webhook = Webhook::new(world.store.clone(), sync.clone(), STREAM_SECRET.into());
-            let sweeper = Arc::new(Sweeper::new(world.store.clone(), sync, SWEEP_BUDGET));
+            // The world's app: production defaults, tuned by the same variables as the Lambdas (FLUSH_LINGER_MS, ...).
+            notes = FlushSettings::load(&Env::from_process())
+                .map_err(|e| e.to_string())?
+                .targets
+                .notes;
+            let webhook = world.app.webhook().map_err(|e| e.to_string())?;
+            let sweeper = world.app.sweeper().map_err(|e| e.to_string())?;
             let writes = sweeper_writes.clone();
             let sweeping = every_five_seconds(sweeps.clone(), move || {
                 let (sweeper, writes) = (sweeper.clone(), writes.clone());

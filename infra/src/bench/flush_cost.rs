@@ -12,7 +12,6 @@ use chat_sync::domain::{ChannelRef, ContactId, MessageChange, Role, Timestamp};
 use chat_sync::handlers::sweeper::Sweeper;
 use chat_sync::handlers::webhook::{parse_event, Parsed};
 use chat_sync::ports::{Channels, MessageLog};
-use chat_sync::sync::TranscriptSync;
 use futures::stream::{self, StreamExt, TryStreamExt};
 use sandbox::stream::message_event;
 use serde_json::json;
@@ -176,23 +175,19 @@ pub async fn run(world: &World, dynamodb_endpoint: &str) -> Result<Vec<FlushCost
     let visitors = world.setup_visitors(SIZES.len()).await?;
     let flush = FlushSettings::load(&Env::from_process()).map_err(|e| e.to_string())?;
     let sweeper = |flush: FlushSettings| {
-        let sync = TranscriptSync::new(
-            world.store.clone(),
-            world.crm.clone(),
-            world.budget.clone(),
-            flush,
-        );
-        Sweeper::new(world.store.clone(), sync, Duration::from_secs(20))
+        world
+            .app_with(flush)
+            .and_then(|app| app.sweeper().map_err(|e| e.to_string()))
     };
-    let configured = sweeper(flush);
+    let configured = sweeper(flush)?;
     let property_only = sweeper(FlushSettings {
         targets: Targets {
             notes: false,
             property: true,
         },
         ..flush
-    });
-    let client = chat_sync::wiring::local_dynamodb(dynamodb_endpoint).await;
+    })?;
+    let client = chat_sync::app::local_dynamodb(dynamodb_endpoint).await;
     let store = &world.store;
     let base = Timestamp::now().unix_seconds() - 86_400 * 30;
     let mut results = Vec::new();

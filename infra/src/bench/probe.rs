@@ -23,7 +23,7 @@ pub struct Latency {
 
 impl Probe {
     pub async fn start(endpoint: &str, table: &str) -> Self {
-        let client = chat_sync::wiring::local_dynamodb(endpoint).await;
+        let client = chat_sync::app::local_dynamodb(endpoint).await;
         let samples = Arc::new(Mutex::new(Vec::new()));
         let (table, into) = (table.to_owned(), samples.clone());
         let task = tokio::spawn(async move {

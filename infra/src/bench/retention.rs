@@ -7,11 +7,9 @@ use super::markdown;
 use super::meter::Metered;
 use super::world::World;
 use aws_sdk_dynamodb::types::AttributeValue;
-use chat_sync::config::{Env, FlushSettings};
+
 use chat_sync::domain::{ChannelRef, ContactId, Timestamp};
-use chat_sync::handlers::sweeper::Sweeper;
 use chat_sync::retention::{Retention, RetentionPeriod};
-use chat_sync::sync::TranscriptSync;
 use std::time::{Duration, Instant};
 
 /// Histories measured.
@@ -69,17 +67,10 @@ async fn ttl_process(
 
 pub async fn run(world: &World, dynamodb_endpoint: &str) -> Result<Vec<RetentionCost>, String> {
     let visitors = world.setup_visitors(SIZES.len()).await?;
-    let flush = FlushSettings::load(&Env::from_process()).map_err(|e| e.to_string())?;
-    let sync = TranscriptSync::new(
-        world.store.clone(),
-        world.crm.clone(),
-        world.budget.clone(),
-        flush,
-    );
-    let sweeper = Sweeper::new(world.store.clone(), sync, Duration::from_secs(20));
+    let sweeper = world.app.sweeper().map_err(|e| e.to_string())?;
     let period = RetentionPeriod::days(RetentionPeriod::DEFAULT_DAYS);
     let retention = Retention::new(world.store.clone(), period);
-    let client = chat_sync::wiring::local_dynamodb(dynamodb_endpoint).await;
+    let client = chat_sync::app::local_dynamodb(dynamodb_endpoint).await;
     let base = Timestamp::now().unix_seconds() - 86_400 * 60;
     let mut results = Vec::new();
     for (size, visitor) in SIZES.into_iter().zip(&visitors) {

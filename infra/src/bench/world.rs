@@ -4,8 +4,12 @@ use super::meter::{metered, Meter};
 use chat_sync::adapters::dynamo::DynamoStore;
 use chat_sync::adapters::hubspot::HubSpotClient;
 use chat_sync::adapters::stream::StreamClient;
-use chat_sync::budget::{BudgetPlan, ProcessBudget, RateLimit};
-use chat_sync::config::{AllowedOrigins, RegistrationSettings};
+use chat_sync::app::{App, Parts};
+use chat_sync::budget::{ProcessBudget, RateLimit};
+use chat_sync::config::{
+    AllowedOrigins, Env, FlushSettings, HubSpotSettings, RegistrationSettings, StreamSettings,
+    SupportAgent, SweeperSettings, WebhookSettings,
+};
 use chat_sync::domain::identity::IdentityPolicy;
 use chat_sync::domain::{ChannelType, UserId};
 use chat_sync::handlers::registration::Registration;
@@ -16,11 +20,11 @@ use sandbox::{HubSpotDouble, StreamDouble};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-pub const HUBSPOT_TOKEN: &str = "bench-hubspot-token";
-pub const STREAM_KEY: &str = "bench-api-key";
-/// The events/ test secret, so the signed sample events verify against these worlds too.
-pub const STREAM_SECRET: &str = "local-stream-secret-for-events";
-pub const AGENT_ID: &str = "support-agent";
+/// The fixture credentials: the events/ test secret, so the signed sample events verify against these worlds too.
+pub use sandbox::fixtures::{HUBSPOT_TOKEN, STREAM_KEY, STREAM_SECRET};
+pub const AGENT_ID: &str = SupportAgent::DEFAULT_ID;
+/// How long one sweep may run in a benchmark.
+const SWEEP_BUDGET: Duration = Duration::from_secs(20);
 
 pub struct Visitor {
     pub contact_id: String,
@@ -34,11 +38,14 @@ pub struct World {
     pub meter: Arc<Meter>,
     pub dynamodb_endpoint: String,
     pub stream: StreamDouble,
+    /// The app as `App::build` assembles it for production, with the flush settings of the environment (the
+    /// variables that tune the Lambdas: FLUSH_LINGER_MS, ...).
+    pub app: App,
     pub store: Arc<DynamoStore>,
     pub crm: Arc<HubSpotClient>,
     /// The shared HubSpot budget `crm` draws from (100 requests / 10 s, HubSpot's Free/Starter limit).
     pub budget: Arc<dyn RateBudget>,
-    pub chat: StreamClient,
+    pub chat: Arc<StreamClient>,
     pub registration: Arc<Registration>,
     /// The same handler on a HubSpot client with a budget of its own, far above HubSpot's limit: registers the
     /// visitors a benchmark needs without spending the shared budget it measures (see [`World::setup_visitors`]).
@@ -59,7 +66,7 @@ impl World {
             .map_err(|e| format!("Stream double: {e}"))?;
         let meter = Arc::new(Meter::default());
         let client = metered(
-            chat_sync::wiring::local_dynamodb(dynamodb_endpoint).await,
+            chat_sync::app::local_dynamodb(dynamodb_endpoint).await,
             meter.clone(),
         );
         let table = format!("bench-{}", uuid::Uuid::new_v4().simple());
@@ -68,15 +75,15 @@ impl World {
             .create_table()
             .await
             .map_err(|e| format!("create table: {e}"))?;
-        let budget: Arc<dyn RateBudget> =
-            Arc::new(store.budget(BudgetPlan::new(RateLimit::HUBSPOT_DEFAULT)));
-        let crm = Arc::new(HubSpotClient::new(
-            &hubspot.base_url(),
-            HUBSPOT_TOKEN.into(),
-            budget.clone(),
-        ));
-        let chat = StreamClient::new(&stream.base_url(), STREAM_KEY, STREAM_SECRET.into())
+        let flush = FlushSettings::load(&Env::from_process()).map_err(|e| e.to_string())?;
+        let app = App::build(parts(&hubspot, &stream, store.clone(), flush)?)
             .map_err(|e| e.to_string())?;
+        let missing = || "the world's app lacks a client".to_owned();
+        let (crm, budget) = (
+            app.crm.clone().ok_or_else(missing)?,
+            app.budget.clone().ok_or_else(missing)?,
+        );
+        let chat = app.chat.clone().ok_or_else(missing)?;
         // As `setup --stream-access` leaves a deployed app: the agent exists (registration only adds it to channels).
         chat.ensure_agent(
             &UserId::parse("agent", AGENT_ID).map_err(|e| e.to_string())?,
@@ -91,38 +98,18 @@ impl World {
             HUBSPOT_TOKEN.into(),
             Arc::new(ProcessBudget::new(RateLimit::parse("100000/10")?)),
         ));
-        let settings = || -> Result<RegistrationSettings, String> {
-            Ok(RegistrationSettings {
-                channel_type: ChannelType::parse("messaging").map_err(|e| e.to_string())?,
-                support_agent_id: UserId::parse("agent", AGENT_ID).map_err(|e| e.to_string())?,
-                visitor_token_ttl: Duration::from_secs(3_600),
-                allowed_origins: AllowedOrigins::List(vec![]),
-                identity: IdentityPolicy::default(),
-                // The default limits, so a registration's latency includes its throttle check (each visitor has its
-                // own e-mail; in-process requests carry no client address).
-                limits: RegistrationLimits {
-                    per_ip: parse_limit(RegistrationLimits::DEFAULT_PER_IP)?,
-                    per_email: parse_limit(RegistrationLimits::DEFAULT_PER_EMAIL)?,
-                },
-            })
-        };
-        let registration = Arc::new(Registration::new(
-            crm.clone(),
-            Arc::new(chat.clone()),
-            store.clone(),
-            Arc::new(store.throttle(&STREAM_SECRET.into())),
-            chat.tokens(),
-            settings()?,
-        ));
+        let registration = app.registration().map_err(|e| e.to_string())?;
+        // Setup plumbing, not the app under measurement: the app's registration handler on another HubSpot budget.
         let setup_registration = Arc::new(Registration::new(
             setup_crm,
-            Arc::new(chat.clone()),
+            chat.clone(),
             store.clone(),
             Arc::new(store.throttle(&STREAM_SECRET.into())),
             chat.tokens(),
-            settings()?,
+            registration_settings()?,
         ));
         Ok(Self {
+            app,
             hubspot,
             meter,
             dynamodb_endpoint: dynamodb_endpoint.to_owned(),
@@ -134,6 +121,18 @@ impl World {
             registration,
             setup_registration,
         })
+    }
+
+    /// Another app on this world's doubles and table, with other flush settings (its own HubSpot client, on the
+    /// same budget in the table).
+    pub fn app_with(&self, flush: FlushSettings) -> Result<App, String> {
+        App::build(parts(
+            &self.hubspot,
+            &self.stream,
+            self.store.clone(),
+            flush,
+        )?)
+        .map_err(|e| e.to_string())
     }
 
     /// Registers visitors `0..count` for a benchmark's setup, a few at a time, outside the shared HubSpot budget;
@@ -206,6 +205,58 @@ impl World {
             .and_then(|c| c.properties.get("chat_transcript").cloned())
             .unwrap_or_default()
     }
+}
+
+/// The registration settings of a benchmark: the default limits, so a registration's latency includes its throttle
+/// check (each visitor has its own e-mail; in-process requests carry no client address).
+fn registration_settings() -> Result<RegistrationSettings, String> {
+    Ok(RegistrationSettings {
+        channel_type: ChannelType::parse("messaging").map_err(|e| e.to_string())?,
+        support_agent_id: UserId::parse("agent", AGENT_ID).map_err(|e| e.to_string())?,
+        visitor_token_ttl: Duration::from_secs(3_600),
+        allowed_origins: AllowedOrigins::List(vec![]),
+        identity: IdentityPolicy::default(),
+        limits: RegistrationLimits {
+            per_ip: parse_limit(RegistrationLimits::DEFAULT_PER_IP)?,
+            per_email: parse_limit(RegistrationLimits::DEFAULT_PER_EMAIL)?,
+        },
+    })
+}
+
+/// A benchmark world's parts: the doubles, the fixture credentials, HubSpot's Free/Starter limit (100 requests /
+/// 10 s) shared through the table, `flush`, and the handlers the benchmarks drive.
+fn parts(
+    hubspot: &HubSpotDouble,
+    stream: &StreamDouble,
+    store: Arc<DynamoStore>,
+    flush: FlushSettings,
+) -> Result<Parts, String> {
+    Ok(Parts {
+        store,
+        hubspot: Some(HubSpotSettings {
+            base_url: hubspot.base_url(),
+            access_token: HUBSPOT_TOKEN.into(),
+            rate_limit: RateLimit::HUBSPOT_DEFAULT,
+        }),
+        stream: Some(StreamSettings {
+            base_url: stream.base_url(),
+            api_key: STREAM_KEY.to_owned(),
+            api_secret: STREAM_SECRET.into(),
+        }),
+        flush: Some(flush),
+        registration: Some(registration_settings()?),
+        webhook: Some(WebhookSettings {
+            api_secret: STREAM_SECRET.into(),
+            agents: vec![AGENT_ID.to_owned()],
+        }),
+        sweeper: Some(SweeperSettings {
+            budget: SWEEP_BUDGET,
+            retention: None,
+            metrics: false,
+        }),
+        hubspot_webhooks: None,
+        agent_sessions: None,
+    })
 }
 
 /// Serves `router` on a loopback port; returns its base URL and the server task.

@@ -28,7 +28,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(USAGE_ERROR);
         }
     };
-    let aws = chat_sync::wiring::aws().await;
+    let aws = chat_sync::config::aws().await;
     let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), table);
     match backlog::run(&command, &store).await {
         Ok(output) => {

@@ -22,10 +22,12 @@ async fn main() -> ExitCode {
         }
     };
     let env = Env::from_process();
-    let aws = chat_sync::wiring::aws().await;
+    let aws = chat_sync::config::aws().await;
     let (table, erasure) = match (
         env.required("TABLE_NAME"),
-        chat_sync::wiring::erasure(&env, &aws).await,
+        chat_sync::app::App::from_env(&env, &aws, &[chat_sync::app::Handler::Erasure])
+            .await
+            .and_then(|app| app.erasure()),
     ) {
         (Ok(table), Ok(erasure)) => (table, erasure),
         (Err(error), _) | (_, Err(error)) => {

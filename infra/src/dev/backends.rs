@@ -3,25 +3,14 @@
 use super::DevError;
 use chat_sync::adapters::hubspot::TRANSCRIPT_PROPERTY;
 use chat_sync::config::Env;
+use sandbox::fixtures::{
+    SANDBOX_AGENTS, SANDBOX_AGENT_CLIENT_ID, SANDBOX_AGENT_PASSWORD, SANDBOX_HUBSPOT_CLIENT_SECRET,
+    SANDBOX_HUBSPOT_TOKEN, SANDBOX_STREAM_KEY, SANDBOX_STREAM_SECRET,
+};
 use sandbox::{DynamoDbLocal, HubSpotDouble, OidcDouble, StreamDouble};
 
-/// Credentials the doubles accept; they only guard loopback ports, so they need not be secret.
-pub const SANDBOX_HUBSPOT_TOKEN: &str = "sandbox-hubspot-token";
 /// Requests per rolling 10 s the sandbox HubSpot allows, as HubSpot does on Free/Starter.
 pub const SANDBOX_RATE_LIMIT: u32 = 100;
-pub const SANDBOX_STREAM_KEY: &str = "sandbox-api-key";
-pub const SANDBOX_STREAM_SECRET: &str = "sandbox-api-secret";
-/// The sandbox HubSpot app's client secret: it signs the HubSpot webhooks `make dev` receives.
-pub const SANDBOX_HUBSPOT_CLIENT_SECRET: &str = "sandbox-hubspot-client-secret";
-
-/// The agent console's client id at the sandbox identity provider.
-pub const SANDBOX_AGENT_CLIENT_ID: &str = "chat-sync-agent-console";
-/// The agents who may sign in to the console in sandbox mode, and their password (the sign-in page says so).
-pub const SANDBOX_AGENTS: [(&str, &str); 2] = [
-    ("ada@agents.example", "Ada Agent"),
-    ("bob@agents.example", "Bob Agent"),
-];
-pub const SANDBOX_AGENT_PASSWORD: &str = "sandbox-password";
 
 /// DynamoDB Local: the one at `DYNAMODB_LOCAL_ENDPOINT`, or a JVM started (and stopped) by the dev server.
 pub struct Database {

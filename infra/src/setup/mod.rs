@@ -49,7 +49,7 @@ impl SecretSource for LazySecretsManager {
     async fn secret_string(&self, arn: &str) -> Result<String, String> {
         let secrets = self
             .0
-            .get_or_init(|| async { SecretsManager::new(&chat_sync::wiring::aws().await) })
+            .get_or_init(|| async { SecretsManager::new(&chat_sync::config::aws().await) })
             .await;
         secrets.secret_string(arn).await
     }
@@ -140,7 +140,7 @@ impl Setup {
         let access = if options.stream_access {
             let settings = StreamSettings::load(env, secrets).await?;
             Some(AccessStep {
-                client: chat_sync::wiring::stream_client(&settings)?,
+                client: chat_sync::app::stream_client(&settings)?,
                 base_url: settings.base_url,
                 agent: SupportAgent::load(env)?,
                 channel_type: chat_sync::config::channel_type(env)?,

@@ -8,7 +8,7 @@ use chat_sync::adapters::dynamo::DynamoStore;
 impl Setup {
     pub(super) async fn local_table(&self, step: &TableStep) -> Result<Outcome, SetupError> {
         let (table, endpoint) = (step.table.as_str(), step.endpoint.as_str());
-        let client = chat_sync::wiring::local_dynamodb(endpoint).await;
+        let client = chat_sync::app::local_dynamodb(endpoint).await;
         let failed = |detail: String| SetupError::DynamoDb {
             endpoint: endpoint.to_owned(),
             detail,

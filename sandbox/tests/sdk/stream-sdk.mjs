@@ -1,5 +1,5 @@
 // Stream's official JavaScript SDK (`stream-chat`, from node_modules) against the sandbox Stream double: what a
-// browser widget and a backend do, checked step by step. Driven by `sandbox/tests/stream_sdk.rs`, which starts the
+// browser widget and a backend do, checked step by step. Driven by `sandbox/tests/sandbox/stream_sdk.rs`, which starts the
 // double and passes STREAM_BASE_URL, STREAM_API_KEY and STREAM_API_SECRET (the test secret); exits non-zero on the
 // first failed check, naming it.
 import assert from 'node:assert/strict';

@@ -42,9 +42,6 @@ pub struct Webhook {
     agents: Vec<String>,
 }
 
-/// The agent id when none is configured (`SUPPORT_AGENT_ID`'s default).
-pub const DEFAULT_AGENT_ID: &str = "support-agent";
-
 #[derive(Deserialize)]
 struct WireEvent {
     #[serde(rename = "type")]
@@ -356,7 +353,7 @@ impl Webhook {
             store,
             sync,
             secret: api_secret,
-            agents: vec![DEFAULT_AGENT_ID.to_owned()],
+            agents: Vec::new(),
         }
     }
 

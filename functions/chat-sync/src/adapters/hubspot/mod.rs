@@ -54,7 +54,7 @@ pub const NOTE_TO_CONTACT: u32 = 202;
 pub const TRANSCRIPT_PROPERTY: &str = "chat_transcript";
 
 /// Every OAuth scope chat-sync uses, the one list: the HubSpot app's `requiredScopes` in
-/// `hubspot/src/app/app-hsmeta.json` must be exactly these (a test in `infra/tests/template.rs` holds them equal).
+/// `hubspot/src/app/app-hsmeta.json` must be exactly these (a test in `infra/tests/infra/template/` holds them equal).
 /// Contacts read and write: contacts, the notes on their timeline and the notes' associations (HubSpot gates notes
 /// with the contact scopes). The contact schemas' read and write: only `setup --hubspot`, which reads
 /// [`TRANSCRIPT_PROPERTY`]'s definition and creates it if it is missing.

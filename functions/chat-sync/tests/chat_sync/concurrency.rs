@@ -1,0 +1,489 @@
+//! The concurrency checker: many messages over several contacts, delivered by concurrent tasks with duplicates
+//! and in shuffled order, against a HubSpot double that fails the test if two writes to one contact overlap.
+//! At the end every contact's transcript must hold every message exactly once, in order.
+
+use crate::support::{message, register_visitor, signed_webhook, TestApp, AGENT_ID};
+use chat_sync::domain::transcript::{render, render_line, Conversation, HUBSPOT_PROPERTY_LIMIT};
+use chat_sync::domain::{Identity, MessageId, Role, StoredMessage, Timestamp};
+use chat_sync::ports::{MessageLog, SyncRecords};
+use lambda_http::http::StatusCode;
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use sandbox::stream::message_event;
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const CONTACTS: usize = 5;
+const MESSAGES_PER_CONTACT: usize = 48;
+const WORKERS: usize = 16;
+const DUPLICATE_RATE: f64 = 0.2;
+
+struct Contact {
+    id: String,
+    visitor: String,
+    channel: String,
+    name: String,
+}
+
+fn created_at(contact: usize, index: usize) -> String {
+    format!(
+        "2026-11-24T10:{:02}:{:02}.{:03}Z",
+        index / 60,
+        index % 60,
+        contact
+    )
+}
+
+fn text(contact: usize, index: usize) -> String {
+    format!("contact {contact} message {index:03}")
+}
+
+/// Sweeps until nothing waits and no flusher runs (at most 20 sweeps): whatever a holder deferred is written.
+async fn sweep_until_idle(app: &TestApp) {
+    let sweeper = app.sweeper();
+    for _ in 0..20 {
+        let report = sweeper.sweep().await.expect("sweep");
+        if report.waiting == 0 && !report.flush.busy {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_message_exactly_once_in_order_under_concurrency() {
+    let app = Arc::new(TestApp::start().await);
+    app.hubspot.faults().set_latency(Duration::from_millis(25));
+
+    let mut contacts = Vec::new();
+    for c in 0..CONTACTS {
+        let name = format!("Visitor{c}");
+        let (id, visitor, channel) =
+            register_visitor(&app, &name, &format!("visitor{c}@example.com")).await;
+        contacts.push(Contact {
+            id,
+            visitor,
+            channel,
+            name: format!("{name} Tester"),
+        });
+    }
+
+    // Every message.new once, ~20 % delivered twice, all shuffled.
+    let mut rng = StdRng::seed_from_u64(0x5eed);
+    let mut deliveries = Vec::new();
+    for (c, contact) in contacts.iter().enumerate() {
+        for i in 0..MESSAGES_PER_CONTACT {
+            let (user, name) = if i % 3 == 2 {
+                (AGENT_ID.to_owned(), "Grace (Support)".to_owned())
+            } else {
+                (
+                    contact.visitor.clone(),
+                    "whatever the widget says".to_owned(),
+                )
+            };
+            let m = message(
+                &format!("c{c}-m{i:03}"),
+                &user,
+                &name,
+                &text(c, i),
+                &created_at(c, i),
+            );
+            let event = message_event("message.new", "messaging", &contact.channel, &m);
+            deliveries.push(event.clone());
+            if rng.random_bool(DUPLICATE_RATE) {
+                deliveries.push(event);
+            }
+        }
+    }
+    deliveries.shuffle(&mut rng);
+    let total_deliveries = deliveries.len();
+    let queue = Arc::new(Mutex::new(VecDeque::from(deliveries)));
+    let latencies = Arc::new(Mutex::new(Vec::new()));
+    let flushes = Arc::new(Mutex::new(Vec::new()));
+
+    let workers: Vec<_> = (0..WORKERS)
+        .map(|_| {
+            let (app, queue, latencies, flushes) = (
+                app.clone(),
+                queue.clone(),
+                latencies.clone(),
+                flushes.clone(),
+            );
+            tokio::spawn(async move {
+                loop {
+                    let Some(event) = queue.lock().expect("queue").pop_front() else {
+                        break;
+                    };
+                    let started = Instant::now();
+                    // As in production: answer first, flush after the response (here a spawned task).
+                    let (response, flush) = app.webhook.receive(signed_webhook(&event)).await;
+                    latencies.lock().expect("latencies").push(started.elapsed());
+                    if let Some(flush) = flush {
+                        flushes
+                            .lock()
+                            .expect("flushes")
+                            .push(tokio::spawn(flush.run()));
+                    }
+                    if response.status().is_server_error() {
+                        // Stream retries 5xx: put it back.
+                        queue.lock().expect("queue").push_back(event);
+                    } else {
+                        assert_eq!(response.status(), StatusCode::OK);
+                    }
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.await.expect("worker finished");
+    }
+
+    let flushes: Vec<_> = std::mem::take(&mut *flushes.lock().expect("flushes"));
+    for flush in flushes {
+        flush.await.expect("flush task");
+    }
+
+    // Whatever a holder deferred, the sweeper finishes.
+    sweep_until_idle(&app).await;
+
+    assert_eq!(
+        app.hubspot.overlapping_patches(),
+        Vec::<String>::new(),
+        "two writes to one contact overlapped"
+    );
+    for (c, contact) in contacts.iter().enumerate() {
+        let transcript = app.transcript(&contact.id);
+        // Independent check: the message lines, in order, exactly once each.
+        let seen: Vec<String> = transcript
+            .lines()
+            .filter_map(|line| line.find("contact ").map(|at| line[at..].to_owned()))
+            .collect();
+        let expected: Vec<String> = (0..MESSAGES_PER_CONTACT).map(|i| text(c, i)).collect();
+        assert_eq!(
+            seen, expected,
+            "contact {c}: every message exactly once, in order"
+        );
+        // And the whole property equals the rendering of the expected messages.
+        let started_at = transcript
+            .lines()
+            .next()
+            .and_then(|h| h.split(" started ").nth(1))
+            .and_then(|s| s.split(" · ").next())
+            .map(str::to_owned)
+            .expect("header line");
+        let messages: Vec<StoredMessage> = (0..MESSAGES_PER_CONTACT)
+            .map(|i| StoredMessage {
+                message_id: MessageId::parse(&format!("c{c}-m{i:03}")).expect("id"),
+                cid: format!("messaging:{}", contact.channel),
+                author_name: if i % 3 == 2 {
+                    "Grace (Support)".into()
+                } else {
+                    contact.name.clone()
+                },
+                role: if i % 3 == 2 {
+                    Role::Agent
+                } else {
+                    Role::Visitor
+                },
+                text: text(c, i),
+                attachments: vec![],
+                created_at: Timestamp::parse("t", &created_at(c, i)).expect("time"),
+                edited: false,
+                deleted: false,
+                restored: false,
+                removed: false,
+            })
+            .collect();
+        let started = time::PrimitiveDateTime::parse(
+            &started_at,
+            time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC"),
+        )
+        .expect("header time")
+        .assume_utc();
+        let conversation = Conversation {
+            cid: format!("messaging:{}", contact.channel),
+            channel_id: contact.channel.clone(),
+            started_at: Timestamp::from_datetime(started),
+            identity: Identity::Unverified,
+            cleared: None,
+        };
+        assert_eq!(
+            transcript,
+            render(
+                &[conversation],
+                &messages,
+                HUBSPOT_PROPERTY_LIMIT,
+                MESSAGES_PER_CONTACT as u64
+            )
+        );
+    }
+
+    let messages = CONTACTS * MESSAGES_PER_CONTACT;
+    let patches = app.hubspot.call_count("batch_update");
+    let mut latencies = latencies.lock().expect("latencies").clone();
+    latencies.sort();
+    let pct = |p: f64| latencies[((latencies.len() - 1) as f64 * p) as usize];
+    println!(
+        "concurrency: {messages} messages, {total_deliveries} deliveries, {patches} HubSpot batch writes \
+         ({:.3} per message), webhook latency p50 {:?} p99 {:?} max {:?}",
+        patches as f64 / messages as f64,
+        pct(0.5),
+        pct(0.99),
+        pct(1.0)
+    );
+    assert!(
+        patches * 10 < messages,
+        "batched group commit: far fewer writes than messages ({patches} for {messages})"
+    );
+}
+
+/// What a message should end as: the state its newest change left (the checker's own statement of the rule, in
+/// causal order; the store decides it from versions instead).
+#[derive(Debug, Clone)]
+struct Expected {
+    text: String,
+    edited: bool,
+    deleted: bool,
+    removed: bool,
+}
+
+/// One message's life as Stream reports it, in causal order, with the state each event leaves: created, edited,
+/// soft-deleted and undeleted (sometimes a deletion in the same instant as the change before it), maybe
+/// hard-deleted at the end.
+fn life(
+    rng: &mut StdRng,
+    id: &str,
+    visitor: &str,
+    channel: &str,
+    created: &str,
+) -> (Vec<serde_json::Value>, Expected) {
+    let created_at = Timestamp::parse("t", created).expect("time");
+    let mut at_ms = 0u64;
+    let stamp = |ms: u64| {
+        let at = created_at.later_by(Duration::from_millis(ms));
+        let key = at.key();
+        format!("{}Z", &key[..23])
+    };
+    let mut events = Vec::new();
+    let mut state = Expected {
+        text: format!("{id} v0"),
+        edited: false,
+        deleted: false,
+        removed: false,
+    };
+    let body = |state: &Expected, updated: &str| {
+        let mut m = message(
+            id,
+            visitor,
+            "whatever the widget says",
+            &state.text,
+            created,
+        );
+        m["updated_at"] = serde_json::json!(updated);
+        if state.edited {
+            m["message_text_updated_at"] = serde_json::json!(updated);
+        }
+        m
+    };
+    events.push(message_event(
+        "message.new",
+        "messaging",
+        channel,
+        &body(&state, &stamp(0)),
+    ));
+    for edit in 1..=rng.random_range(0..3) {
+        at_ms += 1_000;
+        state.text = format!("{id} v{edit}");
+        state.edited = true;
+        events.push(message_event(
+            "message.updated",
+            "messaging",
+            channel,
+            &body(&state, &stamp(at_ms)),
+        ));
+    }
+    for _ in 0..rng.random_range(0..3) {
+        // A quarter of deletions carry the same instant as the change before them: the deletion still wins.
+        if !rng.random_bool(0.25) {
+            at_ms += 1_000;
+        }
+        let mut deleted = body(&state, &stamp(at_ms));
+        deleted["type"] = serde_json::json!("deleted");
+        deleted["deleted_at"] = serde_json::json!(stamp(at_ms));
+        events.push(message_event(
+            "message.deleted",
+            "messaging",
+            channel,
+            &deleted,
+        ));
+        state.deleted = true;
+        if !rng.random_bool(0.6) {
+            break;
+        }
+        at_ms += 1_000;
+        state.deleted = false;
+        events.push(message_event(
+            "message.undeleted",
+            "messaging",
+            channel,
+            &body(&state, &stamp(at_ms)),
+        ));
+    }
+    if rng.random_bool(0.2) {
+        at_ms += 1_000;
+        let mut removed = body(&state, &stamp(at_ms));
+        removed["type"] = serde_json::json!("deleted");
+        removed["deleted_at"] = serde_json::json!(stamp(at_ms));
+        let mut event = message_event("message.deleted", "messaging", channel, &removed);
+        event["hard_delete"] = serde_json::json!(true);
+        events.push(event);
+        state.removed = true;
+        state.deleted = true;
+    }
+    (events, state)
+}
+
+/// Every change of a message fired at the same instant as the message itself, from separate tasks, round after
+/// round: whatever interleaving DynamoDB sees, the stored message, the count of shown lines and the transcript end
+/// in the newest state (an edit is never lost, a deletion never undone but by an undeletion, a hard delete final).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn changes_racing_their_message_end_in_the_newest_state() {
+    const ROUNDS: usize = 12;
+    const MESSAGES_PER_ROUND: usize = 8;
+    let app = Arc::new(TestApp::start().await);
+    let (contact, visitor, channel) = register_visitor(&app, "Racer", "racer@example.com").await;
+    let mut rng = StdRng::seed_from_u64(0x0dd5);
+    let mut expected = Vec::new();
+    let mut deliveries = 0;
+    for round in 0..ROUNDS {
+        let mut events = Vec::new();
+        for m in 0..MESSAGES_PER_ROUND {
+            let index = round * MESSAGES_PER_ROUND + m;
+            let id = format!("r{index:03}");
+            let created = format!(
+                "2026-11-24T10:{:02}:{:02}.000Z",
+                index / 6,
+                (index % 6) * 10
+            );
+            let (life, end) = life(&mut rng, &id, &visitor, &channel, &created);
+            for event in life {
+                if rng.random_bool(0.3) {
+                    events.push(event.clone());
+                }
+                events.push(event);
+            }
+            expected.push((id, created, end));
+        }
+        deliveries += events.len();
+        // All of a round's deliveries start together: the barrier releases every task at once.
+        let start = Arc::new(tokio::sync::Barrier::new(events.len()));
+        let tasks: Vec<_> = events
+            .into_iter()
+            .map(|event| {
+                let (app, start) = (app.clone(), start.clone());
+                tokio::spawn(async move {
+                    start.wait().await;
+                    loop {
+                        // The flush is left to the sweep below: this test is about what is recorded.
+                        let (response, _flush) = app.webhook.receive(signed_webhook(&event)).await;
+                        if !response.status().is_server_error() {
+                            assert_eq!(response.status(), StatusCode::OK);
+                            break;
+                        }
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.expect("delivery task");
+        }
+    }
+
+    sweep_until_idle(&app).await;
+
+    let contact_id = chat_sync::domain::ContactId::parse(&contact).expect("id");
+    let cid = format!("messaging:{channel}");
+    let messages: Vec<StoredMessage> = expected
+        .iter()
+        .map(|(id, created, end)| StoredMessage {
+            message_id: MessageId::parse(id).expect("id"),
+            cid: cid.clone(),
+            author_name: "Racer Tester".into(),
+            role: Role::Visitor,
+            text: if end.deleted {
+                String::new()
+            } else {
+                end.text.clone()
+            },
+            attachments: vec![],
+            created_at: Timestamp::parse("t", created).expect("time"),
+            edited: end.edited,
+            deleted: end.deleted,
+            restored: false,
+            removed: end.removed,
+        })
+        .collect();
+    // The stored items, one by one.
+    let stored = app
+        .store
+        .recent_transcript(&contact_id, 1 << 30)
+        .await
+        .expect("read")
+        .messages;
+    for want in &messages {
+        let got = stored.iter().find(|m| m.message_id == want.message_id);
+        match got {
+            Some(got) => assert_eq!(
+                (
+                    got.deleted,
+                    got.removed,
+                    got.text.as_str(),
+                    render_line(got)
+                ),
+                (
+                    want.deleted,
+                    want.removed,
+                    want.text.as_str(),
+                    render_line(want)
+                ),
+                "message {}",
+                want.message_id
+            ),
+            None => assert!(want.removed, "message {} is missing", want.message_id),
+        }
+    }
+    // The count of shown lines the sync record keeps.
+    let shown = messages.iter().filter(|m| !m.removed).count() as u64;
+    let state = app.store.sync_state(&contact_id).await.expect("state");
+    assert_eq!(state.messages, shown, "lines shown");
+    // And the transcript in HubSpot equals the rendering of the newest states.
+    let transcript = app.transcript(&contact);
+    let started_at = transcript
+        .lines()
+        .next()
+        .and_then(|h| h.split(" started ").nth(1))
+        .and_then(|s| s.split(" · ").next())
+        .and_then(Timestamp::parse_human)
+        .expect("header line");
+    let conversation = Conversation {
+        cid: cid.clone(),
+        channel_id: channel.clone(),
+        started_at,
+        identity: Identity::Unverified,
+        cleared: None,
+    };
+    assert_eq!(
+        transcript,
+        render(&[conversation], &messages, HUBSPOT_PROPERTY_LIMIT, shown)
+    );
+    let changed = expected
+        .iter()
+        .filter(|(_, _, e)| e.edited || e.deleted)
+        .count();
+    println!(
+        "racing changes: {} messages ({changed} edited or deleted), {deliveries} deliveries in {ROUNDS} rounds",
+        expected.len()
+    );
+}

@@ -1,0 +1,331 @@
+//! HubSpot's signature v3, refused bodies, and a privacy deletion: every item here and the visitors in Stream, with
+//! nothing written back by a late webhook or a running flusher.
+
+use super::*;
+
+#[tokio::test]
+async fn signature_v3_valid_tampered_old_future_and_wrong_secret() {
+    let app = TestApp::start().await;
+    let now = Timestamp::now().unix_millis();
+    let body = br#"[{"eventId":1,"subscriptionType":"contact.propertyChange","objectId":51,"occurredAt":1795687205000}]"#;
+
+    let ok = app
+        .hubspot_webhooks
+        .handle(hubspot_request(body, HUBSPOT_CLIENT_SECRET, now))
+        .await;
+    assert_eq!(ok.status(), StatusCode::OK, "{}", json_body(&ok));
+    assert_eq!(json_body(&ok)["ignored"], 1);
+
+    // Signed for one body, another one sent.
+    let mut tampered = hubspot_request(body, HUBSPOT_CLIENT_SECRET, now);
+    *tampered.body_mut() =
+        lambda_http::Body::Text(String::from_utf8_lossy(body).replace("51", "52"));
+    let cases = [
+        ("tampered body", tampered, "invalid_signature"),
+        (
+            "wrong secret",
+            hubspot_request(body, "another-apps-secret", now),
+            "invalid_signature",
+        ),
+        (
+            "six minutes old",
+            hubspot_request(body, HUBSPOT_CLIENT_SECRET, now - 6 * 60_000),
+            "stale_request",
+        ),
+        (
+            "six minutes ahead",
+            hubspot_request(body, HUBSPOT_CLIENT_SECRET, now + 6 * 60_000),
+            "stale_request",
+        ),
+    ];
+    for (case, request, code) in cases {
+        let response = app.hubspot_webhooks.handle(request).await;
+        let json = json_body(&response);
+        assert_eq!(
+            response.status(),
+            StatusCode::UNAUTHORIZED,
+            "{case}: {json}"
+        );
+        assert_eq!(json["code"], code, "{case}");
+        assert!(json["error"].is_string(), "{case}");
+    }
+    // Another URL than the one HubSpot signed (a request replayed against another path).
+    let mut moved = hubspot_request(body, HUBSPOT_CLIENT_SECRET, now);
+    *moved.uri_mut() = "https://api.example.com/hubspot/other"
+        .parse()
+        .expect("uri");
+    assert_eq!(
+        app.hubspot_webhooks.handle(moved).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let mut unsigned = hubspot_request(body, HUBSPOT_CLIENT_SECRET, now);
+    unsigned.headers_mut().remove("x-hubspot-signature-v3");
+    let response = app.hubspot_webhooks.handle(unsigned).await;
+    assert_eq!(json_body(&response)["code"], "missing_signature");
+}
+
+#[tokio::test]
+async fn a_malformed_body_is_refused_whole_and_changes_nothing() {
+    let app = TestApp::start().await;
+    let (contact, _, _) = chatting_visitor(&app, "whole@example.com").await;
+    let before = app.item_count().await;
+    let now = Timestamp::now().unix_millis();
+    let erase = format!(
+        r#"{{"subscriptionType":"contact.privacyDeletion","objectId":{contact},"occurredAt":{now}}}"#
+    );
+    let bodies = [
+        ("not JSON", "[{".to_owned(), "invalid_json"),
+        ("an object, not an array", erase.clone(), "invalid_event"),
+        (
+            "one bad event after a good one",
+            format!(
+                r#"[{erase},{{"subscriptionType":"contact.deletion","objectId":"abc","occurredAt":1}}]"#
+            ),
+            "invalid_event",
+        ),
+    ];
+    for (case, body, code) in bodies {
+        let response = app
+            .hubspot_webhooks
+            .handle(hubspot_request(body.as_bytes(), HUBSPOT_CLIENT_SECRET, now))
+            .await;
+        let json = json_body(&response);
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{case}: {json}");
+        assert_eq!(json["code"], code, "{case}");
+    }
+    assert_eq!(app.item_count().await, before, "nothing was erased");
+    assert_eq!(
+        app.stream.call_count("delete_users"),
+        0,
+        "nobody deleted in Stream"
+    );
+}
+
+#[tokio::test]
+async fn privacy_deletion_erases_every_item_and_the_visitors_in_stream() {
+    let app = TestApp::start().await;
+    let (contact, visitor, channel) = chatting_visitor(&app, "erase.me@example.com").await;
+    // A second registration of the same person: a second visitor and conversation of the same contact.
+    let (again, visitor2, channel2) = chatting_visitor(&app, "erase.me@example.com").await;
+    assert_eq!(again, contact);
+    let (other, other_visitor, _) = chatting_visitor(&app, "stays@example.com").await;
+    let needles = [
+        contact.as_str(),
+        "erase.me@example.com",
+        visitor.as_str(),
+        visitor2.as_str(),
+        channel.as_str(),
+        channel2.as_str(),
+    ];
+    assert!(items_mentioning(&app, &needles).await.len() > 8);
+    let others_before = items_mentioning(&app, &[other.as_str(), other_visitor.as_str()])
+        .await
+        .len();
+
+    app.hubspot.delete_contact(&contact);
+    for delivery in 0..2 {
+        // HubSpot retries a delivery it thinks failed: the second is harmless.
+        let (status, body) = from_hubspot(&app, &[("contact.privacyDeletion", &contact)]).await;
+        assert_eq!(status, StatusCode::OK, "delivery {delivery}: {body}");
+        let left = items_mentioning(&app, &needles).await;
+        assert!(left.is_empty(), "delivery {delivery} left {left:#?}");
+    }
+    assert_eq!(
+        items_mentioning(&app, &[other.as_str(), other_visitor.as_str()])
+            .await
+            .len(),
+        others_before,
+        "another contact's items are untouched"
+    );
+    // Both visitors hard-deleted in Stream with their messages and conversation channels, through Stream's task:
+    // `POST /users/delete`, then `GET /tasks/{id}` until it completed (a second delivery finds nobody to erase).
+    let calls = app.stream.calls();
+    let deletions: Vec<serde_json::Value> = calls
+        .iter()
+        .filter(|c| c.route == "delete_users")
+        .map(|c| serde_json::from_str(&c.body).expect("JSON body"))
+        .collect();
+    let erased: Vec<&str> = deletions
+        .iter()
+        .flat_map(|d| d["user_ids"].as_array().into_iter().flatten())
+        .filter_map(serde_json::Value::as_str)
+        .collect();
+    assert!(
+        erased.contains(&visitor.as_str()) && erased.contains(&visitor2.as_str()),
+        "{deletions:#?}"
+    );
+    assert!(!erased.contains(&other_visitor.as_str()));
+    for deletion in &deletions {
+        for mode in ["user", "messages", "conversations"] {
+            assert_eq!(deletion[mode], "hard", "{mode} in {deletion}");
+        }
+    }
+    assert!(
+        calls
+            .iter()
+            .any(|c| c.route == "get_task" && c.status == 200),
+        "the task was followed"
+    );
+    let applied = app.stream.user_deletions();
+    for user in [&visitor, &visitor2] {
+        let deletion = applied
+            .iter()
+            .find(|d| d.user_id == user.as_str())
+            .unwrap_or_else(|| panic!("{user} not deleted: {applied:#?}"));
+        assert_eq!(
+            (deletion.user, deletion.messages),
+            (
+                sandbox::stream::Erasure::Hard,
+                Some(sandbox::stream::Erasure::Hard)
+            )
+        );
+    }
+    // The double applied them: the users, their messages and their one-to-one channels are gone from Stream.
+    let users: Vec<String> = app.stream.users().into_iter().map(|u| u.id).collect();
+    assert!(
+        !users.contains(&visitor) && !users.contains(&visitor2),
+        "{users:?}"
+    );
+    assert!(users.contains(&other_visitor));
+    for erased in [&channel, &channel2] {
+        assert!(app.stream.messages("messaging", erased).is_empty());
+        assert!(app.stream.channels().iter().all(|c| c.id != **erased));
+    }
+}
+
+#[tokio::test]
+async fn webhooks_for_an_erased_channel_write_nothing() {
+    let app = TestApp::start().await;
+    let (contact, visitor, channel) = chatting_visitor(&app, "late@example.com").await;
+    let cid = ChannelRef::new(
+        ChannelType::parse("messaging").expect("valid"),
+        ChannelId::parse(&channel).expect("valid"),
+    );
+    // A webhook that read the mapping just before the erasure, and records after it.
+    let mapping = app
+        .store
+        .channel(&cid)
+        .await
+        .expect("read")
+        .expect("mapped");
+    let (status, body) = from_hubspot(&app, &[("contact.privacyDeletion", &contact)]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let needles = [contact.as_str(), visitor.as_str(), channel.as_str()];
+    assert!(items_mentioning(&app, &needles).await.is_empty());
+    let count = app.item_count().await;
+
+    let late = MessageChange {
+        kind: MessageKind::New,
+        channel: cid.clone(),
+        message_id: MessageId::parse("m-late").expect("valid"),
+        author: Author {
+            id: visitor.clone(),
+            name: "Ada".into(),
+            role: "user".into(),
+        },
+        text: "one more thing".into(),
+        attachments: vec![],
+        created_at: Timestamp::now(),
+        updated_at: Timestamp::now(),
+        edited: false,
+    };
+    let recorded = app
+        .store
+        .record_change(&mapping.contact_id, &late, Role::Visitor, false)
+        .await
+        .expect("answered");
+    assert_eq!(recorded, Recorded::Unchanged);
+    app.store
+        .erase_author(
+            &mapping,
+            &chat_sync::domain::UserId::parse("v", &visitor).expect("valid"),
+            true,
+        )
+        .await
+        .expect("answered");
+    app.store
+        .clear_conversation(&mapping, chat_sync::domain::transcript::Cleared::Deleted)
+        .await
+        .expect("answered");
+    assert_eq!(
+        app.item_count().await,
+        count,
+        "nothing written for an erased contact"
+    );
+
+    // And every Stream event for the channel, from its webhook, is ignored.
+    for (kind, text) in [("message.new", "hello?"), ("message.updated", "edited")] {
+        let event = message_event(
+            kind,
+            "messaging",
+            &channel,
+            &message("m-after", &visitor, "Ada", text, "2026-11-24T11:00:00Z"),
+        );
+        let (status, body, _, _) = deliver(&app, &event).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["status"], "ignored", "{body}");
+    }
+    let event = json!({"type": "channel.deleted", "cid": format!("messaging:{channel}")});
+    let (status, body, _, _) = deliver(&app, &event).await;
+    assert_eq!(
+        (status, body["status"].clone()),
+        (StatusCode::OK, json!("ignored"))
+    );
+    assert_eq!(
+        app.item_count().await,
+        count,
+        "nothing written for an erased contact"
+    );
+    assert!(items_mentioning(&app, &needles).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_flusher_holding_the_contact_during_the_erasure_writes_nothing_back() {
+    let app = TestApp::start_with(chat_sync::config::FlushSettings {
+        targets: chat_sync::config::Targets::BOTH,
+        ..support::test_flush_settings()
+    })
+    .await;
+    let (contact, visitor, channel) = chatting_visitor(&app, "racing@example.com").await;
+    // HubSpot is slow: the flusher holds the contact's lease, mid-write, while the erasure runs.
+    app.hubspot.faults().set_latency(Duration::from_millis(600));
+    let event = message_event(
+        "message.new",
+        "messaging",
+        &channel,
+        &message(
+            "m-race",
+            &visitor,
+            "Ada",
+            "are you there?",
+            "2026-11-24T10:01:00Z",
+        ),
+    );
+    let (response, flush) = app.webhook.receive(support::signed_webhook(&event)).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let flush = tokio::spawn(flush.expect("a flush to run").run());
+    let lease_taken = async {
+        loop {
+            let leases = items_mentioning(&app, &["LEASE"]).await;
+            if !leases.is_empty() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(5), lease_taken)
+        .await
+        .expect("the flusher took the contact's lease");
+    // HubSpot has deleted the contact: the flusher's write meets a 404 and looks for it by e-mail meanwhile.
+    app.hubspot.delete_contact(&contact);
+    let (status, body) = from_hubspot(&app, &[("contact.privacyDeletion", &contact)]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    flush.await.expect("flush task");
+    // The flusher's lease, kept while it writes, is released by it; nothing else of the contact came back.
+    let left = items_mentioning(
+        &app,
+        &[contact.as_str(), visitor.as_str(), channel.as_str()],
+    )
+    .await;
+    assert!(left.is_empty(), "the flusher wrote back {left:#?}");
+}
