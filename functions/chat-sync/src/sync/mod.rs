@@ -121,10 +121,45 @@ pub struct FlushReport {
     pub refused: u32,
     /// Whether the flusher lease was held by someone else (nothing done).
     pub busy: bool,
+    /// Contacts whose lease a round took (written or not).
+    pub claimed: u32,
+    /// Where the rounds' time went.
+    pub times: RoundTimes,
+}
+
+/// Where rounds spend their time, in microseconds summed over rounds: what says which part of a round to make
+/// cheaper (`make bench` prints it). Each phase is wall time; the claim phase runs its contacts concurrently, so its
+/// wall time is split between taking leases, reading and rendering in proportion to the time each took.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct RoundTimes {
+    /// Taking the contacts' leases.
+    pub claim_us: u64,
+    /// Reading what each contact needs (its version, messages, conversations).
+    pub read_us: u64,
+    /// Rendering transcripts and notes.
+    pub render_us: u64,
+    /// DynamoDB writes between HubSpot calls: lease renewals, and each new note's marker before its creation.
+    pub marks_us: u64,
+    /// HubSpot calls, their budget permits included.
+    pub hubspot_us: u64,
+    /// Settling each contact: notes saved, lease released with the synced mark, or kept, parked, re-queued.
+    pub settle_us: u64,
+}
+
+impl RoundTimes {
+    fn add(&mut self, other: RoundTimes) {
+        self.claim_us += other.claim_us;
+        self.read_us += other.read_us;
+        self.render_us += other.render_us;
+        self.marks_us += other.marks_us;
+        self.hubspot_us += other.hubspot_us;
+        self.settle_us += other.settle_us;
+    }
 }
 
 impl FlushReport {
-    fn add(&mut self, other: FlushReport) {
+    /// Adds up what two flusher runs did.
+    pub fn add(&mut self, other: &FlushReport) {
         self.rounds += other.rounds;
         self.calls += other.calls;
         self.synced += other.synced;
@@ -134,6 +169,8 @@ impl FlushReport {
         self.redirected += other.redirected;
         self.parked += other.parked;
         self.refused += other.refused;
+        self.claimed += other.claimed;
+        self.times.add(other.times);
     }
 }
 
@@ -289,7 +326,7 @@ impl TranscriptSync {
             };
             let round = self.round(candidates, permit, start_by).await?;
             let full = round.synced + round.behind + round.fenced >= MAX_BATCH as u32;
-            report.add(round);
+            report.add(&round);
             report.rounds += 1;
             if round.refused > 0 {
                 // HubSpot is refusing writes: stop here; the next webhook or sweep tries again.

@@ -15,7 +15,36 @@ use crate::ports::{
     LeaseOwner, NewNote, NoteUpdate, Permit, Release, StoreError, TranscriptWrite, WriteResult,
 };
 use futures::stream::{self, StreamExt};
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+/// What one claim took, by part (see `RoundTimes`).
+#[derive(Debug, Default, Clone, Copy)]
+struct ClaimTimes {
+    lease: Duration,
+    read: Duration,
+    render: Duration,
+}
+
+impl ClaimTimes {
+    fn add(&mut self, other: ClaimTimes) {
+        self.lease += other.lease;
+        self.read += other.read;
+        self.render += other.render;
+    }
+
+    /// The claim phase's wall time, split between its parts in proportion to the time each took.
+    fn apportion(&self, wall: Duration, report: &mut FlushReport) {
+        let total = (self.lease + self.read + self.render).as_secs_f64();
+        if total <= 0.0 {
+            report.times.claim_us += wall.as_micros() as u64;
+            return;
+        }
+        let share = |part: Duration| (wall.as_secs_f64() * part.as_secs_f64() / total * 1e6) as u64;
+        report.times.claim_us += share(self.lease);
+        report.times.read_us += share(self.read);
+        report.times.render_us += share(self.render);
+    }
+}
 
 /// A contact claimed for this round: its lease is ours and what it needs is rendered.
 pub(super) struct Claim {
@@ -148,14 +177,21 @@ impl TranscriptSync {
         start_by: Instant,
     ) -> Result<FlushReport, StoreError> {
         let mut report = FlushReport::default();
-        let claimed: Vec<Result<Option<Claim>, StoreError>> = stream::iter(candidates)
-            .map(|contact| async move { self.claim(contact).await })
-            .buffer_unordered(CLAIM_CONCURRENCY)
-            .collect()
-            .await;
+        let phase = Instant::now();
+        let claimed: Vec<(Result<Option<Claim>, StoreError>, ClaimTimes)> =
+            stream::iter(candidates)
+                .map(|contact| async move { self.claim(contact).await })
+                .buffer_unordered(CLAIM_CONCURRENCY)
+                .collect()
+                .await;
+        let mut times = ClaimTimes::default();
+        for (_, took) in &claimed {
+            times.add(*took);
+        }
+        times.apportion(phase.elapsed(), &mut report);
         let mut claims: Vec<Claim> = Vec::new();
         let mut failure = None;
-        for claim in claimed {
+        for (claim, _) in claimed {
             match claim {
                 // Two contacts merged into one HubSpot record: one write per record per call.
                 Ok(Some(claim)) if claims.iter().any(|c| c.target == claim.target) => {
@@ -173,6 +209,7 @@ impl TranscriptSync {
             }
             return Err(error);
         }
+        report.claimed = claims.len() as u32;
         if claims.is_empty() {
             return Ok(report);
         }
@@ -189,6 +226,8 @@ impl TranscriptSync {
             return Ok(report);
         }
         let mut permit = Some(permit);
+        let phase = Instant::now();
+        let marks_before = report.times.marks_us;
         self.adopt_notes(&mut claims).await;
         self.read_archives(&mut claims, &mut permit, start_by, &mut report)
             .await;
@@ -198,6 +237,9 @@ impl TranscriptSync {
             .await?;
         self.create_notes(&mut claims, &mut permit, start_by, &mut report)
             .await?;
+        report.times.hubspot_us += (phase.elapsed().as_micros() as u64)
+            .saturating_sub(report.times.marks_us - marks_before);
+        let phase = Instant::now();
         let settled: Vec<Result<FlushReport, StoreError>> = stream::iter(claims)
             .map(|claim| async move {
                 let mut settled = FlushReport::default();
@@ -208,29 +250,38 @@ impl TranscriptSync {
             .collect()
             .await;
         for one in settled {
-            report.add(one?);
+            report.add(&one?);
         }
+        report.times.settle_us += phase.elapsed().as_micros() as u64;
         Ok(report)
     }
 
     /// Takes the contact's lease and renders what it needs; `None` if it is busy, parked or already synced.
-    async fn claim(&self, contact: ContactId) -> Result<Option<Claim>, StoreError> {
+    async fn claim(&self, contact: ContactId) -> (Result<Option<Claim>, StoreError>, ClaimTimes) {
+        let mut times = ClaimTimes::default();
         let owner = LeaseOwner::random();
         let taken_at = Instant::now();
-        if !self
+        let acquired = self
             .store
             .acquire_lease(&contact, &owner, self.settings.lease_ttl)
-            .await?
-        {
-            return Ok(None);
+            .await;
+        times.lease = taken_at.elapsed();
+        match acquired {
+            Ok(true) => {}
+            Ok(false) => return (Ok(None), times),
+            Err(error) => return (Err(error), times),
         }
-        let result = self.prepare(&contact, &owner, taken_at).await;
+        let reading = Instant::now();
+        let result = self
+            .prepare(&contact, &owner, taken_at, &mut times.render)
+            .await;
+        times.read = reading.elapsed().saturating_sub(times.render);
         if !matches!(result, Ok(Some(_))) {
             if let Err(error) = self.store.release_lease(&contact, &owner).await {
                 tracing::warn!(%error, contact_id = %contact, "could not release a lease; it will expire");
             }
         }
-        result
+        (result, times)
     }
 
     async fn prepare(
@@ -238,6 +289,7 @@ impl TranscriptSync {
         contact: &ContactId,
         owner: &LeaseOwner,
         taken_at: Instant,
+        rendering: &mut Duration,
     ) -> Result<Option<Claim>, StoreError> {
         // The version is read first (transactionally), so everything read next includes every change up to it.
         let state = self.store.sync_state(contact).await?;
@@ -266,12 +318,14 @@ impl TranscriptSync {
                     total: state.messages,
                 });
             } else {
+                let started = Instant::now();
                 property = Some(render(
                     &source.conversations,
                     &source.messages,
                     HUBSPOT_PROPERTY_LIMIT,
                     state.messages,
                 ));
+                *rendering += started.elapsed();
             }
         }
         let mut conversations = Vec::new();
@@ -296,7 +350,9 @@ impl TranscriptSync {
                                 .iter()
                                 .any(|m| (m.deleted || m.removed) && m.created_at < at)
                         }));
+                let started = Instant::now();
                 let parts = render_notes(&held.conversation, &messages, NOTE_BODY_LIMIT, frozen);
+                *rendering += started.elapsed();
                 let surplus = (frozen + parts.len()..held.notes.len())
                     .map(|i| emptied_note(&held.conversation, i + 1))
                     .collect();
@@ -339,6 +395,18 @@ impl TranscriptSync {
     /// Before a write: every lease it goes out under must outlive the write and then the late-write window, so it
     /// is renewed if need be; a claim whose lease is gone is dropped from the round.
     async fn keep_leases(
+        &self,
+        claims: &mut [Claim],
+        wanted: impl Fn(&Claim) -> bool,
+        report: &mut FlushReport,
+    ) -> Result<(), StoreError> {
+        let started = Instant::now();
+        let result = self.renew_leases(claims, wanted).await;
+        report.times.marks_us += started.elapsed().as_micros() as u64;
+        result
+    }
+
+    async fn renew_leases(
         &self,
         claims: &mut [Claim],
         wanted: impl Fn(&Claim) -> bool,
@@ -453,7 +521,8 @@ impl TranscriptSync {
         start_by: Instant,
         report: &mut FlushReport,
     ) -> Result<(), StoreError> {
-        self.keep_leases(claims, |c| c.property.is_some()).await?;
+        self.keep_leases(claims, |c| c.property.is_some(), report)
+            .await?;
         let mut writes = Vec::new();
         let mut owners = Vec::new();
         for (index, claim) in claims.iter().enumerate() {
@@ -497,11 +566,15 @@ impl TranscriptSync {
         start_by: Instant,
         report: &mut FlushReport,
     ) -> Result<(), StoreError> {
-        self.keep_leases(claims, |c| {
-            c.conversations
-                .iter()
-                .any(|v| (0..v.notes.len()).any(|i| v.body(i).is_some()))
-        })
+        self.keep_leases(
+            claims,
+            |c| {
+                c.conversations
+                    .iter()
+                    .any(|v| (0..v.notes.len()).any(|i| v.body(i).is_some()))
+            },
+            report,
+        )
         .await?;
         let mut updates = Vec::new();
         let mut owners = Vec::new(); // (claim, conversation, note index)
@@ -567,9 +640,11 @@ impl TranscriptSync {
         start_by: Instant,
         report: &mut FlushReport,
     ) -> Result<(), StoreError> {
-        self.keep_leases(claims, |c| {
-            c.conversations.iter().any(|v| v.needed() > v.notes.len())
-        })
+        self.keep_leases(
+            claims,
+            |c| c.conversations.iter().any(|v| v.needed() > v.notes.len()),
+            report,
+        )
         .await?;
         let mut notes = Vec::new();
         let mut owners = Vec::new(); // (claim, conversation, part index)
@@ -578,9 +653,11 @@ impl TranscriptSync {
                 if conversation.needed() <= conversation.notes.len() {
                     continue;
                 }
+                let marking = Instant::now();
                 self.store
                     .creating_note(&claim.contact, &conversation.cid)
                     .await?;
+                report.times.marks_us += marking.elapsed().as_micros() as u64;
                 let first = conversation.notes.len().saturating_sub(conversation.frozen);
                 for part in &conversation.parts[first..] {
                     notes.push(NewNote {
