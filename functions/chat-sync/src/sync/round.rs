@@ -14,7 +14,7 @@ use crate::domain::{ContactId, NoteId, StoredMessage};
 use crate::ports::{
     LeaseOwner, NewNote, NoteUpdate, Permit, Release, StoreError, TranscriptWrite, WriteResult,
 };
-use futures::stream::{self, StreamExt};
+use futures::stream::{self, StreamExt, TryStreamExt};
 use std::time::{Duration, Instant};
 
 /// What one claim took, by part (see `RoundTimes`).
@@ -646,6 +646,30 @@ impl TranscriptSync {
             report,
         )
         .await?;
+        let creating = |claim: &Claim| {
+            let contact = claim.contact.clone();
+            claim
+                .conversations
+                .iter()
+                .filter(|v| v.needed() > v.notes.len())
+                .map(move |v| (contact.clone(), v.cid.clone()))
+                .collect::<Vec<_>>()
+        };
+        // Every marker is written before any creation is sent; they are independent of each other, so they go
+        // out together rather than one round trip after another.
+        let marks: Vec<(ContactId, String)> = claims
+            .iter()
+            .filter(|c| c.outcome.clear())
+            .flat_map(creating)
+            .collect();
+        let marking = Instant::now();
+        let store = &self.store;
+        stream::iter(marks)
+            .map(|(contact, cid)| async move { store.creating_note(&contact, &cid).await })
+            .buffer_unordered(CLAIM_CONCURRENCY)
+            .try_collect::<Vec<()>>()
+            .await?;
+        report.times.marks_us += marking.elapsed().as_micros() as u64;
         let mut notes = Vec::new();
         let mut owners = Vec::new(); // (claim, conversation, part index)
         for (c, claim) in claims.iter().enumerate().filter(|(_, c)| c.outcome.clear()) {
@@ -653,11 +677,6 @@ impl TranscriptSync {
                 if conversation.needed() <= conversation.notes.len() {
                     continue;
                 }
-                let marking = Instant::now();
-                self.store
-                    .creating_note(&claim.contact, &conversation.cid)
-                    .await?;
-                report.times.marks_us += marking.elapsed().as_micros() as u64;
                 let first = conversation.notes.len().saturating_sub(conversation.frozen);
                 for part in &conversation.parts[first..] {
                     notes.push(NewNote {
