@@ -533,6 +533,16 @@ pub struct TranscriptSource {
     pub messages: Vec<StoredMessage>,
 }
 
+/// A contact read whole for a flush (see [`Store::read_small_contact`]).
+#[derive(Debug, Clone)]
+pub struct ContactReading {
+    /// What [`Store::recent_transcript`] returns.
+    pub transcript: TranscriptSource,
+    /// For each conversation asked for that exists (by cid): what [`Store::conversation_notes`] and
+    /// [`Store::conversation_messages`] return for it.
+    pub notes: Vec<(ConversationNotes, Vec<StoredMessage>)>,
+}
+
 #[async_trait]
 pub trait Store: Send + Sync {
     /// Stores the channel mapping and the contact's conversation header; never overwrites an existing channel.
@@ -569,6 +579,18 @@ pub trait Store: Send + Sync {
         contact: &ContactId,
         cids: &[String],
     ) -> Result<Vec<ConversationNotes>, StoreError>;
+    /// [`Store::sync_state`] of each contact, in order, read as it reads one (transactionally) but many per
+    /// request.
+    async fn sync_states(&self, contacts: &[ContactId]) -> Result<Vec<SyncState>, StoreError>;
+    /// The flusher's reads of a contact with few items (the newest messages and their conversations, and the
+    /// note ids and messages of the conversations `cids`) in one request; `None` if the contact has too many
+    /// items for that: then they are read piece by piece. Like the pieces, it reads every change up to the
+    /// version `sync_state` returned before it.
+    async fn read_small_contact(
+        &self,
+        contact: &ContactId,
+        cids: &[String],
+    ) -> Result<Option<ContactReading>, StoreError>;
     /// Every message of one conversation to show (oldest first).
     async fn conversation_messages(
         &self,

@@ -12,7 +12,8 @@ use crate::domain::transcript::{
 };
 use crate::domain::{ContactId, NoteId, StoredMessage};
 use crate::ports::{
-    LeaseOwner, NewNote, NoteUpdate, Permit, Release, StoreError, TranscriptWrite, WriteResult,
+    LeaseOwner, NewNote, NoteUpdate, Permit, Release, StoreError, SyncState, TranscriptWrite,
+    WriteResult,
 };
 use futures::stream::{self, StreamExt, TryStreamExt};
 use std::time::{Duration, Instant};
@@ -20,27 +21,24 @@ use std::time::{Duration, Instant};
 /// What one claim took, by part (see `RoundTimes`).
 #[derive(Debug, Default, Clone, Copy)]
 struct ClaimTimes {
-    lease: Duration,
     read: Duration,
     render: Duration,
 }
 
 impl ClaimTimes {
     fn add(&mut self, other: ClaimTimes) {
-        self.lease += other.lease;
         self.read += other.read;
         self.render += other.render;
     }
 
-    /// The claim phase's wall time, split between its parts in proportion to the time each took.
+    /// The reading phase's wall time, split between reading and rendering in proportion to the time each took.
     fn apportion(&self, wall: Duration, report: &mut FlushReport) {
-        let total = (self.lease + self.read + self.render).as_secs_f64();
+        let total = (self.read + self.render).as_secs_f64();
         if total <= 0.0 {
-            report.times.claim_us += wall.as_micros() as u64;
+            report.times.read_us += wall.as_micros() as u64;
             return;
         }
         let share = |part: Duration| (wall.as_secs_f64() * part.as_secs_f64() / total * 1e6) as u64;
-        report.times.claim_us += share(self.lease);
         report.times.read_us += share(self.read);
         report.times.render_us += share(self.render);
     }
@@ -177,21 +175,10 @@ impl TranscriptSync {
         start_by: Instant,
     ) -> Result<FlushReport, StoreError> {
         let mut report = FlushReport::default();
-        let phase = Instant::now();
-        let claimed: Vec<(Result<Option<Claim>, StoreError>, ClaimTimes)> =
-            stream::iter(candidates)
-                .map(|contact| async move { self.claim(contact).await })
-                .buffer_unordered(CLAIM_CONCURRENCY)
-                .collect()
-                .await;
-        let mut times = ClaimTimes::default();
-        for (_, took) in &claimed {
-            times.add(*took);
-        }
-        times.apportion(phase.elapsed(), &mut report);
+        let claimed = self.claim(candidates, &mut report).await?;
         let mut claims: Vec<Claim> = Vec::new();
         let mut failure = None;
-        for (claim, _) in claimed {
+        for claim in claimed {
             match claim {
                 // Two contacts merged into one HubSpot record: one write per record per call.
                 Ok(Some(claim)) if claims.iter().any(|c| c.target == claim.target) => {
@@ -257,31 +244,85 @@ impl TranscriptSync {
     }
 
     /// Takes the contact's lease and renders what it needs; `None` if it is busy, parked or already synced.
-    async fn claim(&self, contact: ContactId) -> (Result<Option<Claim>, StoreError>, ClaimTimes) {
+    /// Takes the candidates' leases, reads their versions (a few requests for the whole round) and renders what
+    /// each needs; a contact is left out if it is busy, parked or already synced. Its lease is taken before its
+    /// version is read, and the version before anything else, as for one contact.
+    async fn claim(
+        &self,
+        candidates: Vec<ContactId>,
+        report: &mut FlushReport,
+    ) -> Result<Vec<Result<Option<Claim>, StoreError>>, StoreError> {
         let mut times = ClaimTimes::default();
-        let owner = LeaseOwner::random();
-        let taken_at = Instant::now();
-        let acquired = self
-            .store
-            .acquire_lease(&contact, &owner, self.settings.lease_ttl)
-            .await;
-        times.lease = taken_at.elapsed();
-        match acquired {
-            Ok(true) => {}
-            Ok(false) => return (Ok(None), times),
-            Err(error) => return (Err(error), times),
-        }
-        let reading = Instant::now();
-        let result = self
-            .prepare(&contact, &owner, taken_at, &mut times.render)
-            .await;
-        times.read = reading.elapsed().saturating_sub(times.render);
-        if !matches!(result, Ok(Some(_))) {
-            if let Err(error) = self.store.release_lease(&contact, &owner).await {
-                tracing::warn!(%error, contact_id = %contact, "could not release a lease; it will expire");
+        let phase = Instant::now();
+        let ttl = self.settings.lease_ttl;
+        let taken: Vec<(ContactId, LeaseOwner, Instant, Result<bool, StoreError>)> =
+            stream::iter(candidates)
+                .map(|contact| async move {
+                    let owner = LeaseOwner::random();
+                    let taken_at = Instant::now();
+                    let acquired = self.store.acquire_lease(&contact, &owner, ttl).await;
+                    (contact, owner, taken_at, acquired)
+                })
+                .buffer_unordered(CLAIM_CONCURRENCY)
+                .collect()
+                .await;
+        report.times.claim_us += phase.elapsed().as_micros() as u64;
+        let mut leased = Vec::new();
+        let mut failure = None;
+        for (contact, owner, taken_at, acquired) in taken {
+            match acquired {
+                Ok(true) => leased.push((contact, owner, taken_at)),
+                Ok(false) => {}
+                Err(error) => failure = Some(error),
             }
         }
-        (result, times)
+        let phase = Instant::now();
+        let contacts: Vec<ContactId> = leased.iter().map(|(c, _, _)| c.clone()).collect();
+        let states = match failure {
+            Some(error) => Err(error),
+            None => self.store.sync_states(&contacts).await,
+        };
+        report.times.read_us += phase.elapsed().as_micros() as u64;
+        let states = match states {
+            Ok(states) if states.len() == leased.len() => states,
+            result => {
+                for (contact, owner, _) in &leased {
+                    self.release(contact, owner).await;
+                }
+                return Err(result.err().unwrap_or_else(|| {
+                    StoreError::Unavailable("a version read answered for other contacts".into())
+                }));
+            }
+        };
+        let phase = Instant::now();
+        let prepared: Vec<(Result<Option<Claim>, StoreError>, ClaimTimes)> =
+            stream::iter(leased.into_iter().zip(states))
+                .map(|((contact, owner, taken_at), state)| async move {
+                    let mut took = ClaimTimes::default();
+                    let reading = Instant::now();
+                    let result = self
+                        .prepare(&contact, &owner, taken_at, state, &mut took.render)
+                        .await;
+                    took.read = reading.elapsed().saturating_sub(took.render);
+                    if !matches!(result, Ok(Some(_))) {
+                        self.release(&contact, &owner).await;
+                    }
+                    (result, took)
+                })
+                .buffer_unordered(CLAIM_CONCURRENCY)
+                .collect()
+                .await;
+        for (_, took) in &prepared {
+            times.add(*took);
+        }
+        times.apportion(phase.elapsed(), report);
+        Ok(prepared.into_iter().map(|(result, _)| result).collect())
+    }
+
+    async fn release(&self, contact: &ContactId, owner: &LeaseOwner) {
+        if let Err(error) = self.store.release_lease(contact, owner).await {
+            tracing::warn!(%error, contact_id = %contact, "could not release a lease; it will expire");
+        }
     }
 
     async fn prepare(
@@ -289,10 +330,10 @@ impl TranscriptSync {
         contact: &ContactId,
         owner: &LeaseOwner,
         taken_at: Instant,
+        state: SyncState,
         rendering: &mut Duration,
     ) -> Result<Option<Claim>, StoreError> {
-        // The version is read first (transactionally), so everything read next includes every change up to it.
-        let state = self.store.sync_state(contact).await?;
+        // The version was read first (transactionally), so everything read next includes every change up to it.
         if state.parked.is_some() || state.version == 0 {
             return Ok(None);
         }
@@ -304,12 +345,32 @@ impl TranscriptSync {
                 .await?;
             return Ok(None);
         }
+        let wants_notes = self.settings.targets.notes && !state.pending_notes.is_empty();
+        // A small contact is read whole in one request; a larger one piece by piece (see `read_small_contact`).
+        let folded = if self.settings.targets.property || wants_notes {
+            let cids: &[String] = if wants_notes {
+                &state.pending_notes
+            } else {
+                &[]
+            };
+            self.store.read_small_contact(contact, cids).await?
+        } else {
+            None
+        };
+        let (folded_transcript, folded_notes) = match folded {
+            Some(reading) => (Some(reading.transcript), Some(reading.notes)),
+            None => (None, None),
+        };
         let (mut property, mut archived) = (None, None);
         if self.settings.targets.property {
-            let source = self
-                .store
-                .recent_transcript(contact, HUBSPOT_PROPERTY_LIMIT)
-                .await?;
+            let source = match folded_transcript {
+                Some(source) => source,
+                None => {
+                    self.store
+                        .recent_transcript(contact, HUBSPOT_PROPERTY_LIMIT)
+                        .await?
+                }
+            };
             if state.archived_at.is_some() {
                 archived = Some(ArchivedSource {
                     conversations: self.store.all_conversations(contact).await?,
@@ -329,16 +390,26 @@ impl TranscriptSync {
             }
         }
         let mut conversations = Vec::new();
-        if self.settings.targets.notes && !state.pending_notes.is_empty() {
-            for held in self
-                .store
-                .conversation_notes(contact, &state.pending_notes)
-                .await?
-            {
-                let messages = self
-                    .store
-                    .conversation_messages(contact, &held.conversation)
-                    .await?;
+        if wants_notes {
+            let held_notes = match folded_notes {
+                Some(notes) => notes,
+                None => {
+                    let mut read = Vec::new();
+                    for held in self
+                        .store
+                        .conversation_notes(contact, &state.pending_notes)
+                        .await?
+                    {
+                        let messages = self
+                            .store
+                            .conversation_messages(contact, &held.conversation)
+                            .await?;
+                        read.push((held, messages));
+                    }
+                    read
+                }
+            };
+            for (held, messages) in held_notes {
                 let cid = held.conversation.cid.clone();
                 let (frozen, erased) = state.frozen_notes(&cid);
                 let frozen = frozen.min(held.notes.len());
@@ -387,9 +458,7 @@ impl TranscriptSync {
 
     /// Hands a claimed contact back unwritten (it stays queued).
     async fn let_go(&self, claim: &Claim) {
-        if let Err(error) = self.store.release_lease(&claim.contact, &claim.owner).await {
-            tracing::warn!(%error, contact_id = %claim.contact, "could not release a lease; it will expire");
-        }
+        self.release(&claim.contact, &claim.owner).await;
     }
 
     /// Before a write: every lease it goes out under must outlive the write and then the late-write window, so it

@@ -26,7 +26,9 @@
 //! DynamoDB deletes expired items within days, so reads skip items whose `expires_at` has passed.
 
 mod budget;
+mod contact_read;
 mod erasure;
+mod flush_batch;
 mod gcra;
 mod retention;
 mod store;

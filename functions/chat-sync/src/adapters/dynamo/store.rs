@@ -11,8 +11,9 @@ use crate::domain::{
     MessageKind, MessageVersion, NoteId, Role, StoredMessage, Timestamp, UserId,
 };
 use crate::ports::{
-    Archived, BacklogEntry, BacklogHealth, ChannelMapping, ConversationNotes, Footprint, Frozen,
-    IdleContact, LeaseOwner, Recorded, Release, Store, StoreError, SyncState, TranscriptSource,
+    Archived, BacklogEntry, BacklogHealth, ChannelMapping, ContactReading, ConversationNotes,
+    Footprint, Frozen, IdleContact, LeaseOwner, Recorded, Release, Store, StoreError, SyncState,
+    TranscriptSource,
 };
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{
@@ -27,7 +28,7 @@ use super::schema::{IDLE_INDEX_PARTITION_KEY as IDLE, IDLE_INDEX_SORT_KEY as IDL
 const SYNC: &str = "SYNC";
 const FLUSHER_PK: &str = "FLUSHER";
 /// The attribute of the sync record that holds a conversation's first delivered message time.
-fn first_at(cid: &str) -> String {
+pub(super) fn first_at(cid: &str) -> String {
     format!("first_at:{cid}")
 }
 
@@ -46,9 +47,9 @@ enum Erasure {
 }
 
 /// How far Stream's message times may run behind the conversation start we recorded.
-const CLOCK_SKEW: std::time::Duration = std::time::Duration::from_secs(86_400);
+pub(super) const CLOCK_SKEW: std::time::Duration = std::time::Duration::from_secs(86_400);
 /// Messages read per page of a newest-first read: a page is about what one transcript line costs to fill.
-const MESSAGE_PAGE: i32 = 100;
+pub(super) const MESSAGE_PAGE: i32 = 100;
 
 fn flusher_key() -> Item {
     key(FLUSHER_PK.to_owned(), FLUSHER_PK)
@@ -58,7 +59,7 @@ fn string_set(contacts: &[ContactId]) -> AttributeValue {
     AttributeValue::Ss(contacts.iter().map(|c| c.as_str().to_owned()).collect())
 }
 
-fn parse_message(item: &Item) -> Result<StoredMessage, StoreError> {
+pub(super) fn parse_message(item: &Item) -> Result<StoredMessage, StoreError> {
     let attachments = item
         .get("attachments")
         .and_then(|v| v.as_l().ok())
@@ -81,7 +82,7 @@ fn parse_message(item: &Item) -> Result<StoredMessage, StoreError> {
 
 /// Whether the item's TTL has passed: DynamoDB deletes such items only within days, and until then a read must
 /// not see them (a message expired by retention is HubSpot's alone; see `retention`).
-fn expired(item: &Item, now: Timestamp) -> bool {
+pub(super) fn expired(item: &Item, now: Timestamp) -> bool {
     item.get(schema::TTL_ATTRIBUTE)
         .and_then(|v| v.as_n().ok())
         .and_then(|v| v.parse::<i64>().ok())
@@ -204,6 +205,50 @@ fn supersedes(change: &MessageChange) -> (String, Item) {
         format!("{not_removed} AND NOT erased = :true AND ({older})"),
         values,
     )
+}
+
+/// The sync record as read (`Store::sync_state`).
+pub(super) fn parse_sync_state(item: &Item) -> Result<SyncState, StoreError> {
+    let crm_contact = match item.get("crm_contact_id").and_then(|v| v.as_s().ok()) {
+        Some(id) => Some(ContactId::parse(id).map_err(corrupt)?),
+        None => None,
+    };
+    Ok(SyncState {
+        version: get_n(item, "change_version"),
+        synced_version: get_n(item, "synced_version"),
+        messages: get_n(item, "message_count"),
+        crm_contact,
+        parked: item
+            .get("parked_reason")
+            .and_then(|v| v.as_s().ok())
+            .cloned(),
+        pending_notes: item
+            .get("pending_notes")
+            .and_then(|v| v.as_ss().ok())
+            .cloned()
+            .unwrap_or_default(),
+        archived_at: match item.get("archived_at").and_then(|v| v.as_s().ok()) {
+            Some(at) => Some(Timestamp::parse("archived_at", at).map_err(corrupt)?),
+            None => None,
+        },
+        changed_at: match item.get("changed_at").and_then(|v| v.as_s().ok()) {
+            Some(at) => Some(Timestamp::parse("changed_at", at).map_err(corrupt)?),
+            None => None,
+        },
+        frozen: parse_frozen(item),
+        erasures: item
+            .iter()
+            .filter_map(|(name, value)| {
+                let cid = name.strip_prefix("erasures:")?;
+                Some((cid.to_owned(), value.as_n().ok()?.parse().ok()?))
+            })
+            .collect(),
+        visitor_erased: item
+            .get("visitor_erased")
+            .and_then(|v| v.as_ss().ok())
+            .cloned()
+            .unwrap_or_default(),
+    })
 }
 
 impl DynamoStore {
@@ -835,49 +880,10 @@ impl Store for DynamoStore {
             }
         };
         self.consumed.add_all(output.consumed_capacity());
-        let Some(item) = output.responses().first().and_then(|r| r.item()) else {
-            return Ok(SyncState::default());
-        };
-        let crm_contact = match item.get("crm_contact_id").and_then(|v| v.as_s().ok()) {
-            Some(id) => Some(ContactId::parse(id).map_err(corrupt)?),
-            None => None,
-        };
-        Ok(SyncState {
-            version: get_n(item, "change_version"),
-            synced_version: get_n(item, "synced_version"),
-            messages: get_n(item, "message_count"),
-            crm_contact,
-            parked: item
-                .get("parked_reason")
-                .and_then(|v| v.as_s().ok())
-                .cloned(),
-            pending_notes: item
-                .get("pending_notes")
-                .and_then(|v| v.as_ss().ok())
-                .cloned()
-                .unwrap_or_default(),
-            archived_at: match item.get("archived_at").and_then(|v| v.as_s().ok()) {
-                Some(at) => Some(Timestamp::parse("archived_at", at).map_err(corrupt)?),
-                None => None,
-            },
-            changed_at: match item.get("changed_at").and_then(|v| v.as_s().ok()) {
-                Some(at) => Some(Timestamp::parse("changed_at", at).map_err(corrupt)?),
-                None => None,
-            },
-            frozen: parse_frozen(item),
-            erasures: item
-                .iter()
-                .filter_map(|(name, value)| {
-                    let cid = name.strip_prefix("erasures:")?;
-                    Some((cid.to_owned(), value.as_n().ok()?.parse().ok()?))
-                })
-                .collect(),
-            visitor_erased: item
-                .get("visitor_erased")
-                .and_then(|v| v.as_ss().ok())
-                .cloned()
-                .unwrap_or_default(),
-        })
+        match output.responses().first().and_then(|r| r.item()) {
+            Some(item) => parse_sync_state(item),
+            None => Ok(SyncState::default()),
+        }
     }
 
     async fn recent_transcript(
@@ -935,6 +941,18 @@ impl Store for DynamoStore {
             conversations,
             messages,
         })
+    }
+
+    async fn read_small_contact(
+        &self,
+        contact: &ContactId,
+        cids: &[String],
+    ) -> Result<Option<ContactReading>, StoreError> {
+        DynamoStore::read_small_contact(self, contact, cids).await
+    }
+
+    async fn sync_states(&self, contacts: &[ContactId]) -> Result<Vec<SyncState>, StoreError> {
+        self.read_sync_states(contacts).await
     }
 
     async fn contact_email(&self, contact: &ContactId) -> Result<Option<Email>, StoreError> {
