@@ -18,6 +18,10 @@ use crate::ports::{
 use futures::stream::{self, StreamExt, TryStreamExt};
 use std::time::{Duration, Instant};
 
+/// The most lines a contact may show to be read whole in one request: the store reads a contact whole only up to
+/// 100 message items (`Store::read_small_contact`), and the lines shown are at most the message items.
+const SMALL_CONTACT_LINES: u64 = 100;
+
 /// What one claim took, by part (see `RoundTimes`).
 #[derive(Debug, Default, Clone, Copy)]
 struct ClaimTimes {
@@ -347,7 +351,9 @@ impl TranscriptSync {
         }
         let wants_notes = self.settings.targets.notes && !state.pending_notes.is_empty();
         // A small contact is read whole in one request; a larger one piece by piece (see `read_small_contact`).
-        let folded = if self.settings.targets.property || wants_notes {
+        // Only a contact that shows few lines is tried whole: a long history would pay for a page it cannot use.
+        let small = state.messages <= SMALL_CONTACT_LINES;
+        let folded = if small && (self.settings.targets.property || wants_notes) {
             let cids: &[String] = if wants_notes {
                 &state.pending_notes
             } else {
