@@ -12,6 +12,7 @@ use super::probe::{Latency, Probe};
 use super::world::{serve, Visitor, World, AGENT_ID, STREAM_SECRET};
 use super::{markdown, ms, percentile, secs};
 use chat_sync::domain::Timestamp;
+use chat_sync::sync::{FlushReport, RoundTimes};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use sandbox::stream::{message_event, sign_webhook};
@@ -22,6 +23,8 @@ use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone, Copy)]
 pub struct Desk {
+    /// What the tables call it.
+    pub name: &'static str,
     pub conversations: usize,
     pub messages_per_second: f64,
     pub load: Duration,
@@ -34,6 +37,7 @@ pub struct Desk {
 impl Default for Desk {
     fn default() -> Self {
         Self {
+            name: "busy desk",
             conversations: 200,
             messages_per_second: 25.0,
             load: Duration::from_secs(60),
@@ -45,6 +49,17 @@ impl Default for Desk {
 }
 
 impl Desk {
+    /// Five busy desks at once: 1,000 conversations, about 134 messages/s.
+    pub fn five_times() -> Self {
+        let desk = Self::default();
+        Self {
+            name: "5× desk",
+            conversations: desk.conversations * 5,
+            messages_per_second: 134.0,
+            ..desk
+        }
+    }
+
     fn messages(&self) -> usize {
         (self.messages_per_second * self.load.as_secs_f64()).round() as usize
     }
@@ -101,6 +116,10 @@ pub struct DeskReport {
     pub overlapping_writes: usize,
     /// DynamoDB capacity units the world consumed during the run (store and rate budget).
     pub units: Metered,
+    /// Of them, the flushing's (the flusher's rounds and the sweeps); the rest is the acknowledgement's.
+    pub flush_units: Metered,
+    /// chat-sync's flusher runs added up (rounds, contacts claimed, where the time went).
+    pub flushes: FlushReport,
     pub webhook_invocations: u64,
     pub webhook_busy: Duration,
     pub sweeps: u64,
@@ -225,6 +244,8 @@ pub async fn run(
     let visitors = &visitors[..desk.conversations.min(visitors.len())];
     world.hubspot.faults().set_latency(desk.hubspot_latency);
     let units_before = world.meter.units();
+    let flush_units_before = world.meter.flush_units();
+    let flushes_before = *lock(&deployment.flushes);
     let calls_before = world.hubspot.calls().len();
     let sweeper_writes_before = deployment.sweeper_writes.load(Ordering::Relaxed);
     let (webhooks_before, webhook_busy_before) =
@@ -376,6 +397,8 @@ pub async fn run(
         notes_after,
         overlapping_writes: world.hubspot.overlapping_patches().len(),
         units: world.meter.units() - units_before,
+        flush_units: world.meter.flush_units() - flush_units_before,
+        flushes: since(*lock(&deployment.flushes), &flushes_before),
         webhook_invocations: deployment.webhooks.count() - webhooks_before,
         webhook_busy: deployment
             .webhooks
@@ -387,9 +410,55 @@ pub async fn run(
     })
 }
 
+/// What a flusher did between two reads of its running total.
+fn since(now: FlushReport, before: &FlushReport) -> FlushReport {
+    let t = (now.times, before.times);
+    FlushReport {
+        rounds: now.rounds - before.rounds,
+        calls: now.calls - before.calls,
+        synced: now.synced - before.synced,
+        behind: now.behind - before.behind,
+        fenced: now.fenced - before.fenced,
+        deferred: now.deferred - before.deferred,
+        redirected: now.redirected - before.redirected,
+        parked: now.parked - before.parked,
+        refused: now.refused - before.refused,
+        busy: false,
+        claimed: now.claimed - before.claimed,
+        times: RoundTimes {
+            claim_us: t.0.claim_us - t.1.claim_us,
+            read_us: t.0.read_us - t.1.read_us,
+            render_us: t.0.render_us - t.1.render_us,
+            marks_us: t.0.marks_us - t.1.marks_us,
+            hubspot_us: t.0.hubspot_us - t.1.hubspot_us,
+            settle_us: t.0.settle_us - t.1.settle_us,
+        },
+    }
+}
+
+/// Per unit of `count`: requests, read units, write units.
+fn per(units: Metered, count: u64) -> String {
+    let count = count.max(1) as f64;
+    format!(
+        "{:.2} / {:.2} / {:.2}",
+        units.requests as f64 / count,
+        units.read / count,
+        units.write / count
+    )
+}
+
 pub fn table(desk: &Desk, runs: &[DeskReport]) -> String {
-    let mut header = vec!["busy desk".to_owned()];
-    header.extend(runs.iter().map(|r| r.design.name().to_owned()));
+    let mut header = vec![desk.name.to_owned()];
+    // Several runs of one design are numbered.
+    for (i, run) in runs.iter().enumerate() {
+        let same = runs.iter().filter(|r| r.design == run.design).count();
+        let nth = runs[..=i].iter().filter(|r| r.design == run.design).count();
+        header.push(if same > 1 {
+            format!("{} #{nth}", run.design.name())
+        } else {
+            run.design.name().to_owned()
+        });
+    }
     let row = |name: &str, value: &dyn Fn(&DeskReport) -> String| {
         let mut row = vec![name.to_owned()];
         row.extend(runs.iter().map(value));
@@ -488,6 +557,45 @@ pub fn table(desk: &Desk, runs: &[DeskReport]) -> String {
         row("DynamoDB requests per message", &|r| {
             format!("{:.1}", r.units.requests as f64 / r.messages.max(1) as f64)
         }),
+        row("DynamoDB read / write units per message (all)", &|r| {
+            let m = r.messages.max(1) as f64;
+            format!("{:.2} / {:.2}", r.units.read / m, r.units.write / m)
+        }),
+        row(
+            "acknowledging: DynamoDB requests / RCU / WCU per message acknowledged",
+            &|r| per(r.units - r.flush_units, (r.messages - r.unacked) as u64),
+        ),
+        row(
+            "flushing: DynamoDB requests / RCU / WCU per contact claimed (rounds and sweeps)",
+            &|r| per(r.flush_units, u64::from(r.flushes.claimed)),
+        ),
+        row("flusher rounds; contacts claimed per round", &|r| {
+            format!(
+                "{}; {:.1}",
+                r.flushes.rounds,
+                f64::from(r.flushes.claimed) / f64::from(r.flushes.rounds.max(1))
+            )
+        }),
+        row(
+            "a round's mean time: claim / read / render / marks / HubSpot / settle",
+            &|r| {
+                let t = r.flushes.times;
+                let mean = |us: u64| {
+                    ms(Duration::from_micros(
+                        us / u64::from(r.flushes.rounds.max(1)),
+                    ))
+                };
+                format!(
+                    "{} / {} / {} / {} / {} / {}",
+                    mean(t.claim_us),
+                    mean(t.read_us),
+                    mean(t.render_us),
+                    mean(t.marks_us),
+                    mean(t.hubspot_us),
+                    mean(t.settle_us)
+                )
+            },
+        ),
         row(
             "DynamoDB Local latency meanwhile (probe GetItem p50 / p99)",
             &|r| {
@@ -501,9 +609,10 @@ pub fn table(desk: &Desk, runs: &[DeskReport]) -> String {
     ];
     let header: Vec<&str> = header.iter().map(String::as_str).collect();
     format!(
-        "Busy desk: {} conversations, {:.0} messages/s for {} s (a random conversation's next message each tick), \
+        "{}: {} conversations, {:.0} messages/s for {} s (a random conversation's next message each tick), \
          {:.0} % delivered twice, every delivery its own request with Stream's retries; HubSpot double {} ms per \
          call with its 100 / 10 s limit on; sweeper every 5 s.\n\n{}",
+        desk.name,
         desk.conversations,
         desk.messages_per_second,
         desk.load.as_secs(),

@@ -2,14 +2,16 @@
 //! and, where the design has one, its sweeper every 5 s (every minute when deployed: here the benchmarks are short).
 
 use super::baseline::Baseline;
+use super::meter::flushing;
 use super::previous::Previous;
 use super::world::{World, HUBSPOT_TOKEN, STREAM_SECRET};
 use super::Invocations;
 use crate::serve::{route, HttpHandler};
 use chat_sync::config::{Env, FlushSettings};
 use chat_sync::handlers::webhook::Webhook;
+use chat_sync::sync::{FlushOutcome, FlushReport};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const SWEEP_EVERY: Duration = Duration::from_secs(5);
@@ -46,6 +48,8 @@ pub struct Deployment {
     pub sweeper_writes: Arc<AtomicU32>,
     /// Whether the design writes timeline notes too (then they are checked like the property).
     pub notes: bool,
+    /// chat-sync's flusher runs (webhooks' and sweeps'), added up: rounds, contacts, where the time went.
+    pub flushes: Arc<Mutex<FlushReport>>,
     sweeper: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -62,6 +66,14 @@ impl Drop for Deployment {
 struct TimedWebhook {
     webhook: Arc<Webhook>,
     invocations: Arc<Invocations>,
+    flushes: Arc<Mutex<FlushReport>>,
+}
+
+fn add_flush(flushes: &Mutex<FlushReport>, report: &FlushReport) {
+    flushes
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .add(report);
 }
 
 #[async_trait::async_trait]
@@ -74,9 +86,11 @@ impl HttpHandler for TimedWebhook {
         let (response, flush) = self.webhook.receive(request).await;
         match flush {
             Some(flush) => {
-                let invocations = self.invocations.clone();
+                let (invocations, flushes) = (self.invocations.clone(), self.flushes.clone());
                 tokio::spawn(async move {
-                    flush.run().await;
+                    if let Some(FlushOutcome::Flushed(report)) = flushing(flush.run()).await {
+                        add_flush(&flushes, &report);
+                    }
                     invocations.record(received.elapsed());
                 });
             }
@@ -96,7 +110,7 @@ where
         loop {
             tokio::time::sleep(SWEEP_EVERY).await;
             let started = Instant::now();
-            sweep().await;
+            flushing(sweep()).await;
             sweeps.record(started.elapsed());
         }
     })
@@ -106,6 +120,7 @@ pub fn deploy(design: Design, world: &World) -> Result<Deployment, String> {
     let webhooks = Arc::new(Invocations::default());
     let sweeps = Arc::new(Invocations::default());
     let sweeper_writes = Arc::new(AtomicU32::new(0));
+    let flushes = Arc::new(Mutex::new(FlushReport::default()));
     let mut notes = false;
     let (handler, sweeper): (Arc<dyn HttpHandler>, _) = match design {
         Design::ChatSync => {
@@ -116,18 +131,20 @@ pub fn deploy(design: Design, world: &World) -> Result<Deployment, String> {
                 .notes;
             let webhook = world.app.webhook().map_err(|e| e.to_string())?;
             let sweeper = world.app.sweeper().map_err(|e| e.to_string())?;
-            let writes = sweeper_writes.clone();
+            let (writes, swept) = (sweeper_writes.clone(), flushes.clone());
             let sweeping = every_five_seconds(sweeps.clone(), move || {
-                let (sweeper, writes) = (sweeper.clone(), writes.clone());
+                let (sweeper, writes, swept) = (sweeper.clone(), writes.clone(), swept.clone());
                 async move {
                     if let Ok(report) = sweeper.sweep().await {
                         writes.fetch_add(report.flush.calls, Ordering::Relaxed);
+                        add_flush(&swept, &report.flush);
                     }
                 }
             });
             let handler = TimedWebhook {
                 webhook,
                 invocations: webhooks.clone(),
+                flushes: flushes.clone(),
             };
             (Arc::new(handler) as Arc<dyn HttpHandler>, Some(sweeping))
         }
@@ -162,6 +179,7 @@ pub fn deploy(design: Design, world: &World) -> Result<Deployment, String> {
         sweeps,
         sweeper_writes,
         notes,
+        flushes,
         sweeper,
     })
 }

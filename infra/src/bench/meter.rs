@@ -6,6 +6,9 @@
 //!
 //! A conditional write whose condition fails returns no capacity but is billed: each is counted as one write unit
 //! (the items are under 1 KB), a lower bound.
+//!
+//! Requests made inside [`flushing`] (the flusher's rounds and the sweeps, wherever they run) are also counted
+//! apart, so a benchmark can tell what the acknowledgement costs from what the flushing does.
 
 use aws_sdk_dynamodb::config::interceptors::{
     AfterDeserializationInterceptorContextRef, BeforeSerializationInterceptorContextMut,
@@ -48,8 +51,17 @@ impl std::ops::Sub for Metered {
     }
 }
 
+tokio::task_local! {
+    static FLUSHING: ();
+}
+
+/// Runs `work` with its DynamoDB requests counted as flushing (see [`Meter::flush_units`]).
+pub async fn flushing<F: std::future::Future>(work: F) -> F::Output {
+    FLUSHING.scope((), work).await
+}
+
 #[derive(Debug, Default)]
-pub struct Meter {
+struct Counters {
     /// Thousandths of a unit.
     read_milli: AtomicU64,
     write_milli: AtomicU64,
@@ -57,8 +69,8 @@ pub struct Meter {
     requests: AtomicU64,
 }
 
-impl Meter {
-    pub fn units(&self) -> Metered {
+impl Counters {
+    fn units(&self) -> Metered {
         let units = |milli: &AtomicU64| milli.load(Ordering::Relaxed) as f64 / 1000.0;
         Metered {
             read: units(&self.read_milli),
@@ -66,13 +78,42 @@ impl Meter {
             requests: self.requests.load(Ordering::Relaxed),
         }
     }
+}
 
-    fn add(&self, milli: &AtomicU64, capacities: &[&ConsumedCapacity]) {
+#[derive(Debug, Default)]
+pub struct Meter {
+    all: Counters,
+    /// The part made inside [`flushing`].
+    flush: Counters,
+}
+
+impl Meter {
+    pub fn units(&self) -> Metered {
+        self.all.units()
+    }
+
+    /// What the flushing (rounds and sweeps) used of [`Meter::units`].
+    pub fn flush_units(&self) -> Metered {
+        self.flush.units()
+    }
+
+    fn each(&self, count: impl Fn(&Counters)) {
+        count(&self.all);
+        if FLUSHING.try_with(|_| ()).is_ok() {
+            count(&self.flush);
+        }
+    }
+
+    fn add(&self, write: bool, capacities: &[&ConsumedCapacity]) {
         let total: f64 = capacities
             .iter()
             .map(|c| c.capacity_units().unwrap_or(0.0))
             .sum();
-        milli.fetch_add((total * 1000.0).round() as u64, Ordering::Relaxed);
+        let milli = (total * 1000.0).round() as u64;
+        self.each(|c| {
+            let counter = if write { &c.write_milli } else { &c.read_milli };
+            counter.fetch_add(milli, Ordering::Relaxed);
+        });
     }
 }
 
@@ -134,7 +175,9 @@ impl Intercept for MeterInterceptor {
         _cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
         let meter = &self.0;
-        meter.requests.fetch_add(1, Ordering::Relaxed);
+        meter.each(|c| {
+            c.requests.fetch_add(1, Ordering::Relaxed);
+        });
         let output = match context.output_or_error() {
             Ok(output) => output,
             Err(_) => {
@@ -143,12 +186,14 @@ impl Intercept for MeterInterceptor {
                 // A transaction cancelled by a conflict is retried by the store; only a failed condition is billed.
                 if body.contains("ConditionalCheckFailed") && !body.contains("TransactionConflict")
                 {
-                    meter.refused.fetch_add(1, Ordering::Relaxed);
+                    meter.each(|c| {
+                        c.refused.fetch_add(1, Ordering::Relaxed);
+                    });
                 }
                 return Ok(());
             }
         };
-        let (read, write) = (&meter.read_milli, &meter.write_milli);
+        let (read, write) = (false, true);
         if let Some(o) = output.downcast_ref::<GetItemOutput>() {
             meter.add(read, &o.consumed_capacity().into_iter().collect::<Vec<_>>());
         } else if let Some(o) = output.downcast_ref::<QueryOutput>() {

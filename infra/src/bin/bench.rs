@@ -3,9 +3,10 @@
 //! registration latency and cold starts, against DynamoDB Local and the HubSpot/Stream doubles over loopback HTTP.
 //! Prints Markdown.
 //!
-//! Options: `--only <section>[,<section>...]` (busy-desk, burst, late-writes, flush-cost, retention,
-//! registration, cold-start), `--skip-cold-start`, and for the burst `--messages N --contacts N --concurrency N`. With `RUST_LOG`
-//! set, the handlers' logs are printed too.
+//! Options: `--only <section>[,<section>...]` (busy-desk, desk-5x, burst, late-writes, flush-cost, retention,
+//! registration, cold-start), `--skip-cold-start`, for the desks `--runs N` (chat-sync's runs, each on a fresh world;
+//! 1 by default) and `--no-previous` (leave the previous design out), and for the burst
+//! `--messages N --contacts N --concurrency N`. With `RUST_LOG` set, the handlers' logs are printed too.
 
 use chat_sync::config::{Env, FlushSettings};
 use infra::bench::burst::{self, BurstReport, Workload};
@@ -23,8 +24,9 @@ const PACE: f64 = 25.0;
 /// Messages posted at the same instant as their own change, in the burst section.
 const RACING_PAIRS: usize = 40;
 
-const SECTIONS: [&str; 7] = [
+const SECTIONS: [&str; 8] = [
     "busy-desk",
+    "desk-5x",
     "burst",
     "late-writes",
     "flush-cost",
@@ -131,16 +133,27 @@ async fn run() -> Result<(), String> {
     println!("chat-sync flush settings: {flush:?}\n");
     let started = Instant::now();
 
-    if sections.contains(&"busy-desk") {
-        let desk = Desk::default();
+    let desks = [
+        ("busy-desk", Desk::default()),
+        ("desk-5x", Desk::five_times()),
+    ];
+    for (section, desk) in desks {
+        if !sections.contains(&section) {
+            continue;
+        }
+        let mut designs = vec![Design::ChatSync; arg("--runs", 1)?.max(1)];
+        if !std::env::args().any(|a| a == "--no-previous") {
+            designs.push(Design::Previous);
+        }
         let mut runs = Vec::new();
-        for design in [Design::ChatSync, Design::Previous] {
+        for design in designs {
             let world = World::start(&endpoint).await?;
             let visitors = world.setup_visitors(desk.conversations).await?;
             let deployment = deploy(design, &world)?;
             let report = busy_desk::run(&world, &visitors, &deployment, design, &desk).await?;
             eprintln!(
-                "bench: busy desk, {} done after {:.0} s",
+                "bench: {}, {} done after {:.0} s",
+                desk.name,
                 design.name(),
                 started.elapsed().as_secs_f64()
             );

@@ -1,6 +1,6 @@
 //! The message log: every change Stream delivered, recorded by the webhook, and what the flusher renders from it.
 
-use super::{ChannelMapping, StoreError};
+use super::{ChannelMapping, ConversationNotes, StoreError};
 use crate::domain::{
     transcript::{Cleared, Conversation},
     ContactId, MessageChange, Role, StoredMessage, UserId,
@@ -20,6 +20,16 @@ pub enum Recorded {
 pub struct TranscriptSource {
     pub conversations: Vec<Conversation>,
     pub messages: Vec<StoredMessage>,
+}
+
+/// A contact read whole for a flush (see [`MessageLog::read_small_contact`]).
+#[derive(Debug, Clone)]
+pub struct ContactReading {
+    /// What [`MessageLog::recent_transcript`] returns.
+    pub transcript: TranscriptSource,
+    /// For each conversation asked for that exists (by cid): what `TimelineNotes::conversation_notes` and
+    /// [`MessageLog::conversation_messages`] return for it.
+    pub notes: Vec<(ConversationNotes, Vec<StoredMessage>)>,
 }
 
 /// The contact's messages and conversations: the webhook records changes and erasures, the flusher reads what it
@@ -66,4 +76,13 @@ pub trait MessageLog: Send + Sync {
         contact: &ContactId,
         conversation: &Conversation,
     ) -> Result<Vec<StoredMessage>, StoreError>;
+    /// The flusher's reads of a contact with few items (the newest messages and their conversations, and the
+    /// note ids and messages of the conversations `cids`) in one request; `None` if the contact has too many
+    /// items for that: then they are read piece by piece. Like the pieces, it reads every change up to the
+    /// version `sync_state` returned before it.
+    async fn read_small_contact(
+        &self,
+        contact: &ContactId,
+        cids: &[String],
+    ) -> Result<Option<ContactReading>, StoreError>;
 }

@@ -12,10 +12,41 @@ use crate::domain::transcript::{
 };
 use crate::domain::{ContactId, NoteId, StoredMessage};
 use crate::ports::{
-    LeaseOwner, NewNote, NoteUpdate, Permit, Release, StoreError, TranscriptWrite, WriteResult,
+    LeaseOwner, NewNote, NoteUpdate, Permit, Release, StoreError, SyncState, TranscriptWrite,
+    WriteResult,
 };
-use futures::stream::{self, StreamExt};
-use std::time::Instant;
+use futures::stream::{self, StreamExt, TryStreamExt};
+use std::time::{Duration, Instant};
+
+/// The most lines a contact may show to be read whole in one request: the store reads a contact whole only up to
+/// 100 message items (`Store::read_small_contact`), and the lines shown are at most the message items.
+const SMALL_CONTACT_LINES: u64 = 100;
+
+/// What one claim took, by part (see `RoundTimes`).
+#[derive(Debug, Default, Clone, Copy)]
+struct ClaimTimes {
+    read: Duration,
+    render: Duration,
+}
+
+impl ClaimTimes {
+    fn add(&mut self, other: ClaimTimes) {
+        self.read += other.read;
+        self.render += other.render;
+    }
+
+    /// The reading phase's wall time, split between reading and rendering in proportion to the time each took.
+    fn apportion(&self, wall: Duration, report: &mut FlushReport) {
+        let total = (self.read + self.render).as_secs_f64();
+        if total <= 0.0 {
+            report.times.read_us += wall.as_micros() as u64;
+            return;
+        }
+        let share = |part: Duration| (wall.as_secs_f64() * part.as_secs_f64() / total * 1e6) as u64;
+        report.times.read_us += share(self.read);
+        report.times.render_us += share(self.render);
+    }
+}
 
 /// A contact claimed for this round: its lease is ours and what it needs is rendered.
 pub(super) struct Claim {
@@ -148,11 +179,7 @@ impl TranscriptSync {
         start_by: Instant,
     ) -> Result<FlushReport, StoreError> {
         let mut report = FlushReport::default();
-        let claimed: Vec<Result<Option<Claim>, StoreError>> = stream::iter(candidates)
-            .map(|contact| async move { self.claim(contact).await })
-            .buffer_unordered(CLAIM_CONCURRENCY)
-            .collect()
-            .await;
+        let claimed = self.claim(candidates, &mut report).await?;
         let mut claims: Vec<Claim> = Vec::new();
         let mut failure = None;
         for claim in claimed {
@@ -173,6 +200,7 @@ impl TranscriptSync {
             }
             return Err(error);
         }
+        report.claimed = claims.len() as u32;
         if claims.is_empty() {
             return Ok(report);
         }
@@ -189,6 +217,8 @@ impl TranscriptSync {
             return Ok(report);
         }
         let mut permit = Some(permit);
+        let phase = Instant::now();
+        let marks_before = report.times.marks_us;
         self.adopt_notes(&mut claims).await;
         self.read_archives(&mut claims, &mut permit, start_by, &mut report)
             .await;
@@ -198,6 +228,9 @@ impl TranscriptSync {
             .await?;
         self.create_notes(&mut claims, &mut permit, start_by, &mut report)
             .await?;
+        report.times.hubspot_us += (phase.elapsed().as_micros() as u64)
+            .saturating_sub(report.times.marks_us - marks_before);
+        let phase = Instant::now();
         let settled: Vec<Result<FlushReport, StoreError>> = stream::iter(claims)
             .map(|claim| async move {
                 let mut settled = FlushReport::default();
@@ -208,29 +241,92 @@ impl TranscriptSync {
             .collect()
             .await;
         for one in settled {
-            report.add(one?);
+            report.add(&one?);
         }
+        report.times.settle_us += phase.elapsed().as_micros() as u64;
         Ok(report)
     }
 
     /// Takes the contact's lease and renders what it needs; `None` if it is busy, parked or already synced.
-    async fn claim(&self, contact: ContactId) -> Result<Option<Claim>, StoreError> {
-        let owner = LeaseOwner::random();
-        let taken_at = Instant::now();
-        if !self
-            .store
-            .acquire_lease(&contact, &owner, self.settings.lease_ttl)
-            .await?
-        {
-            return Ok(None);
-        }
-        let result = self.prepare(&contact, &owner, taken_at).await;
-        if !matches!(result, Ok(Some(_))) {
-            if let Err(error) = self.store.release_lease(&contact, &owner).await {
-                tracing::warn!(%error, contact_id = %contact, "could not release a lease; it will expire");
+    /// Takes the candidates' leases, reads their versions (a few requests for the whole round) and renders what
+    /// each needs; a contact is left out if it is busy, parked or already synced. Its lease is taken before its
+    /// version is read, and the version before anything else, as for one contact.
+    async fn claim(
+        &self,
+        candidates: Vec<ContactId>,
+        report: &mut FlushReport,
+    ) -> Result<Vec<Result<Option<Claim>, StoreError>>, StoreError> {
+        let mut times = ClaimTimes::default();
+        let phase = Instant::now();
+        let ttl = self.settings.lease_ttl;
+        let taken: Vec<(ContactId, LeaseOwner, Instant, Result<bool, StoreError>)> =
+            stream::iter(candidates)
+                .map(|contact| async move {
+                    let owner = LeaseOwner::random();
+                    let taken_at = Instant::now();
+                    let acquired = self.store.acquire_lease(&contact, &owner, ttl).await;
+                    (contact, owner, taken_at, acquired)
+                })
+                .buffer_unordered(CLAIM_CONCURRENCY)
+                .collect()
+                .await;
+        report.times.claim_us += phase.elapsed().as_micros() as u64;
+        let mut leased = Vec::new();
+        let mut failure = None;
+        for (contact, owner, taken_at, acquired) in taken {
+            match acquired {
+                Ok(true) => leased.push((contact, owner, taken_at)),
+                Ok(false) => {}
+                Err(error) => failure = Some(error),
             }
         }
-        result
+        let phase = Instant::now();
+        let contacts: Vec<ContactId> = leased.iter().map(|(c, _, _)| c.clone()).collect();
+        let states = match failure {
+            Some(error) => Err(error),
+            None => self.store.sync_states(&contacts).await,
+        };
+        report.times.read_us += phase.elapsed().as_micros() as u64;
+        let states = match states {
+            Ok(states) if states.len() == leased.len() => states,
+            result => {
+                for (contact, owner, _) in &leased {
+                    self.release(contact, owner).await;
+                }
+                return Err(result.err().unwrap_or_else(|| {
+                    StoreError::Unavailable("a version read answered for other contacts".into())
+                }));
+            }
+        };
+        let phase = Instant::now();
+        let prepared: Vec<(Result<Option<Claim>, StoreError>, ClaimTimes)> =
+            stream::iter(leased.into_iter().zip(states))
+                .map(|((contact, owner, taken_at), state)| async move {
+                    let mut took = ClaimTimes::default();
+                    let reading = Instant::now();
+                    let result = self
+                        .prepare(&contact, &owner, taken_at, state, &mut took.render)
+                        .await;
+                    took.read = reading.elapsed().saturating_sub(took.render);
+                    if !matches!(result, Ok(Some(_))) {
+                        self.release(&contact, &owner).await;
+                    }
+                    (result, took)
+                })
+                .buffer_unordered(CLAIM_CONCURRENCY)
+                .collect()
+                .await;
+        for (_, took) in &prepared {
+            times.add(*took);
+        }
+        times.apportion(phase.elapsed(), report);
+        Ok(prepared.into_iter().map(|(result, _)| result).collect())
+    }
+
+    async fn release(&self, contact: &ContactId, owner: &LeaseOwner) {
+        if let Err(error) = self.store.release_lease(contact, owner).await {
+            tracing::warn!(%error, contact_id = %contact, "could not release a lease; it will expire");
+        }
     }
 
     async fn prepare(
@@ -238,9 +334,10 @@ impl TranscriptSync {
         contact: &ContactId,
         owner: &LeaseOwner,
         taken_at: Instant,
+        state: SyncState,
+        rendering: &mut Duration,
     ) -> Result<Option<Claim>, StoreError> {
-        // The version is read first (transactionally), so everything read next includes every change up to it.
-        let state = self.store.sync_state(contact).await?;
+        // The version was read first (transactionally), so everything read next includes every change up to it.
         if state.parked.is_some() || state.version == 0 {
             return Ok(None);
         }
@@ -252,12 +349,34 @@ impl TranscriptSync {
                 .await?;
             return Ok(None);
         }
+        let wants_notes = self.settings.targets.notes && !state.pending_notes.is_empty();
+        // A small contact is read whole in one request; a larger one piece by piece (see `read_small_contact`).
+        // Only a contact that shows few lines is tried whole: a long history would pay for a page it cannot use.
+        let small = state.messages <= SMALL_CONTACT_LINES;
+        let folded = if small && (self.settings.targets.property || wants_notes) {
+            let cids: &[String] = if wants_notes {
+                &state.pending_notes
+            } else {
+                &[]
+            };
+            self.store.read_small_contact(contact, cids).await?
+        } else {
+            None
+        };
+        let (folded_transcript, folded_notes) = match folded {
+            Some(reading) => (Some(reading.transcript), Some(reading.notes)),
+            None => (None, None),
+        };
         let (mut property, mut archived) = (None, None);
         if self.settings.targets.property {
-            let source = self
-                .store
-                .recent_transcript(contact, HUBSPOT_PROPERTY_LIMIT)
-                .await?;
+            let source = match folded_transcript {
+                Some(source) => source,
+                None => {
+                    self.store
+                        .recent_transcript(contact, HUBSPOT_PROPERTY_LIMIT)
+                        .await?
+                }
+            };
             if state.archived_at.is_some() {
                 archived = Some(ArchivedSource {
                     conversations: self.store.all_conversations(contact).await?,
@@ -266,25 +385,37 @@ impl TranscriptSync {
                     total: state.messages,
                 });
             } else {
+                let started = Instant::now();
                 property = Some(render(
                     &source.conversations,
                     &source.messages,
                     HUBSPOT_PROPERTY_LIMIT,
                     state.messages,
                 ));
+                *rendering += started.elapsed();
             }
         }
         let mut conversations = Vec::new();
-        if self.settings.targets.notes && !state.pending_notes.is_empty() {
-            for held in self
-                .store
-                .conversation_notes(contact, &state.pending_notes)
-                .await?
-            {
-                let messages = self
-                    .store
-                    .conversation_messages(contact, &held.conversation)
-                    .await?;
+        if wants_notes {
+            let held_notes = match folded_notes {
+                Some(notes) => notes,
+                None => {
+                    let mut read = Vec::new();
+                    for held in self
+                        .store
+                        .conversation_notes(contact, &state.pending_notes)
+                        .await?
+                    {
+                        let messages = self
+                            .store
+                            .conversation_messages(contact, &held.conversation)
+                            .await?;
+                        read.push((held, messages));
+                    }
+                    read
+                }
+            };
+            for (held, messages) in held_notes {
                 let cid = held.conversation.cid.clone();
                 let (frozen, erased) = state.frozen_notes(&cid);
                 let frozen = frozen.min(held.notes.len());
@@ -296,7 +427,9 @@ impl TranscriptSync {
                                 .iter()
                                 .any(|m| (m.deleted || m.removed) && m.created_at < at)
                         }));
+                let started = Instant::now();
                 let parts = render_notes(&held.conversation, &messages, NOTE_BODY_LIMIT, frozen);
+                *rendering += started.elapsed();
                 let surplus = (frozen + parts.len()..held.notes.len())
                     .map(|i| emptied_note(&held.conversation, i + 1))
                     .collect();
@@ -331,14 +464,24 @@ impl TranscriptSync {
 
     /// Hands a claimed contact back unwritten (it stays queued).
     async fn let_go(&self, claim: &Claim) {
-        if let Err(error) = self.store.release_lease(&claim.contact, &claim.owner).await {
-            tracing::warn!(%error, contact_id = %claim.contact, "could not release a lease; it will expire");
-        }
+        self.release(&claim.contact, &claim.owner).await;
     }
 
     /// Before a write: every lease it goes out under must outlive the write and then the late-write window, so it
     /// is renewed if need be; a claim whose lease is gone is dropped from the round.
     async fn keep_leases(
+        &self,
+        claims: &mut [Claim],
+        wanted: impl Fn(&Claim) -> bool,
+        report: &mut FlushReport,
+    ) -> Result<(), StoreError> {
+        let started = Instant::now();
+        let result = self.renew_leases(claims, wanted).await;
+        report.times.marks_us += started.elapsed().as_micros() as u64;
+        result
+    }
+
+    async fn renew_leases(
         &self,
         claims: &mut [Claim],
         wanted: impl Fn(&Claim) -> bool,
@@ -453,7 +596,8 @@ impl TranscriptSync {
         start_by: Instant,
         report: &mut FlushReport,
     ) -> Result<(), StoreError> {
-        self.keep_leases(claims, |c| c.property.is_some()).await?;
+        self.keep_leases(claims, |c| c.property.is_some(), report)
+            .await?;
         let mut writes = Vec::new();
         let mut owners = Vec::new();
         for (index, claim) in claims.iter().enumerate() {
@@ -497,11 +641,15 @@ impl TranscriptSync {
         start_by: Instant,
         report: &mut FlushReport,
     ) -> Result<(), StoreError> {
-        self.keep_leases(claims, |c| {
-            c.conversations
-                .iter()
-                .any(|v| (0..v.notes.len()).any(|i| v.body(i).is_some()))
-        })
+        self.keep_leases(
+            claims,
+            |c| {
+                c.conversations
+                    .iter()
+                    .any(|v| (0..v.notes.len()).any(|i| v.body(i).is_some()))
+            },
+            report,
+        )
         .await?;
         let mut updates = Vec::new();
         let mut owners = Vec::new(); // (claim, conversation, note index)
@@ -567,10 +715,36 @@ impl TranscriptSync {
         start_by: Instant,
         report: &mut FlushReport,
     ) -> Result<(), StoreError> {
-        self.keep_leases(claims, |c| {
-            c.conversations.iter().any(|v| v.needed() > v.notes.len())
-        })
+        self.keep_leases(
+            claims,
+            |c| c.conversations.iter().any(|v| v.needed() > v.notes.len()),
+            report,
+        )
         .await?;
+        let creating = |claim: &Claim| {
+            let contact = claim.contact.clone();
+            claim
+                .conversations
+                .iter()
+                .filter(|v| v.needed() > v.notes.len())
+                .map(move |v| (contact.clone(), v.cid.clone()))
+                .collect::<Vec<_>>()
+        };
+        // Every marker is written before any creation is sent; they are independent of each other, so they go
+        // out together rather than one round trip after another.
+        let marks: Vec<(ContactId, String)> = claims
+            .iter()
+            .filter(|c| c.outcome.clear())
+            .flat_map(creating)
+            .collect();
+        let marking = Instant::now();
+        let store = &self.store;
+        stream::iter(marks)
+            .map(|(contact, cid)| async move { store.creating_note(&contact, &cid).await })
+            .buffer_unordered(CLAIM_CONCURRENCY)
+            .try_collect::<Vec<()>>()
+            .await?;
+        report.times.marks_us += marking.elapsed().as_micros() as u64;
         let mut notes = Vec::new();
         let mut owners = Vec::new(); // (claim, conversation, part index)
         for (c, claim) in claims.iter().enumerate().filter(|(_, c)| c.outcome.clear()) {
@@ -578,9 +752,6 @@ impl TranscriptSync {
                 if conversation.needed() <= conversation.notes.len() {
                     continue;
                 }
-                self.store
-                    .creating_note(&claim.contact, &conversation.cid)
-                    .await?;
                 let first = conversation.notes.len().saturating_sub(conversation.frozen);
                 for part in &conversation.parts[first..] {
                     notes.push(NewNote {

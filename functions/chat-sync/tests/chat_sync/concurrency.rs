@@ -3,9 +3,11 @@
 //! At the end every contact's transcript must hold every message exactly once, in order.
 
 use crate::support::{message, register_visitor, signed_webhook, TestApp, AGENT_ID};
+use chat_sync::config::{FlushSettings, Targets};
 use chat_sync::domain::transcript::{render, render_line, Conversation, HUBSPOT_PROPERTY_LIMIT};
 use chat_sync::domain::{Identity, MessageId, Role, StoredMessage, Timestamp};
 use chat_sync::ports::{MessageLog, SyncRecords};
+use chat_sync::sync::FlushOutcome;
 use lambda_http::http::StatusCode;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -486,4 +488,147 @@ async fn changes_racing_their_message_end_in_the_newest_state() {
         "racing changes: {} messages ({changed} edited or deleted), {deliveries} deliveries in {ROUNDS} rounds",
         expected.len()
     );
+}
+
+/// Two flushers at once. A flusher renews its lease only between rounds, so a round slower than the lease (here
+/// HubSpot answers each call after 1.4 s, and a round makes two: the property, then the notes) lets another flusher
+/// take over while the first still writes; sweepers keep trying all along, so it happens again and again. What
+/// keeps them apart is the per-contact lease, the same promise parallel flushers over the queue's shards would
+/// rest on. The checker: the HubSpot double flags any write to a contact or note that starts while another is in
+/// flight; at the end each property and each conversation's note holds every message exactly once, in order, and
+/// each conversation has exactly one note. The test also checks that flushers did overlap, or it proves nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn flushers_running_at_once_never_write_one_contact_together() {
+    const CONTACTS: usize = 6;
+    const MESSAGES: usize = 10;
+    let settings = FlushSettings {
+        webhook_budget: Duration::from_secs(30),
+        linger: Duration::ZERO,
+        // Just above write_timeout + late_write_window + 1 s, as the settings require.
+        lease_ttl: Duration::from_millis(2_700),
+        write_timeout: Duration::from_millis(1_500),
+        late_write_window: Duration::from_millis(100),
+        targets: Targets::BOTH,
+    };
+    let app = Arc::new(TestApp::start_with(settings).await);
+    app.hubspot
+        .faults()
+        .set_latency(Duration::from_millis(1_400));
+    let mut contacts = Vec::new();
+    for c in 0..CONTACTS {
+        let name = format!("Parallel{c}");
+        let (id, visitor, channel) =
+            register_visitor(&app, &name, &format!("parallel{c}@example.com")).await;
+        contacts.push(Contact {
+            id,
+            visitor,
+            channel,
+            name,
+        });
+    }
+    // Who flushed when: (started, ended) of every flusher run that did a round.
+    let runs: Arc<Mutex<Vec<(Instant, Instant)>>> = Arc::new(Mutex::new(Vec::new()));
+    let delivering = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    // Messages a few at a time, each webhook flushing after its answer, as deployed.
+    let producer = {
+        let (app, runs) = (app.clone(), runs.clone());
+        let contacts: Vec<(String, String)> = contacts
+            .iter()
+            .map(|c| (c.visitor.clone(), c.channel.clone()))
+            .collect();
+        tokio::spawn(async move {
+            let mut flushes = Vec::new();
+            for i in 0..MESSAGES {
+                for (c, (visitor, channel)) in contacts.iter().enumerate() {
+                    let m = message(
+                        &format!("p{c}-m{i:03}"),
+                        visitor,
+                        "Visitor",
+                        &text(c, i),
+                        &created_at(c, i),
+                    );
+                    let event = message_event("message.new", "messaging", channel, &m);
+                    let (response, flush) = app.webhook.receive(signed_webhook(&event)).await;
+                    assert_eq!(response.status(), StatusCode::OK);
+                    if let Some(flush) = flush {
+                        let runs = runs.clone();
+                        flushes.push(tokio::spawn(async move {
+                            let started = Instant::now();
+                            if let Some(FlushOutcome::Flushed(report)) = flush.run().await {
+                                if report.rounds > 0 {
+                                    runs.lock().expect("runs").push((started, Instant::now()));
+                                }
+                            }
+                        }));
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+            for flush in flushes {
+                flush.await.expect("flush task");
+            }
+        })
+    };
+    // Sweepers trying all the time: whenever a flusher's lease lapses mid-round, one of them takes over.
+    let sweepers: Vec<_> = (0..3)
+        .map(|_| {
+            let (app, runs, delivering) = (app.clone(), runs.clone(), delivering.clone());
+            tokio::spawn(async move {
+                let sweeper = app.sweeper();
+                while delivering.load(std::sync::atomic::Ordering::Relaxed) {
+                    let started = Instant::now();
+                    let report = sweeper.sweep().await.expect("sweep");
+                    if report.flush.rounds > 0 {
+                        runs.lock().expect("runs").push((started, Instant::now()));
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            })
+        })
+        .collect();
+    producer.await.expect("producer");
+    delivering.store(false, std::sync::atomic::Ordering::Relaxed);
+    for sweeper in sweepers {
+        sweeper.await.expect("sweeper");
+    }
+    app.hubspot.faults().set_latency(Duration::ZERO);
+    // Whatever is left (fenced or deferred contacts wait for their leases to expire), the sweeper finishes.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    sweep_until_idle(&app).await;
+
+    let runs = runs.lock().expect("runs").clone();
+    let overlapped = runs
+        .iter()
+        .enumerate()
+        .any(|(i, a)| runs.iter().skip(i + 1).any(|b| a.0 < b.1 && b.0 < a.1));
+    assert!(overlapped, "no two flushers ran at once: {runs:?}");
+    assert_eq!(
+        app.hubspot.overlapping_patches(),
+        Vec::<String>::new(),
+        "two writes to one contact overlapped"
+    );
+    for (c, contact) in contacts.iter().enumerate() {
+        let expected: Vec<String> = (0..MESSAGES).map(|i| text(c, i)).collect();
+        let lines = |text: &str| -> Vec<String> {
+            text.lines()
+                .flat_map(|line| line.split("</p>"))
+                .filter_map(|line| {
+                    line.find("contact ")
+                        .map(|at| line[at..].chars().take(21).collect())
+                })
+                .collect()
+        };
+        assert_eq!(
+            lines(&app.transcript(&contact.id)),
+            expected,
+            "contact {c}: the property holds every message exactly once, in order"
+        );
+        let notes = app.hubspot.notes_of_contact(&contact.id);
+        assert_eq!(notes.len(), 1, "contact {c}: one note for its conversation");
+        assert_eq!(
+            lines(&notes[0].properties["hs_note_body"]),
+            expected,
+            "contact {c}: its note holds every message exactly once, in order"
+        );
+    }
 }

@@ -16,16 +16,16 @@ use crate::domain::{
     ContactId, MessageChange, MessageKind, MessageVersion, Role, StoredMessage, Timestamp, UserId,
 };
 use crate::ports::{
-    ChannelMapping, MessageLog, Recorded, StoreError, SyncRecords, TranscriptSource,
+    ChannelMapping, ContactReading, MessageLog, Recorded, StoreError, SyncRecords, TranscriptSource,
 };
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity, TransactWriteItem, Update};
 use std::collections::HashMap;
 
 /// How far Stream's message times may run behind the conversation start we recorded.
-const CLOCK_SKEW: std::time::Duration = std::time::Duration::from_secs(86_400);
+pub(super) const CLOCK_SKEW: std::time::Duration = std::time::Duration::from_secs(86_400);
 /// Messages read per page of a newest-first read: a page is about what one transcript line costs to fill.
-const MESSAGE_PAGE: i32 = 100;
+pub(super) const MESSAGE_PAGE: i32 = 100;
 
 /// How one attempt at writing a message item ended.
 enum Attempt {
@@ -361,6 +361,14 @@ impl MessageLog for DynamoStore {
         self.record_erasure(&mapping.contact_id, &cid, removed, Some(Erasure::Visitor))
             .await?;
         Ok(Recorded::Applied)
+    }
+
+    async fn read_small_contact(
+        &self,
+        contact: &ContactId,
+        cids: &[String],
+    ) -> Result<Option<ContactReading>, StoreError> {
+        DynamoStore::read_small_contact(self, contact, cids).await
     }
 
     async fn recent_transcript(
