@@ -37,6 +37,7 @@
 //! are parked with the reason, out of the queue, until an operator re-queues them.
 
 mod batch;
+mod notes;
 mod round;
 
 use crate::config::FlushSettings;

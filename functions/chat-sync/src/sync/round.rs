@@ -2,20 +2,18 @@
 //! the notes of its changed conversations), write it all in a few batch calls, then settle each contact.
 
 use super::batch::Sent;
+use super::notes::ConversationWrite;
 use super::{FlushReport, TranscriptSync, CLAIM_CONCURRENCY, CLOCK_MARGIN};
 use crate::domain::archive::archived_lines;
-use crate::domain::note::{
-    emptied_note, erased_note, is_part, render_notes, NotePart, NOTE_BODY_LIMIT,
-};
+use crate::domain::note::{emptied_note, erased_note, render_notes, NOTE_BODY_LIMIT};
 use crate::domain::transcript::{
     render, render_with_archive, Conversation, HUBSPOT_PROPERTY_LIMIT,
 };
-use crate::domain::{ContactId, NoteId, StoredMessage};
+use crate::domain::{ContactId, StoredMessage};
 use crate::ports::{
-    LeaseOwner, NewNote, NoteUpdate, Permit, Release, StoreError, SyncState, TranscriptWrite,
-    WriteResult,
+    LeaseOwner, Permit, Release, StoreError, SyncState, TranscriptWrite, WriteResult,
 };
-use futures::stream::{self, StreamExt, TryStreamExt};
+use futures::stream::{self, StreamExt};
 use std::time::{Duration, Instant};
 
 /// The most lines a contact may show to be read whole in one request: the store reads a contact whole only up to
@@ -50,21 +48,21 @@ impl ClaimTimes {
 
 /// A contact claimed for this round: its lease is ours and what it needs is rendered.
 pub(super) struct Claim {
-    contact: ContactId,
-    owner: LeaseOwner,
-    version: u64,
+    pub(super) contact: ContactId,
+    pub(super) owner: LeaseOwner,
+    pub(super) version: u64,
     /// When our lease on it ends, by our clock (counted from before it was taken).
-    lease_until: Instant,
+    pub(super) lease_until: Instant,
     /// The HubSpot record written (after a merge, not the id the contact was registered with).
-    target: ContactId,
+    pub(super) target: ContactId,
     /// The property's transcript, when the property is a target (once HubSpot's copy is read, for an archived one).
-    property: Option<String>,
+    pub(super) property: Option<String>,
     /// What the property is rendered from around HubSpot's copy, for a contact whose messages expired (see
     /// `domain::archive`): the copy is read in the round, before the write.
     archived: Option<ArchivedSource>,
     /// The conversations whose notes need writing, when notes are a target.
-    conversations: Vec<ConversationWrite>,
-    outcome: Outcome,
+    pub(super) conversations: Vec<ConversationWrite>,
+    pub(super) outcome: Outcome,
 }
 
 /// The stored half of an archived contact's property.
@@ -93,65 +91,26 @@ impl ArchivedSource {
     }
 }
 
-/// One conversation's notes: the parts rendered now, and the notes that hold it so far (part 1 first).
-struct ConversationWrite {
-    cid: String,
-    /// The first notes, which hold messages no longer stored here: never rendered again (see `domain::archive`).
-    frozen: usize,
-    /// An erasure may have reached the frozen notes' lines: they are emptied.
-    erase_frozen: bool,
-    /// The parts after the frozen ones (numbered from `frozen + 1`).
-    parts: Vec<NotePart>,
-    notes: Vec<NoteId>,
-    /// A note's creation went unanswered last time: look for it before creating one.
-    creating: bool,
-    /// The notes changed this round (saved at settling).
-    changed: bool,
-    /// Bodies for notes of parts that no longer exist (the conversation shrank).
-    surplus: Vec<String>,
-    /// Bodies for the frozen notes, when an erasure reached them.
-    erased: Vec<String>,
-}
-
-impl ConversationWrite {
-    /// How many notes the conversation needs: the frozen ones, then its parts.
-    fn needed(&self) -> usize {
-        self.frozen + self.parts.len()
-    }
-
-    /// The body the note at `index` (0 for part 1) gets now; `None` leaves it as it is (a frozen note).
-    fn body(&self, index: usize) -> Option<&str> {
-        if index < self.frozen {
-            return self.erase_frozen.then(|| self.erased[index].as_str());
-        }
-        let index = index - self.frozen;
-        Some(match self.parts.get(index) {
-            Some(part) => &part.body,
-            None => &self.surplus[index - self.parts.len()],
-        })
-    }
-}
-
 /// What happened to a claim's writes this round.
 #[derive(Debug, Default)]
-struct Outcome {
+pub(super) struct Outcome {
     /// A write may still land: the lease is left to expire.
-    ambiguous: bool,
+    pub(super) ambiguous: bool,
     /// Not applied (rate limit, HubSpot unavailable, no permit): queued for the next round.
-    refused: bool,
+    pub(super) refused: bool,
     /// HubSpot has no such contact (404): look it up by e-mail.
-    gone: bool,
+    pub(super) gone: bool,
     /// HubSpot refuses a write of this contact, with its reason: parked.
-    rejected: Option<String>,
+    pub(super) rejected: Option<String>,
     /// Written, but not all of it (a note deleted in HubSpot is created again next round).
-    incomplete: bool,
+    pub(super) incomplete: bool,
     /// The lease could not be kept: someone else carries on.
-    lost: bool,
+    pub(super) lost: bool,
 }
 
 impl Outcome {
     /// Records what became of one write of `what`; true if HubSpot answered that the record does not exist.
-    fn note(&mut self, result: Sent<WriteResult>, what: &str) -> bool {
+    pub(super) fn note(&mut self, result: Sent<WriteResult>, what: &str) -> bool {
         match result {
             Sent::Done(WriteResult::Written) => {}
             Sent::Done(WriteResult::NotFound) => return true,
@@ -165,7 +124,7 @@ impl Outcome {
     }
 
     /// Nothing has gone wrong yet: further writes of this round go ahead.
-    fn clear(&self) -> bool {
+    pub(super) fn clear(&self) -> bool {
         !(self.ambiguous || self.refused || self.gone || self.lost) && self.rejected.is_none()
     }
 }
@@ -469,7 +428,7 @@ impl TranscriptSync {
 
     /// Before a write: every lease it goes out under must outlive the write and then the late-write window, so it
     /// is renewed if need be; a claim whose lease is gone is dropped from the round.
-    async fn keep_leases(
+    pub(super) async fn keep_leases(
         &self,
         claims: &mut [Claim],
         wanted: impl Fn(&Claim) -> bool,
@@ -503,40 +462,6 @@ impl TranscriptSync {
             }
         }
         Ok(())
-    }
-
-    /// Conversations whose note creation went unanswered: the note may exist. Find it on the contact's timeline by
-    /// its marker and adopt it, rather than create a second one.
-    async fn adopt_notes(&self, claims: &mut [Claim]) {
-        for claim in claims.iter_mut() {
-            if !claim.conversations.iter().any(|c| c.creating) {
-                continue;
-            }
-            let deadline = Instant::now() + self.settings.write_timeout;
-            let timeline = match self.crm.contact_notes(&claim.target, deadline).await {
-                Ok(timeline) => timeline,
-                Err(error) => {
-                    tracing::warn!(%error, contact_id = %claim.contact, "could not read the contact's notes; trying again later");
-                    claim.outcome.refused = true;
-                    continue;
-                }
-            };
-            for conversation in claim.conversations.iter_mut().filter(|c| c.creating) {
-                for number in conversation.notes.len() + 1..=conversation.needed() {
-                    match timeline
-                        .iter()
-                        .find(|(_, body)| is_part(body, &conversation.cid, number))
-                    {
-                        Some((id, _)) => {
-                            tracing::info!(contact_id = %claim.contact, note_id = %id, part = number, "adopted a note whose creation went unanswered");
-                            conversation.notes.push(id.clone());
-                            conversation.changed = true;
-                        }
-                        None => break,
-                    }
-                }
-            }
-        }
     }
 
     /// Reads HubSpot's copy of the property for the archived contacts (their messages expired here) and renders
@@ -628,177 +553,6 @@ impl TranscriptSync {
             let outcome = &mut claims[index].outcome;
             if outcome.note(result, "the transcript") {
                 outcome.gone = true;
-            }
-        }
-        Ok(())
-    }
-
-    /// Rewrites the notes that exist: the parts rendered now, and an "emptied" body for parts that no longer exist.
-    async fn update_notes(
-        &self,
-        claims: &mut [Claim],
-        permit: &mut Option<Permit>,
-        start_by: Instant,
-        report: &mut FlushReport,
-    ) -> Result<(), StoreError> {
-        self.keep_leases(
-            claims,
-            |c| {
-                c.conversations
-                    .iter()
-                    .any(|v| (0..v.notes.len()).any(|i| v.body(i).is_some()))
-            },
-            report,
-        )
-        .await?;
-        let mut updates = Vec::new();
-        let mut owners = Vec::new(); // (claim, conversation, note index)
-        for (c, claim) in claims.iter().enumerate().filter(|(_, c)| c.outcome.clear()) {
-            for (v, conversation) in claim.conversations.iter().enumerate() {
-                for (i, note) in conversation.notes.iter().enumerate() {
-                    let Some(body) = conversation.body(i) else {
-                        continue;
-                    };
-                    updates.push(NoteUpdate {
-                        note: note.clone(),
-                        body: body.to_owned(),
-                    });
-                    owners.push((c, v, i));
-                }
-            }
-        }
-        if updates.is_empty() {
-            return Ok(());
-        }
-        let crm = &self.crm;
-        let results = self
-            .send_batches(
-                updates,
-                permit,
-                start_by,
-                report,
-                |batch, permit, deadline| async move {
-                    crm.update_notes(&batch, permit, deadline).await
-                },
-            )
-            .await;
-        let mut missing: Vec<(usize, usize, usize)> = Vec::new();
-        for ((c, v, i), result) in owners.into_iter().zip(results) {
-            // Not found: deleted in HubSpot by someone; created again from that part on, next round.
-            if claims[c].outcome.note(result, "a note") {
-                missing.push((c, v, i));
-            }
-        }
-        for (c, v, i) in missing {
-            let claim = &mut claims[c];
-            if i < claim.conversations[v].frozen {
-                // Its lines are no longer stored here to write it again: left deleted, as someone chose.
-                tracing::warn!(contact_id = %claim.contact, part = i + 1, "a frozen note was deleted in HubSpot; it stays deleted");
-                continue;
-            }
-            tracing::warn!(contact_id = %claim.contact, part = i + 1, "a note was deleted in HubSpot; it is written again");
-            let conversation = &mut claim.conversations[v];
-            conversation.notes.truncate(i.min(conversation.notes.len()));
-            conversation.surplus.clear();
-            conversation.changed = true;
-            claim.outcome.incomplete = true;
-        }
-        Ok(())
-    }
-
-    /// Creates the notes of parts that have none yet, marking each conversation first so that an unanswered
-    /// creation is looked for, not repeated.
-    async fn create_notes(
-        &self,
-        claims: &mut [Claim],
-        permit: &mut Option<Permit>,
-        start_by: Instant,
-        report: &mut FlushReport,
-    ) -> Result<(), StoreError> {
-        self.keep_leases(
-            claims,
-            |c| c.conversations.iter().any(|v| v.needed() > v.notes.len()),
-            report,
-        )
-        .await?;
-        let creating = |claim: &Claim| {
-            let contact = claim.contact.clone();
-            claim
-                .conversations
-                .iter()
-                .filter(|v| v.needed() > v.notes.len())
-                .map(move |v| (contact.clone(), v.cid.clone()))
-                .collect::<Vec<_>>()
-        };
-        // Every marker is written before any creation is sent; they are independent of each other, so they go
-        // out together rather than one round trip after another.
-        let marks: Vec<(ContactId, String)> = claims
-            .iter()
-            .filter(|c| c.outcome.clear())
-            .flat_map(creating)
-            .collect();
-        let marking = Instant::now();
-        let store = &self.store;
-        stream::iter(marks)
-            .map(|(contact, cid)| async move { store.creating_note(&contact, &cid).await })
-            .buffer_unordered(CLAIM_CONCURRENCY)
-            .try_collect::<Vec<()>>()
-            .await?;
-        report.times.marks_us += marking.elapsed().as_micros() as u64;
-        let mut notes = Vec::new();
-        let mut owners = Vec::new(); // (claim, conversation, part index)
-        for (c, claim) in claims.iter().enumerate().filter(|(_, c)| c.outcome.clear()) {
-            for (v, conversation) in claim.conversations.iter().enumerate() {
-                if conversation.needed() <= conversation.notes.len() {
-                    continue;
-                }
-                let first = conversation.notes.len().saturating_sub(conversation.frozen);
-                for part in &conversation.parts[first..] {
-                    notes.push(NewNote {
-                        contact: claim.target.clone(),
-                        body: part.body.clone(),
-                        timestamp: part.timestamp,
-                    });
-                    owners.push((c, v, part.number - 1));
-                }
-            }
-        }
-        if notes.is_empty() {
-            return Ok(());
-        }
-        let crm = &self.crm;
-        let results = self
-            .send_batches(
-                notes,
-                permit,
-                start_by,
-                report,
-                |batch, permit, deadline| async move {
-                    crm.create_notes(&batch, permit, deadline).await
-                },
-            )
-            .await;
-        let mut created: Vec<(usize, usize, usize, NoteId)> = Vec::new();
-        for ((c, v, i), result) in owners.into_iter().zip(results) {
-            let outcome = &mut claims[c].outcome;
-            match result {
-                Sent::Done(id) => created.push((c, v, i, id)),
-                Sent::Rejected(reason) => {
-                    outcome.rejected = Some(format!("HubSpot refused a note: {reason}"))
-                }
-                Sent::Ambiguous => outcome.ambiguous = true,
-                Sent::Refused => outcome.refused = true,
-            }
-        }
-        // Parts in order: a part's note is kept only if every earlier part has one.
-        created.sort_by_key(|(c, v, i, _)| (*c, *v, *i));
-        for (c, v, i, id) in created {
-            let conversation = &mut claims[c].conversations[v];
-            if conversation.notes.len() == i {
-                conversation.notes.push(id);
-                conversation.changed = true;
-            } else {
-                claims[c].outcome.incomplete = true;
             }
         }
         Ok(())
