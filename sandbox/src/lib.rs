@@ -1,4 +1,5 @@
-//! Local HTTP test doubles of the HubSpot CRM and Stream Chat APIs, and a DynamoDB Local launcher.
+//! Local HTTP test doubles of the HubSpot CRM and Stream Chat APIs, a DynamoDB Local launcher, and a Secrets
+//! Manager serving test secrets (for `sam local`).
 //!
 //! The doubles reproduce the behaviour the app depends on (auth, validation, error shapes, concurrency
 //! semantics, webhook signing and retries) so black-box tests, benchmarks and `make dev` exercise the
@@ -7,10 +8,12 @@
 pub mod dynamodb_local;
 pub mod faults;
 pub mod hubspot;
+pub mod secrets_manager;
 pub mod stream;
 mod support;
 
 pub use dynamodb_local::DynamoDbLocal;
 pub use hubspot::HubSpotDouble;
+pub use secrets_manager::SecretsManagerDouble;
 pub use stream::StreamDouble;
 pub use support::{Double, RecordedCall, TRAFFIC_DIR_VAR};
