@@ -5,6 +5,7 @@
 use infra::event_table;
 use infra::invoke_env::{InvokeEnv, Ports, EVENTS_ORIGIN, TABLE};
 use infra::runtime_api::{Invocation, Outcome, RuntimeApi};
+use infra::sam_local;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -276,6 +277,72 @@ async fn a_cold_start_missing_a_variable_reports_an_init_error_and_exits() {
         assert!(
             !printed.contains(SECRET) && !printed.contains(TOKEN),
             "a secret was printed: {printed}"
+        );
+    }
+}
+
+/// The README's `sam local` commands are the ones `make sam-local` runs (infra::sam_local), word for word: the
+/// credentials line, one `sam local invoke` per row it shows (each for an event of the table), and start-api.
+#[test]
+fn the_readme_sam_local_commands_are_the_ones_make_sam_local_runs() {
+    let readme = readme();
+    let section = event_table::section(&readme).expect("the README has its local-invoke section");
+    let commands: Vec<&str> = section
+        .lines()
+        .map(|line| line.split(" # ").next().unwrap_or_default().trim_end())
+        .filter(|line| line.starts_with("sam ") || line.starts_with("export "))
+        .collect();
+    assert!(
+        commands.contains(&sam_local::export_line().as_str()),
+        "the README sets SAM's credentials as make sam-local does: {}\n{commands:#?}",
+        sam_local::export_line()
+    );
+    let files = event_table::files(&readme);
+    let invokes: Vec<&&str> = commands
+        .iter()
+        .filter(|c| c.starts_with("sam local invoke "))
+        .collect();
+    assert!(invokes.len() >= 3, "{commands:#?}");
+    for command in invokes {
+        let file = command
+            .split_once("--event events/")
+            .map(|(_, file)| file)
+            .unwrap_or_else(|| panic!("{command}: no --event events/FILE"));
+        assert!(
+            files.iter().any(|f| f == file),
+            "{file} is not a row of the table"
+        );
+        assert_eq!(*command, sam_local::invoke_command(file));
+    }
+    assert!(
+        commands.contains(&sam_local::start_api_command(3001).as_str()),
+        "the README's start-api command is the one make sam-local runs: {}\n{commands:#?}",
+        sam_local::start_api_command(3001)
+    );
+}
+
+/// `samconfig.toml`'s `local` environment gives every `sam local` command the ARNs the local Secrets Manager serves.
+#[test]
+fn the_local_sam_config_names_the_secrets_the_local_secrets_manager_serves() {
+    let text = std::fs::read_to_string(repo_root().join("samconfig.toml")).expect("samconfig.toml");
+    let config: toml::Value = toml::from_str(&text).expect("samconfig.toml is TOML");
+    for command in ["local_invoke", "local_start_api", "local_start_lambda"] {
+        let parameters = &config["local"][command]["parameters"];
+        let overrides = parameters["parameter_overrides"]
+            .as_str()
+            .unwrap_or_else(|| panic!("local.{command}: no parameter_overrides"));
+        for (parameter, arn) in infra::invoke_env::SECRET_ARNS {
+            assert!(
+                overrides
+                    .split_whitespace()
+                    .any(|o| o == format!("{parameter}={arn}")),
+                "local.{command}: {parameter} is not {arn}"
+            );
+        }
+        assert_eq!(
+            parameters["env_vars"].as_str(),
+            Some(sam_local::ENV_VARS_FILE),
+            "local.{command}"
         );
     }
 }

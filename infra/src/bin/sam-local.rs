@@ -1,6 +1,7 @@
 //! `make sam-local`: every row of the README's event table through `sam local invoke` (see `infra::sam_local`).
 //! `--serve` starts the local services only, writes their `--env-vars` file and runs until Ctrl-C, for running the
-//! README's `sam local` commands by hand. `--invoke-image IMAGE` runs the functions on a local base image.
+//! README's `sam local` commands by hand. `--only rows` or `--only start-api` runs one of the two checks;
+//! `--invoke-image IMAGE` runs the functions on a local base image.
 
 use infra::sam_local::{self, Sam};
 use std::path::PathBuf;
@@ -25,17 +26,19 @@ fn main() -> ExitCode {
 
 async fn run() -> Result<(), String> {
     let mut serve = false;
+    let mut only = None;
     let mut invoke_image = None;
     let mut program = PathBuf::from("sam");
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--serve" => serve = true,
+            "--only" => only = args.next(),
             "--invoke-image" => invoke_image = args.next().filter(|image| !image.is_empty()),
             "--sam" => program = args.next().map(PathBuf::from).unwrap_or(program),
             other => {
                 return Err(format!(
-                    "unknown argument {other:?} (--serve, --invoke-image IMAGE, --sam PATH)"
+                    "unknown argument {other:?} (--serve, --only rows|start-api, --invoke-image IMAGE, --sam PATH)"
                 ))
             }
         }
@@ -62,10 +65,25 @@ async fn run() -> Result<(), String> {
             program,
             invoke_image,
         };
-        let checked = sam_local::check_rows(&sam, &env).await;
+        let mut checked = match only.as_deref() {
+            Some("start-api") => Ok(()),
+            _ => sam_local::check_rows(&sam, &env)
+                .await
+                .map_err(|e| e.to_string()),
+        };
+        let api = match only.as_deref() {
+            Some("rows") => Ok(()),
+            _ => sam_local::check_start_api(&sam, &env).await,
+        };
+        if let Err(problem) = &api {
+            println!("{problem}");
+        }
+        if checked.is_ok() {
+            checked = api.map_err(|_| "the check through sam local start-api failed".to_owned());
+        }
         if let Err(error) = checked {
             let _ = std::fs::remove_file(&env_vars);
-            return Err(error.to_string());
+            return Err(error);
         }
     }
     let _ = std::fs::remove_file(&env_vars);
