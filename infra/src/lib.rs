@@ -6,7 +6,9 @@ pub mod dev;
 #[cfg(test)]
 mod docs_map;
 pub mod erase;
+pub mod event_table;
 pub mod invoke_env;
 pub mod runtime_api;
+pub mod sam_local;
 pub mod serve;
 pub mod setup;

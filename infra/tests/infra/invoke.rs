@@ -3,8 +3,10 @@
 //! with a variable missing reports an init error at once, names the variable, prints no secret and exits non-zero.
 
 use crate::support::repo_root;
-use infra::invoke_env::{InvokeEnv, Ports, EVENTS_ORIGIN};
+use infra::event_table;
+use infra::invoke_env::{InvokeEnv, Ports, EVENTS_ORIGIN, TABLE};
 use infra::runtime_api::{Invocation, Outcome, RuntimeApi};
+use infra::sam_local;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -112,8 +114,8 @@ async fn invoke(binary: &str, event: String, variables: &[(&str, String)]) -> Ru
     }
 }
 
-/// The function's answer as an HTTP response: status, headers, JSON body (null if none).
-fn http_answer(file: &str, run: &Run) -> (u64, Value, Value) {
+/// The function's answer as an HTTP response: status and JSON body (null if none).
+fn http_answer(file: &str, run: &Run) -> (u64, Value) {
     let answer = run
         .answer
         .as_ref()
@@ -125,88 +127,12 @@ fn http_answer(file: &str, run: &Run) -> (u64, Value, Value) {
         .filter(|b| !b.is_empty())
         .map(|b| serde_json::from_str(b).expect("the body is JSON"))
         .unwrap_or(Value::Null);
-    (
-        response["statusCode"].as_u64().expect("statusCode"),
-        response["headers"].clone(),
-        body,
-    )
+    (response["statusCode"].as_u64().expect("statusCode"), body)
 }
 
-/// The event files the README's "Invoke the functions locally" table lists.
-fn readme_event_files() -> Vec<String> {
-    let readme = std::fs::read_to_string(repo_root().join("README.md")).expect("README.md");
-    let section = readme
-        .split("## Invoke the functions locally")
-        .nth(1)
-        .expect("the README has its local-invoke section")
-        .split("\n## ")
-        .next()
-        .unwrap_or_default();
-    let mut files = Vec::new();
-    for row in section
-        .lines()
-        .filter(|l| l.starts_with("| `") && l.contains(".json`"))
-    {
-        let first_cell = row.split('|').nth(1).unwrap_or_default();
-        // `webhook-message-new.json`, `-updated.json`, `-deleted.json`: suffixes continue the first name.
-        let mut stem = String::new();
-        for name in first_cell.split('`').skip(1).step_by(2) {
-            let name = match name.strip_prefix('-') {
-                Some(suffix) => format!("{stem}-{suffix}"),
-                None => {
-                    stem = name
-                        .rsplit_once('-')
-                        .map(|(s, _)| s.to_owned())
-                        .unwrap_or_default();
-                    name.to_owned()
-                }
-            };
-            files.push(name);
-        }
-    }
-    files
+fn readme() -> String {
+    std::fs::read_to_string(repo_root().join("README.md")).expect("README.md")
 }
-
-/// The rows of the README's table answered with a status and one JSON field: (file, status, field, value).
-const SIMPLE_ANSWERS: [(&str, u64, &str, &str); 12] = [
-    (
-        "registration-invalid-email.json",
-        400,
-        "code",
-        "invalid_email",
-    ),
-    ("registration-bad-json.json", 400, "code", "invalid_json"),
-    ("webhook-message-new.json", 200, "status", "recorded"),
-    ("webhook-message-updated.json", 200, "status", "recorded"),
-    ("webhook-message-deleted.json", 200, "status", "recorded"),
-    ("webhook-message-undeleted.json", 200, "status", "recorded"),
-    ("webhook-unknown-event.json", 200, "status", "ignored"),
-    ("webhook-unknown-channel.json", 200, "status", "ignored"),
-    (
-        "webhook-bad-signature.json",
-        401,
-        "code",
-        "invalid_signature",
-    ),
-    (
-        "hubspot-webhook-deletion.json",
-        401,
-        "code",
-        "stale_request",
-    ),
-    (
-        "hubspot-webhook-privacy-deletion.json",
-        401,
-        "code",
-        "stale_request",
-    ),
-    (
-        "hubspot-webhook-bad-signature.json",
-        401,
-        "code",
-        "stale_request",
-    ),
-];
 
 #[tokio::test]
 async fn every_sample_event_gives_its_documented_answer_under_the_runtime_api() {
@@ -223,7 +149,7 @@ async fn every_sample_event_gives_its_documented_answer_under_the_runtime_api() 
     let variables = env.variables();
 
     // The README's table, in its order (message events before the sweep that writes them to HubSpot).
-    let documented = readme_event_files();
+    let documented = event_table::files(&readme());
     let mut on_disk: Vec<String> = std::fs::read_dir(events_dir())
         .expect("events/")
         .filter_map(|e| e.ok()?.file_name().into_string().ok())
@@ -238,71 +164,22 @@ async fn every_sample_event_gives_its_documented_answer_under_the_runtime_api() 
     );
 
     for file in &documented {
-        let binary = match file.split_once('-') {
-            Some(("hubspot", _)) => "hubspot-webhooks",
-            _ => file.split(['-', '.']).next().expect("a prefix"),
-        };
+        let binary = event_table::binary(file);
         let event = std::fs::read_to_string(events_dir().join(file)).expect("event file");
         let run = invoke(binary, event, &variables).await;
         let context = format!("{file}\nstdout:\n{}\nstderr:\n{}", run.stdout, run.stderr);
-        match file.as_str() {
-            "registration.json" => {
-                let (status, _, body) = http_answer(file, &run);
-                assert_eq!(status, 200, "{context}");
-                for field in [
-                    "apiKey",
-                    "customerId",
-                    "customerToken",
-                    "channelId",
-                    "channelType",
-                    "expiresAt",
-                ] {
-                    assert!(!body[field].is_null(), "{field} in {body}\n{context}");
-                }
-            }
-            "registration-preflight.json" => {
-                let (status, headers, _) = http_answer(file, &run);
-                assert_eq!(status, 204, "{context}");
-                assert_eq!(
-                    headers["access-control-allow-origin"], EVENTS_ORIGIN,
-                    "{context}"
-                );
-            }
-            "sweeper-schedule.json" => {
-                let answer = run.answer.as_ref().expect("the sweeper answers");
-                assert_eq!(answer.outcome, Outcome::Response, "{context}");
-                let report: Value = serde_json::from_str(&answer.body).expect("the sweep report");
-                assert_eq!(
-                    report["waiting"], 0,
-                    "nothing left behind: {report}\n{context}"
-                );
-                // Its metrics, as one EMF line among the JSON log lines.
-                let emf: Vec<Value> = run
-                    .stdout
-                    .lines()
-                    .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-                    .filter(|line| line.get("_aws").is_some())
-                    .collect();
-                assert_eq!(emf.len(), 1, "one EMF line per sweep\n{context}");
-                assert_eq!(emf[0]["Table"], infra::invoke_env::TABLE);
-                assert_eq!(emf[0]["BacklogContacts"], report["waiting"]);
-                assert_eq!(emf[0]["ParkedContacts"], report["parked_total"]);
-            }
-            simple => {
-                let (field, expected_status, value) = SIMPLE_ANSWERS
-                    .iter()
-                    .find(|(file, ..)| *file == simple)
-                    .map(|(_, status, field, value)| (*field, *status, *value))
-                    .unwrap_or_else(|| {
-                        panic!("{simple}: the README documents an answer this test does not check")
-                    });
-                let (status, _, body) = http_answer(file, &run);
-                assert_eq!(
-                    (status, body[field].as_str()),
-                    (expected_status, Some(value)),
-                    "{context}"
-                );
-            }
+        let answer = run
+            .answer
+            .as_ref()
+            .unwrap_or_else(|| panic!("no answer\n{context}"));
+        assert_eq!(answer.outcome, Outcome::Response, "{context}");
+        let response: Value = serde_json::from_str(&answer.body).expect("the response is JSON");
+        let checked = event_table::Answer {
+            response: &response,
+            log: &run.stdout,
+        };
+        if let Err(problem) = event_table::check(file, &checked, EVENTS_ORIGIN, TABLE) {
+            panic!("{problem}\n{context}");
         }
     }
 
@@ -344,7 +221,7 @@ async fn every_sample_event_gives_its_documented_answer_under_the_runtime_api() 
                 "{binary} {query:?}\nstdout:\n{}\nstderr:\n{}",
                 run.stdout, run.stderr
             );
-            let (status, _, body) = http_answer(file, &run);
+            let (status, body) = http_answer(file, &run);
             assert_eq!(
                 (status, body["code"].as_str()),
                 (400, Some("invalid_url")),
@@ -394,6 +271,72 @@ async fn a_cold_start_missing_a_variable_reports_an_init_error_and_exits() {
         assert!(
             !printed.contains(SECRET) && !printed.contains(TOKEN),
             "a secret was printed: {printed}"
+        );
+    }
+}
+
+/// The README's `sam local` commands are the ones `make sam-local` runs (infra::sam_local), word for word: the
+/// credentials line, one `sam local invoke` per row it shows (each for an event of the table), and start-api.
+#[test]
+fn the_readme_sam_local_commands_are_the_ones_make_sam_local_runs() {
+    let readme = readme();
+    let section = event_table::section(&readme).expect("the README has its local-invoke section");
+    let commands: Vec<&str> = section
+        .lines()
+        .map(|line| line.split(" # ").next().unwrap_or_default().trim_end())
+        .filter(|line| line.starts_with("sam ") || line.starts_with("export "))
+        .collect();
+    assert!(
+        commands.contains(&sam_local::export_line().as_str()),
+        "the README sets SAM's credentials as make sam-local does: {}\n{commands:#?}",
+        sam_local::export_line()
+    );
+    let files = event_table::files(&readme);
+    let invokes: Vec<&&str> = commands
+        .iter()
+        .filter(|c| c.starts_with("sam local invoke "))
+        .collect();
+    assert!(invokes.len() >= 3, "{commands:#?}");
+    for command in invokes {
+        let file = command
+            .split_once("--event events/")
+            .map(|(_, file)| file)
+            .unwrap_or_else(|| panic!("{command}: no --event events/FILE"));
+        assert!(
+            files.iter().any(|f| f == file),
+            "{file} is not a row of the table"
+        );
+        assert_eq!(*command, sam_local::invoke_command(file));
+    }
+    assert!(
+        commands.contains(&sam_local::start_api_command(3001).as_str()),
+        "the README's start-api command is the one make sam-local runs: {}\n{commands:#?}",
+        sam_local::start_api_command(3001)
+    );
+}
+
+/// `samconfig.toml`'s `local` environment gives every `sam local` command the ARNs the local Secrets Manager serves.
+#[test]
+fn the_local_sam_config_names_the_secrets_the_local_secrets_manager_serves() {
+    let text = std::fs::read_to_string(repo_root().join("samconfig.toml")).expect("samconfig.toml");
+    let config: toml::Value = toml::from_str(&text).expect("samconfig.toml is TOML");
+    for command in ["local_invoke", "local_start_api", "local_start_lambda"] {
+        let parameters = &config["local"][command]["parameters"];
+        let overrides = parameters["parameter_overrides"]
+            .as_str()
+            .unwrap_or_else(|| panic!("local.{command}: no parameter_overrides"));
+        for (parameter, arn) in infra::invoke_env::SECRET_ARNS {
+            assert!(
+                overrides
+                    .split_whitespace()
+                    .any(|o| o == format!("{parameter}={arn}")),
+                "local.{command}: {parameter} is not {arn}"
+            );
+        }
+        assert_eq!(
+            parameters["env_vars"].as_str(),
+            Some(sam_local::ENV_VARS_FILE),
+            "local.{command}"
         );
     }
 }

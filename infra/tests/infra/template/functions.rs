@@ -378,3 +378,30 @@ fn agent_sessions_sit_behind_the_oidc_authorizer_of_the_cognito_pool_or_the_give
     );
     assert!(template["Resources"]["AgentUserPoolDomain"].is_mapping());
 }
+
+/// The endpoint variables the template declares for `sam local` (README: Invoke the functions locally) are empty,
+/// and the AWS SDK ignores them when deployed: given an empty endpoint it would panic at the first AWS call.
+#[test]
+fn declared_endpoint_variables_are_empty_and_ignored_when_deployed() {
+    let template = template();
+    let mut declared = Vec::new();
+    for (place, vars) in environments(&template) {
+        for (name, value) in vars {
+            let name = string(name);
+            if name.starts_with("AWS_ENDPOINT_URL") {
+                assert_eq!(value.as_str(), Some(""), "{place}: {name} must be empty");
+                declared.push(name.to_owned());
+            }
+        }
+    }
+    assert!(
+        !declared.is_empty(),
+        "sam local can only override declared variables"
+    );
+    let globals = &template["Globals"]["Function"]["Environment"]["Variables"];
+    assert_eq!(
+        globals["AWS_IGNORE_CONFIGURED_ENDPOINT_URLS"].as_str(),
+        Some("true"),
+        "{declared:?} are declared: deployed, the SDK must ignore them"
+    );
+}
