@@ -15,7 +15,7 @@
 // 4. Agents (issue 23): Ada and Bob sign in to the agent console (/agent/) through the sandbox identity provider's
 //    page; two visitors write (the demo page's widget, the embed example's); Ada sees both conversations arrive live,
 //    with unread counts and the total in the tab title, assigns one to herself and answers (Enter); the visitor sees
-//    the reply live; Bob sees it assigned to Ada; closing moves it to "Closed"; the demo page's CRM view shows Ada's
+//    the reply live (and each sees the other typing); Bob sees it assigned to Ada; closing moves it to "Closed"; the demo page's CRM view shows Ada's
 //    line with her name; signing out returns to the sign-in.
 //
 // Uses the system Chromium (Debian's `chromium`; CHROMIUM_PATH overrides) through playwright-core, so nothing is
@@ -682,7 +682,15 @@ async function agents(browser, stamp) {
     await aside.getByText('Grace Hopper').waitFor();
     await aside.getByText('Identity not verified (e-mail as typed)').waitFor();
     await aside.getByText(`grace.${stamp}@example.com`).waitFor();
+    // Typing indicators, both ways: the visitor's in the console, the agent's in the widget.
+    await grace.widget.message.pressSequentially('One more thing');
+    await ada.page.getByText('Grace Hopper is typing…').waitFor();
+    await grace.widget.message.fill('');
+    log('Ada sees the visitor typing');
     const answer = `Ada here, happy to help (${stamp})`;
+    await ada.reply.pressSequentially('Ada here');
+    await grace.page.getByRole('status').getByText('Ada Agent is typing…').waitFor();
+    log('the visitor sees Ada typing');
     await ada.reply.fill(answer);
     await ada.reply.press('Enter');
     await ada.log.getByRole('listitem').filter({ hasText: 'Ada Agent (you)' }).getByText(answer).waitFor();

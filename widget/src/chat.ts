@@ -74,6 +74,8 @@ export interface ChatListener {
   connection(online: boolean): void;
   /** The conversation was deleted in Stream (an erasure): there is nothing left to show or write to. */
   deleted(): void;
+  /** Someone else in the conversation (an agent) started typing (their name) or stopped (`null`). */
+  typing(name: string | null): void;
 }
 
 /** One connected visitor in one channel. */
@@ -106,6 +108,16 @@ export class Chat {
       chat.subscriptions.push(channel.on(type, render));
     }
     chat.subscriptions.push(channel.on('channel.deleted', () => listener.deleted()));
+    // Typing events of the others only (Stream echoes the visitor's own to its other tabs).
+    const other = (event: Event) => event.user !== undefined && event.user.id !== session.customerId;
+    chat.subscriptions.push(
+      channel.on('typing.start', (event: Event) => {
+        if (other(event)) listener.typing(event.user?.name || 'Support');
+      }),
+      channel.on('typing.stop', (event: Event) => {
+        if (other(event)) listener.typing(null);
+      }),
+    );
     chat.subscriptions.push(
       client.on('connection.changed', (event: Event) => listener.connection(event.online === true)),
       client.on('connection.recovered', render),
@@ -120,8 +132,14 @@ export class Chat {
     return chat;
   }
 
+  /** The visitor typed: the SDK sends `typing.start` at most every few seconds, when the channel type has typing events. */
+  keystroke(): void {
+    void this.channel.keystroke().catch(() => undefined);
+  }
+
   /** Sends `text` as the visitor; the message shows at once, without waiting for the websocket's echo. */
   async send(text: string): Promise<readonly LocalMessage[]> {
+    void this.channel.stopTyping().catch(() => undefined);
     const response = await this.channel.sendMessage({ text });
     this.channel.state.addMessageSorted(response.message, true);
     return this.channel.state.messages;

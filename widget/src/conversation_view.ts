@@ -12,13 +12,18 @@ export class ConversationView {
   readonly root: HTMLElement;
   private readonly log: HTMLOListElement;
   private readonly input: HTMLTextAreaElement;
+  /** "Ada Agent is typing…" while an agent types (a polite live region: announced once, not per keystroke). */
+  private readonly typing: HTMLParagraphElement;
   private readonly items = new Map<string, HTMLLIElement>();
   /** What each item shows now, so an unchanged message is not rewritten (and not announced again). */
   private readonly shown = new WeakMap<HTMLLIElement, string>();
   private ownId = '';
 
-  /** `onSend` resolves when the message was accepted, and throws (with a sentence to show) when not. */
-  constructor(onSend: (text: string) => Promise<void>) {
+  /**
+   * `onSend` resolves when the message was accepted, and throws (with a sentence to show) when not; `onTyping` is
+   * called as the visitor types.
+   */
+  constructor(onSend: (text: string) => Promise<void>, onTyping: () => void) {
     this.log = element('ol', { class: 'messages', role: 'log', 'aria-label': 'Conversation', tabindex: '0' });
     this.input = element('textarea', {
       id: 'message',
@@ -34,6 +39,10 @@ export class ConversationView {
       element('label', { for: 'message' }, 'Message'),
       element('div', { class: 'row' }, this.input, send),
     );
+    this.input.addEventListener('input', () => {
+      if (this.input.value.trim() !== '') onTyping();
+    });
+    this.typing = element('p', { class: 'typing', role: 'status' });
     // Enter sends, Shift+Enter starts a new line (and IME composition is left alone).
     this.input.addEventListener('keydown', (event) => {
       if (event.key === 'Enter' && !event.shiftKey && !event.isComposing) {
@@ -58,12 +67,19 @@ export class ConversationView {
           this.input.focus();
         });
     });
-    this.root = element('div', { class: 'conversation' }, this.log, composer);
+    this.root = element('div', { class: 'conversation' }, this.log, this.typing, composer);
+  }
+
+  /** Shows that `name` is typing, or nothing (`null`). */
+  setTyping(name: string | null): void {
+    const text = name === null ? '' : `${name} is typing…`;
+    if (this.typing.textContent !== text) this.typing.textContent = text;
   }
 
   /** Starts a new conversation for `userId` (its messages read "You"). */
   reset(userId: string): void {
     this.ownId = userId;
+    this.setTyping(null);
     this.items.clear();
     this.log.replaceChildren();
   }

@@ -34,6 +34,7 @@ button { cursor: pointer; }
   padding: 3px 10px; border-radius: 999px; }
 .notice { margin: 0; padding: 8px 14px; font-size: .85rem; background: #fff4d6; color: #5c3d00; }
 .notice:empty { display: none; }
+.typing { margin: 0; padding: 2px 14px; min-height: 1.2em; font-size: .8rem; color: #555; }
 .notice[data-kind="error"] { background: #fdecea; color: var(--error); }
 .body { flex: 1; min-height: 0; display: flex; flex-direction: column; padding: 14px; overflow-y: auto; }
 form.register label { display: block; font-size: .85rem; font-weight: 600; margin: 10px 0 4px; }

@@ -72,7 +72,10 @@ export class Widget {
       this.badge,
     );
     this.form = new FormView((form) => this.register(form));
-    this.conversation = new ConversationView((text) => this.send(text));
+    this.conversation = new ConversationView(
+      (text) => this.send(text),
+      () => this.chat?.keystroke(),
+    );
     this.notice = element('p', { class: 'notice', role: 'status' });
     const close = element('button', { type: 'button', class: 'close', 'aria-label': 'Close chat' }, '×');
     this.endButton = element('button', { type: 'button', class: 'end', hidden: true }, 'End chat');
@@ -189,6 +192,9 @@ export class Widget {
         },
         deleted: () => {
           if (generation === this.generation) this.end(REVOKED);
+        },
+        typing: (name) => {
+          if (generation === this.generation) this.conversation.setTyping(name);
         },
       });
       if (generation !== this.generation) {
