@@ -12,7 +12,7 @@
 //!
 //! Nothing is stored here, and neither token nor e-mail is logged.
 
-use super::response::{header_str, json_response, method_not_allowed, ApiError};
+use super::response::{header_str, json_response, method_not_allowed, ApiError, Cors};
 use crate::adapters::oidc::{AgentIdentity, OidcError, OidcRefusal, OidcVerifier};
 use crate::adapters::stream::VisitorTokens;
 use crate::adapters::stream_access::AGENT_ROLE;
@@ -104,7 +104,7 @@ impl AgentSessions {
     pub async fn handle(&self, request: Request) -> Response<Body> {
         let origin = header_str(&request, "origin").map(str::to_owned);
         let mut response = match *request.method() {
-            Method::OPTIONS => self.preflight(origin.as_deref()),
+            Method::OPTIONS => self.cors().preflight(origin.as_deref()),
             Method::POST => match self.open(&request).await {
                 Ok(response) => response,
                 Err(error) => {
@@ -122,46 +122,17 @@ impl AgentSessions {
         };
         let headers = response.headers_mut();
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        if let Some(allowed) = origin
-            .as_deref()
-            .and_then(|o| self.settings.console_origins.allow(o))
-        {
-            if let Ok(value) = HeaderValue::from_str(&allowed) {
-                headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, value);
-            }
-            headers.insert(header::VARY, HeaderValue::from_static("Origin"));
-        }
+        self.cors().allow(origin.as_deref(), &mut response);
         response
     }
 
-    fn preflight(&self, origin: Option<&str>) -> Response<Body> {
-        if origin
-            .and_then(|o| self.settings.console_origins.allow(o))
-            .is_none()
-        {
-            return ApiError::new(
-                StatusCode::FORBIDDEN,
-                "origin_not_allowed",
-                "this origin may not call the agent-session API (see AGENT_CONSOLE_ORIGINS)",
-            )
-            .into_response();
+    /// The console's origins (`AGENT_CONSOLE_ORIGINS`) may call this API, with the ID token in `Authorization`.
+    fn cors(&self) -> Cors<'_> {
+        Cors {
+            origins: &self.settings.console_origins,
+            refusal: "this origin may not call the agent-session API (see AGENT_CONSOLE_ORIGINS)",
+            headers: "authorization, content-type",
         }
-        let mut response = Response::new(Body::Empty);
-        *response.status_mut() = StatusCode::NO_CONTENT;
-        let headers = response.headers_mut();
-        headers.insert(
-            header::ACCESS_CONTROL_ALLOW_METHODS,
-            HeaderValue::from_static("POST, OPTIONS"),
-        );
-        headers.insert(
-            header::ACCESS_CONTROL_ALLOW_HEADERS,
-            HeaderValue::from_static("authorization, content-type"),
-        );
-        headers.insert(
-            header::ACCESS_CONTROL_MAX_AGE,
-            HeaderValue::from_static("600"),
-        );
-        response
     }
 
     async fn open(&self, request: &Request) -> Result<Response<Body>, ApiError> {

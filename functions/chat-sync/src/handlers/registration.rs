@@ -5,7 +5,7 @@
 
 use super::response::{
     body_bytes, check_json_content_type, check_size, header_str, json_response, method_not_allowed,
-    parse_json, ApiError,
+    parse_json, ApiError, Cors,
 };
 use crate::adapters::stream::VisitorTokens;
 use crate::config::{AllowedOrigins, RegistrationSettings};
@@ -16,7 +16,7 @@ use crate::ports::{
     UpstreamError,
 };
 use crate::throttle::Subject;
-use lambda_http::http::{header, HeaderValue, Method, StatusCode};
+use lambda_http::http::{Method, StatusCode};
 use lambda_http::request::RequestContext;
 use lambda_http::RequestExt;
 use lambda_http::{Body, Request, Response};
@@ -185,52 +185,24 @@ impl Registration {
     pub async fn handle(&self, request: Request) -> Response<Body> {
         let origin = header_str(&request, "origin").map(str::to_owned);
         let mut response = match *request.method() {
-            Method::OPTIONS => self.preflight(origin.as_deref()),
+            Method::OPTIONS => self.cors().preflight(origin.as_deref()),
             Method::POST => match self.register(&request).await {
                 Ok(response) => response,
                 Err(error) => error.into_response(),
             },
             _ => method_not_allowed("POST, OPTIONS"),
         };
-        if let Some(allowed) = origin
-            .as_deref()
-            .and_then(|o| self.settings.allowed_origins.allow(o))
-        {
-            let headers = response.headers_mut();
-            if let Ok(value) = HeaderValue::from_str(&allowed) {
-                headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, value);
-            }
-            headers.insert(header::VARY, HeaderValue::from_static("Origin"));
-        }
+        self.cors().allow(origin.as_deref(), &mut response);
         response
     }
 
-    fn preflight(&self, origin: Option<&str>) -> Response<Body> {
-        let allowed = origin.and_then(|o| self.settings.allowed_origins.allow(o));
-        if allowed.is_none() {
-            return ApiError::new(
-                StatusCode::FORBIDDEN,
-                "origin_not_allowed",
-                "this origin may not call the registration API (see ALLOWED_ORIGINS)",
-            )
-            .into_response();
+    /// The widget's origins (`ALLOWED_ORIGINS`) may call this API.
+    fn cors(&self) -> Cors<'_> {
+        Cors {
+            origins: &self.settings.allowed_origins,
+            refusal: "this origin may not call the registration API (see ALLOWED_ORIGINS)",
+            headers: "content-type",
         }
-        let mut response = Response::new(Body::Empty);
-        *response.status_mut() = StatusCode::NO_CONTENT;
-        let headers = response.headers_mut();
-        headers.insert(
-            header::ACCESS_CONTROL_ALLOW_METHODS,
-            HeaderValue::from_static("POST, OPTIONS"),
-        );
-        headers.insert(
-            header::ACCESS_CONTROL_ALLOW_HEADERS,
-            HeaderValue::from_static("content-type"),
-        );
-        headers.insert(
-            header::ACCESS_CONTROL_MAX_AGE,
-            HeaderValue::from_static("600"),
-        );
-        response
     }
 
     async fn register(&self, request: &Request) -> Result<Response<Body>, ApiError> {

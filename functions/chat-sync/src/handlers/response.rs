@@ -135,3 +135,50 @@ pub fn method_not_allowed(allow: &'static str) -> Response<Body> {
         .insert(header::ALLOW, HeaderValue::from_static(allow));
     response
 }
+
+/// CORS for an API a browser calls from the origins in `origins` (`POST` only): the preflight's answer, and the
+/// headers every answer gets. One place, so the widget's API and the agent console's answer CORS alike.
+pub struct Cors<'a> {
+    pub origins: &'a crate::config::AllowedOrigins,
+    /// Which API and which variable lists its origins, for the 403's message.
+    pub refusal: &'static str,
+    /// The request headers the browser may send (`Access-Control-Allow-Headers`).
+    pub headers: &'static str,
+}
+
+impl Cors<'_> {
+    /// The answer to a preflight from `origin`: 204 with what may be sent, or 403 `origin_not_allowed`.
+    pub fn preflight(&self, origin: Option<&str>) -> Response<Body> {
+        if origin.and_then(|o| self.origins.allow(o)).is_none() {
+            return ApiError::new(StatusCode::FORBIDDEN, "origin_not_allowed", self.refusal)
+                .into_response();
+        }
+        let mut response = Response::new(Body::Empty);
+        *response.status_mut() = StatusCode::NO_CONTENT;
+        let headers = response.headers_mut();
+        headers.insert(
+            header::ACCESS_CONTROL_ALLOW_METHODS,
+            HeaderValue::from_static("POST, OPTIONS"),
+        );
+        headers.insert(
+            header::ACCESS_CONTROL_ALLOW_HEADERS,
+            HeaderValue::from_static(self.headers),
+        );
+        headers.insert(
+            header::ACCESS_CONTROL_MAX_AGE,
+            HeaderValue::from_static("600"),
+        );
+        response
+    }
+
+    /// Lets `origin` read `response`, if it is allowed (and says the answer varies by origin).
+    pub fn allow(&self, origin: Option<&str>, response: &mut Response<Body>) {
+        if let Some(allowed) = origin.and_then(|o| self.origins.allow(o)) {
+            let headers = response.headers_mut();
+            if let Ok(value) = HeaderValue::from_str(&allowed) {
+                headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, value);
+            }
+            headers.insert(header::VARY, HeaderValue::from_static("Origin"));
+        }
+    }
+}

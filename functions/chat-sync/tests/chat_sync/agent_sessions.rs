@@ -131,6 +131,11 @@ async fn a_signed_in_agent_gets_an_hours_session_as_their_own_stream_user_and_an
         .handle(http_request("OPTIONS", "", &[("origin", CONSOLE)]))
         .await;
     assert_eq!(response.status(), 204);
+    assert_eq!(
+        response.headers()["access-control-allow-headers"],
+        "authorization, content-type",
+        "the console sends its ID token in Authorization"
+    );
     let response = handler
         .handle(http_request(
             "OPTIONS",
