@@ -141,11 +141,10 @@ impl Retention {
     ) -> Result<Looked, StoreError> {
         let contact = &candidate.contact;
         let owner = LeaseOwner::random();
-        if !self.store.acquire_lease(contact, &owner, LEASE_TTL).await? {
+        let Some(state) = self.store.acquire_lease(contact, &owner, LEASE_TTL).await? else {
             return Ok(Looked::Busy);
-        }
+        };
         let result = async {
-            let state = self.store.sync_state(contact).await?;
             // Records from before `changed_at` was kept: the entry's time is the best known.
             let changed_at = state.changed_at.unwrap_or(candidate.since);
             if state.version != state.synced_version || state.parked.is_some() {

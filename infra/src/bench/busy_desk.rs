@@ -7,7 +7,7 @@
 
 use super::burst::{check, check_notes_each, is_write, share, token, total, Check, NOTE_ROUTES};
 use super::design::{Deployment, Design};
-use super::meter::Metered;
+use super::meter::{ByRequest, Metered};
 use super::probe::{Latency, Probe};
 use super::world::{serve, Visitor, World, AGENT_ID, STREAM_SECRET};
 use super::{markdown, ms, percentile, secs};
@@ -49,6 +49,18 @@ impl Default for Desk {
 }
 
 impl Desk {
+    /// A busy desk for half a minute, not measured: DynamoDB Local is a JVM, and its first minute of load runs
+    /// before the JIT has compiled its hot paths (on this 2-core machine a cold emulator answered a 5× desk in
+    /// seconds, a warm one in milliseconds). That is the emulator warming up, not the product.
+    pub fn warm_up() -> Self {
+        Self {
+            name: "warm-up",
+            load: Duration::from_secs(30),
+            drain: Duration::from_secs(15),
+            ..Self::default()
+        }
+    }
+
     /// Five busy desks at once: 1,000 conversations, about 134 messages/s.
     pub fn five_times() -> Self {
         let desk = Self::default();
@@ -118,6 +130,8 @@ pub struct DeskReport {
     pub units: Metered,
     /// Of them, the flushing's (the flusher's rounds and the sweeps); the rest is the acknowledgement's.
     pub flush_units: Metered,
+    /// The same units by request kind.
+    pub by_request: ByRequest,
     /// chat-sync's flusher runs added up (rounds, contacts claimed, where the time went).
     pub flushes: FlushReport,
     pub webhook_invocations: u64,
@@ -245,6 +259,7 @@ pub async fn run(
     world.hubspot.faults().set_latency(desk.hubspot_latency);
     let units_before = world.meter.units();
     let flush_units_before = world.meter.flush_units();
+    let by_request_before = world.meter.by_request();
     let flushes_before = *lock(&deployment.flushes);
     let calls_before = world.hubspot.calls().len();
     let sweeper_writes_before = deployment.sweeper_writes.load(Ordering::Relaxed);
@@ -398,6 +413,7 @@ pub async fn run(
         overlapping_writes: world.hubspot.overlapping_patches().len(),
         units: world.meter.units() - units_before,
         flush_units: world.meter.flush_units() - flush_units_before,
+        by_request: super::meter::since(&world.meter.by_request(), &by_request_before),
         flushes: since(*lock(&deployment.flushes), &flushes_before),
         webhook_invocations: deployment.webhooks.count() - webhooks_before,
         webhook_busy: deployment
@@ -434,6 +450,32 @@ fn since(now: FlushReport, before: &FlushReport) -> FlushReport {
             settle_us: t.0.settle_us - t.1.settle_us,
         },
     }
+}
+
+/// Units per message acknowledged by request kind, largest first within the acknowledgement and the flushing.
+fn by_request(r: &DeskReport) -> String {
+    let m = (r.messages - r.unacked).max(1) as f64;
+    let part = |flushing: bool| {
+        let mut kinds: Vec<_> = r
+            .by_request
+            .iter()
+            .filter(|((f, _), _)| *f == flushing)
+            .collect();
+        kinds.sort_by(|a, b| (b.1.read + b.1.write).total_cmp(&(a.1.read + a.1.write)));
+        kinds
+            .iter()
+            .map(|((_, op), u)| {
+                let req = u.requests as f64 / m;
+                match (u.write > 0.0, u.read > 0.0) {
+                    (true, _) => format!("{op} {:.2} W ({req:.2} req)", u.write / m),
+                    (false, true) => format!("{op} {:.2} R ({req:.2} req)", u.read / m),
+                    (false, false) => format!("{op} ({req:.2} req)"),
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    format!("{} \\| {}", part(false), part(true))
 }
 
 /// Per unit of `count`: requests, read units, write units.
@@ -568,6 +610,10 @@ pub fn table(desk: &Desk, runs: &[DeskReport]) -> String {
         row(
             "flushing: DynamoDB requests / RCU / WCU per contact claimed (rounds and sweeps)",
             &|r| per(r.flush_units, u64::from(r.flushes.claimed)),
+        ),
+        row(
+            "units per message acknowledged, by request (ack | flush; R read, W write, refused: failed conditions; conflict: refused for a transaction in flight)",
+            &|r| by_request(r),
         ),
         row("flusher rounds; contacts claimed per round", &|r| {
             format!(

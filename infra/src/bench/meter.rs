@@ -26,8 +26,9 @@ use aws_sdk_dynamodb::operation::{
     update_item::{UpdateItemInput, UpdateItemOutput},
 };
 use aws_sdk_dynamodb::types::{ConsumedCapacity, ReturnConsumedCapacity};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -85,7 +86,12 @@ pub struct Meter {
     all: Counters,
     /// The part made inside [`flushing`].
     flush: Counters,
+    /// Units by (flushing, operation), so a benchmark can say which request a unit went to.
+    by_request: Mutex<BTreeMap<(bool, &'static str), Metered>>,
 }
+
+/// Units by request kind: `(flushing, operation)` → what those requests consumed.
+pub type ByRequest = BTreeMap<(bool, &'static str), Metered>;
 
 impl Meter {
     pub fn units(&self) -> Metered {
@@ -97,6 +103,14 @@ impl Meter {
         self.flush.units()
     }
 
+    /// Units by request kind so far (subtract an earlier snapshot with [`since`]).
+    pub fn by_request(&self) -> ByRequest {
+        self.by_request
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
     fn each(&self, count: impl Fn(&Counters)) {
         count(&self.all);
         if FLUSHING.try_with(|_| ()).is_ok() {
@@ -104,7 +118,16 @@ impl Meter {
         }
     }
 
-    fn add(&self, write: bool, capacities: &[&ConsumedCapacity]) {
+    fn request(&self, operation: &'static str, add: impl FnOnce(&mut Metered)) {
+        let flushing = FLUSHING.try_with(|_| ()).is_ok();
+        let mut by = self
+            .by_request
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        add(by.entry((flushing, operation)).or_default());
+    }
+
+    fn add(&self, operation: &'static str, write: bool, capacities: &[&ConsumedCapacity]) {
         let total: f64 = capacities
             .iter()
             .map(|c| c.capacity_units().unwrap_or(0.0))
@@ -114,7 +137,23 @@ impl Meter {
             let counter = if write { &c.write_milli } else { &c.read_milli };
             counter.fetch_add(milli, Ordering::Relaxed);
         });
+        self.request(operation, |m| {
+            m.requests += 1;
+            if write {
+                m.write += total;
+            } else {
+                m.read += total;
+            }
+        });
     }
+}
+
+/// What each request kind consumed between two snapshots.
+pub fn since(now: &ByRequest, before: &ByRequest) -> ByRequest {
+    now.iter()
+        .map(|(k, v)| (*k, *v - before.get(k).copied().unwrap_or_default()))
+        .filter(|(_, v)| v.requests > 0)
+        .collect()
 }
 
 /// `client` with every request metered into `meter`.
@@ -189,38 +228,72 @@ impl Intercept for MeterInterceptor {
                     meter.each(|c| {
                         c.refused.fetch_add(1, Ordering::Relaxed);
                     });
+                    meter.request("refused", |m| {
+                        m.requests += 1;
+                        m.write += 1.0;
+                    });
+                } else if body.contains("TransactionConflict") {
+                    // Not billed, but each is a request sent again: what contention costs.
+                    meter.request("conflict", |m| m.requests += 1);
                 }
                 return Ok(());
             }
         };
         let (read, write) = (false, true);
         if let Some(o) = output.downcast_ref::<GetItemOutput>() {
-            meter.add(read, &o.consumed_capacity().into_iter().collect::<Vec<_>>());
+            meter.add(
+                "GetItem",
+                read,
+                &o.consumed_capacity().into_iter().collect::<Vec<_>>(),
+            );
         } else if let Some(o) = output.downcast_ref::<QueryOutput>() {
-            meter.add(read, &o.consumed_capacity().into_iter().collect::<Vec<_>>());
+            meter.add(
+                "Query",
+                read,
+                &o.consumed_capacity().into_iter().collect::<Vec<_>>(),
+            );
         } else if let Some(o) = output.downcast_ref::<BatchGetItemOutput>() {
-            meter.add(read, &o.consumed_capacity().iter().collect::<Vec<_>>());
+            meter.add(
+                "BatchGetItem",
+                read,
+                &o.consumed_capacity().iter().collect::<Vec<_>>(),
+            );
         } else if let Some(o) = output.downcast_ref::<TransactGetItemsOutput>() {
-            meter.add(read, &o.consumed_capacity().iter().collect::<Vec<_>>());
+            meter.add(
+                "TransactGetItems",
+                read,
+                &o.consumed_capacity().iter().collect::<Vec<_>>(),
+            );
         } else if let Some(o) = output.downcast_ref::<PutItemOutput>() {
             meter.add(
+                "PutItem",
                 write,
                 &o.consumed_capacity().into_iter().collect::<Vec<_>>(),
             );
         } else if let Some(o) = output.downcast_ref::<UpdateItemOutput>() {
             meter.add(
+                "UpdateItem",
                 write,
                 &o.consumed_capacity().into_iter().collect::<Vec<_>>(),
             );
         } else if let Some(o) = output.downcast_ref::<DeleteItemOutput>() {
             meter.add(
+                "DeleteItem",
                 write,
                 &o.consumed_capacity().into_iter().collect::<Vec<_>>(),
             );
         } else if let Some(o) = output.downcast_ref::<TransactWriteItemsOutput>() {
-            meter.add(write, &o.consumed_capacity().iter().collect::<Vec<_>>());
+            meter.add(
+                "TransactWriteItems",
+                write,
+                &o.consumed_capacity().iter().collect::<Vec<_>>(),
+            );
         } else if let Some(o) = output.downcast_ref::<BatchWriteItemOutput>() {
-            meter.add(write, &o.consumed_capacity().iter().collect::<Vec<_>>());
+            meter.add(
+                "BatchWriteItem",
+                write,
+                &o.consumed_capacity().iter().collect::<Vec<_>>(),
+            );
         }
         Ok(())
     }

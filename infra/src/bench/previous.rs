@@ -129,8 +129,8 @@ impl Previous {
     async fn flush(&self, contact: &ContactId, start_by: Instant, linger: Duration) -> u32 {
         let owner = LeaseOwner::random();
         match self.store.acquire_lease(contact, &owner, LEASE_TTL).await {
-            Ok(true) => {}
-            Ok(false) | Err(_) => return 0,
+            Ok(Some(_)) => {}
+            Ok(None) | Err(_) => return 0,
         }
         let mut writes = 0;
         if self

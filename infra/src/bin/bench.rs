@@ -137,6 +137,17 @@ async fn run() -> Result<(), String> {
         ("busy-desk", Desk::default()),
         ("desk-5x", Desk::five_times()),
     ];
+    if desks.iter().any(|(section, _)| sections.contains(section)) {
+        let desk = Desk::warm_up();
+        let world = World::start(&endpoint).await?;
+        let visitors = world.setup_visitors(desk.conversations).await?;
+        let deployment = deploy(Design::ChatSync, &world)?;
+        busy_desk::run(&world, &visitors, &deployment, Design::ChatSync, &desk).await?;
+        eprintln!(
+            "bench: DynamoDB Local warmed up (a busy desk, not measured) after {:.0} s",
+            started.elapsed().as_secs_f64()
+        );
+    }
     for (section, desk) in desks {
         if !sections.contains(&section) {
             continue;

@@ -76,7 +76,8 @@ async fn lists_behind_and_parked_contacts_and_requeues_them() {
     assert!(store
         .acquire_lease(&gone, &owner, Duration::from_secs(10))
         .await
-        .expect("lease"));
+        .expect("lease")
+        .is_some());
     store
         .park_contact(
             &gone,

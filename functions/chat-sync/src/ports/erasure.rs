@@ -23,8 +23,8 @@ pub trait ContactErasure: Send + Sync {
     /// What is stored about the contact (read only).
     async fn footprint(&self, contact: &ContactId) -> Result<Footprint, StoreError>;
     /// Deletes every item of the contact (privacy erasure): its channel mappings first, so that no webhook records
-    /// anything for it from then on, then everything else. A lease still held by a flusher is left to its holder
-    /// (it names no person and is gone at release or by TTL). Idempotent.
+    /// anything for it from then on, then its sync record once no flusher holds the lease on it (waiting for the
+    /// holder, or failing to be retried), then everything else. Idempotent.
     async fn erase_contact(&self, contact: &ContactId) -> Result<Footprint, StoreError>;
     /// Contact deleted in HubSpot at `at` (restorable): takes it out of the queue at once and lists it for the purge
     /// at `purge_at` ([`ContactErasure::due_purges`]); every item of it also expires by TTL a while after, as a backstop.

@@ -1,6 +1,6 @@
 //! Leases: one writer per contact (the flusher's round, retention), one flusher at a time.
 
-use super::StoreError;
+use super::{StoreError, SyncState};
 use crate::domain::ContactId;
 use async_trait::async_trait;
 use std::time::Duration;
@@ -32,13 +32,15 @@ impl LeaseOwner {
 /// A contact's lease: whoever holds it is the only one writing the contact to HubSpot or expiring its messages.
 #[async_trait]
 pub trait Leases: Send + Sync {
-    /// Takes the contact's lease if it is free or expired.
+    /// Takes the contact's lease if it is free or expired, and returns its sync record as the lease was taken: read
+    /// like [`super::SyncRecords::sync_state`] (messages read next include every change up to its version). `None`:
+    /// held by someone else, or the contact has no sync record (no changes) or is being erased.
     async fn acquire_lease(
         &self,
         contact: &ContactId,
         owner: &LeaseOwner,
         ttl: Duration,
-    ) -> Result<bool, StoreError>;
+    ) -> Result<Option<SyncState>, StoreError>;
     /// Extends our lease; false if it is no longer ours.
     async fn renew_lease(
         &self,

@@ -62,9 +62,6 @@ pub trait SyncRecords: Send + Sync {
     /// The contact's sync record. Serialized after whole changes: messages read next include every change up to
     /// its version.
     async fn sync_state(&self, contact: &ContactId) -> Result<SyncState, StoreError>;
-    /// [`SyncRecords::sync_state`] of each contact, in order, read as it reads one (transactionally) but many per
-    /// request.
-    async fn sync_states(&self, contacts: &[ContactId]) -> Result<Vec<SyncState>, StoreError>;
     /// Records that HubSpot merged the contact into `crm_contact`: the survivor names it (an alias item, so erasing,
     /// deleting or restoring the survivor reaches it) and its writes go there. False if nothing of the contact is
     /// stored here (nothing is recorded then: a merge of someone who never chatted is none of ours).

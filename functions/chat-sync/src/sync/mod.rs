@@ -243,7 +243,12 @@ impl TranscriptSync {
         contact: &ContactId,
         start_by: Instant,
     ) -> Result<FlushOutcome, StoreError> {
+        // Waking first: at a busy desk a flusher is almost always running, so most webhooks make one write (the
+        // wake-up) rather than a refused lease attempt and then the wake-up. Either order hands the contact over.
         for _ in 0..WAKE_ATTEMPTS {
+            if self.store.wake_flusher(contact).await? {
+                return Ok(FlushOutcome::Handed);
+            }
             let owner = LeaseOwner::random();
             if self
                 .store
@@ -253,10 +258,7 @@ impl TranscriptSync {
                 let report = self.hold(&owner, start_by, self.settings.linger).await?;
                 return Ok(FlushOutcome::Flushed(report));
             }
-            if self.store.wake_flusher(contact).await? {
-                return Ok(FlushOutcome::Handed);
-            }
-            // The lease expired or was released between the two: try again.
+            // Taken by another webhook between the two: wake that one.
         }
         Ok(FlushOutcome::Queued)
     }

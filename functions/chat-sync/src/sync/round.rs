@@ -23,24 +23,28 @@ const SMALL_CONTACT_LINES: u64 = 100;
 /// What one claim took, by part (see `RoundTimes`).
 #[derive(Debug, Default, Clone, Copy)]
 struct ClaimTimes {
+    lease: Duration,
     read: Duration,
     render: Duration,
 }
 
 impl ClaimTimes {
     fn add(&mut self, other: ClaimTimes) {
+        self.lease += other.lease;
         self.read += other.read;
         self.render += other.render;
     }
 
-    /// The reading phase's wall time, split between reading and rendering in proportion to the time each took.
+    /// The claiming phase's wall time (its contacts run concurrently), split between taking leases, reading and
+    /// rendering in proportion to the time each took.
     fn apportion(&self, wall: Duration, report: &mut FlushReport) {
-        let total = (self.read + self.render).as_secs_f64();
+        let total = (self.lease + self.read + self.render).as_secs_f64();
         if total <= 0.0 {
-            report.times.read_us += wall.as_micros() as u64;
+            report.times.claim_us += wall.as_micros() as u64;
             return;
         }
         let share = |part: Duration| (wall.as_secs_f64() * part.as_secs_f64() / total * 1e6) as u64;
+        report.times.claim_us += share(self.lease);
         report.times.read_us += share(self.read);
         report.times.render_us += share(self.render);
     }
@@ -138,7 +142,7 @@ impl TranscriptSync {
         start_by: Instant,
     ) -> Result<FlushReport, StoreError> {
         let mut report = FlushReport::default();
-        let claimed = self.claim(candidates, &mut report).await?;
+        let claimed = self.claim(candidates, &mut report).await;
         let mut claims: Vec<Claim> = Vec::new();
         let mut failure = None;
         for claim in claimed {
@@ -206,62 +210,30 @@ impl TranscriptSync {
         Ok(report)
     }
 
-    /// Takes the contact's lease and renders what it needs; `None` if it is busy, parked or already synced.
-    /// Takes the candidates' leases, reads their versions (a few requests for the whole round) and renders what
-    /// each needs; a contact is left out if it is busy, parked or already synced. Its lease is taken before its
-    /// version is read, and the version before anything else, as for one contact.
+    /// Takes each candidate's lease, which reads its sync record in the same request, and renders what it needs;
+    /// a contact is left out if it is busy, parked or already synced. The contacts go concurrently, each on from
+    /// its lease to its reads at once; the version comes with the lease, before anything else of the contact is
+    /// read.
     async fn claim(
         &self,
         candidates: Vec<ContactId>,
         report: &mut FlushReport,
-    ) -> Result<Vec<Result<Option<Claim>, StoreError>>, StoreError> {
-        let mut times = ClaimTimes::default();
+    ) -> Vec<Result<Option<Claim>, StoreError>> {
         let phase = Instant::now();
         let ttl = self.settings.lease_ttl;
-        let taken: Vec<(ContactId, LeaseOwner, Instant, Result<bool, StoreError>)> =
+        let claimed: Vec<(Result<Option<Claim>, StoreError>, ClaimTimes)> =
             stream::iter(candidates)
                 .map(|contact| async move {
+                    let mut took = ClaimTimes::default();
                     let owner = LeaseOwner::random();
                     let taken_at = Instant::now();
                     let acquired = self.store.acquire_lease(&contact, &owner, ttl).await;
-                    (contact, owner, taken_at, acquired)
-                })
-                .buffer_unordered(CLAIM_CONCURRENCY)
-                .collect()
-                .await;
-        report.times.claim_us += phase.elapsed().as_micros() as u64;
-        let mut leased = Vec::new();
-        let mut failure = None;
-        for (contact, owner, taken_at, acquired) in taken {
-            match acquired {
-                Ok(true) => leased.push((contact, owner, taken_at)),
-                Ok(false) => {}
-                Err(error) => failure = Some(error),
-            }
-        }
-        let phase = Instant::now();
-        let contacts: Vec<ContactId> = leased.iter().map(|(c, _, _)| c.clone()).collect();
-        let states = match failure {
-            Some(error) => Err(error),
-            None => self.store.sync_states(&contacts).await,
-        };
-        report.times.read_us += phase.elapsed().as_micros() as u64;
-        let states = match states {
-            Ok(states) if states.len() == leased.len() => states,
-            result => {
-                for (contact, owner, _) in &leased {
-                    self.release(contact, owner).await;
-                }
-                return Err(result.err().unwrap_or_else(|| {
-                    StoreError::Unavailable("a version read answered for other contacts".into())
-                }));
-            }
-        };
-        let phase = Instant::now();
-        let prepared: Vec<(Result<Option<Claim>, StoreError>, ClaimTimes)> =
-            stream::iter(leased.into_iter().zip(states))
-                .map(|((contact, owner, taken_at), state)| async move {
-                    let mut took = ClaimTimes::default();
+                    took.lease = taken_at.elapsed();
+                    let state = match acquired {
+                        Ok(Some(state)) => state,
+                        Ok(None) => return (Ok(None), took),
+                        Err(error) => return (Err(error), took),
+                    };
                     let reading = Instant::now();
                     let result = self
                         .prepare(&contact, &owner, taken_at, state, &mut took.render)
@@ -275,11 +247,12 @@ impl TranscriptSync {
                 .buffer_unordered(CLAIM_CONCURRENCY)
                 .collect()
                 .await;
-        for (_, took) in &prepared {
+        let mut times = ClaimTimes::default();
+        for (_, took) in &claimed {
             times.add(*took);
         }
         times.apportion(phase.elapsed(), report);
-        Ok(prepared.into_iter().map(|(result, _)| result).collect())
+        claimed.into_iter().map(|(result, _)| result).collect()
     }
 
     async fn release(&self, contact: &ContactId, owner: &LeaseOwner) {
@@ -296,7 +269,7 @@ impl TranscriptSync {
         state: SyncState,
         rendering: &mut Duration,
     ) -> Result<Option<Claim>, StoreError> {
-        // The version was read first (transactionally), so everything read next includes every change up to it.
+        // The version came with the lease, so everything read next includes every change up to it.
         if state.parked.is_some() || state.version == 0 {
             return Ok(None);
         }

@@ -1,16 +1,17 @@
 //! Erasure and deletion of a contact's items.
 //!
-//! A contact's items are its partition `CONTACT#<id>` (messages, conversations, sync record, lease), the channel
+//! A contact's items are its partition `CONTACT#<id>` (messages, conversations, sync record with its lease), the channel
 //! mapping of each of its conversations (`CHANNEL#<cid>`), and each visitor's entry for that channel
 //! (`USER#<visitor>` / `CHANNEL#<cid>`). The channel mappings are the gate: every change recorded for a contact
 //! checks, in its own transaction, that its channel's mapping still exists, and every flusher write to the
 //! contact's conversation or sync record requires the item to exist. So once the mappings are gone, nothing can be
-//! written for the contact again, and a second pass over its partition catches whatever committed just before.
+//! recorded for the contact again; the sync record, which holds the contact's lease, goes once no flusher holds it
+//! (`delete_sync_record`), and a second pass over the partition catches whatever committed just before.
 
 use super::codec::{alias, get_s, n, s, Item};
 use super::keys::{
-    alias_sk, contact_pk, key, lease_key, mapping_key, shard, visitor_channel_sk, visitor_pk,
-    ALIAS_PREFIX, CHANNEL_PREFIX, CONVERSATION_PREFIX, LEASE, MAPPING, SYNC,
+    alias_sk, contact_pk, key, mapping_key, shard, visitor_channel_sk, visitor_pk, ALIAS_PREFIX,
+    CHANNEL_PREFIX, CONVERSATION_PREFIX, MAPPING, SYNC,
 };
 use super::{build_error, conditional, corrupt, schema, unavailable, DynamoStore};
 use crate::domain::{ContactId, Email, Timestamp, UserId};
@@ -20,12 +21,17 @@ use aws_sdk_dynamodb::types::{
     AttributeValue, DeleteRequest, ReturnConsumedCapacity, WriteRequest,
 };
 use std::collections::HashMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// BatchWriteItem's limit.
 const BATCH_WRITE: usize = 25;
 /// Rounds of retrying the items a batch write left unprocessed (throttling) before giving up for now.
 const UNPROCESSED_RETRIES: u32 = 8;
+/// How long an erasure waits for the flusher writing the contact: longer than a lease lasts (15 s by default)
+/// unless its holder keeps renewing it, which it does only while it writes.
+const ERASE_WAIT: Duration = Duration::from_secs(30);
+/// How often it looks whether the flusher is done.
+const ERASE_POLL: Duration = Duration::from_millis(100);
 
 /// The keys of every item of a contact, found from its partition.
 #[derive(Default)]
@@ -34,10 +40,8 @@ struct ContactItems {
     visitor_entries: Vec<Item>,
     /// Channel mappings: deleted next; from then on no webhook records anything for the contact.
     mappings: Vec<Item>,
-    /// The contact's partition, except its lease.
+    /// The contact's partition.
     partition: Vec<Item>,
-    /// Whether the partition holds a lease item.
-    lease: bool,
     visitors: Vec<UserId>,
     channels: Vec<String>,
     /// Contacts merged into this one (its `ALIAS#` items).
@@ -49,10 +53,7 @@ struct ContactItems {
 impl ContactItems {
     fn footprint(&self) -> Footprint {
         Footprint {
-            items: self.visitor_entries.len()
-                + self.mappings.len()
-                + self.partition.len()
-                + usize::from(self.lease),
+            items: self.visitor_entries.len() + self.mappings.len() + self.partition.len(),
             visitors: self.visitors.clone(),
             channels: self.channels.clone(),
             merged: self.merged.clone(),
@@ -63,7 +64,7 @@ impl ContactItems {
         self.visitor_entries.is_empty() && self.mappings.is_empty() && self.partition.is_empty()
     }
 
-    /// Every key but the lease's, in deletion order.
+    /// Every key, in deletion order.
     fn all(&self) -> impl Iterator<Item = &Item> {
         self.visitor_entries
             .iter()
@@ -109,10 +110,6 @@ impl DynamoStore {
         let mut found = ContactItems::default();
         for item in self.partition_items(contact).await? {
             let sk = get_s(&item, schema::SORT_KEY)?;
-            if sk == LEASE {
-                found.lease = true;
-                continue;
-            }
             if sk.starts_with(CONVERSATION_PREFIX) {
                 found.channels.push(get_s(&item, "cid")?.to_owned());
             }
@@ -196,23 +193,53 @@ impl DynamoStore {
         Ok(())
     }
 
-    /// Deletes the contact's lease only if no flusher holds it: a holder may have sent a write that can still land,
-    /// and its lease is what keeps the next writer back (see `sync`, fencing).
-    async fn delete_expired_lease(&self, contact: &ContactId) -> Result<(), StoreError> {
-        let result = self
+    /// Deletes the contact's sync record, and the lease on it, once no writer holds the lease: a holder may have
+    /// sent a write that can still land, and until its lease ends nobody else may write the contact (fencing). The
+    /// record is marked `erasing` first, so no new lease is taken on it; then it is deleted as soon as the holder
+    /// lets go or its lease ends, waiting at most `ERASE_WAIT` (then the erasure fails, to be retried, and the
+    /// mark stays).
+    async fn delete_sync_record(&self, contact: &ContactId) -> Result<(), StoreError> {
+        let marked = self
             .client
-            .delete_item()
+            .update_item()
             .table_name(&self.table)
-            .set_key(Some(lease_key(contact)))
-            .condition_expression("lease_until_ms < :now")
-            .expression_attribute_values(":now", n(Timestamp::now().unix_millis()))
+            .set_key(Some(key(contact_pk(contact), SYNC)))
+            .update_expression("SET erasing = :true")
+            .condition_expression("attribute_exists(#pk)")
+            .expression_attribute_names("#pk", schema::PARTITION_KEY)
+            .expression_attribute_values(":true", AttributeValue::Bool(true))
             .send()
             .await;
-        conditional(result).map(|_| ())
+        if !conditional(marked)? {
+            return Ok(());
+        }
+        let give_up = Instant::now() + ERASE_WAIT;
+        loop {
+            let deleted = self
+                .client
+                .delete_item()
+                .table_name(&self.table)
+                .set_key(Some(key(contact_pk(contact), SYNC)))
+                .condition_expression(
+                    "attribute_not_exists(lease_until_ms) OR lease_until_ms < :now",
+                )
+                .expression_attribute_values(":now", n(Timestamp::now().unix_millis()))
+                .send()
+                .await;
+            if conditional(deleted)? {
+                return Ok(());
+            }
+            if Instant::now() >= give_up {
+                return Err(StoreError::Unavailable(
+                    "a flusher is still writing the contact; its sync record stays until the erasure is retried"
+                        .into(),
+                ));
+            }
+            tokio::time::sleep(ERASE_POLL).await;
+        }
     }
 
-    /// Sets every item's TTL attribute to the purge time `at` (but the lease's, whose TTL is its own garbage
-    /// collection), or clears it (`None`) where it is the purge time `restoring` recorded on the sync record. Only
+    /// Sets every item's TTL attribute to the purge time `at`, or clears it (`None`) where it is the purge time `restoring` recorded on the sync record. Only
     /// items that exist are touched. A message item that retention expires keeps its own TTL either way: it
     /// expires at the purge only if that comes first, and a restore leaves it as it was (see `retention`).
     async fn set_expiry(&self, items: &ContactItems, expiry: Expiry) -> Result<(), StoreError> {
@@ -301,19 +328,20 @@ impl ContactErasure for DynamoStore {
         let footprint = items.footprint();
         self.delete_all(items.visitor_entries).await?;
         self.delete_all(items.mappings).await?;
+        // The sync record next: from then on no flusher takes the contact (see `delete_sync_record`).
+        self.delete_sync_record(contact).await?;
         // Read the partition again: a change that committed after the first read and before its mapping went.
-        let mut partition = Vec::new();
-        for item in self.partition_items(contact).await? {
-            if get_s(&item, schema::SORT_KEY)? != LEASE {
-                partition.push(key_of(&item)?);
-            }
-        }
+        let partition = self
+            .partition_items(contact)
+            .await?
+            .iter()
+            .map(key_of)
+            .collect::<Result<Vec<_>, _>>()?;
         self.delete_all(partition).await?;
         if let Some(into) = &items.merged_into {
             self.delete_all(vec![key(contact_pk(into), &alias_sk(contact))])
                 .await?;
         }
-        self.delete_expired_lease(contact).await?;
         Ok(footprint)
     }
 

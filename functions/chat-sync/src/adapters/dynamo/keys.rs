@@ -1,8 +1,8 @@
 //! Every key of the table: each partition- and sort-key prefix is spelled here and nowhere else, and every key is
 //! built here. The item table in `docs/storage.md` is checked against these builders by a test (`codec::tests`).
 //!
-//! A contact's items share its partition `CONTACT#<id>` (conversations, messages, the sync record, its lease, the
-//! aliases of contacts merged into it), so one query reads or erases them all; a channel mapping has a partition
+//! A contact's items share its partition `CONTACT#<id>` (conversations, messages, the sync record with its lease,
+//! the aliases of contacts merged into it), so one query reads or erases them all; a channel mapping has a partition
 //! of its own, read by every webhook by the channel's cid alone.
 
 use super::codec::{s, Item};
@@ -26,8 +26,6 @@ pub(super) const MESSAGES_END: &str = "MSG#~";
 pub(super) const ALIAS_PREFIX: &str = "ALIAS#";
 /// The sort key of a contact's sync record.
 pub(super) const SYNC: &str = "SYNC";
-/// The sort key of a contact's lease.
-pub(super) const LEASE: &str = "LEASE";
 /// The partition and sort key of the flusher's item.
 pub(super) const FLUSHER_PK: &str = "FLUSHER";
 /// The partition key of the HubSpot rate budget's items.
@@ -101,10 +99,6 @@ pub(super) fn messages_from(since: &Timestamp) -> String {
 /// The sort key of the alias, under the surviving record's partition, of a contact merged into it.
 pub(super) fn alias_sk(merged: &ContactId) -> String {
     format!("{ALIAS_PREFIX}{merged}")
-}
-
-pub(super) fn lease_key(contact: &ContactId) -> Item {
-    key(contact_pk(contact), LEASE)
 }
 
 pub(super) fn flusher_key() -> Item {

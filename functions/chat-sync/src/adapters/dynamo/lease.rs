@@ -1,36 +1,98 @@
-//! Contact leases (`Leases`): one writer per contact, by conditional writes on its `LEASE` item.
+//! Contact leases (`Leases`): one writer per contact, held on the contact's sync record itself (`lease_owner`,
+//! `lease_until_ms` on `CONTACT#<contact>` / `SYNC`).
+//!
+//! Why on the sync record and not an item of its own: every lease operation is then one single-item conditional
+//! write, and the two the flusher makes for each contact it claims do double duty.
+//! - **Taking the lease reads the version.** The conditional update returns the record as it wrote it. DynamoDB
+//!   isolates a standard write (`PutItem`, `UpdateItem`, `DeleteItem`) from every transaction serializably (the
+//!   developer guide, "Isolation levels for DynamoDB transactions"), so the update is ordered after each change
+//!   whose version bump it sees, and every message item of those changes is committed before the reads that
+//!   follow it: what the transactional read it replaces promised.
+//! - **Releasing marks the contact synced.** "Release only if no change arrived since the version written" is one
+//!   condition on one item (`lease_owner` and `change_version`), not a transaction over two items: half the write
+//!   units and one request.
+//!
+//! A lease exists only on a contact that has a sync record (one with changes): nothing else is ever written.
+//! Erasure deletes the record, lease included, only once no writer holds it (see `erasure`), so fencing still holds.
 
-use super::codec::{n, s};
-use super::keys::{contact_pk, key, lease_key, shard, SYNC};
-use super::{build_error, conditional, schema, DynamoStore};
+use super::codec::{get_s, n, s, sync_record, Item};
+use super::keys::{contact_pk, key, shard, SYNC};
+use super::transact::CONFLICT_RETRIES;
+use super::{schema, unavailable, DynamoStore};
 use crate::domain::{ContactId, Timestamp};
-use crate::ports::{LeaseOwner, Leases, Release, StoreError};
+use crate::ports::{LeaseOwner, Leases, Release, StoreError, SyncState};
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{Delete, ReturnConsumedCapacity, TransactWriteItem, Update};
+use aws_sdk_dynamodb::error::ProvideErrorMetadata;
+use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
+use aws_sdk_dynamodb::types::{
+    ReturnConsumedCapacity, ReturnValue, ReturnValuesOnConditionCheckFailure,
+};
 use std::time::Duration;
 
 use super::schema::{IDLE_INDEX_PARTITION_KEY as IDLE, IDLE_INDEX_SORT_KEY as IDLE_SINCE};
 
-/// Lease items outlive their lease by a day before TTL garbage-collects them; correctness never depends on TTL
-/// (it deletes lazily), only on `lease_until_ms`.
-const LEASE_GARBAGE_AFTER: Duration = Duration::from_secs(86_400);
+/// The lease's attributes, removed together when it is given back.
+pub(super) const LEASE_ATTRIBUTES: &str = "lease_owner, lease_until_ms";
+
+/// How one conditional update of the sync record ended.
+enum Outcome {
+    /// Written; the record as it is now (when asked for).
+    Written(Option<Item>),
+    /// The condition failed; the record as it was (`None`: there is none).
+    Refused(Option<Item>),
+}
 
 impl DynamoStore {
-    /// Our lease on the contact, released as part of a transaction (which fails if the lease is no longer ours).
-    pub(super) fn release_with(
-        &self,
-        contact: &ContactId,
-        owner: &LeaseOwner,
-    ) -> Result<TransactWriteItem, StoreError> {
-        let delete = Delete::builder()
+    /// An update of the contact's sync record, with our lease owner bound to `:owner`.
+    fn lease_update(&self, contact: &ContactId, owner: &LeaseOwner) -> UpdateItemFluentBuilder {
+        self.client
+            .update_item()
             .table_name(&self.table)
-            .set_key(Some(lease_key(contact)))
-            .condition_expression("lease_owner = :owner")
+            .set_key(Some(key(contact_pk(contact), SYNC)))
             .expression_attribute_values(":owner", s(owner.as_str()))
-            .build()
-            .map_err(build_error)?;
-        Ok(TransactWriteItem::builder().delete(delete).build())
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
     }
+
+    /// Sends a conditional update of a sync record. A change committing on the record at that moment (its
+    /// transaction) makes DynamoDB refuse the write as a conflict: it is sent again once the change has landed.
+    async fn update_lease(&self, update: UpdateItemFluentBuilder) -> Result<Outcome, StoreError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match update.clone().send().await {
+                Ok(output) => {
+                    self.consumed.add(output.consumed_capacity());
+                    return Ok(Outcome::Written(output.attributes().cloned()));
+                }
+                Err(error) => {
+                    let service = error.as_service_error();
+                    if service.is_some_and(|e| e.is_conditional_check_failed_exception()) {
+                        let item = service.and_then(|e| match e {
+                            aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(
+                                failed,
+                            ) => failed.item().cloned(),
+                            _ => None,
+                        });
+                        return Ok(Outcome::Refused(item));
+                    }
+                    let conflict =
+                        service.and_then(|e| e.code()) == Some("TransactionConflictException");
+                    if conflict && attempt < CONFLICT_RETRIES {
+                        tokio::time::sleep(Duration::from_millis(5 * u64::from(attempt))).await;
+                        continue;
+                    }
+                    return Err(unavailable(error));
+                }
+            }
+        }
+    }
+}
+
+/// Whether a refused release found our lease still ours (so the version changed) or not.
+fn still_ours(item: Option<&Item>, owner: &LeaseOwner) -> bool {
+    item.and_then(|item| get_s(item, "lease_owner").ok())
+        .is_some_and(|held| held == owner.as_str())
 }
 
 #[async_trait]
@@ -40,33 +102,28 @@ impl Leases for DynamoStore {
         contact: &ContactId,
         owner: &LeaseOwner,
         ttl: Duration,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Option<SyncState>, StoreError> {
         let now = Timestamp::now().unix_millis();
         let until = now + ttl.as_millis() as i64;
-        let mut item = lease_key(contact);
-        item.extend([
-            ("lease_owner".to_owned(), s(owner.as_str())),
-            ("lease_until_ms".to_owned(), n(until)),
-            (
-                schema::TTL_ATTRIBUTE.to_owned(),
-                n(until / 1000 + LEASE_GARBAGE_AFTER.as_secs() as i64),
-            ),
-        ]);
-        let result = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(#pk) OR lease_until_ms < :now")
+        // Only a record that exists (a contact with changes) and that no erasure is taking: nothing is created.
+        let update = self
+            .lease_update(contact, owner)
+            .update_expression("SET lease_owner = :owner, lease_until_ms = :until")
+            .condition_expression(
+                "attribute_exists(#pk) AND attribute_not_exists(erasing) \
+                 AND (attribute_not_exists(lease_until_ms) OR lease_until_ms < :now)",
+            )
             .expression_attribute_names("#pk", schema::PARTITION_KEY)
+            .expression_attribute_values(":until", n(until))
             .expression_attribute_values(":now", n(now))
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send()
-            .await;
-        if let Ok(output) = &result {
-            self.consumed.add(output.consumed_capacity());
+            .return_values(ReturnValue::AllNew);
+        match self.update_lease(update).await? {
+            Outcome::Written(Some(item)) => sync_record::decode(&item).map(Some),
+            Outcome::Written(None) => Err(StoreError::Unavailable(
+                "a lease was taken but the sync record did not come back".into(),
+            )),
+            Outcome::Refused(_) => Ok(None),
         }
-        conditional(result)
     }
 
     async fn renew_lease(
@@ -76,27 +133,15 @@ impl Leases for DynamoStore {
         ttl: Duration,
     ) -> Result<bool, StoreError> {
         let until = Timestamp::now().unix_millis() + ttl.as_millis() as i64;
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(lease_key(contact)))
-            .update_expression("SET lease_until_ms = :until, #ttl = :ttl")
+        let update = self
+            .lease_update(contact, owner)
+            .update_expression("SET lease_until_ms = :until")
             .condition_expression("lease_owner = :owner")
-            .expression_attribute_names("#ttl", schema::TTL_ATTRIBUTE)
-            .expression_attribute_values(":until", n(until))
-            .expression_attribute_values(
-                ":ttl",
-                n(until / 1000 + LEASE_GARBAGE_AFTER.as_secs() as i64),
-            )
-            .expression_attribute_values(":owner", s(owner.as_str()))
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send()
-            .await;
-        if let Ok(output) = &result {
-            self.consumed.add(output.consumed_capacity());
-        }
-        conditional(result)
+            .expression_attribute_values(":until", n(until));
+        Ok(matches!(
+            self.update_lease(update).await?,
+            Outcome::Written(_)
+        ))
     }
 
     async fn release_if_current(
@@ -105,32 +150,25 @@ impl Leases for DynamoStore {
         owner: &LeaseOwner,
         version: u64,
     ) -> Result<Release, StoreError> {
-        // One transaction: the lease goes away only together with the check that nothing changed. A change that
-        // lands first makes the check fail, so its writer (who could not get the lease) is never stranded.
-        let mark_synced = Update::builder()
-            .table_name(&self.table)
-            .set_key(Some(key(contact_pk(contact), SYNC)))
-            // In sync: on the idle index from its first sync on (see `retention`). Only joining it writes the index;
-            // a contact already there keeps its entry, so a busy contact's syncs cost no index write.
+        // One conditional write: the lease goes only together with marking the version synced, and only if no change
+        // arrived since it. A change that lands first makes the condition fail, so its writer (who could not get the
+        // lease) is never stranded. In sync: on the idle index from its first sync on (see `retention`). Only joining
+        // it writes the index; a contact already there keeps its entry, so a busy contact's syncs cost no index write.
+        let update = self
+            .lease_update(contact, owner)
             .update_expression(format!(
                 "SET synced_version = :version, {IDLE} = if_not_exists({IDLE}, :shard), \
                  {IDLE_SINCE} = if_not_exists({IDLE_SINCE}, :now) \
-                 REMOVE dirty, dirty_since, pending_notes"
+                 REMOVE dirty, dirty_since, pending_notes, {LEASE_ATTRIBUTES}"
             ))
-            .condition_expression("change_version = :version")
+            .condition_expression("lease_owner = :owner AND change_version = :version")
             .expression_attribute_values(":version", n(version))
             .expression_attribute_values(":shard", s(shard(contact)))
-            .expression_attribute_values(":now", s(Timestamp::now().key()))
-            .build()
-            .map_err(build_error)?;
-        let items = vec![
-            self.release_with(contact, owner)?,
-            TransactWriteItem::builder().update(mark_synced).build(),
-        ];
-        Ok(match self.transact(items).await? {
-            Ok(()) => Release::Released,
-            Err(failed) if failed.index == 0 => Release::Lost,
-            Err(_) => Release::Changed,
+            .expression_attribute_values(":now", s(Timestamp::now().key()));
+        Ok(match self.update_lease(update).await? {
+            Outcome::Written(_) => Release::Released,
+            Outcome::Refused(item) if still_ours(item.as_ref(), owner) => Release::Changed,
+            Outcome::Refused(_) => Release::Lost,
         })
     }
 
@@ -139,19 +177,27 @@ impl Leases for DynamoStore {
         contact: &ContactId,
         owner: &LeaseOwner,
     ) -> Result<(), StoreError> {
-        let result = self
-            .client
-            .delete_item()
-            .table_name(&self.table)
-            .set_key(Some(lease_key(contact)))
-            .condition_expression("lease_owner = :owner")
-            .expression_attribute_values(":owner", s(owner.as_str()))
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send()
-            .await;
-        if let Ok(output) = &result {
-            self.consumed.add(output.consumed_capacity());
-        }
-        conditional(result).map(|_| ())
+        let update = self
+            .lease_update(contact, owner)
+            .update_expression(format!("REMOVE {LEASE_ATTRIBUTES}"))
+            .condition_expression("lease_owner = :owner");
+        self.update_lease(update).await.map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_release_is_ours_only_with_our_owner_on_the_record() {
+        let owner = LeaseOwner::random();
+        let mut item = Item::new();
+        assert!(!still_ours(None, &owner));
+        assert!(!still_ours(Some(&item), &owner));
+        item.insert("lease_owner".into(), s("someone-else"));
+        assert!(!still_ours(Some(&item), &owner));
+        item.insert("lease_owner".into(), s(owner.as_str()));
+        assert!(still_ours(Some(&item), &owner));
     }
 }

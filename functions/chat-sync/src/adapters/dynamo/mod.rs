@@ -3,8 +3,8 @@
 //!
 //! One file per aggregate, each implementing the port of its role: `channels` (`Channels`), `messages`
 //! (`MessageLog`), `conversations` (`TimelineNotes`), `sync_record` (`SyncRecords`), `queue` (`SyncQueue`), `lease`
-//! (`Leases`), `flusher` (`FlusherLease`), `erasure` (`ContactErasure`), `retention` (`MessageExpiry`), `budget`
-//! and `throttle` (on `gcra`). Every key is built in `keys`, every item encoded and decoded in its `codec`.
+//! (`Leases`, held on the sync record), `flusher` (`FlusherLease`), `erasure` (`ContactErasure`), `retention`
+//! (`MessageExpiry`), `budget` and `throttle` (on `gcra`). Every key is built in `keys`, every item encoded and decoded in its `codec`.
 //!
 //! The sparse index `dirty-contacts` (dirty, dirty_since) is the queue of contacts whose newest changes are not
 //! yet in HubSpot: `dirty` is the contact's shard (`0`..`7`, so no single index partition is hot), `parked` for
@@ -14,9 +14,9 @@
 //! The sparse index `idle-contacts` (idle, idle_since) holds every contact from its first sync until its messages
 //! expire: retention finds there the candidates for `MESSAGE_RETENTION_DAYS` and checks each (see `retention`).
 //!
-//! `expires_at` is the table's TTL attribute: leases carry it for garbage collection, message items once retention
-//! expires them, and every item of a contact deleted in HubSpot carries the day it is purged (see `erasure`).
-//! DynamoDB deletes expired items within days, so reads skip items whose `expires_at` has passed.
+//! `expires_at` is the table's TTL attribute: message items carry it once retention expires them, and every item of
+//! a contact deleted in HubSpot carries the day it is purged (see `erasure`). DynamoDB deletes expired items within
+//! days, so reads skip items whose `expires_at` has passed.
 
 mod budget;
 mod capacity;
@@ -25,7 +25,6 @@ mod codec;
 mod contact_read;
 mod conversations;
 mod erasure;
-mod flush_batch;
 mod flusher;
 mod gcra;
 mod keys;

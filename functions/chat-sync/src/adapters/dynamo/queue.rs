@@ -3,13 +3,12 @@
 
 use super::codec::{get_s, s};
 use super::keys::{contact_pk, key, shard, SYNC};
-use super::{build_error, corrupt, schema, unavailable, DynamoStore};
+use super::lease::LEASE_ATTRIBUTES;
+use super::{conditional, corrupt, schema, unavailable, DynamoStore};
 use crate::domain::{ContactId, Timestamp};
-use crate::ports::{
-    BacklogEntry, BacklogHealth, LeaseOwner, Leases, StoreError, SyncQueue, SyncRecords,
-};
+use crate::ports::{BacklogEntry, BacklogHealth, LeaseOwner, StoreError, SyncQueue, SyncRecords};
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{ReturnConsumedCapacity, Select, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{ReturnConsumedCapacity, Select};
 
 impl DynamoStore {
     /// A query of one partition of the queue index: a shard of the contacts behind, or the parked ones.
@@ -104,30 +103,29 @@ impl SyncQueue for DynamoStore {
         owner: &LeaseOwner,
         reason: &str,
     ) -> Result<(), StoreError> {
-        // Parked in the same transaction as the lease goes: nobody writes the contact again until an operator
-        // re-queues it.
-        let park = Update::builder()
+        // Parked in the same write as the lease goes: nobody writes the contact again until an operator re-queues
+        // it. Refused: our lease expired (whoever holds it now decides; the contact is still queued), or the contact
+        // was erased meanwhile (nothing to park).
+        let result = self
+            .client
+            .update_item()
             .table_name(&self.table)
             .set_key(Some(key(contact_pk(contact), SYNC)))
-            .update_expression("SET dirty = :parked, dirty_since = :now, parked_reason = :why")
-            .condition_expression("attribute_exists(#pk)")
-            .expression_attribute_names("#pk", schema::PARTITION_KEY)
+            .update_expression(format!(
+                "SET dirty = :parked, dirty_since = :now, parked_reason = :why REMOVE {LEASE_ATTRIBUTES}"
+            ))
+            .condition_expression("lease_owner = :owner")
+            .expression_attribute_values(":owner", s(owner.as_str()))
             .expression_attribute_values(":parked", s(schema::PARKED))
             .expression_attribute_values(":now", s(Timestamp::now().key()))
             .expression_attribute_values(":why", s(reason.chars().take(500).collect::<String>()))
-            .build()
-            .map_err(build_error)?;
-        let items = vec![
-            self.release_with(contact, owner)?,
-            TransactWriteItem::builder().update(park).build(),
-        ];
-        match self.transact(items).await? {
-            Ok(()) => Ok(()),
-            // Our lease expired: whoever holds it now decides; the contact is still queued.
-            Err(failed) if failed.index == 0 => Ok(()),
-            // No sync record: the contact was erased meanwhile. Nothing to park; hand the lease back.
-            Err(_) => self.release_lease(contact, owner).await,
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await;
+        if let Ok(output) = &result {
+            self.consumed.add(output.consumed_capacity());
         }
+        conditional(result).map(|_| ())
     }
 
     async fn requeue(&self, contact: &ContactId) -> Result<bool, StoreError> {

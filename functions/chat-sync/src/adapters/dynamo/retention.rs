@@ -7,14 +7,12 @@
 //! moves the entry of a contact it finds active (`defer_idle`).
 
 use super::codec::{conversation, get_s, n, s, sync_record, Item};
-use super::keys::{contact_pk, key, lease_key, MESSAGE_PREFIX, SYNC};
-use super::{build_error, conditional, corrupt, schema, unavailable, DynamoStore};
+use super::keys::{contact_pk, key, MESSAGE_PREFIX, SYNC};
+use super::{conditional, corrupt, schema, unavailable, DynamoStore};
 use crate::domain::{ContactId, Timestamp};
 use crate::ports::{Archived, IdleContact, LeaseOwner, MessageExpiry, StoreError, SyncState};
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{
-    AttributeValue, ConditionCheck, ReturnConsumedCapacity, TransactWriteItem, Update,
-};
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity};
 use futures::stream::{self, StreamExt};
 use std::collections::HashMap;
 use std::time::Instant;
@@ -139,33 +137,28 @@ impl MessageExpiry for DynamoStore {
             let erasures = state.erasures.get(&cid).copied().unwrap_or(0);
             frozen.insert(cid, sync_record::encode_frozen(notes, erasures));
         }
-        let ours = ConditionCheck::builder()
-            .table_name(&self.table)
-            .set_key(Some(lease_key(contact)))
-            .condition_expression("lease_owner = :owner")
-            .expression_attribute_values(":owner", s(owner.as_str()))
-            .build()
-            .map_err(build_error)?;
-        let record = Update::builder()
+        // Only while the lease on the record is ours (the flusher writes nothing meanwhile).
+        let recorded = self
+            .client
+            .update_item()
             .table_name(&self.table)
             .set_key(Some(key(contact_pk(contact), SYNC)))
             .update_expression("SET archived_at = :at, frozen = :frozen")
             .condition_expression(
-                "change_version = :version AND synced_version = :version \
+                "lease_owner = :owner AND change_version = :version AND synced_version = :version \
                  AND attribute_not_exists(parked_reason)",
             )
+            .expression_attribute_values(":owner", s(owner.as_str()))
             .expression_attribute_values(":at", s(Timestamp::now().key()))
             .expression_attribute_values(":frozen", AttributeValue::M(frozen))
             .expression_attribute_values(":version", n(version))
-            .build()
-            .map_err(build_error)?;
-        let recorded = self
-            .transact(vec![
-                TransactWriteItem::builder().condition_check(ours).build(),
-                TransactWriteItem::builder().update(record).build(),
-            ])
-            .await?;
-        if recorded.is_err() {
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await;
+        if let Ok(output) = &recorded {
+            self.consumed.add(output.consumed_capacity());
+        }
+        if !conditional(recorded)? {
             return Ok(None);
         }
         // 2. The TTL on every message item, unless a change rewrote it since it was read (its line may not be in

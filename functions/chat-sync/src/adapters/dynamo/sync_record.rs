@@ -99,10 +99,6 @@ impl DynamoStore {
 
 #[async_trait]
 impl SyncRecords for DynamoStore {
-    async fn sync_states(&self, contacts: &[ContactId]) -> Result<Vec<SyncState>, StoreError> {
-        self.read_sync_states(contacts).await
-    }
-
     async fn sync_state(&self, contact: &ContactId) -> Result<SyncState, StoreError> {
         // Read transactionally: a plain read is only read-committed per item, so it could see a change's version
         // bump before its message item; a transactional read is serialized after the whole change, so the

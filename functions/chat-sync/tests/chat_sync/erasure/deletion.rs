@@ -3,17 +3,11 @@
 
 use super::*;
 
-/// `expires_at` of every item of the contact (its lease aside).
+/// `expires_at` of every item of the contact.
 async fn expiry_of_items(app: &TestApp, needles: &[&str]) -> Vec<Option<i64>> {
     items_mentioning(app, needles)
         .await
         .iter()
-        .filter(|item| {
-            item.get("sk")
-                .and_then(|v| v.as_s().ok())
-                .map(String::as_str)
-                != Some("LEASE")
-        })
         .map(|item| {
             item.get("expires_at")
                 .and_then(|v| v.as_n().ok())

@@ -306,8 +306,11 @@ async fn a_flusher_holding_the_contact_during_the_erasure_writes_nothing_back() 
     let flush = tokio::spawn(flush.expect("a flush to run").run());
     let lease_taken = async {
         loop {
-            let leases = items_mentioning(&app, &["LEASE"]).await;
-            if !leases.is_empty() {
+            let leased = items_mentioning(&app, &[contact.as_str()])
+                .await
+                .iter()
+                .any(|item| item.contains_key("lease_owner"));
+            if leased {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
@@ -320,12 +323,90 @@ async fn a_flusher_holding_the_contact_during_the_erasure_writes_nothing_back() 
     app.hubspot.delete_contact(&contact);
     let (status, body) = from_hubspot(&app, &[("contact.privacyDeletion", &contact)]).await;
     assert_eq!(status, StatusCode::OK, "{body}");
+    // The erasure waited for the flusher to let go of the lease (on the sync record) before deleting the record.
+    assert!(
+        items_mentioning(&app, &[contact.as_str()]).await.is_empty(),
+        "the erasure answered before the contact was gone"
+    );
     flush.await.expect("flush task");
-    // The flusher's lease, kept while it writes, is released by it; nothing else of the contact came back.
+    // Nothing of the contact came back.
     let left = items_mentioning(
         &app,
         &[contact.as_str(), visitor.as_str(), channel.as_str()],
     )
     .await;
     assert!(left.is_empty(), "the flusher wrote back {left:#?}");
+}
+
+#[tokio::test]
+async fn changes_racing_the_erasure_leave_nothing_behind() {
+    let app = TestApp::start().await;
+    let (contact, visitor, channel) = chatting_visitor(&app, "racing-changes@example.com").await;
+    let cid = ChannelRef::new(
+        ChannelType::parse("messaging").expect("valid"),
+        ChannelId::parse(&channel).expect("valid"),
+    );
+    // Webhooks that read the mapping before the erasure, and record while it runs and after it: each change checks
+    // in its transaction that the mapping still exists, and the erasure deletes the mappings first, then the sync
+    // record (with the lease on it), then reads the partition again.
+    let mapping = app
+        .store
+        .channel(&cid)
+        .await
+        .expect("read")
+        .expect("mapped");
+    const TASKS: usize = 8;
+    const CHANGES: usize = 30;
+    let recorders: Vec<_> = (0..TASKS)
+        .map(|task| {
+            let (store, mapping, visitor) = (app.store.clone(), mapping.clone(), visitor.clone());
+            tokio::spawn(async move {
+                let mut applied = 0;
+                for i in 0..CHANGES {
+                    let change = MessageChange {
+                        kind: MessageKind::New,
+                        channel: mapping.channel.clone(),
+                        message_id: MessageId::parse(&format!("m-race-{task}-{i}")).expect("valid"),
+                        author: Author {
+                            id: visitor.clone(),
+                            name: "Ada".into(),
+                            role: "user".into(),
+                        },
+                        text: "are you still there?".into(),
+                        attachments: vec![],
+                        created_at: Timestamp::now(),
+                        updated_at: Timestamp::now(),
+                        edited: false,
+                    };
+                    let recorded = store
+                        .record_change(&mapping.contact_id, &change, Role::Visitor, false)
+                        .await
+                        .expect("answered");
+                    applied += usize::from(recorded == Recorded::Applied);
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                applied
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    let (status, body) = from_hubspot(&app, &[("contact.privacyDeletion", &contact)]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let mut applied = 0;
+    for recorder in recorders {
+        applied += recorder.await.expect("recorder");
+    }
+    let needles = [contact.as_str(), visitor.as_str(), channel.as_str()];
+    let left = items_mentioning(&app, &needles).await;
+    assert!(
+        left.is_empty(),
+        "{} item(s) written after the erasure: {left:#?}",
+        left.len()
+    );
+    // The race happened: changes landed before the erasure and were refused after it.
+    assert!(
+        applied > 0 && applied < TASKS * CHANGES,
+        "{applied} of {} changes recorded",
+        TASKS * CHANGES
+    );
 }

@@ -10,7 +10,6 @@ pub(super) mod channel;
 pub(super) mod conversation;
 pub(super) mod flusher;
 pub(super) mod gcra;
-pub(super) mod lease;
 pub(super) mod message;
 pub(super) mod sync_record;
 pub(super) mod visitor_channel;
@@ -127,7 +126,6 @@ pub(super) fn documented() -> Vec<Documented> {
         message::documented(),
         sync_record::documented(),
         alias::documented(),
-        lease::documented(),
         flusher::documented(),
         gcra::budget_documented(),
         gcra::throttle_documented(),

@@ -1,6 +1,7 @@
 //! A contact's sync record (`CONTACT#<contact>` / `SYNC`). Never written whole: every writer changes its own
-//! attributes with an update expression (a change bumps the version, the flusher marks it synced, retention freezes
-//! notes, ...), so this codec reads it, and names the attributes that hold one value per conversation.
+//! attributes with an update expression (a change bumps the version, the flusher takes the lease on it and marks it
+//! synced, retention freezes notes, ...), so this codec reads it, and names the attributes that hold one value per
+//! conversation.
 
 use super::super::corrupt;
 use super::{get_n, n, Item};
@@ -36,6 +37,9 @@ pub(in super::super) const ATTRIBUTES: &[&str] = &[
     "frozen",
     ERASURES,
     "visitor_erased",
+    "lease_owner",
+    "lease_until_ms",
+    "erasing",
     super::super::schema::TTL_ATTRIBUTE,
 ];
 
