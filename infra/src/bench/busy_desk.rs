@@ -612,7 +612,7 @@ pub fn table(desk: &Desk, runs: &[DeskReport]) -> String {
             &|r| per(r.flush_units, u64::from(r.flushes.claimed)),
         ),
         row(
-            "units per message acknowledged, by request (ack | flush; R read, W write, refused: failed conditions; conflict: refused for a transaction in flight)",
+            "units per message acknowledged, by request: acknowledging \\| flushing (R read, W write; refused: failed conditions; conflict: refused for a transaction in flight)",
             &|r| by_request(r),
         ),
         row("flusher rounds; contacts claimed per round", &|r| {

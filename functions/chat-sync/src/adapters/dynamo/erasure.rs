@@ -1,7 +1,7 @@
 //! Erasure and deletion of a contact's items.
 //!
-//! A contact's items are its partition `CONTACT#<id>` (messages, conversations, sync record with its lease), the channel
-//! mapping of each of its conversations (`CHANNEL#<cid>`), and each visitor's entry for that channel
+//! A contact's items are its partition `CONTACT#<id>` (messages, conversations, sync record with its lease), the
+//! channel mapping of each of its conversations (`CHANNEL#<cid>`), and each visitor's entry for that channel
 //! (`USER#<visitor>` / `CHANNEL#<cid>`). The channel mappings are the gate: every change recorded for a contact
 //! checks, in its own transaction, that its channel's mapping still exists, and every flusher write to the
 //! contact's conversation or sync record requires the item to exist. So once the mappings are gone, nothing can be
@@ -17,6 +17,7 @@ use super::{build_error, conditional, corrupt, schema, unavailable, DynamoStore}
 use crate::domain::{ContactId, Email, Timestamp, UserId};
 use crate::ports::{ContactErasure, Footprint, StoreError};
 use async_trait::async_trait;
+use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::types::{
     AttributeValue, DeleteRequest, ReturnConsumedCapacity, WriteRequest,
 };
@@ -226,8 +227,15 @@ impl DynamoStore {
                 .expression_attribute_values(":now", n(Timestamp::now().unix_millis()))
                 .send()
                 .await;
-            if conditional(deleted)? {
-                return Ok(());
+            match deleted {
+                Ok(_) => return Ok(()),
+                // A holder is still there (its lease is live), or a write to the record is committing: look again.
+                Err(e)
+                    if matches!(
+                        e.as_service_error().and_then(|s| s.code()),
+                        Some("ConditionalCheckFailedException" | "TransactionConflictException")
+                    ) => {}
+                Err(e) => return Err(unavailable(e)),
             }
             if Instant::now() >= give_up {
                 return Err(StoreError::Unavailable(

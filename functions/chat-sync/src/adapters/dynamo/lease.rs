@@ -35,7 +35,7 @@ use super::schema::{IDLE_INDEX_PARTITION_KEY as IDLE, IDLE_INDEX_SORT_KEY as IDL
 pub(super) const LEASE_ATTRIBUTES: &str = "lease_owner, lease_until_ms";
 
 /// How one conditional update of the sync record ended.
-enum Outcome {
+pub(super) enum Outcome {
     /// Written; the record as it is now (when asked for).
     Written(Option<Item>),
     /// The condition failed; the record as it was (`None`: there is none).
@@ -43,8 +43,13 @@ enum Outcome {
 }
 
 impl DynamoStore {
-    /// An update of the contact's sync record, with our lease owner bound to `:owner`.
-    fn lease_update(&self, contact: &ContactId, owner: &LeaseOwner) -> UpdateItemFluentBuilder {
+    /// An update of the contact's sync record, with our lease owner bound to `:owner`: every write that needs the
+    /// lease (here, parking in `queue`, archiving in `retention`) is one of these, conditional on `lease_owner`.
+    pub(super) fn lease_update(
+        &self,
+        contact: &ContactId,
+        owner: &LeaseOwner,
+    ) -> UpdateItemFluentBuilder {
         self.client
             .update_item()
             .table_name(&self.table)
@@ -56,7 +61,10 @@ impl DynamoStore {
 
     /// Sends a conditional update of a sync record. A change committing on the record at that moment (its
     /// transaction) makes DynamoDB refuse the write as a conflict: it is sent again once the change has landed.
-    async fn update_lease(&self, update: UpdateItemFluentBuilder) -> Result<Outcome, StoreError> {
+    pub(super) async fn update_lease(
+        &self,
+        update: UpdateItemFluentBuilder,
+    ) -> Result<Outcome, StoreError> {
         let mut attempt = 0;
         loop {
             attempt += 1;

@@ -2,9 +2,9 @@
 //! partition of their own.
 
 use super::codec::{get_s, s};
-use super::keys::{contact_pk, key, shard, SYNC};
+use super::keys::shard;
 use super::lease::LEASE_ATTRIBUTES;
-use super::{conditional, corrupt, schema, unavailable, DynamoStore};
+use super::{corrupt, schema, unavailable, DynamoStore};
 use crate::domain::{ContactId, Timestamp};
 use crate::ports::{BacklogEntry, BacklogHealth, LeaseOwner, StoreError, SyncQueue, SyncRecords};
 use async_trait::async_trait;
@@ -106,26 +106,16 @@ impl SyncQueue for DynamoStore {
         // Parked in the same write as the lease goes: nobody writes the contact again until an operator re-queues
         // it. Refused: our lease expired (whoever holds it now decides; the contact is still queued), or the contact
         // was erased meanwhile (nothing to park).
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key(contact_pk(contact), SYNC)))
+        let update = self
+            .lease_update(contact, owner)
             .update_expression(format!(
                 "SET dirty = :parked, dirty_since = :now, parked_reason = :why REMOVE {LEASE_ATTRIBUTES}"
             ))
             .condition_expression("lease_owner = :owner")
-            .expression_attribute_values(":owner", s(owner.as_str()))
             .expression_attribute_values(":parked", s(schema::PARKED))
             .expression_attribute_values(":now", s(Timestamp::now().key()))
-            .expression_attribute_values(":why", s(reason.chars().take(500).collect::<String>()))
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send()
-            .await;
-        if let Ok(output) = &result {
-            self.consumed.add(output.consumed_capacity());
-        }
-        conditional(result).map(|_| ())
+            .expression_attribute_values(":why", s(reason.chars().take(500).collect::<String>()));
+        self.update_lease(update).await.map(|_| ())
     }
 
     async fn requeue(&self, contact: &ContactId) -> Result<bool, StoreError> {

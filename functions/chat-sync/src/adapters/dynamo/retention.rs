@@ -8,6 +8,7 @@
 
 use super::codec::{conversation, get_s, n, s, sync_record, Item};
 use super::keys::{contact_pk, key, MESSAGE_PREFIX, SYNC};
+use super::lease::Outcome;
 use super::{conditional, corrupt, schema, unavailable, DynamoStore};
 use crate::domain::{ContactId, Timestamp};
 use crate::ports::{Archived, IdleContact, LeaseOwner, MessageExpiry, StoreError, SyncState};
@@ -138,27 +139,17 @@ impl MessageExpiry for DynamoStore {
             frozen.insert(cid, sync_record::encode_frozen(notes, erasures));
         }
         // Only while the lease on the record is ours (the flusher writes nothing meanwhile).
-        let recorded = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key(contact_pk(contact), SYNC)))
+        let record = self
+            .lease_update(contact, owner)
             .update_expression("SET archived_at = :at, frozen = :frozen")
             .condition_expression(
                 "lease_owner = :owner AND change_version = :version AND synced_version = :version \
                  AND attribute_not_exists(parked_reason)",
             )
-            .expression_attribute_values(":owner", s(owner.as_str()))
             .expression_attribute_values(":at", s(Timestamp::now().key()))
             .expression_attribute_values(":frozen", AttributeValue::M(frozen))
-            .expression_attribute_values(":version", n(version))
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send()
-            .await;
-        if let Ok(output) = &recorded {
-            self.consumed.add(output.consumed_capacity());
-        }
-        if !conditional(recorded)? {
+            .expression_attribute_values(":version", n(version));
+        if matches!(self.update_lease(record).await?, Outcome::Refused(_)) {
             return Ok(None);
         }
         // 2. The TTL on every message item, unless a change rewrote it since it was read (its line may not be in
