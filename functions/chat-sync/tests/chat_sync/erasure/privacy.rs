@@ -2,6 +2,7 @@
 //! nothing written back by a late webhook or a running flusher.
 
 use super::*;
+use chat_sync::ports::ChannelMapping;
 
 #[tokio::test]
 async fn signature_v3_valid_tampered_old_future_and_wrong_secret() {
@@ -197,38 +198,15 @@ async fn privacy_deletion_erases_every_item_and_the_visitors_in_stream() {
 async fn webhooks_for_an_erased_channel_write_nothing() {
     let app = TestApp::start().await;
     let (contact, visitor, channel) = chatting_visitor(&app, "late@example.com").await;
-    let cid = ChannelRef::new(
-        ChannelType::parse("messaging").expect("valid"),
-        ChannelId::parse(&channel).expect("valid"),
-    );
     // A webhook that read the mapping just before the erasure, and records after it.
-    let mapping = app
-        .store
-        .channel(&cid)
-        .await
-        .expect("read")
-        .expect("mapped");
+    let mapping = mapping_of(&app, &channel).await;
     let (status, body) = from_hubspot(&app, &[("contact.privacyDeletion", &contact)]).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let needles = [contact.as_str(), visitor.as_str(), channel.as_str()];
     assert!(items_mentioning(&app, &needles).await.is_empty());
     let count = app.item_count().await;
 
-    let late = MessageChange {
-        kind: MessageKind::New,
-        channel: cid.clone(),
-        message_id: MessageId::parse("m-late").expect("valid"),
-        author: Author {
-            id: visitor.clone(),
-            name: "Ada".into(),
-            role: "user".into(),
-        },
-        text: "one more thing".into(),
-        attachments: vec![],
-        created_at: Timestamp::now(),
-        updated_at: Timestamp::now(),
-        edited: false,
-    };
+    let late = visitor_message(&mapping, &visitor, "m-late", "one more thing");
     let recorded = app
         .store
         .record_change(&mapping.contact_id, &late, Role::Visitor, false)
@@ -342,19 +320,10 @@ async fn a_flusher_holding_the_contact_during_the_erasure_writes_nothing_back() 
 async fn changes_racing_the_erasure_leave_nothing_behind() {
     let app = TestApp::start().await;
     let (contact, visitor, channel) = chatting_visitor(&app, "racing-changes@example.com").await;
-    let cid = ChannelRef::new(
-        ChannelType::parse("messaging").expect("valid"),
-        ChannelId::parse(&channel).expect("valid"),
-    );
     // Webhooks that read the mapping before the erasure, and record while it runs and after it: each change checks
     // in its transaction that the mapping still exists, and the erasure deletes the mappings first, then the sync
     // record (with the lease on it), then reads the partition again.
-    let mapping = app
-        .store
-        .channel(&cid)
-        .await
-        .expect("read")
-        .expect("mapped");
+    let mapping = mapping_of(&app, &channel).await;
     const TASKS: usize = 8;
     const CHANGES: usize = 30;
     let recorders: Vec<_> = (0..TASKS)
@@ -363,21 +332,8 @@ async fn changes_racing_the_erasure_leave_nothing_behind() {
             tokio::spawn(async move {
                 let mut applied = 0;
                 for i in 0..CHANGES {
-                    let change = MessageChange {
-                        kind: MessageKind::New,
-                        channel: mapping.channel.clone(),
-                        message_id: MessageId::parse(&format!("m-race-{task}-{i}")).expect("valid"),
-                        author: Author {
-                            id: visitor.clone(),
-                            name: "Ada".into(),
-                            role: "user".into(),
-                        },
-                        text: "are you still there?".into(),
-                        attachments: vec![],
-                        created_at: Timestamp::now(),
-                        updated_at: Timestamp::now(),
-                        edited: false,
-                    };
+                    let id = format!("m-race-{task}-{i}");
+                    let change = visitor_message(&mapping, &visitor, &id, "are you still there?");
                     let recorded = store
                         .record_change(&mapping.contact_id, &change, Role::Visitor, false)
                         .await
@@ -409,4 +365,36 @@ async fn changes_racing_the_erasure_leave_nothing_behind() {
         "{applied} of {} changes recorded",
         TASKS * CHANGES
     );
+}
+
+/// The channel's mapping as a webhook reads it.
+async fn mapping_of(app: &TestApp, channel: &str) -> ChannelMapping {
+    let cid = ChannelRef::new(
+        ChannelType::parse("messaging").expect("valid"),
+        ChannelId::parse(channel).expect("valid"),
+    );
+    app.store
+        .channel(&cid)
+        .await
+        .expect("read")
+        .expect("mapped")
+}
+
+/// A new message from the channel's visitor, sent now.
+fn visitor_message(mapping: &ChannelMapping, visitor: &str, id: &str, text: &str) -> MessageChange {
+    MessageChange {
+        kind: MessageKind::New,
+        channel: mapping.channel.clone(),
+        message_id: MessageId::parse(id).expect("valid"),
+        author: Author {
+            id: visitor.to_owned(),
+            name: "Ada".into(),
+            role: "user".into(),
+        },
+        text: text.into(),
+        attachments: vec![],
+        created_at: Timestamp::now(),
+        updated_at: Timestamp::now(),
+        edited: false,
+    }
 }
