@@ -247,9 +247,10 @@ impl DynamoStore {
         }
     }
 
-    /// Sets every item's TTL attribute to the purge time `at`, or clears it (`None`) where it is the purge time `restoring` recorded on the sync record. Only
-    /// items that exist are touched. A message item that retention expires keeps its own TTL either way: it
-    /// expires at the purge only if that comes first, and a restore leaves it as it was (see `retention`).
+    /// Sets every item's TTL attribute to the purge time `at`, or clears it (`None`) where it is the purge time
+    /// `restoring` recorded on the sync record. Only items that exist are touched. A message item that retention
+    /// expires keeps its own TTL either way: it expires at the purge only if that comes first, and a restore leaves
+    /// it as it was (see `retention`).
     async fn set_expiry(&self, items: &ContactItems, expiry: Expiry) -> Result<(), StoreError> {
         for key in items.all() {
             let update = self

@@ -4,7 +4,8 @@
 //! One file per aggregate, each implementing the port of its role: `channels` (`Channels`), `messages`
 //! (`MessageLog`), `conversations` (`TimelineNotes`), `sync_record` (`SyncRecords`), `queue` (`SyncQueue`), `lease`
 //! (`Leases`, held on the sync record), `flusher` (`FlusherLease`), `erasure` (`ContactErasure`), `retention`
-//! (`MessageExpiry`), `budget` and `throttle` (on `gcra`). Every key is built in `keys`, every item encoded and decoded in its `codec`.
+//! (`MessageExpiry`), `budget` and `throttle` (on `gcra`). Every key is built in `keys`, every item encoded and
+//! decoded in its `codec`.
 //!
 //! The sparse index `dirty-contacts` (dirty, dirty_since) is the queue of contacts whose newest changes are not
 //! yet in HubSpot: `dirty` is the contact's shard (`0`..`7`, so no single index partition is hot), `parked` for
