@@ -594,12 +594,15 @@ impl Webhook {
         } else {
             Role::other(&change.author.role)
         };
-        // A late delivery of a message Stream has since erased with its conversation: keep nothing of it.
+        // A late delivery of a message Stream has since erased with its conversation: keep nothing of it. (A
+        // clearing this read of the mapping missed is checked again when the change commits: `record_change`
+        // refuses it there.)
         if mapping
             .cleared
             .is_some_and(|cleared| !cleared.keeps(change.created_at))
         {
-            change.kind = MessageKind::Removed;
+            tracing::debug!(contact_id = %mapping.contact_id, "a change to a message erased with its conversation; nothing stored");
+            return Ok(Recorded::Unchanged);
         }
         self.store
             .record_change(&mapping.contact_id, &change, role, mapping.notes_only)

@@ -234,6 +234,12 @@ impl TranscriptSync {
                         Ok(None) => return (Ok(None), took),
                         Err(error) => return (Err(error), took),
                     };
+                    if state.parked.is_none()
+                        && state.version != 0
+                        && state.version == state.synced_version
+                    {
+                        return (self.dequeue(&contact, &owner, state.version).await, took);
+                    }
                     let reading = Instant::now();
                     let result = self
                         .prepare(&contact, &owner, taken_at, state, &mut took.render)
@@ -255,6 +261,25 @@ impl TranscriptSync {
         claimed.into_iter().map(|(result, _)| result).collect()
     }
 
+    /// A contact already written at its version (by another flusher: the queue may lag) leaves the queue in the
+    /// write that gives its lease back. A change that landed since keeps it queued; then only the lease goes.
+    async fn dequeue(
+        &self,
+        contact: &ContactId,
+        owner: &LeaseOwner,
+        version: u64,
+    ) -> Result<Option<Claim>, StoreError> {
+        if self
+            .store
+            .release_if_current(contact, owner, version)
+            .await?
+            == Release::Changed
+        {
+            self.release(contact, owner).await;
+        }
+        Ok(None)
+    }
+
     async fn release(&self, contact: &ContactId, owner: &LeaseOwner) {
         if let Err(error) = self.store.release_lease(contact, owner).await {
             tracing::warn!(%error, contact_id = %contact, "could not release a lease; it will expire");
@@ -271,14 +296,6 @@ impl TranscriptSync {
     ) -> Result<Option<Claim>, StoreError> {
         // The version came with the lease, so everything read next includes every change up to it.
         if state.parked.is_some() || state.version == 0 {
-            return Ok(None);
-        }
-        if state.version == state.synced_version {
-            // Written by someone else already (the queue may lag): take it out of the queue.
-            let _ = self
-                .store
-                .release_if_current(contact, owner, state.version)
-                .await?;
             return Ok(None);
         }
         let wants_notes = self.settings.targets.notes && !state.pending_notes.is_empty();

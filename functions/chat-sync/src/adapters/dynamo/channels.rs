@@ -6,23 +6,78 @@ use super::keys::{
     channel_pk, contact_pk, key, mapping_key, visitor_pk, CONVERSATION_PREFIX, MAPPING,
 };
 use super::{build_error, corrupt, schema, unavailable, DynamoStore};
-use crate::domain::{ChannelRef, ContactId, Email, UserId};
+use crate::domain::{ChannelRef, ContactId, Email, Timestamp, UserId};
 use crate::ports::{ChannelMapping, Channels, StoreError};
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{ConditionCheck, ReturnConsumedCapacity, TransactWriteItem};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, ConditionCheck, ReturnConsumedCapacity, TransactWriteItem,
+};
 
 impl DynamoStore {
     /// The gate of every recorded change: the channel's mapping still exists (an erasure deletes it first, so
     /// nothing is recorded for an erased contact, even by a webhook that read the mapping just before).
     pub(super) fn mapping_exists(&self, cid: &str) -> Result<TransactWriteItem, StoreError> {
-        let check = ConditionCheck::builder()
+        self.mapping_check(cid, "attribute_exists(#pk)", None)
+    }
+
+    /// The gate of a change to a message created at `created_at`: the mapping still exists and no clearing of the
+    /// conversation erased the message (`Cleared::keeps`, as DynamoDB evaluates it on `clearing`'s attributes).
+    /// Checked when the change commits, not when the webhook read the mapping: a truncation landing in between
+    /// has its messages read and erased only after its mark is on the mapping, so a change it would miss is
+    /// refused here. This is also what lets the webhook read the mapping eventually consistently (see `channel`).
+    pub(super) fn mapping_admits(
+        &self,
+        cid: &str,
+        created_at: &Timestamp,
+    ) -> Result<TransactWriteItem, StoreError> {
+        self.mapping_check(
+            cid,
+            "attribute_exists(#pk) AND NOT cleared_deleted = :true \
+             AND (attribute_not_exists(cleared_until) OR cleared_until <= :created)",
+            Some(created_at),
+        )
+    }
+
+    fn mapping_check(
+        &self,
+        cid: &str,
+        condition: &str,
+        created_at: Option<&Timestamp>,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let mut check = ConditionCheck::builder()
             .table_name(&self.table)
             .set_key(Some(mapping_key(cid)))
-            .condition_expression("attribute_exists(#pk)")
-            .expression_attribute_names("#pk", schema::PARTITION_KEY)
-            .build()
-            .map_err(build_error)?;
+            .condition_expression(condition)
+            .expression_attribute_names("#pk", schema::PARTITION_KEY);
+        if let Some(created_at) = created_at {
+            check = check
+                .expression_attribute_values(":true", AttributeValue::Bool(true))
+                .expression_attribute_values(":created", s(created_at.key()));
+        }
+        let check = check.build().map_err(build_error)?;
         Ok(TransactWriteItem::builder().condition_check(check).build())
+    }
+
+    async fn read_mapping(
+        &self,
+        channel: &ChannelRef,
+        consistent: bool,
+    ) -> Result<Option<ChannelMapping>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(channel_pk(channel), MAPPING)))
+            .consistent_read(consistent)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        self.consumed.add(output.consumed_capacity());
+        let Some(item) = output.item else {
+            return Ok(None);
+        };
+        channel::decode(&item).map(Some)
     }
 }
 
@@ -48,21 +103,15 @@ impl Channels for DynamoStore {
     }
 
     async fn channel(&self, channel: &ChannelRef) -> Result<Option<ChannelMapping>, StoreError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key(channel_pk(channel), MAPPING)))
-            .consistent_read(true)
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send()
-            .await
-            .map_err(unavailable)?;
-        self.consumed.add(output.consumed_capacity());
-        let Some(item) = output.item else {
-            return Ok(None);
-        };
-        channel::decode(&item).map(Some)
+        // Every webhook reads this, so it is read eventually consistently, at half the units: nothing a stale copy
+        // holds can be acted on. Every change is gated at commit on the mapping as it then is (`mapping_admits`,
+        // `mapping_exists`, the clearing's own condition), and the rest of a mapping never changes once written
+        // (`save_channel` puts it only where none is). Only a miss is read again, strongly: a mapping written a
+        // moment ago may not show yet, and a webhook that missed it would drop its change.
+        match self.read_mapping(channel, false).await? {
+            Some(mapping) => Ok(Some(mapping)),
+            None => self.read_mapping(channel, true).await,
+        }
     }
 
     async fn visitor_channels(&self, visitor: &UserId) -> Result<Vec<ChannelRef>, StoreError> {

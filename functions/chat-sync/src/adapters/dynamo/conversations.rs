@@ -2,7 +2,7 @@
 
 use super::codec::{conversation, s, Item};
 use super::keys::{contact_pk, conversation_sk, key, CONVERSATION_PREFIX};
-use super::{build_error, conditional, schema, unavailable, DynamoStore};
+use super::{build_error, schema, unavailable, DynamoStore};
 use crate::domain::transcript::Conversation;
 use crate::domain::{ContactId, NoteId};
 use crate::ports::{ConversationNotes, StoreError, TimelineNotes};
@@ -68,16 +68,11 @@ impl DynamoStore {
             .update_expression(expression)
             // An erased conversation stays erased: a flusher that held the contact during the erasure writes nothing.
             .condition_expression("attribute_exists(#pk)")
-            .expression_attribute_names("#pk", schema::PARTITION_KEY)
-            .return_consumed_capacity(ReturnConsumedCapacity::Total);
+            .expression_attribute_names("#pk", schema::PARTITION_KEY);
         for (name, value) in values {
             update = update.expression_attribute_values(name, value);
         }
-        let result = update.send().await;
-        if let Ok(output) = &result {
-            self.consumed.add(output.consumed_capacity());
-        }
-        conditional(result).map(|_| ())
+        self.send_update(update).await.map(|_| ())
     }
 
     /// The contact's conversation items.

@@ -13,7 +13,7 @@ use super::keys::{
     alias_sk, contact_pk, key, mapping_key, shard, visitor_channel_sk, visitor_pk, ALIAS_PREFIX,
     CHANNEL_PREFIX, CONVERSATION_PREFIX, MAPPING, SYNC,
 };
-use super::{build_error, conditional, corrupt, schema, unavailable, DynamoStore};
+use super::{build_error, corrupt, schema, unavailable, DynamoStore};
 use crate::domain::{ContactId, Email, Timestamp, UserId};
 use crate::ports::{ContactErasure, Footprint, StoreError};
 use async_trait::async_trait;
@@ -200,7 +200,7 @@ impl DynamoStore {
     /// lets go or its lease ends, waiting at most `ERASE_WAIT` (then the erasure fails, to be retried, and the
     /// mark stays).
     async fn delete_sync_record(&self, contact: &ContactId) -> Result<(), StoreError> {
-        let marked = self
+        let mark = self
             .client
             .update_item()
             .table_name(&self.table)
@@ -208,10 +208,8 @@ impl DynamoStore {
             .update_expression("SET erasing = :true")
             .condition_expression("attribute_exists(#pk)")
             .expression_attribute_names("#pk", schema::PARTITION_KEY)
-            .expression_attribute_values(":true", AttributeValue::Bool(true))
-            .send()
-            .await;
-        if !conditional(marked)? {
+            .expression_attribute_values(":true", AttributeValue::Bool(true));
+        if !self.send_update(mark).await?.written() {
             return Ok(());
         }
         let give_up = Instant::now() + ERASE_WAIT;
@@ -272,7 +270,7 @@ impl DynamoStore {
                     .condition_expression("attribute_exists(#pk) AND #ttl = :purge")
                     .expression_attribute_values(":purge", n(purge)),
             };
-            conditional(update.send().await)?;
+            self.send_update(update).await?;
         }
         Ok(())
     }
@@ -322,7 +320,7 @@ impl DynamoStore {
         for (name, value) in values {
             update = update.expression_attribute_values(*name, value.clone());
         }
-        conditional(update.send().await)
+        Ok(self.send_update(update).await?.written())
     }
 }
 
@@ -439,7 +437,7 @@ impl ContactErasure for DynamoStore {
         }
         // Back at the front of the queue, if it has changes at all: what changed before the deletion is written
         // now (a contact already in sync leaves the queue at its first claim).
-        let result = self
+        let update = self
             .client
             .update_item()
             .table_name(&self.table)
@@ -447,10 +445,8 @@ impl ContactErasure for DynamoStore {
             .update_expression("SET dirty = :shard, dirty_since = :now REMOVE parked_reason")
             .condition_expression("attribute_exists(change_version)")
             .expression_attribute_values(":shard", s(shard(contact)))
-            .expression_attribute_values(":now", s(Timestamp::now().key()))
-            .send()
-            .await;
-        conditional(result)?;
+            .expression_attribute_values(":now", s(Timestamp::now().key()));
+        self.send_update(update).await?;
         Ok(true)
     }
 

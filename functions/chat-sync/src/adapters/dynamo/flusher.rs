@@ -4,18 +4,19 @@
 use super::codec::flusher::string_set;
 use super::codec::{n, s};
 use super::keys::flusher_key;
-use super::{conditional, unavailable, DynamoStore};
+use super::transact::Outcome;
+use super::DynamoStore;
 use crate::domain::{ContactId, Timestamp};
 use crate::ports::{FlusherLease, LeaseOwner, StoreError};
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{ReturnConsumedCapacity, ReturnValue};
+use aws_sdk_dynamodb::types::ReturnValue;
 use std::time::Duration;
 
 #[async_trait]
 impl FlusherLease for DynamoStore {
     async fn acquire_flusher(&self, owner: &LeaseOwner, ttl: Duration) -> Result<bool, StoreError> {
         let now = Timestamp::now().unix_millis();
-        let result = self
+        let update = self
             .client
             .update_item()
             .table_name(&self.table)
@@ -24,18 +25,12 @@ impl FlusherLease for DynamoStore {
             .condition_expression("attribute_not_exists(lease_until_ms) OR lease_until_ms < :now")
             .expression_attribute_values(":owner", s(owner.as_str()))
             .expression_attribute_values(":until", n(now + ttl.as_millis() as i64))
-            .expression_attribute_values(":now", n(now))
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send()
-            .await;
-        if let Ok(output) = &result {
-            self.consumed.add(output.consumed_capacity());
-        }
-        conditional(result)
+            .expression_attribute_values(":now", n(now));
+        Ok(self.send_update(update).await?.written())
     }
 
     async fn wake_flusher(&self, contact: &ContactId) -> Result<bool, StoreError> {
-        let result = self
+        let update = self
             .client
             .update_item()
             .table_name(&self.table)
@@ -43,14 +38,8 @@ impl FlusherLease for DynamoStore {
             .update_expression("ADD wake :contact")
             .condition_expression("lease_until_ms >= :now")
             .expression_attribute_values(":contact", string_set(std::slice::from_ref(contact)))
-            .expression_attribute_values(":now", n(Timestamp::now().unix_millis()))
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send()
-            .await;
-        if let Ok(output) = &result {
-            self.consumed.add(output.consumed_capacity());
-        }
-        conditional(result)
+            .expression_attribute_values(":now", n(Timestamp::now().unix_millis()));
+        Ok(self.send_update(update).await?.written())
     }
 
     async fn renew_flusher(
@@ -60,7 +49,7 @@ impl FlusherLease for DynamoStore {
     ) -> Result<Option<Vec<ContactId>>, StoreError> {
         // Renewing even an expired lease is safe: the condition is that nobody took it since.
         let until = Timestamp::now().unix_millis() + ttl.as_millis() as i64;
-        let result = self
+        let update = self
             .client
             .update_item()
             .table_name(&self.table)
@@ -69,22 +58,13 @@ impl FlusherLease for DynamoStore {
             .condition_expression("lease_owner = :owner")
             .expression_attribute_values(":until", n(until))
             .expression_attribute_values(":owner", s(owner.as_str()))
-            .return_values(ReturnValue::AllNew)
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send()
-            .await;
-        let output = match result {
-            Ok(output) => output,
-            Err(e) => {
-                return match conditional(Err::<(), _>(e)) {
-                    Ok(_) => Ok(None),
-                    Err(error) => Err(error),
-                }
-            }
+            .return_values(ReturnValue::AllNew);
+        let item = match self.send_update(update).await? {
+            Outcome::Written(item) => item,
+            Outcome::Refused(_) => return Ok(None),
         };
-        self.consumed.add(output.consumed_capacity());
-        let woken = output
-            .attributes()
+        let woken = item
+            .as_ref()
             .and_then(|item| item.get("wake"))
             .and_then(|v| v.as_ss().ok())
             .map(|ids| {
@@ -100,19 +80,14 @@ impl FlusherLease for DynamoStore {
         if contacts.is_empty() {
             return Ok(());
         }
-        let output = self
+        let update = self
             .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(flusher_key()))
             .update_expression("DELETE wake :taken")
-            .expression_attribute_values(":taken", string_set(contacts))
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send()
-            .await
-            .map_err(unavailable)?;
-        self.consumed.add(output.consumed_capacity());
-        Ok(())
+            .expression_attribute_values(":taken", string_set(contacts));
+        self.send_update(update).await.map(|_| ())
     }
 
     async fn release_flusher(&self, owner: &LeaseOwner, if_idle: bool) -> Result<bool, StoreError> {
@@ -121,20 +96,14 @@ impl FlusherLease for DynamoStore {
         } else {
             "lease_owner = :owner"
         };
-        let result = self
+        let update = self
             .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(flusher_key()))
             .update_expression("REMOVE lease_owner, lease_until_ms")
             .condition_expression(condition)
-            .expression_attribute_values(":owner", s(owner.as_str()))
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send()
-            .await;
-        if let Ok(output) = &result {
-            self.consumed.add(output.consumed_capacity());
-        }
-        conditional(result)
+            .expression_attribute_values(":owner", s(owner.as_str()));
+        Ok(self.send_update(update).await?.written())
     }
 }

@@ -17,16 +17,13 @@
 
 use super::codec::{get_s, n, s, sync_record, Item};
 use super::keys::{contact_pk, key, shard, SYNC};
-use super::transact::CONFLICT_RETRIES;
-use super::{schema, unavailable, DynamoStore};
+use super::transact::Outcome;
+use super::{schema, DynamoStore};
 use crate::domain::{ContactId, Timestamp};
 use crate::ports::{LeaseOwner, Leases, Release, StoreError, SyncState};
 use async_trait::async_trait;
-use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
-use aws_sdk_dynamodb::types::{
-    ReturnConsumedCapacity, ReturnValue, ReturnValuesOnConditionCheckFailure,
-};
+use aws_sdk_dynamodb::types::{ReturnValue, ReturnValuesOnConditionCheckFailure};
 use std::time::Duration;
 
 use super::schema::{IDLE_INDEX_PARTITION_KEY as IDLE, IDLE_INDEX_SORT_KEY as IDLE_SINCE};
@@ -34,17 +31,10 @@ use super::schema::{IDLE_INDEX_PARTITION_KEY as IDLE, IDLE_INDEX_SORT_KEY as IDL
 /// The lease's attributes, removed together when it is given back.
 pub(super) const LEASE_ATTRIBUTES: &str = "lease_owner, lease_until_ms";
 
-/// How one conditional update of the sync record ended.
-pub(super) enum Outcome {
-    /// Written; the record as it is now (when asked for).
-    Written(Option<Item>),
-    /// The condition failed; the record as it was (`None`: there is none).
-    Refused(Option<Item>),
-}
-
 impl DynamoStore {
-    /// An update of the contact's sync record, with our lease owner bound to `:owner`: every write that needs the
-    /// lease (here, parking in `queue`, archiving in `retention`) is one of these, conditional on `lease_owner`.
+    /// An update of the contact's sync record, with our lease owner bound to `:owner`, that returns the record as it
+    /// was when refused: every write that needs the lease (here, parking in `queue`, archiving in `retention`) is
+    /// one of these, conditional on `lease_owner`, sent with `send_update`.
     pub(super) fn lease_update(
         &self,
         contact: &ContactId,
@@ -56,44 +46,6 @@ impl DynamoStore {
             .set_key(Some(key(contact_pk(contact), SYNC)))
             .expression_attribute_values(":owner", s(owner.as_str()))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-    }
-
-    /// Sends a conditional update of a sync record. A change committing on the record at that moment (its
-    /// transaction) makes DynamoDB refuse the write as a conflict: it is sent again once the change has landed.
-    pub(super) async fn update_lease(
-        &self,
-        update: UpdateItemFluentBuilder,
-    ) -> Result<Outcome, StoreError> {
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            match update.clone().send().await {
-                Ok(output) => {
-                    self.consumed.add(output.consumed_capacity());
-                    return Ok(Outcome::Written(output.attributes().cloned()));
-                }
-                Err(error) => {
-                    let service = error.as_service_error();
-                    if service.is_some_and(|e| e.is_conditional_check_failed_exception()) {
-                        let item = service.and_then(|e| match e {
-                            aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(
-                                failed,
-                            ) => failed.item().cloned(),
-                            _ => None,
-                        });
-                        return Ok(Outcome::Refused(item));
-                    }
-                    let conflict =
-                        service.and_then(|e| e.code()) == Some("TransactionConflictException");
-                    if conflict && attempt < CONFLICT_RETRIES {
-                        tokio::time::sleep(Duration::from_millis(5 * u64::from(attempt))).await;
-                        continue;
-                    }
-                    return Err(unavailable(error));
-                }
-            }
-        }
     }
 }
 
@@ -125,7 +77,7 @@ impl Leases for DynamoStore {
             .expression_attribute_values(":until", n(until))
             .expression_attribute_values(":now", n(now))
             .return_values(ReturnValue::AllNew);
-        match self.update_lease(update).await? {
+        match self.send_update(update).await? {
             Outcome::Written(Some(item)) => sync_record::decode(&item).map(Some),
             Outcome::Written(None) => Err(StoreError::Unavailable(
                 "a lease was taken but the sync record did not come back".into(),
@@ -146,10 +98,7 @@ impl Leases for DynamoStore {
             .update_expression("SET lease_until_ms = :until")
             .condition_expression("lease_owner = :owner")
             .expression_attribute_values(":until", n(until));
-        Ok(matches!(
-            self.update_lease(update).await?,
-            Outcome::Written(_)
-        ))
+        Ok(self.send_update(update).await?.written())
     }
 
     async fn release_if_current(
@@ -173,7 +122,7 @@ impl Leases for DynamoStore {
             .expression_attribute_values(":version", n(version))
             .expression_attribute_values(":shard", s(shard(contact)))
             .expression_attribute_values(":now", s(Timestamp::now().key()));
-        Ok(match self.update_lease(update).await? {
+        Ok(match self.send_update(update).await? {
             Outcome::Written(_) => Release::Released,
             Outcome::Refused(item) if still_ours(item.as_ref(), owner) => Release::Changed,
             Outcome::Refused(_) => Release::Lost,
@@ -189,7 +138,7 @@ impl Leases for DynamoStore {
             .lease_update(contact, owner)
             .update_expression(format!("REMOVE {LEASE_ATTRIBUTES}"))
             .condition_expression("lease_owner = :owner");
-        self.update_lease(update).await.map(|_| ())
+        self.send_update(update).await.map(|_| ())
     }
 }
 

@@ -10,7 +10,7 @@ use super::keys::{
 };
 use super::sync_record::Erasure;
 use super::transact::CONFLICT_RETRIES;
-use super::{build_error, conditional, corrupt, schema, unavailable, DynamoStore};
+use super::{build_error, corrupt, schema, unavailable, DynamoStore};
 use crate::domain::transcript::{Cleared, Conversation, Filling};
 use crate::domain::{
     ContactId, MessageChange, MessageKind, MessageVersion, Role, StoredMessage, Timestamp, UserId,
@@ -32,7 +32,7 @@ enum Attempt {
     Written,
     /// The item's condition failed; the item as it is (`None`: there is none).
     Found(Option<Item>),
-    /// The channel's mapping is gone.
+    /// The channel's mapping is gone, or a clearing on it erased the message.
     Gone,
 }
 
@@ -59,7 +59,7 @@ fn supersedes(change: &MessageChange) -> (String, Item) {
 
 impl DynamoStore {
     /// Puts a message item under `condition` together with the version bump (`shown` more lines) and the gate of
-    /// every change (the channel's mapping still exists).
+    /// a message's change (the channel's mapping still exists and has not erased the message: `mapping_admits`).
     async fn put_with_bump(
         &self,
         contact: &ContactId,
@@ -75,7 +75,7 @@ impl DynamoStore {
         let items = vec![
             self.put(item, condition, &[("#pk", schema::PARTITION_KEY)], values)?,
             self.bump_version(contact, &cid, shown, Some(&created_at), None)?,
-            self.mapping_exists(&cid)?,
+            self.mapping_admits(&cid, &created_at)?,
         ];
         Ok(match self.transact(items).await? {
             Ok(()) => Attempt::Written,
@@ -118,7 +118,7 @@ impl DynamoStore {
                     "attribute_exists(#pk) AND NOT removed = :true AND NOT erased = :true",
                 )
             };
-            let result = self
+            let update = self
                 .client
                 .update_item()
                 .table_name(&self.table)
@@ -131,15 +131,10 @@ impl DynamoStore {
                 .expression_attribute_names("#pk", schema::PARTITION_KEY)
                 .expression_attribute_values(":true", AttributeValue::Bool(true))
                 .expression_attribute_values(":empty", s(""))
-                .expression_attribute_values(":none", AttributeValue::L(vec![]))
-                .return_consumed_capacity(ReturnConsumedCapacity::Total)
-                .send()
-                .await;
-            if let Ok(output) = &result {
-                self.consumed.add(output.consumed_capacity());
-            }
+                .expression_attribute_values(":none", AttributeValue::L(vec![]));
             // The count is of the property's lines: a notes-only conversation's never were among them.
-            if conditional(result)? && remove && !get_bool(&item, "notes_only") {
+            if self.send_update(update).await?.written() && remove && !get_bool(&item, "notes_only")
+            {
                 removed += 1;
             }
         }
@@ -257,7 +252,8 @@ impl MessageLog for DynamoStore {
                 .await?
             {
                 Attempt::Written => return Ok(Recorded::Applied),
-                // The channel's mapping is gone: the contact was erased, nothing is recorded for it.
+                // The channel's mapping is gone (the contact was erased) or erased this message with its conversation:
+                // nothing is recorded for it.
                 Attempt::Gone => return Ok(Recorded::Unchanged),
                 Attempt::Found(None) => present = false,
                 Attempt::Found(Some(stored)) => {

@@ -67,22 +67,6 @@ fn unavailable<E: std::fmt::Debug + ProvideErrorMetadata>(error: SdkError<E>) ->
     StoreError::Unavailable(detail)
 }
 
-/// A conditional write's outcome: `true` if written, `false` if its condition failed.
-fn conditional<O, E: std::fmt::Debug + ProvideErrorMetadata>(
-    result: Result<O, SdkError<E>>,
-) -> Result<bool, StoreError> {
-    match result {
-        Ok(_) => Ok(true),
-        Err(e)
-            if e.as_service_error().and_then(|s| s.code())
-                == Some("ConditionalCheckFailedException") =>
-        {
-            Ok(false)
-        }
-        Err(e) => Err(unavailable(e)),
-    }
-}
-
 fn build_error(error: aws_sdk_dynamodb::error::BuildError) -> StoreError {
     StoreError::Unavailable(format!("invalid request: {error}"))
 }

@@ -115,7 +115,7 @@ impl SyncQueue for DynamoStore {
             .expression_attribute_values(":parked", s(schema::PARKED))
             .expression_attribute_values(":now", s(Timestamp::now().key()))
             .expression_attribute_values(":why", s(reason.chars().take(500).collect::<String>()));
-        self.update_lease(update).await.map(|_| ())
+        self.send_update(update).await.map(|_| ())
     }
 
     async fn requeue(&self, contact: &ContactId) -> Result<bool, StoreError> {

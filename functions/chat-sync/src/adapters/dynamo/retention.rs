@@ -8,8 +8,7 @@
 
 use super::codec::{conversation, get_s, n, s, sync_record, Item};
 use super::keys::{contact_pk, key, MESSAGE_PREFIX, SYNC};
-use super::lease::Outcome;
-use super::{conditional, corrupt, schema, unavailable, DynamoStore};
+use super::{corrupt, schema, unavailable, DynamoStore};
 use crate::domain::{ContactId, Timestamp};
 use crate::ports::{Archived, IdleContact, LeaseOwner, MessageExpiry, StoreError, SyncState};
 use async_trait::async_trait;
@@ -28,7 +27,7 @@ impl DynamoStore {
         item: &Item,
         expires_at: AttributeValue,
     ) -> Result<bool, StoreError> {
-        let result = self
+        let update = self
             .client
             .update_item()
             .table_name(&self.table)
@@ -43,14 +42,8 @@ impl DynamoStore {
             .expression_attribute_names("#pk", schema::PARTITION_KEY)
             .expression_attribute_names("#ttl", schema::TTL_ATTRIBUTE)
             .expression_attribute_values(":at", expires_at)
-            .expression_attribute_values(":updated", s(get_s(item, "updated_at")?))
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send()
-            .await;
-        if let Ok(output) = &result {
-            self.consumed.add(output.consumed_capacity());
-        }
-        conditional(result)
+            .expression_attribute_values(":updated", s(get_s(item, "updated_at")?));
+        Ok(self.send_update(update).await?.written())
     }
 }
 
@@ -105,7 +98,7 @@ impl MessageExpiry for DynamoStore {
     }
 
     async fn defer_idle(&self, contact: &ContactId, since: Timestamp) -> Result<(), StoreError> {
-        let result = self
+        let update = self
             .client
             .update_item()
             .table_name(&self.table)
@@ -114,10 +107,8 @@ impl MessageExpiry for DynamoStore {
             .condition_expression("attribute_exists(#idle)")
             .expression_attribute_names("#idle", schema::IDLE_INDEX_PARTITION_KEY)
             .expression_attribute_names("#since", schema::IDLE_INDEX_SORT_KEY)
-            .expression_attribute_values(":since", s(since.key()))
-            .send()
-            .await;
-        conditional(result).map(|_| ())
+            .expression_attribute_values(":since", s(since.key()));
+        self.send_update(update).await.map(|_| ())
     }
 
     async fn archive_contact(
@@ -149,7 +140,7 @@ impl MessageExpiry for DynamoStore {
             .expression_attribute_values(":at", s(Timestamp::now().key()))
             .expression_attribute_values(":frozen", AttributeValue::M(frozen))
             .expression_attribute_values(":version", n(version));
-        if matches!(self.update_lease(record).await?, Outcome::Refused(_)) {
+        if !self.send_update(record).await?.written() {
             return Ok(None);
         }
         // 2. The TTL on every message item, unless a change rewrote it since it was read (its line may not be in
@@ -205,7 +196,7 @@ impl MessageExpiry for DynamoStore {
             return Ok(Some(archived));
         }
         // 3. Off the idle index, unless a change already took it off (and it may be back on by now).
-        let result = self
+        let update = self
             .client
             .update_item()
             .table_name(&self.table)
@@ -214,10 +205,8 @@ impl MessageExpiry for DynamoStore {
             .condition_expression("change_version = :version")
             .expression_attribute_names("#idle", schema::IDLE_INDEX_PARTITION_KEY)
             .expression_attribute_names("#since", schema::IDLE_INDEX_SORT_KEY)
-            .expression_attribute_values(":version", n(version))
-            .send()
-            .await;
-        conditional(result)?;
+            .expression_attribute_values(":version", n(version));
+        self.send_update(update).await?;
         Ok(Some(archived))
     }
 }

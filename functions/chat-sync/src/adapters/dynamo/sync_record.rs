@@ -4,7 +4,7 @@
 use super::codec::{alias, n, s, sync_record, sync_record::erasures, sync_record::first_at};
 use super::keys::{contact_pk, key, shard, SYNC};
 use super::transact::CONFLICT_RETRIES;
-use super::{build_error, conditional, schema, unavailable, DynamoStore};
+use super::{build_error, schema, unavailable, DynamoStore};
 use crate::domain::{ContactId, Timestamp};
 use crate::ports::{StoreError, SyncRecords, SyncState};
 use async_trait::async_trait;
@@ -84,16 +84,11 @@ impl DynamoStore {
             .set_key(Some(key(contact_pk(contact), SYNC)))
             .update_expression(expression)
             .condition_expression("attribute_exists(#pk)")
-            .expression_attribute_names("#pk", schema::PARTITION_KEY)
-            .return_consumed_capacity(ReturnConsumedCapacity::Total);
+            .expression_attribute_names("#pk", schema::PARTITION_KEY);
         for (name, value) in values {
             update = update.expression_attribute_values(*name, value.clone());
         }
-        let result = update.send().await;
-        if let Ok(output) = &result {
-            self.consumed.add(output.consumed_capacity());
-        }
-        conditional(result)
+        Ok(self.send_update(update).await?.written())
     }
 }
 

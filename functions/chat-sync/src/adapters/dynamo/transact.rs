@@ -1,9 +1,12 @@
-//! The store's requests that take more than one call: transactions (retried on conflicts) and paged queries.
+//! How the store sends what may take more than one call or can be refused: transactions and conditional updates
+//! (each re-sent when a transaction on its item was committing), and paged queries.
 
 use super::codec::Item;
 use super::{build_error, unavailable, DynamoStore};
 use crate::ports::StoreError;
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
+use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
     Put, ReturnConsumedCapacity, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
 };
@@ -20,6 +23,21 @@ pub(super) struct ConditionFailed {
     /// That item as it was, when the write asked for it (`ReturnValuesOnConditionCheckFailure::AllOld`); `None`
     /// also when there was no item.
     pub(super) item: Option<Item>,
+}
+
+/// How one conditional update ended.
+pub(super) enum Outcome {
+    /// Written; the item as it is now (when the update asked for it: `ReturnValue`).
+    Written(Option<Item>),
+    /// The condition failed; the item as it was (when the update asked for it:
+    /// `ReturnValuesOnConditionCheckFailure::AllOld`; `None` also when there is none).
+    Refused(Option<Item>),
+}
+
+impl Outcome {
+    pub(super) fn written(&self) -> bool {
+        matches!(self, Outcome::Written(_))
+    }
 }
 
 /// What a cancelled transaction's reasons say.
@@ -101,6 +119,39 @@ impl DynamoStore {
                 }
                 Some(Cancelled::Other(detail)) => return Err(StoreError::Unavailable(detail)),
                 None => return Err(unavailable(error)),
+            }
+        }
+    }
+
+    /// Sends an update, the one way the store does: its capacity is counted, and a failed condition is an
+    /// `Outcome`, not an error. An update that meets a transaction committing on its item (DynamoDB refuses it as a
+    /// `TransactionConflict`: a change being recorded on a sync record) is sent again once that has landed.
+    pub(super) async fn send_update(
+        &self,
+        update: UpdateItemFluentBuilder,
+    ) -> Result<Outcome, StoreError> {
+        let update = update.return_consumed_capacity(ReturnConsumedCapacity::Total);
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let error = match update.clone().send().await {
+                Ok(output) => {
+                    self.consumed.add(output.consumed_capacity());
+                    return Ok(Outcome::Written(output.attributes().cloned()));
+                }
+                Err(error) => error,
+            };
+            match error.as_service_error() {
+                Some(UpdateItemError::ConditionalCheckFailedException(failed)) => {
+                    return Ok(Outcome::Refused(failed.item().cloned()))
+                }
+                Some(e)
+                    if e.code() == Some("TransactionConflictException")
+                        && attempt < CONFLICT_RETRIES =>
+                {
+                    tokio::time::sleep(Duration::from_millis(5 * u64::from(attempt))).await;
+                }
+                _ => return Err(unavailable(error)),
             }
         }
     }

@@ -2,6 +2,7 @@
 //! nothing written back by a late webhook or a running flusher.
 
 use super::*;
+use chat_sync::domain::transcript::Cleared;
 use chat_sync::ports::ChannelMapping;
 
 #[tokio::test]
@@ -222,7 +223,7 @@ async fn webhooks_for_an_erased_channel_write_nothing() {
         .await
         .expect("answered");
     app.store
-        .clear_conversation(&mapping, chat_sync::domain::transcript::Cleared::Deleted)
+        .clear_conversation(&mapping, Cleared::Deleted)
         .await
         .expect("answered");
     assert_eq!(
@@ -360,6 +361,63 @@ async fn changes_racing_the_erasure_leave_nothing_behind() {
         left.len()
     );
     // The race happened: changes landed before the erasure and were refused after it.
+    assert!(
+        applied > 0 && applied < TASKS * CHANGES,
+        "{applied} of {} changes recorded",
+        TASKS * CHANGES
+    );
+}
+
+#[tokio::test]
+async fn late_deliveries_racing_a_truncation_keep_nothing_it_erased() {
+    let app = TestApp::start().await;
+    let (_, visitor, channel) = chatting_visitor(&app, "racing-truncation@example.com").await;
+    // Webhooks that read the mapping before the truncation (so they do not know of it), delivering messages it
+    // erases while it runs: a change landing after the truncation read the conversation's messages would stay,
+    // unless its commit checks the truncation on the mapping.
+    let mapping = mapping_of(&app, &channel).await;
+    let until = Timestamp::parse("until", "2026-11-24T11:00:00.000Z").expect("valid");
+    let sent = Timestamp::parse("sent", "2026-11-24T10:30:00.000Z").expect("valid");
+    const TASKS: usize = 8;
+    const CHANGES: usize = 30;
+    let recorders: Vec<_> = (0..TASKS)
+        .map(|task| {
+            let (store, mapping, visitor) = (app.store.clone(), mapping.clone(), visitor.clone());
+            tokio::spawn(async move {
+                let mut applied = 0;
+                for i in 0..CHANGES {
+                    let id = format!("m-trunc-{task}-{i}");
+                    let mut change = visitor_message(&mapping, &visitor, &id, "a late secret");
+                    (change.created_at, change.updated_at) = (sent, sent);
+                    let recorded = store
+                        .record_change(&mapping.contact_id, &change, Role::Visitor, false)
+                        .await
+                        .expect("answered");
+                    applied += usize::from(recorded == Recorded::Applied);
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                applied
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    let truncated = app
+        .store
+        .clear_conversation(&mapping, Cleared::Truncated(until))
+        .await
+        .expect("answered");
+    assert_eq!(truncated, Recorded::Applied);
+    let mut applied = 0;
+    for recorder in recorders {
+        applied += recorder.await.expect("recorder");
+    }
+    let left = items_mentioning(&app, &["a late secret"]).await;
+    assert!(
+        left.is_empty(),
+        "{} message(s) the truncation erased kept their text: {left:#?}",
+        left.len()
+    );
+    // The race happened: changes landed before the truncation (and were erased by it) and were refused after it.
     assert!(
         applied > 0 && applied < TASKS * CHANGES,
         "{applied} of {} changes recorded",
