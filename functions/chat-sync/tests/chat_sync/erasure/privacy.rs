@@ -3,7 +3,7 @@
 
 use super::*;
 use chat_sync::domain::transcript::Cleared;
-use chat_sync::ports::ChannelMapping;
+use chat_sync::ports::{ChannelMapping, LeaseOwner, Leases};
 
 #[tokio::test]
 async fn signature_v3_valid_tampered_old_future_and_wrong_secret() {
@@ -315,6 +315,59 @@ async fn a_flusher_holding_the_contact_during_the_erasure_writes_nothing_back() 
     )
     .await;
     assert!(left.is_empty(), "the flusher wrote back {left:#?}");
+}
+
+#[tokio::test]
+async fn an_erasure_meeting_a_live_lease_answers_503_and_its_retry_finishes() {
+    let app = TestApp::start().await;
+    let (contact, visitor, channel) = chatting_visitor(&app, "held.lease@example.com").await;
+    let id = ContactId::parse(&contact).expect("valid");
+    // A flusher holds the contact for longer than HubSpot waits for an answer (its write may still land: until the
+    // lease ends, the erasure must not delete the record the lease is on).
+    let holder = LeaseOwner::random();
+    app.store
+        .acquire_lease(&id, &holder, Duration::from_secs(120))
+        .await
+        .expect("answered")
+        .expect("the lease");
+    let (status, body) = from_hubspot(&app, &[("contact.privacyDeletion", &contact)]).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    // What could go went: the channel is no longer mapped, so nothing more is recorded for it. The sync record
+    // stays, marked: nobody takes a new lease on it.
+    let mapping_left = items_mentioning(&app, &[channel.as_str()])
+        .await
+        .iter()
+        .any(|item| {
+            item.get("sk")
+                .and_then(|v| v.as_s().ok())
+                .map(String::as_str)
+                == Some("CHANNEL")
+        });
+    assert!(!mapping_left, "the mapping outlived the failed erasure");
+    let record = items_mentioning(&app, &[contact.as_str()]).await;
+    assert!(
+        record.iter().any(|item| item.contains_key("erasing")),
+        "the record is marked: {record:#?}"
+    );
+    let other = LeaseOwner::random();
+    assert!(
+        app.store
+            .acquire_lease(&id, &other, Duration::from_secs(15))
+            .await
+            .expect("answered")
+            .is_none(),
+        "a lease was taken on a record being erased"
+    );
+    // The holder lets go; HubSpot's redelivery finishes the erasure.
+    app.store
+        .release_lease(&id, &holder)
+        .await
+        .expect("released");
+    let (status, body) = from_hubspot(&app, &[("contact.privacyDeletion", &contact)]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let needles = [contact.as_str(), visitor.as_str(), channel.as_str()];
+    let left = items_mentioning(&app, &needles).await;
+    assert!(left.is_empty(), "left after the retry: {left:#?}");
 }
 
 #[tokio::test]
