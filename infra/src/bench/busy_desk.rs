@@ -17,7 +17,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use sandbox::stream::{message_event, sign_webhook};
 use serde_json::json;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -107,6 +107,8 @@ pub struct DeskReport {
     pub unseen: usize,
     /// Messages no delivery of which got a 2xx.
     pub unacked: usize,
+    /// Delivery attempts answered with anything but a 2xx, or not within Stream's timeout (Stream delivers again).
+    pub refused_answers: usize,
     /// From the end of the load until every message was in HubSpot (None: not within the drain time).
     pub drained_after: Option<Duration>,
     pub ack_p50: Duration,
@@ -158,6 +160,7 @@ async fn deliver(
     tracker: Tracker,
     (contact, index): (usize, usize),
     acks: Arc<Mutex<Vec<Duration>>>,
+    refused: Arc<AtomicUsize>,
 ) {
     for attempt in 1..=ATTEMPTS {
         let started = Instant::now();
@@ -183,10 +186,14 @@ async fn deliver(
                 false
             }
             Ok(response) => {
+                refused.fetch_add(1, Ordering::Relaxed);
                 let s = response.status().as_u16();
                 s == 408 || s == 429 || s >= 500
             }
-            Err(_) => true,
+            Err(_) => {
+                refused.fetch_add(1, Ordering::Relaxed);
+                true
+            }
         };
         if !retry {
             return;
@@ -270,6 +277,7 @@ pub async fn run(
     let probe = Probe::start(&world.dynamodb_endpoint, world.store.table()).await;
     let tracker: Tracker = Arc::new(Mutex::new(vec![Vec::new(); visitors.len()]));
     let acks = Arc::new(Mutex::new(Vec::new()));
+    let refused = Arc::new(AtomicUsize::new(0));
     let load_ended = OnceLock::new();
     let http = reqwest::Client::new();
     let mut deliveries = Vec::new();
@@ -325,6 +333,7 @@ pub async fn run(
                     tracker.clone(),
                     (c, i),
                     acks.clone(),
+                    refused.clone(),
                 );
                 deliveries.push(tokio::spawn(async move {
                     tokio::time::sleep(pause).await;
@@ -392,6 +401,7 @@ pub async fn run(
         lags,
         unseen,
         unacked,
+        refused_answers: refused.load(Ordering::Relaxed),
         drained_after: drained
             .zip(ended)
             .map(|(d, e)| d.saturating_duration_since(e)),
@@ -529,6 +539,10 @@ pub fn table(desk: &Desk, runs: &[DeskReport]) -> String {
             &|r| r.unseen.to_string(),
         ),
         row("messages never acknowledged", &|r| r.unacked.to_string()),
+        row(
+            "webhook answers refused (not 2xx, or none within Stream's timeout: delivered again)",
+            &|r| r.refused_answers.to_string(),
+        ),
         row("every message in HubSpot, after the load ended", &|r| {
             r.drained_after.map(secs).unwrap_or_else(|| "never".into())
         }),

@@ -67,6 +67,9 @@ impl ChannelMapping {
 pub trait Channels: Send + Sync {
     /// Stores the channel mapping and the contact's conversation header; never overwrites an existing channel.
     async fn save_channel(&self, mapping: &ChannelMapping) -> Result<(), StoreError>;
+    /// The channel's mapping as it was a moment ago: a clearing or an erasure may have landed since (every change
+    /// recorded through it is checked against the mapping as it is when it commits), but a mapping that exists is
+    /// never reported missing.
     async fn channel(&self, channel: &ChannelRef) -> Result<Option<ChannelMapping>, StoreError>;
     /// The channels a visitor was registered with.
     async fn visitor_channels(&self, visitor: &UserId) -> Result<Vec<ChannelRef>, StoreError>;

@@ -38,7 +38,8 @@ pub struct ContactReading {
 pub trait MessageLog: Send + Sync {
     /// Records a message change idempotently and, atomically with it, bumps the contact's version and queues it.
     /// `notes_only`: the conversation's lines go to its timeline notes only, never into the contact's property
-    /// (see [`ChannelMapping::notes_only`]).
+    /// (see [`ChannelMapping::notes_only`]). `Unchanged` also when, as the change commits, the channel's mapping is
+    /// gone or a clearing of the conversation covers the message: nothing is recorded then.
     async fn record_change(
         &self,
         contact: &ContactId,

@@ -269,15 +269,17 @@ impl TranscriptSync {
         owner: &LeaseOwner,
         version: u64,
     ) -> Result<Option<Claim>, StoreError> {
-        if self
-            .store
-            .release_if_current(contact, owner, version)
-            .await?
-            == Release::Changed
-        {
-            self.release(contact, owner).await;
+        match self.store.release_if_current(contact, owner, version).await {
+            Ok(Release::Released | Release::Lost) => Ok(None),
+            Ok(Release::Changed) => {
+                self.release(contact, owner).await;
+                Ok(None)
+            }
+            Err(error) => {
+                self.release(contact, owner).await;
+                Err(error)
+            }
         }
-        Ok(None)
     }
 
     async fn release(&self, contact: &ContactId, owner: &LeaseOwner) {

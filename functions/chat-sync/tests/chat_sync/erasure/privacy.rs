@@ -378,34 +378,18 @@ async fn changes_racing_the_erasure_leave_nothing_behind() {
     // in its transaction that the mapping still exists, and the erasure deletes the mappings first, then the sync
     // record (with the lease on it), then reads the partition again.
     let mapping = mapping_of(&app, &channel).await;
-    const TASKS: usize = 8;
-    const CHANGES: usize = 30;
-    let recorders: Vec<_> = (0..TASKS)
-        .map(|task| {
-            let (store, mapping, visitor) = (app.store.clone(), mapping.clone(), visitor.clone());
-            tokio::spawn(async move {
-                let mut applied = 0;
-                for i in 0..CHANGES {
-                    let id = format!("m-race-{task}-{i}");
-                    let change = visitor_message(&mapping, &visitor, &id, "are you still there?");
-                    let recorded = store
-                        .record_change(&mapping.contact_id, &change, Role::Visitor, false)
-                        .await
-                        .expect("answered");
-                    applied += usize::from(recorded == Recorded::Applied);
-                    tokio::time::sleep(Duration::from_millis(5)).await;
-                }
-                applied
-            })
-        })
-        .collect();
+    let racing = racing_deliveries(
+        &app,
+        &mapping,
+        &visitor,
+        "m-race",
+        "are you still there?",
+        None,
+    );
     tokio::time::sleep(Duration::from_millis(30)).await;
     let (status, body) = from_hubspot(&app, &[("contact.privacyDeletion", &contact)]).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    let mut applied = 0;
-    for recorder in recorders {
-        applied += recorder.await.expect("recorder");
-    }
+    let applied = recorded(racing).await;
     let needles = [contact.as_str(), visitor.as_str(), channel.as_str()];
     let left = items_mentioning(&app, &needles).await;
     assert!(
@@ -415,9 +399,9 @@ async fn changes_racing_the_erasure_leave_nothing_behind() {
     );
     // The race happened: changes landed before the erasure and were refused after it.
     assert!(
-        applied > 0 && applied < TASKS * CHANGES,
+        applied > 0 && applied < RACERS * RACED,
         "{applied} of {} changes recorded",
-        TASKS * CHANGES
+        RACERS * RACED
     );
 }
 
@@ -431,17 +415,62 @@ async fn late_deliveries_racing_a_truncation_keep_nothing_it_erased() {
     let mapping = mapping_of(&app, &channel).await;
     let until = Timestamp::parse("until", "2026-11-24T11:00:00.000Z").expect("valid");
     let sent = Timestamp::parse("sent", "2026-11-24T10:30:00.000Z").expect("valid");
-    const TASKS: usize = 8;
-    const CHANGES: usize = 30;
-    let recorders: Vec<_> = (0..TASKS)
+    let racing = racing_deliveries(
+        &app,
+        &mapping,
+        &visitor,
+        "m-trunc",
+        "a late secret",
+        Some(sent),
+    );
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    let truncated = app
+        .store
+        .clear_conversation(&mapping, Cleared::Truncated(until))
+        .await
+        .expect("answered");
+    assert_eq!(truncated, Recorded::Applied);
+    let applied = recorded(racing).await;
+    let left = items_mentioning(&app, &["a late secret"]).await;
+    assert!(
+        left.is_empty(),
+        "{} message(s) the truncation erased kept their text: {left:#?}",
+        left.len()
+    );
+    // The race happened: changes landed before the truncation (and were erased by it) and were refused after it.
+    assert!(
+        applied > 0 && applied < RACERS * RACED,
+        "{applied} of {} changes recorded",
+        RACERS * RACED
+    );
+}
+
+/// How many tasks race an erasure, and how many changes each records.
+const RACERS: usize = 8;
+const RACED: usize = 30;
+
+/// `RACERS` tasks at once, each recording `RACED` new messages from the channel's visitor 5 ms apart (ids
+/// `<prefix>-<task>-<i>`, created at `sent` or now), as webhooks that read `mapping` before what they race.
+fn racing_deliveries(
+    app: &TestApp,
+    mapping: &ChannelMapping,
+    visitor: &str,
+    prefix: &str,
+    text: &str,
+    sent: Option<Timestamp>,
+) -> Vec<tokio::task::JoinHandle<usize>> {
+    (0..RACERS)
         .map(|task| {
-            let (store, mapping, visitor) = (app.store.clone(), mapping.clone(), visitor.clone());
+            let (store, mapping) = (app.store.clone(), mapping.clone());
+            let (visitor, prefix, text) = (visitor.to_owned(), prefix.to_owned(), text.to_owned());
             tokio::spawn(async move {
                 let mut applied = 0;
-                for i in 0..CHANGES {
-                    let id = format!("m-trunc-{task}-{i}");
-                    let mut change = visitor_message(&mapping, &visitor, &id, "a late secret");
-                    (change.created_at, change.updated_at) = (sent, sent);
+                for i in 0..RACED {
+                    let id = format!("{prefix}-{task}-{i}");
+                    let mut change = visitor_message(&mapping, &visitor, &id, &text);
+                    if let Some(sent) = sent {
+                        (change.created_at, change.updated_at) = (sent, sent);
+                    }
                     let recorded = store
                         .record_change(&mapping.contact_id, &change, Role::Visitor, false)
                         .await
@@ -452,30 +481,16 @@ async fn late_deliveries_racing_a_truncation_keep_nothing_it_erased() {
                 applied
             })
         })
-        .collect();
-    tokio::time::sleep(Duration::from_millis(30)).await;
-    let truncated = app
-        .store
-        .clear_conversation(&mapping, Cleared::Truncated(until))
-        .await
-        .expect("answered");
-    assert_eq!(truncated, Recorded::Applied);
+        .collect()
+}
+
+/// How many of the racing changes were recorded.
+async fn recorded(racing: Vec<tokio::task::JoinHandle<usize>>) -> usize {
     let mut applied = 0;
-    for recorder in recorders {
-        applied += recorder.await.expect("recorder");
+    for task in racing {
+        applied += task.await.expect("recorder");
     }
-    let left = items_mentioning(&app, &["a late secret"]).await;
-    assert!(
-        left.is_empty(),
-        "{} message(s) the truncation erased kept their text: {left:#?}",
-        left.len()
-    );
-    // The race happened: changes landed before the truncation (and were erased by it) and were refused after it.
-    assert!(
-        applied > 0 && applied < TASKS * CHANGES,
-        "{applied} of {} changes recorded",
-        TASKS * CHANGES
-    );
+    applied
 }
 
 /// The channel's mapping as a webhook reads it.
