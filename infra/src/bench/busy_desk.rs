@@ -441,7 +441,6 @@ fn since(now: FlushReport, before: &FlushReport) -> FlushReport {
     let t = (now.times, before.times);
     FlushReport {
         rounds: now.rounds - before.rounds,
-        overlapped: now.overlapped - before.overlapped,
         calls: now.calls - before.calls,
         synced: now.synced - before.synced,
         behind: now.behind - before.behind,
@@ -630,11 +629,10 @@ pub fn table(desk: &Desk, runs: &[DeskReport]) -> String {
             "units per message acknowledged, by request: acknowledging \\| flushing (R read, W write; refused: failed conditions; conflict: refused for a transaction in flight)",
             &|r| by_request(r),
         ),
-        row("flusher rounds (of them claimed while the previous one wrote); contacts claimed per round", &|r| {
+        row("flusher rounds; contacts claimed per round", &|r| {
             format!(
-                "{} ({}); {:.1}",
+                "{}; {:.1}",
                 r.flushes.rounds,
-                r.flushes.overlapped,
                 f64::from(r.flushes.claimed) / f64::from(r.flushes.rounds.max(1))
             )
         }),

@@ -115,8 +115,6 @@ pub enum FlushOutcome {
 pub struct FlushReport {
     /// Rounds run (each claims a batch of waiting contacts).
     pub rounds: u32,
-    /// Of them, rounds that claimed while the round before them was still writing (a backlog, see `pipeline`).
-    pub overlapped: u32,
     /// HubSpot batch calls sent: writes, and reads of the property of contacts whose messages expired.
     pub calls: u32,
     /// Contacts whose newest transcript is now in HubSpot.
@@ -176,7 +174,6 @@ impl FlushReport {
     /// Adds up what two flusher runs did.
     pub fn add(&mut self, other: &FlushReport) {
         self.rounds += other.rounds;
-        self.overlapped += other.overlapped;
         self.calls += other.calls;
         self.synced += other.synced;
         self.behind += other.behind;
@@ -307,36 +304,10 @@ impl TranscriptSync {
         linger: Duration,
         report: &mut FlushReport,
     ) -> Result<(), StoreError> {
-        let mut writing = None;
-        let result = self
-            .pipeline(owner, start_by, linger, report, &mut writing)
-            .await;
-        // Whatever ended the rounds, the one still writing finishes before the flusher lets go.
-        let finished = self.finish(&mut writing, report).await;
-        result.and(finished.map(|_| ()))
-    }
-
-    /// The rounds. Behind (a full batch waiting), two at a time: a round's second half (its HubSpot calls and
-    /// settling, `Writing`) runs on while the next one claims. The contacts' leases keep the two rounds apart (the one
-    /// writing is not among the next one's candidates, and could not be claimed anyway), and a round's writes start
-    /// only once the previous round's are done, so one round writes at a time, as before. Not behind, a round
-    /// finishes before the linger starts, so the pace of rounds (and of HubSpot calls) is what it was.
-    async fn pipeline(
-        &self,
-        owner: &LeaseOwner,
-        start_by: Instant,
-        linger: Duration,
-        report: &mut FlushReport,
-        writing: &mut Option<Writing>,
-    ) -> Result<(), StoreError> {
         let mut wait = linger;
         // When the last round's linger began (to see how fast contacts come in).
         let mut lingered_from = Instant::now();
         loop {
-            if !wait.is_zero() && self.refusing(writing, report).await? {
-                self.store.release_flusher(owner, false).await?;
-                return Ok(());
-            }
             // Let the rest of a burst land first: many messages, many contacts, one write.
             let room = start_by
                 .saturating_duration_since(Instant::now())
@@ -351,7 +322,6 @@ impl TranscriptSync {
             }
             if Instant::now() >= start_by {
                 // Out of time: hand over. Woken contacts stay in the wake set for the next flusher.
-                self.finish(writing, report).await?;
                 self.store.release_flusher(owner, false).await?;
                 return Ok(());
             }
@@ -363,33 +333,15 @@ impl TranscriptSync {
                 tracing::warn!("the flusher lease was taken over; stopping");
                 return Ok(());
             };
-            // Oldest first, then the contacts woken since the last look (the index may not show them yet). The
-            // round still writing holds its contacts until they settle, so the index is read that much deeper.
-            let in_flight: &[ContactId] = writing.as_ref().map_or(&[], |w| &w.contacts);
-            let mut candidates: Vec<ContactId> = self
-                .store
-                .dirty_contacts(MAX_BATCH + in_flight.len())
-                .await?
-                .into_iter()
-                .filter(|contact| !in_flight.contains(contact))
-                .collect();
+            // Oldest first, then the contacts woken since the last look (the index may not show them yet).
+            let mut candidates = self.store.dirty_contacts(MAX_BATCH).await?;
             for contact in &woken {
-                if !candidates.contains(contact) && !in_flight.contains(contact) {
+                if !candidates.contains(contact) {
                     candidates.push(contact.clone());
                 }
             }
             self.store.clear_wakes(&woken).await?;
             if candidates.is_empty() {
-                if writing.is_some() {
-                    // What the round still writing leaves behind (a change that came meanwhile) shows once it has
-                    // settled: look again then, before deciding nothing waits.
-                    if self.refusing(writing, report).await? {
-                        self.store.release_flusher(owner, false).await?;
-                        return Ok(());
-                    }
-                    wait = Duration::ZERO;
-                    continue;
-                }
                 if self.store.release_flusher(owner, true).await? {
                     return Ok(());
                 }
@@ -408,96 +360,38 @@ impl TranscriptSync {
                         "no HubSpot permit before the flush budget ends; handing over"
                     );
                     report.deferred += candidates.len() as u32;
-                    self.finish(writing, report).await?;
                     self.store.release_flusher(owner, false).await?;
                     return Ok(());
                 }
                 Err(BudgetError::Storage(error)) => return Err(error),
             };
-            let claimed = self.claim_round(candidates, start_by).await?;
+            let round = self.round(candidates, permit, start_by).await?;
+            let full = round.synced + round.behind + round.fenced >= MAX_BATCH as u32;
+            report.add(&round);
             report.rounds += 1;
-            // This round's writes start once the previous round's are done.
-            let was_writing = writing.is_some();
-            report.overlapped += u32::from(was_writing);
-            match self.refusing(writing, report).await {
-                Ok(false) => {}
-                Ok(true) => {
-                    report.add(&self.let_go_all(claimed).await);
-                    self.store.release_flusher(owner, false).await?;
+            if round.refused > 0 {
+                // HubSpot is refusing writes: stop here; the next webhook or sweep tries again.
+                self.store.release_flusher(owner, false).await?;
+                return Ok(());
+            }
+            // Nothing written (every candidate busy or fenced) and nobody woke us: nothing to do now. The queue keeps
+            // them for the next flusher or the sweeper.
+            if round.calls == 0 && woken.is_empty() {
+                if self.store.release_flusher(owner, true).await? {
                     return Ok(());
                 }
-                Err(error) => {
-                    report.add(&self.let_go_all(claimed).await);
-                    return Err(error);
-                }
-            }
-            let claimed_now = claimed.report.claimed;
-            if claimed.is_empty() {
-                report.add(&claimed.report);
-                // Nothing to write (every candidate busy, fenced or already synced), nobody woke us and no round
-                // settled since the look (what it left behind was not among the candidates): nothing to do now. The
-                // queue keeps them for the next flusher or the sweeper.
-                if woken.is_empty() && !was_writing {
-                    if self.store.release_flusher(owner, true).await? {
-                        return Ok(());
-                    }
-                    wait = Duration::ZERO;
-                    continue;
-                }
-            } else {
-                let contacts = claimed.contacts();
-                let sync = self.clone();
-                *writing = Some(Writing {
-                    contacts,
-                    task: tokio::spawn(
-                        async move { sync.write_round(claimed, permit, start_by).await },
-                    ),
-                });
+                wait = Duration::ZERO;
+                continue;
             }
             // A full batch means a backlog: no linger before the next. Otherwise the linger adapts to how fast
             // contacts came in since the last one began: no longer than a full batch takes to come.
-            wait = if claimed_now as usize >= MAX_BATCH {
+            wait = if full {
                 Duration::ZERO
             } else {
-                adaptive_linger(linger, claimed_now, lingered_from.elapsed())
+                adaptive_linger(linger, round.claimed, lingered_from.elapsed())
             };
         }
     }
-
-    /// Waits for the round still writing, if any; true if HubSpot refused its writes (the flusher stops for now
-    /// rather than hammer it; the next webhook or sweep tries again).
-    async fn refusing(
-        &self,
-        writing: &mut Option<Writing>,
-        report: &mut FlushReport,
-    ) -> Result<bool, StoreError> {
-        Ok(self
-            .finish(writing, report)
-            .await?
-            .is_some_and(|round| round.refused > 0))
-    }
-
-    /// Waits for the round still writing, if any, and adds what it did to `report`; returns that.
-    async fn finish(
-        &self,
-        writing: &mut Option<Writing>,
-        report: &mut FlushReport,
-    ) -> Result<Option<FlushReport>, StoreError> {
-        let Some(round) = writing.take() else {
-            return Ok(None);
-        };
-        let done = round.task.await.map_err(|error| {
-            StoreError::Unavailable(format!("a round stopped while writing: {error}"))
-        })??;
-        report.add(&done);
-        Ok(Some(done))
-    }
-}
-
-/// A round's second half, running: its contacts (their leases held until it settles) and the task.
-struct Writing {
-    contacts: Vec<ContactId>,
-    task: tokio::task::JoinHandle<Result<FlushReport, StoreError>>,
 }
 
 #[cfg(test)]

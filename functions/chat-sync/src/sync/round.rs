@@ -133,31 +133,14 @@ impl Outcome {
     }
 }
 
-/// A round's first half done: the contacts whose leases it holds, each rendered, and what claiming them cost.
-pub(super) struct Claimed {
-    claims: Vec<Claim>,
-    pub(super) report: FlushReport,
-}
-
-impl Claimed {
-    pub(super) fn is_empty(&self) -> bool {
-        self.claims.is_empty()
-    }
-
-    /// The contacts claimed: their leases are held until the round settles.
-    pub(super) fn contacts(&self) -> Vec<ContactId> {
-        self.claims.iter().map(|c| c.contact.clone()).collect()
-    }
-}
-
 impl TranscriptSync {
-    /// A round's first half: claim the candidates and render what each needs. What it claims is written and
-    /// settled by `write_round`, or let go with `let_go_all`.
-    pub(super) async fn claim_round(
+    /// One round: claim the candidates, write what they need in a few batches, settle each.
+    pub(super) async fn round(
         &self,
         candidates: Vec<ContactId>,
+        permit: Permit,
         start_by: Instant,
-    ) -> Result<Claimed, StoreError> {
+    ) -> Result<FlushReport, StoreError> {
         let mut report = FlushReport::default();
         let claimed = self.claim(candidates, &mut report).await;
         let mut claims: Vec<Claim> = Vec::new();
@@ -181,7 +164,10 @@ impl TranscriptSync {
             return Err(error);
         }
         report.claimed = claims.len() as u32;
-        if !claims.is_empty() && Instant::now() >= start_by {
+        if claims.is_empty() {
+            return Ok(report);
+        }
+        if Instant::now() >= start_by {
             // Claiming took the whole budget (storage is slow): say so, or the queue seems to stall silently.
             tracing::warn!(
                 contacts = claims.len(),
@@ -191,33 +177,6 @@ impl TranscriptSync {
             for claim in &claims {
                 self.let_go(claim).await;
             }
-            claims.clear();
-        }
-        Ok(Claimed { claims, report })
-    }
-
-    /// Gives back every lease a round's first half took, writing nothing: the contacts stay queued.
-    pub(super) async fn let_go_all(&self, claimed: Claimed) -> FlushReport {
-        let mut report = claimed.report;
-        report.deferred += claimed.claims.len() as u32;
-        for claim in &claimed.claims {
-            self.let_go(claim).await;
-        }
-        report
-    }
-
-    /// A round's second half: write what the claims need in a few batches, then settle each.
-    pub(super) async fn write_round(
-        &self,
-        claimed: Claimed,
-        permit: Permit,
-        start_by: Instant,
-    ) -> Result<FlushReport, StoreError> {
-        let Claimed {
-            mut claims,
-            mut report,
-        } = claimed;
-        if claims.is_empty() {
             return Ok(report);
         }
         let mut permit = Some(permit);
