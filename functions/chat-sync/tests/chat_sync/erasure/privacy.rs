@@ -398,11 +398,7 @@ async fn changes_racing_the_erasure_leave_nothing_behind() {
         left.len()
     );
     // The race happened: changes landed before the erasure and were refused after it.
-    assert!(
-        applied > 0 && applied < RACERS * RACED,
-        "{applied} of {} changes recorded",
-        RACERS * RACED
-    );
+    assert_raced(applied);
 }
 
 #[tokio::test]
@@ -438,11 +434,7 @@ async fn late_deliveries_racing_a_truncation_keep_nothing_it_erased() {
         left.len()
     );
     // The race happened: changes landed before the truncation (and were erased by it) and were refused after it.
-    assert!(
-        applied > 0 && applied < RACERS * RACED,
-        "{applied} of {} changes recorded",
-        RACERS * RACED
-    );
+    assert_raced(applied);
 }
 
 /// How many tasks race an erasure, and how many changes each records.
@@ -482,6 +474,15 @@ fn racing_deliveries(
             })
         })
         .collect()
+}
+
+/// Some of the racing changes were recorded and some refused: the race this checks really happened.
+fn assert_raced(applied: usize) {
+    assert!(
+        applied > 0 && applied < RACERS * RACED,
+        "{applied} of {} changes recorded",
+        RACERS * RACED
+    );
 }
 
 /// How many of the racing changes were recorded.
