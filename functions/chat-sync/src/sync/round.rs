@@ -234,10 +234,12 @@ impl TranscriptSync {
                         Ok(None) => return (Ok(None), took),
                         Err(error) => return (Err(error), took),
                     };
-                    if state.parked.is_none()
-                        && state.version != 0
-                        && state.version == state.synced_version
-                    {
+                    // Nothing to write: parked, no change yet, or written already (the queue may lag).
+                    if state.parked.is_some() || state.version == 0 {
+                        self.release(&contact, &owner).await;
+                        return (Ok(None), took);
+                    }
+                    if state.version == state.synced_version {
                         return (self.dequeue(&contact, &owner, state.version).await, took);
                     }
                     let reading = Instant::now();
@@ -245,10 +247,10 @@ impl TranscriptSync {
                         .prepare(&contact, &owner, taken_at, state, &mut took.render)
                         .await;
                     took.read = reading.elapsed().saturating_sub(took.render);
-                    if !matches!(result, Ok(Some(_))) {
+                    if result.is_err() {
                         self.release(&contact, &owner).await;
                     }
-                    (result, took)
+                    (result.map(Some), took)
                 })
                 .buffer_unordered(CLAIM_CONCURRENCY)
                 .collect()
@@ -288,6 +290,7 @@ impl TranscriptSync {
         }
     }
 
+    /// Reads and renders what a claimed contact needs, from `state` as its lease came with it.
     async fn prepare(
         &self,
         contact: &ContactId,
@@ -295,11 +298,8 @@ impl TranscriptSync {
         taken_at: Instant,
         state: SyncState,
         rendering: &mut Duration,
-    ) -> Result<Option<Claim>, StoreError> {
+    ) -> Result<Claim, StoreError> {
         // The version came with the lease, so everything read next includes every change up to it.
-        if state.parked.is_some() || state.version == 0 {
-            return Ok(None);
-        }
         let wants_notes = self.settings.targets.notes && !state.pending_notes.is_empty();
         // A small contact is read whole in one request; a larger one piece by piece (see `read_small_contact`).
         // Only a contact that shows few lines is tried whole: a long history would pay for a page it cannot use.
@@ -400,7 +400,7 @@ impl TranscriptSync {
                 });
             }
         }
-        Ok(Some(Claim {
+        Ok(Claim {
             target: state.crm_target(contact),
             contact: contact.clone(),
             owner: owner.clone(),
@@ -410,7 +410,7 @@ impl TranscriptSync {
             archived,
             conversations,
             outcome: Outcome::default(),
-        }))
+        })
     }
 
     /// Hands a claimed contact back unwritten (it stays queued).
