@@ -91,6 +91,16 @@ pub(super) fn message_sk(created_at: &Timestamp, message_id: &MessageId) -> Stri
     format!("{MESSAGE_PREFIX}{}#{}", created_at.key(), message_id)
 }
 
+/// What a message's sort key holds: its creation time and id (a message item stores neither again). `None` for a
+/// key `message_sk` did not build. The time's key has no `#`, so the first one after it ends it, whatever the id.
+pub(super) fn parse_message_sk(sk: &str) -> Option<(Timestamp, MessageId)> {
+    let (created_at, message_id) = sk.strip_prefix(MESSAGE_PREFIX)?.split_once('#')?;
+    Some((
+        Timestamp::parse("created_at", created_at).ok()?,
+        MessageId::parse(message_id).ok()?,
+    ))
+}
+
 /// The first message sort key at or after `since`.
 pub(super) fn messages_from(since: &Timestamp) -> String {
     format!("{MESSAGE_PREFIX}{}", since.key())

@@ -10,7 +10,7 @@ use super::keys::{
 };
 use super::sync_record::Erasure;
 use super::transact::CONFLICT_RETRIES;
-use super::{build_error, corrupt, schema, unavailable, DynamoStore};
+use super::{build_error, schema, unavailable, DynamoStore};
 use crate::domain::transcript::{Cleared, Conversation, Filling};
 use crate::domain::{
     ContactId, MessageChange, MessageKind, MessageVersion, Role, StoredMessage, Timestamp, UserId,
@@ -63,19 +63,19 @@ impl DynamoStore {
     async fn put_with_bump(
         &self,
         contact: &ContactId,
+        change: &MessageChange,
         item: Item,
         condition: &str,
         values: Item,
         shown: i64,
     ) -> Result<Attempt, StoreError> {
-        let cid = get_s(&item, "cid")?.to_owned();
-        let created_at =
-            Timestamp::parse("created_at", get_s(&item, "created_at")?).map_err(corrupt)?;
+        let cid = change.channel.cid();
+        let created_at = &change.created_at;
         // A failed condition returns the item as it is: the next attempt is decided on what is there.
         let items = vec![
             self.put(item, condition, &[("#pk", schema::PARTITION_KEY)], values)?,
-            self.bump_version(contact, &cid, shown, Some(&created_at), None)?,
-            self.mapping_admits(&cid, &created_at)?,
+            self.bump_version(contact, &cid, shown, Some(created_at), None)?,
+            self.mapping_admits(&cid, created_at)?,
         ];
         Ok(match self.transact(items).await? {
             Ok(()) => Attempt::Written,
@@ -248,7 +248,7 @@ impl MessageLog for DynamoStore {
                 )
             };
             match self
-                .put_with_bump(contact, item.clone(), &condition, values, shown)
+                .put_with_bump(contact, change, item.clone(), &condition, values, shown)
                 .await?
             {
                 Attempt::Written => return Ok(Recorded::Applied),

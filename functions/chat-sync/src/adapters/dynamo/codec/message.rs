@@ -1,12 +1,18 @@
 //! A message (`CONTACT#<contact>` / `MSG#<created_at>#<message id>`): its newest version, written whole by every
 //! change (see `MessageVersion`), erased in place.
+//!
+//! The item stores nothing twice and nothing empty: its creation time and id are read from its sort key, a flag
+//! is written only when true (an absent one reads false, here and in DynamoDB's conditions) and an empty
+//! attachment list not at all. The flusher reads every message of a contact at each flush, and a query is billed
+//! by the bytes it reads, so every byte of the item is paid again at every flush. (Items written before this
+//! still carry `message_id`, `created_at` and false flags: they read the same.)
 
 use super::super::corrupt;
-use super::super::keys::{contact_pk, key, message_sk};
+use super::super::keys::{contact_pk, key, message_sk, parse_message_sk};
+use super::super::schema;
 use super::{get_bool, get_s, s, Item};
 use crate::domain::{
-    ContactId, MessageChange, MessageId, MessageKind, MessageVersion, Role, StoredMessage,
-    Timestamp,
+    ContactId, MessageChange, MessageKind, MessageVersion, Role, StoredMessage, Timestamp,
 };
 use crate::ports::StoreError;
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -15,14 +21,12 @@ use aws_sdk_dynamodb::types::AttributeValue;
 /// in HubSpot (the TTL).
 #[cfg(test)]
 pub(in super::super) const ATTRIBUTES: &[&str] = &[
-    "message_id",
     "cid",
     "author_id",
     "author_name",
     "role",
     "body",
     "attachments",
-    "created_at",
     "updated_at",
     "edited",
     "deleted",
@@ -47,13 +51,7 @@ pub(in super::super) fn encode(
         contact_pk(contact),
         &message_sk(&change.created_at, &change.message_id),
     );
-    let attachments = if deleted {
-        vec![]
-    } else {
-        change.attachments.iter().map(s).collect()
-    };
     item.extend([
-        ("message_id".to_owned(), s(change.message_id.as_str())),
         ("cid".to_owned(), s(change.channel.cid())),
         ("author_id".to_owned(), s(&change.author.id)),
         ("author_name".to_owned(), s(&change.author.name)),
@@ -63,17 +61,23 @@ pub(in super::super) fn encode(
             "body".to_owned(),
             s(if deleted { "" } else { change.text.as_str() }),
         ),
-        ("attachments".to_owned(), AttributeValue::L(attachments)),
-        ("created_at".to_owned(), s(change.created_at.key())),
         ("updated_at".to_owned(), s(change.updated_at.key())),
-        ("edited".to_owned(), AttributeValue::Bool(change.edited)),
-        ("deleted".to_owned(), AttributeValue::Bool(deleted)),
-        (
-            "restored".to_owned(),
-            AttributeValue::Bool(change.kind == MessageKind::Undeleted),
-        ),
-        ("removed".to_owned(), AttributeValue::Bool(removed)),
     ]);
+    if !deleted && !change.attachments.is_empty() {
+        let attachments = change.attachments.iter().map(s).collect();
+        item.insert("attachments".to_owned(), AttributeValue::L(attachments));
+    }
+    let flags = [
+        ("edited", change.edited),
+        ("deleted", deleted),
+        ("restored", change.kind == MessageKind::Undeleted),
+        ("removed", removed),
+    ];
+    for (flag, set) in flags {
+        if set {
+            item.insert(flag.to_owned(), AttributeValue::Bool(true));
+        }
+    }
     if notes_only {
         item.insert("notes_only".to_owned(), AttributeValue::Bool(true));
     }
@@ -86,14 +90,17 @@ pub(in super::super) fn decode(item: &Item) -> Result<StoredMessage, StoreError>
         .and_then(|v| v.as_l().ok())
         .map(|list| list.iter().filter_map(|v| v.as_s().ok().cloned()).collect())
         .unwrap_or_default();
+    let sk = get_s(item, schema::SORT_KEY)?;
+    let (created_at, message_id) = parse_message_sk(sk)
+        .ok_or_else(|| corrupt(format!("{sk:?} is not a message's sort key")))?;
     Ok(StoredMessage {
-        message_id: MessageId::parse(get_s(item, "message_id")?).map_err(corrupt)?,
+        message_id,
         cid: get_s(item, "cid")?.to_owned(),
         author_name: get_s(item, "author_name")?.to_owned(),
         role: Role::parse(get_s(item, "role")?),
         text: get_s(item, "body")?.to_owned(),
         attachments,
-        created_at: Timestamp::parse("created_at", get_s(item, "created_at")?).map_err(corrupt)?,
+        created_at,
         edited: get_bool(item, "edited"),
         deleted: get_bool(item, "deleted"),
         restored: get_bool(item, "restored"),
@@ -121,7 +128,7 @@ pub(in super::super) fn sample_change() -> MessageChange {
     MessageChange {
         kind: MessageKind::Updated,
         channel: sample::channel(),
-        message_id: MessageId::parse("msg-1").expect("message id"),
+        message_id: crate::domain::MessageId::parse("msg-1").expect("message id"),
         author: crate::domain::Author {
             id: sample::visitor().as_str().to_owned(),
             name: "Ada Lovelace".to_owned(),

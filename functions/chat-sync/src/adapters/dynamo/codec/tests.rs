@@ -194,3 +194,58 @@ fn every_codec_reads_back_what_it_writes() {
         )
     );
 }
+
+#[test]
+fn a_message_item_stores_nothing_twice_and_reads_as_items_written_before() {
+    use super::super::keys::{message_sk, parse_message_sk};
+    use super::s;
+    use aws_sdk_dynamodb::types::AttributeValue;
+    // The time and id come back from the key, an id with a `#` in it too; anything else is not a message's key.
+    let mut change = message::sample_change();
+    change.message_id = crate::domain::MessageId::parse("a#b#c").expect("message id");
+    let sk = message_sk(&change.created_at, &change.message_id);
+    assert_eq!(
+        parse_message_sk(&sk),
+        Some((change.created_at, change.message_id.clone()))
+    );
+    for other in ["SYNC", "MSG#", "MSG#not-a-time#m-1", "CONV#messaging:x"] {
+        assert_eq!(parse_message_sk(other), None, "{other}");
+    }
+    // A plain new message: no copy of the key, no false flag, no empty list.
+    change.edited = false;
+    change.attachments.clear();
+    change.kind = crate::domain::MessageKind::New;
+    let written = message::encode(&sample::contact(), &change, &Role::Visitor, false);
+    for absent in [
+        "message_id",
+        "created_at",
+        "attachments",
+        "edited",
+        "deleted",
+        "restored",
+        "removed",
+    ] {
+        assert!(!written.contains_key(absent), "{absent} written");
+    }
+    // An item written before carries them all, and reads the same.
+    let mut before = written.clone();
+    before.insert("message_id".into(), s(change.message_id.as_str()));
+    before.insert("created_at".into(), s(change.created_at.key()));
+    before.insert("attachments".into(), AttributeValue::L(vec![]));
+    for flag in ["edited", "deleted", "restored", "removed"] {
+        before.insert(flag.into(), AttributeValue::Bool(false));
+    }
+    let now = message::decode(&written).expect("message");
+    assert_eq!(
+        message::decode(&before).expect("message as written before"),
+        now
+    );
+    assert_eq!(
+        message::stored_version(&before),
+        message::stored_version(&written)
+    );
+    assert_eq!(
+        (&now.message_id, now.created_at),
+        (&change.message_id, change.created_at)
+    );
+}
