@@ -66,8 +66,12 @@ pub trait Leases: Send + Sync {
 /// The flusher's lease: one flusher writes batches at a time, and the others hand it their contacts (see `sync`).
 #[async_trait]
 pub trait FlusherLease: Send + Sync {
-    /// Takes the flusher's lease (one flusher writes batches at a time) if it is free or expired.
-    async fn acquire_flusher(&self, owner: &LeaseOwner, ttl: Duration) -> Result<bool, StoreError>;
+    /// Takes the flusher's lease (one flusher writes batches at a time) if it is free or expired; `None` if not.
+    async fn acquire_flusher(
+        &self,
+        owner: &LeaseOwner,
+        ttl: Duration,
+    ) -> Result<Option<FlusherTurn>, StoreError>;
     /// Asks the flusher that holds the lease now to take this contact; false if no flusher holds it.
     async fn wake_flusher(&self, contact: &ContactId) -> Result<bool, StoreError>;
     /// Extends our flusher lease and returns the contacts woken for it; `None` if the lease is no longer ours.
@@ -81,4 +85,20 @@ pub trait FlusherLease: Send + Sync {
     /// Releases our flusher lease. With `if_idle`, only if no contact was woken meanwhile (false: keep flushing);
     /// without, pending wake-ups stay for the next flusher.
     async fn release_flusher(&self, owner: &LeaseOwner, if_idle: bool) -> Result<bool, StoreError>;
+    /// Gives our flusher lease up before our last round, so that whoever comes meanwhile becomes the next flusher,
+    /// whose first round is due at `next_round_ms` (Unix milliseconds). Pending wake-ups stay for it; they are also
+    /// returned (the last round takes them too, in case nobody comes). `None` if the lease was not ours.
+    async fn hand_over_flusher(
+        &self,
+        owner: &LeaseOwner,
+        next_round_ms: i64,
+    ) -> Result<Option<Vec<ContactId>>, StoreError>;
+}
+
+/// What a flusher learns on taking the lease.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FlusherTurn {
+    /// When the flusher that handed the lease over would have started its next round (Unix milliseconds), if one
+    /// did: the round its wake set waits for is due then, not a whole linger later.
+    pub next_round_ms: Option<i64>,
 }

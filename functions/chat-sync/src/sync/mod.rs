@@ -8,9 +8,9 @@
 //! `batch/create`): a burst over many contacts becomes a few calls, not one per contact.
 //! A webhook, once it has answered Stream, either becomes the flusher or *wakes* the running one by adding its
 //! contact to the flusher item's wake set (a conditional update that succeeds only while a flusher holds the
-//! lease). The flusher releases its lease only if no contact was woken since its last look (the same conditional
-//! write), so a change is never stranded between "flusher finished" and "newcomer gave up": group commit across
-//! contacts, as the per-contact release (below) is within one.
+//! lease). An idle flusher releases its lease only if no contact was woken since its last look (the same
+//! conditional write), so a change is never stranded between "flusher finished" and "newcomer gave up": group
+//! commit across contacts, as the per-contact release (below) is within one. (One out of time hands over: below.)
 //!
 //! **Per contact.** The per-contact lease is what promises no lost update: only its holder writes the contact. The
 //! holder releases it in a transaction that marks the contact synced only if no change arrived since the version it
@@ -31,8 +31,12 @@
 //! some lines: the round reads the property back (`contacts/batch/read`, batched, under the same budget and lease)
 //! and renders around it (`domain::archive`), and its notes so far are frozen, later messages starting the next part.
 //!
-//! **Bounded.** A flusher started by a webhook starts no new round after its budget and hands the queue over (the
-//! wake set stays for the next flusher; the sweeper takes over if no webhook comes). Each round reads only the
+//! **Bounded.** A flusher started by a webhook starts no new round after its budget. Before its last round (the one
+//! after which no linger fits) it gives the lease up, leaving the time its next round would have been due: a
+//! webhook arriving during that round becomes the next flusher, which keeps the pace, rather than waking one on
+//! its way out (whose wake set would wait for the sweeper, a minute when deployed). What woke it since its last
+//! look goes into the last round too. A webhook that becomes the flusher takes its own contact into its first
+//! round, whatever the queue's index shows yet. Each round reads only the
 //! newest messages each transcript can show. Contacts HubSpot no longer has (404, even by e-mail) or refuses (400)
 //! are parked with the reason, out of the queue, until an operator re-queues them.
 
@@ -41,10 +45,10 @@ mod notes;
 mod round;
 
 use crate::config::FlushSettings;
-use crate::domain::ContactId;
+use crate::domain::{ContactId, Timestamp};
 use crate::ports::{
-    BudgetError, Caller, Channels, Crm, FlusherLease, LeaseOwner, Leases, MessageLog, RateBudget,
-    StoreError, SyncQueue, SyncRecords, TimelineNotes, MAX_BATCH,
+    BudgetError, Caller, Channels, Crm, FlusherLease, FlusherTurn, LeaseOwner, Leases, MessageLog,
+    RateBudget, StoreError, SyncQueue, SyncRecords, TimelineNotes, MAX_BATCH,
 };
 use serde::Serialize;
 use std::sync::Arc;
@@ -52,8 +56,10 @@ use std::time::{Duration, Instant};
 
 /// Claims (lease, sync record, messages) made at once in a round.
 const CLAIM_CONCURRENCY: usize = 16;
-/// Time kept free at the end of a linger for claiming, rendering and starting the write.
-const LINGER_MARGIN: Duration = Duration::from_millis(50);
+/// Time kept free at the end of a flusher's budget for its last round to claim, read and render before it: a round
+/// whose claims end past the budget writes nothing ("the flush budget ran out while claiming"). Claiming a batch
+/// takes ~50 ms at a busy desk and ~200 ms at five times it (docs/benchmarks-flusher.md).
+const LINGER_MARGIN: Duration = Duration::from_millis(250);
 /// Clock skew allowed between Lambdas comparing lease expiry times.
 const CLOCK_MARGIN: Duration = Duration::from_secs(1);
 /// How often a webhook tries to become the flusher or wake it when the lease changes hands under it.
@@ -68,6 +74,17 @@ fn adaptive_linger(linger: Duration, claimed: u32, over: Duration) -> Duration {
     }
     let fill = over.mul_f64(MAX_BATCH as f64 / f64::from(claimed));
     linger.min(fill)
+}
+
+/// The linger before a new flusher's first round: `linger`, or what is left of it when the flusher before handed
+/// the lease over with its next round due at `turn.next_round_ms` (none left once that time has passed).
+fn first_linger(linger: Duration, turn: FlusherTurn, now_ms: i64) -> Duration {
+    match turn.next_round_ms {
+        None => linger,
+        Some(due) => linger.min(Duration::from_millis(
+            u64::try_from(due.saturating_sub(now_ms)).unwrap_or(0),
+        )),
+    }
 }
 
 /// A webhook's share of the flushing, run after its response has been sent: on Lambda by an internal extension
@@ -250,12 +267,21 @@ impl TranscriptSync {
                 return Ok(FlushOutcome::Handed);
             }
             let owner = LeaseOwner::random();
-            if self
+            if let Some(turn) = self
                 .store
                 .acquire_flusher(&owner, self.settings.lease_ttl)
                 .await?
             {
-                let report = self.hold(&owner, start_by, self.settings.linger).await?;
+                let linger = self.settings.linger;
+                let report = self
+                    .hold(Turn {
+                        owner: &owner,
+                        start_by,
+                        linger,
+                        first: first_linger(linger, turn, Timestamp::now().unix_millis()),
+                        own: Some(contact),
+                    })
+                    .await?;
                 return Ok(FlushOutcome::Flushed(report));
             }
             // Taken by another webhook between the two: wake that one.
@@ -266,45 +292,49 @@ impl TranscriptSync {
     /// Runs the flusher if nobody does (the sweeper): no linger, rounds until the queue is empty or `start_by`.
     pub async fn sweep(&self, start_by: Instant) -> Result<FlushReport, StoreError> {
         let owner = LeaseOwner::random();
-        if !self
+        if self
             .store
             .acquire_flusher(&owner, self.settings.lease_ttl)
             .await?
+            .is_none()
         {
             return Ok(FlushReport {
                 busy: true,
                 ..FlushReport::default()
             });
         }
-        self.hold(&owner, start_by, Duration::ZERO).await
+        self.hold(Turn {
+            owner: &owner,
+            start_by,
+            linger: Duration::ZERO,
+            first: Duration::ZERO,
+            own: None,
+        })
+        .await
     }
 
     /// Rounds under the flusher lease, until nothing waits or the time is up.
-    async fn hold(
-        &self,
-        owner: &LeaseOwner,
-        start_by: Instant,
-        linger: Duration,
-    ) -> Result<FlushReport, StoreError> {
+    async fn hold(&self, turn: Turn<'_>) -> Result<FlushReport, StoreError> {
         let mut report = FlushReport::default();
-        let result = self.rounds(owner, start_by, linger, &mut report).await;
+        let result = self.rounds(&turn, &mut report).await;
         if result.is_err() {
             // Storage failed mid-flush: hand the lease back so the next flusher need not wait for it to expire.
-            if let Err(error) = self.store.release_flusher(owner, false).await {
+            if let Err(error) = self.store.release_flusher(turn.owner, false).await {
                 tracing::warn!(%error, "could not release the flusher lease; it will expire");
             }
         }
         result.map(|()| report)
     }
 
-    async fn rounds(
-        &self,
-        owner: &LeaseOwner,
-        start_by: Instant,
-        linger: Duration,
-        report: &mut FlushReport,
-    ) -> Result<(), StoreError> {
-        let mut wait = linger;
+    async fn rounds(&self, turn: &Turn<'_>, report: &mut FlushReport) -> Result<(), StoreError> {
+        let Turn {
+            owner,
+            start_by,
+            linger,
+            ..
+        } = *turn;
+        let mut wait = turn.first;
+        let mut own = turn.own;
         // When the last round's linger began (to see how fast contacts come in).
         let mut lingered_from = Instant::now();
         loop {
@@ -320,11 +350,15 @@ impl TranscriptSync {
             if !wait.is_zero() && !room.is_zero() {
                 tokio::time::sleep(wait.min(room)).await;
             }
+            // When the next round is due, were there one: the last round hands the pace over with the lease.
+            let next_round_ms = Timestamp::now().unix_millis() + wait.as_millis() as i64;
             if Instant::now() >= start_by {
-                // Out of time: hand over. Woken contacts stay in the wake set for the next flusher.
-                self.store.release_flusher(owner, false).await?;
+                // Out of time (a round overran the budget): hand over. Woken contacts stay for the next flusher.
+                self.store.hand_over_flusher(owner, next_round_ms).await?;
                 return Ok(());
             }
+            // No linger fits after this round: it is the last.
+            let last = Instant::now() + wait + LINGER_MARGIN >= start_by;
             let Some(woken) = self
                 .store
                 .renew_flusher(owner, self.settings.lease_ttl)
@@ -333,16 +367,34 @@ impl TranscriptSync {
                 tracing::warn!("the flusher lease was taken over; stopping");
                 return Ok(());
             };
-            // Oldest first, then the contacts woken since the last look (the index may not show them yet).
+            // Oldest first, then the contacts woken since the last look (the index may not show them yet), and
+            // the webhook's own contact (its change may not show there yet either).
             let mut candidates = self.store.dirty_contacts(MAX_BATCH).await?;
-            for contact in &woken {
-                if !candidates.contains(contact) {
-                    candidates.push(contact.clone());
+            let mut add = |contacts: &[ContactId]| {
+                for contact in contacts {
+                    if !candidates.contains(contact) {
+                        candidates.push(contact.clone());
+                    }
                 }
+            };
+            add(&woken);
+            if let Some(own) = own.take() {
+                add(std::slice::from_ref(own));
             }
             self.store.clear_wakes(&woken).await?;
+            if last {
+                // The lease goes *before* the last round: a webhook that comes during it becomes the next flusher
+                // (due when our next round would have been) instead of waking one that is leaving, whose wake set
+                // would wait for the sweeper. Whoever woke us since our look is taken along, and stays woken for
+                // the next flusher in case one comes.
+                let Some(left) = self.store.hand_over_flusher(owner, next_round_ms).await? else {
+                    tracing::warn!("the flusher lease was taken over; stopping");
+                    return Ok(());
+                };
+                add(&left);
+            }
             if candidates.is_empty() {
-                if self.store.release_flusher(owner, true).await? {
+                if last || self.store.release_flusher(owner, true).await? {
                     return Ok(());
                 }
                 wait = Duration::ZERO;
@@ -360,7 +412,9 @@ impl TranscriptSync {
                         "no HubSpot permit before the flush budget ends; handing over"
                     );
                     report.deferred += candidates.len() as u32;
-                    self.store.release_flusher(owner, false).await?;
+                    if !last {
+                        self.store.release_flusher(owner, false).await?;
+                    }
                     return Ok(());
                 }
                 Err(BudgetError::Storage(error)) => return Err(error),
@@ -369,6 +423,9 @@ impl TranscriptSync {
             let full = round.synced + round.behind + round.fenced >= MAX_BATCH as u32;
             report.add(&round);
             report.rounds += 1;
+            if last {
+                return Ok(());
+            }
             if round.refused > 0 {
                 // HubSpot is refusing writes: stop here; the next webhook or sweep tries again.
                 self.store.release_flusher(owner, false).await?;
@@ -394,6 +451,16 @@ impl TranscriptSync {
     }
 }
 
+/// A flusher's turn under the lease `owner`: rounds start until `start_by`, the first after `first` and the others
+/// after `linger` (or less, see `adaptive_linger`); `own` is the contact of the webhook that took the lease.
+struct Turn<'a> {
+    owner: &'a LeaseOwner,
+    start_by: Instant,
+    linger: Duration,
+    first: Duration,
+    own: Option<&'a ContactId>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -412,5 +479,25 @@ mod tests {
         // Nothing seen yet: the whole linger.
         assert_eq!(adaptive_linger(linger, 0, linger), linger);
         assert_eq!(adaptive_linger(linger, 50, Duration::ZERO), linger);
+    }
+
+    #[test]
+    fn a_flusher_taking_over_starts_when_the_round_handed_over_was_due() {
+        let linger = Duration::from_secs(1);
+        let now = 1_800_000_000_000;
+        let handed = |due| FlusherTurn {
+            next_round_ms: Some(due),
+        };
+        // Nobody handed over: the whole linger.
+        assert_eq!(first_linger(linger, FlusherTurn::default(), now), linger);
+        // Due in 400 ms: 400 ms.
+        assert_eq!(
+            first_linger(linger, handed(now + 400), now),
+            Duration::from_millis(400)
+        );
+        // Overdue: at once.
+        assert_eq!(first_linger(linger, handed(now - 5), now), Duration::ZERO);
+        // Never longer than a linger, whatever another clock wrote.
+        assert_eq!(first_linger(linger, handed(now + 60_000), now), linger);
     }
 }

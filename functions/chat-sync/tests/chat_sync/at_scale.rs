@@ -428,3 +428,129 @@ async fn a_webhook_hands_its_contact_to_the_running_flusher() {
     );
     assert_eq!(app.hubspot.call_count("batch_update"), 1);
 }
+
+#[tokio::test]
+async fn a_webhook_during_a_flushers_last_round_becomes_the_next_flusher() {
+    // The first flusher's budget leaves room for one round only, and HubSpot is slow, so its last round is long.
+    let app = TestApp::start_with(FlushSettings {
+        linger: Duration::from_millis(300),
+        webhook_budget: Duration::from_millis(400),
+        ..support::test_flush_settings()
+    })
+    .await;
+    let (ada, ada_visitor, ada_channel) = register_visitor(&app, "Ada", "ada@example.com").await;
+    let (bob, bob_visitor, bob_channel) = register_visitor(&app, "Bob", "bob@example.com").await;
+    app.hubspot
+        .faults()
+        .set_latency(Duration::from_millis(1_000));
+    let (response, flush) = app
+        .webhook
+        .receive(signed_webhook(&dated_message(
+            &ada_channel,
+            &ada_visitor,
+            "m1",
+            "first",
+            1,
+        )))
+        .await;
+    assert_eq!(response.status(), 200);
+    let first = tokio::spawn(flush.expect("a flush").run());
+    // Midway through its last round (it lingers 300 ms, then writes for a second)...
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let (response, flush) = app
+        .webhook
+        .receive(signed_webhook(&dated_message(
+            &bob_channel,
+            &bob_visitor,
+            "m2",
+            "second",
+            2,
+        )))
+        .await;
+    assert_eq!(response.status(), 200);
+    // ...the next webhook finds the lease given up and becomes the flusher: handing its contact to a flusher on
+    // its way out would leave it to the sweeper.
+    let second = flush.expect("a flush").run().await;
+    let first = first.await.expect("flusher");
+    assert!(
+        matches!(second, Some(FlushOutcome::Flushed(report)) if report.synced == 1),
+        "{second:?}"
+    );
+    assert!(matches!(first, Some(FlushOutcome::Flushed(report)) if report.synced == 1));
+    assert!(app.transcript(&ada).contains("first"));
+    assert!(app.transcript(&bob).contains("second"));
+}
+
+#[tokio::test]
+async fn a_flusher_handing_over_leaves_its_wake_set_and_its_pace_to_the_next_one() {
+    use chat_sync::ports::{FlusherLease, LeaseOwner};
+    let app = TestApp::start().await;
+    let ttl = Duration::from_secs(15);
+    let contact = ContactId::parse("1001").expect("contact id");
+    let [first, second, third] = [(); 3].map(|()| LeaseOwner::random());
+    let turn = app.store.acquire_flusher(&first, ttl).await.expect("store");
+    assert_eq!(
+        turn.map(|t| t.next_round_ms),
+        Some(None),
+        "nobody handed over"
+    );
+    assert!(app.store.wake_flusher(&contact).await.expect("store"));
+    // Handing over: the lease goes, the wake-up stays (and comes back to the last round), the due time is left.
+    let due = 1_800_000_000_000;
+    let left = app
+        .store
+        .hand_over_flusher(&first, due)
+        .await
+        .expect("store");
+    assert_eq!(left, Some(vec![contact.clone()]));
+    assert_eq!(
+        app.store
+            .hand_over_flusher(&first, due)
+            .await
+            .expect("store"),
+        None,
+        "not ours any more"
+    );
+    assert!(
+        !app.store.wake_flusher(&contact).await.expect("store"),
+        "nobody to wake: the webhook becomes the next flusher"
+    );
+    let turn = app
+        .store
+        .acquire_flusher(&second, ttl)
+        .await
+        .expect("store");
+    assert_eq!(turn.map(|t| t.next_round_ms), Some(Some(due)));
+    let woken = app.store.renew_flusher(&second, ttl).await.expect("store");
+    assert_eq!(
+        woken,
+        Some(vec![contact.clone()]),
+        "the wake set outlives the handover"
+    );
+    // Not idle while the wake-up is there; once taken, idle, and the due time went with the turn that took it.
+    assert!(!app
+        .store
+        .release_flusher(&second, true)
+        .await
+        .expect("store"));
+    app.store
+        .clear_wakes(std::slice::from_ref(&contact))
+        .await
+        .expect("store");
+    assert!(app
+        .store
+        .release_flusher(&second, true)
+        .await
+        .expect("store"));
+    let turn = app.store.acquire_flusher(&third, ttl).await.expect("store");
+    assert_eq!(
+        turn.map(|t| t.next_round_ms),
+        Some(None),
+        "a due time is for one turn"
+    );
+    // And a lease held is not taken.
+    assert_eq!(
+        app.store.acquire_flusher(&first, ttl).await.expect("store"),
+        None
+    );
+}
