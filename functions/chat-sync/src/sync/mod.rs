@@ -289,25 +289,32 @@ impl TranscriptSync {
         Ok(FlushOutcome::Queued)
     }
 
-    /// Runs the flusher if nobody does (the sweeper): no linger, rounds until the queue is empty or `start_by`.
+    /// Runs the flusher if nobody does (the sweeper): its first round at once (what webhooks left), unless a flusher
+    /// handed the lease over with a round due (then at that time), and the next ones at the desk's pace, until the
+    /// queue is empty or `start_by`. Webhooks wake whoever holds the lease, the sweeper too: with no linger between
+    /// its rounds it would write a live desk's wake-ups a few at a time (at a busy desk, twice the HubSpot calls).
     pub async fn sweep(&self, start_by: Instant) -> Result<FlushReport, StoreError> {
         let owner = LeaseOwner::random();
-        if self
+        let Some(turn) = self
             .store
             .acquire_flusher(&owner, self.settings.lease_ttl)
             .await?
-            .is_none()
-        {
+        else {
             return Ok(FlushReport {
                 busy: true,
                 ..FlushReport::default()
             });
-        }
+        };
+        let linger = self.settings.linger;
+        let first = match turn.next_round_ms {
+            Some(_) => first_linger(linger, turn, Timestamp::now().unix_millis()),
+            None => Duration::ZERO,
+        };
         self.hold(Turn {
             owner: &owner,
             start_by,
-            linger: Duration::ZERO,
-            first: Duration::ZERO,
+            linger,
+            first,
             own: None,
         })
         .await

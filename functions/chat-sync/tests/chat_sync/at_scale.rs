@@ -482,6 +482,58 @@ async fn a_webhook_during_a_flushers_last_round_becomes_the_next_flusher() {
 }
 
 #[tokio::test]
+async fn a_sweeper_that_webhooks_wake_writes_at_the_desks_pace() {
+    let app = Arc::new(
+        TestApp::start_with(FlushSettings {
+            linger: Duration::from_millis(500),
+            ..support::test_flush_settings()
+        })
+        .await,
+    );
+    let mut visitors = Vec::new();
+    for n in 0..6 {
+        visitors.push(register_visitor(&app, "Ada", &format!("ada{n}@example.com")).await);
+    }
+    app.sweep().await;
+    let before = app.hubspot.call_count("batch_update");
+    app.hubspot.faults().set_latency(Duration::from_millis(200));
+    // One change the webhooks left to the sweeper (its webhook's flush never ran)...
+    let message = |n: usize| {
+        let (_, visitor, channel) = &visitors[n];
+        signed_webhook(&dated_message(
+            channel,
+            visitor,
+            &format!("m{n}"),
+            &format!("line {n}"),
+            1,
+        ))
+    };
+    let (response, _left) = app.webhook.receive(message(0)).await;
+    assert_eq!(response.status(), 200);
+    let sweeper = tokio::spawn({
+        let app = app.clone();
+        async move { app.sweep().await }
+    });
+    // ...then five more, 120 ms apart, while the sweeper holds the lease: each webhook wakes it.
+    for n in 1..6 {
+        tokio::time::sleep(Duration::from_millis(if n == 1 { 20 } else { 120 })).await;
+        let (response, flush) = app.webhook.receive(message(n)).await;
+        assert_eq!(response.status(), 200);
+        assert_eq!(
+            flush.expect("a flush").run().await,
+            Some(FlushOutcome::Handed)
+        );
+    }
+    let report = sweeper.await.expect("sweeper");
+    // The first round at once, the next after a linger: every wake-up in one batch, not a round each.
+    assert_eq!(report.flush.synced, 6, "{report:?}");
+    assert_eq!(app.hubspot.call_count("batch_update") - before, 2);
+    for (n, (contact, _, _)) in visitors.iter().enumerate() {
+        assert!(app.transcript(contact).contains(&format!("line {n}")));
+    }
+}
+
+#[tokio::test]
 async fn a_flusher_handing_over_leaves_its_wake_set_and_its_pace_to_the_next_one() {
     use chat_sync::ports::{FlusherLease, LeaseOwner};
     let app = TestApp::start().await;
