@@ -543,7 +543,7 @@ impl FlushSettings {
     pub fn load(env: &Env) -> Result<Self, ConfigError> {
         let settings = Self {
             webhook_budget: env.millis("WEBHOOK_FLUSH_BUDGET_MS", 5_000, 0..=20_000)?,
-            linger: env.millis("FLUSH_LINGER_MS", 1_000, 0..=5_000)?,
+            linger: env.millis("FLUSH_LINGER_MS", 1_600, 0..=5_000)?,
             lease_ttl: env.seconds("LEASE_TTL_SECONDS", 15, 5..=300)?,
             write_timeout: env.millis("HUBSPOT_WRITE_TIMEOUT_MS", 2_000, 100..=2_500)?,
             late_write_window: env.seconds("HUBSPOT_LATE_WRITE_SECONDS", 10, 1..=120)?,
