@@ -11,8 +11,19 @@ use super::DynamoStore;
 use crate::domain::{ContactId, Timestamp};
 use crate::ports::{FlusherLease, FlusherTurn, LeaseOwner, StoreError};
 use async_trait::async_trait;
+use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::types::ReturnValue;
 use std::time::Duration;
+
+impl DynamoStore {
+    /// An update of the flusher's item: every write of this file is one.
+    fn flusher_update(&self) -> UpdateItemFluentBuilder {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(flusher_key()))
+    }
+}
 
 #[async_trait]
 impl FlusherLease for DynamoStore {
@@ -24,10 +35,7 @@ impl FlusherLease for DynamoStore {
         let now = Timestamp::now().unix_millis();
         // Taking the lease consumes the handover's due time: it concerns this turn only.
         let update = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(flusher_key()))
+            .flusher_update()
             .update_expression(
                 "SET lease_owner = :owner, lease_until_ms = :until REMOVE next_round_ms",
             )
@@ -50,10 +58,7 @@ impl FlusherLease for DynamoStore {
 
     async fn wake_flusher(&self, contact: &ContactId) -> Result<bool, StoreError> {
         let update = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(flusher_key()))
+            .flusher_update()
             .update_expression("ADD wake :contact")
             .condition_expression("lease_until_ms >= :now")
             .expression_attribute_values(":contact", string_set(std::slice::from_ref(contact)))
@@ -69,10 +74,7 @@ impl FlusherLease for DynamoStore {
         // Renewing even an expired lease is safe: the condition is that nobody took it since.
         let until = Timestamp::now().unix_millis() + ttl.as_millis() as i64;
         let update = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(flusher_key()))
+            .flusher_update()
             .update_expression("SET lease_until_ms = :until")
             .condition_expression("lease_owner = :owner")
             .expression_attribute_values(":until", n(until))
@@ -90,10 +92,7 @@ impl FlusherLease for DynamoStore {
             return Ok(());
         }
         let update = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(flusher_key()))
+            .flusher_update()
             .update_expression("DELETE wake :taken")
             .expression_attribute_values(":taken", string_set(contacts));
         self.send_update(update).await.map(|_| ())
@@ -106,10 +105,7 @@ impl FlusherLease for DynamoStore {
             "lease_owner = :owner"
         };
         let update = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(flusher_key()))
+            .flusher_update()
             .update_expression("REMOVE lease_owner, lease_until_ms")
             .condition_expression(condition)
             .expression_attribute_values(":owner", s(owner.as_str()));
@@ -122,10 +118,7 @@ impl FlusherLease for DynamoStore {
         next_round_ms: i64,
     ) -> Result<Option<Vec<ContactId>>, StoreError> {
         let update = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(flusher_key()))
+            .flusher_update()
             .update_expression("REMOVE lease_owner, lease_until_ms SET next_round_ms = :due")
             .condition_expression("lease_owner = :owner")
             .expression_attribute_values(":owner", s(owner.as_str()))
