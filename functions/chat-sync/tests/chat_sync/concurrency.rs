@@ -632,3 +632,82 @@ async fn flushers_running_at_once_never_write_one_contact_together() {
         );
     }
 }
+
+/// A flusher gives its lease up before its last round (see `sync`), so the next flusher may start while that round
+/// still writes. Webhooks fired at once for the contact the last round is writing make the next flushers; only the
+/// contact's own lease keeps them off it. The checker: no two writes to the contact overlap, every message is
+/// there exactly once in the end, and a next flusher did run while the last round was writing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn flushers_after_a_handover_never_write_the_contact_its_last_round_holds() {
+    // A budget with room for one linger and one round: the first flusher's first round is its last (it starts
+    // ~250 ms in, the margin before the budget). HubSpot is slow, so that round writes for a while after the lease
+    // is free, and the next flusher's round is due 300 ms after it started.
+    let app = Arc::new(
+        TestApp::start_with(FlushSettings {
+            linger: Duration::from_millis(300),
+            webhook_budget: Duration::from_millis(500),
+            ..crate::support::test_flush_settings()
+        })
+        .await,
+    );
+    let (contact, visitor, channel) = register_visitor(&app, "Ada", "ada@example.com").await;
+    sweep_until_idle(&app).await;
+    app.hubspot.faults().set_latency(Duration::from_millis(600));
+    let event = |i: usize| {
+        let m = message(
+            &format!("m{i:03}"),
+            &visitor,
+            "Ada",
+            &text(0, i),
+            &created_at(0, i),
+        );
+        signed_webhook(&message_event("message.new", "messaging", &channel, &m))
+    };
+    let (response, flush) = app.webhook.receive(event(0)).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let flush = flush.expect("a flush");
+    let first = tokio::spawn(async move { (flush.run().await, Instant::now()) });
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    // While the last round writes: eight webhooks at once, each then flushing as after its response.
+    let racers: Vec<_> = (1..=8)
+        .map(|i| {
+            let app = app.clone();
+            let event = event(i);
+            tokio::spawn(async move {
+                let (response, flush) = app.webhook.receive(event).await;
+                assert_eq!(response.status(), StatusCode::OK);
+                let started = Instant::now();
+                (flush.expect("a flush").run().await, started)
+            })
+        })
+        .collect();
+    let mut outcomes = Vec::new();
+    for racer in racers {
+        outcomes.push(racer.await.expect("racer"));
+    }
+    let (first, first_ended) = first.await.expect("first flusher");
+    sweep_until_idle(&app).await;
+
+    assert!(
+        matches!(first, Some(FlushOutcome::Flushed(report)) if report.calls > 0),
+        "the first flusher wrote: {first:?}"
+    );
+    assert!(
+        outcomes.iter().any(|(outcome, started)| {
+            matches!(outcome, Some(FlushOutcome::Flushed(_))) && *started < first_ended
+        }),
+        "a next flusher started while the last round wrote: {outcomes:?}"
+    );
+    assert_eq!(
+        app.hubspot.overlapping_patches(),
+        Vec::<String>::new(),
+        "two writes to one contact overlapped"
+    );
+    let transcript = app.transcript(&contact);
+    let seen: Vec<String> = transcript
+        .lines()
+        .filter_map(|line| line.find("contact ").map(|at| line[at..].to_owned()))
+        .collect();
+    let expected: Vec<String> = (0..=8).map(|i| text(0, i)).collect();
+    assert_eq!(seen, expected, "every message exactly once, in order");
+}
