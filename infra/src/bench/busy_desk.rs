@@ -451,6 +451,7 @@ fn since(now: FlushReport, before: &FlushReport) -> FlushReport {
         refused: now.refused - before.refused,
         busy: false,
         claimed: now.claimed - before.claimed,
+        left_woken: now.left_woken - before.left_woken,
         times: RoundTimes {
             claim_us: t.0.claim_us - t.1.claim_us,
             read_us: t.0.read_us - t.1.read_us,
@@ -636,6 +637,10 @@ pub fn table(desk: &Desk, runs: &[DeskReport]) -> String {
                 f64::from(r.flushes.claimed) / f64::from(r.flushes.rounds.max(1))
             )
         }),
+        row(
+            "woken contacts left in the wake set by a round past the budget (waiting for the next flusher or the sweeper)",
+            &|r| r.flushes.left_woken.to_string(),
+        ),
         row(
             "a round's mean time: claim / read / render / marks / HubSpot / settle",
             &|r| {

@@ -153,6 +153,9 @@ pub struct FlushReport {
     pub busy: bool,
     /// Contacts whose lease a round took (written or not).
     pub claimed: u32,
+    /// Contacts that woke a flusher during a round that ran past its budget (not known to be its last): they stay
+    /// in the wake set for whoever takes the lease next, the sweeper if no webhook comes.
+    pub left_woken: u32,
     /// Where the rounds' time went.
     pub times: RoundTimes,
 }
@@ -200,6 +203,7 @@ impl FlushReport {
         self.parked += other.parked;
         self.refused += other.refused;
         self.claimed += other.claimed;
+        self.left_woken += other.left_woken;
         self.times.add(other.times);
     }
 }
@@ -361,7 +365,15 @@ impl TranscriptSync {
             let next_round_ms = Timestamp::now().unix_millis() + wait.as_millis() as i64;
             if Instant::now() >= start_by {
                 // Out of time (a round overran the budget): hand over. Woken contacts stay for the next flusher.
-                self.store.hand_over_flusher(owner, next_round_ms).await?;
+                let left = self.store.hand_over_flusher(owner, next_round_ms).await?;
+                let left = left.map_or(0, |left| left.len());
+                if left > 0 {
+                    tracing::info!(
+                        contacts = left,
+                        "a round ran past the flush budget; the contacts woken meanwhile wait for the next flusher"
+                    );
+                }
+                report.left_woken += left as u32;
                 return Ok(());
             }
             // No linger fits after this round: it is the last.
