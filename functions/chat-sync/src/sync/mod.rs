@@ -348,6 +348,8 @@ impl TranscriptSync {
         let mut own = turn.own;
         // When the last round's linger began (to see how fast contacts come in).
         let mut lingered_from = Instant::now();
+        // How long the last round took: what the next one is expected to take (none run yet: nothing known).
+        let mut took = Duration::ZERO;
         loop {
             // Let the rest of a burst land first: many messages, many contacts, one write.
             let room = start_by
@@ -376,8 +378,10 @@ impl TranscriptSync {
                 report.left_woken += left as u32;
                 return Ok(());
             }
-            // No linger fits after this round: it is the last.
-            let last = Instant::now() + wait + LINGER_MARGIN >= start_by;
+            // No round fits after this one, if it takes as long as the one before and the linger stays: it is the
+            // last. Leaving the round's own time out would mark a long round last too late, once it had run past
+            // the budget with the lease still held, and what woke the flusher meanwhile would wait (`left_woken`).
+            let last = Instant::now() + took + wait + LINGER_MARGIN >= start_by;
             let Some(woken) = self
                 .store
                 .renew_flusher(owner, self.settings.lease_ttl)
@@ -438,7 +442,9 @@ impl TranscriptSync {
                 }
                 Err(BudgetError::Storage(error)) => return Err(error),
             };
+            let began = Instant::now();
             let round = self.round(candidates, permit, start_by).await?;
+            took = began.elapsed();
             let full = round.synced + round.behind + round.fenced >= MAX_BATCH as u32;
             report.add(&round);
             report.rounds += 1;

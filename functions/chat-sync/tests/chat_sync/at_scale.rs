@@ -482,6 +482,67 @@ async fn a_webhook_during_a_flushers_last_round_becomes_the_next_flusher() {
 }
 
 #[tokio::test]
+async fn a_round_as_long_as_the_one_before_would_run_past_the_budget_is_the_last() {
+    // Rounds of about a second (HubSpot at 1 s a call): the second starts at ~1.63 s, with time left for its
+    // claims and a linger (2.18 s < 2.42 s), but, as long as the first, it ends past the budget (~2.66 s).
+    let app = TestApp::start_with(FlushSettings {
+        linger: Duration::from_millis(300),
+        webhook_budget: Duration::from_millis(2_420),
+        ..support::test_flush_settings()
+    })
+    .await;
+    let mut people = Vec::new();
+    for name in ["ada", "bob", "carl"] {
+        people.push(register_visitor(&app, name, &format!("{name}@example.com")).await);
+    }
+    app.hubspot
+        .faults()
+        .set_latency(Duration::from_millis(1_000));
+    let message = |n: usize| {
+        let (_, visitor, channel) = &people[n];
+        signed_webhook(&dated_message(
+            channel,
+            visitor,
+            &format!("m{n}"),
+            &format!("line {n}"),
+            1,
+        ))
+    };
+    let (response, flush) = app.webhook.receive(message(0)).await;
+    assert_eq!(response.status(), 200);
+    let first = tokio::spawn(flush.expect("a flush").run());
+    // Bob's message comes during the first round (0.3–1.3 s) and wakes the flusher for a second one...
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let (response, flush) = app.webhook.receive(message(1)).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        flush.expect("a flush").run().await,
+        Some(FlushOutcome::Handed)
+    );
+    // ...and Carl's during the second (1.63–2.66 s). Had the lease been kept through it, Carl's webhook would have
+    // woken a flusher past its budget, and his line would wait for the sweeper.
+    tokio::time::sleep(Duration::from_millis(1_400)).await;
+    let (response, flush) = app.webhook.receive(message(2)).await;
+    assert_eq!(response.status(), 200);
+    let third = flush.expect("a flush").run().await;
+    let first = first.await.expect("flusher");
+    assert!(
+        matches!(third, Some(FlushOutcome::Flushed(report)) if report.synced == 1),
+        "{third:?}"
+    );
+    match first {
+        Some(FlushOutcome::Flushed(report)) => {
+            assert_eq!((report.rounds, report.synced), (2, 2), "{report:?}");
+            assert_eq!(report.left_woken, 0, "{report:?}");
+        }
+        other => panic!("{other:?}"),
+    }
+    for (n, (contact, _, _)) in people.iter().enumerate() {
+        assert!(app.transcript(contact).contains(&format!("line {n}")));
+    }
+}
+
+#[tokio::test]
 async fn a_sweeper_that_webhooks_wake_writes_at_the_desks_pace() {
     let app = Arc::new(
         TestApp::start_with(FlushSettings {
