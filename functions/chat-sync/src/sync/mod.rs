@@ -32,7 +32,7 @@
 //! and renders around it (`domain::archive`), and its notes so far are frozen, later messages starting the next part.
 //!
 //! **Bounded.** A flusher started by a webhook starts no new round after its budget. Before its last round (the one
-//! after which no linger fits) it gives the lease up, leaving the time its next round would have been due: a
+//! after which no other would start in time, were it as long as the one before) it gives the lease up, leaving the time its next round would have been due: a
 //! webhook arriving during that round becomes the next flusher, which keeps the pace, rather than waking one on
 //! its way out (whose wake set would wait for the sweeper, a minute when deployed). What woke it since its last
 //! look goes into the last round too. A webhook that becomes the flusher takes its own contact into its first
@@ -76,12 +76,15 @@ fn adaptive_linger(linger: Duration, claimed: u32, over: Duration) -> Duration {
     linger.min(fill)
 }
 
-/// The linger before a new flusher's first round: `linger`, or what is left of it when the flusher before handed
-/// the lease over with its next round due at `turn.next_round_ms` (none left once that time has passed).
+/// The linger before a new flusher's first round: `linger`, or, when the flusher before handed the lease over with
+/// its next round due at `turn.next_round_ms`, the time until then (none once it has passed). That is its last
+/// round's expected time and a linger after the handover, so it can be longer than a linger; a due time further
+/// off than two lingers and the clock margin is taken for another clock's error, and waiting it out would only
+/// add lag.
 fn first_linger(linger: Duration, turn: FlusherTurn, now_ms: i64) -> Duration {
     match turn.next_round_ms {
         None => linger,
-        Some(due) => linger.min(Duration::from_millis(
+        Some(due) => (linger * 2 + CLOCK_MARGIN).min(Duration::from_millis(
             u64::try_from(due.saturating_sub(now_ms)).unwrap_or(0),
         )),
     }
@@ -407,10 +410,12 @@ impl TranscriptSync {
             self.store.clear_wakes(&woken).await?;
             if last {
                 // The lease goes *before* the last round: a webhook that comes during it becomes the next flusher
-                // (due when our next round would have been) instead of waking one that is leaving, whose wake set
-                // would wait for the sweeper. Whoever woke us since our look is taken along, and stays woken for
-                // the next flusher in case one comes.
-                let Some(left) = self.store.hand_over_flusher(owner, next_round_ms).await? else {
+                // instead of waking one that is leaving, whose wake set would wait for the sweeper. Its first round
+                // is due when our next would have been, after this one (as long as the one before) and a linger:
+                // sooner, it would find the contacts this round holds busy and write a batch short of them. Whoever
+                // woke us since our look is taken along, and stays woken for the next flusher in case one comes.
+                let due = next_round_ms + took.as_millis() as i64;
+                let Some(left) = self.store.hand_over_flusher(owner, due).await? else {
                     tracing::warn!("the flusher lease was taken over; stopping");
                     return Ok(());
                 };
@@ -522,7 +527,15 @@ mod tests {
         );
         // Overdue: at once.
         assert_eq!(first_linger(linger, handed(now - 5), now), Duration::ZERO);
-        // Never longer than a linger, whatever another clock wrote.
-        assert_eq!(first_linger(linger, handed(now + 60_000), now), linger);
+        // After a last round expected to take 1.5 s: the round's time and a linger.
+        assert_eq!(
+            first_linger(linger, handed(now + 2_500), now),
+            Duration::from_millis(2_500)
+        );
+        // Never longer than two lingers and the clock margin, whatever another clock wrote.
+        assert_eq!(
+            first_linger(linger, handed(now + 60_000), now),
+            linger * 2 + CLOCK_MARGIN
+        );
     }
 }

@@ -482,7 +482,8 @@ async fn a_webhook_during_a_flushers_last_round_becomes_the_next_flusher() {
 }
 
 #[tokio::test]
-async fn a_round_as_long_as_the_one_before_would_run_past_the_budget_is_the_last() {
+async fn a_turn_of_long_rounds_hands_over_before_the_one_that_would_end_past_its_budget_and_keeps_the_pace(
+) {
     // Rounds of about a second (HubSpot at 1 s a call): the second starts at ~1.63 s, with time left for its
     // claims and a linger (2.18 s < 2.42 s), but, as long as the first, it ends past the budget (~2.66 s).
     let app = TestApp::start_with(FlushSettings {
@@ -492,12 +493,13 @@ async fn a_round_as_long_as_the_one_before_would_run_past_the_budget_is_the_last
     })
     .await;
     let mut people = Vec::new();
-    for name in ["ada", "bob", "carl"] {
+    for name in ["ada", "bob", "carl", "dan"] {
         people.push(register_visitor(&app, name, &format!("{name}@example.com")).await);
     }
     app.hubspot
         .faults()
         .set_latency(Duration::from_millis(1_000));
+    let before = app.hubspot.call_count("batch_update");
     let message = |n: usize| {
         let (_, visitor, channel) = &people[n];
         signed_webhook(&dated_message(
@@ -520,16 +522,22 @@ async fn a_round_as_long_as_the_one_before_would_run_past_the_budget_is_the_last
         Some(FlushOutcome::Handed)
     );
     // ...and Carl's during the second (1.63–2.66 s). Had the lease been kept through it, Carl's webhook would have
-    // woken a flusher past its budget, and his line would wait for the sweeper.
-    tokio::time::sleep(Duration::from_millis(1_400)).await;
+    // woken a flusher past its budget, and his line would wait for the sweeper. It becomes the next flusher.
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
     let (response, flush) = app.webhook.receive(message(2)).await;
     assert_eq!(response.status(), 200);
-    let third = flush.expect("a flush").run().await;
-    let first = first.await.expect("flusher");
-    assert!(
-        matches!(third, Some(FlushOutcome::Flushed(report)) if report.synced == 1),
-        "{third:?}"
+    let third = tokio::spawn(flush.expect("a flush").run());
+    // Dan's comes while that round still runs. The next flusher's first round is due when the first flusher's
+    // next would have been, after its last round and a linger (~2.96 s), so Dan's wakes it and both go in one
+    // batch: starting at once, it would have written Carl alone, then Dan a round later.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (response, flush) = app.webhook.receive(message(3)).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        flush.expect("a flush").run().await,
+        Some(FlushOutcome::Handed)
     );
+    let (first, third) = (first.await.expect("flusher"), third.await.expect("flusher"));
     match first {
         Some(FlushOutcome::Flushed(report)) => {
             assert_eq!((report.rounds, report.synced), (2, 2), "{report:?}");
@@ -537,6 +545,13 @@ async fn a_round_as_long_as_the_one_before_would_run_past_the_budget_is_the_last
         }
         other => panic!("{other:?}"),
     }
+    match third {
+        Some(FlushOutcome::Flushed(report)) => {
+            assert_eq!((report.rounds, report.synced), (1, 2), "{report:?}")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(app.hubspot.call_count("batch_update") - before, 3);
     for (n, (contact, _, _)) in people.iter().enumerate() {
         assert!(app.transcript(contact).contains(&format!("line {n}")));
     }

@@ -1,7 +1,7 @@
 //! The flusher's lease (`FlusherLease`): one item, `FLUSHER`, whose holder writes batches while the others add the
-//! contacts they would have flushed to its `wake` set. A flusher that hands over for lack of time leaves
-//! `next_round_ms` (when its next round was due) for the one that takes the lease next, which removes it: the
-//! attribute exists only between a handover and the next turn.
+//! contacts they would have flushed to its `wake` set. A flusher that gives the lease up before its last round
+//! leaves `next_round_ms` (when its next round would have been due) for the one that takes the lease next, which
+//! removes it: the attribute exists only between a handover and the next turn.
 
 use super::codec::flusher::string_set;
 use super::codec::{n, s, Item};
