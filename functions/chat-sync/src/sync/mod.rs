@@ -349,8 +349,10 @@ impl TranscriptSync {
         } = *turn;
         let mut wait = turn.first;
         let mut own = turn.own;
-        // When the last round's linger began (to see how fast contacts come in).
-        let mut lingered_from = Instant::now();
+        // When the last round claimed (to see how fast contacts come in). The first round's contacts came in
+        // since the turn began, or, after a handover, during the last round of the flusher before, which its
+        // first linger waited out.
+        let mut claimed_at = Instant::now();
         // How long the last round took: what the next one is expected to take (none run yet: nothing known).
         let mut took = Duration::ZERO;
         loop {
@@ -358,11 +360,6 @@ impl TranscriptSync {
             let room = start_by
                 .saturating_duration_since(Instant::now())
                 .saturating_sub(LINGER_MARGIN);
-            lingered_from = if wait.is_zero() {
-                lingered_from
-            } else {
-                Instant::now()
-            };
             if !wait.is_zero() && !room.is_zero() {
                 tokio::time::sleep(wait.min(room)).await;
             }
@@ -448,6 +445,8 @@ impl TranscriptSync {
                 Err(BudgetError::Storage(error)) => return Err(error),
             };
             let began = Instant::now();
+            let came_over = began.duration_since(claimed_at);
+            claimed_at = began;
             let round = self.round(candidates, permit, start_by).await?;
             took = began.elapsed();
             let full = round.synced + round.behind + round.fenced >= MAX_BATCH as u32;
@@ -471,11 +470,12 @@ impl TranscriptSync {
                 continue;
             }
             // A full batch means a backlog: no linger before the next. Otherwise the linger adapts to how fast
-            // contacts came in since the last one began: no longer than a full batch takes to come.
+            // the contacts this round claimed came in, since the round before claimed: no longer than a full
+            // batch takes to come.
             wait = if full {
                 Duration::ZERO
             } else {
-                adaptive_linger(linger, round.claimed, lingered_from.elapsed())
+                adaptive_linger(linger, round.claimed, came_over)
             };
         }
     }

@@ -481,6 +481,18 @@ async fn a_webhook_during_a_flushers_last_round_becomes_the_next_flusher() {
     assert!(app.transcript(&bob).contains("second"));
 }
 
+/// The `n`th registered visitor's webhook for a message "line n" (id `m<n>`).
+fn numbered_line(visitors: &[(String, String, String)], n: usize) -> lambda_http::Request {
+    let (_, visitor, channel) = &visitors[n];
+    signed_webhook(&dated_message(
+        channel,
+        visitor,
+        &format!("m{n}"),
+        &format!("line {n}"),
+        1,
+    ))
+}
+
 #[tokio::test]
 async fn a_turn_of_long_rounds_hands_over_before_the_one_that_would_end_past_its_budget_and_keeps_the_pace(
 ) {
@@ -500,16 +512,7 @@ async fn a_turn_of_long_rounds_hands_over_before_the_one_that_would_end_past_its
         .faults()
         .set_latency(Duration::from_millis(1_000));
     let before = app.hubspot.call_count("batch_update");
-    let message = |n: usize| {
-        let (_, visitor, channel) = &people[n];
-        signed_webhook(&dated_message(
-            channel,
-            visitor,
-            &format!("m{n}"),
-            &format!("line {n}"),
-            1,
-        ))
-    };
+    let message = |n: usize| numbered_line(&people, n);
     let (response, flush) = app.webhook.receive(message(0)).await;
     assert_eq!(response.status(), 200);
     let first = tokio::spawn(flush.expect("a flush").run());
@@ -574,16 +577,7 @@ async fn a_sweeper_that_webhooks_wake_writes_at_the_desks_pace() {
     let before = app.hubspot.call_count("batch_update");
     app.hubspot.faults().set_latency(Duration::from_millis(200));
     // One change the webhooks left to the sweeper (its webhook's flush never ran)...
-    let message = |n: usize| {
-        let (_, visitor, channel) = &visitors[n];
-        signed_webhook(&dated_message(
-            channel,
-            visitor,
-            &format!("m{n}"),
-            &format!("line {n}"),
-            1,
-        ))
-    };
+    let message = |n: usize| numbered_line(&visitors, n);
     let (response, _left) = app.webhook.receive(message(0)).await;
     assert_eq!(response.status(), 200);
     let sweeper = tokio::spawn({
