@@ -76,6 +76,17 @@ fn adaptive_linger(linger: Duration, claimed: u32, over: Duration) -> Duration {
     linger.min(fill)
 }
 
+/// Whether a round leaves a backlog behind it (then the next goes without a linger): it wrote a full batch, or the
+/// queue's page it drew from was full (`page_full`: at least a batch waiting) and it claimed at least half of it,
+/// the rest being busy under another flusher's last round or written already. Judged by the written count alone, a
+/// round a few short of a batch lingered while the queue was full, for about a round's time at 5×: half the
+/// flusher's pace exactly when it was behind, which set it further behind. The half keeps a round that found most
+/// of its page busy from spinning on it.
+fn behind(round: &FlushReport, page_full: bool) -> bool {
+    round.synced + round.behind + round.fenced >= MAX_BATCH as u32
+        || (page_full && round.claimed as usize >= MAX_BATCH / 2)
+}
+
 /// The linger before a new flusher's first round: `linger`, or, when the flusher before handed the lease over with
 /// its next round due at `turn.next_round_ms`, the time until then (none once it has passed). That is its last
 /// round's expected time and a linger after the handover, so it can be longer than a linger; a due time further
@@ -393,6 +404,8 @@ impl TranscriptSync {
             // Oldest first, then the contacts woken since the last look (the index may not show them yet), and
             // the webhook's own contact (its change may not show there yet either).
             let mut candidates = self.store.dirty_contacts(MAX_BATCH).await?;
+            // A full page of the queue: at least a batch was waiting, whatever this round can claim of it.
+            let page_full = candidates.len() >= MAX_BATCH;
             let mut add = |contacts: &[ContactId]| {
                 for contact in contacts {
                     if !candidates.contains(contact) {
@@ -449,7 +462,7 @@ impl TranscriptSync {
             claimed_at = began;
             let round = self.round(candidates, permit, start_by).await?;
             took = began.elapsed();
-            let full = round.synced + round.behind + round.fenced >= MAX_BATCH as u32;
+            let backlog = behind(&round, page_full);
             report.add(&round);
             report.rounds += 1;
             if last {
@@ -469,10 +482,10 @@ impl TranscriptSync {
                 wait = Duration::ZERO;
                 continue;
             }
-            // A full batch means a backlog: no linger before the next. Otherwise the linger adapts to how fast
+            // A backlog (`behind`): no linger before the next. Otherwise the linger adapts to how fast
             // the contacts this round claimed came in, since the round before claimed: no longer than a full
             // batch takes to come.
-            wait = if full {
+            wait = if backlog {
                 Duration::ZERO
             } else {
                 adaptive_linger(linger, round.claimed, came_over)
@@ -509,6 +522,22 @@ mod tests {
         // Nothing seen yet: the whole linger.
         assert_eq!(adaptive_linger(linger, 0, linger), linger);
         assert_eq!(adaptive_linger(linger, 50, Duration::ZERO), linger);
+    }
+
+    #[test]
+    fn a_round_leaves_a_backlog_when_it_wrote_a_batch_or_took_most_of_a_full_queue() {
+        let round = |claimed: u32, synced: u32| FlushReport {
+            claimed,
+            synced,
+            ..FlushReport::default()
+        };
+        // A full batch written: behind, whatever the queue showed.
+        assert!(behind(&round(100, 100), false));
+        // 97 of a full page (three busy): behind. The same of a shorter page: caught up.
+        assert!(behind(&round(97, 97), true));
+        assert!(!behind(&round(97, 97), false));
+        // Most of a full page busy: a linger, not a spin on the busy ones.
+        assert!(!behind(&round(30, 30), true));
     }
 
     #[test]
