@@ -32,13 +32,13 @@
 //! and renders around it (`domain::archive`), and its notes so far are frozen, later messages starting the next part.
 //!
 //! **Bounded.** A flusher started by a webhook starts no new round after its budget. Before its last round (the one
-//! after which no other would start in time, were it as long as the one before) it gives the lease up, leaving the time its next round would have been due: a
-//! webhook arriving during that round becomes the next flusher, which keeps the pace, rather than waking one on
-//! its way out (whose wake set would wait for the sweeper, a minute when deployed). What woke it since its last
-//! look goes into the last round too. A webhook that becomes the flusher takes its own contact into its first
-//! round, whatever the queue's index shows yet. Each round reads only the
-//! newest messages each transcript can show. Contacts HubSpot no longer has (404, even by e-mail) or refuses (400)
-//! are parked with the reason, out of the queue, until an operator re-queues them.
+//! after which no other would start in time, were it as long as the one before) it gives the lease up, leaving the
+//! time its next round would have been due, after that round and a linger: a webhook arriving during that round
+//! becomes the next flusher, which keeps the pace, rather than waking one on its way out (whose wake set would wait
+//! for the sweeper, a minute when deployed). What woke it since its last look goes into the last round too. A
+//! webhook that becomes the flusher takes its own contact into its first round, whatever the queue's index shows
+//! yet. Each round reads only the newest messages each transcript can show. Contacts HubSpot no longer has (404,
+//! even by e-mail) or refuses (400) are parked with the reason, out of the queue, until an operator re-queues them.
 
 mod batch;
 mod notes;

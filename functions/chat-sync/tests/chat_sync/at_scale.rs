@@ -524,15 +524,16 @@ async fn a_turn_of_long_rounds_hands_over_before_the_one_that_would_end_past_its
         flush.expect("a flush").run().await,
         Some(FlushOutcome::Handed)
     );
-    // ...and Carl's during the second (1.63–2.66 s). Had the lease been kept through it, Carl's webhook would have
-    // woken a flusher past its budget, and his line would wait for the sweeper. It becomes the next flusher.
-    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    // ...and Carl's during the second (1.63–2.66 s; at ~2.0 s, well clear of both ends on a loaded machine). Had the
+    // lease been kept through it, Carl's webhook would have woken a flusher past its budget, and his line would
+    // wait for the sweeper. It becomes the next flusher.
+    tokio::time::sleep(Duration::from_millis(1_400)).await;
     let (response, flush) = app.webhook.receive(message(2)).await;
     assert_eq!(response.status(), 200);
     let third = tokio::spawn(flush.expect("a flush").run());
-    // Dan's comes while that round still runs. The next flusher's first round is due when the first flusher's
-    // next would have been, after its last round and a linger (~2.96 s), so Dan's wakes it and both go in one
-    // batch: starting at once, it would have written Carl alone, then Dan a round later.
+    // Dan's comes at ~2.5 s, while that round still runs. The next flusher's first round is due when the first
+    // flusher's next would have been, after its last round and a linger (~2.96 s), so Dan's wakes it and both go in
+    // one batch: starting at once, it would have written Carl alone, then Dan a round later.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let (response, flush) = app.webhook.receive(message(3)).await;
     assert_eq!(response.status(), 200);
