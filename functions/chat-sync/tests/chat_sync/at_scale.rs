@@ -406,17 +406,11 @@ async fn a_webhook_hands_its_contact_to_the_running_flusher() {
     let flusher = tokio::spawn(flush.expect("a flush").run());
     tokio::time::sleep(Duration::from_millis(20)).await;
     // ...the second hands its contact over and is done at once; the flusher writes both.
-    let (response, flush) = app
-        .webhook
-        .receive(signed_webhook(&dated_message(
-            &channel, &visitor, "m2", "second", 2,
-        )))
-        .await;
-    assert_eq!(response.status(), 200);
-    assert_eq!(
-        flush.expect("a flush").run().await,
-        Some(FlushOutcome::Handed)
-    );
+    delivered_to_the_running_flusher(
+        &app,
+        signed_webhook(&dated_message(&channel, &visitor, "m2", "second", 2)),
+    )
+    .await;
     match flusher.await.expect("flusher") {
         Some(FlushOutcome::Flushed(report)) => assert_eq!(report.synced, 1, "{report:?}"),
         other => panic!("{other:?}"),
@@ -493,6 +487,16 @@ fn numbered_line(visitors: &[(String, String, String)], n: usize) -> lambda_http
     ))
 }
 
+/// Delivers a webhook that a running flusher must take over: acknowledged, then its flush hands the contact over.
+async fn delivered_to_the_running_flusher(app: &TestApp, request: lambda_http::Request) {
+    let (response, flush) = app.webhook.receive(request).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        flush.expect("a flush").run().await,
+        Some(FlushOutcome::Handed)
+    );
+}
+
 #[tokio::test]
 async fn a_turn_of_long_rounds_hands_over_before_the_one_that_would_end_past_its_budget_and_keeps_the_pace(
 ) {
@@ -518,12 +522,7 @@ async fn a_turn_of_long_rounds_hands_over_before_the_one_that_would_end_past_its
     let first = tokio::spawn(flush.expect("a flush").run());
     // Bob's message comes during the first round (0.3–1.3 s) and wakes the flusher for a second one...
     tokio::time::sleep(Duration::from_millis(600)).await;
-    let (response, flush) = app.webhook.receive(message(1)).await;
-    assert_eq!(response.status(), 200);
-    assert_eq!(
-        flush.expect("a flush").run().await,
-        Some(FlushOutcome::Handed)
-    );
+    delivered_to_the_running_flusher(&app, message(1)).await;
     // ...and Carl's during the second (1.63–2.66 s; at ~2.0 s, well clear of both ends on a loaded machine). Had the
     // lease been kept through it, Carl's webhook would have woken a flusher past its budget, and his line would
     // wait for the sweeper. It becomes the next flusher.
@@ -535,12 +534,7 @@ async fn a_turn_of_long_rounds_hands_over_before_the_one_that_would_end_past_its
     // flusher's next would have been, after its last round and a linger (~2.96 s), so Dan's wakes it and both go in
     // one batch: starting at once, it would have written Carl alone, then Dan a round later.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let (response, flush) = app.webhook.receive(message(3)).await;
-    assert_eq!(response.status(), 200);
-    assert_eq!(
-        flush.expect("a flush").run().await,
-        Some(FlushOutcome::Handed)
-    );
+    delivered_to_the_running_flusher(&app, message(3)).await;
     let (first, third) = (first.await.expect("flusher"), third.await.expect("flusher"));
     match first {
         Some(FlushOutcome::Flushed(report)) => {
@@ -588,12 +582,7 @@ async fn a_sweeper_that_webhooks_wake_writes_at_the_desks_pace() {
     // ...then five more, 120 ms apart, while the sweeper holds the lease: each webhook wakes it.
     for n in 1..6 {
         tokio::time::sleep(Duration::from_millis(if n == 1 { 20 } else { 120 })).await;
-        let (response, flush) = app.webhook.receive(message(n)).await;
-        assert_eq!(response.status(), 200);
-        assert_eq!(
-            flush.expect("a flush").run().await,
-            Some(FlushOutcome::Handed)
-        );
+        delivered_to_the_running_flusher(&app, message(n)).await;
     }
     let report = sweeper.await.expect("sweeper");
     // The first round at once, the next after a linger: every wake-up in one batch, not a round each.
