@@ -40,17 +40,20 @@ impl Server {
             .kill_on_drop(true)
             .spawn()
             .map_err(|e| format!("cannot run {}: {e}", sam.program.display()))?;
-        let server = Self {
+        let mut server = Self {
             child,
             log,
             url: format!("http://127.0.0.1:{port}"),
         };
-        // Warm containers: SAM answers once every function's container is up.
+        // Warm containers: SAM answers once every function's container is up, or exits if one cannot start.
         let deadline = Instant::now() + Duration::from_secs(180);
         while tokio::net::TcpStream::connect(("127.0.0.1", port))
             .await
             .is_err()
         {
+            if let Ok(Some(status)) = server.child.try_wait() {
+                return Err(format!("{line}: exited ({status})\n{}", server.log_text()));
+            }
             if Instant::now() > deadline {
                 return Err(format!(
                     "{line}: not listening after 180 s\n{}",
@@ -60,6 +63,25 @@ impl Server {
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
         Ok(server)
+    }
+
+    /// `start`, once more if SAM drew one host port for two of its warm containers (it picks each at random, and
+    /// checks that it is free before any of them has started): Docker refuses the second, and SAM gives up. The
+    /// containers it had started are removed first.
+    async fn start_retrying(
+        sam: &Sam,
+        line: &str,
+        port: u16,
+        log: PathBuf,
+    ) -> Result<Self, String> {
+        match Self::start(sam, line, port, log.clone()).await {
+            Err(error) if error.contains("port is already allocated") => {
+                eprintln!("sam-local: SAM gave two containers one port; starting it again");
+                remove_leftover_containers(&sam.root).await;
+                Self::start(sam, line, port, log).await
+            }
+            other => other,
+        }
     }
 
     fn log_text(&self) -> String {
@@ -187,14 +209,21 @@ async fn embed_page(
 pub async fn check_start_api(sam: &Sam, env: &InvokeEnv) -> Result<(), String> {
     let logs = sam.root.join(".aws-sam");
     let (api_port, lambda_port) = (free_port()?, free_port()?);
-    let api = Server::start(
+    let api = Server::start_retrying(
         sam,
         &start_api_command(api_port),
         api_port,
         logs.join("start-api.log"),
     )
-    .await?;
-    let lambda = Server::start(
+    .await;
+    let api = match api {
+        Ok(api) => api,
+        Err(error) => {
+            remove_leftover_containers(&sam.root).await;
+            return Err(error);
+        }
+    };
+    let lambda = Server::start_retrying(
         sam,
         &start_lambda_command(lambda_port),
         lambda_port,
@@ -205,6 +234,7 @@ pub async fn check_start_api(sam: &Sam, env: &InvokeEnv) -> Result<(), String> {
         Ok(lambda) => lambda,
         Err(error) => {
             api.stop().await;
+            remove_leftover_containers(&sam.root).await;
             return Err(error);
         }
     };
