@@ -406,11 +406,8 @@ async fn a_webhook_hands_its_contact_to_the_running_flusher() {
     let flusher = tokio::spawn(flush.expect("a flush").run());
     tokio::time::sleep(Duration::from_millis(20)).await;
     // ...the second hands its contact over and is done at once; the flusher writes both.
-    delivered_to_the_running_flusher(
-        &app,
-        signed_webhook(&dated_message(&channel, &visitor, "m2", "second", 2)),
-    )
-    .await;
+    delivered_to_the_running_flusher(&app, &dated_message(&channel, &visitor, "m2", "second", 2))
+        .await;
     match flusher.await.expect("flusher") {
         Some(FlushOutcome::Flushed(report)) => assert_eq!(report.synced, 1, "{report:?}"),
         other => panic!("{other:?}"),
@@ -475,26 +472,17 @@ async fn a_webhook_during_a_flushers_last_round_becomes_the_next_flusher() {
     assert!(app.transcript(&bob).contains("second"));
 }
 
-/// The `n`th registered visitor's webhook for a message "line n" (id `m<n>`).
-fn numbered_line(visitors: &[(String, String, String)], n: usize) -> lambda_http::Request {
+/// The `n`th registered visitor's `message.new` event for a message "line n" (id `m<n>`).
+fn numbered_line(visitors: &[(String, String, String)], n: usize) -> serde_json::Value {
     let (_, visitor, channel) = &visitors[n];
-    signed_webhook(&dated_message(
-        channel,
-        visitor,
-        &format!("m{n}"),
-        &format!("line {n}"),
-        1,
-    ))
+    dated_message(channel, visitor, &format!("m{n}"), &format!("line {n}"), 1)
 }
 
-/// Delivers a webhook that a running flusher must take over: acknowledged, then its flush hands the contact over.
-async fn delivered_to_the_running_flusher(app: &TestApp, request: lambda_http::Request) {
-    let (response, flush) = app.webhook.receive(request).await;
-    assert_eq!(response.status(), 200);
-    assert_eq!(
-        flush.expect("a flush").run().await,
-        Some(FlushOutcome::Handed)
-    );
+/// Delivers an event that a running flusher must take over: acknowledged, then its flush hands the contact over.
+async fn delivered_to_the_running_flusher(app: &TestApp, event: &serde_json::Value) {
+    let (status, _, _, outcome) = support::deliver(app, event).await;
+    assert_eq!(status, 200);
+    assert_eq!(outcome, Some(FlushOutcome::Handed));
 }
 
 #[tokio::test]
@@ -517,24 +505,24 @@ async fn a_turn_of_long_rounds_hands_over_before_the_one_that_would_end_past_its
         .set_latency(Duration::from_millis(1_000));
     let before = app.hubspot.call_count("batch_update");
     let message = |n: usize| numbered_line(&people, n);
-    let (response, flush) = app.webhook.receive(message(0)).await;
+    let (response, flush) = app.webhook.receive(signed_webhook(&message(0))).await;
     assert_eq!(response.status(), 200);
     let first = tokio::spawn(flush.expect("a flush").run());
     // Bob's message comes during the first round (0.3–1.3 s) and wakes the flusher for a second one...
     tokio::time::sleep(Duration::from_millis(600)).await;
-    delivered_to_the_running_flusher(&app, message(1)).await;
+    delivered_to_the_running_flusher(&app, &message(1)).await;
     // ...and Carl's during the second (1.63–2.66 s; at ~2.0 s, well clear of both ends on a loaded machine). Had the
     // lease been kept through it, Carl's webhook would have woken a flusher past its budget, and his line would
     // wait for the sweeper. It becomes the next flusher.
     tokio::time::sleep(Duration::from_millis(1_400)).await;
-    let (response, flush) = app.webhook.receive(message(2)).await;
+    let (response, flush) = app.webhook.receive(signed_webhook(&message(2))).await;
     assert_eq!(response.status(), 200);
     let third = tokio::spawn(flush.expect("a flush").run());
     // Dan's comes at ~2.5 s, while that round still runs. The next flusher's first round is due when the first
     // flusher's next would have been, after its last round and a linger (~2.96 s), so Dan's wakes it and both go in
     // one batch: starting at once, it would have written Carl alone, then Dan a round later.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    delivered_to_the_running_flusher(&app, message(3)).await;
+    delivered_to_the_running_flusher(&app, &message(3)).await;
     let (first, third) = (first.await.expect("flusher"), third.await.expect("flusher"));
     match first {
         Some(FlushOutcome::Flushed(report)) => {
@@ -573,7 +561,7 @@ async fn a_sweeper_that_webhooks_wake_writes_at_the_desks_pace() {
     app.hubspot.faults().set_latency(Duration::from_millis(200));
     // One change the webhooks left to the sweeper (its webhook's flush never ran)...
     let message = |n: usize| numbered_line(&visitors, n);
-    let (response, _left) = app.webhook.receive(message(0)).await;
+    let (response, _left) = app.webhook.receive(signed_webhook(&message(0))).await;
     assert_eq!(response.status(), 200);
     let sweeper = tokio::spawn({
         let app = app.clone();
@@ -582,7 +570,7 @@ async fn a_sweeper_that_webhooks_wake_writes_at_the_desks_pace() {
     // ...then five more, 120 ms apart, while the sweeper holds the lease: each webhook wakes it.
     for n in 1..6 {
         tokio::time::sleep(Duration::from_millis(if n == 1 { 20 } else { 120 })).await;
-        delivered_to_the_running_flusher(&app, message(n)).await;
+        delivered_to_the_running_flusher(&app, &message(n)).await;
     }
     let report = sweeper.await.expect("sweeper");
     // The first round at once, the next after a linger: every wake-up in one batch, not a round each.
