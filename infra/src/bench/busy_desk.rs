@@ -49,15 +49,18 @@ impl Default for Desk {
 }
 
 impl Desk {
-    /// A busy desk for half a minute, not measured: DynamoDB Local is a JVM, and its first minute of load runs
+    /// Half a minute of `desk`'s load, not measured: DynamoDB Local is a JVM, and its first minute of load runs
     /// before the JIT has compiled its hot paths (on this 2-core machine a cold emulator answered a 5× desk in
-    /// seconds, a warm one in milliseconds). That is the emulator warming up, not the product.
-    pub fn warm_up() -> Self {
+    /// seconds, a warm one in milliseconds). That is the emulator warming up, not the product. It warms up at the
+    /// pace it is about to be measured at: after half a minute of a busy desk, the first 5× desk of an invocation
+    /// ran at 10–71 s of lag in seven invocations of seven; after half a minute of its own pace, at 2.7–4.4 s in
+    /// three (docs/benchmarks-flusher.md, round 6).
+    pub fn warm_up(desk: &Desk) -> Self {
         Self {
             name: "warm-up",
             load: Duration::from_secs(30),
             drain: Duration::from_secs(15),
-            ..Self::default()
+            ..*desk
         }
     }
 
@@ -120,6 +123,8 @@ pub struct DeskReport {
     /// Calls to the write routes (property and notes), and of them the note writes.
     pub write_calls: usize,
     pub note_writes: usize,
+    /// Of `note_writes`, the calls that created notes (the rest updated them).
+    pub note_creates: usize,
     pub sweeper_writes: u32,
     pub peak_in_window: usize,
     pub check: Check,
@@ -415,6 +420,10 @@ pub async fn run(
             .iter()
             .filter(|c| NOTE_ROUTES.contains(&c.route))
             .count(),
+        note_creates: calls
+            .iter()
+            .filter(|c| matches!(c.route, "notes_batch_create" | "notes_create"))
+            .count(),
         sweeper_writes: deployment.sweeper_writes.load(Ordering::Relaxed) - sweeper_writes_before,
         peak_in_window: world.hubspot.peak_requests_in_window(),
         check,
@@ -568,12 +577,13 @@ pub fn table(desk: &Desk, runs: &[DeskReport]) -> String {
             },
         ),
         row(
-            "write calls: property + timeline notes (the sweeper's flushes)",
+            "write calls: property + timeline notes, of them creating (the sweeper's flushes)",
             &|r| {
                 format!(
-                    "{} + {} ({})",
+                    "{} + {}, {} ({})",
                     r.write_calls - r.note_writes,
                     r.note_writes,
+                    r.note_creates,
                     r.sweeper_writes
                 )
             },

@@ -137,14 +137,20 @@ async fn run() -> Result<(), String> {
         ("busy-desk", Desk::default()),
         ("desk-5x", Desk::five_times()),
     ];
-    if desks.iter().any(|(section, _)| sections.contains(section)) {
-        let desk = Desk::warm_up();
+    // Warmed up at the heaviest pace measured (the desks are listed lightest first).
+    if let Some((_, heaviest)) = desks
+        .iter()
+        .rev()
+        .find(|(section, _)| sections.contains(section))
+    {
+        let desk = Desk::warm_up(heaviest);
         let world = World::start(&endpoint).await?;
         let visitors = world.setup_visitors(desk.conversations).await?;
         let deployment = deploy(Design::ChatSync, &world)?;
         busy_desk::run(&world, &visitors, &deployment, Design::ChatSync, &desk).await?;
         eprintln!(
-            "bench: DynamoDB Local warmed up (a busy desk, not measured) after {:.0} s",
+            "bench: DynamoDB Local warmed up (half a minute of the {}, not measured) after {:.0} s",
+            heaviest.name,
             started.elapsed().as_secs_f64()
         );
     }
