@@ -53,8 +53,8 @@ impl Desk {
     /// before the JIT has compiled its hot paths (on this 2-core machine a cold emulator answered a 5× desk in
     /// seconds, a warm one in milliseconds). That is the emulator warming up, not the product. It warms up at the
     /// pace it is about to be measured at: after half a minute of a busy desk, the first 5× desk of an invocation
-    /// ran at 10–71 s of lag in seven invocations of seven; after half a minute of its own pace, at 2.7–4.4 s in
-    /// three (docs/benchmarks-flusher.md, round 6).
+    /// ran at 10–71 s of lag in seven invocations of seven; after half a minute of its own pace, at 2.7–11.9 s,
+    /// three of four under 5 s (docs/benchmarks-flusher.md, round 6).
     pub fn warm_up(desk: &Desk) -> Self {
         Self {
             name: "warm-up",
