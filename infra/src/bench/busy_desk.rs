@@ -7,6 +7,7 @@
 
 use super::burst::{check, check_notes_each, is_write, share, token, total, Check, NOTE_ROUTES};
 use super::design::{Deployment, Design};
+use super::floor;
 use super::meter::{ByRequest, Metered};
 use super::probe::{Latency, Probe};
 use super::world::{serve, Visitor, World, AGENT_ID, STREAM_SECRET};
@@ -32,6 +33,8 @@ pub struct Desk {
     pub hubspot_latency: Duration,
     /// How long after the load the lag is still watched for: a message not in HubSpot by then counts as lost.
     pub drain: Duration,
+    /// The lag p99 issue #25 asks of this desk: what the fewest calls any flusher could make are counted at.
+    pub lag_goal: Duration,
 }
 
 impl Default for Desk {
@@ -44,6 +47,7 @@ impl Default for Desk {
             duplicate_rate: 0.05,
             hubspot_latency: Duration::from_millis(80),
             drain: Duration::from_secs(60),
+            lag_goal: Duration::from_secs(3),
         }
     }
 }
@@ -71,6 +75,7 @@ impl Desk {
             name: "5× desk",
             conversations: desk.conversations * 5,
             messages_per_second: 134.0,
+            lag_goal: Duration::from_secs(5),
             ..desk
         }
     }
@@ -88,6 +93,8 @@ const RETRY_PAUSE: Duration = Duration::from_millis(500);
 const NOTES_GRACE: Duration = Duration::from_secs(30);
 /// How often the transcripts are read to see which messages have arrived.
 const POLL: Duration = Duration::from_millis(100);
+/// The lags (s) at which the fewest calls any flusher could make are also given: from keeping up to a minute behind.
+const FLOOR_LAGS: [u64; 6] = [2, 5, 10, 20, 40, 70];
 /// About 60 characters of text after the token, as a chat line is.
 const FILLER: &str = "thanks, could you check the order status for me?";
 
@@ -95,6 +102,8 @@ const FILLER: &str = "thanks, could you check the order status for me?";
 #[derive(Debug, Clone)]
 struct Tracked {
     token: String,
+    /// When its first delivery was sent (`floor`: nothing could write it before).
+    sent: Option<Instant>,
     acked: Option<Instant>,
     seen: Option<Instant>,
 }
@@ -125,6 +134,11 @@ pub struct DeskReport {
     pub note_writes: usize,
     /// Of `note_writes`, the calls that created notes (the rest updated them).
     pub note_creates: usize,
+    /// The fewest HubSpot calls any flusher could make for this run's messages at the desk's lag goal, and at this
+    /// run's own lag p99 (`floor::fewest_calls`).
+    pub fewest_calls: (usize, usize),
+    /// The same at each of [`FLOOR_LAGS`]: what a flusher further behind could save.
+    pub fewest_calls_by_lag: Vec<usize>,
     pub sweeper_writes: u32,
     pub peak_in_window: usize,
     pub check: Check,
@@ -169,6 +183,12 @@ async fn deliver(
 ) {
     for attempt in 1..=ATTEMPTS {
         let started = Instant::now();
+        if let Some(tracked) = lock(&tracker)
+            .get_mut(contact)
+            .and_then(|c| c.get_mut(index))
+        {
+            tracked.sent = Some(tracked.sent.map_or(started, |s| s.min(started)));
+        }
         let result = http
             .post(&url)
             .header("content-type", "application/json")
@@ -316,6 +336,7 @@ pub async fn run(
                 .to_string();
             lock(&tracker)[c].push(Tracked {
                 token: token(c, i),
+                sent: None,
                 acked: None,
                 seen: None,
             });
@@ -371,6 +392,28 @@ pub async fn run(
         }
     }
     lags.sort();
+    let acked: Vec<Vec<floor::Delivered>> = tracked
+        .iter()
+        .map(|messages| {
+            messages
+                .iter()
+                .filter_map(|t| {
+                    Some(floor::Delivered {
+                        sent: t.sent?,
+                        acked: t.acked?,
+                    })
+                })
+                .collect()
+        })
+        .collect();
+    let fewest_calls = (
+        floor::fewest_calls(&acked, desk.lag_goal, deployment.notes),
+        floor::fewest_calls(&acked, percentile(&lags, 0.99), deployment.notes),
+    );
+    let fewest_calls_by_lag = FLOOR_LAGS
+        .iter()
+        .map(|lag| floor::fewest_calls(&acked, Duration::from_secs(*lag), deployment.notes))
+        .collect();
     let mut acks = lock(&acks).clone();
     acks.sort();
     let expected: Vec<Vec<String>> = tracked
@@ -424,6 +467,8 @@ pub async fn run(
             .iter()
             .filter(|c| matches!(c.route, "notes_batch_create" | "notes_create"))
             .count(),
+        fewest_calls,
+        fewest_calls_by_lag,
         sweeper_writes: deployment.sweeper_writes.load(Ordering::Relaxed) - sweeper_writes_before,
         peak_in_window: world.hubspot.peak_requests_in_window(),
         check,
@@ -566,6 +611,32 @@ pub fn table(desk: &Desk, runs: &[DeskReport]) -> String {
                 r.hubspot_calls as f64 / r.messages.max(1) as f64
             )
         }),
+        row(
+            &format!(
+                "HubSpot requests: the fewest any flusher could make for these messages (instant writes, full batches, each note \
+                 once; docs/design-flusher.md 11): at lag p99 {} s \\| at this run's own lag p99",
+                desk.lag_goal.as_secs()
+            ),
+            &|r| {
+                let per = |calls: usize| {
+                    format!("{calls} ({:.3})", calls as f64 / r.messages.max(1) as f64)
+                };
+                format!("{} \\| {}", per(r.fewest_calls.0), per(r.fewest_calls.1))
+            },
+        ),
+        row(
+            &format!(
+                "the same at lag p99 {} s",
+                FLOOR_LAGS.map(|lag| lag.to_string()).join(" / ")
+            ),
+            &|r| {
+                r.fewest_calls_by_lag
+                    .iter()
+                    .map(usize::to_string)
+                    .collect::<Vec<_>>()
+                    .join(" / ")
+            },
+        ),
         row(
             "429s (share of HubSpot requests); of them the limiter's",
             &|r| {

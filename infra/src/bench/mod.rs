@@ -9,6 +9,7 @@ pub mod burst;
 pub mod busy_desk;
 pub mod cold_start;
 pub mod design;
+pub mod floor;
 pub mod flush_cost;
 pub mod late_writes;
 pub mod meter;
