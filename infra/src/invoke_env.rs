@@ -218,7 +218,9 @@ impl InvokeEnv {
     /// visitors are confined to their channels.
     async fn prepare_stream(&self) -> Result<(), InvokeEnvError> {
         let failed = |e: String| InvokeEnvError::StreamAccess(e);
+        let http = chat_sync::adapters::http::client().map_err(|e| failed(e.to_string()))?;
         let chat = StreamClient::new(
+            http,
             &self.stream.base_url(),
             EVENTS_STREAM_KEY,
             EVENTS_STREAM_SECRET.into(),

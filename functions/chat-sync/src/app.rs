@@ -8,6 +8,7 @@
 //! [`App::build`] with its accessor.
 
 use crate::adapters::dynamo::DynamoStore;
+use crate::adapters::http::client;
 use crate::adapters::hubspot::HubSpotClient;
 use crate::adapters::oidc::OidcVerifier;
 use crate::adapters::stream::StreamClient;
@@ -94,9 +95,14 @@ fn missing(handler: &str, part: &str) -> ConfigError {
     }
 }
 
-/// The Stream client for `settings` (a secret Stream's signer refuses is a configuration error).
-pub fn stream_client(settings: &StreamSettings) -> Result<StreamClient, ConfigError> {
+/// The Stream client for `settings` on the shared `http` client (a secret Stream's signer refuses is a
+/// configuration error).
+pub fn stream_client(
+    http: reqwest::Client,
+    settings: &StreamSettings,
+) -> Result<StreamClient, ConfigError> {
     StreamClient::new(
+        http,
         &settings.base_url,
         &settings.api_key,
         settings.api_secret.clone(),
@@ -111,10 +117,12 @@ impl App {
     /// Builds every handler whose parts are in `parts`.
     pub fn build(parts: Parts) -> Result<Self, ConfigError> {
         let store = parts.store;
+        let http = client()?;
         let hubspot = parts.hubspot.map(|settings| {
             let budget: Arc<dyn RateBudget> =
                 Arc::new(store.budget(BudgetPlan::new(settings.rate_limit)));
             let crm = Arc::new(HubSpotClient::new(
+                http.clone(),
                 &settings.base_url,
                 settings.access_token.clone(),
                 budget.clone(),
@@ -122,7 +130,7 @@ impl App {
             (crm, budget)
         });
         let chat = match &parts.stream {
-            Some(settings) => Some(Arc::new(stream_client(settings)?)),
+            Some(settings) => Some(Arc::new(stream_client(http.clone(), settings)?)),
             None => None,
         };
         let sync = match (&hubspot, parts.flush) {
@@ -206,7 +214,8 @@ impl App {
                 let chat = chat
                     .clone()
                     .ok_or_else(|| missing("agent sessions", "STREAM_API_KEY"))?;
-                let verifier = OidcVerifier::new(&settings.oidc_issuer, &settings.oidc_audience);
+                let verifier =
+                    OidcVerifier::new(http.clone(), &settings.oidc_issuer, &settings.oidc_audience);
                 let tokens = chat.tokens();
                 Some(Arc::new(AgentSessions::new(
                     verifier, chat, tokens, settings,

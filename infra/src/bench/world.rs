@@ -94,6 +94,7 @@ impl World {
         .await
         .map_err(|e| e.to_string())?;
         let setup_crm = Arc::new(HubSpotClient::new(
+            chat_sync::adapters::http::client().map_err(|e| e.to_string())?,
             &hubspot.base_url(),
             HUBSPOT_TOKEN.into(),
             Arc::new(ProcessBudget::new(RateLimit::parse("100000/10")?)),

@@ -26,7 +26,7 @@ pub use webhook::{plan_webhook, WebhookPlan};
 use chat_sync::adapters::hubspot::HubSpotClient;
 use chat_sync::adapters::stream::StreamClient;
 use chat_sync::config::{
-    ConfigError, Env, HubSpotSettings, SecretSource, SecretsManager, StreamSettings, SupportAgent,
+    Env, HubSpotSettings, SecretSource, SecretsManager, StreamSettings, SupportAgent,
 };
 use chat_sync::domain::ChannelType;
 use std::time::Duration;
@@ -102,12 +102,14 @@ impl Setup {
         env: &Env,
         secrets: &dyn SecretSource,
     ) -> Result<Self, SetupError> {
+        let http = chat_sync::adapters::http::client()?;
         let hubspot = if options.hubspot {
             let settings = HubSpotSettings::load(env, secrets).await?;
             Some(HubSpotStep {
                 // A command run by hand makes a handful of requests and may run before any table exists: it keeps
                 // its own budget on the same plan.
                 client: HubSpotClient::new(
+                    http.clone(),
                     &settings.base_url,
                     settings.access_token.clone(),
                     std::sync::Arc::new(chat_sync::budget::ProcessBudget::new(settings.rate_limit)),
@@ -120,17 +122,8 @@ impl Setup {
         let stream = match &options.stream_webhook {
             Some(url) => {
                 let settings = StreamSettings::load(env, secrets).await?;
-                let client = StreamClient::new(
-                    &settings.base_url,
-                    &settings.api_key,
-                    settings.api_secret.clone(),
-                )
-                .map_err(|e| ConfigError {
-                    variable: "STREAM_API_SECRET".into(),
-                    problem: e.to_string(),
-                })?;
                 Some(StreamStep {
-                    client,
+                    client: chat_sync::app::stream_client(http.clone(), &settings)?,
                     base_url: settings.base_url,
                     webhook_url: url.clone(),
                 })
@@ -140,7 +133,7 @@ impl Setup {
         let access = if options.stream_access {
             let settings = StreamSettings::load(env, secrets).await?;
             Some(AccessStep {
-                client: chat_sync::app::stream_client(&settings)?,
+                client: chat_sync::app::stream_client(http.clone(), &settings)?,
                 base_url: settings.base_url,
                 agent: SupportAgent::load(env)?,
                 channel_type: chat_sync::config::channel_type(env)?,

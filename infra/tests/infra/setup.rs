@@ -52,7 +52,8 @@ fn unique_table(prefix: &str) -> String {
 }
 
 fn stream_client(stream: &StreamDouble) -> StreamClient {
-    StreamClient::new(&stream.base_url(), KEY, SECRET.into()).expect("server token")
+    let http = chat_sync::adapters::http::client().expect("an HTTP client");
+    StreamClient::new(http, &stream.base_url(), KEY, SECRET.into()).expect("server token")
 }
 
 /// `setup --stream-webhook WEBHOOK`.

@@ -1,5 +1,6 @@
 //! What the HubSpot and Stream clients share: the HTTP client and the mapping of responses to `UpstreamError`.
 
+use crate::config::ConfigError;
 use crate::ports::UpstreamError;
 use reqwest::{header::HeaderMap, Response, StatusCode};
 use std::time::{Duration, Instant};
@@ -7,14 +8,24 @@ use std::time::{Duration, Instant};
 /// Shortest time worth starting a request in.
 const MIN_ATTEMPT: Duration = Duration::from_millis(50);
 
-pub fn client() -> reqwest::Client {
+/// The HTTP client every upstream client shares (one connection pool for HubSpot, Stream and the identity
+/// provider), built once by `App::build` or a command.
+///
+/// Building fails only if the TLS backend cannot start (no usable root certificates, say): a broken deployment. It
+/// is reported as a configuration error when the function starts, not left to `reqwest::Client::new()`, which
+/// panics on the same failure.
+pub fn client() -> Result<reqwest::Client, ConfigError> {
     reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(2))
         .pool_idle_timeout(Duration::from_secs(50))
         .user_agent(concat!("chat-sync/", env!("CARGO_PKG_VERSION")))
         .build()
-        // Building only fails if the TLS backend cannot initialise, which is a broken deployment, not input.
-        .unwrap_or_else(|_| reqwest::Client::new())
+        .map_err(|e| {
+            ConfigError::new(
+                "(the HTTP client)",
+                format!("could not start: its TLS backend did not initialise ({e})"),
+            )
+        })
 }
 
 /// Time left for one attempt, capped at `per_attempt`; `None` if too little is left to try.

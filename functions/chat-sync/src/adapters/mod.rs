@@ -2,7 +2,7 @@
 
 pub mod backoff;
 pub mod dynamo;
-mod http;
+pub mod http;
 pub mod hubspot;
 pub mod oidc;
 pub mod stream;

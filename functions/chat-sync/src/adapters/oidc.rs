@@ -16,7 +16,6 @@
 //! - The token names the person by `sub` and carries an `email` the provider has not marked unverified.
 //! - Nothing in a token is believed before its signature verifies, and a token is never logged or stored.
 
-use super::http::client;
 use crate::domain::{Email, Timestamp};
 use jsonwebtoken::jwk::{AlgorithmParameters, JwkSet, KeyAlgorithm, PublicKeyUse};
 use jsonwebtoken::{decode, decode_header, Algorithm, DecodingKey, Validation};
@@ -124,10 +123,10 @@ struct Discovery {
 
 impl OidcVerifier {
     /// `issuer` exactly as the provider writes it in `iss` (no trailing slash added or removed); `audience` the
-    /// console's client id.
-    pub fn new(issuer: &str, audience: &str) -> Self {
+    /// console's client id; `http` the shared client (`adapters::http::client`).
+    pub fn new(http: reqwest::Client, issuer: &str, audience: &str) -> Self {
         Self {
-            http: client(),
+            http,
             issuer: issuer.to_owned(),
             audience: audience.to_owned(),
             cache: Mutex::new(Cache::default()),

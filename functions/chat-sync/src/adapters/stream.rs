@@ -1,7 +1,7 @@
 //! Stream Chat server-side client (server JWT, users, channels), visitor tokens and webhook signatures.
 
 use super::backoff::Backoff;
-use super::http::{client, send_json};
+use super::http::send_json;
 use crate::domain::{ChannelRef, ContactId, Email, Identity, Timestamp, UserId};
 use crate::ports::{ChatService, ChatUser, UpstreamError};
 use async_trait::async_trait;
@@ -53,10 +53,16 @@ struct UserClaims<'a> {
 pub struct TokenError(String);
 
 impl StreamClient {
-    pub fn new(base_url: &str, api_key: &str, secret: SecretString) -> Result<Self, TokenError> {
+    /// A client on the shared `http` client (`adapters::http::client`).
+    pub fn new(
+        http: reqwest::Client,
+        base_url: &str,
+        api_key: &str,
+        secret: SecretString,
+    ) -> Result<Self, TokenError> {
         let server_token = SecretString::from(sign(&ServerClaims { server: true }, &secret)?);
         Ok(Self {
-            http: client(),
+            http,
             base_url: base_url.trim_end_matches('/').to_owned(),
             api_key: api_key.to_owned(),
             secret,
@@ -443,8 +449,9 @@ mod tests {
 
     #[test]
     fn only_a_base_url_other_than_streams_default_is_handed_to_the_widget() {
-        let tokens = |base_url| {
-            StreamClient::new(base_url, "key", SECRET.into())
+        let tokens = |base_url: &str| {
+            let http = crate::adapters::http::client().expect("an HTTP client");
+            StreamClient::new(http, base_url, "key", SECRET.into())
                 .expect("client")
                 .tokens()
         };

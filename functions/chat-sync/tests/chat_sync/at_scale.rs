@@ -28,7 +28,9 @@ async fn lambdas_sharing_the_budget_never_exceed_hubspots_limit() {
     let lambdas: Vec<_> = (0..4)
         .map(|_| {
             let budget: Arc<dyn RateBudget> = Arc::new(app.store.budget(plan));
-            let client = HubSpotClient::new(&app.hubspot.base_url(), HUBSPOT_TOKEN.into(), budget);
+            let http = chat_sync::adapters::http::client().expect("an HTTP client");
+            let client =
+                HubSpotClient::new(http, &app.hubspot.base_url(), HUBSPOT_TOKEN.into(), budget);
             let (nobody, sent) = (nobody.clone(), sent.clone());
             tokio::spawn(async move {
                 while Instant::now() < until {

@@ -3,7 +3,7 @@
 
 use super::SERVICE;
 use crate::adapters::backoff::Backoff;
-use crate::adapters::http::{client, exchange};
+use crate::adapters::http::exchange;
 use crate::ports::{BudgetError, Caller, Permit, RateBudget, RateSignal, UpstreamError};
 use reqwest::header::HeaderMap;
 use secrecy::{ExposeSecret, SecretString};
@@ -28,10 +28,16 @@ pub struct HubSpotClient {
 }
 
 impl HubSpotClient {
-    /// A client whose every request takes a permit from `budget` first.
-    pub fn new(base_url: &str, access_token: SecretString, budget: Arc<dyn RateBudget>) -> Self {
+    /// A client whose every request takes a permit from `budget` first, on the shared `http` client
+    /// (`adapters::http::client`).
+    pub fn new(
+        http: reqwest::Client,
+        base_url: &str,
+        access_token: SecretString,
+        budget: Arc<dyn RateBudget>,
+    ) -> Self {
         Self {
-            http: client(),
+            http,
             base_url: base_url.trim_end_matches('/').to_owned(),
             token: access_token,
             per_attempt: Duration::from_secs(3),
