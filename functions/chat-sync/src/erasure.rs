@@ -1,4 +1,5 @@
-//! Erasing what is stored about a contact, here and in Stream, and following HubSpot's deletions.
+//! Erasing what is stored about a contact, here and in Stream, and following HubSpot's deletions; and erasing an
+//! agent who has left, in Stream (`erase_agent`).
 //!
 //! - **Privacy deletion** (HubSpot's GDPR delete, or an operator's `erase`): the contact's visitors are hard-deleted
 //!   in Stream (users, their messages, their conversation channels), then every item of the contact here. Stream
@@ -11,7 +12,7 @@
 //!   the survivor, reaches them too, transitively. HubSpot announces merges by webhook; a write that meets the old id
 //!   (404) finds the survivor by e-mail and records the same.
 
-use crate::domain::{ChannelRef, ContactId, Timestamp};
+use crate::domain::{ChannelRef, ContactId, Timestamp, UserId};
 use crate::ports::{
     ChatService, ContactErasure, Footprint, StoreError, SyncRecords, UpstreamError,
 };
@@ -30,7 +31,7 @@ const PURGE_BATCH: usize = 25;
 pub enum ErasureError {
     #[error(transparent)]
     Storage(#[from] StoreError),
-    #[error("Stream did not erase the contact's visitors: {0}")]
+    #[error("Stream did not finish the erasure: {0}")]
     Chat(#[from] UpstreamError),
 }
 
@@ -92,6 +93,18 @@ impl Erasure {
         self.chat.delete_users(&found.visitors, deadline).await?;
         self.store.erase_contact(contact).await?;
         tracing::info!(contact_id = %contact, items = found.items, visitors = found.visitors.len(), "contact erased");
+        Ok(())
+    }
+
+    /// Erases an agent who has left (an operator's `erase --agent-subject`): their Stream user is marked deleted,
+    /// what Stream holds about them (name, image) is nullified, and their Stream tokens stop working. Their answers
+    /// stay in the visitors' conversations, whose record they are, and go with each visitor's erasure or expiry;
+    /// nothing else of an agent is stored here. Idempotent.
+    pub async fn erase_agent(&self, agent: &UserId, deadline: Instant) -> Result<(), ErasureError> {
+        self.chat
+            .prune_users(std::slice::from_ref(agent), deadline)
+            .await?;
+        tracing::info!(user_id = %agent, "agent erased in Stream");
         Ok(())
     }
 

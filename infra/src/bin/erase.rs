@@ -36,10 +36,15 @@ async fn main() -> ExitCode {
         }
     };
     let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), table);
-    match erase::run(&command, &store, &erasure).await {
+    let agent_issuer = env.required("AGENT_OIDC_ISSUER").ok();
+    match erase::run(&command, &store, &erasure, agent_issuer.as_deref()).await {
         Ok(output) => {
             print!("{output}");
             ExitCode::SUCCESS
+        }
+        Err(error @ erase::EraseError::Config(_)) => {
+            eprintln!("erase: {error}");
+            ExitCode::from(USAGE_ERROR)
         }
         Err(error) => {
             eprintln!("erase: {error}");

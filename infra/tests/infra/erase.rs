@@ -6,12 +6,15 @@ use chat_sync::domain::identity::Identity;
 use chat_sync::domain::{
     ChannelId, ChannelRef, ChannelType, ContactId, Email, Role, Timestamp, UserId,
 };
+use chat_sync::handlers::agent_sessions::agent_user_id_for;
 use chat_sync::handlers::webhook::{parse_event, Parsed};
 use chat_sync::ports::{ChannelMapping, Channels, MessageLog};
 use sandbox::StreamDouble;
 
 const STREAM_KEY: &str = "erase-test-key";
 const STREAM_SECRET: &str = "erase-test-secret";
+/// The agent console's identity provider, as `AGENT_OIDC_ISSUER` names it.
+const ISSUER: &str = "https://idp.example.com/pool";
 
 struct World {
     endpoint: String,
@@ -71,7 +74,16 @@ impl World {
     }
 
     fn erase(&self, args: &[&str]) -> (i32, String, String) {
-        let output = local_aws_command(env!("CARGO_BIN_EXE_erase"), &self.endpoint)
+        self.erase_with_issuer(args, Some(ISSUER))
+    }
+
+    fn erase_with_issuer(&self, args: &[&str], issuer: Option<&str>) -> (i32, String, String) {
+        let mut command = local_aws_command(env!("CARGO_BIN_EXE_erase"), &self.endpoint);
+        match issuer {
+            Some(issuer) => command.env("AGENT_OIDC_ISSUER", issuer),
+            None => command.env_remove("AGENT_OIDC_ISSUER"),
+        };
+        let output = command
             .args(args)
             .env("TABLE_NAME", &self.table)
             .env("STREAM_API_KEY", STREAM_KEY)
@@ -200,6 +212,10 @@ async fn wrong_arguments_exit_2_and_change_nothing() {
         vec!["--email", "kept@example.com", "--contact-id", "3001"],
         vec!["--dry-run"],
         vec!["--everything"],
+        vec!["--agent-subject"],
+        vec!["--agent-subject", " "],
+        vec!["--agent-subject", "sub\u{7}"],
+        vec!["--agent-subject", "sub-1", "--email", "kept@example.com"],
     ] {
         let (code, _, err) = world.erase(&args);
         assert_eq!(code, 2, "{args:?}: {err}");
@@ -210,4 +226,68 @@ async fn wrong_arguments_exit_2_and_change_nothing() {
     assert!(out.contains("usage: erase"));
     assert_eq!(world.items_with("3001").await, before);
     assert!(world.stream_deletions().is_empty());
+}
+
+// Multi-threaded: the command blocks one thread while the Stream double answers it on another.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn erases_an_agent_in_stream_and_keeps_their_answers_and_the_contacts() {
+    let world = World::start().await;
+    world
+        .chat("4001", "visitor@example.com", "visitor-v1", "chat-v1")
+        .await;
+    let agent = agent_user_id_for(ISSUER, "0f1e2d3c-ada");
+    world
+        .stream
+        .seed_user(agent.as_str(), "Ada Agent", "chat_agent");
+    let before = world.items_with("4001").await;
+    let named = |world: &World| {
+        world
+            .stream
+            .user_json(agent.as_str())
+            .map(|user| user["name"].clone())
+    };
+    assert_eq!(named(&world), Some(serde_json::json!("Ada Agent")));
+
+    let (code, out, err) = world.erase(&["--agent-subject", "0f1e2d3c-ada", "--dry-run"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out.trim(),
+        format!(
+            "would erase agent {agent} in Stream: their name and data there; their answers stay"
+        )
+    );
+    assert!(
+        world.stream_deletions().is_empty(),
+        "a dry run changes nothing"
+    );
+
+    // The agent's Stream id comes from the issuer: without it, nothing can be found, and nothing changes.
+    let (code, _, err) = world.erase_with_issuer(&["--agent-subject", "0f1e2d3c-ada"], None);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("AGENT_OIDC_ISSUER"), "{err}");
+    assert!(world.stream_deletions().is_empty());
+
+    let (code, out, err) = world.erase(&["--agent-subject", "0f1e2d3c-ada"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with(&format!("erased agent {agent}")), "{out}");
+    assert!(!out.contains("Ada"), "no personal data printed: {out}");
+    // Pruned, not deleted: no messages or conversations mode, so the answers stay in the visitors' channels.
+    assert_eq!(
+        world.stream_deletions(),
+        vec![serde_json::json!({"user_ids": [agent.as_str()], "user": "pruning"})]
+    );
+    assert_eq!(
+        named(&world),
+        Some(serde_json::json!("")),
+        "the name is gone"
+    );
+    assert!(
+        world.stream.users().iter().any(|u| u.id == "visitor-v1"),
+        "the visitors stay"
+    );
+    assert_eq!(world.items_with("4001").await, before, "the contacts stay");
+
+    // Again: it completes, as a repeated erasure does.
+    let (code, _, err) = world.erase(&["--agent-subject", "0f1e2d3c-ada"]);
+    assert_eq!(code, 0, "{err}");
 }

@@ -9,7 +9,9 @@
 //!
 //! A deleted user's tokens stop working (a revocation at the deletion time). `user: "hard"`: the user is gone, and
 //! it requires `messages` and `conversations` hard too (the document's rule, enforced: 400 otherwise). Its
-//! messages: soft or pruning → `type: "deleted"`, hard → gone. Conversation channels (exactly two members, the user
+//! messages: soft or pruning → `type: "deleted"`, hard → gone. `user: "pruning"` marks the user deleted and
+//! nullifies its information (name, image, custom fields; the id and role stay), as the document says; with no
+//! `messages` mode, its messages stay, shown without a name. Conversation channels (exactly two members, the user
 //! one of them) are deleted with their messages. Each deletion sends what Stream sends: `user.deleted`
 //! (`hard_delete`, `mark_messages_deleted`, `delete_conversation_channels`) and `channel.deleted`, to the webhook
 //! and to the connections concerned. A task ignores ids Stream does not have: deleting a user twice succeeds.
@@ -30,10 +32,11 @@ const TASK_DELAY: Duration = Duration::from_millis(100);
 /// Stream's limit of users per `POST /users/delete`.
 const MAX_USERS_PER_DELETE: usize = 100;
 
-/// Soft (marked deleted) or hard (gone).
+/// Soft (marked deleted), pruning (a user only: marked deleted, its information nullified) or hard (gone).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Erasure {
     Soft,
+    Pruning,
     Hard,
 }
 
@@ -104,6 +107,7 @@ impl StreamState {
                     )),
                 }
             };
+        // A message's pruning shows as its soft deletion does here (`type: "deleted"`, no text).
         let erasure = |mode: Option<&str>| match mode {
             None => None,
             Some("hard") => Some(Erasure::Hard),
@@ -125,7 +129,11 @@ impl StreamState {
             ));
         }
         let plan = Plan {
-            user: erasure(Some(user)).unwrap_or(Erasure::Soft),
+            user: match user {
+                "hard" => Erasure::Hard,
+                "pruning" => Erasure::Pruning,
+                _ => Erasure::Soft,
+            },
             messages: erasure(messages),
             conversations: match conversations {
                 None => false,
@@ -284,6 +292,16 @@ impl StreamState {
                         .insert("deleted_at".to_owned(), json!(now_rfc3339()));
                 }
             }
+            Erasure::Pruning => {
+                if let Some(record) = data.users.get_mut(user_id) {
+                    record.user.name.clear();
+                    record.extra.clear();
+                    record
+                        .extra
+                        .insert("deleted_at".to_owned(), json!(now_rfc3339()));
+                    user = user_json(record);
+                }
+            }
         }
         user["deleted_at"] = json!(now_rfc3339());
         data.user_deletions.push(UserDeletion {
@@ -327,7 +345,7 @@ fn erase_messages(data: &mut Data, user_id: &str, erasure: Erasure) {
                     order.retain(|m| *m != id);
                 }
             }
-            Erasure::Soft => {
+            Erasure::Soft | Erasure::Pruning => {
                 if let Some(message) = data.messages.get_mut(&id) {
                     message["type"] = json!("deleted");
                     message["text"] = json!("");

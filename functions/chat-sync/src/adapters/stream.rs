@@ -313,17 +313,35 @@ impl ChatService for StreamClient {
     }
 
     async fn delete_users(&self, users: &[UserId], deadline: Instant) -> Result<(), UpstreamError> {
-        // `POST /users/delete`, the only way Stream's published API deletes users: hard, with their messages and their
-        // conversation channels (hard user deletion requires both hard). It answers a task; the users are gone only
-        // once the task has completed, so each batch's task is followed to the end before this returns. A user
-        // Stream no longer has is skipped by the task: a repeated erasure completes too.
+        // Hard, with their messages and their conversation channels (hard user deletion requires both hard).
+        let modes = json!({"user": "hard", "messages": "hard", "conversations": "hard"});
+        self.delete_users_as(users, &modes, deadline).await
+    }
+
+    async fn prune_users(&self, users: &[UserId], deadline: Instant) -> Result<(), UpstreamError> {
+        // No `messages` or `conversations` mode: both stay.
+        let modes = json!({"user": "pruning"});
+        self.delete_users_as(users, &modes, deadline).await
+    }
+}
+
+impl StreamClient {
+    /// `POST /users/delete` with `modes`, the only way Stream's published API deletes users. It answers a task; the
+    /// users are deleted only once the task has completed, so each batch's task is followed to the end before this
+    /// returns. A user Stream no longer has is skipped by the task: a repeated erasure completes too.
+    async fn delete_users_as(
+        &self,
+        users: &[UserId],
+        modes: &Value,
+        deadline: Instant,
+    ) -> Result<(), UpstreamError> {
         for batch in users.chunks(MAX_USERS_PER_DELETE) {
-            let body = json!({
+            let mut body = json!({
                 "user_ids": batch.iter().map(UserId::as_str).collect::<Vec<_>>(),
-                "user": "hard",
-                "messages": "hard",
-                "conversations": "hard",
             });
+            if let (Some(body), Some(modes)) = (body.as_object_mut(), modes.as_object()) {
+                body.extend(modes.clone());
+            }
             let answer = self
                 .call(
                     reqwest::Method::POST,
@@ -337,9 +355,7 @@ impl ChatService for StreamClient {
         }
         Ok(())
     }
-}
 
-impl StreamClient {
     /// Asks `GET /tasks/{id}` until the task has `completed`, waiting longer between asks (up to
     /// [`TASK_POLL`]`.1`), within `deadline`.
     ///

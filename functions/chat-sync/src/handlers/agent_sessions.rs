@@ -41,10 +41,16 @@ pub struct AgentSessions {
 /// The agent's Stream user id: `agent-` + 40 hex digits of SHA-256 over issuer and subject. The same person at
 /// the same provider always gets the same id; nobody can choose theirs.
 pub fn agent_user_id(identity: &AgentIdentity) -> UserId {
+    agent_user_id_for(&identity.issuer, &identity.subject)
+}
+
+/// [`agent_user_id`] from the issuer (as configured: `AGENT_OIDC_ISSUER`) and the subject (`sub`) alone, for an
+/// operator who erases an agent who has left (`erase --agent-subject`).
+pub fn agent_user_id_for(issuer: &str, subject: &str) -> UserId {
     let mut hash = Sha256::new();
-    hash.update(identity.issuer.as_bytes());
+    hash.update(issuer.as_bytes());
     hash.update([0]);
-    hash.update(identity.subject.as_bytes());
+    hash.update(subject.as_bytes());
     let digest = hex::encode(hash.finalize());
     // 46 characters of [a-z0-9-]: always a valid Stream user id.
     UserId::parse("sub", &format!("agent-{}", &digest[..40]))

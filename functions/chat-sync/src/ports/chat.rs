@@ -53,4 +53,9 @@ pub trait ChatService: Send + Sync {
     /// are gone (Stream deletes in a task: it is followed to its end within `deadline`). A user Stream no longer
     /// has counts as deleted, so a repeated erasure succeeds.
     async fn delete_users(&self, users: &[UserId], deadline: Instant) -> Result<(), UpstreamError>;
+    /// Marks users deleted and nullifies what Stream holds about them (name, image, custom data), keeping their
+    /// messages: an agent's erasure, whose answers are part of the visitors' conversations. Their tokens stop
+    /// working. Returns once done (a task, followed to its end within `deadline`); a user Stream no longer has
+    /// counts as done.
+    async fn prune_users(&self, users: &[UserId], deadline: Instant) -> Result<(), UpstreamError>;
 }

@@ -221,3 +221,83 @@ async fn finished(server: &Client, task_id: &str) -> Value {
     }
     task
 }
+
+/// `user: "pruning"` with no `messages` mode, as an agent's erasure asks: the user is marked deleted and its name
+/// and custom fields go; its messages stay in the conversations.
+#[tokio::test]
+async fn pruning_a_user_nullifies_its_information_and_keeps_its_messages() {
+    let double = StreamDouble::start(KEY, SECRET).await.expect("starts");
+    chat(&double).await;
+    let server = Client::server(&double);
+    let (status, _) = server
+        .send(
+            "PATCH",
+            "/users",
+            Some(json!({"users": [{"id": "agent", "set": {"image": "https://example.com/ada.png"}}]})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    double
+        .send_message("messaging", "support-1", "agent", "how can I help?")
+        .await
+        .expect("sent");
+    let (receiver, url) = Receiver::start(&[]).await;
+    double.set_webhook_url(Some(url));
+
+    let (status, body) = server
+        .send(
+            "POST",
+            "/users/delete",
+            Some(json!({"user_ids": ["agent"], "user": "pruning"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let task = finished(&server, body["task_id"].as_str().expect("task id")).await;
+    assert_eq!(task["status"], "completed", "{task}");
+    let deletion = double.user_deletions().pop().expect("applied");
+    assert_eq!(
+        (
+            deletion.user,
+            deletion.messages,
+            deletion.conversations.len()
+        ),
+        (sandbox::stream::Erasure::Pruning, None, 0)
+    );
+    let agent = double
+        .user_json("agent")
+        .expect("the user stays, marked deleted");
+    assert_eq!(agent["name"], "", "{agent}");
+    assert!(agent.get("image").is_none(), "{agent}");
+    assert!(agent["deleted_at"].is_string(), "{agent}");
+    let messages = double.messages("messaging", "support-1");
+    let answer = messages
+        .iter()
+        .find(|m| m["text"] == "how can I help?")
+        .expect("the message stays");
+    assert_eq!(answer["type"], "regular", "{answer}");
+    double.wait_for_deliveries(1, Duration::from_secs(5)).await;
+    let events: Vec<Value> = receiver
+        .received()
+        .iter()
+        .map(|(_, body)| serde_json::from_slice(body).expect("json"))
+        .collect();
+    let event = events
+        .iter()
+        .find(|e| e["type"] == "user.deleted")
+        .expect("user.deleted sent");
+    assert_eq!(
+        (
+            &event["type"],
+            &event["hard_delete"],
+            &event["mark_messages_deleted"],
+            &event["user"]["name"]
+        ),
+        (
+            &json!("user.deleted"),
+            &json!(false),
+            &json!(false),
+            &json!("")
+        ),
+        "{event}"
+    );
+}
