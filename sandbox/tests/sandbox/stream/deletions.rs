@@ -102,11 +102,7 @@ async fn deleting_users_erases_their_messages_and_conversations_and_tells_the_we
     );
 
     double.wait_for_deliveries(2, Duration::from_secs(5)).await;
-    let events: Vec<Value> = receiver
-        .received()
-        .iter()
-        .map(|(_, body)| serde_json::from_slice(body).expect("json"))
-        .collect();
+    let events = receiver.events();
     let deleted_channel = events
         .iter()
         .find(|e| e["type"] == "channel.deleted")
@@ -276,11 +272,7 @@ async fn pruning_a_user_nullifies_its_information_and_keeps_its_messages() {
         .expect("the message stays");
     assert_eq!(answer["type"], "regular", "{answer}");
     double.wait_for_deliveries(1, Duration::from_secs(5)).await;
-    let events: Vec<Value> = receiver
-        .received()
-        .iter()
-        .map(|(_, body)| serde_json::from_slice(body).expect("json"))
-        .collect();
+    let events = receiver.events();
     let event = events
         .iter()
         .find(|e| e["type"] == "user.deleted")

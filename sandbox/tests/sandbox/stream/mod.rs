@@ -109,6 +109,14 @@ impl Receiver {
     fn received(&self) -> Vec<(HeaderMap, Bytes)> {
         self.received.lock().expect("lock").clone()
     }
+
+    /// The bodies received, as JSON, in order.
+    fn events(&self) -> Vec<Value> {
+        self.received()
+            .iter()
+            .map(|(_, body)| serde_json::from_slice(body).expect("json"))
+            .collect()
+    }
 }
 
 async fn receive(State(receiver): State<Receiver>, headers: HeaderMap, body: Bytes) -> StatusCode {
