@@ -50,4 +50,5 @@ tar -C "$root" -c . | docker import \
   - "$IMAGE" >/dev/null
 echo "built $IMAGE ($(du -sh "$root" | cut -f1))"
 # SAM CLI keeps the image it built on the previous stand-in (REPO:rapid-ARCH) and, not pulling, would not rebuild it.
-docker images --format '{{.Repository}}:{{.Tag}}' "${IMAGE%:*}" | grep ':rapid-' | xargs -r docker rmi -f >/dev/null
+# On a fresh Docker there is none: grep finding nothing is no failure (pipefail would make it one).
+docker images --format '{{.Repository}}:{{.Tag}}' "${IMAGE%:*}" | { grep ':rapid-' || true; } | xargs -r docker rmi -f >/dev/null
