@@ -26,5 +26,8 @@ if docker image inspect "$AWS_IMAGE" >/dev/null 2>&1 || docker pull -q "$AWS_IMA
   exit 0
 fi
 echo "docker: $AWS_IMAGE cannot be pulled here; using the stand-in $STANDIN" >&2
-STANDIN_IMAGE="$STANDIN" "$here/standin-image.sh" "$@" >&2
+STANDIN_IMAGE="$STANDIN" "$here/standin-image.sh" "$@" >&2 || {
+  echo "docker: building the stand-in $STANDIN failed (see above)" >&2
+  exit 1
+}
 echo "$STANDIN"
