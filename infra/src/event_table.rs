@@ -46,6 +46,7 @@ pub fn files(readme: &str) -> Vec<String> {
 /// The Lambda binary (cargo package) an event file is for: its name's prefix.
 pub fn binary(file: &str) -> &'static str {
     match file.split(['-', '.']).next() {
+        Some("agent") => "agent-sessions",
         Some("hubspot") => "hubspot-webhooks",
         Some("registration") => "registration",
         Some("webhook") => "webhook",
@@ -55,7 +56,7 @@ pub fn binary(file: &str) -> &'static str {
 }
 
 /// The answers the table documents as a status and one JSON field: (file, status, field, value).
-const SIMPLE_ANSWERS: [(&str, u16, &str, &str); 12] = [
+const SIMPLE_ANSWERS: [(&str, u16, &str, &str); 13] = [
     (
         "registration-invalid-email.json",
         400,
@@ -63,6 +64,7 @@ const SIMPLE_ANSWERS: [(&str, u16, &str, &str); 12] = [
         "invalid_email",
     ),
     ("registration-bad-json.json", 400, "code", "invalid_json"),
+    ("agent-sessions-no-token.json", 401, "code", "missing_token"),
     ("webhook-message-new.json", 200, "status", "recorded"),
     ("webhook-message-updated.json", 200, "status", "recorded"),
     ("webhook-message-deleted.json", 200, "status", "recorded"),

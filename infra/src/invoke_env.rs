@@ -27,8 +27,13 @@ pub use sandbox::fixtures::HUBSPOT_CLIENT_SECRET as EVENTS_HUBSPOT_CLIENT_SECRET
 pub use sandbox::fixtures::STREAM_KEY as EVENTS_STREAM_KEY;
 /// The secret the webhook events in `events/` are signed with (`sign-events`): public, for local use only.
 pub use sandbox::fixtures::STREAM_SECRET as EVENTS_STREAM_SECRET;
-/// The origin of `registration-preflight.json`.
+/// The origin of `registration-preflight.json` and `agent-sessions-no-token.json` (the agent console's, locally).
 pub const EVENTS_ORIGIN: &str = "http://localhost:3000";
+/// The agent console's identity provider, locally: none answers there (`.invalid` never resolves). The sample event
+/// carries no ID token, so the function refuses it before it would ask the provider for its keys.
+pub const EVENTS_AGENT_ISSUER: &str = "https://identity-provider.invalid/local";
+/// The agent console's client id at that provider.
+pub const EVENTS_AGENT_AUDIENCE: &str = "local-agent-console";
 pub const TABLE: &str = "chat-sync-local";
 use sandbox::fixtures::SANDBOX_HUBSPOT_TOKEN as HUBSPOT_TOKEN;
 /// Where the local Secrets Manager keeps each secret, by the template parameter that names it: `samconfig.toml`'s
@@ -298,6 +303,9 @@ impl InvokeEnv {
             ("STREAM_API_KEY", EVENTS_STREAM_KEY.into()),
             ("STREAM_API_SECRET", EVENTS_STREAM_SECRET.into()),
             ("ALLOWED_ORIGINS", EVENTS_ORIGIN.into()),
+            ("AGENT_OIDC_ISSUER", EVENTS_AGENT_ISSUER.into()),
+            ("AGENT_OIDC_AUDIENCE", EVENTS_AGENT_AUDIENCE.into()),
+            ("AGENT_CONSOLE_ORIGINS", EVENTS_ORIGIN.into()),
             ("RUST_LOG", "info".into()),
         ]
     }
@@ -322,6 +330,10 @@ impl InvokeEnv {
                 "TABLE_NAME": TABLE,
                 "HUBSPOT_BASE_URL": self.hubspot.base_url(),
                 "STREAM_BASE_URL": self.stream.base_url(),
+                // The template derives these from the Cognito pool it creates, which a local run has not.
+                "AGENT_OIDC_ISSUER": EVENTS_AGENT_ISSUER,
+                "AGENT_OIDC_AUDIENCE": EVENTS_AGENT_AUDIENCE,
+                "AGENT_CONSOLE_ORIGINS": EVENTS_ORIGIN,
             }
         })
     }

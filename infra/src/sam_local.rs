@@ -35,6 +35,7 @@ const INVOKE_TIMEOUT: Duration = Duration::from_secs(120);
 pub fn function_id(binary: &str) -> &'static str {
     match binary {
         "registration" => "RegistrationFunction",
+        "agent-sessions" => "AgentSessionsFunction",
         "webhook" => "WebhookFunction",
         "sweeper" => "SweeperFunction",
         "hubspot-webhooks" => "HubSpotWebhooksFunction",

@@ -20,7 +20,7 @@ fn events_dir() -> PathBuf {
     repo_root().join("events")
 }
 
-/// The three Lambda binaries, built once per test run with the cargo running the tests (same target directory and
+/// The Lambda binaries, built once per test run with the cargo running the tests (same target directory and
 /// profile), found from cargo's own build messages.
 fn binaries() -> &'static BTreeMap<String, PathBuf> {
     static BUILT: OnceLock<BTreeMap<String, PathBuf>> = OnceLock::new();
@@ -29,7 +29,7 @@ fn binaries() -> &'static BTreeMap<String, PathBuf> {
             .current_dir(repo_root())
             .args(["build", "--locked", "--message-format=json"])
             .args(["-p", "registration", "-p", "webhook", "-p", "sweeper"])
-            .args(["-p", "hubspot-webhooks"])
+            .args(["-p", "hubspot-webhooks", "-p", "agent-sessions"])
             .stderr(Stdio::inherit())
             .output()
             .expect("run cargo build");
@@ -49,7 +49,13 @@ fn binaries() -> &'static BTreeMap<String, PathBuf> {
                 found.insert(name.to_owned(), PathBuf::from(path));
             }
         }
-        for name in ["registration", "webhook", "sweeper", "hubspot-webhooks"] {
+        for name in [
+            "registration",
+            "webhook",
+            "sweeper",
+            "hubspot-webhooks",
+            "agent-sessions",
+        ] {
             assert!(
                 found.contains_key(name),
                 "cargo built no {name} binary: {found:?}"
