@@ -89,7 +89,8 @@ pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, Str
                          them control characters"
                     ));
                 }
-                agent = Some(subject.to_owned())
+                // A subject has no surrounding spaces; one pasted with them must find the same agent.
+                agent = Some(subject.trim().to_owned())
             }
             "--dry-run" => dry_run = true,
             other => return Err(format!("unknown argument {other:?}")),
@@ -129,6 +130,42 @@ fn describe(contact: &ContactId, footprint: &Footprint) -> String {
     )
 }
 
+/// Erases the agent `subject` names at the identity provider `agent_issuer` (`Erasure::erase_agent`).
+async fn erase_agent(
+    subject: &str,
+    dry_run: bool,
+    erasure: &Erasure,
+    agent_issuer: Option<&str>,
+) -> Result<String, EraseError> {
+    let issuer = agent_issuer
+        .map(str::trim)
+        .filter(|i| !i.is_empty())
+        .ok_or_else(|| {
+            EraseError::Config(
+                "AGENT_OIDC_ISSUER is needed to find an agent's Stream user: the issuer the agent console signs \
+                 in with, exactly as deployed"
+                    .into(),
+            )
+        })?;
+    let agent = agent_user_id_for(issuer, subject);
+    let found = erasure
+        .erase_agent(&agent, dry_run, Instant::now() + STREAM_BUDGET)
+        .await
+        .map_err(EraseError::Agent)?;
+    Ok(match (found, dry_run) {
+        (false, _) => format!(
+            "Stream has no user {agent} for this agent (check --agent-subject and AGENT_OIDC_ISSUER): nothing \
+             erased\n"
+        ),
+        (true, true) => {
+            format!("would erase agent {agent} in Stream: their name and data there; their answers stay\n")
+        }
+        (true, false) => {
+            format!("erased agent {agent} in Stream: their name and data there; their answers stay\n")
+        }
+    })
+}
+
 /// Runs the command; returns what to print. Nothing is printed of the data itself (no e-mail, name or text).
 /// `agent_issuer` is `AGENT_OIDC_ISSUER`, needed only to erase an agent.
 pub async fn run(
@@ -143,28 +180,7 @@ pub async fn run(
     let contacts = match who {
         Who::Contact(contact) => vec![contact.clone()],
         Who::Email(email) => store.contacts_with_email(email).await?,
-        Who::Agent(subject) => {
-            let issuer = agent_issuer.map(str::trim).filter(|i| !i.is_empty()).ok_or_else(|| {
-                EraseError::Config(
-                    "AGENT_OIDC_ISSUER is needed to find an agent's Stream user: the issuer the agent console \
-                     signs in with, exactly as deployed"
-                        .into(),
-                )
-            })?;
-            let agent = agent_user_id_for(issuer, subject);
-            if *dry_run {
-                return Ok(format!(
-                    "would erase agent {agent} in Stream: their name and data there; their answers stay\n"
-                ));
-            }
-            erasure
-                .erase_agent(&agent, Instant::now() + STREAM_BUDGET)
-                .await
-                .map_err(EraseError::Agent)?;
-            return Ok(format!(
-                "erased agent {agent} in Stream: their name and data there; their answers stay\n"
-            ));
-        }
+        Who::Agent(subject) => return erase_agent(subject, *dry_run, erasure, agent_issuer).await,
     };
     let mut out = String::new();
     for contact in &contacts {

@@ -99,13 +99,24 @@ impl Erasure {
     /// Erases an agent who has left (an operator's `erase --agent-subject`): their Stream user is marked deleted,
     /// what Stream holds about them (name, image) is nullified, and their Stream tokens stop working. Their answers
     /// stay in the visitors' conversations, whose record they are, and go with each visitor's erasure or expiry;
-    /// nothing else of an agent is stored here. Idempotent.
-    pub async fn erase_agent(&self, agent: &UserId, deadline: Instant) -> Result<(), ErasureError> {
-        self.chat
-            .prune_users(std::slice::from_ref(agent), deadline)
-            .await?;
-        tracing::info!(user_id = %agent, "agent erased in Stream");
-        Ok(())
+    /// nothing else of an agent is stored here. False, changing nothing, if Stream has no such user (a subject or
+    /// issuer mistyped would otherwise "erase" nobody without a word). Idempotent.
+    pub async fn erase_agent(
+        &self,
+        agent: &UserId,
+        dry_run: bool,
+        deadline: Instant,
+    ) -> Result<bool, ErasureError> {
+        if !self.chat.user_exists(agent, deadline).await? {
+            return Ok(false);
+        }
+        if !dry_run {
+            self.chat
+                .prune_users(std::slice::from_ref(agent), deadline)
+                .await?;
+            tracing::info!(user_id = %agent, "agent erased in Stream");
+        }
+        Ok(true)
     }
 
     /// The contacts a HubSpot record stands for here, each with what is stored of it: itself and those merged into

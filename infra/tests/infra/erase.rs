@@ -261,13 +261,21 @@ async fn erases_an_agent_in_stream_and_keeps_their_answers_and_the_contacts() {
         "a dry run changes nothing"
     );
 
+    // A subject (or an issuer) that names nobody in Stream changes nothing, and says so.
+    let (code, out, err) = world.erase(&["--agent-subject", "0f1e2d3c-bob"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("Stream has no user agent-"), "{out}");
+    assert!(out.contains("nothing erased"), "{out}");
+    assert!(world.stream_deletions().is_empty());
+
     // The agent's Stream id comes from the issuer: without it, nothing can be found, and nothing changes.
     let (code, _, err) = world.erase_with_issuer(&["--agent-subject", "0f1e2d3c-ada"], None);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("AGENT_OIDC_ISSUER"), "{err}");
     assert!(world.stream_deletions().is_empty());
 
-    let (code, out, err) = world.erase(&["--agent-subject", "0f1e2d3c-ada"]);
+    // Pasted with spaces around it, the subject finds the same agent.
+    let (code, out, err) = world.erase(&["--agent-subject", " 0f1e2d3c-ada "]);
     assert_eq!(code, 0, "{err}");
     assert!(out.starts_with(&format!("erased agent {agent}")), "{out}");
     assert!(!out.contains("Ada"), "no personal data printed: {out}");

@@ -314,14 +314,22 @@ impl ChatService for StreamClient {
 
     async fn delete_users(&self, users: &[UserId], deadline: Instant) -> Result<(), UpstreamError> {
         // Hard, with their messages and their conversation channels (hard user deletion requires both hard).
-        let modes = json!({"user": "hard", "messages": "hard", "conversations": "hard"});
+        let modes = [
+            ("user", "hard"),
+            ("messages", "hard"),
+            ("conversations", "hard"),
+        ];
         self.delete_users_as(users, &modes, deadline).await
+    }
+
+    async fn user_exists(&self, user: &UserId, deadline: Instant) -> Result<bool, UpstreamError> {
+        Ok(self.find_user(user, deadline).await?.is_some())
     }
 
     async fn prune_users(&self, users: &[UserId], deadline: Instant) -> Result<(), UpstreamError> {
         // No `messages` or `conversations` mode: both stay.
-        let modes = json!({"user": "pruning"});
-        self.delete_users_as(users, &modes, deadline).await
+        self.delete_users_as(users, &[("user", "pruning")], deadline)
+            .await
     }
 }
 
@@ -332,15 +340,15 @@ impl StreamClient {
     async fn delete_users_as(
         &self,
         users: &[UserId],
-        modes: &Value,
+        modes: &[(&str, &str)],
         deadline: Instant,
     ) -> Result<(), UpstreamError> {
         for batch in users.chunks(MAX_USERS_PER_DELETE) {
             let mut body = json!({
                 "user_ids": batch.iter().map(UserId::as_str).collect::<Vec<_>>(),
             });
-            if let (Some(body), Some(modes)) = (body.as_object_mut(), modes.as_object()) {
-                body.extend(modes.clone());
+            for (mode, value) in modes {
+                body[*mode] = json!(value);
             }
             let answer = self
                 .call(
@@ -354,6 +362,37 @@ impl StreamClient {
             self.await_task(task, deadline).await?;
         }
         Ok(())
+    }
+
+    /// The user with this id, as `GET /users` (query users) shows it; `None` if Stream has none.
+    pub(super) async fn find_user(
+        &self,
+        id: &UserId,
+        deadline: Instant,
+    ) -> Result<Option<Value>, UpstreamError> {
+        let payload = json!({
+            "filter_conditions": { "id": { "$eq": id.as_str() } },
+            "limit": 1,
+        })
+        .to_string();
+        let found = self
+            .call_with_query(
+                reqwest::Method::GET,
+                "/users",
+                &[("payload", payload.as_str())],
+                None,
+                deadline,
+            )
+            .await?;
+        Ok(found
+            .get("users")
+            .and_then(Value::as_array)
+            .and_then(|users| {
+                users
+                    .iter()
+                    .find(|u| u.get("id").and_then(Value::as_str) == Some(id.as_str()))
+            })
+            .cloned())
     }
 
     /// Asks `GET /tasks/{id}` until the task has `completed`, waiting longer between asks (up to

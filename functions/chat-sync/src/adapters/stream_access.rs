@@ -202,29 +202,8 @@ impl StreamClient {
         apply: bool,
         deadline: Instant,
     ) -> Result<AgentChange, UpstreamError> {
-        let payload = json!({
-            "filter_conditions": { "id": { "$eq": id.as_str() } },
-            "limit": 1,
-        })
-        .to_string();
-        let found = self
-            .call_with_query(
-                Method::GET,
-                "/users",
-                &[("payload", payload.as_str())],
-                None,
-                deadline,
-            )
-            .await?;
-        let existing = found
-            .get("users")
-            .and_then(Value::as_array)
-            .and_then(|users| {
-                users
-                    .iter()
-                    .find(|u| u.get("id").and_then(Value::as_str) == Some(id.as_str()))
-            });
-        let change = match existing {
+        let existing = self.find_user(id, deadline).await?;
+        let change = match existing.as_ref() {
             None => AgentChange::Created,
             Some(user) if user.get("name").and_then(Value::as_str) != Some(name) => {
                 AgentChange::Renamed

@@ -58,4 +58,6 @@ pub trait ChatService: Send + Sync {
     /// working. Returns once done (a task, followed to its end within `deadline`); a user Stream no longer has
     /// counts as done.
     async fn prune_users(&self, users: &[UserId], deadline: Instant) -> Result<(), UpstreamError>;
+    /// Whether Stream has a user with this id.
+    async fn user_exists(&self, user: &UserId, deadline: Instant) -> Result<bool, UpstreamError>;
 }
