@@ -153,9 +153,10 @@ async fn erase_agent(
         .await
         .map_err(EraseError::Agent)?;
     Ok(match (found, dry_run) {
+        // Stream may not list a user it has pruned already: a rerun lands here too.
         (false, _) => format!(
-            "Stream has no user {agent} for this agent (check --agent-subject and AGENT_OIDC_ISSUER): nothing \
-             erased\n"
+            "Stream has no user {agent} for this agent (erased already, or check --agent-subject and \
+             AGENT_OIDC_ISSUER): nothing erased\n"
         ),
         (true, true) => {
             format!("would erase agent {agent} in Stream: their name and data there; their answers stay\n")
