@@ -392,7 +392,7 @@ pub async fn run(
         }
     }
     lags.sort();
-    let acked: Vec<Vec<floor::Delivered>> = tracked
+    let delivered: Vec<Vec<floor::Delivered>> = tracked
         .iter()
         .map(|messages| {
             messages
@@ -407,12 +407,12 @@ pub async fn run(
         })
         .collect();
     let fewest_calls = (
-        floor::fewest_calls(&acked, desk.lag_goal, deployment.notes),
-        floor::fewest_calls(&acked, percentile(&lags, 0.99), deployment.notes),
+        floor::fewest_calls(&delivered, desk.lag_goal, deployment.notes),
+        floor::fewest_calls(&delivered, percentile(&lags, 0.99), deployment.notes),
     );
     let fewest_calls_by_lag = FLOOR_LAGS
         .iter()
-        .map(|lag| floor::fewest_calls(&acked, Duration::from_secs(*lag), deployment.notes))
+        .map(|lag| floor::fewest_calls(&delivered, Duration::from_secs(*lag), deployment.notes))
         .collect();
     let mut acks = lock(&acks).clone();
     acks.sort();

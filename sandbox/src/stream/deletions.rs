@@ -285,21 +285,17 @@ impl StreamState {
                     reads.remove(user_id);
                 }
             }
-            Erasure::Soft => {
+            Erasure::Soft | Erasure::Pruning => {
                 if let Some(record) = data.users.get_mut(user_id) {
+                    if plan.user == Erasure::Pruning {
+                        // Its information nullified, in the event too.
+                        record.user.name.clear();
+                        record.extra.clear();
+                        user = user_json(record);
+                    }
                     record
                         .extra
                         .insert("deleted_at".to_owned(), json!(now_rfc3339()));
-                }
-            }
-            Erasure::Pruning => {
-                if let Some(record) = data.users.get_mut(user_id) {
-                    record.user.name.clear();
-                    record.extra.clear();
-                    record
-                        .extra
-                        .insert("deleted_at".to_owned(), json!(now_rfc3339()));
-                    user = user_json(record);
                 }
             }
         }
