@@ -147,8 +147,11 @@ impl Retention {
         let result = async {
             // Records from before `changed_at` was kept: the entry's time is the best known.
             let changed_at = state.changed_at.unwrap_or(candidate.since);
-            if state.version != state.synced_version || state.parked.is_some() {
-                // Its messages stay until they are in HubSpot: looked at again a period from now.
+            if state.version != state.synced_version
+                || !state.pending_notes.is_empty()
+                || state.parked.is_some()
+            {
+                // Its messages stay until they are in HubSpot, in its notes too: looked at again a period from now.
                 self.store.defer_idle(contact, now).await?;
                 return Ok(Looked::Deferred);
             }

@@ -16,7 +16,7 @@ use chat_sync::domain::transcript::{render, HUBSPOT_PROPERTY_LIMIT};
 use chat_sync::domain::{ContactId, Role};
 use chat_sync::handlers::webhook::{parse_event, Parsed};
 use chat_sync::ports::{
-    Channels, LeaseOwner, Leases, MessageLog, Recorded, Release, StoreError, SyncQueue,
+    Channels, LeaseOwner, Leases, MessageLog, NotesAt, Recorded, Release, StoreError, SyncQueue,
     SyncRecords, UpstreamError,
 };
 use futures::stream::{self, StreamExt};
@@ -166,7 +166,7 @@ impl Previous {
             if state.version == state.synced_version {
                 match self
                     .store
-                    .release_if_current(contact, owner, state.version)
+                    .release_if_current(contact, owner, state.version, NotesAt::Written)
                     .await?
                 {
                     Release::Changed => continue,
@@ -193,7 +193,7 @@ impl Previous {
             match self.patch(contact, &transcript).await {
                 Ok(()) => match self
                     .store
-                    .release_if_current(contact, owner, state.version)
+                    .release_if_current(contact, owner, state.version, NotesAt::Written)
                     .await?
                 {
                     Release::Changed => linger = linger.saturating_mul(2),

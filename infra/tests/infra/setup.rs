@@ -460,7 +460,10 @@ async fn local_table_has_the_code_schema_and_is_created_once() {
         .filter_map(|index| index.index_name())
         .collect();
     indexes.sort_unstable();
-    assert_eq!(indexes, [schema::DIRTY_INDEX, schema::IDLE_INDEX]);
+    assert_eq!(
+        indexes,
+        [schema::DIRTY_INDEX, schema::IDLE_INDEX, schema::NOTES_INDEX]
+    );
     let ttl = dynamodb
         .describe_time_to_live()
         .table_name(&table)

@@ -486,6 +486,11 @@ pub struct FlushSettings {
     /// How long a webhook's flush first waits for more messages before rendering (group commit); doubled on each
     /// further round while changes keep coming. After the response, so it delays the CRM, never Stream's ack.
     pub linger: Duration,
+    /// How long a conversation's note waits after a new message before it is rewritten (`FLUSH_NOTE_WAIT_MS`):
+    /// the property shows each message within a round, and the notes take every message of the wait in one write
+    /// instead of one a round. An edit, a deletion or an erasure does not wait. Zero: notes are written with the
+    /// property.
+    pub note_wait: Duration,
     /// Lease length; renewed before every HubSpot write.
     pub lease_ttl: Duration,
     /// Longest single HubSpot write.
@@ -544,6 +549,7 @@ impl FlushSettings {
         let settings = Self {
             webhook_budget: env.millis("WEBHOOK_FLUSH_BUDGET_MS", 5_000, 0..=20_000)?,
             linger: env.millis("FLUSH_LINGER_MS", 1_600, 0..=5_000)?,
+            note_wait: env.millis("FLUSH_NOTE_WAIT_MS", 20_000, 0..=300_000)?,
             lease_ttl: env.seconds("LEASE_TTL_SECONDS", 15, 5..=300)?,
             write_timeout: env.millis("HUBSPOT_WRITE_TIMEOUT_MS", 2_000, 100..=2_500)?,
             late_write_window: env.seconds("HUBSPOT_LATE_WRITE_SECONDS", 10, 1..=120)?,

@@ -21,6 +21,8 @@ pub struct SweepReport {
     pub flush: FlushReport,
     /// Contacts still queued after the sweep.
     pub waiting: usize,
+    /// Contacts in sync but for notes that wait, written once due (not behind: see `sync`, "Notes").
+    pub notes_waiting: usize,
     /// Contacts parked now, by any sweep (no longer retried until re-queued); the flush's own `parked` counts
     /// those this sweep parked.
     pub parked_total: usize,
@@ -109,6 +111,7 @@ impl Sweeper {
         let report = SweepReport {
             flush,
             waiting: left.backlog_contacts,
+            notes_waiting: health.notes_waiting,
             parked_total: left.parked_contacts,
             oldest_waiting_seconds: left.oldest_behind_seconds,
             retention: match &self.retention {

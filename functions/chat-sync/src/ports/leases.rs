@@ -15,6 +15,15 @@ pub enum Release {
     Lost,
 }
 
+/// What a release says of the notes of the conversations changed up to the version it marks synced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotesAt {
+    /// Written with the version (or not a target): nothing of the contact waits any more.
+    Written,
+    /// Not due yet: they stay pending, and the contact waits on the notes' queue until they are due.
+    Waiting,
+}
+
 /// A random lease owner: one per flush attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LeaseOwner(String);
@@ -48,12 +57,15 @@ pub trait Leases: Send + Sync {
         owner: &LeaseOwner,
         ttl: Duration,
     ) -> Result<bool, StoreError>;
-    /// Releases our lease and marks `version` synced, only if no change arrived since `version`.
+    /// Releases our lease and marks `version` synced, only if no change arrived since `version`. `notes` says
+    /// whether the notes of the conversations changed up to it were written too (`NotesAt::Written`: the contact is
+    /// wholly in sync) or wait (`NotesAt::Waiting`: the contact joins the notes' queue, see `sync`, "Notes").
     async fn release_if_current(
         &self,
         contact: &ContactId,
         owner: &LeaseOwner,
         version: u64,
+        notes: NotesAt,
     ) -> Result<Release, StoreError>;
     /// Releases our lease whatever the version (the contact stays queued).
     async fn release_lease(

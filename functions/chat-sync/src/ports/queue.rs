@@ -21,6 +21,8 @@ pub struct BacklogHealth {
     pub behind: usize,
     /// Contacts taken out of the queue for good until an operator re-queues them.
     pub parked: usize,
+    /// Contacts in sync but for notes that wait (see `sync`, "Notes"): not behind, written once due.
+    pub notes_waiting: usize,
     /// Since when the longest-waiting queued contact has been waiting; `None` when nothing is behind.
     pub oldest_behind_since: Option<Timestamp>,
 }
@@ -31,6 +33,9 @@ pub struct BacklogHealth {
 pub trait SyncQueue: Send + Sync {
     /// Contacts with changes not yet written to the CRM, longest waiting first, across every shard of the queue.
     async fn dirty_contacts(&self, limit: usize) -> Result<Vec<ContactId>, StoreError>;
+    /// Contacts whose notes have waited since `since` or before (see `sync`, "Notes"), longest waiting first.
+    async fn notes_due(&self, since: Timestamp, limit: usize)
+        -> Result<Vec<ContactId>, StoreError>;
     /// Takes the contact out of the queue for good, recording why, and releases our lease.
     async fn park_contact(
         &self,

@@ -4,6 +4,7 @@ use super::StoreError;
 use crate::domain::{ContactId, Timestamp};
 use async_trait::async_trait;
 use std::collections::HashMap;
+use std::time::Duration;
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct SyncState {
@@ -17,8 +18,13 @@ pub struct SyncState {
     pub crm_contact: Option<ContactId>,
     /// Why the contact was taken out of the queue for good (HubSpot deleted it, or refuses its writes).
     pub parked: Option<String>,
-    /// Conversations (cids) changed since the contact was last synced: their notes need rewriting.
+    /// Conversations (cids) changed since their notes were last written: their notes need rewriting.
     pub pending_notes: Vec<String>,
+    /// When the oldest change not yet in the notes was recorded: notes wait `FLUSH_NOTE_WAIT_MS` from then.
+    /// `None` with notes pending: recorded before notes waited, so due at once.
+    pub notes_since: Option<Timestamp>,
+    /// A change since the notes were written must reach them at once: an edit, a deletion or an erasure.
+    pub notes_now: bool,
     /// When its messages last expired (see `retention`): since then HubSpot holds the only copy of some of its
     /// lines, so the property is rendered around what HubSpot shows (see `domain::archive`).
     pub archived_at: Option<Timestamp>,
@@ -43,6 +49,17 @@ pub struct Frozen {
 }
 
 impl SyncState {
+    /// Whether the pending notes are due at `now`, notes waiting `wait` after the change that made them pending
+    /// (none: due at once).
+    pub fn notes_due(&self, now: Timestamp, wait: Duration) -> bool {
+        !self.pending_notes.is_empty()
+            && (wait.is_zero()
+                || self.notes_now
+                || self
+                    .notes_since
+                    .is_none_or(|since| since.later_by(wait) <= now))
+    }
+
     /// The notes of the conversation that are frozen, and whether an erasure since may have reached their lines.
     pub fn frozen_notes(&self, cid: &str) -> (usize, bool) {
         let frozen = self.frozen.get(cid).copied().unwrap_or_default();

@@ -22,10 +22,20 @@
 //! expires no earlier than `late_write_window` after the ambiguous answer, and every later write *starts after*
 //! the ambiguous one could still land. That later write renders everything again, so it carries every change.
 //!
-//! **Notes.** Each conversation changed since the contact was last synced (`pending_notes`, cleared only with the
-//! synced mark) has its notes rewritten in place; a part with no note yet gets one, created with the conversation
-//! marked first, so a creation whose answer never came is found on the contact's timeline by its marker and adopted
-//! instead of repeated (fencing holds that writer back until such a creation could still land).
+//! **Notes.** Each conversation changed since its notes were last written (`pending_notes`, cleared only with a
+//! synced mark whose notes were written) has its notes rewritten in place; a part with no note yet gets one, created
+//! with the conversation marked first, so a creation whose answer never came is found on the contact's timeline by
+//! its marker and adopted instead of repeated (fencing holds that writer back until such a creation could still
+//! land). A new message's notes *wait* (`note_wait`, `FLUSH_NOTE_WAIT_MS`) from the oldest change not in them
+//! (`notes_since`): rounds before then write the property alone, and release the contact synced at its version
+//! with its notes pending, onto the notes' queue (`notes-due`), so one note write takes every message of the wait
+//! instead of one a round. Once due, the contact is claimed from that queue, in the room a round has left after
+//! the contacts behind (or with its next message), and its notes are written from everything stored, as before;
+//! the release that marks them written takes it off the queue. A change that may take text out of a note (an
+//! edit, a deletion, an erasure) sets `notes_now`: its notes do not wait. The wait changes when notes are written,
+//! never what: the rendering, the creation markers, fencing and the version check of the release are the same,
+//! so every message is still in its note once, and a later message never holds the property back (a change
+//! queues the contact for its property whatever its notes' state).
 //!
 //! **Expired messages.** For a contact whose messages expired here (`retention`), HubSpot holds the only copy of
 //! some lines: the round reads the property back (`contacts/batch/read`, batched, under the same budget and lease)
@@ -430,6 +440,21 @@ impl TranscriptSync {
                     return Ok(());
                 };
                 add(&left);
+            }
+            // Then the contacts whose notes are due, in the room the round has left: notes wait for the property,
+            // never the other way round. (Queried whatever the settings: a contact left waiting under another wait,
+            // or before notes stopped being a target, is written, or let go, at its claim.)
+            if candidates.len() < MAX_BATCH {
+                let since = Timestamp::now().earlier_by(self.settings.note_wait);
+                for contact in self
+                    .store
+                    .notes_due(since, MAX_BATCH - candidates.len())
+                    .await?
+                {
+                    if !candidates.contains(&contact) {
+                        candidates.push(contact);
+                    }
+                }
             }
             if candidates.is_empty() {
                 if last || self.store.release_flusher(owner, true).await? {

@@ -9,9 +9,9 @@ use crate::domain::note::{emptied_note, erased_note, render_notes, NOTE_BODY_LIM
 use crate::domain::transcript::{
     render, render_with_archive, Conversation, HUBSPOT_PROPERTY_LIMIT,
 };
-use crate::domain::{ContactId, StoredMessage};
+use crate::domain::{ContactId, StoredMessage, Timestamp};
 use crate::ports::{
-    LeaseOwner, Permit, Release, StoreError, SyncState, TranscriptWrite, WriteResult,
+    LeaseOwner, NotesAt, Permit, Release, StoreError, SyncState, TranscriptWrite, WriteResult,
 };
 use futures::stream::{self, StreamExt};
 use std::time::{Duration, Instant};
@@ -64,8 +64,10 @@ pub(super) struct Claim {
     /// What the property is rendered from around HubSpot's copy, for a contact whose messages expired (see
     /// `domain::archive`): the copy is read in the round, before the write.
     archived: Option<ArchivedSource>,
-    /// The conversations whose notes need writing, when notes are a target.
+    /// The conversations whose notes need writing, when notes are a target and due.
     pub(super) conversations: Vec<ConversationWrite>,
+    /// Whether its pending notes are written this round or wait.
+    notes: NotesAt,
     pub(super) outcome: Outcome,
 }
 
@@ -239,12 +241,16 @@ impl TranscriptSync {
                         self.release(&contact, &owner).await;
                         return (Ok(None), took);
                     }
-                    if state.version == state.synced_version {
-                        return (self.dequeue(&contact, &owner, state.version).await, took);
+                    let notes = self.notes_at(&state);
+                    if state.version == state.synced_version && !self.writes_notes(&state, notes) {
+                        return (
+                            self.dequeue(&contact, &owner, state.version, notes).await,
+                            took,
+                        );
                     }
                     let reading = Instant::now();
                     let result = self
-                        .prepare(&contact, &owner, taken_at, state, &mut took.render)
+                        .prepare(&contact, &owner, taken_at, state, notes, &mut took.render)
                         .await;
                     took.read = reading.elapsed().saturating_sub(took.render);
                     if result.is_err() {
@@ -263,15 +269,38 @@ impl TranscriptSync {
         claimed.into_iter().map(|(result, _)| result).collect()
     }
 
-    /// A contact already written at its version (by another flusher: the queue may lag) leaves the queue in the
-    /// write that gives its lease back. A change that landed since keeps it queued; then only the lease goes.
+    /// What this round does with a claimed contact's pending notes: writes them if they are due (or none are
+    /// pending, or notes are not a target), or lets them wait (see `sync`, "Notes").
+    fn notes_at(&self, state: &SyncState) -> NotesAt {
+        let waiting = self.settings.targets.notes
+            && !state.pending_notes.is_empty()
+            && !state.notes_due(Timestamp::now(), self.settings.note_wait);
+        match waiting {
+            true => NotesAt::Waiting,
+            false => NotesAt::Written,
+        }
+    }
+
+    /// Whether a claimed contact has notes to write this round.
+    fn writes_notes(&self, state: &SyncState, notes: NotesAt) -> bool {
+        self.settings.targets.notes && notes == NotesAt::Written && !state.pending_notes.is_empty()
+    }
+
+    /// A contact with nothing to write this round: written at its version already (by another flusher: the queue
+    /// may lag), its notes written or not due yet. It leaves the queue in the write that gives its lease back (for
+    /// the notes' queue if they wait). A change that landed since keeps it queued; then only the lease goes.
     async fn dequeue(
         &self,
         contact: &ContactId,
         owner: &LeaseOwner,
         version: u64,
+        notes: NotesAt,
     ) -> Result<Option<Claim>, StoreError> {
-        match self.store.release_if_current(contact, owner, version).await {
+        match self
+            .store
+            .release_if_current(contact, owner, version, notes)
+            .await
+        {
             Ok(Release::Released | Release::Lost) => Ok(None),
             Ok(Release::Changed) => {
                 self.release(contact, owner).await;
@@ -297,14 +326,19 @@ impl TranscriptSync {
         owner: &LeaseOwner,
         taken_at: Instant,
         state: SyncState,
+        notes: NotesAt,
         rendering: &mut Duration,
     ) -> Result<Claim, StoreError> {
-        // The version came with the lease, so everything read next includes every change up to it.
-        let wants_notes = self.settings.targets.notes && !state.pending_notes.is_empty();
+        // The version came with the lease, so everything read next includes every change up to it. The property
+        // is written only if a change came since it was (a contact whose notes came due may have none); the notes
+        // only if due.
+        let wants_notes = self.writes_notes(&state, notes);
+        let wants_property =
+            self.settings.targets.property && state.version != state.synced_version;
         // A small contact is read whole in one request; a larger one piece by piece (see `read_small_contact`).
         // Only a contact that shows few lines is tried whole: a long history would pay for a page it cannot use.
         let small = state.messages <= SMALL_CONTACT_LINES;
-        let folded = if small && (self.settings.targets.property || wants_notes) {
+        let folded = if small && (wants_property || wants_notes) {
             let cids: &[String] = if wants_notes {
                 &state.pending_notes
             } else {
@@ -319,7 +353,7 @@ impl TranscriptSync {
             None => (None, None),
         };
         let (mut property, mut archived) = (None, None);
-        if self.settings.targets.property {
+        if wants_property {
             let source = match folded_transcript {
                 Some(source) => source,
                 None => {
@@ -409,6 +443,7 @@ impl TranscriptSync {
             property,
             archived,
             conversations,
+            notes,
             outcome: Outcome::default(),
         })
     }
@@ -575,7 +610,7 @@ impl TranscriptSync {
             tracing::info!(contact_id = %contact, version = claim.version, notes = claim.conversations.len(), "transcript written");
             match self
                 .store
-                .release_if_current(contact, &claim.owner, claim.version)
+                .release_if_current(contact, &claim.owner, claim.version, claim.notes)
                 .await?
             {
                 Release::Released => report.synced += 1,

@@ -42,12 +42,13 @@ fn text(contact: usize, index: usize) -> String {
     format!("contact {contact} message {index:03}")
 }
 
-/// Sweeps until nothing waits and no flusher runs (at most 20 sweeps): whatever a holder deferred is written.
+/// Sweeps until nothing waits, notes included, and no flusher runs (at most 40 sweeps): whatever a holder deferred
+/// is written.
 async fn sweep_until_idle(app: &TestApp) {
     let sweeper = app.sweeper();
-    for _ in 0..20 {
+    for _ in 0..40 {
         let report = sweeper.sweep().await.expect("sweep");
-        if report.waiting == 0 && !report.flush.busy {
+        if report.waiting == 0 && report.notes_waiting == 0 && !report.flush.busy {
             return;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -499,11 +500,23 @@ async fn changes_racing_their_message_end_in_the_newest_state() {
 /// each conversation has exactly one note. The test also checks that flushers did overlap, or it proves nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn flushers_running_at_once_never_write_one_contact_together() {
+    flushers_at_once(Duration::ZERO, 10).await;
+}
+
+/// The same with notes that wait a second: rounds write properties alone until a contact's notes are due, and the
+/// rounds that write both (two calls, slower than the lease) are where flushers overlap, so messages come for
+/// longer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn flushers_running_at_once_never_write_one_contact_together_when_notes_wait() {
+    flushers_at_once(Duration::from_secs(1), 24).await;
+}
+
+async fn flushers_at_once(note_wait: Duration, messages: usize) {
     const CONTACTS: usize = 6;
-    const MESSAGES: usize = 10;
     let settings = FlushSettings {
         webhook_budget: Duration::from_secs(30),
         linger: Duration::ZERO,
+        note_wait,
         // Just above write_timeout + late_write_window + 1 s, as the settings require.
         lease_ttl: Duration::from_millis(2_700),
         write_timeout: Duration::from_millis(1_500),
@@ -538,7 +551,7 @@ async fn flushers_running_at_once_never_write_one_contact_together() {
             .collect();
         tokio::spawn(async move {
             let mut flushes = Vec::new();
-            for i in 0..MESSAGES {
+            for i in 0..messages {
                 for (c, (visitor, channel)) in contacts.iter().enumerate() {
                     let m = message(
                         &format!("p{c}-m{i:03}"),
@@ -608,7 +621,7 @@ async fn flushers_running_at_once_never_write_one_contact_together() {
         "two writes to one contact overlapped"
     );
     for (c, contact) in contacts.iter().enumerate() {
-        let expected: Vec<String> = (0..MESSAGES).map(|i| text(c, i)).collect();
+        let expected: Vec<String> = (0..messages).map(|i| text(c, i)).collect();
         let lines = |text: &str| -> Vec<String> {
             text.lines()
                 .flat_map(|line| line.split("</p>"))

@@ -8,6 +8,7 @@ mod bad_input;
 mod concurrency;
 mod erasure;
 mod faults;
+mod note_wait;
 mod notes;
 mod properties;
 mod registration;

@@ -315,7 +315,24 @@ async fn a_long_conversation_continues_in_a_second_note() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_message_once_and_in_order_in_its_conversations_note_under_concurrency() {
-    let app = Arc::new(TestApp::start_with(with_notes(Targets::BOTH)).await);
+    every_message_once_in_its_note(Duration::ZERO).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_message_once_and_in_order_in_its_conversations_note_when_notes_wait() {
+    every_message_once_in_its_note(Duration::from_millis(300)).await;
+}
+
+/// Eight tasks deliver four contacts' messages at once, shuffled, some twice, each flushing after its answer; the
+/// checker: each conversation has one note, with every message once and in order.
+async fn every_message_once_in_its_note(note_wait: Duration) {
+    let app = Arc::new(
+        TestApp::start_with(FlushSettings {
+            note_wait,
+            ..with_notes(Targets::BOTH)
+        })
+        .await,
+    );
     app.hubspot.faults().set_latency(Duration::from_millis(20));
     const CONTACTS: usize = 4;
     const MESSAGES: usize = 30;
@@ -363,7 +380,7 @@ async fn every_message_once_and_in_order_in_its_conversations_note_under_concurr
     let sweeper = app.sweeper();
     for _ in 0..40 {
         let report = sweeper.sweep().await.expect("sweep");
-        if report.waiting == 0 {
+        if report.waiting == 0 && report.notes_waiting == 0 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(250)).await;

@@ -304,6 +304,46 @@ async fn changes_and_erasures_still_reach_the_lines_only_hubspot_holds() {
 }
 
 #[tokio::test]
+async fn a_contact_whose_notes_wait_keeps_its_messages_until_they_are_written() {
+    let wait = Duration::from_secs(1);
+    let app = TestApp::start_with(FlushSettings {
+        targets: Targets::BOTH,
+        note_wait: wait,
+        ..support::test_flush_settings()
+    })
+    .await;
+    // The property is in sync at the contact's version; its notes wait.
+    let written = Instant::now();
+    let (contact, _, _, _) = idle_conversation(&app, "wait@example.com").await;
+    let id = ContactId::parse(&contact).expect("id");
+    let state = app.store.sync_state(&id).await.expect("state");
+    assert_eq!(state.version, state.synced_version);
+    assert!(!state.pending_notes.is_empty());
+    let far = Instant::now() + Duration::from_secs(30);
+    let later = Timestamp::now().later_by(DAY * 31);
+    let report = retention(&app).run(later, far).await.expect("run");
+    assert_eq!((report.contacts, report.deferred), (0, 1), "{report:?}");
+    assert!(partition(&app, &contact)
+        .await
+        .iter()
+        .all(|i| ttl(i).is_none()));
+
+    // Once its notes are written (a sweep after the wait), the next period's pass expires its messages.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while sweep(&app).await.notes_waiting > 0 {
+        assert!(Instant::now() < deadline, "the notes were never written");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(written.elapsed() >= wait);
+    assert_eq!(app.hubspot.notes_of_contact(&contact).len(), 1);
+    let report = retention(&app)
+        .run(later.later_by(DAY * 31), far)
+        .await
+        .expect("run");
+    assert_eq!((report.contacts, report.messages), (1, 3), "{report:?}");
+}
+
+#[tokio::test]
 async fn contacts_behind_or_busy_keep_their_messages() {
     let app = app().await;
     let (contact, visitor, channel, _) = idle_conversation(&app, "lin@example.com").await;

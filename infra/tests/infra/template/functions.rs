@@ -27,6 +27,12 @@ fn table_schema_is_the_one_the_code_uses() {
             schema::DIRTY_INDEX_PROJECTION,
         ),
         (
+            schema::NOTES_INDEX,
+            schema::NOTES_INDEX_PARTITION_KEY,
+            schema::NOTES_INDEX_SORT_KEY,
+            schema::NOTES_INDEX_PROJECTION,
+        ),
+        (
             schema::IDLE_INDEX,
             schema::IDLE_INDEX_PARTITION_KEY,
             schema::IDLE_INDEX_SORT_KEY,
@@ -36,7 +42,7 @@ fn table_schema_is_the_one_the_code_uses() {
     assert_eq!(
         indexes.len(),
         expected_indexes.len(),
-        "the queue and the idle index"
+        "the queue, the notes' queue and the idle index"
     );
     for (index, (name, partition, sort, projection)) in indexes.iter().zip(expected_indexes) {
         assert_eq!(string(&index["IndexName"]), name);
@@ -66,6 +72,8 @@ fn table_schema_is_the_one_the_code_uses() {
         schema::SORT_KEY,
         schema::DIRTY_INDEX_PARTITION_KEY,
         schema::DIRTY_INDEX_SORT_KEY,
+        schema::NOTES_INDEX_PARTITION_KEY,
+        schema::NOTES_INDEX_SORT_KEY,
         schema::IDLE_INDEX_PARTITION_KEY,
         schema::IDLE_INDEX_SORT_KEY,
     ]

@@ -363,7 +363,8 @@ impl ContactErasure for DynamoStore {
             return Ok(false);
         }
         // Out of the queue first (nothing is written to a contact HubSpot deleted), and off the idle index (its
-        // messages go with the purge, or expire once it is restored and idle again), then the TTL on every item.
+        // messages go with the purge, or expire once it is restored and idle again) and the notes' queue (notes
+        // still pending are due at once if it is restored), then the TTL on every item.
         let why = format!(
             "deleted in HubSpot; purged at {} unless restored",
             purge_at.human()
@@ -373,7 +374,7 @@ impl ContactErasure for DynamoStore {
             .crm_event(
                 contact,
                 at,
-                ", dirty = :purging, dirty_since = :purge, parked_reason = :why REMOVE idle, idle_since",
+                ", dirty = :purging, dirty_since = :purge, parked_reason = :why REMOVE idle, idle_since, notes",
                 &[
                     (":purging", s(schema::PURGING)),
                     (":purge", s(purge_at.key())),

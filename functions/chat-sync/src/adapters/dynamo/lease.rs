@@ -20,13 +20,14 @@ use super::keys::{contact_pk, key, shard, SYNC};
 use super::transact::Outcome;
 use super::{schema, DynamoStore};
 use crate::domain::{ContactId, Timestamp};
-use crate::ports::{LeaseOwner, Leases, Release, StoreError, SyncState};
+use crate::ports::{LeaseOwner, Leases, NotesAt, Release, StoreError, SyncState};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::types::{ReturnValue, ReturnValuesOnConditionCheckFailure};
 use std::time::Duration;
 
 use super::schema::{IDLE_INDEX_PARTITION_KEY as IDLE, IDLE_INDEX_SORT_KEY as IDLE_SINCE};
+use super::schema::{NOTES_INDEX_PARTITION_KEY as NOTES, NOTES_INDEX_SORT_KEY as NOTES_SINCE};
 
 /// The lease's attributes, removed together when it is given back.
 pub(super) const LEASE_ATTRIBUTES: &str = "lease_owner, lease_until_ms";
@@ -106,22 +107,38 @@ impl Leases for DynamoStore {
         contact: &ContactId,
         owner: &LeaseOwner,
         version: u64,
+        notes: NotesAt,
     ) -> Result<Release, StoreError> {
         // One conditional write: the lease goes only together with marking the version synced, and only if no change
         // arrived since it. A change that lands first makes the condition fail, so its writer (who could not get the
         // lease) is never stranded. In sync: on the idle index from its first sync on (see `retention`). Only joining
         // it writes the index; a contact already there keeps its entry, so a busy contact's syncs cost no index write.
-        let update = self
+        // Notes that wait keep what says which and since when, and the contact joins the notes' queue (setting its
+        // partition key again is no index write); written, the contact leaves it.
+        let (set_notes, remove_notes) = match notes {
+            NotesAt::Written => (
+                String::new(),
+                format!("pending_notes, {NOTES}, {NOTES_SINCE}, notes_now, "),
+            ),
+            NotesAt::Waiting => (
+                format!(", {NOTES} = :waiting, {NOTES_SINCE} = if_not_exists({NOTES_SINCE}, :now)"),
+                String::new(),
+            ),
+        };
+        let mut update = self
             .lease_update(contact, owner)
             .update_expression(format!(
                 "SET synced_version = :version, {IDLE} = if_not_exists({IDLE}, :shard), \
-                 {IDLE_SINCE} = if_not_exists({IDLE_SINCE}, :now) \
-                 REMOVE dirty, dirty_since, pending_notes, {LEASE_ATTRIBUTES}"
+                 {IDLE_SINCE} = if_not_exists({IDLE_SINCE}, :now){set_notes} \
+                 REMOVE {remove_notes}dirty, dirty_since, {LEASE_ATTRIBUTES}"
             ))
             .condition_expression("lease_owner = :owner AND change_version = :version")
             .expression_attribute_values(":version", n(version))
             .expression_attribute_values(":shard", s(shard(contact)))
             .expression_attribute_values(":now", s(Timestamp::now().key()));
+        if notes == NotesAt::Waiting {
+            update = update.expression_attribute_values(":waiting", s(schema::NOTES_WAITING));
+        }
         Ok(match self.send_update(update).await? {
             Outcome::Written(_) => Release::Released,
             Outcome::Refused(item) if still_ours(item.as_ref(), owner) => Release::Changed,

@@ -74,7 +74,15 @@ impl DynamoStore {
         // A failed condition returns the item as it is: the next attempt is decided on what is there.
         let items = vec![
             self.put(item, condition, &[("#pk", schema::PARTITION_KEY)], values)?,
-            self.bump_version(contact, &cid, shown, Some(created_at), None)?,
+            // Only a new message's line may wait for the notes; any other change may take text out of them.
+            self.bump_version(
+                contact,
+                &cid,
+                shown,
+                Some(created_at),
+                None,
+                change.kind != MessageKind::New,
+            )?,
             self.mapping_admits(&cid, created_at)?,
         ];
         Ok(match self.transact(items).await? {
@@ -199,7 +207,7 @@ impl DynamoStore {
         erasure: Option<Erasure>,
     ) -> Result<(), StoreError> {
         let shown = -(removed.min(i64::MAX as u64) as i64);
-        let bump = self.bump_version(contact, cid, shown, None, erasure)?;
+        let bump = self.bump_version(contact, cid, shown, None, erasure, true)?;
         // Only the mapping's check has a condition: if it fails, the contact was erased meanwhile and nothing of it
         // is left to queue.
         if self
@@ -297,7 +305,7 @@ impl MessageLog for DynamoStore {
             TransactWriteItem::builder()
                 .update(update(contact_pk(contact), conversation_sk(&cid))?)
                 .build(),
-            self.bump_version(contact, &cid, 0, None, Some(Erasure::Conversation))?,
+            self.bump_version(contact, &cid, 0, None, Some(Erasure::Conversation), true)?,
         ];
         if self.transact(items).await?.is_err() {
             // Already erased at least this far (a redelivery), or the contact was erased.

@@ -49,14 +49,29 @@ impl DynamoStore {
             .collect()
     }
 
-    /// How many entries one partition of the queue index holds: a `COUNT` query (reads the index entries, returns
-    /// no items), followed page by page so a long backlog is counted whole.
-    async fn count_partition(&self, partition: &str) -> Result<usize, StoreError> {
+    /// The notes' queue: its one partition.
+    fn notes_query(&self) -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder {
+        self.client
+            .query()
+            .table_name(&self.table)
+            .index_name(schema::NOTES_INDEX)
+            .key_condition_expression("#notes = :waiting")
+            .expression_attribute_names("#notes", schema::NOTES_INDEX_PARTITION_KEY)
+            .expression_attribute_values(":waiting", s(schema::NOTES_WAITING))
+    }
+
+    /// How many entries one partition of the queue index holds (or, with no partition, the notes' queue): a
+    /// `COUNT` query (reads the index entries, returns no items), followed page by page so a long backlog is
+    /// counted whole.
+    async fn count_partition(&self, partition: Option<&str>) -> Result<usize, StoreError> {
         let mut count = 0;
         let mut start = None;
         loop {
-            let output = self
-                .queue_query(partition)
+            let query = match partition {
+                Some(partition) => self.queue_query(partition),
+                None => self.notes_query(),
+            };
+            let output = query
                 .select(Select::Count)
                 .set_exclusive_start_key(start)
                 .return_consumed_capacity(ReturnConsumedCapacity::Total)
@@ -88,6 +103,29 @@ impl DynamoStore {
 
 #[async_trait]
 impl SyncQueue for DynamoStore {
+    async fn notes_due(
+        &self,
+        since: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<ContactId>, StoreError> {
+        let output = self
+            .notes_query()
+            .key_condition_expression("#notes = :waiting AND #since <= :since")
+            .expression_attribute_names("#since", schema::NOTES_INDEX_SORT_KEY)
+            .expression_attribute_values(":since", s(since.key()))
+            .limit(limit.clamp(1, 1000) as i32)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        self.consumed.add(output.consumed_capacity());
+        output
+            .items()
+            .iter()
+            .map(|item| ContactId::parse(get_s(item, "contact_id")?).map_err(corrupt))
+            .collect()
+    }
+
     async fn dirty_contacts(&self, limit: usize) -> Result<Vec<ContactId>, StoreError> {
         Ok(self
             .queued(limit)
@@ -104,12 +142,14 @@ impl SyncQueue for DynamoStore {
         reason: &str,
     ) -> Result<(), StoreError> {
         // Parked in the same write as the lease goes: nobody writes the contact again until an operator re-queues
-        // it. Refused: our lease expired (whoever holds it now decides; the contact is still queued), or the contact
-        // was erased meanwhile (nothing to park).
+        // it, so it leaves the notes' queue too (its notes stay pending, due at once when it is re-queued). Refused:
+        // our lease expired (whoever holds it now decides; the contact is still queued), or the contact was erased
+        // meanwhile (nothing to park).
         let update = self
             .lease_update(contact, owner)
             .update_expression(format!(
-                "SET dirty = :parked, dirty_since = :now, parked_reason = :why REMOVE {LEASE_ATTRIBUTES}"
+                "SET dirty = :parked, dirty_since = :now, parked_reason = :why REMOVE {}, {LEASE_ATTRIBUTES}",
+                schema::NOTES_INDEX_PARTITION_KEY
             ))
             .condition_expression("lease_owner = :owner")
             .expression_attribute_values(":parked", s(schema::PARKED))
@@ -158,20 +198,22 @@ impl SyncQueue for DynamoStore {
 
     async fn backlog_health(&self) -> Result<BacklogHealth, StoreError> {
         let partitions = (0..schema::DIRTY_SHARDS)
-            .map(|shard| shard.to_string())
-            .chain([schema::PARKED.to_owned()]);
-        let counts = futures::future::try_join_all(
-            partitions.map(|p| async move { self.count_partition(&p).await }),
+            .map(|shard| Some(shard.to_string()))
+            .chain([Some(schema::PARKED.to_owned()), None]);
+        let mut counts = futures::future::try_join_all(
+            partitions.map(|p| async move { self.count_partition(p.as_deref()).await }),
         )
         .await?;
-        let (behind, parked) = counts.split_at(schema::DIRTY_SHARDS as usize);
+        let notes_waiting = counts.pop().unwrap_or_default();
+        let parked = counts.pop().unwrap_or_default();
         let oldest_behind_since = match self.queued(1).await?.first() {
             Some((at, _)) => Some(Timestamp::parse("dirty_since", at).map_err(corrupt)?),
             None => None,
         };
         Ok(BacklogHealth {
-            behind: behind.iter().sum(),
-            parked: parked.iter().sum(),
+            behind: counts.iter().sum(),
+            parked,
+            notes_waiting,
             oldest_behind_since,
         })
     }

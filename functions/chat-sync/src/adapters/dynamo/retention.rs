@@ -135,7 +135,7 @@ impl MessageExpiry for DynamoStore {
             .update_expression("SET archived_at = :at, frozen = :frozen")
             .condition_expression(
                 "lease_owner = :owner AND change_version = :version AND synced_version = :version \
-                 AND attribute_not_exists(parked_reason)",
+                 AND attribute_not_exists(pending_notes) AND attribute_not_exists(parked_reason)",
             )
             .expression_attribute_values(":at", s(Timestamp::now().key()))
             .expression_attribute_values(":frozen", AttributeValue::M(frozen))

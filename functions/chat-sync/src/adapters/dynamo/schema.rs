@@ -23,6 +23,15 @@ pub const PARKED: &str = "parked";
 pub const PURGING: &str = "purging";
 /// The index projects only what the sweeper reads (`ProjectionType: INCLUDE`).
 pub const DIRTY_INDEX_PROJECTION: &[&str] = &["contact_id"];
+/// The sparse index of contacts whose notes wait (see `sync`, "Notes"), by when their oldest unwritten change was
+/// recorded. One partition, not sharded like the queue: a contact joins it at most once a note wait
+/// (`FLUSH_NOTE_WAIT_MS`), not once a message, so it takes a few writes a second at the busiest desk.
+pub const NOTES_INDEX: &str = "notes-due";
+pub const NOTES_INDEX_PARTITION_KEY: &str = "notes";
+pub const NOTES_INDEX_SORT_KEY: &str = "notes_since";
+/// The one partition-key value of the notes' queue.
+pub const NOTES_WAITING: &str = "waiting";
+pub const NOTES_INDEX_PROJECTION: &[&str] = &["contact_id"];
 /// The sparse index of retention's candidates: a contact from its first sync on (see `retention`).
 pub const IDLE_INDEX: &str = "idle-contacts";
 pub const IDLE_INDEX_PARTITION_KEY: &str = "idle";
@@ -76,6 +85,8 @@ impl DynamoStore {
             .attribute_definitions(attribute(SORT_KEY)?)
             .attribute_definitions(attribute(DIRTY_INDEX_PARTITION_KEY)?)
             .attribute_definitions(attribute(DIRTY_INDEX_SORT_KEY)?)
+            .attribute_definitions(attribute(NOTES_INDEX_PARTITION_KEY)?)
+            .attribute_definitions(attribute(NOTES_INDEX_SORT_KEY)?)
             .attribute_definitions(attribute(IDLE_INDEX_PARTITION_KEY)?)
             .attribute_definitions(attribute(IDLE_INDEX_SORT_KEY)?)
             .key_schema(key_element(PARTITION_KEY, KeyType::Hash)?)
@@ -85,6 +96,12 @@ impl DynamoStore {
                 DIRTY_INDEX_PARTITION_KEY,
                 DIRTY_INDEX_SORT_KEY,
                 DIRTY_INDEX_PROJECTION,
+            )?)
+            .global_secondary_indexes(index(
+                NOTES_INDEX,
+                NOTES_INDEX_PARTITION_KEY,
+                NOTES_INDEX_SORT_KEY,
+                NOTES_INDEX_PROJECTION,
             )?)
             .global_secondary_indexes(index(
                 IDLE_INDEX,

@@ -24,7 +24,8 @@ pub(super) enum Erasure {
 
 impl DynamoStore {
     /// The sync record's part of a recorded change: a new version, `shown` more (or fewer) lines to show, and the
-    /// contact queued in its shard (unless it is parked: a contact HubSpot no longer has stays parked).
+    /// contact queued in its shard (unless it is parked: a contact HubSpot no longer has stays parked). A change
+    /// that must reach the notes at once (`notes_now`: an edit, a deletion, an erasure) says so.
     pub(super) fn bump_version(
         &self,
         contact: &ContactId,
@@ -32,16 +33,24 @@ impl DynamoStore {
         shown: i64,
         created_at: Option<&Timestamp>,
         erasure: Option<Erasure>,
+        notes_now: bool,
     ) -> Result<TransactWriteItem, StoreError> {
         // `pending_notes` names the conversations whose notes need rewriting; it is cleared only together with
-        // marking the contact synced at the version written (`release_if_current`). `first_at:<cid>` keeps the
-        // creation time of the first message delivered in each conversation, where reading one starts.
-        // `changed_at` is what retention measures idleness from (see `retention`): not an index key, so keeping it
-        // costs no index write.
+        // marking the contact synced at a version whose notes were written (`release_if_current`), and
+        // `notes_since` with it: when the oldest change not in the notes was recorded, what a note's wait is
+        // counted from. It is the notes' queue's sort key, but the contact joins that queue only when a flusher
+        // lets its notes wait (the partition key, `notes`, is the flusher's to set): a change writes no index
+        // entry for it. `first_at:<cid>` keeps the creation time of the first message delivered in each
+        // conversation, where reading one starts. `changed_at` is what retention measures idleness from (see
+        // `retention`): not an index key, so keeping it costs no index write.
         let mut add = "change_version :one, message_count :added, pending_notes :cid".to_owned();
         let mut set = "contact_id = :contact, dirty = if_not_exists(dirty, :shard), \
-                       dirty_since = if_not_exists(dirty_since, :now), changed_at = :now"
+                       dirty_since = if_not_exists(dirty_since, :now), changed_at = :now, \
+                       notes_since = if_not_exists(notes_since, :now)"
             .to_owned();
+        if notes_now {
+            set.push_str(", notes_now = :true");
+        }
         let mut update = Update::builder()
             .table_name(&self.table)
             .set_key(Some(key(contact_pk(contact), SYNC)))
@@ -51,6 +60,9 @@ impl DynamoStore {
             .expression_attribute_values(":contact", s(contact.as_str()))
             .expression_attribute_values(":shard", s(shard(contact)))
             .expression_attribute_values(":now", s(Timestamp::now().key()));
+        if notes_now {
+            update = update.expression_attribute_values(":true", AttributeValue::Bool(true));
+        }
         if let Some(created_at) = created_at {
             set.push_str(", #first = if_not_exists(#first, :created)");
             update = update

@@ -16,7 +16,8 @@ const FIRST_AT: &str = "first_at:";
 const ERASURES: &str = "erasures:";
 
 /// Every attribute the item can hold (a name ending in `:` stands for one attribute per conversation, the cid
-/// after it), and the index keys it carries (`dirty`, `dirty_since`, `idle`, `idle_since`).
+/// after it), and the index keys it carries (`dirty`, `dirty_since`, `notes`, `notes_since`, `idle`,
+/// `idle_since`).
 #[cfg(test)]
 pub(in super::super) const ATTRIBUTES: &[&str] = &[
     "contact_id",
@@ -24,6 +25,9 @@ pub(in super::super) const ATTRIBUTES: &[&str] = &[
     "synced_version",
     "message_count",
     "pending_notes",
+    super::super::schema::NOTES_INDEX_PARTITION_KEY,
+    super::super::schema::NOTES_INDEX_SORT_KEY,
+    "notes_now",
     FIRST_AT,
     "crm_contact_id",
     super::super::schema::DIRTY_INDEX_PARTITION_KEY,
@@ -72,6 +76,18 @@ pub(in super::super) fn decode(item: &Item) -> Result<SyncState, StoreError> {
             .and_then(|v| v.as_ss().ok())
             .cloned()
             .unwrap_or_default(),
+        notes_since: match item
+            .get(super::super::schema::NOTES_INDEX_SORT_KEY)
+            .and_then(|v| v.as_s().ok())
+        {
+            Some(at) => Some(Timestamp::parse("notes_since", at).map_err(corrupt)?),
+            None => None,
+        },
+        notes_now: item
+            .get("notes_now")
+            .and_then(|v| v.as_bool().ok())
+            .copied()
+            .unwrap_or(false),
         archived_at: match item.get("archived_at").and_then(|v| v.as_s().ok()) {
             Some(at) => Some(Timestamp::parse("archived_at", at).map_err(corrupt)?),
             None => None,

@@ -1,0 +1,192 @@
+//! Notes that wait (`FLUSH_NOTE_WAIT_MS`): the property shows every message at once, a conversation's note takes
+//! the messages of a wait in one write, and nothing that takes text out of a note waits.
+
+use crate::support;
+use crate::support::{deliver, new_message, record, register_visitor, TestApp};
+use chat_sync::config::{FlushSettings, Targets};
+use chat_sync::domain::ContactId;
+use chat_sync::ports::{SyncQueue, SyncRecords};
+use std::time::{Duration, Instant};
+
+fn waiting(note_wait: Duration) -> FlushSettings {
+    FlushSettings {
+        targets: Targets::BOTH,
+        note_wait,
+        ..support::test_flush_settings()
+    }
+}
+
+fn contact_id(raw: &str) -> ContactId {
+    ContactId::parse(raw).expect("contact id")
+}
+
+fn note_bodies(app: &TestApp, contact: &str) -> Vec<String> {
+    app.hubspot
+        .notes_of_contact(contact)
+        .into_iter()
+        .map(|note| note.properties["hs_note_body"].clone())
+        .collect()
+}
+
+/// The `message.deleted` event (soft) of the message that `new` delivered, deleted a minute after it was created.
+fn deletion_of(new: &serde_json::Value) -> serde_json::Value {
+    let created = new["message"]["created_at"].as_str().expect("created_at");
+    let created =
+        time::OffsetDateTime::parse(created, &time::format_description::well_known::Rfc3339)
+            .expect("parses");
+    let deleted_at = (created + time::Duration::minutes(1))
+        .format(&time::format_description::well_known::Rfc3339)
+        .expect("formats");
+    let mut event = new.clone();
+    event["type"] = serde_json::json!("message.deleted");
+    event["message"]["type"] = serde_json::json!("deleted");
+    event["message"]["updated_at"] = serde_json::json!(deleted_at);
+    event["message"]["deleted_at"] = serde_json::json!(deleted_at);
+    event
+}
+
+#[tokio::test]
+async fn a_note_waits_while_the_property_shows_each_message_then_takes_them_in_one_write() {
+    let wait = Duration::from_millis(1_500);
+    let app = TestApp::start_with(waiting(wait)).await;
+    let (contact, visitor, channel) = register_visitor(&app, "Ada", "ada@example.com").await;
+    let first_recorded = Instant::now();
+    record(
+        &app,
+        &new_message(&channel, &visitor, "m1", "first line", 1),
+    )
+    .await;
+
+    // The property at once, the note not yet: one call, and the contact waits on the notes' queue.
+    app.hubspot.clear_calls();
+    let report = app.sweep().await;
+    assert_eq!(
+        (report.flush.synced, report.flush.calls),
+        (1, 1),
+        "{report:?}"
+    );
+    assert_eq!(app.hubspot.call_count("batch_update"), 1);
+    assert!(app.transcript(&contact).contains("first line"));
+    assert_eq!(note_bodies(&app, &contact), Vec::<String>::new());
+    assert_eq!((report.waiting, report.notes_waiting), (0, 1), "{report:?}");
+
+    // A later message is not held back by the waiting notes: its property goes out in the next round.
+    record(
+        &app,
+        &new_message(&channel, &visitor, "m2", "second line", 2),
+    )
+    .await;
+    app.hubspot.clear_calls();
+    let report = app.sweep().await;
+    assert_eq!(
+        (report.flush.synced, report.flush.calls),
+        (1, 1),
+        "{report:?}"
+    );
+    assert!(app.transcript(&contact).contains("second line"));
+    assert_eq!(note_bodies(&app, &contact), Vec::<String>::new());
+    let state = app
+        .store
+        .sync_state(&contact_id(&contact))
+        .await
+        .expect("state");
+    assert_eq!(
+        state.synced_version, state.version,
+        "the property is in sync"
+    );
+    assert_eq!(state.pending_notes, vec![format!("messaging:{channel}")]);
+
+    // Once due, a webhook's flusher for another contact takes the waiting notes into its round (the room left
+    // after the contacts behind): one creation with both lines, and no property call for a property in sync.
+    let (other, other_visitor, other_channel) =
+        register_visitor(&app, "Bo", "bo@example.com").await;
+    // A little past the wait: `notes_since` was stamped while recording, after `first_recorded`.
+    tokio::time::sleep(
+        (wait + Duration::from_millis(300)).saturating_sub(first_recorded.elapsed()),
+    )
+    .await;
+    app.hubspot.clear_calls();
+    let (status, _, _, _) = deliver(
+        &app,
+        &new_message(&other_channel, &other_visitor, "o1", "hello", 1),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(first_recorded.elapsed() >= wait);
+    let bodies = note_bodies(&app, &contact);
+    assert_eq!(bodies.len(), 1, "one note for the conversation: {bodies:?}");
+    assert!(
+        bodies[0].contains("first line") && bodies[0].contains("second line"),
+        "{bodies:?}"
+    );
+    assert!(app.transcript(&other).contains("hello"));
+    assert_eq!(
+        app.hubspot.call_count("notes_batch_create"),
+        1,
+        "the due note and nothing of the other contact's, whose note waits"
+    );
+    assert_eq!(
+        app.hubspot.call_count("batch_update"),
+        1,
+        "the other contact's property only"
+    );
+    assert_eq!(note_bodies(&app, &other), Vec::<String>::new());
+
+    // Written: nothing of the first contact waits any more; the second's notes do.
+    let state = app
+        .store
+        .sync_state(&contact_id(&contact))
+        .await
+        .expect("state");
+    assert!(state.pending_notes.is_empty(), "{state:?}");
+    assert_eq!(state.notes_since, None);
+    let due = app
+        .store
+        .notes_due(chat_sync::domain::Timestamp::now(), 10)
+        .await
+        .expect("notes' queue");
+    assert_eq!(due, vec![contact_id(&other)]);
+    assert_eq!(app.hubspot.overlapping_patches(), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn a_deletion_reaches_the_note_without_waiting_and_a_new_message_waits_again() {
+    // A wait no test would sit out: only a change that takes text out of a note can bring it forward.
+    let app = TestApp::start_with(waiting(Duration::from_secs(120))).await;
+    let (contact, visitor, channel) = register_visitor(&app, "Ada", "ada@example.com").await;
+    let card = new_message(&channel, &visitor, "m1", "my card is 4111", 1);
+    record(&app, &card).await;
+    record(
+        &app,
+        &new_message(&channel, &visitor, "m2", "sorry, ignore that", 2),
+    )
+    .await;
+    app.sweep().await;
+    assert_eq!(note_bodies(&app, &contact), Vec::<String>::new());
+
+    record(&app, &deletion_of(&card)).await;
+    app.hubspot.clear_calls();
+    let report = app.sweep().await;
+    assert_eq!(report.notes_waiting, 0, "{report:?}");
+    let bodies = note_bodies(&app, &contact);
+    assert_eq!(bodies.len(), 1, "{bodies:?}");
+    assert!(!bodies[0].contains("4111"), "{bodies:?}");
+    assert!(bodies[0].contains("sorry, ignore that"), "{bodies:?}");
+    assert!(!app.transcript(&contact).contains("4111"));
+
+    // The deletion's urgency is spent with the write: the next message's note waits again.
+    record(
+        &app,
+        &new_message(&channel, &visitor, "m3", "one more thing", 3),
+    )
+    .await;
+    app.hubspot.clear_calls();
+    let report = app.sweep().await;
+    assert_eq!(
+        (report.flush.calls, report.notes_waiting),
+        (1, 1),
+        "{report:?}"
+    );
+    assert!(app.transcript(&contact).contains("one more thing"));
+    assert!(!note_bodies(&app, &contact)[0].contains("one more thing"));
+}
