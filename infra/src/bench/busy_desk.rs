@@ -89,8 +89,9 @@ impl Desk {
 const ATTEMPTS: u32 = 3;
 const STREAM_TIMEOUT: Duration = Duration::from_secs(6);
 const RETRY_PAUSE: Duration = Duration::from_millis(500);
-/// How long after the property the timeline notes may take before they are judged.
-const NOTES_GRACE: Duration = Duration::from_secs(30);
+/// How long after the property the timeline notes may take before they are judged: notes wait (20 s by default,
+/// up to twice that for the last few, see `sync`, "Notes"), then the sweeper (every 5 s here) writes them.
+const NOTES_GRACE: Duration = Duration::from_secs(60);
 /// How often the transcripts are read to see which messages have arrived.
 const POLL: Duration = Duration::from_millis(100);
 /// The lags (s) at which the fewest calls any flusher could make are also given: from keeping up to a minute behind.
@@ -505,6 +506,7 @@ fn since(now: FlushReport, before: &FlushReport) -> FlushReport {
         refused: now.refused - before.refused,
         busy: false,
         claimed: now.claimed - before.claimed,
+        notes_only: now.notes_only - before.notes_only,
         left_woken: now.left_woken - before.left_woken,
         times: RoundTimes {
             claim_us: t.0.claim_us - t.1.claim_us,
@@ -673,7 +675,7 @@ pub fn table(desk: &Desk, runs: &[DeskReport]) -> String {
             },
         ),
         row(
-            "the same in the timeline notes (judged once complete, or 30 s after the property)",
+            "the same in the timeline notes (judged once complete, or 60 s after the property)",
             &|r| {
                 r.notes.map_or_else(
                     || "—".into(),

@@ -33,9 +33,13 @@ pub struct BacklogHealth {
 pub trait SyncQueue: Send + Sync {
     /// Contacts with changes not yet written to the CRM, longest waiting first, across every shard of the queue.
     async fn dirty_contacts(&self, limit: usize) -> Result<Vec<ContactId>, StoreError>;
-    /// Contacts whose notes have waited since `since` or before (see `sync`, "Notes"), longest waiting first.
-    async fn notes_due(&self, since: Timestamp, limit: usize)
-        -> Result<Vec<ContactId>, StoreError>;
+    /// Contacts whose notes have waited since `since` or before (see `sync`, "Notes"), longest waiting first, with
+    /// since when each has waited.
+    async fn notes_due(
+        &self,
+        since: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<(Timestamp, ContactId)>, StoreError>;
     /// Takes the contact out of the queue for good, recording why, and releases our lease.
     async fn park_contact(
         &self,

@@ -49,15 +49,16 @@ pub struct Frozen {
 }
 
 impl SyncState {
-    /// Whether the pending notes are due at `now`, notes waiting `wait` after the change that made them pending
-    /// (none: due at once).
-    pub fn notes_due(&self, now: Timestamp, wait: Duration) -> bool {
-        !self.pending_notes.is_empty()
-            && (wait.is_zero()
-                || self.notes_now
-                || self
-                    .notes_since
-                    .is_none_or(|since| since.later_by(wait) <= now))
+    /// Whether the pending notes may not wait: a change since they were written takes text out of them, or they
+    /// were pending before notes waited (no `notes_since`).
+    pub fn notes_now(&self) -> bool {
+        self.notes_now || self.notes_since.is_none()
+    }
+
+    /// Whether the pending notes have waited `wait` at `now`.
+    pub fn notes_waited(&self, now: Timestamp, wait: Duration) -> bool {
+        self.notes_since
+            .is_none_or(|since| since.later_by(wait) <= now)
     }
 
     /// The notes of the conversation that are frozen, and whether an erasure since may have reached their lines.

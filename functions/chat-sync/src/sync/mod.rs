@@ -93,8 +93,16 @@ fn adaptive_linger(linger: Duration, claimed: u32, over: Duration) -> Duration {
 /// flusher's pace exactly when it was behind, which set it further behind. The half keeps a round that found most
 /// of its page busy from spinning on it.
 fn behind(round: &FlushReport, page_full: bool) -> bool {
-    round.synced + round.behind + round.fenced >= MAX_BATCH as u32
-        || (page_full && round.claimed as usize >= MAX_BATCH / 2)
+    // Contacts claimed for their notes alone came from the notes' queue, not the backlog.
+    let written = (round.synced + round.behind + round.fenced).saturating_sub(round.notes_only);
+    written >= MAX_BATCH as u32
+        || (page_full && round.claimed.saturating_sub(round.notes_only) as usize >= MAX_BATCH / 2)
+}
+
+/// Whether a round is a *notes round* (see "Notes"): a batch of notes is due (`due` of them, the longest-waiting
+/// `oldest`), or the longest-waiting has waited twice `wait`, so a few stragglers go out too.
+fn notes_round(due: usize, oldest: Option<Timestamp>, wait: Duration, now: Timestamp) -> bool {
+    due >= MAX_BATCH || oldest.is_some_and(|since| since.later_by(wait * 2) <= now)
 }
 
 /// The linger before a new flusher's first round: `linger`, or, when the flusher before handed the lease over with
@@ -177,6 +185,9 @@ pub struct FlushReport {
     pub busy: bool,
     /// Contacts whose lease a round took (written or not).
     pub claimed: u32,
+    /// Of `claimed`, contacts taken for their notes alone (their property in sync, see "Notes"): neither the pace
+    /// the linger follows nor a backlog.
+    pub notes_only: u32,
     /// Contacts that woke a flusher during a round that ran past its budget (not known to be its last): they stay
     /// in the wake set for whoever takes the lease next, the sweeper if no webhook comes.
     pub left_woken: u32,
@@ -227,6 +238,7 @@ impl FlushReport {
         self.parked += other.parked;
         self.refused += other.refused;
         self.claimed += other.claimed;
+        self.notes_only += other.notes_only;
         self.left_woken += other.left_woken;
         self.times.add(other.times);
     }
@@ -441,16 +453,24 @@ impl TranscriptSync {
                 };
                 add(&left);
             }
-            // Then the contacts whose notes are due, in the room the round has left: notes wait for the property,
-            // never the other way round. (Queried whatever the settings: a contact left waiting under another wait,
-            // or before notes stopped being a target, is written, or let go, at its claim.)
-            if candidates.len() < MAX_BATCH {
-                let since = Timestamp::now().earlier_by(self.settings.note_wait);
-                for contact in self
-                    .store
-                    .notes_due(since, MAX_BATCH - candidates.len())
-                    .await?
-                {
+            // Then the notes: is this a notes round? If so, the contacts whose notes are due come too, after the
+            // batch of contacts behind (notes wait for the property, never the other way round). (Queried whatever
+            // the settings: a contact left waiting under another wait, or before notes stopped being a target, is
+            // written at its claim.)
+            candidates.truncate(MAX_BATCH);
+            let now = Timestamp::now();
+            let due = self
+                .store
+                .notes_due(now.earlier_by(self.settings.note_wait), MAX_BATCH)
+                .await?;
+            let notes_round = notes_round(
+                due.len(),
+                due.first().map(|(since, _)| *since),
+                self.settings.note_wait,
+                now,
+            );
+            if notes_round {
+                for (_, contact) in due {
                     if !candidates.contains(&contact) {
                         candidates.push(contact);
                     }
@@ -463,7 +483,6 @@ impl TranscriptSync {
                 wait = Duration::ZERO;
                 continue;
             }
-            candidates.truncate(MAX_BATCH);
             // Wait for a permit before claiming: no contact's lease is held while the budget is empty.
             let permit = match self.budget.acquire(Caller::Background, start_by).await {
                 Ok(permit) => permit,
@@ -485,7 +504,9 @@ impl TranscriptSync {
             let began = Instant::now();
             let came_over = began.duration_since(claimed_at);
             claimed_at = began;
-            let round = self.round(candidates, permit, start_by).await?;
+            let round = self
+                .round(candidates, notes_round, permit, start_by)
+                .await?;
             took = began.elapsed();
             let backlog = behind(&round, page_full);
             report.add(&round);
@@ -513,7 +534,11 @@ impl TranscriptSync {
             wait = if backlog {
                 Duration::ZERO
             } else {
-                adaptive_linger(linger, round.claimed, came_over)
+                adaptive_linger(
+                    linger,
+                    round.claimed.saturating_sub(round.notes_only),
+                    came_over,
+                )
             };
         }
     }
@@ -563,6 +588,33 @@ mod tests {
         assert!(!behind(&round(97, 97), false));
         // Most of a full page busy: a linger, not a spin on the busy ones.
         assert!(!behind(&round(30, 30), true));
+        // A round of 60 contacts behind and 60 taken for their notes alone: caught up, with or without a full page.
+        let with_notes = FlushReport {
+            notes_only: 60,
+            ..round(120, 120)
+        };
+        assert!(!behind(&with_notes, false));
+        assert!(behind(&with_notes, true));
+        let mostly_notes = FlushReport {
+            notes_only: 100,
+            ..round(130, 130)
+        };
+        assert!(!behind(&mostly_notes, true));
+    }
+
+    #[test]
+    fn a_notes_round_takes_a_batch_of_due_notes_or_the_longest_waiting_at_twice_the_wait() {
+        let wait = Duration::from_secs(20);
+        let now = Timestamp::now();
+        let waited = |secs: u64| Some(now.earlier_by(Duration::from_secs(secs)));
+        // Nothing due: no notes round.
+        assert!(!notes_round(0, None, wait, now));
+        // A few due, the longest-waiting a little past the wait: they wait for more.
+        assert!(!notes_round(3, waited(25), wait, now));
+        // A batch due: written.
+        assert!(notes_round(MAX_BATCH, waited(21), wait, now));
+        // Twice the wait: written, however few.
+        assert!(notes_round(1, waited(40), wait, now));
     }
 
     #[test]

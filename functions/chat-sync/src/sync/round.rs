@@ -66,6 +66,8 @@ pub(super) struct Claim {
     archived: Option<ArchivedSource>,
     /// The conversations whose notes need writing, when notes are a target and due.
     pub(super) conversations: Vec<ConversationWrite>,
+    /// Claimed for its notes alone: its property is in sync.
+    notes_only: bool,
     /// Whether its pending notes are written this round or wait.
     notes: NotesAt,
     pub(super) outcome: Outcome,
@@ -140,11 +142,12 @@ impl TranscriptSync {
     pub(super) async fn round(
         &self,
         candidates: Vec<ContactId>,
+        notes_round: bool,
         permit: Permit,
         start_by: Instant,
     ) -> Result<FlushReport, StoreError> {
         let mut report = FlushReport::default();
-        let claimed = self.claim(candidates, &mut report).await;
+        let claimed = self.claim(candidates, notes_round, &mut report).await;
         let mut claims: Vec<Claim> = Vec::new();
         let mut failure = None;
         for claim in claimed {
@@ -166,6 +169,7 @@ impl TranscriptSync {
             return Err(error);
         }
         report.claimed = claims.len() as u32;
+        report.notes_only = claims.iter().filter(|c| c.notes_only).count() as u32;
         if claims.is_empty() {
             return Ok(report);
         }
@@ -219,6 +223,7 @@ impl TranscriptSync {
     async fn claim(
         &self,
         candidates: Vec<ContactId>,
+        notes_round: bool,
         report: &mut FlushReport,
     ) -> Vec<Result<Option<Claim>, StoreError>> {
         let phase = Instant::now();
@@ -241,7 +246,7 @@ impl TranscriptSync {
                         self.release(&contact, &owner).await;
                         return (Ok(None), took);
                     }
-                    let notes = self.notes_at(&state);
+                    let notes = self.notes_at(&state, notes_round);
                     if state.version == state.synced_version && !self.writes_notes(&state, notes) {
                         return (
                             self.dequeue(&contact, &owner, state.version, notes).await,
@@ -269,12 +274,17 @@ impl TranscriptSync {
         claimed.into_iter().map(|(result, _)| result).collect()
     }
 
-    /// What this round does with a claimed contact's pending notes: writes them if they are due (or none are
-    /// pending, or notes are not a target), or lets them wait (see `sync`, "Notes").
-    fn notes_at(&self, state: &SyncState) -> NotesAt {
-        let waiting = self.settings.targets.notes
-            && !state.pending_notes.is_empty()
-            && !state.notes_due(Timestamp::now(), self.settings.note_wait);
+    /// What this round does with a claimed contact's pending notes: writes them in a notes round if they are due,
+    /// in any round if they must not wait (an edit, a deletion, an erasure, no wait set), or lets them wait (see
+    /// `sync`, "Notes"). None pending, or notes not a target: nothing waits.
+    fn notes_at(&self, state: &SyncState, notes_round: bool) -> NotesAt {
+        let wait = self.settings.note_wait;
+        let written = !self.settings.targets.notes
+            || state.pending_notes.is_empty()
+            || wait.is_zero()
+            || state.notes_now()
+            || (notes_round && state.notes_waited(Timestamp::now(), wait));
+        let waiting = !written;
         match waiting {
             true => NotesAt::Waiting,
             false => NotesAt::Written,
@@ -444,6 +454,7 @@ impl TranscriptSync {
             archived,
             conversations,
             notes,
+            notes_only: state.version == state.synced_version,
             outcome: Outcome::default(),
         })
     }

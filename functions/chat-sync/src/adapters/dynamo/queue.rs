@@ -107,7 +107,7 @@ impl SyncQueue for DynamoStore {
         &self,
         since: Timestamp,
         limit: usize,
-    ) -> Result<Vec<ContactId>, StoreError> {
+    ) -> Result<Vec<(Timestamp, ContactId)>, StoreError> {
         let output = self
             .notes_query()
             .key_condition_expression("#notes = :waiting AND #since <= :since")
@@ -122,7 +122,12 @@ impl SyncQueue for DynamoStore {
         output
             .items()
             .iter()
-            .map(|item| ContactId::parse(get_s(item, "contact_id")?).map_err(corrupt))
+            .map(|item| {
+                let since = get_s(item, schema::NOTES_INDEX_SORT_KEY)?;
+                let since = Timestamp::parse("notes_since", since).map_err(corrupt)?;
+                let contact = ContactId::parse(get_s(item, "contact_id")?).map_err(corrupt)?;
+                Ok((since, contact))
+            })
             .collect()
     }
 
