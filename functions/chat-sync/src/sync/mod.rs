@@ -27,15 +27,16 @@
 //! with the conversation marked first, so a creation whose answer never came is found on the contact's timeline by
 //! its marker and adopted instead of repeated (fencing holds that writer back until such a creation could still
 //! land). A new message's notes *wait* (`note_wait`, `FLUSH_NOTE_WAIT_MS`) from the oldest change not in them
-//! (`notes_since`): rounds before then write the property alone, and release the contact synced at its version
-//! with its notes pending, onto the notes' queue (`notes-due`), so one note write takes every message of the wait
-//! instead of one a round. Once due, the contact is claimed from that queue, in the room a round has left after
-//! the contacts behind (or with its next message), and its notes are written from everything stored, as before;
-//! the release that marks them written takes it off the queue. A change that may take text out of a note (an
-//! edit, a deletion, an erasure) sets `notes_now`: its notes do not wait. The wait changes when notes are written,
-//! never what: the rendering, the creation markers, fencing and the version check of the release are the same,
-//! so every message is still in its note once, and a later message never holds the property back (a change
-//! queues the contact for its property whatever its notes' state).
+//! (`notes_since`): rounds write the property alone, and release the contact synced at its version with its notes
+//! pending, onto the notes' queue (`notes-due`). Notes go out in *notes rounds*, rounds that find a batch of notes
+//! due, or the longest-waiting at twice the wait, or nothing else to write (a sweep at a quiet desk): such a round takes the due contacts of that queue after its batch
+//! of contacts behind, and writes the due notes of every contact it claims. So one note write takes every message
+//! of a wait, and one call a batch of notes, instead of a call every round for the few that came due since the
+//! last. The release that marks the notes written takes the contact off that queue. A change that may take text
+//! out of a note (an edit, a deletion, an erasure) sets `notes_now`: its notes go out in the next round. The wait
+//! changes when notes are written, never what: the rendering, the creation markers, fencing and the version check
+//! of the release are the same, so every message is still in its note once; and a later message never waits for
+//! the notes (a change queues the contact for its property whatever its notes' state).
 //!
 //! **Expired messages.** For a contact whose messages expired here (`retention`), HubSpot holds the only copy of
 //! some lines: the round reads the property back (`contacts/batch/read`, batched, under the same budget and lease)
@@ -100,9 +101,18 @@ fn behind(round: &FlushReport, page_full: bool) -> bool {
 }
 
 /// Whether a round is a *notes round* (see "Notes"): a batch of notes is due (`due` of them, the longest-waiting
-/// `oldest`), or the longest-waiting has waited twice `wait`, so a few stragglers go out too.
-fn notes_round(due: usize, oldest: Option<Timestamp>, wait: Duration, now: Timestamp) -> bool {
-    due >= MAX_BATCH || oldest.is_some_and(|since| since.later_by(wait * 2) <= now)
+/// `oldest`), or the longest-waiting has waited twice `wait`, so a few stragglers go out too, or the round has
+/// nothing else to write (`idle`: a sweep at a quiet desk, whose next chance is a sweep later).
+fn notes_round(
+    due: usize,
+    oldest: Option<Timestamp>,
+    wait: Duration,
+    now: Timestamp,
+    idle: bool,
+) -> bool {
+    due >= MAX_BATCH
+        || oldest.is_some_and(|since| since.later_by(wait * 2) <= now)
+        || (idle && due > 0)
 }
 
 /// The linger before a new flusher's first round: `linger`, or, when the flusher before handed the lease over with
@@ -468,6 +478,7 @@ impl TranscriptSync {
                 due.first().map(|(since, _)| *since),
                 self.settings.note_wait,
                 now,
+                candidates.is_empty(),
             );
             if notes_round {
                 for (_, contact) in due {
@@ -603,18 +614,22 @@ mod tests {
     }
 
     #[test]
-    fn a_notes_round_takes_a_batch_of_due_notes_or_the_longest_waiting_at_twice_the_wait() {
+    fn a_notes_round_takes_a_batch_of_due_notes_the_longest_waiting_at_twice_the_wait_or_any_when_idle(
+    ) {
         let wait = Duration::from_secs(20);
         let now = Timestamp::now();
         let waited = |secs: u64| Some(now.earlier_by(Duration::from_secs(secs)));
-        // Nothing due: no notes round.
-        assert!(!notes_round(0, None, wait, now));
-        // A few due, the longest-waiting a little past the wait: they wait for more.
-        assert!(!notes_round(3, waited(25), wait, now));
+        // Nothing due: no notes round, even with nothing else to write.
+        assert!(!notes_round(0, None, wait, now, false));
+        assert!(!notes_round(0, None, wait, now, true));
+        // A few due, the longest-waiting a little past the wait: they wait for more, unless the round has nothing
+        // else to write.
+        assert!(!notes_round(3, waited(25), wait, now, false));
+        assert!(notes_round(3, waited(25), wait, now, true));
         // A batch due: written.
-        assert!(notes_round(MAX_BATCH, waited(21), wait, now));
+        assert!(notes_round(MAX_BATCH, waited(21), wait, now, false));
         // Twice the wait: written, however few.
-        assert!(notes_round(1, waited(40), wait, now));
+        assert!(notes_round(1, waited(40), wait, now, false));
     }
 
     #[test]

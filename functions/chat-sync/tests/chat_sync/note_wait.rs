@@ -6,6 +6,7 @@ use crate::support::{deliver, new_message, record, register_visitor, TestApp};
 use chat_sync::config::{FlushSettings, Targets};
 use chat_sync::domain::ContactId;
 use chat_sync::ports::{SyncQueue, SyncRecords};
+use chat_sync::sync::{FlushOutcome, FlushReport};
 use std::time::{Duration, Instant};
 
 fn waiting(note_wait: Duration) -> FlushSettings {
@@ -45,11 +46,21 @@ fn deletion_of(new: &serde_json::Value) -> serde_json::Value {
     event
 }
 
+/// A webhook's flush, run to its end: what its turn as the flusher did.
+async fn flush_of(app: &TestApp, event: &serde_json::Value) -> FlushReport {
+    match deliver(app, event).await {
+        (status, _, _, Some(FlushOutcome::Flushed(report))) if status == 200 => report,
+        other => panic!("not flushed by its own webhook: {other:?}"),
+    }
+}
+
 #[tokio::test]
 async fn a_note_waits_while_the_property_shows_each_message_then_takes_them_in_one_write() {
     let wait = Duration::from_millis(1_500);
     let app = TestApp::start_with(waiting(wait)).await;
     let (contact, visitor, channel) = register_visitor(&app, "Ada", "ada@example.com").await;
+    let (bo, bo_visitor, bo_channel) = register_visitor(&app, "Bo", "bo@example.com").await;
+    let (cy, cy_visitor, cy_channel) = register_visitor(&app, "Cy", "cy@example.com").await;
     let first_recorded = Instant::now();
     record(
         &app,
@@ -96,57 +107,48 @@ async fn a_note_waits_while_the_property_shows_each_message_then_takes_them_in_o
     );
     assert_eq!(state.pending_notes, vec![format!("messaging:{channel}")]);
 
-    // Due, but alone: a note round waits for a batch of due notes, or for the longest-waiting to have waited
-    // twice the wait, so a sweep now writes nothing.
+    // Due (a little past the wait: `notes_since` was stamped while recording, after `first_recorded`). Bo's
+    // webhook makes a flusher whose first round has Bo's property to write and one note due, neither a batch nor
+    // waiting twice the wait: the note waits. Its next round has nothing else to write: the note goes, one creation
+    // with both lines, and no property call for a property in sync.
     tokio::time::sleep(
         (wait + Duration::from_millis(300)).saturating_sub(first_recorded.elapsed()),
     )
     .await;
-    let report = app.sweep().await;
+    app.hubspot.clear_calls();
+    let bo_recorded = Instant::now();
+    let report = flush_of(
+        &app,
+        &new_message(&bo_channel, &bo_visitor, "b1", "hello", 1),
+    )
+    .await;
     assert_eq!(
-        (report.flush.calls, report.notes_waiting),
-        (0, 1),
+        (report.rounds, report.calls, report.notes_only),
+        (2, 2, 1),
         "{report:?}"
     );
-    assert_eq!(note_bodies(&app, &contact), Vec::<String>::new());
-
-    // Twice the wait: a webhook's flusher for another contact makes its round a notes round and takes the waiting
-    // notes along, after its own contact: one creation with both lines, and no property call for a property in
-    // sync.
-    let (other, other_visitor, other_channel) =
-        register_visitor(&app, "Bo", "bo@example.com").await;
-    // A little past twice the wait: `notes_since` was stamped while recording, after `first_recorded`.
-    tokio::time::sleep(
-        (wait * 2 + Duration::from_millis(300)).saturating_sub(first_recorded.elapsed()),
-    )
-    .await;
-    app.hubspot.clear_calls();
-    let (status, _, _, _) = deliver(
-        &app,
-        &new_message(&other_channel, &other_visitor, "o1", "hello", 1),
-    )
-    .await;
-    assert_eq!(status, 200);
     let bodies = note_bodies(&app, &contact);
     assert_eq!(bodies.len(), 1, "one note for the conversation: {bodies:?}");
     assert!(
         bodies[0].contains("first line") && bodies[0].contains("second line"),
         "{bodies:?}"
     );
-    assert!(app.transcript(&other).contains("hello"));
-    assert_eq!(
-        app.hubspot.call_count("notes_batch_create"),
-        1,
-        "the due note and nothing of the other contact's, whose note waits"
-    );
+    assert!(app.transcript(&bo).contains("hello"));
     assert_eq!(
         app.hubspot.call_count("batch_update"),
         1,
-        "the other contact's property only"
+        "Bo's property only"
     );
-    assert_eq!(note_bodies(&app, &other), Vec::<String>::new());
-
-    // Written: nothing of the first contact waits any more; the second's notes do.
+    assert_eq!(
+        app.hubspot.call_count("notes_batch_create"),
+        1,
+        "Ada's note only"
+    );
+    assert_eq!(
+        note_bodies(&app, &bo),
+        Vec::<String>::new(),
+        "Bo's note waits"
+    );
     let state = app
         .store
         .sync_state(&contact_id(&contact))
@@ -154,6 +156,24 @@ async fn a_note_waits_while_the_property_shows_each_message_then_takes_them_in_o
         .expect("state");
     assert!(state.pending_notes.is_empty(), "{state:?}");
     assert_eq!(state.notes_since, None);
+
+    // Twice the wait: Cy's webhook makes a flusher whose first round is a notes round, however few are due: Bo's
+    // note goes with Cy's property, in one round.
+    tokio::time::sleep(
+        (wait * 2 + Duration::from_millis(300)).saturating_sub(bo_recorded.elapsed()),
+    )
+    .await;
+    app.hubspot.clear_calls();
+    let report = flush_of(&app, &new_message(&cy_channel, &cy_visitor, "c1", "hi", 1)).await;
+    assert_eq!(
+        (report.rounds, report.calls, report.notes_only),
+        (1, 2, 1),
+        "{report:?}"
+    );
+    assert!(note_bodies(&app, &bo)[0].contains("hello"));
+    assert!(app.transcript(&cy).contains("hi"));
+
+    // Written: nothing of Ada or Bo waits any more; Cy's notes do.
     let waiting: Vec<ContactId> = app
         .store
         .notes_due(chat_sync::domain::Timestamp::now(), 10)
@@ -162,7 +182,7 @@ async fn a_note_waits_while_the_property_shows_each_message_then_takes_them_in_o
         .into_iter()
         .map(|(_, contact)| contact)
         .collect();
-    assert_eq!(waiting, vec![contact_id(&other)]);
+    assert_eq!(waiting, vec![contact_id(&cy)]);
     assert_eq!(app.hubspot.overlapping_patches(), Vec::<String>::new());
 }
 
