@@ -480,7 +480,11 @@ impl TranscriptSync {
                 now,
                 candidates.is_empty(),
             );
-            if notes_round {
+            // Its due contacts' claims may make the round up to twice as long: only in a round that is not the last
+            // and would end within the budget even so. A longer round than the one before, past the budget, would
+            // leave what woke the flusher meanwhile for the next one (`left_woken`): the lag's tail at 5×.
+            let time_for_notes = !last && Instant::now() + took * 2 + LINGER_MARGIN < start_by;
+            if notes_round && time_for_notes {
                 for (_, contact) in due {
                     if !candidates.contains(&contact) {
                         candidates.push(contact);
