@@ -29,10 +29,10 @@
 //! land). A new message's notes *wait* (`note_wait`, `FLUSH_NOTE_WAIT_MS`) from the oldest change not in them
 //! (`notes_since`): rounds write the property alone, and release the contact synced at its version with its notes
 //! pending, onto the notes' queue (`notes-due`). Notes go out in *notes rounds*, rounds that find a batch of notes
-//! due, or the longest-waiting at twice the wait, or nothing else to write (a sweep at a quiet desk): such a round takes the due contacts of that queue after its batch
-//! of contacts behind, and writes the due notes of every contact it claims. So one note write takes every message
-//! of a wait, and one call a batch of notes, instead of a call every round for the few that came due since the
-//! last. The release that marks the notes written takes the contact off that queue. A change that may take text
+//! due, or the longest-waiting at twice the wait, or nothing else to write (a sweep at a quiet desk). Such a round
+//! writes the due notes of every contact it claims, and takes the due contacts of that queue after its batch of
+//! contacts behind, if it has the time (see `rounds`). So one note write takes every message of a wait, and one
+//! call a batch of notes, instead of a call every round for the few that came due since the last. The release that marks the notes written takes the contact off that queue. A change that may take text
 //! out of a note (an edit, a deletion, an erasure) sets `notes_now`: its notes go out in the next round. The wait
 //! changes when notes are written, never what: the rendering, the creation markers, fencing and the version check
 //! of the release are the same, so every message is still in its note once; and a later message never waits for
@@ -618,8 +618,7 @@ mod tests {
     }
 
     #[test]
-    fn a_notes_round_takes_a_batch_of_due_notes_the_longest_waiting_at_twice_the_wait_or_any_when_idle(
-    ) {
+    fn a_notes_round_needs_a_batch_due_twice_the_wait_or_nothing_else_to_write() {
         let wait = Duration::from_secs(20);
         let now = Timestamp::now();
         let waited = |secs: u64| Some(now.earlier_by(Duration::from_secs(secs)));

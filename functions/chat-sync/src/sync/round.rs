@@ -284,10 +284,10 @@ impl TranscriptSync {
             || wait.is_zero()
             || state.notes_now()
             || (notes_round && state.notes_waited(Timestamp::now(), wait));
-        let waiting = !written;
-        match waiting {
-            true => NotesAt::Waiting,
-            false => NotesAt::Written,
+        if written {
+            NotesAt::Written
+        } else {
+            NotesAt::Waiting
         }
     }
 

@@ -5,6 +5,7 @@ use crate::support;
 use crate::support::{deliver, new_message, record, register_visitor, TestApp};
 use chat_sync::config::{FlushSettings, Targets};
 use chat_sync::domain::ContactId;
+use chat_sync::handlers::sweeper::SweepReport;
 use chat_sync::ports::{SyncQueue, SyncRecords};
 use chat_sync::sync::{FlushOutcome, FlushReport};
 use std::time::{Duration, Instant};
@@ -46,6 +47,32 @@ fn deletion_of(new: &serde_json::Value) -> serde_json::Value {
     event
 }
 
+/// Records `event` and sweeps: the sweep must write the contact's property (one call, showing `line`) and no note.
+async fn property_alone(
+    app: &TestApp,
+    contact: &str,
+    event: &serde_json::Value,
+    line: &str,
+) -> SweepReport {
+    record(app, event).await;
+    app.hubspot.clear_calls();
+    let report = app.sweep().await;
+    assert_eq!(
+        (report.flush.synced, report.flush.calls),
+        (1, 1),
+        "{report:?}"
+    );
+    assert_eq!(app.hubspot.call_count("batch_update"), 1);
+    assert!(app.transcript(contact).contains(line));
+    assert!(
+        note_bodies(app, contact)
+            .iter()
+            .all(|body| !body.contains(line)),
+        "the note waits"
+    );
+    report
+}
+
 /// A webhook's flush, run to its end: what its turn as the flusher did.
 async fn flush_of(app: &TestApp, event: &serde_json::Value) -> FlushReport {
     match deliver(app, event).await {
@@ -62,40 +89,14 @@ async fn a_note_waits_while_the_property_shows_each_message_then_takes_them_in_o
     let (bo, bo_visitor, bo_channel) = register_visitor(&app, "Bo", "bo@example.com").await;
     let (cy, cy_visitor, cy_channel) = register_visitor(&app, "Cy", "cy@example.com").await;
     let first_recorded = Instant::now();
-    record(
-        &app,
-        &new_message(&channel, &visitor, "m1", "first line", 1),
-    )
-    .await;
-
     // The property at once, the note not yet: one call, and the contact waits on the notes' queue.
-    app.hubspot.clear_calls();
-    let report = app.sweep().await;
-    assert_eq!(
-        (report.flush.synced, report.flush.calls),
-        (1, 1),
-        "{report:?}"
-    );
-    assert_eq!(app.hubspot.call_count("batch_update"), 1);
-    assert!(app.transcript(&contact).contains("first line"));
-    assert_eq!(note_bodies(&app, &contact), Vec::<String>::new());
+    let m1 = new_message(&channel, &visitor, "m1", "first line", 1);
+    let report = property_alone(&app, &contact, &m1, "first line").await;
     assert_eq!((report.waiting, report.notes_waiting), (0, 1), "{report:?}");
 
     // A later message is not held back by the waiting notes: its property goes out in the next round.
-    record(
-        &app,
-        &new_message(&channel, &visitor, "m2", "second line", 2),
-    )
-    .await;
-    app.hubspot.clear_calls();
-    let report = app.sweep().await;
-    assert_eq!(
-        (report.flush.synced, report.flush.calls),
-        (1, 1),
-        "{report:?}"
-    );
-    assert!(app.transcript(&contact).contains("second line"));
-    assert_eq!(note_bodies(&app, &contact), Vec::<String>::new());
+    let m2 = new_message(&channel, &visitor, "m2", "second line", 2);
+    property_alone(&app, &contact, &m2, "second line").await;
     let state = app
         .store
         .sync_state(&contact_id(&contact))
@@ -212,18 +213,8 @@ async fn a_deletion_reaches_the_note_without_waiting_and_a_new_message_waits_aga
     assert!(!app.transcript(&contact).contains("4111"));
 
     // The deletion's urgency is spent with the write: the next message's note waits again.
-    record(
-        &app,
-        &new_message(&channel, &visitor, "m3", "one more thing", 3),
-    )
-    .await;
-    app.hubspot.clear_calls();
-    let report = app.sweep().await;
-    assert_eq!(
-        (report.flush.calls, report.notes_waiting),
-        (1, 1),
-        "{report:?}"
-    );
-    assert!(app.transcript(&contact).contains("one more thing"));
-    assert!(!note_bodies(&app, &contact)[0].contains("one more thing"));
+    let m3 = new_message(&channel, &visitor, "m3", "one more thing", 3);
+    let report = property_alone(&app, &contact, &m3, "one more thing").await;
+    assert_eq!(report.notes_waiting, 1, "{report:?}");
+    assert_eq!(note_bodies(&app, &contact).len(), 1);
 }

@@ -8,14 +8,12 @@ use super::{corrupt, schema, unavailable, DynamoStore};
 use crate::domain::{ContactId, Timestamp};
 use crate::ports::{BacklogEntry, BacklogHealth, LeaseOwner, StoreError, SyncQueue, SyncRecords};
 use async_trait::async_trait;
+use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::types::{ReturnConsumedCapacity, Select};
 
 impl DynamoStore {
     /// A query of one partition of the queue index: a shard of the contacts behind, or the parked ones.
-    fn queue_query(
-        &self,
-        partition: &str,
-    ) -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder {
+    fn queue_query(&self, partition: &str) -> QueryFluentBuilder {
         self.client
             .query()
             .table_name(&self.table)
@@ -25,13 +23,15 @@ impl DynamoStore {
             .expression_attribute_values(":queue", s(partition))
     }
 
-    async fn query_shard(
+    /// The first `limit` entries of one of the sparse contact indexes (the queue, the notes' queue, the idle
+    /// index), in order: each one's sort key as stored, and its contact.
+    pub(super) async fn index_entries(
         &self,
-        partition: &str,
+        query: QueryFluentBuilder,
+        sort_key: &str,
         limit: usize,
     ) -> Result<Vec<(String, ContactId)>, StoreError> {
-        let output = self
-            .queue_query(partition)
+        let output = query
             .limit(limit.clamp(1, 1000) as i32)
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
@@ -42,15 +42,28 @@ impl DynamoStore {
             .items()
             .iter()
             .map(|item| {
-                let since = get_s(item, schema::DIRTY_INDEX_SORT_KEY)?.to_owned();
+                let since = get_s(item, sort_key)?.to_owned();
                 let contact = ContactId::parse(get_s(item, "contact_id")?).map_err(corrupt)?;
                 Ok((since, contact))
             })
             .collect()
     }
 
+    async fn query_shard(
+        &self,
+        partition: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, ContactId)>, StoreError> {
+        self.index_entries(
+            self.queue_query(partition),
+            schema::DIRTY_INDEX_SORT_KEY,
+            limit,
+        )
+        .await
+    }
+
     /// The notes' queue: its one partition.
-    fn notes_query(&self) -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder {
+    fn notes_query(&self) -> QueryFluentBuilder {
         self.client
             .query()
             .table_name(&self.table)
@@ -108,24 +121,16 @@ impl SyncQueue for DynamoStore {
         since: Timestamp,
         limit: usize,
     ) -> Result<Vec<(Timestamp, ContactId)>, StoreError> {
-        let output = self
+        let query = self
             .notes_query()
             .key_condition_expression("#notes = :waiting AND #since <= :since")
             .expression_attribute_names("#since", schema::NOTES_INDEX_SORT_KEY)
-            .expression_attribute_values(":since", s(since.key()))
-            .limit(limit.clamp(1, 1000) as i32)
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send()
-            .await
-            .map_err(unavailable)?;
-        self.consumed.add(output.consumed_capacity());
-        output
-            .items()
-            .iter()
-            .map(|item| {
-                let since = get_s(item, schema::NOTES_INDEX_SORT_KEY)?;
-                let since = Timestamp::parse("notes_since", since).map_err(corrupt)?;
-                let contact = ContactId::parse(get_s(item, "contact_id")?).map_err(corrupt)?;
+            .expression_attribute_values(":since", s(since.key()));
+        self.index_entries(query, schema::NOTES_INDEX_SORT_KEY, limit)
+            .await?
+            .into_iter()
+            .map(|(since, contact)| {
+                let since = Timestamp::parse("notes_since", &since).map_err(corrupt)?;
                 Ok((since, contact))
             })
             .collect()

@@ -8,11 +8,11 @@
 
 use super::codec::{conversation, get_s, n, s, sync_record, Item};
 use super::keys::{contact_pk, key, MESSAGE_PREFIX, SYNC};
-use super::{corrupt, schema, unavailable, DynamoStore};
+use super::{corrupt, schema, DynamoStore};
 use crate::domain::{ContactId, Timestamp};
 use crate::ports::{Archived, IdleContact, LeaseOwner, MessageExpiry, StoreError, SyncState};
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity};
+use aws_sdk_dynamodb::types::AttributeValue;
 use futures::stream::{self, StreamExt};
 use std::collections::HashMap;
 use std::time::Instant;
@@ -60,7 +60,7 @@ impl MessageExpiry for DynamoStore {
         let pages = futures::future::try_join_all(shards.map(|shard| {
             let before = before.clone();
             async move {
-                let output = self
+                let query = self
                     .client
                     .query()
                     .table_name(&self.table)
@@ -69,22 +69,14 @@ impl MessageExpiry for DynamoStore {
                     .expression_attribute_names("#idle", schema::IDLE_INDEX_PARTITION_KEY)
                     .expression_attribute_names("#since", schema::IDLE_INDEX_SORT_KEY)
                     .expression_attribute_values(":shard", s(shard))
-                    .expression_attribute_values(":before", s(before))
-                    .limit(limit.clamp(1, 1000) as i32)
-                    .return_consumed_capacity(ReturnConsumedCapacity::Total)
-                    .send()
-                    .await
-                    .map_err(unavailable)?;
-                self.consumed.add(output.consumed_capacity());
-                output
-                    .items()
-                    .iter()
-                    .map(|item| {
-                        let since = get_s(item, schema::IDLE_INDEX_SORT_KEY)?;
+                    .expression_attribute_values(":before", s(before));
+                self.index_entries(query, schema::IDLE_INDEX_SORT_KEY, limit)
+                    .await?
+                    .into_iter()
+                    .map(|(since, contact)| {
                         Ok(IdleContact {
-                            contact: ContactId::parse(get_s(item, "contact_id")?)
-                                .map_err(corrupt)?,
-                            since: Timestamp::parse("idle_since", since).map_err(corrupt)?,
+                            contact,
+                            since: Timestamp::parse("idle_since", &since).map_err(corrupt)?,
                         })
                     })
                     .collect::<Result<Vec<_>, StoreError>>()
