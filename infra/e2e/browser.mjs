@@ -31,6 +31,9 @@ import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 
 const STEP_TIMEOUT_MS = 20_000;
+/** A conversation's note follows the property once its wait is over (FLUSH_NOTE_WAIT_MS, 20 s by default), at the
+ * dev server's next sweep (every 5 s): a step's time on top of the wait. */
+const NOTE_TIMEOUT_MS = 20_000 + STEP_TIMEOUT_MS;
 /** The SDK reports a lost connection only after 5 s without one. */
 const RECONNECT_NOTICE_TIMEOUT_MS = 15_000;
 /** The SDK gives up a first connection after 15 s; the widget retries 2 s later. */
@@ -708,7 +711,7 @@ async function agents(browser, stamp) {
       (expected) => [...document.querySelectorAll('#notes iframe')]
         .some((frame) => expected.every((text) => (frame.getAttribute('srcdoc') ?? '').includes(text))),
       [question, answer, 'Ada Agent'],
-      { timeout: STEP_TIMEOUT_MS },
+      { timeout: NOTE_TIMEOUT_MS },
     );
     log('the transcript and the note in the sandbox HubSpot carry Ada\'s line with her name');
 
