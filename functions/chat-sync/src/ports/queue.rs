@@ -1,4 +1,5 @@
-//! The sync queue: contacts whose newest changes are not in HubSpot yet.
+//! The sync queue: contacts whose newest changes are not in HubSpot yet; and the notes' queue, contacts whose notes
+//! wait (see `sync`, "Notes").
 
 use super::{LeaseOwner, StoreError};
 use crate::domain::{ContactId, Timestamp};

@@ -12,6 +12,9 @@
 //! contacts taken out of the queue for good, or `purging` for contacts deleted in HubSpot (`dirty_since` is then
 //! when they are purged).
 //!
+//! The sparse index `notes-due` (notes, notes_since) is the notes' queue: contacts whose property is in HubSpot and
+//! whose notes wait (see `sync`, "Notes"), by when the oldest change not in them was recorded.
+//!
 //! The sparse index `idle-contacts` (idle, idle_since) holds every contact from its first sync until its messages
 //! expire: retention finds there the candidates for `MESSAGE_RETENTION_DAYS` and checks each (see `retention`).
 //!

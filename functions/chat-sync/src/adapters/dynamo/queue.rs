@@ -1,5 +1,5 @@
 //! The sync queue (`SyncQueue`): the sparse index `dirty-contacts`, sharded, with the parked contacts in a
-//! partition of their own.
+//! partition of their own; and the notes' queue, the sparse index `notes-due`, in one partition.
 
 use super::codec::{get_s, s};
 use super::keys::shard;
