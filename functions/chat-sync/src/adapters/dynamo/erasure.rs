@@ -364,7 +364,7 @@ impl ContactErasure for DynamoStore {
         }
         // Out of the queue first (nothing is written to a contact HubSpot deleted), and off the idle index (its
         // messages go with the purge, or expire once it is restored and idle again) and the notes' queue (notes
-        // still pending are due at once if it is restored), then the TTL on every item.
+        // still pending go out in the first notes round after a restore), then the TTL on every item.
         let why = format!(
             "deleted in HubSpot; purged at {} unless restored",
             purge_at.human()

@@ -152,9 +152,9 @@ impl SyncQueue for DynamoStore {
         reason: &str,
     ) -> Result<(), StoreError> {
         // Parked in the same write as the lease goes: nobody writes the contact again until an operator re-queues
-        // it, so it leaves the notes' queue too (its notes stay pending, due at once when it is re-queued). Refused:
-        // our lease expired (whoever holds it now decides; the contact is still queued), or the contact was erased
-        // meanwhile (nothing to park).
+        // it, so it leaves the notes' queue too (its notes stay pending, for the first notes round after it is
+        // re-queued). Refused: our lease expired (whoever holds it now decides; the contact is still queued), or
+        // the contact was erased meanwhile (nothing to park).
         let update = self
             .lease_update(contact, owner)
             .update_expression(format!(
