@@ -51,7 +51,7 @@ pub struct Frozen {
 impl SyncState {
     /// Whether the pending notes may not wait: a change since they were written takes text out of them, or they
     /// were pending before notes waited (no `notes_since`).
-    pub fn notes_now(&self) -> bool {
+    pub fn notes_cannot_wait(&self) -> bool {
         self.notes_now || self.notes_since.is_none()
     }
 

@@ -100,6 +100,15 @@ fn behind(round: &FlushReport, page_full: bool) -> bool {
         || (page_full && round.claimed.saturating_sub(round.notes_only) as usize >= MAX_BATCH / 2)
 }
 
+/// Appends to a round's `candidates` those of `contacts` not among them yet, in order.
+fn add_new<'a>(candidates: &mut Vec<ContactId>, contacts: impl IntoIterator<Item = &'a ContactId>) {
+    for contact in contacts {
+        if !candidates.contains(contact) {
+            candidates.push(contact.clone());
+        }
+    }
+}
+
 /// Whether a round is a *notes round* (see "Notes"): a batch of notes is due (`due` of them, the longest-waiting
 /// `oldest`), or the longest-waiting has waited twice `wait`, so a few stragglers go out too, or the round has
 /// nothing else to write (`idle`: a sweep at a quiet desk, whose next chance is a sweep later).
@@ -438,17 +447,8 @@ impl TranscriptSync {
             let mut candidates = self.store.dirty_contacts(MAX_BATCH).await?;
             // A full page of the queue: at least a batch was waiting, whatever this round can claim of it.
             let page_full = candidates.len() >= MAX_BATCH;
-            let mut add = |contacts: &[ContactId]| {
-                for contact in contacts {
-                    if !candidates.contains(contact) {
-                        candidates.push(contact.clone());
-                    }
-                }
-            };
-            add(&woken);
-            if let Some(own) = own.take() {
-                add(std::slice::from_ref(own));
-            }
+            add_new(&mut candidates, &woken);
+            add_new(&mut candidates, own.take());
             self.store.clear_wakes(&woken).await?;
             if last {
                 // The lease goes *before* the last round: a webhook that comes during it becomes the next flusher
@@ -461,7 +461,7 @@ impl TranscriptSync {
                     tracing::warn!("the flusher lease was taken over; stopping");
                     return Ok(());
                 };
-                add(&left);
+                add_new(&mut candidates, &left);
             }
             // Then the notes: is this a notes round? If so, the contacts whose notes are due come too, after the
             // batch of contacts behind (notes wait for the property, never the other way round). (Queried whatever
@@ -485,11 +485,7 @@ impl TranscriptSync {
             // leave what woke the flusher meanwhile for the next one (`left_woken`): the lag's tail at 5×.
             let time_for_notes = !last && Instant::now() + took * 2 + LINGER_MARGIN < start_by;
             if notes_round && time_for_notes {
-                for (_, contact) in due {
-                    if !candidates.contains(&contact) {
-                        candidates.push(contact);
-                    }
-                }
+                add_new(&mut candidates, due.iter().map(|(_, contact)| contact));
             }
             if candidates.is_empty() {
                 if last || self.store.release_flusher(owner, true).await? {

@@ -282,7 +282,7 @@ impl TranscriptSync {
         let written = !self.settings.targets.notes
             || state.pending_notes.is_empty()
             || wait.is_zero()
-            || state.notes_now()
+            || state.notes_cannot_wait()
             || (notes_round && state.notes_waited(Timestamp::now(), wait));
         if written {
             NotesAt::Written

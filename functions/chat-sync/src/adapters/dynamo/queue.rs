@@ -73,18 +73,15 @@ impl DynamoStore {
             .expression_attribute_values(":waiting", s(schema::NOTES_WAITING))
     }
 
-    /// How many entries one partition of the queue index holds (or, with no partition, the notes' queue): a
-    /// `COUNT` query (reads the index entries, returns no items), followed page by page so a long backlog is
+    /// How many entries a query of one partition of an index finds (a partition of the queue, the notes' queue):
+    /// a `COUNT` query (reads the index entries, returns no items), followed page by page so a long backlog is
     /// counted whole.
-    async fn count_partition(&self, partition: Option<&str>) -> Result<usize, StoreError> {
+    async fn count_entries(&self, query: QueryFluentBuilder) -> Result<usize, StoreError> {
         let mut count = 0;
         let mut start = None;
         loop {
-            let query = match partition {
-                Some(partition) => self.queue_query(partition),
-                None => self.notes_query(),
-            };
             let output = query
+                .clone()
                 .select(Select::Count)
                 .set_exclusive_start_key(start)
                 .return_consumed_capacity(ReturnConsumedCapacity::Total)
@@ -207,13 +204,11 @@ impl SyncQueue for DynamoStore {
     }
 
     async fn backlog_health(&self) -> Result<BacklogHealth, StoreError> {
-        let partitions = (0..schema::DIRTY_SHARDS)
-            .map(|shard| Some(shard.to_string()))
-            .chain([Some(schema::PARKED.to_owned()), None]);
-        let mut counts = futures::future::try_join_all(
-            partitions.map(|p| async move { self.count_partition(p.as_deref()).await }),
-        )
-        .await?;
+        let queries = (0..schema::DIRTY_SHARDS)
+            .map(|shard| self.queue_query(&shard.to_string()))
+            .chain([self.queue_query(schema::PARKED), self.notes_query()]);
+        let mut counts =
+            futures::future::try_join_all(queries.map(|query| self.count_entries(query))).await?;
         let notes_waiting = counts.pop().unwrap_or_default();
         let parked = counts.pop().unwrap_or_default();
         let oldest_behind_since = match self.queued(1).await?.first() {
