@@ -223,9 +223,35 @@ fn local_endpoint(port: u16) -> String {
     format!("http://127.0.0.1:{port}")
 }
 
-/// An ephemeral port that was free a moment ago.
+/// A port that was free a moment ago, chosen below the kernel's ephemeral range.
+///
+/// Every other server of a test process (the HubSpot and Stream doubles, the dev server) binds port 0, and every
+/// outgoing connection takes a source port: all from the ephemeral range. A port from that range, free a moment
+/// ago, could be handed to one of them before the JVM binds it, and again while [`DynamoDbLocal::restart`] has
+/// it stopped; the restarted instance then found a HubSpot double answering on its port. Below the range, only
+/// another explicit bind can take it, and the readiness check refuses any server that is not DynamoDB Local.
 fn free_port() -> std::io::Result<u16> {
+    let ephemeral_low = ephemeral_range_low().unwrap_or(32_768);
+    let lowest = ephemeral_low.saturating_sub(12_000).max(10_000);
+    if lowest < ephemeral_low {
+        for _ in 0..64 {
+            let port = rand::random_range(lowest..ephemeral_low);
+            if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+                return Ok(port);
+            }
+        }
+    }
     Ok(TcpListener::bind(("127.0.0.1", 0))?.local_addr()?.port())
+}
+
+/// The first port of the kernel's ephemeral range (Linux; `None` elsewhere).
+fn ephemeral_range_low() -> Option<u16> {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// Starts the JVM under the wrapper and blocks until it answers HTTP, or fails with the JVM's log.
@@ -294,7 +320,9 @@ fn launch(port: u16, data_dir: Option<&Path>) -> std::io::Result<Process> {
     }
 }
 
-/// Ready = any HTTP response to a `ListTables` call (the port alone opens before requests are served).
+/// Ready = DynamoDB's answer to a `ListTables` call (the port alone opens before requests are served). The call
+/// is unsigned, so the answer is DynamoDB's 400 `MissingAuthenticationToken`: its `x-amzn-RequestId` header
+/// tells it from another server on the port, which must not pass for the instance.
 fn answers_http(port: u16) -> bool {
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_millis(250)) else {
@@ -313,8 +341,12 @@ fn answers_http(port: u16) -> bool {
     if stream.write_all(request.as_bytes()).is_err() {
         return false;
     }
-    let mut head = [0u8; 8];
-    stream.read_exact(&mut head).is_ok() && head.starts_with(b"HTTP/1.")
+    let mut answer = Vec::new();
+    if stream.take(16 * 1024).read_to_end(&mut answer).is_err() {
+        return false;
+    }
+    let answer = String::from_utf8_lossy(&answer).to_ascii_lowercase();
+    answer.starts_with("http/1.") && answer.contains("\r\nx-amzn-requestid:")
 }
 
 fn log_tail(path: &Path) -> String {

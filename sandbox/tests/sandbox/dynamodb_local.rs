@@ -1,6 +1,7 @@
-//! DynamoDB Local starts, answers, keeps persisted data across a restart, and stops.
+//! DynamoDB Local starts, answers, keeps persisted data across a restart, and stops; a port another server holds
+//! is never taken for it.
 
-use sandbox::DynamoDbLocal;
+use sandbox::{DynamoDbLocal, HubSpotDouble};
 use std::time::Duration;
 
 async fn list_tables(http: &reqwest::Client, endpoint: &str) -> reqwest::Result<reqwest::Response> {
@@ -26,6 +27,17 @@ async fn start_restart_and_stop() {
         .expect("DynamoDB Local starts");
     let endpoint = ddb.endpoint();
     assert_eq!(endpoint, format!("http://127.0.0.1:{}", ddb.port()));
+    // Below the ephemeral range, where no double's port 0 and no outgoing connection can take it mid-restart.
+    if let Some(low) = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u16>().ok())
+    {
+        assert!(
+            ddb.port() < low,
+            "port {} in the ephemeral range",
+            ddb.port()
+        );
+    }
     let http = reqwest::Client::new();
 
     let create = http
@@ -68,4 +80,22 @@ async fn start_restart_and_stop() {
     );
     ddb.stop().await.expect("stopping twice is fine");
     std::fs::remove_dir_all(&dir).ok();
+}
+
+#[tokio::test]
+async fn a_port_another_server_answers_on_is_never_taken_for_dynamodb_local() {
+    // A HubSpot double answers any HTTP request (404 "No route"): DynamoDB Local cannot bind its port, and that
+    // answer must not pass for the instance being ready.
+    let double = HubSpotDouble::start("token").await.expect("double starts");
+    let port: u16 = double
+        .base_url()
+        .rsplit(':')
+        .next()
+        .and_then(|port| port.parse().ok())
+        .expect("a port in the double's URL");
+    let started = DynamoDbLocal::start(Some(port), None).await;
+    assert!(
+        started.is_err(),
+        "DynamoDB Local reported ready on port {port}, which the HubSpot double holds"
+    );
 }
