@@ -534,6 +534,10 @@ fn by_request(r: &DeskReport) -> String {
             .map(|((_, op), u)| {
                 let req = u.requests as f64 / m;
                 match (u.write > 0.0, u.read > 0.0) {
+                    // Billed within another request: DynamoDB's units that DynamoDB Local does not report.
+                    (true, _) if u.requests == 0 => {
+                        format!("{op} {:.2} W (billed, not reported)", u.write / m)
+                    }
                     (true, _) => format!("{op} {:.2} W ({req:.2} req)", u.write / m),
                     (false, true) => format!("{op} {:.2} R ({req:.2} req)", u.read / m),
                     (false, false) => format!("{op} ({req:.2} req)"),
@@ -710,7 +714,7 @@ pub fn table(desk: &Desk, runs: &[DeskReport]) -> String {
             &|r| per(r.flush_units, u64::from(r.flushes.claimed)),
         ),
         row(
-            "units per message acknowledged, by request: acknowledging \\| flushing (R read, W write; refused: failed conditions; conflict: refused for a transaction in flight)",
+            "units per message acknowledged, by request: acknowledging \\| flushing (R read, W write; refused: failed conditions; conflict: refused for a transaction in flight; ConditionCheck: what DynamoDB bills for a transaction's checks, which DynamoDB Local does not report)",
             &|r| by_request(r),
         ),
         row("flusher rounds; contacts claimed per round", &|r| {

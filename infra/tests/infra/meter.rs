@@ -1,0 +1,101 @@
+//! The bench's capacity meter bills what DynamoDB bills: a transaction's `ConditionCheck` at two write units,
+//! which DynamoDB Local does not report, and nothing for a transaction its condition cancelled but the refusal.
+
+use crate::support::local_table;
+use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Put, TransactWriteItem};
+use infra::bench::meter::{metered, Meter};
+use std::sync::Arc;
+
+fn key(pk: &str) -> std::collections::HashMap<String, AttributeValue> {
+    [
+        ("pk".to_owned(), AttributeValue::S(pk.to_owned())),
+        ("sk".to_owned(), AttributeValue::S("ITEM".to_owned())),
+    ]
+    .into()
+}
+
+fn put(table: &str, pk: &str) -> TransactWriteItem {
+    let put = Put::builder()
+        .table_name(table)
+        .set_item(Some(key(pk)))
+        .condition_expression("attribute_not_exists(pk)")
+        .build()
+        .expect("a valid put");
+    TransactWriteItem::builder().put(put).build()
+}
+
+fn check_exists(table: &str, pk: &str) -> TransactWriteItem {
+    let check = ConditionCheck::builder()
+        .table_name(table)
+        .set_key(Some(key(pk)))
+        .condition_expression("attribute_exists(pk)")
+        .build()
+        .expect("a valid check");
+    TransactWriteItem::builder().condition_check(check).build()
+}
+
+#[tokio::test]
+async fn a_transactions_condition_check_is_billed_two_write_units() {
+    let (endpoint, table, _store) = local_table("meter").await;
+    let meter = Arc::new(Meter::default());
+    let client = metered(
+        chat_sync::app::local_dynamodb(&endpoint).await,
+        meter.clone(),
+    );
+    client
+        .put_item()
+        .table_name(&table)
+        .set_item(Some(key("gate")))
+        .send()
+        .await
+        .expect("the gate item");
+    let before = meter.units();
+
+    // A put alone, then a put with a check of the gate: the second costs two write units more.
+    client
+        .transact_write_items()
+        .transact_items(put(&table, "first"))
+        .send()
+        .await
+        .expect("committed");
+    let alone = meter.units() - before;
+    client
+        .transact_write_items()
+        .transact_items(put(&table, "second"))
+        .transact_items(check_exists(&table, "gate"))
+        .send()
+        .await
+        .expect("committed");
+    let checked = meter.units() - before - alone;
+    assert!(alone.write > 0.0, "{alone:?}");
+    assert_eq!(checked.write, alone.write + 2.0, "{alone:?} {checked:?}");
+    assert_eq!(
+        meter
+            .by_request()
+            .get(&(false, "ConditionCheck"))
+            .map(|m| (m.write, m.requests)),
+        Some((2.0, 0)),
+        "{:?}",
+        meter.by_request()
+    );
+
+    // A check that fails cancels the transaction: the refusal is counted, the check is not billed as a write.
+    let refused = client
+        .transact_write_items()
+        .transact_items(put(&table, "third"))
+        .transact_items(check_exists(&table, "no such gate"))
+        .send()
+        .await;
+    assert!(refused.is_err(), "the check failed");
+    assert_eq!(
+        meter
+            .by_request()
+            .get(&(false, "ConditionCheck"))
+            .map(|m| m.write),
+        Some(2.0)
+    );
+    assert_eq!(
+        meter.by_request().get(&(false, "refused")).map(|m| m.write),
+        Some(1.0)
+    );
+}
