@@ -1,5 +1,6 @@
 //! Channel mappings and visitors' channels (`Channels`): stored at registration, read by every webhook. A
-//! channel's mapping is the gate of every change recorded for its contact (see `erasure`).
+//! channel's mapping is the gate of every change recorded for its contact (see `erasure`), checked beside the
+//! change or, once the contact's sync record mirrors it, through the record (see `bump_version`).
 
 use super::codec::{channel, conversation, get_s, s, visitor_channel, Item};
 use super::keys::{
@@ -35,6 +36,17 @@ impl DynamoStore {
             "attribute_exists(#pk) AND NOT cleared_deleted = :true \
              AND (attribute_not_exists(cleared_until) OR cleared_until <= :created)",
             Some(created_at),
+        )
+    }
+
+    /// The gate of a change that the sync record takes over (see `bump_version`): the mapping exists and has no
+    /// clearing, so the record, which mirrors every clearing from now on, holds all of the gate.
+    pub(super) fn mapping_uncleared(&self, cid: &str) -> Result<TransactWriteItem, StoreError> {
+        self.mapping_check(
+            cid,
+            "attribute_exists(#pk) AND attribute_not_exists(cleared_deleted) \
+             AND attribute_not_exists(cleared_until)",
+            None,
         )
     }
 
@@ -105,7 +117,8 @@ impl Channels for DynamoStore {
     async fn channel(&self, channel: &ChannelRef) -> Result<Option<ChannelMapping>, StoreError> {
         // Every webhook reads this, so it is read eventually consistently, at half the units: nothing a stale copy
         // holds can be acted on. Every change is gated at commit on the mapping as it then is (`mapping_admits`,
-        // `mapping_exists`, the clearing's own condition), and the rest of a mapping never changes once written
+        // `mapping_exists`, the clearing's own condition) or on the sync record's mirror of it (written in the
+        // clearing's transaction: `bump_version`), and the rest of a mapping never changes once written
         // (`save_channel` puts it only where none is). Only a miss is read again, strongly: a mapping written a
         // moment ago may not show yet, and a webhook that missed it would drop its change.
         match self.read_mapping(channel, false).await? {

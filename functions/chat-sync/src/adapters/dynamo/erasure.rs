@@ -3,10 +3,12 @@
 //! A contact's items are its partition `CONTACT#<id>` (messages, conversations, sync record with its lease), the
 //! channel mapping of each of its conversations (`CHANNEL#<cid>`), and each visitor's entry for that channel
 //! (`USER#<visitor>` / `CHANNEL#<cid>`). The channel mappings are the gate: every change recorded for a contact
-//! checks, in its own transaction, that its channel's mapping still exists, and every flusher write to the
-//! contact's conversation or sync record requires the item to exist. So once the mappings are gone, nothing can be
-//! recorded for the contact again; the sync record, which holds the contact's lease, goes once no flusher holds it
-//! (`delete_sync_record`), and a second pass over the partition catches whatever committed just before.
+//! checks, in its own transaction, that its channel's mapping still exists, or that its sync record, which
+//! mirrors the mapping's part of the gate (see `bump_version`), is not being erased; and every flusher write to the
+//! contact's conversation or sync record requires the item to exist. So once the mappings are gone and the record
+//! is marked `erasing`, nothing can be recorded for the contact again; the sync record, which holds the contact's
+//! lease, goes once no flusher holds it (`delete_sync_record`), and a second pass over the partition catches
+//! whatever committed before the mark.
 
 use super::codec::{alias, get_s, n, s, Item};
 use super::keys::{
@@ -196,7 +198,7 @@ impl DynamoStore {
 
     /// Deletes the contact's sync record, and the lease on it, once no writer holds the lease: a holder may have
     /// sent a write that can still land, and until its lease ends nobody else may write the contact (fencing). The
-    /// record is marked `erasing` first, so no new lease is taken on it; then it is deleted as soon as the holder
+    /// record is marked `erasing` first, so no new lease is taken on it and no change gated on it is recorded; then it is deleted as soon as the holder
     /// lets go or its lease ends, waiting at most `ERASE_WAIT` (then the erasure fails, to be retried, and the
     /// mark stays).
     async fn delete_sync_record(&self, contact: &ContactId) -> Result<(), StoreError> {

@@ -1,14 +1,13 @@
 //! The message log (`MessageLog`): recording every change Stream delivers, each conditional on the message item as
 //! it is when the write lands, and reading what the flusher renders.
 
-use super::codec::{
-    clearing, conversation, expired, get_bool, get_s, message, s, sync_record::first_at, Item,
-};
+use super::codec::sync_record::{first_at, gates};
+use super::codec::{clearing, conversation, expired, get_bool, get_s, message, s, Item};
 use super::keys::{
     channel_pk, contact_pk, conversation_sk, key, messages_from, MAPPING, MESSAGES_END,
     MESSAGE_PREFIX, SYNC,
 };
-use super::sync_record::Erasure;
+use super::sync_record::{Bump, Erasure, SyncGate};
 use super::transact::CONFLICT_RETRIES;
 use super::{build_error, schema, unavailable, DynamoStore};
 use crate::domain::transcript::{Cleared, Conversation, Filling};
@@ -59,7 +58,11 @@ fn supersedes(change: &MessageChange) -> (String, Item) {
 
 impl DynamoStore {
     /// Puts a message item under `condition` together with the version bump (`shown` more lines) and the gate of
-    /// a message's change (the channel's mapping still exists and has not erased the message: `mapping_admits`).
+    /// a message's change (see `bump_version`): on the sync record when it gates the conversation, two items;
+    /// else beside the channel's mapping (`mapping_admits`), three, and the record gates the conversation from
+    /// then on if the mapping has no clearing. A contact's first change, and the first to each conversation,
+    /// pays one refused attempt; every later change costs the two items, not the three a check of the mapping
+    /// made every change pay.
     async fn put_with_bump(
         &self,
         contact: &ContactId,
@@ -71,18 +74,56 @@ impl DynamoStore {
     ) -> Result<Attempt, StoreError> {
         let cid = change.channel.cid();
         let created_at = &change.created_at;
-        // A failed condition returns the item as it is: the next attempt is decided on what is there.
-        let items = vec![
-            self.put(item, condition, &[("#pk", schema::PARTITION_KEY)], values)?,
-            // Only a new message's line may wait for the notes; any other change may take text out of them.
-            self.bump_version(
+        let put = || {
+            self.put(
+                item.clone(),
+                condition,
+                &[("#pk", schema::PARTITION_KEY)],
+                values.clone(),
+            )
+        };
+        let bump = |gate| {
+            self.bump_version(&Bump {
                 contact,
-                &cid,
+                cid: &cid,
                 shown,
-                Some(created_at),
-                None,
-                change.kind != MessageKind::New,
-            )?,
+                created_at: Some(created_at),
+                erasure: None,
+                // Only a new message's line may wait for the notes; any other change may take text out of them.
+                notes_now: change.kind != MessageKind::New,
+                gate,
+            })
+        };
+        // A failed condition on the message returns the item as it is: the next attempt is decided on what is
+        // there.
+        match self
+            .transact(vec![put()?, bump(SyncGate::Required)?])
+            .await?
+        {
+            Ok(()) => return Ok(Attempt::Written),
+            Err(failed) if failed.index == 0 => return Ok(Attempt::Found(failed.item)),
+            // The record gates the conversation and refused: the contact is being erased, or a clearing erased
+            // this message.
+            Err(failed) if gates(failed.item.as_ref(), &cid) => return Ok(Attempt::Gone),
+            // No record yet, or one that does not gate the conversation yet.
+            Err(_) => {}
+        }
+        match self
+            .transact(vec![
+                put()?,
+                bump(SyncGate::Adopted)?,
+                self.mapping_uncleared(&cid)?,
+            ])
+            .await?
+        {
+            Ok(()) => return Ok(Attempt::Written),
+            Err(failed) if failed.index == 0 => return Ok(Attempt::Found(failed.item)),
+            // The mapping is gone, or has a clearing the record may not mirror: checked beside it as it is.
+            Err(_) => {}
+        }
+        let items = vec![
+            put()?,
+            bump(SyncGate::Beside)?,
             self.mapping_admits(&cid, created_at)?,
         ];
         Ok(match self.transact(items).await? {
@@ -207,7 +248,15 @@ impl DynamoStore {
         erasure: Option<Erasure>,
     ) -> Result<(), StoreError> {
         let shown = -(removed.min(i64::MAX as u64) as i64);
-        let bump = self.bump_version(contact, cid, shown, None, erasure, true)?;
+        let bump = self.bump_version(&Bump {
+            contact,
+            cid,
+            shown,
+            created_at: None,
+            erasure,
+            notes_now: true,
+            gate: SyncGate::Beside,
+        })?;
         // Only the mapping's check has a condition: if it fails, the contact was erased meanwhile and nothing of it
         // is left to queue.
         if self
@@ -305,7 +354,16 @@ impl MessageLog for DynamoStore {
             TransactWriteItem::builder()
                 .update(update(contact_pk(contact), conversation_sk(&cid))?)
                 .build(),
-            self.bump_version(contact, &cid, 0, None, Some(Erasure::Conversation), true)?,
+            // The sync record mirrors the clearing from now on: it gates later changes to the conversation.
+            self.bump_version(&Bump {
+                contact,
+                cid: &cid,
+                shown: 0,
+                created_at: None,
+                erasure: Some(Erasure::Conversation(cleared)),
+                notes_now: true,
+                gate: SyncGate::Beside,
+            })?,
         ];
         if self.transact(items).await?.is_err() {
             // Already erased at least this far (a redelivery), or the contact was erased.

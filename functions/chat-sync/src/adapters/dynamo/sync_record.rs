@@ -1,40 +1,81 @@
 //! A contact's sync record (`SyncRecords`): its version, bumped atomically with every recorded change, what was
 //! last written to HubSpot, and where its writes go after a merge.
 
-use super::codec::{alias, n, s, sync_record, sync_record::erasures, sync_record::first_at};
+use super::codec::sync_record::{cleared_deleted, cleared_until, erasures, first_at};
+use super::codec::{alias, n, s, sync_record};
 use super::keys::{contact_pk, key, shard, SYNC};
 use super::transact::CONFLICT_RETRIES;
 use super::{build_error, schema, unavailable, DynamoStore};
+use crate::domain::transcript::Cleared;
 use crate::domain::{ContactId, Timestamp};
 use crate::ports::{StoreError, SyncRecords, SyncState};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, Get, ReturnConsumedCapacity, TransactGetItem, TransactWriteItem, Update,
+    AttributeValue, Get, ReturnConsumedCapacity, ReturnValuesOnConditionCheckFailure,
+    TransactGetItem, TransactWriteItem, Update,
 };
 use std::time::Duration;
 
 /// What an erasure erased, as the sync record counts it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Erasure {
-    /// Messages of the conversation (a truncation or deletion), or its lines' counts after one.
-    Conversation,
+    /// Messages of the conversation (a truncation or deletion): the clearing the sync record mirrors from now on.
+    Conversation(Cleared),
     /// The conversation's visitor and their messages.
     Visitor,
+}
+
+/// How a change to a message is gated on the sync record (see `bump_version`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum SyncGate {
+    /// Not on it: the channel's mapping is checked beside it in the transaction.
+    Beside,
+    /// On it: it must mirror the conversation's clearing (`gates` names the conversation), have no erasure under
+    /// way, and admit a message created when this one was.
+    Required,
+    /// Beside it, on a mapping with no clearing: the sync record mirrors the conversation from now on.
+    Adopted,
+}
+
+/// A change's part on the sync record.
+pub(super) struct Bump<'a> {
+    pub(super) contact: &'a ContactId,
+    pub(super) cid: &'a str,
+    /// Lines the property shows more (or fewer, negative).
+    pub(super) shown: i64,
+    /// The message's creation time, for a change to a message.
+    pub(super) created_at: Option<&'a Timestamp>,
+    pub(super) erasure: Option<Erasure>,
+    /// The change must reach the notes at once (an edit, a deletion, an erasure).
+    pub(super) notes_now: bool,
+    pub(super) gate: SyncGate,
 }
 
 impl DynamoStore {
     /// The sync record's part of a recorded change: a new version, `shown` more (or fewer) lines to show, and the
     /// contact queued in its shard (unless it is parked: a contact HubSpot no longer has stays parked). A change
     /// that must reach the notes at once (`notes_now`: an edit, a deletion, an erasure) says so.
-    pub(super) fn bump_version(
-        &self,
-        contact: &ContactId,
-        cid: &str,
-        shown: i64,
-        created_at: Option<&Timestamp>,
-        erasure: Option<Erasure>,
-        notes_now: bool,
-    ) -> Result<TransactWriteItem, StoreError> {
+    ///
+    /// **The gate.** Nothing may be recorded for a conversation its clearing erased, or for a contact being
+    /// erased. The channel's mapping holds the clearing and goes first in an erasure, so a change checks it in its
+    /// transaction (`mapping_admits`), a third item that DynamoDB bills as a write. The sync record can hold the
+    /// same gate: a clearing writes its marks on the mapping and, in the same transaction, on the sync record
+    /// (`cleared_until:<cid>`, `cleared_deleted:<cid>`) and names the conversation in `gates`; a contact's erasure
+    /// marks the record `erasing` after deleting the mappings, then deletes it (and reads the partition again,
+    /// which takes whatever committed before the mark). So a change to a conversation the record `gates` is gated
+    /// on the record alone (`SyncGate::Required`): two items. A conversation joins `gates` with a clearing, or
+    /// with a change checked beside a mapping that has no clearing (`SyncGate::Adopted`); a mapping cleared before
+    /// records mirrored clearings never joins this way, and its changes are checked beside it as before.
+    pub(super) fn bump_version(&self, bump: &Bump<'_>) -> Result<TransactWriteItem, StoreError> {
+        let Bump {
+            contact,
+            cid,
+            shown,
+            created_at,
+            erasure,
+            notes_now,
+            gate,
+        } = *bump;
         // `pending_notes` names the conversations whose notes need rewriting; it is cleared only together with
         // marking the contact synced at a version whose notes were written (`release_if_current`), and
         // `notes_since` with it: when the oldest change not in the notes was recorded, what a note's wait is
@@ -48,9 +89,6 @@ impl DynamoStore {
                        dirty_since = if_not_exists(dirty_since, :now), changed_at = :now, \
                        notes_since = if_not_exists(notes_since, :now)"
             .to_owned();
-        if notes_now {
-            set.push_str(", notes_now = :true");
-        }
         let mut update = Update::builder()
             .table_name(&self.table)
             .set_key(Some(key(contact_pk(contact), SYNC)))
@@ -61,6 +99,7 @@ impl DynamoStore {
             .expression_attribute_values(":shard", s(shard(contact)))
             .expression_attribute_values(":now", s(Timestamp::now().key()));
         if notes_now {
+            set.push_str(", notes_now = :true");
             update = update.expression_attribute_values(":true", AttributeValue::Bool(true));
         }
         if let Some(created_at) = created_at {
@@ -69,11 +108,55 @@ impl DynamoStore {
                 .expression_attribute_names("#first", first_at(cid))
                 .expression_attribute_values(":created", s(created_at.key()));
         }
-        if let Some(erasure) = erasure {
-            add.push_str(", #erasures :one");
-            update = update.expression_attribute_names("#erasures", erasures(cid));
-            if erasure == Erasure::Visitor {
-                add.push_str(", visitor_erased :cid");
+        match erasure {
+            Some(Erasure::Conversation(cleared)) => {
+                add.push_str(", #erasures :one, gates :cid");
+                update = update.expression_attribute_names("#erasures", erasures(cid));
+                match cleared {
+                    Cleared::Deleted => {
+                        set.push_str(", #deleted = :true");
+                        update = update
+                            .expression_attribute_names("#deleted", cleared_deleted(cid))
+                            .expression_attribute_values(":true", AttributeValue::Bool(true));
+                    }
+                    Cleared::Truncated(until) => {
+                        set.push_str(", #until = :until");
+                        update = update
+                            .expression_attribute_names("#until", cleared_until(cid))
+                            .expression_attribute_values(":until", s(until.key()));
+                    }
+                }
+            }
+            Some(Erasure::Visitor) => {
+                add.push_str(", #erasures :one, visitor_erased :cid");
+                update = update.expression_attribute_names("#erasures", erasures(cid));
+            }
+            None => {}
+        }
+        match gate {
+            SyncGate::Beside => {}
+            SyncGate::Adopted => add.push_str(", gates :cid"),
+            SyncGate::Required => {
+                // The mapping's own condition (`mapping_admits`), on the record's mirror of it. A refusal returns
+                // the record, so the caller can tell a gate that refused from a record that does not gate yet.
+                let created_at = created_at.ok_or_else(|| {
+                    StoreError::Unavailable(
+                        "a change gated on its sync record has no message".into(),
+                    )
+                })?;
+                update = update
+                    .condition_expression(
+                        "contains(gates, :gated) AND NOT erasing = :true AND NOT #deleted = :true \
+                         AND (attribute_not_exists(#until) OR #until <= :created)",
+                    )
+                    .expression_attribute_names("#deleted", cleared_deleted(cid))
+                    .expression_attribute_names("#until", cleared_until(cid))
+                    .expression_attribute_values(":gated", s(cid))
+                    .expression_attribute_values(":true", AttributeValue::Bool(true))
+                    .expression_attribute_values(":created", s(created_at.key()))
+                    .return_values_on_condition_check_failure(
+                        ReturnValuesOnConditionCheckFailure::AllOld,
+                    );
             }
         }
         let update = update

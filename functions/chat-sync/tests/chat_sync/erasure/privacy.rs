@@ -2,6 +2,7 @@
 //! nothing written back by a late webhook or a running flusher.
 
 use super::*;
+use aws_sdk_dynamodb::types::AttributeValue;
 use chat_sync::domain::transcript::Cleared;
 use chat_sync::ports::{ChannelMapping, LeaseOwner, Leases};
 
@@ -322,6 +323,7 @@ async fn an_erasure_meeting_a_live_lease_answers_503_and_its_retry_finishes() {
     let app = TestApp::start().await;
     let (contact, visitor, channel) = chatting_visitor(&app, "held.lease@example.com").await;
     let id = ContactId::parse(&contact).expect("valid");
+    let mapping = mapping_of(&app, &channel).await;
     // A flusher holds the contact for longer than HubSpot waits for an answer (its write may still land: until the
     // lease ends, the erasure must not delete the record the lease is on).
     let holder = LeaseOwner::random();
@@ -349,6 +351,22 @@ async fn an_erasure_meeting_a_live_lease_answers_503_and_its_retry_finishes() {
         record.iter().any(|item| item.contains_key("erasing")),
         "the record is marked: {record:#?}"
     );
+    // A webhook that read the mapping before it went records nothing either: the sync record gates the
+    // conversation (its changes no longer check the mapping), and it is being erased.
+    let late = visitor_message(
+        &mapping,
+        &visitor,
+        "m-while-erasing",
+        "written while erasing",
+    );
+    let recorded = app
+        .store
+        .record_change(&id, &late, Role::Visitor, false)
+        .await
+        .expect("answered");
+    assert_eq!(recorded, Recorded::Unchanged);
+    let left = items_mentioning(&app, &["written while erasing"]).await;
+    assert!(left.is_empty(), "recorded while erasing: {left:#?}");
     let other = LeaseOwner::random();
     assert!(
         app.store
@@ -435,6 +453,107 @@ async fn late_deliveries_racing_a_truncation_keep_nothing_it_erased() {
     );
     // The race happened: changes landed before the truncation (and were erased by it) and were refused after it.
     assert_raced(applied);
+}
+
+#[tokio::test]
+async fn a_conversation_cleared_before_its_record_mirrored_clearings_stays_gated_on_its_mapping() {
+    let app = TestApp::start().await;
+    let (contact, visitor, channel) = chatting_visitor(&app, "cleared.before@example.com").await;
+    let id = ContactId::parse(&contact).expect("valid");
+    let mapping = mapping_of(&app, &channel).await;
+    let cid = mapping.channel.cid();
+    // Its changes are gated on the sync record: its first change named the conversation in `gates`.
+    assert!(record_gates(&app, &contact, &cid).await);
+
+    // A truncation, on a record from before records mirrored clearings: the mapping has it, the record neither
+    // the truncation nor the conversation in `gates`.
+    let until = Timestamp::parse("until", "2026-11-24T11:00:00.000Z").expect("valid");
+    let truncated = app
+        .store
+        .clear_conversation(&mapping, Cleared::Truncated(until))
+        .await
+        .expect("answered");
+    assert_eq!(truncated, Recorded::Applied);
+    app.dynamodb
+        .update_item()
+        .table_name(app.store.table())
+        .key("pk", AttributeValue::S(format!("CONTACT#{contact}")))
+        .key("sk", AttributeValue::S("SYNC".into()))
+        .update_expression("DELETE gates :cid REMOVE #until")
+        .expression_attribute_names("#until", format!("cleared_until:{cid}"))
+        .expression_attribute_values(":cid", AttributeValue::Ss(vec![cid.clone()]))
+        .send()
+        .await
+        .expect("the record as an older version left it");
+
+    // A late delivery of a message the truncation erased: refused by the mapping, and the record does not take
+    // the gate over (it would not know of the truncation).
+    let sent = Timestamp::parse("sent", "2026-11-24T10:30:00.000Z").expect("valid");
+    let mut late = visitor_message(
+        &mapping,
+        &visitor,
+        "m-erased-late",
+        "erased, delivered late",
+    );
+    (late.created_at, late.updated_at) = (sent, sent);
+    let recorded = app
+        .store
+        .record_change(&id, &late, Role::Visitor, false)
+        .await
+        .expect("answered");
+    assert_eq!(recorded, Recorded::Unchanged);
+    assert!(items_mentioning(&app, &["erased, delivered late"])
+        .await
+        .is_empty());
+    // A message after the truncation is recorded, still checked on the mapping.
+    let after = visitor_message(&mapping, &visitor, "m-after", "after the truncation");
+    let recorded = app
+        .store
+        .record_change(&id, &after, Role::Visitor, false)
+        .await
+        .expect("answered");
+    assert_eq!(recorded, Recorded::Applied);
+    assert!(!record_gates(&app, &contact, &cid).await);
+
+    // The next clearing writes the record's mirror: from then on the record gates the conversation.
+    let later = Timestamp::parse("later", "2026-11-24T11:30:00.000Z").expect("valid");
+    let truncated = app
+        .store
+        .clear_conversation(&mapping, Cleared::Truncated(later))
+        .await
+        .expect("answered");
+    assert_eq!(truncated, Recorded::Applied);
+    assert!(record_gates(&app, &contact, &cid).await);
+    let mut late = visitor_message(&mapping, &visitor, "m-erased-later", "erased by the second");
+    (late.created_at, late.updated_at) = (until, until);
+    let recorded = app
+        .store
+        .record_change(&id, &late, Role::Visitor, false)
+        .await
+        .expect("answered");
+    assert_eq!(recorded, Recorded::Unchanged);
+    assert!(items_mentioning(&app, &["erased by the second"])
+        .await
+        .is_empty());
+}
+
+/// Whether the contact's sync record gates changes to the conversation `cid` itself (names it in `gates`).
+async fn record_gates(app: &TestApp, contact: &str, cid: &str) -> bool {
+    let record = app
+        .dynamodb
+        .get_item()
+        .table_name(app.store.table())
+        .key("pk", AttributeValue::S(format!("CONTACT#{contact}")))
+        .key("sk", AttributeValue::S("SYNC".into()))
+        .consistent_read(true)
+        .send()
+        .await
+        .expect("read");
+    record
+        .item()
+        .and_then(|item| item.get("gates"))
+        .and_then(|gates| gates.as_ss().ok())
+        .is_some_and(|gates| gates.iter().any(|gated| gated == cid))
 }
 
 /// How many tasks race an erasure, and how many changes each records.

@@ -14,6 +14,9 @@ use std::collections::HashMap;
 const FIRST_AT: &str = "first_at:";
 /// The prefix of the attributes that count each conversation's erasures.
 const ERASURES: &str = "erasures:";
+/// The prefixes of each conversation's clearing, mirrored from its channel mapping (see `bump_version`, the gate).
+const CLEARED_UNTIL: &str = "cleared_until:";
+const CLEARED_DELETED: &str = "cleared_deleted:";
 
 /// Every attribute the item can hold (a name ending in `:` stands for one attribute per conversation, the cid
 /// after it), and the index keys it carries (`dirty`, `dirty_since`, `notes`, `notes_since`, `idle`,
@@ -41,6 +44,9 @@ pub(in super::super) const ATTRIBUTES: &[&str] = &[
     "frozen",
     ERASURES,
     "visitor_erased",
+    "gates",
+    CLEARED_UNTIL,
+    CLEARED_DELETED,
     "lease_owner",
     "lease_until_ms",
     "erasing",
@@ -55,6 +61,24 @@ pub(in super::super) fn first_at(cid: &str) -> String {
 /// The attribute of the sync record that counts a conversation's erasures (see `SyncState::erasures`).
 pub(in super::super) fn erasures(cid: &str) -> String {
     format!("{ERASURES}{cid}")
+}
+
+/// The attribute of the sync record that mirrors a conversation's truncation (its mapping's `cleared_until`).
+pub(in super::super) fn cleared_until(cid: &str) -> String {
+    format!("{CLEARED_UNTIL}{cid}")
+}
+
+/// The attribute of the sync record that mirrors a conversation's deletion (its mapping's `cleared_deleted`).
+pub(in super::super) fn cleared_deleted(cid: &str) -> String {
+    format!("{CLEARED_DELETED}{cid}")
+}
+
+/// Whether a sync record (as a refused write returned it) gates changes to the conversation `cid` itself: it
+/// mirrors that conversation's clearing (`gates`), so what it refused, its mapping refuses too.
+pub(in super::super) fn gates(item: Option<&Item>, cid: &str) -> bool {
+    item.and_then(|item| item.get("gates"))
+        .and_then(|v| v.as_ss().ok())
+        .is_some_and(|cids| cids.iter().any(|gated| gated == cid))
 }
 
 pub(in super::super) fn decode(item: &Item) -> Result<SyncState, StoreError> {
