@@ -107,6 +107,8 @@ impl Channels for DynamoStore {
             self.put(channel_item, not_exists, &names, Item::new())?,
             self.put(conversation, not_exists, &names, Item::new())?,
             self.put(visitor, not_exists, &names, Item::new())?,
+            // A new conversation has no clearing: the contact's sync record gates it from its first change.
+            self.gate_new_conversation(&mapping.contact_id, &cid)?,
         ];
         match self.transact(items).await? {
             Ok(()) => Ok(()),

@@ -60,9 +60,10 @@ impl DynamoStore {
     /// Puts a message item under `condition` together with the version bump (`shown` more lines) and the gate of
     /// a message's change (see `bump_version`): on the sync record when it gates the conversation, two items;
     /// else beside the channel's mapping (`mapping_admits`), three, and the record gates the conversation from
-    /// then on if the mapping has no clearing. A contact's first change, and the first to each conversation,
-    /// pays one refused attempt; every later change costs the two items, not the three a check of the mapping
-    /// made every change pay.
+    /// then on if the mapping has no clearing. A conversation is gated on the record from its registration, so
+    /// every change costs the two items, not the three a check of the mapping made every change pay; one
+    /// registered before that pays a refused attempt at its first change. One cleared before records mirrored
+    /// clearings pays two refused attempts a change, until its next clearing writes the mirror.
     async fn put_with_bump(
         &self,
         contact: &ContactId,

@@ -63,8 +63,9 @@ impl DynamoStore {
     /// (`cleared_until:<cid>`, `cleared_deleted:<cid>`) and names the conversation in `gates`; a contact's erasure
     /// marks the record `erasing` after deleting the mappings, then deletes it (and reads the partition again,
     /// which takes whatever committed before the mark). So a change to a conversation the record `gates` is gated
-    /// on the record alone (`SyncGate::Required`): two items. A conversation joins `gates` with a clearing, or
-    /// with a change checked beside a mapping that has no clearing (`SyncGate::Adopted`); a mapping cleared before
+    /// on the record alone (`SyncGate::Required`): two items. A conversation joins `gates` at its registration
+    /// (`gate_new_conversation`), with a clearing, or, registered before records gated conversations, with a
+    /// change checked beside a mapping that has no clearing (`SyncGate::Adopted`); a mapping cleared before
     /// records mirrored clearings never joins this way, and its changes are checked beside it as before.
     pub(super) fn bump_version(&self, bump: &Bump<'_>) -> Result<TransactWriteItem, StoreError> {
         let Bump {
@@ -161,6 +162,25 @@ impl DynamoStore {
         }
         let update = update
             .update_expression(format!("ADD {add} SET {set}"))
+            .build()
+            .map_err(build_error)?;
+        Ok(TransactWriteItem::builder().update(update).build())
+    }
+
+    /// The sync record's part of a conversation's registration: the record gates the new conversation from its
+    /// first change, which then checks no mapping (a conversation has no clearing until it is registered). It
+    /// creates the record for a contact's first conversation.
+    pub(super) fn gate_new_conversation(
+        &self,
+        contact: &ContactId,
+        cid: &str,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(contact_pk(contact), SYNC)))
+            .update_expression("ADD gates :cid SET contact_id = :contact")
+            .expression_attribute_values(":cid", AttributeValue::Ss(vec![cid.to_owned()]))
+            .expression_attribute_values(":contact", s(contact.as_str()))
             .build()
             .map_err(build_error)?;
         Ok(TransactWriteItem::builder().update(update).build())

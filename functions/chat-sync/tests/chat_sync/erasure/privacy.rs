@@ -462,7 +462,7 @@ async fn a_conversation_cleared_before_its_record_mirrored_clearings_stays_gated
     let id = ContactId::parse(&contact).expect("valid");
     let mapping = mapping_of(&app, &channel).await;
     let cid = mapping.channel.cid();
-    // Its changes are gated on the sync record: its first change named the conversation in `gates`.
+    // Its changes are gated on the sync record: its registration named the conversation in `gates`.
     assert!(record_gates(&app, &contact, &cid).await);
 
     // A truncation, on a record from before records mirrored clearings: the mapping has it, the record neither
@@ -535,6 +535,40 @@ async fn a_conversation_cleared_before_its_record_mirrored_clearings_stays_gated
     assert!(items_mentioning(&app, &["erased by the second"])
         .await
         .is_empty());
+}
+
+#[tokio::test]
+async fn a_conversation_registered_before_records_gated_conversations_joins_at_its_first_change() {
+    let app = TestApp::start().await;
+    let (contact, visitor, channel) =
+        register_visitor(&app, "Ada", "registered.before@example.com").await;
+    let id = ContactId::parse(&contact).expect("valid");
+    let mapping = mapping_of(&app, &channel).await;
+    let cid = mapping.channel.cid();
+    // A registration names the new conversation in `gates`, creating the contact's sync record.
+    assert!(record_gates(&app, &contact, &cid).await);
+    // As a registration before this version left it: no sync record.
+    app.dynamodb
+        .delete_item()
+        .table_name(app.store.table())
+        .key("pk", AttributeValue::S(format!("CONTACT#{contact}")))
+        .key("sk", AttributeValue::S("SYNC".into()))
+        .send()
+        .await
+        .expect("deleted");
+    // Its first change is checked beside the mapping, which has no clearing: the record gates it from then on.
+    let texts = ["first after the upgrade", "second after the upgrade"];
+    for (i, text) in texts.into_iter().enumerate() {
+        let change = visitor_message(&mapping, &visitor, &format!("m-joined-{i}"), text);
+        let recorded = app
+            .store
+            .record_change(&id, &change, Role::Visitor, false)
+            .await
+            .expect("answered");
+        assert_eq!(recorded, Recorded::Applied, "{text}");
+        assert!(record_gates(&app, &contact, &cid).await, "{text}");
+    }
+    assert_eq!(items_mentioning(&app, &texts).await.len(), 2);
 }
 
 /// Whether the contact's sync record gates changes to the conversation `cid` itself (names it in `gates`).
