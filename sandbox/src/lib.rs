@@ -9,6 +9,7 @@ pub mod dynamodb_local;
 pub mod faults;
 pub mod fixtures;
 pub mod hubspot;
+pub mod inspect;
 pub mod oidc;
 pub mod secrets_manager;
 pub mod stream;

@@ -99,7 +99,8 @@ impl World {
         )
     }
 
-    /// Items of the table that mention `needle`.
+    /// Items of the table that mention `needle` as a whole token: a contact id such as 2001 also turns up inside a
+    /// millisecond timestamp (the rate budget's `tat_ms`), which is no mention of the contact.
     async fn items_with(&self, needle: &str) -> usize {
         let client = chat_sync::app::local_dynamodb(&self.endpoint).await;
         let output = client
@@ -111,7 +112,7 @@ impl World {
         output
             .items()
             .iter()
-            .filter(|item| format!("{item:?}").contains(needle))
+            .filter(|item| sandbox::inspect::mentions(&format!("{item:?}"), needle))
             .count()
     }
 

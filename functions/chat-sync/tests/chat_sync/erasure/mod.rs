@@ -17,6 +17,7 @@ use chat_sync::domain::{
 use chat_sync::erasure::{PURGE_BACKSTOP, RESTORABLE_FOR};
 use chat_sync::ports::{Channels, MessageLog, Recorded, SyncRecords};
 use lambda_http::http::StatusCode;
+use sandbox::inspect::mentions;
 use sandbox::stream::message_event;
 use serde_json::json;
 use std::time::Duration;
@@ -29,32 +30,6 @@ async fn items_mentioning(app: &TestApp, needles: &[&str]) -> Vec<Item> {
         needles.iter().any(|needle| mentions(&text, needle))
     });
     items
-}
-
-/// Whether `needle` occurs in `text` with no letter or digit either side. Contact ids are short numbers (1001,
-/// 1002, ...): as plain substrings they turn up by chance inside another visitor's random hex id
-/// ("visitor-41001a1e…") or a timestamp, and an item of a contact the erasure rightly left was taken for one of
-/// the erased contact's.
-fn mentions(text: &str, needle: &str) -> bool {
-    let alphanumeric_at = |at: Option<char>| at.is_some_and(|c| c.is_ascii_alphanumeric());
-    text.match_indices(needle).any(|(start, _)| {
-        let before = text[..start].chars().next_back();
-        let after = text[start + needle.len()..].chars().next();
-        !alphanumeric_at(before) && !alphanumeric_at(after)
-    })
-}
-
-#[test]
-fn a_needle_is_mentioned_only_as_a_whole_token() {
-    assert!(mentions(r#""pk": S("CONTACT#1001")"#, "1001"));
-    assert!(mentions(r#"N("1001")"#, "1001"));
-    assert!(!mentions(r#"S("visitor-41001a1e9c79")"#, "1001"));
-    assert!(!mentions(r#"N("1796510012345")"#, "1001"));
-    assert!(mentions(
-        r#"S("visitor-41001a1e9c79"), S("CONTACT#1001")"#,
-        "1001"
-    ));
-    assert!(mentions(r#"body: S("a late secret")"#, "a late secret"));
 }
 
 /// Runs the sweeper once: it writes whatever a webhook's flush left queued (on a loaded machine, a webhook's 1 s
