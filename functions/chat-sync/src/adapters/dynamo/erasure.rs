@@ -198,9 +198,9 @@ impl DynamoStore {
 
     /// Deletes the contact's sync record, and the lease on it, once no writer holds the lease: a holder may have
     /// sent a write that can still land, and until its lease ends nobody else may write the contact (fencing). The
-    /// record is marked `erasing` first, so no new lease is taken on it and no change gated on it is recorded; then it is deleted as soon as the holder
-    /// lets go or its lease ends, waiting at most `ERASE_WAIT` (then the erasure fails, to be retried, and the
-    /// mark stays).
+    /// record is marked `erasing` first, so no new lease is taken on it and no change gated on it is recorded;
+    /// then it is deleted as soon as the holder lets go or its lease ends, waiting at most `ERASE_WAIT` (then the
+    /// erasure fails, to be retried, and the mark stays).
     async fn delete_sync_record(&self, contact: &ContactId) -> Result<(), StoreError> {
         let mark = self
             .client
