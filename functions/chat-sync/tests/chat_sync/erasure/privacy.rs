@@ -359,12 +359,7 @@ async fn an_erasure_meeting_a_live_lease_answers_503_and_its_retry_finishes() {
         "m-while-erasing",
         "written while erasing",
     );
-    let recorded = app
-        .store
-        .record_change(&id, &late, Role::Visitor, false)
-        .await
-        .expect("answered");
-    assert_eq!(recorded, Recorded::Unchanged);
+    assert_eq!(record_for(&app, &mapping, &late).await, Recorded::Unchanged);
     let left = items_mentioning(&app, &["written while erasing"]).await;
     assert!(left.is_empty(), "recorded while erasing: {left:#?}");
     let other = LeaseOwner::random();
@@ -438,12 +433,7 @@ async fn late_deliveries_racing_a_truncation_keep_nothing_it_erased() {
         Some(sent),
     );
     tokio::time::sleep(Duration::from_millis(30)).await;
-    let truncated = app
-        .store
-        .clear_conversation(&mapping, Cleared::Truncated(until))
-        .await
-        .expect("answered");
-    assert_eq!(truncated, Recorded::Applied);
+    truncate(&app, &mapping, until).await;
     let applied = recorded(racing).await;
     let left = items_mentioning(&app, &["a late secret"]).await;
     assert!(
@@ -459,7 +449,6 @@ async fn late_deliveries_racing_a_truncation_keep_nothing_it_erased() {
 async fn a_conversation_cleared_before_its_record_mirrored_clearings_stays_gated_on_its_mapping() {
     let app = TestApp::start().await;
     let (contact, visitor, channel) = chatting_visitor(&app, "cleared.before@example.com").await;
-    let id = ContactId::parse(&contact).expect("valid");
     let mapping = mapping_of(&app, &channel).await;
     let cid = mapping.channel.cid();
     // Its changes are gated on the sync record: its registration named the conversation in `gates`.
@@ -468,17 +457,11 @@ async fn a_conversation_cleared_before_its_record_mirrored_clearings_stays_gated
     // A truncation, on a record from before records mirrored clearings: the mapping has it, the record neither
     // the truncation nor the conversation in `gates`.
     let until = Timestamp::parse("until", "2026-11-24T11:00:00.000Z").expect("valid");
-    let truncated = app
-        .store
-        .clear_conversation(&mapping, Cleared::Truncated(until))
-        .await
-        .expect("answered");
-    assert_eq!(truncated, Recorded::Applied);
+    truncate(&app, &mapping, until).await;
     app.dynamodb
         .update_item()
         .table_name(app.store.table())
-        .key("pk", AttributeValue::S(format!("CONTACT#{contact}")))
-        .key("sk", AttributeValue::S("SYNC".into()))
+        .set_key(Some(sync_key(&contact)))
         .update_expression("DELETE gates :cid REMOVE #until")
         .expression_attribute_names("#until", format!("cleared_until:{cid}"))
         .expression_attribute_values(":cid", AttributeValue::Ss(vec![cid.clone()]))
@@ -489,52 +472,19 @@ async fn a_conversation_cleared_before_its_record_mirrored_clearings_stays_gated
     // A late delivery of a message the truncation erased: refused by the mapping, and the record does not take
     // the gate over (it would not know of the truncation).
     let sent = Timestamp::parse("sent", "2026-11-24T10:30:00.000Z").expect("valid");
-    let mut late = visitor_message(
-        &mapping,
-        &visitor,
-        "m-erased-late",
-        "erased, delivered late",
-    );
-    (late.created_at, late.updated_at) = (sent, sent);
-    let recorded = app
-        .store
-        .record_change(&id, &late, Role::Visitor, false)
-        .await
-        .expect("answered");
-    assert_eq!(recorded, Recorded::Unchanged);
-    assert!(items_mentioning(&app, &["erased, delivered late"])
-        .await
-        .is_empty());
+    let late = ("m-erased-late", "erased, delivered late", sent);
+    assert_refused(&app, &mapping, &visitor, late).await;
     // A message after the truncation is recorded, still checked on the mapping.
     let after = visitor_message(&mapping, &visitor, "m-after", "after the truncation");
-    let recorded = app
-        .store
-        .record_change(&id, &after, Role::Visitor, false)
-        .await
-        .expect("answered");
-    assert_eq!(recorded, Recorded::Applied);
+    assert_eq!(record_for(&app, &mapping, &after).await, Recorded::Applied);
     assert!(!record_gates(&app, &contact, &cid).await);
 
     // The next clearing writes the record's mirror: from then on the record gates the conversation.
     let later = Timestamp::parse("later", "2026-11-24T11:30:00.000Z").expect("valid");
-    let truncated = app
-        .store
-        .clear_conversation(&mapping, Cleared::Truncated(later))
-        .await
-        .expect("answered");
-    assert_eq!(truncated, Recorded::Applied);
+    truncate(&app, &mapping, later).await;
     assert!(record_gates(&app, &contact, &cid).await);
-    let mut late = visitor_message(&mapping, &visitor, "m-erased-later", "erased by the second");
-    (late.created_at, late.updated_at) = (until, until);
-    let recorded = app
-        .store
-        .record_change(&id, &late, Role::Visitor, false)
-        .await
-        .expect("answered");
-    assert_eq!(recorded, Recorded::Unchanged);
-    assert!(items_mentioning(&app, &["erased by the second"])
-        .await
-        .is_empty());
+    let late = ("m-erased-later", "erased by the second", until);
+    assert_refused(&app, &mapping, &visitor, late).await;
 }
 
 #[tokio::test]
@@ -542,7 +492,6 @@ async fn a_conversation_registered_before_records_gated_conversations_joins_at_i
     let app = TestApp::start().await;
     let (contact, visitor, channel) =
         register_visitor(&app, "Ada", "registered.before@example.com").await;
-    let id = ContactId::parse(&contact).expect("valid");
     let mapping = mapping_of(&app, &channel).await;
     let cid = mapping.channel.cid();
     // A registration names the new conversation in `gates`, creating the contact's sync record.
@@ -551,8 +500,7 @@ async fn a_conversation_registered_before_records_gated_conversations_joins_at_i
     app.dynamodb
         .delete_item()
         .table_name(app.store.table())
-        .key("pk", AttributeValue::S(format!("CONTACT#{contact}")))
-        .key("sk", AttributeValue::S("SYNC".into()))
+        .set_key(Some(sync_key(&contact)))
         .send()
         .await
         .expect("deleted");
@@ -560,15 +508,56 @@ async fn a_conversation_registered_before_records_gated_conversations_joins_at_i
     let texts = ["first after the upgrade", "second after the upgrade"];
     for (i, text) in texts.into_iter().enumerate() {
         let change = visitor_message(&mapping, &visitor, &format!("m-joined-{i}"), text);
-        let recorded = app
-            .store
-            .record_change(&id, &change, Role::Visitor, false)
-            .await
-            .expect("answered");
-        assert_eq!(recorded, Recorded::Applied, "{text}");
+        assert_eq!(
+            record_for(&app, &mapping, &change).await,
+            Recorded::Applied,
+            "{text}"
+        );
         assert!(record_gates(&app, &contact, &cid).await, "{text}");
     }
     assert_eq!(items_mentioning(&app, &texts).await.len(), 2);
+}
+
+/// Records `change` as a webhook that read `mapping` does.
+async fn record_for(app: &TestApp, mapping: &ChannelMapping, change: &MessageChange) -> Recorded {
+    app.store
+        .record_change(&mapping.contact_id, change, Role::Visitor, false)
+        .await
+        .expect("answered")
+}
+
+/// Truncates the conversation `until` (a first truncation, or a later one than the last).
+async fn truncate(app: &TestApp, mapping: &ChannelMapping, until: Timestamp) {
+    let truncated = app
+        .store
+        .clear_conversation(mapping, Cleared::Truncated(until))
+        .await
+        .expect("answered");
+    assert_eq!(truncated, Recorded::Applied);
+}
+
+/// A late delivery of the visitor's message `(id, text, created at)`: refused, and nothing of its text stored.
+async fn assert_refused(
+    app: &TestApp,
+    mapping: &ChannelMapping,
+    visitor: &str,
+    (id, text, at): (&str, &str, Timestamp),
+) {
+    let mut change = visitor_message(mapping, visitor, id, text);
+    (change.created_at, change.updated_at) = (at, at);
+    assert_eq!(record_for(app, mapping, &change).await, Recorded::Unchanged);
+    assert!(items_mentioning(app, &[text]).await.is_empty(), "{text}");
+}
+
+/// The key of the contact's sync record (docs/storage.md).
+fn sync_key(contact: &str) -> Item {
+    Item::from([
+        (
+            "pk".to_owned(),
+            AttributeValue::S(format!("CONTACT#{contact}")),
+        ),
+        ("sk".to_owned(), AttributeValue::S("SYNC".into())),
+    ])
 }
 
 /// Whether the contact's sync record gates changes to the conversation `cid` itself (names it in `gates`).
@@ -577,8 +566,7 @@ async fn record_gates(app: &TestApp, contact: &str, cid: &str) -> bool {
         .dynamodb
         .get_item()
         .table_name(app.store.table())
-        .key("pk", AttributeValue::S(format!("CONTACT#{contact}")))
-        .key("sk", AttributeValue::S("SYNC".into()))
+        .set_key(Some(sync_key(contact)))
         .consistent_read(true)
         .send()
         .await
