@@ -413,3 +413,129 @@ fn declared_endpoint_variables_are_empty_and_ignored_when_deployed() {
         "{declared:?} are declared: deployed, the SDK must ignore them"
     );
 }
+
+/// What a store sent in its transactions: (the IAM action each item is checked as, its partition key).
+#[derive(Debug, Clone, Default)]
+struct TransactionWrites(std::sync::Arc<std::sync::Mutex<Vec<(&'static str, String)>>>);
+
+impl aws_sdk_dynamodb::config::Intercept for TransactionWrites {
+    fn name(&self) -> &'static str {
+        "transaction-writes"
+    }
+
+    fn read_before_serialization(
+        &self,
+        context: &aws_sdk_dynamodb::config::interceptors::BeforeSerializationInterceptorContextRef<
+            '_,
+        >,
+        _components: &aws_sdk_dynamodb::config::RuntimeComponents,
+        _cfg: &mut aws_sdk_dynamodb::config::ConfigBag,
+    ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
+        use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsInput;
+        let Some(input) = context.input().downcast_ref::<TransactWriteItemsInput>() else {
+            return Ok(());
+        };
+        let pk = |item: Option<
+            &std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>,
+        >| {
+            item.and_then(|item| item.get("pk"))
+                .and_then(|pk| pk.as_s().ok())
+                .cloned()
+                .unwrap_or_default()
+        };
+        let mut writes = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for item in input.transact_items() {
+            if let Some(put) = item.put() {
+                writes.push(("dynamodb:PutItem", pk(Some(put.item()))));
+            } else if let Some(update) = item.update() {
+                writes.push(("dynamodb:UpdateItem", pk(Some(update.key()))));
+            } else if let Some(delete) = item.delete() {
+                writes.push(("dynamodb:DeleteItem", pk(Some(delete.key()))));
+            } else if let Some(check) = item.condition_check() {
+                writes.push(("dynamodb:ConditionCheckItem", pk(Some(check.key()))));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether an `Allow` statement grants `action` on an item whose partition key is `pk`: its actions name it, and
+/// its `dynamodb:LeadingKeys` condition, if any, matches the key (`StringEquals`, or `StringLike` with a
+/// trailing `*`).
+fn allows(statement: &Value, action: &str, pk: &str) -> bool {
+    let strings = |value: &Value| -> Vec<String> {
+        as_list(value)
+            .into_iter()
+            .filter_map(Value::as_str)
+            .map(str::to_owned)
+            .collect()
+    };
+    if statement["Effect"].as_str() != Some("Allow")
+        || !strings(&statement["Action"]).iter().any(|a| a == action)
+    {
+        return false;
+    }
+    let condition = &statement["Condition"];
+    if condition.is_null() {
+        return true;
+    }
+    let keys = |operator: &str| strings(&condition[operator]["dynamodb:LeadingKeys"]);
+    keys("ForAllValues:StringEquals")
+        .iter()
+        .any(|key| key == pk)
+        || keys("ForAllValues:StringLike")
+            .iter()
+            .any(|pattern| match pattern.strip_suffix('*') {
+                Some(prefix) => pk.starts_with(prefix),
+                None => pk == pattern,
+            })
+}
+
+/// IAM checks each item of a `TransactWriteItems` as its own action (there is no `dynamodb:TransactWriteItems`).
+/// SAM local does not enforce the roles, so a write the registration's role does not grant fails only when
+/// deployed: every write `save_channel` sends must be granted, on its key.
+#[tokio::test]
+async fn the_registration_role_grants_every_write_a_registration_sends() {
+    use chat_sync::domain::{ChannelRef, ContactId, Email, Identity, Timestamp, UserId};
+    use chat_sync::ports::{ChannelMapping, Channels};
+    let template = template();
+    let function = &template["Resources"]["RegistrationFunction"];
+    let statements = role_statements(&template, "RegistrationFunction", function);
+
+    let (endpoint, table, _) = crate::support::local_table("registration-role").await;
+    let writes = TransactionWrites::default();
+    let client = chat_sync::app::local_dynamodb(&endpoint).await;
+    let config = client
+        .config()
+        .to_builder()
+        .interceptor(writes.clone())
+        .build();
+    let store = chat_sync::adapters::dynamo::DynamoStore::new(
+        aws_sdk_dynamodb::Client::from_conf(config),
+        &table,
+    );
+    let mapping = ChannelMapping::registered(
+        ChannelRef::parse_cid("messaging:chat-role").expect("valid"),
+        ContactId::parse("1001").expect("valid"),
+        Email::parse("ada@example.com").expect("valid"),
+        UserId::parse("visitor", "visitor-role").expect("valid"),
+        "Ada".into(),
+        Identity::Unverified,
+        Timestamp::now(),
+    );
+    store.save_channel(&mapping).await.expect("saved");
+
+    let writes = writes.0.lock().expect("not poisoned").clone();
+    assert!(writes.len() >= 4, "{writes:?}");
+    for (action, pk) in &writes {
+        assert!(
+            statements
+                .iter()
+                .any(|statement| allows(statement, action, pk)),
+            "the registration's role does not grant {action} on {pk}"
+        );
+    }
+}
