@@ -389,8 +389,7 @@ async fn a_sweep_counts_contacts_behind_and_parked_and_publishes_them_as_valid_e
     app.dynamodb
         .update_item()
         .table_name(app.store.table())
-        .key("pk", AttributeValue::S(format!("CONTACT#{}", behind[1])))
-        .key("sk", AttributeValue::S("SYNC".into()))
+        .set_key(Some(support::sync_record_key(&behind[1])))
         .update_expression("SET dirty_since = :then")
         .expression_attribute_values(":then", AttributeValue::S(an_hour_ago))
         .send()

@@ -461,7 +461,7 @@ async fn a_conversation_cleared_before_its_record_mirrored_clearings_stays_gated
     app.dynamodb
         .update_item()
         .table_name(app.store.table())
-        .set_key(Some(sync_key(&contact)))
+        .set_key(Some(support::sync_record_key(&contact)))
         .update_expression("DELETE gates :cid REMOVE #until")
         .expression_attribute_names("#until", format!("cleared_until:{cid}"))
         .expression_attribute_values(":cid", AttributeValue::Ss(vec![cid.clone()]))
@@ -500,7 +500,7 @@ async fn a_conversation_registered_before_records_gated_conversations_joins_at_i
     app.dynamodb
         .delete_item()
         .table_name(app.store.table())
-        .set_key(Some(sync_key(&contact)))
+        .set_key(Some(support::sync_record_key(&contact)))
         .send()
         .await
         .expect("deleted");
@@ -549,24 +549,13 @@ async fn assert_refused(
     assert!(items_mentioning(app, &[text]).await.is_empty(), "{text}");
 }
 
-/// The key of the contact's sync record (docs/storage.md).
-fn sync_key(contact: &str) -> Item {
-    Item::from([
-        (
-            "pk".to_owned(),
-            AttributeValue::S(format!("CONTACT#{contact}")),
-        ),
-        ("sk".to_owned(), AttributeValue::S("SYNC".into())),
-    ])
-}
-
 /// Whether the contact's sync record gates changes to the conversation `cid` itself (names it in `gates`).
 async fn record_gates(app: &TestApp, contact: &str, cid: &str) -> bool {
     let record = app
         .dynamodb
         .get_item()
         .table_name(app.store.table())
-        .set_key(Some(sync_key(contact)))
+        .set_key(Some(support::sync_record_key(contact)))
         .consistent_read(true)
         .send()
         .await

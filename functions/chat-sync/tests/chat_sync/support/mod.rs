@@ -31,6 +31,20 @@ use std::time::Duration;
 /// A DynamoDB item as the SDK returns it.
 pub type Item = HashMap<String, aws_sdk_dynamodb::types::AttributeValue>;
 
+/// The key of a contact's sync record (docs/storage.md), for tests that read or set it directly.
+pub fn sync_record_key(contact: &str) -> Item {
+    Item::from([
+        (
+            "pk".to_owned(),
+            aws_sdk_dynamodb::types::AttributeValue::S(format!("CONTACT#{contact}")),
+        ),
+        (
+            "sk".to_owned(),
+            aws_sdk_dynamodb::types::AttributeValue::S("SYNC".into()),
+        ),
+    ])
+}
+
 pub const AGENT_ID: &str = chat_sync::config::SupportAgent::DEFAULT_ID;
 /// Where HubSpot calls us in the tests (and in the files in `events/`).
 pub const HUBSPOT_WEBHOOKS_URL: &str = "https://api.example.com/hubspot/webhooks";
