@@ -3,7 +3,7 @@
 //! property and go to notes after the frozen ones; erasures still reach the lines HubSpot alone holds.
 
 use crate::support;
-use crate::support::{new_message, record, register_visitor, Item, TestApp, AGENT_ID};
+use crate::support::{new_message, record, register_visitor, Item, Lambda, TestApp, AGENT_ID};
 use aws_sdk_dynamodb::types::AttributeValue;
 use chat_sync::config::{FlushSettings, Targets};
 use chat_sync::domain::{ContactId, Timestamp};
@@ -33,8 +33,9 @@ async fn sweep(app: &TestApp) -> chat_sync::handlers::sweeper::SweepReport {
     report
 }
 
+/// Retention as the sweeper runs it, on the table as the sweeper's role lets it reach it.
 fn retention(app: &TestApp) -> Retention {
-    Retention::new(app.store.clone(), RetentionPeriod::days(30))
+    Retention::new(app.store_as(Lambda::Sweeper), RetentionPeriod::days(30))
 }
 
 /// Every item of the contact's partition.

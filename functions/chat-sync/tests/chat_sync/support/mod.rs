@@ -25,8 +25,12 @@ pub use sandbox::fixtures::{
 };
 use sandbox::{DynamoDbLocal, HubSpotDouble, StreamDouble};
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError};
 use std::time::Duration;
+
+pub mod roles;
+pub use roles::Lambda;
+use roles::{Refusals, RoleGuard};
 
 /// A DynamoDB item as the SDK returns it.
 pub type Item = HashMap<String, aws_sdk_dynamodb::types::AttributeValue>;
@@ -63,6 +67,8 @@ pub struct TestApp {
     pub budget: Arc<dyn RateBudget>,
     sweeper: Arc<Sweeper>,
     flush: FlushSettings,
+    /// What the deployed roles would have refused the handlers ([`roles`]): checked when the app is dropped.
+    refused: Refusals,
 }
 
 /// The support agent's display name in the test app.
@@ -143,9 +149,16 @@ impl TestApp {
             .create_table()
             .await
             .expect("table created in DynamoDB Local");
-        let app =
-            App::build(parts(&hubspot, &stream, store.clone(), flush)).expect("the app builds");
-        let chat = app.chat.clone().expect("Stream client");
+        // Each Lambda's handler as deployed: an app of its own (a process of its own), reaching the table only as
+        // its role in template.yaml allows.
+        let refused = Refusals::default();
+        let app = |lambda| {
+            let store = guarded(&dynamodb, store.table(), lambda, &refused);
+            App::build(parts(&hubspot, &stream, store, flush)).expect("the app builds")
+        };
+        let (webhook, registration) = (app(Lambda::Webhook), app(Lambda::Registration));
+        let (sweeper, hubspot_webhooks) = (app(Lambda::Sweeper), app(Lambda::HubSpotWebhooks));
+        let chat = registration.chat.clone().expect("Stream client");
         // What `setup --stream-access` does to a deployed app: the agent exists, visitors are confined to their
         // channels. The calls it made are forgotten, so tests count only the app's own.
         setup_stream_access(&chat).await;
@@ -153,16 +166,24 @@ impl TestApp {
         Self {
             dynamodb,
             store,
-            registration: app.registration().expect("registration"),
-            webhook: app.webhook().expect("webhook"),
-            hubspot_webhooks: app.hubspot_webhooks().expect("HubSpot webhooks"),
-            sweeper: app.sweeper().expect("sweeper"),
-            crm: app.crm.clone().expect("HubSpot client"),
-            budget: app.budget.clone().expect("HubSpot budget"),
+            registration: registration.registration().expect("registration"),
+            webhook: webhook.webhook().expect("webhook"),
+            hubspot_webhooks: hubspot_webhooks
+                .hubspot_webhooks()
+                .expect("HubSpot webhooks"),
+            sweeper: sweeper.sweeper().expect("sweeper"),
+            crm: webhook.crm.clone().expect("HubSpot client"),
+            budget: webhook.budget.clone().expect("HubSpot budget"),
             flush,
             hubspot,
             stream,
+            refused,
         }
+    }
+
+    /// The test app's table as `lambda`'s role lets it reach it.
+    pub fn store_as(&self, lambda: Lambda) -> Arc<DynamoStore> {
+        guarded(&self.dynamodb, self.store.table(), lambda, &self.refused)
     }
 
     /// The test app's parts again, on `store`: to build a handler like the app's with one part changed.
@@ -174,7 +195,7 @@ impl TestApp {
     pub fn registration_with(&self, settings: RegistrationSettings) -> Arc<Registration> {
         App::build(Parts {
             registration: Some(settings),
-            ..self.parts_on(self.store.clone())
+            ..self.parts_on(self.store_as(Lambda::Registration))
         })
         .and_then(|app| app.registration())
         .expect("registration builds")
@@ -184,7 +205,7 @@ impl TestApp {
     pub fn agent_sessions_with(&self, settings: AgentSessionSettings) -> Arc<AgentSessions> {
         App::build(Parts {
             agent_sessions: Some(settings),
-            ..self.parts_on(self.store.clone())
+            ..self.parts_on(self.store_as(Lambda::AgentSessions))
         })
         .and_then(|app| app.agent_sessions())
         .expect("agent sessions build")
@@ -198,6 +219,11 @@ impl TestApp {
         })
         .and_then(|app| app.webhook())
         .expect("webhook builds")
+    }
+
+    /// What the deployed roles would have refused the handlers so far, and forgets it (a test of the guard).
+    pub fn take_refusals(&self) -> Vec<String> {
+        std::mem::take(&mut *self.refused.lock().unwrap_or_else(PoisonError::into_inner))
     }
 
     /// The sweeper, as the schedule runs it (its budget 10 s, no retention pass: retention's tests run their own).
@@ -251,6 +277,28 @@ impl TestApp {
             .and_then(|c| c.properties.get("chat_transcript").cloned())
             .unwrap_or_default()
     }
+}
+
+/// Fails the test if a handler sent a request its Lambda's role would refuse once deployed: a handler may have
+/// swallowed the failure (a flush after the webhook's answer), so the test itself may not have seen it.
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        let refused = self.take_refusals();
+        if !refused.is_empty() && !std::thread::panicking() {
+            panic!("requests the deployed roles would refuse (template.yaml): {refused:#?}");
+        }
+    }
+}
+
+/// A store on `table` that reaches it as `lambda`'s role allows, its refusals kept in `refused`.
+fn guarded(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    lambda: Lambda,
+    refused: &Refusals,
+) -> Arc<DynamoStore> {
+    let client = RoleGuard::new(lambda, table, refused.clone()).guard(client);
+    Arc::new(DynamoStore::new(client, table))
 }
 
 /// The parts of the test app: the doubles' URLs and the fixture credentials, HubSpot's Free/Starter rate limit,
