@@ -4,7 +4,7 @@
 use crate::serve::HttpHandler;
 use chat_sync::adapters::dynamo::DynamoStore;
 use chat_sync::adapters::hubspot::{objects, TRANSCRIPT_PROPERTY};
-use chat_sync::domain::transcript::render_line;
+use chat_sync::domain::line::render_line;
 use chat_sync::domain::{Role, StoredMessage};
 use chat_sync::handlers::webhook::{parse_event, Parsed};
 use chat_sync::ports::Channels;

@@ -6,6 +6,7 @@ use super::markdown;
 use super::meter::Metered;
 use super::world::{World, AGENT_ID};
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity};
+use chat_sync::adapters::dynamo::contact_partition;
 use chat_sync::config::{Env, FlushSettings, Targets};
 use chat_sync::domain::transcript::HUBSPOT_PROPERTY_LIMIT;
 use chat_sync::domain::{ChannelRef, ContactId, MessageChange, Role, Timestamp};
@@ -80,7 +81,7 @@ async fn whole_history(
             .query()
             .table_name(table)
             .key_condition_expression("pk = :pk")
-            .expression_attribute_values(":pk", AttributeValue::S(format!("CONTACT#{contact}")))
+            .expression_attribute_values(":pk", AttributeValue::S(contact_partition(contact)))
             .consistent_read(true)
             .set_exclusive_start_key(start.take())
             .return_consumed_capacity(ReturnConsumedCapacity::Total)

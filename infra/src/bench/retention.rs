@@ -7,6 +7,7 @@ use super::markdown;
 use super::meter::Metered;
 use super::world::World;
 use aws_sdk_dynamodb::types::AttributeValue;
+use chat_sync::adapters::dynamo::contact_partition;
 
 use chat_sync::domain::{ChannelRef, ContactId, Timestamp};
 use chat_sync::retention::{Retention, RetentionPeriod};
@@ -43,7 +44,7 @@ async fn ttl_process(
             .key_condition_expression("pk = :pk")
             .filter_expression("attribute_exists(expires_at)")
             .projection_expression("pk, sk")
-            .expression_attribute_values(":pk", AttributeValue::S(format!("CONTACT#{contact}")))
+            .expression_attribute_values(":pk", AttributeValue::S(contact_partition(contact)))
             .set_exclusive_start_key(start.take())
             .send()
             .await

@@ -2,11 +2,8 @@
 //! which is what makes rewriting the whole property idempotent.
 
 use super::archive::ArchivedLine;
-use super::line::{self, notice};
+use super::line::{self, notice, render_line, text_len};
 use super::{Identity, MessageId, StoredMessage, Timestamp};
-
-/// The line format's own items, where callers of the renderer have always found them.
-pub use super::line::{render_line, text_len, MAX_LINE};
 
 /// HubSpot's limit for a string property, counted in UTF-16 code units (what HubSpot's Java backend counts).
 pub const HUBSPOT_PROPERTY_LIMIT: usize = 65_536;
@@ -140,7 +137,7 @@ pub fn render_with_archive(
         }
         let omitted = total - (n - i) as u64;
         let notice = if omitted > 0 { notice_len(omitted) } else { 0 };
-        // The newest line is always kept: MAX_LINE guarantees it fits any realistic limit.
+        // The newest line is always kept: `line::MAX_LINE` guarantees it fits any realistic limit.
         if start < n && used + add + notice > limit + 1 {
             break;
         }

@@ -204,7 +204,9 @@ async fn a_batch_writes_every_contact_in_one_call_across_all_queue_shards() {
         .filter_expression("sk = :sync")
         .expression_attribute_values(
             ":sync",
-            aws_sdk_dynamodb::types::AttributeValue::S("SYNC".into()),
+            aws_sdk_dynamodb::types::AttributeValue::S(
+                chat_sync::adapters::dynamo::SYNC_RECORD_SORT_KEY.into(),
+            ),
         )
         .send()
         .await

@@ -3,9 +3,9 @@
 use chat_sync::adapters::dynamo::DynamoStore;
 use chat_sync::adapters::stream::{sign_body, verify_signature};
 use chat_sync::domain::archive::archived_lines;
+use chat_sync::domain::line::{render_line, text_len};
 use chat_sync::domain::transcript::{
-    render, render_line, render_with_archive, text_len, Conversation, Filling,
-    HUBSPOT_PROPERTY_LIMIT,
+    render, render_with_archive, Conversation, Filling, HUBSPOT_PROPERTY_LIMIT,
 };
 use chat_sync::domain::{
     ChannelId, ChannelRef, ChannelType, ContactId, Email, Identity, MessageId, PersonName, Role,

@@ -5,6 +5,7 @@
 use crate::support;
 use crate::support::{new_message, record, register_visitor, Item, Lambda, TestApp, AGENT_ID};
 use aws_sdk_dynamodb::types::AttributeValue;
+use chat_sync::adapters::dynamo::contact_partition;
 use chat_sync::config::{FlushSettings, Targets};
 use chat_sync::domain::{ContactId, Timestamp};
 use chat_sync::ports::{ContactErasure, Leases, MessageExpiry, SyncRecords};
@@ -44,7 +45,12 @@ async fn partition(app: &TestApp, contact: &str) -> Vec<Item> {
         .query()
         .table_name(app.store.table())
         .key_condition_expression("pk = :pk")
-        .expression_attribute_values(":pk", AttributeValue::S(format!("CONTACT#{contact}")))
+        .expression_attribute_values(
+            ":pk",
+            AttributeValue::S(contact_partition(
+                &ContactId::parse(contact).expect("a contact id"),
+            )),
+        )
         .consistent_read(true)
         .send()
         .await

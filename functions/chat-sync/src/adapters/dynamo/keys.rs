@@ -25,7 +25,7 @@ pub(super) const MESSAGES_END: &str = "MSG#~";
 /// The prefix of a merge alias's sort key.
 pub(super) const ALIAS_PREFIX: &str = "ALIAS#";
 /// The sort key of a contact's sync record.
-pub(super) const SYNC: &str = "SYNC";
+pub const SYNC: &str = "SYNC";
 /// The partition and sort key of the flusher's item.
 pub(super) const FLUSHER_PK: &str = "FLUSHER";
 /// The partition key of the HubSpot rate budget's items.
@@ -48,6 +48,17 @@ pub(super) fn key(pk: String, sk: &str) -> Item {
 
 pub(super) fn contact_pk(contact: &ContactId) -> String {
     format!("{CONTACT_PREFIX}{contact}")
+}
+
+/// A contact's partition key, for readers of the table outside the store (the tests' and the bench's direct
+/// queries), so they do not spell the prefix again.
+pub fn contact_partition(contact: &ContactId) -> String {
+    contact_pk(contact)
+}
+
+/// The key of a contact's sync record, for readers of the table outside the store.
+pub fn sync_record_key(contact: &ContactId) -> Item {
+    key(contact_pk(contact), SYNC)
 }
 
 /// The queue shard of a contact: FNV-1a of its id, so it is the same in every process and release.

@@ -10,7 +10,7 @@ use chat_sync::config::{
     RegistrationSettings, StreamSettings, SweeperSettings, Targets, WebhookSettings,
 };
 use chat_sync::domain::identity::{IdentityPolicy, IdentityVerifier};
-use chat_sync::domain::{ChannelType, UserId};
+use chat_sync::domain::{ChannelType, ContactId, UserId};
 use chat_sync::handlers::agent_sessions::AgentSessions;
 use chat_sync::handlers::hubspot_webhooks::signature::Signed;
 use chat_sync::handlers::hubspot_webhooks::HubSpotWebhooks;
@@ -37,16 +37,7 @@ pub type Item = HashMap<String, aws_sdk_dynamodb::types::AttributeValue>;
 
 /// The key of a contact's sync record (docs/storage.md), for tests that read or set it directly.
 pub fn sync_record_key(contact: &str) -> Item {
-    Item::from([
-        (
-            "pk".to_owned(),
-            aws_sdk_dynamodb::types::AttributeValue::S(format!("CONTACT#{contact}")),
-        ),
-        (
-            "sk".to_owned(),
-            aws_sdk_dynamodb::types::AttributeValue::S("SYNC".into()),
-        ),
-    ])
+    chat_sync::adapters::dynamo::sync_record_key(&ContactId::parse(contact).expect("a contact id"))
 }
 
 pub const AGENT_ID: &str = chat_sync::config::SupportAgent::DEFAULT_ID;
