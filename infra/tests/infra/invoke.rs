@@ -5,6 +5,7 @@
 use crate::support::repo_root;
 use infra::event_table;
 use infra::invoke_env::{InvokeEnv, Ports, EVENTS_ORIGIN, TABLE};
+use infra::lambda_watch;
 use infra::runtime_api::{Invocation, Outcome, RuntimeApi};
 use infra::sam_local;
 use serde_json::Value;
@@ -319,6 +320,42 @@ fn the_readme_sam_local_commands_are_the_ones_make_sam_local_runs() {
         "the README's start-api command is the one make sam-local runs: {}\n{commands:#?}",
         sam_local::start_api_command(3001)
     );
+}
+
+/// The README's `cargo lambda watch` commands are the ones `make lambda-watch` runs (infra::lambda_watch), word for
+/// word: `make invoke-env`, the watch, and one `cargo lambda invoke` per row it shows (each for an event of the table).
+#[test]
+fn the_readme_cargo_lambda_commands_are_the_ones_make_lambda_watch_runs() {
+    let readme = readme();
+    let section = event_table::section(&readme).expect("the README has its local-invoke section");
+    let commands: Vec<&str> = section
+        .lines()
+        .map(|line| line.split(" # ").next().unwrap_or_default().trim_end())
+        .filter(|line| line.starts_with("cargo lambda ") || line.starts_with("make invoke-env"))
+        .collect();
+    for command in [lambda_watch::ENV_COMMAND, lambda_watch::WATCH_COMMAND] {
+        assert!(
+            commands.contains(&command),
+            "the README runs `{command}` as make lambda-watch does:\n{commands:#?}"
+        );
+    }
+    let files = event_table::files(&readme);
+    let invokes: Vec<&&str> = commands
+        .iter()
+        .filter(|c| c.starts_with("cargo lambda invoke "))
+        .collect();
+    assert!(invokes.len() >= 3, "{commands:#?}");
+    for command in invokes {
+        let file = command
+            .split_once("--data-file events/")
+            .map(|(_, file)| file)
+            .unwrap_or_else(|| panic!("{command}: no --data-file events/FILE"));
+        assert!(
+            files.iter().any(|f| f == file),
+            "{file} is not a row of the table"
+        );
+        assert_eq!(*command, lambda_watch::invoke_command(file));
+    }
 }
 
 /// `samconfig.toml`'s `local` environment gives every `sam local` command the ARNs the local Secrets Manager serves.
