@@ -1,6 +1,7 @@
 //! What one flush costs in DynamoDB as a contact's history grows. chat-sync reads only the newest messages a
 //! transcript can show (HubSpot keeps 65,536 characters), so its cost levels off; the previous design read the
 //! contact's whole history on every flush. The ack path (look the channel up, record the message) is per message.
+//! And what both cost as a contact's conversations add up ([`by_conversations`]): the sync record grows with them.
 
 use super::markdown;
 use super::meter::Metered;
@@ -272,6 +273,149 @@ pub fn table(results: &[FlushCost]) -> String {
                 "of it, the newest-messages read (RCU)",
                 "previous design RCU per flush (whole history)",
                 "RCU / WCU per message (ack: channel lookup + record)",
+            ],
+            &rows,
+        )
+    )
+}
+
+/// Conversations per contact measured: a first chat, a regular, a contact who has chatted every week for a year.
+pub const CONVERSATIONS: [usize; 3] = [1, 10, 50];
+
+/// What a message and its flush cost for a contact with `conversations` conversations, each with a message.
+#[derive(Debug, Clone, Copy)]
+pub struct ConversationCost {
+    pub conversations: usize,
+    /// The contact's sync record, in bytes as DynamoDB sizes an item (attribute names and values).
+    pub sync_record_bytes: usize,
+    /// Channel lookup and `record_change` of one message in the newest conversation.
+    pub ack: Metered,
+    /// One sweep that flushes it, as configured by default.
+    pub flush: Metered,
+}
+
+/// An item's size as DynamoDB counts it (close enough for units: names and values in bytes, numbers by digits).
+fn item_bytes(item: &std::collections::HashMap<String, AttributeValue>) -> usize {
+    fn value(v: &AttributeValue) -> usize {
+        match v {
+            AttributeValue::S(s) => s.len(),
+            AttributeValue::N(n) => n.len().div_ceil(2) + 1,
+            AttributeValue::Bool(_) | AttributeValue::Null(_) => 1,
+            AttributeValue::Ss(set) => set.iter().map(String::len).sum(),
+            AttributeValue::Ns(set) => set.iter().map(|n| n.len().div_ceil(2) + 1).sum(),
+            AttributeValue::B(b) => b.as_ref().len(),
+            AttributeValue::Bs(set) => set.iter().map(|b| b.as_ref().len()).sum(),
+            AttributeValue::M(map) => {
+                3 + map
+                    .iter()
+                    .map(|(k, v)| k.len() + value(v) + 1)
+                    .sum::<usize>()
+            }
+            AttributeValue::L(list) => 3 + list.iter().map(|v| value(v) + 1).sum::<usize>(),
+            _ => 0,
+        }
+    }
+    item.iter().map(|(name, v)| name.len() + value(v)).sum()
+}
+
+/// For each of [`CONVERSATIONS`]: one contact whose conversations were registered (as registrations save them) and
+/// each given a message and synced; then one more message in the newest, its ack and its flush metered.
+pub async fn by_conversations(
+    world: &World,
+    dynamodb_endpoint: &str,
+) -> Result<Vec<ConversationCost>, String> {
+    use chat_sync::domain::{Email, Identity, UserId};
+    use chat_sync::ports::ChannelMapping;
+    let visitors = world.setup_visitors(CONVERSATIONS.len()).await?;
+    let configured = world
+        .app_with(FlushSettings::load(&Env::from_process()).map_err(|e| e.to_string())?)
+        .and_then(|app| app.sweeper().map_err(|e| e.to_string()))?;
+    let client = chat_sync::app::local_dynamodb(dynamodb_endpoint).await;
+    let store = &world.store;
+    let base = Timestamp::now().unix_seconds() - 86_400 * 30;
+    let mut results = Vec::new();
+    for (count, visitor) in CONVERSATIONS.into_iter().zip(&visitors) {
+        let contact = ContactId::parse(&visitor.contact_id).map_err(|e| e.to_string())?;
+        let mut channels =
+            vec![
+                ChannelRef::parse_cid(&format!("messaging:{}", visitor.channel_id))
+                    .map_err(|e| e.to_string())?,
+            ];
+        // The visitor's earlier conversations, saved as their registrations saved them.
+        for n in 1..count {
+            let channel = ChannelRef::parse_cid(&format!("messaging:{}-{n}", visitor.channel_id))
+                .map_err(|e| e.to_string())?;
+            let mapping = ChannelMapping::registered(
+                channel.clone(),
+                contact.clone(),
+                Email::parse(&format!("returning{count}@bench.example.com"))
+                    .map_err(|e| e.to_string())?,
+                UserId::parse("visitor", &format!("{}-{n}", visitor.visitor_id))
+                    .map_err(|e| e.to_string())?,
+                "Returning Visitor".into(),
+                Identity::Unverified,
+                Timestamp::now(),
+            );
+            store
+                .save_channel(&mapping)
+                .await
+                .map_err(|e| e.to_string())?;
+            channels.push(channel);
+        }
+        for (n, channel) in channels.iter().enumerate() {
+            let at =
+                Timestamp::from_unix_seconds(base + n as i64).ok_or("timestamp out of range")?;
+            store
+                .record_change(&contact, &change(channel, n, at)?, Role::Agent, false)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        configured.sweep().await.map_err(|e| e.to_string())?;
+        let newest = channels.last().ok_or("no conversation")?;
+        let (ack, flush, _, _) =
+            one_message(world, &configured, (&contact, newest), count + 1).await?;
+        let record = client
+            .get_item()
+            .table_name(store.table())
+            .set_key(Some(chat_sync::adapters::dynamo::sync_record_key(&contact)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| format!("get_item: {e:?}"))?;
+        results.push(ConversationCost {
+            conversations: count,
+            sync_record_bytes: record.item().map_or(0, item_bytes),
+            ack,
+            flush,
+        });
+    }
+    Ok(results)
+}
+
+pub fn conversations_table(results: &[ConversationCost]) -> String {
+    let units = |u: Metered| format!("{:.1} / {:.1}", u.read, u.write);
+    let rows: Vec<Vec<String>> = results
+        .iter()
+        .map(|r| {
+            vec![
+                r.conversations.to_string(),
+                format!("{} B", r.sync_record_bytes),
+                units(r.ack),
+                units(r.flush),
+            ]
+        })
+        .collect();
+    format!(
+        "Cost vs conversations: one contact with 1, 10 and 50 conversations (a visitor who registered again, each \
+         conversation with one message, synced), then one more message in the newest: its acknowledgement and its \
+         flush, as configured by default. The sync record is read and written by both, and DynamoDB bills a write \
+         by each started KB of the item (twice in a transaction).\n\n{}",
+        markdown(
+            &[
+                "conversations",
+                "the contact's sync record",
+                "RCU / WCU per message (ack: channel lookup + record)",
+                "RCU / WCU per flush (notes + property)",
             ],
             &rows,
         )

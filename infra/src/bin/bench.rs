@@ -215,6 +215,9 @@ async fn run() -> Result<(), String> {
         let world = World::start(&endpoint).await?;
         let results = flush_cost::run(&world, &endpoint).await?;
         println!("{}", flush_cost::table(&results));
+        let world = World::start(&endpoint).await?;
+        let results = flush_cost::by_conversations(&world, &endpoint).await?;
+        println!("{}", flush_cost::conversations_table(&results));
     }
 
     if sections.contains(&"retention") {
