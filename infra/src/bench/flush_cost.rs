@@ -112,17 +112,19 @@ pub(super) async fn one_message(
     let (meter, store) = (&world.meter, &world.store);
     let calls_before = world.hubspot.calls().len();
     let before = meter.units();
-    store
+    let mapping = store
         .channel(channel)
         .await
         .map_err(|e| e.to_string())?
         .ok_or("channel missing")?;
+    if mapping.contact_id != *contact {
+        return Err(format!("{channel:?} is not {contact}'s"));
+    }
     store
         .record_change(
-            contact,
+            &mapping,
             &change(channel, n, Timestamp::now())?,
             Role::Agent,
-            false,
         )
         .await
         .map_err(|e| e.to_string())?;
@@ -149,6 +151,12 @@ pub(super) async fn seed(
     base: i64,
 ) -> Result<Duration, String> {
     let store = &world.store;
+    let mapping = &store
+        .channel(channel)
+        .await
+        .map_err(|e| e.to_string())?
+        .filter(|mapping| mapping.contact_id == *contact)
+        .ok_or("the channel is not the contact's")?;
     let started = std::time::Instant::now();
     stream::iter(0..size)
         .map(|n| async move {
@@ -158,7 +166,7 @@ pub(super) async fn seed(
             // A conflict that outlasts the store's own retries: try again.
             for _ in 0..10 {
                 if store
-                    .record_change(contact, &change, Role::Agent, false)
+                    .record_change(mapping, &change, Role::Agent)
                     .await
                     .is_ok()
                 {
@@ -332,9 +340,11 @@ pub async fn by_conversations(
         .and_then(|app| app.sweeper().map_err(|e| e.to_string()))?;
     let client = chat_sync::app::local_dynamodb(dynamodb_endpoint).await;
     let store = &world.store;
-    let base = Timestamp::now().unix_seconds() - 86_400 * 30;
     let mut results = Vec::new();
     for (count, visitor) in CONVERSATIONS.into_iter().zip(&visitors) {
+        // Conversation n's message, a second after the one before, the newest a second ago.
+        let now = Timestamp::now();
+        let message_at = |n: usize| now.earlier_by(Duration::from_secs((count - n) as u64));
         let contact = ContactId::parse(&visitor.contact_id).map_err(|e| e.to_string())?;
         let mut channels =
             vec![
@@ -354,7 +364,8 @@ pub async fn by_conversations(
                     .map_err(|e| e.to_string())?,
                 "Returning Visitor".into(),
                 Identity::Unverified,
-                Timestamp::now(),
+                // A minute before its message: each conversation was registered, then written in.
+                message_at(n).earlier_by(Duration::from_secs(60)),
             );
             store
                 .save_channel(&mapping)
@@ -363,10 +374,13 @@ pub async fn by_conversations(
             channels.push(channel);
         }
         for (n, channel) in channels.iter().enumerate() {
-            let at =
-                Timestamp::from_unix_seconds(base + n as i64).ok_or("timestamp out of range")?;
+            let mapping = store
+                .channel(channel)
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or("channel missing")?;
             store
-                .record_change(&contact, &change(channel, n, at)?, Role::Agent, false)
+                .record_change(&mapping, &change(channel, n, message_at(n))?, Role::Agent)
                 .await
                 .map_err(|e| e.to_string())?;
         }

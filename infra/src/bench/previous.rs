@@ -109,20 +109,23 @@ impl Previous {
         } else {
             Role::Agent
         };
-        let contact = mapping.contact_id;
         let needs_flush = match self
             .store
-            .record_change(&contact, &change, role, false)
+            .record_change(&mapping, &change, role)
             .await
             .map_err(unavailable)?
         {
             Recorded::Applied => true,
             Recorded::Unchanged => {
-                let state = self.store.sync_state(&contact).await.map_err(unavailable)?;
+                let state = self
+                    .store
+                    .sync_state(&mapping.contact_id)
+                    .await
+                    .map_err(unavailable)?;
                 state.version != state.synced_version
             }
         };
-        Ok(needs_flush.then_some(contact))
+        Ok(needs_flush.then_some(mapping.contact_id))
     }
 
     /// Flushes one contact if its lease is free; returns the PATCHes sent.

@@ -27,21 +27,19 @@ fn backlog(endpoint: &str, table: &str, args: &[&str]) -> (i32, String, String) 
 async fn record(store: &DynamoStore, contact: &ContactId, id: &str) {
     // Changes are recorded only for a registered channel: register this contact's, as registration would.
     let channel = format!("chat-{}", contact.as_str());
-    store
-        .save_channel(&ChannelMapping::registered(
-            ChannelRef::new(
-                ChannelType::parse("messaging").expect("valid"),
-                ChannelId::parse(&channel).expect("valid"),
-            ),
-            contact.clone(),
-            Email::parse(&format!("visitor-{}@example.com", contact.as_str())).expect("valid"),
-            UserId::parse("v", "visitor-1").expect("valid"),
-            "Ada".into(),
-            Identity::Unverified,
-            Timestamp::parse("t", "2026-11-24T10:00:00Z").expect("valid"),
-        ))
-        .await
-        .expect("channel");
+    let mapping = ChannelMapping::registered(
+        ChannelRef::new(
+            ChannelType::parse("messaging").expect("valid"),
+            ChannelId::parse(&channel).expect("valid"),
+        ),
+        contact.clone(),
+        Email::parse(&format!("visitor-{}@example.com", contact.as_str())).expect("valid"),
+        UserId::parse("v", "visitor-1").expect("valid"),
+        "Ada".into(),
+        Identity::Unverified,
+        Timestamp::parse("t", "2026-11-24T10:00:00Z").expect("valid"),
+    );
+    store.save_channel(&mapping).await.expect("channel");
     let event = serde_json::json!({
         "type": "message.new",
         "cid": format!("messaging:{channel}"),
@@ -56,7 +54,7 @@ async fn record(store: &DynamoStore, contact: &ContactId, id: &str) {
     };
     assert_eq!(
         store
-            .record_change(contact, &change, Role::Visitor, false)
+            .record_change(&mapping, &change, Role::Visitor)
             .await
             .expect("recorded"),
         Recorded::Applied

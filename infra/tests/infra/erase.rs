@@ -40,21 +40,19 @@ impl World {
     /// A registered visitor of `contact` with one message.
     async fn chat(&self, contact: &str, email: &str, visitor: &str, channel: &str) {
         let contact = ContactId::parse(contact).expect("id");
-        self.store
-            .save_channel(&ChannelMapping::registered(
-                ChannelRef::new(
-                    ChannelType::parse("messaging").expect("valid"),
-                    ChannelId::parse(channel).expect("valid"),
-                ),
-                contact.clone(),
-                Email::parse(email).expect("valid"),
-                UserId::parse("visitor", visitor).expect("valid"),
-                "Ada Lovelace".into(),
-                Identity::Unverified,
-                Timestamp::now(),
-            ))
-            .await
-            .expect("mapping");
+        let mapping = ChannelMapping::registered(
+            ChannelRef::new(
+                ChannelType::parse("messaging").expect("valid"),
+                ChannelId::parse(channel).expect("valid"),
+            ),
+            contact.clone(),
+            Email::parse(email).expect("valid"),
+            UserId::parse("visitor", visitor).expect("valid"),
+            "Ada Lovelace".into(),
+            Identity::Unverified,
+            Timestamp::now(),
+        );
+        self.store.save_channel(&mapping).await.expect("mapping");
         let event = serde_json::json!({
             "type": "message.new",
             "cid": format!("messaging:{channel}"),
@@ -67,7 +65,7 @@ impl World {
             panic!("a message event");
         };
         self.store
-            .record_change(&contact, &change, Role::Visitor, false)
+            .record_change(&mapping, &change, Role::Visitor)
             .await
             .expect("recorded");
         self.stream.seed_user(visitor, "Ada Lovelace", "user");

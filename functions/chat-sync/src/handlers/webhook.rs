@@ -604,9 +604,7 @@ impl Webhook {
             tracing::debug!(contact_id = %mapping.contact_id, "a change to a message erased with its conversation; nothing stored");
             return Ok(Recorded::Unchanged);
         }
-        self.store
-            .record_change(&mapping.contact_id, &change, role, mapping.notes_only)
-            .await
+        self.store.record_change(&mapping, &change, role).await
     }
 }
 

@@ -36,16 +36,16 @@ pub struct ContactReading {
 /// renders.
 #[async_trait]
 pub trait MessageLog: Send + Sync {
-    /// Records a message change idempotently and, atomically with it, bumps the contact's version and queues it.
-    /// `notes_only`: the conversation's lines go to its timeline notes only, never into the contact's property
-    /// (see [`ChannelMapping::notes_only`]). `Unchanged` also when, as the change commits, the channel's mapping is
-    /// gone or a clearing of the conversation covers the message: nothing is recorded then.
+    /// Records a change to a message of `mapping`'s conversation idempotently and, atomically with it, bumps the
+    /// contact's version and queues it. The mapping is the one the change was looked up by: its contact, whether
+    /// its lines go to the timeline notes only ([`ChannelMapping::notes_only`]) and when it was registered.
+    /// `Unchanged` also when, as the change commits, the channel's mapping is gone or a clearing of the
+    /// conversation covers the message: nothing is recorded then.
     async fn record_change(
         &self,
-        contact: &ContactId,
+        mapping: &ChannelMapping,
         change: &MessageChange,
         role: Role,
-        notes_only: bool,
     ) -> Result<Recorded, StoreError>;
     /// Records that Stream erased (part of) a conversation and erases the same messages here: their text and the
     /// lines. Idempotent; `Unchanged` if it was already erased at least this far.

@@ -459,3 +459,81 @@ async fn a_strangers_chat_on_an_existing_contact_goes_to_its_notes_never_its_pro
         "no lines counted that are not shown: {after}"
     );
 }
+
+/// A conversation is read from its registration, less a day, so its messages leave nothing per conversation on the
+/// contact's sync record (which every change writes, billed by its size): a returning visitor's conversations do
+/// not make each later message dearer. A message created more than a day before its channel's registration (a
+/// clock far off, a channel Stream had before) keeps its time there, and its note still has it.
+#[tokio::test]
+async fn a_conversations_messages_leave_nothing_per_conversation_on_the_sync_record() {
+    let app = TestApp::start_with(with_notes(Targets::BOTH)).await;
+    let mut channels = Vec::new();
+    for n in 0..3 {
+        let (contact, visitor, channel) =
+            register_visitor(&app, "Ada", "ada.returning@example.com").await;
+        record(
+            &app,
+            &new_message(&channel, &visitor, &format!("m{n}"), "hello again", n),
+        )
+        .await;
+        channels.push((contact, visitor, channel));
+    }
+    let contact = channels[0].0.clone();
+    assert!(channels.iter().all(|(c, ..)| *c == contact), "one contact");
+    let per_conversation = |record: &support::Item| -> Vec<String> {
+        record
+            .keys()
+            .filter(|name| name.starts_with("first_at:"))
+            .cloned()
+            .collect()
+    };
+    let sync_record = || async {
+        app.dynamodb
+            .get_item()
+            .table_name(app.store.table())
+            .set_key(Some(support::sync_record_key(&contact)))
+            .consistent_read(true)
+            .send()
+            .await
+            .expect("get")
+            .item()
+            .cloned()
+            .expect("the sync record")
+    };
+    assert_eq!(per_conversation(&sync_record().await), Vec::<String>::new());
+
+    // Two days before the third channel was registered.
+    let (_, visitor, channel) = &channels[2];
+    let early = time::OffsetDateTime::now_utc() - time::Duration::days(2);
+    let early = early
+        .format(&time::format_description::well_known::Rfc3339)
+        .expect("formats");
+    record(
+        &app,
+        &sandbox::stream::message_event(
+            "message.new",
+            "messaging",
+            channel,
+            &support::message("m-early", visitor, "Ada", "written long before", &early),
+        ),
+    )
+    .await;
+    assert_eq!(
+        per_conversation(&sync_record().await),
+        [format!("first_at:messaging:{channel}")]
+    );
+    let report = app.sweep().await;
+    assert_eq!(report.flush.synced, 1, "{report:?}");
+    let notes: Vec<String> = app
+        .hubspot
+        .notes_of_contact(&contact)
+        .into_iter()
+        .filter_map(|note| note.properties.get("hs_note_body").cloned())
+        .collect();
+    assert!(
+        notes
+            .iter()
+            .any(|body| body.contains("written long before") && body.contains("hello again")),
+        "{notes:#?}"
+    );
+}

@@ -464,6 +464,22 @@ fn runtime() -> &'static tokio::runtime::Runtime {
     })
 }
 
+/// The mapping of the channel the generated events use, registered to `contact`.
+fn registered(contact: &ContactId) -> ChannelMapping {
+    ChannelMapping::registered(
+        ChannelRef::new(
+            ChannelType::parse("messaging").expect("valid"),
+            ChannelId::parse("chat-1").expect("valid"),
+        ),
+        contact.clone(),
+        Email::parse("ada@example.com").expect("valid"),
+        UserId::parse("v", "visitor-1").expect("valid"),
+        "Ada".into(),
+        Identity::Unverified,
+        Timestamp::parse("t", "2026-11-24T10:00:00Z").expect("valid"),
+    )
+}
+
 fn store() -> &'static DynamoStore {
     static STORE: std::sync::OnceLock<DynamoStore> = std::sync::OnceLock::new();
     STORE.get_or_init(|| {
@@ -476,18 +492,7 @@ fn store() -> &'static DynamoStore {
             // one the generated events use, as registration would, to a contact the cases never draw (so that no
             // case's conversation carries the registration's header and the other's not).
             store
-                .save_channel(&ChannelMapping::registered(
-                    ChannelRef::new(
-                        ChannelType::parse("messaging").expect("valid"),
-                        ChannelId::parse("chat-1").expect("valid"),
-                    ),
-                    ContactId::parse("999999999").expect("valid"),
-                    Email::parse("ada@example.com").expect("valid"),
-                    UserId::parse("v", "visitor-1").expect("valid"),
-                    "Ada".into(),
-                    Identity::Unverified,
-                    Timestamp::parse("t", "2026-11-24T10:00:00Z").expect("valid"),
-                ))
+                .save_channel(&registered(&ContactId::parse("999999999").expect("valid")))
                 .await
                 .expect("channel");
             store
@@ -505,11 +510,13 @@ fn record_and_render(events: &[serde_json::Value]) -> String {
     )
     .expect("id");
     let store = store();
+    // The stored mapping is another contact's: each case records as if its contact had registered the channel.
+    let mapping = registered(&contact);
     runtime().block_on(async {
         for event in events {
             if let Ok(Parsed::Change(change)) = parse_event(event.to_string().as_bytes()) {
                 store
-                    .record_change(&contact, &change, Role::Visitor, false)
+                    .record_change(&mapping, &change, Role::Visitor)
                     .await
                     .expect("recorded");
             }

@@ -66,15 +66,19 @@ impl DynamoStore {
     /// clearings pays two refused attempts a change, until its next clearing writes the mirror.
     async fn put_with_bump(
         &self,
-        contact: &ContactId,
+        mapping: &ChannelMapping,
         change: &MessageChange,
         item: Item,
         condition: &str,
         values: Item,
         shown: i64,
     ) -> Result<Attempt, StoreError> {
+        let contact = &mapping.contact_id;
         let cid = change.channel.cid();
         let created_at = &change.created_at;
+        // A conversation is read from its registration less a day (`conversation_items_raw`): only a message
+        // created before that needs its time kept as where reading starts.
+        let first_at = *created_at < mapping.created_at.earlier_by(CLOCK_SKEW);
         let put = || {
             self.put(
                 item.clone(),
@@ -89,6 +93,7 @@ impl DynamoStore {
                 cid: &cid,
                 shown,
                 created_at: Some(created_at),
+                first_at,
                 erasure: None,
                 // Only a new message's line may wait for the notes; any other change may take text out of them.
                 notes_now: change.kind != MessageKind::New,
@@ -193,7 +198,8 @@ impl DynamoStore {
 
     /// Every message item of a conversation, erased ones included. Its messages were created after the earlier of
     /// its start and its first delivered message (Stream's clock agrees with ours within seconds, and deliveries
-    /// come out of order by seconds; a day's allowance covers both): the read starts there.
+    /// come out of order by seconds; a day's allowance covers both): the read starts there. The first delivered
+    /// message's time is kept only when it is the earlier by more than that day (`put_with_bump`).
     async fn conversation_items_raw(
         &self,
         contact: &ContactId,
@@ -254,6 +260,7 @@ impl DynamoStore {
             cid,
             shown,
             created_at: None,
+            first_at: false,
             erasure,
             notes_now: true,
             gate: SyncGate::Beside,
@@ -275,11 +282,11 @@ impl DynamoStore {
 impl MessageLog for DynamoStore {
     async fn record_change(
         &self,
-        contact: &ContactId,
+        mapping: &ChannelMapping,
         change: &MessageChange,
         role: Role,
-        notes_only: bool,
     ) -> Result<Recorded, StoreError> {
+        let (contact, notes_only) = (&mapping.contact_id, mapping.notes_only);
         // One change is one decision on the message item as it is when the write lands, never a check and a write
         // apart (a `message.new` landing between them would make both fail and lose the change). Each attempt is
         // one transaction conditional on the item's exact state: "absent", or "present and superseded by this
@@ -306,7 +313,7 @@ impl MessageLog for DynamoStore {
                 )
             };
             match self
-                .put_with_bump(contact, change, item.clone(), &condition, values, shown)
+                .put_with_bump(mapping, change, item.clone(), &condition, values, shown)
                 .await?
             {
                 Attempt::Written => return Ok(Recorded::Applied),
@@ -361,6 +368,7 @@ impl MessageLog for DynamoStore {
                 cid: &cid,
                 shown: 0,
                 created_at: None,
+                first_at: false,
                 erasure: Some(Erasure::Conversation(cleared)),
                 notes_now: true,
                 gate: SyncGate::Beside,

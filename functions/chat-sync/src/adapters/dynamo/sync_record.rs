@@ -45,6 +45,9 @@ pub(super) struct Bump<'a> {
     pub(super) shown: i64,
     /// The message's creation time, for a change to a message.
     pub(super) created_at: Option<&'a Timestamp>,
+    /// Keep the message's creation time as its conversation's first (`first_at:<cid>`, unless one is kept): only
+    /// for a message created more than a day before its channel's registration (see `record_change`).
+    pub(super) first_at: bool,
     pub(super) erasure: Option<Erasure>,
     /// The change must reach the notes at once (an edit, a deletion, an erasure).
     pub(super) notes_now: bool,
@@ -73,6 +76,7 @@ impl DynamoStore {
             cid,
             shown,
             created_at,
+            first_at: keep_first,
             erasure,
             notes_now,
             gate,
@@ -82,9 +86,11 @@ impl DynamoStore {
         // `notes_since` with it: when the oldest change not in the notes was recorded, what a note's wait is
         // counted from. It is the notes' queue's sort key, but the contact joins that queue only when a flusher
         // lets its notes wait (the partition key, `notes`, is the flusher's to set): a change writes no index
-        // entry for it. `first_at:<cid>` keeps the creation time of the first message delivered in each
-        // conversation, where reading one starts. `changed_at` is what retention measures idleness from (see
-        // `retention`): not an index key, so keeping it costs no index write.
+        // entry for it. `first_at:<cid>` keeps the creation time of the first message delivered in a
+        // conversation, where reading it starts, when that is earlier than its registration allows for (`first_at`
+        // above): one attribute for every conversation would grow the record, and so every change's units, with
+        // the contact's history. `changed_at` is what retention measures idleness from (see `retention`): not an
+        // index key, so keeping it costs no index write.
         let mut add = "change_version :one, message_count :added, pending_notes :cid".to_owned();
         let mut set = "contact_id = :contact, dirty = if_not_exists(dirty, :shard), \
                        dirty_since = if_not_exists(dirty_since, :now), changed_at = :now, \
@@ -103,7 +109,7 @@ impl DynamoStore {
             set.push_str(", notes_now = :true");
             update = update.expression_attribute_values(":true", AttributeValue::Bool(true));
         }
-        if let Some(created_at) = created_at {
+        if let Some(created_at) = created_at.filter(|_| keep_first) {
             set.push_str(", #first = if_not_exists(#first, :created)");
             update = update
                 .expression_attribute_names("#first", first_at(cid))

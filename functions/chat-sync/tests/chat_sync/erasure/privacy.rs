@@ -211,7 +211,7 @@ async fn webhooks_for_an_erased_channel_write_nothing() {
     let late = visitor_message(&mapping, &visitor, "m-late", "one more thing");
     let recorded = app
         .store
-        .record_change(&mapping.contact_id, &late, Role::Visitor, false)
+        .record_change(&mapping, &late, Role::Visitor)
         .await
         .expect("answered");
     assert_eq!(recorded, Recorded::Unchanged);
@@ -521,7 +521,7 @@ async fn a_conversation_registered_before_records_gated_conversations_joins_at_i
 /// Records `change` as a webhook that read `mapping` does.
 async fn record_for(app: &TestApp, mapping: &ChannelMapping, change: &MessageChange) -> Recorded {
     app.store
-        .record_change(&mapping.contact_id, change, Role::Visitor, false)
+        .record_change(mapping, change, Role::Visitor)
         .await
         .expect("answered")
 }
@@ -594,7 +594,7 @@ fn racing_deliveries(
                         (change.created_at, change.updated_at) = (sent, sent);
                     }
                     let recorded = store
-                        .record_change(&mapping.contact_id, &change, Role::Visitor, false)
+                        .record_change(&mapping, &change, Role::Visitor)
                         .await
                         .expect("answered");
                     applied += usize::from(recorded == Recorded::Applied);
