@@ -400,7 +400,12 @@ async fn changes_racing_the_erasure_leave_nothing_behind() {
         None,
     );
     tokio::time::sleep(Duration::from_millis(30)).await;
-    let (status, body) = from_hubspot(&app, &[("contact.privacyDeletion", &contact)]).await;
+    let (mut status, mut body) = from_hubspot(&app, &[("contact.privacyDeletion", &contact)]).await;
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        // The racing writes kept the erasure from finishing within its budget (a loaded machine): it answers "retry
+        // later", and HubSpot's retry finishes it, as for a live lease.
+        (status, body) = from_hubspot(&app, &[("contact.privacyDeletion", &contact)]).await;
+    }
     assert_eq!(status, StatusCode::OK, "{body}");
     let applied = recorded(racing).await;
     let needles = [contact.as_str(), visitor.as_str(), channel.as_str()];
