@@ -53,6 +53,14 @@ pub enum LambdaWatchError {
     Rows { failed: usize, total: usize },
 }
 
+/// A README command line as a person types it in the repository (no shell: the README's lines need none).
+fn command(root: &Path, line: &str) -> tokio::process::Command {
+    let mut words = line.split_whitespace();
+    let mut command = tokio::process::Command::new(words.next().unwrap_or_default());
+    command.args(words).current_dir(root).stdin(Stdio::null());
+    command
+}
+
 /// A README command running in a process group of its own, stopped with the signal a person's Ctrl-C sends.
 struct Background {
     line: &'static str,
@@ -66,12 +74,7 @@ impl Background {
         let errors = output
             .try_clone()
             .map_err(|e| LambdaWatchError::Setup(format!("{}: {e}", log.display())))?;
-        let mut words = line.split_whitespace();
-        let program = words.next().unwrap_or_default();
-        let child = tokio::process::Command::new(program)
-            .args(words)
-            .current_dir(root)
-            .stdin(Stdio::null())
+        let child = command(root, line)
             .stdout(output)
             .stderr(errors)
             .process_group(0)
@@ -154,12 +157,7 @@ fn env_file_value(root: &Path, name: &str) -> Option<String> {
 /// One `cargo lambda invoke`: the function's answer (the JSON it printed) and how long it took.
 async fn invoke(root: &Path, line: &str) -> Result<(Value, Duration), String> {
     let started = Instant::now();
-    let mut words = line.split_whitespace();
-    let program = words.next().unwrap_or_default();
-    let child = tokio::process::Command::new(program)
-        .args(words)
-        .current_dir(root)
-        .stdin(Stdio::null())
+    let child = command(root, line)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true)

@@ -282,6 +282,31 @@ async fn a_cold_start_missing_a_variable_reports_an_init_error_and_exits() {
     }
 }
 
+/// The README's invoke commands that start with `prefix` (at least three) each name an event of its table after
+/// `flag`, and are word for word what `expected` gives for that event.
+fn each_invoke_is_a_row(
+    readme: &str,
+    commands: &[&str],
+    prefix: &str,
+    flag: &str,
+    expected: impl Fn(&str) -> String,
+) {
+    let files = event_table::files(readme);
+    let invokes: Vec<&&str> = commands.iter().filter(|c| c.starts_with(prefix)).collect();
+    assert!(invokes.len() >= 3, "{commands:#?}");
+    for command in invokes {
+        let file = command
+            .split_once(flag)
+            .map(|(_, file)| file)
+            .unwrap_or_else(|| panic!("{command}: no {flag}FILE"));
+        assert!(
+            files.iter().any(|f| f == file),
+            "{file} is not a row of the table"
+        );
+        assert_eq!(*command, expected(file));
+    }
+}
+
 /// The README's `sam local` commands are the ones `make sam-local` runs (infra::sam_local), word for word: the
 /// credentials line, one `sam local invoke` per row it shows (each for an event of the table), and start-api.
 #[test]
@@ -298,23 +323,13 @@ fn the_readme_sam_local_commands_are_the_ones_make_sam_local_runs() {
         "the README sets SAM's credentials as make sam-local does: {}\n{commands:#?}",
         sam_local::export_line()
     );
-    let files = event_table::files(&readme);
-    let invokes: Vec<&&str> = commands
-        .iter()
-        .filter(|c| c.starts_with("sam local invoke "))
-        .collect();
-    assert!(invokes.len() >= 3, "{commands:#?}");
-    for command in invokes {
-        let file = command
-            .split_once("--event events/")
-            .map(|(_, file)| file)
-            .unwrap_or_else(|| panic!("{command}: no --event events/FILE"));
-        assert!(
-            files.iter().any(|f| f == file),
-            "{file} is not a row of the table"
-        );
-        assert_eq!(*command, sam_local::invoke_command(file));
-    }
+    each_invoke_is_a_row(
+        &readme,
+        &commands,
+        "sam local invoke ",
+        "--event events/",
+        sam_local::invoke_command,
+    );
     assert!(
         commands.contains(&sam_local::start_api_command(3001).as_str()),
         "the README's start-api command is the one make sam-local runs: {}\n{commands:#?}",
@@ -339,23 +354,13 @@ fn the_readme_cargo_lambda_commands_are_the_ones_make_lambda_watch_runs() {
             "the README runs `{command}` as make lambda-watch does:\n{commands:#?}"
         );
     }
-    let files = event_table::files(&readme);
-    let invokes: Vec<&&str> = commands
-        .iter()
-        .filter(|c| c.starts_with("cargo lambda invoke "))
-        .collect();
-    assert!(invokes.len() >= 3, "{commands:#?}");
-    for command in invokes {
-        let file = command
-            .split_once("--data-file events/")
-            .map(|(_, file)| file)
-            .unwrap_or_else(|| panic!("{command}: no --data-file events/FILE"));
-        assert!(
-            files.iter().any(|f| f == file),
-            "{file} is not a row of the table"
-        );
-        assert_eq!(*command, lambda_watch::invoke_command(file));
-    }
+    each_invoke_is_a_row(
+        &readme,
+        &commands,
+        "cargo lambda invoke ",
+        "--data-file events/",
+        lambda_watch::invoke_command,
+    );
 }
 
 /// `samconfig.toml`'s `local` environment gives every `sam local` command the ARNs the local Secrets Manager serves.
