@@ -146,12 +146,14 @@ fn port_open(port: u16) -> bool {
     .is_ok()
 }
 
-/// The variables `make invoke-env` wrote.
-fn env_file_value(root: &Path, name: &str) -> Option<String> {
+/// The variables `make invoke-env` wrote, by name.
+fn env_file(root: &Path) -> std::collections::HashMap<String, String> {
     std::fs::read_to_string(root.join(ENV_FILE))
-        .ok()?
+        .unwrap_or_default()
         .lines()
-        .find_map(|line| line.strip_prefix(&format!("{name}=")).map(str::to_owned))
+        .filter_map(|line| line.split_once('='))
+        .map(|(name, value)| (name.to_owned(), value.to_owned()))
+        .collect()
 }
 
 /// One `cargo lambda invoke`: the function's answer (the JSON it printed) and how long it took.
@@ -184,8 +186,13 @@ async fn invoke(root: &Path, line: &str) -> Result<(Value, Duration), String> {
 /// The sample conversation's contact's transcript in the sandbox HubSpot, read through HubSpot's API with the
 /// sandbox's token, as `make invoke-env` wrote them.
 async fn sample_transcript(root: &Path) -> Result<String, String> {
-    let base = env_file_value(root, "HUBSPOT_BASE_URL").ok_or("no HUBSPOT_BASE_URL")?;
-    let token = env_file_value(root, "HUBSPOT_ACCESS_TOKEN").ok_or("no HUBSPOT_ACCESS_TOKEN")?;
+    let mut variables = env_file(root);
+    let base = variables
+        .remove("HUBSPOT_BASE_URL")
+        .ok_or("no HUBSPOT_BASE_URL")?;
+    let token = variables
+        .remove("HUBSPOT_ACCESS_TOKEN")
+        .ok_or("no HUBSPOT_ACCESS_TOKEN")?;
     let body = json!({
         "idProperty": "email",
         "inputs": [{ "id": SAMPLE_EMAIL }],

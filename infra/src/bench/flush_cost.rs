@@ -8,12 +8,13 @@ use super::meter::Metered;
 use super::world::{World, AGENT_ID};
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity};
 use chat_sync::adapters::dynamo::contact_partition;
+use chat_sync::adapters::dynamo::DynamoStore;
 use chat_sync::config::{Env, FlushSettings, Targets};
 use chat_sync::domain::transcript::HUBSPOT_PROPERTY_LIMIT;
 use chat_sync::domain::{ChannelRef, ContactId, MessageChange, Role, Timestamp};
 use chat_sync::handlers::sweeper::Sweeper;
 use chat_sync::handlers::webhook::{parse_event, Parsed};
-use chat_sync::ports::{Channels, MessageLog};
+use chat_sync::ports::{ChannelMapping, Channels, MessageLog};
 use futures::stream::{self, StreamExt, TryStreamExt};
 use sandbox::stream::message_event;
 use serde_json::json;
@@ -101,6 +102,19 @@ async fn whole_history(
     }
 }
 
+/// The channel's mapping, as the webhook looks it up before it records a change: it must be `contact`'s.
+async fn mapping_of(
+    store: &DynamoStore,
+    (contact, channel): (&ContactId, &ChannelRef),
+) -> Result<ChannelMapping, String> {
+    store
+        .channel(channel)
+        .await
+        .map_err(|e| e.to_string())?
+        .filter(|mapping| mapping.contact_id == *contact)
+        .ok_or_else(|| format!("{} is not {contact}'s channel", channel.cid()))
+}
+
 /// Records message `n` (the webhook's ack path), then runs one sweep; returns the units of each and the HubSpot
 /// calls and bytes the sweep sent.
 pub(super) async fn one_message(
@@ -112,14 +126,7 @@ pub(super) async fn one_message(
     let (meter, store) = (&world.meter, &world.store);
     let calls_before = world.hubspot.calls().len();
     let before = meter.units();
-    let mapping = store
-        .channel(channel)
-        .await
-        .map_err(|e| e.to_string())?
-        .ok_or("channel missing")?;
-    if mapping.contact_id != *contact {
-        return Err(format!("{channel:?} is not {contact}'s"));
-    }
+    let mapping = mapping_of(store, (contact, channel)).await?;
     store
         .record_change(
             &mapping,
@@ -151,12 +158,7 @@ pub(super) async fn seed(
     base: i64,
 ) -> Result<Duration, String> {
     let store = &world.store;
-    let mapping = &store
-        .channel(channel)
-        .await
-        .map_err(|e| e.to_string())?
-        .filter(|mapping| mapping.contact_id == *contact)
-        .ok_or("the channel is not the contact's")?;
+    let mapping = &mapping_of(store, (contact, channel)).await?;
     let started = std::time::Instant::now();
     stream::iter(0..size)
         .map(|n| async move {
@@ -233,8 +235,12 @@ pub async fn run(world: &World, dynamodb_endpoint: &str) -> Result<Vec<FlushCost
     Ok(results)
 }
 
+/// Read / write units, as the tables print them.
+fn units(u: Metered) -> String {
+    format!("{:.1} / {:.1}", u.read, u.write)
+}
+
 pub fn table(results: &[FlushCost]) -> String {
-    let units = |u: Metered| format!("{:.1} / {:.1}", u.read, u.write);
     let rows: Vec<Vec<String>> = results
         .iter()
         .map(|r| {
@@ -333,7 +339,6 @@ pub async fn by_conversations(
     dynamodb_endpoint: &str,
 ) -> Result<Vec<ConversationCost>, String> {
     use chat_sync::domain::{Email, Identity, UserId};
-    use chat_sync::ports::ChannelMapping;
     let visitors = world.setup_visitors(CONVERSATIONS.len()).await?;
     let configured = world
         .app_with(FlushSettings::load(&Env::from_process()).map_err(|e| e.to_string())?)
@@ -346,11 +351,9 @@ pub async fn by_conversations(
         let now = Timestamp::now();
         let message_at = |n: usize| now.earlier_by(Duration::from_secs((count - n) as u64));
         let contact = ContactId::parse(&visitor.contact_id).map_err(|e| e.to_string())?;
-        let mut channels =
-            vec![
-                ChannelRef::parse_cid(&format!("messaging:{}", visitor.channel_id))
-                    .map_err(|e| e.to_string())?,
-            ];
+        let first = ChannelRef::parse_cid(&format!("messaging:{}", visitor.channel_id))
+            .map_err(|e| e.to_string())?;
+        let mut mappings = vec![mapping_of(store, (&contact, &first)).await?];
         // The visitor's earlier conversations, saved as their registrations saved them.
         for n in 1..count {
             let channel = ChannelRef::parse_cid(&format!("messaging:{}-{n}", visitor.channel_id))
@@ -371,21 +374,17 @@ pub async fn by_conversations(
                 .save_channel(&mapping)
                 .await
                 .map_err(|e| e.to_string())?;
-            channels.push(channel);
+            mappings.push(mapping);
         }
-        for (n, channel) in channels.iter().enumerate() {
-            let mapping = store
-                .channel(channel)
-                .await
-                .map_err(|e| e.to_string())?
-                .ok_or("channel missing")?;
+        for (n, mapping) in mappings.iter().enumerate() {
+            let change = change(&mapping.channel, n, message_at(n))?;
             store
-                .record_change(&mapping, &change(channel, n, message_at(n))?, Role::Agent)
+                .record_change(mapping, &change, Role::Agent)
                 .await
                 .map_err(|e| e.to_string())?;
         }
         configured.sweep().await.map_err(|e| e.to_string())?;
-        let newest = channels.last().ok_or("no conversation")?;
+        let newest = &mappings.last().ok_or("no conversation")?.channel;
         let (ack, flush, _, _) =
             one_message(world, &configured, (&contact, newest), count + 1).await?;
         let record = client
@@ -407,7 +406,6 @@ pub async fn by_conversations(
 }
 
 pub fn conversations_table(results: &[ConversationCost]) -> String {
-    let units = |u: Metered| format!("{:.1} / {:.1}", u.read, u.write);
     let rows: Vec<Vec<String>> = results
         .iter()
         .map(|r| {

@@ -282,6 +282,16 @@ async fn a_cold_start_missing_a_variable_reports_an_init_error_and_exits() {
     }
 }
 
+/// The lines of the README's local-invoke section that start with one of `prefixes`, without their `# ` comment.
+fn readme_commands<'a>(readme: &'a str, prefixes: &[&str]) -> Vec<&'a str> {
+    event_table::section(readme)
+        .expect("the README has its local-invoke section")
+        .lines()
+        .map(|line| line.split(" # ").next().unwrap_or_default().trim_end())
+        .filter(|line| prefixes.iter().any(|prefix| line.starts_with(prefix)))
+        .collect()
+}
+
 /// The README's invoke commands that start with `prefix` (at least three) each name an event of its table after
 /// `flag`, and are word for word what `expected` gives for that event.
 fn each_invoke_is_a_row(
@@ -312,12 +322,7 @@ fn each_invoke_is_a_row(
 #[test]
 fn the_readme_sam_local_commands_are_the_ones_make_sam_local_runs() {
     let readme = readme();
-    let section = event_table::section(&readme).expect("the README has its local-invoke section");
-    let commands: Vec<&str> = section
-        .lines()
-        .map(|line| line.split(" # ").next().unwrap_or_default().trim_end())
-        .filter(|line| line.starts_with("sam ") || line.starts_with("export "))
-        .collect();
+    let commands = readme_commands(&readme, &["sam ", "export "]);
     assert!(
         commands.contains(&sam_local::export_line().as_str()),
         "the README sets SAM's credentials as make sam-local does: {}\n{commands:#?}",
@@ -342,12 +347,7 @@ fn the_readme_sam_local_commands_are_the_ones_make_sam_local_runs() {
 #[test]
 fn the_readme_cargo_lambda_commands_are_the_ones_make_lambda_watch_runs() {
     let readme = readme();
-    let section = event_table::section(&readme).expect("the README has its local-invoke section");
-    let commands: Vec<&str> = section
-        .lines()
-        .map(|line| line.split(" # ").next().unwrap_or_default().trim_end())
-        .filter(|line| line.starts_with("cargo lambda ") || line.starts_with("make invoke-env"))
-        .collect();
+    let commands = readme_commands(&readme, &["cargo lambda ", "make invoke-env"]);
     for command in [lambda_watch::ENV_COMMAND, lambda_watch::WATCH_COMMAND] {
         assert!(
             commands.contains(&command),
