@@ -282,7 +282,7 @@ impl InvokeEnv {
         );
         // Registering twice (a restart against a running DynamoDB Local) is fine: the mapping is the same.
         match store.save_channel(&mapping).await {
-            Ok(()) | Err(StoreError::AlreadyExists) => Ok(()),
+            Ok(_) | Err(StoreError::AlreadyExists) => Ok(()),
             Err(error) => Err(error.into()),
         }
     }

@@ -370,11 +370,11 @@ pub async fn by_conversations(
                 // A minute before its message: each conversation was registered, then written in.
                 message_at(n).earlier_by(Duration::from_secs(60)),
             );
-            store
+            let stored = store
                 .save_channel(&mapping)
                 .await
                 .map_err(|e| e.to_string())?;
-            mappings.push(mapping);
+            mappings.push(stored);
         }
         for (n, mapping) in mappings.iter().enumerate() {
             let change = change(&mapping.channel, n, message_at(n))?;

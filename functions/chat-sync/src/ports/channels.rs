@@ -27,6 +27,36 @@ pub struct ChannelMapping {
     /// the property is what the customer's record shows (a stranger's 200 messages would push the customer's own
     /// lines out of it). The notes say the e-mail was not verified.
     pub notes_only: bool,
+    /// Which life of the contact's sync record the conversation was registered into (see [`RecordEpoch`]); `None`
+    /// until the store has saved the mapping, and on a mapping saved before records had epochs.
+    pub epoch: Option<RecordEpoch>,
+}
+
+/// The id of one life of a contact's sync record: made when the record is (by the registration that creates it,
+/// or the first one after an erasure deleted it), kept on every mapping registered while that record lives. The
+/// store's own gate (its `bump_version`): a change whose mapping carries the record's epoch is admitted by the
+/// record alone, which mirrors every clearing of the conversation since its registration; a record made again
+/// after an erasure has another epoch, so it admits nothing of the erased contact's conversations. Opaque outside
+/// the store: one id per life, not per conversation, so the record does not grow with the contact's history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordEpoch(String);
+
+impl RecordEpoch {
+    /// A new life's id: 64 random bits as hex (two lives of one contact's record never share one).
+    pub fn random() -> Self {
+        let mut id = uuid::Uuid::new_v4().simple().to_string();
+        id.truncate(16);
+        Self(id)
+    }
+
+    /// An epoch as stored.
+    pub fn stored(raw: &str) -> Self {
+        Self(raw.to_owned())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
 }
 
 impl ChannelMapping {
@@ -52,6 +82,7 @@ impl ChannelMapping {
             cleared: None,
             purge_at: None,
             notes_only: false,
+            epoch: None,
         }
     }
 
@@ -66,7 +97,8 @@ impl ChannelMapping {
 #[async_trait]
 pub trait Channels: Send + Sync {
     /// Stores the channel mapping and the contact's conversation header; never overwrites an existing channel.
-    async fn save_channel(&self, mapping: &ChannelMapping) -> Result<(), StoreError>;
+    /// Returns the mapping as stored: with the epoch of the contact's sync record it joined.
+    async fn save_channel(&self, mapping: &ChannelMapping) -> Result<ChannelMapping, StoreError>;
     /// The channel's mapping as it was a moment ago: a clearing or an erasure may have landed since (every change
     /// recorded through it is checked against the mapping as it is when it commits), but a mapping that exists is
     /// never reported missing.

@@ -8,11 +8,16 @@ use super::keys::{
 };
 use super::{build_error, corrupt, schema, unavailable, DynamoStore};
 use crate::domain::{ChannelRef, ContactId, Email, Timestamp, UserId};
-use crate::ports::{ChannelMapping, Channels, StoreError};
+use crate::ports::{ChannelMapping, Channels, RecordEpoch, StoreError};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{
     AttributeValue, ConditionCheck, ReturnConsumedCapacity, TransactWriteItem,
 };
+
+/// How often a registration reads the sync record's epoch and tries to join it (see `save_channel`).
+const JOIN_ATTEMPTS: usize = 3;
+/// The position of the sync record's part in a registration's transaction.
+const JOIN_INDEX: usize = 3;
 
 impl DynamoStore {
     /// The gate of every recorded change: the channel's mapping still exists (an erasure deletes it first, so
@@ -95,25 +100,42 @@ impl DynamoStore {
 
 #[async_trait]
 impl Channels for DynamoStore {
-    async fn save_channel(&self, mapping: &ChannelMapping) -> Result<(), StoreError> {
+    async fn save_channel(&self, mapping: &ChannelMapping) -> Result<ChannelMapping, StoreError> {
         let cid = mapping.channel.cid();
-        let channel_item = channel::encode(mapping);
         let conversation = conversation::encode(mapping);
         // The visitor's channels, so that Stream erasing the visitor's messages can be followed here.
         let visitor = visitor_channel::encode(&mapping.visitor_id, &mapping.contact_id, &cid);
         let not_exists = "attribute_not_exists(#pk)";
         let names = [("#pk", schema::PARTITION_KEY)];
-        let items = vec![
-            self.put(channel_item, not_exists, &names, Item::new())?,
-            self.put(conversation, not_exists, &names, Item::new())?,
-            self.put(visitor, not_exists, &names, Item::new())?,
-            // A new conversation has no clearing: the contact's sync record gates it from its first change.
-            self.gate_new_conversation(&mapping.contact_id, &cid)?,
-        ];
-        match self.transact(items).await? {
-            Ok(()) => Ok(()),
-            Err(_) => Err(StoreError::AlreadyExists),
+        // The mapping joins the sync record's life as it is when the registration commits: read its epoch, then
+        // write it only if the record still has it (or, with none, make one). An erasure deleting the record, or
+        // another registration making it, in between refuses the join: read again.
+        for _ in 0..JOIN_ATTEMPTS {
+            let (epoch, current) = match self.record_epoch(&mapping.contact_id).await? {
+                Some(epoch) => (epoch, true),
+                None => (RecordEpoch::random(), false),
+            };
+            let stored = ChannelMapping {
+                epoch: Some(epoch.clone()),
+                ..mapping.clone()
+            };
+            let items = vec![
+                self.put(channel::encode(&stored), not_exists, &names, Item::new())?,
+                self.put(conversation.clone(), not_exists, &names, Item::new())?,
+                self.put(visitor.clone(), not_exists, &names, Item::new())?,
+                // A new conversation has no clearing: the contact's sync record vouches for it from its first
+                // change.
+                self.join_record(&mapping.contact_id, &epoch, current)?,
+            ];
+            match self.transact(items).await? {
+                Ok(()) => return Ok(stored),
+                Err(failed) if failed.index == JOIN_INDEX => continue,
+                Err(_) => return Err(StoreError::AlreadyExists),
+            }
         }
+        Err(StoreError::Unavailable(
+            "the contact's sync record kept changing under the registration".into(),
+        ))
     }
 
     async fn channel(&self, channel: &ChannelRef) -> Result<Option<ChannelMapping>, StoreError> {

@@ -81,7 +81,7 @@ fn mapping_pk(cid: &str) -> String {
 }
 
 /// The key of a channel's mapping, by its cid.
-pub(super) fn mapping_key(cid: &str) -> Item {
+pub fn mapping_key(cid: &str) -> Item {
     key(mapping_pk(cid), MAPPING)
 }
 

@@ -1,13 +1,13 @@
 //! The message log (`MessageLog`): recording every change Stream delivers, each conditional on the message item as
 //! it is when the write lands, and reading what the flusher renders.
 
-use super::codec::sync_record::{first_at, gates};
+use super::codec::sync_record::first_at;
 use super::codec::{clearing, conversation, expired, get_bool, get_s, message, s, Item};
 use super::keys::{
     channel_pk, contact_pk, conversation_sk, key, messages_from, MAPPING, MESSAGES_END,
     MESSAGE_PREFIX, SYNC,
 };
-use super::sync_record::{Bump, Erasure, SyncGate};
+use super::sync_record::{Bump, Erasure, SyncGate, Vouch};
 use super::transact::CONFLICT_RETRIES;
 use super::{build_error, schema, unavailable, DynamoStore};
 use crate::domain::transcript::{Cleared, Conversation, Filling};
@@ -100,18 +100,21 @@ impl DynamoStore {
                 gate,
             })
         };
-        // A failed condition on the message returns the item as it is: the next attempt is decided on what is
-        // there.
+        // The life of the record the conversation was registered into vouches for it; for a mapping saved before
+        // records had epochs, the record's list does. A failed condition on the message returns the item as it
+        // is: the next attempt is decided on what is there.
+        let vouch = mapping.epoch.as_ref().map_or(Vouch::Listed, Vouch::Epoch);
         match self
-            .transact(vec![put()?, bump(SyncGate::Required)?])
+            .transact(vec![put()?, bump(SyncGate::Required(vouch))?])
             .await?
         {
             Ok(()) => return Ok(Attempt::Written),
             Err(failed) if failed.index == 0 => return Ok(Attempt::Found(failed.item)),
-            // The record gates the conversation and refused: the contact is being erased, or a clearing erased
-            // this message.
-            Err(failed) if gates(failed.item.as_ref(), &cid) => return Ok(Attempt::Gone),
-            // No record yet, or one that does not gate the conversation yet.
+            // The record vouches for the conversation and refused: the contact is being erased, or a clearing
+            // erased this message.
+            Err(failed) if vouch.holds(failed.item.as_ref(), &cid) => return Ok(Attempt::Gone),
+            // No record, another life of it (the mapping is from before an erasure), or one that does not list
+            // the conversation yet: the mapping decides.
             Err(_) => {}
         }
         match self
@@ -362,14 +365,18 @@ impl MessageLog for DynamoStore {
             TransactWriteItem::builder()
                 .update(update(contact_pk(contact), conversation_sk(&cid))?)
                 .build(),
-            // The sync record mirrors the clearing from now on: it gates later changes to the conversation.
+            // The sync record mirrors the clearing from now on: it gates later changes to the conversation (a
+            // mapping with no epoch has the record list it: see `Vouch`).
             self.bump_version(&Bump {
                 contact,
                 cid: &cid,
                 shown: 0,
                 created_at: None,
                 first_at: false,
-                erasure: Some(Erasure::Conversation(cleared)),
+                erasure: Some(Erasure::Conversation {
+                    cleared,
+                    list: mapping.epoch.is_none(),
+                }),
                 notes_now: true,
                 gate: SyncGate::Beside,
             })?,

@@ -43,7 +43,7 @@ mod transact;
 
 pub use budget::DynamoBudget;
 pub use capacity::{Consumed, Units};
-pub use keys::{contact_partition, sync_record_key, SYNC as SYNC_RECORD_SORT_KEY};
+pub use keys::{contact_partition, mapping_key, sync_record_key, SYNC as SYNC_RECORD_SORT_KEY};
 pub use throttle::DynamoThrottle;
 
 use crate::ports::StoreError;

@@ -1,14 +1,16 @@
 //! A contact's sync record (`SyncRecords`): its version, bumped atomically with every recorded change, what was
 //! last written to HubSpot, and where its writes go after a merge.
 
-use super::codec::sync_record::{cleared_deleted, cleared_until, erasures, first_at};
-use super::codec::{alias, n, s, sync_record};
+use super::codec::sync_record::{
+    cleared_deleted, cleared_until, epoch as codec_epoch, erasures, first_at, gates,
+};
+use super::codec::{alias, n, s, sync_record, Item};
 use super::keys::{contact_pk, key, shard, SYNC};
 use super::transact::CONFLICT_RETRIES;
 use super::{build_error, schema, unavailable, DynamoStore};
 use crate::domain::transcript::Cleared;
 use crate::domain::{ContactId, Timestamp};
-use crate::ports::{StoreError, SyncRecords, SyncState};
+use crate::ports::{RecordEpoch, StoreError, SyncRecords, SyncState};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{
     AttributeValue, Get, ReturnConsumedCapacity, ReturnValuesOnConditionCheckFailure,
@@ -20,21 +22,47 @@ use std::time::Duration;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Erasure {
     /// Messages of the conversation (a truncation or deletion): the clearing the sync record mirrors from now on.
-    Conversation(Cleared),
+    /// `list`: name the conversation in `gates` too, for a mapping that carries no epoch (see `Vouch`).
+    Conversation { cleared: Cleared, list: bool },
     /// The conversation's visitor and their messages.
     Visitor,
 }
 
 /// How a change to a message is gated on the sync record (see `bump_version`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum SyncGate {
+pub(super) enum SyncGate<'a> {
     /// Not on it: the channel's mapping is checked beside it in the transaction.
     Beside,
-    /// On it: it must mirror the conversation's clearing (`gates` names the conversation), have no erasure under
-    /// way, and admit a message created when this one was.
-    Required,
+    /// On it: it must vouch for the conversation (mirror its clearing since its registration), have no erasure
+    /// under way, and admit a message created when this one was.
+    Required(Vouch<'a>),
     /// Beside it, on a mapping with no clearing: the sync record mirrors the conversation from now on.
     Adopted,
+}
+
+/// Why a sync record mirrors a conversation's clearing, so its gate is the mapping's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Vouch<'a> {
+    /// It is the life of the record the conversation was registered into: its `epoch` is the one the mapping
+    /// carries. Every clearing since writes its mirror on the record in the mapping's transaction, and a record
+    /// made again after an erasure has another epoch. (A record gone without an erasure, as the purge's TTL
+    /// backstop may take it before the mappings, leaves the conversation's changes checked beside the mapping:
+    /// a refused attempt each, never a wrong admission.)
+    Epoch(&'a RecordEpoch),
+    /// It names the conversation in `gates`: registered before records had epochs and adopted at a change, or
+    /// cleared since.
+    Listed,
+}
+
+impl Vouch<'_> {
+    /// Whether `record` (as a refused write returned it) vouches for the conversation `cid` so: then what it
+    /// refused, the mapping refuses too.
+    pub(super) fn holds(self, record: Option<&Item>, cid: &str) -> bool {
+        match self {
+            Vouch::Epoch(epoch) => codec_epoch(record) == Some(epoch.as_str()),
+            Vouch::Listed => gates(record, cid),
+        }
+    }
 }
 
 /// A change's part on the sync record.
@@ -51,7 +79,7 @@ pub(super) struct Bump<'a> {
     pub(super) erasure: Option<Erasure>,
     /// The change must reach the notes at once (an edit, a deletion, an erasure).
     pub(super) notes_now: bool,
-    pub(super) gate: SyncGate,
+    pub(super) gate: SyncGate<'a>,
 }
 
 impl DynamoStore {
@@ -63,13 +91,14 @@ impl DynamoStore {
     /// erased. The channel's mapping holds the clearing and goes first in an erasure, so a change checks it in its
     /// transaction (`mapping_admits`), a third item that DynamoDB bills as a write. The sync record can hold the
     /// same gate: a clearing writes its marks on the mapping and, in the same transaction, on the sync record
-    /// (`cleared_until:<cid>`, `cleared_deleted:<cid>`) and names the conversation in `gates`; a contact's erasure
-    /// marks the record `erasing` after deleting the mappings, then deletes it (and reads the partition again,
-    /// which takes whatever committed before the mark). So a change to a conversation the record `gates` is gated
-    /// on the record alone (`SyncGate::Required`): two items. A conversation joins `gates` at its registration
-    /// (`gate_new_conversation`), with a clearing, or, registered before records gated conversations, with a
-    /// change checked beside a mapping that has no clearing (`SyncGate::Adopted`); a mapping cleared before
-    /// records mirrored clearings never joins this way, and its changes are checked beside it as before.
+    /// (`cleared_until:<cid>`, `cleared_deleted:<cid>`); a contact's erasure marks the record `erasing` after
+    /// deleting the mappings, then deletes it (and reads the partition again, which takes whatever committed
+    /// before the mark). So a change to a conversation the record vouches for (`Vouch`) is gated on the record
+    /// alone (`SyncGate::Required`): two items. The record vouches for every conversation registered into its
+    /// life (`join_record`: the mapping carries the record's `epoch`), with no attribute per conversation, and for
+    /// those it names in `gates`: registered before records had epochs and adopted at a change checked beside a
+    /// mapping that has no clearing (`SyncGate::Adopted`), or cleared since; a mapping cleared before records
+    /// mirrored clearings is never adopted, and its changes are checked beside it as before.
     pub(super) fn bump_version(&self, bump: &Bump<'_>) -> Result<TransactWriteItem, StoreError> {
         let Bump {
             contact,
@@ -116,8 +145,11 @@ impl DynamoStore {
                 .expression_attribute_values(":created", s(created_at.key()));
         }
         match erasure {
-            Some(Erasure::Conversation(cleared)) => {
-                add.push_str(", #erasures :one, gates :cid");
+            Some(Erasure::Conversation { cleared, list }) => {
+                add.push_str(", #erasures :one");
+                if list {
+                    add.push_str(", gates :cid");
+                }
                 update = update.expression_attribute_names("#erasures", erasures(cid));
                 match cleared {
                     Cleared::Deleted => {
@@ -143,7 +175,7 @@ impl DynamoStore {
         match gate {
             SyncGate::Beside => {}
             SyncGate::Adopted => add.push_str(", gates :cid"),
-            SyncGate::Required => {
+            SyncGate::Required(vouch) => {
                 // The mapping's own condition (`mapping_admits`), on the record's mirror of it. A refusal returns
                 // the record, so the caller can tell a gate that refused from a record that does not gate yet.
                 let created_at = created_at.ok_or_else(|| {
@@ -151,14 +183,23 @@ impl DynamoStore {
                         "a change gated on its sync record has no message".into(),
                     )
                 })?;
+                let vouched = match vouch {
+                    Vouch::Epoch(epoch) => {
+                        update = update.expression_attribute_values(":vouch", s(epoch.as_str()));
+                        "epoch = :vouch"
+                    }
+                    Vouch::Listed => {
+                        update = update.expression_attribute_values(":vouch", s(cid));
+                        "contains(gates, :vouch)"
+                    }
+                };
                 update = update
-                    .condition_expression(
-                        "contains(gates, :gated) AND NOT erasing = :true AND NOT #deleted = :true \
-                         AND (attribute_not_exists(#until) OR #until <= :created)",
-                    )
+                    .condition_expression(format!(
+                        "{vouched} AND NOT erasing = :true AND NOT #deleted = :true \
+                         AND (attribute_not_exists(#until) OR #until <= :created)"
+                    ))
                     .expression_attribute_names("#deleted", cleared_deleted(cid))
                     .expression_attribute_names("#until", cleared_until(cid))
-                    .expression_attribute_values(":gated", s(cid))
                     .expression_attribute_values(":true", AttributeValue::Bool(true))
                     .expression_attribute_values(":created", s(created_at.key()))
                     .return_values_on_condition_check_failure(
@@ -173,20 +214,50 @@ impl DynamoStore {
         Ok(TransactWriteItem::builder().update(update).build())
     }
 
-    /// The sync record's part of a conversation's registration: the record gates the new conversation from its
-    /// first change, which then checks no mapping (a conversation has no clearing until it is registered). It
-    /// creates the record for a contact's first conversation.
-    pub(super) fn gate_new_conversation(
+    /// The epoch of the contact's sync record as it is now (read strongly): `None` if there is no record, or one
+    /// made before records had epochs.
+    pub(super) async fn record_epoch(
         &self,
         contact: &ContactId,
-        cid: &str,
+    ) -> Result<Option<RecordEpoch>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(contact_pk(contact), SYNC)))
+            .projection_expression("epoch")
+            .consistent_read(true)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        self.consumed.add(output.consumed_capacity());
+        Ok(codec_epoch(output.item()).map(RecordEpoch::stored))
+    }
+
+    /// The sync record's part of a conversation's registration: the record is still the life `epoch` names
+    /// (`current`), or, if it has none, becomes that life (a new record for a contact's first conversation, or the
+    /// first after an erasure). The new mapping carries the epoch, so the record vouches for the conversation from
+    /// its first change (`Vouch::Epoch`), which then checks no mapping: a conversation has no clearing until it is
+    /// registered. One attribute a record, not one a conversation.
+    pub(super) fn join_record(
+        &self,
+        contact: &ContactId,
+        epoch: &RecordEpoch,
+        current: bool,
     ) -> Result<TransactWriteItem, StoreError> {
+        let condition = if current {
+            "epoch = :epoch"
+        } else {
+            "attribute_not_exists(epoch)"
+        };
         let update = Update::builder()
             .table_name(&self.table)
             .set_key(Some(key(contact_pk(contact), SYNC)))
-            .update_expression("ADD gates :cid SET contact_id = :contact")
-            .expression_attribute_values(":cid", AttributeValue::Ss(vec![cid.to_owned()]))
+            .update_expression("SET contact_id = :contact, epoch = :epoch")
+            .condition_expression(condition)
             .expression_attribute_values(":contact", s(contact.as_str()))
+            .expression_attribute_values(":epoch", s(epoch.as_str()))
             .build()
             .map_err(build_error)?;
         Ok(TransactWriteItem::builder().update(update).build())

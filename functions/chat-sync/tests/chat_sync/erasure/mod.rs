@@ -2,6 +2,7 @@
 //! deletion and restore, and what a late webhook or a running flusher may still write (nothing).
 
 mod deletion;
+mod epochs;
 mod merges;
 mod privacy;
 

@@ -454,10 +454,9 @@ async fn late_deliveries_racing_a_truncation_keep_nothing_it_erased() {
 async fn a_conversation_cleared_before_its_record_mirrored_clearings_stays_gated_on_its_mapping() {
     let app = TestApp::start().await;
     let (contact, visitor, channel) = chatting_visitor(&app, "cleared.before@example.com").await;
-    let mapping = mapping_of(&app, &channel).await;
+    // A mapping saved before records had epochs: its changes are gated on the record only once it lists them.
+    let mapping = before_epochs(&app, mapping_of(&app, &channel).await).await;
     let cid = mapping.channel.cid();
-    // Its changes are gated on the sync record: its registration named the conversation in `gates`.
-    assert!(record_gates(&app, &contact, &cid).await);
 
     // A truncation, on a record from before records mirrored clearings: the mapping has it, the record neither
     // the truncation nor the conversation in `gates`.
@@ -497,11 +496,10 @@ async fn a_conversation_registered_before_records_gated_conversations_joins_at_i
     let app = TestApp::start().await;
     let (contact, visitor, channel) =
         register_visitor(&app, "Ada", "registered.before@example.com").await;
-    let mapping = mapping_of(&app, &channel).await;
+    // As a registration before records had epochs, or gated conversations, left it: a mapping with no epoch,
+    // and no sync record.
+    let mapping = before_epochs(&app, mapping_of(&app, &channel).await).await;
     let cid = mapping.channel.cid();
-    // A registration names the new conversation in `gates`, creating the contact's sync record.
-    assert!(record_gates(&app, &contact, &cid).await);
-    // As a registration before this version left it: no sync record.
     app.dynamodb
         .delete_item()
         .table_name(app.store.table())
@@ -524,7 +522,11 @@ async fn a_conversation_registered_before_records_gated_conversations_joins_at_i
 }
 
 /// Records `change` as a webhook that read `mapping` does.
-async fn record_for(app: &TestApp, mapping: &ChannelMapping, change: &MessageChange) -> Recorded {
+pub(super) async fn record_for(
+    app: &TestApp,
+    mapping: &ChannelMapping,
+    change: &MessageChange,
+) -> Recorded {
     app.store
         .record_change(mapping, change, Role::Visitor)
         .await
@@ -554,8 +556,30 @@ async fn assert_refused(
     assert!(items_mentioning(app, &[text]).await.is_empty(), "{text}");
 }
 
-/// Whether the contact's sync record gates changes to the conversation `cid` itself (names it in `gates`).
-async fn record_gates(app: &TestApp, contact: &str, cid: &str) -> bool {
+/// `mapping` as a registration saved it before records had epochs: the stored mapping loses its epoch too.
+async fn before_epochs(app: &TestApp, mapping: ChannelMapping) -> ChannelMapping {
+    assert!(
+        mapping.epoch.is_some(),
+        "a registration saves the record's epoch"
+    );
+    app.dynamodb
+        .update_item()
+        .table_name(app.store.table())
+        .set_key(Some(chat_sync::adapters::dynamo::mapping_key(
+            &mapping.channel.cid(),
+        )))
+        .update_expression("REMOVE epoch")
+        .send()
+        .await
+        .expect("the mapping as an older version saved it");
+    ChannelMapping {
+        epoch: None,
+        ..mapping
+    }
+}
+
+/// Whether the contact's sync record names the conversation `cid` in `gates`.
+pub(super) async fn record_gates(app: &TestApp, contact: &str, cid: &str) -> bool {
     let record = app
         .dynamodb
         .get_item()
@@ -621,7 +645,7 @@ fn assert_raced(applied: usize) {
 }
 
 /// How many of the racing changes were recorded.
-async fn recorded(racing: Vec<tokio::task::JoinHandle<usize>>) -> usize {
+pub(super) async fn recorded(racing: Vec<tokio::task::JoinHandle<usize>>) -> usize {
     let mut applied = 0;
     for task in racing {
         applied += task.await.expect("recorder");
@@ -630,7 +654,7 @@ async fn recorded(racing: Vec<tokio::task::JoinHandle<usize>>) -> usize {
 }
 
 /// The channel's mapping as a webhook reads it.
-async fn mapping_of(app: &TestApp, channel: &str) -> ChannelMapping {
+pub(super) async fn mapping_of(app: &TestApp, channel: &str) -> ChannelMapping {
     let cid = ChannelRef::new(
         ChannelType::parse("messaging").expect("valid"),
         ChannelId::parse(channel).expect("valid"),
@@ -643,7 +667,12 @@ async fn mapping_of(app: &TestApp, channel: &str) -> ChannelMapping {
 }
 
 /// A new message from the channel's visitor, sent now.
-fn visitor_message(mapping: &ChannelMapping, visitor: &str, id: &str, text: &str) -> MessageChange {
+pub(super) fn visitor_message(
+    mapping: &ChannelMapping,
+    visitor: &str,
+    id: &str,
+    text: &str,
+) -> MessageChange {
     MessageChange {
         kind: MessageKind::New,
         channel: mapping.channel.clone(),

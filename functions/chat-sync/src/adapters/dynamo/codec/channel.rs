@@ -4,7 +4,7 @@ use super::super::keys::{channel_pk, key, MAPPING};
 use super::super::{corrupt, schema};
 use super::{get_bool, get_s, parse_cleared, parse_identity, s, Item};
 use crate::domain::{ChannelId, ChannelRef, ChannelType, ContactId, Email, Timestamp, UserId};
-use crate::ports::{ChannelMapping, StoreError};
+use crate::ports::{ChannelMapping, RecordEpoch, StoreError};
 use aws_sdk_dynamodb::types::AttributeValue;
 
 /// Every attribute the item can hold: what `encode` writes, then what Stream's erasures (`clearing`) and a deletion
@@ -20,12 +20,13 @@ pub(in super::super) const ATTRIBUTES: &[&str] = &[
     "channel_id",
     "created_at",
     "notes_only",
+    "epoch",
     "cleared_until",
     "cleared_deleted",
     schema::TTL_ATTRIBUTE,
 ];
 
-/// The item a registration stores.
+/// The item a registration stores (with the epoch of the sync record it joined, once the store knows it).
 pub(in super::super) fn encode(mapping: &ChannelMapping) -> Item {
     let mut channel_item = key(channel_pk(&mapping.channel), MAPPING);
     channel_item.extend([
@@ -48,6 +49,9 @@ pub(in super::super) fn encode(mapping: &ChannelMapping) -> Item {
             AttributeValue::Bool(mapping.notes_only),
         ),
     ]);
+    if let Some(epoch) = &mapping.epoch {
+        channel_item.insert("epoch".to_owned(), s(epoch.as_str()));
+    }
     channel_item
 }
 
@@ -70,6 +74,10 @@ pub(in super::super) fn decode(item: &Item) -> Result<ChannelMapping, StoreError
             .and_then(|v| v.parse().ok())
             .and_then(Timestamp::from_unix_seconds),
         notes_only: get_bool(item, "notes_only"),
+        epoch: item
+            .get("epoch")
+            .and_then(|v| v.as_s().ok())
+            .map(|raw| RecordEpoch::stored(raw)),
     })
 }
 

@@ -158,7 +158,7 @@ pub(super) mod sample {
     }
 
     pub(in super::super) fn mapping() -> ChannelMapping {
-        ChannelMapping::registered(
+        let mapping = ChannelMapping::registered(
             channel(),
             contact(),
             crate::domain::Email::parse("ada@example.com").expect("e-mail"),
@@ -167,7 +167,11 @@ pub(super) mod sample {
             Identity::Unverified,
             at(),
         )
-        .notes_only(true)
+        .notes_only(true);
+        ChannelMapping {
+            epoch: Some(crate::ports::RecordEpoch::stored("5c1f0e2a9b7d4c83")),
+            ..mapping
+        }
     }
 
     /// The placeholders of a contact's partition and a conversation's cid.

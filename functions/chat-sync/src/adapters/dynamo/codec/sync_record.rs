@@ -44,6 +44,7 @@ pub(in super::super) const ATTRIBUTES: &[&str] = &[
     "frozen",
     ERASURES,
     "visitor_erased",
+    "epoch",
     "gates",
     CLEARED_UNTIL,
     CLEARED_DELETED,
@@ -73,12 +74,19 @@ pub(in super::super) fn cleared_deleted(cid: &str) -> String {
     format!("{CLEARED_DELETED}{cid}")
 }
 
-/// Whether a sync record (as a refused write returned it) gates changes to the conversation `cid` itself: it
-/// mirrors that conversation's clearing (`gates`), so what it refused, its mapping refuses too.
+/// Whether a sync record (as a refused write returned it) names the conversation `cid` in `gates`: it mirrors that
+/// conversation's clearing, so what it refused, its mapping refuses too.
 pub(in super::super) fn gates(item: Option<&Item>, cid: &str) -> bool {
     item.and_then(|item| item.get("gates"))
         .and_then(|v| v.as_ss().ok())
         .is_some_and(|cids| cids.iter().any(|gated| gated == cid))
+}
+
+/// The epoch of a sync record (as read or as a refused write returned it): which life of the record it is.
+pub(in super::super) fn epoch(item: Option<&Item>) -> Option<&str> {
+    item.and_then(|item| item.get("epoch"))
+        .and_then(|v| v.as_s().ok())
+        .map(String::as_str)
 }
 
 pub(in super::super) fn decode(item: &Item) -> Result<SyncState, StoreError> {
