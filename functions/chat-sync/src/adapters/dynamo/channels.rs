@@ -6,13 +6,11 @@ use super::codec::{channel, conversation, get_s, s, visitor_channel, Item};
 use super::keys::{
     channel_pk, contact_pk, key, mapping_key, visitor_pk, CONVERSATION_PREFIX, MAPPING,
 };
-use super::{build_error, corrupt, schema, unavailable, DynamoStore};
+use super::{build_error, corrupt, schema, DynamoStore};
 use crate::domain::{ChannelRef, ContactId, Email, Timestamp, UserId};
 use crate::ports::{ChannelMapping, Channels, RecordEpoch, StoreError};
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{
-    AttributeValue, ConditionCheck, ReturnConsumedCapacity, TransactWriteItem,
-};
+use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, TransactWriteItem};
 
 /// How often a registration reads the sync record's epoch and tries to join it (see `save_channel`).
 const JOIN_ATTEMPTS: usize = 3;
@@ -80,21 +78,10 @@ impl DynamoStore {
         channel: &ChannelRef,
         consistent: bool,
     ) -> Result<Option<ChannelMapping>, StoreError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key(channel_pk(channel), MAPPING)))
-            .consistent_read(consistent)
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send()
-            .await
-            .map_err(unavailable)?;
-        self.consumed.add(output.consumed_capacity());
-        let Some(item) = output.item else {
-            return Ok(None);
-        };
-        channel::decode(&item).map(Some)
+        let item = self
+            .get(key(channel_pk(channel), MAPPING), &[], consistent)
+            .await?;
+        item.as_ref().map(channel::decode).transpose()
     }
 }
 
@@ -152,23 +139,21 @@ impl Channels for DynamoStore {
     }
 
     async fn visitor_channels(&self, visitor: &UserId) -> Result<Vec<ChannelRef>, StoreError> {
-        let output = self
+        let query = self
             .client
             .query()
             .table_name(&self.table)
             .key_condition_expression("#pk = :pk")
             .expression_attribute_names("#pk", schema::PARTITION_KEY)
             .expression_attribute_values(":pk", s(visitor_pk(visitor)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(unavailable)?;
-        output.items().iter().map(visitor_channel::decode).collect()
+            .consistent_read(true);
+        let entries = self.query_all(query).await?;
+        entries.iter().map(visitor_channel::decode).collect()
     }
 
     async fn contact_email(&self, contact: &ContactId) -> Result<Option<Email>, StoreError> {
         // Through a conversation's channel mapping: the e-mail is stored once, with the registration.
-        let output = self
+        let query = self
             .client
             .query()
             .table_name(&self.table)
@@ -177,10 +162,8 @@ impl Channels for DynamoStore {
             .expression_attribute_names("#sk", schema::SORT_KEY)
             .expression_attribute_values(":pk", s(contact_pk(contact)))
             .expression_attribute_values(":conv", s(CONVERSATION_PREFIX))
-            .limit(1)
-            .send()
-            .await
-            .map_err(unavailable)?;
+            .limit(1);
+        let output = self.query_page(query).await?;
         let Some(conversation) = output.items().first() else {
             return Ok(None);
         };

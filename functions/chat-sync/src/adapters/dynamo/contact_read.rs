@@ -14,11 +14,10 @@ use super::codec::Item;
 use super::codec::{conversation, expired, get_bool, get_s, message, s};
 use super::keys::{contact_pk, messages_from, CONVERSATION_PREFIX, MESSAGE_PREFIX, SYNC};
 use super::messages::{CLOCK_SKEW, MESSAGE_PAGE};
-use super::{schema, unavailable, DynamoStore};
+use super::{schema, DynamoStore};
 use crate::domain::ContactId;
 use crate::domain::{NoteId, Timestamp};
 use crate::ports::{ContactReading, ConversationNotes, StoreError, TranscriptSource};
-use aws_sdk_dynamodb::types::ReturnConsumedCapacity;
 
 /// Items read at most: the message items the property's first page holds, and room for the contact's other
 /// items (sync record, lease, conversations).
@@ -30,7 +29,7 @@ impl DynamoStore {
         contact: &ContactId,
         cids: &[String],
     ) -> Result<Option<ContactReading>, StoreError> {
-        let output = self
+        let query = self
             .client
             .query()
             .table_name(&self.table)
@@ -38,12 +37,8 @@ impl DynamoStore {
             .expression_attribute_names("#pk", schema::PARTITION_KEY)
             .expression_attribute_values(":pk", s(contact_pk(contact)))
             .consistent_read(true)
-            .limit(PARTITION_PAGE)
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send()
-            .await
-            .map_err(unavailable)?;
-        self.consumed.add(output.consumed_capacity());
+            .limit(PARTITION_PAGE);
+        let output = self.query_page(query).await?;
         if output.last_evaluated_key().is_some() {
             return Ok(None);
         }

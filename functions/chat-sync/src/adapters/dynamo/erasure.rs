@@ -126,22 +126,12 @@ impl DynamoStore {
         }
         for cid in &found.channels {
             let mapping_key = mapping_key(cid);
-            let output = self
-                .client
-                .get_item()
-                .table_name(&self.table)
-                .set_key(Some(mapping_key.clone()))
-                .projection_expression("visitor_id")
-                .consistent_read(true)
-                .send()
-                .await
-                .map_err(unavailable)?;
             // A mapping already deleted (an erasure that stopped half-way) took its visitor entry before it.
-            let Some(mapping) = output.item() else {
+            let Some(mapping) = self.get(mapping_key.clone(), &["visitor_id"], true).await? else {
                 continue;
             };
             let visitor =
-                UserId::parse("visitor_id", get_s(mapping, "visitor_id")?).map_err(corrupt)?;
+                UserId::parse("visitor_id", get_s(&mapping, "visitor_id")?).map_err(corrupt)?;
             found
                 .visitor_entries
                 .push(key(visitor_pk(&visitor), &visitor_channel_sk(cid)));
@@ -225,10 +215,14 @@ impl DynamoStore {
                     "attribute_not_exists(lease_until_ms) OR lease_until_ms < :now",
                 )
                 .expression_attribute_values(":now", n(Timestamp::now().unix_millis()))
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
                 .send()
                 .await;
             match deleted {
-                Ok(_) => return Ok(()),
+                Ok(output) => {
+                    self.consumed.add(output.consumed_capacity());
+                    return Ok(());
+                }
                 // A holder is still there (its lease is live), or a write to the record is committing: look again.
                 Err(e)
                     if matches!(
@@ -279,19 +273,15 @@ impl DynamoStore {
 
     /// The purge time a deletion set on the contact's sync record, if any.
     async fn purge_time(&self, contact: &ContactId) -> Result<Option<i64>, StoreError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key(contact_pk(contact), SYNC)))
-            .projection_expression("#ttl")
-            .expression_attribute_names("#ttl", schema::TTL_ATTRIBUTE)
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(unavailable)?;
-        Ok(output
-            .item()
+        let record = self
+            .get(
+                key(contact_pk(contact), SYNC),
+                &[schema::TTL_ATTRIBUTE],
+                true,
+            )
+            .await?;
+        Ok(record
+            .as_ref()
             .and_then(|item| item.get(schema::TTL_ATTRIBUTE))
             .and_then(|v| v.as_n().ok())
             .and_then(|v| v.parse().ok()))
@@ -402,7 +392,7 @@ impl ContactErasure for DynamoStore {
 
     /// Contacts deleted in HubSpot whose purge time has come, oldest first.
     async fn due_purges(&self, now: Timestamp, limit: usize) -> Result<Vec<ContactId>, StoreError> {
-        let output = self
+        let query = self
             .client
             .query()
             .table_name(&self.table)
@@ -412,10 +402,8 @@ impl ContactErasure for DynamoStore {
             .expression_attribute_names("#since", schema::DIRTY_INDEX_SORT_KEY)
             .expression_attribute_values(":purging", s(schema::PURGING))
             .expression_attribute_values(":now", s(now.key()))
-            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
-            .send()
-            .await
-            .map_err(unavailable)?;
+            .limit(i32::try_from(limit).unwrap_or(i32::MAX));
+        let output = self.query_page(query).await?;
         output
             .items()
             .iter()
@@ -475,9 +463,11 @@ impl ContactErasure for DynamoStore {
                 ])))
                 .consistent_read(true)
                 .set_exclusive_start_key(start.take())
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
                 .send()
                 .await
                 .map_err(unavailable)?;
+            self.consumed.add(output.consumed_capacity());
             for item in output.items() {
                 let contact = ContactId::parse(get_s(item, "contact_id")?).map_err(corrupt)?;
                 if !contacts.contains(&contact) {

@@ -9,7 +9,7 @@ use super::keys::{
 };
 use super::sync_record::{Bump, Erasure, SyncGate, Vouch};
 use super::transact::CONFLICT_RETRIES;
-use super::{build_error, schema, unavailable, DynamoStore};
+use super::{build_error, schema, DynamoStore};
 use crate::domain::transcript::{Cleared, Conversation, Filling};
 use crate::domain::{
     ContactId, MessageChange, MessageKind, MessageVersion, Role, StoredMessage, Timestamp, UserId,
@@ -18,7 +18,7 @@ use crate::ports::{
     ChannelMapping, ContactReading, MessageLog, Recorded, StoreError, SyncRecords, TranscriptSource,
 };
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
 use std::collections::HashMap;
 
 /// How far Stream's message times may run behind the conversation start we recorded.
@@ -208,22 +208,13 @@ impl DynamoStore {
         contact: &ContactId,
         conversation: &Conversation,
     ) -> Result<Vec<Item>, StoreError> {
+        let first_at = first_at(&conversation.cid);
         let sync = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key(contact_pk(contact), SYNC)))
-            .projection_expression("#first")
-            .expression_attribute_names("#first", first_at(&conversation.cid))
-            .consistent_read(true)
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send()
-            .await
-            .map_err(unavailable)?;
-        self.consumed.add(sync.consumed_capacity());
+            .get(key(contact_pk(contact), SYNC), &[&first_at], true)
+            .await?;
         let first = sync
-            .item()
-            .and_then(|item| item.get(&first_at(&conversation.cid)))
+            .as_ref()
+            .and_then(|item| item.get(&first_at))
             .and_then(|v| v.as_s().ok())
             .and_then(|raw| Timestamp::parse("first_at", raw).ok());
         let since = first
@@ -461,7 +452,7 @@ impl MessageLog for DynamoStore {
         let now = Timestamp::now();
         let mut start: Option<Item> = None;
         loop {
-            let output = self
+            let query = self
                 .client
                 .query()
                 .table_name(&self.table)
@@ -473,12 +464,8 @@ impl MessageLog for DynamoStore {
                 .scan_index_forward(false)
                 .consistent_read(true)
                 .limit(MESSAGE_PAGE)
-                .set_exclusive_start_key(start.take())
-                .return_consumed_capacity(ReturnConsumedCapacity::Total)
-                .send()
-                .await
-                .map_err(unavailable)?;
-            self.consumed.add(output.consumed_capacity());
+                .set_exclusive_start_key(start.take());
+            let output = self.query_page(query).await?;
             for item in output.items() {
                 // A notes-only conversation's lines never go into the property (see `ChannelMapping::notes_only`).
                 if expired(item, now) || get_bool(item, "notes_only") {

@@ -4,12 +4,12 @@
 use super::codec::{get_s, s};
 use super::keys::shard;
 use super::lease::LEASE_ATTRIBUTES;
-use super::{corrupt, schema, unavailable, DynamoStore};
+use super::{corrupt, schema, DynamoStore};
 use crate::domain::{ContactId, Timestamp};
 use crate::ports::{BacklogEntry, BacklogHealth, LeaseOwner, StoreError, SyncQueue, SyncRecords};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
-use aws_sdk_dynamodb::types::{ReturnConsumedCapacity, Select};
+use aws_sdk_dynamodb::types::Select;
 
 impl DynamoStore {
     /// A query of one partition of the queue index: a shard of the contacts behind, or the parked ones.
@@ -31,13 +31,9 @@ impl DynamoStore {
         sort_key: &str,
         limit: usize,
     ) -> Result<Vec<(String, ContactId)>, StoreError> {
-        let output = query
-            .limit(limit.clamp(1, 1000) as i32)
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send()
-            .await
-            .map_err(unavailable)?;
-        self.consumed.add(output.consumed_capacity());
+        let output = self
+            .query_page(query.limit(limit.clamp(1, 1000) as i32))
+            .await?;
         output
             .items()
             .iter()
@@ -80,15 +76,14 @@ impl DynamoStore {
         let mut count = 0;
         let mut start = None;
         loop {
-            let output = query
-                .clone()
-                .select(Select::Count)
-                .set_exclusive_start_key(start)
-                .return_consumed_capacity(ReturnConsumedCapacity::Total)
-                .send()
-                .await
-                .map_err(unavailable)?;
-            self.consumed.add(output.consumed_capacity());
+            let output = self
+                .query_page(
+                    query
+                        .clone()
+                        .select(Select::Count)
+                        .set_exclusive_start_key(start),
+                )
+                .await?;
             count += usize::try_from(output.count()).unwrap_or_default();
             match output.last_evaluated_key() {
                 Some(last) => start = Some(last.clone()),

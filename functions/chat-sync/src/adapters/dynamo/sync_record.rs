@@ -220,19 +220,10 @@ impl DynamoStore {
         &self,
         contact: &ContactId,
     ) -> Result<Option<RecordEpoch>, StoreError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key(contact_pk(contact), SYNC)))
-            .projection_expression("epoch")
-            .consistent_read(true)
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send()
-            .await
-            .map_err(unavailable)?;
-        self.consumed.add(output.consumed_capacity());
-        Ok(codec_epoch(output.item()).map(RecordEpoch::stored))
+        let record = self
+            .get(key(contact_pk(contact), SYNC), &["epoch"], true)
+            .await?;
+        Ok(codec_epoch(record.as_ref()).map(RecordEpoch::stored))
     }
 
     /// The sync record's part of a conversation's registration: the record is still the life `epoch` names
@@ -333,7 +324,7 @@ impl SyncRecords for DynamoStore {
         if contact == crm_contact {
             return Ok(false);
         }
-        let known = self
+        let query = self
             .client
             .query()
             .table_name(&self.table)
@@ -342,12 +333,8 @@ impl SyncRecords for DynamoStore {
             .expression_attribute_values(":pk", s(contact_pk(contact)))
             .projection_expression("#pk")
             .limit(1)
-            .consistent_read(true)
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send()
-            .await
-            .map_err(unavailable)?;
-        self.consumed.add(known.consumed_capacity());
+            .consistent_read(true);
+        let known = self.query_page(query).await?;
         if known.items().is_empty() {
             return Ok(false);
         }

@@ -1,10 +1,12 @@
-//! How the store sends what may take more than one call or can be refused: transactions and conditional updates
-//! (each re-sent when a transaction on its item was committing), and paged queries.
+//! How the store sends its requests, each counted (`consumed`): transactions and conditional updates (each re-sent
+//! when a transaction on its item was committing), reads of one item, and paged queries.
 
 use super::codec::Item;
 use super::{build_error, unavailable, DynamoStore};
 use crate::ports::StoreError;
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
+use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
+use aws_sdk_dynamodb::operation::query::QueryOutput;
 use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
@@ -156,6 +158,35 @@ impl DynamoStore {
         }
     }
 
+    /// One item by its key, whole or only the `attributes` named (each through a placeholder, so a name with `:` in
+    /// it, or a reserved word, reads as it is), read strongly when `consistent`: counted like every request of the
+    /// store. `None`: there is none.
+    pub(super) async fn get(
+        &self,
+        key: Item,
+        attributes: &[&str],
+        consistent: bool,
+    ) -> Result<Option<Item>, StoreError> {
+        let mut get = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key))
+            .consistent_read(consistent)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total);
+        if !attributes.is_empty() {
+            let placeholders: Vec<String> =
+                (0..attributes.len()).map(|i| format!("#a{i}")).collect();
+            get = get.projection_expression(placeholders.join(", "));
+            for (placeholder, attribute) in placeholders.iter().zip(attributes) {
+                get = get.expression_attribute_names(placeholder, *attribute);
+            }
+        }
+        let output = get.send().await.map_err(unavailable)?;
+        self.consumed.add(output.consumed_capacity());
+        Ok(output.item)
+    }
+
     pub(super) fn put(
         &self,
         item: Item,
@@ -181,22 +212,31 @@ impl DynamoStore {
             .build())
     }
 
+    /// One page of a query, counted.
+    pub(super) async fn query_page(
+        &self,
+        query: QueryFluentBuilder,
+    ) -> Result<QueryOutput, StoreError> {
+        let output = query
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        self.consumed.add(output.consumed_capacity());
+        Ok(output)
+    }
+
     /// Every item a query matches, page after page.
     pub(super) async fn query_all(
         &self,
-        query: aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder,
+        query: QueryFluentBuilder,
     ) -> Result<Vec<Item>, StoreError> {
         let mut items = Vec::new();
         let mut start: Option<Item> = None;
         loop {
-            let output = query
-                .clone()
-                .set_exclusive_start_key(start.take())
-                .return_consumed_capacity(ReturnConsumedCapacity::Total)
-                .send()
-                .await
-                .map_err(unavailable)?;
-            self.consumed.add(output.consumed_capacity());
+            let output = self
+                .query_page(query.clone().set_exclusive_start_key(start.take()))
+                .await?;
             items.extend(output.items().iter().cloned());
             start = output.last_evaluated_key().cloned();
             if start.is_none() {

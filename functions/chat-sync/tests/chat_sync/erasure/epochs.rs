@@ -2,7 +2,9 @@
 //! the record gates their changes with one attribute, not one per conversation; a record made again after an
 //! erasure is another life, and vouches for none of the erased contact's conversations.
 
-use super::privacy::{mapping_of, record_for, visitor_message};
+use super::privacy::{
+    assert_refused, erased_behind_a_webhook, record_for, sync_record, visitor_message,
+};
 use super::*;
 use crate::support::Lambda;
 use chat_sync::domain::{Email, Identity, UserId};
@@ -29,16 +31,9 @@ fn registered(contact: &str, n: usize) -> ChannelMapping {
 
 /// The epoch of the contact's sync record as it is (`None`: no record, or none on it).
 async fn record_epoch(app: &TestApp, contact: &str) -> Option<RecordEpoch> {
-    app.dynamodb
-        .get_item()
-        .table_name(app.store.table())
-        .set_key(Some(support::sync_record_key(contact)))
-        .consistent_read(true)
-        .send()
-        .await
-        .expect("read")
-        .item()
-        .and_then(|item| item.get("epoch"))
+    sync_record(app, contact)
+        .await?
+        .get("epoch")
         .and_then(|epoch| epoch.as_s().ok())
         .map(|epoch| RecordEpoch::stored(epoch))
 }
@@ -90,18 +85,7 @@ async fn registrations_of_one_contact_at_once_all_join_the_one_life_of_its_recor
         );
         assert_eq!(record_for(&app, mapping, &change).await, Recorded::Applied);
     }
-    let record = app
-        .dynamodb
-        .get_item()
-        .table_name(app.store.table())
-        .set_key(Some(support::sync_record_key(contact)))
-        .consistent_read(true)
-        .send()
-        .await
-        .expect("read")
-        .item()
-        .cloned()
-        .expect("the record");
+    let record = sync_record(&app, contact).await.expect("the record");
     let per_conversation: Vec<&String> = record
         .keys()
         .filter(|name| *name == "gates" || name.contains(':'))
@@ -112,11 +96,9 @@ async fn registrations_of_one_contact_at_once_all_join_the_one_life_of_its_recor
 #[tokio::test]
 async fn a_record_made_again_after_an_erasure_admits_nothing_through_the_erased_conversations() {
     let app = TestApp::start().await;
-    let (contact, visitor, channel) = chatting_visitor(&app, "erased.then.again@example.com").await;
     // A webhook that read the mapping before the erasure, and delivers after it.
-    let erased = mapping_of(&app, &channel).await;
-    let (status, body) = from_hubspot(&app, &[("contact.privacyDeletion", &contact)]).await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    let (contact, visitor, channel, erased) =
+        erased_behind_a_webhook(&app, "erased.then.again@example.com").await;
     // A conversation registered for the same contact id afterwards makes the record again: another life.
     let again = app
         .store_as(Lambda::Registration)
@@ -128,14 +110,13 @@ async fn a_record_made_again_after_an_erasure_admits_nothing_through_the_erased_
     assert_eq!(record_epoch(&app, &contact).await, again.epoch);
 
     // The erased conversation's late change is refused: the record is not the life its mapping joined.
-    let late = visitor_message(
-        &erased,
-        &visitor,
+    let late = (
         "m-after-erasure",
         "kept after the erasure",
+        Timestamp::now(),
     );
-    assert_eq!(record_for(&app, &erased, &late).await, Recorded::Unchanged);
-    let left = items_mentioning(&app, &["kept after the erasure", channel.as_str()]).await;
+    assert_refused(&app, &erased, &visitor, late).await;
+    let left = items_mentioning(&app, &[channel.as_str()]).await;
     assert!(left.is_empty(), "recorded after the erasure: {left:#?}");
     // The new conversation's changes are gated on the new life.
     let new = visitor_message(

@@ -199,11 +199,8 @@ async fn privacy_deletion_erases_every_item_and_the_visitors_in_stream() {
 #[tokio::test]
 async fn webhooks_for_an_erased_channel_write_nothing() {
     let app = TestApp::start().await;
-    let (contact, visitor, channel) = chatting_visitor(&app, "late@example.com").await;
-    // A webhook that read the mapping just before the erasure, and records after it.
-    let mapping = mapping_of(&app, &channel).await;
-    let (status, body) = from_hubspot(&app, &[("contact.privacyDeletion", &contact)]).await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    let (contact, visitor, channel, mapping) =
+        erased_behind_a_webhook(&app, "late@example.com").await;
     let needles = [contact.as_str(), visitor.as_str(), channel.as_str()];
     assert!(items_mentioning(&app, &needles).await.is_empty());
     let count = app.item_count().await;
@@ -544,7 +541,7 @@ async fn truncate(app: &TestApp, mapping: &ChannelMapping, until: Timestamp) {
 }
 
 /// A late delivery of the visitor's message `(id, text, created at)`: refused, and nothing of its text stored.
-async fn assert_refused(
+pub(super) async fn assert_refused(
     app: &TestApp,
     mapping: &ChannelMapping,
     visitor: &str,
@@ -579,21 +576,25 @@ async fn before_epochs(app: &TestApp, mapping: ChannelMapping) -> ChannelMapping
 }
 
 /// Whether the contact's sync record names the conversation `cid` in `gates`.
-pub(super) async fn record_gates(app: &TestApp, contact: &str, cid: &str) -> bool {
-    let record = app
-        .dynamodb
+async fn record_gates(app: &TestApp, contact: &str, cid: &str) -> bool {
+    sync_record(app, contact)
+        .await
+        .and_then(|item| item.get("gates").cloned())
+        .and_then(|gates| gates.as_ss().ok().cloned())
+        .is_some_and(|gates| gates.iter().any(|gated| gated == cid))
+}
+
+/// The contact's sync record as it is.
+pub(super) async fn sync_record(app: &TestApp, contact: &str) -> Option<Item> {
+    app.dynamodb
         .get_item()
         .table_name(app.store.table())
         .set_key(Some(support::sync_record_key(contact)))
         .consistent_read(true)
         .send()
         .await
-        .expect("read");
-    record
-        .item()
-        .and_then(|item| item.get("gates"))
-        .and_then(|gates| gates.as_ss().ok())
-        .is_some_and(|gates| gates.iter().any(|gated| gated == cid))
+        .expect("read")
+        .item
 }
 
 /// How many tasks race an erasure, and how many changes each records.
@@ -645,7 +646,7 @@ fn assert_raced(applied: usize) {
 }
 
 /// How many of the racing changes were recorded.
-pub(super) async fn recorded(racing: Vec<tokio::task::JoinHandle<usize>>) -> usize {
+async fn recorded(racing: Vec<tokio::task::JoinHandle<usize>>) -> usize {
     let mut applied = 0;
     for task in racing {
         applied += task.await.expect("recorder");
@@ -653,8 +654,21 @@ pub(super) async fn recorded(racing: Vec<tokio::task::JoinHandle<usize>>) -> usi
     applied
 }
 
+/// A chatting visitor erased by a privacy deletion, and their channel's mapping as a webhook read it just before,
+/// to record after it: (contact, visitor, channel, mapping).
+pub(super) async fn erased_behind_a_webhook(
+    app: &TestApp,
+    email: &str,
+) -> (String, String, String, ChannelMapping) {
+    let (contact, visitor, channel) = chatting_visitor(app, email).await;
+    let mapping = mapping_of(app, &channel).await;
+    let (status, body) = from_hubspot(app, &[("contact.privacyDeletion", &contact)]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    (contact, visitor, channel, mapping)
+}
+
 /// The channel's mapping as a webhook reads it.
-pub(super) async fn mapping_of(app: &TestApp, channel: &str) -> ChannelMapping {
+async fn mapping_of(app: &TestApp, channel: &str) -> ChannelMapping {
     let cid = ChannelRef::new(
         ChannelType::parse("messaging").expect("valid"),
         ChannelId::parse(channel).expect("valid"),
