@@ -14,7 +14,8 @@ use chat_sync::domain::transcript::HUBSPOT_PROPERTY_LIMIT;
 use chat_sync::domain::{ChannelRef, ContactId, MessageChange, Role, Timestamp};
 use chat_sync::handlers::sweeper::Sweeper;
 use chat_sync::handlers::webhook::{parse_event, Parsed};
-use chat_sync::ports::{ChannelMapping, Channels, MessageLog};
+use chat_sync::ports::{ChannelMapping, Channels, MessageLog, SyncRecords};
+use chat_sync::retention::{Retention, RetentionPeriod};
 use futures::stream::{self, StreamExt, TryStreamExt};
 use sandbox::stream::message_event;
 use serde_json::json;
@@ -306,6 +307,9 @@ pub struct ConversationCost {
     pub ack: Metered,
     /// One sweep that flushes it, as configured by default.
     pub flush: Metered,
+    /// Once its messages expired (retention, with every conversation's notes frozen), then one more message: the
+    /// sync record's bytes, and that message's acknowledgement.
+    pub expired: (usize, Metered),
 }
 
 /// An item's size as DynamoDB counts it (close enough for units: names and values in bytes, numbers by digits).
@@ -332,6 +336,35 @@ fn item_bytes(item: &std::collections::HashMap<String, AttributeValue>) -> usize
     item.iter().map(|(name, v)| name.len() + value(v)).sum()
 }
 
+/// A sweeper that writes the notes that wait (`FLUSH_NOTE_WAIT_MS` at 0), so that retention finds a contact in sync:
+/// a contact whose notes wait keeps its messages.
+pub fn notes_now(world: &World) -> Result<std::sync::Arc<Sweeper>, String> {
+    let settings = FlushSettings::load(&Env::from_process()).map_err(|e| e.to_string())?;
+    world
+        .app_with(FlushSettings {
+            note_wait: Duration::ZERO,
+            ..settings
+        })
+        .and_then(|app| app.sweeper().map_err(|e| e.to_string()))
+}
+
+/// The contact's sync record's size, in bytes as DynamoDB sizes an item.
+async fn record_bytes(
+    client: &aws_sdk_dynamodb::Client,
+    store: &DynamoStore,
+    contact: &ContactId,
+) -> Result<usize, String> {
+    let record = client
+        .get_item()
+        .table_name(store.table())
+        .set_key(Some(chat_sync::adapters::dynamo::sync_record_key(contact)))
+        .consistent_read(true)
+        .send()
+        .await
+        .map_err(|e| format!("get_item: {e:?}"))?;
+    Ok(record.item().map_or(0, item_bytes))
+}
+
 /// For each of [`CONVERSATIONS`]: one contact whose conversations were registered (as registrations save them) and
 /// each given a message and synced; then one more message in the newest, its ack and its flush metered.
 pub async fn by_conversations(
@@ -343,6 +376,7 @@ pub async fn by_conversations(
     let configured = world
         .app_with(FlushSettings::load(&Env::from_process()).map_err(|e| e.to_string())?)
         .and_then(|app| app.sweeper().map_err(|e| e.to_string()))?;
+    let notes_now = notes_now(world)?;
     let client = chat_sync::app::local_dynamodb(dynamodb_endpoint).await;
     let store = &world.store;
     let mut results = Vec::new();
@@ -387,19 +421,36 @@ pub async fn by_conversations(
         let newest = &mappings.last().ok_or("no conversation")?.channel;
         let (ack, flush, _, _) =
             one_message(world, &configured, (&contact, newest), count + 1).await?;
-        let record = client
-            .get_item()
-            .table_name(store.table())
-            .set_key(Some(chat_sync::adapters::dynamo::sync_record_key(&contact)))
-            .consistent_read(true)
-            .send()
+        let sync_record_bytes = record_bytes(&client, store, &contact).await?;
+        // Its notes written, then the contact idle for the whole retention period (the contacts before it expire
+        // again, as they were).
+        notes_now.sweep().await.map_err(|e| e.to_string())?;
+        let period = RetentionPeriod::days(RetentionPeriod::DEFAULT_DAYS);
+        Retention::new(store.clone(), period)
+            .run(
+                Timestamp::now().later_by(period.duration() + Duration::from_secs(86_400)),
+                std::time::Instant::now() + Duration::from_secs(60),
+            )
             .await
-            .map_err(|e| format!("get_item: {e:?}"))?;
+            .map_err(|e| e.to_string())?;
+        let archived = store
+            .sync_state(&contact)
+            .await
+            .map_err(|e| e.to_string())?;
+        if archived.archived_at.is_none() {
+            return Err(format!(
+                "retention did not expire contact {contact}'s messages"
+            ));
+        }
+        let (ack_expired, _, _, _) =
+            one_message(world, &configured, (&contact, newest), count + 2).await?;
+        let expired = (record_bytes(&client, store, &contact).await?, ack_expired);
         results.push(ConversationCost {
             conversations: count,
-            sync_record_bytes: record.item().map_or(0, item_bytes),
+            sync_record_bytes,
             ack,
             flush,
+            expired,
         });
     }
     Ok(results)
@@ -414,20 +465,25 @@ pub fn conversations_table(results: &[ConversationCost]) -> String {
                 format!("{} B", r.sync_record_bytes),
                 units(r.ack),
                 units(r.flush),
+                format!("{} B", r.expired.0),
+                units(r.expired.1),
             ]
         })
         .collect();
     format!(
         "Cost vs conversations: one contact with 1, 10 and 50 conversations (a visitor who registered again, each \
          conversation with one message, synced), then one more message in the newest: its acknowledgement and its \
-         flush, as configured by default. The sync record is read and written by both, and DynamoDB bills a write \
-         by each started KB of the item (twice in a transaction).\n\n{}",
+         flush, as configured by default; then, once its messages expired (retention, every conversation's notes \
+         frozen), one more message. The sync record is read and written by both, and DynamoDB bills a write by each \
+         started KB of the item (twice in a transaction).\n\n{}",
         markdown(
             &[
                 "conversations",
                 "the contact's sync record",
                 "RCU / WCU per message (ack: channel lookup + record)",
                 "RCU / WCU per flush (notes + property)",
+                "after expiry: the sync record",
+                "after expiry: RCU / WCU per message (ack)",
             ],
             &rows,
         )

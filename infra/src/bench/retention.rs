@@ -2,7 +2,7 @@
 //! item, once), and a flush of that contact when it changes again (few stored messages to read; HubSpot's copy of
 //! the property is read back, one more request) against the same flush with every message stored, in the same run.
 
-use super::flush_cost::{one_message, seed};
+use super::flush_cost::{notes_now, one_message, seed};
 use super::markdown;
 use super::meter::Metered;
 use super::world::World;
@@ -69,6 +69,7 @@ async fn ttl_process(
 pub async fn run(world: &World, dynamodb_endpoint: &str) -> Result<Vec<RetentionCost>, String> {
     let visitors = world.setup_visitors(SIZES.len()).await?;
     let sweeper = world.app.sweeper().map_err(|e| e.to_string())?;
+    let notes_now = notes_now(world)?;
     let period = RetentionPeriod::days(RetentionPeriod::DEFAULT_DAYS);
     let retention = Retention::new(world.store.clone(), period);
     let client = chat_sync::app::local_dynamodb(dynamodb_endpoint).await;
@@ -88,7 +89,9 @@ pub async fn run(world: &World, dynamodb_endpoint: &str) -> Result<Vec<Retention
             .and_then(|c| c.properties.get("chat_transcript").cloned())
             .unwrap_or_default();
 
-        // The sweeper's pass, as if the contact had been idle for the whole period.
+        // The sweeper's pass, as if the contact had been idle for the whole period (its notes written: a contact
+        // whose notes wait keeps its messages).
+        notes_now.sweep().await.map_err(|e| e.to_string())?;
         let before = world.meter.units();
         let started = Instant::now();
         let report = retention
@@ -123,6 +126,7 @@ pub async fn run(world: &World, dynamodb_endpoint: &str) -> Result<Vec<Retention
             ));
         }
         // Expire it again, so that the next contact's pass is measured alone.
+        notes_now.sweep().await.map_err(|e| e.to_string())?;
         retention
             .run(
                 Timestamp::now().later_by(period.duration() + Duration::from_secs(86_400)),

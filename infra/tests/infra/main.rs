@@ -4,6 +4,7 @@
 //! One DynamoDB Local serves the whole binary (each test on a table of its own); `support` holds what they share.
 
 mod backlog;
+mod bench;
 mod dev;
 mod erase;
 mod invoke;

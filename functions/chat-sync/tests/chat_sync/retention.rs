@@ -174,6 +174,13 @@ async fn idle_synced_messages_expire_as_documented_and_hubspot_keeps_showing_the
     let state = app.store.sync_state(&id).await.expect("state");
     assert!(state.archived_at.is_some());
     assert_eq!(state.frozen[&format!("messaging:{channel}")].notes, 1);
+    // In an item of their own: the sync record, which every change writes, does not grow with them.
+    let sync_record = partition(&app, &contact)
+        .await
+        .into_iter()
+        .find(|item| sk(item) == chat_sync::adapters::dynamo::SYNC_RECORD_SORT_KEY)
+        .expect("the sync record");
+    assert!(!sync_record.contains_key("frozen"), "{sync_record:?}");
     // Off the idle index: the next pass does nothing.
     let report = retention(&app).run(run_at(62), far).await.expect("run");
     assert_eq!(report.contacts, 0, "{report:?}");

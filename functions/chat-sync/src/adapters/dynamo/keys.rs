@@ -26,6 +26,8 @@ pub(super) const MESSAGES_END: &str = "MSG#~";
 pub(super) const ALIAS_PREFIX: &str = "ALIAS#";
 /// The sort key of a contact's sync record.
 pub const SYNC: &str = "SYNC";
+/// The sort key of a contact's frozen notes (see `codec::frozen`).
+pub(super) const FROZEN: &str = "FROZEN";
 /// The partition and sort key of the flusher's item.
 pub(super) const FLUSHER_PK: &str = "FLUSHER";
 /// The partition key of the HubSpot rate budget's items.

@@ -79,7 +79,10 @@ impl Leases for DynamoStore {
             .expression_attribute_values(":now", n(now))
             .return_values(ReturnValue::AllNew);
         match self.send_update(update).await? {
-            Outcome::Written(Some(item)) => sync_record::decode(&item).map(Some),
+            Outcome::Written(Some(item)) => self
+                .with_frozen(contact, sync_record::decode(&item)?)
+                .await
+                .map(Some),
             Outcome::Written(None) => Err(StoreError::Unavailable(
                 "a lease was taken but the sync record did not come back".into(),
             )),

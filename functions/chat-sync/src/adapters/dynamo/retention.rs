@@ -6,13 +6,13 @@
 //! of the contact's idle time: retention checks `changed_at` and the sync state under the contact's lease, and
 //! moves the entry of a contact it finds active (`defer_idle`).
 
-use super::codec::{conversation, get_s, n, s, sync_record, Item};
+use super::codec::{self, conversation, get_s, n, s, Item};
 use super::keys::{contact_pk, key, MESSAGE_PREFIX, SYNC};
-use super::{corrupt, schema, DynamoStore};
+use super::{build_error, corrupt, schema, DynamoStore};
 use crate::domain::{ContactId, Timestamp};
 use crate::ports::{Archived, IdleContact, LeaseOwner, MessageExpiry, StoreError, SyncState};
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use futures::stream::{self, StreamExt};
 use std::collections::HashMap;
 use std::time::Instant;
@@ -119,20 +119,38 @@ impl MessageExpiry for DynamoStore {
             let notes = conversation::note_count(&item);
             let cid = get_s(&item, "cid")?.to_owned();
             let erasures = state.erasures.get(&cid).copied().unwrap_or(0);
-            frozen.insert(cid, sync_record::encode_frozen(notes, erasures));
+            frozen.insert(cid, codec::frozen::entry(notes, erasures));
         }
-        // Only while the lease on the record is ours (the flusher writes nothing meanwhile).
-        let record = self
-            .lease_update(contact, owner)
-            .update_expression("SET archived_at = :at, frozen = :frozen")
+        // Only while the lease on the record is ours (the flusher writes nothing meanwhile). The frozen notes go
+        // in an item of their own, in the same transaction: the record, which every change writes, stays the
+        // size it was (a map written here before is taken off it).
+        let at = Timestamp::now();
+        let record = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(contact_pk(contact), SYNC)))
+            .update_expression("SET archived_at = :at REMOVE frozen")
             .condition_expression(
                 "lease_owner = :owner AND change_version = :version AND synced_version = :version \
                  AND attribute_not_exists(pending_notes) AND attribute_not_exists(parked_reason)",
             )
-            .expression_attribute_values(":at", s(Timestamp::now().key()))
-            .expression_attribute_values(":frozen", AttributeValue::M(frozen))
-            .expression_attribute_values(":version", n(version));
-        if !self.send_update(record).await?.written() {
+            .expression_attribute_values(":owner", s(owner.as_str()))
+            .expression_attribute_values(":at", s(at.key()))
+            .expression_attribute_values(":version", n(version))
+            .build()
+            .map_err(build_error)?;
+        let items = vec![
+            TransactWriteItem::builder().update(record).build(),
+            TransactWriteItem::builder()
+                .put(
+                    Put::builder()
+                        .table_name(&self.table)
+                        .set_item(Some(codec::frozen::encode(contact, frozen, at)))
+                        .build()
+                        .map_err(build_error)?,
+                )
+                .build(),
+        ];
+        if self.transact(items).await?.is_err() {
             return Ok(None);
         }
         // 2. The TTL on every message item, unless a change rewrote it since it was read (its line may not be in

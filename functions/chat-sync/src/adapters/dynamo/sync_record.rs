@@ -4,8 +4,8 @@
 use super::codec::sync_record::{
     cleared_deleted, cleared_until, epoch as codec_epoch, erasures, first_at, gates,
 };
-use super::codec::{alias, n, s, sync_record, Item};
-use super::keys::{contact_pk, key, shard, SYNC};
+use super::codec::{alias, frozen, n, s, sync_record, Item};
+use super::keys::{contact_pk, key, shard, FROZEN, SYNC};
 use super::transact::CONFLICT_RETRIES;
 use super::{build_error, schema, unavailable, DynamoStore};
 use crate::domain::transcript::Cleared;
@@ -214,6 +214,26 @@ impl DynamoStore {
         Ok(TransactWriteItem::builder().update(update).build())
     }
 
+    /// `state` with the contact's frozen notes, if it is archived: they are in an item of their own
+    /// (`codec::frozen`), which retention puts with `archived_at` under the contact's lease, so the record every
+    /// change writes does not grow with them. Read strongly, after the record: it is the one that expiry left.
+    pub(super) async fn with_frozen(
+        &self,
+        contact: &ContactId,
+        mut state: SyncState,
+    ) -> Result<SyncState, StoreError> {
+        // A record archived before the notes had an item of their own still holds them itself.
+        if state.archived_at.is_some() && state.frozen.is_empty() {
+            if let Some(item) = self
+                .get(key(contact_pk(contact), FROZEN), &[], true)
+                .await?
+            {
+                state.frozen = frozen::decode(&item);
+            }
+        }
+        Ok(state)
+    }
+
     /// The epoch of the contact's sync record as it is now (read strongly): `None` if there is no record, or one
     /// made before records had epochs.
     pub(super) async fn record_epoch(
@@ -313,7 +333,7 @@ impl SyncRecords for DynamoStore {
         let Some(item) = output.responses().first().and_then(|r| r.item()) else {
             return Ok(SyncState::default());
         };
-        sync_record::decode(item)
+        self.with_frozen(contact, sync_record::decode(item)?).await
     }
 
     async fn redirect_contact(

@@ -9,6 +9,7 @@ pub(super) mod alias;
 pub(super) mod channel;
 pub(super) mod conversation;
 pub(super) mod flusher;
+pub(super) mod frozen;
 pub(super) mod gcra;
 pub(super) mod message;
 pub(super) mod sync_record;
@@ -127,6 +128,7 @@ pub(super) fn documented() -> Vec<Documented> {
         sync_record::documented(),
         alias::documented(),
         flusher::documented(),
+        frozen::documented(),
         gcra::budget_documented(),
         gcra::throttle_documented(),
     ]

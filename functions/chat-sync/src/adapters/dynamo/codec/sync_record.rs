@@ -4,11 +4,9 @@
 //! conversation.
 
 use super::super::corrupt;
-use super::{get_n, n, Item};
+use super::{get_n, Item};
 use crate::domain::{ContactId, Timestamp};
-use crate::ports::{Frozen, StoreError, SyncState};
-use aws_sdk_dynamodb::types::AttributeValue;
-use std::collections::HashMap;
+use crate::ports::{StoreError, SyncState};
 
 /// The prefix of the attributes that hold each conversation's first delivered message time.
 const FIRST_AT: &str = "first_at:";
@@ -128,7 +126,8 @@ pub(in super::super) fn decode(item: &Item) -> Result<SyncState, StoreError> {
             Some(at) => Some(Timestamp::parse("changed_at", at).map_err(corrupt)?),
             None => None,
         },
-        frozen: parse_frozen(item),
+        // Written here before the map had an item of its own (`codec::frozen`); the lease reads that item.
+        frozen: super::frozen::decode(item),
         erasures: item
             .iter()
             .filter_map(|(name, value)| {
@@ -142,42 +141,6 @@ pub(in super::super) fn decode(item: &Item) -> Result<SyncState, StoreError> {
             .cloned()
             .unwrap_or_default(),
     })
-}
-
-/// One conversation's entry of the `frozen` map: its notes as they are, and its erasure count then.
-pub(in super::super) fn encode_frozen(notes: usize, erasures: u64) -> AttributeValue {
-    AttributeValue::M(HashMap::from([
-        ("notes".to_owned(), n(notes)),
-        ("erasures".to_owned(), n(erasures)),
-    ]))
-}
-
-/// The sync record's `frozen` map: cid → `{notes, erasures}`.
-fn parse_frozen(item: &Item) -> HashMap<String, Frozen> {
-    let number = |map: &HashMap<String, AttributeValue>, name: &str| {
-        map.get(name)
-            .and_then(|v| v.as_n().ok())
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    item.get("frozen")
-        .and_then(|v| v.as_m().ok())
-        .map(|frozen| {
-            frozen
-                .iter()
-                .filter_map(|(cid, value)| {
-                    let value = value.as_m().ok()?;
-                    Some((
-                        cid.clone(),
-                        Frozen {
-                            notes: number(value, "notes") as usize,
-                            erasures: number(value, "erasures"),
-                        },
-                    ))
-                })
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 #[cfg(test)]
