@@ -34,8 +34,9 @@ pub(super) const LEASE_ATTRIBUTES: &str = "lease_owner, lease_until_ms";
 
 impl DynamoStore {
     /// An update of the contact's sync record, with our lease owner bound to `:owner`, that returns the record as it
-    /// was when refused: every write that needs the lease (here, parking in `queue`, archiving in `retention`) is
-    /// one of these, conditional on `lease_owner`, sent with `send_update`.
+    /// was when refused: every single-item write that needs the lease (here, and parking in `queue`) is one of
+    /// these, conditional on `lease_owner`, sent with `send_update`. (Archiving in `retention` writes a second item
+    /// with it, in a transaction under the same condition.)
     pub(super) fn lease_update(
         &self,
         contact: &ContactId,
