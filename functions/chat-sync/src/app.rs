@@ -171,8 +171,13 @@ impl App {
                     .clone()
                     .ok_or_else(|| missing("webhook", "HUBSPOT_ACCESS_TOKEN"))?;
                 Some(Arc::new(
-                    Webhook::new(store.clone(), sync, settings.api_secret)
-                        .with_agents(settings.agents),
+                    Webhook::new(
+                        store.clone(),
+                        sync,
+                        settings.api_secret,
+                        settings.mapping_cache,
+                    )
+                    .with_agents(settings.agents),
                 ))
             }
             None => None,

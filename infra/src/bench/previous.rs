@@ -116,6 +116,7 @@ impl Previous {
             .map_err(unavailable)?
         {
             Recorded::Applied => true,
+            Recorded::Refused => false,
             Recorded::Unchanged => {
                 let state = self
                     .store

@@ -249,6 +249,9 @@ fn parts(
         webhook: Some(WebhookSettings {
             api_secret: STREAM_SECRET.into(),
             agents: vec![AGENT_ID.to_owned()],
+            // From the environment, as the flush settings: `WEBHOOK_MAPPING_CACHE_SECONDS=0` measures without copies.
+            mapping_cache: WebhookSettings::mapping_cache(&Env::from_process())
+                .map_err(|e| e.to_string())?,
         }),
         sweeper: Some(SweeperSettings {
             budget: SWEEP_BUDGET,

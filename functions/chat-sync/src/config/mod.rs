@@ -330,6 +330,8 @@ pub struct WebhookSettings {
     pub api_secret: SecretString,
     /// See [`agent_ids`].
     pub agents: Vec<String>,
+    /// See [`WebhookSettings::mapping_cache`].
+    pub mapping_cache: Duration,
 }
 
 impl WebhookSettings {
@@ -337,7 +339,14 @@ impl WebhookSettings {
         Ok(Self {
             api_secret: env.secret("STREAM_API_SECRET", secrets).await?,
             agents: agent_ids(env)?,
+            mapping_cache: Self::mapping_cache(env)?,
         })
+    }
+
+    /// `WEBHOOK_MAPPING_CACHE_SECONDS`: how long a warm webhook uses the channel mapping an earlier delivery read,
+    /// instead of reading it again (0 reads it every time). The store's gate decides every change made on a copy.
+    pub fn mapping_cache(env: &Env) -> Result<Duration, ConfigError> {
+        env.seconds("WEBHOOK_MAPPING_CACHE_SECONDS", 300, 0..=3_600)
     }
 }
 

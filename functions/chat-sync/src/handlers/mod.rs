@@ -2,6 +2,7 @@
 
 pub mod agent_sessions;
 pub mod hubspot_webhooks;
+mod mapping_cache;
 pub mod registration;
 mod response;
 pub mod sweeper;

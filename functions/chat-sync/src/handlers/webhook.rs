@@ -1,6 +1,7 @@
 //! Stream's webhook (a Lambda Function URL). Verifies the signature over the exact bytes, records the message
 //! idempotently, answers 2xx only once it is durably stored, and writes the transcript within a bounded budget.
 
+use super::mapping_cache::MappingCache;
 use super::response::{body_bytes, header_str, json_response, method_not_allowed, ApiError};
 use crate::adapters::stream::verify_signature;
 use crate::adapters::stream_access::AGENT_ROLE;
@@ -40,6 +41,8 @@ pub struct Webhook {
     secret: SecretString,
     /// Stream user ids shown as `(agent)`.
     agents: Vec<String>,
+    /// Copies of the channel mappings earlier deliveries read (`WEBHOOK_MAPPING_CACHE_SECONDS`).
+    mappings: MappingCache,
 }
 
 #[derive(Deserialize)]
@@ -344,16 +347,19 @@ fn unavailable(error: &dyn std::fmt::Display) -> ApiError {
 }
 
 impl Webhook {
+    /// A webhook that keeps copies of the channel mappings it reads for `mapping_cache` (zero: none).
     pub fn new(
         store: Arc<dyn WebhookStore>,
         sync: TranscriptSync,
         api_secret: SecretString,
+        mapping_cache: Duration,
     ) -> Self {
         Self {
             store,
             sync,
             secret: api_secret,
             agents: Vec::new(),
+            mappings: MappingCache::new(mapping_cache),
         }
     }
 
@@ -467,6 +473,7 @@ impl Webhook {
         let status = match stored.recorded {
             Recorded::Applied => "recorded",
             Recorded::Unchanged => "duplicate",
+            Recorded::Refused => return Ok((ok("ignored", Some("erased")), None)),
         };
         let flush = stored
             .needs_flush
@@ -478,24 +485,38 @@ impl Webhook {
     async fn record(&self, event: Parsed, webhook_id: &str) -> Result<Option<Stored>, StoreError> {
         let (contact, recorded) = match event {
             Parsed::Change(change) => {
-                let Some(mapping) = self.mapping(&change.channel, webhook_id).await? else {
-                    return Ok(None);
-                };
-                if mapping.purge_at.is_some() {
-                    // Deleted in HubSpot: nothing is synced until it is restored, and nothing new is kept (it
-                    // would outlive the purge).
-                    tracing::info!(contact_id = %mapping.contact_id, webhook_id, "message for a contact deleted in HubSpot; ignored");
-                    return Ok(None);
+                let mut copy = true;
+                loop {
+                    let Some((mapping, copied)) =
+                        self.mapping(&change.channel, webhook_id, copy).await?
+                    else {
+                        return Ok(None);
+                    };
+                    if mapping.purge_at.is_some() {
+                        // Deleted in HubSpot: nothing is synced until it is restored, and nothing new is kept (it
+                        // would outlive the purge).
+                        tracing::info!(contact_id = %mapping.contact_id, webhook_id, "message for a contact deleted in HubSpot; ignored");
+                        return Ok(None);
+                    }
+                    let contact = mapping.contact_id.clone();
+                    let recorded = self.record_change(mapping, change.clone()).await?;
+                    if recorded == Recorded::Refused && copied {
+                        // Refused on a copy: the mapping may have changed since it was kept (an erasure, the
+                        // channel registered again): decided again on the mapping as it is.
+                        self.mappings.forget(&change.channel);
+                        copy = false;
+                        continue;
+                    }
+                    break (contact, recorded);
                 }
-                let contact = mapping.contact_id.clone();
-                let recorded = self.record_change(mapping, change).await?;
-                (contact, recorded)
             }
             Parsed::Cleared { channel, cleared } => {
-                let Some(mapping) = self.mapping(&channel, webhook_id).await? else {
+                let Some((mapping, _)) = self.mapping(&channel, webhook_id, false).await? else {
                     return Ok(None);
                 };
                 let recorded = self.store.clear_conversation(&mapping, cleared).await?;
+                // The copy no longer knows what the conversation keeps (a change it admits, the store refuses).
+                self.mappings.forget(&channel);
                 tracing::info!(contact_id = %mapping.contact_id, channel = %channel, ?cleared, "conversation erased as in Stream");
                 (mapping.contact_id, recorded)
             }
@@ -507,6 +528,7 @@ impl Webhook {
                 // Only a registered visitor's messages can be found (an agent's span every contact).
                 let mut last = None;
                 for channel in self.store.visitor_channels(&user).await? {
+                    self.mappings.forget(&channel);
                     if let Some(mapping) = self.store.channel(&channel).await? {
                         let mut recorded = Recorded::Unchanged;
                         if conversations {
@@ -551,6 +573,8 @@ impl Webhook {
         };
         let needs_flush = match recorded {
             Recorded::Applied => true,
+            // Nothing of it is kept: its contact is erased or deleted in HubSpot, or its clearing flushes.
+            Recorded::Refused => false,
             // A redelivery: its first delivery may have died before writing; flush only if something is pending.
             Recorded::Unchanged => match self.store.sync_state(&contact).await {
                 Ok(state) => state.version != state.synced_version,
@@ -564,16 +588,23 @@ impl Webhook {
         }))
     }
 
+    /// The channel's mapping, and whether it is a copy kept from an earlier delivery (only when `copy`): the store's
+    /// gate decides every change made on it (see `mapping_cache`).
     async fn mapping(
         &self,
         channel: &ChannelRef,
         webhook_id: &str,
-    ) -> Result<Option<ChannelMapping>, StoreError> {
-        let mapping = self.store.channel(channel).await?;
-        if mapping.is_none() {
-            tracing::info!(channel = %channel, webhook_id, "event for a channel we did not register; ignored");
+        copy: bool,
+    ) -> Result<Option<(ChannelMapping, bool)>, StoreError> {
+        if let Some(kept) = self.mappings.get(channel).filter(|_| copy) {
+            return Ok(Some((kept, true)));
         }
-        Ok(mapping)
+        let Some(mapping) = self.store.channel(channel).await? else {
+            tracing::info!(channel = %channel, webhook_id, "event for a channel we did not register; ignored");
+            return Ok(None);
+        };
+        self.mappings.keep(&mapping);
+        Ok(Some((mapping, false)))
     }
 
     async fn record_change(
@@ -602,7 +633,7 @@ impl Webhook {
             .is_some_and(|cleared| !cleared.keeps(change.created_at))
         {
             tracing::debug!(contact_id = %mapping.contact_id, "a change to a message erased with its conversation; nothing stored");
-            return Ok(Recorded::Unchanged);
+            return Ok(Recorded::Refused);
         }
         self.store.record_change(&mapping, &change, role).await
     }

@@ -13,6 +13,11 @@ pub enum Recorded {
     Applied,
     /// Already known (duplicate delivery, or older than what is stored): nothing changed.
     Unchanged,
+    /// Refused by the gate as the change committed: the contact is being erased or is deleted in HubSpot, or a
+    /// clearing of the conversation erased the message. Nothing changed. A caller that acted on a copy of the
+    /// channel's mapping older than the store's (the webhook's warm copy) reads the mapping again: a copy from
+    /// before an erasure is refused under the record made since.
+    Refused,
 }
 
 /// What a transcript is rendered from: the newest messages (oldest first) and their conversations.

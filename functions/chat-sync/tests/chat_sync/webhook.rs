@@ -796,3 +796,71 @@ async fn a_hard_deleted_visitor_takes_its_lines_and_its_conversations_along() {
     let soft = json!({ "type": "user.deleted", "user": { "id": visitor } });
     assert_eq!(deliver_event(&app, soft).await["status"], "ignored");
 }
+
+/// Counts the requests that read a channel's mapping (a `GetItem` of a `CHANNEL#` key), before they are sent.
+#[derive(Debug, Clone, Default)]
+struct MappingReads(Arc<std::sync::atomic::AtomicUsize>);
+
+impl aws_sdk_dynamodb::config::Intercept for MappingReads {
+    fn name(&self) -> &'static str {
+        "mapping-reads"
+    }
+
+    fn read_before_execution(
+        &self,
+        context: &aws_sdk_dynamodb::config::interceptors::BeforeSerializationInterceptorContextRef<
+            '_,
+        >,
+        _cfg: &mut aws_sdk_dynamodb::config::ConfigBag,
+    ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
+        let mapping = context
+            .input()
+            .downcast_ref::<aws_sdk_dynamodb::operation::get_item::GetItemInput>()
+            .and_then(|get| get.key()?.get("pk")?.as_s().ok().cloned())
+            .is_some_and(|pk| pk.starts_with("CHANNEL#"));
+        if mapping {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_warm_webhook_reads_each_channels_mapping_once() {
+    let app = TestApp::start().await;
+    let (_, visitor, first) = register_visitor(&app, "Ada", "warm.copy@example.com").await;
+    let (_, other, second) = register_visitor(&app, "Bo", "warm.other@example.com").await;
+    // A webhook like the app's, on the webhook's role, whose mapping reads are counted.
+    let reads = MappingReads::default();
+    let client = app
+        .dynamodb
+        .config()
+        .to_builder()
+        .interceptor(reads.clone())
+        .build();
+    let client = crate::support::roles::RoleGuard::new(
+        crate::support::Lambda::Webhook,
+        app.store.table(),
+        Default::default(),
+    )
+    .guard(&aws_sdk_dynamodb::Client::from_conf(client));
+    let webhook = app.webhook_on(Arc::new(DynamoStore::new(client, app.store.table())));
+    let mut counted = Vec::new();
+    for (i, (channel, user)) in [
+        (&first, &visitor),
+        (&first, &visitor),
+        (&second, &other),
+        (&first, &visitor),
+        (&second, &other),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let event = crate::support::new_message(channel, user, &format!("m-warm-{i}"), "hi", i);
+        let (response, _flush) = webhook.receive(signed_webhook(&event)).await;
+        assert_eq!(json_body(&response)["status"], "recorded");
+        counted.push(reads.0.load(std::sync::atomic::Ordering::SeqCst));
+    }
+    // Each channel's first delivery reads its mapping; every later one uses the copy.
+    assert_eq!(counted, [1, 1, 2, 2, 2]);
+}

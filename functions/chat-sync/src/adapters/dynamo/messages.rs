@@ -31,7 +31,7 @@ enum Attempt {
     Written,
     /// The item's condition failed; the item as it is (`None`: there is none).
     Found(Option<Item>),
-    /// The channel's mapping is gone, or a clearing on it erased the message.
+    /// The channel's mapping is gone, its contact is deleted in HubSpot, or a clearing on it erased the message.
     Gone,
 }
 
@@ -110,11 +110,16 @@ impl DynamoStore {
         {
             Ok(()) => return Ok(Attempt::Written),
             Err(failed) if failed.index == 0 => return Ok(Attempt::Found(failed.item)),
-            // The record vouches for the conversation and refused: the contact is being erased, or a clearing
-            // erased this message.
-            Err(failed) if vouch.holds(failed.item.as_ref(), &cid) => return Ok(Attempt::Gone),
-            // No record, another life of it (the mapping is from before an erasure), or one that does not list
-            // the conversation yet: the mapping decides.
+            // The record vouches for the conversation and refused: the contact is being erased or is deleted in
+            // HubSpot, or a clearing erased this message. Or the mapping carries an epoch the record does not (no
+            // record, or another life of it): only an erasure ends a record's life (or the purge's TTL, after
+            // a deletion in HubSpot), so this mapping's contact is gone, whatever the channel maps to now (see
+            // `Vouch::Epoch`).
+            Err(failed) if vouch.refuses_for_good(failed.item.as_ref(), &cid) => {
+                return Ok(Attempt::Gone)
+            }
+            // A mapping from before epochs, on a record that does not list the conversation yet: the mapping
+            // decides.
             Err(_) => {}
         }
         match self
@@ -311,9 +316,9 @@ impl MessageLog for DynamoStore {
                 .await?
             {
                 Attempt::Written => return Ok(Recorded::Applied),
-                // The channel's mapping is gone (the contact was erased) or erased this message with its conversation:
-                // nothing is recorded for it.
-                Attempt::Gone => return Ok(Recorded::Unchanged),
+                // The channel's mapping is gone (the contact was erased), its contact is deleted in HubSpot, or a
+                // clearing erased this message with its conversation: nothing is recorded for it.
+                Attempt::Gone => return Ok(Recorded::Refused),
                 Attempt::Found(None) => present = false,
                 Attempt::Found(Some(stored)) => {
                     if !version.supersedes(&message::stored_version(&stored)) {

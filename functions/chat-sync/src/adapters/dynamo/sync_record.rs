@@ -45,9 +45,11 @@ pub(super) enum SyncGate<'a> {
 pub(super) enum Vouch<'a> {
     /// It is the life of the record the conversation was registered into: its `epoch` is the one the mapping
     /// carries. Every clearing since writes its mirror on the record in the mapping's transaction, and a record
-    /// made again after an erasure has another epoch. (A record gone without an erasure, as the purge's TTL
-    /// backstop may take it before the mappings, leaves the conversation's changes checked beside the mapping:
-    /// a refused attempt each, never a wrong admission.)
+    /// made again after an erasure has another epoch. A refusal is final: a record with that epoch refuses what
+    /// the mapping would, and a record without it (none, or another life) means the life the mapping joined is
+    /// over (an erasure, or the purge's TTL after a deletion in HubSpot). Checking such a change beside the
+    /// channel's mapping as it now is would be wrong: the channel may be registered again, to the same contact's
+    /// new life or to another contact, and the change names the old one.
     Epoch(&'a RecordEpoch),
     /// It names the conversation in `gates`: registered before records had epochs and adopted at a change, or
     /// cleared since.
@@ -55,11 +57,12 @@ pub(super) enum Vouch<'a> {
 }
 
 impl Vouch<'_> {
-    /// Whether `record` (as a refused write returned it) vouches for the conversation `cid` so: then what it
-    /// refused, the mapping refuses too.
-    pub(super) fn holds(self, record: Option<&Item>, cid: &str) -> bool {
+    /// Whether the refusal of a change vouched for so is final, given `record` as the refused write returned it: for
+    /// an epoch always (see `Vouch::Epoch`); for a listed conversation when the record lists it (then what it
+    /// refused, the mapping refuses too), not when it does not list it yet.
+    pub(super) fn refuses_for_good(self, record: Option<&Item>, cid: &str) -> bool {
         match self {
-            Vouch::Epoch(epoch) => codec_epoch(record) == Some(epoch.as_str()),
+            Vouch::Epoch(_) => true,
             Vouch::Listed => gates(record, cid),
         }
     }
@@ -193,11 +196,15 @@ impl DynamoStore {
                         "contains(gates, :vouch)"
                     }
                 };
+                // A contact deleted in HubSpot (`mark_deleted`: `dirty` is `purging` until it is restored) keeps
+                // nothing new, which would outlive its purge: its mapping says so too (`purge_at`), but a webhook may
+                // hold a copy of the mapping from before.
                 update = update
                     .condition_expression(format!(
-                        "{vouched} AND NOT erasing = :true AND NOT #deleted = :true \
+                        "{vouched} AND NOT erasing = :true AND NOT dirty = :purging AND NOT #deleted = :true \
                          AND (attribute_not_exists(#until) OR #until <= :created)"
                     ))
+                    .expression_attribute_values(":purging", s(schema::PURGING))
                     .expression_attribute_names("#deleted", cleared_deleted(cid))
                     .expression_attribute_names("#until", cleared_until(cid))
                     .expression_attribute_values(":true", AttributeValue::Bool(true))

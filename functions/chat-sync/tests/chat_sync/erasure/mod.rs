@@ -5,6 +5,7 @@ mod deletion;
 mod epochs;
 mod merges;
 mod privacy;
+mod warm_copies;
 
 use crate::support;
 use crate::support::{

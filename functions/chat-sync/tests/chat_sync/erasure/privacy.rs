@@ -211,7 +211,7 @@ async fn webhooks_for_an_erased_channel_write_nothing() {
         .record_change(&mapping, &late, Role::Visitor)
         .await
         .expect("answered");
-    assert_eq!(recorded, Recorded::Unchanged);
+    assert_eq!(recorded, Recorded::Refused);
     app.store
         .erase_author(
             &mapping,
@@ -356,7 +356,7 @@ async fn an_erasure_meeting_a_live_lease_answers_503_and_its_retry_finishes() {
         "m-while-erasing",
         "written while erasing",
     );
-    assert_eq!(record_for(&app, &mapping, &late).await, Recorded::Unchanged);
+    assert_eq!(record_for(&app, &mapping, &late).await, Recorded::Refused);
     let left = items_mentioning(&app, &["written while erasing"]).await;
     assert!(left.is_empty(), "recorded while erasing: {left:#?}");
     let other = LeaseOwner::random();
@@ -549,7 +549,7 @@ pub(super) async fn assert_refused(
 ) {
     let mut change = visitor_message(mapping, visitor, id, text);
     (change.created_at, change.updated_at) = (at, at);
-    assert_eq!(record_for(app, mapping, &change).await, Recorded::Unchanged);
+    assert_eq!(record_for(app, mapping, &change).await, Recorded::Refused);
     assert!(items_mentioning(app, &[text]).await.is_empty(), "{text}");
 }
 
@@ -668,7 +668,7 @@ pub(super) async fn erased_behind_a_webhook(
 }
 
 /// The channel's mapping as a webhook reads it.
-async fn mapping_of(app: &TestApp, channel: &str) -> ChannelMapping {
+pub(super) async fn mapping_of(app: &TestApp, channel: &str) -> ChannelMapping {
     let cid = ChannelRef::new(
         ChannelType::parse("messaging").expect("valid"),
         ChannelId::parse(channel).expect("valid"),

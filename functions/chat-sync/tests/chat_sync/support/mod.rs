@@ -6,8 +6,9 @@ use chat_sync::adapters::stream::StreamClient;
 use chat_sync::app::{App, Parts};
 use chat_sync::budget::RateLimit;
 use chat_sync::config::{
-    AgentSessionSettings, AllowedOrigins, FlushSettings, HubSpotSettings, HubSpotWebhooksSettings,
-    RegistrationSettings, StreamSettings, SweeperSettings, Targets, WebhookSettings,
+    AgentSessionSettings, AllowedOrigins, Env, FlushSettings, HubSpotSettings,
+    HubSpotWebhooksSettings, RegistrationSettings, StreamSettings, SweeperSettings, Targets,
+    WebhookSettings,
 };
 use chat_sync::domain::identity::{IdentityPolicy, IdentityVerifier};
 use chat_sync::domain::{ChannelType, ContactId, UserId};
@@ -317,6 +318,8 @@ fn parts(
         webhook: Some(WebhookSettings {
             api_secret: STREAM_SECRET.into(),
             agents: vec![AGENT_ID.to_owned()],
+            // As deployed: a warm webhook keeps the mappings it read.
+            mapping_cache: WebhookSettings::mapping_cache(&Env::default()).expect("the default"),
         }),
         sweeper: Some(SweeperSettings {
             budget: Duration::from_secs(10),
