@@ -4,7 +4,9 @@
 //!   under `functions/`, every binary in `infra/src/bin` and every top-level module of `sandbox` and `infra`, and
 //!   names nothing that is gone;
 //! - every relative link in `README.md` and `docs/*.md` points to a file that exists and, with a `#anchor`, to a
-//!   heading of that file (GitHub's slugs: lowercase, spaces to `-`, punctuation other than `-` and `_` dropped).
+//!   heading of that file (GitHub's slugs: lowercase, spaces to `-`, punctuation other than `-` and `_` dropped);
+//! - every file or folder the README's "Where a change goes" names exists (a path written from the repository's
+//!   root, or the end of one: `domain/note.rs` after `functions/chat-sync/src/domain/line.rs`).
 //!
 //! A module added without its line, or a section moved without its links, fails here.
 
@@ -50,13 +52,9 @@ fn rust_files(dir: &Path) -> Vec<String> {
     files
 }
 
-/// The README's `## Module map` section, up to the next `## ` heading.
+/// The README's `## Module map` section.
 fn module_map() -> String {
-    let readme = read(&repo().join("README.md"));
-    let (_, section) = readme
-        .split_once("\n## Module map\n")
-        .expect("README.md has a `## Module map` section");
-    section.split("\n## ").next().unwrap_or_default().to_owned()
+    readme_section("Module map")
 }
 
 /// What the map must name, each as it is written there in backticks.
@@ -120,6 +118,83 @@ fn the_readmes_module_map_names_nothing_that_is_gone() {
     assert!(
         gone.is_empty(),
         "README.md's module map names what no longer exists: {gone:#?}"
+    );
+}
+
+/// A README section, from its `## ` heading up to the next one.
+fn readme_section(heading: &str) -> String {
+    let readme = read(&repo().join("README.md"));
+    let (_, section) = readme
+        .split_once(&format!("\n## {heading}\n"))
+        .unwrap_or_else(|| panic!("README.md has a `## {heading}` section"));
+    section.split("\n## ").next().unwrap_or_default().to_owned()
+}
+
+/// Every file and folder of the repository (folders with a trailing `/`), as paths from its root; not what the
+/// build, npm or git keep there.
+fn tree(dir: &Path, prefix: &str, paths: &mut Vec<String>) {
+    for (name, is_dir) in entries(dir) {
+        if is_dir && (name.starts_with('.') || name == "target" || name == "node_modules") {
+            continue;
+        }
+        let path = format!("{prefix}{name}");
+        if is_dir {
+            tree(&dir.join(&name), &format!("{path}/"), paths);
+            paths.push(format!("{path}/"));
+        } else {
+            paths.push(path);
+        }
+    }
+}
+
+/// The code spans of a text that name a file or a folder: a path with a `/` or a file name with an extension, with
+/// no placeholder (`<name>`), pattern (`webhook-*.json`) or spaces.
+fn named_paths(text: &str) -> Vec<String> {
+    text.split('`')
+        .skip(1)
+        .step_by(2)
+        .filter(|span| !span.contains(['<', '*', ' ', '(', '{', '#', '=']))
+        .filter(|span| {
+            span.contains('/')
+                || [".rs", ".json", ".toml", ".md", ".yaml", ".mjs", ".txt"]
+                    .iter()
+                    .any(|ext| span.ends_with(ext))
+        })
+        .filter(|span| !span.starts_with("http"))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn every_path_where_a_change_goes_names_exists() {
+    let mut paths = Vec::new();
+    tree(&repo(), "", &mut paths);
+    let named = named_paths(&readme_section("Where a change goes"));
+    assert!(
+        named.len() > 20,
+        "too few paths found: the parser is broken: {named:?}"
+    );
+    let gone: Vec<&String> = named
+        .iter()
+        .filter(|name| {
+            !paths
+                .iter()
+                .any(|path| path == *name || path.ends_with(&format!("/{name}")))
+        })
+        .collect();
+    assert!(
+        gone.is_empty(),
+        "README.md's \"Where a change goes\" names what does not exist: {gone:#?}"
+    );
+}
+
+#[test]
+fn named_paths_are_files_and_folders_not_code_or_placeholders() {
+    let text = "`sync/round.rs`, `Cargo.toml`, `sandbox/src/hubspot/`, `EVENT_TYPES`, `parse_event`, \
+                `functions/<name>/Cargo.toml`, `events/webhook-*.json`, `cargo run -p infra --bin sign-events`";
+    assert_eq!(
+        named_paths(text),
+        ["sync/round.rs", "Cargo.toml", "sandbox/src/hubspot/"]
     );
 }
 
