@@ -506,6 +506,7 @@ fn since(now: FlushReport, before: &FlushReport) -> FlushReport {
         refused: now.refused - before.refused,
         busy: false,
         claimed: now.claimed - before.claimed,
+        held: now.held - before.held,
         notes_only: now.notes_only - before.notes_only,
         left_woken: now.left_woken - before.left_woken,
         times: RoundTimes {

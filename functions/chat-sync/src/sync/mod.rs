@@ -204,6 +204,9 @@ pub struct FlushReport {
     pub busy: bool,
     /// Contacts whose lease a round took (written or not).
     pub claimed: u32,
+    /// Contacts a round could not take: another holder's lease was on them (another flusher's round, a write
+    /// fenced), or an erasure was taking them or had. What is queued of them stays queued.
+    pub held: u32,
     /// Of `claimed`, contacts taken for their notes alone (their property in sync, see "Notes"): neither the pace
     /// the linger follows nor a backlog.
     pub notes_only: u32,
@@ -257,6 +260,7 @@ impl FlushReport {
         self.parked += other.parked;
         self.refused += other.refused;
         self.claimed += other.claimed;
+        self.held += other.held;
         self.notes_only += other.notes_only;
         self.left_woken += other.left_woken;
         self.times.add(other.times);

@@ -14,6 +14,7 @@ use crate::ports::{
     LeaseOwner, NotesAt, Permit, Release, StoreError, SyncState, TranscriptWrite, WriteResult,
 };
 use futures::stream::{self, StreamExt};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 /// The most lines a contact may show to be read whole in one request: the store reads a contact whole only up to
@@ -228,6 +229,8 @@ impl TranscriptSync {
     ) -> Vec<Result<Option<Claim>, StoreError>> {
         let phase = Instant::now();
         let ttl = self.settings.lease_ttl;
+        let held = AtomicU32::new(0);
+        let held = &held;
         let claimed: Vec<(Result<Option<Claim>, StoreError>, ClaimTimes)> =
             stream::iter(candidates)
                 .map(|contact| async move {
@@ -238,7 +241,10 @@ impl TranscriptSync {
                     took.lease = taken_at.elapsed();
                     let state = match acquired {
                         Ok(Some(state)) => state,
-                        Ok(None) => return (Ok(None), took),
+                        Ok(None) => {
+                            held.fetch_add(1, Ordering::Relaxed);
+                            return (Ok(None), took);
+                        }
                         Err(error) => return (Err(error), took),
                     };
                     // Nothing to write: parked, no change yet, or written already (the queue may lag).
@@ -271,6 +277,7 @@ impl TranscriptSync {
             times.add(*took);
         }
         times.apportion(phase.elapsed(), report);
+        report.held += held.load(Ordering::Relaxed);
         claimed.into_iter().map(|(result, _)| result).collect()
     }
 
