@@ -576,10 +576,7 @@ impl Webhook {
             // Nothing of it is kept: its contact is erased or deleted in HubSpot, or its clearing flushes.
             Recorded::Refused => false,
             // A redelivery: its first delivery may have died before writing; flush only if something is pending.
-            Recorded::Unchanged => match self.store.sync_state(&contact).await {
-                Ok(state) => state.version != state.synced_version,
-                Err(_) => false,
-            },
+            Recorded::Unchanged => self.store.change_pending(&contact).await.unwrap_or(false),
         };
         Ok(Some(Stored {
             contact,

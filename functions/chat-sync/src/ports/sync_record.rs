@@ -80,6 +80,10 @@ pub trait SyncRecords: Send + Sync {
     /// The contact's sync record. Serialized after whole changes: messages read next include every change up to
     /// its version.
     async fn sync_state(&self, contact: &ContactId) -> Result<SyncState, StoreError>;
+    /// Whether a recorded change waits to be written (the record's version past the one synced): a strong read of
+    /// two numbers, for a redelivery deciding whether to flush. It sees every change committed before it, and reads
+    /// no messages after it, so it needs none of `sync_state`'s serialization.
+    async fn change_pending(&self, contact: &ContactId) -> Result<bool, StoreError>;
     /// Records that HubSpot merged the contact into `crm_contact`: the survivor names it (an alias item, so erasing,
     /// deleting or restoring the survivor reaches it) and its writes go there. False if nothing of the contact is
     /// stored here (nothing is recorded then: a merge of someone who never chatted is none of ours).

@@ -466,6 +466,47 @@ async fn a_stalled_dynamodb_gets_a_5xx_within_the_ack_budget() {
     assert_eq!(json_body(&response)["status"], "recorded");
 }
 
+/// Stream redelivers a message whose first delivery was recorded but whose Lambda died before its flush: the
+/// redelivery flushes, because a change waits. Once it is written, a further redelivery has nothing to flush.
+#[tokio::test]
+async fn a_redelivery_flushes_only_while_a_change_waits() {
+    let app = TestApp::start().await;
+    let (contact, visitor, channel) =
+        register_visitor(&app, "Ada", "redelivered@example.com").await;
+    let event = message_event(
+        "message.new",
+        "messaging",
+        &channel,
+        &message(
+            "r-1",
+            &visitor,
+            "Ada",
+            "hello again",
+            "2026-11-24T10:00:01.000Z",
+        ),
+    );
+    let (response, flush) = app.webhook.receive(signed_webhook(&event)).await;
+    assert_eq!(json_body(&response)["status"], "recorded");
+    drop(flush.expect("a recorded change is flushed"));
+    assert_eq!(
+        app.transcript(&contact),
+        "",
+        "the first delivery's flush never ran"
+    );
+
+    let (response, flush) = app.webhook.receive(signed_webhook(&event)).await;
+    assert_eq!(json_body(&response)["status"], "duplicate");
+    flush
+        .expect("a change waits: the redelivery flushes")
+        .run()
+        .await;
+    assert!(app.transcript(&contact).contains("hello again"));
+
+    let (response, flush) = app.webhook.receive(signed_webhook(&event)).await;
+    assert_eq!(json_body(&response)["status"], "duplicate");
+    assert!(flush.is_none(), "written already: nothing to flush");
+}
+
 #[tokio::test]
 async fn base64_encoded_function_url_bodies_are_decoded_before_verification() {
     use base64::Engine;

@@ -4,7 +4,7 @@
 use super::codec::sync_record::{
     cleared_deleted, cleared_until, epoch as codec_epoch, erasures, first_at, gates,
 };
-use super::codec::{alias, frozen, n, s, sync_record, Item};
+use super::codec::{alias, frozen, get_n, n, s, sync_record, Item};
 use super::keys::{contact_pk, key, shard, FROZEN, SYNC};
 use super::transact::CONFLICT_RETRIES;
 use super::{build_error, schema, unavailable, DynamoStore};
@@ -341,6 +341,16 @@ impl SyncRecords for DynamoStore {
             return Ok(SyncState::default());
         };
         self.with_frozen(contact, sync_record::decode(item)?).await
+    }
+
+    async fn change_pending(&self, contact: &ContactId) -> Result<bool, StoreError> {
+        // One unit (a strong read of a small projection), where `sync_state` takes two for the transaction and, for
+        // an archived contact, the frozen notes' item as well.
+        const VERSIONS: [&str; 2] = ["change_version", "synced_version"];
+        let item = self
+            .get(key(contact_pk(contact), SYNC), &VERSIONS, true)
+            .await?;
+        Ok(item.is_some_and(|item| get_n(&item, VERSIONS[0]) != get_n(&item, VERSIONS[1])))
     }
 
     async fn redirect_contact(
