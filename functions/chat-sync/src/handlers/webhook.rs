@@ -593,7 +593,7 @@ impl Webhook {
         webhook_id: &str,
         copy: bool,
     ) -> Result<Option<(ChannelMapping, bool)>, StoreError> {
-        if let Some(kept) = self.mappings.get(channel).filter(|_| copy) {
+        if let Some(kept) = copy.then(|| self.mappings.get(channel)).flatten() {
             return Ok(Some((kept, true)));
         }
         let Some(mapping) = self.store.channel(channel).await? else {
