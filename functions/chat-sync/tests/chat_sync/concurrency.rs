@@ -668,7 +668,6 @@ async fn a_round_leaves_a_contact_another_holds_queued_and_counts_it_held() {
     let app = TestApp::start().await;
     let (contact, visitor, channel) = register_visitor(&app, "Held", "held@example.com").await;
     let id = chat_sync::domain::ContactId::parse(&contact).expect("id");
-    let holder = chat_sync::ports::LeaseOwner::random();
     let m = message("h1", &visitor, "Held", &text(0, 0), &created_at(0, 0));
     let (response, _flush) = app
         .webhook
@@ -680,12 +679,7 @@ async fn a_round_leaves_a_contact_another_holds_queued_and_counts_it_held() {
         )))
         .await;
     assert_eq!(response.status(), StatusCode::OK);
-    assert!(app
-        .store
-        .acquire_lease(&id, &holder, Duration::from_secs(30))
-        .await
-        .expect("lease")
-        .is_some());
+    let holder = app.hold_lease(&id, Duration::from_secs(30)).await;
     let report = app.sweeper().sweep().await.expect("sweep").flush;
     assert_eq!(
         (report.held, report.claimed, report.calls),

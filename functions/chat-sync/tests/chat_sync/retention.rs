@@ -390,13 +390,7 @@ async fn contacts_behind_or_busy_keep_their_messages() {
     let later = later.later_by(DAY * 31);
     sweep(&app).await;
     let id = ContactId::parse(&contact).expect("id");
-    let holder = chat_sync::ports::LeaseOwner::random();
-    assert!(app
-        .store
-        .acquire_lease(&id, &holder, Duration::from_secs(30))
-        .await
-        .expect("lease")
-        .is_some());
+    let holder = app.hold_lease(&id, Duration::from_secs(30)).await;
     let report = retention(&app).run(later, far).await.expect("run");
     assert_eq!((report.contacts, report.skipped), (0, 1), "{report:?}");
     app.store
@@ -454,13 +448,7 @@ async fn a_pass_out_of_time_leaves_the_contact_for_the_next_one_which_finishes_i
     let id = ContactId::parse(&contact).expect("id");
     let state = app.store.sync_state(&id).await.expect("state");
     let expires_at = Timestamp::now().later_by(DAY * 30);
-    let owner = chat_sync::ports::LeaseOwner::random();
-    assert!(app
-        .store
-        .acquire_lease(&id, &owner, Duration::from_secs(30))
-        .await
-        .expect("lease")
-        .is_some());
+    let owner = app.hold_lease(&id, Duration::from_secs(30)).await;
     // No time left: recorded as archived (so no item can expire unnoticed), nothing marked, still on the index.
     let archived = app
         .store

@@ -323,12 +323,7 @@ async fn an_erasure_meeting_a_live_lease_answers_503_and_its_retry_finishes() {
     let mapping = mapping_of(&app, &channel).await;
     // A flusher holds the contact for longer than HubSpot waits for an answer (its write may still land: until the
     // lease ends, the erasure must not delete the record the lease is on).
-    let holder = LeaseOwner::random();
-    app.store
-        .acquire_lease(&id, &holder, Duration::from_secs(120))
-        .await
-        .expect("answered")
-        .expect("the lease");
+    let holder = app.hold_lease(&id, Duration::from_secs(120)).await;
     let (status, body) = from_hubspot(&app, &[("contact.privacyDeletion", &contact)]).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     // What could go went: the channel is no longer mapped, so nothing more is recorded for it. The sync record

@@ -18,7 +18,7 @@ use chat_sync::handlers::hubspot_webhooks::HubSpotWebhooks;
 use chat_sync::handlers::registration::Registration;
 use chat_sync::handlers::sweeper::{SweepReport, Sweeper};
 use chat_sync::handlers::webhook::Webhook;
-use chat_sync::ports::RateBudget;
+use chat_sync::ports::{LeaseOwner, Leases, RateBudget};
 use chat_sync::throttle::RegistrationLimits;
 use lambda_http::{Body, Request, Response};
 pub use sandbox::fixtures::{
@@ -260,6 +260,18 @@ impl TestApp {
     /// How many data items the table holds (to prove that bad input wrote nothing).
     pub async fn item_count(&self) -> usize {
         self.data_items().await.len()
+    }
+
+    /// Takes the contact's lease for `ttl` as another holder would (a flusher, a retention pass), failing the test if
+    /// it is not free; the owner gives it back (`release_lease`).
+    pub async fn hold_lease(&self, contact: &ContactId, ttl: Duration) -> LeaseOwner {
+        let holder = LeaseOwner::random();
+        self.store
+            .acquire_lease(contact, &holder, ttl)
+            .await
+            .expect("answered")
+            .expect("the contact's lease is free");
+        holder
     }
 
     /// The contact's transcript property in the HubSpot double.
