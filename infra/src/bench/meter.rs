@@ -1,8 +1,8 @@
 //! Meters a world's DynamoDB traffic at the SDK client, by operation: read units (GetItem, Query, BatchGetItem,
 //! TransactGetItems) and write units (PutItem, UpdateItem, DeleteItem, TransactWriteItems, BatchWriteItem), for every
 //! request of the world's store *and* of the rate budget it shares the client with. Every request is made to return
-//! its consumed capacity (the budget's do not ask for it). DynamoDB Local reports one total per request, so the
-//! store's own `consumed()` cannot tell reads from writes; the operation can.
+//! its consumed capacity (neither asks for it itself). DynamoDB Local reports one total per request, which cannot
+//! tell reads from writes; the operation can.
 //!
 //! A conditional write whose condition fails returns no capacity but is billed: each is counted as one write unit
 //! (the items are under 1 KB), a lower bound.

@@ -7,7 +7,7 @@ use crate::domain::transcript::Conversation;
 use crate::domain::{ContactId, NoteId};
 use crate::ports::{ConversationNotes, StoreError, TimelineNotes};
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, ReturnConsumedCapacity};
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 
 impl DynamoStore {
     /// The conversation items named, read in one request.
@@ -27,11 +27,9 @@ impl DynamoStore {
             .client
             .batch_get_item()
             .request_items(&self.table, keys.build().map_err(build_error)?)
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await
             .map_err(unavailable)?;
-        self.consumed.add_all(output.consumed_capacity());
         // A handful of small items never leaves keys unprocessed short of throttling; a missing conversation only
         // changes a header to its fallback, and the next flush reads it again.
         Ok(output

@@ -20,9 +20,7 @@ use crate::domain::{ContactId, Email, Timestamp, UserId};
 use crate::ports::{ContactErasure, Footprint, StoreError};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
-use aws_sdk_dynamodb::types::{
-    AttributeValue, DeleteRequest, ReturnConsumedCapacity, WriteRequest,
-};
+use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, WriteRequest};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
@@ -168,11 +166,9 @@ impl DynamoStore {
                     .client
                     .batch_write_item()
                     .request_items(&self.table, requests)
-                    .return_consumed_capacity(ReturnConsumedCapacity::Total)
                     .send()
                     .await
                     .map_err(unavailable)?;
-                self.consumed.add_all(output.consumed_capacity());
                 requests = output
                     .unprocessed_items()
                     .and_then(|items| items.get(&self.table))
@@ -215,14 +211,10 @@ impl DynamoStore {
                     "attribute_not_exists(lease_until_ms) OR lease_until_ms < :now",
                 )
                 .expression_attribute_values(":now", n(Timestamp::now().unix_millis()))
-                .return_consumed_capacity(ReturnConsumedCapacity::Total)
                 .send()
                 .await;
             match deleted {
-                Ok(output) => {
-                    self.consumed.add(output.consumed_capacity());
-                    return Ok(());
-                }
+                Ok(_) => return Ok(()),
                 // A holder is still there (its lease is live), or a write to the record is committing: look again.
                 Err(e)
                     if matches!(
@@ -463,11 +455,9 @@ impl ContactErasure for DynamoStore {
                 ])))
                 .consistent_read(true)
                 .set_exclusive_start_key(start.take())
-                .return_consumed_capacity(ReturnConsumedCapacity::Total)
                 .send()
                 .await
                 .map_err(unavailable)?;
-            self.consumed.add(output.consumed_capacity());
             for item in output.items() {
                 let contact = ContactId::parse(get_s(item, "contact_id")?).map_err(corrupt)?;
                 if !contacts.contains(&contact) {

@@ -23,7 +23,6 @@
 //! days, so reads skip items whose `expires_at` has passed.
 
 mod budget;
-mod capacity;
 mod channels;
 mod codec;
 mod contact_read;
@@ -42,20 +41,17 @@ mod throttle;
 mod transact;
 
 pub use budget::DynamoBudget;
-pub use capacity::{Consumed, Units};
 pub use keys::{contact_partition, mapping_key, sync_record_key, SYNC as SYNC_RECORD_SORT_KEY};
 pub use throttle::DynamoThrottle;
 
 use crate::ports::StoreError;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::Client;
-use std::sync::Arc;
 
 #[derive(Debug, Clone)]
 pub struct DynamoStore {
     client: Client,
     table: String,
-    consumed: Arc<Consumed>,
 }
 
 fn unavailable<E: std::fmt::Debug + ProvideErrorMetadata>(error: SdkError<E>) -> StoreError {
@@ -84,13 +80,7 @@ impl DynamoStore {
         Self {
             client,
             table: table.into(),
-            consumed: Arc::default(),
         }
-    }
-
-    /// Capacity units consumed by this store's requests so far.
-    pub fn consumed(&self) -> Units {
-        self.consumed.units()
     }
 
     /// The registration throttles, in this table; `secret` (the Stream app secret) keys the hashes they store.

@@ -13,8 +13,8 @@ use crate::domain::{ContactId, Timestamp};
 use crate::ports::{RecordEpoch, StoreError, SyncRecords, SyncState};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, Get, ReturnConsumedCapacity, ReturnValuesOnConditionCheckFailure,
-    TransactGetItem, TransactWriteItem, Update,
+    AttributeValue, Get, ReturnValuesOnConditionCheckFailure, TransactGetItem, TransactWriteItem,
+    Update,
 };
 use std::time::Duration;
 
@@ -320,7 +320,6 @@ impl SyncRecords for DynamoStore {
                 .client
                 .transact_get_items()
                 .transact_items(TransactGetItem::builder().get(get.clone()).build())
-                .return_consumed_capacity(ReturnConsumedCapacity::Total)
                 .send()
                 .await
             {
@@ -336,7 +335,6 @@ impl SyncRecords for DynamoStore {
                 Err(e) => return Err(unavailable(e)),
             }
         };
-        self.consumed.add_all(output.consumed_capacity());
         let Some(item) = output.responses().first().and_then(|r| r.item()) else {
             return Ok(SyncState::default());
         };
@@ -378,16 +376,13 @@ impl SyncRecords for DynamoStore {
         // The alias first: once it is there, erasing, deleting or restoring the surviving record reaches this
         // contact's conversations (see `erasure`), whether or not it was ever synced.
         let alias = alias::encode(crm_contact, contact);
-        let output = self
-            .client
+        self.client
             .put_item()
             .table_name(&self.table)
             .set_item(Some(alias))
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await
             .map_err(unavailable)?;
-        self.consumed.add(output.consumed_capacity());
         // Then its writes go to the survivor (a contact that never had a message has no sync record yet: its first
         // flush finds the survivor by e-mail).
         self.update_sync(

@@ -1,5 +1,6 @@
-//! How the store sends its requests, each counted (`consumed`): transactions and conditional updates (each re-sent
-//! when a transaction on its item was committing), reads of one item, and paged queries.
+//! How the store sends its requests: transactions and conditional updates (each re-sent when a transaction on its
+//! item was committing), reads of one item, and paged queries. What they cost is metered outside the store, at the
+//! SDK client (the bench's `meter`), which asks every request for its consumed capacity.
 
 use super::codec::Item;
 use super::{build_error, unavailable, DynamoStore};
@@ -9,9 +10,7 @@ use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::operation::query::QueryOutput;
 use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::{
-    Put, ReturnConsumedCapacity, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
-};
+use aws_sdk_dynamodb::types::{Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem};
 use std::time::Duration;
 
 /// Transactions touching one contact's sync record can conflict; they are retried this many times.
@@ -97,14 +96,10 @@ impl DynamoStore {
                 .client
                 .transact_write_items()
                 .set_transact_items(Some(items.clone()))
-                .return_consumed_capacity(ReturnConsumedCapacity::Total)
                 .send()
                 .await;
             let error = match result {
-                Ok(output) => {
-                    self.consumed.add_all(output.consumed_capacity());
-                    return Ok(Ok(()));
-                }
+                Ok(_) => return Ok(Ok(())),
                 Err(error) => error,
             };
             match error.as_service_error().map(cancelled) {
@@ -125,22 +120,18 @@ impl DynamoStore {
         }
     }
 
-    /// Sends an update, the one way the store does: its capacity is counted, and a failed condition is an
+    /// Sends an update, the one way the store does: a failed condition is an
     /// `Outcome`, not an error. An update that meets a transaction committing on its item (DynamoDB refuses it as a
     /// `TransactionConflict`: a change being recorded on a sync record) is sent again once that has landed.
     pub(super) async fn send_update(
         &self,
         update: UpdateItemFluentBuilder,
     ) -> Result<Outcome, StoreError> {
-        let update = update.return_consumed_capacity(ReturnConsumedCapacity::Total);
         let mut attempt = 0;
         loop {
             attempt += 1;
             let error = match update.clone().send().await {
-                Ok(output) => {
-                    self.consumed.add(output.consumed_capacity());
-                    return Ok(Outcome::Written(output.attributes().cloned()));
-                }
+                Ok(output) => return Ok(Outcome::Written(output.attributes().cloned())),
                 Err(error) => error,
             };
             match error.as_service_error() {
@@ -159,8 +150,7 @@ impl DynamoStore {
     }
 
     /// One item by its key, whole or only the `attributes` named (each through a placeholder, so a name with `:` in
-    /// it, or a reserved word, reads as it is), read strongly when `consistent`: counted like every request of the
-    /// store. `None`: there is none.
+    /// it, or a reserved word, reads as it is), read strongly when `consistent`. `None`: there is none.
     pub(super) async fn get(
         &self,
         key: Item,
@@ -172,8 +162,7 @@ impl DynamoStore {
             .get_item()
             .table_name(&self.table)
             .set_key(Some(key))
-            .consistent_read(consistent)
-            .return_consumed_capacity(ReturnConsumedCapacity::Total);
+            .consistent_read(consistent);
         if !attributes.is_empty() {
             let placeholders: Vec<String> =
                 (0..attributes.len()).map(|i| format!("#a{i}")).collect();
@@ -183,7 +172,6 @@ impl DynamoStore {
             }
         }
         let output = get.send().await.map_err(unavailable)?;
-        self.consumed.add(output.consumed_capacity());
         Ok(output.item)
     }
 
@@ -212,18 +200,12 @@ impl DynamoStore {
             .build())
     }
 
-    /// One page of a query, counted.
+    /// One page of a query.
     pub(super) async fn query_page(
         &self,
         query: QueryFluentBuilder,
     ) -> Result<QueryOutput, StoreError> {
-        let output = query
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send()
-            .await
-            .map_err(unavailable)?;
-        self.consumed.add(output.consumed_capacity());
-        Ok(output)
+        query.send().await.map_err(unavailable)
     }
 
     /// Every item a query matches, page after page.
