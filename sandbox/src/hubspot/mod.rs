@@ -207,7 +207,7 @@ impl HubSpotDouble {
         lock(&self.state.crm).delete(id)
     }
 
-    /// Forgets recorded calls, overlap violations and the counters below (peak, refusals, late writes injected).
+    /// Forgets recorded calls, overlap violations and the counters below (peaks, refusals, late writes injected).
     /// The limiter keeps its window and daily count, and pending late writes still land.
     pub fn clear_calls(&self) {
         self.state.recorder.clear();
@@ -231,6 +231,13 @@ impl HubSpotDouble {
     /// start or [`Self::clear_calls`], whether a limit is set or not: proves a client paced itself.
     pub fn peak_requests_in_window(&self) -> usize {
         lock(&self.state.limits).peak()
+    }
+
+    /// The most write calls (of any route, to any objects) the gateway let through that were in flight at once,
+    /// since start or [`Self::clear_calls`]: proves a client wrote in parallel, or never did. A late write counts
+    /// until it has landed.
+    pub fn peak_writes_in_flight(&self) -> usize {
+        self.state.writes.peak_calls()
     }
 
     /// Requests refused by the rolling or daily limit (not by injected faults) since start or `clear_calls`.

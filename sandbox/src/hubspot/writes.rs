@@ -43,6 +43,9 @@ pub(super) struct Writes {
     injected: AtomicUsize,
     /// Late writes answered but not landed yet.
     pending: Arc<AtomicUsize>,
+    /// Write calls in flight now, whatever they update, and the most at once since start or [`Writes::forget`].
+    calls: Arc<AtomicUsize>,
+    peak_calls: Arc<AtomicUsize>,
 }
 
 #[derive(Default)]
@@ -63,10 +66,18 @@ impl Writes {
         lock(&self.overlaps).clone()
     }
 
-    /// Forgets overlaps and the late-write count; writes still in flight or pending stay so (they are state).
+    /// Forgets overlaps, the late-write count and the peak of calls at once; writes still in flight or pending
+    /// stay so (they are state).
     pub(super) fn forget(&self) {
         lock(&self.overlaps).clear();
         self.injected.store(0, Ordering::SeqCst);
+        self.peak_calls
+            .store(self.calls.load(Ordering::SeqCst), Ordering::SeqCst);
+    }
+
+    /// The most write calls in flight at once since start or [`Writes::forget`].
+    pub(super) fn peak_calls(&self) -> usize {
+        self.peak_calls.load(Ordering::SeqCst)
     }
 
     pub(super) fn set_late(&self, rate: f64, delay: Duration) {
@@ -95,10 +106,13 @@ impl Writes {
     }
 
     /// Marks a write by `route` to each of `targets` (deduplicated) in flight, recording an overlap for each
-    /// object another write is already in flight to.
-    fn track(&self, route: Route, targets: Vec<Target>) -> Vec<InFlight> {
+    /// object another write is already in flight to, and counts the call in flight.
+    fn track(&self, route: Route, targets: Vec<Target>) -> Tracked {
+        let now = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
+        self.peak_calls.fetch_max(now, Ordering::SeqCst);
+        let call = CallInFlight(self.calls.clone());
         let mut in_flight = lock(&self.in_flight);
-        targets
+        let objects = targets
             .into_iter()
             .map(|target| {
                 let count = in_flight.entry(target.clone()).or_insert(0);
@@ -116,7 +130,27 @@ impl Writes {
                     target,
                 }
             })
-            .collect()
+            .collect();
+        Tracked {
+            _objects: objects,
+            _call: call,
+        }
+    }
+}
+
+/// A write call in flight: its objects, and the call itself (counted whatever it updates), until dropped. Held for
+/// the drops alone.
+struct Tracked {
+    _objects: Vec<InFlight>,
+    _call: CallInFlight,
+}
+
+/// Counts a write call in flight until dropped.
+struct CallInFlight(Arc<AtomicUsize>);
+
+impl Drop for CallInFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -329,9 +363,9 @@ async fn run(s: &Arc<HubState>, route: Route, req: &Req, write: Write) -> Respon
     // Only a request the gateway let through reaches the CRM, so only it can race another write.
     let in_flight = if gate.admitted() {
         let targets = write.targets(&lock(&s.crm));
-        s.writes.track(route, targets)
+        Some(s.writes.track(route, targets))
     } else {
-        Vec::new()
+        None
     };
     if let Some((delay, pending)) = gate.admitted().then(|| s.writes.decide_late()).flatten() {
         land_later(
@@ -356,7 +390,7 @@ async fn run(s: &Arc<HubState>, route: Route, req: &Req, write: Write) -> Respon
 fn land_later(
     s: Arc<HubState>,
     write: Write,
-    in_flight: Vec<InFlight>,
+    in_flight: Option<Tracked>,
     pending: Pending,
     after: Duration,
 ) {

@@ -31,12 +31,15 @@
 //! pending, onto the notes' queue (`notes-due`). Notes go out in *notes rounds*, rounds that find a batch of notes
 //! due, or the longest-waiting at twice the wait, or nothing else to write (a sweep at a quiet desk). Such a round
 //! writes the due notes of every contact it claims, and takes the due contacts of that queue after its batch of
-//! contacts behind, if it has the time (see `rounds`). So one note write takes every message of a wait, and one
-//! call a batch of notes, instead of a call every round for the few that came due since the last. The release that marks the notes written takes the contact off that queue. A change that may take text
-//! out of a note (an edit, a deletion, an erasure) sets `notes_now`: its notes go out in the next round. The wait
-//! changes when notes are written, never what: the rendering, the creation markers, fencing and the version check
-//! of the release are the same, so every message is still in its note once; and a later message never waits for
-//! the notes (a change queues the contact for its property whatever its notes' state).
+//! contacts behind, if it has the time (see `rounds`); a flusher behind (a full page of the queue) runs them in a
+//! round of their own beside its rounds instead (`aside`), so that they do not hold the property back. So one note
+//! write takes every message of a wait, and one call a batch of notes, instead of a call every round for the few
+//! that came due since the last. The release that marks the notes written takes the contact off that queue. A
+//! change that may take text out of a note (an edit, a deletion, an erasure) sets `notes_now`: its notes go out in
+//! the next round. The wait changes when notes are written, never what: the rendering, the creation markers,
+//! fencing and the version check of the release are the same, so every message is still in its note once; and a
+//! later message never waits for the notes (a change queues the contact for its property whatever its notes'
+//! state).
 //!
 //! **Expired messages.** For a contact whose messages expired here (`retention`), HubSpot holds the only copy of
 //! some lines: the round reads the property back (`contacts/batch/read`, batched, under the same budget and lease)
@@ -51,6 +54,7 @@
 //! yet. Each round reads only the newest messages each transcript can show. Contacts HubSpot no longer has (404,
 //! even by e-mail) or refuses (400) are parked with the reason, out of the queue, until an operator re-queues them.
 
+mod aside;
 mod batch;
 mod notes;
 mod round;
@@ -61,6 +65,7 @@ use crate::ports::{
     BudgetError, Caller, Channels, Crm, FlusherLease, FlusherTurn, LeaseOwner, Leases, MessageLog,
     RateBudget, StoreError, SyncQueue, SyncRecords, TimelineNotes, MAX_BATCH,
 };
+use aside::Aside;
 use serde::Serialize;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -396,7 +401,28 @@ impl TranscriptSync {
         result.map(|()| report)
     }
 
+    /// The rounds of a turn, and the notes rounds beside them when it is behind (see `aside`).
     async fn rounds(&self, turn: &Turn<'_>, report: &mut FlushReport) -> Result<(), StoreError> {
+        let aside = Aside::default();
+        let (result, ()) = futures::join!(
+            async {
+                let result = self.rounds_with(turn, report, &aside).await;
+                aside.close();
+                result
+            },
+            self.notes_beside(&aside, turn.start_by),
+        );
+        result?;
+        report.add(&aside.finish()?);
+        Ok(())
+    }
+
+    async fn rounds_with(
+        &self,
+        turn: &Turn<'_>,
+        report: &mut FlushReport,
+        aside: &Aside,
+    ) -> Result<(), StoreError> {
         let Turn {
             owner,
             start_by,
@@ -448,12 +474,19 @@ impl TranscriptSync {
             };
             // Oldest first, then the contacts woken since the last look (the index may not show them yet), and
             // the webhook's own contact (its change may not show there yet either).
+            aside.check()?;
             let mut candidates = self.store.dirty_contacts(MAX_BATCH).await?;
             // A full page of the queue: at least a batch was waiting, whatever this round can claim of it.
             let page_full = candidates.len() >= MAX_BATCH;
             add_new(&mut candidates, &woken);
             add_new(&mut candidates, own.take());
-            self.store.clear_wakes(&woken).await?;
+            // A contact the notes round beside holds stays woken: the next look takes it, once that round is done.
+            let taken: Vec<ContactId> = woken
+                .iter()
+                .filter(|contact| !aside.holds(contact))
+                .cloned()
+                .collect();
+            self.store.clear_wakes(&taken).await?;
             if last {
                 // The lease goes *before* the last round: a webhook that comes during it becomes the next flusher
                 // instead of waking one that is leaving, whose wake set would wait for the sweeper. Its first round
@@ -488,10 +521,30 @@ impl TranscriptSync {
             // and would end within the budget even so. A longer round than the one before, past the budget, would
             // leave what woke the flusher meanwhile for the next one (`left_woken`): the lag's tail at 5×.
             let time_for_notes = !last && Instant::now() + took * 2 + LINGER_MARGIN < start_by;
+            let mut notes_here = notes_round;
             if notes_round && time_for_notes {
-                add_new(&mut candidates, due.iter().map(|(_, contact)| contact));
+                let due: Vec<ContactId> = due.into_iter().map(|(_, contact)| contact).collect();
+                if !page_full {
+                    add_new(&mut candidates, &due);
+                } else if !aside.running() {
+                    // Behind: the due contacts go in a round of their own, beside this one (see `aside`).
+                    candidates.retain(|contact| !due.contains(contact));
+                    aside.start(due);
+                    report.rounds += 1;
+                    notes_here = false;
+                } else {
+                    // Behind, and a notes round runs beside already: these wait for the next.
+                    notes_here = false;
+                }
             }
+            candidates.retain(|contact| !aside.holds(contact));
             if candidates.is_empty() {
+                if aside.running() && !last {
+                    // Never idle while a notes round runs beside: its contacts may have changed meanwhile.
+                    aside.wait().await?;
+                    wait = Duration::ZERO;
+                    continue;
+                }
                 if last || self.store.release_flusher(owner, true).await? {
                     return Ok(());
                 }
@@ -519,9 +572,7 @@ impl TranscriptSync {
             let began = Instant::now();
             let came_over = began.duration_since(claimed_at);
             claimed_at = began;
-            let round = self
-                .round(candidates, notes_round, permit, start_by)
-                .await?;
+            let round = self.round(candidates, notes_here, permit, start_by).await?;
             took = began.elapsed();
             let backlog = behind(&round, page_full);
             report.add(&round);
@@ -537,6 +588,11 @@ impl TranscriptSync {
             // Nothing written (every candidate busy or fenced) and nobody woke us: nothing to do now. The queue keeps
             // them for the next flusher or the sweeper.
             if round.calls == 0 && woken.is_empty() {
+                if aside.running() {
+                    aside.wait().await?;
+                    wait = Duration::ZERO;
+                    continue;
+                }
                 if self.store.release_flusher(owner, true).await? {
                     return Ok(());
                 }

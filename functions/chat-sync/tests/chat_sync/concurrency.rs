@@ -43,6 +43,19 @@ fn text(contact: usize, index: usize) -> String {
     format!("contact {contact} message {index:03}")
 }
 
+/// The messages a property or a note shows, as `text` made them, in the order shown.
+fn message_lines(shown: &str) -> Vec<String> {
+    shown
+        .lines()
+        .flat_map(|line| line.split("</p>"))
+        .filter_map(|line| {
+            let from = &line[line.find("contact ")?..];
+            let end = from.find("message ")? + "message ".len() + 3;
+            from.get(..end).map(str::to_owned)
+        })
+        .collect()
+}
+
 /// Sweeps until nothing waits, notes included, and no flusher runs (at most 40 sweeps): whatever a holder deferred
 /// is written.
 async fn sweep_until_idle(app: &TestApp) {
@@ -636,24 +649,15 @@ async fn flushers_at_once(note_wait: Duration, burst: usize) {
     );
     for (c, contact) in contacts.iter().enumerate() {
         let expected: Vec<String> = (0..messages).map(|i| text(c, i)).collect();
-        let lines = |text: &str| -> Vec<String> {
-            text.lines()
-                .flat_map(|line| line.split("</p>"))
-                .filter_map(|line| {
-                    line.find("contact ")
-                        .map(|at| line[at..].chars().take(21).collect())
-                })
-                .collect()
-        };
         assert_eq!(
-            lines(&app.transcript(&contact.id)),
+            message_lines(&app.transcript(&contact.id)),
             expected,
             "contact {c}: the property holds every message exactly once, in order"
         );
         let notes = app.hubspot.notes_of_contact(&contact.id);
         assert_eq!(notes.len(), 1, "contact {c}: one note for its conversation");
         assert_eq!(
-            lines(&notes[0].properties["hs_note_body"]),
+            message_lines(&notes[0].properties["hs_note_body"]),
             expected,
             "contact {c}: its note holds every message exactly once, in order"
         );
@@ -777,4 +781,106 @@ async fn flushers_after_a_handover_never_write_the_contact_its_last_round_holds(
         .collect();
     let expected: Vec<String> = (0..=8).map(|i| text(0, i)).collect();
     assert_eq!(seen, expected, "every message exactly once, in order");
+}
+
+/// A flusher behind (a full page of the queue) runs the contacts whose notes are due in a notes round of their own,
+/// beside its round of the property (see `sync::aside`). Some of those contacts have a new message too, so the
+/// notes round writes their property as well. The checker: the two rounds' calls were in flight at once, no two
+/// writes to one contact or note overlapped, and every contact's property, and each note, holds each of its
+/// messages once, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_notes_round_beside_a_backlog_never_writes_a_contact_with_its_rounds() {
+    // Contacts whose notes come due, and contacts queued at once behind them: more than a page (`MAX_BATCH`).
+    const NOTED: usize = 24;
+    const BACKLOG: usize = 104;
+    // Long enough for the first sweep to write the noted contacts' property before their notes are due.
+    let note_wait = Duration::from_millis(1_500);
+    let app = TestApp::start_with(FlushSettings {
+        targets: Targets::BOTH,
+        note_wait,
+        linger: Duration::ZERO,
+        ..crate::support::test_flush_settings()
+    })
+    .await;
+    let mut contacts = Vec::new();
+    for c in 0..NOTED + BACKLOG {
+        let name = format!("Beside{c}");
+        let (id, visitor, channel) =
+            register_visitor(&app, &name, &format!("beside{c}@example.com")).await;
+        contacts.push(Contact {
+            id,
+            visitor,
+            channel,
+            name,
+        });
+    }
+    let send = |c: usize, i: usize| {
+        let contact = &contacts[c];
+        let m = message(
+            &format!("b{c}-m{i}"),
+            &contact.visitor,
+            &contact.name,
+            &text(c, i),
+            &created_at(c, i),
+        );
+        message_event("message.new", "messaging", &contact.channel, &m)
+    };
+    let record = |event: serde_json::Value| {
+        let app = &app;
+        async move {
+            // Recorded only: the sweeps below flush.
+            let (response, _flush) = app.webhook.receive(signed_webhook(&event)).await;
+            assert_eq!(response.status(), StatusCode::OK);
+        }
+    };
+    // The noted contacts' first messages go out; their notes wait.
+    for c in 0..NOTED {
+        record(send(c, 0)).await;
+    }
+    let report = app.sweeper().sweep().await.expect("sweep").flush;
+    assert_eq!(report.synced as usize, NOTED, "{report:?}");
+    assert!(app.hubspot.notes().is_empty(), "the notes wait");
+    // A backlog: a message for every other contact, and a second one for half the noted ones.
+    for c in NOTED..NOTED + BACKLOG {
+        record(send(c, 0)).await;
+    }
+    for c in (0..NOTED).step_by(2) {
+        record(send(c, 1)).await;
+    }
+    // The noted contacts' notes have waited twice the wait: the next round is a notes round, however few are due.
+    tokio::time::sleep(note_wait * 2 + Duration::from_millis(100)).await;
+    app.hubspot.clear_calls();
+    app.hubspot.faults().set_latency(Duration::from_millis(300));
+    let report = app.sweeper().sweep().await.expect("sweep").flush;
+    app.hubspot.faults().set_latency(Duration::ZERO);
+    let beside = app.hubspot.peak_writes_in_flight();
+    sweep_until_idle(&app).await;
+    assert_eq!(
+        app.hubspot.overlapping_patches(),
+        Vec::<String>::new(),
+        "two writes to one contact or note overlapped"
+    );
+    // Or the test proved nothing: one round after the other never has two calls in flight.
+    assert!(
+        beside >= 2,
+        "the notes round did not run beside the round of the property: {beside} call(s) at once; {report:?}"
+    );
+    for (c, contact) in contacts.iter().enumerate() {
+        let expected: Vec<String> = match c {
+            c if c < NOTED && c % 2 == 0 => vec![text(c, 0), text(c, 1)],
+            c => vec![text(c, 0)],
+        };
+        assert_eq!(
+            message_lines(&app.transcript(&contact.id)),
+            expected,
+            "contact {c}: the property holds every message exactly once, in order"
+        );
+        let notes = app.hubspot.notes_of_contact(&contact.id);
+        assert_eq!(notes.len(), 1, "contact {c}: one note for its conversation");
+        assert_eq!(
+            message_lines(&notes[0].properties["hs_note_body"]),
+            expected,
+            "contact {c}: its note holds every message exactly once, in order"
+        );
+    }
 }
