@@ -56,6 +56,23 @@ fn message_lines(shown: &str) -> Vec<String> {
         .collect()
 }
 
+/// Contact `c`'s property, and the one note of its conversation, show `expected` (as `text` made them): each
+/// message exactly once, in order.
+fn assert_shows_once_in_order(app: &TestApp, c: usize, contact: &str, expected: &[String]) {
+    assert_eq!(
+        message_lines(&app.transcript(contact)),
+        expected,
+        "contact {c}: the property holds every message exactly once, in order"
+    );
+    let notes = app.hubspot.notes_of_contact(contact);
+    assert_eq!(notes.len(), 1, "contact {c}: one note for its conversation");
+    assert_eq!(
+        message_lines(&notes[0].properties["hs_note_body"]),
+        expected,
+        "contact {c}: its note holds every message exactly once, in order"
+    );
+}
+
 /// Sweeps until nothing waits, notes included, and no flusher runs (at most 40 sweeps): whatever a holder deferred
 /// is written.
 async fn sweep_until_idle(app: &TestApp) {
@@ -649,18 +666,7 @@ async fn flushers_at_once(note_wait: Duration, burst: usize) {
     );
     for (c, contact) in contacts.iter().enumerate() {
         let expected: Vec<String> = (0..messages).map(|i| text(c, i)).collect();
-        assert_eq!(
-            message_lines(&app.transcript(&contact.id)),
-            expected,
-            "contact {c}: the property holds every message exactly once, in order"
-        );
-        let notes = app.hubspot.notes_of_contact(&contact.id);
-        assert_eq!(notes.len(), 1, "contact {c}: one note for its conversation");
-        assert_eq!(
-            message_lines(&notes[0].properties["hs_note_body"]),
-            expected,
-            "contact {c}: its note holds every message exactly once, in order"
-        );
+        assert_shows_once_in_order(&app, c, &contact.id, &expected);
     }
 }
 
@@ -870,17 +876,6 @@ async fn a_notes_round_beside_a_backlog_never_writes_a_contact_with_its_rounds()
             c if c < NOTED && c % 2 == 0 => vec![text(c, 0), text(c, 1)],
             c => vec![text(c, 0)],
         };
-        assert_eq!(
-            message_lines(&app.transcript(&contact.id)),
-            expected,
-            "contact {c}: the property holds every message exactly once, in order"
-        );
-        let notes = app.hubspot.notes_of_contact(&contact.id);
-        assert_eq!(notes.len(), 1, "contact {c}: one note for its conversation");
-        assert_eq!(
-            message_lines(&notes[0].properties["hs_note_body"]),
-            expected,
-            "contact {c}: its note holds every message exactly once, in order"
-        );
+        assert_shows_once_in_order(&app, c, &contact.id, &expected);
     }
 }

@@ -181,41 +181,6 @@ async fn batch_and_patch_writes_to_one_contact_overlap() {
 }
 
 #[tokio::test]
-async fn write_calls_in_flight_at_once_are_counted_whatever_they_update() {
-    let double = HubSpotDouble::start(TOKEN).await.expect("starts");
-    double.define_property("chat_transcript");
-    let ada = double.seed_contact("ada@example.com", &[]).id;
-    let grace = double.seed_contact("grace@example.com", &[]).id;
-    double.faults().set_latency(Duration::from_millis(150));
-    let client = std::sync::Arc::new(Client::new(&double));
-    let patch = |id: String| {
-        let client = client.clone();
-        async move {
-            let body = json!({"properties": {"chat_transcript": "patch"}});
-            let path = format!("/crm/objects/2026-09/contacts/{id}");
-            client.send("PATCH", &path, Some(body)).await.0
-        }
-    };
-    // One after the other: never two at once.
-    assert_eq!(patch(ada.clone()).await, 200);
-    assert_eq!(patch(grace.clone()).await, 200);
-    assert_eq!(double.peak_writes_in_flight(), 1);
-    // Two contacts at once: no overlap, but two calls in flight.
-    let (one, two) = tokio::join!(patch(ada.clone()), patch(grace.clone()));
-    assert_eq!((one, two), (200, 200));
-    assert_eq!(double.peak_writes_in_flight(), 2);
-    assert!(double.overlapping_patches().is_empty());
-    // Forgotten with the calls; a read is not a write.
-    double.clear_calls();
-    assert_eq!(double.peak_writes_in_flight(), 0);
-    let (status, _, _) = client
-        .send("GET", &format!("/crm/objects/2026-09/contacts/{ada}"), None)
-        .await;
-    assert_eq!(status, 200);
-    assert_eq!(double.peak_writes_in_flight(), 0);
-}
-
-#[tokio::test]
 async fn a_late_write_answers_502_then_lands_and_stays_in_flight_until_then() {
     let double = HubSpotDouble::start(TOKEN).await.expect("starts");
     double.define_property("chat_transcript");

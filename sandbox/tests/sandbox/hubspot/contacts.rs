@@ -251,6 +251,7 @@ async fn overlapping_patches_to_one_contact_are_detected() {
             .await;
         assert_eq!(status, 200);
     }
+    assert_eq!(double.peak_writes_in_flight(), 1, "one write at a time");
     let patch = |id: String, text: &'static str| {
         let client = client.clone();
         tokio::spawn(async move {
@@ -268,6 +269,10 @@ async fn overlapping_patches_to_one_contact_are_detected() {
     let (a, b) = tokio::join!(patch(ada.clone(), "ada"), patch(grace.clone(), "grace"));
     assert_eq!((a.expect("task"), b.expect("task")), (200, 200));
     assert_eq!(double.overlapping_patches(), Vec::<String>::new());
+    // Counted as two write calls in flight at once, whatever they update; forgotten with the calls.
+    assert_eq!(double.peak_writes_in_flight(), 2);
+    double.clear_calls();
+    assert_eq!(double.peak_writes_in_flight(), 0);
 
     // Two at once to one contact: a lost-update race, reported.
     let first = patch(ada.clone(), "first");
