@@ -13,9 +13,10 @@
 //! refused lease attempt on each. Their wake-ups stay in the flusher item's wake set until that round has let
 //! them go, so a change that arrived meanwhile is taken by a later round of this flusher, or by the next flusher.
 //!
-//! *Invariant: no lost wake-up.* A flusher never gives its lease up while a notes round runs beside it: with
-//! nothing else to do it waits for that round and looks again. A turn that ends (its last round, its budget, a
-//! refusal) ends when the notes round does; what it could not write stays queued, as a last round's.
+//! *Invariant: no lost wake-up.* A flusher never goes idle (gives its lease up for want of work) while a notes
+//! round runs beside it: with nothing else to do it waits for that round and looks again. A turn that ends
+//! otherwise (its last round, its budget, a refusal, a failure) ends when the notes round does; what that round
+//! could not write stays queued, as a last round's, and the wake-ups it held stay for the next flusher.
 
 use super::{FlushReport, TranscriptSync};
 use crate::domain::ContactId;
