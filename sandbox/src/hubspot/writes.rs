@@ -45,7 +45,7 @@ pub(super) struct Writes {
     pending: Arc<AtomicUsize>,
     /// Write calls in flight now, whatever they update, and the most at once since start or [`Writes::forget`].
     calls: Arc<AtomicUsize>,
-    peak_calls: Arc<AtomicUsize>,
+    peak_calls: AtomicUsize,
 }
 
 #[derive(Default)]
