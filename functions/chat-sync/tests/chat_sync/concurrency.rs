@@ -30,6 +30,24 @@ struct Contact {
     name: String,
 }
 
+/// Registers `count` visitors, `{prefix}{c} Tester` at `{prefix}{c}@example.com` (lowercased), one after another.
+async fn register_contacts(app: &TestApp, prefix: &str, count: usize) -> Vec<Contact> {
+    let mut contacts = Vec::new();
+    for c in 0..count {
+        let first = format!("{prefix}{c}");
+        let email = format!("{}@example.com", first.to_lowercase());
+        let (id, visitor, channel) = register_visitor(app, &first, &email).await;
+        contacts.push(Contact {
+            id,
+            visitor,
+            channel,
+            // As the registration names the visitor.
+            name: format!("{first} Tester"),
+        });
+    }
+    contacts
+}
+
 fn created_at(contact: usize, index: usize) -> String {
     format!(
         "2026-11-24T10:{:02}:{:02}.{:03}Z",
@@ -91,18 +109,7 @@ async fn every_message_exactly_once_in_order_under_concurrency() {
     let app = Arc::new(TestApp::start().await);
     app.hubspot.faults().set_latency(Duration::from_millis(25));
 
-    let mut contacts = Vec::new();
-    for c in 0..CONTACTS {
-        let name = format!("Visitor{c}");
-        let (id, visitor, channel) =
-            register_visitor(&app, &name, &format!("visitor{c}@example.com")).await;
-        contacts.push(Contact {
-            id,
-            visitor,
-            channel,
-            name: format!("{name} Tester"),
-        });
-    }
+    let contacts = register_contacts(&app, "Visitor", CONTACTS).await;
 
     // Every message.new once, ~20 % delivered twice, all shuffled.
     let mut rng = StdRng::seed_from_u64(0x5eed);
@@ -564,18 +571,7 @@ async fn flushers_at_once(note_wait: Duration, burst: usize) {
     app.hubspot
         .faults()
         .set_latency(Duration::from_millis(1_400));
-    let mut contacts = Vec::new();
-    for c in 0..CONTACTS {
-        let name = format!("Parallel{c}");
-        let (id, visitor, channel) =
-            register_visitor(&app, &name, &format!("parallel{c}@example.com")).await;
-        contacts.push(Contact {
-            id,
-            visitor,
-            channel,
-            name,
-        });
-    }
+    let contacts = register_contacts(&app, "Parallel", CONTACTS).await;
     // What every flusher run did, webhooks' and sweepers' alike, added up.
     let flushed = Arc::new(Mutex::new(FlushReport::default()));
     let delivering = Arc::new(std::sync::atomic::AtomicBool::new(true));
@@ -808,18 +804,7 @@ async fn a_notes_round_beside_a_backlog_never_writes_a_contact_with_its_rounds()
         ..crate::support::test_flush_settings()
     })
     .await;
-    let mut contacts = Vec::new();
-    for c in 0..NOTED + BACKLOG {
-        let name = format!("Beside{c}");
-        let (id, visitor, channel) =
-            register_visitor(&app, &name, &format!("beside{c}@example.com")).await;
-        contacts.push(Contact {
-            id,
-            visitor,
-            channel,
-            name,
-        });
-    }
+    let contacts = register_contacts(&app, "Beside", NOTED + BACKLOG).await;
     let send = |c: usize, i: usize| {
         let contact = &contacts[c];
         let m = message(
