@@ -240,6 +240,16 @@ impl HubSpotDouble {
         self.state.writes.peak_calls()
     }
 
+    /// From now, each write call the gateway lets through waits (before its latency) until `calls` write calls are
+    /// in flight at once, or until `within` has passed since the first call held, whichever comes first; then the
+    /// hold is over for good. A client's parallel paths meet at it however long each takes to reach its call
+    /// (within `within` of the first; keep it under the client's timeout), so [`Self::peak_writes_in_flight`]
+    /// proves they *can* write at once, on a fast machine or a slow one; a client that never writes in parallel
+    /// loses `within` once, and its peak stays 1.
+    pub fn hold_writes_until_in_flight(&self, calls: usize, within: Duration) {
+        self.state.writes.hold_until(calls, within);
+    }
+
     /// Requests refused by the rolling or daily limit (not by injected faults) since start or `clear_calls`.
     pub fn rate_limited(&self) -> usize {
         lock(&self.state.limits).refused()

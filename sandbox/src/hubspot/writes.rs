@@ -9,6 +9,10 @@
 //! * A gateway can answer 502 while the backend still applies the write later (a "late write"). Such a write
 //!   stays in flight until it has landed, so a client that writes the object again before then is caught. A late
 //!   create lands too: a client that retries it blindly makes the note twice.
+//!
+//! A test can also hold write calls until a number of them are in flight together (a rendezvous, see
+//! [`Writes::hold_until`]): a client's parallel paths then meet whatever each spends before its call, so a test
+//! that two calls *can* be in flight at once does not depend on how the machine times them.
 
 use super::crm::{
     batch_answer, batch_complete, batch_inputs, by_email, contact_json, input_id, new_email,
@@ -30,7 +34,8 @@ use serde_json::Value;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+use tokio::sync::Notify;
 
 /// The write bookkeeping of one double: what is in flight, the overlaps seen, and the late-write setting.
 #[derive(Default)]
@@ -46,6 +51,19 @@ pub(super) struct Writes {
     /// Write calls in flight now, whatever they update, and the most at once since start or [`Writes::forget`].
     calls: Arc<AtomicUsize>,
     peak_calls: AtomicUsize,
+    /// Write calls held until enough are in flight at once; `None` once met or given up.
+    rendezvous: Mutex<Option<Rendezvous>>,
+    /// Wakes the calls held when the rendezvous ends.
+    met: Notify,
+}
+
+/// How many write calls in flight at once end a rendezvous, and how long after the first call held it ends anyway.
+#[derive(Clone, Copy)]
+struct Rendezvous {
+    calls: usize,
+    within: Duration,
+    /// When it ends anyway: set by the first call held.
+    until: Option<Instant>,
 }
 
 #[derive(Default)]
@@ -78,6 +96,44 @@ impl Writes {
     /// The most write calls in flight at once since start or [`Writes::forget`].
     pub(super) fn peak_calls(&self) -> usize {
         self.peak_calls.load(Ordering::SeqCst)
+    }
+
+    /// From now, each write call the gateway lets through waits, before its latency, until `calls` write calls
+    /// are in flight at once, or until `within` has passed since the first call held; then the hold is over for
+    /// every call, held or not.
+    pub(super) fn hold_until(&self, calls: usize, within: Duration) {
+        *lock(&self.rendezvous) = Some(Rendezvous {
+            calls,
+            within,
+            until: None,
+        });
+    }
+
+    /// Waits while a rendezvous holds write calls (see [`Writes::hold_until`]); this call is counted in flight
+    /// already.
+    async fn meet(&self) {
+        loop {
+            // Registered before the check, so an end between the check and the wait still wakes this call.
+            let notified = self.met.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let until = {
+                let mut rendezvous = lock(&self.rendezvous);
+                let Some(held) = rendezvous.as_mut() else {
+                    return;
+                };
+                let until = *held
+                    .until
+                    .get_or_insert_with(|| Instant::now() + held.within);
+                if self.calls.load(Ordering::SeqCst) >= held.calls || Instant::now() >= until {
+                    *rendezvous = None;
+                    self.met.notify_waiters();
+                    return;
+                }
+                until
+            };
+            let _ = tokio::time::timeout_at(until.into(), notified).await;
+        }
     }
 
     pub(super) fn set_late(&self, rate: f64, delay: Duration) {
@@ -367,6 +423,9 @@ async fn run(s: &Arc<HubState>, route: Route, req: &Req, write: Write) -> Respon
     } else {
         None
     };
+    if in_flight.is_some() {
+        s.writes.meet().await;
+    }
     if let Some((delay, pending)) = gate.admitted().then(|| s.writes.decide_late()).flatten() {
         land_later(
             s.clone(),

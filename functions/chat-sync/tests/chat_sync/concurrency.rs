@@ -789,18 +789,30 @@ async fn flushers_after_a_handover_never_write_the_contact_its_last_round_holds(
 /// beside its round of the property (see `sync::aside`). Some of those contacts have a new message too, so the
 /// notes round writes their property as well. The checker: the two rounds' calls were in flight at once, no two
 /// writes to one contact or note overlapped, and every contact's property, and each note, holds each of its
-/// messages once, in order.
+/// messages once, in order. So that the check does not depend on how the machine times the two rounds (a notes
+/// round's calls could end before the other round's begin on a slow one, beside each other or not), HubSpot holds
+/// each write until two are in flight, and the two rounds have about as many contacts to claim and read before
+/// their first call.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_notes_round_beside_a_backlog_never_writes_a_contact_with_its_rounds() {
-    // Contacts whose notes come due, and contacts queued at once behind them: more than a page (`MAX_BATCH`).
-    const NOTED: usize = 24;
-    const BACKLOG: usize = 104;
-    // Long enough for the first sweep to write the noted contacts' property before their notes are due.
-    let note_wait = Duration::from_millis(1_500);
+    // Contacts whose notes come due, four in five of them with a new message too, and contacts queued at once:
+    // with those new messages, a full page of the queue (`MAX_BATCH`), so the flusher is behind.
+    const NOTED: usize = 50;
+    const BACKLOG: usize = 60;
+    let second = |c: usize| c < NOTED && c % 5 != 0;
+    // Long enough for the first sweep to write the noted contacts' property before their notes are due, on a
+    // loaded machine too.
+    let note_wait = Duration::from_secs(5);
+    // How long a write waits for the other round's: under the write's timeout, so the held call is not given up.
+    let hold = Duration::from_secs(2);
+    let write_timeout = Duration::from_secs(3);
     let app = TestApp::start_with(FlushSettings {
         targets: Targets::BOTH,
         note_wait,
         linger: Duration::ZERO,
+        write_timeout,
+        // A lease outlives its write and the late-write window.
+        lease_ttl: write_timeout + Duration::from_secs(4),
         ..crate::support::test_flush_settings()
     })
     .await;
@@ -825,23 +837,25 @@ async fn a_notes_round_beside_a_backlog_never_writes_a_contact_with_its_rounds()
         }
     };
     // The noted contacts' first messages go out; their notes wait.
+    let first_sent = tokio::time::Instant::now();
     for c in 0..NOTED {
         record(send(c, 0)).await;
     }
     let report = app.sweeper().sweep().await.expect("sweep").flush;
     assert_eq!(report.synced as usize, NOTED, "{report:?}");
     assert!(app.hubspot.notes().is_empty(), "the notes wait");
-    // A backlog: a message for every other contact, and a second one for half the noted ones.
+    // A backlog: a message for every other contact, and a second one for most of the noted ones.
     for c in NOTED..NOTED + BACKLOG {
         record(send(c, 0)).await;
     }
-    for c in (0..NOTED).step_by(2) {
+    for c in (0..NOTED).filter(|&c| second(c)) {
         record(send(c, 1)).await;
     }
     // The noted contacts' notes have waited twice the wait: the next round is a notes round, however few are due.
-    tokio::time::sleep(note_wait * 2 + Duration::from_millis(100)).await;
+    tokio::time::sleep_until(first_sent + note_wait * 2 + Duration::from_millis(500)).await;
     app.hubspot.clear_calls();
     app.hubspot.faults().set_latency(Duration::from_millis(300));
+    app.hubspot.hold_writes_until_in_flight(2, hold);
     let report = app.sweeper().sweep().await.expect("sweep").flush;
     app.hubspot.faults().set_latency(Duration::ZERO);
     let beside = app.hubspot.peak_writes_in_flight();
@@ -858,7 +872,7 @@ async fn a_notes_round_beside_a_backlog_never_writes_a_contact_with_its_rounds()
     );
     for (c, contact) in contacts.iter().enumerate() {
         let expected: Vec<String> = match c {
-            c if c < NOTED && c % 2 == 0 => vec![text(c, 0), text(c, 1)],
+            c if second(c) => vec![text(c, 0), text(c, 1)],
             c => vec![text(c, 0)],
         };
         assert_shows_once_in_order(&app, c, &contact.id, &expected);

@@ -1,6 +1,7 @@
 //! Contacts: authentication, upserts and their validation, concurrent and overlapping writes, properties, routes.
 
 use super::*;
+use std::time::Instant;
 
 #[tokio::test]
 async fn auth_requires_the_bearer_token_and_refuses_api_keys() {
@@ -323,6 +324,65 @@ async fn overlapping_patches_to_one_contact_are_detected() {
         double.calls()[0].status,
         0,
         "the abandoned call got no response"
+    );
+}
+
+/// Write calls held until two are in flight meet there whenever each arrives, and a lone one goes on at the
+/// hold's end: a test of parallel writes does not depend on how the client's paths are timed.
+#[tokio::test]
+async fn held_writes_meet_whenever_each_arrives_and_a_lone_one_goes_on_in_time() {
+    let double = HubSpotDouble::start(TOKEN).await.expect("starts");
+    double.define_property("chat_transcript");
+    let ada = double.seed_contact("ada@example.com", &[]).id;
+    let grace = double.seed_contact("grace@example.com", &[]).id;
+    let client = std::sync::Arc::new(Client::new(&double));
+    let patch = |id: String, text: &'static str| {
+        let client = client.clone();
+        tokio::spawn(async move {
+            let began = Instant::now();
+            let body = json!({"properties": {"chat_transcript": text}});
+            let (status, _, _) = client
+                .send(
+                    "PATCH",
+                    &format!("/crm/objects/2026-09/contacts/{id}"),
+                    Some(body),
+                )
+                .await;
+            (status, began.elapsed())
+        })
+    };
+
+    // The first waits for the second, which comes 400 ms later; then both go on.
+    double.hold_writes_until_in_flight(2, Duration::from_secs(10));
+    let first = patch(ada.clone(), "ada");
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let second = patch(grace, "grace");
+    let (first, second) = tokio::join!(first, second);
+    let (first, second) = (first.expect("task"), second.expect("task"));
+    assert_eq!((first.0, second.0), (200, 200));
+    assert!(first.1 >= Duration::from_millis(400), "held: {first:?}");
+    assert!(
+        second.1 < Duration::from_secs(5),
+        "met, not held: {second:?}"
+    );
+    assert_eq!(double.peak_writes_in_flight(), 2);
+    assert_eq!(double.overlapping_patches(), Vec::<String>::new());
+
+    // A lone write goes on when the hold ends, and the hold is over for the next.
+    double.clear_calls();
+    let hold = Duration::from_millis(1_500);
+    double.hold_writes_until_in_flight(2, hold);
+    let lone = patch(ada.clone(), "lone").await.expect("task");
+    assert_eq!(lone.0, 200);
+    assert!(lone.1 >= hold, "held: {lone:?}");
+    assert!(lone.1 < hold * 4, "ended in time: {lone:?}");
+    let next = patch(ada.clone(), "next").await.expect("task");
+    assert_eq!(next.0, 200);
+    assert!(next.1 < hold, "not held: {next:?}");
+    assert_eq!(double.peak_writes_in_flight(), 1);
+    assert_eq!(
+        double.contact(&ada).expect("contact").properties["chat_transcript"],
+        "next"
     );
 }
 
