@@ -253,22 +253,9 @@ async fn overlapping_patches_to_one_contact_are_detected() {
         assert_eq!(status, 200);
     }
     assert_eq!(double.peak_writes_in_flight(), 1, "one write at a time");
-    let patch = |id: String, text: &'static str| {
-        let client = client.clone();
-        tokio::spawn(async move {
-            let body = json!({"properties": {"chat_transcript": text}});
-            client
-                .send(
-                    "PATCH",
-                    &format!("/crm/objects/2026-09/contacts/{id}"),
-                    Some(body),
-                )
-                .await
-                .0
-        })
-    };
-    let (a, b) = tokio::join!(patch(ada.clone(), "ada"), patch(grace.clone(), "grace"));
-    assert_eq!((a.expect("task"), b.expect("task")), (200, 200));
+    let patch = |id: &str, text: &'static str| spawn_patch(&client, id, text);
+    let (a, b) = tokio::join!(patch(&ada, "ada"), patch(&grace, "grace"));
+    assert_eq!((a.expect("task").0, b.expect("task").0), (200, 200));
     assert_eq!(double.overlapping_patches(), Vec::<String>::new());
     // Counted as two write calls in flight at once, whatever they update; forgotten with the calls.
     assert_eq!(double.peak_writes_in_flight(), 2);
@@ -276,11 +263,14 @@ async fn overlapping_patches_to_one_contact_are_detected() {
     assert_eq!(double.peak_writes_in_flight(), 0);
 
     // Two at once to one contact: a lost-update race, reported.
-    let first = patch(ada.clone(), "first");
+    let first = patch(&ada, "first");
     tokio::time::sleep(Duration::from_millis(30)).await;
-    let second = patch(ada.clone(), "second");
+    let second = patch(&ada, "second");
     let (first, second) = tokio::join!(first, second);
-    assert_eq!((first.expect("task"), second.expect("task")), (200, 200));
+    assert_eq!(
+        (first.expect("task").0, second.expect("task").0),
+        (200, 200)
+    );
     let overlaps = double.overlapping_patches();
     assert_eq!(overlaps.len(), 1, "{overlaps:?}");
     assert!(overlaps[0].contains(&ada), "{overlaps:?}");
@@ -336,27 +326,13 @@ async fn held_writes_meet_whenever_each_arrives_and_a_lone_one_goes_on_in_time()
     let ada = double.seed_contact("ada@example.com", &[]).id;
     let grace = double.seed_contact("grace@example.com", &[]).id;
     let client = std::sync::Arc::new(Client::new(&double));
-    let patch = |id: String, text: &'static str| {
-        let client = client.clone();
-        tokio::spawn(async move {
-            let began = Instant::now();
-            let body = json!({"properties": {"chat_transcript": text}});
-            let (status, _, _) = client
-                .send(
-                    "PATCH",
-                    &format!("/crm/objects/2026-09/contacts/{id}"),
-                    Some(body),
-                )
-                .await;
-            (status, began.elapsed())
-        })
-    };
+    let patch = |id: &str, text: &'static str| spawn_patch(&client, id, text);
 
     // The first waits for the second, which comes 400 ms later; then both go on.
     double.hold_writes_until_in_flight(2, Duration::from_secs(10));
-    let first = patch(ada.clone(), "ada");
+    let first = patch(&ada, "ada");
     tokio::time::sleep(Duration::from_millis(400)).await;
-    let second = patch(grace, "grace");
+    let second = patch(&grace, "grace");
     let (first, second) = tokio::join!(first, second);
     let (first, second) = (first.expect("task"), second.expect("task"));
     assert_eq!((first.0, second.0), (200, 200));
@@ -372,11 +348,11 @@ async fn held_writes_meet_whenever_each_arrives_and_a_lone_one_goes_on_in_time()
     double.clear_calls();
     let hold = Duration::from_millis(1_500);
     double.hold_writes_until_in_flight(2, hold);
-    let lone = patch(ada.clone(), "lone").await.expect("task");
+    let lone = patch(&ada, "lone").await.expect("task");
     assert_eq!(lone.0, 200);
     assert!(lone.1 >= hold, "held: {lone:?}");
     assert!(lone.1 < hold * 4, "ended in time: {lone:?}");
-    let next = patch(ada.clone(), "next").await.expect("task");
+    let next = patch(&ada, "next").await.expect("task");
     assert_eq!(next.0, 200);
     assert!(next.1 < hold, "not held: {next:?}");
     assert_eq!(double.peak_writes_in_flight(), 1);
@@ -505,4 +481,20 @@ async fn list_and_unknown_routes() {
         .await;
     assert_eq!(status, 404);
     assert_eq!(body["status"], "error");
+}
+
+/// PATCHes a contact's transcript on a task of its own: the status, and how long the call took.
+fn spawn_patch(
+    client: &std::sync::Arc<Client>,
+    id: &str,
+    text: &'static str,
+) -> tokio::task::JoinHandle<(u16, Duration)> {
+    let client = client.clone();
+    let path = format!("/crm/objects/2026-09/contacts/{id}");
+    tokio::spawn(async move {
+        let began = Instant::now();
+        let body = json!({"properties": {"chat_transcript": text}});
+        let (status, _, _) = client.send("PATCH", &path, Some(body)).await;
+        (status, began.elapsed())
+    })
 }
