@@ -37,7 +37,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 
-/// The write bookkeeping of one double: what is in flight, the overlaps seen, and the late-write setting.
+/// The write bookkeeping of one double: what is in flight, the overlaps seen, the late-write setting and a hold.
 #[derive(Default)]
 pub(super) struct Writes {
     /// Writes in flight per object.
@@ -58,7 +58,6 @@ pub(super) struct Writes {
 }
 
 /// How many write calls in flight at once end a rendezvous, and how long after the first call held it ends anyway.
-#[derive(Clone, Copy)]
 struct Rendezvous {
     calls: usize,
     within: Duration,
