@@ -498,9 +498,9 @@ async fn a_webhook_hands_its_contact_to_the_running_flusher() {
 
 #[tokio::test]
 async fn a_webhook_during_a_flushers_last_round_becomes_the_next_flusher() {
-    // The first flusher's budget leaves room for one round only (a linger, then a round as long as none and another
-    // linger would end past it), and HubSpot is slow, so its last round is long. The rest of the budget is the
-    // second flusher's time to find and claim its contact, on a loaded machine too.
+    // The first flusher's budget leaves room for one round only (after its linger, another linger and the margin
+    // before the budget would end past it), and HubSpot is slow, so that last round is long. The rest of the budget
+    // is the second flusher's time to find and claim its contact, on a loaded machine too.
     let app = TestApp::start_with(FlushSettings {
         linger: Duration::from_millis(300),
         webhook_budget: Duration::from_millis(800),
