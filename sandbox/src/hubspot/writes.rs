@@ -150,22 +150,21 @@ impl Writes {
     }
 
     /// Whether this write becomes a late one, and if so how long after its 502 it lands.
-    fn decide_late(&self) -> Option<(Duration, Pending)> {
+    fn decide_late(&self) -> Option<(Duration, Counted)> {
         let late = lock(&self.late);
         if late.rate <= 0.0 || !rand::rng().random_bool(late.rate) {
             return None;
         }
         self.injected.fetch_add(1, Ordering::SeqCst);
-        self.pending.fetch_add(1, Ordering::SeqCst);
-        Some((late.delay, Pending(self.pending.clone())))
+        let (pending, _) = Counted::enter(&self.pending);
+        Some((late.delay, pending))
     }
 
     /// Marks a write by `route` to each of `targets` (deduplicated) in flight, recording an overlap for each
     /// object another write is already in flight to, and counts the call in flight.
     fn track(&self, route: Route, targets: Vec<Target>) -> Tracked {
-        let now = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
+        let (call, now) = Counted::enter(&self.calls);
         self.peak_calls.fetch_max(now, Ordering::SeqCst);
-        let call = CallInFlight(self.calls.clone());
         let mut in_flight = lock(&self.in_flight);
         let objects = targets
             .into_iter()
@@ -197,13 +196,22 @@ impl Writes {
 /// the drops alone.
 struct Tracked {
     _objects: Vec<InFlight>,
-    _call: CallInFlight,
+    _call: Counted,
 }
 
-/// Counts a write call in flight until dropped.
-struct CallInFlight(Arc<AtomicUsize>);
+/// One in a count (a write call in flight, a late write not landed yet) until dropped: when it has ended, or if
+/// the runtime shuts down first, or the client hangs up (hyper drops the handler future).
+struct Counted(Arc<AtomicUsize>);
 
-impl Drop for CallInFlight {
+impl Counted {
+    /// Adds one to `count`: the guard, and the count with it.
+    fn enter(count: &Arc<AtomicUsize>) -> (Self, usize) {
+        let now = count.fetch_add(1, Ordering::SeqCst) + 1;
+        (Self(count.clone()), now)
+    }
+}
+
+impl Drop for Counted {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::SeqCst);
     }
@@ -225,16 +233,6 @@ impl Drop for InFlight {
                 in_flight.remove(&self.target);
             }
         }
-    }
-}
-
-/// Counts a late write as pending until dropped (when it has landed, or if the runtime shuts down first);
-/// made only by [`Writes::decide_late`], which does the matching increment.
-struct Pending(Arc<AtomicUsize>);
-
-impl Drop for Pending {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -449,7 +447,7 @@ fn land_later(
     s: Arc<HubState>,
     write: Write,
     in_flight: Option<Tracked>,
-    pending: Pending,
+    pending: Counted,
     after: Duration,
 ) {
     tokio::spawn(async move {
