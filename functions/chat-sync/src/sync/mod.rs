@@ -527,8 +527,8 @@ impl TranscriptSync {
                 if !page_full {
                     add_new(&mut candidates, &due);
                 } else if !aside.running() {
-                    // Behind: the due contacts go in a round of their own, beside this one (see `aside`).
-                    candidates.retain(|contact| !due.contains(contact));
+                    // Behind: the due contacts go in a round of their own, beside this one (see `aside`); the
+                    // candidates leave them out below, with any the notes round holds.
                     aside.start(due);
                     report.rounds += 1;
                     notes_here = false;
