@@ -31,8 +31,9 @@ import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 
 const STEP_TIMEOUT_MS = 20_000;
-/** A conversation's note follows the property once its wait is over (FLUSH_NOTE_WAIT_MS, 20 s by default), at the
- * dev server's next sweep (every 5 s): a step's time on top of the wait. */
+/** A conversation's note follows the property once the conversation has paused for its wait (FLUSH_NOTE_WAIT_MS,
+ * 20 s by default, counted here from the last message, which the step before waited for), at the dev server's next
+ * sweep (every 5 s): a step's time on top of the wait. */
 const NOTE_TIMEOUT_MS = 20_000 + STEP_TIMEOUT_MS;
 /** The SDK reports a lost connection only after 5 s without one. */
 const RECONNECT_NOTICE_TIMEOUT_MS = 15_000;

@@ -509,6 +509,7 @@ fn since(now: FlushReport, before: &FlushReport) -> FlushReport {
         held: now.held - before.held,
         notes_only: now.notes_only - before.notes_only,
         left_woken: now.left_woken - before.left_woken,
+        notes_postponed: now.notes_postponed - before.notes_postponed,
         times: RoundTimes {
             claim_us: t.0.claim_us - t.1.claim_us,
             read_us: t.0.read_us - t.1.read_us,
@@ -728,6 +729,10 @@ pub fn table(desk: &Desk, runs: &[DeskReport]) -> String {
         row(
             "woken contacts left in the wake set by a round past the budget (waiting for the next flusher or the sweeper)",
             &|r| r.flushes.left_woken.to_string(),
+        ),
+        row(
+            "notes due while their conversation still talked, made to wait for it to pause (FLUSH_NOTE_MAX_WAIT_MS)",
+            &|r| r.flushes.notes_postponed.to_string(),
         ),
         row(
             "a round's mean time: claim / read / render / marks / HubSpot / settle",

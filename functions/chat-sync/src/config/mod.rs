@@ -495,11 +495,17 @@ pub struct FlushSettings {
     /// How long a webhook's flush first waits for more messages before rendering (group commit); doubled on each
     /// further round while changes keep coming. After the response, so it delays the CRM, never Stream's ack.
     pub linger: Duration,
-    /// How long a conversation's note waits after a new message before it is rewritten (`FLUSH_NOTE_WAIT_MS`):
+    /// How long a conversation's note waits after a new message before it is rewritten (`FLUSH_NOTE_WAIT_MS`),
+    /// from the oldest message not in it, and again from the last while the conversation talks (`note_max_wait`):
     /// the property shows each message within a round, and the notes take every message of the wait in one write
     /// instead of one a round. An edit, a deletion or an erasure does not wait. Zero: notes are written with the
     /// property.
     pub note_wait: Duration,
+    /// How long a conversation that keeps talking may hold its note back (`FLUSH_NOTE_MAX_WAIT_MS`): a note whose
+    /// wait is over while its contact's last change is younger than `note_wait` waits again, from that change
+    /// (the note goes out once the conversation pauses), until its oldest change not in it is this old. Not more
+    /// than `note_wait`: the wait counts from the oldest change alone, never again.
+    pub note_max_wait: Duration,
     /// Lease length; renewed before every HubSpot write.
     pub lease_ttl: Duration,
     /// Longest single HubSpot write.
@@ -559,6 +565,7 @@ impl FlushSettings {
             webhook_budget: env.millis("WEBHOOK_FLUSH_BUDGET_MS", 5_000, 0..=20_000)?,
             linger: env.millis("FLUSH_LINGER_MS", 1_600, 0..=5_000)?,
             note_wait: env.millis("FLUSH_NOTE_WAIT_MS", 20_000, 0..=300_000)?,
+            note_max_wait: env.millis("FLUSH_NOTE_MAX_WAIT_MS", 120_000, 0..=3_600_000)?,
             lease_ttl: env.seconds("LEASE_TTL_SECONDS", 15, 5..=300)?,
             write_timeout: env.millis("HUBSPOT_WRITE_TIMEOUT_MS", 2_000, 100..=2_500)?,
             late_write_window: env.seconds("HUBSPOT_LATE_WRITE_SECONDS", 10, 1..=120)?,

@@ -41,6 +41,19 @@ pub trait SyncQueue: Send + Sync {
         since: Timestamp,
         limit: usize,
     ) -> Result<Vec<(Timestamp, ContactId)>, StoreError>;
+    /// Makes the notes of a contact that `notes_due` found due wait again, from its last change, if that change is
+    /// younger than `quiet_since` (its conversation still talks) and its oldest change not in the notes younger
+    /// than `oldest_since` (they have not waited their longest): the notes then go out once the conversation
+    /// pauses. `since` is where `notes_due` found it: a contact that moved since, or whose notes cannot wait
+    /// (`notes_now`), is left as it is. No lease: only the notes' place in their queue changes, and a release
+    /// that writes the notes takes the contact off the queue whatever that place. True if it was made to wait.
+    async fn postpone_notes(
+        &self,
+        contact: &ContactId,
+        since: Timestamp,
+        quiet_since: Timestamp,
+        oldest_since: Timestamp,
+    ) -> Result<bool, StoreError>;
     /// Takes the contact out of the queue for good, recording why, and releases our lease.
     async fn park_contact(
         &self,

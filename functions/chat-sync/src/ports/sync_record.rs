@@ -20,7 +20,8 @@ pub struct SyncState {
     pub parked: Option<String>,
     /// Conversations (cids) changed since their notes were last written: their notes need rewriting.
     pub pending_notes: Vec<String>,
-    /// When the oldest change not yet in the notes was recorded: notes wait `FLUSH_NOTE_WAIT_MS` from then.
+    /// When the oldest change not yet in the notes was recorded: notes wait `FLUSH_NOTE_WAIT_MS` from then; once
+    /// a notes round found the conversation still talking, its last change then (`SyncQueue::postpone_notes`).
     /// `None` with notes pending: recorded before notes waited, so due at once.
     pub notes_since: Option<Timestamp>,
     /// A change since the notes were written must reach them at once: an edit, a deletion or an erasure.

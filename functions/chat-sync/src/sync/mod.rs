@@ -27,7 +27,9 @@
 //! with the conversation marked first, so a creation whose answer never came is found on the contact's timeline by
 //! its marker and adopted instead of repeated (fencing holds that writer back until such a creation could still
 //! land). A new message's notes *wait* (`note_wait`, `FLUSH_NOTE_WAIT_MS`) from the oldest change not in them
-//! (`notes_since`): rounds write the property alone, and release the contact synced at its version with its notes
+//! (`notes_since`), and a notes round that finds them due while their conversation still talks (a change younger
+//! than the wait) makes them wait again from its last change, up to `note_max_wait` from the oldest
+//! (`quiet_notes`): rounds write the property alone, and release the contact synced at its version with its notes
 //! pending, onto the notes' queue (`notes-due`). Notes go out in *notes rounds*, rounds that find a batch of notes
 //! due, or the longest-waiting at twice the wait, or nothing else to write (a sweep at a quiet desk). Such a round
 //! writes the due notes of every contact it claims, and takes the due contacts of that queue after its batch of
@@ -218,6 +220,9 @@ pub struct FlushReport {
     /// Contacts that woke a flusher during a round that ran past its budget (not known to be its last): they stay
     /// in the wake set for whoever takes the lease next, the sweeper if no webhook comes.
     pub left_woken: u32,
+    /// Contacts whose notes came due while their conversation still talked: they wait again, from its last change
+    /// (see "Notes").
+    pub notes_postponed: u32,
     /// Where the rounds' time went.
     pub times: RoundTimes,
 }
@@ -268,6 +273,7 @@ impl FlushReport {
         self.held += other.held;
         self.notes_only += other.notes_only;
         self.left_woken += other.left_woken;
+        self.notes_postponed += other.notes_postponed;
         self.times.add(other.times);
     }
 }
@@ -510,7 +516,7 @@ impl TranscriptSync {
                 .store
                 .notes_due(now.earlier_by(self.settings.note_wait), MAX_BATCH)
                 .await?;
-            let notes_round = notes_round(
+            let notes_due_now = notes_round(
                 due.len(),
                 due.first().map(|(since, _)| *since),
                 self.settings.note_wait,
@@ -521,20 +527,34 @@ impl TranscriptSync {
             // and would end within the budget even so. A longer round than the one before, past the budget, would
             // leave what woke the flusher meanwhile for the next one (`left_woken`): the lag's tail at 5×.
             let time_for_notes = !last && Instant::now() + took * 2 + LINGER_MARGIN < start_by;
-            let mut notes_here = notes_round;
-            if notes_round && time_for_notes {
-                let due: Vec<ContactId> = due.into_iter().map(|(_, contact)| contact).collect();
-                if !page_full {
-                    add_new(&mut candidates, &due);
-                } else if !aside.running() {
-                    // Behind: the due contacts go in a round of their own, beside this one (see `aside`); the
-                    // candidates leave them out below, with any the notes round holds.
-                    aside.start(due);
-                    report.rounds += 1;
+            let mut notes_here = notes_due_now;
+            if notes_due_now && time_for_notes {
+                if page_full && aside.running() {
+                    // Behind, and a notes round runs beside already: the due wait for the next.
                     notes_here = false;
                 } else {
-                    // Behind, and a notes round runs beside already: these wait for the next.
-                    notes_here = false;
+                    // Of the due, those whose conversation still talks wait again (`quiet_notes`). The rest make a
+                    // notes round by themselves, or wait for more, as notes do: a round for the few that paused
+                    // would be a call for a few notes.
+                    let quiet = self.quiet_notes(due, now, report).await?;
+                    notes_here = notes_round(
+                        quiet.len(),
+                        quiet.first().map(|(since, _)| *since),
+                        self.settings.note_wait,
+                        now,
+                        candidates.is_empty(),
+                    );
+                    let due: Vec<ContactId> =
+                        quiet.into_iter().map(|(_, contact)| contact).collect();
+                    if notes_here && !page_full {
+                        add_new(&mut candidates, &due);
+                    } else if notes_here {
+                        // Behind: the due contacts go in a round of their own, beside this one (see `aside`);
+                        // the candidates leave them out below, with any the notes round holds.
+                        notes_here = false;
+                        aside.start(due);
+                        report.rounds += 1;
+                    }
                 }
             }
             candidates.retain(|contact| !aside.holds(contact));

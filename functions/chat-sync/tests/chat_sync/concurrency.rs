@@ -561,6 +561,8 @@ async fn flushers_at_once(note_wait: Duration, burst: usize) {
         webhook_budget: Duration::from_secs(30),
         linger: Duration::ZERO,
         note_wait,
+        // Notes due while messages still come may wait again, up to three waits.
+        note_max_wait: note_wait * 3,
         // Just above write_timeout + late_write_window + 1 s, as the settings require, and below two calls.
         lease_ttl: Duration::from_millis(2_700),
         write_timeout: Duration::from_millis(1_500),

@@ -218,3 +218,142 @@ async fn a_deletion_reaches_the_note_without_waiting_and_a_new_message_waits_aga
     assert_eq!(report.notes_waiting, 1, "{report:?}");
     assert_eq!(note_bodies(&app, &contact).len(), 1);
 }
+
+fn pausing(note_wait: Duration, note_max_wait: Duration) -> FlushSettings {
+    FlushSettings {
+        note_max_wait,
+        ..waiting(note_wait)
+    }
+}
+
+#[tokio::test]
+async fn a_note_due_while_its_conversation_talks_waits_for_the_pause_then_takes_every_message() {
+    let wait = Duration::from_millis(1_500);
+    let app = TestApp::start_with(pausing(wait, Duration::from_secs(60))).await;
+    let (contact, visitor, channel) = register_visitor(&app, "Ada", "ada@example.com").await;
+    let id = contact_id(&contact);
+    let first_recorded = Instant::now();
+    property_alone(
+        &app,
+        &contact,
+        &new_message(&channel, &visitor, "m1", "first line", 1),
+        "first line",
+    )
+    .await;
+    let since = app.store.sync_state(&id).await.expect("state").notes_since;
+    // A second message half a wait later: once the first's wait is over, the conversation still talks.
+    tokio::time::sleep((wait / 2).saturating_sub(first_recorded.elapsed())).await;
+    let second_recorded = Instant::now();
+    property_alone(
+        &app,
+        &contact,
+        &new_message(&channel, &visitor, "m2", "second line", 2),
+        "second line",
+    )
+    .await;
+    tokio::time::sleep(
+        (wait + Duration::from_millis(200)).saturating_sub(first_recorded.elapsed()),
+    )
+    .await;
+    assert!(
+        second_recorded.elapsed() < wait,
+        "the test ran too slowly to find the conversation talking"
+    );
+
+    // The sweep has nothing else to write, so it would write a due note: this one waits again instead, from the
+    // second message, with no call and no claim.
+    app.hubspot.clear_calls();
+    let report = app.sweep().await;
+    assert_eq!(
+        (
+            report.flush.notes_postponed,
+            report.flush.calls,
+            report.flush.claimed
+        ),
+        (1, 0, 0),
+        "{report:?}"
+    );
+    assert_eq!(report.notes_waiting, 1, "{report:?}");
+    assert_eq!(note_bodies(&app, &contact), Vec::<String>::new());
+    let state = app.store.sync_state(&id).await.expect("state");
+    assert!(
+        state.notes_since > since && state.notes_since == state.changed_at,
+        "the wait counts from the last change now: {state:?}"
+    );
+
+    // Once the conversation has paused for the wait, the next sweep writes the note: one creation, both lines,
+    // and the contact leaves the notes' queue.
+    tokio::time::sleep(
+        (wait + Duration::from_millis(200)).saturating_sub(second_recorded.elapsed()),
+    )
+    .await;
+    let report = app.sweep().await;
+    assert_eq!(
+        (report.flush.notes_postponed, report.flush.calls),
+        (0, 1),
+        "{report:?}"
+    );
+    assert_eq!(app.hubspot.call_count("notes_batch_create"), 1);
+    let bodies = note_bodies(&app, &contact);
+    assert_eq!(bodies.len(), 1, "{bodies:?}");
+    assert!(
+        bodies[0].contains("first line") && bodies[0].contains("second line"),
+        "{bodies:?}"
+    );
+    let state = app.store.sync_state(&id).await.expect("state");
+    assert_eq!(
+        (state.pending_notes.len(), state.notes_since),
+        (0, None),
+        "{state:?}"
+    );
+    assert!(
+        app.data_items()
+            .await
+            .iter()
+            .all(|item| !item.contains_key("notes_oldest")),
+        "the longest wait's start goes with the notes"
+    );
+}
+
+#[tokio::test]
+async fn a_conversation_that_never_pauses_has_its_note_written_after_the_longest_wait() {
+    let (wait, longest) = (Duration::from_millis(1_000), Duration::from_millis(2_000));
+    let app = TestApp::start_with(pausing(wait, longest)).await;
+    let (contact, visitor, channel) = register_visitor(&app, "Ada", "ada@example.com").await;
+    // A message every 400 ms for 7 s, each recorded and swept: never a pause of a wait. The note waits again
+    // while the oldest line not in it is younger than the longest wait, then goes out within two waits (a round
+    // with a property to write takes notes once the longest-waiting has waited twice the wait).
+    let started = Instant::now();
+    let mut postponed = 0;
+    let mut sent: usize = 0;
+    while started.elapsed() < Duration::from_secs(7) {
+        sent += 1;
+        record(
+            &app,
+            &new_message(
+                &channel,
+                &visitor,
+                &format!("m{sent}"),
+                &format!("line {sent:02}"),
+                sent,
+            ),
+        )
+        .await;
+        postponed += app.sweep().await.flush.notes_postponed;
+        tokio::time::sleep(Duration::from_millis(400)).await;
+    }
+    assert!(postponed > 0, "the note never waited again");
+    let bodies = note_bodies(&app, &contact);
+    assert_eq!(
+        bodies.len(),
+        1,
+        "written while the conversation talked: {bodies:?}"
+    );
+    assert!(
+        bodies[0].contains("line 01") && !bodies[0].contains(&format!("line {sent:02}")),
+        "{bodies:?}"
+    );
+    assert!(app
+        .transcript(&contact)
+        .contains(&format!("line {sent:02}")));
+}

@@ -4,6 +4,7 @@
 use crate::support;
 use crate::support::{new_message, record, register_visitor, signed_webhook, TestApp, AGENT_ID};
 use chat_sync::config::{FlushSettings, Targets};
+use chat_sync::sync::FlushOutcome;
 use lambda_http::http::StatusCode;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -315,20 +316,30 @@ async fn a_long_conversation_continues_in_a_second_note() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_message_once_and_in_order_in_its_conversations_note_under_concurrency() {
-    every_message_once_in_its_note(Duration::ZERO).await;
+    every_message_once_in_its_note(Duration::ZERO, Duration::ZERO).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_message_once_and_in_order_in_its_conversations_note_when_notes_wait() {
-    every_message_once_in_its_note(Duration::from_millis(300)).await;
+    every_message_once_in_its_note(Duration::from_millis(300), Duration::ZERO).await;
 }
 
-/// Eight tasks deliver four contacts' messages at once, shuffled, some twice, each flushing after its answer; the
-/// checker: each conversation has one note, with every message once and in order.
-async fn every_message_once_in_its_note(note_wait: Duration) {
+/// Deliveries spread over about two seconds: notes come due while their conversations still talk, and wait
+/// again (`postpone_notes`, no lease) beside the flushers claiming the same contacts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_message_once_and_in_order_in_its_conversations_note_when_notes_wait_for_a_pause() {
+    every_message_once_in_its_note(Duration::from_millis(300), Duration::from_millis(400)).await;
+}
+
+/// Eight tasks deliver four contacts' messages at once, shuffled, some twice, each flushing after its answer, each
+/// task a delivery every `pace`; the checker: each conversation has one note, with every message once and in
+/// order. With a pace, notes due meanwhile must have waited again.
+async fn every_message_once_in_its_note(note_wait: Duration, pace: Duration) {
     let app = Arc::new(
         TestApp::start_with(FlushSettings {
             note_wait,
+            // Notes due while deliveries go on wait again, up to four waits.
+            note_max_wait: note_wait * 4,
             ..with_notes(Targets::BOTH)
         })
         .await,
@@ -368,23 +379,34 @@ async fn every_message_once_in_its_note(note_wait: Duration) {
                 if let Some(flush) = flush {
                     flushes.push(tokio::spawn(flush.run()));
                 }
+                tokio::time::sleep(pace).await;
             }
+            let mut postponed = 0;
             for flush in flushes {
-                flush.await.expect("flush");
+                if let Some(FlushOutcome::Flushed(report)) = flush.await.expect("flush") {
+                    postponed += report.notes_postponed;
+                }
             }
+            postponed
         }));
     }
+    let mut postponed = 0;
     for task in tasks {
-        task.await.expect("deliveries");
+        postponed += task.await.expect("deliveries");
     }
     let sweeper = app.sweeper();
     for _ in 0..40 {
         let report = sweeper.sweep().await.expect("sweep");
+        postponed += report.flush.notes_postponed;
         if report.waiting == 0 && report.notes_waiting == 0 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+    assert!(
+        pace.is_zero() || postponed > 0,
+        "no note waited again while its conversation talked"
+    );
     assert_eq!(app.hubspot.overlapping_patches(), Vec::<String>::new());
     for (c, (contact, _, _)) in conversations.iter().enumerate() {
         let notes = app.hubspot.notes_of_contact(contact);

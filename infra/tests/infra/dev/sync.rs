@@ -190,8 +190,9 @@ async fn dev_server_syncs_a_conversation_into_the_crm_and_stops_on_ctrl_c() {
         .collect();
     let query = format!("/dev/transcript?channelType={channel_type}&channelId={channel_id}");
     let deadline = Instant::now() + SYNC_TIMEOUT;
-    // The conversation's timeline note follows the property once its wait is over (`FLUSH_NOTE_WAIT_MS`, 20 s by
-    // default), at the next sweep (every 5 s here).
+    // The conversation's timeline note follows the property once the conversation has paused for its wait
+    // (`FLUSH_NOTE_WAIT_MS`, 20 s by default, from its last message, sent before this deadline was set), at the next
+    // sweep (every 5 s here).
     let notes_deadline = deadline + Duration::from_secs(20 + 15);
     loop {
         let (status, contact) = server.get_json(&query).await;

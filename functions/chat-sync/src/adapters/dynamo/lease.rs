@@ -27,7 +27,9 @@ use aws_sdk_dynamodb::types::{ReturnValue, ReturnValuesOnConditionCheckFailure};
 use std::time::Duration;
 
 use super::schema::{IDLE_INDEX_PARTITION_KEY as IDLE, IDLE_INDEX_SORT_KEY as IDLE_SINCE};
-use super::schema::{NOTES_INDEX_PARTITION_KEY as NOTES, NOTES_INDEX_SORT_KEY as NOTES_SINCE};
+use super::schema::{
+    NOTES_INDEX_PARTITION_KEY as NOTES, NOTES_INDEX_SORT_KEY as NOTES_SINCE, NOTES_OLDEST,
+};
 
 /// The lease's attributes, removed together when it is given back.
 pub(super) const LEASE_ATTRIBUTES: &str = "lease_owner, lease_until_ms";
@@ -122,7 +124,7 @@ impl Leases for DynamoStore {
         let (set_notes, remove_notes) = match notes {
             NotesAt::Written => (
                 String::new(),
-                format!("pending_notes, {NOTES}, {NOTES_SINCE}, notes_now, "),
+                format!("pending_notes, {NOTES}, {NOTES_SINCE}, {NOTES_OLDEST}, notes_now, "),
             ),
             NotesAt::Waiting => (
                 format!(", {NOTES} = :waiting, {NOTES_SINCE} = if_not_exists({NOTES_SINCE}, :now)"),

@@ -2,14 +2,14 @@
 //! partition of their own; and the notes' queue, the sparse index `notes-due`, in one partition.
 
 use super::codec::{get_s, s};
-use super::keys::shard;
+use super::keys::{contact_pk, key, shard, SYNC};
 use super::lease::LEASE_ATTRIBUTES;
 use super::{corrupt, schema, DynamoStore};
 use crate::domain::{ContactId, Timestamp};
 use crate::ports::{BacklogEntry, BacklogHealth, LeaseOwner, StoreError, SyncQueue, SyncRecords};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
-use aws_sdk_dynamodb::types::Select;
+use aws_sdk_dynamodb::types::{AttributeValue, Select};
 
 impl DynamoStore {
     /// A query of one partition of the queue index: a shard of the contacts behind, or the parked ones.
@@ -126,6 +126,38 @@ impl SyncQueue for DynamoStore {
                 Ok((since, contact))
             })
             .collect()
+    }
+
+    async fn postpone_notes(
+        &self,
+        contact: &ContactId,
+        since: Timestamp,
+        quiet_since: Timestamp,
+        oldest_since: Timestamp,
+    ) -> Result<bool, StoreError> {
+        // One conditional write, no read: the wait's new start is the record's own `changed_at`, copied in the
+        // update. The index entry moves (its sort key changes), and the contact is not found due again before
+        // that change has waited. The oldest change is kept once, the first time the wait moves.
+        let update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(contact_pk(contact), SYNC)))
+            .update_expression("SET #since = changed_at, #oldest = if_not_exists(#oldest, :since)")
+            .condition_expression(
+                "#notes = :waiting AND #since = :since AND changed_at > :quiet \
+                 AND NOT notes_now = :true \
+                 AND ((attribute_not_exists(#oldest) AND #since > :oldest) OR #oldest > :oldest)",
+            )
+            .expression_attribute_names("#notes", schema::NOTES_INDEX_PARTITION_KEY)
+            .expression_attribute_names("#since", schema::NOTES_INDEX_SORT_KEY)
+            .expression_attribute_names("#oldest", schema::NOTES_OLDEST)
+            .expression_attribute_values(":waiting", s(schema::NOTES_WAITING))
+            .expression_attribute_values(":since", s(since.key()))
+            .expression_attribute_values(":quiet", s(quiet_since.key()))
+            .expression_attribute_values(":oldest", s(oldest_since.key()))
+            .expression_attribute_values(":true", AttributeValue::Bool(true));
+        Ok(self.send_update(update).await?.written())
     }
 
     async fn dirty_contacts(&self, limit: usize) -> Result<Vec<ContactId>, StoreError> {

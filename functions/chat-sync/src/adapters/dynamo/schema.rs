@@ -24,11 +24,15 @@ pub const PURGING: &str = "purging";
 /// The index projects only what the sweeper reads (`ProjectionType: INCLUDE`).
 pub const DIRTY_INDEX_PROJECTION: &[&str] = &["contact_id"];
 /// The sparse index of contacts whose notes wait (see `sync`, "Notes"), by when their oldest unwritten change was
-/// recorded. One partition, not sharded like the queue: a contact joins it at most once a note wait
+/// recorded, or their last once a notes round found their conversation still talking (`postpone_notes`). One
+/// partition, not sharded like the queue: a contact joins it, or moves in it, at most once a note wait
 /// (`FLUSH_NOTE_WAIT_MS`), not once a message, so it takes a few writes a second at the busiest desk.
 pub const NOTES_INDEX: &str = "notes-due";
 pub const NOTES_INDEX_PARTITION_KEY: &str = "notes";
 pub const NOTES_INDEX_SORT_KEY: &str = "notes_since";
+/// When the oldest change not in the notes was recorded, once the wait (`NOTES_INDEX_SORT_KEY`) was moved to a
+/// later change (`SyncQueue::postpone_notes`): what the notes' longest wait counts from. Removed with the rest.
+pub const NOTES_OLDEST: &str = "notes_oldest";
 /// The one partition-key value of the notes' queue.
 pub const NOTES_WAITING: &str = "waiting";
 pub const NOTES_INDEX_PROJECTION: &[&str] = &["contact_id"];

@@ -105,6 +105,8 @@ pub fn test_flush_settings() -> FlushSettings {
         linger: Duration::from_millis(20),
         // Notes with the property, so a test of notes sees them after one flush; the wait's own tests set one.
         note_wait: Duration::ZERO,
+        // A wait that never moves (no longer than the wait): the tests that move it set one.
+        note_max_wait: Duration::ZERO,
         lease_ttl: Duration::from_secs(5),
         write_timeout: Duration::from_millis(1_500),
         late_write_window: Duration::from_secs(2),

@@ -28,6 +28,7 @@ pub(in super::super) const ATTRIBUTES: &[&str] = &[
     "pending_notes",
     super::super::schema::NOTES_INDEX_PARTITION_KEY,
     super::super::schema::NOTES_INDEX_SORT_KEY,
+    super::super::schema::NOTES_OLDEST,
     "notes_now",
     FIRST_AT,
     "crm_contact_id",
