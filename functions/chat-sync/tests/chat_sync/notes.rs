@@ -324,7 +324,7 @@ async fn every_message_once_and_in_order_in_its_conversations_note_when_notes_wa
     every_message_once_in_its_note(Duration::from_millis(300), Duration::ZERO).await;
 }
 
-/// Deliveries spread over about two seconds: notes come due while their conversations still talk, and wait
+/// Deliveries spread over about seven seconds: notes come due while their conversations still talk, and wait
 /// again (`postpone_notes`, no lease) beside the flushers claiming the same contacts.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_message_once_and_in_order_in_its_conversations_note_when_notes_wait_for_a_pause() {
