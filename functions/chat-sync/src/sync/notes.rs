@@ -69,24 +69,20 @@ impl TranscriptSync {
         let quiet_since = now.earlier_by(wait);
         let oldest_since = now.earlier_by(longest);
         let store = &self.store;
-        let postponed: Vec<bool> = stream::iter(due.clone())
+        let checked: Vec<((Timestamp, ContactId), bool)> = stream::iter(due)
             .map(|(since, contact)| async move {
-                store
+                let postponed = store
                     .postpone_notes(&contact, since, quiet_since, oldest_since)
-                    .await
+                    .await?;
+                Ok::<_, StoreError>(((since, contact), postponed))
             })
             .buffered(CLAIM_CONCURRENCY)
             .try_collect()
             .await?;
-        let mut quiet = Vec::with_capacity(due.len());
-        for (entry, postponed) in due.into_iter().zip(postponed) {
-            if postponed {
-                report.notes_postponed += 1;
-            } else {
-                quiet.push(entry);
-            }
-        }
-        Ok(quiet)
+        let (postponed, quiet): (Vec<_>, Vec<_>) =
+            checked.into_iter().partition(|(_, postponed)| *postponed);
+        report.notes_postponed += postponed.len() as u32;
+        Ok(quiet.into_iter().map(|(entry, _)| entry).collect())
     }
 
     /// Conversations whose note creation went unanswered: the note may exist. Find it on the contact's timeline by
