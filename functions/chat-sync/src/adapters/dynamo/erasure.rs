@@ -12,8 +12,8 @@
 
 use super::codec::{alias, get_s, n, s, Item};
 use super::keys::{
-    alias_sk, contact_pk, key, mapping_key, shard, visitor_channel_sk, visitor_pk, ALIAS_PREFIX,
-    CHANNEL_PREFIX, CONVERSATION_PREFIX, MAPPING, SYNC,
+    alias_sk, contact_pk, key, mapping_key, shard, sync_record_key, visitor_channel_sk, visitor_pk,
+    ALIAS_PREFIX, CHANNEL_PREFIX, CONVERSATION_PREFIX, MAPPING,
 };
 use super::{build_error, corrupt, schema, unavailable, DynamoStore};
 use crate::domain::{ContactId, Email, Timestamp, UserId};
@@ -189,10 +189,7 @@ impl DynamoStore {
     /// erasure fails, to be retried, and the mark stays).
     async fn delete_sync_record(&self, contact: &ContactId) -> Result<(), StoreError> {
         let mark = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key(contact_pk(contact), SYNC)))
+            .sync_update(contact)
             .update_expression("SET erasing = :true")
             .condition_expression("attribute_exists(#pk)")
             .expression_attribute_names("#pk", schema::PARTITION_KEY)
@@ -206,7 +203,7 @@ impl DynamoStore {
                 .client
                 .delete_item()
                 .table_name(&self.table)
-                .set_key(Some(key(contact_pk(contact), SYNC)))
+                .set_key(Some(sync_record_key(contact)))
                 .condition_expression(
                     "attribute_not_exists(lease_until_ms) OR lease_until_ms < :now",
                 )
@@ -266,11 +263,7 @@ impl DynamoStore {
     /// The purge time a deletion set on the contact's sync record, if any.
     async fn purge_time(&self, contact: &ContactId) -> Result<Option<i64>, StoreError> {
         let record = self
-            .get(
-                key(contact_pk(contact), SYNC),
-                &[schema::TTL_ATTRIBUTE],
-                true,
-            )
+            .get(sync_record_key(contact), &[schema::TTL_ATTRIBUTE], true)
             .await?;
         Ok(record
             .as_ref()
@@ -291,10 +284,7 @@ impl DynamoStore {
         values: &[(&str, AttributeValue)],
     ) -> Result<bool, StoreError> {
         let mut update = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key(contact_pk(contact), SYNC)))
+            .sync_update(contact)
             .update_expression(format!(
                 "SET crm_event_at = :at, contact_id = :contact{rest}"
             ))
@@ -370,7 +360,7 @@ impl ContactErasure for DynamoStore {
             return Ok(false);
         }
         // The sync record may have been created just now (a contact with no message yet): it expires too.
-        let sync = key(contact_pk(contact), SYNC);
+        let sync = sync_record_key(contact);
         if !items.partition.contains(&sync) {
             items.partition.push(sync);
         }
@@ -421,10 +411,7 @@ impl ContactErasure for DynamoStore {
         // Back at the front of the queue, if it has changes at all: what changed before the deletion is written
         // now (a contact already in sync leaves the queue at its first claim).
         let update = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key(contact_pk(contact), SYNC)))
+            .sync_update(contact)
             .update_expression("SET dirty = :shard, dirty_since = :now REMOVE parked_reason")
             .condition_expression("attribute_exists(change_version)")
             .expression_attribute_values(":shard", s(shard(contact)))

@@ -58,7 +58,8 @@ pub fn contact_partition(contact: &ContactId) -> String {
     contact_pk(contact)
 }
 
-/// The key of a contact's sync record, for readers of the table outside the store.
+/// The key of a contact's sync record: the store's own reads and writes of it, and readers of the table outside the
+/// store.
 pub fn sync_record_key(contact: &ContactId) -> Item {
     key(contact_pk(contact), SYNC)
 }

@@ -16,7 +16,7 @@
 //! Erasure deletes the record, lease included, only once no writer holds it (see `erasure`), so fencing still holds.
 
 use super::codec::{get_s, n, s, sync_record, Item};
-use super::keys::{contact_pk, key, shard, SYNC};
+use super::keys::shard;
 use super::transact::Outcome;
 use super::{schema, DynamoStore};
 use crate::domain::{ContactId, Timestamp};
@@ -44,10 +44,7 @@ impl DynamoStore {
         contact: &ContactId,
         owner: &LeaseOwner,
     ) -> UpdateItemFluentBuilder {
-        self.client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key(contact_pk(contact), SYNC)))
+        self.sync_update(contact)
             .expression_attribute_values(":owner", s(owner.as_str()))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
     }

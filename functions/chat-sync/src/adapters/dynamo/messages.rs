@@ -4,8 +4,8 @@
 use super::codec::sync_record::first_at;
 use super::codec::{clearing, conversation, expired, get_bool, get_s, message, s, Item};
 use super::keys::{
-    channel_pk, contact_pk, conversation_sk, key, messages_from, MAPPING, MESSAGES_END,
-    MESSAGE_PREFIX, SYNC,
+    channel_pk, contact_pk, conversation_sk, key, messages_from, sync_record_key, MAPPING,
+    MESSAGES_END, MESSAGE_PREFIX,
 };
 use super::sync_record::{Bump, Erasure, SyncGate, Vouch};
 use super::transact::CONFLICT_RETRIES;
@@ -215,7 +215,7 @@ impl DynamoStore {
     ) -> Result<Vec<Item>, StoreError> {
         let first_at = first_at(&conversation.cid);
         let sync = self
-            .get(key(contact_pk(contact), SYNC), &[&first_at], true)
+            .get(sync_record_key(contact), &[&first_at], true)
             .await?;
         let first = sync
             .as_ref()

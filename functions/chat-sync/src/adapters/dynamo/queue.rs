@@ -2,7 +2,7 @@
 //! partition of their own; and the notes' queue, the sparse index `notes-due`, in one partition.
 
 use super::codec::{get_s, s};
-use super::keys::{contact_pk, key, shard, SYNC};
+use super::keys::shard;
 use super::lease::LEASE_ATTRIBUTES;
 use super::{corrupt, schema, DynamoStore};
 use crate::domain::{ContactId, Timestamp};
@@ -139,10 +139,7 @@ impl SyncQueue for DynamoStore {
         // update. The index entry moves (its sort key changes), and the contact is not found due again before
         // that change has waited. The oldest change is kept once, the first time the wait moves.
         let update = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key(contact_pk(contact), SYNC)))
+            .sync_update(contact)
             .update_expression("SET #since = changed_at, #oldest = if_not_exists(#oldest, :since)")
             .condition_expression(
                 "#notes = :waiting AND #since = :since AND changed_at > :quiet \

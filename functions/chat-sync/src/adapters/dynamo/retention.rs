@@ -7,12 +7,12 @@
 //! moves the entry of a contact it finds active (`defer_idle`).
 
 use super::codec::{self, conversation, get_s, n, s, Item};
-use super::keys::{contact_pk, key, MESSAGE_PREFIX, SYNC};
+use super::keys::{contact_pk, key, MESSAGE_PREFIX};
 use super::{build_error, corrupt, schema, DynamoStore};
 use crate::domain::{ContactId, Timestamp};
 use crate::ports::{Archived, IdleContact, LeaseOwner, MessageExpiry, StoreError, SyncState};
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 use futures::stream::{self, StreamExt};
 use std::collections::HashMap;
 use std::time::Instant;
@@ -91,10 +91,7 @@ impl MessageExpiry for DynamoStore {
 
     async fn defer_idle(&self, contact: &ContactId, since: Timestamp) -> Result<(), StoreError> {
         let update = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key(contact_pk(contact), SYNC)))
+            .sync_update(contact)
             .update_expression("SET #since = :since")
             .condition_expression("attribute_exists(#idle)")
             .expression_attribute_names("#idle", schema::IDLE_INDEX_PARTITION_KEY)
@@ -125,9 +122,8 @@ impl MessageExpiry for DynamoStore {
         // in an item of their own, in the same transaction: the record, which every change writes, stays the
         // size it was (a map written here before is taken off it).
         let at = Timestamp::now();
-        let record = Update::builder()
-            .table_name(&self.table)
-            .set_key(Some(key(contact_pk(contact), SYNC)))
+        let record = self
+            .sync_update_in_transaction(contact)
             .update_expression("SET archived_at = :at REMOVE frozen")
             .condition_expression(
                 "lease_owner = :owner AND change_version = :version AND synced_version = :version \
@@ -207,10 +203,7 @@ impl MessageExpiry for DynamoStore {
         }
         // 3. Off the idle index, unless a change already took it off (and it may be back on by now).
         let update = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key(contact_pk(contact), SYNC)))
+            .sync_update(contact)
             .update_expression("REMOVE #idle, #since")
             .condition_expression("change_version = :version")
             .expression_attribute_names("#idle", schema::IDLE_INDEX_PARTITION_KEY)

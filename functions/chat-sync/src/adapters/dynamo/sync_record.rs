@@ -5,13 +5,15 @@ use super::codec::sync_record::{
     cleared_deleted, cleared_until, epoch as codec_epoch, erasures, first_at, gates,
 };
 use super::codec::{alias, frozen, get_n, n, s, sync_record, Item};
-use super::keys::{contact_pk, key, shard, FROZEN, SYNC};
+use super::keys::{contact_pk, key, shard, sync_record_key, FROZEN};
 use super::transact::CONFLICT_RETRIES;
 use super::{build_error, schema, unavailable, DynamoStore};
 use crate::domain::transcript::Cleared;
 use crate::domain::{ContactId, Timestamp};
 use crate::ports::{RecordEpoch, StoreError, SyncRecords, SyncState};
 use async_trait::async_trait;
+use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
+use aws_sdk_dynamodb::types::builders::UpdateBuilder;
 use aws_sdk_dynamodb::types::{
     AttributeValue, Get, ReturnValuesOnConditionCheckFailure, TransactGetItem, TransactWriteItem,
     Update,
@@ -86,6 +88,22 @@ pub(super) struct Bump<'a> {
 }
 
 impl DynamoStore {
+    /// An update of a contact's sync record. The record is never written whole (see `codec::sync_record`): every
+    /// writer of it starts here and changes its own attributes.
+    pub(super) fn sync_update(&self, contact: &ContactId) -> UpdateItemFluentBuilder {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(sync_record_key(contact)))
+    }
+
+    /// The same update, as an item of a transaction.
+    pub(super) fn sync_update_in_transaction(&self, contact: &ContactId) -> UpdateBuilder {
+        Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(sync_record_key(contact)))
+    }
+
     /// The sync record's part of a recorded change: a new version, `shown` more (or fewer) lines to show, and the
     /// contact queued in its shard (unless it is parked: a contact HubSpot no longer has stays parked). A change
     /// that must reach the notes at once (`notes_now`: an edit, a deletion, an erasure) says so.
@@ -128,9 +146,8 @@ impl DynamoStore {
                        dirty_since = if_not_exists(dirty_since, :now), changed_at = :now, \
                        notes_since = if_not_exists(notes_since, :now)"
             .to_owned();
-        let mut update = Update::builder()
-            .table_name(&self.table)
-            .set_key(Some(key(contact_pk(contact), SYNC)))
+        let mut update = self
+            .sync_update_in_transaction(contact)
             .expression_attribute_values(":cid", AttributeValue::Ss(vec![cid.to_owned()]))
             .expression_attribute_values(":one", n(1))
             .expression_attribute_values(":added", n(shown))
@@ -247,9 +264,7 @@ impl DynamoStore {
         &self,
         contact: &ContactId,
     ) -> Result<Option<RecordEpoch>, StoreError> {
-        let record = self
-            .get(key(contact_pk(contact), SYNC), &["epoch"], true)
-            .await?;
+        let record = self.get(sync_record_key(contact), &["epoch"], true).await?;
         Ok(codec_epoch(record.as_ref()).map(RecordEpoch::stored))
     }
 
@@ -269,9 +284,8 @@ impl DynamoStore {
         } else {
             "attribute_not_exists(epoch)"
         };
-        let update = Update::builder()
-            .table_name(&self.table)
-            .set_key(Some(key(contact_pk(contact), SYNC)))
+        let update = self
+            .sync_update_in_transaction(contact)
             .update_expression("SET contact_id = :contact, epoch = :epoch")
             .condition_expression(condition)
             .expression_attribute_values(":contact", s(contact.as_str()))
@@ -288,10 +302,7 @@ impl DynamoStore {
         values: &[(&str, AttributeValue)],
     ) -> Result<bool, StoreError> {
         let mut update = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key(contact_pk(contact), SYNC)))
+            .sync_update(contact)
             .update_expression(expression)
             .condition_expression("attribute_exists(#pk)")
             .expression_attribute_names("#pk", schema::PARTITION_KEY);
@@ -310,7 +321,7 @@ impl SyncRecords for DynamoStore {
         // messages read next include every change up to this version.
         let get = Get::builder()
             .table_name(&self.table)
-            .set_key(Some(key(contact_pk(contact), SYNC)))
+            .set_key(Some(sync_record_key(contact)))
             .build()
             .map_err(build_error)?;
         let mut attempt = 0;
@@ -345,9 +356,7 @@ impl SyncRecords for DynamoStore {
         // One unit (a strong read of a small projection), where `sync_state` takes two for the transaction and, for
         // an archived contact, the frozen notes' item as well.
         const VERSIONS: [&str; 2] = ["change_version", "synced_version"];
-        let item = self
-            .get(key(contact_pk(contact), SYNC), &VERSIONS, true)
-            .await?;
+        let item = self.get(sync_record_key(contact), &VERSIONS, true).await?;
         Ok(item.is_some_and(|item| get_n(&item, VERSIONS[0]) != get_n(&item, VERSIONS[1])))
     }
 
