@@ -4,7 +4,7 @@
 //! transcript with what was sent: each message exactly once, in order, in its newest state.
 
 use super::design::{Deployment, Design};
-use super::probe::{Latency, Probe};
+use super::probe::{Latencies, Probe};
 use super::world::{serve, Visitor, World, AGENT_ID, STREAM_SECRET};
 use super::{markdown, ms, percentile, secs};
 use chat_sync::domain::Timestamp;
@@ -150,7 +150,7 @@ pub struct BurstReport {
     /// DynamoDB requests of the design (store and rate budget) during the run.
     pub dynamodb_requests: u64,
     /// DynamoDB Local's latency meanwhile.
-    pub dynamodb_latency: Latency,
+    pub dynamodb_latency: Latencies,
 }
 
 impl BurstReport {
@@ -735,12 +735,15 @@ pub fn table(workload: &Workload, runs: &[(Design, BurstReport)]) -> String {
             )
         }),
         row(
-            "DynamoDB Local latency meanwhile (probe GetItem p50 / p99)",
+            "DynamoDB Local latency meanwhile (the probe's p50 / p99: a GetItem every 100 ms \\| a one-item transaction every 500 ms)",
             &|r| {
+                let (read, transaction) = (r.dynamodb_latency.read, r.dynamodb_latency.transaction);
                 format!(
-                    "{} / {}",
-                    ms(r.dynamodb_latency.p50),
-                    ms(r.dynamodb_latency.p99)
+                    "{} / {} \\| {} / {}",
+                    ms(read.p50),
+                    ms(read.p99),
+                    ms(transaction.p50),
+                    ms(transaction.p99)
                 )
             },
         ),

@@ -9,7 +9,7 @@ use super::burst::{check, check_notes_each, is_write, share, token, total, Check
 use super::design::{Deployment, Design};
 use super::floor;
 use super::meter::{ByRequest, Metered};
-use super::probe::{Latency, Probe};
+use super::probe::{Latencies, Probe};
 use super::world::{serve, Visitor, World, AGENT_ID, STREAM_SECRET};
 use super::{markdown, ms, percentile, secs};
 use chat_sync::domain::Timestamp;
@@ -161,7 +161,7 @@ pub struct DeskReport {
     pub sweeps: u64,
     pub sweep_busy: Duration,
     /// DynamoDB Local's latency meanwhile.
-    pub dynamodb_latency: Latency,
+    pub dynamodb_latency: Latencies,
 }
 
 type Tracker = Arc<Mutex<Vec<Vec<Tracked>>>>;
@@ -755,12 +755,15 @@ pub fn table(desk: &Desk, runs: &[DeskReport]) -> String {
             },
         ),
         row(
-            "DynamoDB Local latency meanwhile (probe GetItem p50 / p99)",
+            "DynamoDB Local latency meanwhile (the probe's p50 / p99: a GetItem every 100 ms \\| a one-item transaction every 500 ms)",
             &|r| {
+                let (read, transaction) = (r.dynamodb_latency.read, r.dynamodb_latency.transaction);
                 format!(
-                    "{} / {}",
-                    ms(r.dynamodb_latency.p50),
-                    ms(r.dynamodb_latency.p99)
+                    "{} / {} \\| {} / {}",
+                    ms(read.p50),
+                    ms(read.p99),
+                    ms(transaction.p50),
+                    ms(transaction.p99)
                 )
             },
         ),
