@@ -13,6 +13,7 @@ pub mod floor;
 pub mod flush_cost;
 pub mod late_writes;
 pub mod meter;
+pub mod options;
 pub mod previous;
 pub mod probe;
 pub mod registration;

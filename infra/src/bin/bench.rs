@@ -1,18 +1,14 @@
 //! `make bench`: a busy support desk (sync lag, HubSpot's rate limit, cost per message), the webhook burst and late
 //! writes (chat-sync vs. the previous design vs. the tutorial's read-append-write), flush cost as history grows,
 //! registration latency and cold starts, against DynamoDB Local and the HubSpot/Stream doubles over loopback HTTP.
-//! Prints Markdown.
-//!
-//! Options: `--only <section>[,<section>...]` (busy-desk, desk-5x, burst, late-writes, flush-cost, retention,
-//! registration, cold-start), `--skip-cold-start`, for the desks `--runs N` (chat-sync's runs, each on a fresh world;
-//! 1 by default) and `--no-previous` (leave the previous design out), and for the burst
-//! `--messages N --contacts N --concurrency N`. With `RUST_LOG` set, the handlers' logs are printed too.
+//! Prints Markdown. Options: `bench --help` (`infra::bench::options`).
 
 use chat_sync::config::{Env, FlushSettings};
 use infra::bench::burst::{self, BurstReport, Workload};
 use infra::bench::busy_desk::{self, Desk};
 use infra::bench::design::{deploy, Design};
 use infra::bench::late_writes::{self, LateRun};
+use infra::bench::options::{self, Command, Options, USAGE};
 use infra::bench::world::World;
 use infra::bench::{cold_start, flush_cost, registration, retention};
 use std::process::ExitCode;
@@ -24,67 +20,29 @@ const PACE: f64 = 25.0;
 /// Messages posted at the same instant as their own change, in the burst section.
 const RACING_PAIRS: usize = 40;
 
-const SECTIONS: [&str; 8] = [
-    "busy-desk",
-    "desk-5x",
-    "burst",
-    "late-writes",
-    "flush-cost",
-    "retention",
-    "registration",
-    "cold-start",
-];
+/// Wrong arguments exit with 2, like most CLIs.
+const USAGE_ERROR: u8 = 2;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    match run().await {
+    let options = match options::parse_args(std::env::args().skip(1)) {
+        Ok(Command::Run(options)) => options,
+        Ok(Command::Help) => {
+            print!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Err(problem) => {
+            eprintln!("bench: {problem}\n\n{USAGE}");
+            return ExitCode::from(USAGE_ERROR);
+        }
+    };
+    match run(&options).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("bench: {error}");
             ExitCode::FAILURE
         }
     }
-}
-
-fn arg(name: &str, default: usize) -> Result<usize, String> {
-    let args: Vec<String> = std::env::args().collect();
-    match args.iter().position(|a| a == name) {
-        Some(i) => args
-            .get(i + 1)
-            .and_then(|v| v.parse().ok())
-            .ok_or_else(|| format!("{name} needs a number")),
-        None => Ok(default),
-    }
-}
-
-/// The sections to run: all of them, or those named by `--only`.
-fn sections() -> Result<Vec<&'static str>, String> {
-    let args: Vec<String> = std::env::args().collect();
-    let mut chosen: Vec<&'static str> = Vec::new();
-    for (i, a) in args.iter().enumerate() {
-        if a != "--only" {
-            continue;
-        }
-        let names = args
-            .get(i + 1)
-            .ok_or_else(|| format!("--only needs one of {}", SECTIONS.join(", ")))?;
-        for name in names.split(',') {
-            let section = SECTIONS
-                .iter()
-                .find(|s| **s == name.trim())
-                .ok_or_else(|| {
-                    format!("unknown section {name:?}: one of {}", SECTIONS.join(", "))
-                })?;
-            chosen.push(section);
-        }
-    }
-    if chosen.is_empty() {
-        chosen = SECTIONS.to_vec();
-    }
-    if std::env::args().any(|a| a == "--skip-cold-start") {
-        chosen.retain(|s| *s != "cold-start");
-    }
-    Ok(chosen)
 }
 
 /// The burst for each design, each on a fresh world.
@@ -112,17 +70,16 @@ async fn bursts(
     Ok(runs)
 }
 
-async fn run() -> Result<(), String> {
-    let sections = sections()?;
+async fn run(options: &Options) -> Result<(), String> {
     // Logs of the handlers under test, on request only: they would drown the tables.
     if std::env::var_os("RUST_LOG").is_some() {
         chat_sync::telemetry::init();
     }
     let defaults = Workload::default();
     let workload = Workload {
-        messages: arg("--messages", defaults.messages)?,
-        contacts: arg("--contacts", defaults.contacts)?,
-        concurrency: arg("--concurrency", defaults.concurrency)?,
+        messages: options.messages.unwrap_or(defaults.messages),
+        contacts: options.contacts.unwrap_or(defaults.contacts),
+        concurrency: options.concurrency.unwrap_or(defaults.concurrency),
         ..defaults
     };
     let dynamodb = sandbox::DynamoDbLocal::start(None, None)
@@ -141,7 +98,7 @@ async fn run() -> Result<(), String> {
     if let Some((_, heaviest)) = desks
         .iter()
         .rev()
-        .find(|(section, _)| sections.contains(section))
+        .find(|(section, _)| options.runs_section(section))
     {
         let desk = Desk::warm_up(heaviest);
         let world = World::start(&endpoint).await?;
@@ -155,11 +112,11 @@ async fn run() -> Result<(), String> {
         );
     }
     for (section, desk) in desks {
-        if !sections.contains(&section) {
+        if !options.runs_section(section) {
             continue;
         }
-        let mut designs = vec![Design::ChatSync; arg("--runs", 1)?.max(1)];
-        if !std::env::args().any(|a| a == "--no-previous") {
+        let mut designs = vec![Design::ChatSync; options.runs];
+        if options.previous {
             designs.push(Design::Previous);
         }
         let mut runs = Vec::new();
@@ -180,7 +137,7 @@ async fn run() -> Result<(), String> {
         println!("{}", busy_desk::cost(&runs));
     }
 
-    if sections.contains(&"burst") {
+    if options.runs_section("burst") {
         let designs = [Design::ChatSync, Design::Previous, Design::Baseline];
         let runs = bursts(&endpoint, &workload, &designs, Duration::from_secs(90)).await?;
         println!("{}", burst::table(&workload, &runs));
@@ -191,7 +148,7 @@ async fn run() -> Result<(), String> {
         println!("{}", burst::table(&pairs, &runs));
     }
 
-    if sections.contains(&"late-writes") {
+    if options.runs_section("late-writes") {
         let burst = workload.with_late_writes();
         let paced = burst.paced(PACED_MESSAGES, PACE);
         let designs = [Design::ChatSync, Design::Previous];
@@ -211,7 +168,7 @@ async fn run() -> Result<(), String> {
         println!("{}", late_writes::table(&runs));
     }
 
-    if sections.contains(&"flush-cost") {
+    if options.runs_section("flush-cost") {
         let world = World::start(&endpoint).await?;
         let results = flush_cost::run(&world, &endpoint).await?;
         println!("{}", flush_cost::table(&results));
@@ -220,18 +177,18 @@ async fn run() -> Result<(), String> {
         println!("{}", flush_cost::conversations_table(&results));
     }
 
-    if sections.contains(&"retention") {
+    if options.runs_section("retention") {
         let world = World::start(&endpoint).await?;
         let results = retention::run(&world, &endpoint).await?;
         println!("{}", retention::table(&results));
     }
 
     let reg_world = World::start(&endpoint).await?;
-    if sections.contains(&"registration") {
+    if options.runs_section("registration") {
         let reg = registration::run(&reg_world, Duration::from_millis(50), 30).await?;
         println!("{}", registration::table(&reg));
     }
-    if sections.contains(&"cold-start") {
+    if options.runs_section("cold-start") {
         let table = reg_world.store.table().to_owned();
         let cold = cold_start::run(&reg_world, &endpoint, &table, 5).await?;
         println!("{}", cold_start::table(&cold));
