@@ -36,37 +36,51 @@ pub enum Target {
 }
 
 pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, String> {
-    let args: Vec<String> = args.into_iter().collect();
-    let value = |name: &str| -> Result<Option<&str>, String> {
-        match args.iter().position(|a| a == name) {
-            Some(i) => args
-                .get(i + 1)
-                .map(|v| Some(v.as_str()))
-                .ok_or_else(|| format!("{name} needs a value")),
-            None => Ok(None),
-        }
+    let mut args = args.into_iter();
+    let command = match args.next() {
+        None => return Ok(Command::Help),
+        Some(command) => command,
     };
-    match args.first().map(String::as_str) {
-        None | Some("-h" | "--help" | "help") => Ok(Command::Help),
-        Some("list") => {
-            let limit = match value("--limit")? {
-                Some(raw) => raw
-                    .parse()
-                    .ok()
-                    .filter(|n| (1..=10_000).contains(n))
-                    .ok_or_else(|| format!("--limit must be 1 to 10000, got {raw:?}"))?,
-                None => 100,
-            };
-            Ok(Command::List { limit })
+    if !matches!(
+        command.as_str(),
+        "list" | "requeue" | "-h" | "--help" | "help"
+    ) {
+        return Err(format!("unknown command {command:?}"));
+    }
+    // Every argument after the command must be one of its own: an operator's typo (`--limt`, `--al`) is an
+    // error naming it, never the command run without it.
+    let (mut limit, mut contact, mut all) = (None, None, false);
+    while let Some(arg) = args.next() {
+        let mut value = |name: &str| args.next().ok_or_else(|| format!("{name} needs a value"));
+        match (command.as_str(), arg.as_str()) {
+            (_, "-h" | "--help") => return Ok(Command::Help),
+            ("list", "--limit") => {
+                let raw = value("--limit")?;
+                limit = Some(
+                    raw.parse()
+                        .ok()
+                        .filter(|n| (1..=10_000).contains(n))
+                        .ok_or_else(|| format!("--limit must be 1 to 10000, got {raw:?}"))?,
+                );
+            }
+            ("requeue", "--contact") => {
+                let raw = value("--contact")?;
+                contact = Some(ContactId::parse(&raw).map_err(|e| format!("--contact: {e}"))?);
+            }
+            ("requeue", "--all") => all = true,
+            (command, other) => return Err(format!("unknown argument {other:?} for {command}")),
         }
-        Some("requeue") => match (value("--contact")?, args.iter().any(|a| a == "--all")) {
-            (Some(id), false) => ContactId::parse(id)
-                .map(|id| Command::Requeue(Target::Contact(id)))
-                .map_err(|e| format!("--contact: {e}")),
+    }
+    match command.as_str() {
+        "list" => Ok(Command::List {
+            limit: limit.unwrap_or(100),
+        }),
+        "requeue" => match (contact, all) {
+            (Some(id), false) => Ok(Command::Requeue(Target::Contact(id))),
             (None, true) => Ok(Command::Requeue(Target::AllParked)),
             _ => Err("requeue takes --contact <id> or --all".into()),
         },
-        Some(other) => Err(format!("unknown command {other:?}")),
+        _ => Ok(Command::Help),
     }
 }
 
@@ -120,6 +134,54 @@ pub async fn run(command: &Command, store: &dyn SyncQueue) -> Result<String, Sto
                 count += parked.len();
             }
             Ok(format!("re-queued {count} parked contact(s)\n"))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(line: &str) -> Result<Command, String> {
+        parse_args(line.split_whitespace().map(str::to_owned))
+    }
+
+    #[test]
+    fn the_commands_as_the_usage_writes_them() {
+        assert_eq!(parse(""), Ok(Command::Help));
+        assert_eq!(parse("help"), Ok(Command::Help));
+        assert_eq!(parse("list --help"), Ok(Command::Help));
+        assert_eq!(parse("list"), Ok(Command::List { limit: 100 }));
+        assert_eq!(parse("list --limit 5"), Ok(Command::List { limit: 5 }));
+        assert_eq!(
+            parse("requeue --all"),
+            Ok(Command::Requeue(Target::AllParked))
+        );
+        let contact = ContactId::parse("1001").expect("a contact id");
+        assert_eq!(
+            parse("requeue --contact 1001"),
+            Ok(Command::Requeue(Target::Contact(contact)))
+        );
+    }
+
+    #[test]
+    fn an_argument_the_command_does_not_take_is_an_error_naming_it() {
+        for (line, says) in [
+            ("list --limt 5", "unknown argument \"--limt\" for list"),
+            ("list --all", "unknown argument \"--all\" for list"),
+            ("requeue --al", "unknown argument \"--al\" for requeue"),
+            (
+                "requeue --contact 1001 --limit 5",
+                "unknown argument \"--limit\" for requeue",
+            ),
+            ("lst --limit 5", "unknown command \"lst\""),
+            ("list --limit", "--limit needs a value"),
+            ("list --limit 0", "--limit must be 1 to 10000"),
+            ("requeue", "--contact <id> or --all"),
+            ("requeue --contact 1001 --all", "--contact <id> or --all"),
+        ] {
+            let problem = parse(line).expect_err(line);
+            assert!(problem.contains(says), "{line:?}: {problem}");
         }
     }
 }
