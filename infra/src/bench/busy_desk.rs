@@ -90,7 +90,7 @@ const ATTEMPTS: u32 = 3;
 const STREAM_TIMEOUT: Duration = Duration::from_secs(6);
 const RETRY_PAUSE: Duration = Duration::from_millis(500);
 /// How long after the property the timeline notes may take before they are judged: notes wait (20 s by default,
-/// up to twice that for the last few, see `sync`, "Notes"), then the sweeper (every 5 s here) writes them.
+/// up to twice that for the last few, see `sync`, "Notes"), then the sweeper writes them: this, and its period.
 const NOTES_GRACE: Duration = Duration::from_secs(60);
 /// How often the transcripts are read to see which messages have arrived.
 const POLL: Duration = Duration::from_millis(100);
@@ -160,6 +160,8 @@ pub struct DeskReport {
     pub webhook_busy: Duration,
     pub sweeps: u64,
     pub sweep_busy: Duration,
+    /// How often the sweeper ran.
+    pub sweep_every: Duration,
     /// DynamoDB Local's latency meanwhile.
     pub dynamodb_latency: Latencies,
 }
@@ -427,7 +429,7 @@ pub async fn run(
     let ended = load_ended.get().copied();
     let mut notes_after = None;
     let notes = if deployment.notes {
-        let give_up = Instant::now() + NOTES_GRACE;
+        let give_up = Instant::now() + NOTES_GRACE + deployment.sweep_every;
         loop {
             let notes = total(&check_notes_each(world, visitors, &expected));
             if notes.is_clean() {
@@ -487,6 +489,7 @@ pub async fn run(
             .saturating_sub(webhook_busy_before),
         sweeps: deployment.sweeps.count() - sweeps_before,
         sweep_busy: deployment.sweeps.busy().saturating_sub(sweep_busy_before),
+        sweep_every: deployment.sweep_every,
         dynamodb_latency,
     })
 }
@@ -772,13 +775,14 @@ pub fn table(desk: &Desk, runs: &[DeskReport]) -> String {
     format!(
         "{}: {} conversations, {:.0} messages/s for {} s (a random conversation's next message each tick), \
          {:.0} % delivered twice, every delivery its own request with Stream's retries; HubSpot double {} ms per \
-         call with its 100 / 10 s limit on; sweeper every 5 s.\n\n{}",
+         call with its 100 / 10 s limit on; sweeper every {} s (every 60 s deployed).\n\n{}",
         desk.name,
         desk.conversations,
         desk.messages_per_second,
         desk.load.as_secs(),
         desk.duplicate_rate * 100.0,
         desk.hubspot_latency.as_millis(),
+        runs.first().map_or(0, |r| r.sweep_every.as_secs()),
         markdown(&header, &rows)
     )
 }
@@ -799,7 +803,7 @@ pub fn cost(runs: &[DeskReport]) -> String {
          shared rate budget; a refused conditional write counted as 1 write unit), metered at the SDK client. \
          Lambda GB-s is an estimate: the measured busy time of every webhook invocation (the handler plus the \
          flush it runs after the response, which the internal extension keeps billed: the flusher's linger and \
-         rounds included) and of every sweep (every 5 s here, every minute deployed), at 128 MB; timings on \
+         rounds included) and of every sweep (every few seconds here, every minute deployed), at 128 MB; timings on \
          loopback, so real network round trips would add to them.\n\n",
     );
     let mut rows = Vec::new();

@@ -1,5 +1,6 @@
 //! The designs a benchmark compares, each deployed on its own world: the webhook served at `/webhooks` over HTTP
-//! and, where the design has one, its sweeper every 5 s (every minute when deployed: here the benchmarks are short).
+//! and, where the design has one, its sweeper every few seconds ([`SWEEP_EVERY`] unless `bench --sweep-every`
+//! says otherwise; every minute when deployed, as `template.yaml` schedules it: here the benchmarks are short).
 
 use super::baseline::Baseline;
 use super::meter::flushing;
@@ -14,8 +15,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-const SWEEP_EVERY: Duration = Duration::from_secs(5);
-/// The sweeper's budget: no new round after it.
+/// How often the bench sweeps by default.
+pub const SWEEP_EVERY: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Design {
@@ -50,6 +51,8 @@ pub struct Deployment {
     pub notes: bool,
     /// chat-sync's flusher runs (webhooks' and sweeps'), added up: rounds, contacts, where the time went.
     pub flushes: Arc<Mutex<FlushReport>>,
+    /// How often its sweeper runs.
+    pub sweep_every: Duration,
     sweeper: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -100,15 +103,19 @@ impl HttpHandler for TimedWebhook {
     }
 }
 
-/// Runs `sweep` every [`SWEEP_EVERY`], one at a time, timing each.
-fn every_five_seconds<F, Fut>(sweeps: Arc<Invocations>, sweep: F) -> tokio::task::JoinHandle<()>
+/// Runs `sweep` every `every`, one at a time, timing each.
+fn sweeping<F, Fut>(
+    every: Duration,
+    sweeps: Arc<Invocations>,
+    sweep: F,
+) -> tokio::task::JoinHandle<()>
 where
     F: Fn() -> Fut + Send + 'static,
     Fut: std::future::Future<Output = ()> + Send,
 {
     tokio::spawn(async move {
         loop {
-            tokio::time::sleep(SWEEP_EVERY).await;
+            tokio::time::sleep(every).await;
             let started = Instant::now();
             flushing(sweep()).await;
             sweeps.record(started.elapsed());
@@ -116,7 +123,7 @@ where
     })
 }
 
-pub fn deploy(design: Design, world: &World) -> Result<Deployment, String> {
+pub fn deploy(design: Design, world: &World, sweep_every: Duration) -> Result<Deployment, String> {
     let webhooks = Arc::new(Invocations::default());
     let sweeps = Arc::new(Invocations::default());
     let sweeper_writes = Arc::new(AtomicU32::new(0));
@@ -132,7 +139,7 @@ pub fn deploy(design: Design, world: &World) -> Result<Deployment, String> {
             let webhook = world.app.webhook().map_err(|e| e.to_string())?;
             let sweeper = world.app.sweeper().map_err(|e| e.to_string())?;
             let (writes, swept) = (sweeper_writes.clone(), flushes.clone());
-            let sweeping = every_five_seconds(sweeps.clone(), move || {
+            let sweeping = sweeping(sweep_every, sweeps.clone(), move || {
                 let (sweeper, writes, swept) = (sweeper.clone(), writes.clone(), swept.clone());
                 async move {
                     if let Ok(report) = sweeper.sweep().await {
@@ -157,7 +164,7 @@ pub fn deploy(design: Design, world: &World) -> Result<Deployment, String> {
                 sweeper_writes.clone(),
             ));
             let sweeper = previous.clone();
-            let sweeping = every_five_seconds(sweeps.clone(), move || {
+            let sweeping = sweeping(sweep_every, sweeps.clone(), move || {
                 let sweeper = sweeper.clone();
                 async move { sweeper.sweep().await }
             });
@@ -180,6 +187,7 @@ pub fn deploy(design: Design, world: &World) -> Result<Deployment, String> {
         sweeper_writes,
         notes,
         flushes,
+        sweep_every,
         sweeper,
     })
 }

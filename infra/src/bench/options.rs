@@ -2,6 +2,12 @@
 //! An argument it does not know is an error that names it, before anything starts: the bench used to ignore such
 //! arguments, so a typo (`--run 5`) or `--help` ran every section.
 
+use super::design::SWEEP_EVERY;
+use std::time::Duration;
+
+/// The longest sweep period a run may ask for: past the notes' grace and the desks' drain, a run would only wait.
+const MAX_SWEEP_EVERY_S: usize = 300;
+
 /// The sections, in the order they run.
 pub const SECTIONS: [&str; 8] = [
     "busy-desk",
@@ -16,13 +22,14 @@ pub const SECTIONS: [&str; 8] = [
 
 pub const USAGE: &str = "\
 usage: bench [--only SECTION[,SECTION...]] [--skip-cold-start] [--runs N] [--no-previous]
-             [--messages N] [--contacts N] [--concurrency N]
+             [--sweep-every SECONDS] [--messages N] [--contacts N] [--concurrency N]
 
   --only SECTION,...  run these sections only (every section by default): busy-desk, desk-5x, burst,
                       late-writes, flush-cost, retention, registration, cold-start
   --skip-cold-start   leave the cold starts out
   --runs N            the desks: chat-sync's runs, each on a fresh world (1 by default)
   --no-previous       the desks: leave the previous design out
+  --sweep-every S     how often the sweepers run, 1 to 300 s (5 by default; every 60 s deployed)
   --messages N        the burst: messages (and --contacts N over how many contacts, --concurrency N deliveries
                       at once)
   -h, --help          this text
@@ -46,6 +53,8 @@ pub struct Options {
     pub runs: usize,
     /// Whether the desks run the previous design too.
     pub previous: bool,
+    /// How often the designs' sweepers run.
+    pub sweep_every: Duration,
     /// The burst's workload where given (else its defaults).
     pub messages: Option<usize>,
     pub contacts: Option<usize>,
@@ -67,6 +76,7 @@ pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, Str
         sections: Vec::new(),
         runs: 1,
         previous: true,
+        sweep_every: SWEEP_EVERY,
         messages: None,
         contacts: None,
         concurrency: None,
@@ -101,6 +111,15 @@ pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, Str
             "--skip-cold-start" => skip_cold_start = true,
             "--no-previous" => options.previous = false,
             "--runs" => options.runs = number("--runs")?,
+            "--sweep-every" => {
+                let seconds = number("--sweep-every")?;
+                if seconds > MAX_SWEEP_EVERY_S {
+                    return Err(format!(
+                        "--sweep-every is at most {MAX_SWEEP_EVERY_S} s, got {seconds}"
+                    ));
+                }
+                options.sweep_every = Duration::from_secs(seconds as u64);
+            }
             "--messages" => options.messages = Some(number("--messages")?),
             "--contacts" => options.contacts = Some(number("--contacts")?),
             "--concurrency" => options.concurrency = Some(number("--concurrency")?),
@@ -136,6 +155,7 @@ mod tests {
         let all = options("");
         assert_eq!(all.sections, SECTIONS.to_vec());
         assert_eq!((all.runs, all.previous), (1, true));
+        assert_eq!(all.sweep_every, SWEEP_EVERY);
         assert_eq!(
             (all.messages, all.contacts, all.concurrency),
             (None, None, None)
@@ -153,6 +173,10 @@ mod tests {
             ["burst", "cold-start"]
         );
         assert!(!options("--skip-cold-start").runs_section("cold-start"));
+        assert_eq!(
+            options("--sweep-every 60").sweep_every,
+            Duration::from_secs(60)
+        );
         assert_eq!(
             options("--messages 50 --contacts 5 --concurrency 8").messages,
             Some(50)

@@ -51,12 +51,13 @@ async fn bursts(
     workload: &Workload,
     designs: &[Design],
     settle: Duration,
+    sweep_every: Duration,
 ) -> Result<Vec<(Design, BurstReport)>, String> {
     let mut runs = Vec::new();
     for &design in designs {
         let world = World::start(endpoint).await?;
         let visitors = world.setup_visitors(workload.contacts).await?;
-        let deployment = deploy(design, &world)?;
+        let deployment = deploy(design, &world, sweep_every)?;
         // The baseline never converges: waiting for it would only pad the run.
         let settle = if design == Design::Baseline {
             Duration::from_secs(5)
@@ -103,7 +104,7 @@ async fn run(options: &Options) -> Result<(), String> {
         let desk = Desk::warm_up(heaviest);
         let world = World::start(&endpoint).await?;
         let visitors = world.setup_visitors(desk.conversations).await?;
-        let deployment = deploy(Design::ChatSync, &world)?;
+        let deployment = deploy(Design::ChatSync, &world, options.sweep_every)?;
         busy_desk::run(&world, &visitors, &deployment, Design::ChatSync, &desk).await?;
         eprintln!(
             "bench: DynamoDB Local warmed up (half a minute of the {}, not measured) after {:.0} s",
@@ -123,7 +124,7 @@ async fn run(options: &Options) -> Result<(), String> {
         for design in designs {
             let world = World::start(&endpoint).await?;
             let visitors = world.setup_visitors(desk.conversations).await?;
-            let deployment = deploy(design, &world)?;
+            let deployment = deploy(design, &world, options.sweep_every)?;
             let report = busy_desk::run(&world, &visitors, &deployment, design, &desk).await?;
             eprintln!(
                 "bench: {}, {} done after {:.0} s",
@@ -139,12 +140,26 @@ async fn run(options: &Options) -> Result<(), String> {
 
     if options.runs_section("burst") {
         let designs = [Design::ChatSync, Design::Previous, Design::Baseline];
-        let runs = bursts(&endpoint, &workload, &designs, Duration::from_secs(90)).await?;
+        let runs = bursts(
+            &endpoint,
+            &workload,
+            &designs,
+            Duration::from_secs(90),
+            options.sweep_every,
+        )
+        .await?;
         println!("{}", burst::table(&workload, &runs));
         // Each message racing its own edit or deletion: every delivery posted at the same instant.
         let pairs = Workload::racing_pairs(RACING_PAIRS);
         let designs = [Design::ChatSync, Design::Previous];
-        let runs = bursts(&endpoint, &pairs, &designs, Duration::from_secs(30)).await?;
+        let runs = bursts(
+            &endpoint,
+            &pairs,
+            &designs,
+            Duration::from_secs(30),
+            options.sweep_every,
+        )
+        .await?;
         println!("{}", burst::table(&pairs, &runs));
     }
 
@@ -154,8 +169,14 @@ async fn run(options: &Options) -> Result<(), String> {
         let designs = [Design::ChatSync, Design::Previous];
         let mut runs = Vec::new();
         for (load, workload) in [("burst", burst), ("paced", paced)] {
-            for (design, report) in
-                bursts(&endpoint, &workload, &designs, Duration::from_secs(90)).await?
+            for (design, report) in bursts(
+                &endpoint,
+                &workload,
+                &designs,
+                Duration::from_secs(90),
+                options.sweep_every,
+            )
+            .await?
             {
                 runs.push(LateRun {
                     design,
