@@ -427,64 +427,6 @@ pub fn store(
     ))
 }
 
-impl crate::app::Parts {
-    /// The parts `handlers` need, from configuration, and nothing else: a Lambda reads only its own settings and
-    /// secrets (the template gives each function exactly those).
-    pub async fn from_env(
-        env: &Env,
-        aws: &aws_config::SdkConfig,
-        handlers: &[crate::app::Handler],
-    ) -> Result<Self, ConfigError> {
-        use crate::app::Handler;
-        let wants = |handler: Handler| handlers.contains(&handler);
-        let secrets = SecretsManager::new(aws);
-        let needs_hubspot =
-            wants(Handler::Registration) || wants(Handler::Webhook) || wants(Handler::Sweeper);
-        let needs_stream = wants(Handler::Registration)
-            || wants(Handler::AgentSessions)
-            || wants(Handler::Sweeper)
-            || wants(Handler::HubSpotWebhooks)
-            || wants(Handler::Erasure);
-        let needs_flush = wants(Handler::Webhook) || wants(Handler::Sweeper);
-        // The handler's own settings first, the table last: a cold start names the first problem in that order.
-        Ok(Self {
-            hubspot: match needs_hubspot {
-                true => Some(HubSpotSettings::load(env, &secrets).await?),
-                false => None,
-            },
-            stream: match needs_stream {
-                true => Some(StreamSettings::load(env, &secrets).await?),
-                false => None,
-            },
-            flush: match needs_flush {
-                true => Some(FlushSettings::load(env)?),
-                false => None,
-            },
-            registration: match wants(Handler::Registration) {
-                true => Some(RegistrationSettings::load(env, &secrets).await?),
-                false => None,
-            },
-            webhook: match wants(Handler::Webhook) {
-                true => Some(WebhookSettings::load(env, &secrets).await?),
-                false => None,
-            },
-            sweeper: match wants(Handler::Sweeper) {
-                true => Some(SweeperSettings::load(env)?),
-                false => None,
-            },
-            hubspot_webhooks: match wants(Handler::HubSpotWebhooks) {
-                true => Some(HubSpotWebhooksSettings::load(env, &secrets).await?),
-                false => None,
-            },
-            agent_sessions: match wants(Handler::AgentSessions) {
-                true => Some(AgentSessionSettings::load(env)?),
-                false => None,
-            },
-            store: store(env, aws)?,
-        })
-    }
-}
-
 /// How the transcript flusher spends its time (see `sync`).
 #[derive(Debug, Clone, Copy)]
 pub struct FlushSettings {
