@@ -37,24 +37,28 @@ pub enum Target {
 
 pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, String> {
     let mut args = args.into_iter();
-    let command = match args.next() {
-        None => return Ok(Command::Help),
-        Some(command) => command,
-    };
-    if !matches!(
-        command.as_str(),
-        "list" | "requeue" | "-h" | "--help" | "help"
-    ) {
-        return Err(format!("unknown command {command:?}"));
+    // The command first, named once: what follows is checked against it.
+    #[derive(Clone, Copy)]
+    enum Verb {
+        List,
+        Requeue,
+        Help,
     }
+    let (verb, name) = match args.next().as_deref() {
+        None => return Ok(Command::Help),
+        Some("list") => (Verb::List, "list"),
+        Some("requeue") => (Verb::Requeue, "requeue"),
+        Some("-h" | "--help" | "help") => (Verb::Help, "help"),
+        Some(other) => return Err(format!("unknown command {other:?}")),
+    };
     // Every argument after the command must be one of its own: an operator's typo (`--limt`, `--al`) is an
     // error naming it, never the command run without it.
     let (mut limit, mut contact, mut all) = (None, None, false);
     while let Some(arg) = args.next() {
         let mut value = |name: &str| args.next().ok_or_else(|| format!("{name} needs a value"));
-        match (command.as_str(), arg.as_str()) {
+        match (verb, arg.as_str()) {
             (_, "-h" | "--help") => return Ok(Command::Help),
-            ("list", "--limit") => {
+            (Verb::List, "--limit") => {
                 let raw = value("--limit")?;
                 limit = Some(
                     raw.parse()
@@ -63,24 +67,24 @@ pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, Str
                         .ok_or_else(|| format!("--limit must be 1 to 10000, got {raw:?}"))?,
                 );
             }
-            ("requeue", "--contact") => {
+            (Verb::Requeue, "--contact") => {
                 let raw = value("--contact")?;
                 contact = Some(ContactId::parse(&raw).map_err(|e| format!("--contact: {e}"))?);
             }
-            ("requeue", "--all") => all = true,
-            (command, other) => return Err(format!("unknown argument {other:?} for {command}")),
+            (Verb::Requeue, "--all") => all = true,
+            (_, other) => return Err(format!("unknown argument {other:?} for {name}")),
         }
     }
-    match command.as_str() {
-        "list" => Ok(Command::List {
+    match verb {
+        Verb::List => Ok(Command::List {
             limit: limit.unwrap_or(100),
         }),
-        "requeue" => match (contact, all) {
+        Verb::Requeue => match (contact, all) {
             (Some(id), false) => Ok(Command::Requeue(Target::Contact(id))),
             (None, true) => Ok(Command::Requeue(Target::AllParked)),
             _ => Err("requeue takes --contact <id> or --all".into()),
         },
-        _ => Ok(Command::Help),
+        Verb::Help => Ok(Command::Help),
     }
 }
 
