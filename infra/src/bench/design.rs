@@ -116,9 +116,10 @@ where
     tokio::spawn(async move {
         loop {
             tokio::time::sleep(every).await;
+            sweeps.begin();
             let started = Instant::now();
             flushing(sweep()).await;
-            sweeps.record(started.elapsed());
+            sweeps.finish(started.elapsed());
         }
     })
 }

@@ -15,7 +15,9 @@
 //! commits, on a line of its own (`ConditionCheck`): the bench's units are what the table's bill would show.
 //!
 //! Requests made inside [`flushing`] (the flusher's rounds and the sweeps, wherever they run) are also counted
-//! apart, so a benchmark can tell what the acknowledgement costs from what the flushing does.
+//! apart, so a benchmark can tell what the acknowledgement costs from what the flushing does; and every request is
+//! counted by the kind of item it reads or writes (`chat_sync::adapters::dynamo::item_kind`, or the index a query
+//! reads), so it can tell a lease's write from a wake-up's.
 
 use aws_sdk_dynamodb::config::interceptors::{
     AfterDeserializationInterceptorContextRef, BeforeSerializationInterceptorContextMut,
@@ -32,9 +34,10 @@ use aws_sdk_dynamodb::operation::{
     transact_write_items::{TransactWriteItemsInput, TransactWriteItemsOutput},
     update_item::{UpdateItemInput, UpdateItemOutput},
 };
-use aws_sdk_dynamodb::types::{ConsumedCapacity, ReturnConsumedCapacity};
+use aws_sdk_dynamodb::types::{AttributeValue, ConsumedCapacity, ReturnConsumedCapacity};
 use aws_smithy_types::config_bag::{Storable, StoreReplace};
-use std::collections::BTreeMap;
+use chat_sync::adapters::dynamo::{item_kind, schema};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -94,12 +97,22 @@ pub struct Meter {
     all: Counters,
     /// The part made inside [`flushing`].
     flush: Counters,
-    /// Units by (flushing, operation), so a benchmark can say which request a unit went to.
-    by_request: Mutex<BTreeMap<(bool, &'static str), Metered>>,
+    /// Units by request kind, so a benchmark can say which request a unit went to.
+    by_request: Mutex<ByRequest>,
 }
 
-/// Units by request kind: `(flushing, operation)` → what those requests consumed.
-pub type ByRequest = BTreeMap<(bool, &'static str), Metered>;
+/// A kind of request: made while flushing or not, its operation (or `refused`, `conflict`, `ConditionCheck`), and
+/// the kind of item it named (`sync record`, `flusher`, ...; a query's index, or `table`; a transaction's items
+/// joined by `+`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct RequestKind {
+    pub flushing: bool,
+    pub operation: &'static str,
+    pub item: &'static str,
+}
+
+/// Units by request kind → what those requests consumed.
+pub type ByRequest = BTreeMap<RequestKind, Metered>;
 
 impl Meter {
     pub fn units(&self) -> Metered {
@@ -126,25 +139,35 @@ impl Meter {
         }
     }
 
-    fn request(&self, operation: &'static str, add: impl FnOnce(&mut Metered)) {
-        let flushing = FLUSHING.try_with(|_| ()).is_ok();
+    fn request(&self, operation: &'static str, item: &'static str, add: impl FnOnce(&mut Metered)) {
+        let kind = RequestKind {
+            flushing: FLUSHING.try_with(|_| ()).is_ok(),
+            operation,
+            item,
+        };
         let mut by = self
             .by_request
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        add(by.entry((flushing, operation)).or_default());
+        add(by.entry(kind).or_default());
     }
 
     /// Write units DynamoDB bills that DynamoDB Local does not report, on their own line; no request of their own.
-    fn add_units(&self, what: &'static str, units: f64) {
+    fn add_units(&self, what: &'static str, item: &'static str, units: f64) {
         let milli = (units * 1000.0).round() as u64;
         self.each(|c| {
             c.write_milli.fetch_add(milli, Ordering::Relaxed);
         });
-        self.request(what, |m| m.write += units);
+        self.request(what, item, |m| m.write += units);
     }
 
-    fn add(&self, operation: &'static str, write: bool, capacities: &[&ConsumedCapacity]) {
+    fn add(
+        &self,
+        operation: &'static str,
+        item: &'static str,
+        write: bool,
+        capacities: &[&ConsumedCapacity],
+    ) {
         let total: f64 = capacities
             .iter()
             .map(|c| c.capacity_units().unwrap_or(0.0))
@@ -154,7 +177,7 @@ impl Meter {
             let counter = if write { &c.write_milli } else { &c.read_milli };
             counter.fetch_add(milli, Ordering::Relaxed);
         });
-        self.request(operation, |m| {
+        self.request(operation, item, |m| {
             m.requests += 1;
             if write {
                 m.write += total;
@@ -208,6 +231,75 @@ macro_rules! ask_for_capacity {
     };
 }
 
+/// The kind of item the request being sent names (see [`RequestKind::item`]), from its input to its answer.
+#[derive(Debug, Clone, Copy)]
+struct Target(&'static str);
+
+impl Storable for Target {
+    type Storer = StoreReplace<Self>;
+}
+
+/// The kind of item a key (or a whole item) names.
+fn kind_of(key: Option<&HashMap<String, AttributeValue>>) -> &'static str {
+    let part = |name: &str| {
+        key.and_then(|key| key.get(name))
+            .and_then(|value| value.as_s().ok())
+            .map_or("", String::as_str)
+    };
+    item_kind(part(schema::PARTITION_KEY), part(schema::SORT_KEY))
+}
+
+/// What a request names, for [`RequestKind::item`].
+fn target(context: &BeforeSerializationInterceptorContextMut<'_>) -> &'static str {
+    let input = context.input();
+    if let Some(input) = input.downcast_ref::<GetItemInput>() {
+        kind_of(input.key())
+    } else if let Some(input) = input.downcast_ref::<UpdateItemInput>() {
+        kind_of(input.key())
+    } else if let Some(input) = input.downcast_ref::<PutItemInput>() {
+        kind_of(input.item())
+    } else if let Some(input) = input.downcast_ref::<DeleteItemInput>() {
+        kind_of(input.key())
+    } else if let Some(input) = input.downcast_ref::<QueryInput>() {
+        intern(input.index_name().unwrap_or("table"))
+    } else if let Some(input) = input.downcast_ref::<TransactWriteItemsInput>() {
+        let kinds: Vec<&str> = input
+            .transact_items()
+            .iter()
+            .map(|item| {
+                if let Some(put) = item.put() {
+                    kind_of(Some(put.item()))
+                } else if let Some(update) = item.update() {
+                    kind_of(Some(update.key()))
+                } else if let Some(delete) = item.delete() {
+                    kind_of(Some(delete.key()))
+                } else if let Some(check) = item.condition_check() {
+                    kind_of(Some(check.key()))
+                } else {
+                    "other"
+                }
+            })
+            .collect();
+        intern(&kinds.join(" + "))
+    } else {
+        "batch"
+    }
+}
+
+/// A name kept for the process's life: the few distinct index names and transaction shapes, each leaked once.
+fn intern(name: &str) -> &'static str {
+    static NAMES: Mutex<BTreeSet<&'static str>> = Mutex::new(BTreeSet::new());
+    let mut names = NAMES
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(known) = names.get(name) {
+        return known;
+    }
+    let leaked: &'static str = Box::leak(name.to_owned().into_boxed_str());
+    names.insert(leaked);
+    leaked
+}
+
 impl Intercept for MeterInterceptor {
     fn name(&self) -> &'static str {
         "bench-capacity-meter"
@@ -219,6 +311,7 @@ impl Intercept for MeterInterceptor {
         _components: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
+        cfg.interceptor_state().store_put(Target(target(context)));
         let input = context.input_mut();
         if let Some(transaction) = input.downcast_ref::<TransactWriteItemsInput>() {
             let checks = transaction
@@ -250,6 +343,7 @@ impl Intercept for MeterInterceptor {
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
         let meter = &self.0;
+        let item = cfg.load::<Target>().map_or("", |target| target.0);
         meter.each(|c| {
             c.requests.fetch_add(1, Ordering::Relaxed);
         });
@@ -264,13 +358,13 @@ impl Intercept for MeterInterceptor {
                     meter.each(|c| {
                         c.refused.fetch_add(1, Ordering::Relaxed);
                     });
-                    meter.request("refused", |m| {
+                    meter.request("refused", item, |m| {
                         m.requests += 1;
                         m.write += 1.0;
                     });
                 } else if body.contains("TransactionConflict") {
                     // Not billed, but each is a request sent again: what contention costs.
-                    meter.request("conflict", |m| m.requests += 1);
+                    meter.request("conflict", item, |m| m.requests += 1);
                 }
                 return Ok(());
             }
@@ -279,58 +373,71 @@ impl Intercept for MeterInterceptor {
         if let Some(o) = output.downcast_ref::<GetItemOutput>() {
             meter.add(
                 "GetItem",
+                item,
                 read,
                 &o.consumed_capacity().into_iter().collect::<Vec<_>>(),
             );
         } else if let Some(o) = output.downcast_ref::<QueryOutput>() {
             meter.add(
                 "Query",
+                item,
                 read,
                 &o.consumed_capacity().into_iter().collect::<Vec<_>>(),
             );
         } else if let Some(o) = output.downcast_ref::<BatchGetItemOutput>() {
             meter.add(
                 "BatchGetItem",
+                item,
                 read,
                 &o.consumed_capacity().iter().collect::<Vec<_>>(),
             );
         } else if let Some(o) = output.downcast_ref::<TransactGetItemsOutput>() {
             meter.add(
                 "TransactGetItems",
+                item,
                 read,
                 &o.consumed_capacity().iter().collect::<Vec<_>>(),
             );
         } else if let Some(o) = output.downcast_ref::<PutItemOutput>() {
             meter.add(
                 "PutItem",
+                item,
                 write,
                 &o.consumed_capacity().into_iter().collect::<Vec<_>>(),
             );
         } else if let Some(o) = output.downcast_ref::<UpdateItemOutput>() {
             meter.add(
                 "UpdateItem",
+                item,
                 write,
                 &o.consumed_capacity().into_iter().collect::<Vec<_>>(),
             );
         } else if let Some(o) = output.downcast_ref::<DeleteItemOutput>() {
             meter.add(
                 "DeleteItem",
+                item,
                 write,
                 &o.consumed_capacity().into_iter().collect::<Vec<_>>(),
             );
         } else if let Some(o) = output.downcast_ref::<TransactWriteItemsOutput>() {
             meter.add(
                 "TransactWriteItems",
+                item,
                 write,
                 &o.consumed_capacity().iter().collect::<Vec<_>>(),
             );
             let checks = cfg.load::<ConditionChecks>().map_or(0, |checks| checks.0);
             if checks > 0 {
-                meter.add_units("ConditionCheck", checks as f64 * CONDITION_CHECK_UNITS);
+                meter.add_units(
+                    "ConditionCheck",
+                    item,
+                    checks as f64 * CONDITION_CHECK_UNITS,
+                );
             }
         } else if let Some(o) = output.downcast_ref::<BatchWriteItemOutput>() {
             meter.add(
                 "BatchWriteItem",
+                item,
                 write,
                 &o.consumed_capacity().iter().collect::<Vec<_>>(),
             );

@@ -59,6 +59,8 @@ pub fn markdown(header: &[&str], rows: &[Vec<String>]) -> String {
 pub struct Invocations {
     count: AtomicU64,
     micros: AtomicU64,
+    /// Begun ([`Invocations::begin`]) and not recorded yet.
+    running: AtomicU64,
 }
 
 impl Invocations {
@@ -66,6 +68,30 @@ impl Invocations {
         self.count.fetch_add(1, Ordering::Relaxed);
         self.micros
             .fetch_add(busy.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    /// An invocation starts whose end [`Invocations::finish`] records: until then [`Invocations::settled`] waits.
+    pub fn begin(&self) {
+        self.running.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Records an invocation [`Invocations::begin`] started.
+    pub fn finish(&self, busy: Duration) {
+        self.record(busy);
+        self.running.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Waits up to `within` for every begun invocation to finish, so that figures taken next count what those
+    /// did (a sweep writing the last notes when a run's figures are taken); false if one still runs.
+    pub async fn settled(&self, within: Duration) -> bool {
+        let give_up = std::time::Instant::now() + within;
+        while self.running.load(Ordering::Relaxed) > 0 {
+            if std::time::Instant::now() >= give_up {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        true
     }
 
     pub fn count(&self) -> u64 {
@@ -80,5 +106,27 @@ impl Invocations {
         self.busy()
             .checked_div(self.count().max(1) as u32)
             .unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Invocations;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn figures_wait_for_a_begun_invocation_to_finish() {
+        let sweeps = Arc::new(Invocations::default());
+        assert!(sweeps.settled(Duration::ZERO).await, "nothing begun");
+        sweeps.begin();
+        assert!(!sweeps.settled(Duration::from_millis(50)).await, "one runs");
+        let running = sweeps.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            running.finish(Duration::from_millis(100));
+        });
+        assert!(sweeps.settled(Duration::from_secs(5)).await);
+        assert_eq!(sweeps.count(), 1);
     }
 }

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 pub use sandbox::fixtures::{HUBSPOT_TOKEN, STREAM_KEY, STREAM_SECRET};
 pub const AGENT_ID: &str = SupportAgent::DEFAULT_ID;
 /// How long one sweep may run in a benchmark.
-const SWEEP_BUDGET: Duration = Duration::from_secs(20);
+pub(super) const SWEEP_BUDGET: Duration = Duration::from_secs(20);
 
 pub struct Visitor {
     pub contact_id: String,

@@ -52,6 +52,35 @@ pub(super) fn contact_pk(contact: &ContactId) -> String {
     format!("{CONTACT_PREFIX}{contact}")
 }
 
+/// Which kind of item a key names, by its name in `docs/storage.md`'s item table: its sort key's prefix says, or its
+/// partition's for the items whose sort key does not (the flusher's, the rate budget's, a throttle's). For readers
+/// that count requests by item, such as the bench's capacity meter, so they do not spell the prefixes again.
+pub fn item_kind(pk: &str, sk: &str) -> &'static str {
+    if sk == SYNC {
+        "sync record"
+    } else if sk.starts_with(MESSAGE_PREFIX) {
+        "message"
+    } else if sk.starts_with(CONVERSATION_PREFIX) {
+        "conversation"
+    } else if sk == FROZEN {
+        "frozen notes"
+    } else if sk.starts_with(ALIAS_PREFIX) {
+        "merge alias"
+    } else if pk == FLUSHER_PK {
+        "flusher"
+    } else if pk == BUDGET_PK {
+        "rate budget"
+    } else if pk.starts_with(THROTTLE_PREFIX) {
+        "registration throttle"
+    } else if pk.starts_with(CHANNEL_PREFIX) && sk == MAPPING {
+        "channel mapping"
+    } else if pk.starts_with(USER_PREFIX) && sk.starts_with(CHANNEL_PREFIX) {
+        "visitor's channel"
+    } else {
+        "other"
+    }
+}
+
 /// A contact's partition key, for readers of the table outside the store (the tests' and the bench's direct
 /// queries), so they do not spell the prefix again.
 pub fn contact_partition(contact: &ContactId) -> String {

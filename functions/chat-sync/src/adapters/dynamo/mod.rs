@@ -41,7 +41,9 @@ mod throttle;
 mod transact;
 
 pub use budget::DynamoBudget;
-pub use keys::{contact_partition, mapping_key, sync_record_key, SYNC as SYNC_RECORD_SORT_KEY};
+pub use keys::{
+    contact_partition, item_kind, mapping_key, sync_record_key, SYNC as SYNC_RECORD_SORT_KEY,
+};
 pub use throttle::DynamoThrottle;
 
 use crate::ports::StoreError;

@@ -121,6 +121,20 @@ fn the_documented_item_table_is_what_the_keys_and_codecs_write() {
 }
 
 #[test]
+fn every_documented_item_is_named_by_its_keys() {
+    for item in documented() {
+        for (pk, sk) in &item.keys {
+            assert_eq!(
+                super::super::keys::item_kind(pk, sk),
+                item.item,
+                "{pk} / {sk}"
+            );
+        }
+    }
+    assert_eq!(super::super::keys::item_kind("ELSEWHERE", "X"), "other");
+}
+
+#[test]
 fn every_codec_reads_back_what_it_writes() {
     let mapping = sample::mapping();
     assert_eq!(
