@@ -1,6 +1,6 @@
 //! What the HubSpot and Stream clients share: the HTTP client and the mapping of responses to `UpstreamError`.
 
-use crate::config::ConfigError;
+use crate::config::error::ConfigError;
 use crate::ports::UpstreamError;
 use reqwest::{header::HeaderMap, Response, StatusCode};
 use std::time::{Duration, Instant};

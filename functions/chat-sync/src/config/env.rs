@@ -1,7 +1,7 @@
 //! Where configuration values come from: a snapshot of the environment ([`Env`]), and the secrets it names by ARN
 //! when deployed ([`SecretSource`], AWS Secrets Manager).
 
-use super::ConfigError;
+use super::error::ConfigError;
 use secrecy::SecretString;
 use std::collections::HashMap;
 use std::time::Duration;

@@ -8,24 +8,9 @@ use secrecy::SecretString;
 use std::time::Duration;
 
 mod env;
+pub mod error;
 pub use env::{Env, SecretSource, SecretsManager};
-
-/// A configuration problem, naming the variable.
-#[derive(Debug, thiserror::Error)]
-#[error("configuration error: {variable} {problem}")]
-pub struct ConfigError {
-    pub variable: String,
-    pub problem: String,
-}
-
-impl ConfigError {
-    pub(crate) fn new(variable: &str, problem: impl Into<String>) -> Self {
-        Self {
-            variable: variable.to_owned(),
-            problem: problem.into(),
-        }
-    }
-}
+pub use error::ConfigError;
 
 /// The browser origins allowed to call the registration API.
 #[derive(Debug, Clone, PartialEq, Eq)]
