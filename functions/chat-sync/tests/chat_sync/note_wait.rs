@@ -317,16 +317,22 @@ async fn a_note_due_while_its_conversation_talks_waits_for_the_pause_then_takes_
 
 #[tokio::test]
 async fn a_conversation_that_never_pauses_has_its_note_written_after_the_longest_wait() {
-    let (wait, longest) = (Duration::from_millis(1_000), Duration::from_millis(2_000));
+    // Waits long against the pace, so that a loaded machine, whose sweeps come seconds apart, still sweeps while the
+    // conversation talks (a change younger than the wait) and between twice the wait and the longest (when a round
+    // with a property to write makes a notes round, and the note still may wait again).
+    let (wait, longest) = (Duration::from_millis(2_000), Duration::from_millis(6_000));
     let app = TestApp::start_with(pausing(wait, longest)).await;
     let (contact, visitor, channel) = register_visitor(&app, "Ada", "ada@example.com").await;
-    // A message every 400 ms for 7 s, each recorded and swept: never a pause of a wait. The note waits again
+    // A message every 400 ms for 14 s, each recorded and swept: never a pause of a wait. The note waits again
     // while the oldest line not in it is younger than the longest wait, then goes out within two waits (a round
-    // with a property to write takes notes once the longest-waiting has waited twice the wait).
+    // with a property to write takes notes once the longest-waiting has waited twice the wait). Its first write is
+    // what this is about: later lines make it wait again, and a rewrite may come at any sweep, the last included.
     let started = Instant::now();
     let mut postponed = 0;
     let mut sent: usize = 0;
-    while started.elapsed() < Duration::from_secs(7) {
+    // The first write: how many lines had been sent, how long after the first, and the note then.
+    let mut first_write: Option<(usize, Duration, String)> = None;
+    while started.elapsed() < Duration::from_secs(14) {
         sent += 1;
         record(
             &app,
@@ -340,19 +346,36 @@ async fn a_conversation_that_never_pauses_has_its_note_written_after_the_longest
         )
         .await;
         postponed += app.sweep().await.flush.notes_postponed;
+        if first_write.is_none() {
+            let bodies = note_bodies(&app, &contact);
+            assert!(
+                bodies.len() <= 1,
+                "one note for one conversation: {bodies:?}"
+            );
+            first_write = bodies
+                .into_iter()
+                .next()
+                .map(|body| (sent, started.elapsed(), body));
+        }
         tokio::time::sleep(Duration::from_millis(400)).await;
     }
     assert!(postponed > 0, "the note never waited again");
-    let bodies = note_bodies(&app, &contact);
-    assert_eq!(
-        bodies.len(),
-        1,
-        "written while the conversation talked: {bodies:?}"
+    let (lines_then, after, body) = first_write.expect("the note was never written");
+    // Not before the longest wait (without it, the note would have gone out a wait after the first line) ...
+    assert!(
+        after >= longest,
+        "the first write came {after:?} after the first line, before the longest wait"
+    );
+    // ... and while the conversation still talked: lines came after it.
+    assert!(
+        lines_then < sent,
+        "the note was first written only at the last of {sent} lines"
     );
     assert!(
-        bodies[0].contains("line 01") && !bodies[0].contains(&format!("line {sent:02}")),
-        "{bodies:?}"
+        body.contains("line 01") && body.contains(&format!("line {lines_then:02}")),
+        "every line so far in the first write: {body}"
     );
+    assert_eq!(note_bodies(&app, &contact).len(), 1, "rewritten in place");
     assert!(app
         .transcript(&contact)
         .contains(&format!("line {sent:02}")));
