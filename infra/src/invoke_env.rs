@@ -274,14 +274,14 @@ impl InvokeEnv {
         let mapping = ChannelMapping::registered(
             self.sample.channel.clone(),
             ContactId::parse(&contact.id).map_err(|e| sample_problem(e.reason))?,
-            Email::parse(SAMPLE_EMAIL).map_err(|e| sample_problem(e.reason))?,
             self.sample.visitor_id.clone(),
             self.sample.visitor_name.clone(),
             Identity::Unverified,
             Timestamp::now(),
         );
         // Registering twice (a restart against a running DynamoDB Local) is fine: the mapping is the same.
-        match store.save_channel(&mapping).await {
+        let email = Email::parse(SAMPLE_EMAIL).map_err(|e| sample_problem(e.reason))?;
+        match store.save_channel(&mapping, &email).await {
             Ok(_) | Err(StoreError::AlreadyExists) => Ok(()),
             Err(error) => Err(error.into()),
         }

@@ -392,11 +392,11 @@ pub async fn by_conversations(
         for n in 1..count {
             let channel = ChannelRef::parse_cid(&format!("messaging:{}-{n}", visitor.channel_id))
                 .map_err(|e| e.to_string())?;
+            let email = Email::parse(&format!("returning{count}@bench.example.com"))
+                .map_err(|e| e.to_string())?;
             let mapping = ChannelMapping::registered(
                 channel.clone(),
                 contact.clone(),
-                Email::parse(&format!("returning{count}@bench.example.com"))
-                    .map_err(|e| e.to_string())?,
                 UserId::parse("visitor", &format!("{}-{n}", visitor.visitor_id))
                     .map_err(|e| e.to_string())?,
                 "Returning Visitor".into(),
@@ -405,7 +405,7 @@ pub async fn by_conversations(
                 message_at(n).earlier_by(Duration::from_secs(60)),
             );
             let stored = store
-                .save_channel(&mapping)
+                .save_channel(&mapping, &email)
                 .await
                 .map_err(|e| e.to_string())?;
             mappings.push(stored);

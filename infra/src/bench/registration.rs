@@ -94,7 +94,6 @@ pub async fn run(
         let mapping = ChannelMapping::registered(
             channel,
             contact,
-            details.email,
             visitor,
             "Seq Ential".into(),
             Identity::Unverified,
@@ -102,7 +101,7 @@ pub async fn run(
         );
         world
             .store
-            .save_channel(&mapping)
+            .save_channel(&mapping, &details.email)
             .await
             .map_err(|e| e.to_string())?;
         sequential.push(started.elapsed());

@@ -14,14 +14,14 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use chat_sync::adapters::hubspot::HubSpotClient;
-use chat_sync::domain::{ChannelId, ChannelRef, ChannelType, Invalid, UserId};
+use chat_sync::domain::{ChannelId, ChannelRef, ChannelType, Email, Invalid, UserId};
 use chat_sync::handlers::agent_sessions::AgentSessions;
 use chat_sync::handlers::hubspot_webhooks::HubSpotWebhooks;
 use chat_sync::handlers::registration::Registration;
 use chat_sync::handlers::webhook::Webhook;
 use chat_sync::handlers::ApiError;
 use chat_sync::ports::Crm;
-use chat_sync::ports::{ChannelMapping, Channels, UpstreamError};
+use chat_sync::ports::{ChannelMapping, Channels, StoreError, UpstreamError};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -229,9 +229,15 @@ impl DevApi {
             .into_iter()
             .map(|(id, body)| json!({ "id": id.as_str(), "body": body }))
             .collect();
+        // The e-mail is stored beside the mapping, not read with it (`ChannelMapping`).
+        let email = self
+            .store
+            .contact_email(&mapping.contact_id)
+            .await
+            .map_err(|error| storage_unavailable(&error))?;
         Ok(json!({
             "contactId": mapping.contact_id.as_str(),
-            "email": mapping.email.as_str(),
+            "email": email.as_ref().map(Email::as_str),
             "transcript": transcript,
             "notes": notes,
         }))
@@ -245,16 +251,18 @@ impl DevApi {
                 "unknown_channel",
                 format!("channel {channel} was not registered here"),
             )),
-            Err(error) => {
-                tracing::error!(%error, "could not read the channel mapping");
-                Err(ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "storage_unavailable",
-                    "DynamoDB Local did not answer; try again",
-                ))
-            }
+            Err(error) => Err(storage_unavailable(&error)),
         }
     }
+}
+
+fn storage_unavailable(error: &StoreError) -> ApiError {
+    tracing::error!(%error, "could not read the channel mapping");
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "storage_unavailable",
+        "DynamoDB Local did not answer; try again",
+    )
 }
 
 fn channel_ref(channel_type: &str, channel_id: &str) -> Result<ChannelRef, ApiError> {

@@ -33,13 +33,18 @@ async fn record(store: &DynamoStore, contact: &ContactId, id: &str) {
             ChannelId::parse(&channel).expect("valid"),
         ),
         contact.clone(),
-        Email::parse(&format!("visitor-{}@example.com", contact.as_str())).expect("valid"),
         UserId::parse("v", "visitor-1").expect("valid"),
         "Ada".into(),
         Identity::Unverified,
         Timestamp::parse("t", "2026-11-24T10:00:00Z").expect("valid"),
     );
-    store.save_channel(&mapping).await.expect("channel");
+    store
+        .save_channel(
+            &mapping,
+            &Email::parse(&format!("visitor-{}@example.com", contact.as_str())).expect("valid"),
+        )
+        .await
+        .expect("channel");
     let event = serde_json::json!({
         "type": "message.new",
         "cid": format!("messaging:{channel}"),

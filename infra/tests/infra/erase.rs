@@ -46,13 +46,15 @@ impl World {
                 ChannelId::parse(channel).expect("valid"),
             ),
             contact.clone(),
-            Email::parse(email).expect("valid"),
             UserId::parse("visitor", visitor).expect("valid"),
             "Ada Lovelace".into(),
             Identity::Unverified,
             Timestamp::now(),
         );
-        self.store.save_channel(&mapping).await.expect("mapping");
+        self.store
+            .save_channel(&mapping, &Email::parse(email).expect("valid"))
+            .await
+            .expect("mapping");
         let event = serde_json::json!({
             "type": "message.new",
             "cid": format!("messaging:{channel}"),

@@ -16,8 +16,9 @@
 //! on a copy is tried once more on the mapping read again, and the copy goes: the copy may be of a mapping erased
 //! and registered again since, which the new record refuses. A clearing's copy goes when the webhook records the
 //! clearing. Copies also go after their time to live, and there are at most [`CAPACITY`]: what a copy holds (the
-//! visitor's name and e-mail) stays in the Lambda's memory no longer than that, and nothing of it is written unless
-//! the gate lets the change through.
+//! visitor's id and registered name, which the visitor's lines show) stays in the Lambda's memory no longer than
+//! that, and nothing of it is written unless the gate lets the change through. It holds no e-mail: the store reads
+//! a mapping without the e-mail stored beside it (`ChannelMapping`).
 
 use crate::domain::ChannelRef;
 use crate::ports::ChannelMapping;
@@ -98,7 +99,7 @@ impl MappingCache {
 #[cfg(test)]
 mod tests {
     use super::{MappingCache, CAPACITY};
-    use crate::domain::{ChannelRef, ContactId, Email, Identity, Timestamp, UserId};
+    use crate::domain::{ChannelRef, ContactId, Identity, Timestamp, UserId};
     use crate::ports::{ChannelMapping, RecordEpoch};
     use std::time::Duration;
 
@@ -106,7 +107,6 @@ mod tests {
         let mapping = ChannelMapping::registered(
             ChannelRef::parse_cid(&format!("messaging:{channel}")).expect("cid"),
             ContactId::parse("1001").expect("contact"),
-            Email::parse("ada@example.com").expect("e-mail"),
             UserId::parse("visitor_id", "visitor-1").expect("visitor"),
             "Ada".to_owned(),
             Identity::Unverified,

@@ -277,7 +277,6 @@ impl Registration {
         let mapping = ChannelMapping::registered(
             channel.clone(),
             contact_id.clone(),
-            details.email,
             visitor.id.clone(),
             visitor.name.clone(),
             identity,
@@ -288,9 +287,9 @@ impl Registration {
         // agents' console learns whose conversation it is at the same time (the contact's id and the e-mail as
         // registered, on the channel); if Stream refuses that, the console only lacks the link to HubSpot.
         let (saved, described) = tokio::join!(
-            self.store.save_channel(&mapping),
+            self.store.save_channel(&mapping, &details.email),
             self.chat
-                .describe_contact(&channel, &contact_id, &mapping.email, deadline),
+                .describe_contact(&channel, &contact_id, &details.email, deadline),
         );
         if let Err(error) = saved {
             self.undo_chat(&visitor.id).await;

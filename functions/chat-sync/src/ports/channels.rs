@@ -6,12 +6,14 @@ use crate::domain::{
 };
 use async_trait::async_trait;
 
-/// Where a channel's messages belong: stored at registration, read by every webhook.
+/// Where a channel's messages belong: stored at registration, read by every webhook. Without the e-mail the
+/// visitor registered with: it is stored beside the mapping (`Channels::save_channel`), but only finding a merged
+/// contact again reads it (`Channels::contact_email`). The webhook keeps copies of mappings for minutes
+/// (`handlers::mapping_cache`), and no change needs the e-mail, so it never reads it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChannelMapping {
     pub channel: ChannelRef,
     pub contact_id: ContactId,
-    pub email: Email,
     pub visitor_id: UserId,
     pub visitor_name: String,
     /// How the visitor was identified at registration.
@@ -65,7 +67,6 @@ impl ChannelMapping {
     pub fn registered(
         channel: ChannelRef,
         contact_id: ContactId,
-        email: Email,
         visitor_id: UserId,
         visitor_name: String,
         identity: Identity,
@@ -74,7 +75,6 @@ impl ChannelMapping {
         Self {
             channel,
             contact_id,
-            email,
             visitor_id,
             visitor_name,
             identity,
@@ -96,10 +96,15 @@ impl ChannelMapping {
 /// webhook (whose contact a change belongs to) and the flusher (the e-mail that finds a merged contact again).
 #[async_trait]
 pub trait Channels: Send + Sync {
-    /// Stores the channel mapping and the contact's conversation header; never overwrites an existing channel.
-    /// Returns the mapping as stored: with the epoch of the contact's sync record it joined.
-    async fn save_channel(&self, mapping: &ChannelMapping) -> Result<ChannelMapping, StoreError>;
-    /// The channel's mapping as it was a moment ago: a clearing or an erasure may have landed since (every change
+    /// Stores the channel mapping, the e-mail the visitor registered with beside it, and the contact's
+    /// conversation header; never overwrites an existing channel. Returns the mapping as stored: with the epoch of
+    /// the contact's sync record it joined.
+    async fn save_channel(
+        &self,
+        mapping: &ChannelMapping,
+        email: &Email,
+    ) -> Result<ChannelMapping, StoreError>;
+    /// The channel's mapping (never the e-mail stored beside it) as it was a moment ago: a clearing or an erasure may have landed since (every change
     /// recorded through it is checked against the mapping as it is when it commits), but a mapping that exists is
     /// never reported missing.
     async fn channel(&self, channel: &ChannelRef) -> Result<Option<ChannelMapping>, StoreError>;

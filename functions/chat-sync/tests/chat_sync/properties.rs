@@ -472,7 +472,6 @@ fn registered(contact: &ContactId) -> ChannelMapping {
             ChannelId::parse("chat-1").expect("valid"),
         ),
         contact.clone(),
-        Email::parse("ada@example.com").expect("valid"),
         UserId::parse("v", "visitor-1").expect("valid"),
         "Ada".into(),
         Identity::Unverified,
@@ -492,7 +491,10 @@ fn store() -> &'static DynamoStore {
             // one the generated events use, as registration would, to a contact the cases never draw (so that no
             // case's conversation carries the registration's header and the other's not).
             store
-                .save_channel(&registered(&ContactId::parse("999999999").expect("valid")))
+                .save_channel(
+                    &registered(&ContactId::parse("999999999").expect("valid")),
+                    &Email::parse("ada@example.com").expect("valid"),
+                )
                 .await
                 .expect("channel");
             store

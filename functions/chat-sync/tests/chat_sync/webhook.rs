@@ -34,18 +34,20 @@ async fn map_events_channel(app: &TestApp) -> String {
         .expect("contact linked")
         .id;
     app.store
-        .save_channel(&ChannelMapping::registered(
-            ChannelRef::new(
-                ChannelType::parse("messaging").expect("valid"),
-                ChannelId::parse(EVENTS_CHANNEL).expect("valid"),
+        .save_channel(
+            &ChannelMapping::registered(
+                ChannelRef::new(
+                    ChannelType::parse("messaging").expect("valid"),
+                    ChannelId::parse(EVENTS_CHANNEL).expect("valid"),
+                ),
+                contact.clone(),
+                UserId::parse("visitor", EVENTS_VISITOR).expect("valid"),
+                "Ada Lovelace".into(),
+                Identity::Unverified,
+                Timestamp::parse("t", "2026-11-24T10:00:00Z").expect("valid"),
             ),
-            contact.clone(),
-            Email::parse("ada.lovelace@example.com").expect("valid"),
-            UserId::parse("visitor", EVENTS_VISITOR).expect("valid"),
-            "Ada Lovelace".into(),
-            Identity::Unverified,
-            Timestamp::parse("t", "2026-11-24T10:00:00Z").expect("valid"),
-        ))
+            &Email::parse("ada.lovelace@example.com").expect("valid"),
+        )
         .await
         .expect("mapping stored");
     contact.as_str().to_owned()
@@ -838,9 +840,13 @@ async fn a_hard_deleted_visitor_takes_its_lines_and_its_conversations_along() {
     assert_eq!(deliver_event(&app, soft).await["status"], "ignored");
 }
 
-/// Counts the requests that read a channel's mapping (a `GetItem` of a `CHANNEL#` key), before they are sent.
+/// Counts the requests that read a channel's mapping (a `GetItem` of a `CHANNEL#` key), before they are sent, and
+/// the answers to any `GetItem` that carried an `email` attribute.
 #[derive(Debug, Clone, Default)]
-struct MappingReads(Arc<std::sync::atomic::AtomicUsize>);
+struct MappingReads(
+    Arc<std::sync::atomic::AtomicUsize>,
+    Arc<std::sync::atomic::AtomicUsize>,
+);
 
 impl aws_sdk_dynamodb::config::Intercept for MappingReads {
     fn name(&self) -> &'static str {
@@ -864,12 +870,34 @@ impl aws_sdk_dynamodb::config::Intercept for MappingReads {
         }
         Ok(())
     }
+
+    fn read_after_deserialization(
+        &self,
+        context: &aws_sdk_dynamodb::config::interceptors::AfterDeserializationInterceptorContextRef<
+            '_,
+        >,
+        _components: &aws_sdk_dynamodb::config::RuntimeComponents,
+        _cfg: &mut aws_sdk_dynamodb::config::ConfigBag,
+    ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
+        let email = context
+            .output_or_error()
+            .ok()
+            .and_then(|output| {
+                output.downcast_ref::<aws_sdk_dynamodb::operation::get_item::GetItemOutput>()
+            })
+            .and_then(|get| get.item())
+            .is_some_and(|item| item.contains_key("email"));
+        if email {
+            self.1.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        Ok(())
+    }
 }
 
 #[tokio::test]
 async fn a_warm_webhook_reads_each_channels_mapping_once() {
     let app = TestApp::start().await;
-    let (_, visitor, first) = register_visitor(&app, "Ada", "warm.copy@example.com").await;
+    let (ada, visitor, first) = register_visitor(&app, "Ada", "warm.copy@example.com").await;
     let (_, other, second) = register_visitor(&app, "Bo", "warm.other@example.com").await;
     // A webhook like the app's, on the webhook's role, whose mapping reads are counted.
     let reads = MappingReads::default();
@@ -904,4 +932,16 @@ async fn a_warm_webhook_reads_each_channels_mapping_once() {
     }
     // Each channel's first delivery reads its mapping; every later one uses the copy.
     assert_eq!(counted, [1, 1, 2, 2, 2]);
+    // And none of them read the visitor's e-mail, which the registration stored beside the mapping: no change needs
+    // it, and a copy lives for minutes.
+    assert_eq!(reads.1.load(std::sync::atomic::Ordering::SeqCst), 0);
+    let stored = app
+        .store
+        .contact_email(&chat_sync::domain::ContactId::parse(&ada).expect("valid"))
+        .await
+        .expect("read");
+    assert_eq!(
+        stored.as_ref().map(|e| e.as_str()),
+        Some("warm.copy@example.com")
+    );
 }

@@ -79,7 +79,7 @@ impl DynamoStore {
         consistent: bool,
     ) -> Result<Option<ChannelMapping>, StoreError> {
         let item = self
-            .get(key(channel_pk(channel), MAPPING), &[], consistent)
+            .get(key(channel_pk(channel), MAPPING), channel::READ, consistent)
             .await?;
         item.as_ref().map(channel::decode).transpose()
     }
@@ -87,7 +87,11 @@ impl DynamoStore {
 
 #[async_trait]
 impl Channels for DynamoStore {
-    async fn save_channel(&self, mapping: &ChannelMapping) -> Result<ChannelMapping, StoreError> {
+    async fn save_channel(
+        &self,
+        mapping: &ChannelMapping,
+        email: &Email,
+    ) -> Result<ChannelMapping, StoreError> {
         let cid = mapping.channel.cid();
         let conversation = conversation::encode(mapping);
         // The visitor's channels, so that Stream erasing the visitor's messages can be followed here.
@@ -107,7 +111,12 @@ impl Channels for DynamoStore {
                 ..mapping.clone()
             };
             let items = vec![
-                self.put(channel::encode(&stored), not_exists, &names, Item::new())?,
+                self.put(
+                    channel::encode(&stored, email),
+                    not_exists,
+                    &names,
+                    Item::new(),
+                )?,
                 self.put(conversation.clone(), not_exists, &names, Item::new())?,
                 self.put(visitor.clone(), not_exists, &names, Item::new())?,
                 // A new conversation has no clearing: the contact's sync record vouches for it from its first
@@ -168,6 +177,13 @@ impl Channels for DynamoStore {
             return Ok(None);
         };
         let channel = ChannelRef::parse_cid(get_s(conversation, "cid")?).map_err(corrupt)?;
-        Ok(self.channel(&channel).await?.map(|mapping| mapping.email))
+        // As `channel` reads the mapping: a miss is read again strongly (the conversation's header and the mapping
+        // are written in one transaction, but an eventually consistent read may not show it yet).
+        let mapping = key(channel_pk(&channel), MAPPING);
+        let item = match self.get(mapping.clone(), &[channel::EMAIL], false).await? {
+            Some(item) => Some(item),
+            None => self.get(mapping, &[channel::EMAIL], true).await?,
+        };
+        item.as_ref().map(channel::decode_email).transpose()
     }
 }

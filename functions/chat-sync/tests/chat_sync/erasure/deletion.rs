@@ -122,19 +122,21 @@ async fn every_hubspot_event_file_does_what_its_name_says() {
     // The files' contact (objectId 1001) with a conversation, as registration stores it.
     let channel = "chat-0f8e5b9c2d7a4e6f9b1c3d5e7f9a1b2c";
     app.store
-        .save_channel(&chat_sync::ports::ChannelMapping::registered(
-            ChannelRef::new(
-                ChannelType::parse("messaging").expect("valid"),
-                ChannelId::parse(channel).expect("valid"),
+        .save_channel(
+            &chat_sync::ports::ChannelMapping::registered(
+                ChannelRef::new(
+                    ChannelType::parse("messaging").expect("valid"),
+                    ChannelId::parse(channel).expect("valid"),
+                ),
+                ContactId::parse("1001").expect("valid"),
+                chat_sync::domain::UserId::parse("v", "visitor-5a0c9e3f7b1d4f2a8c6e0b9d7f5a3c1e")
+                    .expect("valid"),
+                "Ada Lovelace".into(),
+                chat_sync::domain::identity::Identity::Unverified,
+                Timestamp::parse("t", "2026-11-24T10:00:00Z").expect("valid"),
             ),
-            ContactId::parse("1001").expect("valid"),
-            chat_sync::domain::Email::parse("ada.lovelace@example.com").expect("valid"),
-            chat_sync::domain::UserId::parse("v", "visitor-5a0c9e3f7b1d4f2a8c6e0b9d7f5a3c1e")
-                .expect("valid"),
-            "Ada Lovelace".into(),
-            chat_sync::domain::identity::Identity::Unverified,
-            Timestamp::parse("t", "2026-11-24T10:00:00Z").expect("valid"),
-        ))
+            &chat_sync::domain::Email::parse("ada.lovelace@example.com").expect("valid"),
+        )
         .await
         .expect("mapping stored");
     // The files were signed at 2026-11-24T10:00:05Z (`sign-events`); replayed a minute later.

@@ -13,6 +13,11 @@ use chat_sync::ports::{ChannelMapping, RecordEpoch};
 /// How many registrations of one contact race.
 const AT_ONCE: usize = 8;
 
+/// The e-mail `contact`'s visitors register with.
+fn email(contact: &str) -> Email {
+    Email::parse(&format!("returning.{contact}@example.com")).expect("valid")
+}
+
 /// A conversation of `contact` as a registration stores it: its own channel and visitor (`n`).
 fn registered(contact: &str, n: usize) -> ChannelMapping {
     ChannelMapping::registered(
@@ -21,7 +26,6 @@ fn registered(contact: &str, n: usize) -> ChannelMapping {
             ChannelId::parse(&format!("epoch-{contact}-{n}")).expect("valid"),
         ),
         ContactId::parse(contact).expect("valid"),
-        Email::parse(&format!("returning.{contact}@example.com")).expect("valid"),
         UserId::parse("visitor", &format!("visitor-{contact}-{n}")).expect("valid"),
         "Returning Visitor".into(),
         Identity::Unverified,
@@ -49,7 +53,12 @@ async fn registrations_of_one_contact_at_once_all_join_the_one_life_of_its_recor
     let racing: Vec<_> = (0..AT_ONCE)
         .map(|n| {
             let (store, mapping) = (store.clone(), registered(contact, n));
-            tokio::spawn(async move { store.save_channel(&mapping).await.expect("saved") })
+            tokio::spawn(async move {
+                store
+                    .save_channel(&mapping, &email(contact))
+                    .await
+                    .expect("saved")
+            })
         })
         .collect();
     let mut stored = Vec::new();
@@ -102,7 +111,7 @@ async fn a_record_made_again_after_an_erasure_admits_nothing_through_the_erased_
     // A conversation registered for the same contact id afterwards makes the record again: another life.
     let again = app
         .store_as(Lambda::Registration)
-        .save_channel(&registered(&contact, 1))
+        .save_channel(&registered(&contact, 1), &email(&contact))
         .await
         .expect("saved");
     assert!(again.epoch.is_some());

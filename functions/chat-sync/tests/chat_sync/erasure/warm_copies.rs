@@ -5,6 +5,7 @@
 use super::privacy::mapping_of;
 use super::*;
 use crate::support::{new_message, signed_webhook, Lambda};
+use chat_sync::domain::Email;
 use chat_sync::ports::ChannelMapping;
 use std::time::Instant;
 
@@ -109,11 +110,14 @@ async fn a_copy_from_before_an_erasure_gives_way_to_the_channel_registered_again
     let other = ContactId::parse(&other).expect("valid");
     let again = app
         .store_as(Lambda::Registration)
-        .save_channel(&ChannelMapping {
-            contact_id: other.clone(),
-            epoch: None,
-            ..before.clone()
-        })
+        .save_channel(
+            &ChannelMapping {
+                contact_id: other.clone(),
+                epoch: None,
+                ..before.clone()
+            },
+            &Email::parse("another.contact@example.com").expect("valid"),
+        )
         .await
         .expect("saved");
     assert_ne!(again.epoch, before.epoch);

@@ -159,11 +159,14 @@ pub(super) mod sample {
         Timestamp::parse("at", "2026-11-24T10:00:05.123Z").expect("timestamp")
     }
 
+    pub(in super::super) fn email() -> crate::domain::Email {
+        crate::domain::Email::parse("ada@example.com").expect("e-mail")
+    }
+
     pub(in super::super) fn mapping() -> ChannelMapping {
         let mapping = ChannelMapping::registered(
             channel(),
             contact(),
-            crate::domain::Email::parse("ada@example.com").expect("e-mail"),
             visitor(),
             "Ada Lovelace".to_owned(),
             Identity::Unverified,

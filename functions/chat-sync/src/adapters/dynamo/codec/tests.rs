@@ -138,7 +138,7 @@ fn every_documented_item_is_named_by_its_keys() {
 fn every_codec_reads_back_what_it_writes() {
     let mapping = sample::mapping();
     assert_eq!(
-        channel::decode(&channel::encode(&mapping)).expect("mapping"),
+        channel::decode(&channel::encode(&mapping, &sample::email())).expect("mapping"),
         mapping
     );
     let conversation = conversation::decode(&conversation::encode(&mapping)).expect("conversation");
