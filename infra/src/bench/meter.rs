@@ -363,10 +363,9 @@ impl Intercept for MeterInterceptor {
                 writes: items.len() - checks,
                 checks,
             });
-            // The table's part apart from the indexes', to bill the table's by the items (see the module's doc).
-            transaction
-                .return_consumed_capacity
-                .get_or_insert(ReturnConsumedCapacity::Indexes);
+            // The table's part apart from the indexes', to bill the table's by the items (see the module's doc). A
+            // caller that asked for the total still gets it, with the parts beside it.
+            transaction.return_consumed_capacity = Some(ReturnConsumedCapacity::Indexes);
         }
         ask_for_capacity!(
             input,
