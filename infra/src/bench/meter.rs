@@ -14,9 +14,9 @@
 //! counts the checks of each transaction it sends and adds two write units for each of a transaction that
 //! commits, on a line of its own (`ConditionCheck`): the bench's units are what the table's bill would show.
 //!
-//! A committed `TransactWriteItems` is billed two write units per KB of *each* item it writes, rounded up item by
-//! item ("each item rounded up to whole write units, then doubled, then summed per table", as the dynamodb-conformance
-//! suite pins it against real DynamoDB). DynamoDB Local 3.x reports less for a transaction of several small items
+//! A committed `TransactWriteItems` is billed two write units per KB of *each* item it writes, every item's size
+//! rounded up on its own (what the open dynamodb-conformance suite measured against real DynamoDB: two items under
+//! 1 KB bill 4 units). DynamoDB Local 3.x reports less for a transaction of several small items
 //! that touches no index: two units for two or three items under 1 KB (awslabs/amazon-dynamodb-local-samples#31;
 //! with an index entry written it reports them item by item). So the meter bills the table's part of a transaction
 //! at no less than two units for each item it writes (every item is at least one KB to the bill), and adds the

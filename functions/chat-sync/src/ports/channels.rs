@@ -104,9 +104,9 @@ pub trait Channels: Send + Sync {
         mapping: &ChannelMapping,
         email: &Email,
     ) -> Result<ChannelMapping, StoreError>;
-    /// The channel's mapping (never the e-mail stored beside it) as it was a moment ago: a clearing or an erasure may have landed since (every change
-    /// recorded through it is checked against the mapping as it is when it commits), but a mapping that exists is
-    /// never reported missing.
+    /// The channel's mapping (never the e-mail stored beside it) as it was a moment ago: a clearing or an erasure
+    /// may have landed since (every change recorded through it is checked against the mapping as it is when it
+    /// commits), but a mapping that exists is never reported missing.
     async fn channel(&self, channel: &ChannelRef) -> Result<Option<ChannelMapping>, StoreError>;
     /// The channels a visitor was registered with.
     async fn visitor_channels(&self, visitor: &UserId) -> Result<Vec<ChannelRef>, StoreError>;
