@@ -252,20 +252,14 @@ macro_rules! ask_for_capacity {
 fn unreported_transaction_units(capacities: &[&ConsumedCapacity], writes: usize) -> f64 {
     let table: f64 = capacities
         .iter()
-        .map(|c| match c.table() {
-            Some(table) => table.capacity_units().unwrap_or(0.0),
-            // No breakdown: everything but the indexes' is the table's.
-            None => {
-                c.capacity_units().unwrap_or(0.0)
-                    - c.global_secondary_indexes()
-                        .map(|indexes| {
-                            indexes
-                                .values()
-                                .map(|index| index.capacity_units().unwrap_or(0.0))
-                                .sum::<f64>()
-                        })
-                        .unwrap_or(0.0)
+        // Without a breakdown (the meter asks for one), the whole report counts as the table's: nothing is billed
+        // twice.
+        .map(|c| {
+            match c.table() {
+                Some(table) => table.capacity_units(),
+                None => c.capacity_units(),
             }
+            .unwrap_or(0.0)
         })
         .sum();
     (writes as f64 * TRANSACTION_ITEM_UNITS - table).max(0.0)

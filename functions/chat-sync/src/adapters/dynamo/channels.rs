@@ -73,15 +73,19 @@ impl DynamoStore {
         Ok(TransactWriteItem::builder().condition_check(check).build())
     }
 
+    /// `attributes` of the channel's mapping item, read eventually consistently, at half the units; only a miss
+    /// is read again, strongly: a mapping written a moment ago may not show yet, and a reader that missed it would
+    /// drop what it came for.
     async fn read_mapping(
         &self,
         channel: &ChannelRef,
-        consistent: bool,
-    ) -> Result<Option<ChannelMapping>, StoreError> {
-        let item = self
-            .get(key(channel_pk(channel), MAPPING), channel::READ, consistent)
-            .await?;
-        item.as_ref().map(channel::decode).transpose()
+        attributes: &[&str],
+    ) -> Result<Option<Item>, StoreError> {
+        let mapping = key(channel_pk(channel), MAPPING);
+        match self.get(mapping.clone(), attributes, false).await? {
+            Some(item) => Ok(Some(item)),
+            None => self.get(mapping, attributes, true).await,
+        }
     }
 }
 
@@ -135,16 +139,13 @@ impl Channels for DynamoStore {
     }
 
     async fn channel(&self, channel: &ChannelRef) -> Result<Option<ChannelMapping>, StoreError> {
-        // Every webhook reads this, so it is read eventually consistently, at half the units: nothing a stale copy
+        // Every webhook reads this, so it is read eventually consistently (`read_mapping`): nothing a stale copy
         // holds can be acted on. Every change is gated at commit on the mapping as it then is (`mapping_admits`,
         // `mapping_exists`, the clearing's own condition) or on the sync record's mirror of it (written in the
         // clearing's transaction: `bump_version`), and the rest of a mapping never changes once written
-        // (`save_channel` puts it only where none is). Only a miss is read again, strongly: a mapping written a
-        // moment ago may not show yet, and a webhook that missed it would drop its change.
-        match self.read_mapping(channel, false).await? {
-            Some(mapping) => Ok(Some(mapping)),
-            None => self.read_mapping(channel, true).await,
-        }
+        // (`save_channel` puts it only where none is).
+        let item = self.read_mapping(channel, channel::READ).await?;
+        item.as_ref().map(channel::decode).transpose()
     }
 
     async fn visitor_channels(&self, visitor: &UserId) -> Result<Vec<ChannelRef>, StoreError> {
@@ -177,13 +178,7 @@ impl Channels for DynamoStore {
             return Ok(None);
         };
         let channel = ChannelRef::parse_cid(get_s(conversation, "cid")?).map_err(corrupt)?;
-        // As `channel` reads the mapping: a miss is read again strongly (the conversation's header and the mapping
-        // are written in one transaction, but an eventually consistent read may not show it yet).
-        let mapping = key(channel_pk(&channel), MAPPING);
-        let item = match self.get(mapping.clone(), &[channel::EMAIL], false).await? {
-            Some(item) => Some(item),
-            None => self.get(mapping, &[channel::EMAIL], true).await?,
-        };
+        let item = self.read_mapping(&channel, &[channel::EMAIL]).await?;
         item.as_ref().map(channel::decode_email).transpose()
     }
 }
