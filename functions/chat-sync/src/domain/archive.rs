@@ -20,8 +20,7 @@
 //! their lines empties them (`note::erased_note`).
 
 use super::line::{may_be_visitors, parse_line, read_row, render_line, Row};
-use super::transcript::Conversation;
-use super::{StoredMessage, Timestamp};
+use super::{Conversation, StoredMessage, Timestamp};
 use std::collections::HashMap;
 
 /// A line HubSpot shows whose message is no longer stored here: kept as it is.
@@ -134,7 +133,8 @@ pub fn archived_lines(
 mod tests {
     use super::*;
     use crate::domain::transcript::tests::{at, conversation, message};
-    use crate::domain::transcript::{render, render_with_archive, Cleared, HUBSPOT_PROPERTY_LIMIT};
+    use crate::domain::transcript::{render, render_with_archive, HUBSPOT_PROPERTY_LIMIT};
+    use crate::domain::Cleared;
     use crate::domain::Role;
 
     fn history() -> (Vec<Conversation>, Vec<StoredMessage>) {

@@ -339,7 +339,8 @@ fn truncate_utf16(text: &str, max: usize) -> String {
 pub(crate) mod tests {
     use super::*;
     use crate::domain::transcript::tests::{at, message};
-    use crate::domain::transcript::{render, Cleared, Conversation, HUBSPOT_PROPERTY_LIMIT};
+    use crate::domain::transcript::{render, HUBSPOT_PROPERTY_LIMIT};
+    use crate::domain::{Cleared, Conversation};
     use crate::domain::{Identity, MessageId, Role};
     use proptest::prelude::*;
 

@@ -2,6 +2,7 @@
 
 pub mod archive;
 mod contact;
+mod conversation;
 pub mod identity;
 mod ids;
 pub mod line;
@@ -10,6 +11,7 @@ pub mod note;
 pub mod transcript;
 
 pub use contact::{Email, PersonName};
+pub use conversation::{Cleared, Conversation};
 pub use identity::Identity;
 pub use ids::{ChannelId, ChannelRef, ChannelType, ContactId, MessageId, NoteId, UserId};
 pub use message::{

@@ -6,7 +6,7 @@
 //! conversation and part, so a note whose creation timed out can be found and adopted instead of created twice.
 
 use super::line::{line_parts, text_len, LineBody};
-use super::transcript::{Cleared, Conversation};
+use super::{Cleared, Conversation};
 use super::{StoredMessage, Timestamp};
 
 /// HubSpot's limit for `hs_note_body`, in UTF-16 code units.

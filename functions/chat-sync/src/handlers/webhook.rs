@@ -5,7 +5,7 @@ use super::mapping_cache::MappingCache;
 use super::response::{body_bytes, header_str, json_response, method_not_allowed, ApiError};
 use crate::adapters::stream::verify_signature;
 use crate::adapters::stream_access::AGENT_ROLE;
-use crate::domain::transcript::Cleared;
+use crate::domain::Cleared;
 use crate::domain::{
     Author, ChannelRef, ContactId, Invalid, MessageChange, MessageId, MessageKind, Role, Timestamp,
     UserId,

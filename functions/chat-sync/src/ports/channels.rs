@@ -1,9 +1,7 @@
 //! Channels and the identities behind them: what a registration stores and every webhook reads.
 
 use super::StoreError;
-use crate::domain::{
-    transcript::Cleared, ChannelRef, ContactId, Email, Identity, Timestamp, UserId,
-};
+use crate::domain::{ChannelRef, Cleared, ContactId, Email, Identity, Timestamp, UserId};
 use async_trait::async_trait;
 
 /// Where a channel's messages belong: stored at registration, read by every webhook. Without the e-mail the

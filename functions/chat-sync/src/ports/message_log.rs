@@ -1,10 +1,7 @@
 //! The message log: every change Stream delivered, recorded by the webhook, and what the flusher renders from it.
 
 use super::{ChannelMapping, ConversationNotes, StoreError};
-use crate::domain::{
-    transcript::{Cleared, Conversation},
-    ContactId, MessageChange, Role, StoredMessage, UserId,
-};
+use crate::domain::{Cleared, ContactId, Conversation, MessageChange, Role, StoredMessage, UserId};
 use async_trait::async_trait;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,7 +1,7 @@
 //! Which timeline notes hold each conversation: the flusher's record of what it created in HubSpot.
 
 use super::StoreError;
-use crate::domain::{transcript::Conversation, ContactId, NoteId};
+use crate::domain::{ContactId, Conversation, NoteId};
 use async_trait::async_trait;
 
 /// A conversation and the notes on the contact's timeline that hold it.

@@ -58,6 +58,7 @@
 
 mod aside;
 mod batch;
+mod note_write;
 mod notes;
 mod round;
 

@@ -5,50 +5,11 @@
 use super::batch::Sent;
 use super::round::Claim;
 use super::{FlushReport, TranscriptSync, CLAIM_CONCURRENCY};
-use crate::domain::note::{is_part, NotePart};
+use crate::domain::note::is_part;
 use crate::domain::{ContactId, NoteId, Timestamp};
 use crate::ports::{NewNote, NoteUpdate, Permit, StoreError};
 use futures::stream::{self, StreamExt, TryStreamExt};
 use std::time::Instant;
-
-/// One conversation's notes: the parts rendered now, and the notes that hold it so far (part 1 first).
-pub(super) struct ConversationWrite {
-    pub(super) cid: String,
-    /// The first notes, which hold messages no longer stored here: never rendered again (see `domain::archive`).
-    pub(super) frozen: usize,
-    /// An erasure may have reached the frozen notes' lines: they are emptied.
-    pub(super) erase_frozen: bool,
-    /// The parts after the frozen ones (numbered from `frozen + 1`).
-    pub(super) parts: Vec<NotePart>,
-    pub(super) notes: Vec<NoteId>,
-    /// A note's creation went unanswered last time: look for it before creating one.
-    pub(super) creating: bool,
-    /// The notes changed this round (saved at settling).
-    pub(super) changed: bool,
-    /// Bodies for notes of parts that no longer exist (the conversation shrank).
-    pub(super) surplus: Vec<String>,
-    /// Bodies for the frozen notes, when an erasure reached them.
-    pub(super) erased: Vec<String>,
-}
-
-impl ConversationWrite {
-    /// How many notes the conversation needs: the frozen ones, then its parts.
-    pub(super) fn needed(&self) -> usize {
-        self.frozen + self.parts.len()
-    }
-
-    /// The body the note at `index` (0 for part 1) gets now; `None` leaves it as it is (a frozen note).
-    pub(super) fn body(&self, index: usize) -> Option<&str> {
-        if index < self.frozen {
-            return self.erase_frozen.then(|| self.erased[index].as_str());
-        }
-        let index = index - self.frozen;
-        Some(match self.parts.get(index) {
-            Some(part) => &part.body,
-            None => &self.surplus[index - self.parts.len()],
-        })
-    }
-}
 
 impl TranscriptSync {
     /// Of the contacts whose notes' wait is over (`due`, from the notes' queue, longest-waiting first), those whose

@@ -2,14 +2,12 @@
 //! the notes of its changed conversations), write it all in a few batch calls, then settle each contact.
 
 use super::batch::Sent;
-use super::notes::ConversationWrite;
+use super::note_write::ConversationWrite;
 use super::{FlushReport, TranscriptSync, CLAIM_CONCURRENCY, CLOCK_MARGIN};
 use crate::domain::archive::archived_lines;
 use crate::domain::note::{emptied_note, erased_note, render_notes, NOTE_BODY_LIMIT};
-use crate::domain::transcript::{
-    render, render_with_archive, Conversation, HUBSPOT_PROPERTY_LIMIT,
-};
-use crate::domain::{ContactId, StoredMessage, Timestamp};
+use crate::domain::transcript::{render, render_with_archive, HUBSPOT_PROPERTY_LIMIT};
+use crate::domain::{ContactId, Conversation, StoredMessage, Timestamp};
 use crate::ports::{
     LeaseOwner, NotesAt, Permit, Release, StoreError, SyncState, TranscriptWrite, WriteResult,
 };

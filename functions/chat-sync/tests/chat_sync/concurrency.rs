@@ -5,7 +5,8 @@
 use crate::support::{message, register_visitor, signed_webhook, TestApp, AGENT_ID};
 use chat_sync::config::{FlushSettings, Targets};
 use chat_sync::domain::line::render_line;
-use chat_sync::domain::transcript::{render, Conversation, HUBSPOT_PROPERTY_LIMIT};
+use chat_sync::domain::transcript::{render, HUBSPOT_PROPERTY_LIMIT};
+use chat_sync::domain::Conversation;
 use chat_sync::domain::{Identity, MessageId, Role, StoredMessage, Timestamp};
 use chat_sync::ports::{Leases, MessageLog, SyncRecords};
 use chat_sync::sync::{FlushOutcome, FlushReport};

@@ -4,12 +4,10 @@ use chat_sync::adapters::dynamo::DynamoStore;
 use chat_sync::adapters::stream::{sign_body, verify_signature};
 use chat_sync::domain::archive::archived_lines;
 use chat_sync::domain::line::{render_line, text_len};
-use chat_sync::domain::transcript::{
-    render, render_with_archive, Conversation, Filling, HUBSPOT_PROPERTY_LIMIT,
-};
+use chat_sync::domain::transcript::{render, render_with_archive, Filling, HUBSPOT_PROPERTY_LIMIT};
 use chat_sync::domain::{
-    ChannelId, ChannelRef, ChannelType, ContactId, Email, Identity, MessageId, PersonName, Role,
-    StoredMessage, Timestamp, UserId,
+    ChannelId, ChannelRef, ChannelType, ContactId, Conversation, Email, Identity, MessageId,
+    PersonName, Role, StoredMessage, Timestamp, UserId,
 };
 use chat_sync::handlers::registration::RegistrationForm;
 use chat_sync::handlers::webhook::{parse_event, Parsed};

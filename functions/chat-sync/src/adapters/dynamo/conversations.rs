@@ -3,7 +3,7 @@
 use super::codec::{conversation, s, Item};
 use super::keys::{contact_pk, conversation_sk, key, CONVERSATION_PREFIX};
 use super::{build_error, schema, unavailable, DynamoStore};
-use crate::domain::transcript::Conversation;
+use crate::domain::Conversation;
 use crate::domain::{ContactId, NoteId};
 use crate::ports::{ConversationNotes, StoreError, TimelineNotes};
 use async_trait::async_trait;

@@ -10,7 +10,8 @@ use super::keys::{
 use super::sync_record::{Bump, Erasure, SyncGate, Vouch};
 use super::transact::CONFLICT_RETRIES;
 use super::{build_error, schema, DynamoStore};
-use crate::domain::transcript::{Cleared, Conversation, Filling};
+use crate::domain::transcript::Filling;
+use crate::domain::{Cleared, Conversation};
 use crate::domain::{
     ContactId, MessageChange, MessageKind, MessageVersion, Role, StoredMessage, Timestamp, UserId,
 };

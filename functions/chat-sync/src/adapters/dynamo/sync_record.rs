@@ -8,7 +8,7 @@ use super::codec::{alias, frozen, get_n, n, s, sync_record, Item};
 use super::keys::{contact_pk, key, shard, sync_record_key, FROZEN};
 use super::transact::CONFLICT_RETRIES;
 use super::{build_error, schema, unavailable, DynamoStore};
-use crate::domain::transcript::Cleared;
+use crate::domain::Cleared;
 use crate::domain::{ContactId, Timestamp};
 use crate::ports::{RecordEpoch, StoreError, SyncRecords, SyncState};
 use async_trait::async_trait;

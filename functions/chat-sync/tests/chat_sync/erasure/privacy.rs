@@ -3,7 +3,7 @@
 
 use super::*;
 use aws_sdk_dynamodb::types::AttributeValue;
-use chat_sync::domain::transcript::Cleared;
+use chat_sync::domain::Cleared;
 use chat_sync::ports::{ChannelMapping, LeaseOwner, Leases};
 
 #[tokio::test]

@@ -4,7 +4,7 @@
 use super::super::corrupt;
 use super::super::keys::{contact_pk, conversation_sk, key};
 use super::{get_bool, get_s, parse_cleared, parse_identity, s, Item};
-use crate::domain::transcript::Conversation;
+use crate::domain::Conversation;
 use crate::domain::{NoteId, Timestamp};
 use crate::ports::{ChannelMapping, ConversationNotes, StoreError};
 

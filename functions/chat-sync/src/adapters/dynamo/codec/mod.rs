@@ -19,7 +19,7 @@ pub(super) mod visitor_channel;
 mod tests;
 
 use super::{corrupt, schema};
-use crate::domain::transcript::Cleared;
+use crate::domain::Cleared;
 use crate::domain::{Identity, Timestamp};
 use crate::ports::StoreError;
 use aws_sdk_dynamodb::types::AttributeValue;
