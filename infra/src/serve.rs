@@ -3,7 +3,8 @@
 
 use axum::body::Body as AxumBody;
 use axum::http::{header, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
+use chat_sync::handlers::ApiError;
 use futures::StreamExt;
 use lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpRequestContext;
 use lambda_http::request::RequestContext;
@@ -18,11 +19,17 @@ pub const MAX_BODY: usize = 2 * 1024 * 1024;
 pub const MAX_DISCARDED_BODY: usize = 16 * 1024 * 1024;
 
 fn payload_too_large() -> Response {
-    let body = serde_json::json!({
-        "error": format!("the request body must be at most {MAX_BODY} bytes"),
-        "code": "payload_too_large",
-    });
-    (StatusCode::PAYLOAD_TOO_LARGE, axum::Json(body)).into_response()
+    error_response(ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+        format!("the request body must be at most {MAX_BODY} bytes"),
+    ))
+}
+
+/// A client's mistake answered as the handlers answer it (`{"error", "code"}`): the dev server's own routes and this
+/// adapter's refusals use it, so every answer of the local server has the deployed shape.
+pub fn error_response(error: ApiError) -> Response {
+    from_lambda(error.into_response())
 }
 
 /// Converts an HTTP request into what a Lambda handler receives. Over `MAX_BODY` → `Err(413 response)`, sent once
@@ -43,11 +50,11 @@ pub async fn to_lambda(request: axum::extract::Request) -> Result<lambda_http::R
     while let Some(chunk) = chunks.next().await {
         let Ok(chunk) = chunk else {
             // The client went away mid-body: nobody reads this answer, but it must not reach the handler.
-            let body = serde_json::json!({
-                "error": "the request body ended early",
-                "code": "incomplete_body",
-            });
-            return Err((StatusCode::BAD_REQUEST, axum::Json(body)).into_response());
+            return Err(error_response(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "incomplete_body",
+                "the request body ended early",
+            )));
         };
         received = received.saturating_add(chunk.len());
         if received <= MAX_BODY {

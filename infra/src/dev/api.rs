@@ -5,7 +5,7 @@
 
 use super::assets::{Asset, Pages};
 use super::{guard, Mode};
-use crate::serve::{self, from_lambda};
+use crate::serve::{self, error_response};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
@@ -93,10 +93,6 @@ pub fn router(handlers: Handlers, api: Arc<DevApi>) -> Router {
         router = router.route("/agent-sessions", serve::route(agent_sessions));
     }
     router.merge(dev).fallback(not_found)
-}
-
-pub(super) fn error_response(error: ApiError) -> Response {
-    from_lambda(error.into_response())
 }
 
 async fn not_found() -> Response {

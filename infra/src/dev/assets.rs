@@ -121,7 +121,7 @@ impl Pages {
             Ok(page) => html(page, &self.console_csp),
             Err(error) => {
                 tracing::warn!(path = %path.display(), %error, "the agent console is not built");
-                super::api::error_response(ApiError::new(
+                crate::serve::error_response(ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "console_not_built",
                     "agent/dist/index.html is missing: run `make agent`",
@@ -143,7 +143,7 @@ impl Pages {
             }
             Err(error) => {
                 tracing::warn!(path = %path.display(), %error, "the widget is not built");
-                super::api::error_response(ApiError::new(
+                crate::serve::error_response(ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "not_built",
                     format!("{} is missing: run `make widget agent`", asset.file_name()),

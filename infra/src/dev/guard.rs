@@ -19,8 +19,8 @@
 //!
 //! Both guards are layers on routes, independent of what the routes do: a route added under them is guarded.
 
-use super::api::error_response;
 use super::Mode;
+use crate::serve::error_response;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::middleware::Next;
