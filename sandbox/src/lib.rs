@@ -5,6 +5,7 @@
 //! semantics, webhook signing and retries) so black-box tests, benchmarks and `make dev` exercise the
 //! real client code over real HTTP, with fault injection ([`faults::Faults`]) for the unhappy paths.
 
+mod double;
 pub mod dynamodb_local;
 pub mod faults;
 pub mod fixtures;
@@ -15,9 +16,10 @@ pub mod secrets_manager;
 pub mod stream;
 mod support;
 
+pub use double::Double;
 pub use dynamodb_local::DynamoDbLocal;
 pub use hubspot::HubSpotDouble;
 pub use oidc::OidcDouble;
 pub use secrets_manager::SecretsManagerDouble;
 pub use stream::StreamDouble;
-pub use support::{Double, RecordedCall, TRAFFIC_DIR_VAR};
+pub use support::{RecordedCall, TRAFFIC_DIR_VAR};

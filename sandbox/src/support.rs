@@ -1,15 +1,13 @@
-//! Plumbing shared by the doubles: call recording, request capture, timestamps and the server task.
+//! Plumbing shared by the doubles: call recording, request capture, timestamps, ids and ports.
 //!
 //! Every request a double serves passes through its [`Recorder`] (`begin` on arrival, [`CallGuard::finish`] with
 //! the answer), so this is where the traffic log is kept too: with `SANDBOX_TRAFFIC_DIR` set, each double appends
 //! every exchange to its own file there (see [`TRAFFIC_DIR_VAR`]), the input of the contract check
 //! (`contract/validate.py`, run by `make test`). Unset, nothing is buffered or written.
 
-use crate::faults::Faults;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
 use axum::response::{IntoResponse, Response};
-use axum::Router;
 use http::{HeaderMap, Method, StatusCode, Uri};
 use std::collections::HashMap;
 use std::io::Write;
@@ -19,7 +17,6 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Instant;
 use time::format_description::BorrowedFormatItem;
 use time::macros::format_description;
-use tokio::task::JoinHandle;
 
 /// Bodies larger than this are refused: far above anything the real APIs accept, small enough to stay cheap.
 const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
@@ -342,90 +339,6 @@ pub(crate) fn format_millis(t: time::OffsetDateTime) -> String {
 
 pub(crate) fn uuid() -> String {
     uuid::Uuid::new_v4().to_string()
-}
-
-/// A double running on a loopback port: its own state (`S`), and what every double offers — its base URL, the calls
-/// it recorded, its faults. Dropping it stops the server. `HubSpotDouble` and `StreamDouble` are its two kinds.
-pub struct Double<S> {
-    pub(crate) state: Arc<S>,
-    recorder: Recorder,
-    faults: Faults,
-    server: Server,
-}
-
-impl<S> Double<S> {
-    /// Serves `router` on `addr`; `recorder` and `faults` are the ones the routes in `state` use.
-    pub(crate) async fn serve(
-        addr: SocketAddr,
-        state: Arc<S>,
-        recorder: Recorder,
-        faults: Faults,
-        router: Router,
-        name: &'static str,
-    ) -> std::io::Result<Self> {
-        let server = Server::start(addr, router, name, &recorder).await?;
-        Ok(Self {
-            state,
-            recorder,
-            faults,
-            server,
-        })
-    }
-
-    /// `http://127.0.0.1:PORT`, no trailing slash.
-    pub fn base_url(&self) -> String {
-        self.server.base_url()
-    }
-
-    pub fn faults(&self) -> &Faults {
-        &self.faults
-    }
-
-    /// Every request, in arrival order (in-flight ones have `status` 0).
-    pub fn calls(&self) -> Vec<RecordedCall> {
-        self.recorder.calls()
-    }
-
-    /// Requests to one route, by the double's route names (listed on each double).
-    pub fn call_count(&self, route: &str) -> usize {
-        self.recorder.count(route)
-    }
-}
-
-/// A running axum server; dropping it stops accepting connections.
-struct Server {
-    addr: SocketAddr,
-    task: JoinHandle<()>,
-}
-
-impl Server {
-    /// Binds, starts `recorder`'s traffic log (its file is named after the port), then serves.
-    async fn start(
-        addr: SocketAddr,
-        router: Router,
-        name: &'static str,
-        recorder: &Recorder,
-    ) -> std::io::Result<Self> {
-        let listener = tokio::net::TcpListener::bind(addr).await?;
-        let addr = listener.local_addr()?;
-        recorder.log_traffic(name, addr.port())?;
-        let task = tokio::spawn(async move {
-            if let Err(error) = axum::serve(listener, router).await {
-                tracing::error!(%error, double = name, "test double server stopped");
-            }
-        });
-        Ok(Self { addr, task })
-    }
-
-    fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
 }
 
 /// The loopback address with an OS-chosen port.

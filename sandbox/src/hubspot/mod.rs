@@ -44,8 +44,9 @@ pub use crm::{Contact, PropertyWrite};
 pub use notes::Note;
 pub use rules::ValidationRule;
 
+use crate::double::Double;
 use crate::faults::Faults;
-use crate::support::{any_local_port, lock, Double, Recorder, Req};
+use crate::support::{any_local_port, lock, Recorder, Req};
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};

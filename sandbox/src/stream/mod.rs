@@ -39,8 +39,9 @@ pub use state::{Channel, User, MAX_MESSAGE_LENGTH};
 pub use users::MAX_USERS_PER_CALL;
 pub use webhooks::{message_event, sign_webhook, Delivery};
 
+use crate::double::Double;
 use crate::faults::Faults;
-use crate::support::{any_local_port, lock, now_rfc3339, Double, Recorder};
+use crate::support::{any_local_port, lock, now_rfc3339, Recorder};
 use auth::Actor;
 use axum::Router;
 use serde_json::{json, Map, Value};
