@@ -8,16 +8,18 @@
 //! deletion drops the contact's associations and keeps the notes).
 
 use super::errors::{
-    conflict, problem, property_errors, rule_refusal, standard_error, validation, HsError,
+    conflict, object_not_found, problem, property_errors, rule_refusal, standard_error, validation,
+    HsError,
 };
-use super::notes::Notes;
+use super::notes::{Note, NoteInput, Notes};
+use super::properties::{properties_json, too_long, unknown_property, Updates};
 use super::rules::{refusal, Rules, Violation};
-use super::{MAX_BATCH_INPUTS, MAX_PROPERTY_CHARS};
+use super::MAX_BATCH_INPUTS;
 use crate::support::now_rfc3339;
 use http::StatusCode;
 use serde::Serialize;
-use serde_json::{json, Map, Value};
-use std::collections::{BTreeMap, HashMap};
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 
 const FIRST_CONTACT_ID: u64 = 1001;
@@ -42,9 +44,6 @@ pub struct PropertyWrite {
     /// `None`: the value was cleared.
     pub value: Option<String>,
 }
-
-/// Property updates: `None` clears the value (JSON `null` or `""`).
-pub(super) type Updates = BTreeMap<String, Option<String>>;
 
 /// The CRM object types the double keeps.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -182,6 +181,46 @@ impl Crm {
                 .ok()
                 .filter(|id| self.contacts.contains_key(id))
         }
+    }
+
+    /// Creates every note or none: an invalid value, a missing `hs_timestamp` or an association to a contact that
+    /// does not exist refuses the whole call. (Here, not in `notes.rs`: a note's contacts are the CRM's to resolve.)
+    pub(super) fn create_notes(&mut self, inputs: &[NoteInput]) -> Result<Vec<Note>, HsError> {
+        let values: Vec<&Updates> = inputs.iter().map(|input| &input.updates).collect();
+        self.notes.validate_new(&values)?;
+        let mut missing: Vec<&str> = Vec::new();
+        let mut associations = Vec::with_capacity(inputs.len());
+        for input in inputs {
+            let mut contacts = BTreeSet::new();
+            for contact in &input.contacts {
+                match self.resolve(contact, false) {
+                    Some(id) => {
+                        contacts.insert(id);
+                    }
+                    None => missing.push(contact),
+                }
+            }
+            associations.push(contacts);
+        }
+        if !missing.is_empty() {
+            return Err(validation(&format!(
+                "One or more associations are invalid: no CONTACT with id {}",
+                missing.join(", ")
+            )));
+        }
+        let now = now_rfc3339();
+        Ok(inputs
+            .iter()
+            .zip(associations)
+            .map(|(input, contacts)| self.notes.insert(&input.updates, contacts, &now))
+            .collect())
+    }
+
+    /// Validates and writes a PATCH of one note: 404 if there is none, 400 for an invalid value.
+    pub(super) fn update_note(&mut self, id: &str, updates: &Updates) -> Result<Note, HsError> {
+        let id = self.notes.resolve(id).ok_or_else(object_not_found)?;
+        self.notes.validate([updates])?;
+        self.notes.update(id, updates).ok_or_else(object_not_found)
     }
 
     /// Real HubSpot validates every value and reports all problems at once.
@@ -334,27 +373,6 @@ fn apply(contact: &mut Contact, updates: &Updates, now: &str) {
     contact.updated_at = now.to_owned();
 }
 
-/// A value for a property the object type does not have.
-pub(super) fn unknown_property(name: &str) -> Value {
-    problem(
-        name,
-        "PROPERTY_DOESNT_EXIST",
-        format!("Property \"{name}\" does not exist"),
-    )
-}
-
-/// A value over HubSpot's string limit, counted in UTF-16 units as HubSpot (a JVM) counts characters.
-pub(super) fn too_long(name: &str, value: &str) -> Option<Value> {
-    let len = value.encode_utf16().count();
-    (len > MAX_PROPERTY_CHARS).then(|| {
-        problem(
-            name,
-            "INVALID_LENGTH",
-            format!("Property \"{name}\" has a value of {len} characters; the limit is {MAX_PROPERTY_CHARS}"),
-        )
-    })
-}
-
 pub(super) fn valid_email(email: &str) -> bool {
     match email.split_once('@') {
         Some((local, domain)) => {
@@ -398,28 +416,6 @@ pub(super) fn property_definition(
     })
 }
 
-/// An object's `properties` as HubSpot returns them: all of them, or the `wanted` ones (unset → null).
-pub(super) fn properties_json(
-    values: &BTreeMap<String, String>,
-    wanted: Option<&[String]>,
-) -> Map<String, Value> {
-    match wanted {
-        Some(wanted) => wanted
-            .iter()
-            .map(|name| {
-                let value = values
-                    .get(name)
-                    .map_or(Value::Null, |v| Value::String(v.clone()));
-                (name.clone(), value)
-            })
-            .collect(),
-        None => values
-            .iter()
-            .map(|(name, value)| (name.clone(), Value::String(value.clone())))
-            .collect(),
-    }
-}
-
 /// The contact as HubSpot returns it, with its system properties; `wanted` limits properties (missing ones → null).
 pub(super) fn contact_json(contact: &Contact, wanted: Option<&[String]>) -> Value {
     let mut properties = properties_json(&contact.properties, wanted);
@@ -439,36 +435,6 @@ pub(super) fn contact_json(contact: &Contact, wanted: Option<&[String]>) -> Valu
         "updatedAt": contact.updated_at,
         "archived": false,
     })
-}
-
-/// Reads a `properties` object: strings, numbers and booleans are stored as strings; `null`/`""` clear a value.
-pub(super) fn updates_from(value: &Value, allow_missing: bool) -> Result<Updates, HsError> {
-    let object = match value {
-        Value::Object(object) => object,
-        Value::Null if allow_missing => return Ok(Updates::new()),
-        _ => {
-            return Err(validation(
-                "Invalid input JSON: \"properties\" must be an object",
-            ))
-        }
-    };
-    let mut updates = Updates::new();
-    for (name, value) in object {
-        let value = match value {
-            Value::String(s) if s.is_empty() => None,
-            Value::String(s) => Some(s.clone()),
-            Value::Number(n) => Some(n.to_string()),
-            Value::Bool(b) => Some(b.to_string()),
-            Value::Null => None,
-            _ => {
-                return Err(validation(&format!(
-                    "Invalid input JSON: the value of property \"{name}\" must be a string"
-                )))
-            }
-        };
-        updates.insert(name.clone(), value);
-    }
-    Ok(updates)
 }
 
 /// The `inputs` of a batch call: an array of 1 to [`MAX_BATCH_INPUTS`] entries. (Without the wrapper HubSpot

@@ -34,6 +34,7 @@ mod crm;
 mod errors;
 mod limits;
 mod notes;
+mod properties;
 mod routes;
 mod rules;
 mod scopes;

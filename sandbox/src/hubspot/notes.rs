@@ -5,10 +5,8 @@
 //! answers it), so notes sort by it as strings. A note is associated only with contacts the CRM holds (`crm.rs`
 //! re-points a merged contact's notes and drops a deleted contact's associations).
 
-use super::crm::{properties_json, too_long, unknown_property, updates_from, Crm, Updates};
-use super::errors::{
-    object_not_found, problem, property_errors, required_properties, validation, HsError,
-};
+use super::errors::{problem, property_errors, required_properties, validation, HsError};
+use super::properties::{properties_json, too_long, unknown_property, updates_from, Updates};
 use crate::support::{format_millis, now_rfc3339};
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -62,8 +60,9 @@ pub(super) struct Notes {
 
 /// A note to create, as a request gives it: its properties and the contacts to associate it with, as named.
 pub(super) struct NoteInput {
-    updates: Updates,
-    contacts: Vec<String>,
+    pub(super) updates: Updates,
+    /// The contact ids the note is to be associated with, as the request gave them.
+    pub(super) contacts: Vec<String>,
 }
 
 impl Notes {
@@ -142,6 +141,15 @@ impl Notes {
         }
     }
 
+    /// Validates the notes of a creation: their values, and `hs_timestamp` on each (HubSpot requires it there).
+    pub(super) fn validate_new(&self, all: &[&Updates]) -> Result<(), HsError> {
+        self.validate(all.iter().copied())?;
+        if all.iter().any(|updates| !updates.contains_key(TIMESTAMP)) {
+            return Err(required_properties("NOTE", &[TIMESTAMP]));
+        }
+        Ok(())
+    }
+
     /// Every invalid value in `updates`; clearing `hs_timestamp` is one (every note has a place on the timeline).
     fn problems(&self, updates: &Updates) -> Vec<Value> {
         let mut problems = Vec::new();
@@ -178,7 +186,7 @@ impl Notes {
         Some(view(id, note))
     }
 
-    fn insert(&mut self, updates: &Updates, contacts: BTreeSet<u64>, now: &str) -> Note {
+    pub(super) fn insert(&mut self, updates: &Updates, contacts: BTreeSet<u64>, now: &str) -> Note {
         let id = self.next_id;
         self.next_id += 1;
         let mut note = StoredNote {
@@ -329,52 +337,6 @@ pub(super) fn note_input(value: &Value, at: &str) -> Result<NoteInput, HsError> 
         contacts.push(id);
     }
     Ok(NoteInput { updates, contacts })
-}
-
-/// Creates every note or none: an invalid value, a missing `hs_timestamp` or an association to a contact that does
-/// not exist refuses the whole call.
-pub(super) fn create_notes(crm: &mut Crm, inputs: &[NoteInput]) -> Result<Vec<Note>, HsError> {
-    crm.notes
-        .validate(inputs.iter().map(|input| &input.updates))?;
-    if inputs
-        .iter()
-        .any(|input| !input.updates.contains_key(TIMESTAMP))
-    {
-        return Err(required_properties("NOTE", &[TIMESTAMP]));
-    }
-    let mut missing: Vec<&str> = Vec::new();
-    let mut associations = Vec::with_capacity(inputs.len());
-    for input in inputs {
-        let mut contacts = BTreeSet::new();
-        for contact in &input.contacts {
-            match crm.resolve(contact, false) {
-                Some(id) => {
-                    contacts.insert(id);
-                }
-                None => missing.push(contact),
-            }
-        }
-        associations.push(contacts);
-    }
-    if !missing.is_empty() {
-        return Err(validation(&format!(
-            "One or more associations are invalid: no CONTACT with id {}",
-            missing.join(", ")
-        )));
-    }
-    let now = now_rfc3339();
-    Ok(inputs
-        .iter()
-        .zip(associations)
-        .map(|(input, contacts)| crm.notes.insert(&input.updates, contacts, &now))
-        .collect())
-}
-
-/// Validates and writes a PATCH of one note: 404 if there is none, 400 for an invalid value.
-pub(super) fn update_note(crm: &mut Crm, id: &str, updates: &Updates) -> Result<Note, HsError> {
-    let id = crm.notes.resolve(id).ok_or_else(object_not_found)?;
-    crm.notes.validate([updates])?;
-    crm.notes.update(id, updates).ok_or_else(object_not_found)
 }
 
 #[cfg(test)]

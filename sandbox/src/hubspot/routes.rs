@@ -3,13 +3,14 @@
 
 use super::crm::{
     batch_answer, batch_inputs, by_email, contact_json, input_id, parse_json, property_definition,
-    unknown_ids, updates_from, valid_email, wanted_properties, Object, Updates, DEFAULT_PROPERTIES,
+    unknown_ids, valid_email, wanted_properties, Object, DEFAULT_PROPERTIES,
 };
 use super::errors::{
     conflict, error, object_not_found, problem, property_errors, standard_error, validation,
     HsError,
 };
 use super::notes::contact_to_note_json;
+use super::properties::{updates_from, Updates};
 use super::rules::refused_input;
 use super::scopes::Route;
 use super::{guarded, HubState, Outcome, PathParam, St, ASSOCIATIONS_PER_PAGE, MAX_BATCH_INPUTS};

@@ -14,8 +14,8 @@
 //!   lowercased, as unknown ids are named — and one `errors` detail per broken rule: `code` the rule type, `in` the
 //!   property); the other inputs are applied.
 
-use super::crm::Updates;
 use super::errors::standard_error;
+use super::properties::Updates;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 

@@ -16,12 +16,13 @@
 
 use super::crm::{
     batch_answer, batch_complete, batch_inputs, by_email, contact_json, input_id, new_email,
-    parse_json, unknown_ids, updates_from, Crm, Object, Updates,
+    parse_json, unknown_ids, Crm, Object,
 };
 use super::errors::{
     bad_gateway, duplicate_ids, object_not_found, property_errors, validation, HsError,
 };
-use super::notes::{create_notes, note_input, update_note, NoteInput};
+use super::notes::{note_input, NoteInput};
+use super::properties::{updates_from, Updates};
 use super::rules::refused_input;
 use super::scopes::Route;
 use super::{HubState, Outcome, PathParam, St};
@@ -312,19 +313,20 @@ impl Write {
             }
             Self::ContactBatch(inputs) => apply_contact_batch(&inputs?, crm),
             Self::NoteCreate(input) => {
-                let note = create_notes(crm, &[input?])?
+                let note = crm
+                    .create_notes(&[input?])?
                     .pop()
                     .ok_or_else(object_not_found)?;
                 Ok((StatusCode::CREATED, crm.notes.json(&note, None)))
             }
             Self::NoteBatchCreate(inputs) => {
                 let started_at = now_rfc3339();
-                let notes = create_notes(crm, &inputs?)?;
+                let notes = crm.create_notes(&inputs?)?;
                 let results = notes.iter().map(|n| crm.notes.json(n, None)).collect();
                 Ok((StatusCode::CREATED, batch_complete(started_at, results)))
             }
             Self::NotePatch { id, updates } => {
-                let note = update_note(crm, &id, &updates?)?;
+                let note = crm.update_note(&id, &updates?)?;
                 Ok((StatusCode::OK, crm.notes.json(&note, None)))
             }
             Self::NoteBatch(inputs) => apply_note_batch(&inputs?, crm),
