@@ -1,7 +1,7 @@
 //! App settings: `GET /app` and `PATCH /app`, which merges (settings not given keep their values).
 
+use super::channel_types::{check_new_type_name, grants_json, merge_app_grants, ChannelType};
 use super::errors::StreamError;
-use super::permissions::{check_new_type_name, grants_json, merge_app_grants, ChannelType};
 use super::StreamState;
 use crate::support::{lock, now_rfc3339, uuid};
 use serde_json::{json, Map, Value};
@@ -221,7 +221,7 @@ impl StreamState {
             return Err(StreamError::input(EP, "name is a required field"));
         };
         let mut data = lock(&self.data);
-        check_new_type_name(EP, &data, name)?;
+        check_new_type_name(EP, &data.channel_types, name)?;
         let mut kind = ChannelType::built_in(name);
         kind.apply(EP, body, &data.custom_role_names())?;
         let answer = kind.to_json();

@@ -1,9 +1,10 @@
 //! Channels: get-or-create (`POST /channels/{type}/{id}/query`) and the state a query returns.
 
 use super::auth::Actor;
+use super::channel_types::ChannelType;
 use super::errors::StreamError;
 use super::filter::{self, Page};
-use super::permissions::{channel_role, Action, ChannelType, Resource};
+use super::permissions::{channel_role, Action, Resource};
 use super::state::{validate_channel, Channel, Data};
 use super::StreamState;
 use crate::support::{lock, now_rfc3339};

@@ -19,7 +19,7 @@
 use super::auth::Actor;
 use super::errors::StreamError;
 use super::permissions::{Action, Resource};
-use super::state::{user_json, Data};
+use super::state::{user_json, ChannelDeletion, Data, Erasure, UserDeletion};
 use super::StreamState;
 use crate::support::{lock, now_rfc3339, uuid};
 use serde_json::{json, Value};
@@ -31,32 +31,6 @@ use time::OffsetDateTime;
 const TASK_DELAY: Duration = Duration::from_millis(100);
 /// Stream's limit of users per `POST /users/delete`.
 const MAX_USERS_PER_DELETE: usize = 100;
-
-/// Soft (marked deleted), pruning (a user only: marked deleted, its information nullified) or hard (gone).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Erasure {
-    Soft,
-    Pruning,
-    Hard,
-}
-
-/// One user deletion the double applied.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct UserDeletion {
-    pub user_id: String,
-    pub user: Erasure,
-    /// `None`: the user's messages were kept.
-    pub messages: Option<Erasure>,
-    /// The conversation channels deleted with the user (cids).
-    pub conversations: Vec<String>,
-}
-
-/// One channel deletion the double applied (directly, or as a deleted user's conversation).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ChannelDeletion {
-    pub cid: String,
-    pub hard: bool,
-}
 
 /// What to erase with a user.
 #[derive(Clone, Copy)]

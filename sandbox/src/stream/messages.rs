@@ -1,9 +1,10 @@
 //! Messages: send, update, delete (soft or hard), undelete, get. Every change is published as Stream publishes it.
 
 use super::auth::Actor;
+use super::channel_types::MAX_MESSAGE_LENGTH;
 use super::errors::StreamError;
 use super::permissions::{Action, Resource};
-use super::state::{split_cid, Data, MAX_MESSAGE_LENGTH};
+use super::state::{split_cid, Data};
 use super::webhooks::message_event;
 use super::StreamState;
 use crate::support::{lock, uuid};

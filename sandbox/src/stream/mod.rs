@@ -5,7 +5,8 @@
 //! * `rest.rs`: the routes and the request pipeline (record, authenticate, faults, latency, logic);
 //! * `cors.rs`: CORS for every origin, as Stream answers browsers;
 //! * `users.rs`, `channels.rs`, `messages.rs`, `app.rs`: what each endpoint does, over the stored `state.rs`;
-//! * `permissions.rs`: channel types and their grants, enforced on user tokens as Stream's permissions v2 does;
+//! * `channel_types.rs`: channel types and their grants, with Stream's defaults;
+//! * `permissions.rs`: those grants enforced on user tokens, as Stream's permissions v2 does;
 //! * `roles.rs`: custom roles (`/roles`), which users may have and grants may name;
 //! * `deletions.rs`: user and channel erasure (hard/soft, async tasks), recorded for tests;
 //! * `filter.rs`: the query filters of `queryChannels` and `queryUsers`;
@@ -17,6 +18,7 @@
 
 mod app;
 mod auth;
+mod channel_types;
 mod channels;
 mod cors;
 mod deletions;
@@ -33,9 +35,9 @@ mod websocket;
 
 pub use crate::support::RecordedCall;
 pub use auth::{server_token, user_token};
-pub use deletions::{ChannelDeletion, Erasure, UserDeletion};
+pub use channel_types::MAX_MESSAGE_LENGTH;
 pub use errors::StreamError;
-pub use state::{Channel, User, MAX_MESSAGE_LENGTH};
+pub use state::{Channel, ChannelDeletion, Erasure, User, UserDeletion};
 pub use users::MAX_USERS_PER_CALL;
 pub use webhooks::{message_event, sign_webhook, Delivery};
 

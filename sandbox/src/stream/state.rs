@@ -1,16 +1,16 @@
-//! What the double stores: users, channels, messages and app settings, and the rules for their ids.
+//! What the double stores: users, channels, messages, app settings and the deletions it applied, and the rules for
+//! their ids.
 
-use super::deletions::{ChannelDeletion, UserDeletion};
+use super::channel_types::{
+    default_app_grants, validate_channel_type_name, ChannelType, Grants, BUILT_IN_TYPES,
+};
 use super::errors::StreamError;
-use super::permissions::{default_app_grants, ChannelType, Grants, BUILT_IN_TYPES};
 use crate::support::format_millis;
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use time::OffsetDateTime;
 
-/// Stream's default maximum message length.
-pub const MAX_MESSAGE_LENGTH: usize = 5_000;
 pub(crate) const ROLES: [&str; 5] = ["user", "admin", "moderator", "guest", "anonymous"];
 
 /// A user as stored by the double.
@@ -47,6 +47,32 @@ pub(crate) struct UserRecord {
     pub(crate) updated_at: String,
 }
 
+/// Soft (marked deleted), pruning (a user only: marked deleted, its information nullified) or hard (gone).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Erasure {
+    Soft,
+    Pruning,
+    Hard,
+}
+
+/// One user deletion the double applied.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UserDeletion {
+    pub user_id: String,
+    pub user: Erasure,
+    /// `None`: the user's messages were kept.
+    pub messages: Option<Erasure>,
+    /// The conversation channels deleted with the user (cids).
+    pub conversations: Vec<String>,
+}
+
+/// One channel deletion the double applied (directly, or as a deleted user's conversation).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChannelDeletion {
+    pub cid: String,
+    pub hard: bool,
+}
+
 pub(crate) struct Data {
     pub(crate) users: BTreeMap<String, UserRecord>,
     pub(crate) channels: BTreeMap<String, Channel>,
@@ -59,7 +85,7 @@ pub(crate) struct Data {
     pub(crate) revocations: HashMap<String, i64>,
     /// cid → user id → the member's read state (`user`, `last_read`, `unread_messages`, `last_read_message_id`).
     pub(crate) reads: HashMap<String, BTreeMap<String, Value>>,
-    /// Channel types by name, with their grants (`permissions.rs`).
+    /// Channel types by name, with their grants (`channel_types.rs`).
     pub(crate) channel_types: BTreeMap<String, ChannelType>,
     /// The `.app` scope's grants.
     pub(crate) app_grants: Grants,
@@ -240,21 +266,6 @@ pub(crate) fn validate_channel(endpoint: &str, kind: &str, id: &str) -> Result<(
         ));
     }
     Ok(())
-}
-
-pub(crate) fn validate_channel_type_name(endpoint: &str, kind: &str) -> Result<(), StreamError> {
-    let type_ok = (1..=64).contains(&kind.len())
-        && kind
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'-'));
-    if type_ok {
-        Ok(())
-    } else {
-        Err(StreamError::input(
-            endpoint,
-            format!("channel type {kind:?} is not valid"),
-        ))
-    }
 }
 
 /// `(type, id)` of a stored message's `cid`.
