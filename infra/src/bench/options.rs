@@ -2,6 +2,7 @@
 //! An argument it does not know is an error that names it, before anything starts: the bench used to ignore such
 //! arguments, so a typo (`--run 5`) or `--help` ran every section.
 
+use super::busy_desk::{MAX_HEAVY_PACE, MIN_HEAVY_PACE};
 use super::design::SWEEP_EVERY;
 use std::time::Duration;
 
@@ -22,7 +23,7 @@ pub const SECTIONS: [&str; 8] = [
 
 pub const USAGE: &str = "\
 usage: bench [--only SECTION[,SECTION...]] [--skip-cold-start] [--runs N] [--no-previous]
-             [--sweep-every SECONDS] [--messages N] [--contacts N] [--concurrency N]
+             [--sweep-every SECONDS] [--heavy-pace N] [--messages N] [--contacts N] [--concurrency N]
 
   --only SECTION,...  run these sections only (every section by default): busy-desk, desk-5x, burst,
                       late-writes, flush-cost, retention, registration, cold-start
@@ -30,6 +31,8 @@ usage: bench [--only SECTION[,SECTION...]] [--skip-cold-start] [--runs N] [--no-
   --runs N            the desks: chat-sync's runs, each on a fresh world (1 by default)
   --no-previous       the desks: leave the previous design out
   --sweep-every S     how often the sweepers run, 1 to 300 s (5 by default; every 60 s deployed)
+  --heavy-pace N      the desk-5x section at N busy desks instead of 5, 2 to 10 (its conversations and messages
+                      scale with N; its lag goal stays 5 s)
   --messages N        the burst: messages (and --contacts N over how many contacts, --concurrency N deliveries
                       at once)
   -h, --help          this text
@@ -55,6 +58,8 @@ pub struct Options {
     pub previous: bool,
     /// How often the designs' sweepers run.
     pub sweep_every: Duration,
+    /// How many busy desks the desk-5x section is (`--heavy-pace`, 5 by default).
+    pub heavy_pace: usize,
     /// The burst's workload where given (else its defaults).
     pub messages: Option<usize>,
     pub contacts: Option<usize>,
@@ -77,6 +82,7 @@ pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, Str
         runs: 1,
         previous: true,
         sweep_every: SWEEP_EVERY,
+        heavy_pace: 5,
         messages: None,
         contacts: None,
         concurrency: None,
@@ -120,6 +126,15 @@ pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, Str
                 }
                 options.sweep_every = Duration::from_secs(seconds as u64);
             }
+            "--heavy-pace" => {
+                let pace = number("--heavy-pace")?;
+                if !(MIN_HEAVY_PACE..=MAX_HEAVY_PACE).contains(&pace) {
+                    return Err(format!(
+                        "--heavy-pace is {MIN_HEAVY_PACE} to {MAX_HEAVY_PACE} busy desks, got {pace}"
+                    ));
+                }
+                options.heavy_pace = pace;
+            }
             "--messages" => options.messages = Some(number("--messages")?),
             "--contacts" => options.contacts = Some(number("--contacts")?),
             "--concurrency" => options.concurrency = Some(number("--concurrency")?),
@@ -156,6 +171,7 @@ mod tests {
         assert_eq!(all.sections, SECTIONS.to_vec());
         assert_eq!((all.runs, all.previous), (1, true));
         assert_eq!(all.sweep_every, SWEEP_EVERY);
+        assert_eq!(all.heavy_pace, 5);
         assert_eq!(
             (all.messages, all.contacts, all.concurrency),
             (None, None, None)
@@ -181,6 +197,7 @@ mod tests {
             options("--messages 50 --contacts 5 --concurrency 8").messages,
             Some(50)
         );
+        assert_eq!(options("--heavy-pace 3").heavy_pace, 3);
     }
 
     #[test]
@@ -200,6 +217,14 @@ mod tests {
             (
                 "--runs 0",
                 "--runs needs a whole number of at least 1, got \"0\"",
+            ),
+            (
+                "--heavy-pace 1",
+                "--heavy-pace is 2 to 10 busy desks, got 1",
+            ),
+            (
+                "--heavy-pace 11",
+                "--heavy-pace is 2 to 10 busy desks, got 11",
             ),
         ] {
             let problem = parse(line).expect_err(line);

@@ -93,7 +93,7 @@ async fn run(options: &Options) -> Result<(), String> {
 
     let desks = [
         ("busy-desk", Desk::default()),
-        ("desk-5x", Desk::five_times()),
+        ("desk-5x", Desk::times(options.heavy_pace)),
     ];
     // Warmed up at the heaviest pace measured (the desks are listed lightest first).
     if let Some((_, heaviest)) = desks
