@@ -1,14 +1,17 @@
 //! The bench's capacity meter bills what DynamoDB bills: a transaction's `ConditionCheck` at two write units,
 //! which DynamoDB Local does not report; every item a transaction writes at two write units at least, which DynamoDB
-//! Local 3.x does not either for several small items; and nothing for a transaction its condition cancelled but the
+//! Local 3.x does not either for several small items; the index entries a transaction writes as the same writes
+//! outside one, where DynamoDB Local doubles them; and nothing for a transaction its condition cancelled but the
 //! refusal.
 
 use crate::support::local_table;
-use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Put, TransactWriteItem, Update};
+use chat_sync::adapters::dynamo::schema::{DIRTY_INDEX_PARTITION_KEY, DIRTY_INDEX_SORT_KEY};
 use infra::bench::meter::{metered, Meter, RequestKind};
+use std::collections::HashMap;
 use std::sync::Arc;
 
-fn key(pk: &str) -> std::collections::HashMap<String, AttributeValue> {
+fn key(pk: &str) -> HashMap<String, AttributeValue> {
     [
         ("pk".to_owned(), AttributeValue::S(pk.to_owned())),
         ("sk".to_owned(), AttributeValue::S("ITEM".to_owned())),
@@ -144,5 +147,93 @@ async fn a_transaction_is_billed_two_write_units_for_each_item_it_writes() {
             .map(|(_, m)| (m.write, m.requests))
             .fold((0.0, 0), |(w, r), (mw, mr)| (w + mw, r + mr)),
         (12.0, 3)
+    );
+}
+
+/// The values an index update names: the shard (`:shard`) when it adds an entry, the sort key (`:since`) when it adds
+/// or moves one.
+fn index_values(expression: &str, since: Option<&str>) -> Option<HashMap<String, AttributeValue>> {
+    let shard = expression
+        .contains(":shard")
+        .then(|| (":shard".to_owned(), AttributeValue::S("0".to_owned())));
+    let since = since.map(|t| (":since".to_owned(), AttributeValue::S(t.to_owned())));
+    let values: HashMap<String, AttributeValue> = shard.into_iter().chain(since).collect();
+    (!values.is_empty()).then_some(values)
+}
+
+#[tokio::test]
+async fn a_transactions_index_entries_are_billed_as_outside_one() {
+    let (endpoint, table, _store) = local_table("meter-index").await;
+    let meter = Arc::new(Meter::default());
+    let client = metered(
+        chat_sync::app::local_dynamodb(&endpoint).await,
+        meter.clone(),
+    );
+    // An entry in the queue's index (`dirty-contacts`) added, its sort key moved, then removed.
+    let steps = [
+        (
+            "added",
+            format!("SET {DIRTY_INDEX_PARTITION_KEY} = :shard, {DIRTY_INDEX_SORT_KEY} = :since"),
+            Some("t1"),
+        ),
+        (
+            "moved",
+            format!("SET {DIRTY_INDEX_SORT_KEY} = :since"),
+            Some("t2"),
+        ),
+        (
+            "removed",
+            format!("REMOVE {DIRTY_INDEX_PARTITION_KEY}, {DIRTY_INDEX_SORT_KEY}"),
+            None,
+        ),
+    ];
+    let mut billed = Vec::new();
+    for (pk, transactional) in [("alone", false), ("in-one", true)] {
+        for (what, expression, since) in &steps {
+            let values = index_values(expression, *since);
+            let before = meter.units();
+            if transactional {
+                let update = Update::builder()
+                    .table_name(&table)
+                    .set_key(Some(key(pk)))
+                    .update_expression(expression)
+                    .set_expression_attribute_values(values)
+                    .build()
+                    .expect("a valid update");
+                client
+                    .transact_write_items()
+                    .transact_items(TransactWriteItem::builder().update(update).build())
+                    .send()
+                    .await
+                    .expect("committed");
+            } else {
+                client
+                    .update_item()
+                    .table_name(&table)
+                    .set_key(Some(key(pk)))
+                    .update_expression(expression)
+                    .set_expression_attribute_values(values)
+                    .send()
+                    .await
+                    .expect("written");
+            }
+            billed.push((*what, transactional, (meter.units() - before).write));
+        }
+    }
+    // Outside a transaction, as DynamoDB Local reports it: the table's unit, and the index's one to add or remove an
+    // entry, two to move one. Inside one the table's part doubles and the index's does not; DynamoDB Local reports
+    // 4, 6 and 4 there.
+    assert_eq!(
+        billed,
+        [
+            ("added", false, 2.0),
+            ("moved", false, 3.0),
+            ("removed", false, 2.0),
+            ("added", true, 3.0),
+            ("moved", true, 4.0),
+            ("removed", true, 3.0),
+        ],
+        "{:?}",
+        meter.by_request()
     );
 }
