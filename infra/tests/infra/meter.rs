@@ -48,14 +48,20 @@ fn kind(operation: &'static str, item: &'static str) -> RequestKind {
     }
 }
 
-#[tokio::test]
-async fn a_transactions_condition_check_is_billed_two_write_units() {
-    let (endpoint, table, _store) = local_table("meter").await;
+/// A fresh table in DynamoDB Local, and a client whose every request is metered into the returned meter.
+async fn metered_table(prefix: &str) -> (String, Arc<Meter>, aws_sdk_dynamodb::Client) {
+    let (endpoint, table, _store) = local_table(prefix).await;
     let meter = Arc::new(Meter::default());
     let client = metered(
         chat_sync::app::local_dynamodb(&endpoint).await,
         meter.clone(),
     );
+    (table, meter, client)
+}
+
+#[tokio::test]
+async fn a_transactions_condition_check_is_billed_two_write_units() {
+    let (table, meter, client) = metered_table("meter").await;
     client
         .put_item()
         .table_name(&table)
@@ -119,12 +125,7 @@ async fn a_transactions_condition_check_is_billed_two_write_units() {
 
 #[tokio::test]
 async fn a_transaction_is_billed_two_write_units_for_each_item_it_writes() {
-    let (endpoint, table, _store) = local_table("meter-items").await;
-    let meter = Arc::new(Meter::default());
-    let client = metered(
-        chat_sync::app::local_dynamodb(&endpoint).await,
-        meter.clone(),
-    );
+    let (table, meter, client) = metered_table("meter-items").await;
     let mut billed = Vec::new();
     for (n, items) in [1, 2, 3].into_iter().enumerate() {
         let before = meter.units();
@@ -163,12 +164,7 @@ fn index_values(expression: &str, since: Option<&str>) -> Option<HashMap<String,
 
 #[tokio::test]
 async fn a_transactions_index_entries_are_billed_as_outside_one() {
-    let (endpoint, table, _store) = local_table("meter-index").await;
-    let meter = Arc::new(Meter::default());
-    let client = metered(
-        chat_sync::app::local_dynamodb(&endpoint).await,
-        meter.clone(),
-    );
+    let (table, meter, client) = metered_table("meter-index").await;
     // An entry in the queue's index (`dirty-contacts`) added, its sort key moved, then removed.
     let steps = [
         (
